@@ -1,0 +1,364 @@
+"""Every Prometheus metric accesswatch exports, declared in one place.
+
+Names follow ``accesswatch_<name>_<unit>`` in base units (seconds, ratios 0..1). No label
+ever carries an entity (account, actor, IP, key): those go in the alert payload. Every
+label value known in advance is initialised at construction, so each series exists at
+zero from the first scrape and ``increase()``/``rate()`` see its first step.
+
+The metrics are built against an injected :class:`~prometheus_client.CollectorRegistry`,
+so tests use a fresh registry and a worker can share its registry with Faust's own
+Prometheus sensor (``faust.sensors.prometheus.setup_prometheus_sensors(app, registry=...)``).
+
+>>> from prometheus_client import CollectorRegistry
+>>> m = Metrics(CollectorRegistry())
+>>> m.alerts.labels(detector="bulk_lookup", severity="critical").inc()
+>>> m.sample("accesswatch_alerts_total", detector="bulk_lookup", severity="critical")
+1.0
+>>> m.sample("accesswatch_alerts_total", detector="overseas_server", severity="info")
+0.0
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+PREFIX = "accesswatch"
+
+TOPICS: tuple[str, ...] = ("auth-logins", "data-access", "identity-changes")
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+ENTITY_KINDS: tuple[str, ...] = ("account", "actor", "src_ip", "subnet", "asn", "key", "session")
+DETECTORS: tuple[str, ...] = (
+    "overseas_server",
+    "bulk_lookup",
+    "unissued_session",
+    "revoked_credential",
+    "impossible_travel",
+    "credential_stuffing",
+    "password_spray",
+    "account_takeover",
+    "unusual_hour",
+)
+REASONS: tuple[str, ...] = (
+    "invalid_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "bad_value",
+    "too_large",
+    "unknown_kind",
+    "duplicate",
+)
+POST_RESULTS: tuple[str, ...] = ("ok", "error")
+
+# Per-event processing is tens of microseconds; a slow event is a few milliseconds.
+PROCESSING_BUCKETS = (
+    0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+)
+# Event time to processing time: sub-second when healthy, hours during a backfill.
+EVENT_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+# Anomaly scores live in [0, 1].
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+# One HTTP POST to Alertmanager on a LAN.
+POST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A Kafka offset commit.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    """All accesswatch metrics, registered in ``registry`` at construction.
+
+    Attributes (the prometheus_client objects; call ``.labels(...)`` where labelled):
+
+    - ``events`` counter ``{topic}``: events taken from each input topic.
+    - ``invalid_events`` counter ``{topic, reason}``: rejected input (sent to the DLQ).
+    - ``alerts`` counter ``{detector, severity}``: alerts raised (first of an episode).
+    - ``late_events`` counter ``{topic}``: events older than the allowed lateness.
+    - ``duplicate_events`` counter ``{topic}``: repeated ``event_id`` seen and skipped.
+    - ``suppressed_alerts`` counter ``{detector}``: repeats inside an open episode.
+    - ``dlq_messages`` counter ``{reason}``: messages written to the dead-letter topic.
+    - ``alertmanager_posts`` counter ``{result}`` (ok/error): POSTs per Alertmanager URL.
+    - ``alertmanager_dropped`` counter: alerts dropped because the send queue was full.
+    - ``rebalances`` counter: consumer-group rebalances seen by this worker.
+    - ``processing_seconds`` histogram: engine time per event.
+    - ``event_lag_seconds`` histogram: event ``ts`` to processing, in seconds.
+    - ``anomaly_score`` histogram ``{detector}``: scores in 0..1.
+    - ``alertmanager_post_seconds`` histogram: duration of one POST.
+    - ``commit_latency_seconds`` histogram: duration of one offset commit.
+    - ``tracked_entities`` gauge ``{kind}``: entities with state in this worker.
+    - ``model_warmup_ratio`` gauge ``{detector}``: 0 cold .. 1 warmed up.
+    - ``alertmanager_queue_size`` gauge: alerts waiting to be posted.
+    - ``consumer_lag_messages`` gauge ``{topic, partition}``: end offset minus position.
+    - ``worker_info`` gauge ``{version}``: always 1.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        topics: Sequence[str] = TOPICS,
+        reasons: Sequence[str] = REASONS,
+        detectors: Sequence[str] = DETECTORS,
+        severities: Sequence[str] = SEVERITIES,
+        entity_kinds: Sequence[str] = ENTITY_KINDS,
+        version: str | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.topics = tuple(topics)
+        self.reasons = tuple(reasons)
+        self.detectors = tuple(detectors)
+        self.severities = tuple(severities)
+        self.entity_kinds = tuple(entity_kinds)
+        reg = self.registry
+        ns = PREFIX
+
+        self.events = Counter(
+            "events", "Events taken from an input topic.", ["topic"], namespace=ns, registry=reg
+        )
+        self.invalid_events = Counter(
+            "invalid_events",
+            "Input messages rejected (sent to the dead-letter topic), by reason.",
+            ["topic", "reason"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.alerts = Counter(
+            "alerts",
+            "Alerts raised (the first of each episode), by detector and severity.",
+            ["detector", "severity"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.late_events = Counter(
+            "late_events",
+            "Events older than the allowed lateness when processed.",
+            ["topic"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.duplicate_events = Counter(
+            "duplicate_events",
+            "Events whose event_id was already processed (skipped).",
+            ["topic"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.suppressed_alerts = Counter(
+            "suppressed_alerts",
+            "Repeated alerts inside an open episode, not re-raised.",
+            ["detector"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.dlq_messages = Counter(
+            "dlq_messages",
+            "Messages written to the dead-letter topic, by reason.",
+            ["reason"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.alertmanager_posts = Counter(
+            "alertmanager_posts",
+            "POSTs to an Alertmanager /api/v2/alerts endpoint, by result (ok/error).",
+            ["result"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.alertmanager_dropped = Counter(
+            "alertmanager_dropped",
+            "Alerts dropped because the Alertmanager send queue was full.",
+            namespace=ns,
+            registry=reg,
+        )
+        self.rebalances = Counter(
+            "rebalances",
+            "Consumer-group rebalances seen by this worker.",
+            namespace=ns,
+            registry=reg,
+        )
+
+        self.processing_seconds = Histogram(
+            "processing_seconds",
+            "Detection engine time per event, in seconds.",
+            namespace=ns,
+            registry=reg,
+            buckets=PROCESSING_BUCKETS,
+        )
+        self.event_lag_seconds = Histogram(
+            "event_lag_seconds",
+            "Delay from an event's own ts to its processing, in seconds.",
+            namespace=ns,
+            registry=reg,
+            buckets=EVENT_LAG_BUCKETS,
+        )
+        self.anomaly_score = Histogram(
+            "anomaly_score",
+            "Anomaly scores (0..1) computed by each detector.",
+            ["detector"],
+            namespace=ns,
+            registry=reg,
+            buckets=SCORE_BUCKETS,
+        )
+        self.alertmanager_post_seconds = Histogram(
+            "alertmanager_post_seconds",
+            "Duration of one POST to Alertmanager, in seconds.",
+            namespace=ns,
+            registry=reg,
+            buckets=POST_BUCKETS,
+        )
+        self.commit_latency_seconds = Histogram(
+            "commit_latency_seconds",
+            "Duration of one Kafka offset commit, in seconds.",
+            namespace=ns,
+            registry=reg,
+            buckets=COMMIT_BUCKETS,
+        )
+
+        self.tracked_entities = Gauge(
+            "tracked_entities",
+            "Entities with detection state held by this worker, by kind.",
+            ["kind"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.model_warmup_ratio = Gauge(
+            "model_warmup_ratio",
+            "How warmed up each detector's model is: 0 cold, 1 ready.",
+            ["detector"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.alertmanager_queue_size = Gauge(
+            "alertmanager_queue_size",
+            "Alerts waiting to be posted to Alertmanager.",
+            namespace=ns,
+            registry=reg,
+        )
+        self.consumer_lag_messages = Gauge(
+            "consumer_lag_messages",
+            "Messages between this worker's position and the partition's end offset.",
+            ["topic", "partition"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.worker_info = Gauge(
+            "worker_info",
+            "Constant 1, labelled with the accesswatch version.",
+            ["version"],
+            namespace=ns,
+            registry=reg,
+        )
+
+        self._initialise(version if version is not None else _package_version())
+
+    def _initialise(self, version: str) -> None:
+        """Create every known series at zero so it is scraped before its first event."""
+        for topic in self.topics:
+            self.events.labels(topic=topic)
+            self.late_events.labels(topic=topic)
+            self.duplicate_events.labels(topic=topic)
+            for reason in self.reasons:
+                self.invalid_events.labels(topic=topic, reason=reason)
+        for reason in self.reasons:
+            self.dlq_messages.labels(reason=reason)
+        for detector in self.detectors:
+            self.suppressed_alerts.labels(detector=detector)
+            self.anomaly_score.labels(detector=detector)
+            self.model_warmup_ratio.labels(detector=detector)
+            for severity in self.severities:
+                self.alerts.labels(detector=detector, severity=severity)
+        for result in POST_RESULTS:
+            self.alertmanager_posts.labels(result=result)
+        for kind in self.entity_kinds:
+            self.tracked_entities.labels(kind=kind)
+        self.worker_info.labels(version=version).set(1)
+
+    # Convenience helpers for the agents: each is one line at the call site.
+
+    def count_alert(self, detector: str, severity: str, score: float | None = None) -> None:
+        """Count one raised alert and, when given, observe its score."""
+        self.alerts.labels(detector=detector, severity=severity).inc()
+        if score is not None:
+            self.anomaly_score.labels(detector=detector).observe(score)
+
+    def count_invalid(self, topic: str, reason: str) -> None:
+        """Count one rejected input message, both by topic and on the DLQ counter."""
+        self.invalid_events.labels(topic=topic, reason=reason).inc()
+        self.dlq_messages.labels(reason=reason).inc()
+
+    def set_consumer_lag(self, lags: Iterable[tuple[str, int, int]]) -> None:
+        """Set ``consumer_lag_messages`` from ``(topic, partition, lag)`` triples."""
+        for topic, partition, lag in lags:
+            self.consumer_lag_messages.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def forget_partitions(self, keep: Iterable[tuple[str, int]]) -> None:
+        """Drop lag series for partitions this worker no longer owns (after a rebalance)."""
+        wanted = {(t, str(p)) for t, p in keep}
+        for labels in list(self.consumer_lag_messages._metrics):  # noqa: SLF001
+            if labels not in wanted:
+                self.consumer_lag_messages.remove(*labels)
+
+    # Exposition.
+
+    def render(self) -> str:
+        """The registry in the Prometheus text format (what /metrics serves)."""
+        return generate_latest(self.registry).decode("utf-8")
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """One sample's current value (``None`` when the series does not exist)."""
+        return self.registry.get_sample_value(name, labels)
+
+    def names(self) -> set[str]:
+        """Every sample name this registry exposes (``_total``, ``_bucket``, ... included)."""
+        out: set[str] = set()
+        for family in self.registry.collect():
+            out.add(family.name)
+            for s in family.samples:
+                out.add(s.name)
+        return out
+
+
+class MetricsServer:
+    """A running /metrics HTTP server (prometheus_client's WSGI server in a thread)."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(registry: CollectorRegistry, port: int = 0, addr: str = "127.0.0.1") -> MetricsServer:
+    """Serve ``registry`` on ``http://addr:port/metrics`` in a daemon thread.
+
+    ``port=0`` picks a free port (read it from ``.port``). Binds to loopback by default;
+    pass ``addr="0.0.0.0"`` explicitly in a container.
+    """
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    return MetricsServer(server, thread)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("accesswatch")
+    except PackageNotFoundError:
+        return "0+unknown"
