@@ -1,0 +1,295 @@
+"""The detection engine: events in, alerts out, state in plain objects, time from the events.
+
+The same engine serves the Faust agents and the offline ``replay`` command, so a replayed file
+and a run through Kafka give the same alerts for the same events.
+
+>>> from detectors.engine import Engine
+>>> eng = Engine()
+>>> line = (b'{"event_id":"a1","ts":1750734765,"actor_id":"c-1","subject_id":"c-1",'
+...         b'"resource":"address","src_ip":"52.95.110.1","session_id":"forged",'
+...         b'"token_issued_at":1750734700}')
+>>> alerts, rejection = eng.process_line(line)
+>>> alerts, rejection        # the session is still inside the grace window for late logins
+([], None)
+>>> [a["detector"] for a in eng.flush()]
+['unissued_session']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import importlib
+import pkgutil
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as E
+from .base import SEVERITY_RANK, Detector, Finding, iso
+from .geo import Geo, default_geo
+
+
+@dataclass
+class EngineConfig:
+    """Engine settings. Times are event-time seconds."""
+
+    allowed_lateness: float = 60.0  # events older than the newest minus this are counted late
+    dedupe_window: float = 900.0  # event_id repeats within this are processed once
+    episode_gap: float = 3600.0  # a quiet gap this long ends an alert episode
+    expire_every: float = 300.0  # how often idle entity state is swept
+    salt: str = "accesswatch"  # salt for hashed identifiers kept in state
+    detectors: tuple[str, ...] | None = None  # ids to run; None = every detector
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-detector overrides
+
+
+class Directory:
+    """Identity facts from HR and the key store (the ``identity-changes`` topic)."""
+
+    def __init__(self) -> None:
+        self.principal_status: dict[str, tuple[str, float]] = {}  # id -> (terminated|suspended, ts)
+        self.key_owner: dict[str, str] = {}
+        self.key_issued: dict[str, float] = {}
+        self.key_revoked: dict[str, float] = {}
+        self.session_revoked: dict[str, float] = {}
+
+    def apply(self, e: E.Event) -> None:
+        c = e.change
+        if c == "principal_terminated" or c == "principal_suspended":
+            self.principal_status[e.principal_id] = (c.split("_")[1], e.ts)  # type: ignore[index]
+        elif c == "principal_reinstated":
+            self.principal_status.pop(e.principal_id, None)  # type: ignore[arg-type]
+        elif c == "key_issued":
+            self.key_issued[e.key_id] = e.ts  # type: ignore[index]
+            self.key_revoked.pop(e.key_id, None)  # type: ignore[arg-type]
+            if e.owner_id:
+                self.key_owner[e.key_id] = e.owner_id  # type: ignore[index]
+        elif c == "key_revoked":
+            self.key_revoked[e.key_id] = e.ts  # type: ignore[index]
+        elif c == "session_revoked":
+            self.session_revoked[e.session_id] = e.ts  # type: ignore[index]
+
+    def departed(self, principal: str | None) -> tuple[str, float] | None:
+        return self.principal_status.get(principal) if principal else None  # type: ignore[arg-type]
+
+
+class Context:
+    """What detectors share: the identity directory, network facts, event time, timers."""
+
+    def __init__(self, geo: Geo, salt: str) -> None:
+        self.geo = geo
+        self.directory = Directory()
+        self.now = 0.0  # newest event time seen
+        self.start: float | None = None  # event time of the first event: when watching began
+        self._salt = salt.encode()
+        self._timers: list[tuple[float, int, str]] = []
+        self._seq = 0
+
+    def wake_at(self, ts: float, detector_id: str) -> None:
+        """Ask for ``on_time`` once event time reaches ``ts``."""
+        self._seq += 1
+        heapq.heappush(self._timers, (ts, self._seq, detector_id))
+
+    def hash_id(self, *parts: str) -> int:
+        """A salted 64-bit digest of identifiers, for state that must not hold the ids."""
+        h = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8, key=self._salt)
+        return int.from_bytes(h.digest(), "little")
+
+
+def discover() -> dict[str, type[Detector]]:
+    """Every detector class in the ``detectors`` package, by id (one module per detector)."""
+    import detectors
+
+    found: dict[str, type[Detector]] = {}
+    for m in pkgutil.iter_modules(detectors.__path__):
+        mod = importlib.import_module(f"detectors.{m.name}")
+        cls = getattr(mod, "DETECTOR", None)
+        if cls is not None and issubclass(cls, Detector) and cls.id == m.name:
+            found[cls.id] = cls
+    return dict(sorted(found.items()))
+
+
+@dataclass
+class Episode:
+    start: float
+    last: float
+    alert_id: str
+    sent_rank: int
+    count: int = 0
+
+
+class Engine:
+    """Routes each event to the detectors that want it; turns findings into alerts."""
+
+    def __init__(self, config: EngineConfig | None = None, geo: Geo | None = None) -> None:
+        self.config = cfg = config or EngineConfig()
+        self.ctx = Context(geo or default_geo(), cfg.salt)
+        classes = discover()
+        ids = cfg.detectors if cfg.detectors is not None else tuple(classes)
+        unknown = [i for i in ids if i not in classes]
+        if unknown:
+            raise ValueError(f"unknown detector(s): {', '.join(unknown)}")
+        self.detectors: dict[str, Detector] = {
+            i: classes[i](**cfg.params.get(i, {})) for i in ids  # type: ignore[call-arg]
+        }
+        by_kind: dict[str, list[Detector]] = {k: [] for k in E.KINDS}
+        for d in self.detectors.values():
+            for k in d.wants:
+                by_kind[k].append(d)
+        self._login = [d.on_login for d in by_kind[E.LOGIN]]
+        self._access = [d.on_access for d in by_kind[E.ACCESS]]
+        self._identity = [d.on_identity for d in by_kind[E.IDENTITY]]
+        self.episodes: dict[tuple[str, str, str], Episode] = {}
+        self._seen_now: set[int] = set()
+        self._seen_prev: set[int] = set()
+        self._seen_rotated = 0.0
+        self._next_expire = 0.0
+        self.stats: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.alerts_by: Counter[tuple[str, str]] = Counter()
+        self.suppressed: Counter[str] = Counter()
+
+    # ---- input -------------------------------------------------------------------------
+    def process_line(self, line: bytes | str, kind: str | None = None
+                     ) -> tuple[list[dict[str, Any]], E.Rejection | None]:
+        ev = E.decode(line, kind)
+        if isinstance(ev, E.Rejection):
+            self.rejected[ev.reason] += 1
+            return [], ev
+        return self.process(ev)
+
+    def process_obj(self, obj: Any, kind: str | None = None
+                    ) -> tuple[list[dict[str, Any]], E.Rejection | None]:
+        ev = E.decode_obj(obj, kind)
+        if isinstance(ev, E.Rejection):
+            self.rejected[ev.reason] += 1
+            return [], ev
+        return self.process(ev)
+
+    def process(self, e: E.Event) -> tuple[list[dict[str, Any]], E.Rejection | None]:
+        """One valid event. Returns (alerts, rejection) where rejection marks a duplicate."""
+        ctx = self.ctx
+        key = hash(e.event_id)
+        if key in self._seen_now or key in self._seen_prev:
+            self.rejected["duplicate"] += 1
+            return [], E.Rejection("duplicate", "event_id", "already processed")
+        self._seen_now.add(key)
+        ts = e.ts
+        if ctx.start is None:
+            ctx.start = ts
+            self._seen_rotated = ts
+            self._next_expire = ts + self.config.expire_every
+        self.stats[e.kind] += 1
+        findings: list[Finding] = []
+        if ts > ctx.now:
+            ctx.now = ts
+            if ctx._timers and ctx._timers[0][0] <= ts:
+                findings.extend(self._fire_timers(ts))
+            if ts - self._seen_rotated > self.config.dedupe_window:
+                self._seen_prev, self._seen_now = self._seen_now, set()
+                self._seen_rotated = ts
+            if ts >= self._next_expire:
+                self._expire(ts)
+        elif ts < ctx.now - self.config.allowed_lateness:
+            self.stats["late"] += 1
+        if e.kind == E.ACCESS:
+            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
+            for f in self._access:
+                r = f(e, ctx)
+                if r:
+                    findings.extend(r)
+        elif e.kind == E.LOGIN:
+            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
+            for f in self._login:
+                r = f(e, ctx)
+                if r:
+                    findings.extend(r)
+        else:
+            ctx.directory.apply(e)
+            for f in self._identity:
+                r = f(e, ctx)
+                if r:
+                    findings.extend(r)
+        if not findings:
+            return [], None
+        return self._alerts(findings), None
+
+    def advance(self, now: float) -> list[dict[str, Any]]:
+        """Let event time pass without an event (a watermark from the runtime)."""
+        if now <= self.ctx.now:
+            return []
+        self.ctx.now = now
+        return self._alerts(self._fire_timers(now))
+
+    def flush(self) -> list[dict[str, Any]]:
+        """End of input: fire every pending timer."""
+        return self._alerts(self._fire_timers(float("inf")))
+
+    # ---- internals ---------------------------------------------------------------------
+    def _fire_timers(self, now: float) -> list[Finding]:
+        timers = self.ctx._timers
+        due: set[str] = set()
+        while timers and timers[0][0] <= now:
+            due.add(heapq.heappop(timers)[2])
+        out: list[Finding] = []
+        for det_id in sorted(due):
+            out.extend(self.detectors[det_id].on_time(now, self.ctx))
+        return out
+
+    def _expire(self, now: float) -> None:
+        self._next_expire = now + self.config.expire_every
+        for d in self.detectors.values():
+            d.expire(now)
+        gap = self.config.episode_gap
+        stale = [k for k, ep in self.episodes.items() if now - ep.last > gap]
+        for k in stale:
+            del self.episodes[k]
+
+    def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
+        out = []
+        for f in findings:
+            a = self._episode(f)
+            if a is not None:
+                out.append(a)
+        return out
+
+    def _episode(self, f: Finding) -> dict[str, Any] | None:
+        key = (f.detector, f.entity_kind, f.entity_id)
+        rank = SEVERITY_RANK[f.severity]
+        ep = self.episodes.get(key)
+        if ep is None or f.ts - ep.last > self.config.episode_gap:
+            raw = f"{f.detector}|{f.entity_kind}|{f.entity_id}|{f.ts:.3f}".encode()
+            alert_id = f"aw-{hashlib.sha256(raw).hexdigest()[:24]}"
+            ep = self.episodes[key] = Episode(f.ts, f.ts, alert_id, -1)
+        ep.last = max(ep.last, f.ts)
+        ep.count += 1
+        if rank <= ep.sent_rank:
+            self.suppressed[f.detector] += 1
+            return None
+        ep.sent_rank = rank
+        self.alerts_by[(f.detector, f.severity)] += 1
+        alert = {
+            "alert_id": ep.alert_id,
+            "ts": iso(f.ts),
+            "detector": f.detector,
+            "severity": f.severity,
+            "score": round(min(1.0, max(0.0, f.score)), 4),
+            "entity": {"kind": f.entity_kind, "id": f.entity_id},
+            "summary": f.summary,
+            "evidence": f.evidence,
+            "event_ids": f.event_ids[:20],
+            "episode": {"started": iso(ep.start), "findings": ep.count},
+        }
+        if f.extra:
+            alert.update(f.extra)
+        return alert
+
+    # ---- introspection -----------------------------------------------------------------
+    def tracked(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for d in self.detectors.values():
+            total.update(d.tracked())
+        return dict(total)
+
+    def warmup(self) -> dict[str, float]:
+        return {i: d.warmup() for i, d in self.detectors.items()}

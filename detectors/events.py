@@ -1,0 +1,314 @@
+"""Event contract v1: decoding and validation of the three event kinds.
+
+Every input is either an :class:`Event` or a :class:`Rejection` with a reason code and the
+field at fault; nothing here raises on bad input.
+
+>>> ev = decode(b'{"event_id":"e1","ts":"2025-06-24T03:12:45.120Z","account_id":"c-1",'
+...             b'"outcome":"success","src_ip":"121.131.0.7","session_id":"s-1"}')
+>>> ev.kind, ev.ts, ev.account_type
+('login', 1750734765.12, 'customer')
+>>> decode(b'[1, 2]')
+Rejection(reason='not_object', field=None, detail='a JSON array, not an object')
+>>> decode(b'{"event_id":"e2","ts":"2025-06-24T03:12:45","account_id":"c","outcome":"success","src_ip":"1.2.3.4"}').reason
+'bad_value'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+LOGIN, ACCESS, IDENTITY = "login", "access", "identity"
+KINDS = (LOGIN, ACCESS, IDENTITY)
+TOPIC_OF_KIND = {LOGIN: "auth-logins", ACCESS: "data-access", IDENTITY: "identity-changes"}
+
+MAX_LINE_BYTES = 64 * 1024
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 1024
+
+PRINCIPAL_TYPES = frozenset({"customer", "employee", "service"})
+OUTCOMES = frozenset({"success", "failure"})
+METHODS = frozenset({"password", "mfa", "sso", "api_key", "refresh"})
+ACTIONS = frozenset({"read", "search", "export", "update", "delete"})
+CHANGES = frozenset(
+    {
+        "principal_terminated",
+        "principal_suspended",
+        "principal_reinstated",
+        "key_issued",
+        "key_revoked",
+        "session_revoked",
+    }
+)
+
+# Rejection reasons (also the label values of accesswatch_invalid_events_total{reason}).
+REASONS = (
+    "invalid_json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "bad_value",
+    "too_large",
+    "unknown_kind",
+    "duplicate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    field: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "field": self.field, "detail": self.detail}
+
+
+class Event:
+    """One decoded event. Attributes not used by its kind stay None; ``raw`` keeps every field."""
+
+    __slots__ = (
+        "kind",
+        "event_id",
+        "ts",
+        "raw",
+        # login + access
+        "src_ip",
+        "country",
+        "asn",
+        "user_agent",
+        "session_id",
+        # login
+        "account_id",
+        "account_type",
+        "outcome",
+        "device_id",
+        "method",
+        # access
+        "actor_id",
+        "actor_type",
+        "subject_id",
+        "resource",
+        "action",
+        "records",
+        "token_issued_at",
+        "key_id",
+        # identity
+        "change",
+        "principal_id",
+        "owner_id",
+        # enrichment (filled by the engine)
+        "net",
+    )
+
+    def __init__(self, kind: str, event_id: str, ts: float, raw: dict[str, Any]) -> None:
+        self.kind = kind
+        self.event_id = event_id
+        self.ts = ts
+        self.raw = raw
+        self.src_ip = self.country = self.asn = self.user_agent = self.session_id = None
+        self.account_id = self.account_type = self.outcome = self.device_id = self.method = None
+        self.actor_id = self.actor_type = self.subject_id = self.resource = self.action = None
+        self.records = 1
+        self.token_issued_at = None
+        self.key_id = self.change = self.principal_id = self.owner_id = None
+        self.net = None
+
+    @property
+    def principal(self) -> str | None:
+        """Whose credential this is: account_id for logins, actor_id for access."""
+        return self.account_id if self.kind == LOGIN else self.actor_id
+
+    @property
+    def principal_type(self) -> str | None:
+        return self.account_type if self.kind == LOGIN else self.actor_type
+
+    def __repr__(self) -> str:
+        return f"Event({self.kind}, {self.event_id!r}, ts={self.ts})"
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str, field: str | None, detail: str) -> None:
+        self.rejection = Rejection(reason, field, detail)
+
+
+def classify(obj: dict[str, Any]) -> str | None:
+    """The event kind of a decoded object: its ``kind`` field, else told by its fields."""
+    kind = obj.get("kind")
+    if kind in KINDS:
+        return kind  # type: ignore[return-value]
+    if kind is not None:
+        return None
+    if "outcome" in obj:
+        return LOGIN
+    if "subject_id" in obj:
+        return ACCESS
+    if "change" in obj:
+        return IDENTITY
+    return None
+
+
+def parse_ts(value: Any, field: str = "ts") -> float:
+    """RFC 3339 with a zone, or epoch seconds as a number, to epoch seconds."""
+    if isinstance(value, bool):
+        raise _Bad("wrong_type", field, "a boolean, not a time")
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if not math.isfinite(v) or v < 0 or v > 32503680000:  # year 3000
+            raise _Bad("bad_value", field, "epoch seconds out of range")
+        return v
+    if isinstance(value, str):
+        if len(value) > 40:
+            raise _Bad("bad_value", field, "time string too long")
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad("bad_value", field, "not an RFC 3339 time") from None
+        if dt.tzinfo is None or "T" not in value.upper():
+            raise _Bad("bad_value", field, "RFC 3339 time without a zone")
+        return dt.timestamp()
+    raise _Bad("wrong_type", field, f"{type(value).__name__}, not a time")
+
+
+@lru_cache(maxsize=262144)
+def _check_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _str(obj: dict[str, Any], field: str, required: bool, limit: int = MAX_ID_CHARS) -> str | None:
+    v = obj.get(field)
+    if v is None:
+        if required:
+            raise _Bad("missing_field", field, f"{field} is required")
+        return None
+    if type(v) is not str:
+        raise _Bad("wrong_type", field, f"{type(v).__name__}, not a string")
+    if not v:
+        if required:
+            raise _Bad("bad_value", field, "empty string")
+        return None
+    if len(v) > limit:
+        raise _Bad("too_large", field, f"longer than {limit} characters")
+    return v
+
+
+def _enum(obj: dict[str, Any], field: str, allowed: frozenset[str], default: str | None) -> str | None:
+    v = obj.get(field)
+    if v is None:
+        return default
+    if type(v) is not str:
+        raise _Bad("wrong_type", field, f"{type(v).__name__}, not a string")
+    if v not in allowed:
+        raise _Bad("bad_value", field, f"not one of {', '.join(sorted(allowed))}")
+    return v
+
+
+def _ip(obj: dict[str, Any]) -> str:
+    v = _str(obj, "src_ip", True, 64)
+    assert v is not None
+    if not _check_ip(v):
+        raise _Bad("bad_value", "src_ip", "not an IPv4 or IPv6 address")
+    return v
+
+
+def _net_fields(ev: Event, obj: dict[str, Any]) -> None:
+    ev.src_ip = _ip(obj)
+    c = _str(obj, "country", False, 2)
+    if c is not None and (len(c) != 2 or not c.isalpha()):
+        raise _Bad("bad_value", "country", "not an ISO 3166-1 alpha-2 code")
+    ev.country = c.upper() if c else None
+    asn = obj.get("asn")
+    if asn is not None:
+        if type(asn) is not int:
+            raise _Bad("wrong_type", "asn", f"{type(asn).__name__}, not an integer")
+        if not 0 <= asn < 2**32:
+            raise _Bad("bad_value", "asn", "out of range")
+    ev.asn = asn
+    ev.user_agent = _str(obj, "user_agent", False, MAX_TEXT_CHARS)
+    ev.session_id = _str(obj, "session_id", False)
+
+
+def _decode_obj(obj: dict[str, Any], kind: str | None) -> Event:
+    kind = kind or classify(obj)
+    if kind is None:
+        raise _Bad("unknown_kind", "kind", "neither a login, an access nor an identity change")
+    event_id = _str(obj, "event_id", True)
+    if "ts" not in obj:
+        raise _Bad("missing_field", "ts", "ts is required")
+    ev = Event(kind, event_id, parse_ts(obj["ts"]), obj)  # type: ignore[arg-type]
+    if kind == LOGIN:
+        ev.account_id = _str(obj, "account_id", True)
+        ev.account_type = _enum(obj, "account_type", PRINCIPAL_TYPES, "customer")
+        ev.outcome = _enum(obj, "outcome", OUTCOMES, None)
+        if ev.outcome is None:
+            raise _Bad("missing_field", "outcome", "outcome is required")
+        _net_fields(ev, obj)
+        ev.device_id = _str(obj, "device_id", False)
+        ev.method = _enum(obj, "method", METHODS, None)
+        if ev.outcome == "success" and ev.session_id is None:
+            raise _Bad("missing_field", "session_id", "a successful login must name its session")
+    elif kind == ACCESS:
+        ev.actor_id = _str(obj, "actor_id", True)
+        ev.actor_type = _enum(obj, "actor_type", PRINCIPAL_TYPES, "customer")
+        ev.subject_id = _str(obj, "subject_id", True)
+        ev.resource = _str(obj, "resource", True, 128)
+        ev.action = _enum(obj, "action", ACTIONS, "read")
+        rec = obj.get("records")
+        if rec is not None:
+            if type(rec) is not int:
+                raise _Bad("wrong_type", "records", f"{type(rec).__name__}, not an integer")
+            if rec < 1 or rec > 10**12:
+                raise _Bad("bad_value", "records", "must be an integer >= 1")
+            ev.records = rec
+        _net_fields(ev, obj)
+        tia = obj.get("token_issued_at")
+        if tia is not None:
+            ev.token_issued_at = parse_ts(tia, "token_issued_at")
+        ev.key_id = _str(obj, "key_id", False)
+    else:
+        change = _enum(obj, "change", CHANGES, None)
+        if change is None:
+            raise _Bad("missing_field", "change", "change is required")
+        ev.change = change
+        ev.principal_id = _str(obj, "principal_id", change.startswith("principal_"))
+        ev.key_id = _str(obj, "key_id", change.startswith("key_"))
+        ev.owner_id = _str(obj, "owner_id", False)
+        ev.session_id = _str(obj, "session_id", change == "session_revoked")
+    return ev
+
+
+def decode_obj(obj: Any, kind: str | None = None) -> Event | Rejection:
+    """Validate an already-parsed JSON value."""
+    if not isinstance(obj, dict):
+        what = "a JSON array" if isinstance(obj, list) else f"a JSON {type(obj).__name__}"
+        return Rejection("not_object", None, f"{what}, not an object")
+    try:
+        return _decode_obj(obj, kind)
+    except _Bad as bad:
+        return bad.rejection
+
+
+def decode(line: bytes | str, kind: str | None = None) -> Event | Rejection:
+    """Parse and validate one JSON line (bytes preferred)."""
+    if len(line) > MAX_LINE_BYTES:
+        return Rejection("too_large", None, f"line longer than {MAX_LINE_BYTES} bytes")
+    if not line.strip():
+        return Rejection("invalid_json", None, "empty line")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        msg = str(e)
+        if "utf-8" in msg.lower() or "surrogate" in msg.lower():
+            return Rejection("invalid_json", None, "invalid UTF-8")
+        return Rejection("invalid_json", None, msg.split(":")[0][:120])
+    return decode_obj(obj, kind)

@@ -1,0 +1,158 @@
+"""Offline network facts for an address: country, AS, network class, subnet.
+
+The default source is the data shipped inside the ``geoip2fast`` wheel (country and AS name,
+IPv4 and IPv6); an operator can use their own MaxMind ``.mmdb`` files instead
+(:class:`MaxMindGeo`). Values the event already carries (``country``, ``asn``) win.
+
+Network classes come from ``data/network_classes.tsv`` (see the sources at its top):
+``hosting`` (cloud, datacenter), ``vpn``, ``relay``, ``isp`` (everything else), ``private``.
+
+>>> g = default_geo()
+>>> n = g.lookup("52.95.110.1")
+>>> n.country, n.net_class, n.subnet
+('US', 'hosting', '52.95.110.0/24')
+>>> g.lookup("10.1.2.3").net_class
+'private'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Protocol
+
+UNKNOWN = "??"
+
+
+@dataclass(frozen=True, slots=True)
+class NetInfo:
+    country: str  # ISO alpha-2, or "??"
+    asn: int | None  # AS number when known
+    org: str  # AS name ("" when unknown)
+    net_class: str  # hosting / vpn / relay / isp / private
+    subnet: str  # /24 for IPv4, /48 for IPv6
+    version: int
+
+    @property
+    def asn_key(self) -> str:
+        """A stable id for the AS: its number when known, else its name."""
+        if self.asn is not None:
+            return f"AS{self.asn}"
+        return self.org or f"{self.country}-unknown"
+
+
+class _Classes:
+    def __init__(self) -> None:
+        self.by_asn: dict[int, str] = {}
+        self.patterns: list[tuple[str, str]] = []
+        text = resources.files("detectors").joinpath("data/network_classes.tsv").read_text()
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            cls, asn, pat = (line.split("\t") + ["-", "-"])[:3]
+            if asn != "-":
+                self.by_asn[int(asn)] = cls
+            if pat != "-":
+                self.patterns.append((pat.upper(), cls))
+
+    def classify(self, asn: int | None, org: str) -> str:
+        if asn is not None and asn in self.by_asn:
+            return self.by_asn[asn]
+        up = org.upper()
+        for pat, cls in self.patterns:
+            if pat in up:
+                return cls
+        return "isp"
+
+
+@lru_cache(maxsize=1)
+def network_classes() -> _Classes:
+    return _Classes()
+
+
+def subnet_of(ip: str) -> tuple[str, int, bool]:
+    addr = ipaddress.ip_address(ip)
+    if addr.version == 4:
+        net = ipaddress.ip_network(f"{ip}/24", strict=False)
+    else:
+        net = ipaddress.ip_network(f"{ip}/48", strict=False)
+    private = addr.is_private or addr.is_loopback or addr.is_link_local
+    return str(net), addr.version, private
+
+
+class GeoSource(Protocol):
+    def country_org(self, ip: str) -> tuple[str, int | None, str]: ...
+
+
+class Geo:
+    """Looks addresses up once and remembers them (bounded LRU)."""
+
+    def __init__(self, source: GeoSource | None, cache_size: int = 262144) -> None:
+        self.source = source
+        self.classes = network_classes()
+        self.lookup = lru_cache(maxsize=cache_size)(self._lookup)  # type: ignore[method-assign]
+
+    def _lookup(self, ip: str) -> NetInfo:
+        subnet, version, private = subnet_of(ip)
+        if private:
+            return NetInfo(UNKNOWN, None, "private", "private", subnet, version)
+        country, asn, org = self.source.country_org(ip) if self.source else (UNKNOWN, None, "")
+        return NetInfo(country, asn, org, self.classes.classify(asn, org), subnet, version)
+
+    def enrich(self, ip: str, country: str | None, asn: int | None) -> NetInfo:
+        """NetInfo for an event, the event's own country/asn taking precedence."""
+        n = self.lookup(ip)
+        if country is None and asn is None:
+            return n
+        cls = n.net_class
+        if asn is not None and asn != n.asn:
+            cls = "private" if n.net_class == "private" else self.classes.classify(asn, "")
+            if cls == "isp" and n.asn is None:
+                cls = n.net_class
+        return NetInfo(country or n.country, asn if asn is not None else n.asn, n.org, cls,
+                       n.subnet, n.version)
+
+
+class GeoIP2FastSource:
+    """Country and AS name from the geoip2fast wheel's bundled data (IPv4 + IPv6)."""
+
+    def __init__(self) -> None:
+        from geoip2fast import GeoIP2Fast
+
+        self._g = GeoIP2Fast(geoip2fast_data_file="geoip2fast-asn-ipv6.dat.gz")
+
+    def country_org(self, ip: str) -> tuple[str, int | None, str]:
+        r = self._g.lookup(ip)
+        cc = r.country_code if len(r.country_code or "") == 2 else UNKNOWN
+        return cc, None, r.asn_name or ""
+
+
+class MaxMindGeo:
+    """Country and ASN from the operator's own MaxMind / DB-IP ``.mmdb`` files (``maxminddb``)."""
+
+    def __init__(self, country_mmdb: str, asn_mmdb: str | None = None) -> None:
+        try:
+            import maxminddb
+        except ImportError as e:  # pragma: no cover - optional extra
+            raise RuntimeError("MaxMind files need the 'maxminddb' package: "
+                               "pip install 'accesswatch[maxmind]'") from e
+        self._country = maxminddb.open_database(country_mmdb)
+        self._asn = maxminddb.open_database(asn_mmdb) if asn_mmdb else None
+
+    def country_org(self, ip: str) -> tuple[str, int | None, str]:
+        rec = self._country.get(ip) or {}
+        cc = ((rec.get("country") or rec.get("registered_country") or {}).get("iso_code")
+              or UNKNOWN)
+        asn, org = None, ""
+        if self._asn is not None:
+            a = self._asn.get(ip) or {}
+            asn = a.get("autonomous_system_number")
+            org = a.get("autonomous_system_organization") or ""
+        return cc, asn, org
+
+
+@lru_cache(maxsize=1)
+def default_geo() -> Geo:
+    return Geo(GeoIP2FastSource())

@@ -1,0 +1,216 @@
+"""unissued_session — a request presents a session that no login issued to that actor.
+
+Token provenance: every successful login names the session it issued; every data-access event
+names the session it presents. Producers key logins by ``account_id`` and access by
+``actor_id`` on co-partitioned topics, so the two meet in one worker. A session that no login
+of that actor issued is either older than our watch (``token_issued_at`` tells) or forged.
+
+- Grace: a login may reach us a little after the first request that uses its session; a
+  presented session is only judged ``grace`` seconds (event time) after its first use.
+- Tokens that say they were issued before watching began cannot be checked against a login:
+  they are adopted (remembered as known), never paged on; if ``token_issued_at`` is absent,
+  sessions are adopted during the first ``session_ttl`` of the stream. Other detectors (bulk
+  lookups by key and source, overseas servers) cover forged tokens that claim to be old.
+- A session used after a ``session_revoked`` change pages at once.
+- The alert's entity is the signing key that vouched for the session (``key_id``) when the event
+  names one, else the source address: one page per forging key or server, not per victim.
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> eng = Engine(EngineConfig(detectors=("unissued_session",)))
+>>> _ = eng.process_obj({"event_id": "l1", "ts": 1000, "account_id": "c-1", "outcome": "success",
+...                      "src_ip": "121.131.0.7", "session_id": "s-ok"})
+>>> eng.process_obj({"event_id": "a1", "ts": 1001, "actor_id": "c-1", "subject_id": "c-1",
+...                  "resource": "address", "src_ip": "121.131.0.7", "session_id": "s-ok",
+...                  "token_issued_at": 1000})
+([], None)
+>>> _ = eng.process_obj({"event_id": "a2", "ts": 1002, "actor_id": "c-2", "subject_id": "c-2",
+...                      "resource": "address", "src_ip": "52.95.110.1", "session_id": "s-forged",
+...                      "token_issued_at": 1001, "key_id": "kid-legacy"})
+>>> a = eng.flush()[0]
+>>> a["detector"], a["severity"], a["entity"]
+('unissued_session', 'warning', {'kind': 'key', 'id': 'kid-legacy'})
+>>> a["summary"]
+'A session that no login issued (1 account, 1 request) read customer data through key kid-legacy from 52.95.110.1 (US, AMAZON-02).'
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .base import Detector, Finding, ev, iso
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+
+@dataclass(slots=True)
+class _Pending:
+    deadline: float
+    actor: str
+    session: str
+    entity: tuple[str, str]
+    src: str
+    where: str
+    tia: float | None
+    first_ts: float
+    event_ids: list[str]
+    requests: int = 1
+
+
+@dataclass(slots=True)
+class _EntityWindow:
+    """Distinct actors seen with unissued sessions under one key / source, recent first."""
+
+    seen: deque[tuple[float, int]] = field(default_factory=deque)
+    requests: int = 0
+
+
+class UnissuedSession(Detector):
+    id = "unissued_session"
+    title = "Session that no login issued"
+    description = "A data-access request presents a session or token that no login issued to its actor."
+    severity = "critical"
+    attack = ("T1606.001", "T1550.001")  # Forge Web Credentials: Web Cookies/Tokens; App Access Token
+    status = "stable"
+    entity_kinds = ("key", "src_ip", "session")
+    wants = frozenset({"login", "access", "identity"})
+    triage = (
+        "Check: which key signed the token (kid) and who owns it; whether the key is still meant "
+        "to be valid; the source network (hosting abroad is a strong sign); how many distinct "
+        "accounts the key and source read. False positives: login events lost upstream (check "
+        "the IdP's own log for the session id), a new login path not yet feeding auth-logins, "
+        "clock skew larger than the grace window. Respond: revoke the signing key and rotate, "
+        "block the sources, invalidate sessions issued under the key, preserve the request log."
+    )
+
+    def __init__(self, grace: float = 5.0, session_ttl: float = 43200.0, skew: float = 120.0,
+                 critical_accounts: int = 3, window: float = 600.0) -> None:
+        self.grace = grace
+        self.session_ttl = session_ttl
+        self.skew = skew
+        self.critical_accounts = critical_accounts
+        self.window = window
+        self._known: dict[int, float] = {}  # hash(actor, session) -> issued/adopted at
+        self._known_prev: dict[int, float] = {}
+        self._rotated: float | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._entities: dict[tuple[str, str], _EntityWindow] = {}
+
+    # --- state ---------------------------------------------------------------------------
+    def _remember(self, k: int, ts: float) -> None:
+        if self._rotated is None:
+            self._rotated = ts
+        elif ts - self._rotated > self.session_ttl:
+            self._known_prev, self._known = self._known, {}
+            self._rotated = ts
+        self._known[k] = ts
+
+    def _is_known(self, k: int) -> bool:
+        return k in self._known or k in self._known_prev
+
+    # --- hooks ---------------------------------------------------------------------------
+    def on_login(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.outcome != "success":
+            return []
+        k = ctx.hash_id(e.account_id, e.session_id)  # type: ignore[arg-type]
+        self._remember(k, e.ts)
+        self._pending.pop(k, None)  # a late login inside the grace window clears it
+        return []
+
+    def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
+        return []
+
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        sid = e.session_id
+        if sid is None:
+            return []
+        revoked = ctx.directory.session_revoked.get(sid)
+        if revoked is not None and e.ts >= revoked:
+            return [self._revoked_use(e, revoked)]
+        k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]
+        if self._is_known(k):
+            return []
+        p = self._pending.get(k)
+        if p is not None:
+            p.requests += 1
+            if len(p.event_ids) < 5:
+                p.event_ids.append(e.event_id)
+            return []
+        start = ctx.start if ctx.start is not None else e.ts
+        tia = e.token_issued_at
+        if tia is not None and tia < start - self.skew:
+            self._remember(k, e.ts)  # issued before we watched: cannot be checked, adopt it
+            return []
+        if tia is None and e.ts - start < self.session_ttl:
+            self._remember(k, e.ts)  # may be a session opened before we watched
+            return []
+        net = e.net
+        entity = ("key", e.key_id) if e.key_id else ("src_ip", e.src_ip)
+        where = f"{net.country}, {net.org or net.net_class}" if net else "?"
+        self._pending[k] = _Pending(e.ts + self.grace, e.actor_id, sid, entity,  # type: ignore[arg-type]
+                                    e.src_ip, where, tia, e.ts, [e.event_id])  # type: ignore[arg-type]
+        ctx.wake_at(e.ts + self.grace, self.id)
+        return []
+
+    def on_time(self, now: float, ctx: Context) -> list[Finding]:
+        due = [(k, p) for k, p in self._pending.items() if p.deadline <= now]
+        out = []
+        for k, p in due:
+            del self._pending[k]
+            self._remember(k, p.first_ts)  # judged once; later uses join the same episode
+            out.append(self._finding(p, ctx))
+        return out
+
+    # --- findings ------------------------------------------------------------------------
+    def _finding(self, p: _Pending, ctx: Context) -> Finding:
+        w = self._entities.get(p.entity)
+        if w is None:
+            w = self._entities[p.entity] = _EntityWindow()
+        w.seen.append((p.first_ts, ctx.hash_id(p.actor)))
+        w.requests += p.requests
+        while w.seen and w.seen[0][0] < p.first_ts - self.window:
+            w.seen.popleft()
+        accounts = len({a for _, a in w.seen})
+        critical = accounts >= self.critical_accounts
+        kind, ident = p.entity
+        via = f"through key {ident} from {p.src}" if kind == "key" else f"from {p.src}"
+        acc = "account" if accounts == 1 else "accounts"
+        req = "request" if w.requests == 1 else "requests"
+        summary = (f"A session that no login issued ({accounts} {acc}, {w.requests} {req}) "
+                   f"read customer data {via} ({p.where}).")
+        watched = iso(ctx.start) if ctx.start is not None else "?"
+        evidence = [
+            ev("issuing_login", "none", f"a successful login of {p.actor} naming this session",
+               f"session {p.session} presented by {p.actor}; logins watched since {watched}, "
+               f"grace {self.grace:g}s for late logins"),
+            ev("token_issued_at", iso(p.tia) if p.tia is not None else None,
+               f"after watching began ({watched}): a login should exist"),
+            ev("accounts_with_unissued_sessions", accounts,
+               f"< {self.critical_accounts} in {self.window / 60:g} min for critical",
+               f"under {kind} {ident}"),
+        ]
+        score = 1.0 - 0.5 ** accounts
+        return Finding(self.id, kind, ident, "critical" if critical else "warning", score,
+                       summary, evidence, p.event_ids, p.first_ts)
+
+    def _revoked_use(self, e: Event, revoked: float) -> Finding:
+        sid = e.session_id
+        summary = (f"Session {sid} was used by {e.actor_id} from {e.src_ip} "
+                   f"{e.ts - revoked:.0f}s after it was revoked.")
+        evidence = [ev("session_state", "used", f"revoked at {iso(revoked)}",
+                       f"{e.action} of {e.resource} of {e.subject_id}")]
+        return Finding(self.id, "session", sid, "critical", 1.0, summary, evidence,  # type: ignore[arg-type]
+                       [e.event_id], e.ts)
+
+    def expire(self, now: float) -> None:
+        for k in [k for k, w in self._entities.items() if not w.seen or w.seen[-1][0] < now - self.window]:
+            del self._entities[k]
+
+    def tracked(self) -> dict[str, int]:
+        return {"session": len(self._known) + len(self._known_prev) + len(self._pending)}
+
+
+DETECTOR = UnissuedSession

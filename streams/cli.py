@@ -1,0 +1,72 @@
+"""The `accesswatch` command.
+
+Every sub-command lives in its own module with ``add_arguments(parser)`` and ``run(args)``;
+this file only wires them together and turns expected errors into one readable line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import NoReturn
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("streams.demo", "embedded broker + worker + a Coupang-style scenario, alerts live"),
+    "worker": ("streams.worker", "a production worker against --broker kafka://..."),
+    "replay": ("streams.replay", "the engine over JSON-lines files; alerts as JSON lines"),
+    "simulate": ("detectors.simulate", "labeled synthetic traffic (seeded) with attacks"),
+    "produce": ("streams.produce", "send JSON-lines events to the topics, keyed"),
+    "topics": ("streams.topics", "create or list the topics on a broker"),
+    "evaluate": ("streams.evaluate", "detection results of every detector on simulated attacks"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build() -> Parser:
+    p = Parser(prog="accesswatch", description="Detect anomalous access to customer data.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (mod, help_) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        try:
+            module = importlib.import_module(mod)
+        except ImportError:
+            sp.set_defaults(_missing=mod)
+            continue
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if getattr(args, "_missing", None):
+        print(f"accesswatch {args.command}: not available in this build ({args._missing})",
+              file=sys.stderr)
+        return 2
+    from .replay import InputError
+
+    try:
+        return int(args._run(args) or 0)
+    except InputError as e:
+        print(f"accesswatch {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"accesswatch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

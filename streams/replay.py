@@ -1,0 +1,156 @@
+"""`accesswatch replay FILE... | -` — the engine over JSON-lines files, alerts to stdout.
+
+Exit codes: 0 the input was read to the end (alerts or not); 2 a bad flag or an unreadable
+file (one line on stderr); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import orjson
+
+from detectors.engine import Engine, EngineConfig
+
+
+class InputError(Exception):
+    """A file that cannot be read: one readable line for the user."""
+
+
+def open_inputs(paths: list[str]) -> list[IO[bytes]]:
+    """Open every input before reading any, so a missing file fails fast."""
+    files: list[IO[bytes]] = []
+    for p in paths:
+        if p == "-":
+            files.append(sys.stdin.buffer)
+            continue
+        try:
+            files.append(open(p, "rb"))  # noqa: SIM115 - closed by the caller
+        except FileNotFoundError:
+            raise InputError(f"no such file: {p}") from None
+        except IsADirectoryError:
+            raise InputError(f"is a directory, not a file: {p}") from None
+        except PermissionError:
+            raise InputError(f"permission denied: {p}") from None
+    return files
+
+
+def iter_lines(files: list[IO[bytes]]) -> Iterator[bytes]:
+    for f in files:
+        yield from f
+
+
+class Progress:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.next = 0
+
+    def tick(self, n: int, alerts: int) -> None:
+        if self.enabled and n >= self.next:
+            self.next = n + 20000
+            rate = n / max(1e-9, time.perf_counter() - self.t0)
+            sys.stderr.write(f"\r  {n:>12,} events  {alerts:>7,} alerts  {rate:>10,.0f} ev/s")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+
+
+def replay(lines: Iterable[bytes], engine: Engine, out: IO[bytes] | None,
+           rejects: IO[bytes] | None = None, progress: Progress | None = None
+           ) -> list[dict[str, Any]]:
+    """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts."""
+    alerts_all: list[dict[str, Any]] = []
+    dumps = orjson.dumps
+    process = engine.process_line
+    n = 0
+    for n, line in enumerate(lines, 1):  # noqa: B007
+        alerts, rej = process(line)
+        if alerts:
+            alerts_all.extend(alerts)
+            if out is not None:
+                for a in alerts:
+                    out.write(dumps(a) + b"\n")
+        if rej is not None and rejects is not None:
+            raw = line.decode("utf-8", "replace").rstrip("\n")
+            rec = {"line": n, "reason": rej.reason, "field": rej.field, "detail": rej.detail,
+                   "raw": raw[:4096]}
+            rejects.write(dumps(rec) + b"\n")
+        if progress is not None and n % 4096 == 0:
+            progress.tick(n, len(alerts_all))
+    tail = engine.flush()
+    alerts_all.extend(tail)
+    if out is not None:
+        for a in tail:
+            out.write(dumps(a) + b"\n")
+        out.flush()
+    return alerts_all
+
+
+def summary(engine: Engine, seconds: float) -> str:
+    s = engine.stats
+    events = s["login"] + s["access"] + s["identity"]
+    rejected = sum(engine.rejected.values())
+    lines = [
+        f"events: {events:,} (logins {s['login']:,}, access {s['access']:,}, "
+        f"identity {s['identity']:,}; late {s['late']:,})",
+        f"rejected: {rejected:,}"
+        + (" (" + ", ".join(f"{r} {c:,}" for r, c in sorted(engine.rejected.items())) + ")"
+           if rejected else ""),
+    ]
+    by_det: dict[str, dict[str, int]] = {}
+    for (det, sev), c in engine.alerts_by.items():
+        by_det.setdefault(det, {})[sev] = c
+    total = sum(engine.alerts_by.values())
+    lines.append(f"alerts: {total:,}" + ("" if total else " (none)"))
+    for det in sorted(by_det):
+        sevs = ", ".join(f"{sev} {c}" for sev, c in sorted(by_det[det].items()))
+        sup = engine.suppressed.get(det, 0)
+        lines.append(f"  {det}: {sevs}" + (f" (+{sup:,} repeats in open episodes)" if sup else ""))
+    rate = (events + rejected) / seconds if seconds > 0 else 0.0
+    lines.append(f"time: {seconds:.2f}s, {rate:,.0f} events/s")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files; - for stdin")
+    p.add_argument("--rejects", metavar="FILE", help="write every rejected line here as JSON")
+    p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids (default all)")
+    p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    dets = tuple(d.strip() for d in args.detectors.split(",")) if args.detectors else None
+    try:
+        engine = Engine(EngineConfig(detectors=dets))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    files = open_inputs(args.files)
+    rejects = None
+    if args.rejects:
+        try:
+            rejects = open(args.rejects, "wb")  # noqa: SIM115
+        except OSError as e:
+            raise InputError(f"cannot write {args.rejects}: {e.strerror}") from None
+    progress = Progress(sys.stderr.isatty() and not args.quiet)
+    t0 = time.perf_counter()
+    try:
+        replay(iter_lines(files), engine, sys.stdout.buffer, rejects, progress)
+    finally:
+        progress.done()
+        for f in files:
+            if f is not sys.stdin.buffer:
+                f.close()
+        if rejects is not None:
+            rejects.close()
+    if not args.quiet:
+        print(summary(engine, time.perf_counter() - t0), file=sys.stderr)
+    return 0
