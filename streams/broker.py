@@ -421,7 +421,8 @@ class EmbeddedBroker:
         if self._log_file is None:
             self._log_file = self._open_log()
         linux_main = (
-            sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
+            sys.platform.startswith("linux")
+            and threading.current_thread() is threading.main_thread()
         )
         began = time.monotonic()
         try:

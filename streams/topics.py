@@ -1,0 +1,423 @@
+"""Topic names, topic creation and the ``accesswatch topics`` command.
+
+Names come from the environment, read when ``TopicNames.from_env()`` is called (the
+module constants hold the values at import time):
+
+==============================  ====================  ===============================
+environment variable            default               content
+==============================  ====================  ===============================
+``ACCESSWATCH_TOPIC_LOGINS``    ``auth-logins``       logins, keyed by ``account_id``
+``ACCESSWATCH_TOPIC_ACCESS``    ``data-access``       data access, keyed by ``actor_id``
+``ACCESSWATCH_TOPIC_IDENTITY``  ``identity-changes``  HR and key-store facts
+``ACCESSWATCH_TOPIC_ALERTS``    ``access-alerts``     alerts (JSON)
+``ACCESSWATCH_TOPIC_DLQ``       ``accesswatch-dlq``   rejected input with its reason
+==============================  ====================  ===============================
+
+Logins and access MUST have the same partition count: an account's logins and its own
+requests then land in the same partition number and meet in one worker without a
+repartition. ``create_topics`` is idempotent and refuses a mismatch.
+
+Tansu accepts topic configs but does not keep them and never compacts: on Tansu,
+``describe_topics`` shows no configs. On Kafka they are applied at creation (existing
+topics keep theirs: change them with ``kafka-configs`` on purpose).
+
+>>> names = TopicNames()
+>>> names.inputs()
+('auth-logins', 'data-access', 'identity-changes')
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.broker import bootstrap_servers
+
+__all__ = [
+    "ACCESS",
+    "ALERTS",
+    "DLQ",
+    "IDENTITY",
+    "LOGINS",
+    "CoPartitionError",
+    "TopicInfo",
+    "TopicNames",
+    "TopicReport",
+    "add_arguments",
+    "create_topics",
+    "describe_topics",
+    "run",
+    "topic_configs",
+]
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+ENV_LOGINS = "ACCESSWATCH_TOPIC_LOGINS"
+ENV_ACCESS = "ACCESSWATCH_TOPIC_ACCESS"
+ENV_IDENTITY = "ACCESSWATCH_TOPIC_IDENTITY"
+ENV_ALERTS = "ACCESSWATCH_TOPIC_ALERTS"
+ENV_DLQ = "ACCESSWATCH_TOPIC_DLQ"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The five topic names; ``TopicNames.from_env()`` applies the environment overrides."""
+
+    logins: str = "auth-logins"
+    access: str = "data-access"
+    identity: str = "identity-changes"
+    alerts: str = "access-alerts"
+    dlq: str = "accesswatch-dlq"
+
+    @classmethod
+    def from_env(cls) -> TopicNames:
+        return cls(
+            logins=_env(ENV_LOGINS, cls.logins),
+            access=_env(ENV_ACCESS, cls.access),
+            identity=_env(ENV_IDENTITY, cls.identity),
+            alerts=_env(ENV_ALERTS, cls.alerts),
+            dlq=_env(ENV_DLQ, cls.dlq),
+        )
+
+    @classmethod
+    def prefixed(cls, prefix: str) -> TopicNames:
+        """Default names behind a prefix (tests: a fresh set of topics on a shared broker)."""
+        base = cls()
+        return cls(*(prefix + name for name in base.all()))
+
+    def inputs(self) -> tuple[str, str, str]:
+        return (self.logins, self.access, self.identity)
+
+    def all(self) -> tuple[str, str, str, str, str]:
+        return (self.logins, self.access, self.identity, self.alerts, self.dlq)
+
+    def for_kind(self, kind: str) -> str:
+        """The topic for an event kind: ``login``, ``access`` or ``identity``."""
+        return {"login": self.logins, "access": self.access, "identity": self.identity}[kind]
+
+
+_FROM_ENV = TopicNames.from_env()
+LOGINS = _FROM_ENV.logins
+ACCESS = _FROM_ENV.access
+IDENTITY = _FROM_ENV.identity
+ALERTS = _FROM_ENV.alerts
+DLQ = _FROM_ENV.dlq
+
+
+def topic_configs(
+    names: TopicNames,
+    *,
+    input_retention_days: float = 7,
+    alerts_retention_days: float = 30,
+    dlq_retention_days: float = 30,
+) -> dict[str, dict[str, str]]:
+    """The configs each topic is created with.
+
+    >>> topic_configs(TopicNames())["identity-changes"]
+    {'cleanup.policy': 'compact'}
+    """
+
+    def retention(days: float) -> dict[str, str]:
+        return {"cleanup.policy": "delete", "retention.ms": str(int(days * DAY_MS))}
+
+    return {
+        names.logins: retention(input_retention_days),
+        names.access: retention(input_retention_days),
+        names.identity: {"cleanup.policy": "compact"},
+        names.alerts: retention(alerts_retention_days),
+        names.dlq: retention(dlq_retention_days),
+    }
+
+
+class CoPartitionError(ValueError):
+    """The logins and access topics have different partition counts."""
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    replication: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    """What ``create_topics`` did for one topic."""
+
+    name: str
+    created: bool
+    partitions: int
+    replication: int
+    note: str = ""
+
+
+@contextlib.contextmanager
+def _admin(bootstrap: str | list[str], timeout: float) -> Iterator[Any]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers(bootstrap),
+        client_id="accesswatch-admin",
+        request_timeout_ms=int(timeout * 1000),
+        bootstrap_timeout_ms=int(min(timeout, 10.0) * 1000),
+    )
+    try:
+        yield admin
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
+def _describe(admin: Any, names: Iterable[str] | None, with_configs: bool) -> dict[str, TopicInfo]:
+    from kafka.errors import UnknownTopicOrPartitionError, for_code
+
+    wanted = None if names is None else list(names)
+    existing = set(admin.list_topics())
+    if wanted is not None:
+        wanted = [n for n in wanted if n in existing]
+        if not wanted:
+            return {}
+    found: dict[str, TopicInfo] = {}
+    for topic in admin.describe_topics(wanted):
+        error = for_code(topic.get("error_code", 0))
+        if error is UnknownTopicOrPartitionError:
+            continue
+        parts = topic.get("partitions") or []
+        replication = max((len(p.get("replica_nodes") or []) for p in parts), default=0)
+        found[topic["name"]] = TopicInfo(topic["name"], len(parts), replication)
+    if with_configs and found:
+        found = {name: _with_configs(admin, info) for name, info in found.items()}
+    return found
+
+
+def _with_configs(admin: Any, info: TopicInfo) -> TopicInfo:
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
+
+    try:
+        result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, info.name)])
+    except KafkaError:
+        return info
+    entries = result.get("topic", {}).get(info.name, {}) or {}
+    configs: dict[str, str] = {}
+    for key, value in entries.items():
+        if isinstance(value, dict):
+            value = value.get("value", value.get("config_value"))
+        if value is not None:
+            configs[str(key)] = str(value)
+    return TopicInfo(info.name, info.partitions, info.replication, configs)
+
+
+def describe_topics(
+    bootstrap: str | list[str],
+    names: Iterable[str] | None = None,
+    *,
+    with_configs: bool = True,
+    timeout: float = 10.0,
+) -> dict[str, TopicInfo]:
+    """Existing topics (all, or those of ``names`` that exist) with partition counts."""
+    with _admin(bootstrap, timeout) as admin:
+        return _describe(admin, names, with_configs)
+
+
+def check_copartitioned(infos: dict[str, TopicInfo], names: TopicNames) -> None:
+    """Raise ``CoPartitionError`` if logins and access both exist with different counts."""
+    logins, access = infos.get(names.logins), infos.get(names.access)
+    if logins and access and logins.partitions != access.partitions:
+        raise CoPartitionError(
+            f"topics {names.logins!r} ({logins.partitions} partitions) and {names.access!r} "
+            f"({access.partitions} partitions) must have the same partition count so that an "
+            "account's logins and its own requests meet in one worker; recreate one of them"
+        )
+
+
+def create_topics(
+    bootstrap: str | list[str],
+    partitions: int = 4,
+    replication: int = 1,
+    *,
+    names: TopicNames | None = None,
+    input_retention_days: float = 7,
+    alerts_retention_days: float = 30,
+    dlq_retention_days: float = 30,
+    timeout: float = 30.0,
+) -> list[TopicReport]:
+    """Create the five topics; existing ones are left as they are (idempotent).
+
+    If one of logins / access already exists, the other is created with the same
+    partition count (and the report says so). If both exist with different counts,
+    ``CoPartitionError`` is raised and nothing is created.
+    """
+    from kafka.errors import TopicAlreadyExistsError, for_code
+
+    if partitions < 1:
+        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    if replication < 1:
+        raise ValueError(f"replication must be >= 1, got {replication}")
+    names = names or TopicNames.from_env()
+    if len(set(names.all())) != len(names.all()):
+        raise ValueError(f"topic names must be distinct, got {names.all()}")
+    configs = topic_configs(
+        names,
+        input_retention_days=input_retention_days,
+        alerts_retention_days=alerts_retention_days,
+        dlq_retention_days=dlq_retention_days,
+    )
+    with _admin(bootstrap, timeout) as admin:
+        before = _describe(admin, names.all(), with_configs=False)
+        check_copartitioned(before, names)
+        wanted = {name: partitions for name in names.all()}
+        notes: dict[str, str] = {}
+        for this, other in ((names.logins, names.access), (names.access, names.logins)):
+            if this not in before and other in before and before[other].partitions != partitions:
+                wanted[this] = before[other].partitions
+                notes[this] = (
+                    f"created with {before[other].partitions} partitions to match "
+                    f"existing {other!r} (co-partitioning), not {partitions}"
+                )
+        missing = [name for name in names.all() if name not in before]
+        created: set[str] = set()
+        if missing:
+            request = {
+                name: {
+                    "num_partitions": wanted[name],
+                    "replication_factor": replication,
+                    "configs": configs[name],
+                }
+                for name in missing
+            }
+            response = admin.create_topics(
+                request, timeout_ms=int(timeout * 1000), raise_errors=False
+            )
+            for result in response.get("topics", []):
+                error = for_code(result.get("error_code", 0))
+                if error.errno == 0:
+                    created.add(result["name"])
+                elif error is not TopicAlreadyExistsError:  # lost a race: fine
+                    message = result.get("error_message") or error.__name__
+                    raise RuntimeError(f"cannot create topic {result['name']!r}: {message}")
+        after = _describe(admin, names.all(), with_configs=False)
+        check_copartitioned(after, names)
+    reports = []
+    for name in names.all():
+        info = after.get(name)
+        if info is None:
+            raise RuntimeError(f"topic {name!r} is still missing after creation")
+        note = notes.get(name, "")
+        if name not in created and info.partitions != partitions:
+            note = f"exists with {info.partitions} partitions (asked for {partitions})"
+        reports.append(TopicReport(name, name in created, info.partitions, info.replication, note))
+    return reports
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``accesswatch topics create|list``."""
+    sub = parser.add_subparsers(dest="topics_command", metavar="create|list")
+    sub.required = True
+    broker_help = "kafka://HOST:PORT[,HOST:PORT] (env ACCESSWATCH_BROKER)"
+    default_broker = os.environ.get("ACCESSWATCH_BROKER", "kafka://localhost:9092")
+
+    create = sub.add_parser("create", help="create the topics (existing ones are kept)")
+    create.add_argument("--broker", default=default_broker, help=broker_help)
+    create.add_argument("--partitions", type=int, default=4, help="partitions per topic (4)")
+    create.add_argument("--replication", type=int, default=1, help="replication factor (1)")
+    create.add_argument(
+        "--retention-days", type=float, default=7, help="retention of the input topics (7)"
+    )
+    create.add_argument(
+        "--alerts-retention-days", type=float, default=30, help="alerts retention (30)"
+    )
+    create.add_argument("--dlq-retention-days", type=float, default=30, help="DLQ retention (30)")
+
+    listing = sub.add_parser("list", help="show the accesswatch topics that exist")
+    listing.add_argument("--broker", default=default_broker, help=broker_help)
+    listing.add_argument("--all", action="store_true", help="show every topic on the broker")
+    listing.add_argument("--json", action="store_true", help="one JSON object per topic")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"accesswatch topics: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``accesswatch topics``; returns the exit code (2 = bad input, 1 = broker error)."""
+    from kafka.errors import KafkaError
+
+    try:
+        servers = bootstrap_servers(args.broker)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    names = TopicNames.from_env()
+    try:
+        if args.topics_command == "create":
+            reports = create_topics(
+                servers,
+                args.partitions,
+                args.replication,
+                names=names,
+                input_retention_days=args.retention_days,
+                alerts_retention_days=args.alerts_retention_days,
+                dlq_retention_days=args.dlq_retention_days,
+            )
+            for r in reports:
+                state = "created" if r.created else "exists "
+                note = f"  ({r.note})" if r.note else ""
+                print(
+                    f"{state} {r.name:<24} partitions={r.partitions} "
+                    f"replication={r.replication}{note}"
+                )
+            return 0
+        infos = describe_topics(servers, None if args.all else names.all())
+        if args.json:
+            for info in infos.values():
+                print(
+                    json.dumps(
+                        {
+                            "name": info.name,
+                            "partitions": info.partitions,
+                            "replication": info.replication,
+                            "configs": info.configs,
+                        }
+                    )
+                )
+        else:
+            for name in sorted(infos):
+                info = infos[name]
+                cfg = ",".join(f"{k}={v}" for k, v in sorted(info.configs.items()))
+                print(
+                    f"{name:<24} partitions={info.partitions} "
+                    f"replication={info.replication}" + (f" {cfg}" if cfg else "")
+                )
+            if not args.all:
+                absent = [n for n in names.all() if n not in infos]
+                if absent:
+                    print(
+                        f"missing: {', '.join(absent)} (run `accesswatch topics create`)",
+                        file=sys.stderr,
+                    )
+        if not args.all and names.logins in infos and names.access in infos:
+            check_copartitioned(infos, names)
+        return 0
+    except CoPartitionError as exc:
+        return _fail(str(exc), 1)
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    except (KafkaError, OSError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())
+        return _fail(f"broker {args.broker}: {type(exc).__name__}: {detail}", 1)
