@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need on a fresh machine, then runs them all.
+#  - Python packages into .venv (pip, from PyPI)
+#  - Prometheus, promtool, Alertmanager, amtool (Debian packages) — scripts/install-prometheus.sh
+#  - Apache Kafka from Maven Central when java and mvn are present — deploy/kafka/apache-kafka.sh fetch
+# Tiers that cannot be installed are skipped by pytest with the reason printed (-ra).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,rocksdb]'
+
+if [ -x scripts/install-prometheus.sh ]; then
+  ./scripts/install-prometheus.sh || echo "test.sh: Prometheus/Alertmanager could not be installed; those tests will skip"
+fi
+if [ -x deploy/kafka/apache-kafka.sh ]; then
+  if command -v java >/dev/null && command -v mvn >/dev/null; then
+    deploy/kafka/apache-kafka.sh fetch || echo "test.sh: Apache Kafka fetch failed; the Kafka tier will skip"
+  else
+    echo "test.sh: java or mvn missing: the Apache Kafka tier will skip"
+  fi
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+exec .venv/bin/pytest -ra -p no:cacheprovider --timeout=600 "$@"
