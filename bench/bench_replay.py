@@ -1,0 +1,136 @@
+"""Engine benchmark: `replay` events/s on simulated traffic, and bytes of state per entity.
+
+Run on purpose (not a test):  .venv/bin/python bench/bench_replay.py [--events 1000000]
+
+It simulates (seeded) a population sized to give about N events with the Coupang-style attack,
+writes it to a temporary JSON-lines file, then in one process times, on the same bytes:
+  1. decode only (orjson + contract validation)        — the floor
+  2. the engine with `unissued_session` only           — the foundation's path
+  3. the engine with every detector
+and reports events/s for each, the ratio between them, and the engine's state size per tracked
+entity (deep size of the detectors' state divided by the tracked-entity count).
+Single-threaded Python: the figure is one core's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from detectors.engine import Engine, EngineConfig  # noqa: E402
+from detectors.events import decode  # noqa: E402
+
+
+def deep_size(obj: Any, seen: set[int] | None = None) -> int:
+    """Approximate retained bytes of an object graph (sys.getsizeof over containers)."""
+    seen = seen if seen is not None else set()
+    stack = [obj]
+    total = 0
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple, set, frozenset)) or type(o).__name__ == "deque":
+            stack.extend(o)
+        elif hasattr(o, "__dict__"):
+            stack.append(vars(o))
+        elif hasattr(o, "__slots__"):
+            for s in o.__slots__:
+                if hasattr(o, s):
+                    stack.append(getattr(o, s))
+    return total
+
+
+def make_file(n: int, seed: int) -> tuple[str, int]:
+    from detectors.simulate import SimConfig, iter_events
+
+    # about 95 events per customer per day with the default mix; scale customers to reach n
+    customers = max(1000, n // 60)
+    cfg = SimConfig(seed=seed, customers=customers, hours=24.0, employees=60, services=8,
+                    attacks=("coupang",))
+    fd, path = tempfile.mkstemp(suffix=".jsonl", prefix="aw-bench-")
+    count = 0
+    with os.fdopen(fd, "wb") as f:
+        for e in iter_events(cfg):
+            f.write(orjson.dumps(e) + b"\n")
+            count += 1
+            if count >= n:
+                break
+    return path, count
+
+
+def timed(lines: list[bytes], detectors: tuple[str, ...] | None) -> tuple[float, Engine | None, int]:
+    gc.collect()
+    if detectors == ("__decode__",):
+        t0 = time.perf_counter()
+        for ln in lines:
+            decode(ln)
+        return time.perf_counter() - t0, None, 0
+    eng = Engine(EngineConfig(detectors=detectors))
+    eng.ctx.geo.lookup("1.1.1.1")  # load the GeoIP data before timing
+    t0 = time.perf_counter()
+    n_alerts = 0
+    for ln in lines:
+        a, _ = eng.process_line(ln)
+        n_alerts += len(a)
+    n_alerts += len(eng.flush())
+    return time.perf_counter() - t0, eng, n_alerts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--file", help="use this JSON-lines file instead of simulating")
+    args = ap.parse_args()
+    if args.file:
+        path, made = args.file, None
+    else:
+        t0 = time.perf_counter()
+        path, made = make_file(args.events, args.seed)
+        print(f"simulated {made:,} events in {time.perf_counter() - t0:.1f}s -> {path}")
+    with open(path, "rb") as f:
+        lines = f.readlines()
+    n = len(lines)
+    print(f"events: {n:,} ({sum(map(len, lines)) / n:.0f} bytes/event avg)")
+    rows = []
+    for label, dets in (("decode only", ("__decode__",)),
+                        ("engine, unissued_session", ("unissued_session",)),
+                        ("engine, every detector", None)):
+        secs, eng, alerts = timed(lines, dets)
+        rows.append((label, secs, eng, alerts))
+        print(f"  {label:<28} {n / secs:>10,.0f} events/s  ({secs:.2f}s, {alerts} alerts)")
+    base = rows[0][1]
+    for label, secs, _, _ in rows[1:]:
+        print(f"  {label:<28} costs {secs / base:.2f}x decode-only")
+    eng = rows[-1][2]
+    assert eng is not None
+    tracked = eng.tracked()
+    entities = sum(tracked.values())
+    size = deep_size([d for d in eng.detectors.values()])
+    print(f"state: {size / 1024 / 1024:.1f} MiB over {entities:,} tracked entities "
+          f"({size / max(1, entities):.0f} bytes/entity); by kind {tracked}")
+    per_det = {i: deep_size(d) for i, d in eng.detectors.items()}
+    for i, b in sorted(per_det.items(), key=lambda x: -x[1]):
+        t = sum(eng.detectors[i].tracked().values())
+        print(f"    {i:<22} {b / 1024:>9,.0f} KiB  {t:>8,} entities")
+    if made is not None:
+        os.unlink(path)
+
+
+if __name__ == "__main__":
+    main()
