@@ -1,0 +1,219 @@
+"""revoked_credential — a key or principal that should be dead is still being used.
+
+Three exact checks against the identity directory (``identity-changes``; the engine applies each
+change to ``ctx.directory`` before detectors see it):
+
+- a request signed or authenticated by a key after its ``key_revoked`` time;
+- a request through a key whose owner (``owner_id`` of ``key_issued``) has been terminated or
+  suspended: the Coupang case, a departed engineer's signing key minting valid tokens;
+- a principal (``actor_id`` of a request, ``account_id`` of a login) acting after its own
+  termination or suspension.
+
+No warm-up: the checks are exact, so the first use pages critical (a failed login of a departed
+principal is a warning: the door held, but someone has the name and is trying). The entity is the
+key for key checks (every forged request carries it: one page for the key, the episode holds the
+rest) and the principal for principal checks. While a key or principal stays in use the detector
+sends a quiet refresh (suppressed by the engine, same severity) every ``refresh`` seconds with
+updated counts, so the episode stays open instead of re-paging after each quiet hour.
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> eng = Engine(EngineConfig(detectors=("revoked_credential",)))
+>>> for obj in [
+...     {"event_id": "i1", "ts": 1000, "change": "key_issued", "key_id": "kid-legacy-2019",
+...      "owner_id": "emp-7"},
+...     {"event_id": "i2", "ts": 2000, "change": "principal_terminated", "principal_id": "emp-7"}]:
+...     _ = eng.process_obj(obj)
+>>> alerts, _ = eng.process_obj({"event_id": "a1", "ts": 88400, "actor_id": "c-1",
+...     "subject_id": "c-1", "resource": "address", "src_ip": "52.95.110.1",
+...     "key_id": "kid-legacy-2019"})
+>>> a = alerts[0]
+>>> a["severity"], a["entity"]
+('critical', {'kind': 'key', 'id': 'kid-legacy-2019'})
+>>> a["summary"]
+'Key kid-legacy-2019 belongs to emp-7, terminated 1.0 days ago (1970-01-01T00:33:20.000Z), was just used to read address of c-1 from 52.95.110.1 (US, AMAZON-02).'
+>>> eng.process_obj({"event_id": "a2", "ts": 88401, "actor_id": "c-2", "subject_id": "c-2",
+...     "resource": "address", "src_ip": "52.95.110.1", "key_id": "kid-legacy-2019"})
+([], None)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .base import Detector, Finding, ev, iso
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+
+def ago(seconds: float) -> str:
+    """A duration the way people say it: 45 s, 12 min, 5.0 h, 171.2 days."""
+    s = max(0.0, seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h" if s < 86400 else f"{s / 86400:.1f} days"
+    return f"{s / 86400:.1f} days"
+
+
+@dataclass(slots=True)
+class _Use:
+    """Uses of one dead credential: counts and a sample, for the refresh findings."""
+
+    first_ts: float
+    last_ts: float
+    next_refresh: float
+    reason: str
+    requests: int = 0
+    critical: bool = False  # a critical finding was already sent
+    accounts: set[int] = field(default_factory=set)  # salted hashes of subjects, capped
+    sources: set[str] = field(default_factory=set)  # capped
+    event_ids: list[str] = field(default_factory=list)
+
+
+class RevokedCredential(Detector):
+    id = "revoked_credential"
+    title = "Revoked key or departed principal in use"
+    description = ("A revoked key, a key whose owner has left, or a terminated/suspended "
+                   "principal authenticates a login or a data-access request.")
+    severity = "critical"
+    attack = ("T1078", "T1606.001", "T1552.004")  # Valid Accounts; Forge Web Creds; Private Keys
+    status = "stable"
+    entity_kinds = ("key", "actor")
+    wants = frozenset({"login", "access"})
+    triage = (
+        "Check: the key store (is the key really revoked / whose is it), HR status and leave date "
+        "of the owner, the source network of the requests, how many distinct accounts the key "
+        "read since first use. False positives: an identity-change feed ahead of reality (a "
+        "termination entered early, a reinstatement not yet sent), a key handed over to a "
+        "colleague without re-issuing it to them, a service account wrongly owned by a person. "
+        "Respond: revoke the key at the verifier now (not just in the store), invalidate every "
+        "token it signed, block the sources, preserve request logs, notify the incident lead."
+    )
+
+    def __init__(self, refresh: float = 300.0, idle: float = 7200.0, cap: int = 1000) -> None:
+        self.refresh = refresh  # seconds between quiet refresh findings of an ongoing use
+        self.idle = idle  # a use record idle this long is dropped (the episode has ended)
+        self.cap = cap  # most distinct accounts / sources counted per record
+        self._keys: dict[str, _Use] = {}
+        self._principals: dict[str, _Use] = {}
+
+    # --- checks --------------------------------------------------------------------------
+    def _key_reason(self, key: str, ts: float, ctx: Context) -> tuple[str, str] | None:
+        d = ctx.directory
+        revoked = d.key_revoked.get(key)
+        if revoked is not None and ts >= revoked:
+            return ("revoked", f"revoked {ago(ts - revoked)} ago ({iso(revoked)})")
+        owner = d.key_owner.get(key)
+        gone = d.departed(owner)
+        if gone is not None and ts >= gone[1]:
+            return (f"owner_{gone[0]}",
+                    f"belongs to {owner}, {gone[0]} {ago(ts - gone[1])} ago ({iso(gone[1])})")
+        return None
+
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        out: list[Finding] = []
+        key = e.key_id
+        d = ctx.directory
+        if key is not None and (key in d.key_revoked or key in d.key_owner):
+            why = self._key_reason(key, e.ts, ctx)
+            if why is not None:
+                out.extend(self._use(self._keys, "key", key, why, e, ctx))
+                if d.key_owner.get(key) == e.actor_id:
+                    return out  # the owner with his own key: the key page says it all
+        actor = e.actor_id
+        if actor in d.principal_status:
+            gone = d.principal_status[actor]  # type: ignore[index]
+            if e.ts >= gone[1]:
+                why = (f"principal_{gone[0]}", f"{gone[0]} {ago(e.ts - gone[1])} ago "
+                       f"({iso(gone[1])})")
+                out.extend(self._use(self._principals, "actor", actor, why, e, ctx))  # type: ignore[arg-type]
+        return out
+
+    def on_login(self, e: Event, ctx: Context) -> list[Finding]:
+        acct = e.account_id
+        d = ctx.directory
+        if acct not in d.principal_status:
+            return []
+        gone = d.principal_status[acct]  # type: ignore[index]
+        if e.ts < gone[1]:
+            return []
+        why = (f"principal_{gone[0]}", f"{gone[0]} {ago(e.ts - gone[1])} ago ({iso(gone[1])})")
+        return self._use(self._principals, "actor", acct, why, e, ctx)  # type: ignore[arg-type]
+
+    # --- findings ------------------------------------------------------------------------
+    def _use(self, table: dict[str, _Use], kind: str, ident: str, why: tuple[str, str],
+             e: Event, ctx: Context) -> list[Finding]:
+        u = table.get(ident)
+        first = u is None
+        if u is None:
+            u = table[ident] = _Use(e.ts, e.ts, e.ts + self.refresh, why[0])
+        u.requests += 1
+        u.last_ts = max(u.last_ts, e.ts)
+        subj = e.subject_id or e.account_id
+        if len(u.accounts) < self.cap:
+            u.accounts.add(ctx.hash_id(subj))  # type: ignore[arg-type]
+        if len(u.sources) < self.cap:
+            u.sources.add(e.src_ip)  # type: ignore[arg-type]
+        if len(u.event_ids) < 10:
+            u.event_ids.append(e.event_id)
+        escalate = not u.critical and not (e.kind == "login" and e.outcome == "failure")
+        if not first and not escalate and e.ts < u.next_refresh:
+            return []
+        u.critical = u.critical or escalate
+        u.next_refresh = e.ts + self.refresh
+        return [self._finding(kind, ident, why, u, e, first or escalate)]
+
+    def _finding(self, kind: str, ident: str, why: tuple[str, str], u: _Use, e: Event,
+                 fresh: bool) -> Finding:
+        net = e.net
+        where = f"{net.country}, {net.org or net.net_class}" if net else "?"
+        failed_login = e.kind == "login" and e.outcome == "failure"
+        severity = "warning" if failed_login else "critical"
+        if e.kind == "login":
+            did = "tried to log in (it failed)" if failed_login else "logged in"
+            if kind == "key":
+                did += f" as {e.account_id}"
+        else:
+            did = f"{e.action} {e.resource} of {e.subject_id}"
+        if kind == "key":
+            lead = f"Key {ident} {why[1]}"
+            how = f"was just used to {did}" if e.kind == "access" else f"was just {did}"
+        else:
+            lead = f"Principal {ident} was {why[1]}"
+            how = f"and just {did}" if e.kind == "login" else f"and just used it to {did}"
+        if fresh:
+            summary = f"{lead}, {how} from {e.src_ip} ({where})."
+        else:
+            summary = (f"{lead}; still in use: {u.requests} requests on {len(u.accounts)} "
+                       f"accounts from {len(u.sources)} sources since {iso(u.first_ts)}.")
+        evidence = [
+            ev("credential_state", why[0].replace("_", " "), "active and owned by a current "
+               "principal", why[1]),
+            ev("first_use", iso(u.first_ts), "no use after revocation or departure",
+               f"latest {iso(e.ts)}: {did} from {e.src_ip} ({where})"),
+            ev("requests", u.requests, 0, f"over {len(u.accounts)} distinct accounts, "
+               f"{len(u.sources)} distinct sources"),
+        ]
+        if e.token_issued_at is not None:
+            evidence.append(ev("token_issued_at", iso(e.token_issued_at),
+                               "before the revocation or departure", "JWT iat of the token"))
+        score = 1.0 if severity == "critical" else 0.7
+        return Finding(self.id, kind, ident, severity, score, summary, evidence,
+                       list(u.event_ids), e.ts)
+
+    # --- housekeeping --------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        for table in (self._keys, self._principals):
+            for k in [k for k, u in table.items() if now - u.last_ts > self.idle]:
+                del table[k]
+
+    def tracked(self) -> dict[str, int]:
+        return {"key": len(self._keys), "actor": len(self._principals)}
+
+
+DETECTOR = RevokedCredential
