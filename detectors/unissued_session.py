@@ -12,6 +12,9 @@ of that actor issued is either older than our watch (``token_issued_at`` tells) 
   sessions are adopted during the first ``session_ttl`` of the stream. Other detectors (bulk
   lookups by key and source, overseas servers) cover forged tokens that claim to be old.
 - A session used after a ``session_revoked`` change pages at once.
+- One session used from several countries at once: a known session seen on home or mobile
+  networks (not VPNs, relays or clouds, whose exits move) of a different country within
+  ``hop_window`` of its last use is a hop; one hop is a warning, ``critical_hops`` hops page.
 - The alert's entity is the signing key that vouched for the session (``key_id``) when the event
   names one, else the source address: one page per forging key or server, not per victim.
 
@@ -87,12 +90,17 @@ class UnissuedSession(Detector):
     )
 
     def __init__(self, grace: float = 5.0, session_ttl: float = 43200.0, skew: float = 120.0,
-                 critical_accounts: int = 3, window: float = 600.0) -> None:
+                 critical_accounts: int = 3, window: float = 600.0, hop_window: float = 1800.0,
+                 critical_hops: int = 2) -> None:
         self.grace = grace
         self.session_ttl = session_ttl
         self.skew = skew
         self.critical_accounts = critical_accounts
         self.window = window
+        self.hop_window = hop_window
+        self.critical_hops = critical_hops
+        self._where: dict[int, tuple[str, float, int, str]] = {}  # session -> country, ts, hops, seen
+        self._where_prev: dict[int, tuple[str, float, int, str]] = {}
         self._known: dict[int, float] = {}  # hash(actor, session) -> issued/adopted at
         self._known_prev: dict[int, float] = {}
         self._rotated: float | None = None
@@ -105,6 +113,7 @@ class UnissuedSession(Detector):
             self._rotated = ts
         elif ts - self._rotated > self.session_ttl:
             self._known_prev, self._known = self._known, {}
+            self._where_prev, self._where = self._where, {}
             self._rotated = ts
         self._known[k] = ts
 
@@ -132,7 +141,7 @@ class UnissuedSession(Detector):
             return [self._revoked_use(e, revoked)]
         k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]
         if self._is_known(k):
-            return []
+            return self._places(k, e)
         p = self._pending.get(k)
         if p is not None:
             p.requests += 1
@@ -195,6 +204,37 @@ class UnissuedSession(Detector):
         score = 1.0 - 0.5 ** accounts
         return Finding(self.id, kind, ident, "critical" if critical else "warning", score,
                        summary, evidence, p.event_ids, p.first_ts)
+
+    def _places(self, k: int, e: Event) -> list[Finding]:
+        net = e.net
+        if net is None or net.net_class != "isp" or len(net.country) != 2 or net.country == "??":
+            return []
+        prev = self._where.get(k) or self._where_prev.get(k)
+        if prev is None:
+            self._where[k] = (net.country, e.ts, 0, net.country)
+            return []
+        country, last, hops, seen = prev
+        if country == net.country:
+            self._where[k] = (country, e.ts, hops, seen)
+            return []
+        gap = e.ts - last
+        if gap > self.hop_window:
+            self._where[k] = (net.country, e.ts, 0, net.country)  # a journey, not a hop
+            return []
+        hops += 1
+        seen = seen if net.country in seen.split(",") else f"{seen},{net.country}"
+        self._where[k] = (net.country, e.ts, hops, seen)
+        sev = "critical" if hops >= self.critical_hops else "warning"
+        summary = (f"Session {e.session_id} of {e.actor_id} was used from {country} and then "
+                   f"{net.country} ({net.org or 'ISP'}) {gap:.0f}s apart: {hops} country "
+                   f"{'hop' if hops == 1 else 'hops'} inside {self.hop_window / 60:g} min.")
+        evidence = [
+            ev("session_countries", seen, "one country per session between journeys",
+               "home and mobile networks only; VPN, relay and cloud exits are not counted"),
+            ev("seconds_between_countries", round(gap), f"> {self.hop_window:g}s for a journey"),
+        ]
+        return [Finding(self.id, "session", e.session_id, sev,  # type: ignore[arg-type]
+                        min(1.0, 0.5 + 0.25 * hops), summary, evidence, [e.event_id], e.ts)]
 
     def _revoked_use(self, e: Event, revoked: float) -> Finding:
         sid = e.session_id
