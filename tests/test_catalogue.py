@@ -84,3 +84,10 @@ def test_scenario(path: Path) -> None:
         assert a["alert_id"].startswith("aw-") and a["summary"].endswith(".")
         assert 0.0 <= a["score"] <= 1.0 and a["evidence"] and a["event_ids"]
         assert all({"feature", "observed", "baseline"} <= set(e) for e in a["evidence"])
+
+
+def test_runbook_document_matches_the_code() -> None:
+    from detectors.catalogue import markdown
+
+    doc = Path(__file__).parent.parent / "docs" / "detectors.md"
+    assert doc.read_text() == markdown(), "regenerate: python -m detectors.catalogue > docs/detectors.md"

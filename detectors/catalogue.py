@@ -1,0 +1,61 @@
+"""The detector catalogue as a document: `python -m detectors.catalogue > docs/detectors.md`.
+
+Each detector's section is built from its own metadata and triage note, so the runbook linked
+from every Alertmanager page (``docs/detectors.md#<detector>``) cannot drift from the code.
+A test checks that the committed file equals this output.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from .engine import discover
+
+
+def markdown() -> str:
+    out = [
+        "# Detectors",
+        "",
+        "Generated from the code by `python -m detectors.catalogue > docs/detectors.md`;",
+        "each section is the runbook that alerts link to.",
+        "",
+        "| id | severity | ATT&CK | status | entities |",
+        "|---|---|---|---|---|",
+    ]
+    cat = discover()
+    for i, cls in cat.items():
+        out.append(f"| [{i}](#{i}) | {cls.severity} | {', '.join(cls.attack)} | {cls.status} | "
+                   f"{', '.join(cls.entity_kinds)} |")
+    for i, cls in cat.items():
+        doc = inspect.getdoc(importlib.import_module(f"detectors.{i}")) or ""
+        prose = doc.split("\n>>>")[0].strip()
+        params = inspect.signature(cls.__init__).parameters
+        knobs = [f"`{p.name}={p.default!r}`" for p in params.values()
+                 if p.name != "self" and p.default is not inspect.Parameter.empty]
+        out += [
+            "",
+            f"## {i}",
+            "",
+            f"**{cls.title}.** {cls.description}",
+            "",
+            f"- Severity: {cls.severity}; status: {cls.status}; ATT&CK: "
+            + ", ".join(f"[{t}](https://attack.mitre.org/techniques/{t.replace('.', '/')}/)"
+                        for t in cls.attack),
+            f"- Entities alerted on: {', '.join(cls.entity_kinds)}; events used: "
+            f"{', '.join(sorted(cls.wants))}",
+            f"- Parameters: {', '.join(knobs) if knobs else 'none'}",
+            "",
+            "### How it works",
+            "",
+            prose,
+            "",
+            "### Triage",
+            "",
+            cls.triage,
+        ]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown(), end="")
