@@ -15,7 +15,7 @@ the engine enriches it, except a few logins that carry their own ``country`` and
 
 >>> res = simulate(SimConfig(seed=1, hours=6, customers=60, employees=8, services=2,
 ...                          attacks=("coupang",)))
->>> res.events[0]["event_id"], res.truth[0]["attack"], res.truth[0]["key_id"]
+>>> res.events[0]["event_id"], res.truth[0]["attack"], res.truth[0]["params"]["key_id"]
 ('e-1-0', 'coupang', 'kid-legacy-2019')
 >>> all(a["ts"] <= b["ts"] for a, b in zip(res.events, res.events[1:]))
 True
