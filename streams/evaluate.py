@@ -110,14 +110,43 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
         elif i is None and e.principal is not None:
             principals.add(e.principal)
         alerts, _ = eng.process(e)
-        _attribute(alerts, now, by_event, entities, results, starts, victims, cover_sets,
-                   covered, false_pages, false_warn)
-    _attribute(eng.flush(), now, by_event, entities, results, starts, victims, cover_sets,
-               covered, false_pages, false_warn)
+        _attribute(
+            alerts,
+            now,
+            by_event,
+            entities,
+            results,
+            starts,
+            victims,
+            cover_sets,
+            covered,
+            false_pages,
+            false_warn,
+        )
+    _attribute(
+        eng.flush(),
+        now,
+        by_event,
+        entities,
+        results,
+        starts,
+        victims,
+        cover_sets,
+        covered,
+        false_pages,
+        false_warn,
+    )
     for r, c in zip(results, covered, strict=True):
         r.covered = len(c)
-    return RunResult(results, false_pages, false_warn, len(principals), hours / 24.0,
-                     len(sim.events), time.perf_counter() - t0)
+    return RunResult(
+        results,
+        false_pages,
+        false_warn,
+        len(principals),
+        hours / 24.0,
+        len(sim.events),
+        time.perf_counter() - t0,
+    )
 
 
 def _ts(v: Any) -> float:
@@ -128,10 +157,19 @@ def _ts(v: Any) -> float:
     return parse_ts(v)
 
 
-def _attribute(alerts: list[dict[str, Any]], now: float, by_event: dict[str, int],
-               entities: list[set[str]], results: list[AttackResult], starts: list[float],
-               victims: list[set[str]], cover_sets: list[set[str]], covered: list[set[str]],
-               false_pages: Counter[str], false_warn: Counter[str]) -> None:
+def _attribute(
+    alerts: list[dict[str, Any]],
+    now: float,
+    by_event: dict[str, int],
+    entities: list[set[str]],
+    results: list[AttackResult],
+    starts: list[float],
+    victims: list[set[str]],
+    cover_sets: list[set[str]],
+    covered: list[set[str]],
+    false_pages: Counter[str],
+    false_warn: Counter[str],
+) -> None:
     for a in alerts:
         idx = {by_event[x] for x in a["event_ids"] if x in by_event}
         if not idx:
@@ -196,8 +234,12 @@ def run(args: argparse.Namespace) -> int:
     runs = [((k,), s) for k in kinds for s in range(1, args.seeds + 1)]
     runs += [((), 100 + s) for s in range(1, args.seeds + 1)]  # normal-only days
     for i, (attacks, seed) in enumerate(runs, 1):
-        print(f"\r  run {i}/{len(runs)}: {attacks[0] if attacks else 'normal'} seed {seed}   ",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\r  run {i}/{len(runs)}: {attacks[0] if attacks else 'normal'} seed {seed}   ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         rr = run_one(attacks, seed, args.customers, args.hours)
         for r in rr.attacks:
             per_attack[r.attack].append(r)
@@ -208,11 +250,15 @@ def run(args: argparse.Namespace) -> int:
         seconds += rr.seconds
     print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
 
-    say(f"accesswatch evaluate: {args.seeds} seed(s) per attack, {args.customers:,} customers, "
-        f"{args.hours:g} h per run, every detector on")
+    say(
+        f"accesswatch evaluate: {args.seeds} seed(s) per attack, {args.customers:,} customers, "
+        f"{args.hours:g} h per run, every detector on"
+    )
     say()
-    say("| attack | detected | by detectors | time to detect | exposed before page | pages | "
-        "accounts caught | target |")
+    say(
+        "| attack | detected | by detectors | time to detect | exposed before page | pages | "
+        "accounts caught | target |"
+    )
     say("|---|---|---|---|---|---|---|---|")
     for k in kinds:
         rs = per_attack.get(k, [])
@@ -234,30 +280,42 @@ def run(args: argparse.Namespace) -> int:
         if k in COVERAGE_TARGETS and tot:
             target = f">= {COVERAGE_TARGETS[k]:.0%} of accounts"
             verdict = "met" if cov / tot >= COVERAGE_TARGETS[k] - 1e-9 else "MISSED"
-        say(f"| {k} | {det}/{len(rs)} | {', '.join(sorted(dets)) or '-'} | "
+        say(
+            f"| {k} | {det}/{len(rs)} | {', '.join(sorted(dets)) or '-'} | "
             f"{_fmt_s(min(ttds)) if ttds else '-'}..{_fmt_s(max(ttds)) if ttds else '-'} | "
             f"{(str(min(exp)) + '..' + str(max(exp))) if exp else 'no page'} | "
             f"{min(pages) if pages else 0}..{max(pages) if pages else 0} | "
-            f"{f'{cov}/{tot}' if tot else '-'} | {target} {verdict} |")
+            f"{f'{cov}/{tot}' if tot else '-'} | {target} {verdict} |"
+        )
     say()
-    say(f"Normal traffic: {principal_days:,.0f} active principal-days (normal principals of "
-        f"every run, attack runs included).")
+    say(
+        f"Normal traffic: {principal_days:,.0f} active principal-days (normal principals of "
+        f"every run, attack runs included)."
+    )
     say()
     say("| detector | false pages | per 1,000 principals/day | false warnings | per 1,000/day |")
     say("|---|---|---|---|---|")
     total_fp = 0
     for d in sorted(set(Engine().detectors)):
         total_fp += fp[d]
-        say(f"| {d} | {fp[d]} | {1000 * fp[d] / max(1.0, principal_days):.2f} | {fw[d]} | "
-            f"{1000 * fw[d] / max(1.0, principal_days):.2f} |")
+        say(
+            f"| {d} | {fp[d]} | {1000 * fp[d] / max(1.0, principal_days):.2f} | {fw[d]} | "
+            f"{1000 * fw[d] / max(1.0, principal_days):.2f} |"
+        )
     rate = 1000 * total_fp / max(1.0, principal_days)
-    say(f"| **all** | {total_fp} | {rate:.2f} | {sum(fw.values())} | "
-        f"{1000 * sum(fw.values()) / max(1.0, principal_days):.2f} |")
+    say(
+        f"| **all** | {total_fp} | {rate:.2f} | {sum(fw.values())} | "
+        f"{1000 * sum(fw.values()) / max(1.0, principal_days):.2f} |"
+    )
     say()
-    say(f"False pages: {rate:.2f} per 1,000 active principals per day "
-        f"(target <= {FALSE_PAGES_TARGET:g}: {'met' if rate <= FALSE_PAGES_TARGET else 'MISSED'}).")
-    say(f"Engine: {events:,} events in {seconds:.1f}s ({events / max(1e-9, seconds):,.0f} events/s "
-        f"including decoding).")
+    say(
+        f"False pages: {rate:.2f} per 1,000 active principals per day "
+        f"(target <= {FALSE_PAGES_TARGET:g}: {'met' if rate <= FALSE_PAGES_TARGET else 'MISSED'})."
+    )
+    say(
+        f"Engine: {events:,} events in {seconds:.1f}s ({events / max(1e-9, seconds):,.0f} events/s "
+        f"including decoding)."
+    )
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write("\n".join(out) + "\n")

@@ -64,9 +64,13 @@ class Progress:
             sys.stderr.write("\r" + " " * 60 + "\r")
 
 
-def replay(lines: Iterable[bytes], engine: Engine, out: IO[bytes] | None,
-           rejects: IO[bytes] | None = None, progress: Progress | None = None
-           ) -> list[dict[str, Any]]:
+def replay(
+    lines: Iterable[bytes],
+    engine: Engine,
+    out: IO[bytes] | None,
+    rejects: IO[bytes] | None = None,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
     """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts."""
     alerts_all: list[dict[str, Any]] = []
     dumps = orjson.dumps
@@ -81,8 +85,13 @@ def replay(lines: Iterable[bytes], engine: Engine, out: IO[bytes] | None,
                     out.write(dumps(a) + b"\n")
         if rej is not None and rejects is not None:
             raw = line.decode("utf-8", "replace").rstrip("\n")
-            rec = {"line": n, "reason": rej.reason, "field": rej.field, "detail": rej.detail,
-                   "raw": raw[:4096]}
+            rec = {
+                "line": n,
+                "reason": rej.reason,
+                "field": rej.field,
+                "detail": rej.detail,
+                "raw": raw[:4096],
+            }
             rejects.write(dumps(rec) + b"\n")
         if progress is not None and n % 4096 == 0:
             progress.tick(n, len(alerts_all))
@@ -103,8 +112,11 @@ def summary(engine: Engine, seconds: float) -> str:
         f"events: {events:,} (logins {s['login']:,}, access {s['access']:,}, "
         f"identity {s['identity']:,}; late {s['late']:,})",
         f"rejected: {rejected:,}"
-        + (" (" + ", ".join(f"{r} {c:,}" for r, c in sorted(engine.rejected.items())) + ")"
-           if rejected else ""),
+        + (
+            " (" + ", ".join(f"{r} {c:,}" for r, c in sorted(engine.rejected.items())) + ")"
+            if rejected
+            else ""
+        ),
     ]
     by_det: dict[str, dict[str, int]] = {}
     for (det, sev), c in engine.alerts_by.items():
