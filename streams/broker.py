@@ -42,6 +42,7 @@ __all__ = [
     "BrokerUnavailable",
     "EmbeddedBroker",
     "bootstrap_servers",
+    "check_reachable",
     "find_tansu",
     "parse_broker_url",
     "wait_for_kafka",
@@ -228,13 +229,33 @@ def wait_for_kafka(
 
 
 def _tcp_open(server: str, timeout: float) -> bool:
+    return _tcp_error(server, timeout) is None
+
+
+def _tcp_error(server: str, timeout: float) -> str | None:
     host, _, port = server.rpartition(":")
     host = host.strip("[]")
     try:
         with socket.create_connection((host, int(port)), timeout=max(timeout, 0.05)):
-            return True
-    except OSError:
-        return False
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def check_reachable(broker: str | list[str], timeout: float = 5.0) -> list[str]:
+    """Fail fast, with ``BrokerUnavailable``, when no bootstrap server accepts a connection.
+
+    Returns the bootstrap servers. (Kafka clients otherwise retry for their whole
+    bootstrap timeout before they say anything.)
+    """
+    servers = bootstrap_servers(broker)
+    errors = []
+    for server in servers:
+        error = _tcp_error(server, timeout)
+        if error is None:
+            return servers
+        errors.append(f"{server}: {error}")
+    raise BrokerUnavailable(f"cannot reach the broker ({'; '.join(errors)})")
 
 
 # ---------------------------------------------------------------- the process

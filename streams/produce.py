@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import orjson
 
-from streams.broker import bootstrap_servers
+from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.topics import TopicNames, create_topics
 
 __all__ = [
@@ -456,6 +456,7 @@ def run(args: argparse.Namespace) -> int:
                 rejects_file = open(args.rejects, "w", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
                 return _fail(f"cannot write rejects file {args.rejects}: {exc.strerror}", 2)
+        check_reachable(servers)
         if args.create_topics:
             create_topics(servers, names=names)
         producer = Producer(
@@ -472,7 +473,7 @@ def run(args: argparse.Namespace) -> int:
                 producer.send_lines(lines, source)
         finally:
             stats = producer.close()
-    except ProduceError as exc:
+    except (ProduceError, BrokerUnavailable) as exc:
         return _fail(str(exc), 1)
     except OSError as exc:
         return _fail(f"{exc.filename or 'input'}: {exc.strerror or exc}", 1)

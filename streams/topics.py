@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.broker import bootstrap_servers
+from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 
 __all__ = [
     "ACCESS",
@@ -317,7 +317,7 @@ def create_topics(
             raise RuntimeError(f"topic {name!r} is still missing after creation")
         note = notes.get(name, "")
         if name not in created and info.partitions != partitions:
-            note = f"exists with {info.partitions} partitions (asked for {partitions})"
+            note = f"has {info.partitions} partitions, not the {partitions} asked for"
         reports.append(TopicReport(name, name in created, info.partitions, info.replication, note))
     return reports
 
@@ -365,6 +365,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     names = TopicNames.from_env()
     try:
+        check_reachable(servers)
         if args.topics_command == "create":
             reports = create_topics(
                 servers,
@@ -414,7 +415,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.all and names.logins in infos and names.access in infos:
             check_copartitioned(infos, names)
         return 0
-    except CoPartitionError as exc:
+    except (CoPartitionError, BrokerUnavailable) as exc:
         return _fail(str(exc), 1)
     except ValueError as exc:
         return _fail(str(exc), 2)
