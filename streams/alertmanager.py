@@ -273,8 +273,8 @@ class AlertmanagerSender:
         Raises :class:`AlertFormatError` for an alert that breaks the contract.
         """
         labels = alert_labels(alert)
-        item = (labels, alert_annotations(alert, self.runbook_base), parse_ts(alert["ts"]))
-        return self._put(("alert", item))
+        ann = alert_annotations(alert, self.runbook_base)
+        return self._put(("alert", (labels, ann, parse_ts(alert["ts"]), self._clock())))
 
     def resolve(self, alert_id: str) -> bool:
         """End an episode now (the detector knows it is over). False when dropped."""
@@ -333,7 +333,7 @@ class AlertmanagerSender:
                     ep.ends_at = now
                     ep.delivered = dict.fromkeys(self.urls)
                 continue
-            labels, annotations, ts = item
+            labels, annotations, ts, submitted = item
             alert_id = labels["alert_id"]
             ep = self._episodes.get(alert_id)
             if ep is None:
@@ -344,12 +344,12 @@ class AlertmanagerSender:
                     alert_id=alert_id,
                     labels=labels,
                     annotations=annotations,
-                    starts_at=min(ts, now),
-                    last_seen=now,
+                    starts_at=min(ts, submitted),
+                    last_seen=submitted,
                     delivered=dict.fromkeys(self.urls),
                 )
                 continue
-            ep.last_seen = now
+            ep.last_seen = max(ep.last_seen, submitted)
             ep.annotations = annotations  # the latest summary and evidence
             if ep.resolved:  # the same episode came back before it was forgotten: reopen
                 ep.ends_at = None
@@ -392,7 +392,9 @@ class AlertmanagerSender:
                 self.metrics.alertmanager_post_seconds.observe(time.perf_counter() - began)
                 self.metrics.alertmanager_posts.labels(result="error").inc()
                 backoff = self._backoff[url]
-                backoff = self.backoff_initial if backoff == 0 else min(self.backoff_max, backoff * 2)
+                backoff = (
+                    self.backoff_initial if backoff == 0 else min(self.backoff_max, backoff * 2)
+                )
                 self._backoff[url] = backoff
                 self._next_try[url] = now + backoff
                 log.warning("Alertmanager post failed (retry in %.1fs): %s", backoff, _why(exc))

@@ -63,7 +63,18 @@ POST_RESULTS: tuple[str, ...] = ("ok", "error")
 
 # Per-event processing is tens of microseconds; a slow event is a few milliseconds.
 PROCESSING_BUCKETS = (
-    0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+    0.00002,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+    1.0,
 )
 # Event time to processing time: sub-second when healthy, hours during a backfill.
 EVENT_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)

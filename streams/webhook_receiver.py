@@ -262,8 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         srv = serve(args.host, args.port, args.out)
     except OSError as exc:
-        print(f"error: cannot serve on {args.host}:{args.port} ({exc.strerror or exc})",
-              file=sys.stderr)
+        print(
+            f"error: cannot serve on {args.host}:{args.port} ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
         return 1
     except ValueError as exc:  # an --out file that is not UTF-8 text
         print(f"error: cannot read {args.out}: {exc}", file=sys.stderr)

@@ -54,7 +54,9 @@ def free_port() -> int:
 def http_json(url: str, data: object | None = None, timeout: float = 5.0) -> Any:
     body = None if data is None else json.dumps(data).encode()
     req = urllib.request.Request(
-        url, data=body, method="GET" if body is None else "POST",
+        url,
+        data=body,
+        method="GET" if body is None else "POST",
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -74,7 +76,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT, every: 
         except (OSError, ValueError) as exc:  # not up yet
             last_exc = exc
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_exc})")
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_exc})"
+    )
 
 
 def _ready(url: str) -> bool:
@@ -97,8 +101,9 @@ class Proc:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL)
+            self.popen = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + WAIT
         while not _ready(self.ready_url):
             if self.popen.poll() is not None:
@@ -128,8 +133,12 @@ class Proc:
 # --- Alertmanager ---------------------------------------------------------------------
 
 
-def alertmanager_config(receiver_port: int, group_wait: str = "1s",
-                        group_interval: str = "1s", repeat_interval: str = "1h") -> str:
+def alertmanager_config(
+    receiver_port: int,
+    group_wait: str = "1s",
+    group_interval: str = "1s",
+    repeat_interval: str = "1h",
+) -> str:
     """deploy/alertmanager/alertmanager.yml with the receiver's port and test timers."""
     yaml = pytest.importorskip("yaml", reason="pyyaml not installed")
     text = AM_CONFIG.read_text().replace(
@@ -138,8 +147,11 @@ def alertmanager_config(receiver_port: int, group_wait: str = "1s",
     cfg = yaml.safe_load(text)
 
     def shorten(route: dict[str, Any]) -> None:
-        for key, value in (("group_wait", group_wait), ("group_interval", group_interval),
-                           ("repeat_interval", repeat_interval)):
+        for key, value in (
+            ("group_wait", group_wait),
+            ("group_interval", group_interval),
+            ("repeat_interval", repeat_interval),
+        ):
             if key in route or route is cfg["route"]:
                 route[key] = value
         for child in route.get("routes", []):
@@ -191,8 +203,9 @@ class Alertmanager(Proc):
 # --- Prometheus -----------------------------------------------------------------------
 
 
-def prometheus_config(targets: list[str], alertmanager_url: str, rules: Path = RULES,
-                      interval: str = "1s") -> str:
+def prometheus_config(
+    targets: list[str], alertmanager_url: str, rules: Path = RULES, interval: str = "1s"
+) -> str:
     """A Prometheus config like deploy's, scraping ``targets`` as job accesswatch."""
     yaml = pytest.importorskip("yaml", reason="pyyaml not installed")
     cfg = yaml.safe_load(PROM_CONFIG.read_text())
@@ -202,15 +215,19 @@ def prometheus_config(targets: list[str], alertmanager_url: str, rules: Path = R
     am_host = urllib.parse.urlsplit(alertmanager_url).netloc
     cfg["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [am_host]}]}]
     cfg["scrape_configs"] = [
-        {"job_name": "accesswatch", "metrics_path": "/metrics",
-         "static_configs": [{"targets": targets}]},
+        {
+            "job_name": "accesswatch",
+            "metrics_path": "/metrics",
+            "static_configs": [{"targets": targets}],
+        },
     ]
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
 class Prometheus(Proc):
-    def __init__(self, binary: str, workdir: Path, targets: list[str],
-                 alertmanager_url: str) -> None:
+    def __init__(
+        self, binary: str, workdir: Path, targets: list[str], alertmanager_url: str
+    ) -> None:
         self.port = free_port()
         self.config = workdir / "prometheus.yml"
         self.config.write_text(prometheus_config(targets, alertmanager_url))
@@ -241,8 +258,11 @@ class Prometheus(Proc):
 @pytest.fixture(scope="session")
 def alertmanager_binary() -> str:
     need("amtool")
-    return need("prometheus-alertmanager") if shutil.which("prometheus-alertmanager") else need(
-        "alertmanager")
+    return (
+        need("prometheus-alertmanager")
+        if shutil.which("prometheus-alertmanager")
+        else need("alertmanager")
+    )
 
 
 @pytest.fixture(scope="session")

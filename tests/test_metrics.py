@@ -33,8 +33,20 @@ EXPECTED_TYPES = {
     "accesswatch_worker_info": ("gauge", {"version"}),
 }
 # Labels that would carry an entity: never allowed on a metric.
-FORBIDDEN_LABELS = {"account_id", "actor_id", "subject_id", "src_ip", "ip", "key_id", "entity_id",
-                    "session_id", "principal_id", "entity", "asn", "subnet"}
+FORBIDDEN_LABELS = {
+    "account_id",
+    "actor_id",
+    "subject_id",
+    "src_ip",
+    "ip",
+    "key_id",
+    "entity_id",
+    "session_id",
+    "principal_id",
+    "entity",
+    "asn",
+    "subnet",
+}
 
 
 @pytest.fixture
@@ -83,8 +95,15 @@ def test_known_label_values_exist_at_zero(m: M.Metrics) -> None:
 
 
 def test_constructor_lists_replace_the_defaults() -> None:
-    m = M.Metrics(CollectorRegistry(), topics=["t1"], detectors=["d1"], severities=["critical"],
-                  reasons=["r1"], entity_kinds=["k1"], version="x")
+    m = M.Metrics(
+        CollectorRegistry(),
+        topics=["t1"],
+        detectors=["d1"],
+        severities=["critical"],
+        reasons=["r1"],
+        entity_kinds=["k1"],
+        version="x",
+    )
     assert m.sample("accesswatch_events_total", topic="t1") == 0.0
     assert m.sample("accesswatch_events_total", topic="auth-logins") is None
     assert m.sample("accesswatch_alerts_total", detector="d1", severity="critical") == 0.0
@@ -117,8 +136,10 @@ def test_helpers_count_alerts_invalid_input_and_lag(m: M.Metrics) -> None:
     assert m.sample("accesswatch_anomaly_score_bucket", detector="bulk_lookup", le="0.99") == 1.0
 
     m.count_invalid("data-access", "missing_field")
-    assert m.sample("accesswatch_invalid_events_total", topic="data-access",
-                    reason="missing_field") == 1.0
+    assert (
+        m.sample("accesswatch_invalid_events_total", topic="data-access", reason="missing_field")
+        == 1.0
+    )
     assert m.sample("accesswatch_dlq_messages_total", reason="missing_field") == 1.0
 
     m.set_consumer_lag([("data-access", 0, 12), ("data-access", 1, 0)])
@@ -132,8 +153,13 @@ def test_buckets_cover_their_ranges() -> None:
     assert M.SCORE_BUCKETS[-1] == 1.0 and M.SCORE_BUCKETS[0] > 0
     assert M.PROCESSING_BUCKETS[0] <= 0.00005  # a Faust event costs ~50 µs
     assert M.EVENT_LAG_BUCKETS[-1] >= 3600  # backfills lag by hours
-    for buckets in (M.PROCESSING_BUCKETS, M.EVENT_LAG_BUCKETS, M.SCORE_BUCKETS, M.POST_BUCKETS,
-                    M.COMMIT_BUCKETS):
+    for buckets in (
+        M.PROCESSING_BUCKETS,
+        M.EVENT_LAG_BUCKETS,
+        M.SCORE_BUCKETS,
+        M.POST_BUCKETS,
+        M.COMMIT_BUCKETS,
+    ):
         assert list(buckets) == sorted(set(buckets))
 
 
@@ -142,8 +168,11 @@ def test_render_is_valid_exposition_text(m: M.Metrics) -> None:
     text = m.render()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert "accesswatch_events" in families
-    values = {tuple(sorted(s.labels.items())): s.value for s in families["accesswatch_events"].samples
-              if s.name == "accesswatch_events_total"}
+    values = {
+        tuple(sorted(s.labels.items())): s.value
+        for s in families["accesswatch_events"].samples
+        if s.name == "accesswatch_events_total"
+    }
     assert values[(("topic", "auth-logins"),)] == 5.0
 
 

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.prom
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([need("promtool"), *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return subprocess.run(
+        [need("promtool"), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 def test_promtool_check_config() -> None:
@@ -45,15 +46,19 @@ MUTATIONS = {
         'sum by (detector) (increase(accesswatch_alerts_total{severity="critical"}[1m])) > 1',
     ),
     "warning long window dropped": (
-        '          and\n          sum by (detector) (rate(accesswatch_alerts_total'
+        "          and\n          sum by (detector) (rate(accesswatch_alerts_total"
         '{severity="warning"}[1h])) * 3600 > 10\n',
         "",
     ),
-    "worker down waits longer": ("expr: up{job=\"accesswatch\"} == 0\n        for: 1m",
-                                 "expr: up{job=\"accesswatch\"} == 0\n        for: 5m"),
+    "worker down waits longer": (
+        'expr: up{job="accesswatch"} == 0\n        for: 1m',
+        'expr: up{job="accesswatch"} == 0\n        for: 5m',
+    ),
     "dead-letter share ignored": ("> 0.01\n          and", "> 0\n          and"),
-    "lag growth ignored": ("deriv(accesswatch_consumer_lag_messages[10m])) > 0",
-                           "deriv(accesswatch_consumer_lag_messages[10m])) > -1e9"),
+    "lag growth ignored": (
+        "deriv(accesswatch_consumer_lag_messages[10m])) > 0",
+        "deriv(accesswatch_consumer_lag_messages[10m])) > -1e9",
+    ),
     "event lag threshold raised": ("[5m]))) > 60", "[5m]))) > 600"),
     "drops no longer critical": (
         "increase(accesswatch_alertmanager_dropped_total[5m]) > 0\n        labels:\n"
@@ -105,4 +110,6 @@ def test_rules_use_only_metrics_the_workers_export() -> None:
     recorded = {str(r["record"]) for r in _rules() if "record" in r}
     for rule in _rules():
         for name in promql_metric_names(str(rule["expr"])):
-            assert name in exported or name in recorded, f"{name} in {rule.get('alert') or rule.get('record')}"
+            assert name in exported or name in recorded, (
+                f"{name} in {rule.get('alert') or rule.get('record')}"
+            )
