@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -260,7 +259,8 @@ def check_reachable(broker: str | list[str], timeout: float = 5.0) -> list[str]:
 
 # ---------------------------------------------------------------- the process
 
-_LIVE: weakref.WeakSet[EmbeddedBroker] = weakref.WeakSet()
+#: Running brokers, held strongly so that one dropped without stop() is still stopped at exit.
+_LIVE: set[EmbeddedBroker] = set()
 _LIVE_LOCK = threading.Lock()
 
 

@@ -294,6 +294,8 @@ class Producer:
             raw = line[:-1] if line.endswith(b"\n") else line
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+                raw = raw[3:]
             if not raw.strip():
                 stats.blank += 1
                 continue

@@ -201,6 +201,15 @@ def test_default_topic_takes_the_unclassifiable_lines_unchanged(
 
 
 @pytest.mark.broker
+def test_a_byte_order_mark_is_dropped_not_rejected(
+    tansu: EmbeddedBroker, tansu_topics: TopicNames
+) -> None:
+    stats = produce_lines([b"\xef\xbb\xbf" + LOGIN_A + b"\n"], tansu.bootstrap, topics=tansu_topics)
+    assert stats.rejected == 0 and stats.sent == {tansu_topics.logins: 1}
+    assert [r.value for r in _consume(tansu.bootstrap, [tansu_topics.logins], 1)] == [LOGIN_A]
+
+
+@pytest.mark.broker
 def test_missing_topic_is_a_clear_error(fresh_tansu: EmbeddedBroker) -> None:
     with pytest.raises(ProduceError, match="does not exist.*topics create"):
         produce_lines([LOGIN_A], fresh_tansu.bootstrap, topics=TopicNames())
