@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import socket
@@ -26,7 +27,11 @@ from streams.broker import (
 )
 from streams.topics import CoPartitionError, TopicNames, create_topics, describe_topics
 
-pytest_plugins = ["tests.broker_fixtures"]
+# "tests.broker_fixtures" when the project root is importable (root conftest, python -m
+# pytest), else the bare module name (pytest puts tests/ itself on sys.path).
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 from collections import defaultdict
@@ -16,7 +17,11 @@ from streams.broker import EmbeddedBroker
 from streams.produce import ProduceError, classify, produce_lines
 from streams.topics import TopicNames
 
-pytest_plugins = ["tests.broker_fixtures"]
+# "tests.broker_fixtures" when the project root is importable (root conftest, python -m
+# pytest), else the bare module name (pytest puts tests/ itself on sys.path).
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
 
 
 # ------------------------------------------------------------------ kinds and keys
