@@ -257,7 +257,7 @@ _FAR = ("BR", "NG", "RU", "US", "DE", "GB")
 
 SEC, MIN, HOUR, DAY = 1000, 60_000, 3_600_000, 86_400_000
 
-_DAY_CACHE: dict[int, str] = {}
+_MINUTE_CACHE: dict[int, str] = {}
 
 
 def fmt_ts(ms: int) -> str:
@@ -266,15 +266,15 @@ def fmt_ts(ms: int) -> str:
     >>> fmt_ts(1750734765120)
     '2025-06-24T03:12:45.120Z'
     """
-    s, milli = divmod(ms, 1000)
-    d, r = divmod(s, 86400)
-    day = _DAY_CACHE.get(d)
-    if day is None:
-        day = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y-%m-%d")
-        _DAY_CACHE[d] = day
-    h, r = divmod(r, 3600)
-    m, sec = divmod(r, 60)
-    return f"{day}T{h:02d}:{m:02d}:{sec:02d}.{milli:03d}Z"
+    minute, r = divmod(ms, 60_000)
+    head = _MINUTE_CACHE.get(minute)
+    if head is None:
+        if len(_MINUTE_CACHE) > 500_000:
+            _MINUTE_CACHE.clear()
+        head = datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:")
+        _MINUTE_CACHE[minute] = head
+    sec, milli = divmod(r, 1000)
+    return f"{head}{sec:02d}.{milli:03d}Z"
 
 
 def parse_ts(text: str) -> int:
@@ -636,12 +636,13 @@ class _World:
     def _plan_employees(self) -> None:
         rng = random.Random(f"{self.seed}/staff")
         n = self.cfg.employees
+        # Two platform engineers (they hold the signing keys), then ~70% support staff.
+        n_support = max(min(n - 2, 2), round(0.7 * (n - 2)))
+        staff_roles = ["support"] * n_support + ["engineer"] * (n - 2 - n_support)
+        rng.shuffle(staff_roles)
         for i in range(1, n + 1):
             eid = f"e-{i:04d}"
-            if i <= 2:
-                role = "platform"
-            else:
-                role = "support" if rng.random() < 0.7 else "engineer"
+            role = "platform" if i <= 2 else staff_roles[i - 3]
             if role == "support":
                 start_h, len_h = rng.choice(((9.0, 9.0), (9.0, 9.0), (13.0, 9.0)))
             else:
@@ -718,7 +719,8 @@ class _World:
         self.reserved.add(i)
         return i
 
-    def pick_employee(self, rng: random.Random, role: str) -> _Employee:
+    def pick_employee(self, rng: random.Random, role: str, after: int | None = None) -> _Employee:
+        """A free employee of ``role``; one with a shift starting at or after ``after`` if any."""
         pool = [
             e
             for e in self.employees
@@ -729,6 +731,9 @@ class _World:
         ]
         if not pool:
             raise SimulationError(f"too few employees (no free {role} staff) for the attacks")
+        if after is not None:
+            later = [e for e in pool if any(a >= after and k == "shift" for a, _, k in e.shifts)]
+            pool = later or pool
         return rng.choice(pool)
 
     # -- streams -----------------------------------------------------------------------------
@@ -1025,14 +1030,16 @@ class _World:
         n = len(cids)
         t = self.t0
         t1 = self.t1
-        randrange, rnd, expo = rng.randrange, rng.random, rng.expovariate
-        diurnal, local_hour = _DIURNAL, self.local_hour
+        rnd, expo = rng.random, rng.expovariate
+        n_res = len(resources)
+        # Traffic follows the shoppers, never below half of its peak (by local hour).
+        hourly = [rate * (0.5 + 0.5 * w / _DIURNAL_MAX) for w in _DIURNAL]
+        off = self.utc_off
         while True:
-            # Traffic follows the shoppers, never below half of its peak.
-            t += 1 + int(expo(rate * (0.5 + 0.5 * diurnal[local_hour(t)] / _DIURNAL_MAX)))
+            t += 1 + int(expo(hourly[((t + off) // HOUR) % 24]))
             if t >= t1:
                 return
-            res = resources[0] if rnd() < 0.5 else resources[randrange(len(resources))]
+            res = resources[0] if rnd() < 0.5 else resources[int(rnd() * n_res)]
             yield (
                 t,
                 {
@@ -1040,10 +1047,10 @@ class _World:
                     "ts": fmt_ts(t),
                     "actor_id": name,
                     "actor_type": "service",
-                    "subject_id": cids[randrange(n)],
+                    "subject_id": cids[int(rnd() * n)],
                     "resource": res,
                     "action": "read",
-                    "src_ip": pods[randrange(3)],
+                    "src_ip": pods[int(rnd() * 3)],
                     "key_id": key,
                     "user_agent": ua,
                     "label": "normal",
@@ -1273,7 +1280,7 @@ class _Coupang(_Attack):
 
     def _visits(self) -> Iterator[tuple[int, list[tuple[int, dict]]]]:
         w, rng = self.w, self.rng
-        t0 = self.t_start + rng.randrange(0, 10) * MIN
+        t0 = self.t_start + min(rng.randrange(0, 10) * MIN, (w.t1 - self.t_start) // 4)
         if self.engineer is not None:
             t = parse_ts(self.key_issued)
             yield (
@@ -1365,10 +1372,9 @@ class _Insider(_Attack):
 
     def plan(self) -> None:
         w, rng = self.w, self.rng
-        self.emp = w.pick_employee(rng, "support")
-        shift = next(
-            ((a, b) for a, b, k in self.emp.shifts if k == "shift" and b > self.t_start), None
-        )
+        self.emp = w.pick_employee(rng, "support", after=self.t_start)
+        shifts = [(a, b) for a, b, k in self.emp.shifts if k == "shift" and b > self.t_start]
+        shift = next((x for x in shifts if x[0] >= self.t_start), shifts[0] if shifts else None)
         if shift is None:
             login, end = self.t_start, min(w.t1, self.t_start + 9 * HOUR)
         else:
@@ -1394,19 +1400,18 @@ class _DepartedKey(_Attack):
 
     def plan(self) -> None:
         w, rng = self.w, self.rng
-        self.owner = (
-            w.pick_employee(rng, "engineer")
-            if any(e.role == "engineer" for e in w.employees)
-            else w.pick_employee(rng, "support")
-        )
+        try:  # an engineer who works in the stream until the termination...
+            self.owner = w.pick_employee(rng, "engineer").eid
+        except SimulationError:  # ...or, in a tiny company, one who is not on shift today
+            self.owner = w.fresh_employee_id(rng, 100, 299)
         self.t_term = self.t_start
-        w.terminated_at[self.owner.eid] = self.t_term
+        w.terminated_at[self.owner] = self.t_term
         self.actor = "svc-reporting"
         self.key = "key-svc-reporting-legacy"
         self.ip = rng.choice(NETWORKS["kr_broadband"]).ip(rng)
         self.n = min(len(w.customers), rng.randint(150, 400))
         self.params = {
-            "owner": self.owner.eid,
+            "owner": self.owner,
             "key_id": self.key,
             "actor": self.actor,
             "terminated": fmt_ts(self.t_term),
@@ -1417,13 +1422,11 @@ class _DepartedKey(_Attack):
         w, rng = self.w, self.rng
         out: list[tuple[int, dict]] = []
         t = parse_ts("2023-02-13T05:00:00Z")
-        out.append(
-            self.ctx(t, _identity(t, "key_issued", key_id=self.key, owner_id=self.owner.eid))
-        )
+        out.append(self.ctx(t, _identity(t, "key_issued", key_id=self.key, owner_id=self.owner)))
         out.append(
             self.ctx(
                 self.t_term,
-                _identity(self.t_term, "principal_terminated", principal_id=self.owner.eid),
+                _identity(self.t_term, "principal_terminated", principal_id=self.owner),
             )
         )
         # Before: an hourly internal report job uses the key (legitimately).
@@ -1452,8 +1455,9 @@ class _DepartedKey(_Attack):
                     )
             h += HOUR
         # After: the key reads customers from someone's home connection.
-        t = self.t_term + rng.randrange(20, 90) * MIN
-        gap = max(SEC, rng.randrange(30, 90) * MIN // max(1, self.n))
+        room = w.t1 - self.t_term
+        t = self.t_term + min(rng.randrange(20, 90) * MIN, room // 4)
+        gap = max(SEC, min(rng.randrange(30, 90) * MIN, room // 2) // max(1, self.n))
         for s in rng.sample(range(len(w.customers)), self.n):
             t += 1 + int(rng.expovariate(1 / gap))
             cid = w.customers[s].cid
@@ -1571,7 +1575,7 @@ class _Stuffing(_Attack):
     def generate(self) -> Iterator[tuple[int, dict]]:
         rng = self.rng
         out: list[tuple[int, dict]] = []
-        t = self.t_start + rng.randrange(0, 30) * MIN
+        t = self.t_start + min(rng.randrange(0, 30) * MIN, (self.w.t1 - self.t_start) // 6)
         per_s = rng.uniform(3.0, 8.0)
         uas = rng.sample(_WEB_UAS, 3)
         for acct in self.accounts:
@@ -1643,7 +1647,7 @@ class _Spray(_Attack):
     def generate(self) -> Iterator[tuple[int, dict]]:
         w, rng = self.w, self.rng
         out: list[tuple[int, dict]] = []
-        t = self.t_start + rng.randrange(0, 20) * MIN
+        t = self.t_start + min(rng.randrange(0, 20) * MIN, (w.t1 - self.t_start) // 6)
         gap = min(55 * SEC, max(SEC, (w.t1 - t) // (self.n + 1)))
         ua = rng.choice(_WEB_UAS)
         for acct in self.accounts:
@@ -1686,7 +1690,7 @@ class _ImpossibleTravel(_Attack):
         w, rng = self.w, self.rng
         out: list[tuple[int, dict]] = []
         lo = self.t_start
-        hi = max(lo + 1, w.t1 - 90 * MIN)
+        hi = max(lo + 1, min(w.t1 - 90 * MIN, lo + (w.t1 - lo) // 2))
         far_prefixes = [p for p in NETWORKS["residential_abroad"] if p.country in _FAR]
         countries = []
         for i in self.victims:
@@ -1728,7 +1732,7 @@ class _ImpossibleTravel(_Attack):
             prefix = rng.choice(far_prefixes)
             countries.append(prefix.country)
             far_ip = prefix.ip(rng)
-            t2 = t + rng.randrange(5, 40) * MIN
+            t2 = t + min(rng.randrange(5, 40) * MIN, max(MIN, (w.t1 - t) // 3))
             sid2 = f"s-{_hex(rng)}"
             ua2 = rng.choice(_WEB_UAS)
             dev2 = f"d-{_hex(rng, 48)}"
@@ -1803,7 +1807,8 @@ class _SessionHijack(_Attack):
         w, rng = self.w, self.rng
         c = w.customers[self.victim]
         out: list[tuple[int, dict]] = []
-        t = self.t_start + rng.randrange(0, 60) * MIN
+        room = w.t1 - self.t_start
+        t = self.t_start + min(rng.randrange(0, 60) * MIN, room // 6)
         device, ua, _ = c.devices[0]
         ip = c.home_ip if c.net in ("broadband", "v6") else c.prefix.ip(rng)
         sid = f"s-{_hex(rng)}"
@@ -1838,7 +1843,7 @@ class _SessionHijack(_Attack):
         for p in self.prefixes:
             hip = p.ip(rng)
             hua = rng.choice(_WEB_UAS)
-            th = t + rng.randrange(3, 10) * MIN
+            th = t + min(rng.randrange(3, 10) * MIN, room // 6)
             for _ in range(rng.randint(8, 16)):
                 th += rng.randrange(20, 180) * SEC
                 res = rng.choice(("address", "payment", "order_history", "profile", "email"))
