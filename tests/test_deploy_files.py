@@ -1,0 +1,196 @@
+"""deploy/compose.yaml and deploy/k8s: parse them and check the structure that matters
+(ports, probes, wiring between the parts, settings names) against the rest of the repo."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml", reason="pyyaml not installed (pip install pyyaml)")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+SETTINGS_ENV = set(re.findall(r"ACCESSWATCH_[A-Z_]+", (ROOT / "streams/settings.py").read_text()))
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = load(DEPLOY / "compose.yaml")
+    return doc
+
+
+def k8s_docs() -> dict[str, dict[str, Any]]:
+    docs: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    return docs
+
+
+# --- compose ---------------------------------------------------------------------------
+
+
+def test_compose_has_every_part(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"kafka", "worker", "prometheus", "alertmanager", "grafana", "receiver"} <= set(services)
+    worker = services["worker"]
+    assert worker["command"] == ["worker", "--broker", "kafka://kafka:9092"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_compose_publishes_only_on_loopback(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_compose_settings_are_real_worker_settings(compose: dict[str, Any]) -> None:
+    env = compose["services"]["worker"]["environment"]
+    unknown = set(env) - SETTINGS_ENV
+    assert not unknown, f"not read by streams/settings.py: {unknown}"
+    assert env["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"  # inside its container, for Prometheus
+    assert env["ACCESSWATCH_ALERTMANAGER"] == "http://alertmanager:9093"
+    port = int(env["ACCESSWATCH_WEB_PORT"])
+    assert f"127.0.0.1:{port}/metrics" in " ".join(
+        compose["services"]["worker"]["healthcheck"]["test"]
+    )
+    prom = load(DEPLOY / "prometheus" / "prometheus.compose.yml")
+    [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "accesswatch"]
+    assert job["dns_sd_configs"][0] == {
+        "names": ["worker"],
+        "type": "A",
+        "port": port,
+        "refresh_interval": "15s",
+    }
+
+
+def test_compose_mounts_exist_and_match_their_configs(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in services.items():
+        for vol in svc.get("volumes", []):
+            src = vol.split(":")[0]
+            if src.startswith("."):
+                assert (DEPLOY / src).exists(), f"{name} mounts missing {src}"
+    prom_cmd = " ".join(services["prometheus"]["command"])
+    cfg = re.search(r"--config\.file=/etc/prometheus/(\S+)", prom_cmd)
+    assert cfg and (DEPLOY / "prometheus" / cfg.group(1)).exists()
+    am_cmd = " ".join(services["alertmanager"]["command"])
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in am_cmd
+    # Grafana's provider reads the folder the dashboards are mounted at.
+    provider = load(DEPLOY / "grafana/provisioning/dashboards/accesswatch.yml")["providers"][0]
+    mounts = {v.split(":")[1] for v in services["grafana"]["volumes"]}
+    assert provider["options"]["path"] in mounts
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(provider["options"]["path"])
+    assert (DEPLOY / "grafana/dashboards" / Path(home).name).exists()
+    assert (
+        "camptocamp-prometheus-alertmanager-datasource"
+        in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    )
+
+
+def test_compose_receiver_is_where_alertmanager_sends(compose: dict[str, Any]) -> None:
+    rcv = compose["services"]["receiver"]
+    assert rcv["network_mode"] == "service:alertmanager"
+    args = rcv["command"]
+    host, port = args[args.index("--host") + 1], args[args.index("--port") + 1]
+    am = load(DEPLOY / "alertmanager/alertmanager.yml")
+    urls = [w["url"] for r in am["receivers"] for w in r["webhook_configs"]]
+    assert urls and all(u.startswith(f"http://{host}:{port}/") for u in urls)
+    assert {u.rsplit("/", 1)[1] for u in urls} == {r["name"] for r in am["receivers"]}
+
+
+def test_prometheus_configs_share_the_rules() -> None:
+    local = load(DEPLOY / "prometheus/prometheus.yml")
+    composed = load(DEPLOY / "prometheus/prometheus.compose.yml")
+    assert local["rule_files"] == composed["rule_files"]
+    for cfg in (local, composed):
+        assert {j["job_name"] for j in cfg["scrape_configs"]} >= {"accesswatch"}
+        assert cfg["alerting"]["alertmanagers"]
+
+
+@pytest.mark.prom
+def test_compose_prometheus_config_passes_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (run scripts/install-prometheus.sh)")
+    r = subprocess.run(
+        [promtool, "check", "config", str(DEPLOY / "prometheus/prometheus.compose.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- Kubernetes ------------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kust = load(K8S / "kustomization.yaml")
+    listed = set(kust["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_worker_deployment_probes_resources_and_scrape_annotations() -> None:
+    docs = k8s_docs()
+    dep = docs["Deployment"]
+    pod = dep["spec"]["template"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    [c] = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    cm = docs["ConfigMap"]["data"]
+    assert ports["web"] == int(cm["ACCESSWATCH_WEB_PORT"])
+    assert cm["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert c[probe]["httpGet"]["port"] == "web", probe
+        assert c[probe]["httpGet"]["path"] == "/metrics", probe
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(c["resources"][kind])
+    ann = pod["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true"
+    assert int(ann["prometheus.io/port"]) == ports["web"]
+    assert ann["prometheus.io/path"] == "/metrics"
+    assert c["args"][0] == "worker"
+    assert c["envFrom"][0]["configMapRef"]["name"] == docs["ConfigMap"]["metadata"]["name"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert cm["ACCESSWATCH_DATA_DIR"] in mounts
+
+
+def test_k8s_configmap_keys_are_worker_settings() -> None:
+    cm = k8s_docs()["ConfigMap"]["data"]
+    unknown = set(cm) - SETTINGS_ENV
+    assert not unknown, f"not read by streams/settings.py: {unknown}"
+    urls = cm["ACCESSWATCH_ALERTMANAGER"].split(",")
+    assert len(urls) == 2 and all(u.startswith("http") for u in urls)  # the HA pair
+
+
+def test_podmonitor_service_and_pdb_select_the_worker_pods() -> None:
+    docs = k8s_docs()
+    pod_labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    pm = docs["PodMonitor"]
+    assert pm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert pm["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    [ep] = pm["spec"]["podMetricsEndpoints"]
+    assert ep["port"] == "web" and ep["path"] == "/metrics"
+    # the rules expect up{job="accesswatch"}
+    assert {"targetLabel": "job", "replacement": "accesswatch"} in ep["relabelings"]
+    assert docs["Service"]["spec"]["selector"].items() <= pod_labels.items()
+    assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= (
+        pod_labels.items()
+    )
