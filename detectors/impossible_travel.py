@@ -1,0 +1,246 @@
+"""impossible_travel — one account used from two countries faster than any traveller can move.
+
+For each account the last *location* it was used from (successful logins and requests) is kept:
+a country, read only from networks that say where a person is. Privacy relays, commercial VPN
+exits, hosting and cloud networks and private addresses move with the service, not the person:
+they are not locations and never start or end a journey. Moving inside one country (mobile
+carrier hops, home to office) is no travel at all. When the account next shows up in another
+country, the distance between the two countries' centroids (haversine, ``data/
+country_centroids.tsv``), shortened by half of each country's radius so that a short hop across
+a border between two large countries is not a 2,000 km "journey", is divided by the time
+between the two events. Above ``max_kmh`` (default 1,000 km/h, faster than an airliner) over at
+least ``min_km`` it pages on the account: a warning; critical when the same session is used at
+both ends (a stolen token, not a second login by a second device).
+
+This is an exact check with no warm-up; state is one small record per account seen in the last
+``ttl`` (a day: no journey between centroids takes longer at 1,000 km/h).
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> eng = Engine(EngineConfig(detectors=("impossible_travel",)))
+>>> _ = eng.process_obj({"event_id": "l1", "ts": 1000, "account_id": "c-1", "outcome": "success",
+...                      "src_ip": "121.134.3.3", "session_id": "s-1"})
+>>> a = eng.process_obj({"event_id": "l2", "ts": 1000 + 20 * 60, "account_id": "c-1",
+...                      "outcome": "success", "src_ip": "95.24.1.1", "session_id": "s-2"})[0][0]
+>>> a["severity"], a["entity"]
+('warning', {'kind': 'account', 'id': 'c-1'})
+>>> a["summary"]
+'Account c-1 was used from RU (PVimpelCom) 20 min after KR (Korea Telecom): 3,250 km apart (at least 2,010 km allowing for country size) needs 6,040 km/h; no traveller exceeds 1,000 km/h.'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from .base import Detector, Finding, ev, iso
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+EARTH_RADIUS_KM = 6371.0088
+
+# Approximate radius (km) of the countries too large for a centroid to stand for them:
+# sqrt(area / pi), stretched for long or scattered ones (Chile, Japan, Indonesia...).
+# Areas from the CIA World Factbook, rounded. Every other country counts as ``DEFAULT_RADIUS``.
+RADIUS_KM: dict[str, float] = {
+    "RU": 2330, "CA": 1780, "US": 1770, "CN": 1750, "BR": 1650, "AU": 1560, "IN": 1020,
+    "AR": 1100, "KZ": 930, "DZ": 870, "CD": 860, "GL": 830, "SA": 830, "MX": 900, "ID": 1500,
+    "SD": 770, "LY": 750, "IR": 730, "MN": 700, "PE": 640, "TD": 640, "NE": 630, "AO": 630,
+    "ML": 630, "ZA": 620, "CO": 600, "ET": 600, "BO": 590, "MR": 575, "EG": 565, "TZ": 555,
+    "NG": 540, "VE": 540, "PK": 535, "NA": 510, "MZ": 600, "TR": 500, "CL": 1500, "ZM": 490,
+    "MM": 550, "AF": 450, "SO": 500, "CF": 440, "UA": 440, "MG": 450, "KE": 435, "BW": 430,
+    "FR": 420, "YE": 400, "TH": 450, "ES": 400, "TM": 395, "CM": 390, "PG": 450, "SE": 500,
+    "UZ": 400, "MA": 375, "IQ": 375, "JP": 800, "NO": 700, "VN": 600, "DE": 340, "FI": 400,
+    "MY": 600, "PH": 600, "IT": 500, "GB": 450, "NZ": 700, "PL": 315,
+}
+DEFAULT_RADIUS = 150.0
+
+
+@lru_cache(maxsize=1)
+def centroids() -> dict[str, tuple[float, float]]:
+    """ISO alpha-2 -> (lat, lon) of the approximate country centroid (see the data file)."""
+    out: dict[str, tuple[float, float]] = {}
+    text = resources.files("detectors").joinpath("data/country_centroids.tsv").read_text()
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        cc, lat, lon = line.split("\t")[:3]
+        out[cc] = (float(lat), float(lon))
+    return out
+
+
+def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance in km between two (lat, lon) points in degrees."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = (math.sin((lat2 - lat1) / 2) ** 2
+         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+@lru_cache(maxsize=65536)
+def distance_km(a: str, b: str) -> float | None:
+    """Centroid distance between two countries in km; None when either is unknown.
+
+    >>> round(distance_km("KR", "JP")), distance_km("KR", "KR"), distance_km("KR", "??")
+    (943, 0.0, None)
+    """
+    c = centroids()
+    if a not in c or b not in c:
+        return None
+    return haversine_km(c[a], c[b])
+
+
+def travel_km(a: str, b: str) -> float | None:
+    """The least distance a person must cover between two countries (centroids less half of
+    each country's radius), 0 for the same country, None when either is unknown."""
+    d = distance_km(a, b)
+    if d is None:
+        return None
+    if a == b:
+        return 0.0
+    return max(0.0, d - 0.5 * (RADIUS_KM.get(a, DEFAULT_RADIUS) + RADIUS_KM.get(b, DEFAULT_RADIUS)))
+
+
+@dataclass(slots=True)
+class _Where:
+    """The last location of one account."""
+
+    country: str
+    org: str
+    ts: float
+    ip: str
+    event_id: str
+    session: str | None
+    flagged: int = 0
+    origin: str = ""  # where the account was before a flagged jump (the owner's side)
+
+
+class ImpossibleTravel(Detector):
+    id = "impossible_travel"
+    title = "Impossible travel"
+    description = (
+        "One account is used from two countries in less time than any traveller needs to go "
+        "between them (residential and mobile networks only)."
+    )
+    severity = "warning"
+    attack = ("T1078", "T1539", "T1550.004")  # Valid Accounts; Steal Session Cookie; Web Cookie
+    status = "test"
+    entity_kinds = ("account",)
+    wants = frozenset({"login", "access"})
+    triage = (
+        "Check: both ends in the evidence (networks, devices, user agents), whether the second "
+        "place logged in with a password or reused the first place's session, what the account "
+        "read from the far place. False positives: a residential proxy or a mobile roaming "
+        "address geolocated to the wrong country, a VPN or relay the network list does not "
+        "know yet (add its AS to data/network_classes.tsv), two people sharing one account. "
+        "Respond: end the account's sessions, force a password reset with MFA, check the "
+        "changes made from the far place (addresses, payment methods)."
+    )
+
+    def __init__(self, max_kmh: float = 1000.0, min_km: float = 500.0, ttl: float = 86400.0,
+                 location_classes: tuple[str, ...] = ("isp",),
+                 principal_types: tuple[str, ...] = ("customer", "employee")) -> None:
+        self.max_kmh = max_kmh
+        self.min_km = min_km
+        self.ttl = ttl
+        self.location_classes = frozenset(location_classes)
+        self.principal_types = frozenset(principal_types)
+        self._last: dict[int, _Where] = {}  # salted hash of the account -> last location
+        self._memo: dict[str, int] = {}  # raw id -> its hash; transient, cleared by expire()
+
+    def on_login(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.outcome != "success" or e.account_type not in self.principal_types:
+            return []
+        return self._seen(e, e.account_id, ctx)  # type: ignore[arg-type]
+
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.actor_type not in self.principal_types:
+            return []
+        return self._seen(e, e.actor_id, ctx)  # type: ignore[arg-type]
+
+    def _seen(self, e: Event, pid: str, ctx: Context) -> list[Finding]:
+        net = e.net
+        if net is None or net.net_class not in self.location_classes or net.country == "??":
+            return []
+        h = self._memo.get(pid)
+        if h is None:
+            h = self._memo[pid] = ctx.hash_id(pid)
+        w = self._last.get(h)
+        if w is None:
+            self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
+                                   e.session_id)
+            return []
+        if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
+            if e.ts >= w.ts:
+                w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]
+            return []
+        if w.flagged and net.country == w.origin:
+            out = []  # back on the owner's side of a jump already reported
+        else:
+            out = self._judge(w, e, pid)
+        self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
+                               e.session_id, w.flagged + (1 if out else 0),
+                               w.country if out else w.origin)
+        return out
+
+    def _judge(self, w: _Where, e: Event, pid: str) -> list[Finding]:
+        net = e.net
+        assert net is not None
+        km = travel_km(w.country, net.country)
+        if km is None or km < self.min_km:
+            return []
+        hours = max(e.ts - w.ts, 1.0) / 3600.0
+        kmh = km / hours
+        if kmh <= self.max_kmh:
+            return []
+        centre = distance_km(w.country, net.country) or 0.0
+        same_session = e.session_id is not None and e.session_id == w.session
+        severity = "critical" if same_session else "warning"
+        mins = (e.ts - w.ts) / 60
+        gap = f"{mins:.0f} min" if mins >= 1 else f"{e.ts - w.ts:.0f} s"
+        summary = (f"Account {pid} was used from {net.country} ({net.org or '?'}) {gap} after "
+                   f"{w.country} ({w.org or '?'}): {_r(centre)} km apart (at least {_r(km)} km "
+                   f"allowing for country size) needs {_r(kmh)} km/h; no traveller exceeds "
+                   f"{_r(self.max_kmh)} km/h.")
+        if same_session:
+            summary = summary[:-1] + f"; the same session {e.session_id} was used at both ends."
+        flight_h = km / self.max_kmh
+        evidence = [
+            ev("speed_kmh", round(kmh), f"<= {self.max_kmh:g} km/h",
+               f"{_r(km)} km (centroids {_r(centre)} km less half of each country's radius) in "
+               f"{gap}; the fastest plausible trip needs {flight_h:.1f} h"),
+            ev("from", f"{w.country} {w.org} {w.ip}", "last location of the account",
+               f"at {iso(w.ts)}, event {w.event_id}"),
+            ev("to", f"{net.country} {net.org} {e.src_ip}", "residential / mobile network",
+               f"at {iso(e.ts)}, {e.kind}" + (f" of {e.resource}" if e.resource else "")),
+            ev("same_session", same_session, "a new login at a new place",
+               "the session presented at both places" if same_session else
+               "different sessions: a second login (password or device) far away"),
+        ]
+        score = min(1.0, 0.6 + 0.4 * (1 - self.max_kmh / kmh)) if kmh > 0 else 0.6
+        if same_session:
+            score = max(score, 0.95)
+        return [Finding(self.id, "account", pid, severity, score, summary, evidence,
+                        [w.event_id, e.event_id], e.ts)]
+
+    def expire(self, now: float) -> None:
+        self._memo.clear()
+        for h in [h for h, w in self._last.items() if now - w.ts > self.ttl]:
+            del self._last[h]
+
+    def tracked(self) -> dict[str, int]:
+        return {"account": len(self._last)}
+
+
+def _r(x: float) -> str:
+    """Rounded for reading: 3 significant figures, thousands separated."""
+    if x >= 1000:
+        return f"{round(x, -int(math.floor(math.log10(x))) + 2):,.0f}"
+    return f"{x:,.0f}"
+
+
+DETECTOR = ImpossibleTravel

@@ -1,0 +1,389 @@
+"""overseas_server — identities used from a network abroad that they (and their peers) never use.
+
+Customers connect from home broadband and mobile carriers; a hosting provider abroad is about
+the rarest place a customer session can come from. Employees travel and use the corporate VPN;
+services run in clouds. So every *new* place (country + network operator) an identity uses is
+weighed by how rare that kind of place is for its peer group (principal type):
+
+- Per identity a tiny profile: the few places (country, AS) it used, with counts (bounded).
+  Only a place the identity has not used before is looked at; known places cost one dict hit.
+- Per peer group, counts of new places by ``(network class, abroad?)`` behind a prior written
+  from experience (customers: home ISPs; staff: office, home, VPN; services: private and cloud),
+  so the detector is useful from the first event. ``abroad`` means outside the home country
+  (``home_country``, else the most common country of new places seen).
+- A seeded River ``GaussianScorer`` per peer group scores the surprise (-log10 of the peer
+  probability) of each new place against the new places of the group; it learns only from
+  places it did not flag (an attacker cannot teach it that servers abroad are normal).
+
+Who gets paged. A forging server reads many *victims*, each a customer whose request looks like
+their own: one page per victim would bury the on-call. Customer requests (``data-access``)
+from a hosting network abroad, at a place that account never used (so no login from it
+either), are therefore aggregated per source subnet (/24, /48): ``warn_accounts`` distinct
+accounts make a warning, ``critical_accounts`` a critical page for the subnet. A single
+customer account seen there with an established history elsewhere is only an ``info`` on the
+account. Logins do not feed the source count: customers on a VPN log in through the exit they
+then use, which makes that place theirs; subnets where customers log in are noted as shared
+exits and capped at warning. Employees and services are judged one by one (``warning`` on the
+account) when a new place is rare for their group.
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> eng = Engine(EngineConfig(detectors=("overseas_server",)))
+>>> for i in range(6):       # six customers at home (Korea Telecom), then "their" reads from AWS US
+...     _ = eng.process_obj({"event_id": f"l{i}", "ts": 1000 + i, "account_id": f"c-{i}",
+...                          "outcome": "success", "src_ip": "121.134.3.3", "session_id": f"s{i}"})
+>>> alerts = []
+>>> for i in range(6):
+...     alerts += eng.process_obj({"event_id": f"a{i}", "ts": 2000 + i, "actor_id": f"c-{i}",
+...                                "subject_id": f"c-{i}", "resource": "address",
+...                                "src_ip": "3.101.4.4", "key_id": "kid-legacy"})[0]
+>>> [(a["severity"], a["entity"]["kind"], a["entity"]["id"]) for a in alerts]
+[('warning', 'subnet', '3.101.4.0/24'), ('critical', 'subnet', '3.101.4.0/24')]
+>>> alerts[-1]["summary"]
+'5 customer accounts read from hosting server 3.101.4.4 in US (AMAZON-02), a network none of them had used before; customers come from such places in 0.2% of new places.'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import datasketches as ds
+from river import anomaly
+
+from .base import Detector, Finding, ev, iso
+from .impossible_travel import distance_km
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+# Prior pseudo-counts of new places per peer group, by (network class, abroad?). Written from
+# what such populations do: customers at home on broadband and mobile, a few abroad or behind
+# VPNs and privacy relays, almost never on a cloud server; staff in the office or at home,
+# on the VPN, some travelling; services on private addresses and in clouds.
+PRIORS: dict[str, dict[tuple[str, bool], float]] = {
+    "customer": {
+        ("isp", False): 90.0, ("isp", True): 4.0, ("vpn", False): 0.5, ("vpn", True): 1.5,
+        ("relay", False): 2.0, ("relay", True): 1.0, ("hosting", False): 0.4,
+        ("hosting", True): 0.2, ("private", False): 0.2, ("private", True): 0.2,
+    },
+    "employee": {
+        ("isp", False): 55.0, ("isp", True): 5.0, ("vpn", False): 12.0, ("vpn", True): 8.0,
+        ("relay", False): 3.0, ("relay", True): 2.0, ("hosting", False): 3.0,
+        ("hosting", True): 0.3, ("private", False): 10.0, ("private", True): 1.0,
+    },
+    "service": {
+        ("isp", False): 8.0, ("isp", True): 1.0, ("vpn", False): 0.5, ("vpn", True): 0.2,
+        ("relay", False): 0.5, ("relay", True): 0.2, ("hosting", False): 30.0,
+        ("hosting", True): 10.0, ("private", False): 45.0, ("private", True): 4.0,
+    },
+}
+
+
+@dataclass(slots=True)
+class _Profile:
+    """Places one identity used: (country, AS) -> uses; bounded to ``max_places``."""
+
+    places: dict[tuple[str, Any], int] = field(default_factory=dict)
+    home: str = ""
+    n: int = 0
+    last: float = 0.0
+
+
+@dataclass(slots=True)
+class _Peer:
+    counts: dict[tuple[str, bool], float]
+    total: float
+    scorer: anomaly.GaussianScorer
+    learned: int = 0
+
+    def prob(self, cls: str, abroad: bool) -> float:
+        return self.counts.get((cls, abroad), 0.1) / self.total
+
+
+@dataclass(slots=True)
+class _Source:
+    """Customer accounts seen at one hosting subnet abroad, at a place new to each of them."""
+
+    subnet: str
+    where: str
+    first: float
+    last: float
+    accounts: Any  # datasketches.hll_sketch of salted account hashes
+    ips: dict[str, int] = field(default_factory=dict)
+    keys: dict[str, int] = field(default_factory=dict)
+    login_accounts: int = 0  # customers who logged in through it (a shared exit)
+    peer_p: float = 0.0
+    sent: int = -1  # severity rank last reported
+    sent_ts: float = 0.0
+    event_ids: list[str] = field(default_factory=list)
+
+
+class OverseasServer(Detector):
+    id = "overseas_server"
+    title = "Identity used from a server or country it never uses"
+    description = (
+        "An identity is used from a country or hosting network new to it and rare for its peer "
+        "group; customer requests from a hosting server abroad are paged per source subnet."
+    )
+    severity = "critical"
+    attack = ("T1078", "T1090.003", "T1550.001")  # Valid Accounts; Proxy; App Access Token
+    status = "test"
+    entity_kinds = ("subnet", "account")
+    wants = frozenset({"login", "access"})
+    triage = (
+        "Check: the source network's owner (cloud provider, region), how many distinct customer "
+        "accounts it read and which resources (addresses, order history), which signing key "
+        "vouched for the tokens (key ids in the evidence) and whether those sessions have a "
+        "login; for a single account, its earlier places and devices. False positives: a "
+        "commercial VPN exit hosted at a cloud provider (its users log in through it: such "
+        "subnets are capped at warning), a partner integration calling with customer tokens "
+        "from its cloud, a customer travelling with a cloud desktop. Respond: block the "
+        "subnet at the edge, revoke the signing key behind the tokens, invalidate the "
+        "sessions seen there, notify the affected accounts, preserve the request log."
+    )
+
+    def __init__(self, home_country: str | None = None, warn_accounts: int = 3,
+                 critical_accounts: int = 5, window: float = 3600.0, rare_p: float = 0.01,
+                 staff_rare_p: float = 0.005, max_places: int = 6, profile_ttl: float = 30 * 86400.0,
+                 mature_uses: int = 3, reminder: float = 1800.0, grace: int = 100,
+                 seed: int = 42) -> None:
+        self.home_country = home_country
+        self.warn_accounts = warn_accounts
+        self.critical_accounts = critical_accounts
+        self.window = window
+        self.rare_p = rare_p
+        self.staff_rare_p = staff_rare_p
+        self.max_places = max_places
+        self.profile_ttl = profile_ttl
+        self.mature_uses = mature_uses
+        self.reminder = reminder
+        self.grace = grace
+        self.seed = seed
+        self._profiles: dict[int, _Profile] = {}  # salted hash of the identity -> profile
+        self._memo: dict[str, _Profile] = {}  # raw id -> profile; transient, cleared by expire()
+        self._peers: dict[str, _Peer] = {}
+        self._countries: dict[str, int] = {}  # countries of new places (learned home country)
+        self._sources: dict[str, _Source] = {}
+
+    # --- state ---------------------------------------------------------------------------
+    def _peer(self, ptype: str) -> _Peer:
+        p = self._peers.get(ptype)
+        if p is None:
+            prior = dict(PRIORS.get(ptype, PRIORS["customer"]))
+            # Deterministic and seeded: River's GaussianScorer has no randomness of its own.
+            p = self._peers[ptype] = _Peer(prior, sum(prior.values()),
+                                           anomaly.GaussianScorer(grace_period=self.grace))
+        return p
+
+    def home(self) -> str | None:
+        if self.home_country:
+            return self.home_country
+        if not self._countries:
+            return None
+        return max(self._countries.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+    def _profile(self, pid: str, ctx: Context) -> _Profile:
+        h = ctx.hash_id(pid)
+        p = self._profiles.get(h)
+        if p is None:
+            p = self._profiles[h] = _Profile()
+        self._memo[pid] = p
+        return p
+
+    # --- hooks ---------------------------------------------------------------------------
+    def on_login(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.outcome != "success":
+            return []
+        return self._use(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]
+
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        return self._use(e, e.actor_id, e.actor_type, ctx)  # type: ignore[arg-type]
+
+    def _use(self, e: Event, pid: str, ptype: str, ctx: Context) -> list[Finding]:
+        net = e.net
+        p = self._memo.get(pid)
+        if p is None:
+            p = self._profile(pid, ctx)
+        key = (net.country, net.asn or net.org)  # type: ignore[union-attr]
+        places = p.places
+        c = places.get(key)
+        p.n += 1
+        p.last = e.ts
+        if c is not None:  # the common case: a place this identity uses
+            places[key] = c + 1
+            return []
+        return self._new_place(e, pid, ptype, p, key, ctx)
+
+    # --- a place new to the identity -------------------------------------------------------
+    def _new_place(self, e: Event, pid: str, ptype: str, p: _Profile, key: tuple[str, Any],
+                   ctx: Context) -> list[Finding]:
+        net = e.net
+        assert net is not None
+        cls, country = net.net_class, net.country
+        home = self.home()
+        abroad = cls != "private" and country != "??" and (home is None or country != home)
+        peer = self._peer(ptype)
+        prob = peer.prob(cls, abroad)
+        surprise = -math.log10(max(prob, 1e-9))
+        river_score = peer.scorer.score_one(None, surprise)
+        known_elsewhere = p.n - 1 >= self.mature_uses and bool(p.places)
+        findings: list[Finding] = []
+        flagged = False
+        if ptype == "customer":
+            if cls == "hosting" and abroad and prob < self.rare_p:
+                flagged = True
+                if e.kind == "access":
+                    findings += self._source_use(e, pid, prob, ctx)
+                    src = self._sources.get(net.subnet)
+                    if (src is not None and src.sent < 0 and known_elsewhere
+                            and int(round(src.accounts.get_estimate())) == 1):
+                        findings.append(self._account_finding(e, pid, ptype, p, prob, "info",
+                                                              river_score))
+                else:
+                    self._source_login(e, ctx)
+        elif prob < self.staff_rare_p:
+            flagged = True
+            findings.append(self._account_finding(e, pid, ptype, p, prob, "warning", river_score))
+        # Learn the place for the identity (so it is judged once), and for the peer group only
+        # when it was not flagged: what was paged on never becomes normal.
+        self._add_place(p, key, country)
+        if not flagged:
+            peer.counts[(cls, abroad)] = peer.counts.get((cls, abroad), 0.0) + 1.0
+            peer.total += 1.0
+            peer.scorer.learn_one(None, surprise)
+            peer.learned += 1
+            if country != "??" and cls != "private":
+                self._countries[country] = self._countries.get(country, 0) + 1
+        return findings
+
+    def _add_place(self, p: _Profile, key: tuple[str, Any], country: str) -> None:
+        places = p.places
+        if len(places) >= self.max_places:
+            drop = min((k for k in places if k[0] != p.home), key=places.__getitem__,
+                       default=None)
+            if drop is None:
+                drop = min(places, key=places.__getitem__)
+            del places[drop]
+        places[key] = 1
+        by_country: dict[str, int] = {}
+        for (cc, _), n in places.items():
+            by_country[cc] = by_country.get(cc, 0) + n
+        p.home = max(by_country.items(), key=lambda kv: (kv[1], kv[0]))[0]
+
+    def _source_login(self, e: Event, ctx: Context) -> None:
+        src = self._sources.get(e.net.subnet)  # type: ignore[union-attr]
+        if src is None:
+            src = self._new_source(e)
+        src.login_accounts += 1
+        src.last = e.ts
+
+    def _new_source(self, e: Event) -> _Source:
+        net = e.net
+        assert net is not None
+        where = f"{net.country} ({net.org})" if net.org else net.country
+        src = _Source(net.subnet, where, e.ts, e.ts, ds.hll_sketch(12))
+        self._sources[net.subnet] = src
+        return src
+
+    def _source_use(self, e: Event, pid: str, prob: float, ctx: Context) -> list[Finding]:
+        src = self._sources.get(e.net.subnet)  # type: ignore[union-attr]
+        if src is None or e.ts - src.last > self.window:
+            src = self._new_source(e)
+        src.accounts.update(ctx.hash_id(pid))
+        src.last = e.ts
+        src.peer_p = prob
+        ip = e.src_ip
+        if ip in src.ips or len(src.ips) < 8:
+            src.ips[ip] = src.ips.get(ip, 0) + 1  # type: ignore[arg-type]
+        if e.key_id and (e.key_id in src.keys or len(src.keys) < 4):
+            src.keys[e.key_id] = src.keys.get(e.key_id, 0) + 1
+        if len(src.event_ids) < 20:
+            src.event_ids.append(e.event_id)
+        n = int(round(src.accounts.get_estimate()))
+        if n >= self.critical_accounts and src.login_accounts < 2:
+            rank = 2
+        elif n >= self.warn_accounts:
+            rank = 1
+        else:
+            return []
+        if rank <= src.sent and e.ts - src.sent_ts < self.reminder:
+            return []
+        src.sent, src.sent_ts = max(rank, src.sent), e.ts
+        return [self._source_finding(src, n, rank, e.ts)]
+
+    # --- findings ------------------------------------------------------------------------
+    def _source_finding(self, src: _Source, n: int, rank: int, ts: float) -> Finding:
+        ips = sorted(src.ips, key=src.ips.__getitem__, reverse=True)
+        server = (f"hosting server {ips[0]}" if len(ips) == 1
+                  else f"{len(ips)} hosting servers in {src.subnet}")
+        summary = (f"{n} customer accounts read from {server} in {src.where}, a network none of "
+                   f"them had used before; customers come from such places in "
+                   f"{_pct(src.peer_p)} of new places.")
+        keys = ", ".join(f"{k} ({c})" for k, c in sorted(src.keys.items())) or "none named"
+        minutes = max(0.0, src.last - src.first) / 60
+        evidence = [
+            ev("distinct_customer_accounts", n,
+               f"warning at {self.warn_accounts}, critical at {self.critical_accounts}",
+               f"accounts whose requests came from {src.subnet} at a place new to each of them, "
+               f"over {minutes:.0f} min since {iso(src.first)}"),
+            ev("network", f"hosting, abroad: {src.where}",
+               "customers: home broadband and mobile carriers",
+               f"peer-group share of new places of this kind: {_pct(src.peer_p)}"),
+            ev("signing_keys", keys, "tokens of these accounts signed from their own devices",
+               "key ids presented by the requests from this subnet (requests per key)"),
+            ev("customer_logins_from_subnet", src.login_accounts, "0 for a forging server",
+               "customers who logged in through this subnet (a shared VPN exit caps at warning)"),
+        ]
+        score = min(1.0, 0.5 + 0.5 * (1.0 - 0.5 ** max(0, n - self.warn_accounts + 1)))
+        sev = ("info", "warning", "critical")[rank]
+        return Finding(self.id, "subnet", src.subnet, sev, score, summary, evidence,
+                       list(src.event_ids), ts)
+
+    def _account_finding(self, e: Event, pid: str, ptype: str, p: _Profile, prob: float,
+                         severity: str, river_score: float) -> Finding:
+        net = e.net
+        assert net is not None
+        home = p.home or self.home() or "?"
+        usual = ", ".join(f"{cc} {asn}" for (cc, asn) in list(p.places)[:4]) or "none yet"
+        dist = distance_km(home, net.country)
+        far = f"{dist:,.0f} km from {home}" if dist is not None else "distance unknown"
+        what = "used" if e.kind == "login" else f"read {e.resource} of {e.subject_id}"
+        summary = (f"{ptype.capitalize()} {pid} {what} from {net.net_class} network "
+                   f"{net.org or net.asn or '?'} in {net.country} ({e.src_ip}), a place it never "
+                   f"used; {ptype}s come from such places in {_pct(prob)} of new places.")
+        evidence = [
+            ev("place", f"{net.country} {net.org or net.asn} ({net.net_class})", usual,
+               f"{far}; {p.n - 1} earlier uses of this identity"),
+            ev("peer_rarity", _pct(prob), f"{_pct(self.rare_p if ptype == 'customer' else self.staff_rare_p)} "
+               f"for {ptype}s", "share of new places of this network class and abroad-ness"),
+            ev("model_score", round(river_score, 3), "0 = typical new place for the group",
+               "River GaussianScorer on the surprise of new places"),
+        ]
+        score = max(river_score, 1.0 - prob)
+        return Finding(self.id, "account", pid, severity, score, summary, evidence,
+                       [e.event_id], e.ts)
+
+    # --- housekeeping --------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        self._memo.clear()
+        ttl = self.profile_ttl
+        for h in [h for h, p in self._profiles.items() if now - p.last > ttl]:
+            del self._profiles[h]
+        for s in [s for s, src in self._sources.items() if now - src.last > self.window]:
+            del self._sources[s]
+
+    def tracked(self) -> dict[str, int]:
+        return {"account": len(self._profiles), "subnet": len(self._sources)}
+
+    def warmup(self) -> float:
+        peer = self._peers.get("customer")
+        return 0.0 if peer is None else min(1.0, peer.learned / self.grace)
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.1f}%" if p >= 0.001 else f"{100 * p:.2f}%"
+
+
+DETECTOR = OverseasServer
