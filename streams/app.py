@@ -1,0 +1,558 @@
+"""The Faust app: thin agents around the detection engine, checkpointed per partition.
+
+``create_app(settings)`` builds a ``faust.App`` with:
+
+- one agent over ``auth-logins`` + ``data-access`` (raw bytes, decoded once by the engine's
+  orjson decoder). The two topics are co-partitioned (same count, logins keyed by
+  ``account_id``, access by ``actor_id``), so partition *p* of both lands on one worker and
+  feeds **one Engine per partition number**: an account's logins meet its own requests
+  there, and the engine's whole state moves with the partition on a rebalance;
+- a per-worker reader of **every** partition of ``identity-changes`` (no consumer group):
+  the facts go into one ``Directory`` shared by this worker's engines, and each engine's
+  detectors see every identity event;
+- a table ``<app_id>-engine-checkpoints`` (changelog, memory or RocksDB store) keyed by
+  partition number, holding a pickle of that partition's Engine plus the input offsets it
+  has consumed. It is written every ``checkpoint_interval`` seconds and read back when the
+  partition is assigned (after Faust's changelog recovery);
+- alerts to ``access-alerts`` (JSON, key = ``alert_id``), bad input to ``accesswatch-dlq``
+  (the original bytes as value, the original key, and headers ``aw-topic``,
+  ``aw-partition``, ``aw-offset``, ``aw-reason``, ``aw-field``, ``aw-detail``);
+- a 1 s event-time watermark: each engine is advanced to (newest event ts it has seen) +
+  (wall seconds since that event arrived), so grace-window alerts fire without new events;
+- ``/metrics`` on Faust's own web server (``--web-port``): the ``streams.metrics`` metrics
+  and Faust's Prometheus sensor in one registry. Faust's sensor names start with the app
+  id and its runtime histograms are in **milliseconds** (Faust's choice); every
+  ``accesswatch_*`` metric is in base units.
+
+Consistency (at-least-once, never lost, never half-applied):
+
+Input events are **not acked when processed**: each partition holds its processed events
+until the next checkpoint. A checkpoint (1) pickles the engine and its offsets
+synchronously, between two events; (2) sends it to the table's changelog; (3) flushes the
+producer, so the checkpoint and every alert raised before it are on the broker; (4) only
+then acks the held events, so Faust commits input offsets **at most up to the
+checkpoint**. After a crash the partition's new owner restores the checkpoint, Faust
+redelivers from the committed offset (<= checkpoint), and events at or below the
+checkpoint's offsets are skipped: nothing is applied twice, nothing is missed, and the
+events after the checkpoint are processed again by the same restored state, so any alert
+they raise again carries the same ``alert_id``. The price: up to ``checkpoint_interval``
+seconds of events are re-processed after a crash (and their alerts re-sent, same ids), a
+checkpoint costs a pickle of the partition's state (milliseconds for thousands of entities,
+more for millions: raise the interval), and on Tansu (no compaction) the changelog keeps
+every checkpoint, so recovery reads them all (on Kafka, compaction keeps the last).
+
+Aggregates by source IP / subnet / ASN / key are computed by each partition's engine over
+the traffic of that partition. With one partition (or one worker reading all partitions
+with a single engine) they equal the offline ``replay``; with several partitions each
+engine sees 1/N of a source's traffic. The design's combiner (local partial aggregates
+keyed by entity, merged downstream) is the next step and is not implemented here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import pickle
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CollectorRegistry
+
+from detectors import events as E
+from detectors.engine import Directory, Engine, EngineConfig
+from detectors.geo import Geo, default_geo
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger("accesswatch.app")
+
+CHECKPOINT_VERSION = 1
+INTERNAL_ERROR = "internal_error"
+
+
+# ---------------------------------------------------------------- engine checkpoints
+
+
+class _ThetaResumed:
+    """An ``update_theta_sketch`` brought back from a checkpoint.
+
+    datasketches can serialise only the compact (read-only) form of a theta sketch, so a
+    restored one keeps that as a base and takes new updates in a fresh update sketch;
+    estimates and ``compact()`` come from their union (the same estimate as never pausing).
+    """
+
+    def __init__(self, compact_bytes: bytes) -> None:
+        import datasketches as ds
+
+        self._base = ds.compact_theta_sketch.deserialize(compact_bytes)
+        self._upd = ds.update_theta_sketch(THETA_LG_K, 1.0, THETA_SEED)
+
+    def update(self, item: Any) -> None:
+        self._upd.update(item)
+
+    def compact(self, ordered: bool = True) -> Any:
+        import datasketches as ds
+
+        u = ds.theta_union(THETA_LG_K, 1.0, THETA_SEED)
+        u.update(self._base)
+        u.update(self._upd)
+        return u.get_result(ordered)
+
+    def get_estimate(self) -> float:
+        return float(self.compact().get_estimate())
+
+    def is_empty(self) -> bool:
+        return bool(self._base.is_empty() and self._upd.is_empty())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ThetaResumed, (self.compact().serialize(),))
+
+
+THETA_LG_K = 12
+THETA_SEED = 9001
+
+
+class _Pickler(pickle.Pickler):
+    """pickle, plus the datasketches objects (C++ types without pickle support)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        mod = type(obj).__module__ or ""
+        if not mod.startswith("_datasketches") and not mod.startswith("datasketches"):
+            return NotImplemented
+        name = type(obj).__name__
+        if name == "update_theta_sketch":
+            return (_ThetaResumed, (obj.compact().serialize(),))
+        if name == "hll_sketch":
+            return (_sketch_from, (name, obj.serialize_updatable()))
+        if hasattr(type(obj), "deserialize") and hasattr(obj, "serialize"):
+            return (_sketch_from, (name, obj.serialize()))
+        return NotImplemented
+
+
+def _sketch_from(type_name: str, data: bytes) -> Any:
+    import datasketches as ds
+
+    return getattr(ds, type_name).deserialize(data)
+
+
+def _dumps(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def snapshot(engine: Engine, offsets: dict[str, int]) -> bytes:
+    """Pickle an engine (without its GeoIP data and shared directory) with its offsets."""
+    ctx = engine.ctx
+    geo, directory = ctx.geo, ctx.directory
+    ctx.geo = None  # type: ignore[assignment]
+    ctx.directory = None  # type: ignore[assignment]
+    try:
+        return _dumps({"v": CHECKPOINT_VERSION, "engine": engine, "offsets": dict(offsets)})
+    finally:
+        ctx.geo, ctx.directory = geo, directory
+
+
+def restore(blob: bytes, geo: Geo, directory: Directory) -> tuple[Engine, dict[str, int]]:
+    """The inverse of :func:`snapshot`, re-attached to this worker's geo and directory."""
+    data = pickle.loads(blob)  # noqa: S301 - our own changelog, written by our workers
+    if not isinstance(data, dict) or data.get("v") != CHECKPOINT_VERSION:
+        raise ValueError("checkpoint of an unknown version")
+    engine: Engine = data["engine"]
+    engine.ctx.geo = geo
+    engine.ctx.directory = directory
+    return engine, dict(data["offsets"])
+
+
+def _table_key(partition: int) -> bytes:
+    return f"p{partition}".encode()
+
+
+@dataclass
+class PartitionState:
+    """One input partition number: its engine, consumed offsets and not-yet-acked events."""
+
+    engine: Engine
+    offsets: dict[str, int] = field(default_factory=dict)
+    held: list[Any] = field(default_factory=list)
+    dirty: bool = False
+    max_ts: float | None = None
+    wall_at_max: float = 0.0
+    last_wall: float = field(default_factory=time.monotonic)
+    flushed: bool = True
+    restored: bool = False
+
+
+# ------------------------------------------------------------------------ the runtime
+
+
+class Runtime:
+    """What the agents call: routing, the engines, alerts, DLQ, checkpoints, metrics."""
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        names = settings.topics
+        self.names = names
+        self.kind_of = {names.logins: E.LOGIN, names.access: E.ACCESS, names.identity: E.IDENTITY}
+        self.config = EngineConfig(detectors=settings.detectors or None)
+        Engine(self.config)  # fail fast on unknown detector ids
+        self.geo = default_geo()
+        self.directory = Directory()
+        self.identity_log: list[E.Event] = []
+        self.parts: dict[int, PartitionState] = {}
+        self.sender: Any = None
+        self.alerts_topic = app.topic(
+            names.alerts,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        self.dlq_topic = app.topic(
+            names.dlq, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+        )
+        self.table = app.Table(
+            f"{settings.app_id}-engine-checkpoints",
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+        )
+        self._checkpoint_lock = asyncio.Lock()
+        self._events_child = {t: metrics.events.labels(topic=t) for t in self.kind_of}
+        self._late_seen: dict[int, int] = {}
+        self.alerts_sent = 0
+
+    # ---- partitions -------------------------------------------------------------------
+    def _fresh_engine(self) -> Engine:
+        engine = Engine(self.config, geo=self.geo)
+        engine.ctx.directory = self.directory
+        for ev in self.identity_log:
+            engine.process(ev)
+        return engine
+
+    def state(self, partition: int) -> PartitionState:
+        st = self.parts.get(partition)
+        if st is not None:
+            return st
+        blob = self.table.get(_table_key(partition))
+        if blob:
+            try:
+                engine, offsets = restore(blob, self.geo, self.directory)
+                st = PartitionState(engine, offsets, restored=True)
+                log.info("partition %d: engine restored from checkpoint", partition)
+            except Exception as exc:  # a checkpoint we cannot read: start over, say so
+                log.warning(
+                    "partition %d: unreadable checkpoint (%s); starting fresh", partition, exc
+                )
+        if st is None:
+            st = PartitionState(self._fresh_engine())
+        self.parts[partition] = st
+        return st
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.parts.pop(p, None)
+
+    # ---- events -----------------------------------------------------------------------
+    async def on_event(self, event: Any) -> None:
+        """One input message (login or access). Never raises for bad input."""
+        msg = event.message
+        topic = msg.topic
+        st = self.state(msg.partition)
+        st.held.append(event)
+        if msg.offset <= st.offsets.get(topic, -1):
+            return  # already inside the restored checkpoint
+        st.offsets[topic] = msg.offset
+        st.dirty = True
+        st.last_wall = now = time.monotonic()
+        st.flushed = False
+        self._events_child[topic].inc()
+        t0 = time.perf_counter()
+        try:
+            ev = (
+                E.decode(msg.value, self.kind_of[topic])
+                if msg.value is not None
+                else E.Rejection("invalid_json", None, "empty message (tombstone)")
+            )
+            if isinstance(ev, E.Rejection):
+                st.engine.rejected[ev.reason] += 1
+                await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
+                return
+            alerts, rej = st.engine.process(ev)
+        except Exception as exc:  # a detector bug must not kill the agent
+            log.exception("engine failed on an event")
+            await self.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
+            return
+        self.metrics.processing_seconds.observe(time.perf_counter() - t0)
+        if rej is not None:
+            self.metrics.duplicate_events.labels(topic=topic).inc()
+            return
+        self.metrics.event_lag_seconds.observe(max(0.0, time.time() - ev.ts))
+        if st.max_ts is None or ev.ts > st.max_ts:
+            st.max_ts, st.wall_at_max = ev.ts, now
+        for a in alerts:
+            await self.emit(a)
+
+    async def on_identity(self, msg: Any) -> None:
+        """One identity-changes message (every worker reads every partition)."""
+        topic = self.names.identity
+        self._events_child[topic].inc()
+        ev = (
+            E.decode(msg.value, E.IDENTITY)
+            if msg.value is not None
+            else E.Rejection("invalid_json", None, "empty message (tombstone)")
+        )
+        if isinstance(ev, E.Rejection):
+            await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
+            return
+        self.directory.apply(ev)
+        self.identity_log.append(ev)
+        for st in list(self.parts.values()):
+            try:
+                alerts, _ = st.engine.process(ev)
+            except Exception:
+                log.exception("engine failed on an identity event")
+                continue
+            st.dirty = True
+            for a in alerts:
+                await self.emit(a)
+
+    async def emit(self, alert: dict[str, Any]) -> None:
+        await self.alerts_topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
+        self.alerts_sent += 1
+        self.metrics.count_alert(alert["detector"], alert["severity"], alert.get("score"))
+        if self.sender is not None:
+            try:
+                self.sender.submit(alert)
+            except Exception as exc:  # the topic has it; Alertmanager is best effort
+                log.warning("alert not queued for Alertmanager: %s", exc)
+
+    async def dead_letter(self, msg: Any, reason: str, field_: str | None, detail: str) -> None:
+        topic = msg.topic
+        self.metrics.count_invalid(topic, reason)
+        headers = [
+            ("aw-topic", topic.encode()),
+            ("aw-partition", str(msg.partition).encode()),
+            ("aw-offset", str(msg.offset).encode()),
+            ("aw-reason", reason.encode()),
+            ("aw-field", (field_ or "").encode()),
+            ("aw-detail", str(detail)[:512].encode()),
+        ]
+        await self.dlq_topic.send(
+            key=msg.key, value=msg.value if msg.value is not None else b"", headers=headers
+        )
+
+    # ---- time ---------------------------------------------------------------------------
+    async def watermark(self) -> None:
+        """Advance every engine's event time; fire idle partitions' timers if configured."""
+        wall = time.monotonic()
+        idle = self.settings.idle_flush
+        for st in list(self.parts.values()):
+            if st.max_ts is None:
+                continue
+            alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
+            if idle > 0 and not st.flushed and wall - st.last_wall >= idle:
+                alerts.extend(st.engine.flush())
+                st.flushed = True
+            if alerts:
+                st.dirty = True
+                for a in alerts:
+                    await self.emit(a)
+        self.update_gauges()
+
+    def update_gauges(self) -> None:
+        tracked: dict[str, int] = {}
+        warm: dict[str, list[float]] = {}
+        for st in self.parts.values():
+            for k, v in st.engine.tracked().items():
+                tracked[k] = tracked.get(k, 0) + v
+            for d, w in st.engine.warmup().items():
+                warm.setdefault(d, []).append(w)
+        for k, v in tracked.items():
+            self.metrics.tracked_entities.labels(kind=k).set(v)
+        for d, ws in warm.items():
+            self.metrics.model_warmup_ratio.labels(detector=d).set(min(ws))
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        try:
+            consumer = self.app.consumer
+            lags = []
+            for tp in consumer.assignment():
+                if tp.topic not in (self.names.logins, self.names.access):
+                    continue
+                hw = consumer.highwater(tp)
+                pos = consumer._read_offset.get(tp)  # noqa: SLF001
+                if hw is not None:
+                    lags.append((tp.topic, tp.partition, max(0, hw - ((pos or -1) + 1))))
+            self.metrics.set_consumer_lag(lags)
+        except Exception:  # the consumer is not up yet, or rebalancing
+            pass
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    async def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
+        """Checkpoint dirty engines, flush, then ack what the checkpoints cover."""
+        async with self._checkpoint_lock:
+            wanted = set(self.parts) if partitions is None else set(partitions)
+            todo: list[tuple[int, bytes | None, list[Any]]] = []
+            for p in sorted(wanted):
+                st = self.parts.get(p)
+                if st is None or not (st.dirty or st.held):
+                    continue
+                blob = snapshot(st.engine, st.offsets) if st.dirty else None
+                held, st.held = st.held, []
+                st.dirty = False
+                todo.append((p, blob, held))
+            if not todo:
+                return 0
+            for p, blob, _ in todo:
+                if blob is not None:
+                    self.table.send_changelog(p, _table_key(p), blob)
+            await self.app.producer.flush()
+            for _, _, held in todo:
+                for ev in held:
+                    with contextlib.suppress(Exception):
+                        ev.ack()
+            return len(todo)
+
+
+# ------------------------------------------------------------------------ the factory
+
+
+def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
+    """Build the accesswatch Faust app for ``settings`` (the worker runs it)."""
+    names = settings.topics
+    registry = registry if registry is not None else CollectorRegistry()
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{s}" for s in settings.bootstrap],
+        store=settings.store_url,
+        datadir=settings.data_dir,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        processing_guarantee="at_least_once",  # never exactly_once (Tansu, see STACK-NOTES)
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        broker_max_poll_records=1000,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,  # events are held unacked until a checkpoint
+        table_standby_replicas=0,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        id_format="{id}",
+    )
+    metrics = Metrics(registry, topics=names.inputs())
+    from faust.sensors.prometheus import setup_prometheus_sensors
+
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    rt = Runtime(app, settings, metrics)
+    app.accesswatch = rt  # type: ignore[attr-defined]
+    app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
+
+    inputs = app.topic(
+        names.logins,
+        names.access,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+    @app.agent(inputs, name="accesswatch.detect")
+    async def detect(stream: faust.StreamT) -> None:
+        async for event in stream.noack().events():
+            await rt.on_event(event)
+
+    @app.task
+    async def identity_reader() -> None:
+        await _read_identity(app, rt, settings)
+
+    @app.timer(settings.watermark_interval)
+    async def watermark() -> None:
+        await rt.watermark()
+
+    @app.timer(settings.checkpoint_interval)
+    async def checkpoint() -> None:
+        await rt.checkpoint()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:
+        lost = {tp.partition for tp in revoked if tp.topic in (names.logins, names.access)}
+        with contextlib.suppress(Exception):
+            await rt.checkpoint(lost)
+        rt.drop(lost)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set[Any], **kw: Any) -> None:
+        metrics.rebalances.inc()
+        mine = {tp.partition for tp in assigned if tp.topic in (names.logins, names.access)}
+        rt.drop(set(rt.parts) - mine)
+        metrics.forget_partitions((tp.topic, tp.partition) for tp in assigned)
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app: faust.App, **kw: Any) -> None:
+        with contextlib.suppress(Exception):
+            await rt.checkpoint()
+        if rt.sender is not None:
+            await asyncio.to_thread(rt.sender.flush, 5.0)
+            rt.sender.stop()
+
+    if settings.alertmanager:
+        from streams.alertmanager import AlertmanagerSender
+
+        rt.sender = AlertmanagerSender(list(settings.alertmanager), metrics)
+
+        @app.task
+        async def alertmanager_sender() -> None:
+            await rt.sender.run()
+
+    return app
+
+
+async def _read_identity(app: faust.App, rt: Runtime, settings: Settings) -> None:
+    """Read every partition of identity-changes from the start, for the life of the worker."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = settings.topics.identity
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=f"{settings.app_id}-identity",
+    )
+    await consumer.start()
+    try:
+        parts: set[int] | None = None
+        while parts is None:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                parts = None
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await consumer._client.force_metadata_update()  # noqa: SLF001
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            for msgs in batch.values():
+                for m in msgs:
+                    try:
+                        await rt.on_identity(m)
+                    except Exception:
+                        log.exception("identity event failed")
+    finally:
+        await consumer.stop()

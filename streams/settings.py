@@ -1,0 +1,263 @@
+"""Worker settings: one dataclass, filled from flags first, then environment variables.
+
+Every field names the environment variable behind it. ``Settings.from_env()`` reads the
+environment; ``Settings.from_args(args)`` lays command-line flags over it (a flag given on
+the command line wins over the environment, the environment over the default).
+
+>>> s = Settings.from_env({"ACCESSWATCH_BROKER": "kafka://127.0.0.1:9092",
+...                        "ACCESSWATCH_PARTITIONS": "8"})
+>>> s.bootstrap, s.partitions, s.store_url
+(['127.0.0.1:9092'], 8, 'memory://')
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from streams.broker import parse_broker_url
+from streams.topics import TopicNames
+
+STORES = ("memory", "rocksdb")
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot work: one readable line."""
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to know. Each field: ``(env VAR)`` meaning."""
+
+    #: (``ACCESSWATCH_BROKER``) Kafka bootstrap URL, ``kafka://HOST:PORT[,HOST:PORT]``.
+    broker: str = "kafka://127.0.0.1:9092"
+    #: (``ACCESSWATCH_APP_ID``) Faust app id = consumer group id; prefixes the table topics.
+    app_id: str = "accesswatch"
+    #: (``ACCESSWATCH_TOPIC_LOGINS`` ... ``_DLQ``) topic names, see ``streams.topics``.
+    topics: TopicNames = field(default_factory=TopicNames)
+    #: (``ACCESSWATCH_PARTITIONS``) partitions of the input topics and of the checkpoint
+    #: table (they must match: the table is co-partitioned with the inputs).
+    partitions: int = 4
+    #: (``ACCESSWATCH_REPLICATION``) replication factor of topics this worker creates.
+    replication: int = 1
+    #: (``ACCESSWATCH_STORE``) table store: ``memory`` (tests, demo) or ``rocksdb``
+    #: (production; needs the ``rocksdict`` package, ``accesswatch[rocksdb]``).
+    store: str = "memory"
+    #: (``ACCESSWATCH_WEB_HOST``) address the worker's web server (/metrics) binds to.
+    web_host: str = "127.0.0.1"
+    #: (``ACCESSWATCH_WEB_PORT``) port of the web server; 0 = pick a free one.
+    web_port: int = 6066
+    #: (``ACCESSWATCH_ALERTMANAGER``) comma-separated Alertmanager base URLs; empty = off.
+    alertmanager: tuple[str, ...] = ()
+    #: (``ACCESSWATCH_WORKER_ID``) this worker's name (logs, Faust client id).
+    worker_id: str = field(default_factory=_default_worker_id)
+    #: (``ACCESSWATCH_DATA_DIR``) where Faust keeps its state (RocksDB files).
+    data_dir: str = "./accesswatch-data"
+    #: (``ACCESSWATCH_CHECKPOINT_INTERVAL``) seconds between engine checkpoints into the
+    #: table; input offsets are committed only up to the last checkpoint.
+    checkpoint_interval: float = 2.0
+    #: (``ACCESSWATCH_WATERMARK_INTERVAL``) seconds between event-time watermark ticks.
+    watermark_interval: float = 1.0
+    #: (``ACCESSWATCH_IDLE_FLUSH``) seconds a partition may stay idle before its pending
+    #: timers are all fired as at end of input (demo and tests); 0 = never (production).
+    idle_flush: float = 0.0
+    #: (``ACCESSWATCH_DETECTORS``) comma-separated detector ids; empty = every detector.
+    detectors: tuple[str, ...] = ()
+    #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
+    log_level: str = "warning"
+
+    # ---- derived ---------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> list[str]:
+        return parse_broker_url(self.broker)
+
+    @property
+    def store_url(self) -> str:
+        return "rocksdb://" if self.store == "rocksdb" else "memory://"
+
+    def validate(self) -> Settings:
+        """Raise ``SettingsError`` naming the first bad value; return self."""
+        try:
+            parse_broker_url(self.broker)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+        if self.store not in STORES:
+            raise SettingsError(f"store must be one of {', '.join(STORES)}, not {self.store!r}")
+        if self.store == "rocksdb":
+            try:
+                import rocksdict  # noqa: F401
+            except ImportError:
+                raise SettingsError(
+                    "store rocksdb needs the rocksdict package: pip install 'accesswatch[rocksdb]'"
+                ) from None
+        if self.partitions < 1:
+            raise SettingsError(f"partitions must be >= 1, not {self.partitions}")
+        if not 0 <= self.web_port < 65536:
+            raise SettingsError(f"web port must be in 0..65535, not {self.web_port}")
+        if self.checkpoint_interval <= 0 or self.watermark_interval <= 0:
+            raise SettingsError("checkpoint and watermark intervals must be positive")
+        for url in self.alertmanager:
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
+        return self
+
+    # ---- constructors ----------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            v = env.get(name, "").strip()
+            return v or None
+
+        kw: dict[str, object] = {}
+        conv = {
+            "broker": ("ACCESSWATCH_BROKER", str),
+            "app_id": ("ACCESSWATCH_APP_ID", str),
+            "partitions": ("ACCESSWATCH_PARTITIONS", int),
+            "replication": ("ACCESSWATCH_REPLICATION", int),
+            "store": ("ACCESSWATCH_STORE", str),
+            "web_host": ("ACCESSWATCH_WEB_HOST", str),
+            "web_port": ("ACCESSWATCH_WEB_PORT", int),
+            "worker_id": ("ACCESSWATCH_WORKER_ID", str),
+            "data_dir": ("ACCESSWATCH_DATA_DIR", str),
+            "checkpoint_interval": ("ACCESSWATCH_CHECKPOINT_INTERVAL", float),
+            "watermark_interval": ("ACCESSWATCH_WATERMARK_INTERVAL", float),
+            "idle_flush": ("ACCESSWATCH_IDLE_FLUSH", float),
+            "log_level": ("ACCESSWATCH_LOG_LEVEL", str),
+        }
+        for name, (var, typ) in conv.items():
+            raw = get(var)
+            if raw is not None:
+                try:
+                    kw[name] = typ(raw)
+                except ValueError:
+                    raise SettingsError(f"${var}={raw!r} is not a valid {typ.__name__}") from None
+        for name, var in (
+            ("alertmanager", "ACCESSWATCH_ALERTMANAGER"),
+            ("detectors", "ACCESSWATCH_DETECTORS"),
+        ):
+            raw = get(var)
+            if raw is not None:
+                kw[name] = _split(raw)
+        kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
+        return cls(**kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+        """Environment settings with every flag that was given laid over them."""
+        base = cls.from_env(env)
+        names = {f.name for f in fields(cls)}
+        over: dict[str, object] = {}
+        for k, v in vars(args).items():
+            if k in names and v is not None:
+                over[k] = _split(v) if k in ("alertmanager", "detectors") else v
+        return replace(base, **over).validate()  # type: ignore[arg-type]
+
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def _split(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = value.split(",")
+    else:
+        items = [p for v in value for p in str(v).split(",")]  # type: ignore[attr-defined]
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _topics_from(env: Mapping[str, str]) -> TopicNames:
+    base = TopicNames()
+    pairs = {
+        "logins": "ACCESSWATCH_TOPIC_LOGINS",
+        "access": "ACCESSWATCH_TOPIC_ACCESS",
+        "identity": "ACCESSWATCH_TOPIC_IDENTITY",
+        "alerts": "ACCESSWATCH_TOPIC_ALERTS",
+        "dlq": "ACCESSWATCH_TOPIC_DLQ",
+    }
+    kw = {k: (env.get(v, "").strip() or getattr(base, k)) for k, v in pairs.items()}
+    return TopicNames(**kw)
+
+
+def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = False) -> None:
+    """Flags shared by ``worker`` and ``demo`` (each defaults to its environment variable)."""
+    p.add_argument(
+        "--broker",
+        required=broker_required,
+        metavar="kafka://HOST:PORT",
+        help="Kafka bootstrap URL ($ACCESSWATCH_BROKER)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="partitions of the input topics and checkpoint table "
+        "($ACCESSWATCH_PARTITIONS, default 4)",
+    )
+    p.add_argument(
+        "--store", choices=STORES, help="table store ($ACCESSWATCH_STORE, default memory)"
+    )
+    p.add_argument(
+        "--web-port",
+        dest="web_port",
+        type=int,
+        metavar="PORT",
+        help="web server port serving /metrics ($ACCESSWATCH_WEB_PORT, default 6066; "
+        "0 = free port)",
+    )
+    p.add_argument(
+        "--web-host",
+        dest="web_host",
+        metavar="ADDR",
+        help="web server bind address ($ACCESSWATCH_WEB_HOST, default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--alertmanager",
+        action="append",
+        metavar="URL",
+        help="Alertmanager base URL, repeatable ($ACCESSWATCH_ALERTMANAGER)",
+    )
+    p.add_argument(
+        "--app-id",
+        dest="app_id",
+        metavar="ID",
+        help="consumer group / app id ($ACCESSWATCH_APP_ID, default accesswatch)",
+    )
+    p.add_argument(
+        "--worker-id",
+        dest="worker_id",
+        metavar="NAME",
+        help="this worker's name ($ACCESSWATCH_WORKER_ID)",
+    )
+    p.add_argument(
+        "--data-dir", dest="data_dir", metavar="DIR", help="state directory ($ACCESSWATCH_DATA_DIR)"
+    )
+    p.add_argument(
+        "--checkpoint-interval",
+        dest="checkpoint_interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between engine checkpoints (default 2)",
+    )
+    p.add_argument(
+        "--idle-flush",
+        dest="idle_flush",
+        type=float,
+        metavar="SECONDS",
+        help="fire pending timers of a partition idle this long (default 0 = never)",
+    )
+    p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids")
+    p.add_argument(
+        "--log-level",
+        dest="log_level",
+        choices=("debug", "info", "warning", "error"),
+        help="log level",
+    )

@@ -1,0 +1,109 @@
+"""`accesswatch worker --broker kafka://HOST:PORT` — one production worker.
+
+Creates the topics if they are missing (idempotent, co-partitioning checked), then runs the
+Faust app of ``streams.app`` until SIGTERM or SIGINT. On SIGTERM the worker stops consuming,
+lets the event in flight finish, writes a last checkpoint of every engine, flushes alerts
+(Kafka and Alertmanager), commits what the checkpoints cover and exits 0.
+
+Metrics: ``http://WEB_HOST:WEB_PORT/metrics`` (Faust's web server).
+
+Exit codes: 0 stopped on a signal; 2 a bad flag, environment value or broker (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from dataclasses import replace
+
+from streams.replay import InputError
+from streams.settings import Settings, SettingsError, add_worker_arguments
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_worker_arguments(p)
+    p.add_argument(
+        "--no-create-topics",
+        dest="create_topics",
+        action="store_false",
+        help="do not create missing topics (they must exist)",
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(settings: Settings, create: bool = True) -> Settings:
+    """Check the broker, create or inspect the topics, fix the partition count and web port."""
+    from streams.topics import CoPartitionError, create_topics, describe_topics
+
+    try:
+        if create:
+            reports = create_topics(
+                settings.bootstrap,
+                settings.partitions,
+                settings.replication,
+                names=settings.topics,
+                timeout=15,
+            )
+            parts = {r.name: r.partitions for r in reports}
+        else:
+            infos = describe_topics(
+                settings.bootstrap, settings.topics.inputs(), with_configs=False, timeout=15
+            )
+            missing = [t for t in settings.topics.inputs() if t not in infos]
+            if missing:
+                raise InputError(f"missing topic(s): {', '.join(missing)}")
+            parts = {n: i.partitions for n, i in infos.items()}
+    except CoPartitionError as e:
+        raise InputError(str(e)) from None
+    except InputError:
+        raise
+    except Exception as e:  # unreachable broker and the like: one line
+        raise InputError(f"broker {settings.broker}: {type(e).__name__}: {e}") from None
+    n = parts.get(settings.topics.logins, settings.partitions)
+    port = settings.web_port or free_port(settings.web_host)
+    return replace(settings, partitions=n, web_port=port)
+
+
+def run_worker(settings: Settings) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    level = settings.log_level.upper()
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    print(
+        f"accesswatch worker {settings.worker_id}: broker {settings.broker}, "
+        f"{settings.partitions} partitions, store {settings.store}, "
+        f"metrics at http://{settings.web_host}:{settings.web_port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
+    worker = faust.Worker(
+        app, loglevel=level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_args(args)
+    except SettingsError as e:
+        raise InputError(str(e)) from None
+    settings = prepare(settings, create=args.create_topics)
+    os.makedirs(settings.data_dir, exist_ok=True)
+    return run_worker(settings)
