@@ -13,6 +13,25 @@ milliseconds and ``Z``. IP addresses come from real prefixes whose country and A
 checked against the bundled geoip2fast data (see :data:`NETWORKS`); only ``src_ip`` is sent,
 the engine enriches it, except a few logins that carry their own ``country`` and ``asn``.
 
+Conventions a consumer should know:
+
+- ``event_id`` is ``e-<seed>-<n>``, ``n`` counting from 0 in stream order.
+- The key store is replayed first: each ``key_issued`` carries the key's real issue time
+  (2018-2025), so the first few events predate ``start``; everything else lies in
+  ``[start, start + hours)``.
+- ``label`` is the attack name on the attacker's own actions only. Facts an attack needs
+  (its legacy key's ``key_issued``, the owner's ``principal_terminated``) and the victims'
+  own genuine activity stay ``"normal"``; the truth record lists the former under
+  ``context_event_ids``.
+- A truth record: ``attack``, ``description``, ``start_ts``/``end_ts`` (first and last
+  attack event), ``event_ids``, ``entities`` (``actor``, ``src_ip``, ``key``, ``account``,
+  ``session`` seen in the attack events, leaving out what normal traffic shares: the office
+  IP, the active customer and staff keys), ``expected_detectors``, ``victims`` (customers
+  whose data was read, in first-touch order; for login-only attacks the accounts taken
+  over), ``context_event_ids`` and ``params`` (the seeded choices: servers, keys, people).
+- ``run`` writes the truth as one JSON array; :func:`simulate` also returns a
+  ``population`` summary (travellers, VPN and relay users, new hires...) for tests.
+
 >>> res = simulate(SimConfig(seed=1, hours=6, customers=60, employees=8, services=2,
 ...                          attacks=("coupang",)))
 >>> res.events[0]["event_id"], res.truth[0]["attack"], res.truth[0]["params"]["key_id"]

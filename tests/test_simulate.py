@@ -567,3 +567,39 @@ def test_bad_input_is_one_line_and_nonzero(argv: list[str], message: str, capsys
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "start, hours, attack_start_hour",
+    [
+        ("2025-06-24T00:00:00Z", 0.25, 0.1),  # a quarter of an hour
+        ("2025-06-24T15:00:00Z", 1.0, 0.5),  # Korean midnight, nobody on shift
+        ("2025-06-28T10:00:00+09:00", 3.0, 0.0),  # a Saturday, attacks from the first second
+        ("2025-12-31T20:00:00Z", 50.0, 2.0),  # over the new year
+    ],
+)
+def test_odd_configs_still_give_every_attack(
+    start: str, hours: float, attack_start_hour: float
+) -> None:
+    cfg = SimConfig(seed=13, start=start, hours=hours, customers=20, employees=4, services=1,
+                    attacks=tuple(ATTACKS), attack_start_hour=attack_start_hour)  # fmt: skip
+    res = simulate(cfg)
+    for ev in res.events:
+        check_contract(ev)
+    times = [ts_of(ev["ts"]) for ev in res.events]
+    assert times == sorted(times)
+    t0 = sim.parse_ts(start) / 1000
+    assert all(t < t0 + hours * 3600 for t in times)
+    assert all(t >= t0 for t, ev in zip(times, res.events, strict=True) if "change" not in ev)
+    for t in res.truth:
+        assert t["event_ids"], t["attack"]
+        assert all(ts_of(by_id(res)[i]["ts"]) >= t0 + attack_start_hour * 3600 - 1
+                   for i in t["event_ids"])  # fmt: skip
+
+
+def test_fmt_ts_matches_datetime() -> None:
+    rng = random.Random(1)
+    for _ in range(2000):
+        ms = rng.randrange(0, 4_102_444_800_000)
+        whole = datetime.fromtimestamp(ms // 1000, sim.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert sim.fmt_ts(ms) == f"{whole}.{ms % 1000:03d}Z"
