@@ -209,6 +209,7 @@ class Producer:
 
         self.servers = bootstrap_servers(bootstrap)
         self.topics = topics or TopicNames.from_env()
+        self._topic_of = {kind: self.topics.for_kind(kind) for kind in KINDS}
         self.default_topic = default_topic
         self.rejects = rejects
         self.on_reject = on_reject
@@ -309,7 +310,7 @@ class Producer:
                 else:
                     kind, why = None, f"not a JSON object but {type(event).__name__}"
             if kind is not None:
-                self._send(self.topics.for_kind(kind), why, raw)  # type: ignore[arg-type]
+                self._send(self._topic_of[kind], why, raw)  # type: ignore[arg-type]
             elif self.default_topic is not None:
                 self._send(self.default_topic, None, raw)
             else:
