@@ -455,6 +455,22 @@ def test_deploy_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "127.0.0.1:12345/oncall-pager" in generated.read_text()
+    # routing: critical pages on-call, the rest goes to the SOC channel
+    config = Path(__file__).parent.parent / "deploy/alertmanager/alertmanager.yml"
+    for labels, receiver_name in (
+        (["alertname=AccesswatchAnomaly", "severity=critical"], "oncall-pager"),
+        (["alertname=AccesswatchCriticalDetection", "severity=critical"], "oncall-pager"),
+        (["alertname=AccesswatchAnomaly", "severity=warning"], "soc-channel"),
+        (["alertname=AccesswatchAnomaly", "severity=info"], "soc-channel"),
+        (["alertname=SomethingElse"], "soc-channel"),
+    ):
+        r = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.stdout.strip() == receiver_name, (labels, r.stdout, r.stderr)
 
 
 @pytest.mark.prom
