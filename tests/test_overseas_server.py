@@ -1,0 +1,222 @@
+"""overseas_server: per-source pages for customer reads from hosting abroad, staff rarity."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from detectors.base import SEVERITY_RANK
+from detectors.engine import Engine, EngineConfig
+from detectors.overseas_server import OverseasServer
+
+T0 = 1750723200.0
+SCEN = Path(__file__).parent / "scenarios" / "overseas_server"
+
+
+def engine(**params: Any) -> Engine:
+    return Engine(EngineConfig(detectors=("overseas_server",), params={"overseas_server": params}))
+
+
+class Feed:
+    def __init__(self, eng: Engine) -> None:
+        self.eng, self.n, self.alerts = eng, 0, []  # type: ignore[var-annotated]
+
+    def login(self, t: float, acct: str, ip: str, typ: str = "customer") -> list[dict]:
+        self.n += 1
+        out = self.eng.process_obj({"event_id": f"l{self.n}", "ts": t, "account_id": acct,
+                                    "account_type": typ, "outcome": "success", "src_ip": ip,
+                                    "session_id": f"s{self.n}"})[0]
+        self.alerts += out
+        return out
+
+    def access(self, t: float, actor: str, ip: str, typ: str = "customer",
+               key: str | None = None) -> list[dict]:
+        self.n += 1
+        e = {"event_id": f"a{self.n}", "ts": t, "actor_id": actor, "actor_type": typ,
+             "subject_id": actor if typ == "customer" else "c-1", "resource": "address",
+             "src_ip": ip}
+        if key:
+            e["key_id"] = key
+        out = self.eng.process_obj(e)[0]
+        self.alerts += out
+        return out
+
+
+def home_customers(f: Feed, n: int, rng: random.Random) -> None:
+    for i in range(n):
+        ip = f"121.134.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        f.login(T0 + i, f"c-{i}", ip)
+        for k in range(3):
+            f.access(T0 + i + 0.1 * (k + 1), f"c-{i}", ip)
+
+
+def test_source_escalates_warning_then_critical_at_thresholds() -> None:
+    f = Feed(engine())
+    home_customers(f, 20, random.Random(1))
+    sev = []
+    for i in range(6):
+        out = f.access(T0 + 600 + i, f"c-{i}", "3.101.4.4", key="kid-legacy")
+        sev.append([(a["severity"], a["entity"]["kind"]) for a in out])
+    # c-0 had 4 uses at home: its lone read from the server is an info on the account
+    assert sev[0] == [("info", "account")]
+    assert sev[1] == []
+    assert sev[2] == [("warning", "subnet")]  # 3 distinct accounts
+    assert sev[3] == []
+    assert sev[4] == [("critical", "subnet")]  # 5 distinct accounts
+    assert sev[5] == []  # one page per source: later victims join the episode
+    crit = f.alerts[-1]
+    assert crit["entity"] == {"kind": "subnet", "id": "3.101.4.0/24"}
+    assert crit["summary"].startswith("5 customer accounts read from hosting server 3.101.4.4 "
+                                      "in US (AMAZON-02)")
+    ev = {e["feature"]: e for e in crit["evidence"]}
+    assert ev["distinct_customer_accounts"]["observed"] == 5
+    assert "critical at 5" in ev["distinct_customer_accounts"]["baseline"]
+    assert "kid-legacy (5)" in ev["signing_keys"]["observed"]
+
+
+def test_same_account_repeated_counts_once() -> None:
+    f = Feed(engine())
+    home_customers(f, 5, random.Random(2))
+    for k in range(50):
+        f.access(T0 + 600 + k, "c-1", "3.101.4.4")
+    assert [a for a in f.alerts if a["entity"]["kind"] == "subnet"] == []
+
+
+def test_thresholds_are_parameters() -> None:
+    f = Feed(engine(warn_accounts=2, critical_accounts=3))
+    for i in range(3):
+        f.access(T0 + i, f"c-{i}", "45.77.0.9")
+    assert [a["severity"] for a in f.alerts] == ["warning", "critical"]
+
+
+def test_vpn_exit_where_customers_log_in_is_not_paged() -> None:
+    f = Feed(engine())
+    for i in range(12):  # Datacamp JP is listed as hosting; its users log in through it
+        f.login(T0 + i, f"c-{i}", f"89.187.160.{10 + i}")
+        f.access(T0 + i + 0.5, f"c-{i}", f"89.187.160.{10 + i}")
+    assert f.alerts == []
+
+
+def test_shared_exit_is_capped_at_warning() -> None:
+    f = Feed(engine())
+    f.login(T0, "c-a", "89.187.160.5")  # two customers log in through the exit...
+    f.login(T0 + 1, "c-b", "89.187.160.6")
+    for i in range(8):  # ...then sessions opened elsewhere show up there
+        f.access(T0 + 10 + i, f"c-x{i}", "89.187.160.7")
+    assert {a["severity"] for a in f.alerts} == {"warning"}
+
+
+def test_traveller_on_foreign_isp_and_relay_users_are_quiet() -> None:
+    f = Feed(engine())
+    home_customers(f, 10, random.Random(3))
+    for i in range(10):
+        f.login(T0 + 40000 + i, f"c-{i}", f"153.144.2.{i + 1}")  # Japanese ISP
+        f.access(T0 + 40000 + i + 0.5, f"c-{i}", f"172.224.127.{i + 1}")  # relay in KR
+    assert f.alerts == []
+
+
+def test_employee_from_hosting_abroad_warns_on_the_account() -> None:
+    f = Feed(engine())
+    for d in range(3):
+        f.login(T0 + d * 86400, "e-1", "203.246.168.10", typ="employee")
+    out = f.login(T0 + 4 * 86400, "e-1", "159.89.4.7", typ="employee")
+    assert [(a["severity"], a["entity"]) for a in out] == [
+        ("warning", {"kind": "account", "id": "e-1"})]
+    a = out[0]
+    assert "hosting network" in a["summary"] and "DE" in a["summary"]
+    place = a["evidence"][0]
+    assert place["observed"].startswith("DE") and place["baseline"].startswith("KR")
+    assert "km from KR" in place["detail"]
+    # the second use of that place is known: no repeat
+    assert f.login(T0 + 4 * 86400 + 60, "e-1", "159.89.4.7", typ="employee") == []
+
+
+def test_employee_vpn_and_services_internal_or_cloud_are_quiet() -> None:
+    f = Feed(engine())
+    f.login(T0, "e-2", "146.70.40.2", typ="employee")  # M247 VPN in FR
+    f.access(T0 + 1, "svc-a", "10.20.9.3", typ="service")
+    f.access(T0 + 2, "svc-b", "3.101.4.4", typ="service")  # a service in a US cloud region
+    assert f.alerts == []
+
+
+def test_flagged_places_do_not_teach_the_peer_group() -> None:
+    det = OverseasServer(home_country="KR")
+    eng = Engine(EngineConfig(detectors=()))
+    eng.detectors = {"overseas_server": det}
+    eng._login, eng._access = [det.on_login], [det.on_access]
+    f = Feed(eng)
+    for i in range(40):
+        f.access(T0 + i, f"c-{i}", "3.101.4.4")
+    peer = det._peers["customer"]
+    assert peer.counts[("hosting", True)] == 0.2  # the prior only
+    assert peer.learned == 0
+    home_customers(f, 10, random.Random(4))
+    assert peer.learned == 10 and peer.counts[("isp", False)] == 100.0
+
+
+def test_home_country_is_learned_when_not_given() -> None:
+    det = OverseasServer()
+    assert det.home() is None
+    f = Feed(Engine(EngineConfig(detectors=())))
+    f.eng.detectors = {"overseas_server": det}
+    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    home_customers(f, 5, random.Random(5))
+    f.login(T0 + 100, "c-j", "153.144.2.9")
+    assert det.home() == "KR"
+    assert OverseasServer(home_country="JP").home() == "JP"
+
+
+def test_profiles_are_bounded_hashed_and_expire() -> None:
+    det = OverseasServer(max_places=3, profile_ttl=3600)
+    f = Feed(Engine(EngineConfig(detectors=())))
+    f.eng.detectors = {"overseas_server": det}
+    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    ips = ["121.134.3.3", "223.33.1.1", "153.144.2.3", "73.15.3.3", "95.24.1.1"]
+    for k, ip in enumerate(ips):
+        f.login(T0 + k, "c-secret", ip)
+    (h, prof), = det._profiles.items()
+    assert isinstance(h, int) and len(prof.places) == 3
+    assert all("c-secret" not in repr(k) for k in det._profiles)
+    det.expire(T0 + 10)
+    assert det._memo == {} and len(det._profiles) == 1
+    det.expire(T0 + 7200)
+    assert det._profiles == {} and det.tracked() == {"account": 0, "subnet": 0}
+
+
+def test_warmup_grows_with_learned_places() -> None:
+    det = OverseasServer(grace=10)
+    assert det.warmup() == 0.0
+    f = Feed(Engine(EngineConfig(detectors=())))
+    f.eng.detectors = {"overseas_server": det}
+    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    home_customers(f, 5, random.Random(6))
+    assert det.warmup() == 0.5
+    home_customers(f, 20, random.Random(7))
+    assert det.warmup() == 1.0
+
+
+def _replay(path: Path) -> tuple[dict, list[dict]]:
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    eng = Engine()
+    alerts: list[dict] = []
+    for line in lines[1:]:
+        out, rej = eng.process_line(line.encode())
+        assert rej is None, line
+        alerts += out
+    return header, alerts + eng.flush()
+
+
+def test_scenarios() -> None:
+    paths = sorted(SCEN.glob("*.jsonl"))
+    assert len(paths) >= 5
+    for path in paths:
+        header, alerts = _replay(path)
+        for x in header["expect"]:
+            assert any(a["detector"] == x["detector"] and a["entity"] == {
+                "kind": x["entity_kind"], "id": x["entity_id"]}
+                and SEVERITY_RANK[a["severity"]] >= SEVERITY_RANK[x["severity"]]
+                for a in alerts), (path.name, x)
+        assert not [a for a in alerts if a["detector"] in header["expect_no"]], path.name
