@@ -1,0 +1,171 @@
+"""impossible_travel: speeds between country centroids, what counts as a location."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectors.base import SEVERITY_RANK
+from detectors.engine import Engine, EngineConfig
+from detectors.impossible_travel import (
+    ImpossibleTravel,
+    centroids,
+    distance_km,
+    haversine_km,
+    travel_km,
+)
+
+T0 = 1750723200.0
+SCEN = Path(__file__).parent / "scenarios" / "impossible_travel"
+KR, RU, US, JP, DE = "121.134.3.3", "95.24.1.1", "73.15.3.3", "153.144.2.3", "79.192.4.4"
+
+
+class Feed:
+    def __init__(self, **params: Any) -> None:
+        self.eng = Engine(EngineConfig(detectors=("impossible_travel",),
+                                       params={"impossible_travel": params}))
+        self.n = 0
+        self.alerts: list[dict] = []
+
+    def login(self, t: float, acct: str, ip: str, sid: str | None = None,
+              typ: str = "customer", outcome: str = "success") -> list[dict]:
+        self.n += 1
+        e = {"event_id": f"l{self.n}", "ts": T0 + t, "account_id": acct, "account_type": typ,
+             "outcome": outcome, "src_ip": ip}
+        if outcome == "success":
+            e["session_id"] = sid or f"s{self.n}"
+        out = self.eng.process_obj(e)[0]
+        self.alerts += out
+        return out
+
+    def access(self, t: float, actor: str, ip: str, sid: str, typ: str = "customer") -> list[dict]:
+        self.n += 1
+        out = self.eng.process_obj({"event_id": f"a{self.n}", "ts": T0 + t, "actor_id": actor,
+                                    "actor_type": typ, "subject_id": actor, "resource": "address",
+                                    "src_ip": ip, "session_id": sid})[0]
+        self.alerts += out
+        return out
+
+
+def test_centroid_table_covers_every_country() -> None:
+    c = centroids()
+    assert len(c) >= 245
+    for cc in ("KR", "US", "RU", "BR", "NG", "DE", "GB", "JP", "VN", "XK"):
+        assert cc in c
+    assert all(-90 <= lat <= 90 and -180 <= lon <= 180 for lat, lon in c.values())
+
+
+def test_haversine_and_country_distances() -> None:
+    assert haversine_km((0.0, 0.0), (0.0, 1.0)) == pytest.approx(111.2, abs=0.1)
+    assert haversine_km((90.0, 0.0), (-90.0, 0.0)) == pytest.approx(20015, abs=1)
+    assert distance_km("KR", "US") == pytest.approx(10700, rel=0.03)
+    assert travel_km("KR", "KR") == 0.0
+    assert travel_km("KR", "ZZ") is None
+    # big countries are shortened by half their radius: US-CA is not a 2,000 km journey
+    assert travel_km("US", "CA") < distance_km("US", "CA") - 1700  # type: ignore[operator]
+
+
+def test_fast_journey_warns_with_speed_against_threshold() -> None:
+    f = Feed()
+    f.login(0, "c-1", KR)
+    out = f.login(15 * 60, "c-1", RU)
+    assert [(a["severity"], a["entity"]) for a in out] == [
+        ("warning", {"kind": "account", "id": "c-1"})]
+    a = out[0]
+    assert "from RU (PVimpelCom) 15 min after KR (Korea Telecom)" in a["summary"]
+    speed = a["evidence"][0]
+    assert speed["feature"] == "speed_kmh" and speed["observed"] > 5000
+    assert speed["baseline"] == "<= 1000 km/h"
+    assert a["evidence"][1]["observed"].startswith("KR")
+    assert a["event_ids"] == ["l1", "l2"]
+
+
+def test_plausible_flights_are_quiet() -> None:
+    f = Feed()
+    f.login(0, "c-1", KR)
+    f.login(13 * 3600, "c-1", US)  # 11 h flight + airports
+    f.login(0, "c-2", KR)
+    f.login(3.5 * 3600, "c-2", JP)  # 2.5 h flight
+    assert f.alerts == []
+
+
+def test_threshold_is_a_parameter() -> None:
+    f = Feed(max_kmh=20000.0)
+    f.login(0, "c-1", KR)
+    f.login(3600, "c-1", US)  # ~9,800 km in an hour: under 20,000 km/h
+    assert f.alerts == []
+
+
+def test_same_session_in_two_countries_is_critical() -> None:
+    f = Feed()
+    f.login(0, "c-1", KR, sid="s-x")
+    f.access(60, "c-1", KR, "s-x")
+    out = f.access(120, "c-1", US, "s-x")
+    assert [a["severity"] for a in out] == ["critical"]
+    assert "the same session s-x was used at both ends" in out[0]["summary"]
+
+
+def test_not_locations_vpn_relay_hosting_private_and_same_country() -> None:
+    f = Feed()
+    f.login(0, "c-1", KR)
+    for t, ip in enumerate(["146.70.40.2", "172.224.127.3", "3.101.4.4", "10.1.2.3",
+                            "223.33.1.1", "2001:e60::1"], start=1):
+        f.access(t * 30, "c-1", ip, "s1")
+    assert f.alerts == []
+
+
+def test_failed_logins_and_services_do_not_move_anyone() -> None:
+    f = Feed()
+    f.login(0, "c-1", KR)
+    f.login(60, "c-1", RU, outcome="failure")
+    f.login(0, "svc-1", KR, typ="service")
+    f.login(60, "svc-1", US, typ="service")
+    assert f.alerts == []
+
+
+def test_return_to_owner_side_is_not_a_second_page() -> None:
+    f = Feed()
+    f.login(0, "c-1", KR)
+    f.login(600, "c-1", RU)
+    f.login(2 * 3600 + 600, "c-1", KR)  # the owner again, after the episode gap
+    f.login(5 * 3600, "c-1", KR)
+    assert len(f.alerts) == 1
+
+
+def test_state_is_hashed_and_expires() -> None:
+    det = ImpossibleTravel(ttl=3600)
+    f = Feed()
+    f.eng.detectors = {"impossible_travel": det}
+    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    f.login(0, "c-secret", KR)
+    assert det.tracked() == {"account": 1}
+    assert all(isinstance(k, int) for k in det._last)
+    det.expire(T0 + 60)
+    assert det._memo == {} and det.tracked() == {"account": 1}
+    det.expire(T0 + 7200)
+    assert det.tracked() == {"account": 0}
+    assert det.warmup() == 1.0  # an exact check
+
+
+def test_scenarios() -> None:
+    paths = sorted(SCEN.glob("*.jsonl"))
+    assert len(paths) >= 4
+    for path in paths:
+        lines = path.read_text().splitlines()
+        header = json.loads(lines[0])
+        eng = Engine()
+        alerts: list[dict] = []
+        for line in lines[1:]:
+            out, rej = eng.process_line(line.encode())
+            assert rej is None, line
+            alerts += out
+        alerts += eng.flush()
+        for x in header["expect"]:
+            assert any(a["detector"] == x["detector"] and a["entity"] == {
+                "kind": x["entity_kind"], "id": x["entity_id"]}
+                and SEVERITY_RANK[a["severity"]] >= SEVERITY_RANK[x["severity"]]
+                for a in alerts), (path.name, x)
+        assert not [a for a in alerts if a["detector"] in header["expect_no"]], path.name
