@@ -16,9 +16,9 @@ the engine enriches it, except a few logins that carry their own ``country`` and
 Conventions a consumer should know:
 
 - ``event_id`` is ``e-<seed>-<n>``, ``n`` counting from 0 in stream order.
-- The key store is replayed first: each ``key_issued`` carries the key's real issue time
-  (2018-2025), so the first few events predate ``start``; everything else lies in
-  ``[start, start + hours)``.
+- Every event lies in ``[start, start + hours)``. The key store is replayed at ``start``:
+  one ``key_issued`` per existing key, its real issue date (2018-2025) in an extra
+  ``issued_at`` field; keys of new hires are issued mid-stream.
 - ``label`` is the attack name on the attacker's own actions only. Facts an attack needs
   (its legacy key's ``key_issued``, the owner's ``principal_terminated``) and the victims'
   own genuine activity stay ``"normal"``; the truth record lists the former under
@@ -506,6 +506,12 @@ def _identity(ts: int, change: str, label: str = "normal", **fields: str) -> dic
     return ev
 
 
+def _key_snapshot(ts: int, key: str, owner: str, issued: str) -> dict:
+    """``key_issued`` replayed from the key store at ``ts``; ``issued_at`` is the key's age."""
+    issued = fmt_ts(parse_ts(issued))
+    return _identity(ts, "key_issued", key_id=key, owner_id=owner, issued_at=issued)
+
+
 # --------------------------------------------------------------------------------------------
 # Population
 # --------------------------------------------------------------------------------------------
@@ -683,7 +689,7 @@ class _World:
             eid = f"e-{n + 1 + k:04d}"
             home = rng.choice(NETWORKS["kr_broadband"]).ip(rng)
             emp = _Employee(eid, "support", home, 9.0, 9.0, f"lt-{eid[2:]}-{_hex(rng, 24)}")
-            emp.hired_ms = min(hire_at + k * 20 * MIN, self.t1 - 30 * MIN)
+            emp.hired_ms = max(self.t0, min(hire_at + k * 20 * MIN, self.t1 - 30 * MIN))
             self.employees.append(emp)
             self.new_hires.append(eid)
             self.used_employee_ids.add(eid)
@@ -777,20 +783,13 @@ class _World:
         rng = random.Random(f"{self.seed}/identity")
         out: list[tuple[int, dict]] = []
         # The key store as it stands: every active key and its holder, at its issue time.
-        cust_issued = parse_ts("2025-01-06T01:00:00Z")
-        out.append(
-            (
-                cust_issued,
-                _identity(cust_issued, "key_issued", key_id=CUSTOMER_KEY, owner_id="e-0001"),
-            )
-        )
-        sso_issued = parse_ts("2024-03-04T02:30:00Z")
-        out.append(
-            (sso_issued, _identity(sso_issued, "key_issued", key_id=STAFF_KEY, owner_id="e-0002"))
-        )
+        # The key store as it stands at the start: every active key, its holder, its age.
+        t0 = self.t0
+        out.append((t0, _key_snapshot(t0, CUSTOMER_KEY, "e-0001", "2025-01-06T01:00:00Z")))
+        out.append((t0, _key_snapshot(t0, STAFF_KEY, "e-0002", "2024-03-04T02:30:00Z")))
         for name in self.services:
-            t = parse_ts("2024-09-02T00:00:00Z") + rng.randrange(0, 200) * DAY
-            out.append((t, _identity(t, "key_issued", key_id=f"key-{name}-1", owner_id=name)))
+            issued = parse_ts("2024-09-02T00:00:00Z") + rng.randrange(0, 200) * DAY
+            out.append((t0, _key_snapshot(t0, f"key-{name}-1", name, fmt_ts(issued))))
         for emp in self.employees:
             if emp.hired_ms is not None:
                 t = emp.hired_ms
@@ -1301,11 +1300,8 @@ class _Coupang(_Attack):
         w, rng = self.w, self.rng
         t0 = self.t_start + min(rng.randrange(0, 10) * MIN, (w.t1 - self.t_start) // 4)
         if self.engineer is not None:
-            t = parse_ts(self.key_issued)
-            yield (
-                t,
-                [self.ctx(t, _identity(t, "key_issued", key_id=self.key, owner_id=self.engineer))],
-            )
+            t = w.t0
+            yield t, [self.ctx(t, _key_snapshot(t, self.key, self.engineer, self.key_issued))]
             t = min(w.t0 + rng.randrange(2, 10) * MIN, t0)
             yield t, [self.ctx(t, _identity(t, "principal_terminated", principal_id=self.engineer))]
         # A slow ramp: ~3 forged page views a minute growing to ~40 (faster if time is short).
@@ -1440,8 +1436,8 @@ class _DepartedKey(_Attack):
     def generate(self) -> Iterator[tuple[int, dict]]:
         w, rng = self.w, self.rng
         out: list[tuple[int, dict]] = []
-        t = parse_ts("2023-02-13T05:00:00Z")
-        out.append(self.ctx(t, _identity(t, "key_issued", key_id=self.key, owner_id=self.owner)))
+        t = w.t0
+        out.append(self.ctx(t, _key_snapshot(t, self.key, self.owner, "2023-02-13T05:00:00Z")))
         out.append(
             self.ctx(
                 self.t_term,
