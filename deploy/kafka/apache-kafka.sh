@@ -72,6 +72,8 @@ check_settings() {
         die "KAFKA_VERSION='$KAFKA_VERSION' is not a Kafka 4.x release (e.g. 4.1.1)"
     is_uint "$START_TIMEOUT" || die "KAFKA_START_TIMEOUT='$START_TIMEOUT' is not a number of seconds"
     is_uint "$STOP_TIMEOUT" || die "KAFKA_STOP_TIMEOUT='$STOP_TIMEOUT' is not a number of seconds"
+    [[ -z "${KAFKA_PORT:-}" ]] || check_port KAFKA_PORT "$KAFKA_PORT"
+    [[ -z "${KAFKA_CONTROLLER_PORT:-}" ]] || check_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
     if [[ -n "${KAFKA_WATCH_PID:-}" ]]; then
         is_uint "$KAFKA_WATCH_PID" || die "KAFKA_WATCH_PID='$KAFKA_WATCH_PID' is not a pid"
     fi
@@ -296,8 +298,7 @@ format_node() {  # format_node NODE_DIR CLUSTER_ID [--standalone]
 cluster_id() {
     local id
     if [[ ! -s "$DATA_DIR/cluster.id" ]]; then
-        id="$("$JAVA" -Xmx128m -cp "$LIB_DIR/*" -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
-            -Dkafka.logs.dir="$DATA_DIR" kafka.tools.StorageTool random-uuid 2>/dev/null |
+        id="$("$JAVA" -Xmx128m -cp "$LIB_DIR/*" kafka.tools.StorageTool random-uuid 2>/dev/null |
             tail -n 1)"
         [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka.tools.StorageTool random-uuid gave '$id'"
         echo "$id" >"$DATA_DIR/cluster.id"
@@ -441,6 +442,15 @@ check_recorded_port() {  # check_recorded_port NODE_DIR: KAFKA_PORT must agree w
     fi
 }
 
+ensure_free() {  # ensure_free PORT...: refuse ports that another process already serves
+    local p
+    for p in "$@"; do
+        if port_answers "$p"; then
+            die "127.0.0.1:$p is already in use by another process (set KAFKA_PORT to a free port)"
+        fi
+    done
+}
+
 first_free_port_above() {  # first_free_port_above PORT
     local p=$(($1 + 1))
     while ((p <= 65535)) && port_answers "$p"; do
@@ -467,6 +477,7 @@ cmd_start() {
         cport="${KAFKA_CONTROLLER_PORT:-$(first_free_port_above "$port")}"
         check_port KAFKA_CONTROLLER_PORT "$cport"
         [[ "$cport" != "$port" ]] || die "KAFKA_CONTROLLER_PORT must differ from KAFKA_PORT"
+        ensure_free "$port" "$cport"
         mkdir -p "$dir/logs"
         printf 'mode=single\nnodes=1\n' >"$DATA_DIR/layout"
         {
@@ -502,6 +513,9 @@ cmd_cluster_start() {
         check_recorded_port "$(node_dir 1)"
     else
         check_port KAFKA_PORT "$((base + 2 * n - 1))"
+        for ((i = 0; i < 2 * n; i++)); do
+            ensure_free "$((base + i))"
+        done
         for ((i = 1; i <= n; i++)); do
             voters+="${voters:+,}$i@127.0.0.1:$((base + n + i - 1))"
         done
@@ -527,10 +541,15 @@ EOF
         done
     fi
     id="$(cluster_id)"
-    for ((i = 1; i <= n; i++)); do
+    local fpids=() fpid
+    for ((i = 1; i <= n; i++)); do  # one JVM per node: format them side by side
         dir="$(node_dir "$i")"
-        format_node "$dir" "$id"
+        format_node "$dir" "$id" &
+        fpids+=("$!")
         dirs+=("$dir")
+    done
+    for fpid in "${fpids[@]}"; do
+        wait "$fpid" || exit 1  # format_node said why
     done
     start_nodes "${dirs[@]}"
     info "Kafka $KAFKA_VERSION cluster of $n nodes serving on $(bootstrap_of "${dirs[@]}") (data $DATA_DIR)"
