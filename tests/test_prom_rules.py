@@ -13,8 +13,6 @@ from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
 
-pytestmark = pytest.mark.prom
-
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -22,17 +20,20 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.prom
 def test_promtool_check_config() -> None:
     r = promtool("check", "config", str(PROM_CONFIG))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout
 
 
+@pytest.mark.prom
 def test_promtool_check_rules() -> None:
     r = promtool("check", "rules", str(RULES))
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.prom
 def test_promtool_unit_tests_pass() -> None:
     r = promtool("test", "rules", str(RULES_TEST))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -69,6 +70,7 @@ MUTATIONS = {
 }
 
 
+@pytest.mark.prom
 @pytest.mark.parametrize("name", sorted(MUTATIONS))
 def test_broken_rules_fail_the_unit_tests(name: str, tmp_path: Path) -> None:
     old, new = MUTATIONS[name]
