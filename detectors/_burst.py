@@ -1,0 +1,316 @@
+"""Shared login-burst state for ``credential_stuffing``, ``account_takeover`` and ``password_spray``.
+
+One :class:`BurstTracker` per engine context (kept in a weak map keyed by the context) counts
+login attempts per source at three levels: address, /24 or /48 subnet, AS. Each source holds a
+sliding window made of two half-window generations: failures and successes, the distinct accounts
+that failed (Python ``hash`` of the id: transient state, never kept past the window), the
+children it spans (addresses of a subnet, subnets of an AS) and a few successes seen from it.
+
+A source is *in a burst* when, within ``window`` seconds, it has failed logins on at least
+``min_accounts`` distinct accounts (per level), spans at least ``min_children`` children, and its
+failure rate is significantly above the peer typo rate: a one-sided binomial z-score against the
+share of failed tries among the attempts of accounts that did get in, outside bursts, with a 10%
+prior while it warms up (failures on accounts that never get in, the attacker's, teach nothing). The tracker is fed
+once per login, whichever detector sees the event first; the others read the same result.
+
+>>> from detectors.engine import Context
+>>> from detectors.geo import default_geo
+>>> ctx = Context(default_geo(), "salt")
+>>> t = tracker(ctx)
+>>> t is tracker(ctx)
+True
+>>> round(t.typo_rate(), 3)
+0.1
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+LEVELS = ("src_ip", "subnet", "asn")
+
+
+@dataclass
+class BurstConfig:
+    window: float = 600.0  # seconds of the sliding window (two generations of half of it)
+    min_accounts: tuple[int, int, int] = (10, 20, 40)  # distinct failed accounts per level
+    min_children: tuple[int, int, int] = (1, 3, 3)  # addresses per subnet, subnets per AS
+    critical_factor: float = 5.0  # accounts >= factor x min_accounts: critical
+    z_min: float = 5.0  # failure rate z-score over the typo rate
+    rate_min: float = 0.5  # and at least this failure rate
+    prior_rate: float = 0.10  # typo rate assumed before it is learned
+    prior_weight: float = 200.0  # attempts the prior is worth
+    learn_half_life: float = 3600.0  # the learned typo rate forgets with this half-life
+    max_accounts: int = 5000  # distinct accounts counted exactly per source, then saturated
+    max_successes: int = 50  # successes kept per address per window
+    account_window: float = 1800.0  # failures of one account are remembered this long
+
+
+class Source:
+    """One source at one level in the sliding window."""
+
+    __slots__ = ("level", "key", "gen", "fails", "prev_fails", "succ", "prev_succ", "accts",
+                 "kids", "successes", "flagged_at", "last_ts", "peak_accounts", "label",
+                 "sent_critical", "event_ids")
+
+    def __init__(self, level: int, key: str, gen: int, label: str) -> None:
+        self.level = level
+        self.key = key
+        self.label = label  # where, in words: "US, LINODE"
+        self.gen = gen
+        self.fails = self.prev_fails = self.succ = self.prev_succ = 0
+        self.accts: dict[int, float] = {}  # hash(account) -> last failure ts
+        self.kids: dict[str, float] = {}  # child source -> last failure ts
+        self.successes: list[tuple[float, str, str, str | None, str, str | None]] = []  # ts, acct, eid, dev, ip, session
+        self.flagged_at: float | None = None
+        self.last_ts = 0.0
+        self.peak_accounts = 0
+        self.sent_critical = False
+        self.event_ids: list[str] = []
+
+    @property
+    def failures(self) -> int:
+        return self.fails + self.prev_fails
+
+    @property
+    def attempts(self) -> int:
+        return self.fails + self.prev_fails + self.succ + self.prev_succ
+
+    @property
+    def kind(self) -> str:
+        return LEVELS[self.level]
+
+
+@dataclass(slots=True)
+class Change:
+    """What a login changed: ``flag`` (source entered a burst), ``grow`` (crossed the critical
+    size), ``success`` (a login succeeded from inside a burst)."""
+
+    what: str
+    source: Source
+    success: tuple[float, str, str, str | None, str, str | None] | None = None
+
+
+class BurstTracker:
+    def __init__(self, cfg: BurstConfig | None = None) -> None:
+        self.cfg = cfg or BurstConfig()
+        self.sources: tuple[dict[str, Source], ...] = ({}, {}, {})
+        self._last: Event | None = None
+        self._last_changes: list[Change] = []
+        # transient: account -> [failures, first, last] until it logs in or the window passes
+        self.account_fails: dict[str, list[float]] = {}
+        self.last_fails: list[float] | None = None  # of the account whose success was observed
+        self._g_fail = 0.0
+        self._g_all = 0.0
+        self._g_decay_at: float | None = None
+        self.seen = 0  # logins observed
+        self._expired_at: float | None = None
+
+    # --- the peer baseline ---------------------------------------------------------------
+    def typo_rate(self) -> float:
+        c = self.cfg
+        return (self._g_fail + c.prior_rate * c.prior_weight) / (self._g_all + c.prior_weight)
+
+    def _learn(self, failures: float, ts: float) -> None:
+        """One account got in after ``failures`` failed tries: that is what typos look like."""
+        if self._g_decay_at is None:
+            self._g_decay_at = ts + self.cfg.learn_half_life
+        elif ts >= self._g_decay_at:
+            self._g_fail *= 0.5
+            self._g_all *= 0.5
+            self._g_decay_at = ts + self.cfg.learn_half_life
+        self._g_all += 1.0 + failures
+        self._g_fail += failures
+
+    def zscore(self, failures: int, attempts: int) -> float:
+        p = self.typo_rate()
+        return (failures - attempts * p) / math.sqrt(max(attempts * p * (1.0 - p), 1e-9))
+
+    # --- per login -----------------------------------------------------------------------
+    def observe(self, e: Event) -> list[Change]:
+        """Count one login (once, however many detectors ask) and say what it changed."""
+        if e is self._last:
+            return self._last_changes
+        self._last = e
+        self.seen += 1
+        cfg = self.cfg
+        ts = e.ts
+        half = cfg.window * 0.5
+        gen = int(ts // half)
+        net = e.net
+        failed = e.outcome == "failure"
+        keys = (e.src_ip, net.subnet, net.asn_key) if net else (e.src_ip, e.src_ip, "?")
+        changes: list[Change] = []
+        in_burst = False
+        srcs = self.sources
+        acct: str = e.account_id  # type: ignore[assignment]
+        if failed:
+            f = self.account_fails.get(acct)
+            if f is None or ts - f[2] > cfg.account_window:
+                self.account_fails[acct] = [1.0, ts, ts]
+            else:
+                f[0] += 1.0
+                f[2] = ts
+            h = hash(acct)
+            for lvl in (0, 1, 2):
+                key = keys[lvl]
+                s = srcs[lvl].get(key)
+                if s is None:
+                    where = f"{net.country}, {net.org or net.net_class}" if net else "?"
+                    s = srcs[lvl][key] = Source(lvl, key, gen, where)
+                elif gen > s.gen:
+                    self._rotate(s, gen, ts)
+                s.fails += 1
+                s.last_ts = ts
+                if lvl:
+                    s.kids[keys[lvl - 1]] = ts
+                if s.flagged_at is not None:
+                    in_burst = True
+                    if len(s.event_ids) < 20:
+                        s.event_ids.append(e.event_id)
+                n = len(s.accts)
+                if n < cfg.max_accounts:
+                    s.accts[h] = ts
+                    if len(s.accts) > n:
+                        self._check(s, ts, changes, e.event_id)
+        else:
+            for lvl in (0, 1, 2):
+                s = srcs[lvl].get(keys[lvl])
+                if s is None:
+                    continue
+                if gen > s.gen:
+                    self._rotate(s, gen, ts)
+                s.succ += 1
+                s.last_ts = ts
+                if s.flagged_at is not None:
+                    in_burst = True
+            ip = srcs[0].get(keys[0])
+            if ip is not None and ip.accts:
+                rec = (ts, acct, e.event_id, e.device_id or e.user_agent, e.src_ip, e.session_id)
+                if len(ip.successes) < cfg.max_successes:
+                    ip.successes.append(rec)  # type: ignore[arg-type]
+                burst = self.burst_of(e)
+                if burst is not None:
+                    changes.append(Change("success", burst, rec))  # type: ignore[arg-type]
+        if not failed:
+            f = self.last_fails = self.account_fails.pop(acct, None)
+            if not in_burst:
+                self._learn(f[0] if f is not None and ts - f[2] <= cfg.account_window else 0.0,
+                            ts)
+        self._last_changes = changes
+        return changes
+
+    def _rotate(self, s: Source, gen: int, ts: float) -> None:
+        if gen == s.gen + 1:
+            s.prev_fails, s.prev_succ = s.fails, s.succ
+        else:
+            s.prev_fails = s.prev_succ = 0
+        s.fails = s.succ = 0
+        s.gen = gen
+        cut = ts - self.cfg.window
+        if s.accts:
+            s.accts = {k: v for k, v in s.accts.items() if v >= cut}
+        if s.kids:
+            s.kids = {k: v for k, v in s.kids.items() if v >= cut}
+        if s.successes:
+            s.successes = [r for r in s.successes if r[0] >= cut]
+
+    def _check(self, s: Source, ts: float, changes: list[Change], eid: str) -> None:
+        cfg = self.cfg
+        n = len(s.accts)
+        need = cfg.min_accounts[s.level]
+        if n < need:
+            return
+        if n > s.peak_accounts:
+            s.peak_accounts = n
+        if s.flagged_at is None:
+            if len(s.kids) < cfg.min_children[s.level] and s.level:
+                return
+            f, a = s.failures, s.attempts
+            if f < cfg.rate_min * a or self.zscore(f, a) < cfg.z_min:
+                return
+            s.flagged_at = ts
+            s.event_ids.append(eid)
+            changes.append(Change("flag", s))
+        elif not s.sent_critical and n >= cfg.critical_factor * need:
+            s.sent_critical = True
+            changes.append(Change("grow", s))
+
+    # --- queries -------------------------------------------------------------------------
+    def burst_of(self, e: Event) -> Source | None:
+        """The narrowest flagged source this login's address belongs to, if its address
+        itself failed in the window (a bystander on the same ISP is not in the burst)."""
+        srcs = self.sources
+        ip = srcs[0].get(e.src_ip)  # type: ignore[arg-type]
+        if ip is None or not ip.accts:
+            return None
+        if ip.flagged_at is not None:
+            return ip
+        net = e.net
+        if net is None:
+            return None
+        for lvl, key in ((1, net.subnet), (2, net.asn_key)):
+            s = srcs[lvl].get(key)
+            if s is not None and s.flagged_at is not None:
+                return s
+        return None
+
+    def successes_under(self, s: Source) -> list[tuple[float, str, str, str | None, str, str | None]]:
+        """Successes seen in the window from the failing addresses of a source."""
+        if s.level == 0:
+            return list(s.successes)
+        ips = self.sources[0]
+        subnets = [s.key] if s.level == 1 else list(s.kids)
+        out = []
+        for sn in subnets:
+            sub = self.sources[1].get(sn)
+            if sub is None:
+                continue
+            for ip in sub.kids:
+                src = ips.get(ip)
+                if src is not None:
+                    out.extend(src.successes)
+        return out
+
+    def flagged(self, level: int, key: str, since: float) -> bool:
+        s = self.sources[level].get(key)
+        return s is not None and s.flagged_at is not None and s.last_ts >= since
+
+    # --- housekeeping --------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        """Forget sources idle for a whole window (flagged ones after two windows)."""
+        if now == self._expired_at:
+            return
+        self._expired_at = now
+        w = self.cfg.window
+        for table in self.sources:
+            stale = [k for k, s in table.items()
+                     if now - s.last_ts > (2 * w if s.flagged_at is not None else w)]
+            for k in stale:
+                del table[k]
+        aw = self.cfg.account_window
+        for k in [k for k, f in self.account_fails.items() if now - f[2] > aw]:
+            del self.account_fails[k]
+
+    def tracked(self) -> dict[str, int]:
+        return {LEVELS[i]: len(t) for i, t in enumerate(self.sources)}
+
+
+_TRACKERS: WeakKeyDictionary[Context, BurstTracker] = WeakKeyDictionary()
+
+
+def tracker(ctx: Context, cfg: BurstConfig | None = None) -> BurstTracker:
+    """The context's tracker; a detector that owns the settings passes its ``cfg``."""
+    t = _TRACKERS.get(ctx)
+    if t is None:
+        t = _TRACKERS[ctx] = BurstTracker(cfg)
+    elif cfg is not None and t.cfg is not cfg:
+        t.cfg = cfg
+    return t

@@ -1,0 +1,174 @@
+"""credential_stuffing: many failing accounts per source, judged against the peer typo rate."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors import _burst
+from detectors.base import SEVERITY_RANK
+from detectors.engine import Engine, EngineConfig
+
+SCENARIOS = sorted((Path(__file__).parent / "scenarios" / "credential_stuffing").glob("*.jsonl"))
+
+
+def engine(**params: Any) -> Engine:
+    return Engine(EngineConfig(detectors=("credential_stuffing",),
+                               params={"credential_stuffing": params}))
+
+
+def login(i: int, ts: float, acct: str, ip: str, outcome: str = "failure",
+          **kw: Any) -> dict[str, Any]:
+    d = {"event_id": f"l{i}", "ts": ts, "account_id": acct, "outcome": outcome, "src_ip": ip,
+         **kw}
+    if outcome == "success":
+        d["session_id"] = f"s{i}"
+    return d
+
+
+def feed(eng: Engine, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for obj in events:
+        alerts, rej = eng.process_obj(obj)
+        assert rej is None, rej
+        out.extend(alerts)
+    return out + eng.flush()
+
+
+def stuffing(n: int, ip: str = "45.33.2.10", t0: float = 1000.0, step: float = 1.0,
+             first: int = 0) -> list[dict[str, Any]]:
+    return [login(first + k, t0 + k * step, f"c-{first + k}", ip) for k in range(n)]
+
+
+def test_threshold_is_ten_distinct_accounts_per_address() -> None:
+    assert feed(engine(), stuffing(9)) == []
+    alerts = feed(engine(), stuffing(10))
+    assert [(a["severity"], a["entity"]["kind"]) for a in alerts] == [("warning", "src_ip")]
+
+
+def test_same_account_failing_repeatedly_is_not_stuffing() -> None:
+    evs = [login(k, 1000 + k, "c-1", "45.33.2.10") for k in range(100)]
+    assert feed(engine(), evs) == []
+
+
+def test_escalates_to_critical_at_five_times_the_threshold() -> None:
+    alerts = feed(engine(), stuffing(60))
+    assert [a["severity"] for a in alerts] == ["warning", "critical"]
+    assert alerts[1]["evidence"][0]["observed"] == 50
+
+
+def test_a_success_inside_the_burst_is_named_and_critical() -> None:
+    evs = stuffing(15) + [login(99, 1020, "c-victim", "45.33.2.10", "success")]
+    alerts = feed(engine(), evs)
+    assert [a["severity"] for a in alerts] == ["warning", "critical"]
+    crit = alerts[1]
+    assert "1 login succeeded inside the burst (c-victim)" in crit["summary"]
+    succ = next(e for e in crit["evidence"] if e["feature"] == "successes_in_burst")
+    assert succ["observed"] == 1 and "c-victim" in succ["detail"]
+    assert crit["event_ids"][0] == "l99"
+
+
+def test_explanation_names_failure_rate_against_typo_rate() -> None:
+    a = feed(engine(), stuffing(10))[0]
+    ev = {e["feature"]: e for e in a["evidence"]}
+    assert ev["distinct_failed_accounts"]["observed"] == 10
+    assert ev["distinct_failed_accounts"]["baseline"] == "< 10 per src_ip in 10 min"
+    assert ev["failure_rate"]["observed"] == 1.0
+    assert ev["failure_rate"]["baseline"] == pytest.approx(0.1, abs=0.01)
+    assert "vs 10% typical" in a["summary"]
+
+
+def test_typo_rate_is_learned_from_accounts_that_get_in() -> None:
+    rng = random.Random(5)
+    evs: list[dict[str, Any]] = []
+    k = 0
+    for i in range(3000):  # 30% of logins preceded by one typo, from each user's own address
+        ip = f"121.134.{i // 200}.{i % 200 + 10}"
+        if rng.random() < 0.3:
+            evs.append(login(k, 1000 + i, f"c-{i}", ip))
+            k += 1
+        evs.append(login(k, 1000.5 + i, f"c-{i}", ip, "success"))
+        k += 1
+    eng = engine()
+    feed(eng, evs)
+    t = _burst.tracker(eng.ctx)
+    assert 0.2 < t.typo_rate() < 0.26  # ~0.3/1.3 per attempt, the 10% prior washed out
+    assert eng.detectors["credential_stuffing"].warmup() == 1.0
+
+
+def test_failures_on_accounts_that_never_get_in_teach_nothing() -> None:
+    evs = [login(k, 1000 + k * 30, f"c-{k}", f"159.89.{k % 7}.{k % 200 + 1}") for k in range(30)]
+    eng = engine()
+    feed(eng, evs)
+    assert _burst.tracker(eng.ctx).typo_rate() == pytest.approx(0.1)
+
+
+def test_carrier_nat_with_usual_typo_rate_is_quiet() -> None:
+    rng = random.Random(9)
+    evs: list[dict[str, Any]] = []
+    for i in range(500):
+        ts = 1000 + i
+        if rng.random() < 0.15:
+            evs.append(login(10_000 + i, ts - 0.5, f"c-{i}", "223.32.0.7"))
+        evs.append(login(i, ts, f"c-{i}", "223.32.0.7", "success"))
+    assert feed(engine(), evs) == []
+
+
+def test_subnet_needs_three_failing_addresses() -> None:
+    one_ip = [login(k, 1000 + k, f"c-{k}", "89.187.160.5") for k in range(25)]
+    alerts = feed(engine(min_accounts=(1000, 20, 40)), one_ip)
+    assert alerts == []  # 25 accounts from one address: the address's page, not the subnet's
+    spread = [login(k, 1000 + k, f"c-{k}", f"89.187.160.{k % 5 + 2}") for k in range(25)]
+    alerts = feed(engine(min_accounts=(1000, 20, 40)), spread)
+    assert [a["entity"] for a in alerts] == [{"kind": "subnet", "id": "89.187.160.0/24"}]
+    fa = next(e for e in alerts[0]["evidence"] if e["feature"] == "failing_addresses")
+    assert fa["observed"] == 5
+
+
+def test_slow_attempts_outside_the_window_do_not_add_up() -> None:
+    evs = stuffing(30, step=120.0)  # one every two minutes: at most ~5 in any 10-minute window
+    assert feed(engine(), evs) == []
+    assert feed(engine(window=7200.0), stuffing(30, step=120.0)) != []
+
+
+def test_expire_forgets_idle_sources() -> None:
+    eng = engine()
+    feed(eng, stuffing(5))
+    det = eng.detectors["credential_stuffing"]
+    assert det.tracked() == {"src_ip": 1, "subnet": 1, "asn": 1}
+    det.expire(1000 + 5 + 601)
+    assert det.tracked() == {"src_ip": 0, "subnet": 0, "asn": 0}
+
+
+def test_flagged_source_is_remembered_for_two_windows() -> None:
+    eng = engine()
+    feed(eng, stuffing(12))
+    det = eng.detectors["credential_stuffing"]
+    det.expire(1011 + 700)
+    assert det.tracked()["src_ip"] == 1
+    det.expire(1011 + 1300)
+    assert det.tracked()["src_ip"] == 0
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario(path: Path) -> None:
+    lines = path.read_bytes().splitlines()
+    header = orjson.loads(lines[0])
+    eng = Engine()
+    alerts: list[dict[str, Any]] = []
+    for line in lines[1:]:
+        got, rej = eng.process_line(line)
+        assert rej is None, rej
+        alerts.extend(got)
+    alerts.extend(eng.flush())
+    for exp in header["expect"]:
+        assert any(a["detector"] == exp["detector"] and a["entity"]["kind"] == exp["entity_kind"]
+                   and a["entity"]["id"] == exp["entity_id"]
+                   and SEVERITY_RANK[a["severity"]] >= SEVERITY_RANK[exp["severity"]]
+                   for a in alerts), exp
+    fired = {a["detector"] for a in alerts}
+    assert not fired & set(header["expect_no"])
