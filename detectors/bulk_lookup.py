@@ -1,0 +1,770 @@
+"""bulk_lookup — one source, key or actor touches far more distinct customer accounts than it should.
+
+The Coupang signal: every forged request looked like a customer reading their own data, so
+per-account counts were normal; what was not normal was *one server abroad* (or one signing
+key) touching thousands of distinct accounts. So distinct accounts are counted per entity:
+
+- ``src_ip``, ``subnet`` (/24, /48) and ``asn``: distinct customer accounts whose *customer*
+  credentials were used from there (home broadband: one or two; a datacenter abroad: none).
+  Subnets and ASes are scored only when at least two addresses feed them (the address itself
+  covers a single server), and never for home-country broadband (carrier-grade NAT pools).
+- ``key``: distinct customer accounts read under a signing key, and of those the ones read
+  from hosting / VPN networks (the active customer key touches everyone; it must not touch
+  customers from datacenters). A key mostly used from datacenters pages; the active key warns.
+- ``actor``: distinct customers read by an employee, a service, or a customer reading someone
+  else (the insider), plus rows returned by exports and searches (``records``).
+
+Horizons: the short window (``window``, 60 s) is the combiner's unit; per entity a sliding hour
+and day (current epoch + the previous one weighted by its remaining overlap) and a cumulative
+coverage over ``coverage_days`` for slow-and-low. Each is compared with the larger of a
+cold-start prior for the entity's peer group (entity kind, network class at home or abroad,
+principal type: exact checks that work in the first hour), the entity's own history (EWMA of
+its past hours and days, learnt only from hours it was not flagged in) and its peers' (River
+``stats.Quantile(0.99)`` of the peer group's hourly counts). Enumeration: customer ids walked in
+sequence (numeric suffixes dense in their range). A River ``HalfSpaceTrees`` per entity family
+(seeded, features scaled into [0, 1]) scores each closed window view of a tracked entity —
+never per event — and learns only from views no rule flagged (QuantileFilter's protection); its
+score goes into the alert score and, when warm and high, raises a warning.
+
+Severity: warning over the warning threshold, critical over the critical one; internal services
+on private addresses (nightly batches, steady consumers) are capped at info.
+
+Cost: per event one or two dict lookups and a ``set.add`` of the raw id into the current
+window's accumulator (transient state); digests (``Context.hash_id``) and sketches happen at
+window close, once per distinct account per *tracked* entity. Entities are tracked only when
+they are interesting (any network but home-country broadband, keys, non-self actors) or reach
+``track_min`` distinct accounts in a window; idle ones expire.
+
+Combiner API (Faust runtime; the detector uses the same path in-process):
+
+- :class:`Combiner` — ``add(event)`` per event on a worker, ``drain(ctx)`` at window close
+  returns the window's :class:`Partial` list (one per entity kind and id).
+- :class:`Partial` — ``(kind, entity, window)`` with ``count``, ``records``, ``distinct`` and
+  ``sus`` (:class:`detectors._sketch.DistinctCounter` of salted digests), ``first``/``last``
+  ts, sample ``event_ids``, numeric id range for enumeration, network and principal facts.
+  ``to_dict()`` / ``Partial.from_dict()`` are JSON-safe (sketches base64) for a Kafka topic
+  keyed by ``kind|entity``; :func:`merge_partials` merges two partials of one key and window.
+- ``BulkLookup.observe(partial, ctx)`` scores one merged view and returns findings.
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> cfg = EngineConfig(detectors=("bulk_lookup",),
+...                    params={"bulk_lookup": {"home_countries": ("KR",)}})
+>>> eng, alerts, t = Engine(cfg), [], 1750734000
+>>> for i in range(12):                     # one server abroad, a new customer every 40 s
+...     alerts += eng.process_obj({"event_id": f"a{i}", "ts": t + 40 * i, "actor_id": f"c-{9 * i}",
+...                                "subject_id": f"c-{9 * i}", "resource": "address",
+...                                "src_ip": "3.101.7.9", "key_id": "kid-legacy"})[0]
+>>> alerts += eng.flush()
+>>> [(a["entity"]["kind"], a["severity"]) for a in alerts]
+[('src_ip', 'warning'), ('key', 'warning'), ('src_ip', 'critical'), ('key', 'critical')]
+>>> print([a["summary"] for a in alerts if a["severity"] == "critical"][0])
+3.101.7.9 (US, hosting AMAZON-02) was used by 8 distinct customer accounts within an hour, each with its own credentials: usual is <= 4 for this address (prior for hosting abroad; own history: none yet; peers: none yet).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from river import anomaly, stats
+
+from ._sketch import DistinctCounter
+from .base import SEVERITIES, Detector, Finding, ev, iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .engine import Context
+    from .events import Event
+    from .geo import NetInfo
+
+HOUR = 3600.0
+DAY = 86400.0
+_SUS = frozenset({"hosting", "vpn"})
+_NUM = re.compile(r"(\d+)$")
+_SAMPLE = 5
+_WINDOW_EXACT = 1 << 30  # a window's view stays an exact set in-process (theta on the wire)
+_REFRESH = 1800.0  # re-send a standing finding this often so the engine's episode stays open
+
+# Cold-start priors per peer group: (warn, crit) distinct accounts per hour, per day, coverage.
+# 0 disables a horizon. Source groups are "<net_class>/<home|abroad>".
+SOURCE_PRIORS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "hosting/abroad": (4, 8, 10, 25, 30, 100),
+    "vpn/abroad": (5, 12, 15, 40, 0, 0),
+    "relay/abroad": (5, 12, 15, 40, 0, 0),
+    "isp/abroad": (8, 20, 20, 50, 0, 0),
+    "hosting/home": (10, 25, 30, 80, 0, 0),
+    "vpn/home": (10, 25, 30, 80, 0, 0),
+    "relay/home": (40, 150, 200, 600, 0, 0),
+    "isp/home": (30, 100, 150, 500, 0, 0),
+    "private/home": (300, 3000, 0, 0, 0, 0),
+}
+ACTOR_PRIORS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "employee": (60, 120, 300, 500, 0, 0),
+    "customer": (5, 20, 10, 40, 0, 0),
+    "service": (500, 5000, 0, 0, 0, 0),
+}
+KEY_PRIORS = (4, 8, 10, 25, 0, 0)  # accounts read from hosting / VPN networks under the key
+RECORD_PRIORS = {"employee": (2000, 20000), "customer": (200, 2000)}  # rows per hour
+
+
+# ---------------------------------------------------------------------------------------------
+# The mergeable window view (the combiner's unit)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Partial:
+    """Aggregate of one entity over one short window: what a combiner sends and merges."""
+
+    kind: str  # src_ip / subnet / asn / key / actor
+    entity: str
+    window: float  # window start, event time
+    count: int = 0
+    records: int = 0
+    distinct: DistinctCounter = field(default_factory=DistinctCounter)
+    sus: DistinctCounter = field(default_factory=DistinctCounter)  # read from hosting / VPN
+    first: float = math.inf
+    last: float = -math.inf
+    event_ids: list[str] = field(default_factory=list)
+    id_min: int | None = None  # numeric suffixes of the accounts (enumeration)
+    id_max: int | None = None
+    numeric: int = 0
+    sources: int = 0  # addresses rolled into a subnet / AS view
+    country: str = "??"
+    net_class: str = ""
+    org: str = ""
+    principal_type: str = "customer"
+    n_distinct: int = 0  # distinct accounts in the window (exact on one worker; summed on merge)
+    sketched: bool = True  # False: ``distinct`` is empty, only ``n_distinct`` counts
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {s: getattr(self, s) for s in self.__slots__}
+        d["distinct"] = base64.b64encode(self.distinct.to_bytes()).decode()
+        d["sus"] = base64.b64encode(self.sus.to_bytes()).decode()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Partial:
+        kw = dict(d)
+        kw["distinct"] = DistinctCounter.from_bytes(base64.b64decode(d["distinct"]))
+        kw["sus"] = DistinctCounter.from_bytes(base64.b64decode(d["sus"]))
+        return cls(**kw)
+
+
+def merge_partials(a: Partial, b: Partial) -> Partial:
+    """Merge ``b`` into ``a`` (same kind, entity and window) and return ``a``."""
+    a.count += b.count
+    a.records += b.records
+    a.n_distinct += b.n_distinct
+    a.distinct.merge(b.distinct)
+    a.sus.merge(b.sus)
+    a.first = min(a.first, b.first)
+    a.last = max(a.last, b.last)
+    room = _SAMPLE - len(a.event_ids)
+    if room > 0:
+        a.event_ids.extend(b.event_ids[:room])
+    if b.id_min is not None:
+        a.id_min = b.id_min if a.id_min is None else min(a.id_min, b.id_min)
+        a.id_max = b.id_max if a.id_max is None else max(a.id_max, b.id_max)  # type: ignore[type-var]
+    a.numeric += b.numeric
+    a.sources += b.sources
+    if a.sketched:
+        a.n_distinct = len(a.distinct)
+    if not a.net_class:
+        a.country, a.net_class, a.org = b.country, b.net_class, b.org
+    return a
+
+
+@dataclass(slots=True)
+class _Acc:
+    """Transient accumulator of one entity in the current window: raw ids, never kept."""
+
+    subjects: set[str]
+    net: NetInfo | None
+    ptype: str
+    sus: set[str] | None = None
+    count: int = 0
+    records: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    eids: list[str] = field(default_factory=list)
+    sources: int = 0
+
+
+class Combiner:
+    """Accumulates one worker's events per short window; ``drain`` yields the partials."""
+
+    def __init__(self, window: float = 60.0, track_min: int = 3) -> None:
+        self.window = window
+        self.track_min = track_min
+        self.start: float | None = None
+        self.src: dict[str, _Acc] = {}
+        self.key: dict[str, _Acc] = {}
+        self.actor: dict[str, _Acc] = {}
+        self.countries: dict[str, int] = {}  # customer reads by source country, all windows
+        self.total = 0
+
+    def add(self, e: Event) -> None:
+        ts = e.ts
+        subj = e.subject_id
+        if self.start is None:
+            self.start = ts - ts % self.window
+        if e.actor_type == "customer":
+            ip = e.src_ip
+            a = self.src.get(ip)  # type: ignore[arg-type]
+            if a is None:
+                a = self.src[ip] = _Acc(set(), e.net, "customer", first=ts)  # type: ignore[index]
+            a.subjects.add(subj)  # type: ignore[arg-type]
+            a.count += 1
+            a.records += e.records
+            a.last = ts
+            if len(a.eids) < _SAMPLE:
+                a.eids.append(e.event_id)
+            k = e.key_id
+            if k is not None:
+                b = self.key.get(k)
+                if b is None:
+                    b = self.key[k] = _Acc(set(), None, "customer", set(), first=ts)
+                b.subjects.add(subj)  # type: ignore[arg-type]
+                b.count += 1
+                b.last = ts
+                if e.net.net_class in _SUS:  # type: ignore[union-attr]
+                    b.sus.add(subj)  # type: ignore[union-attr, arg-type]
+                    if len(b.eids) < _SAMPLE:
+                        b.eids.append(e.event_id)
+                elif not b.eids:
+                    b.eids.append(e.event_id)
+            if e.actor_id == subj:
+                return
+        act = e.actor_id
+        c = self.actor.get(act)  # type: ignore[arg-type]
+        if c is None:
+            c = self.actor[act] = _Acc(set(), e.net, e.actor_type, set(), first=ts)  # type: ignore
+        c.subjects.add(subj)  # type: ignore[arg-type]
+        c.count += 1
+        c.records += e.records
+        c.last = ts
+        if e.net.net_class in _SUS:  # type: ignore[union-attr]
+            c.sus.add(subj)  # type: ignore[union-attr, arg-type]
+        if len(c.eids) < _SAMPLE:
+            c.eids.append(e.event_id)
+
+    def drain(self, hash_id: Callable[[str], int], is_home: Callable[[str], bool],
+              tracked: Callable[[str, str], bool] | None = None) -> list[Partial]:
+        """Close the window: partials of every entity worth sending (raw ids dropped here)."""
+        window = self.start if self.start is not None else 0.0
+        digests: dict[str, int] = {}
+        out: list[Partial] = []
+        rollup: dict[tuple[str, str], _Acc] = {}
+        tmin = self.track_min
+        countries = self.countries
+        for ip, a in self.src.items():
+            net = a.net
+            if net is not None:
+                countries[net.country] = countries.get(net.country, 0) + a.count
+                self.total += a.count
+            cls = net.net_class if net is not None else "isp"
+            home = is_home(net.country) if net is not None else True
+            n = len(a.subjects)
+            if cls != "private" and not (cls == "isp" and home):
+                for kind, ent in (("subnet", net.subnet), ("asn", net.asn_key)):  # type: ignore
+                    r = rollup.get((kind, ent))
+                    if r is None:
+                        r = rollup[(kind, ent)] = _Acc(set(), net, "customer", first=a.first)
+                    r.subjects |= a.subjects
+                    r.count += a.count
+                    r.records += a.records
+                    r.last = max(r.last, a.last)
+                    r.sources += 1
+                    if len(r.eids) < _SAMPLE:
+                        r.eids.extend(a.eids[: _SAMPLE - len(r.eids)])
+            # Datacenter addresses are followed from their first account; other networks once
+            # an address carries several customers (a household is not worth the bookkeeping).
+            need = 1 if cls == "hosting" else 2 if cls != "private" and not (
+                cls == "isp" and home) else tmin
+            if n < need and (tracked is None or not tracked("src_ip", ip)):
+                continue
+            out.append(self._partial("src_ip", ip, window, a, digests, hash_id))
+        for (kind, ent), r in rollup.items():
+            if r.sources >= 2 or (tracked is not None and tracked(kind, ent)):
+                out.append(self._partial(kind, ent, window, r, digests, hash_id))
+        for k, b in self.key.items():
+            out.append(self._partial("key", k, window, b, digests, hash_id, False))
+        for act, c in self.actor.items():
+            internal = c.ptype == "service" and c.net is not None and c.net.net_class == "private"
+            out.append(self._partial("actor", act, window, c, digests, hash_id, not internal))
+        self.src, self.key, self.actor = {}, {}, {}
+        self.start = None
+        return out
+
+    @staticmethod
+    def _partial(kind: str, ent: str, window: float, a: _Acc, digests: dict[str, int],
+                 hash_id: Callable[[str], int], sketch: bool = True) -> Partial:
+        """Digest the window's raw ids (once per id per window) into a partial.
+
+        ``sketch=False`` (signing keys, internal services): only the exact distinct count of
+        the window is kept, plus the sketch of the datacenter subset; such counts add up across
+        workers because data-access is partitioned by actor and these reads are self-reads.
+        """
+        d = DistinctCounter(_WINDOW_EXACT)  # exact within a window: merging ints is cheap
+        lo = hi = None
+        numeric = 0
+        if sketch:
+            hs = []
+            for s in a.subjects:
+                h = digests.get(s)
+                if h is None:
+                    h = digests[s] = hash_id(s)
+                hs.append(h)
+                m = _NUM.search(s)
+                if m is not None:
+                    v = int(m.group(1))
+                    numeric += 1
+                    if lo is None or v < lo:
+                        lo = v
+                    if hi is None or v > hi:
+                        hi = v
+            d.update_many(hs)
+        sus = DistinctCounter(_WINDOW_EXACT)
+        if a.sus:
+            hs = []
+            for s in a.sus:
+                h = digests.get(s)
+                if h is None:
+                    h = digests[s] = hash_id(s)
+                hs.append(h)
+            sus.update_many(hs)
+        net = a.net
+        p = Partial(kind, ent, window, a.count, a.records, d, sus, a.first, a.last, list(a.eids),
+                    lo, hi, numeric, a.sources, principal_type=a.ptype,
+                    n_distinct=len(a.subjects), sketched=sketch)
+        if net is not None:
+            p.country, p.net_class, p.org = net.country, net.net_class, net.org
+        return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-entity state and baselines
+# ---------------------------------------------------------------------------------------------
+
+
+class _Ewma:
+    """Mean and mean absolute deviation of past values (a robust own baseline)."""
+
+    __slots__ = ("n", "mean", "dev")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.dev = 0.0
+
+    def learn(self, x: float, alpha: float = 0.2) -> None:
+        if self.n == 0:
+            self.mean, self.dev = x, max(1.0, 0.5 * x)
+        else:
+            self.dev += alpha * (abs(x - self.mean) - self.dev)
+            self.mean += alpha * (x - self.mean)
+        self.n += 1
+
+    def high(self, k: float = 6.0) -> float:
+        return self.mean + k * max(self.dev, 1.0, 0.1 * self.mean)
+
+
+class _Entity:
+    __slots__ = ("kind", "peer", "first", "last", "h_epoch", "h", "h_prev", "h_sus",
+                 "h_sus_prev", "h_rec", "h_rec_prev", "h_lo", "h_hi", "h_num", "h_flag",
+                 "d_epoch", "d", "d_prev", "d_flag", "cov", "cov_start", "own_h", "own_d", "own_t", "h_cnt", "d_cnt",
+                 "country", "net_class", "org", "ptype", "sources", "eids", "sent", "sent_ts")
+
+    def __init__(self, kind: str, peer: str, p: Partial) -> None:
+        self.kind = kind
+        self.peer = peer
+        self.first = self.last = p.first
+        self.h_epoch = self.d_epoch = -1
+        self.h = DistinctCounter()
+        self.d = DistinctCounter()
+        self.h_sus = DistinctCounter()
+        self.h_prev = self.h_sus_prev = self.d_prev = 0.0
+        self.h_rec = self.h_rec_prev = 0
+        self.h_cnt = self.d_cnt = 0  # window distinct counts of unsketched views, summed
+        self.h_lo: int | None = None
+        self.h_hi: int | None = None
+        self.h_num = 0
+        self.h_flag = self.d_flag = False
+        self.cov: DistinctCounter | None = None
+        self.cov_start = p.first
+        self.own_h = _Ewma()
+        self.own_d = _Ewma()
+        self.own_t = _Ewma()  # keys: all accounts per hour (own_h counts datacenter reads)
+        self.country, self.net_class, self.org = p.country, p.net_class, p.org
+        self.ptype = p.principal_type
+        self.sources = 0
+        self.eids: list[str] = []
+        self.sent = 0  # highest severity rank reported in the current episode
+        self.sent_ts = -math.inf
+
+
+class BulkLookup(Detector):
+    id = "bulk_lookup"
+    title = "Bulk lookup of customer accounts"
+    description = ("One source address, subnet, network, signing key or actor touches far more "
+                   "distinct customer accounts than its own history and its peers.")
+    severity = "critical"
+    attack = ("T1530", "T1213", "T1119")  # Data from Cloud Storage; from Info Repos; Automated Collection
+    status = "test"
+    entity_kinds = ("src_ip", "subnet", "asn", "key", "actor")
+    wants = frozenset({"access"})
+    triage = (
+        "Check: how many distinct accounts the entity read against its baseline (evidence); for a "
+        "source, its network (a datacenter abroad reading customers' own data with customer "
+        "tokens is the Coupang pattern) and which signing keys and sessions it used; for a key, "
+        "who owns it and whether it should still sign; for an actor, the tickets or cases that "
+        "justify the lookups and the rows exported. False positives: a corporate proxy or "
+        "carrier NAT address shared by many customers, a privacy relay egress, a new internal "
+        "batch job or a migration, a support campaign (mass outreach) — these settle into the "
+        "entity's own baseline after a few hours. Respond: block the source, revoke and rotate "
+        "the key, suspend the actor's access, invalidate the sessions involved, preserve the "
+        "request logs, and count the exposed accounts for notification."
+    )
+
+    def __init__(self, window: float = 60.0, track_min: int = 3, coverage_days: float = 90.0,
+                 idle: float = 2 * DAY, home_countries: tuple[str, ...] | None = None,
+                 home_share: float = 0.05, enum_min: int = 30, enum_density: float = 0.9,
+                 hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42) -> None:
+        self.window = window
+        self.coverage = coverage_days * DAY
+        self.idle = idle
+        self.home_fixed = frozenset(home_countries) if home_countries else None
+        self.home_share = home_share
+        self.enum_min = enum_min
+        self.enum_density = enum_density
+        self.hst_warn = hst_warn
+        self.hst_min_learned = hst_min_learned
+        self.combiner = Combiner(window, track_min)
+        self._win_end = -math.inf
+        self._ents: dict[tuple[str, str], _Entity] = {}
+        self._peers: dict[str, stats.Quantile] = {}
+        self._peer_n: dict[str, int] = {}
+        self._hst = {f: anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=64,
+                                               seed=seed + i)
+                     for i, f in enumerate(("source", "key", "actor"))}
+        self._hst_n = dict.fromkeys(self._hst, 0)
+
+    # --- event path ----------------------------------------------------------------------
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        out: list[Finding] = []
+        if e.ts >= self._win_end:
+            if self.combiner.start is not None:
+                out = self.close_window(ctx)
+            self._win_end = e.ts - e.ts % self.window + self.window
+            ctx.wake_at(self._win_end, self.id)
+        self.combiner.add(e)
+        return out
+
+    def on_time(self, now: float, ctx: Context) -> list[Finding]:
+        if now >= self._win_end and self.combiner.start is not None:
+            return self.close_window(ctx)
+        return []
+
+    def close_window(self, ctx: Context) -> list[Finding]:
+        """Drain the combiner and score every partial (the in-process combiner path)."""
+        parts = self.combiner.drain(ctx.hash_id, self.is_home,
+                                    lambda k, i: (k, i) in self._ents)
+        out: list[Finding] = []
+        for p in parts:
+            out.extend(self.observe(p, ctx))
+        return out
+
+    # --- home countries --------------------------------------------------------------------
+    def is_home(self, country: str) -> bool:
+        """Customers' home countries: fixed, or learnt (share of customer reads)."""
+        if self.home_fixed is not None:
+            return country in self.home_fixed or country == "??"
+        c = self.combiner.countries
+        total = self.combiner.total
+        if total < 50 or country == "??":
+            return True  # too early to tell: be conservative
+        return c.get(country, 0) >= self.home_share * total
+
+    # --- scoring a merged view ---------------------------------------------------------------
+    def _peer_of(self, p: Partial) -> str:
+        if p.kind == "key":
+            return "key"
+        if p.kind == "actor":
+            return f"actor/{p.principal_type}"
+        cls = p.net_class or "isp"
+        return f"{cls}/{'home' if cls == 'private' or self.is_home(p.country) else 'abroad'}"
+
+    def observe(self, p: Partial, ctx: Context) -> list[Finding]:
+        """Fold one (merged) window view into its entity and score it."""
+        key = (p.kind, p.entity)
+        ent = self._ents.get(key)
+        if ent is None:
+            ent = self._ents[key] = _Entity(p.kind, self._peer_of(p), p)
+        elif p.kind != "actor" and p.kind != "key":
+            ent.peer = self._peer_of(p)  # home countries are learnt as we go
+        ts = p.last
+        self._roll(ent, ts)
+        ent.last = max(ent.last, ts)
+        if p.sketched:
+            ent.h.merge(p.distinct)
+            ent.d.merge(p.distinct)
+        else:
+            ent.h_cnt += p.n_distinct
+            ent.d_cnt += p.n_distinct
+        ent.h_sus.merge(p.sus)
+        ent.h_rec += p.records
+        ent.sources = max(ent.sources, p.sources)
+        if p.id_min is not None:
+            ent.h_lo = p.id_min if ent.h_lo is None else min(ent.h_lo, p.id_min)
+            ent.h_hi = p.id_max if ent.h_hi is None else max(ent.h_hi, p.id_max)  # type: ignore
+            ent.h_num += p.numeric
+        ent.eids = (p.event_ids + ent.eids)[:_SAMPLE * 2]
+        if ent.cov is not None or (p.kind == "src_ip" and ent.peer == "hosting/abroad"):
+            if ent.cov is None:
+                ent.cov = DistinctCounter()
+            ent.cov.merge(p.distinct)
+        return self._score(ent, p, ctx)
+
+    def _roll(self, ent: _Entity, ts: float) -> None:
+        he = int(ts // HOUR)
+        if he != ent.h_epoch:
+            if ent.h_epoch >= 0:
+                n = ent.h.estimate() + ent.h_cnt
+                if not ent.h_flag:
+                    if ent.kind == "key":
+                        ent.own_t.learn(n)
+                        ent.own_h.learn(ent.h_sus.estimate())
+                    else:
+                        ent.own_h.learn(n)
+                        self._peer_learn(ent.peer, n)
+                ent.h_prev = n if he == ent.h_epoch + 1 else 0.0
+                ent.h_sus_prev = ent.h_sus.estimate() if he == ent.h_epoch + 1 else 0.0
+                ent.h_rec_prev = ent.h_rec if he == ent.h_epoch + 1 else 0
+            ent.h_epoch = he
+            ent.h = DistinctCounter()
+            ent.h_cnt = 0
+            ent.h_sus = DistinctCounter()
+            ent.h_rec = 0
+            ent.h_lo = ent.h_hi = None
+            ent.h_num = 0
+            ent.h_flag = False
+        de = int(ts // DAY)
+        if de != ent.d_epoch:
+            if ent.d_epoch >= 0:
+                n = ent.d.estimate() + ent.d_cnt
+                if not ent.d_flag:
+                    ent.own_d.learn(n)
+                ent.d_prev = n if de == ent.d_epoch + 1 else 0.0
+            ent.d_epoch = de
+            ent.d = DistinctCounter()
+            ent.d_cnt = 0
+            ent.d_flag = False
+        if ent.cov is not None and ts - ent.cov_start > self.coverage:
+            ent.cov = DistinctCounter()
+            ent.cov_start = ts
+
+    def _peer_learn(self, peer: str, n: float) -> None:
+        q = self._peers.get(peer)
+        if q is None:
+            q = self._peers[peer] = stats.Quantile(0.99)
+        q.update(n)
+        self._peer_n[peer] = self._peer_n.get(peer, 0) + 1
+
+    def _peer_high(self, peer: str) -> float | None:
+        if self._peer_n.get(peer, 0) < 20:
+            return None
+        v = self._peers[peer].get()
+        return None if v is None else float(v)
+
+    def _priors(self, ent: _Entity) -> tuple[int, int, int, int, int, int]:
+        if ent.kind == "key":
+            return KEY_PRIORS
+        if ent.kind == "actor":
+            return ACTOR_PRIORS.get(ent.ptype, ACTOR_PRIORS["customer"])
+        return SOURCE_PRIORS.get(ent.peer, SOURCE_PRIORS["isp/abroad"])
+
+    def _score(self, ent: _Entity, p: Partial, ctx: Context) -> list[Finding]:
+        ts = p.last
+        frac_h = (ts % HOUR) / HOUR
+        frac_d = (ts % DAY) / DAY
+        dh = ent.h.estimate() + ent.h_cnt + ent.h_prev * (1.0 - frac_h)
+        dd = ent.d.estimate() + ent.d_cnt + ent.d_prev * (1.0 - frac_d)
+        sus_h = ent.h_sus.estimate() + ent.h_sus_prev * (1.0 - frac_h)
+        rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
+        cov = ent.cov.estimate() if ent.cov is not None else 0.0
+        wh, ch, wd, cd, wc, cc = self._priors(ent)
+        # The counted quantity: keys are judged on what they read from datacenters.
+        main_h = sus_h if ent.kind == "key" else dh
+        main_d = dd
+        own_hi = ent.own_h.high() if ent.own_h.n >= 3 else None
+        own_d_hi = ent.own_d.high(4.0) if ent.own_d.n >= 2 else None
+        peer_q = self._peer_high(ent.peer)
+        peer_hi = 2.0 * peer_q if peer_q is not None else None
+        if ent.kind == "key":
+            peer_hi = None  # keys differ too much from each other: own history only
+        warn_h = max(wh, own_hi or 0.0, peer_hi or 0.0)
+        crit_h = max(float(ch), 2.0 * warn_h if warn_h > wh else 0.0)
+        reasons: list[tuple[int, str]] = []  # (severity rank, feature)
+        rank = 0
+        if main_h >= warn_h:
+            r = 2 if main_h >= crit_h else 1
+            if ent.kind == "key" and dh > 0 and sus_h / dh < 0.5:
+                r = 1  # the active key: its datacenter share is small; the sources page
+            reasons.append((r, "hour"))
+        own_t_hi = ent.own_t.high() if ent.own_t.n >= 3 else None
+        if ent.kind == "key" and own_t_hi is not None and dh >= max(50.0, 2 * own_t_hi):
+            reasons.append((1, "key_rate"))
+        if wd and ent.kind != "key":
+            warn_d = max(float(wd), own_d_hi or 0.0)
+            crit_d = max(float(cd), 2.0 * warn_d if warn_d > wd else 0.0)
+            if main_d >= warn_d:
+                reasons.append((2 if main_d >= crit_d else 1, "day"))
+        if wc and cov >= wc:
+            reasons.append((2 if cov >= cc else 1, "coverage"))
+        density = 0.0
+        if ent.h_lo is not None and ent.h_hi is not None:
+            density = min(ent.h_num, dh) / (ent.h_hi - ent.h_lo + 1)
+        if dh >= self.enum_min and density >= self.enum_density and ent.kind != "key":
+            reasons.append((2 if dh >= 4 * self.enum_min else 1, "enumeration"))
+        rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
+        if rp is not None and rec_h >= rp[0]:
+            reasons.append((2 if rec_h >= rp[1] else 1, "records"))
+        if reasons:
+            rank = max(r for r, _ in reasons)
+        # The shared model on the window view: scored always, learnt only when nothing flagged.
+        fam = "key" if ent.kind == "key" else "actor" if ent.kind == "actor" else "source"
+        x = {
+            "h": min(1.0, math.log1p(dh) / math.log1p(1e5)),
+            "w": min(1.0, math.log1p(p.n_distinct) / math.log1p(1e4)),
+            "s": (sus_h / dh) if dh else 0.0,
+            "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
+        }
+        model = self._hst[fam]
+        use = p.n_distinct >= 3  # single households teach the model nothing
+        warm = use and self._hst_n[fam] >= self.hst_min_learned
+        hst = float(model.score_one(x)) if warm else 0.0
+        if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0:
+            reasons.append((1, "model"))
+            rank = 1
+        private_service = ent.kind == "actor" and ent.ptype == "service" and \
+            ent.net_class == "private"
+        if rank and private_service:
+            rank = 0  # internal batch and steady consumers: info only
+            sev = "info"
+        else:
+            sev = SEVERITIES[rank] if rank else ""
+        if use and rank == 0 and hst < self.hst_warn:
+            model.learn_one(x)
+            self._hst_n[fam] += 1
+        if not reasons:
+            return []
+        ent.h_flag = True
+        ent.d_flag = True
+        if not sev:
+            return []
+        r = SEVERITIES.index(sev)
+        if ts - ent.sent_ts > 3 * HOUR:
+            ent.sent = -1  # the engine's episode has ended long since
+        if r <= ent.sent and ts - ent.sent_ts < _REFRESH:
+            return []  # the engine would suppress it: do not spend time explaining it
+        ent.sent = max(ent.sent, r)
+        ent.sent_ts = ts
+        return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
+                              (warn_h, crit_h), own_hi, peer_q, reasons, ctx)]
+
+    # --- explanation -----------------------------------------------------------------------
+    def _finding(self, ent: _Entity, p: Partial, sev: str, dh: float, dd: float, sus_h: float,
+                 rec_h: float, cov: float, density: float, hst: float,
+                 th: tuple[float, float], own_hi: float | None, peer_q: float | None,
+                 reasons: list[tuple[int, str]], ctx: Context) -> Finding:
+        feats = {f for _, f in reasons}
+        kind, ident = ent.kind, p.entity
+        own_txt = f"{ent.own_h.mean:.0f}/h (n={ent.own_h.n} h)" if own_hi is not None \
+            else "none yet"
+        peer_txt = f"p99 {peer_q:.0f}/h" if peer_q is not None else "none yet"
+        prior = self._priors(ent)
+        n_h, n_d = round(dh), round(dd)
+        where = f"{ent.country}, {ent.net_class} {ent.org}".strip()
+        group = ent.peer.replace("/", " ")
+        if kind == "key":
+            share = sus_h / dh if dh else 0.0
+            summary = (f"Signing key {ident} vouched for {round(sus_h)} distinct customer accounts "
+                       f"read from datacenter or VPN networks within an hour ({share:.0%} of the "
+                       f"{n_h} accounts it served): usual is <= {prior[0]} "
+                       f"(own history: {own_txt}).")
+        elif kind == "actor":
+            who = {"employee": "Employee", "service": "Service"}.get(ent.ptype, "Customer")
+            summary = (f"{who} {ident} read {n_h} distinct customer accounts within an hour "
+                       f"({n_d} today, {round(rec_h)} rows): usual is <= {th[0]:.0f}/h "
+                       f"(own history: {own_txt}; {ent.ptype} peers: {peer_txt}).")
+        else:
+            what = {"src_ip": ident, "subnet": f"{ent.sources} addresses in {ident}",
+                    "asn": f"{ent.sources} addresses of {ident}"}[kind]
+            summary = (f"{what} ({where}) was used by {n_h} distinct customer accounts "
+                       f"within an hour, each with its own credentials: usual is <= "
+                       f"{th[0]:.0f} for this {'address' if kind == 'src_ip' else kind} "
+                       f"(prior for {group}; own history: {own_txt}; peers: {peer_txt}).")
+        if "enumeration" in feats:
+            summary += f" Account ids walked in sequence ({density:.0%} of the id range)."
+        evidence = [
+            ev("distinct_accounts_1h", n_h, f"warning >= {th[0]:.0f}, critical >= {th[1]:.0f}",
+               f"own history {own_txt}; {ent.peer} peers {peer_txt}; prior {prior[0]}/{prior[1]} "
+               f"for {group}"),
+            ev("distinct_accounts_24h", n_d,
+               f"warning >= {prior[2]}, critical >= {prior[3]}" if prior[2] else "not judged",
+               f"own daily history {ent.own_d.mean:.0f} (n={ent.own_d.n} days)"),
+            ev("distinct_accounts_window", p.n_distinct,
+               f"{self.window:g}s window", f"{p.count} requests, {p.records} rows"),
+        ]
+        if kind == "key":
+            evidence.append(ev("accounts_from_datacenters_1h", round(sus_h),
+                               f"warning >= {prior[0]}, critical >= {prior[1]} when most of the "
+                               "key's reads come from datacenters",
+                               f"{sus_h / dh if dh else 0:.0%} of {n_h} accounts"))
+        if ent.cov is not None:
+            evidence.append(ev("coverage_accounts", round(cov),
+                               f"warning >= {prior[4]}, critical >= {prior[5]}" if prior[4]
+                               else "not judged", f"since {iso(ent.cov_start)}"))
+        if "records" in feats:
+            rp = RECORD_PRIORS.get(ent.ptype, (0, 0))
+            evidence.append(ev("rows_returned_1h", round(rec_h),
+                               f"warning >= {rp[0]}, critical >= {rp[1]}", "exports and searches"))
+        if "enumeration" in feats:
+            evidence.append(ev("id_sequence_density", round(density, 3),
+                               f">= {self.enum_density} with >= {self.enum_min} accounts",
+                               "share of the id range between the lowest and highest account "
+                               "read that was read"))
+        evidence.append(ev("model_score", round(hst, 3), f"warning >= {self.hst_warn}",
+                           f"HalfSpaceTrees over {ent.peer} window views"))
+        evidence.append(ev("first_seen", iso(ent.first), "", ", ".join(sorted(feats))))
+        ratio = max(dh / max(th[0], 1.0), sus_h / max(th[0], 1.0) if kind == "key" else 0.0)
+        score = max(hst, 1.0 - 0.5 ** ratio if sev != "info" else 0.3)
+        return Finding(self.id, kind, ident, sev, score, summary, evidence,
+                       list(dict.fromkeys(ent.eids))[:_SAMPLE * 2], p.last)
+
+    # --- housekeeping ----------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        idle = self.idle
+        dead = [k for k, e in self._ents.items()
+                if now - e.last > (idle * 4 if e.cov is not None else idle)]
+        for k in dead:
+            del self._ents[k]
+
+    def tracked(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for kind, _ in self._ents:
+            out[kind] = out.get(kind, 0) + 1
+        return out
+
+    def warmup(self) -> float:
+        peers = min(1.0, sum(self._peer_n.values()) / 100)
+        model = sum(min(1.0, n / self.hst_min_learned) for n in self._hst_n.values()) / 3
+        return round(0.5 * peers + 0.5 * model, 3)
+
+
+DETECTOR = BulkLookup
