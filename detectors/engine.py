@@ -148,6 +148,7 @@ class Engine:
         self.rejected: Counter[str] = Counter()
         self.alerts_by: Counter[tuple[str, str]] = Counter()
         self.suppressed: Counter[str] = Counter()
+        self._touched: set[str] = set()
 
     # ---- input -------------------------------------------------------------------------
     def process_line(self, line: bytes | str, kind: str | None = None
@@ -265,6 +266,7 @@ class Engine:
         ep.count += 1
         if rank <= ep.sent_rank:
             self.suppressed[f.detector] += 1
+            self._touched.add(ep.alert_id)
             return None
         ep.sent_rank = rank
         self.alerts_by[(f.detector, f.severity)] += 1
@@ -283,6 +285,12 @@ class Engine:
         if f.extra:
             alert.update(f.extra)
         return alert
+
+    def drain_touched(self) -> set[str]:
+        """Alert ids whose episode saw repeats since the last call (still active: keep paging
+        state alive in Alertmanager without sending a new page)."""
+        out, self._touched = self._touched, set()
+        return out
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

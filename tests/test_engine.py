@@ -114,3 +114,11 @@ def test_state_does_not_hold_raw_customer_ids() -> None:
     eng, _ = run([start, login, access("a", 1002, "c-secret-777", "sess-secret")])
     det = eng.detectors["unissued_session"]
     assert "c-secret-777" not in repr(vars(det)) and "sess-secret" not in repr(vars(det))
+
+
+def test_repeats_in_an_episode_are_reported_as_touched_not_as_alerts() -> None:
+    start = {"event_id": "s0", "ts": 1000, "change": "key_issued", "key_id": "k"}
+    evs = [start] + [access(f"a{i}", 2000 + i * 10, f"c-{i}", f"s-{i}") for i in range(6)]
+    eng, alerts = run(evs)
+    assert eng.drain_touched() == {alerts[0]["alert_id"]}
+    assert eng.drain_touched() == set()
