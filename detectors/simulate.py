@@ -1266,7 +1266,7 @@ def _sorted(evs: list[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
 
 
 class _Coupang(_Attack):
-    own_kinds = ("actor", "src_ip", "key", "account", "session")
+    own_kinds: tuple[str, ...] = ("actor", "src_ip", "key", "account", "session")
     key = "kid-legacy-2019"
     key_issued = "2019-03-14T01:20:00Z"
     predating = False
