@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -275,16 +276,24 @@ def _stop_all() -> None:
 atexit.register(_stop_all)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the broker if the process that started it dies (even by SIGKILL)."""
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A pre-exec hook that makes Linux SIGTERM the broker when its parent process dies
+    (even by SIGKILL). libc is resolved here, in the parent, so the forked child only
+    makes one system call (no imports, no locks between fork and exec)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except Exception:  # noqa: BLE001
-        pass
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_pdeathsig() -> None:  # pragma: no cover - runs in the child
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
+
+    return set_pdeathsig
 
 
 class EmbeddedBroker:
@@ -441,10 +450,10 @@ class EmbeddedBroker:
             env.pop(name, None)
         if self._log_file is None:
             self._log_file = self._open_log()
-        linux_main = (
-            sys.platform.startswith("linux")
-            and threading.current_thread() is threading.main_thread()
-        )
+        # The death signal fires when the *thread* that forked exits: only ask for it
+        # from the main thread, whose end is the process's end.
+        on_main = threading.current_thread() is threading.main_thread()
+        pre_exec = _pdeathsig_setter() if on_main else None
         began = time.monotonic()
         try:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
@@ -454,7 +463,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if linux_main else None,  # noqa: PLW1509
+                preexec_fn=pre_exec,  # noqa: PLW1509
             )
         except OSError as exc:
             raise BrokerUnavailable(f"cannot run Tansu at {binary!r}: {exc}") from exc
