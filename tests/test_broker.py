@@ -29,9 +29,8 @@ from streams.topics import CoPartitionError, TopicNames, create_topics, describe
 
 # "tests.broker_fixtures" when the project root is importable (root conftest, python -m
 # pytest), else the bare module name (pytest puts tests/ itself on sys.path).
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+_PREFIX = "tests." if importlib.util.find_spec("tests") else ""
+pytest_plugins = [f"{_PREFIX}broker_fixtures", f"{_PREFIX}kafka_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -368,6 +367,22 @@ def test_topics_cli_unreachable_broker_is_one_line_and_exit_1(
     assert _topics_cli(["list", "--broker", f"kafka://127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot reach the broker" in err
+
+
+@pytest.mark.kafka
+def test_create_topics_on_apache_kafka_keeps_the_configs(apache_kafka: object) -> None:
+    """What Tansu cannot show: the retention and compaction configs are applied."""
+    bootstrap = str(apache_kafka)
+    names = TopicNames.prefixed("cfg-")
+    reports = create_topics(bootstrap, partitions=3, names=names)
+    assert all(r.created and r.partitions == 3 for r in reports)
+    assert not any(r.created for r in create_topics(bootstrap, partitions=3, names=names))
+    infos = describe_topics(bootstrap, names.all())
+    assert infos[names.identity].configs.get("cleanup.policy") == "compact"
+    assert infos[names.logins].configs.get("retention.ms") == str(7 * 86_400_000)
+    assert infos[names.access].configs.get("retention.ms") == str(7 * 86_400_000)
+    assert infos[names.alerts].configs.get("retention.ms") == str(30 * 86_400_000)
+    assert infos[names.dlq].configs.get("retention.ms") == str(30 * 86_400_000)
 
 
 @pytest.fixture(autouse=True)
