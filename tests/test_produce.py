@@ -329,3 +329,41 @@ def test_key_hash_partitioner_places_keys_like_kafka_pythons_default() -> None:
             assert ours.partition("t", key, key, b"v", b"v", cluster) == expected
             assert ours.partition("t", key, key, b"v", b"v", cluster) == expected
     assert ours.partition("t", None, None, b"v", b"v", Cluster(4)) in range(4)
+
+
+@pytest.mark.broker
+def test_accesswatch_produce_reads_stdin(fresh_tansu: EmbeddedBroker) -> None:
+    """The real command line, as a user runs it: `accesswatch produce - --broker ...`."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    stdin = LOGIN_A + b"\n" + ACCESS_A1 + b"\nnot json\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "produce", "-", "--broker", fresh_tansu.url,
+         "--create-topics"],
+        input=stdin, capture_output=True, cwd=root, timeout=120,
+    )  # fmt: skip
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "<stdin>:3: rejected: invalid JSON" in err
+    assert "sent 2 events (auth-logins=1, data-access=1); rejected 1" in err
+    assert "Traceback" not in err and done.stdout == b""
+    records = _consume(fresh_tansu.bootstrap, ["auth-logins", "data-access"], 2)
+    assert sorted(r.value for r in records) == sorted([LOGIN_A, ACCESS_A1])
+
+
+@pytest.mark.broker
+def test_progress_line_is_drawn_and_cleared(
+    tansu: EmbeddedBroker, tansu_topics: TopicNames
+) -> None:
+    screen = io.StringIO()
+    lines = [_line({"outcome": "success", "account_id": f"a{i}"}) + b"\n" for i in range(5000)]
+    with produce_mod.Producer(
+        tansu.bootstrap, topics=tansu_topics, progress=screen, total_bytes=sum(map(len, lines))
+    ) as producer:
+        producer.send_lines(lines)
+    drawn = screen.getvalue()
+    assert drawn.startswith("\r") and drawn.endswith("\r\033[K")
+    assert "100.0% 5,000 lines  5,000 sent" in drawn
+    assert "\n" not in drawn
