@@ -40,6 +40,8 @@ TARGETS = {
     "terminated_session": ("exposed", 1),
 }
 COVERAGE_TARGETS = {"stuffing": 0.8, "impossible_travel": 10 / 12}
+# Which ground-truth accounts must each get their own alert: the simulator's params name them.
+COVER_PARAM = {"stuffing": "takeovers", "impossible_travel": "accounts", "spray": "successes"}
 FALSE_PAGES_TARGET = 1.0  # per 1,000 active principals per day
 
 
@@ -89,7 +91,8 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
     results = [AttackResult(t["attack"], seed) for t in truth]
     starts = [_ts(t["start_ts"]) for t in truth]
     victims: list[set[str]] = [set() for _ in truth]
-    cover_sets = [set((t.get("entities") or {}).get("account", [])) for t in truth]
+    cover_sets = [set((t.get("params") or {}).get(COVER_PARAM.get(t["attack"], ""), []))
+                  for t in truth]
     covered: list[set[str]] = [set() for _ in truth]
     for r, cs in zip(results, cover_sets, strict=True):
         r.cover_total = len(cs)
@@ -97,7 +100,7 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
     false_pages: Counter[str] = Counter()
     false_warn: Counter[str] = Counter()
     principals: set[str] = set()
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     now = 0.0
     for obj in sim.events:
         e = decode_obj(obj)
@@ -145,7 +148,7 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
         len(principals),
         hours / 24.0,
         len(sim.events),
-        time.perf_counter() - t0,
+        time.process_time() - t0,
     )
 
 
