@@ -177,6 +177,22 @@ def test_broker_starts_answers_and_stops_without_leftovers() -> None:
 
 
 @pytest.mark.broker
+def test_stop_is_clean_while_clients_are_connected() -> None:
+    try:
+        binary = find_tansu()
+    except BrokerUnavailable as exc:
+        pytest.skip(str(exc))
+    broker = EmbeddedBroker(binary=binary).start()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.list_topics()
+        broker.stop()
+    finally:
+        admin.close()
+    assert broker.returncode == 0  # left on the stop signal, not SIGKILLed after the wait
+
+
+@pytest.mark.broker
 def test_two_brokers_get_different_ports(
     tansu: EmbeddedBroker, fresh_tansu: EmbeddedBroker
 ) -> None:
