@@ -151,6 +151,7 @@ class ImpossibleTravel(Detector):
         self.principal_types = frozenset(principal_types)
         self._last: dict[int, _Where] = {}  # salted hash of the account -> last location
         self._memo: dict[str, int] = {}  # raw id -> its hash; transient, cleared by expire()
+        self._next_sweep = 0.0
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.outcome != "success" or e.account_type not in self.principal_types:
@@ -229,6 +230,9 @@ class ImpossibleTravel(Detector):
 
     def expire(self, now: float) -> None:
         self._memo.clear()
+        if now < self._next_sweep:  # sweep the accounts ~24 times per ttl, not every call
+            return
+        self._next_sweep = now + max(300.0, self.ttl / 24)
         for h in [h for h, w in self._last.items() if now - w.ts > self.ttl]:
             del self._last[h]
 

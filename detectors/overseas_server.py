@@ -166,6 +166,7 @@ class OverseasServer(Detector):
         self._peers: dict[str, _Peer] = {}
         self._countries: dict[str, int] = {}  # countries of new places (learned home country)
         self._sources: dict[str, _Source] = {}
+        self._next_sweep = 0.0
 
     # --- state ---------------------------------------------------------------------------
     def _peer(self, ptype: str) -> _Peer:
@@ -368,11 +369,14 @@ class OverseasServer(Detector):
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
         self._memo.clear()
-        ttl = self.profile_ttl
-        for h in [h for h, p in self._profiles.items() if now - p.last > ttl]:
-            del self._profiles[h]
         for s in [s for s, src in self._sources.items() if now - src.last > self.window]:
             del self._sources[s]
+        if now < self._next_sweep:  # profiles live for weeks: sweep them ~24 times per ttl
+            return
+        ttl = self.profile_ttl
+        self._next_sweep = now + max(300.0, ttl / 24)
+        for h in [h for h, p in self._profiles.items() if now - p.last > ttl]:
+            del self._profiles[h]
 
     def tracked(self) -> dict[str, int]:
         return {"account": len(self._profiles), "subnet": len(self._sources)}
