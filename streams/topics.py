@@ -412,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
                         f"missing: {', '.join(absent)} (run `accesswatch topics create`)",
                         file=sys.stderr,
                     )
-        if not args.all and names.logins in infos and names.access in infos:
+        if names.logins in infos and names.access in infos:
             check_copartitioned(infos, names)
         return 0
     except (CoPartitionError, BrokerUnavailable) as exc:
