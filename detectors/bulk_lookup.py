@@ -58,7 +58,7 @@ Combiner API (Faust runtime; the detector uses the same path in-process):
 >>> [(a["entity"]["kind"], a["severity"]) for a in alerts]
 [('src_ip', 'warning'), ('key', 'warning'), ('src_ip', 'critical'), ('key', 'critical')]
 >>> print([a["summary"] for a in alerts if a["severity"] == "critical"][0])
-3.101.7.9 (US, hosting AMAZON-02) was used by 8 distinct customer accounts within an hour, each with its own credentials: usual is <= 4 for this address (prior for hosting abroad; own history: none yet; peers: none yet).
+3.101.7.9 (US, hosting AMAZON-02) was used by 8 distinct customer accounts within an hour, each with its own credentials: usual is <= 4/h for this address (prior for hosting abroad; own history: none yet; peers: none yet).
 """
 
 from __future__ import annotations
@@ -586,7 +586,11 @@ class BulkLookup(Detector):
             return KEY_PRIORS
         if ent.kind == "actor":
             return ACTOR_PRIORS.get(ent.ptype, ACTOR_PRIORS["customer"])
-        return SOURCE_PRIORS.get(ent.peer, SOURCE_PRIORS["isp/abroad"])
+        p = SOURCE_PRIORS.get(ent.peer, SOURCE_PRIORS["isp/abroad"])
+        if ent.kind == "src_ip":
+            return p
+        m = 2 if ent.kind == "subnet" else 3  # many addresses: VPN and proxy users add up
+        return (p[0], p[1], p[2] * m, p[3] * m, 0, 0)
 
     def _score(self, ent: _Entity, p: Partial, ctx: Context) -> list[Finding]:
         ts = p.last
@@ -608,6 +612,8 @@ class BulkLookup(Detector):
         if ent.kind == "key":
             peer_hi = None  # keys differ too much from each other: own history only
         warn_h = max(wh, own_hi or 0.0, peer_hi or 0.0)
+        if ent.kind == "key" and dh > 0 and sus_h / dh < 0.5:
+            warn_h = max(warn_h, 2.0 * wh)  # a busy key with a few VPN customers
         crit_h = max(float(ch), 2.0 * warn_h if warn_h > wh else 0.0)
         reasons: list[tuple[int, str]] = []  # (severity rank, feature)
         rank = 0
@@ -619,18 +625,21 @@ class BulkLookup(Detector):
         own_t_hi = ent.own_t.high() if ent.own_t.n >= 3 else None
         if ent.kind == "key" and own_t_hi is not None and dh >= max(50.0, 2 * own_t_hi):
             reasons.append((1, "key_rate"))
+        lim = {"hour": (warn_h, crit_h), "coverage": (float(wc), float(cc))}
         if wd and ent.kind != "key":
             warn_d = max(float(wd), own_d_hi or 0.0)
             crit_d = max(float(cd), 2.0 * warn_d if warn_d > wd else 0.0)
+            lim["day"] = (warn_d, crit_d)
             if main_d >= warn_d:
                 reasons.append((2 if main_d >= crit_d else 1, "day"))
         if wc and cov >= wc:
             reasons.append((2 if cov >= cc else 1, "coverage"))
         density = 0.0
+        cur = ent.h.estimate()  # this hour's accounts with known ids (the id range's hour)
         if ent.h_lo is not None and ent.h_hi is not None:
-            density = min(ent.h_num, dh) / (ent.h_hi - ent.h_lo + 1)
-        if dh >= self.enum_min and density >= self.enum_density and ent.kind != "key":
-            reasons.append((2 if dh >= 4 * self.enum_min else 1, "enumeration"))
+            density = min(ent.h_num, cur) / (ent.h_hi - ent.h_lo + 1)
+        if cur >= self.enum_min and density >= self.enum_density and ent.kind != "key":
+            reasons.append((2 if cur >= 4 * self.enum_min else 1, "enumeration"))
         rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
         if rp is not None and rec_h >= rp[0]:
             reasons.append((2 if rec_h >= rp[1] else 1, "records"))
@@ -675,13 +684,13 @@ class BulkLookup(Detector):
         ent.sent = max(ent.sent, r)
         ent.sent_ts = ts
         return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
-                              (warn_h, crit_h), own_hi, peer_q, reasons, ctx)]
+                              lim, own_hi, peer_q, reasons, ctx)]
 
     # --- explanation -----------------------------------------------------------------------
     def _finding(self, ent: _Entity, p: Partial, sev: str, dh: float, dd: float, sus_h: float,
                  rec_h: float, cov: float, density: float, hst: float,
-                 th: tuple[float, float], own_hi: float | None, peer_q: float | None,
-                 reasons: list[tuple[int, str]], ctx: Context) -> Finding:
+                 lim: dict[str, tuple[float, float]], own_hi: float | None,
+                 peer_q: float | None, reasons: list[tuple[int, str]], ctx: Context) -> Finding:
         feats = {f for _, f in reasons}
         kind, ident = ent.kind, p.entity
         own_txt = f"{ent.own_h.mean:.0f}/h (n={ent.own_h.n} h)" if own_hi is not None \
@@ -691,24 +700,44 @@ class BulkLookup(Detector):
         n_h, n_d = round(dh), round(dd)
         where = f"{ent.country}, {ent.net_class} {ent.org}".strip()
         group = ent.peer.replace("/", " ")
+        th = lim["hour"]
+        order = ("hour", "day", "coverage", "key_rate", "enumeration", "records", "model")
+        primary = max(reasons, key=lambda r: (r[0], -order.index(r[1])))[1]
+        if primary == "day":
+            n_main, span, usual = n_d, "within a day", f"<= {lim['day'][0]:.0f}/day"
+            own_txt = f"{ent.own_d.mean:.0f}/day (n={ent.own_d.n} days)" if ent.own_d.n >= 2 \
+                else "none yet"
+        elif primary == "coverage":
+            n_main, span, usual = round(cov), f"since {iso(ent.cov_start)[:10]}", \
+                f"<= {lim['coverage'][0]:.0f} over {self.coverage / DAY:g} days"
+        else:
+            n_main, span, usual = n_h, "within an hour", f"<= {th[0]:.0f}/h"
         if kind == "key":
             share = sus_h / dh if dh else 0.0
-            summary = (f"Signing key {ident} vouched for {round(sus_h)} distinct customer accounts "
-                       f"read from datacenter or VPN networks within an hour ({share:.0%} of the "
-                       f"{n_h} accounts it served): usual is <= {prior[0]} "
-                       f"(own history: {own_txt}).")
+            if primary == "key_rate":
+                summary = (f"Signing key {ident} served {n_h} distinct customer accounts within "
+                           f"an hour: usual is {ent.own_t.mean:.0f}/h "
+                           f"(own history, n={ent.own_t.n} h).")
+            else:
+                summary = (f"Signing key {ident} vouched for {round(sus_h)} distinct customer "
+                           f"accounts read from datacenter or VPN networks within an hour "
+                           f"({share:.0%} of the {n_h} accounts it served): usual is "
+                           f"<= {th[0]:.0f} (own history: {own_txt}).")
         elif kind == "actor":
             who = {"employee": "Employee", "service": "Service"}.get(ent.ptype, "Customer")
-            summary = (f"{who} {ident} read {n_h} distinct customer accounts within an hour "
-                       f"({n_d} today, {round(rec_h)} rows): usual is <= {th[0]:.0f}/h "
-                       f"(own history: {own_txt}; {ent.ptype} peers: {peer_txt}).")
+            summary = (f"{who} {ident} read {n_main} distinct customer accounts {span} "
+                       f"({n_h} in the last hour, {n_d} today, {round(rec_h)} rows in the last "
+                       f"hour): usual is {usual} (own history: {own_txt}; {ent.ptype} peers: "
+                       f"{peer_txt}).")
         else:
             what = {"src_ip": ident, "subnet": f"{ent.sources} addresses in {ident}",
                     "asn": f"{ent.sources} addresses of {ident}"}[kind]
-            summary = (f"{what} ({where}) was used by {n_h} distinct customer accounts "
-                       f"within an hour, each with its own credentials: usual is <= "
-                       f"{th[0]:.0f} for this {'address' if kind == 'src_ip' else kind} "
-                       f"(prior for {group}; own history: {own_txt}; peers: {peer_txt}).")
+            summary = (f"{what} ({where}) was used by {n_main} distinct customer accounts "
+                       f"{span}, each with its own credentials: usual is {usual} for this "
+                       f"{'address' if kind == 'src_ip' else kind} (prior for {group}; own "
+                       f"history: {own_txt}; peers: {peer_txt}).")
+        if "records" in feats:
+            summary += f" {round(rec_h)} rows returned in the last hour."
         if "enumeration" in feats:
             summary += f" Account ids walked in sequence ({density:.0%} of the id range)."
         evidence = [
