@@ -368,6 +368,26 @@ def test_topics_cli_create_then_list(
     assert len(listed) == 5 and all('"partitions": 2' in line for line in listed)
 
 
+@pytest.mark.broker
+def test_topics_cli_reports_a_partition_mismatch(
+    fresh_tansu: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=fresh_tansu.bootstrap)
+    try:
+        admin.create_topics(
+            {
+                "auth-logins": {"num_partitions": 2, "replication_factor": 1},
+                "data-access": {"num_partitions": 3, "replication_factor": 1},
+            }
+        )
+    finally:
+        admin.close()
+    for argv in (["list"], ["create"]):
+        assert _topics_cli([*argv, "--broker", fresh_tansu.url]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "same partition count" in err
+
+
 def test_topics_cli_bad_url_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert _topics_cli(["list", "--broker", "http://x:1"]) == 2
     err = capsys.readouterr().err
