@@ -15,8 +15,9 @@ set ``ACCESSWATCH_REQUIRE_KAFKA=1`` (CI) to fail instead. Every broker is given
 ``KAFKA_WATCH_PID`` = this process, so none outlives the test session even if pytest
 is killed.
 
-Use them from a test module with ``from kafka_fixtures import apache_kafka``, or list
-``"tests.kafka_fixtures"`` in ``pytest_plugins`` of the root ``conftest.py``.
+Load them as a plugin, ``pytest_plugins = ["tests.kafka_fixtures"]`` (root conftest, or a
+test module as tests/test_apache_kafka.py does), so that one session-wide broker serves every
+module: importing the fixture functions into several modules would start one per module.
 """
 
 from __future__ import annotations
