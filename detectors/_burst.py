@@ -1,17 +1,19 @@
-"""Shared login-burst state for ``credential_stuffing``, ``account_takeover`` and ``password_spray``.
+"""Shared login-burst state of ``credential_stuffing``, ``account_takeover``, ``password_spray``.
 
 One :class:`BurstTracker` per engine context (kept in a weak map keyed by the context) counts
 login attempts per source at three levels: address, /24 or /48 subnet, AS. Each source holds a
-sliding window made of two half-window generations: failures and successes, the distinct accounts
-that failed (Python ``hash`` of the id: transient state, never kept past the window), the
-children it spans (addresses of a subnet, subnets of an AS) and a few successes seen from it.
+sliding window made of two half-window generations (so it spans between half and all of
+``window``): failures and successes, the distinct accounts that failed (Python ``hash`` of the
+id: transient state, never kept past the window), the children it spans (addresses of a subnet,
+subnets of an AS) and a few successes seen from it.
 
 A source is *in a burst* when, within ``window`` seconds, it has failed logins on at least
 ``min_accounts`` distinct accounts (per level), spans at least ``min_children`` children, and its
 failure rate is significantly above the peer typo rate: a one-sided binomial z-score against the
 share of failed tries among the attempts of accounts that did get in, outside bursts, with a 10%
-prior while it warms up (failures on accounts that never get in, the attacker's, teach nothing). The tracker is fed
-once per login, whichever detector sees the event first; the others read the same result.
+prior while it warms up (failures on accounts that never get in, the attacker's, teach nothing).
+The tracker is fed once per login, whichever detector sees the event first; the others read the
+same result.
 
 >>> from detectors.engine import Context
 >>> from detectors.geo import default_geo
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from .events import Event
 
 LEVELS = ("src_ip", "subnet", "asn")
+# a login that succeeded from a failing address: ts, account, event id, device, address, session
+Success = tuple[float, str, str, str | None, str, str | None]
 
 
 @dataclass
@@ -51,6 +55,7 @@ class BurstConfig:
     max_accounts: int = 5000  # distinct accounts counted exactly per source, then saturated
     max_successes: int = 50  # successes kept per address per window
     account_window: float = 1800.0  # failures of one account are remembered this long
+    max_fails_per_account: float = 0.0  # if set: at most this many failures per account tried
 
 
 class Source:
@@ -68,7 +73,7 @@ class Source:
         self.fails = self.prev_fails = self.succ = self.prev_succ = 0
         self.accts: dict[int, float] = {}  # hash(account) -> last failure ts
         self.kids: dict[str, float] = {}  # child source -> last failure ts
-        self.successes: list[tuple[float, str, str, str | None, str, str | None]] = []  # ts, acct, eid, dev, ip, session
+        self.successes: list[Success] = []
         self.flagged_at: float | None = None
         self.last_ts = 0.0
         self.peak_accounts = 0
@@ -95,12 +100,14 @@ class Change:
 
     what: str
     source: Source
-    success: tuple[float, str, str, str | None, str, str | None] | None = None
+    success: Success | None = None
 
 
 class BurstTracker:
-    def __init__(self, cfg: BurstConfig | None = None) -> None:
+    def __init__(self, cfg: BurstConfig | None = None,
+                 baseline: BurstTracker | None = None) -> None:
         self.cfg = cfg or BurstConfig()
+        self.baseline = baseline  # another tracker that owns the typo rate and account failures
         self.sources: tuple[dict[str, Source], ...] = ({}, {}, {})
         self._last: Event | None = None
         self._last_changes: list[Change] = []
@@ -111,10 +118,13 @@ class BurstTracker:
         self._g_all = 0.0
         self._g_decay_at: float | None = None
         self.seen = 0  # logins observed
+        self.flagged_count = 0  # sources flagged and not yet expired
         self._expired_at: float | None = None
 
     # --- the peer baseline ---------------------------------------------------------------
     def typo_rate(self) -> float:
+        if self.baseline is not None:
+            return self.baseline.typo_rate()
         c = self.cfg
         return (self._g_fail + c.prior_rate * c.prior_weight) / (self._g_all + c.prior_weight)
 
@@ -151,13 +161,15 @@ class BurstTracker:
         in_burst = False
         srcs = self.sources
         acct: str = e.account_id  # type: ignore[assignment]
+        own_baseline = self.baseline is None
         if failed:
-            f = self.account_fails.get(acct)
-            if f is None or ts - f[2] > cfg.account_window:
-                self.account_fails[acct] = [1.0, ts, ts]
-            else:
-                f[0] += 1.0
-                f[2] = ts
+            if own_baseline:
+                f = self.account_fails.get(acct)
+                if f is None or ts - f[2] > cfg.account_window:
+                    self.account_fails[acct] = [1.0, ts, ts]
+                else:
+                    f[0] += 1.0
+                    f[2] = ts
             h = hash(acct)
             for lvl in (0, 1, 2):
                 key = keys[lvl]
@@ -199,7 +211,7 @@ class BurstTracker:
                 burst = self.burst_of(e)
                 if burst is not None:
                     changes.append(Change("success", burst, rec))  # type: ignore[arg-type]
-        if not failed:
+        if not failed and own_baseline:
             f = self.last_fails = self.account_fails.pop(acct, None)
             if not in_burst:
                 self._learn(f[0] if f is not None and ts - f[2] <= cfg.account_window else 0.0,
@@ -214,7 +226,7 @@ class BurstTracker:
             s.prev_fails = s.prev_succ = 0
         s.fails = s.succ = 0
         s.gen = gen
-        cut = ts - self.cfg.window
+        cut = (gen - 1) * self.cfg.window * 0.5  # the start of the older generation kept
         if s.accts:
             s.accts = {k: v for k, v in s.accts.items() if v >= cut}
         if s.kids:
@@ -234,9 +246,12 @@ class BurstTracker:
             if len(s.kids) < cfg.min_children[s.level] and s.level:
                 return
             f, a = s.failures, s.attempts
+            if cfg.max_fails_per_account and f > cfg.max_fails_per_account * n:
+                return  # hammering a few accounts: brute force, not this pattern
             if f < cfg.rate_min * a or self.zscore(f, a) < cfg.z_min:
                 return
             s.flagged_at = ts
+            self.flagged_count += 1
             s.event_ids.append(eid)
             changes.append(Change("flag", s))
         elif not s.sent_critical and n >= cfg.critical_factor * need:
@@ -262,7 +277,7 @@ class BurstTracker:
                 return s
         return None
 
-    def successes_under(self, s: Source) -> list[tuple[float, str, str, str | None, str, str | None]]:
+    def successes_under(self, s: Source) -> list[Success]:
         """Successes seen in the window from the failing addresses of a source."""
         if s.level == 0:
             return list(s.successes)
@@ -279,9 +294,21 @@ class BurstTracker:
                     out.extend(src.successes)
         return out
 
-    def flagged(self, level: int, key: str, since: float) -> bool:
-        s = self.sources[level].get(key)
-        return s is not None and s.flagged_at is not None and s.last_ts >= since
+    def due(self, e: Event, last: dict[tuple[int, str], float], every: float) -> list[Source]:
+        """Flagged sources of this login whose last finding (``last``, kept by the detector)
+        is ``every`` seconds old: a refresh keeps a long run in one alert episode."""
+        if not self.flagged_count:
+            return []
+        net = e.net
+        keys = (e.src_ip, net.subnet, net.asn_key) if net else (e.src_ip, e.src_ip, "?")
+        out = []
+        ts = e.ts
+        for lvl in (0, 1, 2):
+            s = self.sources[lvl].get(keys[lvl])  # type: ignore[arg-type]
+            if s is not None and s.flagged_at is not None:
+                if ts - last.get((lvl, s.key), s.flagged_at) >= every:
+                    out.append(s)
+        return out
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
@@ -294,6 +321,8 @@ class BurstTracker:
             stale = [k for k, s in table.items()
                      if now - s.last_ts > (2 * w if s.flagged_at is not None else w)]
             for k in stale:
+                if table[k].flagged_at is not None:
+                    self.flagged_count -= 1
                 del table[k]
         aw = self.cfg.account_window
         for k in [k for k, f in self.account_fails.items() if now - f[2] > aw]:

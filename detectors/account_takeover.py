@@ -155,15 +155,15 @@ class AccountTakeover(Detector):
         suspect = False
         burst_change = next((c for c in changes if c.what == "success"), None)
         if burst_change is not None:
-            out.extend(self._judge_burst(burst_change.success, burst_change.source, t,  # type: ignore[arg-type]
-                                         ctx, e))
+            rec: _burst.Success = burst_change.success  # type: ignore[assignment]
+            out.extend(self._judge_burst(rec, burst_change.source, t, ctx, e))
         else:
             ip = t.sources[0].get(e.src_ip)  # type: ignore[arg-type]
             if ip is not None and ip.accts and (len(ip.accts) > 1 or hash(acct) not in ip.accts):
                 # the address is failing on other accounts: watch this login, do not learn it
                 suspect = True
                 if acct not in self._suspects:
-                    self._suspects[acct] = _Suspect(e.ts, e.src_ip, e.session_id)  # type: ignore[arg-type]
+                    self._suspects[acct] = _Suspect(e.ts, ip.key, e.session_id)
             f = t.last_fails
             if f is not None and f[0] >= self.min_failures and e.ts - f[2] <= self.fail_window:
                 out.extend(self._judge_failures(e, f, ctx))
@@ -201,7 +201,7 @@ class AccountTakeover(Detector):
             return None, True, True, place
         return p, _crc(device) not in p.devices, _crc(place) not in p.places, place
 
-    def _judge_burst(self, rec: tuple[float, str, str, str | None, str, str | None], src: _burst.Source,
+    def _judge_burst(self, rec: _burst.Success, src: _burst.Source,
                      t: _burst.BurstTracker, ctx: Context, e: Event | None = None
                      ) -> list[Finding]:
         ts, acct, eid, device, ip, sid = rec
@@ -225,7 +225,8 @@ class AccountTakeover(Detector):
     def _judge_failures(self, e: Event, f: list[float], ctx: Context) -> list[Finding]:
         acct: str = e.account_id  # type: ignore[assignment]
         device = e.device_id or e.user_agent
-        prof, new_dev, new_place, place = self._novelty(acct, device, e.src_ip, ctx)  # type: ignore[arg-type]
+        ip: str = e.src_ip  # type: ignore[assignment]
+        prof, new_dev, new_place, place = self._novelty(acct, device, ip, ctx)
         if prof is None or not (new_dev and new_place):
             return []  # no history to judge, or a usual device or network: the owner's typos
         net = e.net
@@ -234,8 +235,7 @@ class AccountTakeover(Detector):
         facts = [ev("failed_logins_before", int(f[0]), f"< {self.min_failures} in "
                     f"{self.fail_window / 60:g} min", f"first failure {iso(f[1])}")]
         facts += self._novelty_facts(prof, new_dev, new_place, device, place)
-        return self._open(acct, e.ts, e.src_ip, e.session_id, where, how, facts,  # type: ignore[arg-type]
-                          [e.event_id], ctx)
+        return self._open(acct, e.ts, ip, e.session_id, where, how, facts, [e.event_id], ctx)
 
     def _novelty_facts(self, prof: _Profile | None, new_dev: bool, new_place: bool,
                        device: str | None, place: str) -> list[dict[str, Any]]:

@@ -102,36 +102,29 @@ class RevokedCredential(Detector):
         self._keys: dict[str, _Use] = {}
         self._principals: dict[str, _Use] = {}
 
-    # --- checks --------------------------------------------------------------------------
-    def _key_reason(self, key: str, ts: float, ctx: Context) -> tuple[str, str] | None:
-        d = ctx.directory
-        revoked = d.key_revoked.get(key)
-        if revoked is not None and ts >= revoked:
-            return ("revoked", f"revoked {ago(ts - revoked)} ago ({iso(revoked)})")
-        owner = d.key_owner.get(key)
-        gone = d.departed(owner)
-        if gone is not None and ts >= gone[1]:
-            return (f"owner_{gone[0]}",
-                    f"belongs to {owner}, {gone[0]} {ago(ts - gone[1])} ago ({iso(gone[1])})")
-        return None
-
+    # --- checks (hot path: dict lookups only; words are built when a finding is made) -----
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        d = ctx.directory
         out: list[Finding] = []
         key = e.key_id
-        d = ctx.directory
-        if key is not None and (key in d.key_revoked or key in d.key_owner):
-            why = self._key_reason(key, e.ts, ctx)
-            if why is not None:
-                out.extend(self._use(self._keys, "key", key, why, e, ctx))
-                if d.key_owner.get(key) == e.actor_id:
-                    return out  # the owner with his own key: the key page says it all
+        if key is not None:
+            revoked = d.key_revoked.get(key)
+            if revoked is not None and e.ts >= revoked:
+                out = self._use(self._keys, "key", key, ("revoked", None, revoked), e)
+            else:
+                owner = d.key_owner.get(key)
+                if owner is not None and owner in d.principal_status:
+                    status, since = d.principal_status[owner]
+                    if e.ts >= since:
+                        out = self._use(self._keys, "key", key, (status, owner, since), e)
+                        if owner == e.actor_id:
+                            return out  # the owner with his own key: the key page says it all
         actor = e.actor_id
         if actor in d.principal_status:
-            gone = d.principal_status[actor]  # type: ignore[index]
-            if e.ts >= gone[1]:
-                why = (f"principal_{gone[0]}", f"{gone[0]} {ago(e.ts - gone[1])} ago "
-                       f"({iso(gone[1])})")
-                out.extend(self._use(self._principals, "actor", actor, why, e, ctx))  # type: ignore[arg-type]
+            status, since = d.principal_status[actor]  # type: ignore[index]
+            if e.ts >= since:
+                out = out + self._use(self._principals, "actor", actor,  # type: ignore[arg-type]
+                                      (status, None, since), e)
         return out
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
@@ -139,24 +132,27 @@ class RevokedCredential(Detector):
         d = ctx.directory
         if acct not in d.principal_status:
             return []
-        gone = d.principal_status[acct]  # type: ignore[index]
-        if e.ts < gone[1]:
+        status, since = d.principal_status[acct]  # type: ignore[index]
+        if e.ts < since:
             return []
-        why = (f"principal_{gone[0]}", f"{gone[0]} {ago(e.ts - gone[1])} ago ({iso(gone[1])})")
-        return self._use(self._principals, "actor", acct, why, e, ctx)  # type: ignore[arg-type]
+        why = (status, None, since)
+        return self._use(self._principals, "actor", acct, why, e)  # type: ignore[arg-type]
 
     # --- findings ------------------------------------------------------------------------
-    def _use(self, table: dict[str, _Use], kind: str, ident: str, why: tuple[str, str],
-             e: Event, ctx: Context) -> list[Finding]:
+    def _use(self, table: dict[str, _Use], kind: str, ident: str,
+             why: tuple[str, str | None, float], e: Event) -> list[Finding]:
         u = table.get(ident)
         first = u is None
         if u is None:
-            u = table[ident] = _Use(e.ts, e.ts, e.ts + self.refresh, why[0])
+            reason = why[0] if why[1] is None else f"owner_{why[0]}"
+            if kind == "actor":
+                reason = f"principal_{why[0]}"
+            u = table[ident] = _Use(e.ts, e.ts, e.ts + self.refresh, reason)
         u.requests += 1
         u.last_ts = max(u.last_ts, e.ts)
         subj = e.subject_id or e.account_id
         if len(u.accounts) < self.cap:
-            u.accounts.add(ctx.hash_id(subj))  # type: ignore[arg-type]
+            u.accounts.add(hash(subj))  # transient: dropped with the record
         if len(u.sources) < self.cap:
             u.sources.add(e.src_ip)  # type: ignore[arg-type]
         if len(u.event_ids) < 10:
@@ -168,8 +164,11 @@ class RevokedCredential(Detector):
         u.next_refresh = e.ts + self.refresh
         return [self._finding(kind, ident, why, u, e, first or escalate)]
 
-    def _finding(self, kind: str, ident: str, why: tuple[str, str], u: _Use, e: Event,
-                 fresh: bool) -> Finding:
+    def _finding(self, kind: str, ident: str, why: tuple[str, str | None, float], u: _Use,
+                 e: Event, fresh: bool) -> Finding:
+        status, owner, since = why
+        gone = f"{status} {ago(e.ts - since)} ago ({iso(since)})"
+        told = f"belongs to {owner}, {gone}" if owner is not None else gone
         net = e.net
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
         failed_login = e.kind == "login" and e.outcome == "failure"
@@ -181,10 +180,10 @@ class RevokedCredential(Detector):
         else:
             did = f"{e.action} {e.resource} of {e.subject_id}"
         if kind == "key":
-            lead = f"Key {ident} {why[1]}"
+            lead = f"Key {ident} {told}"
             how = f"was just used to {did}" if e.kind == "access" else f"was just {did}"
         else:
-            lead = f"Principal {ident} was {why[1]}"
+            lead = f"Principal {ident} was {told}"
             how = f"and just {did}" if e.kind == "login" else f"and just used it to {did}"
         if fresh:
             summary = f"{lead}, {how} from {e.src_ip} ({where})."
@@ -192,8 +191,8 @@ class RevokedCredential(Detector):
             summary = (f"{lead}; still in use: {u.requests} requests on {len(u.accounts)} "
                        f"accounts from {len(u.sources)} sources since {iso(u.first_ts)}.")
         evidence = [
-            ev("credential_state", why[0].replace("_", " "), "active and owned by a current "
-               "principal", why[1]),
+            ev("credential_state", u.reason.replace("_", " "), "active and owned by a current "
+               "principal", told),
             ev("first_use", iso(u.first_ts), "no use after revocation or departure",
                f"latest {iso(e.ts)}: {did} from {e.src_ip} ({where})"),
             ev("requests", u.requests, 0, f"over {len(u.accounts)} distinct accounts, "
