@@ -213,7 +213,7 @@ class Combiner:
         subj = e.subject_id
         if self.start is None:
             self.start = ts - ts % self.window
-        if e.actor_type == "customer":
+        if e.actor_type == "customer" and e.actor_id == subj:  # a customer's own credentials
             ip = e.src_ip
             a = self.src.get(ip)  # type: ignore[arg-type]
             if a is None:
@@ -238,8 +238,7 @@ class Combiner:
                         b.eids.append(e.event_id)
                 elif not b.eids:
                     b.eids.append(e.event_id)
-            if e.actor_id == subj:
-                return
+            return
         act = e.actor_id
         c = self.actor.get(act)  # type: ignore[arg-type]
         if c is None:
@@ -643,6 +642,11 @@ class BulkLookup(Detector):
         rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
         if rp is not None and rec_h >= rp[0]:
             reasons.append((2 if rec_h >= rp[1] else 1, "records"))
+        private_service = ent.kind == "actor" and ent.ptype == "service" and \
+            ent.net_class == "private"
+        if private_service:  # internal batches and consumers: own history only, info at most
+            over = own_hi is not None and dh >= own_hi
+            reasons = [(1, "hour")] if over else []
         if reasons:
             rank = max(r for r, _ in reasons)
         # The shared model on the window view: scored always, learnt only when nothing flagged.
@@ -657,13 +661,11 @@ class BulkLookup(Detector):
         use = p.n_distinct >= 3  # single households teach the model nothing
         warm = use and self._hst_n[fam] >= self.hst_min_learned
         hst = float(model.score_one(x)) if warm else 0.0
-        if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0:
+        if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0 and not private_service:
             reasons.append((1, "model"))
             rank = 1
-        private_service = ent.kind == "actor" and ent.ptype == "service" and \
-            ent.net_class == "private"
         if rank and private_service:
-            rank = 0  # internal batch and steady consumers: info only
+            rank = 0
             sev = "info"
         else:
             sev = SEVERITIES[rank] if rank else ""
