@@ -54,8 +54,11 @@ import asyncio
 import contextlib
 import io
 import logging
+import math
 import pickle
 import time
+import zlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +76,9 @@ from streams.settings import Settings
 log = logging.getLogger("accesswatch.app")
 
 CHECKPOINT_VERSION = 1
+CHUNK_BYTES = 512 * 1024  # checkpoint chunk size in the table (Kafka's limit is 1 MB)
+MERGE_MAX = 50_000  # events a partition may hold back for the event-time merge
+MERGE_WAIT = 2.0  # seconds to wait for a topic the consumer has not fetched yet
 INTERNAL_ERROR = "internal_error"
 
 
@@ -170,8 +176,36 @@ def restore(blob: bytes, geo: Geo, directory: Directory) -> tuple[Engine, dict[s
     return engine, dict(data["offsets"])
 
 
-def _table_key(partition: int) -> bytes:
-    return f"p{partition}".encode()
+def _table_key(partition: int, chunk: int | None = None) -> bytes:
+    return f"p{partition}".encode() if chunk is None else f"p{partition}/{chunk}".encode()
+
+
+def checkpoint_records(partition: int, blob: bytes) -> list[tuple[bytes, bytes]]:
+    """Table records for one checkpoint: zlib chunks (each < 1 MB, Kafka's default
+    message limit), then the manifest that names them, written last."""
+    data = zlib.compress(blob, 1)
+    chunks = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+    manifest = orjson.dumps({"v": CHECKPOINT_VERSION, "chunks": len(chunks),
+                             "bytes": len(data), "crc32": zlib.crc32(data)})
+    recs = [(_table_key(partition, i), c) for i, c in enumerate(chunks)]
+    recs.append((_table_key(partition), manifest))
+    return recs
+
+
+def assemble_checkpoint(partition: int, get: Any) -> bytes | None:
+    """The pickled checkpoint of ``partition`` from table records (``get(key)``), or None
+    when there is none; raises ``ValueError`` when it is incomplete or corrupt."""
+    raw = get(_table_key(partition))
+    if not raw:
+        return None
+    man = orjson.loads(raw)
+    parts = [get(_table_key(partition, i)) for i in range(int(man["chunks"]))]
+    if any(p is None for p in parts):
+        raise ValueError("checkpoint chunks missing")
+    data = b"".join(parts)
+    if len(data) != man["bytes"] or zlib.crc32(data) != man["crc32"]:
+        raise ValueError("checkpoint chunks do not match their manifest")
+    return zlib.decompress(data)
 
 
 @dataclass
@@ -187,6 +221,10 @@ class PartitionState:
     last_wall: float = field(default_factory=time.monotonic)
     flushed: bool = True
     restored: bool = False
+    queues: dict[str, deque[tuple[float, Any, Any]]] = field(default_factory=dict)
+    queued: int = 0
+    delivered: dict[str, int] = field(default_factory=dict)
+    created: float = field(default_factory=time.monotonic)
 
 
 # ------------------------------------------------------------------------ the runtime
@@ -219,16 +257,21 @@ class Runtime:
             names.dlq, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
         self.table = app.Table(
-            f"{settings.app_id}-engine-checkpoints",
+            "engine-checkpoints",
             default=None,
             key_type=bytes,
             value_type=bytes,
             partitions=settings.partitions,
         )
         self._checkpoint_lock = asyncio.Lock()
+        #: set once the identity reader has caught up with identity-changes as it was at
+        #: start-up: detection waits for the directory, as a replay of the files would.
+        self.identity_ready = asyncio.Event()
         self._events_child = {t: metrics.events.labels(topic=t) for t in self.kind_of}
         self._late_seen: dict[int, int] = {}
         self.alerts_sent = 0
+        self.checkpoints = 0
+        self.checkpoint_bytes = 0
 
     # ---- partitions -------------------------------------------------------------------
     def _fresh_engine(self) -> Engine:
@@ -242,7 +285,7 @@ class Runtime:
         st = self.parts.get(partition)
         if st is not None:
             return st
-        blob = self.table.get(_table_key(partition))
+        blob = self._read_checkpoint(partition)
         if blob:
             try:
                 engine, offsets = restore(blob, self.geo, self.directory)
@@ -257,35 +300,97 @@ class Runtime:
         self.parts[partition] = st
         return st
 
+    def _read_checkpoint(self, partition: int) -> bytes | None:
+        try:
+            return assemble_checkpoint(partition, self.table.get)
+        except Exception as exc:
+            log.warning("partition %d: unreadable checkpoint (%s); starting fresh",
+                        partition, exc)
+            return None
+
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.parts.pop(p, None)
 
     # ---- events -----------------------------------------------------------------------
     async def on_event(self, event: Any) -> None:
-        """One input message (login or access). Never raises for bad input."""
+        """One input message (login or access). Never raises for bad input.
+
+        Logins and access of one partition are merged by event time before the engine sees
+        them: while one topic has unread backlog, the other's events wait (in offset order)
+        until it catches up in event time, as in a replay of the merged files. Live, both
+        topics are caught up and nothing waits; after downtime, the catch-up does not race
+        one topic hours ahead of the other.
+        """
         msg = event.message
         topic = msg.topic
         st = self.state(msg.partition)
-        st.held.append(event)
         if msg.offset <= st.offsets.get(topic, -1):
-            return  # already inside the restored checkpoint
-        st.offsets[topic] = msg.offset
-        st.dirty = True
-        st.last_wall = now = time.monotonic()
-        st.flushed = False
+            st.held.append(event)  # already inside the restored checkpoint
+            return
+        st.delivered[topic] = msg.offset
         self._events_child[topic].inc()
-        t0 = time.perf_counter()
         try:
             ev = (
                 E.decode(msg.value, self.kind_of[topic])
                 if msg.value is not None
                 else E.Rejection("invalid_json", None, "empty message (tombstone)")
             )
-            if isinstance(ev, E.Rejection):
-                st.engine.rejected[ev.reason] += 1
-                await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
-                return
+        except Exception as exc:  # the decoder must not kill the agent either
+            ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+        q = st.queues.setdefault(topic, deque())
+        if isinstance(ev, E.Rejection):
+            order = q[-1][0] if q else -math.inf  # never holds back the valid events
+        else:
+            order = ev.ts
+        q.append((order, event, ev))
+        st.queued += 1
+        await self.drain(msg.partition, st)
+
+    def _caught_up(self, partition: int, st: PartitionState, topic: str) -> bool:
+        """True when this worker has received everything the broker has in ``topic``."""
+        try:
+            from faust.types import TP
+
+            hw = self.app.consumer.highwater(TP(topic, partition))
+        except Exception:
+            hw = None
+        if hw is None:  # never fetched yet: wait, but not forever
+            return time.monotonic() - st.created > MERGE_WAIT
+        return hw <= st.delivered.get(topic, -1) + 1
+
+    async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
+        """Process queued events in merged event-time order, as far as it is safe."""
+        ql = st.queues.get(self.names.logins)
+        qa = st.queues.get(self.names.access)
+        while st.queued:
+            if ql and qa:
+                q = ql if ql[0][0] <= qa[0][0] else qa
+            else:
+                q = ql or qa
+                other = self.names.access if q is ql else self.names.logins
+                if not (force or st.queued > MERGE_MAX
+                        or self._caught_up(partition, st, other)):
+                    return
+            assert q is not None
+            _, event, ev = q.popleft()
+            st.queued -= 1
+            await self._process(st, event, ev)
+
+    async def _process(self, st: PartitionState, event: Any, ev: Any) -> None:
+        msg = event.message
+        topic = msg.topic
+        st.held.append(event)
+        st.offsets[topic] = msg.offset
+        st.dirty = True
+        st.last_wall = now = time.monotonic()
+        st.flushed = False
+        if isinstance(ev, E.Rejection):
+            st.engine.rejected[ev.reason] += 1
+            await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
+            return
+        t0 = time.perf_counter()
+        try:
             alerts, rej = st.engine.process(ev)
         except Exception as exc:  # a detector bug must not kill the agent
             log.exception("engine failed on an event")
@@ -355,8 +460,10 @@ class Runtime:
         """Advance every engine's event time; fire idle partitions' timers if configured."""
         wall = time.monotonic()
         idle = self.settings.idle_flush
-        for st in list(self.parts.values()):
-            if st.max_ts is None:
+        for p, st in list(self.parts.items()):
+            if st.queued:
+                await self.drain(p, st)
+            if st.max_ts is None or st.queued:
                 continue
             alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
             if idle > 0 and not st.flushed and wall - st.last_wall >= idle:
@@ -415,7 +522,10 @@ class Runtime:
                 return 0
             for p, blob, _ in todo:
                 if blob is not None:
-                    self.table.send_changelog(p, _table_key(p), blob)
+                    for key, value in checkpoint_records(p, blob):
+                        self.table.send_changelog(p, key, value)
+                    self.checkpoints += 1
+                    self.checkpoint_bytes = len(blob)
             await self.app.producer.flush()
             for _, _, held in todo:
                 for ev in held:
@@ -472,6 +582,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
     @app.agent(inputs, name="accesswatch.detect")
     async def detect(stream: faust.StreamT) -> None:
+        await rt.identity_ready.wait()
         async for event in stream.noack().events():
             await rt.on_event(event)
 
@@ -546,7 +657,12 @@ async def _read_identity(app: faust.App, rt: Runtime, settings: Settings) -> Non
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
         while True:
+            if not rt.identity_ready.is_set():
+                positions = {tp: await consumer.position(tp) for tp in tps}
+                if all(positions[tp] >= ends[tp] for tp in tps):
+                    rt.identity_ready.set()
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
             for msgs in batch.values():
                 for m in msgs:

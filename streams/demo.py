@@ -1,0 +1,429 @@
+"""`accesswatch demo` — embedded broker, a worker, a Coupang-style scenario, alerts live.
+
+1. starts Tansu on a free loopback port (or uses ``--broker kafka://HOST:PORT``) and
+   creates the topics;
+2. starts ``accesswatch worker`` as a subprocess (its own Faust app and consumer group)
+   and waits until its web server answers (``/metrics``);
+3. produces a simulated day (``detectors.simulate``: a few thousand customers, the
+   ``coupang`` attack: a departed engineer's signing key forging customer tokens, read from
+   servers abroad), or ``--events FILE``, in file order;
+4. prints each alert from ``access-alerts`` as it arrives (``--json``: one JSON object per
+   line on stdout, everything else on stderr);
+5. when the worker has taken every event and alerts have gone quiet, prints a summary
+   (events, alerts by detector, the attack detected or not, time to detect) and stops the
+   worker (SIGTERM) and the broker. ``--follow`` keeps running until Ctrl-C.
+
+Exit codes: 0 done (attack detected or not: the summary says); 2 a bad flag, an unreadable
+file, no broker; 1 the worker died.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+from streams.replay import InputError
+
+DEMO_CUSTOMERS = 2000
+DEMO_HOURS = 3.0
+QUIET_SECONDS = 4.0  # no new alert for this long after the worker took every event: done
+DEMO_TIMEOUT = 100.0  # the demo always ends (not with --follow)
+
+
+# ----------------------------------------------------------------- worker process
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    """``accesswatch worker`` in a subprocess, with its /metrics URL and log file."""
+
+    def __init__(self, broker_url: str, *, partitions: int = 1, app_id: str = "accesswatch",
+                 idle_flush: float = 2.0, checkpoint_interval: float = 2.0,
+                 topics_env: dict[str, str] | None = None, data_dir: str | None = None,
+                 log_path: str | None = None, extra: list[str] | None = None,
+                 web_port: int | None = None) -> None:
+        self.port = web_port or free_port()
+        self._tmp = None if data_dir else tempfile.mkdtemp(prefix="accesswatch-worker-")
+        self.data_dir = data_dir or self._tmp
+        self.log_path = log_path or os.path.join(self.data_dir or ".", "worker.log")
+        self.argv = [
+            sys.executable, "-m", "streams.cli", "worker", "--broker", broker_url,
+            "--partitions", str(partitions), "--web-port", str(self.port),
+            "--app-id", app_id, "--idle-flush", str(idle_flush),
+            "--checkpoint-interval", str(checkpoint_interval),
+            "--data-dir", str(self.data_dir), *(extra or []),
+        ]
+        self.env = {**os.environ, **(topics_env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def start(self) -> WorkerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(self.env)
+        env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=self._log, env=env)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until /metrics answers (the web server is up; the group join follows)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"the worker exited early:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(self.metrics_url, timeout=1).read()
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker did not answer within {timeout:g}s:\n{self.log_tail()}")
+
+    def metric(self, name: str) -> float:
+        """Sum of every sample called ``name`` on /metrics (0 when unreachable)."""
+        try:
+            text = urllib.request.urlopen(self.metrics_url, timeout=2).read().decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                with contextlib.suppress(ValueError):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        rc = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                try:
+                    rc = self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    rc = self.proc.wait(10)
+            else:
+                rc = self.proc.returncode
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return rc
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def cleanup(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def log_tail(self, n: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            with open(self.log_path, "rb") as f:
+                return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-n:])
+        return ""
+
+
+# ------------------------------------------------------------------- alert reader
+
+
+class AlertReader:
+    """Reads the alerts topic from the start, in a thread, into ``alerts`` (in order)."""
+
+    def __init__(self, bootstrap: str | list[str], topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.alerts: list[dict[str, Any]] = []
+        self.last_at = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="alert-reader", daemon=True)
+        self._seen = 0
+
+    def start(self) -> AlertReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                          enable_auto_commit=False, auto_offset_reset="earliest",
+                          client_id="accesswatch-demo-alerts")
+        try:
+            parts = None
+            while not parts and not self._stop.is_set():
+                parts = c.partitions_for_topic(self.topic)
+                if not parts:
+                    time.sleep(0.2)
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts or ())]
+            c.assign(tps)
+            c.seek_to_beginning(*tps)
+            while not self._stop.is_set():
+                for recs in c.poll(timeout_ms=200).values():
+                    for r in recs:
+                        try:
+                            a = orjson.loads(r.value)
+                        except orjson.JSONDecodeError:
+                            continue
+                        with self._lock:
+                            self.alerts.append(a)
+                            self.last_at = time.monotonic()
+        finally:
+            c.close()
+
+    def new(self) -> list[dict[str, Any]]:
+        """Alerts that arrived since the last call."""
+        with self._lock:
+            out = self.alerts[self._seen:]
+            self._seen = len(self.alerts)
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------- scenario
+
+
+@dataclass
+class Scenario:
+    lines: list[bytes]
+    truth: list[dict[str, Any]] = field(default_factory=list)
+    name: str = ""
+
+
+def builtin_scenario(seed: int = 7, customers: int = DEMO_CUSTOMERS,
+                     hours: float = DEMO_HOURS) -> Scenario:
+    from detectors.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(seed=seed, customers=customers, hours=hours,
+                             attacks=("coupang",), attack_start_hour=1.0))
+    lines = [orjson.dumps(e) for e in sim.events]
+    return Scenario(lines, sim.truth, f"simulated: {customers:,} customers, {hours:g} h, "
+                                      "attack 'coupang'")
+
+
+def file_scenario(path: str) -> Scenario:
+    try:
+        with open(path, "rb") as f:
+            lines = [ln for ln in f if ln.strip()]
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"is a directory, not a file: {path}") from None
+    except PermissionError:
+        raise InputError(f"permission denied: {path}") from None
+    return Scenario(lines, [], path)
+
+
+# -------------------------------------------------------------------------- output
+
+
+def alert_line(a: dict[str, Any]) -> str:
+    ent = a.get("entity") or {}
+    return (f"[{a.get('severity', '?'):<8}] {a.get('detector', '?'):<20} "
+            f"{ent.get('kind', '?')} {ent.get('id', '?')}: {a.get('summary', '')}")
+
+
+def _attack_ids(truth: list[dict[str, Any]]) -> set[str]:
+    return {i for t in truth for i in t.get("event_ids", ())}
+
+
+def summary(scn: Scenario, produced: int, taken: float, alerts: list[dict[str, Any]],
+            attack_sent_at: float | None, first_hit_at: float | None,
+            first_hit: dict[str, Any] | None) -> str:
+    latest: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        latest[a["alert_id"]] = a
+    by = Counter((a["detector"], a["severity"]) for a in latest.values())
+    lines = ["", "summary", f"  scenario: {scn.name}",
+             f"  events: {produced:,} produced, {int(taken):,} taken by the worker",
+             f"  alerts: {len(latest):,} ({len(alerts):,} messages incl. escalations)"]
+    for det in sorted({d for d, _ in by}):
+        sev = ", ".join(f"{s} {c}" for (d, s), c in sorted(by.items()) if d == det)
+        lines.append(f"    {det}: {sev}")
+    if scn.truth:
+        if first_hit is not None and first_hit_at is not None and attack_sent_at is not None:
+            lines.append(f"  attack detected: yes — {first_hit['detector']} "
+                         f"({first_hit['severity']}) {first_hit_at - attack_sent_at:.1f}s after "
+                         "its first event was produced")
+            start = scn.truth[0].get("start_ts")
+            lines.append(f"    attack began (event time) {start}; first alert at {first_hit['ts']}")
+        else:
+            lines.append("  attack detected: NO")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", metavar="FILE", help="play this JSON-lines file instead")
+    p.add_argument("--json", action="store_true",
+                   help="alerts as JSON lines on stdout (everything else on stderr)")
+    p.add_argument("--broker", metavar="kafka://HOST:PORT",
+                   help="use this broker instead of starting the embedded one")
+    p.add_argument("--follow", action="store_true", help="keep running until Ctrl-C")
+    p.add_argument("--partitions", type=int, default=1,
+                   help="partitions of the topics (default 1: aggregates equal a replay)")
+    p.add_argument("--customers", type=int, default=DEMO_CUSTOMERS, help=argparse.SUPPRESS)
+    p.add_argument("--hours", type=float, default=DEMO_HOURS, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+
+
+@contextlib.contextmanager
+def _broker(url: str | None) -> Iterator[str]:
+    from streams.broker import BrokerUnavailable, EmbeddedBroker, parse_broker_url
+
+    if url:
+        try:
+            parse_broker_url(url)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        yield url
+        return
+    try:
+        with EmbeddedBroker() as b:
+            yield b.url
+    except BrokerUnavailable as e:
+        raise InputError(str(e)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    out = sys.stderr if args.json else sys.stdout
+    if args.partitions < 1:
+        raise InputError("--partitions must be >= 1")
+    scn = file_scenario(args.events) if args.events else builtin_scenario(
+        args.seed, args.customers, args.hours)
+
+    def say(msg: str) -> None:
+        print(msg, file=out if not args.json else sys.stderr, flush=True)
+
+    from streams.broker import parse_broker_url
+    from streams.topics import TopicNames, create_topics
+
+    with _broker(args.broker) as url:
+        bootstrap = parse_broker_url(url)
+        names = TopicNames.from_env()
+        try:
+            create_topics(bootstrap, args.partitions, names=names, timeout=15)
+        except Exception as e:
+            raise InputError(f"broker {url}: cannot create topics: {e}") from None
+        app_id = f"accesswatch-demo-{os.getpid()}-{int(time.time())}"
+        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id)
+        say(f"broker {url}; starting a worker ...")
+        worker.start()
+        reader = AlertReader(bootstrap, names.alerts).start()
+        try:
+            worker.wait_ready()
+            say(f"metrics: {worker.metrics_url}")
+            say(f"playing {len(scn.lines):,} events ({scn.name})")
+            return _play(args, scn, bootstrap, names, worker, reader, say)
+        finally:
+            reader.stop()
+            rc = worker.stop()
+            if rc not in (0, None):
+                say(f"worker exited with {rc}; its log:\n{worker.log_tail()}")
+            worker.cleanup()
+
+
+def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,
+          worker: WorkerProcess, reader: AlertReader, say: Any) -> int:
+    from streams.produce import Producer
+
+    attack = _attack_ids(scn.truth)
+    state: dict[str, Any] = {"sent": 0, "attack_at": None, "done": False, "error": None}
+
+    def produce() -> None:
+        try:
+            with Producer(bootstrap, topics=names) as prod:
+                chunk: list[bytes] = []
+                for line in scn.lines:
+                    chunk.append(line)
+                    if state["attack_at"] is None and attack and _is_attack(line, attack):
+                        prod.send_lines(chunk)
+                        chunk = []
+                        prod._producer.flush()  # noqa: SLF001 - time the attack from delivery
+                        state["attack_at"] = time.monotonic()
+                    elif len(chunk) >= 500:
+                        prod.send_lines(chunk)
+                        chunk = []
+                    state["sent"] = prod.stats.total_sent
+                if chunk:
+                    prod.send_lines(chunk)
+                stats = prod.close()
+                state["sent"] = stats.total_sent
+        except Exception as e:  # shown in the summary, never a traceback
+            state["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            state["done"] = True
+
+    t = threading.Thread(target=produce, name="demo-producer", daemon=True)
+    t.start()
+    t0 = time.monotonic()
+    first_hit: dict[str, Any] | None = None
+    first_hit_at: float | None = None
+    taken = 0.0
+    while True:
+        for a in reader.new():
+            if args.json:
+                sys.stdout.write(orjson.dumps(a).decode() + "\n")
+                sys.stdout.flush()
+            else:
+                print(alert_line(a), flush=True)
+            if first_hit is None and attack and attack & set(a.get("event_ids") or ()):
+                first_hit, first_hit_at = a, time.monotonic()
+        if not worker.alive():
+            say(f"the worker died:\n{worker.log_tail()}")
+            return 1
+        if state["done"] and not args.follow:
+            taken = worker.metric("accesswatch_events_total")
+            quiet = time.monotonic() - reader.last_at
+            if (taken >= state["sent"] and quiet >= QUIET_SECONDS) \
+                    or time.monotonic() - t0 > DEMO_TIMEOUT:
+                break
+        time.sleep(0.3)
+    if state["error"]:
+        say(f"producing stopped: {state['error']}")
+    say(summary(scn, state["sent"], taken, reader.alerts, state["attack_at"], first_hit_at,
+                first_hit))
+    return 0
+
+
+def _is_attack(line: bytes, ids: set[str]) -> bool:
+    i = line.find(b'"event_id":"')
+    if i < 0:
+        return False
+    j = line.find(b'"', i + 12)
+    return line[i + 12:j].decode("utf-8", "replace") in ids
