@@ -116,7 +116,7 @@ run_mvn() {  # run_mvn POM OUTPUT_DIR
     local out
     if ! out="$("$MVN" -q -B -Dstyle.color=never -f "$1" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$2" 2>&1)"; then
-        printf '%s\n' "$out" | tail -n 15 >&2
+        printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 15 >&2
         die "fetch failed: mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (offline, or Maven Central unreachable?)"
     fi
 }
