@@ -134,6 +134,7 @@ class Partial:
     id_max: int | None = None
     numeric: int = 0
     sources: int = 0  # addresses rolled into a subnet / AS view
+    source_ids: list[int] = field(default_factory=list)  # their salted digests
     country: str = "??"
     net_class: str = ""
     org: str = ""
@@ -172,6 +173,7 @@ def merge_partials(a: Partial, b: Partial) -> Partial:
         a.id_max = b.id_max if a.id_max is None else max(a.id_max, b.id_max)  # type: ignore[type-var]
     a.numeric += b.numeric
     a.sources += b.sources
+    a.source_ids = sorted(set(a.source_ids) | set(b.source_ids))
     if a.sketched:
         a.n_distinct = len(a.distinct)
     if not a.net_class:
@@ -193,6 +195,7 @@ class _Acc:
     last: float = 0.0
     eids: list[str] = field(default_factory=list)
     sources: int = 0
+    ips: list[str] | None = None  # addresses rolled into a subnet / AS accumulator
 
 
 class Combiner:
@@ -273,12 +276,14 @@ class Combiner:
                 for kind, ent in (("subnet", net.subnet), ("asn", net.asn_key)):  # type: ignore
                     r = rollup.get((kind, ent))
                     if r is None:
-                        r = rollup[(kind, ent)] = _Acc(set(), net, "customer", first=a.first)
+                        r = rollup[(kind, ent)] = _Acc(set(), net, "customer", first=a.first,
+                                                       ips=[])
                     r.subjects |= a.subjects
                     r.count += a.count
                     r.records += a.records
                     r.last = max(r.last, a.last)
                     r.sources += 1
+                    r.ips.append(ip)  # type: ignore[union-attr]
                     if len(r.eids) < _SAMPLE:
                         r.eids.extend(a.eids[: _SAMPLE - len(r.eids)])
             # Datacenter addresses are followed from their first account; other networks once
@@ -289,8 +294,7 @@ class Combiner:
                 continue
             out.append(self._partial("src_ip", ip, window, a, digests, hash_id))
         for (kind, ent), r in rollup.items():
-            if r.sources >= 2 or (tracked is not None and tracked(kind, ent)):
-                out.append(self._partial(kind, ent, window, r, digests, hash_id))
+            out.append(self._partial(kind, ent, window, r, digests, hash_id))
         for k, b in self.key.items():
             out.append(self._partial("key", k, window, b, digests, hash_id, False))
         for act, c in self.actor.items():
@@ -343,6 +347,8 @@ class Combiner:
                     n_distinct=len(a.subjects), sketched=sketch)
         if net is not None:
             p.country, p.net_class, p.org = net.country, net.net_class, net.org
+        if a.ips:
+            p.source_ids = sorted({hash_id(ip) for ip in a.ips})
         return p
 
 
@@ -377,7 +383,7 @@ class _Entity:
     __slots__ = ("kind", "peer", "first", "last", "h_epoch", "h", "h_prev", "h_sus",
                  "h_sus_prev", "h_rec", "h_rec_prev", "h_lo", "h_hi", "h_num", "h_flag",
                  "d_epoch", "d", "d_prev", "d_flag", "cov", "cov_start", "own_h", "own_d", "own_t", "h_cnt", "d_cnt",
-                 "country", "net_class", "org", "ptype", "sources", "eids", "sent", "sent_ts")
+                 "country", "net_class", "org", "ptype", "sources", "h_srcs", "eids", "sent", "sent_ts")
 
     def __init__(self, kind: str, peer: str, p: Partial) -> None:
         self.kind = kind
@@ -401,7 +407,8 @@ class _Entity:
         self.own_t = _Ewma()  # keys: all accounts per hour (own_h counts datacenter reads)
         self.country, self.net_class, self.org = p.country, p.net_class, p.org
         self.ptype = p.principal_type
-        self.sources = 0
+        self.sources = 0  # distinct addresses behind a subnet / AS view this hour
+        self.h_srcs: set[int] | None = None
         self.eids: list[str] = []
         self.sent = 0  # highest severity rank reported in the current episode
         self.sent_ts = -math.inf
@@ -517,7 +524,12 @@ class BulkLookup(Detector):
             ent.d_cnt += p.n_distinct
         ent.h_sus.merge(p.sus)
         ent.h_rec += p.records
-        ent.sources = max(ent.sources, p.sources)
+        if p.source_ids:
+            if ent.h_srcs is None:
+                ent.h_srcs = set()
+            if len(ent.h_srcs) < 64:
+                ent.h_srcs.update(p.source_ids)
+            ent.sources = len(ent.h_srcs)
         if p.id_min is not None:
             ent.h_lo = p.id_min if ent.h_lo is None else min(ent.h_lo, p.id_min)
             ent.h_hi = p.id_max if ent.h_hi is None else max(ent.h_hi, p.id_max)  # type: ignore
@@ -552,6 +564,8 @@ class BulkLookup(Detector):
             ent.h_lo = ent.h_hi = None
             ent.h_num = 0
             ent.h_flag = False
+            if ent.h_srcs is not None:
+                ent.h_srcs.clear()
         de = int(ts // DAY)
         if de != ent.d_epoch:
             if ent.d_epoch >= 0:
@@ -644,6 +658,8 @@ class BulkLookup(Detector):
             reasons.append((2 if rec_h >= rp[1] else 1, "records"))
         private_service = ent.kind == "actor" and ent.ptype == "service" and \
             ent.net_class == "private"
+        if (ent.kind == "subnet" or ent.kind == "asn") and ent.sources < 2:
+            reasons = []  # a single address: its own view says it all
         if private_service:  # internal batches and consumers: own history only, info at most
             over = own_hi is not None and dh >= own_hi
             reasons = [(1, "hour")] if over else []

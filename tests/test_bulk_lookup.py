@@ -1,0 +1,309 @@
+"""bulk_lookup: thresholds, baselines, combiner merge, expiry, warm-up, explanations."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from detectors._sketch import DistinctCounter
+from detectors.bulk_lookup import BulkLookup, Combiner, Partial, merge_partials
+from detectors.engine import Engine, EngineConfig
+from detectors.events import Event, decode_obj
+
+T0 = 1750723200.0  # 2025-06-24T00:00:00Z
+HOSTING_ABROAD = "3.101.44.17"  # AMAZON-02, US
+HOME = "121.134.5.6"  # Korea Telecom
+OFFICE = "203.246.168.10"
+RELAY = "172.224.127.5"  # privacy relay egress in Korea
+
+
+def engine(**params: Any) -> Engine:
+    params.setdefault("home_countries", ("KR",))
+    return Engine(EngineConfig(detectors=("bulk_lookup",), params={"bulk_lookup": params}))
+
+
+_n = 0
+
+
+def access(ts: float, actor: str, subject: str, ip: str, actor_type: str = "customer",
+           **kw: Any) -> dict[str, Any]:
+    global _n
+    _n += 1
+    e = {"event_id": f"t{_n}", "ts": ts, "actor_id": actor, "actor_type": actor_type,
+         "subject_id": subject, "resource": kw.pop("resource", "address"), "src_ip": ip}
+    e.update(kw)
+    return e
+
+
+def run(eng: Engine, events: list[dict[str, Any]], flush: bool = True) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for e in sorted(events, key=lambda x: x["ts"]):
+        alerts, rej = eng.process_obj(e)
+        assert rej is None, rej
+        out += alerts
+    if flush:
+        out += eng.flush()
+    return out
+
+
+def self_reads(ip: str, n: int, start: float = T0, gap: float = 40.0, key: str | None = None,
+               base: int = 500000) -> list[dict[str, Any]]:
+    """``n`` distinct customers each reading their own data from ``ip``."""
+    kw = {"key_id": key} if key else {}
+    return [access(start + gap * i, f"c-{base + 7 * i}", f"c-{base + 7 * i}", ip, **kw)
+            for i in range(n)]
+
+
+def worst(alerts: list[dict[str, Any]], kind: str, ident: str | None = None) -> str | None:
+    ranks = {"info": 0, "warning": 1, "critical": 2}
+    sev = [a["severity"] for a in alerts
+           if a["entity"]["kind"] == kind and (ident is None or a["entity"]["id"] == ident)]
+    return max(sev, key=ranks.__getitem__) if sev else None
+
+
+# --- sketches ------------------------------------------------------------------------------
+
+
+def test_distinct_counter_exact_then_theta_and_merge() -> None:
+    rng = random.Random(1)
+    a, b = DistinctCounter(exact_max=64), DistinctCounter(exact_max=64)
+    xs = [rng.getrandbits(64) for _ in range(20000)]
+    a.update_many(xs[:50])
+    assert a.exact is not None and len(a) == 50
+    a.update_many(xs[:12000])
+    b.update_many(xs[8000:])
+    assert a.exact is None
+    a.merge(b)
+    assert abs(a.estimate() - 20000) / 20000 < 0.05
+    back = DistinctCounter.from_bytes(a.to_bytes())
+    assert abs(back.estimate() - a.estimate()) < 1e-6 * 20000 + 1
+
+
+def test_distinct_counter_rejects_garbage() -> None:
+    with pytest.raises(ValueError):
+        DistinctCounter.from_bytes(b"Xjunk")
+
+
+# --- thresholds: sources -------------------------------------------------------------------
+
+
+def test_hosting_abroad_warns_at_prior_and_pages_at_critical() -> None:
+    assert worst(run(engine(), self_reads(HOSTING_ABROAD, 3)), "src_ip") is None
+    assert worst(run(engine(), self_reads(HOSTING_ABROAD, 5)), "src_ip") == "warning"
+    alerts = run(engine(), self_reads(HOSTING_ABROAD, 9))
+    assert worst(alerts, "src_ip", HOSTING_ABROAD) == "critical"
+    crit = next(a for a in alerts if a["severity"] == "critical" and a["entity"]["kind"] == "src_ip")
+    assert "8 distinct customer accounts within an hour" in crit["summary"]
+    assert "usual is <= 4/h" in crit["summary"] and "hosting abroad" in crit["summary"]
+    hour = next(x for x in crit["evidence"] if x["feature"] == "distinct_accounts_1h")
+    assert hour["observed"] == 8 and hour["baseline"] == "warning >= 4, critical >= 8"
+    assert crit["event_ids"]
+
+
+def test_home_broadband_households_are_not_tracked() -> None:
+    eng = engine()
+    events = []
+    for i in range(200):  # 200 households, each one customer, over an hour
+        ip = f"121.134.{i // 200}.{i % 200 + 2}"
+        events += [access(T0 + 15 * i, f"c-{i}", f"c-{i}", ip),
+                   access(T0 + 15 * i + 3, f"c-{i}", f"c-{i}", ip)]
+    assert run(eng, events) == []
+    assert eng.tracked().get("src_ip", 0) == 0
+
+
+def test_many_servers_of_one_network_page_as_the_network() -> None:
+    events = []
+    for i in range(10):  # ten addresses of one provider abroad, two accounts each: each is quiet
+        ip = f"159.89.{i}.9"
+        events += self_reads(ip, 2, start=T0 + 60 * i, gap=20, base=100000 + 1000 * i)
+    alerts = run(engine(), events)
+    assert worst(alerts, "src_ip") is None
+    assert worst(alerts, "asn") == "critical"
+    a = next(a for a in alerts if a["entity"]["kind"] == "asn" and a["severity"] == "critical")
+    assert a["entity"]["id"] == "DIGITALOCEAN-ASN" and "addresses of" in a["summary"]
+
+
+def test_relay_egress_learns_its_own_level_then_flags_a_jump() -> None:
+    eng = engine()
+    events = []
+    for slot in range(75):  # 30 customers an hour through one relay egress, for five hours
+        events += self_reads(RELAY, 2, start=T0 + slot * 240, gap=5, base=10000 + 100 * slot)
+    alerts = run(eng, events, flush=False)
+    assert alerts == []
+    det = eng.detectors["bulk_lookup"]
+    ent = det._ents[("src_ip", RELAY)]
+    assert ent.own_h.n >= 3 and 25 <= ent.own_h.mean <= 35
+    jump = self_reads(RELAY, 130, start=T0 + 5 * 3600 + 1800, gap=5, base=900000)
+    alerts = run(eng, jump)
+    assert worst(alerts, "src_ip", RELAY) == "warning"
+    w = next(a for a in alerts if a["entity"]["id"] == RELAY)
+    assert "own history: 30/h" in w["summary"]
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def test_legacy_key_used_from_datacenters_pages_the_key() -> None:
+    events = self_reads(HOSTING_ABROAD, 5, key="kid-legacy") + \
+        self_reads("159.89.7.201", 5, start=T0 + 20, key="kid-legacy", base=600000)
+    alerts = run(engine(), events)
+    assert worst(alerts, "key", "kid-legacy") == "critical"
+    a = next(a for a in alerts if a["entity"]["kind"] == "key" and a["severity"] == "critical")
+    assert a["summary"].startswith("Signing key kid-legacy vouched for ")
+    assert "read from datacenter or VPN networks within an hour (100% of the" in a["summary"]
+
+
+def test_busy_active_key_with_a_few_vpn_customers_does_not_page() -> None:
+    events = []
+    for i in range(600):  # the active key serving customers at home
+        ip = f"121.134.{i // 200}.{i % 200 + 2}"
+        events.append(access(T0 + 5 * i, f"c-{i}", f"c-{i}", ip, key_id="kid-cust"))
+    events += self_reads("89.187.160.20", 1, start=T0 + 100, key="kid-cust", base=800000)
+    events += self_reads("89.187.160.21", 1, start=T0 + 900, key="kid-cust", base=800100)
+    events += self_reads("89.187.161.22", 1, start=T0 + 1900, key="kid-cust", base=800200)
+    assert run(engine(), events) == []
+
+
+# --- actors --------------------------------------------------------------------------------
+
+
+def _staff(emp: str, n: int, start: float, span: float, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [access(start + span * j / n, emp, f"c-{rng.randrange(10**6):06d}", OFFICE,
+                   "employee", resource="profile", action="search", records=rng.randint(1, 4),
+                   key_id="kid-sso")
+            for j in range(n)]
+
+
+def test_support_staff_reading_tens_do_not_alert_insider_pages_before_400() -> None:
+    events = []
+    for k in range(6):
+        events += _staff(f"e-{k}", random.Random(k).randint(10, 40), T0, 8 * 3600, seed=k)
+    assert run(engine(), events) == []
+    insider = _staff("e-9", 3000, T0, 9 * 3600, seed=9)
+    alerts = run(engine(), insider)
+    first_page = next(a for a in alerts if a["severity"] == "critical")
+    assert first_page["entity"] == {"kind": "actor", "id": "e-9"}
+    read = next(x for x in first_page["evidence"] if x["feature"] == "distinct_accounts_1h")
+    assert read["observed"] < 400
+    assert first_page["summary"].startswith("Employee e-9 read ")
+
+
+def test_customer_reading_other_customers_pages_the_actor_not_the_source() -> None:
+    events = [access(T0 + 20 * j, "c-1", f"c-{120000 + 37 * j:06d}", HOME,
+                     resource="order_history") for j in range(40)]
+    alerts = run(engine(), events)
+    assert worst(alerts, "actor", "c-1") == "critical"
+    assert worst(alerts, "src_ip") is None  # the source counts customers' own reads only
+
+
+def test_ids_walked_in_sequence_are_enumeration() -> None:
+    events = [access(T0 + 30 * j, "e-3", f"c-{120000 + j:06d}", OFFICE, "employee",
+                     resource="address") for j in range(50)]
+    alerts = run(engine(), events)
+    assert [a["severity"] for a in alerts] == ["warning"]  # 50/h alone is below 60/h for staff
+    assert "Account ids walked in sequence (100% of the id range)" in alerts[0]["summary"]
+    dens = next(x for x in alerts[0]["evidence"] if x["feature"] == "id_sequence_density")
+    assert dens["observed"] == 1.0
+    shuffled = [access(T0 + 30 * j, "e-4", f"c-{120000 + 997 * j:06d}", OFFICE, "employee")
+                for j in range(50)]
+    assert run(engine(), shuffled) == []
+
+
+def test_exports_with_many_rows() -> None:
+    events = [access(T0 + 60 * j, "e-7", f"c-{j}", OFFICE, "employee", action="export",
+                     records=6000) for j in range(4)]
+    alerts = run(engine(), events)
+    assert worst(alerts, "actor", "e-7") == "critical"
+    crit = next(a for a in alerts if a["severity"] == "critical")
+    rows = next(x for x in crit["evidence"] if x["feature"] == "rows_returned_1h")
+    assert rows["observed"] >= 20000 and rows["baseline"] == "warning >= 2000, critical >= 20000"
+
+
+def test_internal_batch_export_in_id_order_does_not_alert() -> None:
+    events = [access(T0 + 1.2 * j, "svc-analytics", f"c-{j:06d}", "10.24.9.31", "service",
+                     action="export", records=40, key_id="key-svc") for j in range(3000)]
+    assert run(engine(), events) == []
+
+
+def test_flagged_hours_do_not_teach_the_baseline() -> None:
+    eng = engine()
+    run(eng, _staff("e-9", 600, T0, 3 * 3600, seed=3), flush=False)
+    run(eng, [access(T0 + 4 * 3600 + 10, "e-9", "c-1", OFFICE, "employee")], flush=False)
+    ent = eng.detectors["bulk_lookup"]._ents[("actor", "e-9")]
+    assert ent.own_h.n == 0  # every hour of the bulk read was flagged: nothing learnt
+
+
+# --- combiner: replay and Kafka agree ------------------------------------------------------
+
+
+def _decoded(objs: list[dict[str, Any]], eng: Engine) -> list[Event]:
+    out = []
+    for o in objs:
+        e = decode_obj(o)
+        assert isinstance(e, Event)
+        e.net = eng.ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
+        out.append(e)
+    return out
+
+
+def test_partials_from_two_workers_merge_to_the_single_worker_view() -> None:
+    eng = engine()
+    objs = self_reads(HOSTING_ABROAD, 30, gap=1.5, key="kid-x")
+    evs = _decoded(objs, eng)
+    det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    one = Combiner()
+    w1, w2 = Combiner(), Combiner()
+    for e in evs:
+        one.add(e)
+        (w1 if hash(e.actor_id) % 2 else w2).add(e)
+    h = eng.ctx.hash_id
+    single = {(p.kind, p.entity): p for p in one.drain(h, det.is_home)}
+    merged: dict[tuple[str, str], Partial] = {}
+    for p in w1.drain(h, det.is_home) + w2.drain(h, det.is_home):
+        wire = Partial.from_dict(p.to_dict())  # through the JSON-safe form
+        k = (wire.kind, wire.entity)
+        merged[k] = merge_partials(merged[k], wire) if k in merged else wire
+    for k in (("src_ip", HOSTING_ABROAD), ("key", "kid-x")):
+        assert merged[k].count == single[k].count == 30
+        assert merged[k].n_distinct == single[k].n_distinct == 30
+    assert len(merged[("key", "kid-x")].sus) == len(single[("key", "kid-x")].sus) == 30
+    assert len(merged[("src_ip", HOSTING_ABROAD)].distinct) == 30
+    a = BulkLookup(home_countries=("KR",))
+    b = BulkLookup(home_countries=("KR",))
+    fa = [f for p in single.values() for f in a.observe(p, eng.ctx)]
+    fb = [f for p in merged.values() for f in b.observe(p, eng.ctx)]
+    assert sorted((f.entity_kind, f.entity_id, f.severity) for f in fa) == \
+        sorted((f.entity_kind, f.entity_id, f.severity) for f in fb)
+    assert ("src_ip", HOSTING_ABROAD, "critical") in {(f.entity_kind, f.entity_id, f.severity)
+                                                       for f in fa}
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+def test_idle_entities_expire_and_warmup_grows() -> None:
+    eng = engine()
+    det = eng.detectors["bulk_lookup"]
+    assert det.warmup() == 0.0
+    run(eng, self_reads(HOSTING_ABROAD, 2) + _staff("e-1", 20, T0, 3600, seed=1), flush=False)
+    run(eng, [access(T0 + 2 * 3600, "e-1", "c-5", OFFICE, "employee")])
+    assert det.tracked().get("src_ip") == 1 and det.tracked().get("actor") == 1
+    assert det.warmup() > 0.0
+    det.expire(T0 + 3 * 86400)
+    assert det.tracked().get("actor", 0) == 0
+    det.expire(T0 + 20 * 86400)  # coverage-tracked datacenter sources are kept longer
+    assert det.tracked() == {}
+
+
+def test_home_countries_are_learnt_from_customer_traffic() -> None:
+    det_eng = Engine(EngineConfig(detectors=("bulk_lookup",)))
+    events = []
+    for i in range(120):
+        ip = f"121.134.{i // 100}.{i % 100 + 2}"
+        events.append(access(T0 + 10 * i, f"c-{i}", f"c-{i}", ip))
+    run(det_eng, events, flush=False)
+    det: BulkLookup = det_eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    assert det.is_home("KR") and not det.is_home("US")
