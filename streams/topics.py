@@ -308,6 +308,10 @@ def create_topics(
                 elif error is not TopicAlreadyExistsError:  # lost a race: fine
                     message = result.get("error_message") or error.__name__
                     raise RuntimeError(f"cannot create topic {result['name']!r}: {message}")
+        if created:
+            # Kafka (KRaft above all) answers CreateTopics before the new topics are in
+            # its metadata with a leader per partition: wait, so callers can use them.
+            admin.wait_for_topics(sorted(created), timeout_ms=int(timeout * 1000))
         after = _describe(admin, names.all(), with_configs=False)
         check_copartitioned(after, names)
     reports = []
