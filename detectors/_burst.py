@@ -12,8 +12,9 @@ A source is *in a burst* when, within ``window`` seconds, it has failed logins o
 failure rate is significantly above the peer typo rate: a one-sided binomial z-score against the
 share of failed tries among the attempts of accounts that did get in, outside bursts, with a 10%
 prior while it warms up (failures on accounts that never get in, the attacker's, teach nothing).
-The tracker is fed once per login, whichever detector sees the event first; the others read the
-same result.
+Failures from a source already in a burst are not charged to its subnet and AS: one attacking
+address does not make its whole provider look like a second attack. The tracker is fed once per
+login, whichever detector sees the event first; the others read the same result.
 
 >>> from detectors.engine import Context
 >>> from detectors.geo import default_geo
@@ -63,7 +64,7 @@ class Source:
 
     __slots__ = ("level", "key", "gen", "fails", "prev_fails", "succ", "prev_succ", "accts",
                  "kids", "successes", "flagged_at", "last_ts", "peak_accounts", "label",
-                 "sent_critical", "event_ids")
+                 "sent_critical", "event_ids", "ceded")
 
     def __init__(self, level: int, key: str, gen: int, label: str) -> None:
         self.level = level
@@ -79,6 +80,7 @@ class Source:
         self.peak_accounts = 0
         self.sent_critical = False
         self.event_ids: list[str] = []
+        self.ceded = False  # the baseline tracker flagged it first: its page, its successes
 
     @property
     def failures(self) -> int:
@@ -161,15 +163,9 @@ class BurstTracker:
         in_burst = False
         srcs = self.sources
         acct: str = e.account_id  # type: ignore[assignment]
-        own_baseline = self.baseline is None
+        base = self.baseline
+        own_baseline = base is None
         if failed:
-            if own_baseline:
-                f = self.account_fails.get(acct)
-                if f is None or ts - f[2] > cfg.account_window:
-                    self.account_fails[acct] = [1.0, ts, ts]
-                else:
-                    f[0] += 1.0
-                    f[2] = ts
             h = hash(acct)
             for lvl in (0, 1, 2):
                 key = keys[lvl]
@@ -183,7 +179,8 @@ class BurstTracker:
                 s.last_ts = ts
                 if lvl:
                     s.kids[keys[lvl - 1]] = ts
-                if s.flagged_at is not None:
+                was_flagged = s.flagged_at is not None
+                if was_flagged:
                     in_burst = True
                     if len(s.event_ids) < 20:
                         s.event_ids.append(e.event_id)
@@ -192,6 +189,17 @@ class BurstTracker:
                     s.accts[h] = ts
                     if len(s.accts) > n:
                         self._check(s, ts, changes, e.event_id)
+                if base is not None and not s.ceded and base.is_flagged(lvl, key):
+                    s.ceded = True
+                if was_flagged or s.ceded:
+                    break  # already paged at this level: its subnet and AS are not charged
+            if own_baseline and not in_burst:  # an attacker's try is not the owner's typo
+                f = self.account_fails.get(acct)
+                if f is None or ts - f[2] > cfg.account_window:
+                    self.account_fails[acct] = [1.0, ts, ts]
+                else:
+                    f[0] += 1.0
+                    f[2] = ts
         else:
             for lvl in (0, 1, 2):
                 s = srcs[lvl].get(keys[lvl])
@@ -277,6 +285,10 @@ class BurstTracker:
                 return s
         return None
 
+    def is_flagged(self, level: int, key: str) -> bool:
+        s = self.sources[level].get(key)
+        return s is not None and s.flagged_at is not None
+
     def successes_under(self, s: Source) -> list[Success]:
         """Successes seen in the window from the failing addresses of a source."""
         if s.level == 0:
@@ -290,7 +302,7 @@ class BurstTracker:
                 continue
             for ip in sub.kids:
                 src = ips.get(ip)
-                if src is not None:
+                if src is not None and not src.ceded:
                     out.extend(src.successes)
         return out
 

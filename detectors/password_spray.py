@@ -98,8 +98,8 @@ class PasswordSpray(Detector):
         out = []
         for c in changes:
             s = c.source
-            quick = shared.sources[s.level].get(s.key)
-            if quick is not None and quick.flagged_at is not None:
+            if s.ceded or shared.is_flagged(s.level, s.key):
+                s.ceded = True
                 continue  # credential_stuffing pages this source
             self._last[(s.level, s.key)] = e.ts
             out.append(self._finding(c, t, e))

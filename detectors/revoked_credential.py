@@ -184,7 +184,7 @@ class RevokedCredential(Detector):
             how = f"was just used to {did}" if e.kind == "access" else f"was just {did}"
         else:
             lead = f"Principal {ident} was {told}"
-            how = f"and just {did}" if e.kind == "login" else f"and just used it to {did}"
+            how = f"and just {did}"
         if fresh:
             summary = f"{lead}, {how} from {e.src_ip} ({where})."
         else:

@@ -135,6 +135,23 @@ def test_slow_attempts_outside_the_window_do_not_add_up() -> None:
     assert feed(engine(window=7200.0), stuffing(30, step=120.0)) != []
 
 
+def test_an_address_in_a_burst_is_not_charged_to_its_as() -> None:
+    evs = [login(k, 1000 + k, f"c-{k}", "167.71.0.238", asn=14061) for k in range(100)]
+    evs += [login(200 + k, 1000 + k, f"c-x{k}", f"167.71.{k % 4 + 1}.9", asn=14061)
+            for k in range(8)]
+    alerts = feed(engine(), evs)
+    assert {a["entity"]["kind"] for a in alerts} == {"src_ip"}
+
+
+def test_stuffed_accounts_logging_in_later_are_not_typos() -> None:
+    evs = stuffing(200)
+    evs += [login(1000 + k, 1300 + k, f"c-{k}", f"121.134.0.{k % 200 + 1}", "success")
+            for k in range(200)]
+    eng = engine()
+    feed(eng, evs)
+    assert _burst.tracker(eng.ctx).typo_rate() < 0.1  # the owners got in at the first try
+
+
 def test_expire_forgets_idle_sources() -> None:
     eng = engine()
     feed(eng, stuffing(5))
