@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 # Prior pseudo-counts of new places per peer group, by (network class, abroad?). Written from
 # what such populations do: customers at home on broadband and mobile, a few abroad or behind
 # VPNs and privacy relays, almost never on a cloud server; staff in the office or at home,
-# on the VPN, some travelling; services on private addresses and in clouds.
+# on the VPN, some travelling; services on private addresses and in clouds, hardly ever
+# on a residential or mobile network.
 PRIORS: dict[str, dict[tuple[str, bool], float]] = {
     "customer": {
         ("isp", False): 90.0, ("isp", True): 4.0, ("vpn", False): 0.5, ("vpn", True): 1.5,
@@ -74,7 +75,7 @@ PRIORS: dict[str, dict[tuple[str, bool], float]] = {
         ("hosting", True): 0.3, ("private", False): 10.0, ("private", True): 1.0,
     },
     "service": {
-        ("isp", False): 8.0, ("isp", True): 1.0, ("vpn", False): 0.5, ("vpn", True): 0.2,
+        ("isp", False): 0.3, ("isp", True): 0.1, ("vpn", False): 0.5, ("vpn", True): 0.2,
         ("relay", False): 0.5, ("relay", True): 0.2, ("hosting", False): 30.0,
         ("hosting", True): 10.0, ("private", False): 45.0, ("private", True): 4.0,
     },
@@ -113,7 +114,8 @@ class _Source:
     accounts: Any  # datasketches.hll_sketch of salted account hashes
     ips: dict[str, int] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)
-    login_accounts: int = 0  # customers who logged in through it (a shared exit)
+    login_accounts: int = 0  # customers new to us who logged in through it (a shared exit)
+    logins: int = 0  # counted accounts that came by a login (stolen passwords, not tokens)
     peer_p: float = 0.0
     sent: int = -1  # severity rank last reported
     sent_ts: float = 0.0
@@ -235,7 +237,10 @@ class OverseasServer(Detector):
         if ptype == "customer":
             if cls == "hosting" and abroad and prob < self.rare_p:
                 flagged = True
-                if e.kind == "access":
+                # A request at a place the account never logged in from, or a login there by
+                # an account with a history elsewhere, counts against the source. A first
+                # login of an account new to us is how VPN users look: it marks a shared exit.
+                if e.kind == "access" or known_elsewhere:
                     findings += self._source_use(e, pid, prob, ctx)
                     src = self._sources.get(net.subnet)
                     if (src is not None and src.sent < 0 and known_elsewhere
@@ -294,6 +299,8 @@ class OverseasServer(Detector):
             src = self._new_source(e)
         src.accounts.update(ctx.hash_id(pid))
         src.last = e.ts
+        if e.kind == "login":
+            src.logins += 1
         src.peer_p = prob
         ip = e.src_ip
         if ip in src.ips or len(src.ips) < 8:
@@ -319,7 +326,8 @@ class OverseasServer(Detector):
         ips = sorted(src.ips, key=src.ips.__getitem__, reverse=True)
         server = (f"hosting server {ips[0]}" if len(ips) == 1
                   else f"{len(ips)} hosting servers in {src.subnet}")
-        summary = (f"{n} customer accounts read from {server} in {src.where}, a network none of "
+        verb = "read from" if src.logins == 0 else "used from"
+        summary = (f"{n} customer accounts {verb} {server} in {src.where}, a network none of "
                    f"them had used before; customers come from such places in "
                    f"{_pct(src.peer_p)} of new places.")
         keys = ", ".join(f"{k} ({c})" for k, c in sorted(src.keys.items())) or "none named"
@@ -334,8 +342,12 @@ class OverseasServer(Detector):
                f"peer-group share of new places of this kind: {_pct(src.peer_p)}"),
             ev("signing_keys", keys, "tokens of these accounts signed from their own devices",
                "key ids presented by the requests from this subnet (requests per key)"),
-            ev("customer_logins_from_subnet", src.login_accounts, "0 for a forging server",
-               "customers who logged in through this subnet (a shared VPN exit caps at warning)"),
+            ev("first_logins_from_subnet", src.login_accounts, "0 for a forging server",
+               "customers new to us who logged in through this subnet first (a shared VPN exit: "
+               "caps the page at warning)"),
+            ev("accounts_by_login", src.logins, "0 for forged tokens",
+               "counted accounts that came with a password login (stolen credentials) rather "
+               "than a token no login here issued"),
         ]
         score = min(1.0, 0.5 + 0.5 * (1.0 - 0.5 ** max(0, n - self.warn_accounts + 1)))
         sev = ("info", "warning", "critical")[rank]

@@ -220,3 +220,15 @@ def test_scenarios() -> None:
                 and SEVERITY_RANK[a["severity"]] >= SEVERITY_RANK[x["severity"]]
                 for a in alerts), (path.name, x)
         assert not [a for a in alerts if a["detector"] in header["expect_no"]], path.name
+
+
+def test_logins_of_established_accounts_count_against_the_source() -> None:
+    f = Feed(engine())
+    home_customers(f, 6, random.Random(8))  # each has 4 uses at home
+    for i in range(5):
+        f.login(T0 + 900 + i, f"c-{i}", "45.77.0.9")  # Vultr US, with stolen passwords
+    subnet = [a for a in f.alerts if a["entity"]["kind"] == "subnet"]
+    assert [a["severity"] for a in subnet] == ["warning", "critical"]
+    assert subnet[-1]["summary"].startswith("5 customer accounts used from hosting server")
+    ev = {e["feature"]: e for e in subnet[-1]["evidence"]}
+    assert ev["accounts_by_login"]["observed"] == 5
