@@ -167,6 +167,7 @@ class OverseasServer(Detector):
         self._memo: dict[str, _Profile] = {}  # raw id -> profile; transient, cleared by expire()
         self._peers: dict[str, _Peer] = {}
         self._countries: dict[str, int] = {}  # countries of new places (learned home country)
+        self._home: str | None = None  # the most common of them
         self._sources: dict[str, _Source] = {}
         self._next_sweep = 0.0
 
@@ -183,9 +184,13 @@ class OverseasServer(Detector):
     def home(self) -> str | None:
         if self.home_country:
             return self.home_country
-        if not self._countries:
-            return None
-        return max(self._countries.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        return self._home
+
+    def _learn_country(self, country: str) -> None:
+        c = self._countries[country] = self._countries.get(country, 0) + 1
+        home = self._home
+        if home is None or (country != home and c > self._countries.get(home, 0)):
+            self._home = country
 
     def _profile(self, pid: str, ctx: Context) -> _Profile:
         h = ctx.hash_id(pid)
@@ -261,7 +266,7 @@ class OverseasServer(Detector):
             peer.scorer.learn_one(None, surprise)
             peer.learned += 1
             if country != "??" and cls != "private":
-                self._countries[country] = self._countries.get(country, 0) + 1
+                self._learn_country(country)
         return findings
 
     def _add_place(self, p: _Profile, key: tuple[str, Any], country: str) -> None:
