@@ -603,7 +603,8 @@ class BulkLookup(Detector):
         if ent.kind == "src_ip":
             return p
         m = 2 if ent.kind == "subnet" else 3  # many addresses: VPN and proxy users add up
-        return (p[0], p[1], p[2] * m, p[3] * m, 0, 0)
+        mh = 1.5 if ent.kind == "subnet" else 2.0
+        return (round(p[0] * mh), round(p[1] * mh), p[2] * m, p[3] * m, 0, 0)
 
     def _score(self, ent: _Entity, p: Partial, ctx: Context) -> list[Finding]:
         ts = p.last

@@ -307,3 +307,25 @@ def test_home_countries_are_learnt_from_customer_traffic() -> None:
     run(det_eng, events, flush=False)
     det: BulkLookup = det_eng.detectors["bulk_lookup"]  # type: ignore[assignment]
     assert det.is_home("KR") and not det.is_home("US")
+
+
+# --- slow and low --------------------------------------------------------------------------
+
+
+def test_slow_server_pages_on_the_day_count() -> None:
+    events = self_reads(HOSTING_ABROAD, 72, gap=1200)  # one account every 20 minutes
+    alerts = run(engine(), events)
+    assert {a["severity"] for a in alerts} == {"warning", "critical"}
+    crit = next(a for a in alerts if a["severity"] == "critical")
+    assert "within a day" in crit["summary"] and "usual is <= 10/day" in crit["summary"]
+    day = next(x for x in crit["evidence"] if x["feature"] == "distinct_accounts_24h")
+    assert day["observed"] >= 25
+
+
+def test_slower_server_pages_on_coverage_over_weeks() -> None:
+    events = self_reads(HOSTING_ABROAD, 160, gap=3 * 3600)  # eight accounts a day, 20 days
+    alerts = run(engine(), events)
+    crit = [a for a in alerts if a["severity"] == "critical"]
+    assert crit and "since 2025-06-24" in crit[0]["summary"]
+    cov = next(x for x in crit[0]["evidence"] if x["feature"] == "coverage_accounts")
+    assert cov["observed"] >= 100
