@@ -53,6 +53,8 @@ POM_TEMPLATE="$SCRIPT_DIR/pom.xml.in"
 # Used when the resolved broker brings no log4j-api of its own.
 DEFAULT_LOG4J_VERSION="2.24.3"
 READY_LINE="Kafka Server started"
+# The short-lived tool JVMs (random-uuid, format) start faster with C1 only and the serial GC.
+TOOL_JVM_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1)
 
 die() {
     echo "$PROG: error: $*" >&2
@@ -291,7 +293,7 @@ EOF
 format_node() {  # format_node NODE_DIR CLUSTER_ID [--standalone]
     local out
     [[ -f "$1/kraft/meta.properties" ]] && return 0
-    if ! out="$("$JAVA" -Xmx256m -cp "$LIB_DIR/*" -Dkafka.logs.dir="$1/logs" \
+    if ! out="$("$JAVA" "${TOOL_JVM_OPTS[@]}" -cp "$LIB_DIR/*" -Dkafka.logs.dir="$1/logs" \
         -Dlog4j2.configurationFile="$LOG4J_CONFIG" kafka.tools.StorageTool format \
         "${@:3}" -t "$2" -c "$1/server.properties" 2>&1)"; then
         printf '%s\n' "$out" | tail -n 15 >&2
@@ -302,7 +304,7 @@ format_node() {  # format_node NODE_DIR CLUSTER_ID [--standalone]
 cluster_id() {
     local id
     if [[ ! -s "$DATA_DIR/cluster.id" ]]; then
-        id="$("$JAVA" -Xmx128m -cp "$LIB_DIR/*" kafka.tools.StorageTool random-uuid 2>/dev/null |
+        id="$("$JAVA" "${TOOL_JVM_OPTS[@]}" -cp "$LIB_DIR/*" kafka.tools.StorageTool random-uuid 2>/dev/null |
             tail -n 1)"
         [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka.tools.StorageTool random-uuid gave '$id'"
         echo "$id" >"$DATA_DIR/cluster.id"
