@@ -6,7 +6,10 @@ halves itself before a bin overflows) is learned online. The probability of the 
 blends the principal's own histogram (smoothed over the neighbouring hours: someone who works
 until 20:00 is not strange at 21:00) with its peer group's (principal type) histogram, which
 starts from a prior (employees: office hours; services: any hour) so the detector is useful in
-the first hour and a principal with little history leans on its peers.
+the first hour and a principal with little history leans on its peers. The peer part weighs
+``prior_weight`` hour-slots: a new employee at 03:00 is judged by office hours at once; a
+service (whose prior is flat) is judged on its own hours once it has about two weeks of them,
+so a nightly batch is never paged for running at night, from its first night on.
 
 It pages only on *volume*: a single late login never does. When the events of one principal in
 one hour-slot reach ``info_events`` (``warn_events``) at an hour whose probability is below
@@ -101,7 +104,8 @@ class UnusualHour(Detector):
         "Check: whether the person was on call or on a trip (time zone), what was read in that "
         "hour (distinct customers, exports), from which network and device; for a service, a "
         "changed schedule or a backfill. False positives: shift changes, deadlines, daylight "
-        "saving in deployments with a zone, a new batch job (it is learned after a few days). "
+        "saving in deployments with a zone, a job moved to a new hour (services learn their own "
+        "hours over about two weeks). "
         "Respond: ask the principal's manager, suspend the session if they did not do it, and "
         "review the accessed records."
     )
