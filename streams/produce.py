@@ -77,58 +77,6 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
-class KeyHashPartitioner:
-    """kafka-python's default placement, faster for repeated keys.
-
-    Same partition as ``DefaultPartitioner`` (and the Java client, and aiokafka):
-    ``(murmur2(key) & 0x7fffffff) % partition_count``, so co-partitioning holds across
-    producers. The hash of each key is cached (accounts send many events); unkeyed
-    records go to the default partitioner.
-    """
-
-    def __init__(self, cache_size: int = 1 << 20) -> None:
-        from kafka.partitioner.default import DefaultPartitioner, murmur2
-
-        self._murmur2 = murmur2
-        self._fallback = DefaultPartitioner()
-        self._cache_size = cache_size
-        self._hash: dict[bytes, int] = {}
-
-    def partition(
-        self,
-        topic: str,
-        key: object,
-        serialized_key: bytes | None,
-        value: object,
-        serialized_value: bytes | None,
-        cluster: Any,
-    ) -> int:
-        if serialized_key is None:
-            return int(
-                self._fallback.partition(
-                    topic, key, serialized_key, value, serialized_value, cluster
-                )
-            )
-        digest = self._hash.get(serialized_key)
-        if digest is None:
-            if len(self._hash) >= self._cache_size:
-                self._hash.clear()
-            digest = self._murmur2(serialized_key) & 0x7FFFFFFF
-            self._hash[serialized_key] = digest
-        partitions = cluster.partitions_for_topic(topic)
-        if not partitions:
-            raise ValueError(f"topic {topic} not found in the cluster metadata")
-        return int(sorted(partitions)[digest % len(partitions)])
-
-
-def _key_hash_partitioner() -> Any:
-    """A ``KeyHashPartitioner`` registered as a kafka-python ``Partitioner``."""
-    from kafka.partitioner.abc import Partitioner
-
-    Partitioner.register(KeyHashPartitioner)
-    return KeyHashPartitioner()
-
-
 class ProduceError(RuntimeError):
     """Producing cannot go on (missing topic, broker gone, delivery failures)."""
 
@@ -273,7 +221,6 @@ class Producer:
         config = dict(PRODUCER_DEFAULTS)
         config.update(producer_config or {})
         config.setdefault("client_id", "accesswatch-produce")
-        config.setdefault("partitioner", _key_hash_partitioner())
         config.setdefault("bootstrap_timeout_ms", 10_000)
         config.setdefault("max_block_ms", 30_000)
         try:

@@ -303,34 +303,6 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(f"ACCESSWATCH_TOPIC_{name}", raising=False)
 
 
-def test_key_hash_partitioner_places_keys_like_kafka_pythons_default() -> None:
-    from kafka.partitioner.default import DefaultPartitioner
-
-    class Cluster:  # the two ClusterMetadata calls a partitioner makes
-        def __init__(self, n: int) -> None:
-            self.parts = set(range(n))
-
-        def topics(self) -> set[str]:
-            return {"t"}
-
-        def partitions_for_topic(self, topic: str) -> set[int]:
-            return self.parts
-
-        def available_partitions_for_topic(self, topic: str) -> set[int]:
-            return self.parts
-
-    ours = produce_mod.KeyHashPartitioner(cache_size=100)
-    default = DefaultPartitioner()
-    for n in (1, 3, 4, 12):
-        cluster = Cluster(n)
-        for i in range(500):  # more keys than the cache holds, each asked twice
-            key = f"acct-{i}".encode()
-            expected = default.partition("t", key, key, b"v", b"v", cluster)
-            assert ours.partition("t", key, key, b"v", b"v", cluster) == expected
-            assert ours.partition("t", key, key, b"v", b"v", cluster) == expected
-    assert ours.partition("t", None, None, b"v", b"v", Cluster(4)) in range(4)
-
-
 @pytest.mark.broker
 def test_accesswatch_produce_reads_stdin(fresh_tansu: EmbeddedBroker) -> None:
     """The real command line, as a user runs it: `accesswatch produce - --broker ...`."""
