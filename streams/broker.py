@@ -278,8 +278,11 @@ atexit.register(_stop_all)
 
 def _pdeathsig_setter() -> Callable[[], None] | None:
     """A pre-exec hook that makes Linux SIGKILL the broker when its parent process dies
-    (even by SIGKILL): memory storage has nothing to flush, and nobody is left to wait. libc is resolved here, in the parent, so the forked child only
-    makes one system call (no imports, no locks between fork and exec)."""
+    (even by SIGKILL): memory storage has nothing to flush, and nobody is left to wait.
+
+    libc is resolved here, in the parent, so the forked child only makes one system
+    call (no imports, no locks between fork and exec).
+    """
     if not sys.platform.startswith("linux"):
         return None
     try:
