@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class BurstConfig:
     max_accounts: int = 5000  # distinct accounts counted exactly per source, then saturated
     max_successes: int = 50  # successes kept per address per window
     account_window: float = 1800.0  # failures of one account are remembered this long
+    refresh: float = 600.0  # a source in a burst sends a (suppressed) refresh this often
     max_fails_per_account: float = 0.0  # if set: at most this many failures per account tried
 
 
@@ -64,7 +65,7 @@ class Source:
 
     __slots__ = ("level", "key", "gen", "fails", "prev_fails", "succ", "prev_succ", "accts",
                  "kids", "successes", "flagged_at", "last_ts", "peak_accounts", "label",
-                 "sent_critical", "event_ids", "ceded")
+                 "sent_critical", "event_ids", "ceded", "raw", "refresh_at")
 
     def __init__(self, level: int, key: str, gen: int, label: str) -> None:
         self.level = level
@@ -81,6 +82,8 @@ class Source:
         self.sent_critical = False
         self.event_ids: list[str] = []
         self.ceded = False  # the baseline tracker flagged it first: its page, its successes
+        self.raw: Any = key  # the key in the tracker's table (an AS number for ASes)
+        self.refresh_at = 0.0  # a flagged source sends a refresh finding when this passes
 
     @property
     def failures(self) -> int:
@@ -109,8 +112,9 @@ class BurstTracker:
     def __init__(self, cfg: BurstConfig | None = None,
                  baseline: BurstTracker | None = None) -> None:
         self.cfg = cfg or BurstConfig()
+        self._half = self.cfg.window * 0.5
         self.baseline = baseline  # another tracker that owns the typo rate and account failures
-        self.sources: tuple[dict[str, Source], ...] = ({}, {}, {})
+        self.sources: tuple[dict[Any, Source], ...] = ({}, {}, {})
         self._last: Event | None = None
         self._last_changes: list[Change] = []
         # transient: account -> [failures, first, last] until it logs in or the window passes
@@ -152,80 +156,110 @@ class BurstTracker:
             return self._last_changes
         self._last = e
         self.seen += 1
-        cfg = self.cfg
         ts = e.ts
-        half = cfg.window * 0.5
-        gen = int(ts // half)
+        gen = int(ts // self._half)
         net = e.net
-        failed = e.outcome == "failure"
-        keys = (e.src_ip, net.subnet, net.asn_key) if net else (e.src_ip, e.src_ip, "?")
-        changes: list[Change] = []
-        in_burst = False
-        srcs = self.sources
-        acct: str = e.account_id  # type: ignore[assignment]
-        base = self.baseline
-        own_baseline = base is None
-        if failed:
-            h = hash(acct)
-            for lvl in (0, 1, 2):
-                key = keys[lvl]
-                s = srcs[lvl].get(key)
-                if s is None:
-                    where = f"{net.country}, {net.org or net.net_class}" if net else "?"
-                    s = srcs[lvl][key] = Source(lvl, key, gen, where)
-                elif gen > s.gen:
-                    self._rotate(s, gen, ts)
-                s.fails += 1
-                s.last_ts = ts
-                if lvl:
-                    s.kids[keys[lvl - 1]] = ts
-                was_flagged = s.flagged_at is not None
-                if was_flagged:
-                    in_burst = True
-                    if len(s.event_ids) < 20:
-                        s.event_ids.append(e.event_id)
-                n = len(s.accts)
-                if n < cfg.max_accounts:
-                    s.accts[h] = ts
-                    if len(s.accts) > n:
-                        self._check(s, ts, changes, e.event_id)
-                if base is not None and not s.ceded and base.is_flagged(lvl, key):
-                    s.ceded = True
-                if was_flagged or s.ceded:
-                    break  # already paged at this level: its subnet and AS are not charged
-            if own_baseline and not in_burst:  # an attacker's try is not the owner's typo
-                f = self.account_fails.get(acct)
-                if f is None or ts - f[2] > cfg.account_window:
-                    self.account_fails[acct] = [1.0, ts, ts]
-                else:
-                    f[0] += 1.0
-                    f[2] = ts
+        if net is not None:
+            keys = (e.src_ip, net.subnet, net.asn if net.asn is not None else net.org or net.country)
         else:
-            for lvl in (0, 1, 2):
-                s = srcs[lvl].get(keys[lvl])
-                if s is None:
-                    continue
-                if gen > s.gen:
-                    self._rotate(s, gen, ts)
-                s.succ += 1
-                s.last_ts = ts
-                if s.flagged_at is not None:
-                    in_burst = True
-            ip = srcs[0].get(keys[0])
-            if ip is not None and ip.accts:
-                rec = (ts, acct, e.event_id, e.device_id or e.user_agent, e.src_ip, e.session_id)
-                if len(ip.successes) < cfg.max_successes:
-                    ip.successes.append(rec)  # type: ignore[arg-type]
-                burst = self.burst_of(e)
-                if burst is not None:
-                    changes.append(Change("success", burst, rec))  # type: ignore[arg-type]
-        if not failed and own_baseline:
-            f = self.last_fails = self.account_fails.pop(acct, None)
-            if not in_burst:
-                self._learn(f[0] if f is not None and ts - f[2] <= cfg.account_window else 0.0,
-                            ts)
+            keys = (e.src_ip, e.src_ip, "?")
+        if e.outcome == "failure":
+            changes = self._failure(e, ts, gen, keys)
+        else:
+            changes = self._success(e, ts, gen, keys)
         self._last_changes = changes
         return changes
+
+    def _failure(self, e: Event, ts: float, gen: int, keys: tuple[Any, ...]) -> list[Change]:
+        cfg = self.cfg
+        acct: str = e.account_id  # type: ignore[assignment]
+        h = hash(acct)
+        changes: list[Change] = []
+        in_burst = False
+        base = self.baseline
+        srcs = self.sources
+        for lvl in (0, 1, 2):
+            key = keys[lvl]
+            s = srcs[lvl].get(key)
+            if s is None:
+                s = srcs[lvl][key] = self._new_source(lvl, key, gen, e)
+            elif gen > s.gen:
+                self._rotate(s, gen, ts)
+            s.fails += 1
+            s.last_ts = ts
+            if lvl:
+                s.kids[keys[lvl - 1]] = ts
+            accts = s.accts
+            n = len(accts)
+            if s.flagged_at is not None:  # in a burst already
+                in_burst = True
+                if len(s.event_ids) < 20:
+                    s.event_ids.append(e.event_id)
+                if n < cfg.max_accounts:
+                    accts[h] = ts
+                    if not s.sent_critical and len(accts) > n:
+                        self._check(s, ts, changes, e.event_id)
+                if ts >= s.refresh_at and not changes:
+                    s.refresh_at = ts + cfg.refresh
+                    changes.append(Change("refresh", s))
+                break  # already paged at this level: its subnet and AS are not charged
+            if n < cfg.max_accounts:
+                accts[h] = ts
+                if len(accts) > n:
+                    self._check(s, ts, changes, e.event_id)
+            if base is not None and (s.ceded or base.is_flagged(lvl, key)):
+                s.ceded = True
+                break
+        if base is None and not in_burst:  # an attacker's try is not the owner's typo
+            f = self.account_fails.get(acct)
+            if f is None or ts - f[2] > cfg.account_window:
+                self.account_fails[acct] = [1.0, ts, ts]
+            else:
+                f[0] += 1.0
+                f[2] = ts
+        return changes
+
+    def _success(self, e: Event, ts: float, gen: int, keys: tuple[Any, ...]) -> list[Change]:
+        srcs = self.sources
+        in_burst = False
+        ip = None
+        for lvl in (0, 1, 2):
+            s = srcs[lvl].get(keys[lvl])
+            if s is None:
+                continue
+            if gen > s.gen:
+                self._rotate(s, gen, ts)
+            s.succ += 1
+            s.last_ts = ts
+            if s.flagged_at is not None:
+                in_burst = True
+            if lvl == 0:
+                ip = s
+        changes: list[Change] = []
+        acct: str = e.account_id  # type: ignore[assignment]
+        if ip is not None and ip.accts:
+            rec = (ts, acct, e.event_id, e.device_id or e.user_agent, ip.key, e.session_id)
+            if len(ip.successes) < self.cfg.max_successes:
+                ip.successes.append(rec)
+            if in_burst:
+                burst = self.burst_of(e)
+                if burst is not None:
+                    burst.refresh_at = ts + self.cfg.refresh
+                    changes.append(Change("success", burst, rec))
+        if self.baseline is None:
+            f = self.last_fails = self.account_fails.pop(acct, None) if self.account_fails else None
+            if not in_burst:
+                w = self.cfg.account_window
+                self._learn(f[0] if f is not None and ts - f[2] <= w else 0.0, ts)
+        return changes
+
+    def _new_source(self, lvl: int, key: Any, gen: int, e: Event) -> Source:
+        net = e.net
+        where = f"{net.country}, {net.org or net.net_class}" if net else "?"
+        label = key if lvl < 2 or net is None else net.asn_key
+        s = Source(lvl, label, gen, where)
+        s.raw = key
+        return s
 
     def _rotate(self, s: Source, gen: int, ts: float) -> None:
         if gen == s.gen + 1:
@@ -259,11 +293,13 @@ class BurstTracker:
             if f < cfg.rate_min * a or self.zscore(f, a) < cfg.z_min:
                 return
             s.flagged_at = ts
+            s.refresh_at = ts + cfg.refresh
             self.flagged_count += 1
             s.event_ids.append(eid)
             changes.append(Change("flag", s))
         elif not s.sent_critical and n >= cfg.critical_factor * need:
             s.sent_critical = True
+            s.refresh_at = ts + cfg.refresh
             changes.append(Change("grow", s))
 
     # --- queries -------------------------------------------------------------------------
@@ -279,13 +315,14 @@ class BurstTracker:
         net = e.net
         if net is None:
             return None
-        for lvl, key in ((1, net.subnet), (2, net.asn_key)):
+        asn = net.asn if net.asn is not None else net.org or net.country
+        for lvl, key in ((1, net.subnet), (2, asn)):
             s = srcs[lvl].get(key)
             if s is not None and s.flagged_at is not None:
                 return s
         return None
 
-    def is_flagged(self, level: int, key: str) -> bool:
+    def is_flagged(self, level: int, key: Any) -> bool:
         s = self.sources[level].get(key)
         return s is not None and s.flagged_at is not None
 
@@ -304,22 +341,6 @@ class BurstTracker:
                 src = ips.get(ip)
                 if src is not None and not src.ceded:
                     out.extend(src.successes)
-        return out
-
-    def due(self, e: Event, last: dict[tuple[int, str], float], every: float) -> list[Source]:
-        """Flagged sources of this login whose last finding (``last``, kept by the detector)
-        is ``every`` seconds old: a refresh keeps a long run in one alert episode."""
-        if not self.flagged_count:
-            return []
-        net = e.net
-        keys = (e.src_ip, net.subnet, net.asn_key) if net else (e.src_ip, e.src_ip, "?")
-        out = []
-        ts = e.ts
-        for lvl in (0, 1, 2):
-            s = self.sources[lvl].get(keys[lvl])  # type: ignore[arg-type]
-            if s is not None and s.flagged_at is not None:
-                if ts - last.get((lvl, s.key), s.flagged_at) >= every:
-                    out.append(s)
         return out
 
     # --- housekeeping --------------------------------------------------------------------
@@ -354,4 +375,5 @@ def tracker(ctx: Context, cfg: BurstConfig | None = None) -> BurstTracker:
         t = _TRACKERS[ctx] = BurstTracker(cfg)
     elif cfg is not None and t.cfg is not cfg:
         t.cfg = cfg
+        t._half = cfg.window * 0.5
     return t

@@ -275,14 +275,19 @@ class AccountTakeover(Detector):
     def _learn(self, e: Event, ctx: Context) -> None:
         k = ctx.hash_id(e.account_id)  # type: ignore[arg-type]
         p = self._profiles.get(k)
-        known = p is not None and p.logins > 0
-        self._judged += 0.001 * ((1.0 if known else 0.0) - self._judged)
         if p is None:
+            self._judged -= 0.001 * self._judged
             p = self._profiles[k] = _Profile()
+        else:
+            self._judged += 0.001 * (1.0 - self._judged)
+        dev = _crc(e.device_id or e.user_agent)
+        if not p.devices or p.devices[-1] != dev:  # usually the same device as last time
+            _push(p.devices, dev, self.max_devices)
         net = e.net
-        _push(p.devices, _crc(e.device_id or e.user_agent), self.max_devices)
         if net is not None:
-            _push(p.places, _crc(f"{net.country}/{net.asn_key}"), self.max_places)
+            place = _crc(f"{net.country}/{net.asn_key}")
+            if not p.places or p.places[-1] != place:
+                _push(p.places, place, self.max_places)
         p.logins += 1
         p.last_ts = e.ts
 

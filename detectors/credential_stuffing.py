@@ -71,15 +71,13 @@ class CredentialStuffing(Detector):
                  min_children: tuple[int, int, int] = (1, 3, 3), critical_factor: float = 5.0,
                  z_min: float = 5.0, rate_min: float = 0.5, prior_rate: float = 0.10,
                  refresh: float = 600.0) -> None:
-        self.refresh = refresh  # a running burst sends a (suppressed) update this often
         self.cfg = _burst.BurstConfig(
             window=window, min_accounts=tuple(min_accounts),  # type: ignore[arg-type]
             min_children=tuple(min_children),  # type: ignore[arg-type]
             critical_factor=critical_factor, z_min=z_min, rate_min=rate_min,
-            prior_rate=prior_rate)
+            prior_rate=prior_rate, refresh=refresh)
         self._ctx: Context | None = None
         self._t: _burst.BurstTracker | None = None
-        self._last: dict[tuple[int, str], float] = {}  # source -> time of its last finding
 
     def _tracker(self, ctx: Context) -> _burst.BurstTracker:
         if self._ctx is not ctx or self._t is None:
@@ -90,16 +88,9 @@ class CredentialStuffing(Detector):
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         t = self._t if self._ctx is ctx and self._t is not None else self._tracker(ctx)
         changes = t.observe(e)
-        due = t.due(e, self._last, self.refresh) if e.outcome == "failure" else []
-        if not changes and not due:
+        if not changes:
             return []
-        changes = changes + [_burst.Change("refresh", s) for s in due
-                             if not any(c.source is s for c in changes)]
-        out = []
-        for c in changes:
-            self._last[(c.source.level, c.source.key)] = e.ts
-            out.append(self._finding(c, t, e))
-        return out
+        return [self._finding(c, t, e) for c in changes]
 
     # --- explanation ---------------------------------------------------------------------
     def _finding(self, c: _burst.Change, t: _burst.BurstTracker, e: Event) -> Finding:
@@ -157,8 +148,6 @@ class CredentialStuffing(Detector):
     def expire(self, now: float) -> None:
         if self._t is not None:
             self._t.expire(now)
-            srcs = self._t.sources
-            self._last = {k: v for k, v in self._last.items() if k[1] in srcs[k[0]]}
 
     def tracked(self) -> dict[str, int]:
         return self._t.tracked() if self._t is not None else {}

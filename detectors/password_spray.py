@@ -69,17 +69,15 @@ class PasswordSpray(Detector):
                  min_children: tuple[int, int, int] = (1, 3, 3),
                  max_fails_per_account: float = 2.0, critical_factor: float = 5.0,
                  z_min: float = 5.0, rate_min: float = 0.5, refresh: float = 900.0) -> None:
-        self.refresh = refresh  # a running spray sends a (suppressed) update this often
         self.cfg = _burst.BurstConfig(
             window=window, min_accounts=tuple(min_accounts),  # type: ignore[arg-type]
             min_children=tuple(min_children),  # type: ignore[arg-type]
             critical_factor=critical_factor,
             z_min=z_min, rate_min=rate_min, max_fails_per_account=max_fails_per_account,
-            max_accounts=20000, max_successes=20)
+            max_accounts=20000, max_successes=20, refresh=refresh)
         self._ctx: Context | None = None
         self._shared: _burst.BurstTracker | None = None
         self._t: _burst.BurstTracker | None = None
-        self._last: dict[tuple[int, str], float] = {}  # source -> time of its last finding
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         shared = self._shared
@@ -90,18 +88,14 @@ class PasswordSpray(Detector):
             t = self._t = _burst.BurstTracker(self.cfg, baseline=shared)
         shared.observe(e)  # the short window first: a source it flags is stuffing, not spray
         changes = t.observe(e)
-        due = t.due(e, self._last, self.refresh) if e.outcome == "failure" else []
-        if not changes and not due:
+        if not changes:
             return []
-        changes = changes + [_burst.Change("refresh", s) for s in due
-                             if not any(c.source is s for c in changes)]
         out = []
         for c in changes:
             s = c.source
-            if s.ceded or shared.is_flagged(s.level, s.key):
+            if s.ceded or shared.is_flagged(s.level, s.raw):
                 s.ceded = True
                 continue  # credential_stuffing pages this source
-            self._last[(s.level, s.key)] = e.ts
             out.append(self._finding(c, t, e))
         return out
 
@@ -168,8 +162,6 @@ class PasswordSpray(Detector):
     def expire(self, now: float) -> None:
         if self._t is not None:
             self._t.expire(now)
-            srcs = self._t.sources
-            self._last = {k: v for k, v in self._last.items() if k[1] in srcs[k[0]]}
         if self._shared is not None:
             self._shared.expire(now)
 
