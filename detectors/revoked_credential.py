@@ -44,8 +44,11 @@ from typing import TYPE_CHECKING
 from .base import Detector, Finding, ev, iso
 
 if TYPE_CHECKING:
-    from .engine import Context
+    from .engine import Context, Directory
     from .events import Event
+
+
+_NONE: list[Finding] = []  # shared empty result of the hot path (never mutated)
 
 
 def ago(seconds: float) -> str:
@@ -84,7 +87,7 @@ class RevokedCredential(Detector):
     attack = ("T1078", "T1606.001", "T1552.004")  # Valid Accounts; Forge Web Creds; Private Keys
     status = "stable"
     entity_kinds = ("key", "actor")
-    wants = frozenset({"login", "access"})
+    wants = frozenset({"login", "access", "identity"})
     triage = (
         "Check: the key store (is the key really revoked / whose is it), HR status and leave date "
         "of the owner, the source network of the requests, how many distinct accounts the key "
@@ -101,10 +104,30 @@ class RevokedCredential(Detector):
         self.cap = cap  # most distinct accounts / sources counted per record
         self._keys: dict[str, _Use] = {}
         self._principals: dict[str, _Use] = {}
+        self._hot_keys: frozenset[str] = frozenset()  # revoked, or owned by a departed principal
+        self._dirty = True  # an identity change arrived: rebuild the hot set
 
-    # --- checks (hot path: dict lookups only; words are built when a finding is made) -----
-    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+    # --- checks (hot path: two set lookups; words are built when a finding is made) ------
+    def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
+        self._dirty = True
+        return _NONE
+
+    def _rebuild(self, ctx: Context) -> None:
         d = ctx.directory
+        gone = d.principal_status
+        self._hot_keys = frozenset(d.key_revoked).union(
+            k for k, owner in d.key_owner.items() if owner in gone)
+        self._dirty = False
+
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        if self._dirty:
+            self._rebuild(ctx)
+        d = ctx.directory
+        if e.key_id not in self._hot_keys and e.actor_id not in d.principal_status:
+            return _NONE
+        return self._check_access(e, d)
+
+    def _check_access(self, e: Event, d: Directory) -> list[Finding]:
         out: list[Finding] = []
         key = e.key_id
         if key is not None:
