@@ -181,21 +181,25 @@ def merge_partials(a: Partial, b: Partial) -> Partial:
     return a
 
 
-@dataclass(slots=True)
 class _Acc:
     """Transient accumulator of one entity in the current window: raw ids, never kept."""
 
-    subjects: set[str]
-    net: NetInfo | None
-    ptype: str
-    sus: set[str] | None = None
-    count: int = 0
-    records: int = 0
-    first: float = 0.0
-    last: float = 0.0
-    eids: list[str] = field(default_factory=list)
-    sources: int = 0
-    ips: list[str] | None = None  # addresses rolled into a subnet / AS accumulator
+    __slots__ = ("subjects", "net", "ptype", "sus", "count", "records", "first", "last", "eids",
+                 "sources", "ips")
+
+    def __init__(self, net: NetInfo | None, ptype: str, ts: float, sus: bool = False,
+                 ips: bool = False) -> None:
+        self.subjects: set[str] = set()
+        self.net = net
+        self.ptype = ptype
+        self.sus: set[str] | None = set() if sus else None  # read from hosting / VPN
+        self.count = 0
+        self.records = 0
+        self.first = ts
+        self.last = ts
+        self.eids: list[str] = []
+        self.sources = 0
+        self.ips: list[str] | None = [] if ips else None  # addresses rolled into a subnet / AS
 
 
 class Combiner:
@@ -213,47 +217,48 @@ class Combiner:
 
     def add(self, e: Event) -> None:
         ts = e.ts
-        subj = e.subject_id
+        subj: str = e.subject_id  # type: ignore[assignment]
         if self.start is None:
             self.start = ts - ts % self.window
-        if e.actor_type == "customer" and e.actor_id == subj:  # a customer's own credentials
-            ip = e.src_ip
-            a = self.src.get(ip)  # type: ignore[arg-type]
+        if e.actor_id == subj and e.actor_type == "customer":  # a customer's own credentials
+            ip: str = e.src_ip  # type: ignore[assignment]
+            a = self.src.get(ip)
             if a is None:
-                a = self.src[ip] = _Acc(set(), e.net, "customer", first=ts)  # type: ignore[index]
-            a.subjects.add(subj)  # type: ignore[arg-type]
+                a = self.src[ip] = _Acc(e.net, "customer", ts)
+                a.eids.append(e.event_id)
+            elif len(a.eids) < _SAMPLE:
+                a.eids.append(e.event_id)
+            a.subjects.add(subj)
             a.count += 1
             a.records += e.records
             a.last = ts
-            if len(a.eids) < _SAMPLE:
-                a.eids.append(e.event_id)
             k = e.key_id
             if k is not None:
                 b = self.key.get(k)
                 if b is None:
-                    b = self.key[k] = _Acc(set(), None, "customer", set(), first=ts)
-                b.subjects.add(subj)  # type: ignore[arg-type]
+                    b = self.key[k] = _Acc(None, "customer", ts, sus=True)
+                    b.eids.append(e.event_id)
+                b.subjects.add(subj)
                 b.count += 1
                 b.last = ts
                 if e.net.net_class in _SUS:  # type: ignore[union-attr]
-                    b.sus.add(subj)  # type: ignore[union-attr, arg-type]
+                    b.sus.add(subj)  # type: ignore[union-attr]
                     if len(b.eids) < _SAMPLE:
                         b.eids.append(e.event_id)
-                elif not b.eids:
-                    b.eids.append(e.event_id)
             return
-        act = e.actor_id
-        c = self.actor.get(act)  # type: ignore[arg-type]
+        act: str = e.actor_id  # type: ignore[assignment]
+        c = self.actor.get(act)
         if c is None:
-            c = self.actor[act] = _Acc(set(), e.net, e.actor_type, set(), first=ts)  # type: ignore
-        c.subjects.add(subj)  # type: ignore[arg-type]
+            c = self.actor[act] = _Acc(e.net, e.actor_type, ts, sus=True)  # type: ignore[arg-type]
+            c.eids.append(e.event_id)
+        elif len(c.eids) < _SAMPLE:
+            c.eids.append(e.event_id)
+        c.subjects.add(subj)
         c.count += 1
         c.records += e.records
         c.last = ts
         if e.net.net_class in _SUS:  # type: ignore[union-attr]
-            c.sus.add(subj)  # type: ignore[union-attr, arg-type]
-        if len(c.eids) < _SAMPLE:
-            c.eids.append(e.event_id)
+            c.sus.add(subj)  # type: ignore[union-attr]
 
     def drain(self, hash_id: Callable[[str], int], is_home: Callable[[str], bool],
               tracked: Callable[[str, str], bool] | None = None) -> list[Partial]:
@@ -276,8 +281,7 @@ class Combiner:
                 for kind, ent in (("subnet", net.subnet), ("asn", net.asn_key)):  # type: ignore
                     r = rollup.get((kind, ent))
                     if r is None:
-                        r = rollup[(kind, ent)] = _Acc(set(), net, "customer", first=a.first,
-                                                       ips=[])
+                        r = rollup[(kind, ent)] = _Acc(net, "customer", a.first, ips=True)
                     r.subjects |= a.subjects
                     r.count += a.count
                     r.records += a.records
@@ -675,7 +679,8 @@ class BulkLookup(Detector):
             "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
         }
         model = self._hst[fam]
-        use = p.n_distinct >= 3  # single households teach the model nothing
+        # Single households teach the model nothing; internal services have their own rule.
+        use = p.n_distinct >= 3 and not private_service
         warm = use and self._hst_n[fam] >= self.hst_min_learned
         hst = float(model.score_one(x)) if warm else 0.0
         if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0 and not private_service:
