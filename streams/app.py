@@ -296,6 +296,7 @@ class Runtime:
                     "partition %d: unreadable checkpoint (%s); starting fresh", partition, exc
                 )
         if st is None:
+            log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
         self.parts[partition] = st
         return st
@@ -325,10 +326,10 @@ class Runtime:
         msg = event.message
         topic = msg.topic
         st = self.state(msg.partition)
+        st.delivered[topic] = msg.offset
         if msg.offset <= st.offsets.get(topic, -1):
             st.held.append(event)  # already inside the restored checkpoint
             return
-        st.delivered[topic] = msg.offset
         self._events_child[topic].inc()
         try:
             ev = (
@@ -526,6 +527,8 @@ class Runtime:
                         self.table.send_changelog(p, key, value)
                     self.checkpoints += 1
                     self.checkpoint_bytes = len(blob)
+                    log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
+                             self.parts[p].offsets if p in self.parts else {})
             await self.app.producer.flush()
             for _, _, held in todo:
                 for ev in held:

@@ -46,9 +46,14 @@ def replay_alerts(lines: list[bytes]) -> list[dict[str, Any]]:
 
 
 def produce(bootstrap: str, lines: list[bytes], names: TopicNames | None = None) -> int:
+    return sum(produce_by_topic(bootstrap, lines, names).values())
+
+
+def produce_by_topic(bootstrap: str, lines: list[bytes], names: TopicNames | None = None
+                     ) -> dict[str, int]:
     with Producer(bootstrap, topics=names or TopicNames()) as prod:
         prod.send_lines(lines)
-        return prod.close().total_sent
+        return dict(prod.close().sent)
 
 
 def wait_until_done(worker: WorkerProcess, reader: AlertReader, events: int,
@@ -86,3 +91,34 @@ def test_replay_and_worker_raise_the_same_alerts(fresh_tansu: Any, tmp_path: Any
         rc = worker.stop()
     assert got == expected, (sorted(expected - got), sorted(got - expected))
     assert rc == 0, worker.log_tail(40)  # SIGTERM: a clean exit
+
+
+def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        got = admin.list_group_offsets({group: None}).get(group, {})
+        return {(tp.topic, tp.partition): om.offset for tp, om in got.items()}
+    finally:
+        admin.close()
+
+
+def wait_committed(bootstrap: str, group: str, sent: dict[str, int],
+                   workers: list[WorkerProcess], reader: AlertReader, quiet: float = 6.0,
+                   timeout: float = 150.0) -> None:
+    """Until the group committed all ``sent[topic]`` messages of each input topic (offsets
+    count from 0 per partition) and no alert came for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    per_topic: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        for w in workers:
+            assert w.alive(), w.log_tail(40)
+        per_topic = {}
+        for (topic, _), off in committed(bootstrap, group).items():
+            per_topic[topic] = per_topic.get(topic, 0) + max(off, 0)
+        done = all(per_topic.get(t, 0) >= n for t, n in sent.items())
+        if done and time.monotonic() - reader.last_at >= quiet:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not all committed in {timeout}s: sent {sent}, committed {per_topic}")
