@@ -1,0 +1,221 @@
+"""The Faust runtime: checkpoints (unit), settings (unit), and against a real Tansu broker:
+bad messages go to the dead-letter topic and the worker keeps going; two workers in one
+group split the partitions."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.engine import Directory, Engine
+from detectors.geo import default_geo
+from detectors.simulate import SimConfig
+from streams.app import assemble_checkpoint, checkpoint_records, restore, snapshot
+from streams.demo import AlertReader, WorkerProcess
+from streams.settings import Settings, SettingsError
+from streams.topics import TopicNames, create_topics
+
+if importlib.util.find_spec("tests"):
+    from tests.test_parity import produce_by_topic, sim_lines, wait_committed
+else:  # pytest put tests/ itself on sys.path
+    from test_parity import produce_by_topic, sim_lines, wait_committed
+
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
+
+SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_start_hour=0.5)
+
+
+# ------------------------------------------------------------------------ unit tests
+
+
+def test_checkpoint_round_trip_continues_exactly_like_the_original() -> None:
+    """An engine pickled mid-stream and restored raises the same alerts afterwards."""
+    lines = sim_lines(SIM)
+    cut = len(lines) // 3
+    a = Engine()
+    for line in lines[:cut]:
+        a.process_line(line)
+    blob = snapshot(a, {"data-access": 41})
+    b, offsets = restore(blob, default_geo(), a.ctx.directory)
+    assert offsets == {"data-access": 41}
+    out_a: list[dict[str, Any]] = []
+    out_b: list[dict[str, Any]] = []
+    for line in lines[cut:]:
+        out_a += a.process_line(line)[0]
+        out_b += b.process_line(line)[0]
+    out_a += a.flush()
+    out_b += b.flush()
+    assert out_a, "the scenario raises alerts after the cut"
+    assert [x["alert_id"] for x in out_a] == [x["alert_id"] for x in out_b]
+    assert [x["severity"] for x in out_a] == [x["severity"] for x in out_b]
+
+
+def test_restored_engine_can_be_checkpointed_again() -> None:
+    lines = sim_lines(SIM)
+    a = Engine()
+    for line in lines:
+        a.process_line(line)
+    b, _ = restore(snapshot(a, {}), default_geo(), Directory())
+    c, _ = restore(snapshot(b, {}), default_geo(), Directory())
+    assert c.tracked() == a.tracked()
+
+
+def test_checkpoint_chunks_reassemble_and_detect_corruption() -> None:
+    blob = bytes(range(256)) * 9000  # compressible part
+    import os
+
+    blob += os.urandom(1_500_000)  # incompressible: forces more than one 512 KiB chunk
+    recs = checkpoint_records(3, blob)
+    assert len(recs) >= 4 and recs[-1][0] == b"p3"  # chunks first, manifest last
+    assert all(len(v) <= 512 * 1024 for _, v in recs)
+    table = dict(recs)
+    assert assemble_checkpoint(3, table.get) == blob
+    assert assemble_checkpoint(4, table.get) is None
+    table[b"p3/1"] = b"x" + table[b"p3/1"][1:]
+    with pytest.raises(ValueError):
+        assemble_checkpoint(3, table.get)
+
+
+def test_settings_from_env_and_flags() -> None:
+    env = {"ACCESSWATCH_BROKER": "kafka://10.0.0.1:9092", "ACCESSWATCH_STORE": "memory",
+           "ACCESSWATCH_ALERTMANAGER": "http://am1:9093, http://am2:9093",
+           "ACCESSWATCH_TOPIC_ALERTS": "my-alerts", "ACCESSWATCH_WEB_PORT": "7000"}
+    s = Settings.from_env(env)
+    assert s.bootstrap == ["10.0.0.1:9092"]
+    assert s.alertmanager == ("http://am1:9093", "http://am2:9093")
+    assert s.topics.alerts == "my-alerts" and s.web_port == 7000
+    import argparse
+
+    args = argparse.Namespace(broker="kafka://127.0.0.1:1", partitions=2, web_port=None,
+                              alertmanager=None, detectors="bulk_lookup")
+    s2 = Settings.from_args(args, env)
+    assert s2.broker == "kafka://127.0.0.1:1" and s2.partitions == 2 and s2.web_port == 7000
+    assert s2.detectors == ("bulk_lookup",)
+    with pytest.raises(SettingsError, match="scheme"):
+        Settings.from_args(argparse.Namespace(broker="http://x:1"), env)
+    with pytest.raises(SettingsError, match="not a valid int"):
+        Settings.from_env({"ACCESSWATCH_PARTITIONS": "many"})
+
+
+def test_worker_bad_broker_url_is_one_line(capsys: Any) -> None:
+    from streams.cli import main
+
+    assert main(["worker", "--broker", "http://nope:1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kafka://" in err[0]
+
+
+# ---------------------------------------------------------------- broker-backed tests
+
+
+def _read_dlq(bootstrap: str, topic: str, want: int, timeout: float = 60.0) -> list[Any]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        got: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=500).values():
+                got.extend(recs)
+        return got
+    finally:
+        c.close()
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(180)
+def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_running(
+        fresh_tansu: Any, tmp_path: Any) -> None:
+    from kafka import KafkaProducer
+
+    names = TopicNames()
+    create_topics(fresh_tansu.bootstrap, partitions=1)
+    good = {"event_id": "g1", "ts": 1750734765, "actor_id": "c-1", "subject_id": "c-1",
+            "resource": "address", "src_ip": "211.45.1.9"}
+    bad = [
+        (names.access, b"this is not json"),
+        (names.access, b'{"event_id": "x1", "ts": 1750734765}'),  # required fields missing
+        (names.logins, b'{"event_id": 7, "ts": "yesterday", "outcome": "success"}'),
+        (names.access, b"[1, 2, 3]"),
+    ]
+    prod = KafkaProducer(bootstrap_servers=fresh_tansu.bootstrap)
+    for topic, value in bad:
+        prod.send(topic, key=b"k-" + topic.encode(), value=value)
+    prod.send(names.access, key=b"c-1", value=orjson.dumps(good))
+    prod.flush()
+    prod.close()
+
+    worker = WorkerProcess(fresh_tansu.url, partitions=1, data_dir=str(tmp_path))
+    worker.start()
+    try:
+        worker.wait_ready()
+        got = _read_dlq(fresh_tansu.bootstrap, names.dlq, len(bad))
+        assert worker.alive(), worker.log_tail(40)
+        deadline = time.monotonic() + 30
+        while worker.metric("accesswatch_events_total") < len(bad) + 1:
+            assert time.monotonic() < deadline, worker.log_tail(40)
+            time.sleep(0.3)
+        invalid = worker.metric("accesswatch_invalid_events_total")
+        dlq_counted = worker.metric("accesswatch_dlq_messages_total")
+        assert worker.alive()
+    finally:
+        rc = worker.stop()
+    assert len(got) == len(bad)
+    by_value = {r.value: dict(r.headers) for r in got}
+    for topic, value in bad:
+        h = by_value[value]  # the original bytes, unchanged
+        assert h["aw-topic"] == topic.encode()
+        assert h["aw-partition"] == b"0"
+        assert h["aw-offset"].isdigit()
+        assert h["aw-reason"] in {b"invalid_json", b"missing_field", b"wrong_type",
+                                  b"not_object", b"bad_value"}
+    assert by_value[b"this is not json"]["aw-reason"] == b"invalid_json"
+    assert {r.key for r in got} == {b"k-" + names.access.encode(), b"k-" + names.logins.encode()}
+    assert invalid == len(bad) and dlq_counted == len(bad)
+    assert rc == 0
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(240)
+def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_path: Any) -> None:
+    names = TopicNames()
+    create_topics(fresh_tansu.bootstrap, partitions=4)
+    group = "accesswatch-pair"
+    workers = [
+        WorkerProcess(fresh_tansu.url, partitions=4, app_id=group,
+                      data_dir=str(tmp_path / n), log_path=str(tmp_path / f"{n}.log"))
+        for n in ("a", "b")
+    ]
+    for n in ("a", "b"):
+        (tmp_path / n).mkdir()
+    reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_ready()
+        time.sleep(12)  # both have joined the group (Tansu: about half the session timeout)
+        lines = sim_lines(SIM)
+        sent = produce_by_topic(fresh_tansu.bootstrap, lines)
+        inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
+        wait_committed(fresh_tansu.bootstrap, group, inputs, workers, reader)
+        ident = sent.get(names.identity, 0)
+        taken = [w.metric("accesswatch_events_total") - ident for w in workers]
+        lags = [w.metric("accesswatch_consumer_lag_messages") for w in workers]
+    finally:
+        reader.stop()
+        rcs = [w.stop() for w in workers]
+    assert all(t > 0 for t in taken), taken  # each worker had a share of the partitions
+    assert sum(taken) >= sum(inputs.values())  # together they took every input event
+    assert lags == [0.0, 0.0]
+    assert rcs == [0, 0]
