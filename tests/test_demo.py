@@ -1,0 +1,69 @@
+"""`accesswatch demo` end to end, as a user runs it (subprocess, embedded Tansu)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.broker import BrokerUnavailable, find_tansu
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _need_tansu() -> None:
+    try:
+        find_tansu()
+    except BrokerUnavailable as e:
+        pytest.skip(f"embedded broker unavailable: {e}")
+
+
+def _demo(*args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "streams.cli", "demo", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(240)
+def test_demo_shows_the_coupang_attack_alerted() -> None:
+    _need_tansu()
+    r = _demo("--customers", "600", "--hours", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "metrics: http://127.0.0.1:" in out
+    assert "[critical]" in out  # alerts printed as they arrive, one line each
+    assert "attack detected: yes" in out, out[-3000:]
+    assert "revoked_credential" in out or "overseas_server" in out or "bulk_lookup" in out
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(240)
+def test_demo_json_plays_a_file(tmp_path: Any) -> None:
+    _need_tansu()
+    from detectors.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(seed=2, customers=300, hours=1.5, attacks=("coupang",),
+                             attack_start_hour=0.5))
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in sim.events))
+    r = _demo("--json", "--events", str(events))
+    assert r.returncode == 0, r.stderr[-3000:]
+    alerts = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert alerts, r.stderr[-3000:]
+    assert all({"alert_id", "detector", "severity", "entity", "summary"} <= set(a) for a in alerts)
+    assert "summary" in r.stderr and "events:" in r.stderr
+
+
+def test_demo_missing_events_file_is_one_line() -> None:
+    r = _demo("--events", "/nonexistent/events.jsonl", timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no such file" in lines[0]
+
