@@ -205,9 +205,12 @@ class _Acc:
 class Combiner:
     """Accumulates one worker's events per short window; ``drain`` yields the partials."""
 
-    def __init__(self, window: float = 60.0, track_min: int = 3) -> None:
+    def __init__(self, window: float = 60.0, track_min: int = 3, burst: int = 25) -> None:
         self.window = window
         self.track_min = track_min
+        self.burst = burst  # accounts in one accumulator that make it report before window end
+        self.hot: list[tuple[str, str]] = []
+        self.paged: set[tuple[str, str]] = set()  # already critical: no early reports needed
         self.start: float | None = None
         self.src: dict[str, _Acc] = {}
         self.key: dict[str, _Acc] = {}
@@ -232,6 +235,8 @@ class Combiner:
             a.count += 1
             a.records += e.records
             a.last = ts
+            if len(a.subjects) == self.burst and ("src_ip", ip) not in self.paged:
+                self.hot.append(("src_ip", ip))
             k = e.key_id
             if k is not None:
                 b = self.key.get(k)
@@ -245,6 +250,8 @@ class Combiner:
                     b.sus.add(subj)  # type: ignore[union-attr]
                     if len(b.eids) < _SAMPLE:
                         b.eids.append(e.event_id)
+                    if len(b.sus) == self.burst and ("key", k) not in self.paged:  # type: ignore
+                        self.hot.append(("key", k))
             return
         act: str = e.actor_id  # type: ignore[assignment]
         c = self.actor.get(act)
@@ -259,17 +266,48 @@ class Combiner:
         c.last = ts
         if e.net.net_class in _SUS:  # type: ignore[union-attr]
             c.sus.add(subj)  # type: ignore[union-attr]
+        if len(c.subjects) == self.burst and c.ptype != "service" and \
+                ("actor", act) not in self.paged:
+            self.hot.append(("actor", act))
 
     def drain(self, hash_id: Callable[[str], int], is_home: Callable[[str], bool],
               tracked: Callable[[str, str], bool] | None = None) -> list[Partial]:
         """Close the window: partials of every entity worth sending (raw ids dropped here)."""
+        out = self._emit(self.src, self.key, self.actor, hash_id, is_home, tracked)
+        self.src, self.key, self.actor = {}, {}, {}
+        self.hot = []
+        self.start = None
+        return out
+
+    def drain_hot(self, hash_id: Callable[[str], int], is_home: Callable[[str], bool],
+                  tracked: Callable[[str, str], bool] | None = None) -> list[Partial]:
+        """Early partials of the accumulators that reached ``burst`` accounts mid-window.
+
+        They leave the window's accumulators (later events start afresh); the scorer merges
+        views of one window as sets, so nothing is counted twice.
+        """
+        src: dict[str, _Acc] = {}
+        key: dict[str, _Acc] = {}
+        actor: dict[str, _Acc] = {}
+        for kind, ident in self.hot:
+            pool, into = {"src_ip": (self.src, src), "key": (self.key, key),
+                          "actor": (self.actor, actor)}[kind]
+            a = pool.pop(ident, None)
+            if a is not None:
+                into[ident] = a
+        self.hot = []
+        return self._emit(src, key, actor, hash_id, is_home, tracked)
+
+    def _emit(self, srcs: dict[str, _Acc], keys: dict[str, _Acc], actors: dict[str, _Acc],
+              hash_id: Callable[[str], int], is_home: Callable[[str], bool],
+              tracked: Callable[[str, str], bool] | None) -> list[Partial]:
         window = self.start if self.start is not None else 0.0
         digests: dict[str, int] = {}
         out: list[Partial] = []
         rollup: dict[tuple[str, str], _Acc] = {}
         tmin = self.track_min
         countries = self.countries
-        for ip, a in self.src.items():
+        for ip, a in srcs.items():
             net = a.net
             if net is not None:
                 countries[net.country] = countries.get(net.country, 0) + a.count
@@ -299,13 +337,11 @@ class Combiner:
             out.append(self._partial("src_ip", ip, window, a, digests, hash_id))
         for (kind, ent), r in rollup.items():
             out.append(self._partial(kind, ent, window, r, digests, hash_id))
-        for k, b in self.key.items():
+        for k, b in keys.items():
             out.append(self._partial("key", k, window, b, digests, hash_id, False))
-        for act, c in self.actor.items():
+        for act, c in actors.items():
             internal = c.ptype == "service" and c.net is not None and c.net.net_class == "private"
             out.append(self._partial("actor", act, window, c, digests, hash_id, not internal))
-        self.src, self.key, self.actor = {}, {}, {}
-        self.start = None
         return out
 
     @staticmethod
@@ -472,7 +508,11 @@ class BulkLookup(Detector):
                 out = self.close_window(ctx)
             self._win_end = e.ts - e.ts % self.window + self.window
             ctx.wake_at(self._win_end, self.id)
-        self.combiner.add(e)
+        comb = self.combiner
+        comb.add(e)
+        if comb.hot:  # a burst: judge it now rather than at the end of the window
+            for p in comb.drain_hot(ctx.hash_id, self.is_home, lambda k, i: (k, i) in self._ents):
+                out = out + self.observe(p, ctx)
         return out
 
     def on_time(self, now: float, ctx: Context) -> list[Finding]:
@@ -703,10 +743,13 @@ class BulkLookup(Detector):
         r = SEVERITIES.index(sev)
         if ts - ent.sent_ts > 3 * HOUR:
             ent.sent = -1  # the engine's episode has ended long since
+            self.combiner.paged.discard((ent.kind, p.entity))
         if r <= ent.sent and ts - ent.sent_ts < _REFRESH:
             return []  # the engine would suppress it: do not spend time explaining it
         ent.sent = max(ent.sent, r)
         ent.sent_ts = ts
+        if ent.sent == 2:
+            self.combiner.paged.add((ent.kind, p.entity))
         return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
                               lim, own_hi, peer_q, reasons, ctx)]
 
@@ -807,6 +850,7 @@ class BulkLookup(Detector):
                 if now - e.last > (idle * 4 if e.cov is not None else idle)]
         for k in dead:
             del self._ents[k]
+            self.combiner.paged.discard(k)
 
     def tracked(self) -> dict[str, int]:
         out: dict[str, int] = {}
