@@ -3,8 +3,9 @@
 One :class:`BurstTracker` per engine context (kept in a weak map keyed by the context) counts
 login attempts per source at three levels: address, /24 or /48 subnet, AS. Each source holds a
 sliding window made of two half-window generations (so it spans between half and all of
-``window``): failures and successes, the distinct accounts that failed (Python ``hash`` of the
-id: transient state, never kept past the window), the children it spans (addresses of a subnet,
+``window``): failures and successes, the distinct accounts that failed and did not get in after
+all (Python ``hash`` of the id: transient state, never kept past the window; a typo followed by
+a success from the same source takes the account off the count), the children it spans (addresses of a subnet,
 subnets of an AS) and a few successes seen from it.
 
 A source is *in a burst* when, within ``window`` seconds, it has failed logins on at least
@@ -12,7 +13,9 @@ A source is *in a burst* when, within ``window`` seconds, it has failed logins o
 failure rate is significantly above the peer typo rate: a one-sided binomial z-score against the
 share of failed tries among the attempts of accounts that did get in, outside bursts, with a 10%
 prior while it warms up (failures on accounts that never get in, the attacker's, teach nothing).
-Failures from a source already in a burst are not charged to its subnet and AS: one attacking
+Per level, a River ``stats.Quantile(0.99)`` learns how many accounts ordinary sources (never in
+a burst) fail on per window, fed once per closed window, never per event: the explanation quotes
+it as the peer baseline. Failures from a source already in a burst are not charged to its subnet and AS: one attacking
 address does not make its whole provider look like a second attack. The tracker is fed once per
 login, whichever detector sees the event first; the others read the same result.
 
@@ -32,6 +35,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
+
+from river import stats
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -65,7 +70,7 @@ class Source:
 
     __slots__ = ("level", "key", "gen", "fails", "prev_fails", "succ", "prev_succ", "accts",
                  "kids", "successes", "flagged_at", "last_ts", "peak_accounts", "label",
-                 "sent_critical", "event_ids", "ceded", "raw", "refresh_at")
+                 "sent_critical", "event_ids", "ceded", "raw", "refresh_at", "tainted")
 
     def __init__(self, level: int, key: str, gen: int, label: str) -> None:
         self.level = level
@@ -84,6 +89,7 @@ class Source:
         self.ceded = False  # the baseline tracker flagged it first: its page, its successes
         self.raw: Any = key  # the key in the tracker's table (an AS number for ASes)
         self.refresh_at = 0.0  # a flagged source sends a refresh finding when this passes
+        self.tainted = False  # a child was in a burst: its windows do not teach the peers
 
     @property
     def failures(self) -> int:
@@ -113,6 +119,9 @@ class BurstTracker:
                  baseline: BurstTracker | None = None) -> None:
         self.cfg = cfg or BurstConfig()
         self._half = self.cfg.window * 0.5
+        # peer baseline, learned only when a window closes (River's P-square quantile)
+        self.peers = tuple(stats.Quantile(0.99) for _ in LEVELS)
+        self.peer_windows = [0, 0, 0]
         self.baseline = baseline  # another tracker that owns the typo rate and account failures
         self.sources: tuple[dict[Any, Source], ...] = ({}, {}, {})
         self._last: Event | None = None
@@ -202,6 +211,10 @@ class BurstTracker:
                 if ts >= s.refresh_at and not changes:
                     s.refresh_at = ts + cfg.refresh
                     changes.append(Change("refresh", s))
+                for up in range(lvl + 1, 3):
+                    parent = srcs[up].get(keys[up])
+                    if parent is not None:
+                        parent.tainted = True
                 break  # already paged at this level: its subnet and AS are not charged
             if n < cfg.max_accounts:
                 accts[h] = ts
@@ -223,6 +236,8 @@ class BurstTracker:
         srcs = self.sources
         in_burst = False
         ip = None
+        acct: str = e.account_id  # type: ignore[assignment]
+        h = hash(acct)
         for lvl in (0, 1, 2):
             s = srcs[lvl].get(keys[lvl])
             if s is None:
@@ -235,9 +250,10 @@ class BurstTracker:
                 in_burst = True
             if lvl == 0:
                 ip = s
+            if s.flagged_at is None:
+                s.accts.pop(h, None)  # it got in after all: a typo, not a stuffed account
         changes: list[Change] = []
-        acct: str = e.account_id  # type: ignore[assignment]
-        if ip is not None and ip.accts:
+        if ip is not None and ip.accts:  # the address is failing on other accounts
             rec = (ts, acct, e.event_id, e.device_id or e.user_agent, ip.key, e.session_id)
             if len(ip.successes) < self.cfg.max_successes:
                 ip.successes.append(rec)
@@ -261,7 +277,30 @@ class BurstTracker:
         s.raw = key
         return s
 
+    def _feed_peers(self, s: Source) -> None:
+        """A window of a source not in a burst closes: how many accounts it failed on."""
+        if s.flagged_at is None and not s.ceded and not s.tainted:
+            self.peers[s.level].update(len(s.accts))
+            self.peer_windows[s.level] += 1
+
+    def peer_quantile(self, level: int) -> float | None:
+        """99th percentile of distinct failed accounts per window of ordinary sources."""
+        if self.peer_windows[level] < 30:
+            return None
+        return self.peers[level].get()
+
+    def peer_words(self, level: int) -> str:
+        """The peer baseline in words, for evidence."""
+        q = self.peer_quantile(level)
+        n = self.peer_windows[level]
+        kind = LEVELS[level]
+        if q is None:
+            return f"peer baseline still learning ({n} windows of ordinary {kind}s so far)"
+        return (f"ordinary {kind}s: 99% fail on <= {q:.0f} accounts per window "
+                f"({n} windows seen)")
+
     def _rotate(self, s: Source, gen: int, ts: float) -> None:
+        self._feed_peers(s)
         if gen == s.gen + 1:
             s.prev_fails, s.prev_succ = s.fails, s.succ
         else:
@@ -354,9 +393,11 @@ class BurstTracker:
             stale = [k for k, s in table.items()
                      if now - s.last_ts > (2 * w if s.flagged_at is not None else w)]
             for k in stale:
-                if table[k].flagged_at is not None:
+                s = table.pop(k)
+                if s.flagged_at is not None:
                     self.flagged_count -= 1
-                del table[k]
+                else:
+                    self._feed_peers(s)
         aw = self.cfg.account_window
         for k in [k for k, f in self.account_fails.items() if now - f[2] > aw]:
             del self.account_fails[k]

@@ -121,7 +121,8 @@ class CredentialStuffing(Detector):
                    f"failure rate {rate:.0%} vs {typo:.0%} typical), {tail}.")
         evidence: list[dict[str, Any]] = [
             ev("distinct_failed_accounts", n, f"< {need} per {kind} in {cfg.window / 60:g} min",
-               "counted exactly" if not saturated else f"counted up to {cfg.max_accounts}"),
+               ("counted exactly; " if not saturated else f"counted up to {cfg.max_accounts}; ")
+               + t.peer_words(s.level)),
             ev("failure_rate", round(rate, 4), round(typo, 4),
                f"{f} of {a} attempts failed; z = {z:.1f} over the peer typo rate "
                f"(threshold {cfg.z_min:g})"),

@@ -135,7 +135,8 @@ class PasswordSpray(Detector):
                    f"failure rate {rate:.0%} vs {typo:.0%} typical; {tail}.")
         evidence: list[dict[str, Any]] = [
             ev("distinct_failed_accounts", n,
-               f"< {need} per {kind} in {cfg.window / 3600:g} h", f"since {iso(since)}"),
+               f"< {need} per {kind} in {cfg.window / 3600:g} h",
+               f"since {iso(since)}; {t.peer_words(s.level)}"),
             ev("failures_per_account", round(f / max(n, 1), 2),
                f"<= {cfg.max_fails_per_account:g} for a spray (more is brute force)"),
             ev("failure_rate", round(rate, 4), round(typo, 4),

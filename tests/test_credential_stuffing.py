@@ -152,6 +152,37 @@ def test_stuffed_accounts_logging_in_later_are_not_typos() -> None:
     assert _burst.tracker(eng.ctx).typo_rate() < 0.1  # the owners got in at the first try
 
 
+def test_peer_baseline_is_learned_per_closed_window_and_quoted() -> None:
+    rng = random.Random(4)
+    evs: list[dict[str, Any]] = []
+    for i in range(1500):  # home addresses, one or two people each, 15% mistype, most get in
+        ip = f"121.134.{i // 200}.{i % 200 + 10}"
+        for j in range(rng.choice((1, 1, 2))):
+            acct, ts = f"c-{i}-{j}", 1000 + i * 2 + j * 0.5
+            if rng.random() < 0.15:
+                evs.append(login(len(evs), ts - 0.2, acct, ip))
+                if rng.random() < 0.3:
+                    continue  # gave up
+            evs.append(login(len(evs), ts, acct, ip, "success"))
+    evs += stuffing(30, t0=1000 + 1500 * 2 + 700, first=10_000)
+    eng = engine()
+    alerts = feed(eng, evs)
+    assert [a["entity"]["kind"] for a in alerts] == ["src_ip"]
+    t = _burst.tracker(eng.ctx)
+    assert t.peer_windows[0] >= 200  # closed windows of failing addresses, not events
+    assert t.peer_quantile(0) == pytest.approx(1.0, abs=0.5)
+    detail = alerts[0]["evidence"][0]["detail"]
+    assert "ordinary src_ips: 99% fail on <= 1 accounts per window" in detail
+
+
+def test_peer_baseline_never_learns_from_a_burst() -> None:
+    eng = engine()
+    feed(eng, stuffing(300))
+    det = eng.detectors["credential_stuffing"]
+    det.expire(1000 + 300 + 1300)  # the flagged address is forgotten
+    assert _burst.tracker(eng.ctx).peer_windows == [0, 0, 0]
+
+
 def test_expire_forgets_idle_sources() -> None:
     eng = engine()
     feed(eng, stuffing(5))
