@@ -13,6 +13,12 @@ PY=${PY:-python3}
 if [ -x scripts/install-prometheus.sh ]; then
   ./scripts/install-prometheus.sh || echo "test.sh: Prometheus/Alertmanager could not be installed; those tests will skip"
 fi
+if ! { command -v java >/dev/null && command -v mvn >/dev/null; } && [ "$(id -u)" = 0 ] \
+   && command -v apt-get >/dev/null; then
+  echo "test.sh: installing Java 17 and Maven for the Apache Kafka tier"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      openjdk-17-jre-headless maven >/dev/null; } || echo "test.sh: could not install Java/Maven"
+fi
 if [ -x deploy/kafka/apache-kafka.sh ]; then
   if command -v java >/dev/null && command -v mvn >/dev/null; then
     deploy/kafka/apache-kafka.sh fetch || echo "test.sh: Apache Kafka fetch failed; the Kafka tier will skip"
