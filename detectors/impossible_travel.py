@@ -143,15 +143,19 @@ class ImpossibleTravel(Detector):
 
     def __init__(self, max_kmh: float = 1000.0, min_km: float = 500.0, ttl: float = 86400.0,
                  location_classes: tuple[str, ...] = ("isp",),
-                 principal_types: tuple[str, ...] = ("customer", "employee")) -> None:
+                 principal_types: tuple[str, ...] = ("customer", "employee"),
+                 memo_ttl: float = 3600.0, memo_max: int = 200_000) -> None:
         self.max_kmh = max_kmh
         self.min_km = min_km
         self.ttl = ttl
         self.location_classes = frozenset(location_classes)
         self.principal_types = frozenset(principal_types)
+        self.memo_ttl = memo_ttl
+        self.memo_max = memo_max
         self._last: dict[int, _Where] = {}  # salted hash of the account -> last location
-        self._memo: dict[str, int] = {}  # raw id -> its hash; transient, cleared by expire()
+        self._memo: dict[str, int] = {}  # raw id -> its hash; transient (memo_ttl), saves ~2 µs
         self._next_sweep = 0.0
+        self._memo_until = 0.0
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.outcome != "success" or e.account_type not in self.principal_types:
@@ -229,7 +233,9 @@ class ImpossibleTravel(Detector):
                         [w.event_id, e.event_id], e.ts)]
 
     def expire(self, now: float) -> None:
-        self._memo.clear()
+        if now >= self._memo_until or len(self._memo) > self.memo_max:
+            self._memo.clear()  # raw ids live here at most memo_ttl
+            self._memo_until = now + self.memo_ttl
         if now < self._next_sweep:  # sweep the accounts ~24 times per ttl, not every call
             return
         self._next_sweep = now + max(300.0, self.ttl / 24)

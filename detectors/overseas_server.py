@@ -11,9 +11,11 @@ weighed by how rare that kind of place is for its peer group (principal type):
   from experience (customers: home ISPs; staff: office, home, VPN; services: private and cloud),
   so the detector is useful from the first event. ``abroad`` means outside the home country
   (``home_country``, else the most common country of new places seen).
-- A seeded River ``GaussianScorer`` per peer group scores the surprise (-log10 of the peer
-  probability) of each new place against the new places of the group; it learns only from
-  places it did not flag (an attacker cannot teach it that servers abroad are normal).
+- A River ``GaussianScorer`` per peer group (deterministic: it has no random state) scores the
+  surprise (-log10 of the peer probability) of each new place against the group's new places;
+  it learns only from places it did not flag (an attacker cannot teach it that servers abroad
+  are normal). Its score goes into the alert's ``score`` and evidence; the exact peer
+  probability decides, so a cold model never hides a page.
 
 Who gets paged. A forging server reads many *victims*, each a customer whose request looks like
 their own: one page per victim would bury the on-call. Customer requests (``data-access``)
@@ -150,7 +152,7 @@ class OverseasServer(Detector):
                  critical_accounts: int = 5, window: float = 3600.0, rare_p: float = 0.01,
                  staff_rare_p: float = 0.005, max_places: int = 6, profile_ttl: float = 30 * 86400.0,
                  mature_uses: int = 3, reminder: float = 1800.0, grace: int = 100,
-                 seed: int = 42) -> None:
+                 memo_ttl: float = 3600.0, memo_max: int = 200_000) -> None:
         self.home_country = home_country
         self.warn_accounts = warn_accounts
         self.critical_accounts = critical_accounts
@@ -162,21 +164,24 @@ class OverseasServer(Detector):
         self.mature_uses = mature_uses
         self.reminder = reminder
         self.grace = grace
-        self.seed = seed
+        self.memo_ttl = memo_ttl
+        self.memo_max = memo_max
         self._profiles: dict[int, _Profile] = {}  # salted hash of the identity -> profile
-        self._memo: dict[str, _Profile] = {}  # raw id -> profile; transient, cleared by expire()
+        # raw id -> profile: a transient memo that saves hashing each event (~2 µs); cleared
+        # every memo_ttl of event time, and whenever profiles are swept
+        self._memo: dict[str, _Profile] = {}
         self._peers: dict[str, _Peer] = {}
         self._countries: dict[str, int] = {}  # countries of new places (learned home country)
         self._home: str | None = None  # the most common of them
         self._sources: dict[str, _Source] = {}
         self._next_sweep = 0.0
+        self._memo_until = 0.0
 
     # --- state ---------------------------------------------------------------------------
     def _peer(self, ptype: str) -> _Peer:
         p = self._peers.get(ptype)
         if p is None:
             prior = dict(PRIORS.get(ptype, PRIORS["customer"]))
-            # Deterministic and seeded: River's GaussianScorer has no randomness of its own.
             p = self._peers[ptype] = _Peer(prior, sum(prior.values()),
                                            anomaly.GaussianScorer(grace_period=self.grace))
         return p
@@ -385,10 +390,13 @@ class OverseasServer(Detector):
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
-        self._memo.clear()
         for s in [s for s, src in self._sources.items() if now - src.last > self.window]:
             del self._sources[s]
-        if now < self._next_sweep:  # profiles live for weeks: sweep them ~24 times per ttl
+        sweep = now >= self._next_sweep  # profiles live for weeks: sweep them ~24 times per ttl
+        if sweep or now >= self._memo_until or len(self._memo) > self.memo_max:
+            self._memo.clear()  # raw ids live here at most memo_ttl
+            self._memo_until = now + self.memo_ttl
+        if not sweep:
             return
         ttl = self.profile_ttl
         self._next_sweep = now + max(300.0, ttl / 24)

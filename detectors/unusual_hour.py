@@ -14,8 +14,8 @@ so a nightly batch is never paged for running at night, from its first night on.
 It pages only on *volume*: a single late login never does. When the events of one principal in
 one hour-slot reach ``info_events`` (``warn_events``) at an hour whose probability is below
 ``rare_p``, it raises an info (a warning) on the principal. The volume is also scored by a
-seeded River ``GaussianScorer`` per peer group, fitted on log-volumes of ordinary hour-slots;
-flagged hour-slots teach neither the histograms nor the scorer.
+River ``GaussianScorer`` per peer group (deterministic, no random state), fitted on the
+log-volumes of ordinary hour-slots; flagged hour-slots teach neither the histograms nor it.
 
 Hours are local to the deployment: ``tz_offset_hours`` (default +9, Korea Standard Time, for
 the Korean deployment this project was built for; set 0 for UTC). Events carry UTC times
