@@ -154,6 +154,11 @@ class BurstTracker:
         self._g_all += 1.0 + failures
         self._g_fail += failures
 
+    def learned(self) -> float:
+        """0..1: the share of the typo-rate baseline that comes from observed logins (the rest
+        is the prior); with the half-life, a quiet site stays partly on the prior."""
+        return round(self._g_all / (self._g_all + self.cfg.prior_weight), 3)
+
     def zscore(self, failures: int, attempts: int) -> float:
         p = self.typo_rate()
         return (failures - attempts * p) / math.sqrt(max(attempts * p * (1.0 - p), 1e-9))

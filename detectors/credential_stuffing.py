@@ -156,7 +156,7 @@ class CredentialStuffing(Detector):
     def warmup(self) -> float:
         if self._t is None:
             return 0.0
-        return min(1.0, self._t._g_all / 2000.0)
+        return self._t.learned()
 
 
 DETECTOR = CredentialStuffing

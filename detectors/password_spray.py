@@ -174,7 +174,7 @@ class PasswordSpray(Detector):
     def warmup(self) -> float:
         if self._shared is None:
             return 0.0
-        return min(1.0, self._shared._g_all / 2000.0)
+        return self._shared.learned()
 
 
 DETECTOR = PasswordSpray

@@ -94,10 +94,11 @@ def test_typo_rate_is_learned_from_accounts_that_get_in() -> None:
         evs.append(login(k, 1000.5 + i, f"c-{i}", ip, "success"))
         k += 1
     eng = engine()
+    assert eng.detectors["credential_stuffing"].warmup() == 0.0
     feed(eng, evs)
     t = _burst.tracker(eng.ctx)
     assert 0.2 < t.typo_rate() < 0.26  # ~0.3/1.3 per attempt, the 10% prior washed out
-    assert eng.detectors["credential_stuffing"].warmup() == 1.0
+    assert eng.detectors["credential_stuffing"].warmup() > 0.9
 
 
 def test_failures_on_accounts_that_never_get_in_teach_nothing() -> None:
