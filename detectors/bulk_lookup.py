@@ -392,6 +392,15 @@ class Combiner:
         return p
 
 
+def _union(*counters: DistinctCounter | None) -> float:
+    """Distinct elements over several counters, none of them modified."""
+    u = DistinctCounter()
+    for c in counters:
+        if c is not None:
+            u.merge(c)
+    return u.estimate()
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-entity state and baselines
 # ---------------------------------------------------------------------------------------------
@@ -419,10 +428,14 @@ class _Ewma:
         return self.mean + k * max(self.dev, 1.0, 0.1 * self.mean)
 
 
+_NO_HISTORY = _Ewma()  # shared, never learnt into: an entity without history yet
+
+
 class _Entity:
     __slots__ = ("kind", "peer", "first", "last", "h_epoch", "h", "h_prev", "h_sus",
                  "h_sus_prev", "h_rec", "h_rec_prev", "h_lo", "h_hi", "h_num", "h_flag",
-                 "d_epoch", "d", "d_prev", "d_flag", "cov", "cov_start", "own_h", "own_d", "own_t", "h_cnt", "d_cnt",
+                 "d_epoch", "d", "d_prev", "d_flag", "cov", "cov_start", "own_h", "own_d",
+                 "own_t", "h_cnt", "d_cnt",
                  "country", "net_class", "org", "ptype", "sources", "h_srcs", "eids", "sent", "sent_ts")
 
     def __init__(self, kind: str, peer: str, p: Partial) -> None:
@@ -430,9 +443,11 @@ class _Entity:
         self.peer = peer
         self.first = self.last = p.first
         self.h_epoch = self.d_epoch = -1
-        self.h = DistinctCounter()
-        self.d = DistinctCounter()
-        self.h_sus = DistinctCounter()
+        self.h = DistinctCounter()  # this hour's accounts
+        self.d: DistinctCounter | None = None  # today's closed hours (this hour is in ``h``)
+        # Datacenter reads are counted for keys and actors (sources are datacenters or not).
+        self.h_sus: DistinctCounter | None = DistinctCounter() if kind in ("key", "actor") \
+            else None
         self.h_prev = self.h_sus_prev = self.d_prev = 0.0
         self.h_rec = self.h_rec_prev = 0
         self.h_cnt = self.d_cnt = 0  # window distinct counts of unsketched views, summed
@@ -440,11 +455,12 @@ class _Entity:
         self.h_hi: int | None = None
         self.h_num = 0
         self.h_flag = self.d_flag = False
-        self.cov: DistinctCounter | None = None
+        self.cov: DistinctCounter | None = None  # closed days within the coverage horizon
         self.cov_start = p.first
-        self.own_h = _Ewma()
-        self.own_d = _Ewma()
-        self.own_t = _Ewma()  # keys: all accounts per hour (own_h counts datacenter reads)
+        self.own_h = _NO_HISTORY  # replaced by its own _Ewma at the first hour learnt
+        self.own_d = _NO_HISTORY
+        # Keys: all accounts per hour (their own_h counts datacenter reads).
+        self.own_t: _Ewma | None = _Ewma() if kind == "key" else None
         self.country, self.net_class, self.org = p.country, p.net_class, p.org
         self.ptype = p.principal_type
         self.sources = 0  # distinct addresses behind a subnet / AS view this hour
@@ -562,11 +578,10 @@ class BulkLookup(Detector):
         ent.last = max(ent.last, ts)
         if p.sketched:
             ent.h.merge(p.distinct)
-            ent.d.merge(p.distinct)
         else:
             ent.h_cnt += p.n_distinct
-            ent.d_cnt += p.n_distinct
-        ent.h_sus.merge(p.sus)
+        if ent.h_sus is not None:
+            ent.h_sus.merge(p.sus)
         ent.h_rec += p.records
         if p.source_ids:
             if ent.h_srcs is None:
@@ -578,12 +593,13 @@ class BulkLookup(Detector):
             ent.h_lo = p.id_min if ent.h_lo is None else min(ent.h_lo, p.id_min)
             ent.h_hi = p.id_max if ent.h_hi is None else max(ent.h_hi, p.id_max)  # type: ignore
             ent.h_num += p.numeric
-        ent.eids = (p.event_ids + ent.eids)[:_SAMPLE * 2]
-        if ent.cov is not None or (p.kind == "src_ip" and ent.peer == "hosting/abroad"):
-            if ent.cov is None:
-                ent.cov = DistinctCounter()
-            ent.cov.merge(p.distinct)
+        ent.eids = (p.event_ids + ent.eids)[:_SAMPLE]
         return self._score(ent, p, ctx)
+
+    @staticmethod
+    def _covers(ent: _Entity) -> bool:
+        """Whether cumulative coverage is kept: datacenter addresses abroad (slow-and-low)."""
+        return ent.cov is not None or (ent.kind == "src_ip" and ent.peer == "hosting/abroad")
 
     def _roll(self, ent: _Entity, ts: float) -> None:
         he = int(ts // HOUR)
@@ -592,18 +608,30 @@ class BulkLookup(Detector):
                 n = ent.h.estimate() + ent.h_cnt
                 if not ent.h_flag:
                     if ent.kind == "key":
-                        ent.own_t.learn(n)
-                        ent.own_h.learn(ent.h_sus.estimate())
+                        ent.own_t.learn(n)  # type: ignore[union-attr]
+                        if ent.own_h is _NO_HISTORY:
+                            ent.own_h = _Ewma()
+                        ent.own_h.learn(ent.h_sus.estimate())  # type: ignore[union-attr]
                     else:
+                        if ent.own_h is _NO_HISTORY:
+                            ent.own_h = _Ewma()
                         ent.own_h.learn(n)
                         self._peer_learn(ent.peer, n)
                 ent.h_prev = n if he == ent.h_epoch + 1 else 0.0
-                ent.h_sus_prev = ent.h_sus.estimate() if he == ent.h_epoch + 1 else 0.0
+                ent.h_sus_prev = ent.h_sus.estimate() if he == ent.h_epoch + 1 and \
+                    ent.h_sus is not None else 0.0
                 ent.h_rec_prev = ent.h_rec if he == ent.h_epoch + 1 else 0
+                # The hour joins the day's closed hours (moved, not copied: one set per entity).
+                if ent.d is None:
+                    ent.d = ent.h
+                elif ent.h.estimate():
+                    ent.d.merge(ent.h)
+                ent.d_cnt += ent.h_cnt
             ent.h_epoch = he
             ent.h = DistinctCounter()
             ent.h_cnt = 0
-            ent.h_sus = DistinctCounter()
+            if ent.h_sus is not None:
+                ent.h_sus = DistinctCounter()
             ent.h_rec = 0
             ent.h_lo = ent.h_hi = None
             ent.h_num = 0
@@ -613,16 +641,23 @@ class BulkLookup(Detector):
         de = int(ts // DAY)
         if de != ent.d_epoch:
             if ent.d_epoch >= 0:
-                n = ent.d.estimate() + ent.d_cnt
+                n = (ent.d.estimate() if ent.d is not None else 0.0) + ent.d_cnt
                 if not ent.d_flag:
+                    if ent.own_d is _NO_HISTORY:
+                        ent.own_d = _Ewma()
                     ent.own_d.learn(n)
                 ent.d_prev = n if de == ent.d_epoch + 1 else 0.0
+                if ent.d is not None and self._covers(ent):
+                    if ent.cov is None:
+                        ent.cov = ent.d
+                    else:
+                        ent.cov.merge(ent.d)
             ent.d_epoch = de
-            ent.d = DistinctCounter()
+            ent.d = None
             ent.d_cnt = 0
             ent.d_flag = False
         if ent.cov is not None and ts - ent.cov_start > self.coverage:
-            ent.cov = DistinctCounter()
+            ent.cov = None
             ent.cov_start = ts
 
     def _peer_learn(self, peer: str, n: float) -> None:
@@ -654,12 +689,23 @@ class BulkLookup(Detector):
         ts = p.last
         frac_h = (ts % HOUR) / HOUR
         frac_d = (ts % DAY) / DAY
-        dh = ent.h.estimate() + ent.h_cnt + ent.h_prev * (1.0 - frac_h)
-        dd = ent.d.estimate() + ent.d_cnt + ent.d_prev * (1.0 - frac_d)
-        sus_h = ent.h_sus.estimate() + ent.h_sus_prev * (1.0 - frac_h)
+        h_now = ent.h.estimate()
+        dh = h_now + ent.h_cnt + ent.h_prev * (1.0 - frac_h)
+        d_closed = ent.d.estimate() if ent.d is not None else 0.0
+        today = d_closed + h_now + ent.d_cnt + ent.h_cnt  # an upper bound until made exact
+        today_exact = ent.d is None or not h_now
+        sus_h = (ent.h_sus.estimate() if ent.h_sus is not None else 0.0) + \
+            ent.h_sus_prev * (1.0 - frac_h)
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
-        cov = ent.cov.estimate() if ent.cov is not None else 0.0
         wh, ch, wd, cd, wc, cc = self._priors(ent)
+        if not today_exact and wd and today >= wd:
+            today = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt
+            today_exact = True
+        dd = today + ent.d_prev * (1.0 - frac_d)
+        covers = self._covers(ent)
+        cov = (ent.cov.estimate() if ent.cov is not None else 0.0) + today if covers else 0.0
+        if covers and ent.cov is not None and wc and cov >= wc:
+            cov = _union(ent.cov, ent.d, ent.h)
         # The counted quantity: keys are judged on what they read from datacenters.
         main_h = sus_h if ent.kind == "key" else dh
         main_d = dd
@@ -680,7 +726,7 @@ class BulkLookup(Detector):
             if ent.kind == "key" and dh > 0 and sus_h / dh < 0.5:
                 r = 1  # the active key: its datacenter share is small; the sources page
             reasons.append((r, "hour"))
-        own_t_hi = ent.own_t.high() if ent.own_t.n >= 3 else None
+        own_t_hi = ent.own_t.high() if ent.own_t is not None and ent.own_t.n >= 3 else None
         if ent.kind == "key" and own_t_hi is not None and dh >= max(50.0, 2 * own_t_hi):
             reasons.append((1, "key_rate"))
         lim = {"hour": (warn_h, crit_h), "coverage": (float(wc), float(cc))}
@@ -750,6 +796,8 @@ class BulkLookup(Detector):
         ent.sent_ts = ts
         if ent.sent == 2:
             self.combiner.paged.add((ent.kind, p.entity))
+        if not today_exact:  # the evidence states exact figures
+            dd = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt + ent.d_prev * (1.0 - frac_d)
         return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
                               lim, own_hi, peer_q, reasons, ctx)]
 
@@ -782,9 +830,9 @@ class BulkLookup(Detector):
         if kind == "key":
             share = sus_h / dh if dh else 0.0
             if primary == "key_rate":
+                own_t = ent.own_t or _Ewma()
                 summary = (f"Signing key {ident} served {n_h} distinct customer accounts within "
-                           f"an hour: usual is {ent.own_t.mean:.0f}/h "
-                           f"(own history, n={ent.own_t.n} h).")
+                           f"an hour: usual is {own_t.mean:.0f}/h (own history, n={own_t.n} h).")
             else:
                 summary = (f"Signing key {ident} vouched for {round(sus_h)} distinct customer "
                            f"accounts read from datacenter or VPN networks within an hour "
@@ -822,7 +870,7 @@ class BulkLookup(Detector):
                                f"warning >= {prior[0]}, critical >= {prior[1]} when most of the "
                                "key's reads come from datacenters",
                                f"{sus_h / dh if dh else 0:.0%} of {n_h} accounts"))
-        if ent.cov is not None:
+        if self._covers(ent):
             evidence.append(ev("coverage_accounts", round(cov),
                                f"warning >= {prior[4]}, critical >= {prior[5]}" if prior[4]
                                else "not judged", f"since {iso(ent.cov_start)}"))

@@ -329,3 +329,34 @@ def test_slower_server_pages_on_coverage_over_weeks() -> None:
     assert crit and "since 2025-06-24" in crit[0]["summary"]
     cov = next(x for x in crit[0]["evidence"] if x["feature"] == "coverage_accounts")
     assert cov["observed"] >= 100
+
+
+def test_a_burst_is_judged_before_its_window_ends() -> None:
+    eng = engine()
+    events = _staff("e-8", 600, T0 + 5, 30, seed=8)  # 600 customers in 30 seconds
+    alerts = run(eng, events, flush=False)  # no window end, no flush: only the burst path
+    page = next(a for a in alerts if a["severity"] == "critical")
+    read = next(x for x in page["evidence"] if x["feature"] == "distinct_accounts_1h")
+    assert read["observed"] < 400
+    assert ("actor", "e-8") in eng.detectors["bulk_lookup"].combiner.paged
+
+
+def test_memory_per_tracked_entity_is_small() -> None:
+    import tracemalloc
+
+    eng = engine()
+    events = []
+    for i in range(400):  # 400 datacenter addresses abroad, two accounts each
+        ip = f"159.89.{i // 200}.{i % 200 + 2}"
+        events += self_reads(ip, 2, start=T0 + 9 * i, gap=3, base=10**6 + 10 * i)
+    tracemalloc.start()
+    run(eng, events)
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, "*detectors/bulk_lookup.py"),
+         tracemalloc.Filter(True, "*detectors/_sketch.py")])
+    tracemalloc.stop()
+    used = sum(st.size for st in snap.statistics("filename"))
+    det = eng.detectors["bulk_lookup"]
+    tracked = sum(det.tracked().values())
+    assert tracked >= 400
+    assert used / tracked < 1024  # bytes of detector state per tracked entity
