@@ -1,0 +1,283 @@
+"""Pipeline benchmark: pass-through Faust vs the full accesswatch worker, and alert latency.
+
+One run, one broker (embedded Tansu unless ``--broker``), the same data:
+
+1. **pass-through**: a Faust agent over auth-logins + data-access (raw bytes, nothing done
+   per event) reads a produced backlog of N events; events/s from its first to last event;
+2. **full pipeline**: ``accesswatch worker`` (engine, checkpoints, DLQ, metrics) reads the
+   same backlog in its own consumer group; events/s from its first to last event (polled
+   on /metrics every 0.25 s);
+3. **latency**: on fresh topics, with the worker live, events are offered at ``--rate``
+   events/s for ``--seconds`` s; one in 50 is a marker (an access through a key whose owner
+   left: ``revoked_credential`` alerts on it at once). Latency = the alert record's
+   timestamp on the alerts topic minus the wall time its marker was handed to the producer.
+
+Run: ``python bench/bench_pipeline.py [--events 30000] [--rate 5000] [--seconds 20]``.
+Prints a Markdown table (paste it into docs/benchmarks.md). It is a script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+
+from detectors.simulate import SimConfig, simulate  # noqa: E402
+from streams.demo import WorkerProcess, free_port  # noqa: E402
+from streams.topics import TopicNames, create_topics  # noqa: E402
+
+# ------------------------------------------------------------------ pass-through app
+
+
+def passthrough_main(broker: str, expected: int, app_id: str) -> None:
+    """A Faust worker whose agent only counts; prints the rate when it saw ``expected``."""
+    import faust
+
+    names = TopicNames()
+    app = faust.App(app_id, broker=broker, store="memory://", key_serializer="raw",
+                    value_serializer="raw", broker_session_timeout=10,
+                    broker_heartbeat_interval=1, consumer_auto_offset_reset="earliest",
+                    web_port=free_port(), web_bind="127.0.0.1", web_host="127.0.0.1",
+                    broker_max_poll_records=1000, id_format="{id}")
+    topic = app.topic(names.logins, names.access, key_serializer="raw", value_serializer="raw")
+    state = {"n": 0, "t0": 0.0}
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        async for _ in stream:
+            if state["n"] == 0:
+                state["t0"] = time.perf_counter()
+            state["n"] += 1
+            if state["n"] >= expected:
+                dt = time.perf_counter() - state["t0"]
+                print(f"PASSTHROUGH {state['n']} {dt:.4f}", flush=True)
+                os._exit(0)
+
+    worker = faust.Worker(app, loglevel="ERROR", quiet=True, redirect_stdouts=False,
+                          override_logging=False)
+    worker.execute_from_commandline()
+
+
+def run_passthrough(url: str, expected: int, timeout: float) -> tuple[int, float]:
+    p = subprocess.run([sys.executable, __file__, "--_passthrough", url, str(expected)],
+                       capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    for line in p.stdout.splitlines():
+        if "PASSTHROUGH " in line:  # Faust may prefix terminal escapes
+            _, n, dt = line[line.index("PASSTHROUGH "):].split()
+            return int(n), float(dt)
+    raise RuntimeError(f"pass-through did not finish (rc {p.returncode}):\n{p.stderr[-2000:]}")
+
+
+# ----------------------------------------------------------------------- full worker
+
+
+def run_full(url: str, expected_inputs: int, identity: int, timeout: float,
+             env: dict[str, str] | None = None) -> tuple[int, float]:
+    w = WorkerProcess(url, partitions=1, app_id="bench-full", idle_flush=0,
+                      checkpoint_interval=2.0, topics_env=env)
+    w.start()
+    try:
+        w.wait_ready()
+        deadline = time.monotonic() + timeout
+        t_first = None
+        n = 0.0
+        while time.monotonic() < deadline:
+            n = w.metric("accesswatch_events_total") - identity
+            now = time.perf_counter()
+            if n > 0 and t_first is None:
+                t_first = now
+                n_first = n
+            if n >= expected_inputs and t_first is not None:
+                return int(n - n_first), now - t_first
+            time.sleep(0.25)
+        raise RuntimeError(f"full pipeline took {n} of {expected_inputs} in {timeout}s")
+    finally:
+        w.stop()
+        w.cleanup()
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
+                background: list[dict[str, Any]]) -> dict[str, Any]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    names = TopicNames.prefixed("lat-")
+    create_topics(bootstrap, partitions=1, names=names)
+    env = {"ACCESSWATCH_TOPIC_LOGINS": names.logins, "ACCESSWATCH_TOPIC_ACCESS": names.access,
+           "ACCESSWATCH_TOPIC_IDENTITY": names.identity,
+           "ACCESSWATCH_TOPIC_ALERTS": names.alerts, "ACCESSWATCH_TOPIC_DLQ": names.dlq}
+    every = 50
+    markers = int(rate * seconds) // every + 1
+    prod = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, batch_size=65536,
+                         acks=1)
+    t_now = time.time()
+    prod.send(names.identity, key=b"emp-gone", value=orjson.dumps(
+        {"event_id": "lat-term", "ts": t_now - 86400, "change": "principal_terminated",
+         "principal_id": "emp-gone"}))
+    for i in range(markers):
+        prod.send(names.identity, key=f"kid-{i}".encode(), value=orjson.dumps(
+            {"event_id": f"lat-key-{i}", "ts": t_now - 90000, "change": "key_issued",
+             "key_id": f"kid-{i}", "owner_id": "emp-gone"}))
+    prod.flush()
+    w = WorkerProcess(url, partitions=1, app_id="bench-lat", idle_flush=0,
+                      checkpoint_interval=2.0, topics_env=env)
+    w.start()
+    sent_at: dict[str, float] = {}
+    try:
+        w.wait_ready()
+        deadline = time.monotonic() + 60
+        while w.metric("accesswatch_rebalances_total") < 1:  # partitions assigned
+            if time.monotonic() > deadline:
+                raise RuntimeError("the latency worker never got its partitions")
+            time.sleep(0.2)
+        time.sleep(1.0)
+        total = int(rate * seconds)
+        tick = 0.01
+        per_tick = max(1, int(rate * tick))
+        t0 = time.perf_counter()
+        i = 0
+        m = 0
+        bg = len(background)
+        while i < total:
+            target = t0 + (i // per_tick) * tick
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            for _ in range(per_tick):
+                now = time.time()
+                if i % every == 0:
+                    eid = f"lat-m-{m}"
+                    ev = {"event_id": eid, "ts": now, "actor_id": f"c-m{m}",
+                          "subject_id": f"c-m{m}", "resource": "address",
+                          "src_ip": "45.77.0.163", "key_id": f"kid-{m}"}
+                    prod.send(names.access, key=ev["actor_id"].encode(), value=orjson.dumps(ev))
+                    sent_at[eid] = now
+                    m += 1
+                else:
+                    ev = dict(background[i % bg])
+                    ev["event_id"] = f"lat-b-{i}"
+                    ev["ts"] = now
+                    if "outcome" in ev:
+                        prod.send(names.logins, key=ev["account_id"].encode(),
+                                  value=orjson.dumps(ev))
+                    else:
+                        prod.send(names.access, key=ev["actor_id"].encode(),
+                                  value=orjson.dumps(ev))
+                i += 1
+        offered = total / (time.perf_counter() - t0)
+        prod.flush()
+        # wait until the worker took everything (or 60 s), then read the alerts
+        deadline = time.monotonic() + 90
+        while w.metric("accesswatch_events_total") < total + markers + 1:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        taken = w.metric("accesswatch_events_total") - markers - 1
+    finally:
+        w.stop()
+        w.cleanup()
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    tp = TopicPartition(names.alerts, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    lat: list[float] = []
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        recs = c.poll(timeout_ms=1000).get(tp, [])
+        if not recs and lat:
+            break
+        for r in recs:
+            a = orjson.loads(r.value)
+            for eid in a.get("event_ids", ()):
+                if eid in sent_at:
+                    lat.append(r.timestamp / 1000.0 - sent_at.pop(eid))
+    c.close()
+    lat.sort()
+    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
+    return {"offered": offered, "markers": m, "alerts": len(lat), "taken": taken,
+            "total": total, "p50": q[49] if lat else float("nan"),
+            "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan")}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    if len(sys.argv) >= 2 and sys.argv[1] == "--_passthrough":
+        passthrough_main(sys.argv[2], int(sys.argv[3]), f"bench-pass-{os.getpid()}")
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=30000, help="backlog size (default 30000)")
+    p.add_argument("--rate", type=int, default=5000, help="offered rate, events/s")
+    p.add_argument("--seconds", type=float, default=20.0, help="latency run length")
+    p.add_argument("--broker", help="kafka://HOST:PORT (default: embedded Tansu)")
+    args = p.parse_args()
+
+    from streams.broker import EmbeddedBroker, parse_broker_url
+    from streams.produce import Producer
+
+    sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
+    events = sim.events
+    inputs = [e for e in events if "change" not in e][: args.events]
+    lines = [orjson.dumps(e) for e in inputs]
+    background = [e for e in events if "change" not in e][:20000]
+
+    def with_broker() -> Any:
+        if args.broker:
+            from contextlib import nullcontext
+
+            return nullcontext(args.broker)
+        return EmbeddedBroker()
+
+    with with_broker() as b:
+        url = b if isinstance(b, str) else b.url
+        bootstrap = parse_broker_url(url)[0]
+        create_topics(bootstrap, partitions=1)
+        t = time.perf_counter()
+        with Producer(bootstrap) as prod:
+            prod.send_lines(lines)
+            stats = prod.close()
+        prod_rate = stats.total_sent / (time.perf_counter() - t)
+        n_inputs = stats.total_sent
+        print(f"produced {n_inputs:,} events at {prod_rate:,.0f}/s", file=sys.stderr)
+        load0 = os.getloadavg()
+        pn, pdt = run_passthrough(url, n_inputs, timeout=600)
+        print(f"pass-through: {pn / pdt:,.0f} ev/s", file=sys.stderr)
+        fn, fdt = run_full(url, n_inputs, 0, timeout=900)
+        print(f"full: {fn / fdt:,.0f} ev/s", file=sys.stderr)
+        lat = run_latency(url, bootstrap, args.rate, args.seconds, background)
+        load1 = os.getloadavg()
+    pass_rate, full_rate = pn / pdt, fn / fdt
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| backlog | {n_inputs:,} events (simulated, 1 partition) |")
+    print(f"| pass-through Faust agent (raw) | {pass_rate:,.0f} events/s |")
+    print(f"| full pipeline (accesswatch worker) | {full_rate:,.0f} events/s "
+          f"({full_rate / pass_rate:.2f}x pass-through; target >= 0.7x) |")
+    print(f"| offered rate (latency run) | {lat['offered']:,.0f} events/s for "
+          f"{args.seconds:g} s, {lat['markers']} markers |")
+    print(f"| worker took during/after the run | {int(lat['taken']):,} of {lat['total']:,} |")
+    print(f"| produce -> alert latency p50 / p99 / max | {lat['p50']:.3f} s / "
+          f"{lat['p99']:.3f} s / {lat['max']:.3f} s ({lat['alerts']} alerts; target p99 <= 1 s) |")
+    print(f"| load average (1 min) before / after | {load0[0]:.1f} / {load1[0]:.1f} "
+          f"on {os.cpu_count()} cores |")
+    return 0
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    sys.exit(main())
