@@ -4,7 +4,7 @@ One :class:`BurstTracker` per engine context (kept in a weak map keyed by the co
 login attempts per source at three levels: address, /24 or /48 subnet, AS. Each source holds a
 sliding window made of two half-window generations (so it spans between half and all of
 ``window``): failures and successes, the distinct accounts that failed and did not get in after
-all (Python ``hash`` of the id: transient state, never kept past the window; a typo followed by
+all (a salted CRC-32 of the id: transient state, never kept past the window; a typo followed by
 a success from the same source takes the account off the count), the children it spans (addresses of a subnet,
 subnets of an AS) and a few successes seen from it.
 
@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
+from zlib import crc32
 
 from river import stats
 
@@ -78,7 +79,7 @@ class Source:
         self.label = label  # where, in words: "US, LINODE"
         self.gen = gen
         self.fails = self.prev_fails = self.succ = self.prev_succ = 0
-        self.accts: dict[int, float] = {}  # hash(account) -> last failure ts
+        self.accts: dict[int, float] = {}  # salted CRC-32 of the account -> last failure ts
         self.kids: dict[str, float] = {}  # child source -> last failure ts
         self.successes: list[Success] = []
         self.flagged_at: float | None = None
@@ -116,8 +117,11 @@ class Change:
 
 class BurstTracker:
     def __init__(self, cfg: BurstConfig | None = None,
-                 baseline: BurstTracker | None = None) -> None:
+                 baseline: BurstTracker | None = None, salt: int = 0) -> None:
         self.cfg = cfg or BurstConfig()
+        # account ids in the windows are kept as a salted CRC-32: cheap, and stable across the
+        # processes a pickled checkpoint moves between (Python's own hash() is not)
+        self.salt = baseline.salt if baseline is not None else salt & 0xFFFFFFFF
         self._half = self.cfg.window * 0.5
         # peer baseline, learned only when a window closes (River's P-square quantile)
         self.peers = tuple(stats.Quantile(0.99) for _ in LEVELS)
@@ -187,7 +191,7 @@ class BurstTracker:
     def _failure(self, e: Event, ts: float, gen: int, keys: tuple[Any, ...]) -> list[Change]:
         cfg = self.cfg
         acct: str = e.account_id  # type: ignore[assignment]
-        h = hash(acct)
+        h = crc32(acct.encode(), self.salt)
         changes: list[Change] = []
         in_burst = False
         base = self.baseline
@@ -242,7 +246,7 @@ class BurstTracker:
         in_burst = False
         ip = None
         acct: str = e.account_id  # type: ignore[assignment]
-        h = hash(acct)
+        h = crc32(acct.encode(), self.salt)
         for lvl in (0, 1, 2):
             s = srcs[lvl].get(keys[lvl])
             if s is None:
@@ -418,7 +422,7 @@ def tracker(ctx: Context, cfg: BurstConfig | None = None) -> BurstTracker:
     """The context's tracker; a detector that owns the settings passes its ``cfg``."""
     t = _TRACKERS.get(ctx)
     if t is None:
-        t = _TRACKERS[ctx] = BurstTracker(cfg)
+        t = _TRACKERS[ctx] = BurstTracker(cfg, salt=ctx.hash_id("burst-tracker"))
     elif cfg is not None and t.cfg is not cfg:
         t.cfg = cfg
         t._half = cfg.window * 0.5

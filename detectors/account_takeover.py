@@ -159,7 +159,7 @@ class AccountTakeover(Detector):
             out.extend(self._judge_burst(rec, burst_change.source, t, ctx, e))
         else:
             ip = t.sources[0].get(e.src_ip)  # type: ignore[arg-type]
-            if ip is not None and ip.accts and (len(ip.accts) > 1 or hash(acct) not in ip.accts):
+            if ip is not None and ip.accts:
                 # the address is failing on other accounts: watch this login, do not learn it
                 suspect = True
                 if acct not in self._suspects:

@@ -38,8 +38,9 @@ updated counts, so the episode stays open instead of re-paging after each quiet 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import Detector, Finding, ev, iso
 
@@ -112,6 +113,12 @@ class RevokedCredential(Detector):
         self._dirty = True
         return _NONE
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a checkpoint may be restored beside a newer directory: rebuild the hot set then
+        state = self.__dict__.copy()
+        state["_hot_keys"], state["_dirty"] = frozenset(), True
+        return state
+
     def _rebuild(self, ctx: Context) -> None:
         d = ctx.directory
         gone = d.principal_status
@@ -175,7 +182,7 @@ class RevokedCredential(Detector):
         u.last_ts = max(u.last_ts, e.ts)
         subj = e.subject_id or e.account_id
         if len(u.accounts) < self.cap:
-            u.accounts.add(hash(subj))  # transient: dropped with the record
+            u.accounts.add(zlib.crc32(subj.encode()))  # type: ignore[union-attr]  # a count only
         if len(u.sources) < self.cap:
             u.sources.add(e.src_ip)  # type: ignore[arg-type]
         if len(u.event_ids) < 10:

@@ -175,3 +175,27 @@ def test_scenario(path: Path) -> None:
                    for a in alerts), exp
     fired = {a["detector"] for a in alerts}
     assert not fired & set(header["expect_no"])
+
+
+def test_restored_checkpoint_sees_a_newer_directory() -> None:
+    import pickle
+
+    eng = engine()
+    feed(eng, [issued(0, "k", "emp-1"), access(1, 10, key="k")])
+    newer = eng.ctx.directory
+    geo, eng.ctx.geo = eng.ctx.geo, None
+    eng = pickle.loads(pickle.dumps(eng))
+    eng.ctx.geo = geo
+    # as streams.app does: the worker's shared directory learned of a termination meanwhile
+    newer.apply(_term())
+    eng.ctx.directory = newer
+    alerts = feed(eng, [access(2, 30, key="k")])
+    assert [a["entity"] for a in alerts] == [{"kind": "key", "id": "k"}]
+
+
+def _term() -> Any:
+    from detectors import events as E
+
+    ev = E.decode_obj(change(20, "principal_terminated", principal_id="emp-1"))
+    assert isinstance(ev, E.Event)
+    return ev
