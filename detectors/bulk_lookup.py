@@ -358,11 +358,14 @@ class Combiner:
         numeric = 0
         if sketch:
             hs = []
+            walk = kind == "src_ip" or kind == "actor"  # enumeration is judged on these
             for s in a.subjects:
                 h = digests.get(s)
                 if h is None:
                     h = digests[s] = hash_id(s)
                 hs.append(h)
+                if not walk:
+                    continue
                 m = _NUM.search(s)
                 if m is not None:
                     v = int(m.group(1))
@@ -699,13 +702,18 @@ class BulkLookup(Detector):
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
         wh, ch, wd, cd, wc, cc = self._priors(ent)
         if not today_exact and wd and today >= wd:
-            today = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt
+            lower = max(d_closed, h_now) + ent.d_cnt + ent.h_cnt
+            if lower >= 4 * cd:  # far past any day threshold: spare the sketch union
+                today = lower
+            else:
+                today = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt
             today_exact = True
         dd = today + ent.d_prev * (1.0 - frac_d)
         covers = self._covers(ent)
         cov = (ent.cov.estimate() if ent.cov is not None else 0.0) + today if covers else 0.0
         if covers and ent.cov is not None and wc and cov >= wc:
-            cov = _union(ent.cov, ent.d, ent.h)
+            lower = max(ent.cov.estimate(), today)
+            cov = lower if lower >= 4 * cc else _union(ent.cov, ent.d, ent.h)
         # The counted quantity: keys are judged on what they read from datacenters.
         main_h = sus_h if ent.kind == "key" else dh
         main_d = dd
