@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import Detector, Finding, ev, iso
 
@@ -156,6 +156,12 @@ class ImpossibleTravel(Detector):
         self._memo: dict[str, int] = {}  # raw id -> its hash; transient (memo_ttl), saves ~2 µs
         self._next_sweep = 0.0
         self._memo_until = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Checkpoints keep hashed state only: the raw-id memo is left out."""
+        state = self.__dict__.copy()
+        state["_memo"] = {}
+        return state
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.outcome != "success" or e.account_type not in self.principal_types:

@@ -177,6 +177,12 @@ class OverseasServer(Detector):
         self._next_sweep = 0.0
         self._memo_until = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Checkpoints keep hashed state only: the raw-id memo is left out."""
+        state = self.__dict__.copy()
+        state["_memo"] = {}
+        return state
+
     # --- state ---------------------------------------------------------------------------
     def _peer(self, ptype: str) -> _Peer:
         p = self._peers.get(ptype)

@@ -169,3 +169,15 @@ def test_scenarios() -> None:
                 and SEVERITY_RANK[a["severity"]] >= SEVERITY_RANK[x["severity"]]
                 for a in alerts), (path.name, x)
         assert not [a for a in alerts if a["detector"] in header["expect_no"]], path.name
+
+
+def test_checkpoint_pickle_drops_the_raw_id_memo() -> None:
+    import pickle
+
+    f = Feed()
+    f.login(0, "c-secret", KR)
+    det = f.eng.detectors["impossible_travel"]
+    assert det._memo
+    back = pickle.loads(pickle.dumps(det))
+    assert back._memo == {} and len(back._last) == 1
+    assert b"c-secret" not in pickle.dumps(det)
