@@ -568,9 +568,19 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         id_format="{id}",
     )
     metrics = Metrics(registry, topics=names.inputs())
-    from faust.sensors.prometheus import setup_prometheus_sensors
+    if settings.faust_metrics:
+        # Faust's own sensor: per-event histograms in milliseconds, ~10% of a worker's CPU.
+        from faust.sensors.prometheus import setup_prometheus_sensors
 
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+        setup_prometheus_sensors(app, pattern="/metrics", registry=registry,
+                                 name_prefix="faust")
+    else:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        @app.page("/metrics")
+        async def metrics_page(web: Any, request: Any) -> Any:
+            return web.bytes(generate_latest(registry),
+                             content_type=CONTENT_TYPE_LATEST.split(";")[0])
     rt = Runtime(app, settings, metrics)
     app.accesswatch = rt  # type: ignore[attr-defined]
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
