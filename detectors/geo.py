@@ -92,7 +92,15 @@ class Geo:
     def __init__(self, source: GeoSource | None, cache_size: int = 262144) -> None:
         self.source = source
         self.classes = network_classes()
+        self.cache_size = cache_size
         self.lookup = lru_cache(maxsize=cache_size)(self._lookup)  # type: ignore[method-assign]
+
+    def __getstate__(self) -> dict[str, object]:
+        # The cache is rebuilt, not pickled: engine checkpoints stay small and picklable.
+        return {"source": self.source, "cache_size": self.cache_size}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["source"], state["cache_size"])  # type: ignore[misc, arg-type]
 
     def _lookup(self, ip: str) -> NetInfo:
         subnet, version, private = subnet_of(ip)
@@ -123,6 +131,9 @@ class GeoIP2FastSource:
 
         self._g = GeoIP2Fast(geoip2fast_data_file="geoip2fast-asn-ipv6.dat.gz")
 
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_shared_geoip2fast, ())
+
     def country_org(self, ip: str) -> tuple[str, int | None, str]:
         r = self._g.lookup(ip)
         cc = r.country_code if len(r.country_code or "") == 2 else UNKNOWN
@@ -138,8 +149,12 @@ class MaxMindGeo:
         except ImportError as e:  # pragma: no cover - optional extra
             raise RuntimeError("MaxMind files need the 'maxminddb' package: "
                                "pip install 'accesswatch[maxmind]'") from e
+        self._paths = (country_mmdb, asn_mmdb)
         self._country = maxminddb.open_database(country_mmdb)
         self._asn = maxminddb.open_database(asn_mmdb) if asn_mmdb else None
+
+    def __reduce__(self) -> tuple[object, tuple[str, str | None]]:
+        return (MaxMindGeo, self._paths)
 
     def country_org(self, ip: str) -> tuple[str, int | None, str]:
         rec = self._country.get(ip) or {}
@@ -154,5 +169,10 @@ class MaxMindGeo:
 
 
 @lru_cache(maxsize=1)
+def _shared_geoip2fast() -> GeoIP2FastSource:
+    return GeoIP2FastSource()
+
+
+@lru_cache(maxsize=1)
 def default_geo() -> Geo:
-    return Geo(GeoIP2FastSource())
+    return Geo(_shared_geoip2fast())

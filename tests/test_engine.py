@@ -122,3 +122,16 @@ def test_repeats_in_an_episode_are_reported_as_touched_not_as_alerts() -> None:
     eng, alerts = run(evs)
     assert eng.drain_touched() == {alerts[0]["alert_id"]}
     assert eng.drain_touched() == set()
+
+
+def test_engine_with_every_detector_pickles_and_resumes() -> None:
+    import pickle
+
+    eng = Engine()
+    eng.process_obj({"event_id": "s0", "ts": 1000, "change": "key_issued", "key_id": "k"})
+    eng.process_obj({"event_id": "l", "ts": 1001, "account_id": "c-1", "outcome": "failure",
+                     "src_ip": "52.95.110.1"})
+    eng.process_obj(access("a1", 2000, "c-1", "s-1"))
+    clone = pickle.loads(pickle.dumps(eng))
+    assert clone.ctx.geo.lookup("52.95.110.1").net_class == "hosting"
+    assert [a["alert_id"] for a in clone.flush()] == [a["alert_id"] for a in eng.flush()]
