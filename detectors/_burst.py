@@ -121,7 +121,7 @@ class BurstTracker:
         self.cfg = cfg or BurstConfig()
         # account ids in the windows are kept as a salted CRC-32: cheap, and stable across the
         # processes a pickled checkpoint moves between (Python's own hash() is not)
-        self.salt = baseline.salt if baseline is not None else salt & 0xFFFFFFFF
+        self.salt: int = baseline.salt if baseline is not None else salt & 0xFFFFFFFF
         self._half = self.cfg.window * 0.5
         # peer baseline, learned only when a window closes (River's P-square quantile)
         self.peers = tuple(stats.Quantile(0.99) for _ in LEVELS)

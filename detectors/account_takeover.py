@@ -147,9 +147,9 @@ class AccountTakeover(Detector):
             out: list[Finding] = []
             for c in changes:  # a burst recognised now: judge the successes seen before
                 if c.what == "flag":
-                    for rec in t.successes_under(c.source):
-                        if rec[1] not in self._cands:
-                            out.extend(self._judge_burst(rec, c.source, t, ctx))
+                    for seen in t.successes_under(c.source):
+                        if seen[1] not in self._cands:
+                            out.extend(self._judge_burst(seen, c.source, t, ctx))
             return out
         out = []
         suspect = False
@@ -326,10 +326,10 @@ class AccountTakeover(Detector):
         if self._t is not None:
             self._t.expire(now)
         w = self.watch
-        for k in [k for k, c in self._cands.items() if now - c.login_ts > w]:
-            del self._cands[k]
-        for k in [k for k, s in self._suspects.items() if now - s.login_ts > w]:
-            del self._suspects[k]
+        for a in [a for a, c in self._cands.items() if now - c.login_ts > w]:
+            del self._cands[a]
+        for a in [a for a, s in self._suspects.items() if now - s.login_ts > w]:
+            del self._suspects[a]
         if now >= self._next_sweep:  # profiles live for months: sweep them once a day
             self._next_sweep = now + 86400.0
             ttl = self.profile_ttl

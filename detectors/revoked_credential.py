@@ -180,9 +180,9 @@ class RevokedCredential(Detector):
             u = table[ident] = _Use(e.ts, e.ts, e.ts + self.refresh, reason)
         u.requests += 1
         u.last_ts = max(u.last_ts, e.ts)
-        subj = e.subject_id or e.account_id
+        subj: str = e.subject_id or e.account_id or ""
         if len(u.accounts) < self.cap:
-            u.accounts.add(zlib.crc32(subj.encode()))  # type: ignore[union-attr]  # a count only
+            u.accounts.add(zlib.crc32(subj.encode()))  # a count only
         if len(u.sources) < self.cap:
             u.sources.add(e.src_ip)  # type: ignore[arg-type]
         if len(u.event_ids) < 10:
