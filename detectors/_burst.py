@@ -225,6 +225,8 @@ class BurstTracker:
                     if parent is not None:
                         parent.tainted = True
                 break  # already paged at this level: its subnet and AS are not charged
+            if len(s.event_ids) < 5:  # a sample of what led up to a page
+                s.event_ids.append(e.event_id)
             if n < cfg.max_accounts:
                 accts[h] = ts
                 if len(accts) > n:
@@ -343,7 +345,8 @@ class BurstTracker:
             s.flagged_at = ts
             s.refresh_at = ts + cfg.refresh
             self.flagged_count += 1
-            s.event_ids.append(eid)
+            if s.event_ids[-1:] != [eid]:
+                s.event_ids.append(eid)
             changes.append(Change("flag", s))
         elif not s.sent_critical and n >= cfg.critical_factor * need:
             s.sent_critical = True
