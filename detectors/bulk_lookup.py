@@ -26,25 +26,39 @@ sequence (numeric suffixes dense in their range). A River ``HalfSpaceTrees`` per
 never per event — and learns only from views no rule flagged (QuantileFilter's protection); its
 score goes into the alert score and, when warm and high, raises a warning.
 
-Severity: warning over the warning threshold, critical over the critical one; internal services
-on private addresses (nightly batches, steady consumers) are capped at info.
+Severity: warning over the warning threshold, critical over the critical one. Internal services
+on private addresses (nightly batches in id order, steady consumers) are judged on their own
+history only and reported at info at most. Sources and keys count customers' *own* reads only
+(``actor_id == subject_id``); a customer reading other customers is an actor finding.
 
 Cost: per event one or two dict lookups and a ``set.add`` of the raw id into the current
-window's accumulator (transient state); digests (``Context.hash_id``) and sketches happen at
-window close, once per distinct account per *tracked* entity. Entities are tracked only when
-they are interesting (any network but home-country broadband, keys, non-self actors) or reach
-``track_min`` distinct accounts in a window; idle ones expire.
+window's accumulator (transient state, raw ids never outlive the window); salted digests
+(``Context.hash_id``) and sketches happen at window close, once per distinct account per
+*tracked* entity. Entities are tracked only when interesting (datacenter addresses from their
+first account, other non-home-broadband addresses from two, keys, non-self actors) or when an
+address reaches ``track_min`` accounts in a window; keys and internal services keep exact
+window counts (no digests) plus digests of their datacenter reads only. An accumulator that
+reaches ``burst`` accounts mid-window is judged at once (an insider reading 1,600 customers in
+one minute pages at ~150, not at 1,600), except for entities already paged. Measured on this
+2-core machine while other jobs ran (CPU time, steady state, simulator traffic of 20,000
+customers): ~1.3 µs/event in the accumulator, 2.2-2.7 µs/event in all on normal traffic,
+2.7-4 µs/event while a Coupang ramp of 12,000 accounts and an insider run. Memory: under 1 KiB
+of Python state per tracked entity (test), theta sketches only past 128 accounts.
 
 Combiner API (Faust runtime; the detector uses the same path in-process):
 
-- :class:`Combiner` — ``add(event)`` per event on a worker, ``drain(ctx)`` at window close
-  returns the window's :class:`Partial` list (one per entity kind and id).
-- :class:`Partial` — ``(kind, entity, window)`` with ``count``, ``records``, ``distinct`` and
-  ``sus`` (:class:`detectors._sketch.DistinctCounter` of salted digests), ``first``/``last``
-  ts, sample ``event_ids``, numeric id range for enumeration, network and principal facts.
-  ``to_dict()`` / ``Partial.from_dict()`` are JSON-safe (sketches base64) for a Kafka topic
-  keyed by ``kind|entity``; :func:`merge_partials` merges two partials of one key and window.
-- ``BulkLookup.observe(partial, ctx)`` scores one merged view and returns findings.
+- :class:`Combiner` — ``add(event)`` per event on a worker (events enriched with ``net``);
+  ``drain(hash_id, is_home, tracked)`` at window close returns the window's :class:`Partial`
+  list (one per entity kind and id); ``hot`` / ``drain_hot(...)`` report bursts early.
+- :class:`Partial` — ``(kind, entity, window)`` with ``count``, ``records``, ``n_distinct``,
+  ``distinct`` and ``sus`` (:class:`detectors._sketch.DistinctCounter` of salted digests: an
+  exact set up to 128, then an Apache DataSketches theta sketch), ``first``/``last`` ts, sample
+  ``event_ids``, numeric id range for enumeration, digests of the addresses behind a subnet /
+  AS view, network and principal facts. ``to_dict()`` / ``Partial.from_dict()`` are JSON-safe
+  (sketches base64) for a Kafka topic keyed by ``kind|entity``; :func:`merge_partials` merges
+  two partials of one key and window (counts add; sketches unite).
+- ``BulkLookup.observe(partial, ctx)`` folds one merged view into its entity and returns
+  findings; ``BulkLookup.close_window(ctx)`` is drain + observe, what the engine runs.
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> cfg = EngineConfig(detectors=("bulk_lookup",),
@@ -185,7 +199,7 @@ class _Acc:
     """Transient accumulator of one entity in the current window: raw ids, never kept."""
 
     __slots__ = ("subjects", "net", "ptype", "sus", "count", "records", "first", "last", "eids",
-                 "sources", "ips")
+                 "sources", "ips", "limit")
 
     def __init__(self, net: NetInfo | None, ptype: str, ts: float, sus: bool = False,
                  ips: bool = False) -> None:
@@ -200,15 +214,18 @@ class _Acc:
         self.eids: list[str] = []
         self.sources = 0
         self.ips: list[str] | None = [] if ips else None  # addresses rolled into a subnet / AS
+        self.limit = 0  # accounts at which the accumulator reports early (0: never)
 
 
 class Combiner:
     """Accumulates one worker's events per short window; ``drain`` yields the partials."""
 
-    def __init__(self, window: float = 60.0, track_min: int = 3, burst: int = 25) -> None:
+    def __init__(self, window: float = 60.0, track_min: int = 3, burst: int = 25,
+                 burst_dc: int = 8) -> None:
         self.window = window
         self.track_min = track_min
         self.burst = burst  # accounts in one accumulator that make it report before window end
+        self.burst_dc = burst_dc  # the same for datacenter addresses and keys' datacenter reads
         self.hot: list[tuple[str, str]] = []
         self.paged: set[tuple[str, str]] = set()  # already critical: no early reports needed
         self.start: float | None = None
@@ -229,13 +246,14 @@ class Combiner:
             if a is None:
                 a = self.src[ip] = _Acc(e.net, "customer", ts)
                 a.eids.append(e.event_id)
+                a.limit = self.burst_dc if e.net.net_class in _SUS else self.burst  # type: ignore
             elif len(a.eids) < _SAMPLE:
                 a.eids.append(e.event_id)
             a.subjects.add(subj)
             a.count += 1
             a.records += e.records
             a.last = ts
-            if len(a.subjects) == self.burst and ("src_ip", ip) not in self.paged:
+            if len(a.subjects) == a.limit and ("src_ip", ip) not in self.paged:
                 self.hot.append(("src_ip", ip))
             k = e.key_id
             if k is not None:
@@ -250,7 +268,7 @@ class Combiner:
                     b.sus.add(subj)  # type: ignore[union-attr]
                     if len(b.eids) < _SAMPLE:
                         b.eids.append(e.event_id)
-                    if len(b.sus) == self.burst and ("key", k) not in self.paged:  # type: ignore
+                    if len(b.sus) == self.burst_dc and ("key", k) not in self.paged:  # type: ignore
                         self.hot.append(("key", k))
             return
         act: str = e.actor_id  # type: ignore[assignment]
@@ -725,7 +743,8 @@ class BulkLookup(Detector):
             peer_hi = None  # keys differ too much from each other: own history only
         warn_h = max(wh, own_hi or 0.0, peer_hi or 0.0)
         if ent.kind == "key" and dh > 0 and sus_h / dh < 0.5:
-            warn_h = max(warn_h, 2.0 * wh)  # a busy key with a few VPN customers
+            # A busy key with some VPN customers: warn past 1% of its accounts from datacenters.
+            warn_h = max(warn_h, 2.0 * wh, 0.01 * dh)
         crit_h = max(float(ch), 2.0 * warn_h if warn_h > wh else 0.0)
         reasons: list[tuple[int, str]] = []  # (severity rank, feature)
         rank = 0
@@ -757,8 +776,11 @@ class BulkLookup(Detector):
             reasons.append((2 if rec_h >= rp[1] else 1, "records"))
         private_service = ent.kind == "actor" and ent.ptype == "service" and \
             ent.net_class == "private"
-        if (ent.kind == "subnet" or ent.kind == "asn") and ent.sources < 2:
-            reasons = []  # a single address: its own view says it all
+        if (ent.kind == "subnet" or ent.kind == "asn") and (
+                ent.sources < 2 or h_now < 2 * ent.sources):
+            # A single address: its own view says it all. About one account per address: VPN
+            # customers each on their own exit address, not servers reading many accounts.
+            reasons = []
         if private_service:  # internal batches and consumers: own history only, info at most
             over = own_hi is not None and dh >= own_hi
             reasons = [(1, "hour")] if over else []
