@@ -38,8 +38,11 @@ window's accumulator (transient state, raw ids never outlive the window); salted
 first account, other non-home-broadband addresses from two, keys, non-self actors) or when an
 address reaches ``track_min`` accounts in a window; keys and internal services keep exact
 window counts (no digests) plus digests of their datacenter reads only. An accumulator that
-reaches ``burst`` accounts mid-window is judged at once (an insider reading 1,600 customers in
-one minute pages at ~150, not at 1,600), except for entities already paged. Measured on this
+reaches ``burst`` accounts mid-window (``burst_dc`` for datacenter addresses and for keys'
+datacenter reads) is judged at once, except for entities already paged: an insider reading
+1,600 customers in one minute pages at ~130, not at 1,600. Subnet and AS views also need two
+or more accounts per address in the hour (VPN customers, each on an exit address of their own,
+do not add up to a server). Measured on this
 2-core machine while other jobs ran (CPU time, steady state, simulator traffic of 20,000
 customers): ~1.3 µs/event in the accumulator, 2.2-2.7 µs/event in all on normal traffic,
 2.7-4 µs/event while a Coupang ramp of 12,000 accounts and an insider run. Memory: under 1 KiB
