@@ -91,7 +91,7 @@ EXPECTED_DETECTORS: dict[str, list[str]] = {
     "departed_key": ["revoked_credential"],
     "terminated_session": ["revoked_credential"],
     "stuffing": ["credential_stuffing", "account_takeover"],
-    "spray": ["credential_stuffing"],
+    "spray": ["password_spray"],
     "impossible_travel": ["impossible_travel"],
     "session_hijack": ["impossible_travel"],
 }
