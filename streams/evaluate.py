@@ -56,6 +56,10 @@ class AttackResult:
     pages: int = 0
     covered: int = 0
     cover_total: int = 0
+    expected: tuple[str, ...] = ()
+    det_ttd: dict[str, float] = field(default_factory=dict)
+    det_exposed: dict[str, int] = field(default_factory=dict)
+    det_pages: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -88,7 +92,10 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
     sim = simulate(SimConfig(seed=seed, customers=customers, hours=hours, attacks=attacks))
     truth = sim.truth
     by_event, entities = _truth_index(truth)
-    results = [AttackResult(t["attack"], seed) for t in truth]
+    results = [
+        AttackResult(t["attack"], seed, expected=tuple(t.get("expected_detectors", ())))
+        for t in truth
+    ]
     starts = [_ts(t["start_ts"]) for t in truth]
     victims: list[set[str]] = [set() for _ in truth]
     cover_sets = [set((t.get("params") or {}).get(COVER_PARAM.get(t["attack"], ""), []))
@@ -187,10 +194,14 @@ def _attribute(
             r = results[i]
             r.detected = True
             r.detectors[a["detector"]] += 1
+            d = a["detector"]
             if r.ttd is None:
                 r.ttd = max(0.0, now - starts[i])
+            r.det_ttd.setdefault(d, max(0.0, now - starts[i]))
             if a["severity"] == "critical":
                 r.pages += 1
+                r.det_pages[d] += 1
+                r.det_exposed.setdefault(d, len(victims[i]))
                 if r.exposed is None:
                     r.exposed = len(victims[i])
             if a["entity"]["id"] in cover_sets[i]:
@@ -290,6 +301,25 @@ def run(args: argparse.Namespace) -> int:
             f"{min(pages) if pages else 0}..{max(pages) if pages else 0} | "
             f"{f'{cov}/{tot}' if tot else '-'} | {target} {verdict} |"
         )
+    say()
+    say("Per detector (over the seeds: first alert, distinct accounts exposed at its first page, "
+        "pages; * = a detector the simulator expects for this attack):")
+    say()
+    say("| attack | detector | detected | time to first alert | exposed at first page | pages |")
+    say("|---|---|---|---|---|---|")
+    for k in kinds:
+        rs = per_attack.get(k, [])
+        names = sorted({d for r in rs for d in r.det_ttd} | {d for r in rs for d in r.expected})
+        for d in names:
+            star = "*" if any(d in r.expected for r in rs) else ""
+            hit = [r for r in rs if d in r.det_ttd]
+            tt = [r.det_ttd[d] for r in hit]
+            ex = [r.det_exposed[d] for r in rs if d in r.det_exposed]
+            pg = [r.det_pages[d] for r in rs]
+            say(f"| {k} | {d}{star} | {len(hit)}/{len(rs)} | "
+                f"{(_fmt_s(min(tt)) + '..' + _fmt_s(max(tt))) if tt else '-'} | "
+                f"{(str(min(ex)) + '..' + str(max(ex))) if ex else 'no page'} | "
+                f"{min(pg)}..{max(pg)} |")
     say()
     say(
         f"Normal traffic: {principal_days:,.0f} active principal-days (normal principals of "
