@@ -827,7 +827,7 @@ class BulkLookup(Detector):
             return []  # the engine would suppress it: do not spend time explaining it
         ent.sent = max(ent.sent, r)
         ent.sent_ts = ts
-        if ent.sent == 2:
+        if ent.sent == 2 or ent.kind == "key":  # keys escalate on their share: window close
             self.combiner.paged.add((ent.kind, p.entity))
         if not today_exact:  # the evidence states exact figures
             dd = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt + ent.d_prev * (1.0 - frac_d)
