@@ -52,11 +52,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import io
 import logging
 import math
 import pickle
+import sys
 import time
+import types
 import zlib
 from collections import deque
 from collections.abc import Iterable
@@ -128,7 +131,15 @@ class _Pickler(pickle.Pickler):
     """pickle, plus the datasketches objects (C++ types without pickle support)."""
 
     def reducer_override(self, obj: Any) -> Any:
+        ref = _module_constants().get(id(obj))
+        if ref is not None and ref[2] is obj:
+            # a module-level object (a sentinel tested with ``is``, a shared constant):
+            # restore a reference to the same object, not a copy
+            return (_module_constant, ref[:2])
         mod = type(obj).__module__ or ""
+        if mod == "detectors._sketch" and type(obj).__name__ == "DistinctCounter":
+            # its own wire form: exact digests, or a compact theta sketch + a fresh one
+            return (_counter_from, (obj.to_bytes(obj.exact_max), obj.exact_max))
         if not mod.startswith("_datasketches") and not mod.startswith("datasketches"):
             return NotImplemented
         name = type(obj).__name__
@@ -139,6 +150,34 @@ class _Pickler(pickle.Pickler):
         if hasattr(type(obj), "deserialize") and hasattr(obj, "serialize"):
             return (_sketch_from, (name, obj.serialize()))
         return NotImplemented
+
+
+_SCALARS = (int, float, str, bytes, bool, type(None), type, types.ModuleType,
+            types.FunctionType, types.BuiltinFunctionType)
+_CONSTANTS: dict[int, tuple[str, str, Any]] = {}
+
+
+def _module_constants() -> dict[int, tuple[str, str, Any]]:
+    """id -> (module, name, object) of the detectors' module-level objects."""
+    if not _CONSTANTS:
+        for mod_name, mod in list(sys.modules.items()):
+            if mod is None or not (mod_name == "detectors" or mod_name.startswith("detectors.")):
+                continue
+            for name, value in vars(mod).items():
+                if name.startswith("__") or isinstance(value, _SCALARS):
+                    continue
+                _CONSTANTS.setdefault(id(value), (mod_name, name, value))
+    return _CONSTANTS
+
+
+def _module_constant(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
+
+
+def _counter_from(data: bytes, exact_max: int) -> Any:
+    from detectors._sketch import DistinctCounter
+
+    return DistinctCounter.from_bytes(data, exact_max)
 
 
 def _sketch_from(type_name: str, data: bytes) -> Any:
