@@ -722,6 +722,19 @@ class BulkLookup(Detector):
             ent.h_sus_prev * (1.0 - frac_h)
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
         wh, ch, wd, cd, wc, cc = self._priors(ent)
+        # Fast path: far below every threshold (each is at least its prior) and too small a
+        # view for the model: nothing to judge, nothing to learn.
+        if ent.kind != "key" and p.n_distinct < 3:
+            if ent.kind == "actor" and ent.ptype == "service" and ent.net_class == "private":
+                if ent.own_h.n < 3 or dh < ent.own_h.high():
+                    return []
+            elif dh < wh / 2 and h_now < self.enum_min and (
+                    not wd or today + ent.d_prev < wd / 2) and (
+                    not wc or not self._covers(ent) or today + (
+                        ent.cov.estimate() if ent.cov is not None else 0.0) < wc / 2):
+                rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
+                if rp is None or rec_h < rp[0] / 2:
+                    return []
         if not today_exact and wd and today >= wd:
             lower = max(d_closed, h_now) + ent.d_cnt + ent.h_cnt
             if lower >= 4 * cd:  # far past any day threshold: spare the sketch union
