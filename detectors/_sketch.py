@@ -60,7 +60,7 @@ class DistinctCounter:
 
     def update(self, h: int) -> None:
         ex = self.exact
-        if ex is _EMPTY:
+        if type(ex) is frozenset:  # the shared empty set (also after a restore)
             ex = self.exact = set()
         if ex is not None:
             ex.add(h)  # type: ignore[union-attr]
@@ -71,7 +71,7 @@ class DistinctCounter:
 
     def update_many(self, hs: Iterable[int]) -> None:
         ex = self.exact
-        if ex is _EMPTY:
+        if type(ex) is frozenset:  # the shared empty set (also after a restore)
             ex = self.exact = set()
         if ex is not None:
             ex.update(hs)  # type: ignore[union-attr]

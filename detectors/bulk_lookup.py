@@ -633,11 +633,11 @@ class BulkLookup(Detector):
                 if not ent.h_flag:
                     if ent.kind == "key":
                         ent.own_t.learn(n)  # type: ignore[union-attr]
-                        if ent.own_h is _NO_HISTORY:
+                        if ent.own_h.n == 0:  # never learn into the shared empty history
                             ent.own_h = _Ewma()
                         ent.own_h.learn(ent.h_sus.estimate())  # type: ignore[union-attr]
                     else:
-                        if ent.own_h is _NO_HISTORY:
+                        if ent.own_h.n == 0:  # never learn into the shared empty history
                             ent.own_h = _Ewma()
                         ent.own_h.learn(n)
                         self._peer_learn(ent.peer, n)
@@ -667,7 +667,7 @@ class BulkLookup(Detector):
             if ent.d_epoch >= 0:
                 n = (ent.d.estimate() if ent.d is not None else 0.0) + ent.d_cnt
                 if not ent.d_flag:
-                    if ent.own_d is _NO_HISTORY:
+                    if ent.own_d.n == 0:
                         ent.own_d = _Ewma()
                     ent.own_d.learn(n)
                 ent.d_prev = n if de == ent.d_epoch + 1 else 0.0
