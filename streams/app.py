@@ -68,6 +68,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from detectors import events as E
@@ -264,6 +265,7 @@ class PartitionState:
     queued: int = 0
     delivered: dict[str, int] = field(default_factory=dict)
     created: float = field(default_factory=time.monotonic)
+    waiting_since: float | None = None
 
 
 # ------------------------------------------------------------------------ the runtime
@@ -328,7 +330,7 @@ class Runtime:
         if blob:
             try:
                 engine, offsets = restore(blob, self.geo, self.directory)
-                st = PartitionState(engine, offsets, restored=True)
+                st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets))
                 log.info("partition %d: engine restored from checkpoint", partition)
             except Exception as exc:  # a checkpoint we cannot read: start over, say so
                 log.warning(
@@ -388,19 +390,25 @@ class Runtime:
         await self.drain(msg.partition, st)
 
     def _caught_up(self, partition: int, st: PartitionState, topic: str) -> bool:
-        """True when this worker has received everything the broker has in ``topic``."""
+        """True when this worker has everything the broker has in ``topic`` (received,
+        covered by the restored checkpoint, or committed before)."""
         try:
-            from faust.types import TP
-
-            hw = self.app.consumer.highwater(TP(topic, partition))
+            consumer = self.app.consumer
+            tp = TP(topic, partition)
+            hw = consumer.highwater(tp)
+            committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - next to read
         except Exception:
-            hw = None
+            hw = committed = None
         if hw is None:  # never fetched yet: wait, but not forever
             return time.monotonic() - st.created > MERGE_WAIT
-        return hw <= st.delivered.get(topic, -1) + 1
+        have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
+        return hw <= max(have, committed or 0)
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
-        """Process queued events in merged event-time order, as far as it is safe."""
+        """Process queued events in merged event-time order, as far as it is safe.
+
+        An event waits for the other topic at most ``MERGE_WAIT`` seconds (a broker that
+        reports a stale end offset must not stall a partition)."""
         ql = st.queues.get(self.names.logins)
         qa = st.queues.get(self.names.access)
         while st.queued:
@@ -411,7 +419,12 @@ class Runtime:
                 other = self.names.access if q is ql else self.names.logins
                 if not (force or st.queued > MERGE_MAX
                         or self._caught_up(partition, st, other)):
-                    return
+                    now = time.monotonic()
+                    if st.waiting_since is None:
+                        st.waiting_since = now
+                    if now - st.waiting_since < MERGE_WAIT:
+                        return
+            st.waiting_since = None
             assert q is not None
             _, event, ev = q.popleft()
             st.queued -= 1
