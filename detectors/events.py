@@ -20,8 +20,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 LOGIN, ACCESS, IDENTITY = "login", "access", "identity"
@@ -70,55 +71,54 @@ class Rejection:
         return {"reason": self.reason, "field": self.field, "detail": self.detail}
 
 
-class Event:
-    """One decoded event. Attributes not used by its kind stay None; ``raw`` keeps every field."""
+_Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+_Time = float | int | str
 
-    __slots__ = (
-        "kind",
-        "event_id",
-        "ts",
-        "raw",
-        # login + access
-        "src_ip",
-        "country",
-        "asn",
-        "user_agent",
-        "session_id",
-        # login
-        "account_id",
-        "account_type",
-        "outcome",
-        "device_id",
-        "method",
-        # access
-        "actor_id",
-        "actor_type",
-        "subject_id",
-        "resource",
-        "action",
-        "records",
-        "token_issued_at",
-        "key_id",
-        # identity
-        "change",
-        "principal_id",
-        "owner_id",
-        # enrichment (filled by the engine)
-        "net",
-    )
 
-    def __init__(self, kind: str, event_id: str, ts: float, raw: dict[str, Any]) -> None:
-        self.kind = kind
-        self.event_id = event_id
-        self.ts = ts
-        self.raw = raw
-        self.src_ip = self.country = self.asn = self.user_agent = self.session_id = None
-        self.account_id = self.account_type = self.outcome = self.device_id = self.method = None
-        self.actor_id = self.actor_type = self.subject_id = self.resource = self.action = None
-        self.records = 1
-        self.token_issued_at = None
-        self.key_id = self.change = self.principal_id = self.owner_id = None
-        self.net = None
+class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
+    """One decoded event. Attributes not used by its kind stay None.
+
+    ``raw`` is what it was decoded from (the original line's bytes, or the dict): unknown
+    fields stay there, untouched. The field types here are the fast path's first check
+    (done by msgspec in C); :func:`decode` then applies the rest of the contract.
+    """
+
+    kind: str | None = None
+    event_id: _Id | None = None
+    ts: _Time | None = None
+    # login + access
+    src_ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    country: str | None = None
+    asn: Annotated[int, msgspec.Meta(ge=0, lt=2**32)] | None = None
+    user_agent: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)] | None = None
+    session_id: _Id | None = None
+    # login
+    account_id: _Id | None = None
+    account_type: Literal["customer", "employee", "service"] | None = None
+    outcome: Literal["success", "failure"] | None = None
+    device_id: _Id | None = None
+    method: Literal["password", "mfa", "sso", "api_key", "refresh"] | None = None
+    # access
+    actor_id: _Id | None = None
+    actor_type: Literal["customer", "employee", "service"] | None = None
+    subject_id: _Id | None = None
+    resource: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    action: Literal["read", "search", "export", "update", "delete"] | None = None
+    records: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+    token_issued_at: _Time | None = None
+    key_id: _Id | None = None
+    # identity
+    change: str | None = None
+    principal_id: _Id | None = None
+    owner_id: _Id | None = None
+    # not from the input: what it was decoded from, and the engine's enrichment
+    raw: Any = None
+    net: Any = None
+
+    def fields(self) -> dict[str, Any]:
+        """Every field of the input, unknown ones included."""
+        raw = self.raw
+        return orjson.loads(raw) if isinstance(raw, (bytes, str)) else dict(raw or {})
 
     @property
     def principal(self) -> str | None:
@@ -145,11 +145,11 @@ def classify(obj: dict[str, Any]) -> str | None:
         return kind  # type: ignore[return-value]
     if kind is not None:
         return None
-    if "outcome" in obj:
+    if obj.get("outcome") is not None:  # a null field counts as absent, everywhere
         return LOGIN
-    if "subject_id" in obj:
+    if obj.get("subject_id") is not None:
         return ACCESS
-    if "change" in obj:
+    if obj.get("change") is not None:
         return IDENTITY
     return None
 
@@ -245,7 +245,7 @@ def _decode_obj(obj: dict[str, Any], kind: str | None) -> Event:
     event_id = _str(obj, "event_id", True)
     if "ts" not in obj:
         raise _Bad("missing_field", "ts", "ts is required")
-    ev = Event(kind, event_id, parse_ts(obj["ts"]), obj)  # type: ignore[arg-type]
+    ev = Event(kind=kind, event_id=event_id, ts=parse_ts(obj["ts"]), raw=obj, records=1)
     if kind == LOGIN:
         ev.account_id = _str(obj, "account_id", True)
         ev.account_type = _enum(obj, "account_type", PRINCIPAL_TYPES, "customer")
@@ -298,10 +298,96 @@ def decode_obj(obj: Any, kind: str | None = None) -> Event | Rejection:
         return bad.rejection
 
 
+_WIRE = msgspec.json.Decoder(Event)
+_MAX_EPOCH = 32503680000.0
+
+
+def _fast_time(v: Any) -> float | None:
+    if type(v) is str:
+        try:
+            return parse_ts(v)
+        except _Bad:
+            return None
+    v = float(v)
+    return v if 0.0 <= v <= _MAX_EPOCH else None  # NaN fails both comparisons
+
+
+def _accept(ev: Event, line: bytes | str, kind: str | None) -> Event | None:
+    """The rest of the contract on a struct msgspec already type-checked; None = let the
+    reference path decide (it either accepts or names the reason)."""
+    k = kind or ev.kind
+    if k is None:
+        k = (LOGIN if ev.outcome is not None else ACCESS if ev.subject_id is not None
+             else IDENTITY if ev.change is not None else None)
+    if k is None or k not in KINDS or ev.event_id is None or ev.ts is None:
+        return None
+    ts = _fast_time(ev.ts)
+    if ts is None:
+        return None
+    # fields of other kinds are ignored, as on the reference path
+    if k == IDENTITY:
+        ev.src_ip = ev.country = ev.asn = ev.user_agent = ev.account_id = None
+        ev.account_type = ev.outcome = ev.device_id = ev.method = ev.actor_id = None
+        ev.actor_type = ev.subject_id = ev.resource = ev.action = ev.token_issued_at = None
+        c = ev.change
+        if c not in CHANGES:
+            return None
+        if (c.startswith("principal_") and ev.principal_id is None) or (
+                c.startswith("key_") and ev.key_id is None) or (
+                c == "session_revoked" and ev.session_id is None):
+            return None
+    else:
+        ip, cc = ev.src_ip, ev.country
+        if ip is None or not _check_ip(ip):
+            return None
+        if cc is not None:
+            if len(cc) != 2 or not (cc.isascii() and cc.isalpha()):
+                return None
+            ev.country = cc.upper()
+        if k == LOGIN:
+            ev.actor_id = ev.actor_type = ev.subject_id = ev.resource = ev.action = None
+            ev.token_issued_at = ev.key_id = ev.change = ev.principal_id = ev.owner_id = None
+            if ev.account_id is None or ev.outcome is None or (
+                    ev.outcome == "success" and ev.session_id is None):
+                return None
+            if ev.account_type is None:
+                ev.account_type = "customer"
+        else:
+            ev.account_id = ev.account_type = ev.outcome = ev.device_id = ev.method = None
+            ev.change = ev.principal_id = ev.owner_id = None
+            if ev.actor_id is None or ev.subject_id is None or ev.resource is None:
+                return None
+            tia = ev.token_issued_at
+            if tia is not None:
+                tia = _fast_time(tia)
+                if tia is None:
+                    return None
+                ev.token_issued_at = tia
+            if ev.actor_type is None:
+                ev.actor_type = "customer"
+            if ev.action is None:
+                ev.action = "read"
+    if k != ACCESS or ev.records is None:
+        ev.records = 1
+    ev.kind, ev.ts, ev.raw, ev.net = k, ts, line, None
+    return ev
+
+
 def decode(line: bytes | str, kind: str | None = None) -> Event | Rejection:
-    """Parse and validate one JSON line (bytes preferred)."""
+    """Parse and validate one JSON line (bytes preferred).
+
+    Fast path: msgspec decodes and type-checks in one C pass, :func:`_accept` applies the
+    rest. Anything it does not accept goes through the reference path (orjson and the
+    field-by-field checks of :func:`decode_obj`), which gives the precise reason.
+    """
     if len(line) > MAX_LINE_BYTES:
         return Rejection("too_large", None, f"line longer than {MAX_LINE_BYTES} bytes")
+    try:
+        ev = _accept(_WIRE.decode(line), line, kind)
+    except Exception:  # noqa: BLE001 - any doubt goes to the reference path below
+        ev = None
+    if ev is not None:
+        return ev
     if not line.strip():
         return Rejection("invalid_json", None, "empty line")
     try:

@@ -76,7 +76,8 @@ def test_bad_timestamps(ts: object, reason: str) -> None:
 
 def test_unknown_fields_are_kept() -> None:
     e = dec(with_(LOGIN_OK, tenant="kr-1", nested={"a": [1, 2]}))
-    assert isinstance(e, Event) and e.raw["tenant"] == "kr-1" and e.raw["nested"] == {"a": [1, 2]}
+    assert isinstance(e, Event)
+    assert e.fields()["tenant"] == "kr-1" and e.fields()["nested"] == {"a": [1, 2]}
 
 
 @pytest.mark.parametrize(
@@ -205,8 +206,53 @@ def test_deeply_nested_junk_inside_an_object_is_kept_or_rejected_cleanly() -> No
     ok = orjson.loads(orjson.dumps(LOGIN_OK))
     line = orjson.dumps(ok)[:-1] + b', "junk": ' + b"[" * 300 + b"]" * 300 + b"}"
     e = decode(line)
-    assert isinstance(e, Event) and e.raw["junk"]
+    assert isinstance(e, Event) and e.fields()["junk"]
 
 
 def test_str_input_accepted() -> None:
     assert isinstance(decode(orjson.dumps(LOGIN_OK).decode()), Event)
+
+
+def _reference(line: bytes) -> Event | Rejection:
+    """The field-by-field path alone (what the fast path must agree with)."""
+    from detectors.events import decode_obj
+
+    return decode_obj(orjson.loads(line))
+
+
+FIELDS = ["event_id", "ts", "account_id", "account_type", "outcome", "src_ip", "country", "asn",
+          "user_agent", "device_id", "session_id", "method", "actor_id", "actor_type",
+          "subject_id", "resource", "action", "records", "token_issued_at", "key_id", "change",
+          "principal_id", "owner_id", "kind"]
+VALUES: list[object] = [None, "", 5, 0, -1, 1.5, True, "x" * 300, [1], {"a": 1}, "NaN", "KR", "kr",
+                        "1x", "2025-06-24T03:12:45", "2025-06-24T03:12:45+09:00", 1750734765,
+                        "not-an-ip", "10.0.0.1", "::1", "success", "failure", "customer",
+                        "employee", "read", "export", "login", "access", "identity", "session_revoked",
+                        "key_issued", "principal_terminated", 2**40, 1e300, "c-1", "u" * 2000]
+
+
+def test_fast_path_agrees_with_the_reference_path_on_mutated_events() -> None:
+    import random
+
+    rng = random.Random(20251128)
+    bases = [LOGIN_OK, ACCESS_OK, IDENTITY_OK, with_(ACCESS_OK, token_issued_at=1750734000,
+                                                     records=10, key_id="k", country="kr", asn=4766)]
+    for _ in range(20000):
+        obj = dict(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            f = rng.choice(FIELDS)
+            v = rng.choice(VALUES)
+            if v is None and rng.random() < 0.5:
+                obj.pop(f, None)
+            else:
+                obj[f] = v
+        line = orjson.dumps(obj)
+        fast, ref = decode(line), _reference(line)
+        assert type(fast) is type(ref), (obj, fast, ref)
+        if isinstance(ref, Rejection):
+            assert fast == ref, obj
+        else:
+            assert isinstance(fast, Event)
+            for name in Event.__struct_fields__:
+                if name != "raw":
+                    assert getattr(fast, name) == getattr(ref, name), (name, obj)
