@@ -123,6 +123,10 @@ class DistinctCounter:
         return u.get_result()
 
     # --- wire --------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[object, tuple[bytes, int]]:
+        # C++ sketches do not pickle: engine checkpoints carry the wire form instead
+        return (_counter_from_bytes, (self.to_bytes(self.exact_max), self.exact_max))
+
     def to_bytes(self, wire_exact_max: int = 128) -> bytes:
         """``E`` + little-endian uint64 digests while small and exact, else ``T`` + compact theta."""
         if self.exact is not None and len(self.exact) <= wire_exact_max:
@@ -147,3 +151,7 @@ class DistinctCounter:
     def __repr__(self) -> str:
         mode = "exact" if self.exact is not None else "theta"
         return f"DistinctCounter({mode}, ~{self.estimate():.0f})"
+
+
+def _counter_from_bytes(data: bytes, exact_max: int) -> DistinctCounter:
+    return DistinctCounter.from_bytes(data, exact_max)

@@ -123,6 +123,16 @@ class _Source:
     sent_ts: float = 0.0
     event_ids: list[str] = field(default_factory=list)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        state["accounts"] = self.accounts.serialize_updatable()  # C++ sketch: its wire form
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["accounts"] = ds.hll_sketch.deserialize(state["accounts"])
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
 
 class OverseasServer(Detector):
     id = "overseas_server"

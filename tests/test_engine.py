@@ -135,3 +135,24 @@ def test_engine_with_every_detector_pickles_and_resumes() -> None:
     clone = pickle.loads(pickle.dumps(eng))
     assert clone.ctx.geo.lookup("52.95.110.1").net_class == "hosting"
     assert [a["alert_id"] for a in clone.flush()] == [a["alert_id"] for a in eng.flush()]
+
+
+def test_a_pickled_engine_mid_attack_continues_exactly_like_the_original() -> None:
+    import pickle
+
+    sim = pytest.importorskip("detectors.simulate")
+    res = sim.simulate(sim.SimConfig(seed=5, customers=300, employees=12, hours=6,
+                                     attacks=("coupang", "insider")))
+    half = len(res.events) * 2 // 3
+    eng = Engine()
+    for e in res.events[:half]:
+        eng.process_obj(e)
+    clone = pickle.loads(pickle.dumps(eng))
+    out_a: list[str] = []
+    out_b: list[str] = []
+    for e in res.events[half:]:
+        out_a += [a["alert_id"] + a["severity"] for a in eng.process_obj(e)[0]]
+        out_b += [a["alert_id"] + a["severity"] for a in clone.process_obj(e)[0]]
+    out_a += [a["alert_id"] + a["severity"] for a in eng.flush()]
+    out_b += [a["alert_id"] + a["severity"] for a in clone.flush()]
+    assert out_a == out_b and out_a
