@@ -121,23 +121,35 @@ class Episode:
 class Engine:
     """Routes each event to the detectors that want it; turns findings into alerts."""
 
-    def __init__(self, config: EngineConfig | None = None, geo: Geo | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, geo: Geo | None = None,
+                 detectors: list[Detector] | None = None) -> None:
+        """``detectors``: ready-made instances (tests); otherwise built from the config."""
         self.config = cfg = config or EngineConfig()
         self.ctx = Context(geo or default_geo(), cfg.salt)
-        classes = discover()
-        ids = cfg.detectors if cfg.detectors is not None else tuple(classes)
-        unknown = [i for i in ids if i not in classes]
-        if unknown:
-            raise ValueError(f"unknown detector(s): {', '.join(unknown)}")
-        self.detectors: dict[str, Detector] = {
-            i: classes[i](**cfg.params.get(i, {})) for i in ids  # type: ignore[call-arg]
-        }
+        if detectors is not None:
+            self.detectors: dict[str, Detector] = {d.id: d for d in detectors}
+        else:
+            classes = discover()
+            ids = cfg.detectors if cfg.detectors is not None else tuple(classes)
+            unknown = [i for i in ids if i not in classes]
+            if unknown:
+                raise ValueError(f"unknown detector(s): {', '.join(unknown)}")
+            self.detectors = {
+                i: classes[i](**cfg.params.get(i, {})) for i in ids  # type: ignore[call-arg]
+            }
         by_kind: dict[str, list[Detector]] = {k: [] for k in E.KINDS}
         for d in self.detectors.values():
             for k in d.wants:
                 by_kind[k].append(d)
-        self._login = [d.on_login for d in by_kind[E.LOGIN]]
-        self._access = [d.on_access for d in by_kind[E.ACCESS]]
+        # Route by kind and principal type: a detector with a ``principal_types`` attribute
+        # (e.g. unusual_hour: employees and services) is not even called for the others.
+        self._route: dict[tuple[str, str | None], list[Any]] = {}
+        for ptype in (*sorted(E.PRINCIPAL_TYPES), None):
+            for kind, hook in ((E.LOGIN, "on_login"), (E.ACCESS, "on_access")):
+                self._route[(kind, ptype)] = [
+                    getattr(d, hook) for d in by_kind[kind]
+                    if ptype is None or ptype in getattr(d, "principal_types", (ptype,))
+                ]
         self._identity = [d.on_identity for d in by_kind[E.IDENTITY]]
         self.episodes: dict[tuple[str, str, str], Episode] = {}
         self._seen_now: set[int] = set()
@@ -193,15 +205,11 @@ class Engine:
                 self._expire(ts)
         elif ts < ctx.now - self.config.allowed_lateness:
             self.stats["late"] += 1
-        if e.kind == E.ACCESS:
+        kind = e.kind
+        if kind != E.IDENTITY:
             e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
-            for f in self._access:
-                r = f(e, ctx)
-                if r:
-                    findings.extend(r)
-        elif e.kind == E.LOGIN:
-            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
-            for f in self._login:
+            ptype = e.actor_type if kind == E.ACCESS else e.account_type
+            for f in self._route[(kind, ptype)]:
                 r = f(e, ctx)
                 if r:
                     findings.extend(r)

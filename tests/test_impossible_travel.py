@@ -136,10 +136,9 @@ def test_return_to_owner_side_is_not_a_second_page() -> None:
 
 
 def test_state_is_hashed_and_expires() -> None:
-    det = ImpossibleTravel(ttl=3600)
-    f = Feed()
-    f.eng.detectors = {"impossible_travel": det}
-    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    f = Feed(ttl=3600)
+    det = f.eng.detectors["impossible_travel"]
+    assert isinstance(det, ImpossibleTravel)
     f.login(0, "c-secret", KR)
     assert det.tracked() == {"account": 1}
     assert all(isinstance(k, int) for k in det._last)

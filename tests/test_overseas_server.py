@@ -143,10 +143,7 @@ def test_employee_vpn_and_services_internal_or_cloud_are_quiet() -> None:
 
 def test_flagged_places_do_not_teach_the_peer_group() -> None:
     det = OverseasServer(home_country="KR")
-    eng = Engine(EngineConfig(detectors=()))
-    eng.detectors = {"overseas_server": det}
-    eng._login, eng._access = [det.on_login], [det.on_access]
-    f = Feed(eng)
+    f = Feed(Engine(detectors=[det]))
     for i in range(40):
         f.access(T0 + i, f"c-{i}", "3.101.4.4")
     peer = det._peers["customer"]
@@ -159,9 +156,7 @@ def test_flagged_places_do_not_teach_the_peer_group() -> None:
 def test_home_country_is_learned_when_not_given() -> None:
     det = OverseasServer()
     assert det.home() is None
-    f = Feed(Engine(EngineConfig(detectors=())))
-    f.eng.detectors = {"overseas_server": det}
-    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    f = Feed(Engine(detectors=[det]))
     home_customers(f, 5, random.Random(5))
     f.login(T0 + 100, "c-j", "153.144.2.9")
     assert det.home() == "KR"
@@ -170,9 +165,7 @@ def test_home_country_is_learned_when_not_given() -> None:
 
 def test_profiles_are_bounded_hashed_and_expire() -> None:
     det = OverseasServer(max_places=3, profile_ttl=3600)
-    f = Feed(Engine(EngineConfig(detectors=())))
-    f.eng.detectors = {"overseas_server": det}
-    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    f = Feed(Engine(detectors=[det]))
     ips = ["121.134.3.3", "223.33.1.1", "153.144.2.3", "73.15.3.3", "95.24.1.1"]
     for k, ip in enumerate(ips):
         f.login(T0 + k, "c-secret", ip)
@@ -188,9 +181,7 @@ def test_profiles_are_bounded_hashed_and_expire() -> None:
 def test_warmup_grows_with_learned_places() -> None:
     det = OverseasServer(grace=10)
     assert det.warmup() == 0.0
-    f = Feed(Engine(EngineConfig(detectors=())))
-    f.eng.detectors = {"overseas_server": det}
-    f.eng._login, f.eng._access = [det.on_login], [det.on_access]
+    f = Feed(Engine(detectors=[det]))
     home_customers(f, 5, random.Random(6))
     assert det.warmup() == 0.5
     home_customers(f, 20, random.Random(7))

@@ -18,10 +18,11 @@ SCEN = Path(__file__).parent / "scenarios" / "unusual_hour"
 
 class Feed:
     def __init__(self, **params: Any) -> None:
-        self.det = UnusualHour(**params)
-        self.eng = Engine(EngineConfig(detectors=()))
-        self.eng.detectors = {"unusual_hour": self.det}
-        self.eng._login, self.eng._access = [self.det.on_login], [self.det.on_access]
+        self.eng = Engine(EngineConfig(detectors=("unusual_hour",),
+                                       params={"unusual_hour": params}))
+        det = self.eng.detectors["unusual_hour"]
+        assert isinstance(det, UnusualHour)
+        self.det = det
         self.n = 0
         self.alerts: list[dict] = []
 
