@@ -82,7 +82,6 @@ log = logging.getLogger("accesswatch.app")
 CHECKPOINT_VERSION = 1
 CHUNK_BYTES = 512 * 1024  # checkpoint chunk size in the table (Kafka's limit is 1 MB)
 MERGE_MAX = 50_000  # events a partition may hold back for the event-time merge
-MERGE_WAIT = 2.0  # seconds to wait for a topic the consumer has not fetched yet
 INTERNAL_ERROR = "internal_error"
 
 
@@ -400,14 +399,14 @@ class Runtime:
         except Exception:
             hw = committed = None
         if hw is None:  # never fetched yet: wait, but not forever
-            return time.monotonic() - st.created > MERGE_WAIT
+            return time.monotonic() - st.created > self.settings.merge_wait
         have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
         return hw <= max(have, committed or 0)
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
 
-        An event waits for the other topic at most ``MERGE_WAIT`` seconds (a broker that
+        An event waits for the other topic at most ``merge_wait`` seconds (a broker that
         reports a stale end offset must not stall a partition)."""
         ql = st.queues.get(self.names.logins)
         qa = st.queues.get(self.names.access)
@@ -422,7 +421,7 @@ class Runtime:
                     now = time.monotonic()
                     if st.waiting_since is None:
                         st.waiting_since = now
-                    if now - st.waiting_since < MERGE_WAIT:
+                    if now - st.waiting_since < self.settings.merge_wait:
                         return
             st.waiting_since = None
             assert q is not None
@@ -592,8 +591,31 @@ class Runtime:
 # ------------------------------------------------------------------------ the factory
 
 
+def _limit_fetch_wait(ms: int) -> None:
+    """Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` fixed. A broker
+    that does not answer a waiting fetch as soon as data arrives (Tansu, measured) then
+    adds up to 1.5 s to every event; cap the wait (on Kafka it only costs idle fetches)."""
+    import aiokafka
+    import faust.transport.drivers.aiokafka as driver
+
+    base = aiokafka.AIOKafkaConsumer
+
+    class _Consumer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = min(int(kwargs.get("fetch_max_wait_ms", ms)), ms)
+            super().__init__(*args, **kwargs)
+
+    class _Module:
+        def __getattr__(self, name: str) -> Any:
+            return _Consumer if name == "AIOKafkaConsumer" else getattr(aiokafka, name)
+
+    driver.aiokafka = _Module()  # type: ignore[assignment]
+
+
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
     """Build the accesswatch Faust app for ``settings`` (the worker runs it)."""
+    if settings.fetch_max_wait_ms > 0:
+        _limit_fetch_wait(settings.fetch_max_wait_ms)
     names = settings.topics
     registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(

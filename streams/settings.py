@@ -69,6 +69,12 @@ class Settings:
     #: (``ACCESSWATCH_IDLE_FLUSH``) seconds a partition may stay idle before its pending
     #: timers are all fired as at end of input (demo and tests); 0 = never (production).
     idle_flush: float = 0.0
+    #: (``ACCESSWATCH_MERGE_WAIT``) seconds an event may wait for the other input topic to
+    #: catch up in event time before it is processed anyway.
+    merge_wait: float = 0.5
+    #: (``ACCESSWATCH_FETCH_MAX_WAIT_MS``) cap on the consumer's fetch wait (Faust fixes it
+    #: at 1500 ms; Tansu holds a waiting fetch that long even when data arrives); 0 = Faust's.
+    fetch_max_wait_ms: int = 100
     #: (``ACCESSWATCH_DETECTORS``) comma-separated detector ids; empty = every detector.
     detectors: tuple[str, ...] = ()
     #: (``ACCESSWATCH_FAUST_METRICS``) also export Faust's own Prometheus sensor (names
@@ -136,6 +142,8 @@ class Settings:
             "checkpoint_interval": ("ACCESSWATCH_CHECKPOINT_INTERVAL", float),
             "watermark_interval": ("ACCESSWATCH_WATERMARK_INTERVAL", float),
             "idle_flush": ("ACCESSWATCH_IDLE_FLUSH", float),
+            "merge_wait": ("ACCESSWATCH_MERGE_WAIT", float),
+            "fetch_max_wait_ms": ("ACCESSWATCH_FETCH_MAX_WAIT_MS", int),
             "log_level": ("ACCESSWATCH_LOG_LEVEL", str),
         }
         for name, (var, typ) in conv.items():
