@@ -1,0 +1,479 @@
+"""The streaming worker on a real Apache Kafka: parity, broker restarts, a lost broker, demo.
+
+Every test drives ``accesswatch worker`` (or ``accesswatch demo``) as a subprocess against
+the session brokers of ``tests/kafka_fixtures.py`` and compares the alert_ids that reach
+the alerts topic with an offline replay of the same simulated file:
+
+1. parity: the events produced first, then a worker (Tansu and Apache Kafka);
+2. durability: a single-node Kafka stopped mid-stream with SIGTERM, then with SIGKILL, and
+   started again while events keep coming; the worker reconnects by itself and nothing is
+   lost (every input offset committed, the alert set of the replay; alerts sent twice only
+   as identical re-sends: same alert_id, same severity);
+3. a 3-broker cluster (RF 3, min.insync.replicas 2) losing the leader of the input
+   partition mid-stream: processing goes on, same alerts as the replay;
+4. ``accesswatch demo --broker kafka://... --json`` against the single node.
+
+Each test uses topics of its own (a unique prefix, passed to the subprocesses through the
+``ACCESSWATCH_TOPIC_*`` variables) and its own consumer group, so they share the session
+brokers with tests/test_apache_kafka.py. Measured figures (reconnect times, re-sends) are
+printed: ``pytest -m kafka tests/test_kafka_streaming.py -s``.
+
+Run: ``/work/venv/bin/pytest -m kafka tests/test_kafka_streaming.py`` (the Tansu variant of
+the parity test runs under ``-m broker``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.simulate import SimConfig
+from streams.demo import AlertReader, WorkerProcess, builtin_scenario
+from streams.produce import Producer, classify
+from streams.topics import (
+    ENV_ACCESS,
+    ENV_ALERTS,
+    ENV_DLQ,
+    ENV_IDENTITY,
+    ENV_LOGINS,
+    TopicNames,
+    create_topics,
+)
+
+# "tests.x" when the project root is importable (root conftest, python -m pytest), else the
+# bare module name (pytest puts tests/ itself on sys.path).
+_PREFIX = "tests." if importlib.util.find_spec("tests") else ""
+pytest.register_assert_rewrite(f"{_PREFIX}test_parity")
+if _PREFIX:
+    from tests.test_parity import (
+        produce_by_topic,
+        replay_alerts,
+        sim_lines,
+    )
+else:
+    from test_parity import (  # type: ignore[no-redef]
+        produce_by_topic,
+        replay_alerts,
+        sim_lines,
+    )
+
+pytest_plugins = [f"{_PREFIX}broker_fixtures", f"{_PREFIX}kafka_fixtures"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The file of tests/test_parity.py (its events produced before the worker starts).
+PARITY_SIM = SimConfig(seed=11, customers=500, hours=2, attacks=("coupang",),
+                       attack_start_hour=0.5)
+# A larger file streamed while the broker goes away (the one of tests/test_recovery.py).
+LIVE_SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_start_hour=0.5)
+
+BACKLOG_SHARE = 4  # 1/4 of the logins and access go in before the worker starts
+LIVE_CHUNK = 25  # events per send while streaming ...
+LIVE_PAUSE = 0.05  # ... and the pause after each: ~500 events/s, the stream lasts ~10 s
+DISRUPT_AT = 3  # the broker goes away once 1/3 of the live events were sent
+
+# Bounds for a loaded 2-core machine; nothing asserts on a duration.
+RESUME_TIMEOUT = 240.0
+DONE_TIMEOUT = 240.0
+
+_counter = itertools.count(1)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def fresh_names() -> TopicNames:
+    return TopicNames.prefixed(f"ks{os.getpid()}-{next(_counter)}-")
+
+
+def topics_env(names: TopicNames) -> dict[str, str]:
+    """The environment that makes a worker (or demo) subprocess use ``names``."""
+    return {
+        ENV_LOGINS: names.logins,
+        ENV_ACCESS: names.access,
+        ENV_IDENTITY: names.identity,
+        ENV_ALERTS: names.alerts,
+        ENV_DLQ: names.dlq,
+    }
+
+
+def kind_of(line: bytes) -> str | None:
+    kind, _ = classify(orjson.loads(line))
+    return kind
+
+
+def pairs(alerts: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    return Counter((a["alert_id"], a["severity"]) for a in alerts)
+
+
+def resends(got: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> int:
+    """Messages beyond the replay's of the same (alert_id, severity): identical re-sends."""
+    want = pairs(replayed)
+    return sum(max(0, n - want[p]) for p, n in pairs(got).items())
+
+
+def partition_leader(bootstrap: str, topic: str, partition: int = 0) -> int:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    try:
+        parts = admin.describe_topics([topic])[0]["partitions"]
+    finally:
+        admin.close()
+    return next(int(p["leader_id"]) for p in parts if p["partition_index"] == partition)
+
+
+def committed_by_topic(bootstrap: str, group: str) -> dict[str, int] | None:
+    """Committed offsets of ``group`` summed per topic; None while the broker cannot say
+    (a fresh Kafka creates ``__consumer_offsets`` on the first group lookup and answers
+    COORDINATOR_NOT_AVAILABLE meanwhile; a broker coming back loads it again)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    except KafkaError:
+        return None
+    try:
+        got = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    per_topic: dict[str, int] = {}
+    for tp, om in got.items():
+        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(om.offset, 0)
+    return per_topic
+
+
+def wait_committed(bootstrap: str, group: str, sent: dict[str, int], worker: WorkerProcess,
+                   reader: AlertReader, quiet: float = 6.0, timeout: float = 240.0) -> None:
+    """Until ``group`` committed all ``sent[topic]`` messages of each input topic (one
+    partition per topic, offsets from 0) and no alert came for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    per_topic: dict[str, int] | None = None
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.log_tail(40)
+        per_topic = committed_by_topic(bootstrap, group)
+        done = per_topic is not None and all(per_topic.get(t, 0) >= n for t, n in sent.items())
+        if done and time.monotonic() - reader.last_at >= quiet:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not all committed in {timeout:g}s: sent {sent}, committed "
+                         f"{per_topic}:\n{worker.log_tail(40)}")
+
+
+def wait_taken_beyond(worker: WorkerProcess, before: float, timeout: float) -> float:
+    """Seconds until the worker's ``accesswatch_events_total`` exceeds ``before``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        assert worker.alive(), worker.log_tail(40)
+        if worker.metric("accesswatch_events_total") > before:
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise AssertionError(
+        f"the worker took no new event within {timeout:g}s:\n{worker.log_tail(40)}"
+    )
+
+
+class LiveProducer:
+    """Sends lines in small paced chunks from a thread; rides out a broker that goes away
+    (kafka-python's idempotent producer, generous delivery and blocking bounds)."""
+
+    CONFIG: dict[str, Any] = {
+        "linger_ms": 5,
+        "request_timeout_ms": 15_000,
+        "delivery_timeout_ms": 300_000,
+        "max_block_ms": 300_000,
+        "retry_backoff_ms": 250,
+        "reconnect_backoff_max_ms": 1_000,
+    }
+
+    def __init__(self, bootstrap: str, names: TopicNames, lines: list[bytes]) -> None:
+        self.bootstrap = bootstrap
+        self.names = names
+        self.lines = lines
+        self.sent_lines = 0
+        self.sent: dict[str, int] = {}
+        self.failed = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="live-producer", daemon=True)
+
+    def start(self) -> LiveProducer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            with Producer(self.bootstrap, topics=self.names, producer_config=self.CONFIG) as prod:
+                for i in range(0, len(self.lines), LIVE_CHUNK):
+                    chunk = self.lines[i:i + LIVE_CHUNK]
+                    prod.send_lines(chunk)
+                    self.sent_lines += len(chunk)
+                    time.sleep(LIVE_PAUSE)
+                stats = prod.close(timeout=300)
+                self.sent = dict(stats.sent)
+                self.failed = stats.failed
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def wait_sent(self, n: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.sent_lines < n:
+            assert self.error is None, repr(self.error)
+            assert time.monotonic() < deadline, f"only {self.sent_lines} of {n} lines sent"
+            time.sleep(0.05)
+
+    def join(self, timeout: float = 330.0) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the producer did not finish"
+        assert self.error is None, repr(self.error)
+        assert self.failed == 0, f"{self.failed} events not delivered"
+
+
+@dataclass
+class LiveRun:
+    """What a worker did while the broker was disrupted mid-stream."""
+
+    replayed: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]
+    total_inputs: int
+    taken: float
+    resume_s: float
+    rc: int | None
+    log: str
+    notes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> set[str]:
+        return {a["alert_id"] for a in self.replayed}
+
+    @property
+    def got(self) -> set[str]:
+        return {a["alert_id"] for a in self.alerts}
+
+
+def run_live(bootstrap: str, tmp_path: Path, disrupt: Callable[[TopicNames], None], *,
+             replication: int = 1, sim: SimConfig = LIVE_SIM) -> LiveRun:
+    """Produce identity events and a backlog, start a worker, stream the rest and call
+    ``disrupt(names)`` a third of the way through; wait until every input offset is committed
+    and the alerts are quiet, stop the worker and return what happened."""
+    lines = sim_lines(sim)
+    replayed = replay_alerts(lines)
+    assert len({a["alert_id"] for a in replayed}) >= 5  # the scenario does raise alerts
+    # Identity facts first (as tests/test_parity.py: the worker reads them to the end before
+    # detecting); then a backlog of logins and access; the rest is streamed live.
+    identity = [ln for ln in lines if kind_of(ln) == "identity"]
+    flow = [ln for ln in lines if kind_of(ln) != "identity"]
+    backlog, live = flow[: len(flow) // BACKLOG_SHARE], flow[len(flow) // BACKLOG_SHARE:]
+
+    names = fresh_names()
+    group = f"{names.logins}-group"
+    create_topics(bootstrap, partitions=1, replication=replication, names=names, timeout=60)
+    sent = Counter(produce_by_topic(bootstrap, identity + backlog, names))
+    env = topics_env(names)
+    if replication > 1:
+        env["ACCESSWATCH_REPLICATION"] = str(replication)
+    (tmp_path / "w").mkdir()
+    worker = WorkerProcess(f"kafka://{bootstrap}", partitions=1, app_id=group,
+                           checkpoint_interval=1.0, topics_env=env,
+                           data_dir=str(tmp_path / "w"), log_path=str(tmp_path / "worker.log"),
+                           extra=["--log-level", "info"])
+    reader = AlertReader(bootstrap, names.alerts)
+    producer = LiveProducer(bootstrap, names, live)
+    worker.start()
+    reader.start()
+    notes: dict[str, float] = {}
+    try:
+        worker.wait_ready(timeout=120)
+        wait_taken_beyond(worker, len(backlog) // 2, RESUME_TIMEOUT)  # it is processing
+        pid = worker.proc.pid if worker.proc else None
+        producer.start()
+        producer.wait_sent(len(live) // DISRUPT_AT)
+        taken_at = worker.metric("accesswatch_events_total")
+        t0 = time.monotonic()
+        disrupt(names)
+        notes["disruption_s"] = time.monotonic() - t0
+        notes["sent_during_disruption"] = float(producer.sent_lines)
+        resume_s = wait_taken_beyond(worker, taken_at, RESUME_TIMEOUT)
+        producer.join()
+        for topic, n in producer.sent.items():
+            sent[topic] += n
+        assert sum(sent.values()) == len(lines)
+        inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
+        wait_committed(bootstrap, group, inputs, worker, reader, timeout=DONE_TIMEOUT)
+        assert worker.proc is not None and worker.proc.pid == pid  # the same process
+        taken = worker.metric("accesswatch_events_total")
+    finally:
+        reader.stop()
+        rc = worker.stop(timeout=60)
+        if producer._thread.is_alive():  # noqa: SLF001 - a failed test: let it drain
+            producer._thread.join(5)  # noqa: SLF001
+    return LiveRun(replayed, list(reader.alerts), len(lines), taken, resume_s, rc,
+                   (tmp_path / "worker.log").read_text(errors="replace"), notes)
+
+
+def check_live(run: LiveRun, label: str) -> None:
+    """The shared verdict: nothing lost, nothing invented, re-sends only identical."""
+    assert run.got == run.expected, (sorted(run.expected - run.got),
+                                     sorted(run.got - run.expected))
+    # An alert_id seen twice carries a severity the replay gave it too (an escalation) or
+    # is an identical re-send: the (alert_id, severity) pairs are exactly the replay's.
+    assert set(pairs(run.alerts)) == set(pairs(run.replayed))
+    # Every event was taken (the committed offsets say processed; the counter agrees).
+    assert run.taken >= run.total_inputs, (run.taken, run.total_inputs)
+    print(
+        f"\n[{label}] alerts: {len(run.got)} ids, {len(run.alerts)} messages "
+        f"(replay {len(run.replayed)}); identical re-sends: {resends(run.alerts, run.replayed)}; "
+        f"disruption {run.notes.get('disruption_s', 0):.1f}s; worker resumed "
+        f"{run.resume_s:.1f}s after it; events taken {run.taken:.0f} of {run.total_inputs}"
+    )
+    assert run.rc == 0, run.log[-3000:]  # SIGTERM at the end: a clean exit
+
+
+# ---------------------------------------------------------------------------- 1. parity
+
+
+@pytest.mark.parametrize(
+    "broker_fixture",
+    [
+        pytest.param("fresh_tansu", marks=pytest.mark.broker, id="tansu"),
+        pytest.param("apache_kafka", marks=pytest.mark.kafka, id="apache-kafka"),
+    ],
+)
+@pytest.mark.timeout(420)
+def test_parity_replay_and_worker(broker_fixture: str, request: pytest.FixtureRequest,
+                                  tmp_path: Path) -> None:
+    """The parity check of tests/test_parity.py on both brokers (topics of its own)."""
+    broker = request.getfixturevalue(broker_fixture)
+    lines = sim_lines(PARITY_SIM)
+    expected = {a["alert_id"] for a in replay_alerts(lines)}
+    assert len(expected) >= 5
+
+    names = fresh_names()
+    group = f"{names.logins}-group"
+    create_topics(broker.bootstrap, partitions=1, names=names, timeout=60)
+    sent = produce_by_topic(broker.bootstrap, lines, names)
+    assert sum(sent.values()) == len(lines)
+    worker = WorkerProcess(f"kafka://{broker.bootstrap}", partitions=1, app_id=group,
+                           topics_env=topics_env(names), data_dir=str(tmp_path))
+    reader = AlertReader(broker.bootstrap, names.alerts)
+    worker.start()
+    reader.start()
+    try:
+        worker.wait_ready(timeout=120)
+        inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
+        wait_committed(broker.bootstrap, group, inputs, worker, reader,
+                       timeout=DONE_TIMEOUT)
+        taken = worker.metric("accesswatch_events_total")
+        got = {a["alert_id"] for a in reader.alerts}
+    finally:
+        reader.stop()
+        rc = worker.stop(timeout=60)
+    assert got == expected, (sorted(expected - got), sorted(got - expected))
+    assert taken >= len(lines)
+    assert rc == 0, worker.log_tail(40)
+
+
+# ------------------------------------------------------------------------ 2. durability
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_broker_restart_mid_stream_loses_nothing(apache_kafka: Any, tmp_path: Path,
+                                                 sig: int) -> None:
+    """Stop the single broker mid-stream (SIGTERM: a clean shutdown; SIGKILL: a crash) and
+    start it again; the worker, never restarted, reconnects and ends with the replay's
+    alerts."""
+    times: dict[str, float] = {}
+
+    def restart(_: TopicNames) -> None:
+        t0 = time.monotonic()
+        apache_kafka.stop(sig)
+        assert apache_kafka.pid() is None
+        t1 = time.monotonic()
+        apache_kafka.start()
+        times["stop_s"], times["start_s"] = t1 - t0, time.monotonic() - t1
+
+    try:
+        run = run_live(apache_kafka.bootstrap, tmp_path, restart)
+    finally:
+        if apache_kafka.pid() is None:  # leave the session broker running for the others
+            apache_kafka.start()
+    print(f"\n[{sig.name}] broker stop {times.get('stop_s', 0):.1f}s, "
+          f"start {times.get('start_s', 0):.1f}s")
+    check_live(run, f"broker {sig.name}")
+
+
+# ---------------------------------------------------------------------- 3. the cluster
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(720)
+def test_cluster_loses_a_broker_mid_stream(kafka_cluster: Any, tmp_path: Path) -> None:
+    """Kill the broker leading the input partition mid-stream: the worker goes on on the
+    other two (RF 3, min.insync.replicas 2) and ends with the replay's alerts."""
+    bootstrap = kafka_cluster.bootstrap
+    killed: list[int] = []
+
+    def kill_leader(names: TopicNames) -> None:
+        leader = partition_leader(bootstrap, names.logins)
+        kafka_cluster.kill(leader)
+        assert kafka_cluster.pid(leader) is None
+        killed.append(leader)
+
+    try:
+        run = run_live(bootstrap, tmp_path, kill_leader, replication=3)
+    finally:
+        if killed:
+            kafka_cluster.start()  # back to three for whoever uses the cluster next
+    assert killed, "no broker was killed"
+    check_live(run, f"cluster, node {killed[0]} killed")
+
+
+# -------------------------------------------------------------------------- 4. the demo
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(420)
+def test_demo_against_apache_kafka(apache_kafka: Any) -> None:
+    """``accesswatch demo --broker kafka://... --json`` runs on Kafka and pages the attack."""
+    names = fresh_names()
+    exe = shutil.which("accesswatch", path=os.path.dirname(sys.executable))
+    argv = [exe] if exe else [sys.executable, "-m", "streams.cli"]
+    env = {**os.environ, **topics_env(names)}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        [*argv, "demo", "--broker", f"kafka://{apache_kafka.bootstrap}", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=360,
+        stdin=subprocess.DEVNULL, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    alerts = [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert alerts, result.stderr[-3000:]
+    for a in alerts:
+        assert {"alert_id", "detector", "severity", "entity", "event_ids"} <= set(a)
+    # The built-in scenario (seed 7): its attack's events are behind some of the alerts.
+    attack = {i for t in builtin_scenario(7).truth for i in t.get("event_ids", ())}
+    hits = [a for a in alerts if attack & set(a.get("event_ids") or ())]
+    assert hits, sorted({a["detector"] for a in alerts})
+    assert "attack detected: yes" in result.stderr, result.stderr[-2000:]
+    print(f"\n[demo] {len(alerts)} alert messages, {len(hits)} on the attack: "
+          f"{sorted({a['detector'] for a in hits})}")
