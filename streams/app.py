@@ -580,7 +580,12 @@ class Runtime:
             for p, blob, _ in todo:
                 if blob is not None:
                     for key, value in checkpoint_records(p, blob):
-                        self.table.send_changelog(p, key, value)
+                        # straight to the changelog, without Faust's "sent" callback: that
+                        # would mark the local store (RocksDB) as holding these records,
+                        # which it does not, and a restart would skip them
+                        self.table.changelog_topic.send_soon(
+                            key=key, value=value, partition=p, key_serializer="raw",
+                            value_serializer="raw")
                     self.checkpoints += 1
                     self.checkpoint_bytes = len(blob)
                     log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
