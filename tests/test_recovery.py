@@ -36,7 +36,11 @@ SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_sta
 
 @pytest.mark.broker
 @pytest.mark.timeout(300)
-def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_path: Any) -> None:
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_path: Any,
+                                                       store: str) -> None:
+    if store == "rocksdb" and importlib.util.find_spec("rocksdict") is None:
+        pytest.skip("rocksdict not installed (pip install 'accesswatch[rocksdb]')")
     lines = sim_lines(SIM)
     replayed = replay_alerts(lines)
     expected = {a["alert_id"] for a in replayed}
@@ -48,7 +52,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
 
     group = "accesswatch-recovery"
     opts: dict[str, Any] = {"partitions": 1, "app_id": group, "checkpoint_interval": 1.0,
-                            "extra": ["--log-level", "info"]}
+                            "extra": ["--log-level", "info", "--store", store]}
     first = WorkerProcess(fresh_tansu.url, data_dir=str(tmp_path / "a"),
                           log_path=str(tmp_path / "a.log"), **opts)
     (tmp_path / "a").mkdir()
