@@ -276,6 +276,10 @@ class AlertmanagerSender:
         ann = alert_annotations(alert, self.runbook_base)
         return self._put(("alert", (labels, ann, parse_ts(alert["ts"]), self._clock())))
 
+    def touch(self, alert_id: str) -> bool:
+        """The engine saw the episode again (a repeat it did not re-send): keep it firing."""
+        return self._put(("touch", alert_id))
+
     def resolve(self, alert_id: str) -> bool:
         """End an episode now (the detector knows it is over). False when dropped."""
         return self._put(("resolve", alert_id))
@@ -327,6 +331,11 @@ class AlertmanagerSender:
                 kind, item = self._queue.get_nowait()
             except queue.Empty:
                 return
+            if kind == "touch":
+                ep = self._episodes.get(item)
+                if ep is not None and not ep.resolved:
+                    ep.last_seen = max(ep.last_seen, now)
+                continue
             if kind == "resolve":
                 ep = self._episodes.get(item)
                 if ep is not None and not ep.resolved:

@@ -523,6 +523,9 @@ class Runtime:
             if st.max_ts is None or st.queued:
                 continue
             alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
+            if self.sender is not None:  # repeats inside open episodes keep their pages firing
+                for alert_id in st.engine.drain_touched():
+                    self.sender.touch(alert_id)
             if idle > 0 and not st.flushed and wall - st.last_wall >= idle:
                 alerts.extend(st.engine.flush())
                 st.flushed = True

@@ -177,6 +177,24 @@ def test_reposts_every_resend_interval_while_active_then_resolves_when_quiet() -
     assert len(rec.posts) == n  # nothing left to send
 
 
+def test_touch_keeps_an_episode_firing_without_a_new_page_and_is_ignored_when_unknown() -> None:
+    sender, clock, rec, _ = make_sender(resend_interval=60, episode_ttl=300)
+    sender.submit(alert())
+    sender.tick()
+    for _ in range(4):  # the engine keeps seeing the attack but suppresses the repeats
+        clock.t += 200
+        assert sender.touch("bulk_lookup:key:kid-legacy-2019:1")
+        sender.tick()
+    assert sender.active() == ["bulk_lookup:key:kid-legacy-2019:1"]
+    assert all(a["endsAt"] > rfc3339(clock.t - 1) for a in rec.alerts_to(URL_A)[-1:])
+    sender.touch("never-submitted")
+    sender.tick()
+    assert sender.active() == ["bulk_lookup:key:kid-legacy-2019:1"]
+    clock.t += 300  # no touch for episode_ttl: resolved
+    sender.tick()
+    assert sender.active() == []
+
+
 def test_explicit_resolve_and_startsat_never_in_the_future() -> None:
     sender, clock, rec, _ = make_sender()
     sender.submit(alert(ts=T0 + 3600))  # a producer with a fast clock
