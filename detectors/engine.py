@@ -35,7 +35,8 @@ class EngineConfig:
     """Engine settings. Times are event-time seconds."""
 
     allowed_lateness: float = 60.0  # events older than the newest minus this are counted late
-    dedupe_window: float = 900.0  # event_id repeats within this are processed once
+    dedupe_window: float = 900.0  # event_id repeats within this are processed once ...
+    dedupe_max: int = 500_000  # ... among at most about twice this many recent events
     episode_gap: float = 3600.0  # a quiet gap this long ends an alert episode
     expire_every: float = 300.0  # how often idle entity state is swept
     salt: str = "accesswatch"  # salt for hashed identifiers kept in state
@@ -187,6 +188,8 @@ class Engine:
             self.rejected["duplicate"] += 1
             return [], E.Rejection("duplicate", "event_id", "already processed")
         self._seen_now.add(key)
+        if len(self._seen_now) > self.config.dedupe_max:
+            self._seen_prev, self._seen_now = self._seen_now, set()
         ts = e.ts
         if ctx.start is None:
             ctx.start = ts
@@ -299,6 +302,13 @@ class Engine:
         state alive in Alertmanager without sending a new page)."""
         out, self._touched = self._touched, set()
         return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The duplicate memory holds process-local hashes: meaningless in another process
+        # (the runtime skips redelivered input by offset instead), so not checkpointed.
+        state = dict(self.__dict__)
+        state["_seen_now"], state["_seen_prev"] = set(), set()
+        return state
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

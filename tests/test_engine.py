@@ -156,3 +156,12 @@ def test_a_pickled_engine_mid_attack_continues_exactly_like_the_original() -> No
     out_a += [a["alert_id"] + a["severity"] for a in eng.flush()]
     out_b += [a["alert_id"] + a["severity"] for a in clone.flush()]
     assert out_a == out_b and out_a
+
+
+def test_duplicate_memory_is_bounded_by_count_too() -> None:
+    evs = [{"event_id": f"k{i}", "ts": 1000, "change": "key_issued", "key_id": "k"} for i in range(50)]
+    eng, _ = run(evs + [evs[0]], dedupe_max=10)
+    assert eng.rejected["duplicate"] == 0  # k0 was forgotten: only ~2 x 10 ids are kept
+    assert len(eng._seen_now) + len(eng._seen_prev) <= 22
+    eng2, _ = run(evs + [evs[-1]], dedupe_max=10)
+    assert eng2.rejected["duplicate"] == 1  # a recent one is still caught
