@@ -26,6 +26,7 @@ once, with the entity in its labels.
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -76,7 +77,6 @@ class Pipeline:
     produced: dict[str, int] = field(default_factory=dict)
     parts_sent: int = 0  # how many lines of ``lines`` are on the topics
     first_part_alerts: list[dict[str, Any]] = field(default_factory=list)
-    restarted: bool = False
 
     def produce(self, upto: int) -> None:
         chunk = self.lines[self.parts_sent : upto]
@@ -115,7 +115,7 @@ def _tansu_or_skip() -> str:
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     am_binary = (
         need("prometheus-alertmanager")
-        if prom_fixtures.shutil.which("prometheus-alertmanager")
+        if shutil.which("prometheus-alertmanager")
         else need("alertmanager")
     )
     prom_binary = need("prometheus")
@@ -363,7 +363,6 @@ def test_alertmanager_restart_mid_episode_neither_loses_nor_duplicates(
         ),
     )
     p.am.restart(fresh=True)
-    p.restarted = True
 
     # Not lost: the pages from before come back into the new Alertmanager (re-post) ...
     for aid in paged_before:
