@@ -300,6 +300,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--customers", type=int, default=DEMO_CUSTOMERS, help=argparse.SUPPRESS)
     p.add_argument("--hours", type=float, default=DEMO_HOURS, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+    p.add_argument("--alerting", choices=("auto", "on", "off"), default="auto",
+                   help="also start Prometheus, Alertmanager and the on-call receiver "
+                        "(auto: when installed)")
 
 
 @contextlib.contextmanager
@@ -341,21 +344,61 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:
             raise InputError(f"broker {url}: cannot create topics: {e}") from None
         app_id = f"accesswatch-demo-{os.getpid()}-{int(time.time())}"
-        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id)
+        chain = _start_chain(args.alerting, say)
+        extra = ["--alertmanager", chain.am_url] if chain is not None else []
+        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra)
         say(f"broker {url}; starting a worker ...")
         worker.start()
         reader = AlertReader(bootstrap, names.alerts).start()
         try:
             worker.wait_ready()
             say(f"metrics: {worker.metrics_url}")
+            if chain is not None:
+                chain.start_prometheus(f"127.0.0.1:{worker.port}")
+                say(f"prometheus: {chain.prom_url}/alerts   alertmanager: {chain.am_url}   "
+                    f"on-call receiver: {chain.receiver.url}/received")
+            say(f"alerts topic: {names.alerts} on {url}")
             say(f"playing {len(scn.lines):,} events ({scn.name})")
-            return _play(args, scn, bootstrap, names, worker, reader, say)
+            rc = _play(args, scn, bootstrap, names, worker, reader, say)
+            if chain is not None:
+                if any(a.get("severity") == "critical" for a in reader.alerts):
+                    chain.wait_for_page(30.0)
+                pages = chain.pages()
+                say("pages received by the on-call receiver: " + (", ".join(
+                    f"{n} {c}" for n, c in sorted(pages.items())) or "none"))
+            return rc
         finally:
             reader.stop()
             rc = worker.stop()
             if rc not in (0, None):
                 say(f"worker exited with {rc}; its log:\n{worker.log_tail()}")
             worker.cleanup()
+            if chain is not None:
+                chain.stop()
+
+
+def _start_chain(mode: str, say: Any) -> Any:
+    """Prometheus + Alertmanager + receiver beside the demo, when wanted and installed."""
+    if mode == "off":
+        return None
+    from streams import chain as chain_mod
+
+    why = chain_mod.available()
+    if why is not None:
+        if mode == "on":
+            raise InputError(f"--alerting on: {why}")
+        say(f"alerting chain not started: {why}")
+        return None
+    chain = chain_mod.Chain()
+    try:
+        chain.start_alerting()
+    except Exception as e:  # noqa: BLE001 - the demo goes on without it, and says so
+        chain.stop()
+        if mode == "on":
+            raise InputError(f"--alerting on: {e}") from None
+        say(f"alerting chain not started: {e}")
+        return None
+    return chain
 
 
 def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,

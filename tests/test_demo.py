@@ -33,7 +33,7 @@ def _demo(*args: str, timeout: float = 200) -> subprocess.CompletedProcess[str]:
 @pytest.mark.timeout(240)
 def test_demo_shows_the_coupang_attack_alerted() -> None:
     _need_tansu()
-    r = _demo("--customers", "600", "--hours", "2")
+    r = _demo("--customers", "600", "--hours", "2", "--alerting", "off")
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
     assert "metrics: http://127.0.0.1:" in out
@@ -41,6 +41,25 @@ def test_demo_shows_the_coupang_attack_alerted() -> None:
     assert "attack detected: yes" in out, out[-3000:]
     assert "revoked_credential" in out or "overseas_server" in out or "bulk_lookup" in out
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.broker
+@pytest.mark.prom
+@pytest.mark.timeout(300)
+def test_demo_starts_the_alerting_chain_and_on_call_gets_paged() -> None:
+    _need_tansu()
+    from streams import chain
+
+    why = chain.available()
+    if why is not None:
+        pytest.skip(f"alerting chain unavailable: {why}")
+    r = _demo("--customers", "600", "--hours", "2", "--alerting", "on")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout
+    assert "prometheus: http://127.0.0.1:" in out and "alertmanager: http://127.0.0.1:" in out
+    assert "on-call receiver: http://127.0.0.1:" in out
+    pages = [ln for ln in out.splitlines() if ln.startswith("pages received by the on-call")]
+    assert pages and "oncall-pager" in pages[0], out[-3000:]
 
 
 @pytest.mark.broker
