@@ -84,7 +84,7 @@ LIVE_SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attac
 
 BACKLOG_SHARE = 4  # 1/4 of the logins and access go in before the worker starts
 LIVE_CHUNK = 25  # events per send while streaming ...
-LIVE_PAUSE = 0.05  # ... and the pause after each: ~500 events/s, the stream lasts ~10 s
+LIVE_PAUSE = 0.1  # ... and the pause after each: ~250 events/s, the stream lasts ~20 s
 DISRUPT_AT = 3  # the broker goes away once 1/3 of the live events were sent
 
 # Bounds for a loaded 2-core machine; nothing asserts on a duration.
@@ -161,21 +161,85 @@ def committed_by_topic(bootstrap: str, group: str) -> dict[str, int] | None:
     return per_topic
 
 
+def topic_end(bootstrap: str, topic: str) -> int | None:
+    """The sum of ``topic``'s end offsets; None while the broker cannot say."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                 request_timeout_ms=15_000)
+    except KafkaError:
+        return None
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        return sum(consumer.end_offsets(tps).values()) if tps else None
+    except KafkaError:
+        return None
+    finally:
+        consumer.close()
+
+
 def wait_committed(bootstrap: str, group: str, sent: dict[str, int], worker: WorkerProcess,
-                   reader: AlertReader, quiet: float = 6.0, timeout: float = 240.0) -> None:
+                   alerts_topic: str, quiet: float = 6.0, timeout: float = 240.0) -> None:
     """Until ``group`` committed all ``sent[topic]`` messages of each input topic (one
-    partition per topic, offsets from 0) and no alert came for ``quiet`` seconds."""
+    partition per topic, offsets from 0) and the alerts topic grew no more for ``quiet``
+    seconds (its end offset, not a reader's view: a reader may lag behind a broker restart).
+    """
     deadline = time.monotonic() + timeout
     per_topic: dict[str, int] | None = None
+    end, end_since = topic_end(bootstrap, alerts_topic), time.monotonic()
     while time.monotonic() < deadline:
         assert worker.alive(), worker.log_tail(40)
         per_topic = committed_by_topic(bootstrap, group)
+        now_end = topic_end(bootstrap, alerts_topic)
+        if now_end is None or now_end != end:
+            end, end_since = now_end, time.monotonic()
         done = per_topic is not None and all(per_topic.get(t, 0) >= n for t, n in sent.items())
-        if done and time.monotonic() - reader.last_at >= quiet:
+        if done and end is not None and time.monotonic() - end_since >= quiet:
             return
         time.sleep(0.5)
     raise AssertionError(f"not all committed in {timeout:g}s: sent {sent}, committed "
                          f"{per_topic}:\n{worker.log_tail(40)}")
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every JSON message on ``topic`` (one partition or more), read to its end offsets."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout:g}s"
+            for recs in consumer.poll(timeout_ms=500).values():
+                for r in recs:
+                    out.append(orjson.loads(r.value))
+                    out[-1]["_offset"], out[-1]["_sent_ms"] = r.offset, r.timestamp
+        return out
+    finally:
+        consumer.close()
+
+
+def alerts_counted(worker: WorkerProcess) -> dict[str, float]:
+    """``accesswatch_alerts_total`` by its labels (detector, severity) on the worker."""
+    import urllib.request
+
+    text = urllib.request.urlopen(worker.metrics_url, timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("accesswatch_alerts_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.removeprefix("accesswatch_alerts_total")] = float(value)
+    return out
 
 
 def wait_taken_beyond(worker: WorkerProcess, before: float, timeout: float) -> float:
@@ -251,13 +315,15 @@ class LiveRun:
     """What a worker did while the broker was disrupted mid-stream."""
 
     replayed: list[dict[str, Any]]
-    alerts: list[dict[str, Any]]
+    alerts: list[dict[str, Any]]  # the alerts topic read from start to end afterwards
+    seen_live: list[dict[str, Any]]  # what a reader saw while it happened
     total_inputs: int
     taken: float
     resume_s: float
     rc: int | None
     log: str
     notes: dict[str, float] = field(default_factory=dict)
+    counted: dict[str, float] = field(default_factory=dict)  # the worker's alerts_total
 
     @property
     def expected(self) -> set[str]:
@@ -268,11 +334,15 @@ class LiveRun:
         return {a["alert_id"] for a in self.alerts}
 
 
-def run_live(bootstrap: str, tmp_path: Path, disrupt: Callable[[TopicNames], None], *,
+def run_live(bootstrap: str, tmp_path: Path,
+             disrupt: Callable[[TopicNames, Callable[[], None]], None], *,
              replication: int = 1, sim: SimConfig = LIVE_SIM) -> LiveRun:
     """Produce identity events and a backlog, start a worker, stream the rest and call
-    ``disrupt(names)`` a third of the way through; wait until every input offset is committed
-    and the alerts are quiet, stop the worker and return what happened."""
+    ``disrupt(names, down)`` a third of the way through (it calls ``down()`` once the broker
+    is gone); wait until every input offset is committed and the alerts are quiet, stop the
+    worker and return what happened. ``resume_s``: from the end of ``disrupt`` until the
+    worker took an event produced after ``down()`` (so fetched from the broker that is back,
+    not from a buffer filled before)."""
     lines = sim_lines(sim)
     replayed = replay_alerts(lines)
     assert len({a["alert_id"] for a in replayed}) >= 5  # the scenario does raise alerts
@@ -305,33 +375,52 @@ def run_live(bootstrap: str, tmp_path: Path, disrupt: Callable[[TopicNames], Non
         pid = worker.proc.pid if worker.proc else None
         producer.start()
         producer.wait_sent(len(live) // DISRUPT_AT)
-        taken_at = worker.metric("accesswatch_events_total")
+        down: dict[str, float] = {}
+
+        def mark_down() -> None:
+            down["t"], down["sent"] = time.monotonic(), producer.sent_lines
+
         t0 = time.monotonic()
-        disrupt(names)
-        notes["disruption_s"] = time.monotonic() - t0
-        notes["sent_during_disruption"] = float(producer.sent_lines)
-        resume_s = wait_taken_beyond(worker, taken_at, RESUME_TIMEOUT)
+        disrupt(names, mark_down)
+        t_up = time.monotonic()
+        assert down, "disrupt() never called down()"
+        notes["disruption_s"] = t_up - t0
+        notes["down_s"] = t_up - down["t"]
+        assert down["sent"] < len(live), "the stream ended before the broker went away"
+        # Events beyond these were produced after the broker went away.
+        before = len(identity) + len(backlog) + down["sent"]
+        resume_s = wait_taken_beyond(worker, before, RESUME_TIMEOUT)
         producer.join()
         for topic, n in producer.sent.items():
             sent[topic] += n
         assert sum(sent.values()) == len(lines)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
-        wait_committed(bootstrap, group, inputs, worker, reader, timeout=DONE_TIMEOUT)
+        wait_committed(bootstrap, group, inputs, worker, names.alerts, timeout=DONE_TIMEOUT)
         assert worker.proc is not None and worker.proc.pid == pid  # the same process
         taken = worker.metric("accesswatch_events_total")
+        counted = alerts_counted(worker)
     finally:
         reader.stop()
         rc = worker.stop(timeout=60)
         if producer._thread.is_alive():  # noqa: SLF001 - a failed test: let it drain
             producer._thread.join(5)  # noqa: SLF001
-    return LiveRun(replayed, list(reader.alerts), len(lines), taken, resume_s, rc,
-                   (tmp_path / "worker.log").read_text(errors="replace"), notes)
+    on_topic = read_topic(bootstrap, names.alerts)
+    with open(tmp_path / "alerts-on-topic.jsonl", "wb") as f:  # for a post-mortem
+        for a in on_topic:
+            f.write(orjson.dumps(a) + b"\n")
+    return LiveRun(replayed, on_topic, list(reader.alerts), len(lines), taken, resume_s, rc,
+                   (tmp_path / "worker.log").read_text(errors="replace"), notes, counted)
 
 
 def check_live(run: LiveRun, label: str) -> None:
     """The shared verdict: nothing lost, nothing invented, re-sends only identical."""
-    assert run.got == run.expected, (sorted(run.expected - run.got),
-                                     sorted(run.got - run.expected))
+    live = {a["alert_id"] for a in run.seen_live}
+    assert run.got == run.expected, (
+        f"missing {sorted(run.expected - run.got)}, invented {sorted(run.got - run.expected)}; "
+        f"the live reader saw {len(run.seen_live)} messages ({len(live)} ids; missing "
+        f"{sorted(run.expected - live)}, invented {sorted(live - run.expected)}); the worker "
+        f"counted {run.counted}; replay "
+        f"{Counter((a['detector'], a['severity']) for a in run.replayed)}")
     # An alert_id seen twice carries a severity the replay gave it too (an escalation) or
     # is an identical re-send: the (alert_id, severity) pairs are exactly the replay's.
     assert set(pairs(run.alerts)) == set(pairs(run.replayed))
@@ -340,7 +429,8 @@ def check_live(run: LiveRun, label: str) -> None:
     print(
         f"\n[{label}] alerts: {len(run.got)} ids, {len(run.alerts)} messages "
         f"(replay {len(run.replayed)}); identical re-sends: {resends(run.alerts, run.replayed)}; "
-        f"disruption {run.notes.get('disruption_s', 0):.1f}s; worker resumed "
+        f"disruption {run.notes.get('disruption_s', 0):.1f}s (broker away "
+        f"{run.notes.get('down_s', 0):.1f}s); the worker took a post-outage event "
         f"{run.resume_s:.1f}s after it; events taken {run.taken:.0f} of {run.total_inputs}"
     )
     assert run.rc == 0, run.log[-3000:]  # SIGTERM at the end: a clean exit
@@ -372,19 +462,16 @@ def test_parity_replay_and_worker(broker_fixture: str, request: pytest.FixtureRe
     assert sum(sent.values()) == len(lines)
     worker = WorkerProcess(f"kafka://{broker.bootstrap}", partitions=1, app_id=group,
                            topics_env=topics_env(names), data_dir=str(tmp_path))
-    reader = AlertReader(broker.bootstrap, names.alerts)
     worker.start()
-    reader.start()
     try:
         worker.wait_ready(timeout=120)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
-        wait_committed(broker.bootstrap, group, inputs, worker, reader,
+        wait_committed(broker.bootstrap, group, inputs, worker, names.alerts,
                        timeout=DONE_TIMEOUT)
         taken = worker.metric("accesswatch_events_total")
-        got = {a["alert_id"] for a in reader.alerts}
     finally:
-        reader.stop()
         rc = worker.stop(timeout=60)
+    got = {a["alert_id"] for a in read_topic(broker.bootstrap, names.alerts)}
     assert got == expected, (sorted(expected - got), sorted(got - expected))
     assert taken >= len(lines)
     assert rc == 0, worker.log_tail(40)
@@ -403,10 +490,11 @@ def test_broker_restart_mid_stream_loses_nothing(apache_kafka: Any, tmp_path: Pa
     alerts."""
     times: dict[str, float] = {}
 
-    def restart(_: TopicNames) -> None:
+    def restart(_: TopicNames, down: Callable[[], None]) -> None:
         t0 = time.monotonic()
         apache_kafka.stop(sig)
         assert apache_kafka.pid() is None
+        down()
         t1 = time.monotonic()
         apache_kafka.start()
         times["stop_s"], times["start_s"] = t1 - t0, time.monotonic() - t1
@@ -432,10 +520,11 @@ def test_cluster_loses_a_broker_mid_stream(kafka_cluster: Any, tmp_path: Path) -
     bootstrap = kafka_cluster.bootstrap
     killed: list[int] = []
 
-    def kill_leader(names: TopicNames) -> None:
+    def kill_leader(names: TopicNames, down: Callable[[], None]) -> None:
         leader = partition_leader(bootstrap, names.logins)
         kafka_cluster.kill(leader)
         assert kafka_cluster.pid(leader) is None
+        down()
         killed.append(leader)
 
     try:
