@@ -359,6 +359,17 @@ class AlertmanagerSender:
                 )
                 continue
             ep.last_seen = max(ep.last_seen, submitted)
+            if labels != ep.labels:
+                # Escalated (warning -> critical keeps the alert_id): other labels are another
+                # Alertmanager alert, routed elsewhere. Resolve the old one once; post now.
+                old_key = f"{alert_id}\x00{ep.labels.get('severity', '')}"
+                if old_key not in self._episodes:
+                    self._episodes[old_key] = _Episode(
+                        alert_id=old_key, labels=ep.labels, annotations=ep.annotations,
+                        starts_at=ep.starts_at, last_seen=ep.last_seen, ends_at=now,
+                        delivered=dict.fromkeys(self.urls))
+                ep.labels = labels
+                ep.delivered = dict.fromkeys(self.urls)
             ep.annotations = annotations  # the latest summary and evidence
             if ep.resolved:  # the same episode came back before it was forgotten: reopen
                 ep.ends_at = None

@@ -195,6 +195,22 @@ def test_touch_keeps_an_episode_firing_without_a_new_page_and_is_ignored_when_un
     assert sender.active() == []
 
 
+def test_escalation_to_critical_posts_at_once_with_new_labels_and_resolves_the_warning() -> None:
+    sender, clock, rec, _ = make_sender(resend_interval=60, episode_ttl=300)
+    sender.submit({**alert(), "severity": "warning"})
+    sender.tick()
+    assert rec.alerts_to(URL_A)[-1]["labels"]["severity"] == "warning"
+    clock.t += 5
+    sender.submit(alert())  # same alert_id, now critical
+    sender.tick()
+    posted = rec.alerts_to(URL_A)
+    crit = [a for a in posted if a["labels"]["severity"] == "critical"]
+    warn = [a for a in posted if a["labels"]["severity"] == "warning"]
+    assert crit and crit[-1]["endsAt"] > rfc3339(clock.t)  # firing, posted without waiting
+    assert warn[-1]["endsAt"] <= rfc3339(clock.t)  # the warning alert is resolved
+    assert sender.active() == ["bulk_lookup:key:kid-legacy-2019:1"]
+
+
 def test_explicit_resolve_and_startsat_never_in_the_future() -> None:
     sender, clock, rec, _ = make_sender()
     sender.submit(alert(ts=T0 + 3600))  # a producer with a fast clock
