@@ -145,7 +145,7 @@ class Metrics:
         )
         self.alerts = Counter(
             "alerts",
-            "Alerts raised (the first of each episode), by detector and severity.",
+            "Alert messages sent (the first of each episode and each escalation), by detector and severity.",
             ["detector", "severity"],
             namespace=ns,
             registry=reg,
