@@ -77,8 +77,7 @@ pytest_plugins = [f"{_PREFIX}broker_fixtures", f"{_PREFIX}kafka_fixtures"]
 REPO = Path(__file__).resolve().parents[1]
 
 # The file of tests/test_parity.py (its events produced before the worker starts).
-PARITY_SIM = SimConfig(seed=11, customers=500, hours=2, attacks=("coupang",),
-                       attack_start_hour=0.5)
+PARITY_SIM = SimConfig(seed=11, customers=500, hours=2, attacks=("coupang",), attack_start_hour=0.5)
 # A larger file streamed while the broker goes away (the one of tests/test_recovery.py).
 LIVE_SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_start_hour=0.5)
 
@@ -167,8 +166,9 @@ def topic_end(bootstrap: str, topic: str) -> int | None:
     from kafka.errors import KafkaError
 
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                 request_timeout_ms=15_000)
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=15_000
+        )
     except KafkaError:
         return None
     try:
@@ -181,8 +181,15 @@ def topic_end(bootstrap: str, topic: str) -> int | None:
         consumer.close()
 
 
-def wait_committed(bootstrap: str, group: str, sent: dict[str, int], worker: WorkerProcess,
-                   alerts_topic: str, quiet: float = 6.0, timeout: float = 240.0) -> None:
+def wait_committed(
+    bootstrap: str,
+    group: str,
+    sent: dict[str, int],
+    worker: WorkerProcess,
+    alerts_topic: str,
+    quiet: float = 6.0,
+    timeout: float = 240.0,
+) -> None:
     """Until ``group`` committed all ``sent[topic]`` messages of each input topic (one
     partition per topic, offsets from 0) and the alerts topic grew no more for ``quiet``
     seconds (its end offset, not a reader's view: a reader may lag behind a broker restart).
@@ -200,16 +207,22 @@ def wait_committed(bootstrap: str, group: str, sent: dict[str, int], worker: Wor
         if done and end is not None and time.monotonic() - end_since >= quiet:
             return
         time.sleep(0.5)
-    raise AssertionError(f"not all committed in {timeout:g}s: sent {sent}, committed "
-                         f"{per_topic}:\n{worker.log_tail(40)}")
+    raise AssertionError(
+        f"not all committed in {timeout:g}s: sent {sent}, committed "
+        f"{per_topic}:\n{worker.log_tail(40)}"
+    )
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
     """Every JSON message on ``topic`` (one partition or more), read to its end offsets."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -286,7 +299,7 @@ class LiveProducer:
         try:
             with Producer(self.bootstrap, topics=self.names, producer_config=self.CONFIG) as prod:
                 for i in range(0, len(self.lines), LIVE_CHUNK):
-                    chunk = self.lines[i:i + LIVE_CHUNK]
+                    chunk = self.lines[i : i + LIVE_CHUNK]
                     prod.send_lines(chunk)
                     self.sent_lines += len(chunk)
                     time.sleep(LIVE_PAUSE)
@@ -334,9 +347,14 @@ class LiveRun:
         return {a["alert_id"] for a in self.alerts}
 
 
-def run_live(bootstrap: str, tmp_path: Path,
-             disrupt: Callable[[TopicNames, Callable[[], None]], None], *,
-             replication: int = 1, sim: SimConfig = LIVE_SIM) -> LiveRun:
+def run_live(
+    bootstrap: str,
+    tmp_path: Path,
+    disrupt: Callable[[TopicNames, Callable[[], None]], None],
+    *,
+    replication: int = 1,
+    sim: SimConfig = LIVE_SIM,
+) -> LiveRun:
     """Produce identity events and a backlog, start a worker, stream the rest and call
     ``disrupt(names, down)`` a third of the way through (it calls ``down()`` once the broker
     is gone); wait until every input offset is committed and the alerts are quiet, stop the
@@ -350,7 +368,7 @@ def run_live(bootstrap: str, tmp_path: Path,
     # detecting); then a backlog of logins and access; the rest is streamed live.
     identity = [ln for ln in lines if kind_of(ln) == "identity"]
     flow = [ln for ln in lines if kind_of(ln) != "identity"]
-    backlog, live = flow[: len(flow) // BACKLOG_SHARE], flow[len(flow) // BACKLOG_SHARE:]
+    backlog, live = flow[: len(flow) // BACKLOG_SHARE], flow[len(flow) // BACKLOG_SHARE :]
 
     names = fresh_names()
     group = f"{names.logins}-group"
@@ -360,10 +378,16 @@ def run_live(bootstrap: str, tmp_path: Path,
     if replication > 1:
         env["ACCESSWATCH_REPLICATION"] = str(replication)
     (tmp_path / "w").mkdir()
-    worker = WorkerProcess(f"kafka://{bootstrap}", partitions=1, app_id=group,
-                           checkpoint_interval=1.0, topics_env=env,
-                           data_dir=str(tmp_path / "w"), log_path=str(tmp_path / "worker.log"),
-                           extra=["--log-level", "info"])
+    worker = WorkerProcess(
+        f"kafka://{bootstrap}",
+        partitions=1,
+        app_id=group,
+        checkpoint_interval=1.0,
+        topics_env=env,
+        data_dir=str(tmp_path / "w"),
+        log_path=str(tmp_path / "worker.log"),
+        extra=["--log-level", "info"],
+    )
     reader = AlertReader(bootstrap, names.alerts)
     producer = LiveProducer(bootstrap, names, live)
     worker.start()
@@ -408,24 +432,22 @@ def run_live(bootstrap: str, tmp_path: Path,
     with open(tmp_path / "alerts-on-topic.jsonl", "wb") as f:  # for a post-mortem
         for a in on_topic:
             f.write(orjson.dumps(a) + b"\n")
-    return LiveRun(replayed, on_topic, list(reader.alerts), len(lines), taken, resume_s, rc,
-                   (tmp_path / "worker.log").read_text(errors="replace"), notes, counted)
+    return LiveRun(
+        replayed,
+        on_topic,
+        list(reader.alerts),
+        len(lines),
+        taken,
+        resume_s,
+        rc,
+        (tmp_path / "worker.log").read_text(errors="replace"),
+        notes,
+        counted,
+    )
 
 
 def check_live(run: LiveRun, label: str) -> None:
     """The shared verdict: nothing lost, nothing invented, re-sends only identical."""
-    live = {a["alert_id"] for a in run.seen_live}
-    assert run.got == run.expected, (
-        f"missing {sorted(run.expected - run.got)}, invented {sorted(run.got - run.expected)}; "
-        f"the live reader saw {len(run.seen_live)} messages ({len(live)} ids; missing "
-        f"{sorted(run.expected - live)}, invented {sorted(live - run.expected)}); the worker "
-        f"counted {run.counted}; replay "
-        f"{Counter((a['detector'], a['severity']) for a in run.replayed)}")
-    # An alert_id seen twice carries a severity the replay gave it too (an escalation) or
-    # is an identical re-send: the (alert_id, severity) pairs are exactly the replay's.
-    assert set(pairs(run.alerts)) == set(pairs(run.replayed))
-    # Every event was taken (the committed offsets say processed; the counter agrees).
-    assert run.taken >= run.total_inputs, (run.taken, run.total_inputs)
     print(
         f"\n[{label}] alerts: {len(run.got)} ids, {len(run.alerts)} messages "
         f"(replay {len(run.replayed)}); identical re-sends: {resends(run.alerts, run.replayed)}; "
@@ -433,6 +455,19 @@ def check_live(run: LiveRun, label: str) -> None:
         f"{run.notes.get('down_s', 0):.1f}s); the worker took a post-outage event "
         f"{run.resume_s:.1f}s after it; events taken {run.taken:.0f} of {run.total_inputs}"
     )
+    live = {a["alert_id"] for a in run.seen_live}
+    assert run.got == run.expected, (
+        f"missing {sorted(run.expected - run.got)}, invented {sorted(run.got - run.expected)}; "
+        f"the live reader saw {len(run.seen_live)} messages ({len(live)} ids; missing "
+        f"{sorted(run.expected - live)}, invented {sorted(live - run.expected)}); the worker "
+        f"counted {run.counted}; replay "
+        f"{Counter((a['detector'], a['severity']) for a in run.replayed)}"
+    )
+    # An alert_id seen twice carries a severity the replay gave it too (an escalation) or
+    # is an identical re-send: the (alert_id, severity) pairs are exactly the replay's.
+    assert set(pairs(run.alerts)) == set(pairs(run.replayed))
+    # Every event was taken (the committed offsets say processed; the counter agrees).
+    assert run.taken >= run.total_inputs, (run.taken, run.total_inputs)
     assert run.rc == 0, run.log[-3000:]  # SIGTERM at the end: a clean exit
 
 
@@ -447,8 +482,9 @@ def check_live(run: LiveRun, label: str) -> None:
     ],
 )
 @pytest.mark.timeout(420)
-def test_parity_replay_and_worker(broker_fixture: str, request: pytest.FixtureRequest,
-                                  tmp_path: Path) -> None:
+def test_parity_replay_and_worker(
+    broker_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """The parity check of tests/test_parity.py on both brokers (topics of its own)."""
     broker = request.getfixturevalue(broker_fixture)
     lines = sim_lines(PARITY_SIM)
@@ -460,14 +496,18 @@ def test_parity_replay_and_worker(broker_fixture: str, request: pytest.FixtureRe
     create_topics(broker.bootstrap, partitions=1, names=names, timeout=60)
     sent = produce_by_topic(broker.bootstrap, lines, names)
     assert sum(sent.values()) == len(lines)
-    worker = WorkerProcess(f"kafka://{broker.bootstrap}", partitions=1, app_id=group,
-                           topics_env=topics_env(names), data_dir=str(tmp_path))
+    worker = WorkerProcess(
+        f"kafka://{broker.bootstrap}",
+        partitions=1,
+        app_id=group,
+        topics_env=topics_env(names),
+        data_dir=str(tmp_path),
+    )
     worker.start()
     try:
         worker.wait_ready(timeout=120)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
-        wait_committed(broker.bootstrap, group, inputs, worker, names.alerts,
-                       timeout=DONE_TIMEOUT)
+        wait_committed(broker.bootstrap, group, inputs, worker, names.alerts, timeout=DONE_TIMEOUT)
         taken = worker.metric("accesswatch_events_total")
     finally:
         rc = worker.stop(timeout=60)
@@ -483,8 +523,9 @@ def test_parity_replay_and_worker(broker_fixture: str, request: pytest.FixtureRe
 @pytest.mark.kafka
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_broker_restart_mid_stream_loses_nothing(apache_kafka: Any, tmp_path: Path,
-                                                 sig: int) -> None:
+def test_broker_restart_mid_stream_loses_nothing(
+    apache_kafka: Any, tmp_path: Path, sig: int
+) -> None:
     """Stop the single broker mid-stream (SIGTERM: a clean shutdown; SIGKILL: a crash) and
     start it again; the worker, never restarted, reconnects and ends with the replay's
     alerts."""
@@ -504,8 +545,10 @@ def test_broker_restart_mid_stream_loses_nothing(apache_kafka: Any, tmp_path: Pa
     finally:
         if apache_kafka.pid() is None:  # leave the session broker running for the others
             apache_kafka.start()
-    print(f"\n[{sig.name}] broker stop {times.get('stop_s', 0):.1f}s, "
-          f"start {times.get('start_s', 0):.1f}s")
+    print(
+        f"\n[{sig.name}] broker stop {times.get('stop_s', 0):.1f}s, "
+        f"start {times.get('start_s', 0):.1f}s"
+    )
     check_live(run, f"broker {sig.name}")
 
 
@@ -550,8 +593,13 @@ def test_demo_against_apache_kafka(apache_kafka: Any) -> None:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run(
         [*argv, "demo", "--broker", f"kafka://{apache_kafka.bootstrap}", "--json"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=360,
-        stdin=subprocess.DEVNULL, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -564,5 +612,7 @@ def test_demo_against_apache_kafka(apache_kafka: Any) -> None:
     hits = [a for a in alerts if attack & set(a.get("event_ids") or ())]
     assert hits, sorted({a["detector"] for a in alerts})
     assert "attack detected: yes" in result.stderr, result.stderr[-2000:]
-    print(f"\n[demo] {len(alerts)} alert messages, {len(hits)} on the attack: "
-          f"{sorted({a['detector'] for a in hits})}")
+    print(
+        f"\n[demo] {len(alerts)} alert messages, {len(hits)} on the attack: "
+        f"{sorted({a['detector'] for a in hits})}"
+    )
