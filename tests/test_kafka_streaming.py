@@ -121,9 +121,10 @@ def pairs(alerts: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 
 
 def resends(got: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> int:
-    """Messages beyond the replay's of the same (alert_id, severity): identical re-sends."""
+    """Messages beyond the replay's count of the same (alert_id, severity) pair: identical
+    re-sends (pairs the replay never raised are not re-sends; the verdict reports them)."""
     want = pairs(replayed)
-    return sum(max(0, n - want[p]) for p, n in pairs(got).items())
+    return sum(max(0, n - want[p]) for p, n in pairs(got).items() if p in want)
 
 
 def partition_leader(bootstrap: str, topic: str, partition: int = 0) -> int:
@@ -528,7 +529,16 @@ def test_broker_restart_mid_stream_loses_nothing(
 ) -> None:
     """Stop the single broker mid-stream (SIGTERM: a clean shutdown; SIGKILL: a crash) and
     start it again; the worker, never restarted, reconnects and ends with the replay's
-    alerts."""
+    alerts.
+
+    Seen failing (SIGKILL every time, SIGTERM sometimes) with four alert_ids "invented" after
+    the outage, new episodes of overseas_server / bulk_lookup on the attack's subnets and
+    key: the producer's buffered logins reached the broker before its buffered access events,
+    and the worker processed every remaining login before the access events that precede
+    them in event time (streams/app.py ``Runtime.drain`` / ``_caught_up`` trust the broker's
+    high watermark, which cannot know about records still in a producer). Replaying the file
+    in that order through the engine gives exactly those four ids.
+    """
     times: dict[str, float] = {}
 
     def restart(_: TopicNames, down: Callable[[], None]) -> None:
