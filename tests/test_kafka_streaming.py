@@ -531,7 +531,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     start it again; the worker, never restarted, reconnects and ends with the replay's
     alerts.
 
-    Seen failing (SIGKILL every time, SIGTERM sometimes) with four alert_ids "invented" after
+    Seen failing in 6 of 9 runs (either signal) with the same four alert_ids "invented" after
     the outage, new episodes of overseas_server / bulk_lookup on the attack's subnets and
     key: the producer's buffered logins reached the broker before its buffered access events,
     and the worker processed every remaining login before the access events that precede
