@@ -57,7 +57,7 @@ def produce_by_topic(bootstrap: str, lines: list[bytes], names: TopicNames | Non
 
 
 def wait_until_done(worker: WorkerProcess, reader: AlertReader, events: int,
-                    quiet: float = 6.0, timeout: float = 150.0) -> None:
+                    quiet: float = 6.0, timeout: float = 300.0) -> None:
     """Until the worker took ``events`` input events and no alert came for ``quiet`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,7 +106,7 @@ def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
 
 def wait_committed(bootstrap: str, group: str, sent: dict[str, int],
                    workers: list[WorkerProcess], reader: AlertReader, quiet: float = 6.0,
-                   timeout: float = 150.0) -> None:
+                   timeout: float = 300.0) -> None:
     """Until the group committed all ``sent[topic]`` messages of each input topic (offsets
     count from 0 per partition) and no alert came for ``quiet`` seconds."""
     deadline = time.monotonic() + timeout

@@ -35,7 +35,7 @@ SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_sta
 
 
 @pytest.mark.broker
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_path: Any,
                                                        store: str) -> None:
