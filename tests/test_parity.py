@@ -70,7 +70,7 @@ def wait_until_done(worker: WorkerProcess, reader: AlertReader, events: int,
 
 
 @pytest.mark.broker
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_replay_and_worker_raise_the_same_alerts(fresh_tansu: Any, tmp_path: Any) -> None:
     lines = sim_lines()
     expected = {a["alert_id"] for a in replay_alerts(lines)}
