@@ -33,32 +33,21 @@ from prometheus_client import (
     start_http_server,
 )
 
+from detectors.base import ENTITY_KINDS as _ENTITY_KINDS
+from detectors.base import SEVERITIES as _SEVERITIES
+from detectors.engine import discover
+from detectors.events import REASONS as _REASONS
+from detectors.events import TOPIC_OF_KIND
+
 PREFIX = "accesswatch"
 
-TOPICS: tuple[str, ...] = ("auth-logins", "data-access", "identity-changes")
-SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
-ENTITY_KINDS: tuple[str, ...] = ("account", "actor", "src_ip", "subnet", "asn", "key", "session")
-DETECTORS: tuple[str, ...] = (
-    "overseas_server",
-    "bulk_lookup",
-    "unissued_session",
-    "revoked_credential",
-    "impossible_travel",
-    "credential_stuffing",
-    "password_spray",
-    "account_takeover",
-    "unusual_hour",
-)
-REASONS: tuple[str, ...] = (
-    "invalid_json",
-    "not_object",
-    "missing_field",
-    "wrong_type",
-    "bad_value",
-    "too_large",
-    "unknown_kind",
-    "duplicate",
-)
+# Known label values come from the detection package, so new detectors and reasons get their
+# series at zero without touching this file.
+TOPICS: tuple[str, ...] = tuple(TOPIC_OF_KIND.values())
+SEVERITIES: tuple[str, ...] = _SEVERITIES
+ENTITY_KINDS: tuple[str, ...] = _ENTITY_KINDS
+DETECTORS: tuple[str, ...] = tuple(discover())
+REASONS: tuple[str, ...] = _REASONS
 POST_RESULTS: tuple[str, ...] = ("ok", "error")
 
 # Per-event processing is tens of microseconds; a slow event is a few milliseconds.
