@@ -107,6 +107,11 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
     false_pages: Counter[str] = Counter()
     false_warn: Counter[str] = Counter()
     principals: set[str] = set()
+
+    def attribute(alerts: list[dict[str, Any]], now: float) -> None:
+        _attribute(alerts, now, by_event, entities, results, starts, victims, cover_sets,
+                   covered, false_pages, false_warn)
+
     t0 = time.process_time()
     now = 0.0
     for obj in sim.events:
@@ -120,32 +125,8 @@ def run_one(attacks: tuple[str, ...], seed: int, customers: int, hours: float) -
         elif i is None and e.principal is not None:
             principals.add(e.principal)
         alerts, _ = eng.process(e)
-        _attribute(
-            alerts,
-            now,
-            by_event,
-            entities,
-            results,
-            starts,
-            victims,
-            cover_sets,
-            covered,
-            false_pages,
-            false_warn,
-        )
-    _attribute(
-        eng.flush(),
-        now,
-        by_event,
-        entities,
-        results,
-        starts,
-        victims,
-        cover_sets,
-        covered,
-        false_pages,
-        false_warn,
-    )
+        attribute(alerts, now)
+    attribute(eng.flush(), now)
     for r, c in zip(results, covered, strict=True):
         r.covered = len(c)
     return RunResult(
