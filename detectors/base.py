@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ ENTITY_KINDS = ("account", "actor", "src_ip", "subnet", "asn", "key", "session")
 STATUSES = ("experimental", "test", "stable")
 
 
+@lru_cache(maxsize=8192)
 def iso(ts: float) -> str:
-    """Epoch seconds to RFC 3339 UTC with milliseconds."""
+    """Epoch seconds to RFC 3339 UTC with milliseconds (memoised: findings repeat times such
+    as when watching began or when a token was issued)."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 

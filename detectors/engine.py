@@ -23,11 +23,14 @@ import importlib
 import pkgutil
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from . import events as E
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .geo import Geo, default_geo
+
+_ACCESS, _LOGIN = E.ACCESS, E.LOGIN
 
 
 @dataclass
@@ -38,6 +41,11 @@ class EngineConfig:
     dedupe_window: float = 900.0  # event_id repeats within this are processed once ...
     dedupe_max: int = 500_000  # ... among at most about twice this many recent events
     episode_gap: float = 3600.0  # a quiet gap this long ends an alert episode
+    # A finding up to this much older than engine time still joins the episode it belongs
+    # to (same alert_id) after that episode was closed; closed episodes are kept this long
+    # past their gap, and at most ``episodes_closed_max`` of them.
+    episode_lateness: float = 3600.0
+    episodes_closed_max: int = 100_000
     expire_every: float = 300.0  # how often idle entity state is swept
     salt: str = "accesswatch"  # salt for hashed identifiers kept in state
     detectors: tuple[str, ...] | None = None  # ids to run; None = every detector
@@ -93,8 +101,15 @@ class Context:
 
     def hash_id(self, *parts: str) -> int:
         """A salted 64-bit digest of identifiers, for state that must not hold the ids."""
-        h = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8, key=self._salt)
+        h = _keyed_blake2b(self._salt).copy()  # a copy of the keyed state: no key set-up
+        h.update((parts[0] if len(parts) == 1 else "\x1f".join(parts)).encode())
         return int.from_bytes(h.digest(), "little")
+
+
+@lru_cache(maxsize=8)
+def _keyed_blake2b(salt: bytes) -> Any:
+    """blake2b (8-byte digest) keyed with ``salt``, nothing hashed yet: copied per digest."""
+    return hashlib.blake2b(digest_size=8, key=salt)
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -152,7 +167,13 @@ class Engine:
                     if ptype is None or ptype in getattr(d, "principal_types", (ptype,))
                 ]
         self._identity = [d.on_identity for d in by_kind[E.IDENTITY]]
+        # the same lists by principal type, one per kind: no tuple key per event
+        self._access_route = {p: r for (k, p), r in self._route.items() if k == E.ACCESS}
+        self._login_route = {p: r for (k, p), r in self._route.items() if k == E.LOGIN}
         self.episodes: dict[tuple[str, str, str], Episode] = {}
+        # episodes ended by a gap, kept for late findings (see ``_episode_for``)
+        self._closed: dict[tuple[str, str, str], list[Episode]] = {}
+        self._n_closed = 0
         self._seen_now: set[int] = set()
         self._seen_prev: set[int] = set()
         self._seen_rotated = 0.0
@@ -183,44 +204,50 @@ class Engine:
     def process(self, e: E.Event) -> tuple[list[dict[str, Any]], E.Rejection | None]:
         """One valid event. Returns (alerts, rejection) where rejection marks a duplicate."""
         ctx = self.ctx
+        cfg = self.config
         key = hash(e.event_id)
-        if key in self._seen_now or key in self._seen_prev:
+        seen_now = self._seen_now
+        if key in seen_now or key in self._seen_prev:
             self.rejected["duplicate"] += 1
             return [], E.Rejection("duplicate", "event_id", "already processed")
-        self._seen_now.add(key)
-        if len(self._seen_now) > self.config.dedupe_max:
-            self._seen_prev, self._seen_now = self._seen_now, set()
+        seen_now.add(key)
+        if len(seen_now) > cfg.dedupe_max:
+            self._seen_prev, self._seen_now = seen_now, set()
         ts = e.ts
         if ctx.start is None:
             ctx.start = ts
             self._seen_rotated = ts
-            self._next_expire = ts + self.config.expire_every
-        self.stats[e.kind] += 1
-        findings: list[Finding] = []
+            self._next_expire = ts + cfg.expire_every
+        kind = e.kind
+        self.stats[kind] += 1
+        findings: list[Finding] | None = None  # allocated only when there is one
         if ts > ctx.now:
             ctx.now = ts
-            if ctx._timers and ctx._timers[0][0] <= ts:
-                findings.extend(self._fire_timers(ts))
-            if ts - self._seen_rotated > self.config.dedupe_window:
+            timers = ctx._timers
+            if timers and timers[0][0] <= ts:
+                findings = self._fire_timers(ts)
+            if ts - self._seen_rotated > cfg.dedupe_window:
                 self._seen_prev, self._seen_now = self._seen_now, set()
                 self._seen_rotated = ts
             if ts >= self._next_expire:
                 self._expire(ts)
-        elif ts < ctx.now - self.config.allowed_lateness:
+        elif ts < ctx.now - cfg.allowed_lateness:
             self.stats["late"] += 1
-        kind = e.kind
-        if kind != E.IDENTITY:
+        if kind == _ACCESS:
             e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
-            ptype = e.actor_type if kind == E.ACCESS else e.account_type
-            for f in self._route[(kind, ptype)]:
-                r = f(e, ctx)
-                if r:
-                    findings.extend(r)
+            hooks = self._access_route[e.actor_type]
+        elif kind == _LOGIN:
+            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
+            hooks = self._login_route[e.account_type]
         else:
             ctx.directory.apply(e)
-            for f in self._identity:
-                r = f(e, ctx)
-                if r:
+            hooks = self._identity
+        for f in hooks:
+            r = f(e, ctx)
+            if r:
+                if findings is None:
+                    findings = list(r)  # a copy: a detector may hand back its own list
+                else:
                     findings.extend(r)
         if not findings:
             return [], None
@@ -255,7 +282,55 @@ class Engine:
         gap = self.config.episode_gap
         stale = [k for k, ep in self.episodes.items() if now - ep.last > gap]
         for k in stale:
-            del self.episodes[k]
+            self._close(k, self.episodes.pop(k))
+        self._prune_closed(now)
+
+    # ---- episodes ended by a gap, kept for findings that arrive late ----------------------
+    def _close(self, key: tuple[str, str, str], ep: Episode) -> None:
+        self._closed.setdefault(key, []).append(ep)
+        self._n_closed += 1
+        if self._n_closed > self.config.episodes_closed_max:
+            self._prune_closed(self.ctx.now)
+
+    def _prune_closed(self, now: float) -> None:
+        """Forget closed episodes no late finding can join any more (by time), then the
+        least recent ones while there are more than ``episodes_closed_max`` (by count)."""
+        horizon = now - self.config.episode_gap - self.config.episode_lateness
+        kept: dict[tuple[str, str, str], list[Episode]] = {}
+        for key, eps in self._closed.items():
+            live = [ep for ep in eps if ep.last >= horizon]
+            if live:
+                kept[key] = live
+        n = sum(len(eps) for eps in kept.values())
+        cap = self.config.episodes_closed_max
+        if n > cap:  # keep the most recent 90% of the cap, so this runs rarely
+            lasts = sorted(ep.last for eps in kept.values() for ep in eps)
+            cut = lasts[n - int(cap * 0.9) - 1] if cap > 0 else float("inf")
+            kept = {k: [ep for ep in eps if ep.last > cut] for k, eps in kept.items()}
+            kept = {k: eps for k, eps in kept.items() if eps}
+            n = sum(len(eps) for eps in kept.values())
+        self._closed, self._n_closed = kept, n
+
+    def _episode_for(self, key: tuple[str, str, str], ts: float) -> Episode | None:
+        """The episode a finding at ``ts`` belongs to, or None for a new one.
+
+        In order, that is the current episode unless ``episode_gap`` passed since its last
+        finding. Out of order (a topic that ran ahead after an outage), a finding may belong
+        to an episode the engine already closed because its time moved on: it joins that
+        one, so its alert_id does not depend on the order the findings arrived in."""
+        gap = self.config.episode_gap
+        ep = self.episodes.get(key)
+        if ep is not None and ts - ep.last <= gap and ts >= ep.start - gap:
+            return ep
+        best = None
+        for old in self._closed.get(key, ()):
+            if old.start - gap <= ts <= old.last + gap and (
+                best is None or abs(ts - old.last) < abs(ts - best.last)
+            ):
+                best = old
+        if best is None and ep is not None and ts - ep.last <= gap:
+            return ep  # older than the current episode and of no closed one: as before
+        return best
 
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
@@ -268,11 +343,18 @@ class Engine:
     def _episode(self, f: Finding) -> dict[str, Any] | None:
         key = (f.detector, f.entity_kind, f.entity_id)
         rank = SEVERITY_RANK[f.severity]
-        ep = self.episodes.get(key)
-        if ep is None or f.ts - ep.last > self.config.episode_gap:
+        ep = self._episode_for(key, f.ts)
+        if ep is None:
             raw = f"{f.detector}|{f.entity_kind}|{f.entity_id}|{f.ts:.3f}".encode()
             alert_id = f"aw-{hashlib.sha256(raw).hexdigest()[:24]}"
-            ep = self.episodes[key] = Episode(f.ts, f.ts, alert_id, -1)
+            ep = Episode(f.ts, f.ts, alert_id, -1)
+            old = self.episodes.get(key)
+            if old is None or f.ts > old.last:
+                if old is not None:
+                    self._close(key, old)
+                self.episodes[key] = ep
+            else:  # a late finding of an episode of its own, before the current one
+                self._close(key, ep)
         ep.last = max(ep.last, f.ts)
         ep.count += 1
         if rank <= ep.sent_rank:
@@ -309,6 +391,11 @@ class Engine:
         state = dict(self.__dict__)
         state["_seen_now"], state["_seen_prev"] = set(), set()
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_closed" not in state:  # a checkpoint from before closed episodes were kept
+            self._closed, self._n_closed = {}, 0
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

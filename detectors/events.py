@@ -176,8 +176,23 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     raise _Bad("wrong_type", field, f"{type(value).__name__}, not a time")
 
 
+def _v4_ok(value: str) -> bool:
+    """True for an IPv4 address in the only form ``ipaddress`` accepts (four decimal octets
+    0-255, no leading zeros); False means "ask ``ipaddress``", not "invalid"."""
+    parts = value.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not 0 < len(p) <= 3 or not (p.isascii() and p.isdigit()) or (
+                p[0] == "0" and len(p) > 1) or int(p) > 255:
+            return False
+    return True
+
+
 @lru_cache(maxsize=262144)
 def _check_ip(value: str) -> bool:
+    if _v4_ok(value):
+        return True
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -72,7 +72,8 @@ def network_classes() -> _Classes:
     return _Classes()
 
 
-def subnet_of(ip: str) -> tuple[str, int, bool]:
+def _subnet_of_reference(ip: str) -> tuple[str, int, bool]:
+    """:func:`subnet_of` by the book (``ipaddress`` throughout): the fast path's yardstick."""
     addr = ipaddress.ip_address(ip)
     if addr.version == 4:
         net = ipaddress.ip_network(f"{ip}/24", strict=False)
@@ -80,6 +81,79 @@ def subnet_of(ip: str) -> tuple[str, int, bool]:
         net = ipaddress.ip_network(f"{ip}/48", strict=False)
     private = addr.is_private or addr.is_loopback or addr.is_link_local
     return str(net), addr.version, private
+
+
+def _v4_int(ip: str) -> int | None:
+    """An IPv4 address in the form ``ipaddress`` accepts (four decimal octets, no leading
+    zeros) as an integer; None for anything else."""
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return None
+    n = 0
+    for p in parts:
+        if not 0 < len(p) <= 3 or not (p.isascii() and p.isdigit()) or (
+                p[0] == "0" and len(p) > 1):
+            return None
+        v = int(p)
+        if v > 255:
+            return None
+        n = n << 8 | v
+    return n
+
+
+def _v4_private_ranges() -> tuple[tuple[int, int], ...] | None:
+    """``is_private or is_loopback or is_link_local`` of IPv4 as integer ranges, taken from
+    ``ipaddress``'s own tables and checked against it at every range edge; None (use
+    ``ipaddress`` per address) when this Python's rules are not that simple."""
+    try:
+        c = ipaddress.IPv4Address._constants  # type: ignore[attr-defined]
+        if getattr(c, "_private_networks_exceptions", None):
+            return None  # newer rules (carve-outs): not a union of ranges
+        nets = [*c._private_networks, c._loopback_network, c._linklocal_network]
+        ranges = tuple(sorted((int(n.network_address), int(n.broadcast_address))
+                              for n in nets))
+        probes = {0, 2**32 - 1, 0x08080808, 0x340101FF}
+        for lo, hi in ranges:
+            probes.update((max(lo - 1, 0), lo, hi, min(hi + 1, 2**32 - 1)))
+        for n in probes:
+            a = ipaddress.IPv4Address(n)
+            fast = any(lo <= n <= hi for lo, hi in ranges)
+            if fast != (a.is_private or a.is_loopback or a.is_link_local):
+                return None
+        return ranges
+    except Exception:  # noqa: BLE001 - any surprise: the reference path
+        return None
+
+
+_V4_PRIVATE = _v4_private_ranges()
+
+
+def subnet_of(ip: str) -> tuple[str, int, bool]:
+    """(subnet: /24 for IPv4, /48 for IPv6; IP version; private, loopback or link-local).
+
+    Raises ValueError for a string that is not an address, as ``ipaddress`` does. IPv4 is
+    parsed here (the string is already canonical when ``ipaddress`` accepts it); IPv6 is parsed
+    once by ``ipaddress`` and masked as an integer. Same results as
+    :func:`_subnet_of_reference`, several times faster (each address is looked up once).
+    """
+    ranges = _V4_PRIVATE
+    if ranges is not None:
+        n = _v4_int(ip)
+        if n is not None:
+            private = False
+            for lo, hi in ranges:
+                if lo <= n <= hi:
+                    private = True
+                    break
+            return ip[:ip.rfind(".")] + ".0/24", 4, private
+    if ":" not in ip or "%" in ip:
+        return _subnet_of_reference(ip)  # IPv4 (if the fast path is off), scoped, or invalid
+    addr = ipaddress.ip_address(ip)
+    if addr.version != 6:  # pragma: no cover - a colon means IPv6 to ipaddress
+        return _subnet_of_reference(ip)
+    net = ipaddress.IPv6Address(int(addr) >> 80 << 80)
+    private = addr.is_private or addr.is_loopback or addr.is_link_local
+    return f"{net}/48", 6, private
 
 
 class GeoSource(Protocol):

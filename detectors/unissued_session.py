@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .base import Detector, Finding, ev, iso
@@ -47,6 +48,9 @@ from .base import Detector, Finding, ev, iso
 if TYPE_CHECKING:
     from .engine import Context
     from .events import Event
+
+
+_ACTOR = itemgetter(1)  # (first_ts, actor digest) -> actor digest
 
 
 @dataclass(slots=True)
@@ -182,7 +186,7 @@ class UnissuedSession(Detector):
         w.requests += p.requests
         while w.seen and w.seen[0][0] < p.first_ts - self.window:
             w.seen.popleft()
-        accounts = len({a for _, a in w.seen})
+        accounts = len(set(map(_ACTOR, w.seen)))
         critical = accounts >= self.critical_accounts
         kind, ident = p.entity
         via = f"through key {ident} from {p.src}" if kind == "key" else f"from {p.src}"
