@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,32 @@ from streams.topics import TopicNames, create_topics  # noqa: E402
 # ------------------------------------------------------------------ pass-through app
 
 
-def passthrough_main(broker: str, expected: int, app_id: str) -> None:
-    """A Faust worker whose agent only counts; prints the rate when it saw ``expected``."""
+def passthrough_main(broker: str, expected: int, app_id: str, loop: str) -> None:
+    """A Faust worker whose agent only counts; prints the rate when it saw ``expected``.
+
+    It gets what the accesswatch worker gets from its settings: the same fetch-wait cap and
+    the same event loop, so the ratio compares the per-event work, not the configuration."""
     import faust
 
+    from streams.app import _limit_fetch_wait
+    from streams.settings import Settings
+    from streams.worker import use_loop
+
+    use_loop(loop)
+    _limit_fetch_wait(Settings().fetch_max_wait_ms)
     names = TopicNames()
     app = faust.App(app_id, broker=broker, store="memory://", key_serializer="raw",
                     value_serializer="raw", broker_session_timeout=10,
                     broker_heartbeat_interval=1, consumer_auto_offset_reset="earliest",
                     web_port=free_port(), web_bind="127.0.0.1", web_host="127.0.0.1",
-                    broker_max_poll_records=1000, id_format="{id}")
+                    broker_max_poll_records=1000, id_format="{id}",
+                    datadir=tempfile.mkdtemp(prefix="bench-pass-"))
     topic = app.topic(names.logins, names.access, key_serializer="raw", value_serializer="raw")
     state = {"n": 0, "t0": 0.0}
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
-        async for _ in stream:
+        async for _ in stream.noack().events():  # the worker's own iteration
             if state["n"] == 0:
                 state["t0"] = time.perf_counter()
             state["n"] += 1
@@ -69,8 +80,8 @@ def passthrough_main(broker: str, expected: int, app_id: str) -> None:
     worker.execute_from_commandline()
 
 
-def run_passthrough(url: str, expected: int, timeout: float) -> tuple[int, float]:
-    p = subprocess.run([sys.executable, __file__, "--_passthrough", url, str(expected)],
+def run_passthrough(url: str, expected: int, timeout: float, loop: str) -> tuple[int, float]:
+    p = subprocess.run([sys.executable, __file__, "--_passthrough", url, str(expected), loop],
                        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     for line in p.stdout.splitlines():
         if "PASSTHROUGH " in line:  # Faust may prefix terminal escapes
@@ -82,18 +93,38 @@ def run_passthrough(url: str, expected: int, timeout: float) -> tuple[int, float
 # ----------------------------------------------------------------------- full worker
 
 
-def run_full(url: str, expected_inputs: int, identity: int, timeout: float,
-             env: dict[str, str] | None = None) -> tuple[int, float]:
-    w = WorkerProcess(url, partitions=1, app_id="bench-full", idle_flush=0,
-                      checkpoint_interval=2.0, topics_env=env)
-    w.start()
-    try:
+def start_workers(url: str, n: int, partitions: int, app_id: str, loop: str,
+                  env: dict[str, str] | None = None) -> list[WorkerProcess]:
+    ws = [WorkerProcess(url, partitions=partitions, app_id=app_id, idle_flush=0,
+                        checkpoint_interval=2.0, topics_env=env,
+                        extra=["--event-loop", loop])
+          for _ in range(n)]
+    for w in ws:
+        w.start()
+    for w in ws:
         w.wait_ready()
+    return ws
+
+
+def stop_workers(ws: list[WorkerProcess]) -> None:
+    for w in ws:
+        w.stop()
+        w.cleanup()
+
+
+def taken(ws: list[WorkerProcess]) -> float:
+    return sum(w.metric("accesswatch_events_total") for w in ws)
+
+
+def run_full(url: str, expected_inputs: int, identity: int, timeout: float, *,
+             workers: int, partitions: int, loop: str) -> tuple[int, float]:
+    ws = start_workers(url, workers, partitions, "bench-full", loop)
+    try:
         deadline = time.monotonic() + timeout
         t_first = None
-        n = 0.0
+        n = n_first = 0.0
         while time.monotonic() < deadline:
-            n = w.metric("accesswatch_events_total") - identity
+            n = taken(ws) - identity * workers
             now = time.perf_counter()
             if n > 0 and t_first is None:
                 t_first = now
@@ -103,19 +134,19 @@ def run_full(url: str, expected_inputs: int, identity: int, timeout: float,
             time.sleep(0.25)
         raise RuntimeError(f"full pipeline took {n} of {expected_inputs} in {timeout}s")
     finally:
-        w.stop()
-        w.cleanup()
+        stop_workers(ws)
 
 
 # --------------------------------------------------------------------------- latency
 
 
 def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
-                background: list[dict[str, Any]]) -> dict[str, Any]:
+                background: list[dict[str, Any]], *, workers: int, partitions: int,
+                loop: str) -> dict[str, Any]:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     names = TopicNames.prefixed("lat-")
-    create_topics(bootstrap, partitions=1, names=names)
+    create_topics(bootstrap, partitions=partitions, names=names)
     env = {"ACCESSWATCH_TOPIC_LOGINS": names.logins, "ACCESSWATCH_TOPIC_ACCESS": names.access,
            "ACCESSWATCH_TOPIC_IDENTITY": names.identity,
            "ACCESSWATCH_TOPIC_ALERTS": names.alerts, "ACCESSWATCH_TOPIC_DLQ": names.dlq}
@@ -132,18 +163,15 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             {"event_id": f"lat-key-{i}", "ts": t_now - 90000, "change": "key_issued",
              "key_id": f"kid-{i}", "owner_id": "emp-gone"}))
     prod.flush()
-    w = WorkerProcess(url, partitions=1, app_id="bench-lat", idle_flush=0,
-                      checkpoint_interval=2.0, topics_env=env)
-    w.start()
+    ws = start_workers(url, workers, partitions, "bench-lat", loop, env)
     sent_at: dict[str, float] = {}
     try:
-        w.wait_ready()
         deadline = time.monotonic() + 60
-        while w.metric("accesswatch_rebalances_total") < 1:  # partitions assigned
+        while any(w.metric("accesswatch_rebalances_total") < 1 for w in ws):  # assigned
             if time.monotonic() > deadline:
-                raise RuntimeError("the latency worker never got its partitions")
+                raise RuntimeError("a latency worker never got its partitions")
             time.sleep(0.2)
-        time.sleep(1.0)
+        time.sleep(3.0 if workers > 1 else 1.0)  # let the group settle
         total = int(rate * seconds)
         tick = 0.01
         per_tick = max(1, int(rate * tick))
@@ -181,22 +209,22 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
         prod.flush()
         # wait until the worker took everything (or 60 s), then read the alerts
         deadline = time.monotonic() + 90
-        while w.metric("accesswatch_events_total") < total + markers + 1:
+        # every worker reads every identity event: count them once per worker
+        while taken(ws) < total + (markers + 1) * workers:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        taken = w.metric("accesswatch_events_total") - markers - 1
+        n_taken = taken(ws) - (markers + 1) * workers
     finally:
-        w.stop()
-        w.cleanup()
+        stop_workers(ws)
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    tp = TopicPartition(names.alerts, 0)
-    c.assign([tp])
-    c.seek_to_beginning(tp)
+    tps = [TopicPartition(names.alerts, p) for p in range(partitions)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
     lat: list[float] = []
     end = time.monotonic() + 10
     while time.monotonic() < end:
-        recs = c.poll(timeout_ms=1000).get(tp, [])
+        recs = [r for rs in c.poll(timeout_ms=1000).values() for r in rs]
         if not recs and lat:
             break
         for r in recs:
@@ -207,7 +235,7 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
     c.close()
     lat.sort()
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
-    return {"offered": offered, "markers": m, "alerts": len(lat), "taken": taken,
+    return {"offered": offered, "markers": m, "alerts": len(lat), "taken": n_taken,
             "total": total, "p50": q[49] if lat else float("nan"),
             "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan")}
 
@@ -217,13 +245,18 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
 
 def main() -> int:
     if len(sys.argv) >= 2 and sys.argv[1] == "--_passthrough":
-        passthrough_main(sys.argv[2], int(sys.argv[3]), f"bench-pass-{os.getpid()}")
+        passthrough_main(sys.argv[2], int(sys.argv[3]), f"bench-pass-{os.getpid()}", sys.argv[4])
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=30000, help="backlog size (default 30000)")
     p.add_argument("--rate", type=int, default=5000, help="offered rate, events/s")
     p.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     p.add_argument("--broker", help="kafka://HOST:PORT (default: embedded Tansu)")
+    p.add_argument("--partitions", type=int, default=1, help="input partitions (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="workers in the group for the full and latency runs (default 1)")
+    p.add_argument("--event-loop", dest="loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="event loop of the pass-through and the workers (default auto)")
     args = p.parse_args()
 
     from streams.broker import EmbeddedBroker, parse_broker_url
@@ -245,7 +278,7 @@ def main() -> int:
     with with_broker() as b:
         url = b if isinstance(b, str) else b.url
         bootstrap = parse_broker_url(url)[0]
-        create_topics(bootstrap, partitions=1)
+        create_topics(bootstrap, partitions=args.partitions)
         t = time.perf_counter()
         with Producer(bootstrap) as prod:
             prod.send_lines(lines)
@@ -254,19 +287,22 @@ def main() -> int:
         n_inputs = stats.total_sent
         print(f"produced {n_inputs:,} events at {prod_rate:,.0f}/s", file=sys.stderr)
         load0 = os.getloadavg()
-        pn, pdt = run_passthrough(url, n_inputs, timeout=600)
+        pn, pdt = run_passthrough(url, n_inputs, timeout=600, loop=args.loop)
         print(f"pass-through: {pn / pdt:,.0f} ev/s", file=sys.stderr)
-        fn, fdt = run_full(url, n_inputs, 0, timeout=900)
+        fn, fdt = run_full(url, n_inputs, 0, timeout=900, workers=args.workers,
+                           partitions=args.partitions, loop=args.loop)
         print(f"full: {fn / fdt:,.0f} ev/s", file=sys.stderr)
-        lat = run_latency(url, bootstrap, args.rate, args.seconds, background)
+        lat = run_latency(url, bootstrap, args.rate, args.seconds, background,
+                          workers=args.workers, partitions=args.partitions, loop=args.loop)
         load1 = os.getloadavg()
     pass_rate, full_rate = pn / pdt, fn / fdt
     print()
     print("| measure | value |")
     print("|---|---|")
-    print(f"| backlog | {n_inputs:,} events (simulated, 1 partition) |")
-    print(f"| pass-through Faust agent (raw) | {pass_rate:,.0f} events/s |")
-    print(f"| full pipeline (accesswatch worker) | {full_rate:,.0f} events/s "
+    print(f"| backlog | {n_inputs:,} events (simulated, {args.partitions} partition(s)) |")
+    print(f"| event loop | {args.loop} |")
+    print(f"| pass-through Faust agent (raw, 1 process) | {pass_rate:,.0f} events/s |")
+    print(f"| full pipeline ({args.workers} accesswatch worker(s)) | {full_rate:,.0f} events/s "
           f"({full_rate / pass_rate:.2f}x pass-through; target >= 0.7x) |")
     print(f"| offered rate (latency run) | {lat['offered']:,.0f} events/s for "
           f"{args.seconds:g} s, {lat['markers']} markers |")

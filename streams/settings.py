@@ -13,6 +13,7 @@ the command line wins over the environment, the environment over the default).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import socket
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from streams.broker import parse_broker_url
 from streams.topics import TopicNames
 
 STORES = ("memory", "rocksdb")
+LOOPS = ("auto", "uvloop", "asyncio")
 
 
 class SettingsError(ValueError):
@@ -83,6 +85,9 @@ class Settings:
     faust_metrics: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
+    #: (``ACCESSWATCH_EVENT_LOOP``) event loop: ``auto`` (uvloop when installed, else asyncio),
+    #: ``uvloop`` or ``asyncio``. Faust's per-event machinery is mostly event-loop work.
+    event_loop: str = "auto"
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -114,6 +119,11 @@ class Settings:
             raise SettingsError(f"web port must be in 0..65535, not {self.web_port}")
         if self.checkpoint_interval <= 0 or self.watermark_interval <= 0:
             raise SettingsError("checkpoint and watermark intervals must be positive")
+        if self.event_loop not in LOOPS:
+            raise SettingsError(
+                f"event loop must be one of {', '.join(LOOPS)}, not {self.event_loop!r}")
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise SettingsError("event loop uvloop needs the uvloop package: pip install uvloop")
         for url in self.alertmanager:
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
@@ -145,6 +155,7 @@ class Settings:
             "merge_wait": ("ACCESSWATCH_MERGE_WAIT", float),
             "fetch_max_wait_ms": ("ACCESSWATCH_FETCH_MAX_WAIT_MS", int),
             "log_level": ("ACCESSWATCH_LOG_LEVEL", str),
+            "event_loop": ("ACCESSWATCH_EVENT_LOOP", str),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -269,6 +280,9 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids")
     p.add_argument("--faust-metrics", dest="faust_metrics", action="store_true", default=None,
                    help="also export Faust's own sensor on /metrics ($ACCESSWATCH_FAUST_METRICS)")
+    p.add_argument("--event-loop", dest="event_loop", choices=LOOPS,
+                   help="event loop ($ACCESSWATCH_EVENT_LOOP, default auto: uvloop when "
+                   "installed)")
     p.add_argument(
         "--log-level",
         dest="log_level",

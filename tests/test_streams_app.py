@@ -103,6 +103,27 @@ def test_settings_from_env_and_flags() -> None:
         Settings.from_env({"ACCESSWATCH_PARTITIONS": "many"})
 
 
+def test_event_loop_setting_from_env_and_flag() -> None:
+    import argparse
+
+    assert Settings.from_env({"ACCESSWATCH_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    s = Settings.from_args(argparse.Namespace(event_loop="uvloop"), {}) \
+        if importlib.util.find_spec("uvloop") else None
+    assert s is None or s.event_loop == "uvloop"
+    with pytest.raises(SettingsError, match="event loop must be one of"):
+        Settings.from_args(argparse.Namespace(event_loop="trio"), {})
+
+
+def test_worker_bad_event_loop_is_one_line(capsys: Any) -> None:
+    from streams.cli import main
+
+    with pytest.raises(SystemExit) as exc:  # argparse rejects the choice: one usage line + exit 2
+        main(["worker", "--broker", "kafka://127.0.0.1:1", "--event-loop", "trio"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--event-loop" in err and "Traceback" not in err
+
+
 def test_worker_bad_broker_url_is_one_line(capsys: Any) -> None:
     from streams.cli import main
 
