@@ -158,6 +158,7 @@ class Partial:
     principal_type: str = "customer"
     n_distinct: int = 0  # distinct accounts in the window (exact on one worker; summed on merge)
     sketched: bool = True  # False: ``distinct`` is empty, only ``n_distinct`` counts
+    home: bool | None = None  # sender's verdict on ``country`` (remote views); None: ask here
 
     def to_dict(self) -> dict[str, Any]:
         d = {s: getattr(self, s) for s in self.__slots__}
@@ -531,6 +532,8 @@ class BulkLookup(Detector):
         self.hst_warn = hst_warn
         self.hst_min_learned = hst_min_learned
         self.combiner = Combiner(window, track_min)
+        self.outbox: list[Partial] = []  # views of ``remote_kinds`` waiting to be sent
+        self._handed: dict[str, float] = {}  # src_ip views sent: keep sending them (tracked)
         self._win_end = -math.inf
         self._ents: dict[tuple[str, str], _Entity] = {}
         self._peers: dict[str, stats.Quantile] = {}
@@ -551,8 +554,8 @@ class BulkLookup(Detector):
         comb = self.combiner
         comb.add(e)
         if comb.hot:  # a burst: judge it now rather than at the end of the window
-            for p in comb.drain_hot(ctx.hash_id, self.is_home, lambda k, i: (k, i) in self._ents):
-                out = out + self.observe(p, ctx)
+            hot = comb.drain_hot(ctx.hash_id, self.is_home, self._is_tracked)
+            out = out + self._observe_or_hand_out(hot, ctx)
         return out
 
     def on_time(self, now: float, ctx: Context) -> list[Finding]:
@@ -562,12 +565,45 @@ class BulkLookup(Detector):
 
     def close_window(self, ctx: Context) -> list[Finding]:
         """Drain the combiner and score every partial (the in-process combiner path)."""
-        parts = self.combiner.drain(ctx.hash_id, self.is_home,
-                                    lambda k, i: (k, i) in self._ents)
+        parts = self.combiner.drain(ctx.hash_id, self.is_home, self._is_tracked)
+        return self._observe_or_hand_out(parts, ctx)
+
+    # --- the combiner across workers (Engine: ``remote_kinds``, ``drain_partials``) ----------
+    remote_kinds: frozenset[str] = frozenset()  # set by the engine; empty: score everything here
+
+    def _is_tracked(self, kind: str, ident: str) -> bool:
+        return (kind, ident) in self._ents or (kind == "src_ip" and ident in self._handed)
+
+    def _observe_or_hand_out(self, parts: list[Partial], ctx: Context) -> list[Finding]:
+        """Score the views here, or put those of ``remote_kinds`` in the outbox (with this
+        worker's verdict on their country: the scorer sees no raw traffic to learn it from)."""
         out: list[Finding] = []
+        remote = self.remote_kinds
         for p in parts:
-            out.extend(self.observe(p, ctx))
+            if p.kind in remote:
+                if p.kind != "key":
+                    p.home = self.is_home(p.country)
+                if p.kind == "src_ip":
+                    self._handed[p.entity] = p.last
+                self.outbox.append(p)
+            else:
+                out.extend(self.observe(p, ctx))
         return out
+
+    def observe_remote(self, data: dict[str, Any], ctx: Context) -> list[Finding]:
+        """Score one view sent by a worker (``Partial.to_dict``). Views of one entity come
+        from several workers, a little out of order: an entity's time never goes back (a
+        late view counts in the entity's current hour rather than resetting it)."""
+        p = Partial.from_dict(data)
+        ent = self._ents.get((p.kind, p.entity))
+        if ent is not None and p.last < ent.last:
+            p.last = ent.last
+        return self.observe(p, ctx)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("outbox", [])  # a checkpoint from before the combiner
+        self.__dict__.setdefault("_handed", {})
 
     # --- home countries --------------------------------------------------------------------
     def is_home(self, country: str) -> bool:
@@ -587,7 +623,8 @@ class BulkLookup(Detector):
         if p.kind == "actor":
             return f"actor/{p.principal_type}"
         cls = p.net_class or "isp"
-        return f"{cls}/{'home' if cls == 'private' or self.is_home(p.country) else 'abroad'}"
+        home = cls == "private" or (self.is_home(p.country) if p.home is None else p.home)
+        return f"{cls}/{'home' if home else 'abroad'}"
 
     def observe(self, p: Partial, ctx: Context) -> list[Finding]:
         """Fold one (merged) window view into its entity and score it."""
@@ -945,6 +982,8 @@ class BulkLookup(Detector):
         for k in dead:
             del self._ents[k]
             self.combiner.paged.discard(k)
+        if self._handed:
+            self._handed = {ip: t for ip, t in self._handed.items() if now - t <= idle}
 
     def tracked(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import importlib
+import os
 import pkgutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class EngineConfig:
     salt: str = "accesswatch"  # salt for hashed identifiers kept in state
     detectors: tuple[str, ...] | None = None  # ids to run; None = every detector
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-detector overrides
+    #: entity kinds whose window views (bulk_lookup) are handed out through
+    #: ``drain_partials`` to be scored where all workers' views meet, not scored here
+    remote_kinds: tuple[str, ...] = ()
 
 
 class Directory:
@@ -153,6 +157,11 @@ class Engine:
             self.detectors = {
                 i: classes[i](**cfg.params.get(i, {})) for i in ids  # type: ignore[call-arg]
             }
+        if cfg.remote_kinds:
+            self._partial_origin = os.urandom(6).hex()  # this engine's views (drain_partials)
+            for d in self.detectors.values():
+                if hasattr(d, "remote_kinds"):
+                    d.remote_kinds = frozenset(cfg.remote_kinds)  # type: ignore[attr-defined]
         by_kind: dict[str, list[Detector]] = {k: [] for k in E.KINDS}
         for d in self.detectors.values():
             for k in d.wants:
@@ -378,6 +387,56 @@ class Engine:
         if f.extra:
             alert.update(f.extra)
         return alert
+
+    # ---- the combiner across workers ------------------------------------------------------
+    def drain_partials(self) -> list[dict[str, Any]]:
+        """Window views handed out (``EngineConfig.remote_kinds``) since the last call, oldest
+        first, JSON-safe: ``{"detector", "origin", "seq", "partial"}``. Send each keyed by its
+        partial's kind and entity; the receiving engine scores it with ``observe_partial``.
+        ``origin`` + ``seq`` (checkpointed with this engine) let the receiver drop the views a
+        restored engine sends again."""
+        out: list[dict[str, Any]] = []
+        for d in self.detectors.values():
+            box = getattr(d, "outbox", None)
+            if not box:
+                continue
+            d.outbox = []  # type: ignore[attr-defined]
+            origin = self.__dict__.get("_partial_origin")
+            if origin is None:  # one per engine life: a fresh engine is a new sender
+                origin = self._partial_origin = os.urandom(6).hex()
+            seq = self.__dict__.get("_partial_seq", 0)
+            for p in box:
+                seq += 1
+                out.append({"detector": d.id, "origin": origin, "seq": seq,
+                            "partial": p.to_dict()})
+            self._partial_seq = seq
+        return out
+
+    def observe_partial(self, msg: dict[str, Any]) -> list[dict[str, Any]]:
+        """Score a window view from ``drain_partials`` (of any engine) here: the detector
+        folds it into the entity and the usual episodes and alert ids apply. A view this
+        engine already took (same origin, seq not newer) is dropped."""
+        seen: dict[str, int] = self.__dict__.setdefault("_partials_seen", {})
+        origin, seq = msg.get("origin"), msg.get("seq")
+        if origin is not None and seq is not None:
+            if seq <= seen.get(origin, 0):
+                self.rejected["duplicate_partial"] += 1
+                return []
+            seen[origin] = seq
+        det = self.detectors.get(msg["detector"])
+        if det is None or not hasattr(det, "observe_remote"):
+            raise ValueError(f"no detector here scores views of {msg['detector']!r}")
+        ts = float(msg["partial"]["last"])
+        ctx = self.ctx
+        if ctx.start is None:
+            ctx.start = ts
+            self._next_expire = ts + self.config.expire_every
+        if ts > ctx.now:
+            ctx.now = ts
+            if ts >= self._next_expire:
+                self._expire(ts)
+        self.stats["partial"] += 1
+        return self._alerts(det.observe_remote(msg["partial"], ctx))
 
     def drain_touched(self) -> set[str]:
         """Alert ids whose episode saw repeats since the last call (still active: keep paging

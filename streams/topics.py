@@ -11,7 +11,12 @@ environment variable            default               content
 ``ACCESSWATCH_TOPIC_IDENTITY``  ``identity-changes``  HR and key-store facts
 ``ACCESSWATCH_TOPIC_ALERTS``    ``access-alerts``     alerts (JSON)
 ``ACCESSWATCH_TOPIC_DLQ``       ``accesswatch-dlq``   rejected input with its reason
+``ACCESSWATCH_TOPIC_PARTIALS``  ``<app id>-partials`` internal: bulk_lookup window views
 ==============================  ====================  ===============================
+
+The partials topic (``streams.combine``) is internal to one worker group, like its table
+changelogs: empty ``partials`` means ``<app id>-partials`` (``accesswatch-partials``), declared
+by the worker itself with the inputs' partition count; ``all()`` lists the five others.
 
 Logins and access MUST have the same partition count: an account's logins and its own
 requests then land in the same partition number and meet in one worker without a
@@ -63,6 +68,8 @@ ENV_ACCESS = "ACCESSWATCH_TOPIC_ACCESS"
 ENV_IDENTITY = "ACCESSWATCH_TOPIC_IDENTITY"
 ENV_ALERTS = "ACCESSWATCH_TOPIC_ALERTS"
 ENV_DLQ = "ACCESSWATCH_TOPIC_DLQ"
+ENV_PARTIALS = "ACCESSWATCH_TOPIC_PARTIALS"
+PARTIALS_RETENTION_DAYS = 1.0  # window views are consumed within seconds
 
 
 def _env(name: str, default: str) -> str:
@@ -79,6 +86,7 @@ class TopicNames:
     identity: str = "identity-changes"
     alerts: str = "access-alerts"
     dlq: str = "accesswatch-dlq"
+    partials: str = ""  # internal; empty: ``<app id>-partials`` (streams.combine)
 
     @classmethod
     def from_env(cls) -> TopicNames:
@@ -88,13 +96,14 @@ class TopicNames:
             identity=_env(ENV_IDENTITY, cls.identity),
             alerts=_env(ENV_ALERTS, cls.alerts),
             dlq=_env(ENV_DLQ, cls.dlq),
+            partials=_env(ENV_PARTIALS, cls.partials),
         )
 
     @classmethod
     def prefixed(cls, prefix: str) -> TopicNames:
         """Default names behind a prefix (tests: a fresh set of topics on a shared broker)."""
         base = cls()
-        return cls(*(prefix + name for name in base.all()))
+        return cls(*(prefix + name for name in base.all()), partials=f"{prefix}partials")
 
     def inputs(self) -> tuple[str, str, str]:
         return (self.logins, self.access, self.identity)
@@ -131,13 +140,16 @@ def topic_configs(
     def retention(days: float) -> dict[str, str]:
         return {"cleanup.policy": "delete", "retention.ms": str(int(days * DAY_MS))}
 
-    return {
+    configs = {
         names.logins: retention(input_retention_days),
         names.access: retention(input_retention_days),
         names.identity: {"cleanup.policy": "compact"},
         names.alerts: retention(alerts_retention_days),
         names.dlq: retention(dlq_retention_days),
     }
+    if names.partials:
+        configs[names.partials] = retention(PARTIALS_RETENTION_DAYS)
+    return configs
 
 
 class CoPartitionError(ValueError):

@@ -1,0 +1,202 @@
+"""The bulk_lookup combiner across partitions: window views go where one entity's views meet.
+
+Each input partition's engine counts distinct accounts per source IP, subnet, ASN and signing
+key over its own share of the traffic (logins are keyed by account, access by actor, so a
+source's requests are spread over every partition). With ``EngineConfig.remote_kinds`` set
+(:data:`REMOTE_KINDS`), the engine does not score those views itself: at each window close (or
+burst) it hands them out (``Engine.drain_partials``) and this module
+
+- sends them to the internal topic ``<app_id>-partials`` (``ACCESSWATCH_TOPIC_PARTIALS``;
+  same partition count as the inputs, short retention), JSON, key ``kind|digest(entity)``
+  (:func:`partial_key`): every view of one entity lands in one partition. Sent after each
+  processed input event and each watermark tick. A view is a few hundred bytes of counts and
+  salted digests: about one message per entity per window and worker, not one per event;
+- scores them there with one **scorer engine per partials partition** (bulk_lookup only):
+  ``Engine.observe_partial`` folds the view into the entity's hour, day and coverage sketches
+  (unions of salted digests: nothing counted twice), and the usual episodes and alert_ids
+  apply. Alerts go to ``access-alerts`` like the others.
+
+Actor views stay in their partition's engine (data-access is keyed by actor already).
+
+Consistency, the runtime's usual at-least-once recipe, reused (``Runtime.state`` and
+``Runtime.checkpoint``): a scorer engine and the partials offset it has consumed are
+checkpointed together (table ``<app_id>-partials-checkpoints``); the partials messages stay
+unacked until that checkpoint is flushed; after a restart, messages at or below the checkpoint
+offset are skipped. Views not yet sent are part of the sending engine's checkpoint (its outbox)
+and are sent after a restore; views a restored engine sends again carry the same ``origin`` and
+``seq`` and the scorer drops them (``duplicate_partial``).
+
+With one partition the views go to the one scorer in order: the same alert_ids as ``replay``.
+With several, views of one window from different workers are scored as they arrive (not
+merged first); an entity's hour never goes back for a late view (it counts in the current
+hour), so a worker running far behind the others (catch-up) blurs the hourly counts of the
+entities it shares with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import faust
+import orjson
+
+from detectors.engine import Engine, EngineConfig
+from streams.app import Runtime
+from streams.settings import Settings
+
+log = logging.getLogger("accesswatch.combine")
+
+#: the entity kinds whose views are scored where all workers' views meet
+REMOTE_KINDS = ("src_ip", "subnet", "asn", "key")
+RETENTION = timedelta(days=1)  # views are consumed within seconds; this outlives a restart
+INVALID = "invalid_partial"
+
+
+def partials_topic(settings: Settings) -> str:
+    """``ACCESSWATCH_TOPIC_PARTIALS``, else ``<app_id>-partials`` (internal to the group)."""
+    return settings.topics.partials or f"{settings.app_id}-partials"
+
+
+def partial_key(msg: dict[str, Any], salt: str = EngineConfig.salt) -> bytes:
+    """``kind|digest``: one entity's views share a partition; the key holds no raw id."""
+    p = msg["partial"]
+    h = hashlib.blake2b(str(p["entity"]).encode(), digest_size=8, key=salt.encode())
+    return f"{p['kind']}|{h.hexdigest()}".encode()
+
+
+class Scorers(Runtime):
+    """One scorer engine per partition of the partials topic, with the Runtime's partition
+    state, checkpoints and acks (its own table); alerts and metrics are the Runtime's."""
+
+    def __init__(self, app: faust.App, rt: Runtime, settings: Settings) -> None:
+        # Not Runtime.__init__: the topics, metrics and Alertmanager sender are ``rt``'s.
+        self.app = app
+        self.settings = settings
+        self.metrics = rt.metrics
+        self.names = rt.names
+        self.rt = rt
+        self.config = EngineConfig(
+            detectors=("bulk_lookup",), salt=rt.config.salt,
+            params={"bulk_lookup": rt.config.params.get("bulk_lookup", {})})
+        self.geo = rt.geo
+        self.directory = rt.directory
+        self.identity_log = []
+        self.parts = {}
+        self.table = app.Table("partials-checkpoints", default=None, key_type=bytes,
+                               value_type=bytes, partitions=settings.partitions)
+        self._checkpoint_lock = asyncio.Lock()
+        self.checkpoints = 0
+        self.checkpoint_bytes = 0
+
+    def _fresh_engine(self) -> Engine:
+        engine = Engine(self.config, geo=self.geo)
+        engine.ctx.directory = self.directory
+        return engine
+
+    async def emit(self, alert: dict[str, Any]) -> None:
+        await self.rt.emit(alert)
+
+
+class Combine:
+    """What create_app wires: the partials topic, the sends, the scorers."""
+
+    def __init__(self, app: faust.App, rt: Runtime, settings: Settings) -> None:
+        self.rt = rt
+        self.name = partials_topic(settings)
+        self.topic = app.topic(self.name, key_serializer="raw", value_serializer="raw",
+                               partitions=settings.partitions, internal=True,
+                               retention=RETENTION)
+        self.scorers = Scorers(app, rt, settings)
+        self.salt = rt.config.salt
+        self.sent = 0
+        rt.config.remote_kinds = REMOTE_KINDS  # engines created from now on hand views out
+
+    # ---- sending ---------------------------------------------------------------------------
+    async def send(self, partition: int) -> None:
+        """Send the views partition ``partition``'s engine handed out."""
+        st = self.rt.parts.get(partition)
+        if st is None:
+            return
+        for m in st.engine.drain_partials():
+            await self.topic.send(key=partial_key(m, self.salt), value=orjson.dumps(m))
+            self.sent += 1
+
+    async def send_all(self) -> None:
+        for p in list(self.rt.parts):
+            await self.send(p)
+
+    # ---- scoring ---------------------------------------------------------------------------
+    async def on_partial(self, event: Any) -> None:
+        """One message of the partials topic: score it (once) on its partition's scorer."""
+        msg = event.message
+        st = self.scorers.state(msg.partition)
+        st.held.append(event)  # acked by the scorers' checkpoint
+        if msg.offset <= st.offsets.get(msg.topic, -1):
+            return  # already inside the restored checkpoint
+        st.offsets[msg.topic] = msg.offset
+        st.dirty = True
+        try:
+            alerts = st.engine.observe_partial(orjson.loads(msg.value))
+        except Exception as exc:  # a bad view must not kill the agent
+            log.warning("partials message not scored: %s", type(exc).__name__)
+            await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
+            return
+        for a in alerts:
+            await self.scorers.emit(a)
+
+    async def tick(self) -> None:
+        """After the watermark: send what it closed; keep the scorers' pages firing."""
+        await self.send_all()
+        sender = self.rt.sender
+        tracked: dict[str, int] = {}
+        for st in [*self.rt.parts.values(), *self.scorers.parts.values()]:
+            for k, v in st.engine.tracked().items():
+                tracked[k] = tracked.get(k, 0) + v
+        for st in self.scorers.parts.values():
+            if sender is not None:
+                for alert_id in st.engine.drain_touched():
+                    sender.touch(alert_id)
+        for k, v in tracked.items():
+            self.rt.metrics.tracked_entities.labels(kind=k).set(v)
+
+    async def checkpoint(self, partitions: Any = None) -> int:
+        return await self.scorers.checkpoint(partitions)
+
+
+def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
+    """Declare the partials topic, its agent, the scorers' checkpoints and rebalance hooks."""
+    comb = Combine(app, rt, settings)
+
+    @app.agent(comb.topic, name="accesswatch.combine")
+    async def combine(stream: faust.StreamT) -> None:
+        async for event in stream.noack().events():
+            await comb.on_partial(event)
+
+    @app.timer(settings.checkpoint_interval)
+    async def checkpoint_scorers() -> None:
+        await comb.checkpoint()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:
+        lost = {tp.partition for tp in revoked if tp.topic == comb.name}
+        with contextlib.suppress(Exception):
+            await comb.checkpoint(lost)
+        comb.scorers.drop(lost)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set[Any], **kw: Any) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == comb.name}
+        comb.scorers.drop(set(comb.scorers.parts) - mine)
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app: faust.App, **kw: Any) -> None:
+        with contextlib.suppress(Exception):
+            await comb.send_all()
+            await comb.checkpoint()
+
+    return comb
