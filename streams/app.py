@@ -46,11 +46,12 @@ checkpoint costs a pickle of the partition's state (milliseconds for thousands o
 more for millions: raise the interval), and on Tansu (no compaction) the changelog keeps
 every checkpoint, so recovery reads them all (on Kafka, compaction keeps the last).
 
-Aggregates by source IP / subnet / ASN / key are computed by each partition's engine over
-the traffic of that partition. With one partition (or one worker reading all partitions
-with a single engine) they equal the offline ``replay``; with several partitions each
-engine sees 1/N of a source's traffic. The design's combiner (local partial aggregates
-keyed by entity, merged downstream) is the next step and is not implemented here.
+Aggregates by source IP / subnet / ASN / key (bulk_lookup) go through the combiner of
+``streams.combine``: each partition's engine pre-aggregates its share over short windows and
+sends the views to the internal ``<app_id>-partials`` topic keyed by entity, where one scorer
+engine per partition merges and scores them (one partition: the same alert_ids as ``replay``).
+Other detectors' aggregates by source (credential_stuffing, password_spray) still see only
+their partition's share.
 """
 
 from __future__ import annotations
@@ -671,6 +672,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     rt = Runtime(app, settings, metrics)
     app.accesswatch = rt  # type: ignore[attr-defined]
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
+    comb = None  # bulk_lookup's views of sources and keys, scored where they meet
+    if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)):
+        from streams.combine import attach
+
+        comb = app.accesswatch_combine = attach(app, rt, settings)  # type: ignore[attr-defined]
 
     inputs = app.topic(
         names.logins,
@@ -685,6 +691,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         await rt.identity_ready.wait()
         async for event in stream.noack().events():
             await rt.on_event(event)
+            if comb is not None:
+                await comb.send(event.message.partition)
 
     @app.task
     async def identity_reader() -> None:
@@ -693,6 +701,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     @app.timer(settings.watermark_interval)
     async def watermark() -> None:
         await rt.watermark()
+        if comb is not None:
+            await comb.tick()
 
     @app.timer(settings.checkpoint_interval)
     async def checkpoint() -> None:
