@@ -44,8 +44,8 @@ from streams.topics import TopicNames, create_topics  # noqa: E402
 def passthrough_main(broker: str, expected: int, app_id: str, loop: str) -> None:
     """A Faust worker whose agent only counts; prints the rate when it saw ``expected``.
 
-    It gets what the accesswatch worker gets from its settings: the same fetch-wait cap and
-    the same event loop, so the ratio compares the per-event work, not the configuration."""
+    It gets what the accesswatch worker gets from its settings: the same fetch-wait cap, event
+    loop and delivery path, so the ratio compares the per-event work, not the configuration."""
     import faust
 
     from streams.app import _limit_fetch_wait
@@ -53,7 +53,12 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str) -> None
     from streams.worker import use_loop
 
     use_loop(loop)
-    _limit_fetch_wait(Settings().fetch_max_wait_ms)
+    settings = Settings.from_env()
+    _limit_fetch_wait(settings.fetch_max_wait_ms)
+    if settings.fast_deliver:
+        from streams.fastdeliver import install
+
+        install()
     names = TopicNames()
     app = faust.App(app_id, broker=broker, store="memory://", key_serializer="raw",
                     value_serializer="raw", broker_session_timeout=10,

@@ -25,6 +25,8 @@ from streams.topics import TopicNames
 
 STORES = ("memory", "rocksdb")
 LOOPS = ("auto", "uvloop", "asyncio")
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
 
 
 class SettingsError(ValueError):
@@ -83,6 +85,10 @@ class Settings:
     #: ``faust_*``, runtime histograms in milliseconds, ~10% more CPU per event). Off: the
     #: worker's health (consumer lag in messages, rebalances) is in ``accesswatch_*``.
     faust_metrics: bool = False
+    #: (``ACCESSWATCH_FAST_DELIVER``) hand each fetched message to its stream inline instead
+    #: of through four asyncio tasks (``streams.fastdeliver``; about half of Faust's per-event
+    #: CPU). ``0`` turns it off.
+    fast_deliver: bool = True
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
     #: (``ACCESSWATCH_EVENT_LOOP``) event loop: ``auto`` (uvloop when installed, else asyncio),
@@ -164,6 +170,15 @@ class Settings:
                     kw[name] = typ(raw)
                 except ValueError:
                     raise SettingsError(f"${var}={raw!r} is not a valid {typ.__name__}") from None
+        for name, var in (
+            ("faust_metrics", "ACCESSWATCH_FAUST_METRICS"),
+            ("fast_deliver", "ACCESSWATCH_FAST_DELIVER"),
+        ):
+            raw = get(var)
+            if raw is not None:
+                if raw.lower() not in _BOOLS:
+                    raise SettingsError(f"${var}={raw!r} is not one of 1/0, true/false, yes/no")
+                kw[name] = _BOOLS[raw.lower()]
         for name, var in (
             ("alertmanager", "ACCESSWATCH_ALERTMANAGER"),
             ("detectors", "ACCESSWATCH_DETECTORS"),
@@ -280,6 +295,9 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids")
     p.add_argument("--faust-metrics", dest="faust_metrics", action="store_true", default=None,
                    help="also export Faust's own sensor on /metrics ($ACCESSWATCH_FAUST_METRICS)")
+    p.add_argument("--no-fast-deliver", dest="fast_deliver", action="store_false", default=None,
+                   help="deliver messages through Faust's own per-message tasks "
+                   "($ACCESSWATCH_FAST_DELIVER=0)")
     p.add_argument("--event-loop", dest="event_loop", choices=LOOPS,
                    help="event loop ($ACCESSWATCH_EVENT_LOOP, default auto: uvloop when "
                    "installed)")

@@ -100,6 +100,10 @@ def run_worker(settings: Settings) -> int:
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     loop = use_loop(settings.event_loop)
+    if settings.fast_deliver:
+        from streams.fastdeliver import install
+
+        install()
     app = create_app(settings)
     print(
         f"accesswatch worker {settings.worker_id}: broker {settings.broker}, "

@@ -1,0 +1,93 @@
+"""Deliver a fetched message to its stream without four asyncio tasks per message.
+
+faust-streaming 0.15.3's consumer hands every fetched message to the streams with
+``await self.wait_first(callback(message), self.suspend_flow.wait())``. ``mode``'s
+``wait_first`` wraps each of those two coroutines, plus the service's ``stopped`` and
+``crashed`` events, in a task, waits for the first to finish and cancels the other three:
+four tasks created and three cancelled per message. A profile of a pass-through agent puts
+about half of Faust's per-event CPU there (docs/benchmarks.md, "Pipeline").
+
+Nearly always the callback finishes without ever suspending: it puts the message on the
+stream's queue, which has room. :func:`install` gives the consumer a ``wait_first`` that
+first runs the callback inline, up to its first suspension:
+
+- it finished: the result is returned as ``wait_first`` would (the callback "won"), and the
+  unused ``suspend_flow.wait()`` coroutine is closed. No task, no event-loop round trip;
+- it suspended (the queue is full, or a lock is held): the started coroutine is resumed
+  inside a task by :func:`_resume` and handed to the original ``wait_first`` together with
+  the ``suspend_flow`` waiter, so a rebalance or a stop interrupts it exactly as before.
+
+Only calls shaped like the delivery call take the fast path (two coroutines, no timeout,
+flow not suspended); every other ``wait_first`` of the consumer is the original.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+_INSTALLED = False
+
+
+@types.coroutine
+def _drive(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on running ``coro``, already started with ``send(None)`` and suspended on
+    ``yielded``, the way ``await coro`` would have: what the task sends or throws in is
+    passed through, and the coroutine's return value is returned."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # thrown in by the task: cancellation and the like
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    return await _drive(coro, yielded)
+
+
+def run_inline(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+    """Run ``coro`` up to its first suspension: ``(True, result)`` when it finished,
+    ``(False, awaitable)`` when it suspended (await the awaitable to finish it)."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, _resume(coro, yielded)
+
+
+def install() -> None:
+    """Give Faust's consumer the inline delivery path (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    from faust.transport.consumer import Consumer
+    from mode.services import WaitResults
+
+    original = Consumer.wait_first
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (timeout is None and len(coros) == 2 and asyncio.iscoroutine(coros[0])
+                and asyncio.iscoroutine(coros[1]) and not self.suspend_flow.is_set()):
+            callback, waiter = coros
+            done, value = run_inline(callback)
+            if done:
+                waiter.close()  # never started: nothing to cancel
+                return WaitResults([callback], [value], False)
+            return await original(self, value, waiter)
+        return await original(self, *coros, timeout=timeout)
+
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    _INSTALLED = True
