@@ -25,7 +25,11 @@
   (names ``faust_*``, runtime histograms in **milliseconds**, ~10% more CPU per event);
 - logins and access of a partition merged by event time before the engine: while one
   topic has unread backlog, the other's events wait (at most ``merge_wait``, 0.5 s), so a
-  catch-up after downtime does not run one topic hours ahead of the other;
+  catch-up after downtime does not run one topic hours ahead of the other; while one
+  topic's partition cannot be fetched at all (its leader is gone), the other's events wait
+  up to ``MERGE_HOLD`` (a failover). Records still in a producer's buffer are invisible
+  here: a topic that arrives late anyway is handled by the engine (a late finding joins
+  the episode it belongs to, same alert_id);
 - the consumer's fetch wait capped (``fetch_max_wait_ms``, 100 ms; Faust fixes 1.5 s,
   which Tansu turns into 1.5 s of latency).
 
@@ -88,6 +92,12 @@ log = logging.getLogger("accesswatch.app")
 CHECKPOINT_VERSION = 1
 CHUNK_BYTES = 512 * 1024  # checkpoint chunk size in the table (Kafka's limit is 1 MB)
 MERGE_MAX = 50_000  # events a partition may hold back for the event-time merge
+#: a partition whose last fetch answer is older than this (wall seconds) cannot be fetched
+#: now (its leader is gone): its high watermark is stale
+FRESH_S = 3.0
+#: how long an event may wait for the other topic while that one cannot be fetched (a
+#: failover); only then, never while both are fetched (no latency in steady state)
+MERGE_HOLD = 60.0
 INTERNAL_ERROR = "internal_error"
 
 
@@ -253,6 +263,16 @@ def assemble_checkpoint(partition: int, get: Any) -> bytes | None:
     return zlib.decompress(data)
 
 
+def _last_poll(consumer: Any, tp: TP) -> float | None:
+    """Wall time (s) of the last fetch answer for ``tp`` (aiokafka's
+    ``last_poll_timestamp``), or None when unknown."""
+    try:
+        ms = consumer._thread._ensure_consumer().last_poll_timestamp(tp)  # noqa: SLF001
+    except Exception:  # not the aiokafka driver, not started, not assigned
+        return None
+    return ms / 1000.0 if ms is not None else None
+
+
 @dataclass
 class PartitionState:
     """One input partition number: its engine, consumed offsets and not-yet-acked events."""
@@ -271,6 +291,9 @@ class PartitionState:
     delivered: dict[str, int] = field(default_factory=dict)
     created: float = field(default_factory=time.monotonic)
     waiting_since: float | None = None
+    #: topic -> its delivered offset when a wait for it timed out: the merge does not wait
+    #: for that topic again until it delivers something new (no crawl of one event per wait)
+    gave_up: dict[str, int] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------ the runtime
@@ -394,9 +417,13 @@ class Runtime:
         st.queued += 1
         await self.drain(msg.partition, st)
 
-    def _caught_up(self, partition: int, st: PartitionState, topic: str) -> bool:
-        """True when this worker has everything the broker has in ``topic`` (received,
-        covered by the restored checkpoint, or committed before)."""
+    def _behind(self, partition: int, st: PartitionState, topic: str) -> float:
+        """How long (wall seconds) an event of the other topic may wait for ``topic``:
+        0 when this worker has everything the broker has in ``topic`` (received, covered by
+        the restored checkpoint, or committed before) and the broker said so recently;
+        ``merge_wait`` when the broker reports unread records; ``MERGE_HOLD`` when the
+        partition has had no fetch answer for ``FRESH_S`` (its leader is gone, a failover):
+        its high watermark is then stale and says nothing about records that were written."""
         try:
             consumer = self.app.consumer
             tp = TP(topic, partition)
@@ -405,15 +432,23 @@ class Runtime:
         except Exception:
             hw = committed = None
         if hw is None:  # never fetched yet: wait, but not forever
-            return time.monotonic() - st.created > self.settings.merge_wait
+            return self.settings.merge_wait
         have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
-        return hw <= max(have, committed or 0)
+        if hw > max(have, committed or 0):
+            return self.settings.merge_wait
+        polled = _last_poll(self.app.consumer, tp)
+        if polled is not None and time.time() - polled > FRESH_S:
+            return MERGE_HOLD
+        return 0.0
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
 
-        An event waits for the other topic at most ``merge_wait`` seconds (a broker that
-        reports a stale end offset must not stall a partition)."""
+        An event waits for the other topic at most ``merge_wait`` seconds while the broker
+        reports unread records there, or ``MERGE_HOLD`` while that topic's partition cannot
+        be fetched. When a wait times out (a broker reporting a stale end offset, a topic
+        the consumer does not deliver), the merge stops waiting for that topic until it
+        delivers something new: a partition never crawls at one event per wait."""
         ql = st.queues.get(self.names.logins)
         qa = st.queues.get(self.names.access)
         while st.queued:
@@ -422,13 +457,22 @@ class Runtime:
             else:
                 q = ql or qa
                 other = self.names.access if q is ql else self.names.logins
-                if not (force or st.queued > MERGE_MAX
-                        or self._caught_up(partition, st, other)):
+                given_up = st.gave_up.get(other)
+                if given_up is not None and given_up != st.delivered.get(other, -1):
+                    del st.gave_up[other]  # it delivered again: merge properly again
+                    given_up = None
+                wait = 0.0
+                if not (force or st.queued > MERGE_MAX or given_up is not None):
+                    wait = self._behind(partition, st, other)
+                if wait > 0:
                     now = time.monotonic()
                     if st.waiting_since is None:
                         st.waiting_since = now
-                    if now - st.waiting_since < self.settings.merge_wait:
+                    if now - st.waiting_since < wait:
                         return
+                    log.info("partition %d: stopped waiting for %s after %.1f s", partition,
+                             other, now - st.waiting_since)
+                    st.gave_up[other] = st.delivered.get(other, -1)
             st.waiting_since = None
             assert q is not None
             _, event, ev = q.popleft()
