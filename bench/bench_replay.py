@@ -4,12 +4,13 @@ Run on purpose (not a test):  .venv/bin/python bench/bench_replay.py [--events 1
 
 It simulates (seeded) a population sized to give about N events with the Coupang-style attack,
 writes it to a temporary JSON-lines file, then in one process times, on the same bytes:
-  1. decode only (orjson + contract validation)        — the floor
+  1. decode only (msgspec fast path + contract checks) — the floor
   2. the engine with `unissued_session` only           — the foundation's path
   3. the engine with every detector
-and reports events/s for each, the ratio between them, and the engine's state size per tracked
-entity (deep size of the detectors' state divided by the tracked-entity count).
-Single-threaded Python: the figure is one core's.
+and reports events/s for each (wall clock, and CPU time of this process: the steadier figure on a
+shared machine), the ratio between them, and the engine's state size per tracked entity (deep size
+of the detectors' state divided by the tracked-entity count), with the 1-minute load average
+before and after. Single-threaded Python: the figure is one core's.
 """
 
 from __future__ import annotations
@@ -73,22 +74,32 @@ def make_file(n: int, seed: int) -> tuple[str, int]:
     return path, count
 
 
-def timed(lines: list[bytes], detectors: tuple[str, ...] | None) -> tuple[float, Engine | None, int]:
+def timed(lines: list[bytes], detectors: tuple[str, ...] | None
+          ) -> tuple[float, float, Engine | None, int]:
+    """(wall seconds, CPU seconds, engine, alerts) over ``lines``."""
     gc.collect()
     if detectors == ("__decode__",):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for ln in lines:
             decode(ln)
-        return time.perf_counter() - t0, None, 0
+        return time.perf_counter() - t0, time.process_time() - c0, None, 0
     eng = Engine(EngineConfig(detectors=detectors))
     eng.ctx.geo.lookup("1.1.1.1")  # load the GeoIP data before timing
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n_alerts = 0
     for ln in lines:
         a, _ = eng.process_line(ln)
         n_alerts += len(a)
     n_alerts += len(eng.flush())
-    return time.perf_counter() - t0, eng, n_alerts
+    return time.perf_counter() - t0, time.process_time() - c0, eng, n_alerts
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
 
 
 def main() -> None:
@@ -106,17 +117,20 @@ def main() -> None:
     with open(path, "rb") as f:
         lines = f.readlines()
     n = len(lines)
-    print(f"events: {n:,} ({sum(map(len, lines)) / n:.0f} bytes/event avg)")
+    print(f"events: {n:,} ({sum(map(len, lines)) / n:.0f} bytes/event avg); "
+          f"load average before: {loadavg()}")
     rows = []
     for label, dets in (("decode only", ("__decode__",)),
                         ("engine, unissued_session", ("unissued_session",)),
                         ("engine, every detector", None)):
-        secs, eng, alerts = timed(lines, dets)
+        secs, cpu, eng, alerts = timed(lines, dets)
         rows.append((label, secs, eng, alerts))
-        print(f"  {label:<28} {n / secs:>10,.0f} events/s  ({secs:.2f}s, {alerts} alerts)")
+        print(f"  {label:<28} {n / secs:>10,.0f} events/s  ({secs:.2f}s, {alerts} alerts); "
+              f"CPU time: {n / cpu:,.0f} events/s, {cpu / n * 1e6:.2f} µs/event")
     base = rows[0][1]
     for label, secs, _, _ in rows[1:]:
         print(f"  {label:<28} costs {secs / base:.2f}x decode-only")
+    print(f"load average after: {loadavg()}")
     eng = rows[-1][2]
     assert eng is not None
     tracked = eng.tracked()
