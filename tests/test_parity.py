@@ -3,9 +3,9 @@
 
 The events are produced before the worker starts, so the worker reads identity-changes
 to their end before detecting (as a replay reads them in file order) and merges logins and
-access by event time. One partition: aggregates by source IP / subnet / ASN / key then see
-all traffic, as in the replay (with several partitions each engine sees its share; the
-combiner that merges them is not built yet).
+access by event time. One partition, so every detector sees all traffic as in the replay
+(with several partitions, bulk_lookup's views by source, subnet, AS and key meet through the
+combiner: tests/test_combiner_streaming.py).
 """
 
 from __future__ import annotations
