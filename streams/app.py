@@ -24,10 +24,11 @@
   included). ``--faust-metrics`` adds Faust's own Prometheus sensor to the same page
   (names ``faust_*``, runtime histograms in **milliseconds**, ~10% more CPU per event);
 - logins and access of a partition merged by event time before the engine: while one
-  topic has unread backlog, the other's events wait (at most ``merge_wait``, 0.5 s), so a
-  catch-up after downtime does not run one topic hours ahead of the other; while one
-  topic's partition cannot be fetched at all (its leader is gone), the other's events wait
-  up to ``MERGE_HOLD`` (a failover). Records still in a producer's buffer are invisible
+  topic has records the broker reported and this worker has not received yet (or has not
+  been fetched at all, or not for ``FRESH_S``: its leader is gone), the other's events wait
+  for them, at most ``MERGE_HOLD`` (60 s, or ``merge_wait`` if larger), so a catch-up after
+  downtime or a failover does not run one topic ahead of the other. Live, both topics are
+  fetched and received: nothing waits. Records still in a producer's buffer are invisible
   here: a topic that arrives late anyway is handled by the engine (a late finding joins
   the episode it belongs to, same alert_id);
 - the consumer's fetch wait capped (``fetch_max_wait_ms``, 100 ms; Faust fixes 1.5 s,
@@ -95,8 +96,10 @@ MERGE_MAX = 50_000  # events a partition may hold back for the event-time merge
 #: a partition whose last fetch answer is older than this (wall seconds) cannot be fetched
 #: now (its leader is gone): its high watermark is stale
 FRESH_S = 3.0
-#: how long an event may wait for the other topic while that one cannot be fetched (a
-#: failover); only then, never while both are fetched (no latency in steady state)
+#: how long an event may wait for records of the other topic that the broker reported
+#: (or for a partition that cannot be fetched, a failover): measured, this worker can take
+#: seconds to deliver one topic's records while the other's big fetched batch goes first
+#: (0.5 s was too short: events ran ahead); live, nothing waits
 MERGE_HOLD = 60.0
 INTERNAL_ERROR = "internal_error"
 
@@ -231,20 +234,42 @@ def restore(blob: bytes, geo: Geo, directory: Directory) -> tuple[Engine, dict[s
     return engine, dict(data["offsets"])
 
 
-def _table_key(partition: int, chunk: int | None = None) -> bytes:
-    return f"p{partition}".encode() if chunk is None else f"p{partition}/{chunk}".encode()
+def _table_key(partition: int, chunk: int | None = None, slot: int | None = None) -> bytes:
+    if chunk is None:
+        return f"p{partition}".encode()
+    if slot is None:  # checkpoints written before slots
+        return f"p{partition}/{chunk}".encode()
+    return f"p{partition}/s{slot}/{chunk}".encode()
 
 
-def checkpoint_records(partition: int, blob: bytes) -> list[tuple[bytes, bytes]]:
+def checkpoint_records(partition: int, blob: bytes, slot: int | None = None
+                       ) -> list[tuple[bytes, bytes]]:
     """Table records for one checkpoint: zlib chunks (each < 1 MB, Kafka's default
-    message limit), then the manifest that names them, written last."""
+    message limit), then the manifest that names them, written last.
+
+    ``slot`` (0 or 1): the chunks' key space. Consecutive checkpoints of a partition use
+    the two slots in turn, so a checkpoint cut short (a crash between its chunks and its
+    manifest), or a changelog read only up to some offset, never leaves the last complete
+    manifest naming chunks that a newer checkpoint overwrote."""
     data = zlib.compress(blob, 1)
     chunks = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    manifest = orjson.dumps({"v": CHECKPOINT_VERSION, "chunks": len(chunks),
-                             "bytes": len(data), "crc32": zlib.crc32(data)})
-    recs = [(_table_key(partition, i), c) for i, c in enumerate(chunks)]
-    recs.append((_table_key(partition), manifest))
+    man: dict[str, Any] = {"v": CHECKPOINT_VERSION, "chunks": len(chunks),
+                           "bytes": len(data), "crc32": zlib.crc32(data)}
+    if slot is not None:
+        man["slot"] = slot
+    recs = [(_table_key(partition, i, slot), c) for i, c in enumerate(chunks)]
+    recs.append((_table_key(partition), orjson.dumps(man)))
     return recs
+
+
+def checkpoint_slot(partition: int, get: Any) -> int | None:
+    """The slot of ``partition``'s last manifest (None: none, or written before slots)."""
+    try:
+        raw = get(_table_key(partition))
+        slot = orjson.loads(raw).get("slot") if raw else None
+    except Exception:
+        return None
+    return slot if slot in (0, 1) else None
 
 
 def assemble_checkpoint(partition: int, get: Any) -> bytes | None:
@@ -254,7 +279,8 @@ def assemble_checkpoint(partition: int, get: Any) -> bytes | None:
     if not raw:
         return None
     man = orjson.loads(raw)
-    parts = [get(_table_key(partition, i)) for i in range(int(man["chunks"]))]
+    slot = man.get("slot")
+    parts = [get(_table_key(partition, i, slot)) for i in range(int(man["chunks"]))]
     if any(p is None for p in parts):
         raise ValueError("checkpoint chunks missing")
     data = b"".join(parts)
@@ -271,6 +297,33 @@ def _last_poll(consumer: Any, tp: TP) -> float | None:
     except Exception:  # not the aiokafka driver, not started, not assigned
         return None
     return ms / 1000.0 if ms is not None else None
+
+
+def _read_partition(bootstrap: list[str], topic: str, partition: int,
+                    quiet_polls: int = 3) -> dict[bytes, bytes]:
+    """Every record of one partition from its start, latest value per key; read until
+    ``quiet_polls`` fetches in a row return nothing (not to the reported end offset, which
+    Tansu reports low). Blocking: called once per partition when the table is stale."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             fetch_max_wait_ms=200, request_timeout_ms=30_000)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        out: dict[bytes, bytes] = {}
+        quiet = 0
+        while quiet < quiet_polls:
+            recs = consumer.poll(timeout_ms=500).get(tp, [])
+            quiet = 0 if recs else quiet + 1
+            for r in recs:
+                if r.key is not None:
+                    out[r.key] = r.value
+        return out
+    finally:
+        consumer.close()
 
 
 @dataclass
@@ -294,6 +347,8 @@ class PartitionState:
     #: topic -> its delivered offset when a wait for it timed out: the merge does not wait
     #: for that topic again until it delivers something new (no crawl of one event per wait)
     gave_up: dict[str, int] = field(default_factory=dict)
+    #: the chunk slot of this partition's last checkpoint (the next one uses the other)
+    slot: int = 1
 
 
 # ------------------------------------------------------------------------ the runtime
@@ -359,16 +414,60 @@ class Runtime:
             try:
                 engine, offsets = restore(blob, self.geo, self.directory)
                 st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets))
+                st.slot = checkpoint_slot(partition, self.table.get) or 0
                 log.info("partition %d: engine restored from checkpoint", partition)
             except Exception as exc:  # a checkpoint we cannot read: start over, say so
                 log.warning(
                     "partition %d: unreadable checkpoint (%s); starting fresh", partition, exc
                 )
+        if st is None or self._behind_commits(partition, st):
+            st = self._restore_direct(partition, st)
         if st is None:
             log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
         self.parts[partition] = st
         return st
+
+    def _behind_commits(self, partition: int, st: PartitionState | None) -> bool:
+        """True when the group committed input offsets beyond what the restored checkpoint
+        covers: the table missed the newest checkpoints. Faust's table
+        recovery reads the changelog up to the end offset the broker reports, and Tansu
+        reports it low (seen: no checkpoint restored although one was written and the
+        offsets it covers were committed; the events in between were then never applied)."""
+        offsets = st.offsets if st is not None else {}
+        try:
+            committed = self.app.consumer._committed_offset  # noqa: SLF001
+            for topic in getattr(self, "kind_of", {}):
+                if topic == self.names.identity:
+                    continue
+                c = committed.get(TP(topic, partition))
+                if c is not None and c > offsets.get(topic, -1) + 1:
+                    return True
+        except Exception:
+            return False
+        return False
+
+    def _restore_direct(self, partition: int, st: PartitionState | None
+                        ) -> PartitionState | None:
+        """The newest checkpoint of ``partition`` read from the changelog itself, to its
+        real end (until fetches come back empty, not to the reported end offset)."""
+        try:
+            records = _read_partition(self.settings.bootstrap,
+                                      self.table.changelog_topic.get_topic_name(), partition)
+            blob = assemble_checkpoint(partition, records.get)
+            if blob is None:
+                return st
+            engine, offsets = restore(blob, self.geo, self.directory)
+        except Exception as exc:
+            log.warning("partition %d: changelog not read directly (%s)", partition, exc)
+            return st
+        if st is not None and sum(offsets.values()) <= sum(st.offsets.values()):
+            return st
+        log.info("partition %d: engine restored from checkpoint (read from the changelog: "
+                 "the table lacked it)", partition)
+        new = PartitionState(engine, offsets, restored=True, delivered=dict(offsets))
+        new.slot = checkpoint_slot(partition, records.get) or 0
+        return new
 
     def _read_checkpoint(self, partition: int) -> bytes | None:
         try:
@@ -420,10 +519,10 @@ class Runtime:
     def _behind(self, partition: int, st: PartitionState, topic: str) -> float:
         """How long (wall seconds) an event of the other topic may wait for ``topic``:
         0 when this worker has everything the broker has in ``topic`` (received, covered by
-        the restored checkpoint, or committed before) and the broker said so recently;
-        ``merge_wait`` when the broker reports unread records; ``MERGE_HOLD`` when the
-        partition has had no fetch answer for ``FRESH_S`` (its leader is gone, a failover):
-        its high watermark is then stale and says nothing about records that were written."""
+        the restored checkpoint, or committed before) and the broker said so recently; else
+        (never fetched yet, unread records reported, or no fetch answer for ``FRESH_S``: its
+        leader is gone and its high watermark says nothing about what was written) up to
+        ``MERGE_HOLD``."""
         try:
             consumer = self.app.consumer
             tp = TP(topic, partition)
@@ -431,21 +530,22 @@ class Runtime:
             committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - next to read
         except Exception:
             hw = committed = None
+        hold = max(self.settings.merge_wait, MERGE_HOLD)
         if hw is None:  # never fetched yet: wait, but not forever
-            return self.settings.merge_wait
+            return hold
         have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
         if hw > max(have, committed or 0):
-            return self.settings.merge_wait
+            return hold
         polled = _last_poll(self.app.consumer, tp)
         if polled is not None and time.time() - polled > FRESH_S:
-            return MERGE_HOLD
+            return hold
         return 0.0
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
 
-        An event waits for the other topic at most ``merge_wait`` seconds while the broker
-        reports unread records there, or ``MERGE_HOLD`` while that topic's partition cannot
+        An event waits for the other topic at most ``MERGE_HOLD`` seconds while the broker
+        reports records there this worker has not received, or that topic's partition cannot
         be fetched. When a wait times out (a broker reporting a stale end offset, a topic
         the consumer does not deliver), the merge stops waiting for that topic until it
         delivers something new: a partition never crawls at one event per wait."""
@@ -614,7 +714,7 @@ class Runtime:
         """Checkpoint dirty engines, flush, then ack what the checkpoints cover."""
         async with self._checkpoint_lock:
             wanted = set(self.parts) if partitions is None else set(partitions)
-            todo: list[tuple[int, bytes | None, list[Any]]] = []
+            todo: list[tuple[int, bytes | None, list[Any], int]] = []
             for p in sorted(wanted):
                 st = self.parts.get(p)
                 if st is None or not (st.dirty or st.held):
@@ -622,12 +722,14 @@ class Runtime:
                 blob = snapshot(st.engine, st.offsets) if st.dirty else None
                 held, st.held = st.held, []
                 st.dirty = False
-                todo.append((p, blob, held))
+                if blob is not None:
+                    st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
+                todo.append((p, blob, held, st.slot))
             if not todo:
                 return 0
-            for p, blob, _ in todo:
+            for p, blob, _, slot in todo:
                 if blob is not None:
-                    for key, value in checkpoint_records(p, blob):
+                    for key, value in checkpoint_records(p, blob, slot):
                         # straight to the changelog, without Faust's "sent" callback: that
                         # would mark the local store (RocksDB) as holding these records,
                         # which it does not, and a restart would skip them
@@ -639,7 +741,7 @@ class Runtime:
                     log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
                              self.parts[p].offsets if p in self.parts else {})
             await self.app.producer.flush()
-            for _, _, held in todo:
+            for _, _, held, _ in todo:
                 for ev in held:
                     with contextlib.suppress(Exception):
                         ev.ack()
