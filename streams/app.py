@@ -101,6 +101,10 @@ FRESH_S = 3.0
 #: seconds to deliver one topic's records while the other's big fetched batch goes first
 #: (0.5 s was too short: events ran ahead); live, nothing waits
 MERGE_HOLD = 60.0
+#: after this long waiting for records the broker reported, fetch them again from the next
+#: offset this partition needs: seen after a SIGKILL restart on Tansu, the consumer's read
+#: position of auth-logins at its end while none of its records reached the agent
+RESEEK_AFTER = 10.0
 INTERNAL_ERROR = "internal_error"
 
 
@@ -347,6 +351,8 @@ class PartitionState:
     #: topic -> its delivered offset when a wait for it timed out: the merge does not wait
     #: for that topic again until it delivers something new (no crawl of one event per wait)
     gave_up: dict[str, int] = field(default_factory=dict)
+    #: topics fetched again from the next offset this partition needs (once each)
+    reseeked: set[str] = field(default_factory=set)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
 
@@ -541,6 +547,26 @@ class Runtime:
             return hold
         return 0.0
 
+    async def _fetch_again(self, partition: int, st: PartitionState, topic: str) -> bool:
+        """Seek ``topic``'s partition back to the next offset this partition needs, when the
+        broker has records there this worker never received. True when it did."""
+        st.reseeked.add(topic)
+        have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
+        tp = TP(topic, partition)
+        try:
+            hw = self.app.consumer.highwater(tp)
+            if hw is None or hw <= have:
+                return False
+            read = self.app.consumer._read_offset.get(tp)  # noqa: SLF001
+            log.warning("partition %d: %s has records up to %d this worker never received "
+                        "(consumer read offset %s); fetching again from %d", partition, topic,
+                        hw, read, have)
+            await self.app.consumer.seek(tp, have)
+        except Exception as exc:
+            log.warning("partition %d: %s not fetched again (%s)", partition, topic, exc)
+            return False
+        return True
+
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
 
@@ -568,10 +594,14 @@ class Runtime:
                     now = time.monotonic()
                     if st.waiting_since is None:
                         st.waiting_since = now
-                    if now - st.waiting_since < wait:
+                    waited = now - st.waiting_since
+                    if (waited >= RESEEK_AFTER and other not in st.reseeked
+                            and await self._fetch_again(partition, st, other)):
+                        return
+                    if waited < wait:
                         return
                     log.info("partition %d: stopped waiting for %s after %.1f s", partition,
-                             other, now - st.waiting_since)
+                             other, waited)
                     st.gave_up[other] = st.delivered.get(other, -1)
             st.waiting_since = None
             assert q is not None
