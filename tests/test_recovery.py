@@ -12,6 +12,7 @@ changelog, skips what the checkpoint covers and processes the rest, so:
 from __future__ import annotations
 
 import importlib.util
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from detectors.simulate import SimConfig
+from streams.app import assemble_checkpoint, checkpoint_records, checkpoint_slot
 from streams.demo import AlertReader, WorkerProcess
 from streams.topics import TopicNames, create_topics
 
@@ -31,6 +33,7 @@ pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
 ]
 
+ENGINE_CHECKPOINT = re.compile(r"checkpoint \d+ bytes at offsets \{[^}]*'data-access'")
 SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_start_hour=0.5)
 
 
@@ -38,9 +41,14 @@ SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_sta
 @pytest.mark.timeout(600)
 @pytest.mark.xfail(
     strict=False,
-    reason="known runtime gap (open issue): after a SIGKILL restart the worker sometimes stalls "
-    "with data-access offsets behind (seen: committed 2,896 of 6,692 after 150 s) while logins "
-    "are done; suspected in the two-topic event-time merge",
+    reason="known gap (open issue): after the SIGKILL restart, Faust sometimes does not hand "
+    "some auth-logins records to the agent (seen: the consumer read auth-logins to its end, "
+    "none delivered, nothing committed for it; and: every login processed and acked but the "
+    "group's commit stuck at the restored offset + 1). The merge no longer crawls (it waits, "
+    "fetches again once, then goes on), checkpoints no longer corrupt or go missing, but "
+    "the records Faust drops stay undelivered. Seen only with streams.fastdeliver on (1 of 4 "
+    "runs; 0 of 3 with ACCESSWATCH_FAST_DELIVER=0), though the first session saw a stall "
+    "before that module existed",
 )
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_path: Any,
@@ -71,7 +79,9 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
             assert first.alive(), first.log_tail(40)
             assert time.monotonic() < deadline, first.log_tail(40)
             time.sleep(0.2)
-        while "checkpoint" not in (tmp_path / "a.log").read_text():  # one has landed
+        # an engine checkpoint has landed (its own log line: the word alone also appears in
+        # the changelog topics' names, logged at start-up, and then proved nothing)
+        while not ENGINE_CHECKPOINT.search((tmp_path / "a.log").read_text()):
             assert time.monotonic() < deadline, first.log_tail(40)
             time.sleep(0.2)
         time.sleep(0.5)  # events after that checkpoint are in flight
@@ -107,3 +117,30 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
     assert set(pairs) == {(a["alert_id"], a["severity"]) for a in replayed}
     assert alerts_before > 0
     assert rc == 0
+
+
+def test_a_checkpoint_cut_short_leaves_the_previous_one_readable() -> None:
+    """Consecutive checkpoints of a partition write their chunks to alternating slots, so
+    any prefix of the changelog (a worker killed between a checkpoint's chunks and its
+    manifest, or a recovery that reads up to a low end offset) holds a manifest whose
+    chunks are intact: the restore gets a complete checkpoint, never a corrupt one (seen
+    before: "checkpoint chunks do not match their manifest; starting fresh", RocksDB run)."""
+    import os
+
+    blobs = [os.urandom(700_000) + bytes([i]) * 300_000 for i in range(4)]  # 2+ chunks each
+    log: list[tuple[bytes, bytes]] = []
+    slot = 1
+    for blob in blobs:
+        slot = 1 - slot
+        log.extend(checkpoint_records(0, blob, slot))
+    for end in range(len(log) + 1):
+        table = dict(log[:end])
+        got = assemble_checkpoint(0, table.get)
+        assert got is None or got in blobs, f"prefix of {end} records"
+        if got is not None:
+            assert checkpoint_slot(0, table.get) == blobs.index(got) % 2
+    # the same writes without slots: some prefix names chunks a newer checkpoint replaced
+    log = [rec for blob in blobs for rec in checkpoint_records(0, blob)]
+    with pytest.raises(ValueError):
+        for end in range(len(log) + 1):
+            assemble_checkpoint(0, dict(log[:end]).get)
