@@ -26,7 +26,7 @@
 - logins and access of a partition merged by event time before the engine: while one
   topic has records the broker reported and this worker has not received yet (or has not
   been fetched at all, or not for ``FRESH_S``: its leader is gone), the other's events wait
-  for them, at most ``MERGE_HOLD`` (60 s, or ``merge_wait`` if larger), so a catch-up after
+  for them, at most ``merge_wait`` (60 s), so a catch-up after
   downtime or a failover does not run one topic ahead of the other. Live, both topics are
   fetched and received: nothing waits. Records still in a producer's buffer are invisible
   here: a topic that arrives late anyway is handled by the engine (a late finding joins
@@ -96,11 +96,6 @@ MERGE_MAX = 50_000  # events a partition may hold back for the event-time merge
 #: a partition whose last fetch answer is older than this (wall seconds) cannot be fetched
 #: now (its leader is gone): its high watermark is stale
 FRESH_S = 3.0
-#: how long an event may wait for records of the other topic that the broker reported
-#: (or for a partition that cannot be fetched, a failover): measured, this worker can take
-#: seconds to deliver one topic's records while the other's big fetched batch goes first
-#: (0.5 s was too short: events ran ahead); live, nothing waits
-MERGE_HOLD = 60.0
 #: after this long waiting for records the broker reported, fetch them again from the next
 #: offset this partition needs: seen after a SIGKILL restart on Tansu, the consumer's read
 #: position of auth-logins at its end while none of its records reached the agent
@@ -535,7 +530,7 @@ class Runtime:
         the restored checkpoint, or committed before) and the broker said so recently; else
         (never fetched yet, unread records reported, or no fetch answer for ``FRESH_S``: its
         leader is gone and its high watermark says nothing about what was written) up to
-        ``MERGE_HOLD``."""
+        ``merge_wait``."""
         try:
             consumer = self.app.consumer
             tp = TP(topic, partition)
@@ -543,7 +538,7 @@ class Runtime:
             committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - next to read
         except Exception:
             hw = committed = None
-        hold = max(self.settings.merge_wait, MERGE_HOLD)
+        hold = self.settings.merge_wait  # measured: seconds, while a big batch goes first
         if hw is None:  # never fetched yet: wait, but not forever
             return hold
         have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
@@ -577,7 +572,7 @@ class Runtime:
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
 
-        An event waits for the other topic at most ``MERGE_HOLD`` seconds while the broker
+        An event waits for the other topic at most ``merge_wait`` seconds while the broker
         reports records there this worker has not received, or that topic's partition cannot
         be fetched. When a wait times out (a broker reporting a stale end offset, a topic
         the consumer does not deliver), the merge stops waiting for that topic until it

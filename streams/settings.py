@@ -73,9 +73,12 @@ class Settings:
     #: (``ACCESSWATCH_IDLE_FLUSH``) seconds a partition may stay idle before its pending
     #: timers are all fired as at end of input (demo and tests); 0 = never (production).
     idle_flush: float = 0.0
-    #: (``ACCESSWATCH_MERGE_WAIT``) seconds an event may wait for the other input topic to
-    #: catch up in event time before it is processed anyway.
-    merge_wait: float = 0.5
+    #: (``ACCESSWATCH_MERGE_WAIT``) seconds an event may wait for records of the other input
+    #: topic that the broker reported but this worker has not received yet (or for a
+    #: partition that cannot be fetched, a failover) before it is processed anyway. Live,
+    #: with both topics caught up, nothing waits; after downtime this keeps one topic from
+    #: running ahead of the other in event time (0.5 s was measured too short).
+    merge_wait: float = 60.0
     #: (``ACCESSWATCH_FETCH_MAX_WAIT_MS``) cap on the consumer's fetch wait (Faust fixes it
     #: at 1500 ms; Tansu holds a waiting fetch that long even when data arrives); 0 = Faust's.
     fetch_max_wait_ms: int = 100
