@@ -39,17 +39,6 @@ SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_sta
 
 @pytest.mark.broker
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (open issue): after the SIGKILL restart, Faust sometimes does not hand "
-    "some auth-logins records to the agent (seen: the consumer read auth-logins to its end, "
-    "none delivered, nothing committed for it; and: every login processed and acked but the "
-    "group's commit stuck at the restored offset + 1). The merge no longer crawls (it waits, "
-    "fetches again once, then goes on), checkpoints no longer corrupt or go missing, but "
-    "the records Faust drops stay undelivered. Seen only with streams.fastdeliver on (1 of 4 "
-    "runs; 0 of 3 with ACCESSWATCH_FAST_DELIVER=0), though the first session saw a stall "
-    "before that module existed",
-)
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
 def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_path: Any,
                                                        store: str) -> None:
