@@ -80,6 +80,7 @@ class Scorers(Runtime):
         self.metrics = rt.metrics
         self.names = rt.names
         self.rt = rt
+        self.input_topics = (partials_topic(settings),)
         self.config = EngineConfig(
             detectors=("bulk_lookup",), salt=rt.config.salt,
             params={"bulk_lookup": rt.config.params.get("bulk_lookup", {})})
