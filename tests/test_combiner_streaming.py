@@ -10,7 +10,6 @@ as the offline replay (one engine over all the traffic) does, with the merged co
 from __future__ import annotations
 
 import importlib.util
-import time
 from typing import Any
 
 import pytest
@@ -20,9 +19,15 @@ from streams.demo import AlertReader, WorkerProcess
 from streams.topics import TopicNames, create_topics
 
 if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, replay_alerts, sim_lines, wait_committed
+    from tests.test_parity import (
+        produce_by_topic,
+        replay_alerts,
+        sim_lines,
+        start_group,
+        wait_committed,
+    )
 else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, replay_alerts, sim_lines, wait_committed
+    from test_parity import produce_by_topic, replay_alerts, sim_lines, start_group, wait_committed
 
 pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
@@ -57,20 +62,10 @@ def test_two_workers_four_partitions_page_on_the_merged_source(fresh_tansu: Any,
     names = TopicNames()
     create_topics(fresh_tansu.bootstrap, partitions=4)
     group = "accesswatch-combiner"
-    workers = [
-        WorkerProcess(fresh_tansu.url, partitions=4, app_id=group,
-                      data_dir=str(tmp_path / n), log_path=str(tmp_path / f"{n}.log"))
-        for n in ("a", "b")
-    ]
-    for n in ("a", "b"):
-        (tmp_path / n).mkdir()
     reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
+    workers: list[WorkerProcess] = []
     try:
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.wait_ready()
-        time.sleep(12)  # both have joined the group (Tansu: about half the session timeout)
+        workers = start_group(fresh_tansu.url, tmp_path, group, partitions=4)
         sent = produce_by_topic(fresh_tansu.bootstrap, lines)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
         wait_committed(fresh_tansu.bootstrap, group, inputs, workers, reader, quiet=10.0)

@@ -56,6 +56,30 @@ def produce_by_topic(bootstrap: str, lines: list[bytes], names: TopicNames | Non
         return dict(prod.close().sent)
 
 
+def start_group(url: str, tmp_path: Any, group: str, partitions: int,
+                names: tuple[str, ...] = ("a", "b")) -> list[WorkerProcess]:
+    """Workers of one consumer group, started, ready, and given time to join (Tansu: about
+    half the session timeout); each with its own data dir and log under ``tmp_path``."""
+    workers = [
+        WorkerProcess(url, partitions=partitions, app_id=group,
+                      data_dir=str(tmp_path / n), log_path=str(tmp_path / f"{n}.log"))
+        for n in names
+    ]
+    for n in names:
+        (tmp_path / n).mkdir()
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_ready()
+    except BaseException:
+        for w in workers:
+            w.stop()
+        raise
+    time.sleep(12)
+    return workers
+
+
 def wait_until_done(worker: WorkerProcess, reader: AlertReader, events: int,
                     quiet: float = 6.0, timeout: float = 300.0) -> None:
     """Until the worker took ``events`` input events and no alert came for ``quiet`` s."""

@@ -20,9 +20,9 @@ from streams.settings import Settings, SettingsError
 from streams.topics import TopicNames, create_topics
 
 if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, sim_lines, wait_committed
+    from tests.test_parity import produce_by_topic, sim_lines, start_group, wait_committed
 else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, sim_lines, wait_committed
+    from test_parity import produce_by_topic, sim_lines, start_group, wait_committed
 
 pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
@@ -212,20 +212,10 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
     names = TopicNames()
     create_topics(fresh_tansu.bootstrap, partitions=4)
     group = "accesswatch-pair"
-    workers = [
-        WorkerProcess(fresh_tansu.url, partitions=4, app_id=group,
-                      data_dir=str(tmp_path / n), log_path=str(tmp_path / f"{n}.log"))
-        for n in ("a", "b")
-    ]
-    for n in ("a", "b"):
-        (tmp_path / n).mkdir()
     reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
+    workers: list[WorkerProcess] = []
     try:
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.wait_ready()
-        time.sleep(12)  # both have joined the group (Tansu: about half the session timeout)
+        workers = start_group(fresh_tansu.url, tmp_path, group, partitions=4)
         lines = sim_lines(SIM)
         sent = produce_by_topic(fresh_tansu.bootstrap, lines)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
