@@ -96,10 +96,17 @@ MERGE_MAX = 50_000  # events a partition may hold back for the event-time merge
 #: a partition whose last fetch answer is older than this (wall seconds) cannot be fetched
 #: now (its leader is gone): its high watermark is stale
 FRESH_S = 3.0
-#: after this long waiting for records the broker reported, fetch them again from the next
-#: offset this partition needs: seen after a SIGKILL restart on Tansu, the consumer's read
-#: position of auth-logins at its end while none of its records reached the agent
+#: after this long without a record of an input partition whose broker reports records this
+#: worker never received, fetch them again from the next offset it needs: seen after a
+#: SIGKILL restart (Tansu), the consumer's read position at the end of a topic while none of
+#: its records reached the agent, and the group's commit then stuck below them
 RESEEK_AFTER = 10.0
+#: after a seek back to fill a gap, records fetched before the seek (beyond the gap) are
+#: dropped, for at most this long: they come again after the gap's records
+REFETCH_WINDOW = 10.0
+#: refetches of one missing offset before its records are taken as gone from the broker
+#: (retention deleted them): the gap is then logged and accepted
+REFETCH_TRIES = 3
 INTERNAL_ERROR = "internal_error"
 
 
@@ -348,6 +355,11 @@ class PartitionState:
     gave_up: dict[str, int] = field(default_factory=dict)
     #: topics fetched again from the next offset this partition needs (once each)
     reseeked: set[str] = field(default_factory=set)
+    #: topic -> (offset sought back to, monotonic time of the seek): records beyond it that
+    #: were fetched before the seek are dropped until it arrives (they come again)
+    refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: (topic, missing offset) -> refetches tried for it
+    refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
 
@@ -511,14 +523,8 @@ class Runtime:
         msg = event.message
         topic = msg.topic
         st = self.state(msg.partition)
-        prev = st.delivered.get(topic)
-        if prev is not None and msg.offset > prev + 1 and msg.offset - 1 > st.offsets.get(
-                topic, -1):
-            # evidence for an open issue: after a SIGKILL restart some records never reach
-            # the agent (the group's commit then stops at the first of them)
-            log.warning("partition %d: %s offsets %d..%d were not handed to this worker",
-                        msg.partition, topic, prev + 1, msg.offset - 1)
-        st.delivered[topic] = msg.offset
+        if not await self.admit(st, msg):
+            return
         if msg.offset <= st.offsets.get(topic, -1):
             st.held.append(event)  # already inside the restored checkpoint
             return
@@ -539,6 +545,107 @@ class Runtime:
         q.append((order, event, ev))
         st.queued += 1
         await self.drain(msg.partition, st)
+
+    async def admit(self, st: PartitionState, msg: Any) -> bool:
+        """Whether ``msg`` is the next record of its partition to take; else it is dropped.
+
+        Records must reach the engine without holes. Seen after a SIGKILL restart: records
+        fetched but never handed to the agent (Faust drops a record whose hand-over is cut
+        short by a flow stop, yet moves its read offset past it), then a later record
+        arrives. Faust books the hole as a "gap" (meant for compacted topics) that its
+        commit steps over: those events would be lost for good. Here a hole is filled: the
+        gap is taken out of Faust's books, the partition is sought back to the first missing
+        offset and this record is dropped (it comes again, after the missing ones). A
+        record this life already took (fetched again after such a seek) is dropped too.
+        """
+        topic = msg.topic
+        off = msg.offset
+        pending = st.refetch.get(topic)
+        if pending is not None:
+            want, at = pending
+            if off == want:
+                del st.refetch[topic]
+            elif off > want and time.monotonic() - at < REFETCH_WINDOW:
+                return False  # fetched before the seek: it comes again after ``want``
+            else:
+                del st.refetch[topic]
+        prev = st.delivered.get(topic)
+        covered = st.offsets.get(topic, -1)
+        if prev is not None and off <= prev and off > covered:
+            return False  # taken already in this life (fetched again after a seek)
+        base = prev if prev is not None else (covered if topic in st.offsets else None)
+        if base is not None and off > base + 1 and off - 1 > covered:
+            want = max(base, covered) + 1
+            tries = st.refetch_tries.get((topic, want), 0)
+            if tries < REFETCH_TRIES:
+                st.refetch_tries[(topic, want)] = tries + 1
+                log.warning("partition %d: %s offsets %d..%d were not handed to this worker; "
+                            "fetching them again", msg.partition, topic, want, off - 1)
+                if await self._refetch(TP(topic, msg.partition), want, off):
+                    st.refetch[topic] = (want, time.monotonic())
+                    return False
+            else:
+                log.warning("partition %d: %s offsets %d..%d are not on the broker any more "
+                            "(fetched %d times); going on without them", msg.partition, topic,
+                            want, off - 1, tries)
+        st.delivered[topic] = off
+        return True
+
+    async def _refetch(self, tp: TP, offset: int, upto: int | None = None) -> bool:
+        """Seek ``tp`` back to ``offset`` and take ``offset..upto-1`` out of Faust's gap
+        books (so its commit cannot step over them). True when the seek was made."""
+        consumer = self.app.consumer
+        try:
+            gaps = consumer._gap.get(tp)  # noqa: SLF001
+            if gaps:
+                gaps.chop(offset, (upto if upto is not None else offset) + 1)
+            await consumer.seek(tp, offset)
+        except Exception as exc:
+            log.warning("%s[%d] not fetched again from %d (%s)", tp.topic, tp.partition,
+                        offset, exc)
+            return False
+        return True
+
+    async def watch_delivery(self) -> None:
+        """Fetch again an input partition that the broker reports records for but that has
+        handed this worker nothing for ``RESEEK_AFTER`` seconds (seen after a SIGKILL
+        restart: the consumer's position at the end of the topic, none of its records
+        delivered, the group's commit stuck below them for good)."""
+        try:
+            consumer = self.app.consumer
+            assignment = consumer.assignment()
+            paused = consumer._paused_partitions  # noqa: SLF001
+            committed = consumer._committed_offset  # noqa: SLF001
+        except Exception:
+            return
+        now = time.monotonic()
+        watch = self._watch = getattr(self, "_watch", {})
+        for tp in assignment:
+            if tp.topic not in self.input_topics or tp in paused:
+                continue
+            st = self.parts.get(tp.partition)
+            if st is not None:
+                have: int | None = max(st.delivered.get(tp.topic, -1),
+                                       st.offsets.get(tp.topic, -1)) + 1
+                if st.refetch.get(tp.topic) is not None:
+                    have = st.refetch[tp.topic][0]
+            else:
+                have = committed.get(tp)
+            hw = consumer.highwater(tp)
+            if have is None or hw is None or hw <= have:
+                watch.pop(tp, None)
+                continue
+            seen = watch.get(tp)
+            if seen is None or seen[0] != have:
+                watch[tp] = (have, now)
+                continue
+            if now - seen[1] >= RESEEK_AFTER:
+                log.warning("%s[%d]: the broker has records up to %d, none handed to this "
+                            "worker beyond %d for %.0f s; fetching again", tp.topic,
+                            tp.partition, hw, have - 1, now - seen[1])
+                if await self._refetch(tp, have) and st is not None:
+                    st.refetch[tp.topic] = (have, now)
+                watch[tp] = (have, now)
 
     def _behind(self, partition: int, st: PartitionState, topic: str) -> float:
         """How long (wall seconds) an event of the other topic may wait for ``topic``:
@@ -576,13 +683,14 @@ class Runtime:
             if hw is None or hw <= have:
                 return False
             read = self.app.consumer._read_offset.get(tp)  # noqa: SLF001
-            log.warning("partition %d: %s has records up to %d this worker never received "
-                        "(consumer read offset %s); fetching again from %d", partition, topic,
-                        hw, read, have)
-            await self.app.consumer.seek(tp, have)
-        except Exception as exc:
-            log.warning("partition %d: %s not fetched again (%s)", partition, topic, exc)
+        except Exception:
             return False
+        log.warning("partition %d: %s has records up to %d this worker never received "
+                    "(consumer read offset %s); fetching again from %d", partition, topic,
+                    hw, read, have)
+        if not await self._refetch(tp, have):
+            return False
+        st.refetch[topic] = (have, time.monotonic())
         return True
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
@@ -708,6 +816,7 @@ class Runtime:
     # ---- time ---------------------------------------------------------------------------
     async def watermark(self) -> None:
         """Advance every engine's event time; fire idle partitions' timers if configured."""
+        await self.watch_delivery()
         wall = time.monotonic()
         idle = self.settings.idle_flush
         for p, st in list(self.parts.items()):

@@ -136,6 +136,8 @@ class Combine:
         """One message of the partials topic: score it (once) on its partition's scorer."""
         msg = event.message
         st = self.scorers.state(msg.partition)
+        if not await self.scorers.admit(st, msg):
+            return  # a record taken already, or one that comes again after a hole
         st.held.append(event)  # acked by the scorers' checkpoint
         if msg.offset <= st.offsets.get(msg.topic, -1):
             return  # already inside the restored checkpoint
@@ -152,6 +154,7 @@ class Combine:
 
     async def tick(self) -> None:
         """After the watermark: send what it closed; keep the scorers' pages firing."""
+        await self.scorers.watch_delivery()
         await self.send_all()
         sender = self.rt.sender
         tracked: dict[str, int] = {}

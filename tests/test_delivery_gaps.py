@@ -1,0 +1,140 @@
+"""Records reach the engine without holes (streams.app.Runtime.admit / watch_delivery).
+
+Seen after a SIGKILL restart on the embedded broker: records fetched but never handed to the
+agent, then later records of the same partition; Faust books the hole as a "gap" its commit
+steps over, so those events would be lost for good (and the restarted worker, missing logins,
+raised an unissued_session alert the replay does not have). The runtime fills the hole: seek
+back, drop what was fetched beyond it, take the records in offset order. The consumer is a
+stand-in that records seeks (a unit test of the runtime's bookkeeping; the broker tests in
+tests/test_recovery.py run the real thing)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import TP
+from intervaltree import IntervalTree
+
+from streams import app as app_mod
+from streams.app import PartitionState, Runtime
+
+TOPIC = "auth-logins"
+
+
+class _Consumer:
+    def __init__(self, highwater: int | None = None) -> None:
+        self.seeks: list[tuple[TP, int]] = []
+        self._gap: dict[TP, IntervalTree] = {}
+        self._paused_partitions: set[TP] = set()
+        self._committed_offset: dict[TP, int | None] = {}
+        self.hw = highwater
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def assignment(self) -> set[TP]:
+        return {TP(TOPIC, 0)}
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.hw
+
+
+def _runtime(consumer: _Consumer) -> Runtime:
+    rt = Runtime.__new__(Runtime)
+    rt.app = SimpleNamespace(consumer=consumer)  # type: ignore[assignment]
+    rt.input_topics = (TOPIC,)
+    rt.parts = {}
+    return rt
+
+
+def _msg(offset: int) -> Any:
+    return SimpleNamespace(topic=TOPIC, partition=0, offset=offset)
+
+
+def _admit(rt: Runtime, st: PartitionState, offsets: list[int]) -> list[int]:
+    async def run() -> list[int]:
+        return [o for o in offsets if await rt.admit(st, _msg(o))]
+
+    return asyncio.run(run())
+
+
+def test_a_hole_after_a_restored_checkpoint_is_fetched_again_in_order() -> None:
+    consumer = _Consumer()
+    tp = TP(TOPIC, 0)
+    consumer._gap[tp] = IntervalTree.from_tuples([(92, 122)])  # Faust booked the hole
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
+    # 122 and 123 were fetched before the seek; then the refetch delivers 91..125
+    taken = _admit(rt, st, [85, 122, 123, *range(91, 126)])
+    assert consumer.seeks == [(tp, 91)]
+    assert not consumer._gap[tp].overlaps(91, 123), "the hole left in Faust's commit books"
+    assert taken == [85, *range(91, 126)]  # 85: inside the checkpoint, held for its ack
+    assert _admit(rt, st, [100, 125]) == []  # taken already in this life
+    assert _admit(rt, st, [126]) == [126]
+
+
+def test_a_hole_the_broker_no_longer_has_is_accepted_after_a_few_tries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retention deleted the records: each refetch starts beyond the hole again. After
+    ``REFETCH_TRIES`` seeks the runtime goes on rather than seeking forever."""
+    consumer = _Consumer()
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None, offsets={TOPIC: 10}, delivered={TOPIC: 10})  # type: ignore[arg-type]
+    clock = [1000.0]
+    monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock[0])
+    taken: list[int] = []
+    for _ in range(app_mod.REFETCH_TRIES + 1):
+        clock[0] += app_mod.REFETCH_WINDOW + 1  # nothing from before the seek is coming
+        taken += _admit(rt, st, [50])
+    assert len(consumer.seeks) == app_mod.REFETCH_TRIES
+    assert taken == [50]
+    assert _admit(rt, st, [51]) == [51]
+
+
+def test_a_fresh_partition_has_no_hole_to_fill() -> None:
+    consumer = _Consumer()
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    assert _admit(rt, st, [500, 501, 502]) == [500, 501, 502]
+    assert consumer.seeks == []
+
+
+def test_a_partition_that_hands_over_nothing_is_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The broker reports records up to 148; the worker took up to 90 and nothing more
+    arrives: after ``RESEEK_AFTER`` seconds without progress the partition is sought back
+    to 91 (once per ``RESEEK_AFTER``), and not while it makes progress or is paused."""
+    consumer = _Consumer(highwater=148)
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
+    rt.parts[0] = st
+    clock = [1000.0]
+    monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock[0])
+    tp = TP(TOPIC, 0)
+
+    def tick(dt: float) -> None:
+        clock[0] += dt
+        asyncio.run(rt.watch_delivery())
+
+    tick(0)
+    tick(app_mod.RESEEK_AFTER - 1)
+    assert consumer.seeks == []
+    st.delivered[TOPIC] = 95  # progress restarts the clock
+    tick(2)
+    tick(app_mod.RESEEK_AFTER - 1)
+    assert consumer.seeks == []
+    tick(2)
+    assert consumer.seeks == [(tp, 96)]
+    assert st.refetch[TOPIC][0] == 96
+    consumer._paused_partitions.add(tp)  # paused (a rebalance): not ours to fetch
+    tick(app_mod.RESEEK_AFTER * 3)
+    assert consumer.seeks == [(tp, 96)]
+    consumer._paused_partitions.clear()
+    consumer.hw = 96  # caught up: nothing to fetch
+    tick(app_mod.RESEEK_AFTER * 3)
+    assert consumer.seeks == [(tp, 96)]
