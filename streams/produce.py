@@ -18,6 +18,16 @@ with the reason).
 The producer is kafka-python's, idempotent by default (it works on Tansu, unlike
 aiokafka's), with linger and large batches for throughput.
 
+Order across topics (``ordered``, on by default): a record is never sent while a login or
+identity event more than ``order_slack`` seconds (event time) older than it is still
+unacknowledged; the producer flushes and waits for it first. Kafka orders records within a
+partition only: without this, a leader failover of ``auth-logins`` holds its records in the
+producer (retrying) while ``data-access`` records, led by another broker, go on, and no
+consumer can see records that are still in a producer. A worker would then judge sessions
+whose logins are held up as issued by no login. Normally a login is acknowledged long
+before the next record needs it and nothing waits; files whose event time runs much faster
+than the wall clock (simulations) pay about one broker round trip per login.
+
 >>> classify({"outcome": "success", "account_id": "a1"})
 ('login', b'a1')
 >>> classify({"kind": "identity", "change": "key_revoked", "key_id": "k7"})
@@ -34,13 +44,14 @@ import json
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
 
+from detectors.events import parse_ts
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.topics import TopicNames, create_topics
 
@@ -65,6 +76,10 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "identity": ("principal_id", "key_id", "session_id"),
 }
 
+#: Event-time seconds a record may be ahead of an unacknowledged login or identity event
+#: (well inside unissued_session's 5 s grace for late logins).
+ORDER_SLACK = 1.0
+
 #: How many reject records ``ProduceStats`` keeps for the summary.
 REJECT_SAMPLES = 20
 
@@ -75,6 +90,15 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "max_request_size": 4 * 1024 * 1024,
     "acks": "all",
 }
+
+
+def _event_ts(event: dict[str, Any]) -> float | None:
+    """The event's time in epoch seconds, or None when it has none we can read (such
+    events are sent unordered; the workers judge their ``ts``)."""
+    try:
+        return parse_ts(event.get("ts"))
+    except Exception:
+        return None
 
 
 class ProduceError(RuntimeError):
@@ -203,6 +227,8 @@ class Producer:
         total_bytes: int | None = None,
         producer_config: dict[str, Any] | None = None,
         check_topics: bool = True,
+        ordered: bool = True,
+        order_slack: float = ORDER_SLACK,
     ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
@@ -218,6 +244,11 @@ class Producer:
         self._done_bytes = 0
         self._known: set[str] | None = None
         self._checked: set[str] = set()
+        self.ordered = ordered
+        self.order_slack = order_slack
+        #: logins and identity events not yet acknowledged: (event time, future), sent order
+        self._leading: deque[tuple[float, Any]] = deque()
+        self.order_waits = 0
         config = dict(PRODUCER_DEFAULTS)
         config.update(producer_config or {})
         config.setdefault("client_id", "accesswatch-produce")
@@ -270,11 +301,24 @@ class Producer:
             self.stats.first_failure = f"{type(exc).__name__}: {exc}"
         self.stats.failed += 1
 
-    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def _send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         self._require(topic)
         future = self._producer.send(topic, value=value, key=key)
         future.add_errback(self._failed)
         self.stats.sent[topic] += 1
+        return future
+
+    def _wait_leading(self, ts: float) -> None:
+        """Before a record of event time ``ts``: wait until every login or identity event
+        older than ``ts - order_slack`` is acknowledged (see the module's docstring)."""
+        leading = self._leading
+        while leading and leading[0][1].is_done:
+            leading.popleft()
+        if not leading or leading[0][0] >= ts - self.order_slack:
+            return
+        self.order_waits += 1
+        self._producer.flush()  # sends what lingers; returns once all of it is acknowledged
+        leading.clear()
 
     def _reject(self, number: int, reason: str, raw: bytes, source: str) -> None:
         self.stats.rejected += 1
@@ -310,7 +354,12 @@ class Producer:
                 else:
                     kind, why = None, f"not a JSON object but {type(event).__name__}"
             if kind is not None:
-                self._send(self._topic_of[kind], why, raw)  # type: ignore[arg-type]
+                ts = _event_ts(event) if self.ordered else None
+                if ts is not None:
+                    self._wait_leading(ts)
+                future = self._send(self._topic_of[kind], why, raw)  # type: ignore[arg-type]
+                if ts is not None and kind != "access":
+                    self._leading.append((ts, future))
             elif self.default_topic is not None:
                 self._send(self.default_topic, None, raw)
             else:
@@ -403,6 +452,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when any line was rejected")
     parser.add_argument(
+        "--unordered",
+        action="store_true",
+        help="do not hold a record back until older logins and identity events are "
+        "acknowledged (faster on simulated files; a failover can then reorder topics)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress line even on a terminal"
     )
 
@@ -470,6 +525,7 @@ def run(args: argparse.Namespace) -> int:
             on_reject=report,
             progress=show,
             total_bytes=total,
+            ordered=not args.unordered,
         )
         try:
             for source, lines in _open_sources(paths):

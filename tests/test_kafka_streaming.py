@@ -569,17 +569,15 @@ def test_broker_restart_mid_stream_loses_nothing(
 
 @pytest.mark.kafka
 @pytest.mark.timeout(720)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (open issue): while the leader of auth-logins fails over, the producer "
-    "holds the logins and keeps sending access (other leader); no broker can show records "
-    "still in a producer, so access runs ahead and a customer's session can be judged "
-    "unissued before its login arrives (seen 1 of 5 runs: one invented unissued_session "
-    "alert, none missing); needs an event-time-skew hold in the merge",
-)
 def test_cluster_loses_a_broker_mid_stream(kafka_cluster: Any, tmp_path: Path) -> None:
     """Kill the broker leading the input partition mid-stream: the worker goes on on the
-    other two (RF 3, min.insync.replicas 2) and ends with the replay's alerts."""
+    other two (RF 3, min.insync.replicas 2) and ends with the replay's alerts.
+
+    While auth-logins' leader fails over, a producer holds its logins and could send access
+    (another leader) ahead of them; no consumer can see records still in a producer. The
+    producer (``streams.produce``, ordered by default) holds an access record back until
+    every older login is acknowledged, so the worker never judges a session unissued
+    because its login was stuck (before: 1 invented unissued_session alert in ~1 of 5)."""
     bootstrap = kafka_cluster.bootstrap
     killed: list[int] = []
 
