@@ -32,7 +32,12 @@
   here: a topic that arrives late anyway is handled by the engine (a late finding joins
   the episode it belongs to, same alert_id);
 - the consumer's fetch wait capped (``fetch_max_wait_ms``, 100 ms; Faust fixes 1.5 s,
-  which Tansu turns into 1.5 s of latency).
+  which Tansu turns into 1.5 s of latency);
+- records taken without holes (``Runtime.admit``): when a record arrives beyond the next
+  offset a partition needs (Faust dropped the ones between, seen after SIGKILL restarts,
+  and booked them as a "gap" its commit steps over), the partition is sought back and the
+  missing records are fetched again; a partition the broker has records for that hands
+  over nothing for ``RESEEK_AFTER`` seconds is fetched again too (``watch_delivery``).
 
 Consistency (at-least-once, never lost, never half-applied):
 
@@ -100,7 +105,7 @@ FRESH_S = 3.0
 #: worker never received, fetch them again from the next offset it needs: seen after a
 #: SIGKILL restart (Tansu), the consumer's read position at the end of a topic while none of
 #: its records reached the agent, and the group's commit then stuck below them
-RESEEK_AFTER = 10.0
+RESEEK_AFTER = 5.0
 #: after a seek back to fill a gap, records fetched before the seek (beyond the gap) are
 #: dropped, for at most this long: they come again after the gap's records
 REFETCH_WINDOW = 10.0
@@ -722,6 +727,7 @@ class Runtime:
                         st.waiting_since = now
                     waited = now - st.waiting_since
                     if (waited >= RESEEK_AFTER and other not in st.reseeked
+                            and other not in st.refetch
                             and await self._fetch_again(partition, st, other)):
                         return
                     if waited < wait:

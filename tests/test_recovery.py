@@ -6,7 +6,9 @@ changelog, skips what the checkpoint covers and processes the rest, so:
 - every input offset ends up committed (no event left unprocessed);
 - the alerts on the topic, from both lives of the worker, have exactly the alert_ids of a
   replay of the same file (no alert lost, none invented); alerts raised again after the
-  restart carry the alert_id they had before.
+  restart carry the alert_id they had before;
+- no hole in what the restarted worker took was left unfilled (records the broker no
+  longer had would be logged as "not on the broker any more").
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
         first.stop()
     log = (tmp_path / "b.log").read_text()
     assert "engine restored from checkpoint" in log, log[-3000:]
+    assert "not on the broker any more" not in log, log[-3000:]
     got = [a["alert_id"] for a in reader.alerts]
     # Nothing lost: every alert of the replay arrived (hard requirement, never excused).
     assert expected <= set(got), sorted(expected - set(got))
@@ -112,13 +115,11 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
     # Alerts sent twice (before the crash, and again after it) kept their alert_id: each
     # (alert_id, severity) pair of the replay appears, repeats only of the same pairs.
     pairs = Counter((a["alert_id"], a["severity"]) for a in reader.alerts)
-    extra = set(got) - expected
-    if extra:
-        # Known gap (open issue #4): in 1 of ~15 runs without fast delivery (CI, second
-        # session) the restarted worker raised one alert_id the replay does not have, as if
-        # its two topics were merged in a different order after the restart. Nothing was
-        # lost (asserted above); an invented alert is still a defect, so it is reported.
-        pytest.xfail(f"known gap: alert_ids not in the replay after the restart: {sorted(extra)}")
+    # Nothing invented: an alert_id the replay lacks means the restarted worker saw the
+    # events in another order or not all of them (seen before the runtime filled the holes
+    # in what Faust hands over: logins 91..121 skipped after a restart, one extra
+    # unissued_session alert).
+    assert set(got) <= expected, sorted(set(got) - expected)
     assert set(pairs) == {(a["alert_id"], a["severity"]) for a in replayed}
 
 
