@@ -3,7 +3,10 @@
 One run, one broker (embedded Tansu unless ``--broker``), the same data:
 
 1. **pass-through**: a Faust agent over auth-logins + data-access (raw bytes, nothing done
-   per event) reads a produced backlog of N events; events/s from its first to last event;
+   per event) reads a produced backlog of N events; events/s from its first to last event.
+   Twice: as Faust's default agent, which acks every event so its offsets get committed
+   (the baseline: the worker acks every event too, at its checkpoints), and never acking
+   (the worker's iteration with nothing ever committed; a lower bound on Faust's cost);
 2. **full pipeline**: ``accesswatch worker`` (engine, checkpoints, DLQ, metrics) reads the
    same backlog in its own consumer group; events/s from its first to last event (polled
    on /metrics every 0.25 s);
@@ -41,7 +44,7 @@ from streams.topics import TopicNames, create_topics  # noqa: E402
 # ------------------------------------------------------------------ pass-through app
 
 
-def passthrough_main(broker: str, expected: int, app_id: str, loop: str) -> None:
+def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bool) -> None:
     """A Faust worker whose agent only counts; prints the rate when it saw ``expected``.
 
     It gets what the accesswatch worker gets from its settings: the same fetch-wait cap, event
@@ -71,7 +74,11 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str) -> None
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
-        async for _ in stream.noack().events():  # the worker's own iteration
+        # acked: Faust's default agent, which acks every event so its offsets are committed
+        # (the worker acks every event too, at its checkpoints); noack: the worker's own
+        # iteration without any ack (nothing is ever committed)
+        events = stream.events() if ack else stream.noack().events()
+        async for _ in events:
             if state["n"] == 0:
                 state["t0"] = time.perf_counter()
             state["n"] += 1
@@ -85,8 +92,10 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str) -> None
     worker.execute_from_commandline()
 
 
-def run_passthrough(url: str, expected: int, timeout: float, loop: str) -> tuple[int, float]:
-    p = subprocess.run([sys.executable, __file__, "--_passthrough", url, str(expected), loop],
+def run_passthrough(url: str, expected: int, timeout: float, loop: str,
+                    ack: bool = True) -> tuple[int, float]:
+    p = subprocess.run([sys.executable, __file__, "--_passthrough", url, str(expected), loop,
+                        "ack" if ack else "noack"],
                        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     for line in p.stdout.splitlines():
         if "PASSTHROUGH " in line:  # Faust may prefix terminal escapes
@@ -266,7 +275,8 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
 
 def main() -> int:
     if len(sys.argv) >= 2 and sys.argv[1] == "--_passthrough":
-        passthrough_main(sys.argv[2], int(sys.argv[3]), f"bench-pass-{os.getpid()}", sys.argv[4])
+        passthrough_main(sys.argv[2], int(sys.argv[3]), f"bench-pass-{os.getpid()}", sys.argv[4],
+                         sys.argv[5] == "ack")
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=30000, help="backlog size (default 30000)")
@@ -309,22 +319,28 @@ def main() -> int:
         print(f"produced {n_inputs:,} events at {prod_rate:,.0f}/s", file=sys.stderr)
         load0 = os.getloadavg()
         pn, pdt = run_passthrough(url, n_inputs, timeout=600, loop=args.loop)
-        print(f"pass-through: {pn / pdt:,.0f} ev/s", file=sys.stderr)
+        print(f"pass-through (acked): {pn / pdt:,.0f} ev/s", file=sys.stderr)
+        qn, qdt = run_passthrough(url, n_inputs, timeout=600, loop=args.loop, ack=False)
+        print(f"pass-through (noack): {qn / qdt:,.0f} ev/s", file=sys.stderr)
         fn, fdt = run_full(url, n_inputs, 0, timeout=900, workers=args.workers,
                            partitions=args.partitions, loop=args.loop)
         print(f"full: {fn / fdt:,.0f} ev/s", file=sys.stderr)
         lat = run_latency(url, bootstrap, args.rate, args.seconds, background,
                           workers=args.workers, partitions=args.partitions, loop=args.loop)
         load1 = os.getloadavg()
-    pass_rate, full_rate = pn / pdt, fn / fdt
+    pass_rate, full_rate, noack_rate = pn / pdt, fn / fdt, qn / qdt
     print()
     print("| measure | value |")
     print("|---|---|")
     print(f"| backlog | {n_inputs:,} events (simulated, {args.partitions} partition(s)) |")
     print(f"| event loop | {args.loop} |")
-    print(f"| pass-through Faust agent (raw, 1 process) | {pass_rate:,.0f} events/s |")
+    print(f"| pass-through Faust agent, acking each event (Faust's default; 1 process) | "
+          f"{pass_rate:,.0f} events/s |")
+    print(f"| pass-through Faust agent, never acking (nothing committed) | "
+          f"{noack_rate:,.0f} events/s |")
     print(f"| full pipeline ({args.workers} accesswatch worker(s)) | {full_rate:,.0f} events/s "
-          f"({full_rate / pass_rate:.2f}x pass-through; target >= 0.7x) |")
+          f"({full_rate / pass_rate:.2f}x the acking pass-through, target >= 0.7x; "
+          f"{full_rate / noack_rate:.2f}x the never-acking one) |")
     print(f"| offered rate (latency run) | {lat['offered']:,.0f} events/s for "
           f"{args.seconds:g} s, {lat['markers']} markers |")
     print(f"| worker took during/after the run | {int(lat['taken']):,} of {lat['total']:,} |")
