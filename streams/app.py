@@ -112,6 +112,9 @@ REFETCH_WINDOW = 10.0
 #: refetches of one missing offset before its records are taken as gone from the broker
 #: (retention deleted them): the gap is then logged and accepted
 REFETCH_TRIES = 3
+#: seconds a "nothing unread in the other topic" answer of the consumer is reused (the
+#: merge asks before every event when one topic's queue is empty)
+BEHIND_CACHE = 0.05
 INTERNAL_ERROR = "internal_error"
 
 
@@ -365,6 +368,8 @@ class PartitionState:
     refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
     #: (topic, missing offset) -> refetches tried for it
     refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: topic -> monotonic time until which it is known to hold nothing unread (merge)
+    clear_until: dict[str, float] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
 
@@ -382,6 +387,7 @@ class Runtime:
         names = settings.topics
         self.names = names
         self.kind_of = {names.logins: E.LOGIN, names.access: E.ACCESS, names.identity: E.IDENTITY}
+        self._other = {names.logins: names.access, names.access: names.logins}
         self.input_topics: tuple[str, ...] = (names.logins, names.access)
         self.config = EngineConfig(detectors=settings.detectors or None)
         Engine(self.config)  # fail fast on unknown detector ids
@@ -542,6 +548,9 @@ class Runtime:
             )
         except Exception as exc:  # the decoder must not kill the agent either
             ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+        if not st.queued and not self._wait_for(msg.partition, st, self._other[topic]):
+            await self._process(st, event, ev)  # nothing queued, nothing to wait for
+            return
         q = st.queues.setdefault(topic, deque())
         if isinstance(ev, E.Rejection):
             order = q[-1][0] if q else -math.inf  # never holds back the valid events
@@ -652,6 +661,23 @@ class Runtime:
                     st.refetch[tp.topic] = (have, now)
                 watch[tp] = (have, now)
 
+    def _wait_for(self, partition: int, st: PartitionState, other: str) -> float:
+        """How long an event may wait for topic ``other`` (``_behind``), 0 when the merge
+        gave up on it and it delivered nothing since. A 0 from the consumer is reused for
+        ``BEHIND_CACHE`` seconds (its end offsets change with fetches, every ~100 ms)."""
+        given_up = st.gave_up.get(other)
+        if given_up is not None:
+            if given_up == st.delivered.get(other, -1):
+                return 0.0
+            del st.gave_up[other]  # it delivered again: merge properly again
+        now = time.monotonic()
+        if st.clear_until.get(other, 0.0) > now:
+            return 0.0
+        wait = self._behind(partition, st, other)
+        if not wait:
+            st.clear_until[other] = now + BEHIND_CACHE
+        return wait
+
     def _behind(self, partition: int, st: PartitionState, topic: str) -> float:
         """How long (wall seconds) an event of the other topic may wait for ``topic``:
         0 when this worker has everything the broker has in ``topic`` (received, covered by
@@ -714,13 +740,9 @@ class Runtime:
             else:
                 q = ql or qa
                 other = self.names.access if q is ql else self.names.logins
-                given_up = st.gave_up.get(other)
-                if given_up is not None and given_up != st.delivered.get(other, -1):
-                    del st.gave_up[other]  # it delivered again: merge properly again
-                    given_up = None
                 wait = 0.0
-                if not (force or st.queued > MERGE_MAX or given_up is not None):
-                    wait = self._behind(partition, st, other)
+                if not (force or st.queued > MERGE_MAX):
+                    wait = self._wait_for(partition, st, other)
                 if wait > 0:
                     now = time.monotonic()
                     if st.waiting_since is None:
