@@ -168,8 +168,8 @@ class Combine:
         for k, v in tracked.items():
             self.rt.metrics.tracked_entities.labels(kind=k).set(v)
 
-    async def checkpoint(self, partitions: Any = None) -> int:
-        return await self.scorers.checkpoint(partitions)
+    async def checkpoint(self, partitions: Any = None, periodic: bool = False) -> int:
+        return await self.scorers.checkpoint(partitions, periodic=periodic)
 
 
 def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
@@ -183,7 +183,7 @@ def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
 
     @app.timer(settings.checkpoint_interval)
     async def checkpoint_scorers() -> None:
-        await comb.checkpoint()
+        await comb.checkpoint(periodic=True)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:

@@ -1,4 +1,5 @@
-"""Records reach the engine without holes (streams.app.Runtime.admit / watch_delivery).
+"""Runtime bookkeeping: records reach the engine without holes (streams.app.Runtime.admit /
+watch_delivery); periodic checkpoints back off when pickling is slow.
 
 Seen after a SIGKILL restart on the embedded broker: records fetched but never handed to the
 agent, then later records of the same partition; Faust books the hole as a "gap" its commit
@@ -138,3 +139,46 @@ def test_a_partition_that_hands_over_nothing_is_fetched_again(
     consumer.hw = 96  # caught up: nothing to fetch
     tick(app_mod.RESEEK_AFTER * 3)
     assert consumer.seeks == [(tp, 96)]
+
+
+def test_periodic_checkpoints_back_off_when_pickling_is_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checkpoint whose pickling took ``spent`` seconds holds the next periodic one back
+    for ``spent / CHECKPOINT_SHARE`` seconds (a state of millions of entities must not take
+    the worker's time); checkpoints on a rebalance or at shutdown (not periodic) always run."""
+    sent: list[bytes] = []
+    rt = _runtime(_Consumer())
+
+    async def flush() -> None:
+        pass
+
+    rt.app.producer = SimpleNamespace(flush=flush)  # type: ignore[attr-defined]
+    rt.table = SimpleNamespace(changelog_topic=SimpleNamespace(  # type: ignore[assignment]
+        send_soon=lambda key, value, **kw: sent.append(key)))
+    rt._checkpoint_lock = asyncio.Lock()
+    rt.checkpoints = rt.checkpoint_bytes = 0
+    clock = {"mono": 1000.0, "perf": 0.0}
+    monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock["mono"])
+    monkeypatch.setattr(app_mod.time, "perf_counter", lambda: clock["perf"])
+
+    def slow_snapshot(engine: Any, offsets: Any) -> bytes:
+        clock["perf"] += 3.0  # 3 s of pickling
+        return b"state"
+
+    monkeypatch.setattr(app_mod, "snapshot", slow_snapshot)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    rt.parts[0] = st
+
+    def run(periodic: bool) -> int:
+        st.dirty = True
+        return asyncio.run(rt.checkpoint(periodic=periodic))
+
+    assert run(periodic=True) == 1
+    gap = 3.0 / app_mod.CHECKPOINT_SHARE
+    clock["mono"] += gap - 1
+    assert run(periodic=True) == 0  # held back
+    assert run(periodic=False) == 1  # a rebalance or shutdown: always
+    clock["mono"] += gap + 1
+    assert run(periodic=True) == 1
+    assert app_mod.checkpoint_gap(0.05) == pytest.approx(0.5)
