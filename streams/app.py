@@ -634,6 +634,9 @@ class Runtime:
             log.warning("%s[%d] not fetched again from %d (%s)", tp.topic, tp.partition,
                         offset, exc)
             return False
+        metrics = getattr(self, "metrics", None)
+        if metrics is not None:
+            metrics.refetches.inc()
         return True
 
     async def watch_delivery(self) -> None:

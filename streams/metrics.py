@@ -90,6 +90,8 @@ class Metrics:
     - ``alertmanager_posts`` counter ``{result}`` (ok/error): POSTs per Alertmanager URL.
     - ``alertmanager_dropped`` counter: alerts dropped because the send queue was full.
     - ``rebalances`` counter: consumer-group rebalances seen by this worker.
+    - ``refetches`` counter: seeks back to records the consumer skipped without handing them
+      to the worker (a hole in the offsets, or a partition that hands over nothing).
     - ``processing_seconds`` histogram: engine time per event.
     - ``event_lag_seconds`` histogram: event ``ts`` to processing, in seconds.
     - ``anomaly_score`` histogram ``{detector}``: scores in 0..1.
@@ -183,6 +185,12 @@ class Metrics:
         self.rebalances = Counter(
             "rebalances",
             "Consumer-group rebalances seen by this worker.",
+            namespace=ns,
+            registry=reg,
+        )
+        self.refetches = Counter(
+            "refetches",
+            "Seeks back to records the consumer skipped without handing them to the worker.",
             namespace=ns,
             registry=reg,
         )

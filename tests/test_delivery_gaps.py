@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 from faust.types import TP
 from intervaltree import IntervalTree
+from prometheus_client import CollectorRegistry
 
 from streams import app as app_mod
 from streams.app import PartitionState, Runtime
+from streams.metrics import Metrics
 
 TOPIC = "auth-logins"
 
@@ -67,10 +69,12 @@ def test_a_hole_after_a_restored_checkpoint_is_fetched_again_in_order() -> None:
     tp = TP(TOPIC, 0)
     consumer._gap[tp] = IntervalTree.from_tuples([(92, 122)])  # Faust booked the hole
     rt = _runtime(consumer)
+    rt.metrics = Metrics(CollectorRegistry())
     st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
     # 122 and 123 were fetched before the seek; then the refetch delivers 91..125
     taken = _admit(rt, st, [85, 122, 123, *range(91, 126)])
     assert consumer.seeks == [(tp, 91)]
+    assert rt.metrics.sample("accesswatch_refetches_total") == 1.0
     assert not consumer._gap[tp].overlaps(91, 123), "the hole left in Faust's commit books"
     assert taken == [85, *range(91, 126)]  # 85: inside the checkpoint, held for its ack
     assert _admit(rt, st, [100, 125]) == []  # taken already in this life

@@ -21,6 +21,7 @@ EXPECTED_TYPES = {
     "accesswatch_alertmanager_posts": ("counter", {"result"}),
     "accesswatch_alertmanager_dropped": ("counter", set()),
     "accesswatch_rebalances": ("counter", set()),
+    "accesswatch_refetches": ("counter", set()),
     "accesswatch_processing_seconds": ("histogram", set()),
     "accesswatch_event_lag_seconds": ("histogram", set()),
     "accesswatch_anomaly_score": ("histogram", {"detector"}),
