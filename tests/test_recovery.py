@@ -129,9 +129,10 @@ def test_a_checkpoint_cut_short_leaves_the_previous_one_readable() -> None:
     manifest, or a recovery that reads up to a low end offset) holds a manifest whose
     chunks are intact: the restore gets a complete checkpoint, never a corrupt one (seen
     before: "checkpoint chunks do not match their manifest; starting fresh", RocksDB run)."""
-    import os
+    import random
 
-    blobs = [os.urandom(700_000) + bytes([i]) * 300_000 for i in range(4)]  # 2+ chunks each
+    rng = random.Random(11)
+    blobs = [rng.randbytes(700_000) + bytes([i]) * 300_000 for i in range(4)]  # 2+ chunks each
     log: list[tuple[bytes, bytes]] = []
     slot = 1
     for blob in blobs:

@@ -67,17 +67,19 @@ def test_restored_engine_can_be_checkpointed_again() -> None:
 
 
 def test_checkpoint_chunks_reassemble_and_detect_corruption() -> None:
-    blob = bytes(range(256)) * 9000  # compressible part
-    import os
+    import random
 
-    blob += os.urandom(1_500_000)  # incompressible: forces more than one 512 KiB chunk
+    blob = bytes(range(256)) * 9000  # compressible part
+    # incompressible (seeded): forces more than one 512 KiB chunk
+    blob += random.Random(7).randbytes(1_500_000)
     recs = checkpoint_records(3, blob)
     assert len(recs) >= 4 and recs[-1][0] == b"p3"  # chunks first, manifest last
     assert all(len(v) <= 512 * 1024 for _, v in recs)
     table = dict(recs)
     assert assemble_checkpoint(3, table.get) == blob
     assert assemble_checkpoint(4, table.get) is None
-    table[b"p3/1"] = b"x" + table[b"p3/1"][1:]
+    chunk = table[b"p3/1"]
+    table[b"p3/1"] = bytes([chunk[0] ^ 0xFF]) + chunk[1:]  # always a different byte
     with pytest.raises(ValueError):
         assemble_checkpoint(3, table.get)
 
