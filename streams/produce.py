@@ -359,7 +359,10 @@ class Producer:
                     self._wait_leading(ts)
                 future = self._send(self._topic_of[kind], why, raw)  # type: ignore[arg-type]
                 if ts is not None and kind != "access":
-                    self._leading.append((ts, future))
+                    leading = self._leading
+                    while leading and leading[0][1].is_done:  # bounded on login-only files
+                        leading.popleft()
+                    leading.append((ts, future))
             elif self.default_topic is not None:
                 self._send(self.default_topic, None, raw)
             else:
