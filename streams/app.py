@@ -362,8 +362,6 @@ class PartitionState:
     #: topic -> its delivered offset when a wait for it timed out: the merge does not wait
     #: for that topic again until it delivers something new (no crawl of one event per wait)
     gave_up: dict[str, int] = field(default_factory=dict)
-    #: topics fetched again from the next offset this partition needs (once each)
-    reseeked: set[str] = field(default_factory=set)
     #: topic -> (offset sought back to, monotonic time of the seek): records beyond it that
     #: were fetched before the seek are dropped until it arrives (they come again)
     refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -373,6 +371,10 @@ class PartitionState:
     clear_until: dict[str, float] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
+
+    def next_offset(self, topic: str) -> int:
+        """The next offset of ``topic`` this partition needs (received or checkpointed + 1)."""
+        return max(self.delivered.get(topic, -1), self.offsets.get(topic, -1)) + 1
 
 
 #: at most this share of a worker's time goes to pickling periodic checkpoints
@@ -658,8 +660,7 @@ class Runtime:
                 continue
             st = self.parts.get(tp.partition)
             if st is not None:
-                have: int | None = max(st.delivered.get(tp.topic, -1),
-                                       st.offsets.get(tp.topic, -1)) + 1
+                have: int | None = st.next_offset(tp.topic)
                 if st.refetch.get(tp.topic) is not None:
                     have = st.refetch[tp.topic][0]
             else:
@@ -714,34 +715,13 @@ class Runtime:
         hold = self.settings.merge_wait  # measured: seconds, while a big batch goes first
         if hw is None:  # never fetched yet: wait, but not forever
             return hold
-        have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
+        have = st.next_offset(topic)
         if hw > max(have, committed or 0):
             return hold
         polled = _last_poll(self.app.consumer, tp)
         if polled is not None and time.time() - polled > FRESH_S:
             return hold
         return 0.0
-
-    async def _fetch_again(self, partition: int, st: PartitionState, topic: str) -> bool:
-        """Seek ``topic``'s partition back to the next offset this partition needs, when the
-        broker has records there this worker never received. True when it did."""
-        st.reseeked.add(topic)
-        have = max(st.delivered.get(topic, -1), st.offsets.get(topic, -1)) + 1
-        tp = TP(topic, partition)
-        try:
-            hw = self.app.consumer.highwater(tp)
-            if hw is None or hw <= have:
-                return False
-            read = self.app.consumer._read_offset.get(tp)  # noqa: SLF001
-        except Exception:
-            return False
-        log.warning("partition %d: %s has records up to %d this worker never received "
-                    "(consumer read offset %s); fetching again from %d", partition, topic,
-                    hw, read, have)
-        if not await self._refetch(tp, have):
-            return False
-        st.refetch[topic] = (have, time.monotonic())
-        return True
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
@@ -767,10 +747,6 @@ class Runtime:
                     if st.waiting_since is None:
                         st.waiting_since = now
                     waited = now - st.waiting_since
-                    if (waited >= RESEEK_AFTER and other not in st.reseeked
-                            and other not in st.refetch
-                            and await self._fetch_again(partition, st, other)):
-                        return
                     if waited < wait:
                         return
                     log.info("partition %d: stopped waiting for %s after %.1f s", partition,
