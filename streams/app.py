@@ -91,7 +91,7 @@ from prometheus_client import CollectorRegistry
 from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo, default_geo
-from streams.metrics import Metrics
+from streams.metrics import HistogramBatch, Metrics
 from streams.settings import Settings
 
 log = logging.getLogger("accesswatch.app")
@@ -367,8 +367,9 @@ class PartitionState:
     refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
     #: (topic, missing offset) -> refetches tried for it
     refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
-    #: topic -> monotonic time until which it is known to hold nothing unread (merge)
-    clear_until: dict[str, float] = field(default_factory=dict)
+    #: topic -> (monotonic time until which the answer holds, the topic's delivered offset
+    #: when asked, how long an event may wait for it): the merge's last ``_behind`` answer
+    behind: dict[str, tuple[float, int, float]] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
 
@@ -434,7 +435,12 @@ class Runtime:
         #: set once the identity reader has caught up with identity-changes as it was at
         #: start-up: detection waits for the directory, as a replay of the files would.
         self.identity_ready = asyncio.Event()
+        # per-event metrics are tallied here and added to the registry by flush_metrics (before
+        # each scrape, every watermark tick, at shutdown): no prometheus_client lock per event
         self._events_child = {t: metrics.events.labels(topic=t) for t in self.kind_of}
+        self._taken = dict.fromkeys(self.kind_of, 0)
+        self._processing = HistogramBatch(metrics.processing_seconds)
+        self._lag = HistogramBatch(metrics.event_lag_seconds)
         self._late_seen: dict[int, int] = {}
         self.alerts_sent = 0
         self.checkpoints = 0
@@ -557,7 +563,7 @@ class Runtime:
         if msg.offset <= st.offsets.get(topic, -1):
             st.held.append(event)  # already inside the restored checkpoint
             return
-        self._events_child[topic].inc()
+        self._taken[topic] += 1
         try:
             ev = (
                 E.decode(msg.value, self.kind_of[topic])
@@ -683,19 +689,22 @@ class Runtime:
 
     def _wait_for(self, partition: int, st: PartitionState, other: str) -> float:
         """How long an event may wait for topic ``other`` (``_behind``), 0 when the merge
-        gave up on it and it delivered nothing since. A 0 from the consumer is reused for
-        ``BEHIND_CACHE`` seconds (its end offsets change with fetches, every ~100 ms)."""
+        gave up on it and it delivered nothing since. The consumer's answer is reused for
+        ``BEHIND_CACHE`` seconds (its end offsets change with fetches, every ~100 ms): a 0
+        for that long, a wait only while ``other`` delivers nothing new (a record of it may
+        be what the wait was for)."""
+        delivered = st.delivered.get(other, -1)
         given_up = st.gave_up.get(other)
         if given_up is not None:
-            if given_up == st.delivered.get(other, -1):
+            if given_up == delivered:
                 return 0.0
             del st.gave_up[other]  # it delivered again: merge properly again
         now = time.monotonic()
-        if st.clear_until.get(other, 0.0) > now:
-            return 0.0
+        cached = st.behind.get(other)
+        if cached is not None and cached[0] > now and (not cached[2] or cached[1] == delivered):
+            return cached[2]
         wait = self._behind(partition, st, other)
-        if not wait:
-            st.clear_until[other] = now + BEHIND_CACHE
+        st.behind[other] = (now + BEHIND_CACHE, delivered, wait)
         return wait
 
     def _behind(self, partition: int, st: PartitionState, topic: str) -> float:
@@ -777,11 +786,11 @@ class Runtime:
             log.exception("engine failed on an event")
             await self.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
             return
-        self.metrics.processing_seconds.observe(time.perf_counter() - t0)
+        self._processing.observe(time.perf_counter() - t0)
         if rej is not None:
             self.metrics.duplicate_events.labels(topic=topic).inc()
             return
-        self.metrics.event_lag_seconds.observe(max(0.0, time.time() - ev.ts))
+        self._lag.observe(max(0.0, time.time() - ev.ts))
         if st.max_ts is None or ev.ts > st.max_ts:
             st.max_ts, st.wall_at_max = ev.ts, now
         for a in alerts:
@@ -790,7 +799,7 @@ class Runtime:
     async def on_identity(self, msg: Any) -> None:
         """One identity-changes message (every worker reads every partition)."""
         topic = self.names.identity
-        self._events_child[topic].inc()
+        self._taken[topic] += 1
         ev = (
             E.decode(msg.value, E.IDENTITY)
             if msg.value is not None
@@ -859,6 +868,17 @@ class Runtime:
                 for a in alerts:
                     await self.emit(a)
         self.update_gauges()
+        self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        """Add the per-event tallies (events taken, processing time, event lag) to the
+        registry's metrics."""
+        for topic, n in self._taken.items():
+            if n:
+                self._events_child[topic].inc(n)
+                self._taken[topic] = 0
+        self._processing.flush()
+        self._lag.flush()
 
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
@@ -1007,6 +1027,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
         @app.page("/metrics")
         async def metrics_page(web: Any, request: Any) -> Any:
+            rt.flush_metrics()
             return web.bytes(generate_latest(registry),
                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
     rt = Runtime(app, settings, metrics)
@@ -1066,6 +1087,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     async def on_shutdown(app: faust.App, **kw: Any) -> None:
         with contextlib.suppress(Exception):
             await rt.checkpoint()
+        rt.flush_metrics()
         if rt.sender is not None:
             await asyncio.to_thread(rt.sender.flush, 5.0)
             rt.sender.stop()

@@ -21,6 +21,7 @@ Prometheus sensor (``faust.sensors.prometheus.setup_prometheus_sensors(app, regi
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from wsgiref.simple_server import WSGIServer
 
@@ -334,6 +335,55 @@ class Metrics:
             for s in family.samples:
                 out.add(s.name)
         return out
+
+
+class HistogramBatch:
+    """Observations of one unlabelled :class:`Histogram`, kept as bucket counts in plain
+    Python and added to it in one step (:meth:`flush`, before each scrape and every second).
+
+    prometheus_client takes a lock for the sum and one for the bucket of every ``observe``
+    (~0.9 µs here); the worker observes two histograms per event. ``observe`` here is a
+    bisect and two additions; ``flush`` adds each bucket's count with one ``inc``. The
+    result is the histogram ``observe`` would have built, sample for sample (a test checks
+    it against the version of prometheus_client this project pins).
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> h = Histogram("x_seconds", "x", registry=CollectorRegistry(), buckets=(0.1, 1.0))
+    >>> b = HistogramBatch(h)
+    >>> for v in (0.05, 0.1, 0.5, 7.0):
+    ...     b.observe(v)
+    >>> h.collect()[0].samples[0].value      # nothing added before the flush
+    0.0
+    >>> b.flush()
+    >>> [s.value for s in h.collect()[0].samples[:4]]  # le=0.1, 1.0, +Inf, count
+    [2.0, 3.0, 4.0, 4.0]
+    """
+
+    __slots__ = ("_bounds", "_buckets", "_counts", "_hist", "_sum")
+
+    def __init__(self, hist: Histogram) -> None:
+        self._hist = hist
+        self._bounds = tuple(hist._upper_bounds)  # noqa: SLF001 - ends with +Inf
+        self._buckets = hist._buckets  # noqa: SLF001
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        """As ``Histogram.observe``: the first bucket whose bound is >= ``amount``."""
+        self._counts[bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def flush(self) -> None:
+        """Add what was observed since the last flush to the histogram."""
+        counts = self._counts
+        if not any(counts):
+            return
+        for i, n in enumerate(counts):
+            if n:
+                self._buckets[i].inc(n)
+                counts[i] = 0
+        self._hist._sum.inc(self._sum)  # noqa: SLF001
+        self._sum = 0.0
 
 
 class MetricsServer:

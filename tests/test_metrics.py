@@ -186,3 +186,34 @@ def test_serve_exposes_metrics_over_http_on_loopback(m: M.Metrics) -> None:
         assert "accesswatch_rebalances_total 1.0" in body
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("buckets", [M.PROCESSING_BUCKETS, M.EVENT_LAG_BUCKETS])
+def test_histogram_batch_builds_the_histogram_observe_would(buckets: tuple[float, ...]) -> None:
+    import random
+
+    from prometheus_client import Histogram
+
+    rng = random.Random(7)
+    values = [rng.expovariate(1 / b) for b in buckets for _ in range(50)]
+    values += list(buckets) + [0.0, buckets[-1] * 10]  # exactly on a bound, zero, beyond all
+    direct = Histogram("h_seconds", "h", registry=CollectorRegistry(), buckets=buckets)
+    batched = Histogram("h_seconds", "h", registry=CollectorRegistry(), buckets=buckets)
+    batch = M.HistogramBatch(batched)
+    for i, v in enumerate(values):
+        direct.observe(v)
+        batch.observe(v)
+        if i % 97 == 0:
+            batch.flush()  # several flushes add up
+    batch.flush()
+    batch.flush()  # nothing new: adds nothing
+
+    def samples(h: Histogram) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name, s.labels, s.value) for s in h.collect()[0].samples
+                if not s.name.endswith("_created")]
+
+    got, want = samples(batched), samples(direct)
+    assert [s[:2] for s in got] == [s[:2] for s in want]
+    for (name, labels, g), (_, _, w) in zip(got, want, strict=True):
+        assert g == pytest.approx(w, rel=1e-9), (name, labels)
+    assert want[-2][2] == len(values)  # _count
