@@ -367,9 +367,10 @@ class PartitionState:
     refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
     #: (topic, missing offset) -> refetches tried for it
     refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
-    #: topic -> (monotonic time until which the answer holds, the topic's delivered offset
-    #: when asked, how long an event may wait for it): the merge's last ``_behind`` answer
-    behind: dict[str, tuple[float, int, float]] = field(default_factory=dict)
+    #: topic -> (monotonic time until which the answer holds, how long an event may wait
+    #: for the topic, the broker's end offset that made it wait): the merge's last
+    #: ``_behind`` answer
+    behind: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
 
@@ -691,29 +692,29 @@ class Runtime:
         """How long an event may wait for topic ``other`` (``_behind``), 0 when the merge
         gave up on it and it delivered nothing since. The consumer's answer is reused for
         ``BEHIND_CACHE`` seconds (its end offsets change with fetches, every ~100 ms): a 0
-        for that long, a wait only while ``other`` delivers nothing new (a record of it may
-        be what the wait was for)."""
-        delivered = st.delivered.get(other, -1)
+        for that long, a wait while ``other`` has not delivered up to the end offset that
+        made it wait (asked again before every event of a catch-up otherwise)."""
         given_up = st.gave_up.get(other)
         if given_up is not None:
-            if given_up == delivered:
+            if given_up == st.delivered.get(other, -1):
                 return 0.0
             del st.gave_up[other]  # it delivered again: merge properly again
         now = time.monotonic()
         cached = st.behind.get(other)
-        if cached is not None and cached[0] > now and (not cached[2] or cached[1] == delivered):
-            return cached[2]
-        wait = self._behind(partition, st, other)
-        st.behind[other] = (now + BEHIND_CACHE, delivered, wait)
+        if cached is not None and cached[0] > now and (
+                not cached[1] or st.next_offset(other) < cached[2]):
+            return cached[1]
+        wait, hw = self._behind(partition, st, other)
+        st.behind[other] = (now + BEHIND_CACHE, wait, hw)
         return wait
 
-    def _behind(self, partition: int, st: PartitionState, topic: str) -> float:
+    def _behind(self, partition: int, st: PartitionState, topic: str) -> tuple[float, int]:
         """How long (wall seconds) an event of the other topic may wait for ``topic``:
         0 when this worker has everything the broker has in ``topic`` (received, covered by
         the restored checkpoint, or committed before) and the broker said so recently; else
         (never fetched yet, unread records reported, or no fetch answer for ``FRESH_S``: its
         leader is gone and its high watermark says nothing about what was written) up to
-        ``merge_wait``."""
+        ``merge_wait``. With it, the end offset the broker reported (-1: none)."""
         try:
             consumer = self.app.consumer
             tp = TP(topic, partition)
@@ -723,14 +724,14 @@ class Runtime:
             hw = committed = None
         hold = self.settings.merge_wait  # measured: seconds, while a big batch goes first
         if hw is None:  # never fetched yet: wait, but not forever
-            return hold
+            return hold, -1
         have = st.next_offset(topic)
         if hw > max(have, committed or 0):
-            return hold
+            return hold, hw
         polled = _last_poll(self.app.consumer, tp)
         if polled is not None and time.time() - polled > FRESH_S:
-            return hold
-        return 0.0
+            return hold, -1
+        return 0.0, hw
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
