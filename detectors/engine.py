@@ -389,6 +389,18 @@ class Engine:
         return alert
 
     # ---- the combiner across workers ------------------------------------------------------
+    def has_partials(self) -> bool:
+        """Whether ``drain_partials`` has views to hand out (asked after every event: only
+        the detectors with an outbox are looked at)."""
+        senders = self.__dict__.get("_senders")
+        if senders is None:
+            senders = self._senders = [d for d in self.detectors.values()
+                                       if hasattr(d, "outbox")]
+        for d in senders:
+            if d.outbox:  # type: ignore[attr-defined]
+                return True
+        return False
+
     def drain_partials(self) -> list[dict[str, Any]]:
         """Window views handed out (``EngineConfig.remote_kinds``) since the last call, oldest
         first, JSON-safe: ``{"detector", "origin", "seq", "partial"}``. Send each keyed by its

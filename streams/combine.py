@@ -121,7 +121,7 @@ class Combine:
     async def send(self, partition: int) -> None:
         """Send the views partition ``partition``'s engine handed out."""
         st = self.rt.parts.get(partition)
-        if st is None:
+        if st is None or not st.engine.has_partials():
             return
         for m in st.engine.drain_partials():
             await self.topic.send(key=partial_key(m, self.salt), value=orjson.dumps(m))
