@@ -52,12 +52,13 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bo
     """A Faust worker whose agent only counts; prints the rate when it saw ``expected``.
 
     It gets what the accesswatch worker gets from its settings: the same fetch-wait cap, event
-    loop and delivery path, so the ratio compares the per-event work, not the configuration."""
+    loop and delivery path, and the same frozen start-up heap (``freeze_heap``), so the ratio
+    compares the per-event work, not the configuration."""
     import faust
 
     from streams.app import _limit_fetch_wait
     from streams.settings import Settings
-    from streams.worker import use_loop
+    from streams.worker import freeze_heap, use_loop
 
     use_loop(loop)
     settings = Settings.from_env()
@@ -74,6 +75,7 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bo
                     broker_max_poll_records=1000, id_format="{id}",
                     datadir=tempfile.mkdtemp(prefix="bench-pass-"))
     topic = app.topic(names.logins, names.access, key_serializer="raw", value_serializer="raw")
+    freeze_heap()  # as the worker does after building its app
     state = {"n": 0, "t0": 0.0}
 
     @app.agent(topic)
