@@ -76,7 +76,7 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bo
                     datadir=tempfile.mkdtemp(prefix="bench-pass-"))
     topic = app.topic(names.logins, names.access, key_serializer="raw", value_serializer="raw")
     freeze_heap()  # as the worker does after building its app
-    state = {"n": 0, "t0": 0.0}
+    state = {"n": 0, "t0": 0.0, "c0": 0.0}
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
@@ -87,10 +87,12 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bo
         async for _ in events:
             if state["n"] == 0:
                 state["t0"] = time.perf_counter()
+                state["c0"] = time.process_time()  # CPU of every thread of this process
             state["n"] += 1
             if state["n"] >= expected:
                 dt = time.perf_counter() - state["t0"]
-                print(f"PASSTHROUGH {state['n']} {dt:.4f}", flush=True)
+                cpu = time.process_time() - state["c0"]
+                print(f"PASSTHROUGH {state['n']} {dt:.4f} {cpu:.4f}", flush=True)
                 os._exit(0)
 
     worker = faust.Worker(app, loglevel="ERROR", quiet=True, redirect_stdouts=False,
@@ -99,14 +101,15 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bo
 
 
 def run_passthrough(url: str, expected: int, timeout: float, loop: str,
-                    ack: bool = True) -> tuple[int, float]:
+                    ack: bool = True) -> tuple[int, float, float]:
+    """``(events, wall seconds, CPU seconds)`` of a pass-through process reading the backlog."""
     p = subprocess.run([sys.executable, __file__, "--_passthrough", url, str(expected), loop,
                         "ack" if ack else "noack"],
                        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     for line in p.stdout.splitlines():
         if "PASSTHROUGH " in line:  # Faust may prefix terminal escapes
-            _, n, dt = line[line.index("PASSTHROUGH "):].split()
-            return int(n), float(dt)
+            _, n, dt, cpu = line[line.index("PASSTHROUGH "):].split()
+            return int(n), float(dt), float(cpu)
     raise RuntimeError(f"pass-through did not finish (rc {p.returncode}):\n{p.stderr[-2000:]}")
 
 
@@ -132,26 +135,40 @@ def stop_workers(ws: list[WorkerProcess]) -> None:
         w.cleanup()
 
 
+def cpu_seconds(ws: list[WorkerProcess]) -> float:
+    """User + system CPU seconds the worker processes have used so far (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for w in ws:
+        assert w.proc is not None
+        with open(f"/proc/{w.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def taken(ws: list[WorkerProcess]) -> float:
     return sum(w.metric("accesswatch_events_total") for w in ws)
 
 
 def run_full(url: str, expected_inputs: int, identity: int, timeout: float, *,
              workers: int, partitions: int, loop: str, app_id: str = "bench-full"
-             ) -> tuple[int, float]:
+             ) -> tuple[int, float, float]:
+    """``(events, wall seconds, CPU seconds of the workers)`` from the first event taken."""
     ws = start_workers(url, workers, partitions, app_id, loop)
     try:
         deadline = time.monotonic() + timeout
         t_first = None
-        n = n_first = 0.0
+        n = n_first = c_first = 0.0
         while time.monotonic() < deadline:
             n = taken(ws) - identity * workers
             now = time.perf_counter()
             if n > 0 and t_first is None:
                 t_first = now
                 n_first = n
+                c_first = cpu_seconds(ws)
             if n >= expected_inputs and t_first is not None:
-                return int(n - n_first), now - t_first
+                return int(n - n_first), now - t_first, cpu_seconds(ws) - c_first
             time.sleep(0.5 if n < 0.85 * expected_inputs else 0.05)
         raise RuntimeError(f"full pipeline took {n} of {expected_inputs} in {timeout}s")
     finally:
@@ -327,32 +344,39 @@ def main() -> int:
         n_inputs = stats.total_sent
         print(f"produced {n_inputs:,} events at {prod_rate:,.0f}/s", file=sys.stderr)
         load0 = os.getloadavg()
-        reps: list[tuple[float, float, float]] = []  # (acked, never acking, full) events/s
+        # per repetition: events/s of the acking pass-through, the never-acking one and the
+        # full pipeline (wall clock), then events per CPU second of the acking pass-through
+        # and of the full pipeline's worker process(es)
+        reps: list[tuple[float, float, float, float, float]] = []
         for r in range(args.repeat):
-            pn, pdt = run_passthrough(url, n_inputs, timeout=600, loop=args.loop)
-            qn, qdt = run_passthrough(url, n_inputs, timeout=600, loop=args.loop, ack=False)
-            fn, fdt = run_full(url, n_inputs, 0, timeout=900, workers=args.workers,
-                               partitions=args.partitions, loop=args.loop,
-                               app_id=f"bench-full-{r}")
-            reps.append((pn / pdt, qn / qdt, fn / fdt))
+            pn, pdt, pcpu = run_passthrough(url, n_inputs, timeout=600, loop=args.loop)
+            qn, qdt, _ = run_passthrough(url, n_inputs, timeout=600, loop=args.loop, ack=False)
+            fn, fdt, fcpu = run_full(url, n_inputs, 0, timeout=900, workers=args.workers,
+                                     partitions=args.partitions, loop=args.loop,
+                                     app_id=f"bench-full-{r}")
+            reps.append((pn / pdt, qn / qdt, fn / fdt, pn / pcpu, fn / fcpu))
             print(f"repetition {r + 1}: pass-through acked {pn / pdt:,.0f} / never acking "
                   f"{qn / qdt:,.0f} ev/s, full {fn / fdt:,.0f} ev/s "
-                  f"({fn / fdt / (pn / pdt):.2f}x), load {os.getloadavg()[0]:.1f}",
-                  file=sys.stderr)
+                  f"({fn / fdt / (pn / pdt):.2f}x); per CPU second {pn / pcpu:,.0f} / "
+                  f"{fn / fcpu:,.0f} ({pcpu / fcpu * fn / pn:.2f}x); "
+                  f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         lat = run_latency(url, bootstrap, args.rate, args.seconds, background,
                           workers=args.workers, partitions=args.partitions, loop=args.loop)
         load1 = os.getloadavg()
     med = statistics.median
-    pass_rate, noack_rate, full_rate = (med(r[i] for r in reps) for i in range(3))
-    ratio = med(f / a for a, _, f in reps)
-    noack_ratio = med(f / q for _, q, f in reps)
+    pass_rate, noack_rate, full_rate, pass_cpu, full_cpu = (
+        med(r[i] for r in reps) for i in range(5))
+    ratio = med(r[2] / r[0] for r in reps)
+    noack_ratio = med(r[2] / r[1] for r in reps)
+    cpu_ratio = med(r[4] / r[3] for r in reps)
     print()
     print("| measure | value |")
     print("|---|---|")
     print(f"| backlog | {n_inputs:,} events (simulated, {args.partitions} partition(s)) |")
     print(f"| event loop | {args.loop} |")
-    print(f"| repetitions (pass-through acked, never acking, full; events/s) | "
-          + "; ".join(f"{a:,.0f} / {q:,.0f} / {f:,.0f} ({f / a:.2f}x)" for a, q, f in reps)
+    print("| repetitions (pass-through acked, never acking, full; events/s) | "
+          + "; ".join(f"{r[0]:,.0f} / {r[1]:,.0f} / {r[2]:,.0f} ({r[2] / r[0]:.2f}x)"
+                      for r in reps)
           + " |")
     print(f"| pass-through Faust agent, acking each event (Faust's default; 1 process), "
           f"median | {pass_rate:,.0f} events/s |")
@@ -362,6 +386,9 @@ def main() -> int:
           f"{full_rate:,.0f} events/s |")
     print(f"| full / pass-through, median of the repetitions' ratios | **{ratio:.2f}x** the "
           f"acking pass-through (target >= 0.7x); {noack_ratio:.2f}x the never-acking one |")
+    print(f"| events per CPU second (every thread of the process), pass-through acking / full, "
+          f"medians | {pass_cpu:,.0f} / {full_cpu:,.0f}: **{cpu_ratio:.2f}x** (median of the "
+          f"repetitions' ratios) |")
     print(f"| offered rate (latency run) | {lat['offered']:,.0f} events/s for "
           f"{args.seconds:g} s, {lat['markers']} markers |")
     print(f"| worker took during/after the run | {int(lat['taken']):,} of {lat['total']:,} |")
