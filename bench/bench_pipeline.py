@@ -315,6 +315,8 @@ def main() -> int:
     p.add_argument("--event-loop", dest="loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop of the pass-through and the workers (default auto)")
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error("--repeat must be >= 1")
 
     from streams.broker import EmbeddedBroker, parse_broker_url
     from streams.produce import Producer

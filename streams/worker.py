@@ -93,10 +93,13 @@ def use_loop(choice: str) -> str:
 
 def freeze_heap() -> None:
     """Move every object alive now (modules, the Faust app, GeoIP tables: they live as long
-    as the process) to the collector's permanent generation. A full collection runs each time
-    the heap has grown by a quarter (the engines' state does, from a fresh start or a
-    restore) and scans every tracked object; without the import-time ones it scans a quarter
-    as many (the gc time of a 30,000-event catch-up fell from ~0.4 s to ~0.1 s)."""
+    as the process) to the collector's permanent generation, which it never scans.
+
+    A full collection runs whenever the objects that survived into the old generation
+    since the last one exceed a quarter of it; held events (unacked until a checkpoint) and
+    the engines' growing state do that every few seconds of a catch-up, and each full
+    collection scanned the ~150,000 import-time objects too: 75-80 ms each, 5-10 ms without
+    them (one 30,000-event catch-up: 0.31 s of full collections -> 0.02 s)."""
     gc.collect()
     gc.freeze()
 
