@@ -33,6 +33,10 @@
   the episode it belongs to, same alert_id);
 - the consumer's fetch wait capped (``fetch_max_wait_ms``, 100 ms; Faust fixes 1.5 s,
   which Tansu turns into 1.5 s of latency);
+- an input event on a partition its key field (``account_id``, ``actor_id``) does not map to
+  (its producer keyed it differently) is not processed there: it is re-sent once to its topic
+  keyed by that field (``Rekey``; acked after the next checkpoint's producer flush, like every
+  held event), and processed where it lands;
 - records taken without holes (``Runtime.admit``): when a record arrives beyond the next
   offset a partition needs (Faust dropped the ones between, seen after SIGKILL restarts,
   and booked them as a "gap" its commit steps over), the partition is sought back and the
@@ -117,6 +121,28 @@ REFETCH_TRIES = 3
 #: merge asks before every event when one topic's queue is empty)
 BEHIND_CACHE = 0.05
 INTERNAL_ERROR = "internal_error"
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the Java-compatible default partitioner (murmur2; kafka-python's,
+    aiokafka's, the Java client's) gives ``key``: what DESIGN.md's keying assumes.
+
+    >>> partition_for(b"c-1", 1), partition_for(b"c-1", 4), partition_for(b"c-2", 4)
+    (0, 3, 2)
+    """
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Rekey:
+    """An input event on a partition its key field does not map to: it is re-sent to its
+    topic keyed by ``key`` (one ingress repartition) instead of being processed here."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
 
 
 # ---------------------------------------------------------------- engine checkpoints
@@ -409,6 +435,11 @@ class Runtime:
         self.kind_of = {names.logins: E.LOGIN, names.access: E.ACCESS, names.identity: E.IDENTITY}
         self._other = {names.logins: names.access, names.access: names.logins}
         self.input_topics: tuple[str, ...] = (names.logins, names.access)
+        #: the field each input topic is keyed by (an account's logins and its own requests
+        #: meet in one partition); an event elsewhere is re-sent keyed by it
+        self.key_field = {names.logins: "account_id", names.access: "actor_id"}
+        self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
+                                    partitions=settings.partitions) for t in self.input_topics}
         self.config = EngineConfig(detectors=settings.detectors or None)
         Engine(self.config)  # fail fast on unknown detector ids
         self.geo = default_geo()
@@ -442,6 +473,8 @@ class Runtime:
         self._taken = dict.fromkeys(self.kind_of, 0)
         self._processing = HistogramBatch(metrics.processing_seconds)
         self._lag = HistogramBatch(metrics.event_lag_seconds)
+        self._rekeyed_child = {t: metrics.rekeyed_events.labels(topic=t)
+                               for t in self.input_topics}
         self._late_seen: dict[int, int] = {}
         self.alerts_sent = 0
         self.checkpoints = 0
@@ -573,11 +606,15 @@ class Runtime:
             )
         except Exception as exc:  # the decoder must not kill the agent either
             ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+        if self.settings.partitions > 1 and not isinstance(ev, E.Rejection):
+            key = getattr(ev, self.key_field[topic]).encode()
+            if msg.key != key and partition_for(key, self.settings.partitions) != msg.partition:
+                ev = Rekey(key)  # keyed differently by its producer, and not ours: re-send
         if not st.queued and not self._wait_for(msg.partition, st, self._other[topic]):
             await self._process(st, event, ev)  # nothing queued, nothing to wait for
             return
         q = st.queues.setdefault(topic, deque())
-        if isinstance(ev, E.Rejection):
+        if isinstance(ev, (E.Rejection, Rekey)):
             order = q[-1][0] if q else -math.inf  # never holds back the valid events
         else:
             order = ev.ts
@@ -779,6 +816,14 @@ class Runtime:
         if isinstance(ev, E.Rejection):
             st.engine.rejected[ev.reason] += 1
             await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
+            return
+        if type(ev) is Rekey:
+            # acked with the other held events after the next checkpoint's producer flush, so
+            # it is on its partition by then; re-sent again after a crash before that (the
+            # engine there skips a repeated event_id)
+            await self.resend[topic].send(key=ev.key, value=msg.value,
+                                          headers=list(msg.headers or ()))
+            self._rekeyed_child[topic].inc()
             return
         t0 = time.perf_counter()
         try:

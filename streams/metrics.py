@@ -93,6 +93,8 @@ class Metrics:
     - ``rebalances`` counter: consumer-group rebalances seen by this worker.
     - ``refetches`` counter: seeks back to records the consumer skipped without handing them
       to the worker (a hole in the offsets, or a partition that hands over nothing).
+    - ``rekeyed_events`` counter ``{topic}``: input events on a partition their key field
+      (account_id, actor_id) does not map to, re-sent to their topic keyed by it.
     - ``processing_seconds`` histogram: engine time per event.
     - ``event_lag_seconds`` histogram: event ``ts`` to processing, in seconds.
     - ``anomaly_score`` histogram ``{detector}``: scores in 0..1.
@@ -195,6 +197,14 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        self.rekeyed_events = Counter(
+            "rekeyed_events",
+            "Input events on a partition their account_id / actor_id does not map to (a "
+            "producer keyed them differently), re-sent keyed by it.",
+            ["topic"],
+            namespace=ns,
+            registry=reg,
+        )
 
         self.processing_seconds = Histogram(
             "processing_seconds",
@@ -274,6 +284,7 @@ class Metrics:
         """Create every known series at zero so it is scraped before its first event."""
         for topic in self.topics:
             self.events.labels(topic=topic)
+            self.rekeyed_events.labels(topic=topic)
             self.late_events.labels(topic=topic)
             self.duplicate_events.labels(topic=topic)
             for reason in self.reasons:

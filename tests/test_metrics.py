@@ -22,6 +22,7 @@ EXPECTED_TYPES = {
     "accesswatch_alertmanager_dropped": ("counter", set()),
     "accesswatch_rebalances": ("counter", set()),
     "accesswatch_refetches": ("counter", set()),
+    "accesswatch_rekeyed_events": ("counter", {"topic"}),
     "accesswatch_processing_seconds": ("histogram", set()),
     "accesswatch_event_lag_seconds": ("histogram", set()),
     "accesswatch_anomaly_score": ("histogram", {"detector"}),
