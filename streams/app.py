@@ -447,6 +447,8 @@ class Runtime:
         self.identity_log: list[E.Event] = []
         self.parts: dict[int, PartitionState] = {}
         self.sender: Any = None
+        #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
+        self.bursts: Any = None
         self.alerts_topic = app.topic(
             names.alerts,
             key_serializer="raw",
@@ -837,6 +839,8 @@ class Runtime:
             self.metrics.duplicate_events.labels(topic=topic).inc()
             return
         self._lag.observe(max(0.0, time.time() - ev.ts))
+        if self.bursts is not None and topic == self.names.logins:
+            await self.bursts.send(msg, ev)  # to the burst engine of its source
         if st.max_ts is None or ev.ts > st.max_ts:
             st.max_ts, st.wall_at_max = ev.ts, now
         for a in alerts:
@@ -1084,6 +1088,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         from streams.combine import attach
 
         comb = app.accesswatch_combine = attach(app, rt, settings)  # type: ignore[attr-defined]
+    from streams.bursts import attach as attach_bursts
+
+    # logins by source AS, with more than one partition: credential_stuffing, password_spray
+    bursts = rt.bursts = app.accesswatch_bursts = attach_bursts(  # type: ignore[attr-defined]
+        app, rt, settings)
 
     inputs = app.topic(
         names.logins,
@@ -1110,6 +1119,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         await rt.watermark()
         if comb is not None:
             await comb.tick()
+        if bursts is not None:
+            await bursts.tick()
 
     @app.timer(settings.checkpoint_interval)
     async def checkpoint() -> None:
