@@ -65,8 +65,12 @@ Aggregates by source IP / subnet / ASN / key (bulk_lookup) go through the combin
 ``streams.combine``: each partition's engine pre-aggregates its share over short windows and
 sends the views to the internal ``<app_id>-partials`` topic keyed by entity, where one scorer
 engine per partition merges and scores them (one partition: the same alert_ids as ``replay``).
-Other detectors' aggregates by source (credential_stuffing, password_spray) still see only
-their partition's share.
+Login bursts by source (credential_stuffing, password_spray) need every login of a source
+and cannot be merged from counts: with more than one partition the input engines send each
+login they take to ``<app_id>-logins-by-source``, keyed by its source AS, where one burst
+engine per partition runs those two detectors (``streams.bursts``). account_takeover stays
+per account; its "inside a burst" path, overseas_server and unissued_session's window counts
+by source still see their partition's share.
 """
 
 from __future__ import annotations
