@@ -101,3 +101,22 @@ def test_a_worker_pages_on_a_burst_spread_over_its_partitions(fresh_tansu: Any,
     counted = {e["feature"]: e["observed"] for e in page["evidence"]}
     assert counted["distinct_failed_accounts"] >= 10  # more than either partition's 8
     assert rc == 0, worker.log_tail(40)
+
+
+def test_the_source_key_groups_an_as_and_names_none_of_it() -> None:
+    from types import SimpleNamespace
+
+    from detectors.geo import default_geo
+    from streams.bursts import source_key
+
+    geo = default_geo()
+
+    def key(ip: str, asn: int | None = None) -> bytes:
+        return source_key(SimpleNamespace(net=geo.enrich(ip, None, asn)))
+
+    a, b = key("167.71.0.10", 14061), key("167.71.2.77", 14061)  # one AS, two subnets
+    assert a == b
+    assert key("167.71.0.10", 14061) != key("167.71.0.10", 16509)
+    assert key(ATTACKER) == key(ATTACKER)
+    for raw in (b"167.71", b"14061", ATTACKER.encode()):
+        assert raw not in a and raw not in key(ATTACKER)
