@@ -16,7 +16,9 @@ environment variable            default               content
 
 The partials topic (``streams.combine``) is internal to one worker group, like its table
 changelogs: empty ``partials`` means ``<app id>-partials`` (``accesswatch-partials``), declared
-by the worker itself with the inputs' partition count; ``all()`` lists the five others.
+by the worker itself with the inputs' partition count; ``all()`` lists the five others. So is
+``<app id>-logins-by-source`` (``streams.bursts``, only with more than one partition): each
+login once more, keyed by its source AS, for credential_stuffing and password_spray.
 
 Logins and access MUST have the same partition count: an account's logins and its own
 requests then land in the same partition number and meet in one worker without a
