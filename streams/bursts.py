@@ -13,7 +13,7 @@ threshold of 10. With more than one partition (``attach``):
   address, its subnet and its AS land in one partition;
 - one **burst engine** per partition of that topic runs credential_stuffing and password_spray
   on the logins it receives, with the runtime's partition state, checkpoints (table
-  ``<app_id>-burst-checkpoints``) and acks, as the bulk_lookup scorers do (``streams.combine``).
+  ``<app_id>-burst-checkpoints``) and acks, as the bulk_lookup scorers do (``streams.side``).
 
 This re-sends every login once (not every event: logins are a few percent of the traffic,
 access events the rest), where a combiner's views would need the burst trackers' exact
@@ -30,8 +30,6 @@ partition, not across them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 from datetime import timedelta
@@ -40,9 +38,10 @@ from typing import Any
 import faust
 
 from detectors import events as E
-from detectors.engine import Engine, EngineConfig, discover
+from detectors.engine import EngineConfig, discover
 from streams.app import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
+from streams.side import SideEngines, wire
 
 log = logging.getLogger("accesswatch.bursts")
 
@@ -70,41 +69,6 @@ def burst_detectors(settings: Settings) -> tuple[str, ...]:
     return tuple(d for d in BURST_DETECTORS if d in wanted)
 
 
-class BurstEngines(Runtime):
-    """One burst engine per partition of the logins-by-source topic, with the Runtime's
-    partition state, checkpoints and acks (its own table); alerts and metrics are ``rt``'s."""
-
-    def __init__(self, app: faust.App, rt: Runtime, settings: Settings,
-                 detectors: tuple[str, ...]) -> None:
-        # Not Runtime.__init__: the topics, metrics and Alertmanager sender are ``rt``'s.
-        self.app = app
-        self.settings = settings
-        self.metrics = rt.metrics
-        self.names = rt.names
-        self.rt = rt
-        self.input_topics = (bursts_topic(settings),)
-        self.config = EngineConfig(
-            detectors=detectors, salt=rt.config.salt,
-            params={d: rt.config.params[d] for d in detectors if d in rt.config.params})
-        self.geo = rt.geo
-        self.directory = rt.directory
-        self.identity_log = []
-        self.parts = {}
-        self.table = app.Table("burst-checkpoints", default=None, key_type=bytes,
-                               value_type=bytes, partitions=settings.partitions)
-        self._checkpoint_lock = asyncio.Lock()
-        self.checkpoints = 0
-        self.checkpoint_bytes = 0
-
-    def _fresh_engine(self) -> Engine:
-        engine = Engine(self.config, geo=self.geo)
-        engine.ctx.directory = self.directory
-        return engine
-
-    async def emit(self, alert: dict[str, Any]) -> None:
-        await self.rt.emit(alert)
-
-
 class Bursts:
     """What create_app wires: the logins-by-source topic, the sends, the burst engines."""
 
@@ -115,7 +79,12 @@ class Bursts:
         self.topic = app.topic(self.name, key_serializer="raw", value_serializer="raw",
                                partitions=settings.partitions, internal=True,
                                retention=RETENTION)
-        self.engines = BurstEngines(app, rt, settings, detectors)
+        # one burst engine per partition of the logins-by-source topic
+        self.engines = SideEngines(
+            app, rt, settings, self.name, "burst-checkpoints",
+            EngineConfig(detectors=detectors, salt=rt.config.salt,
+                         params={d: rt.config.params[d] for d in detectors
+                                 if d in rt.config.params}))
         self.salt = rt.config.salt
         self.sent = 0
         # the input engines created from now on leave these detectors to the burst engines
@@ -129,16 +98,10 @@ class Bursts:
 
     async def on_login(self, event: Any) -> None:
         """One message of the logins-by-source topic: process it (once) on its burst engine."""
-        eng = self.engines
+        st = await self.engines.take(event)  # held for the burst engines' checkpoint
+        if st is None:
+            return  # taken already, or inside the restored checkpoint
         msg = event.message
-        st = eng.state(msg.partition)
-        if not await eng.admit(st, msg):
-            return  # a record taken already, or one that comes again after a hole
-        st.held.append(event)  # acked by the burst engines' checkpoint
-        if msg.offset <= st.offsets.get(msg.topic, -1):
-            return  # already inside the restored checkpoint
-        st.offsets[msg.topic] = msg.offset
-        st.dirty = True
         try:
             ev = E.decode(msg.value, E.LOGIN)
             if isinstance(ev, E.Rejection):  # the input engine took it: cannot happen
@@ -149,19 +112,12 @@ class Bursts:
             await self.rt.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
             return
         for a in alerts:
-            await eng.emit(a)
+            await self.engines.emit(a)
 
     async def tick(self) -> None:
         """After the watermark: fetch again a stalled partition; keep pages firing."""
         await self.engines.watch_delivery()
-        sender = self.rt.sender
-        if sender is not None:
-            for st in self.engines.parts.values():
-                for alert_id in st.engine.drain_touched():
-                    sender.touch(alert_id)
-
-    async def checkpoint(self, partitions: Any = None, periodic: bool = False) -> int:
-        return await self.engines.checkpoint(partitions, periodic=periodic)
+        self.engines.touch_pages()
 
 
 def attach(app: faust.App, rt: Runtime, settings: Settings) -> Bursts | None:
@@ -171,31 +127,5 @@ def attach(app: faust.App, rt: Runtime, settings: Settings) -> Bursts | None:
     if settings.partitions <= 1 or not detectors:
         return None
     bursts = Bursts(app, rt, settings, detectors)
-
-    @app.agent(bursts.topic, name="accesswatch.bursts")
-    async def burst(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            await bursts.on_login(event)
-
-    @app.timer(settings.checkpoint_interval)
-    async def checkpoint_bursts() -> None:
-        await bursts.checkpoint(periodic=True)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:
-        lost = {tp.partition for tp in revoked if tp.topic == bursts.name}
-        with contextlib.suppress(Exception):
-            await bursts.checkpoint(lost)
-        bursts.engines.drop(lost)
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(app: faust.App, assigned: set[Any], **kw: Any) -> None:
-        mine = {tp.partition for tp in assigned if tp.topic == bursts.name}
-        bursts.engines.drop(set(bursts.engines.parts) - mine)
-
-    @app.on_before_shutdown.connect
-    async def on_shutdown(app: faust.App, **kw: Any) -> None:
-        with contextlib.suppress(Exception):
-            await bursts.checkpoint()
-
+    wire(app, settings, bursts.topic, "bursts", bursts.engines, bursts.on_login)
     return bursts

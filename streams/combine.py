@@ -35,8 +35,6 @@ entities it shares with them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 from datetime import timedelta
@@ -45,9 +43,10 @@ from typing import Any
 import faust
 import orjson
 
-from detectors.engine import Engine, EngineConfig
+from detectors.engine import EngineConfig
 from streams.app import Runtime
 from streams.settings import Settings
+from streams.side import SideEngines, wire
 
 log = logging.getLogger("accesswatch.combine")
 
@@ -69,40 +68,6 @@ def partial_key(msg: dict[str, Any], salt: str = EngineConfig.salt) -> bytes:
     return f"{p['kind']}|{h.hexdigest()}".encode()
 
 
-class Scorers(Runtime):
-    """One scorer engine per partition of the partials topic, with the Runtime's partition
-    state, checkpoints and acks (its own table); alerts and metrics are the Runtime's."""
-
-    def __init__(self, app: faust.App, rt: Runtime, settings: Settings) -> None:
-        # Not Runtime.__init__: the topics, metrics and Alertmanager sender are ``rt``'s.
-        self.app = app
-        self.settings = settings
-        self.metrics = rt.metrics
-        self.names = rt.names
-        self.rt = rt
-        self.input_topics = (partials_topic(settings),)
-        self.config = EngineConfig(
-            detectors=("bulk_lookup",), salt=rt.config.salt,
-            params={"bulk_lookup": rt.config.params.get("bulk_lookup", {})})
-        self.geo = rt.geo
-        self.directory = rt.directory
-        self.identity_log = []
-        self.parts = {}
-        self.table = app.Table("partials-checkpoints", default=None, key_type=bytes,
-                               value_type=bytes, partitions=settings.partitions)
-        self._checkpoint_lock = asyncio.Lock()
-        self.checkpoints = 0
-        self.checkpoint_bytes = 0
-
-    def _fresh_engine(self) -> Engine:
-        engine = Engine(self.config, geo=self.geo)
-        engine.ctx.directory = self.directory
-        return engine
-
-    async def emit(self, alert: dict[str, Any]) -> None:
-        await self.rt.emit(alert)
-
-
 class Combine:
     """What create_app wires: the partials topic, the sends, the scorers."""
 
@@ -112,7 +77,11 @@ class Combine:
         self.topic = app.topic(self.name, key_serializer="raw", value_serializer="raw",
                                partitions=settings.partitions, internal=True,
                                retention=RETENTION)
-        self.scorers = Scorers(app, rt, settings)
+        # one scorer engine per partition of the partials topic (bulk_lookup only)
+        self.scorers = SideEngines(
+            app, rt, settings, self.name, "partials-checkpoints",
+            EngineConfig(detectors=("bulk_lookup",), salt=rt.config.salt,
+                         params={"bulk_lookup": rt.config.params.get("bulk_lookup", {})}))
         self.salt = rt.config.salt
         self.sent = 0
         rt.config.remote_kinds = REMOTE_KINDS  # engines created from now on hand views out
@@ -134,15 +103,10 @@ class Combine:
     # ---- scoring ---------------------------------------------------------------------------
     async def on_partial(self, event: Any) -> None:
         """One message of the partials topic: score it (once) on its partition's scorer."""
+        st = await self.scorers.take(event)  # held for the scorers' checkpoint
+        if st is None:
+            return  # taken already, or inside the restored checkpoint
         msg = event.message
-        st = self.scorers.state(msg.partition)
-        if not await self.scorers.admit(st, msg):
-            return  # a record taken already, or one that comes again after a hole
-        st.held.append(event)  # acked by the scorers' checkpoint
-        if msg.offset <= st.offsets.get(msg.topic, -1):
-            return  # already inside the restored checkpoint
-        st.offsets[msg.topic] = msg.offset
-        st.dirty = True
         try:
             alerts = st.engine.observe_partial(orjson.loads(msg.value))
         except Exception as exc:  # a bad view must not kill the agent
@@ -156,51 +120,18 @@ class Combine:
         """After the watermark: send what it closed; keep the scorers' pages firing."""
         await self.scorers.watch_delivery()
         await self.send_all()
-        sender = self.rt.sender
         tracked: dict[str, int] = {}
         for st in [*self.rt.parts.values(), *self.scorers.parts.values()]:
             for k, v in st.engine.tracked().items():
                 tracked[k] = tracked.get(k, 0) + v
-        for st in self.scorers.parts.values():
-            if sender is not None:
-                for alert_id in st.engine.drain_touched():
-                    sender.touch(alert_id)
+        self.scorers.touch_pages()
         for k, v in tracked.items():
             self.rt.metrics.tracked_entities.labels(kind=k).set(v)
-
-    async def checkpoint(self, partitions: Any = None, periodic: bool = False) -> int:
-        return await self.scorers.checkpoint(partitions, periodic=periodic)
 
 
 def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
     """Declare the partials topic, its agent, the scorers' checkpoints and rebalance hooks."""
     comb = Combine(app, rt, settings)
-
-    @app.agent(comb.topic, name="accesswatch.combine")
-    async def combine(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            await comb.on_partial(event)
-
-    @app.timer(settings.checkpoint_interval)
-    async def checkpoint_scorers() -> None:
-        await comb.checkpoint(periodic=True)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:
-        lost = {tp.partition for tp in revoked if tp.topic == comb.name}
-        with contextlib.suppress(Exception):
-            await comb.checkpoint(lost)
-        comb.scorers.drop(lost)
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(app: faust.App, assigned: set[Any], **kw: Any) -> None:
-        mine = {tp.partition for tp in assigned if tp.topic == comb.name}
-        comb.scorers.drop(set(comb.scorers.parts) - mine)
-
-    @app.on_before_shutdown.connect
-    async def on_shutdown(app: faust.App, **kw: Any) -> None:
-        with contextlib.suppress(Exception):
-            await comb.send_all()
-            await comb.checkpoint()
-
+    wire(app, settings, comb.topic, "combine", comb.scorers, comb.on_partial,
+         before_shutdown=comb.send_all)
     return comb

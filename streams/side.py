@@ -1,0 +1,115 @@
+"""Engines on an internal topic of the worker group, beside the input engines.
+
+The input engines send some of what they take to an internal topic keyed by another entity
+than the account: bulk_lookup's window views by source and key (``streams.combine``), logins
+by source AS (``streams.bursts``). There, one engine per partition of that topic does the
+rest, with the Runtime's partition state, checkpoints and acks in a table of its own:
+messages at or below a restored checkpoint are skipped, and the others stay unacked until
+the checkpoint that covers them is flushed. Alerts and metrics are the input runtime's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from detectors.engine import Engine, EngineConfig
+from streams.app import PartitionState, Runtime
+from streams.settings import Settings
+
+
+class SideEngines(Runtime):
+    """One engine per partition of the internal topic ``topic``, checkpointed to ``table``."""
+
+    def __init__(self, app: faust.App, rt: Runtime, settings: Settings, topic: str,
+                 table: str, config: EngineConfig) -> None:
+        # Not Runtime.__init__: the topics, metrics and Alertmanager sender are ``rt``'s.
+        self.app = app
+        self.settings = settings
+        self.metrics = rt.metrics
+        self.names = rt.names
+        self.rt = rt
+        self.input_topics = (topic,)
+        self.config = config
+        self.geo = rt.geo
+        self.directory = rt.directory
+        self.identity_log = []
+        self.parts = {}
+        self.table = app.Table(table, default=None, key_type=bytes, value_type=bytes,
+                               partitions=settings.partitions)
+        self._checkpoint_lock = asyncio.Lock()
+        self.checkpoints = 0
+        self.checkpoint_bytes = 0
+
+    def _fresh_engine(self) -> Engine:
+        engine = Engine(self.config, geo=self.geo)
+        engine.ctx.directory = self.directory
+        return engine
+
+    async def emit(self, alert: dict[str, Any]) -> None:
+        await self.rt.emit(alert)
+
+    async def take(self, event: Any) -> PartitionState | None:
+        """The state of ``event``'s partition when the event is to be handled now; None for
+        a record taken already, one that comes again after a hole, or one inside the restored
+        checkpoint. The event is held for the ack of the next checkpoint either way."""
+        msg = event.message
+        st = self.state(msg.partition)
+        if not await self.admit(st, msg):
+            return None
+        st.held.append(event)
+        if msg.offset <= st.offsets.get(msg.topic, -1):
+            return None
+        st.offsets[msg.topic] = msg.offset
+        st.dirty = True
+        return st
+
+    def touch_pages(self) -> None:
+        """Keep the pages of episodes that saw repeats firing in Alertmanager."""
+        sender = self.rt.sender
+        if sender is None:
+            return
+        for st in self.parts.values():
+            for alert_id in st.engine.drain_touched():
+                sender.touch(alert_id)
+
+
+def wire(app: faust.App, settings: Settings, topic: Any, name: str, engines: SideEngines,
+         handle: Callable[[Any], Awaitable[None]],
+         before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Declare the agent ``accesswatch.<name>`` handing each event of ``topic`` to
+    ``handle``, the engines' periodic checkpoint, and their rebalance and shutdown hooks
+    (``before_shutdown`` runs first at shutdown)."""
+    tname = topic.get_topic_name()
+
+    @app.agent(topic, name=f"accesswatch.{name}")
+    async def side(stream: faust.StreamT) -> None:
+        async for event in stream.noack().events():
+            await handle(event)
+
+    @app.timer(settings.checkpoint_interval, name=f"accesswatch.{name}.checkpoint")
+    async def checkpoint() -> None:
+        await engines.checkpoint(periodic=True)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:
+        lost = {tp.partition for tp in revoked if tp.topic == tname}
+        with contextlib.suppress(Exception):
+            await engines.checkpoint(lost)
+        engines.drop(lost)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set[Any], **kw: Any) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == tname}
+        engines.drop(set(engines.parts) - mine)
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app: faust.App, **kw: Any) -> None:
+        with contextlib.suppress(Exception):
+            if before_shutdown is not None:
+                await before_shutdown()
+            await engines.checkpoint()
