@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
 from typing import Any
 
 import faust
@@ -47,7 +46,6 @@ log = logging.getLogger("accesswatch.bursts")
 
 #: the detectors that count logins per source: they run on the burst engines
 BURST_DETECTORS = ("credential_stuffing", "password_spray")
-RETENTION = timedelta(days=1)  # logins are consumed within seconds; this outlives a restart
 
 
 def bursts_topic(settings: Settings) -> str:
@@ -76,15 +74,9 @@ class Bursts:
                  detectors: tuple[str, ...]) -> None:
         self.rt = rt
         self.name = bursts_topic(settings)
-        self.topic = app.topic(self.name, key_serializer="raw", value_serializer="raw",
-                               partitions=settings.partitions, internal=True,
-                               retention=RETENTION)
         # one burst engine per partition of the logins-by-source topic
-        self.engines = SideEngines(
-            app, rt, settings, self.name, "burst-checkpoints",
-            EngineConfig(detectors=detectors, salt=rt.config.salt,
-                         params={d: rt.config.params[d] for d in detectors
-                                 if d in rt.config.params}))
+        self.engines = SideEngines(app, rt, settings, self.name, "burst-checkpoints", detectors)
+        self.topic = self.engines.topic
         self.salt = rt.config.salt
         self.sent = 0
         # the input engines created from now on leave these detectors to the burst engines
@@ -127,5 +119,5 @@ def attach(app: faust.App, rt: Runtime, settings: Settings) -> Bursts | None:
     if settings.partitions <= 1 or not detectors:
         return None
     bursts = Bursts(app, rt, settings, detectors)
-    wire(app, settings, bursts.topic, "bursts", bursts.engines, bursts.on_login)
+    wire(app, settings, "bursts", bursts.engines, bursts.on_login)
     return bursts

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
 from typing import Any
 
 import faust
@@ -52,7 +51,6 @@ log = logging.getLogger("accesswatch.combine")
 
 #: the entity kinds whose views are scored where all workers' views meet
 REMOTE_KINDS = ("src_ip", "subnet", "asn", "key")
-RETENTION = timedelta(days=1)  # views are consumed within seconds; this outlives a restart
 INVALID = "invalid_partial"
 
 
@@ -74,14 +72,10 @@ class Combine:
     def __init__(self, app: faust.App, rt: Runtime, settings: Settings) -> None:
         self.rt = rt
         self.name = partials_topic(settings)
-        self.topic = app.topic(self.name, key_serializer="raw", value_serializer="raw",
-                               partitions=settings.partitions, internal=True,
-                               retention=RETENTION)
         # one scorer engine per partition of the partials topic (bulk_lookup only)
-        self.scorers = SideEngines(
-            app, rt, settings, self.name, "partials-checkpoints",
-            EngineConfig(detectors=("bulk_lookup",), salt=rt.config.salt,
-                         params={"bulk_lookup": rt.config.params.get("bulk_lookup", {})}))
+        self.scorers = SideEngines(app, rt, settings, self.name, "partials-checkpoints",
+                                   ("bulk_lookup",))
+        self.topic = self.scorers.topic
         self.salt = rt.config.salt
         self.sent = 0
         rt.config.remote_kinds = REMOTE_KINDS  # engines created from now on hand views out
@@ -132,6 +126,6 @@ class Combine:
 def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
     """Declare the partials topic, its agent, the scorers' checkpoints and rebalance hooks."""
     comb = Combine(app, rt, settings)
-    wire(app, settings, comb.topic, "combine", comb.scorers, comb.on_partial,
+    wire(app, settings, "combine", comb.scorers, comb.on_partial,
          before_shutdown=comb.send_all)
     return comb

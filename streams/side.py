@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -21,12 +22,17 @@ from detectors.engine import Engine, EngineConfig
 from streams.app import PartitionState, Runtime
 from streams.settings import Settings
 
+#: messages of an internal topic are consumed within seconds; this outlives a restart
+RETENTION = timedelta(days=1)
+
 
 class SideEngines(Runtime):
-    """One engine per partition of the internal topic ``topic``, checkpointed to ``table``."""
+    """One engine per partition of the internal topic ``topic`` (declared here, raw bytes,
+    the inputs' partition count), running ``detectors`` with the input runtime's salt and
+    parameters, checkpointed to ``table``."""
 
     def __init__(self, app: faust.App, rt: Runtime, settings: Settings, topic: str,
-                 table: str, config: EngineConfig) -> None:
+                 table: str, detectors: tuple[str, ...]) -> None:
         # Not Runtime.__init__: the topics, metrics and Alertmanager sender are ``rt``'s.
         self.app = app
         self.settings = settings
@@ -34,7 +40,12 @@ class SideEngines(Runtime):
         self.names = rt.names
         self.rt = rt
         self.input_topics = (topic,)
-        self.config = config
+        self.topic = app.topic(topic, key_serializer="raw", value_serializer="raw",
+                               partitions=settings.partitions, internal=True,
+                               retention=RETENTION)
+        params = rt.config.params
+        self.config = EngineConfig(detectors=detectors, salt=rt.config.salt,
+                                   params={d: params[d] for d in detectors if d in params})
         self.geo = rt.geo
         self.directory = rt.directory
         self.identity_log = []
@@ -78,15 +89,15 @@ class SideEngines(Runtime):
                 sender.touch(alert_id)
 
 
-def wire(app: faust.App, settings: Settings, topic: Any, name: str, engines: SideEngines,
+def wire(app: faust.App, settings: Settings, name: str, engines: SideEngines,
          handle: Callable[[Any], Awaitable[None]],
          before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Declare the agent ``accesswatch.<name>`` handing each event of ``topic`` to
+    """Declare the agent ``accesswatch.<name>`` handing each event of the engines' topic to
     ``handle``, the engines' periodic checkpoint, and their rebalance and shutdown hooks
     (``before_shutdown`` runs first at shutdown)."""
-    tname = topic.get_topic_name()
+    tname = engines.input_topics[0]
 
-    @app.agent(topic, name=f"accesswatch.{name}")
+    @app.agent(engines.topic, name=f"accesswatch.{name}")
     async def side(stream: faust.StreamT) -> None:
         async for event in stream.noack().events():
             await handle(event)
