@@ -18,6 +18,11 @@ Warning when the login is judged; critical when the account then reads a sensiti
 account is cashed in. One page per account. Successes judged as takeovers never teach the
 profile their device or place.
 
+Victims: the page is about the account taken over (its entity, in the clear: the one to lock and
+reset); what it reads is its own data. The login's source (the burst's address, or a new place
+after failures) and a device new to the account are the attacker's and stay in the clear; a
+device the account already used is its owner's and is named by digest (``device#...``).
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("account_takeover",)))
 >>> for i in range(12):
@@ -184,7 +189,7 @@ class AccountTakeover(Detector):
             if e.session_id != c.session and e.src_ip != c.src_ip:
                 return []  # the owner's own session elsewhere, not the suspect login
             c.reads.append((e.ts, e.resource, e.event_id))  # type: ignore[arg-type]
-            return [self._finding(c, e.ts)]
+            return [self._finding(c, e.ts, ctx)]
         s = self._suspects.get(actor)
         if (s is not None and len(s.reads) < 10 and e.ts - s.login_ts <= self.watch
                 and (e.session_id == s.session or e.src_ip == s.src_ip)):
@@ -258,7 +263,7 @@ class AccountTakeover(Detector):
         if s is not None:
             c.reads = [r for r in s.reads if r[0] >= ts]
         self._forget(acct, facts, ctx)
-        return [self._finding(c, max([ts] + [r[0] for r in c.reads]))]
+        return [self._finding(c, max([ts] + [r[0] for r in c.reads]), ctx)]
 
     def _forget(self, acct: str, facts: list[dict[str, Any]], ctx: Context) -> None:
         """Keep a judged login's device and place out of the account's profile."""
@@ -291,7 +296,7 @@ class AccountTakeover(Detector):
         p.logins += 1
         p.last_ts = e.ts
 
-    def _finding(self, c: _Candidate, ts: float) -> Finding:
+    def _finding(self, c: _Candidate, ts: float, ctx: Context) -> Finding:
         lead = (f"Account {c.account} was likely taken over: a login succeeded from {c.src_ip} "
                 f"({c.where}) {c.how}")
         new = [f["feature"] for f in c.facts if f.get("detail") == "new"]
@@ -300,7 +305,12 @@ class AccountTakeover(Detector):
                                              for f in c.facts) else "history checked"
             words = " and ".join("network" if n == "place" else n for n in new)
             lead += f" on a {words} this account had not used before ({nothing})"
-        evidence = list(c.facts)
+        names = ctx.victims()
+        evidence = [  # a device the account already used is its owner's: by digest
+            {**f, "observed": names("device", f["observed"])}
+            if f["feature"] == "device" and f.get("detail") == "known" and f["observed"] else f
+            for f in c.facts
+        ]
         eids = list(c.event_ids)
         if c.reads:
             c.critical = True
@@ -312,14 +322,14 @@ class AccountTakeover(Detector):
                                f"{res}; first at {iso(c.reads[0][0])}"))
             eids += [r[2] for r in c.reads]
             return Finding(self.id, "account", c.account, "critical", 0.95, summary, evidence,
-                           eids, ts)
+                           eids, ts, names.extra())
         summary = f"{lead}; no sensitive data read yet."
         evidence.append(ev("sensitive_reads_after_login", 0,
                            f"0 within {self.watch / 60:g} min of a suspect login",
                            "watching: critical if " + ", ".join(sorted(self.sensitive))
                            + " is read"))
         return Finding(self.id, "account", c.account, "warning", 0.7, summary, evidence, eids,
-                       ts)
+                       ts, names.extra())
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:

@@ -31,6 +31,10 @@ on private addresses (nightly batches in id order, steady consumers) are judged 
 history only and reported at info at most. Sources and keys count customers' *own* reads only
 (``actor_id == subject_id``); a customer reading other customers is an actor finding.
 
+Victims: the customers read are counted (distinct accounts per hour, day, coverage) and never
+named, not even by digest: the page is about the entity reading them (source, subnet, AS, key
+or actor, in the clear); their ids are in the events behind ``event_ids``.
+
 Cost: per event one or two dict lookups and a ``set.add`` of the raw id into the current
 window's accumulator (transient state, raw ids never outlive the window); salted digests
 (``Context.hash_id``) and sketches happen at window close, once per distinct account per

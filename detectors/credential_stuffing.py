@@ -20,6 +20,10 @@ a login succeeds from a failing address inside the burst (a leaked password work
 ``account_takeover`` for the account). Evidence: accounts, failures, the failure rate against the
 typo rate, attempts per minute, the accounts that succeeded.
 
+Victims: the accounts whose login succeeded inside the burst (their passwords worked for the
+attacker) are counted and named by digest (``account#...``); the source (address, subnet, AS)
+and its failing addresses and subnets stay in the clear.
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("credential_stuffing",)))
 >>> alerts = []
@@ -90,10 +94,11 @@ class CredentialStuffing(Detector):
         changes = t.observe(e)
         if not changes:
             return []
-        return [self._finding(c, t, e) for c in changes]
+        return [self._finding(c, t, e, ctx) for c in changes]
 
     # --- explanation ---------------------------------------------------------------------
-    def _finding(self, c: _burst.Change, t: _burst.BurstTracker, e: Event) -> Finding:
+    def _finding(self, c: _burst.Change, t: _burst.BurstTracker, e: Event, ctx: Context
+                 ) -> Finding:
         s = c.source
         cfg = t.cfg
         n = len(s.accts)
@@ -112,9 +117,11 @@ class CredentialStuffing(Detector):
         span_txt = f"{span:.0f} s" if span < 120 else f"{span / 60:.0f} min"
         what = {"src_ip": "", "subnet": "subnet ", "asn": "AS "}[kind]
         lead = f"Credential stuffing from {what}{s.key} ({s.label})"
+        names = ctx.victims()
+        won_as = [names("account", a) for a in won[:20]]
         if won:
             tail = (f"{len(won)} login{'s' if len(won) > 1 else ''} succeeded inside the burst "
-                    f"({', '.join(won[:3])}{', ...' if len(won) > 3 else ''})")
+                    f"({', '.join(won_as[:3])}{', ...' if len(won) > 3 else ''})")
         else:
             tail = "no login succeeded yet"
         summary = (f"{lead}: failed logins on {accounts} accounts in {span_txt} ({f} failures, "
@@ -129,7 +136,7 @@ class CredentialStuffing(Detector):
             ev("attempts_per_minute", round(a / (span / 60.0), 1), "a person: a few",
                f"over {span_txt} since {iso(e.ts - span)}"),
             ev("successes_in_burst", len(won), 0,
-               ("accounts: " + ", ".join(won[:20])) if won else "none so far"),
+               ("accounts: " + ", ".join(won_as)) if won else "none so far"),
         ]
         if s.level:
             child = "addresses" if s.level == 1 else "subnets"
@@ -143,7 +150,7 @@ class CredentialStuffing(Detector):
         if won:
             score = 1.0
         return Finding(self.id, kind, s.key, "critical" if critical else "warning", score,
-                       summary, evidence, eids, e.ts)
+                       summary, evidence, eids, e.ts, names.extra())
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:

@@ -23,7 +23,7 @@ import importlib
 import os
 import pkgutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -54,6 +54,16 @@ class EngineConfig:
     #: entity kinds whose window views (bulk_lookup) are handed out through
     #: ``drain_partials`` to be scored where all workers' views meet, not scored here
     remote_kinds: tuple[str, ...] = ()
+    # ---- issue 12, privacy of victims (see docs/contract.md, "Victims") -------------------
+    #: Alerts name victims (customers whose data was touched, accounts taken over, their
+    #: addresses, devices and sessions) by salted digest labels such as ``customer#3fa9c1d2``.
+    #: With this on, an alert also carries a ``victims`` field mapping each label it uses to
+    #: the id (for the Kafka alerts topic and a SIEM; never sent to Alertmanager).
+    reveal_victims: bool = False
+    #: the key of the victim digests; "" = ``salt``. Set a secret in production: digests of
+    #: guessable ids (c-000113) under a known key are reversed by trying every id.
+    victim_salt: str = field(default="", repr=False)
+    victims_max: int = 20  # at most this many entries in an alert's ``victims`` field
 
 
 class Directory:
@@ -97,11 +107,56 @@ class Context:
         self._salt = salt.encode()
         self._timers: list[tuple[float, int, str]] = []
         self._seq = 0
+        self._victim_key = _victim_key(salt)  # see ``configure_victims``
+        self.reveal_victims = False
+        self.victims_max = EngineConfig.victims_max
 
     def wake_at(self, ts: float, detector_id: str) -> None:
         """Ask for ``on_time`` once event time reaches ``ts``."""
         self._seq += 1
         heapq.heappush(self._timers, (ts, self._seq, detector_id))
+
+    # ---- victims: who an alert may name only by digest (docs/contract.md, "Victims") -------
+    def configure_victims(self, cfg: EngineConfig) -> None:
+        """Take the digest key and the reveal choice from ``cfg``. The engine does this when
+        it is built; a runtime does it again on an engine restored from a checkpoint, whose
+        context keeps neither (the key is a secret; both are the deployment's choice now)."""
+        self._victim_key = _victim_key(cfg.victim_salt or cfg.salt)
+        self.reveal_victims = cfg.reveal_victims
+        self.victims_max = cfg.victims_max
+
+    def victim(self, kind: str, ident: str) -> str:
+        """The label an alert names a victim by: ``kind#`` and 8 hex digits of a keyed
+        BLAKE2b of the id (stable for the same id and key, so alerts can be correlated).
+
+        >>> from detectors.geo import default_geo
+        >>> ctx = Context(default_geo(), "salt")
+        >>> ctx.victim("customer", "c-000113") == ctx.victim("customer", "c-000113")
+        True
+        >>> ctx.victim("customer", "c-000113")[:9], len(ctx.victim("customer", "c-000113"))
+        ('customer#', 17)
+        """
+        h = _victim_blake2b(self._victim_key).copy()
+        h.update(ident.encode("utf-8", "surrogatepass"))
+        return f"{kind}#{h.hexdigest()}"
+
+    def victims(self) -> Victims:
+        """A fresh list of the victims one finding names (see :class:`Victims`)."""
+        return Victims(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the digest key is a secret: never in a checkpoint (``configure_victims`` after restore)
+        state = dict(self.__dict__)
+        for k in ("_victim_key", "reveal_victims", "victims_max"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # until the runtime configures it: digests under the state salt, nothing revealed
+        self._victim_key = _victim_key(self._salt.decode())
+        self.reveal_victims = False
+        self.victims_max = EngineConfig.victims_max
 
     def hash_id(self, *parts: str) -> int:
         """A salted 64-bit digest of identifiers, for state that must not hold the ids."""
@@ -114,6 +169,57 @@ class Context:
 def _keyed_blake2b(salt: bytes) -> Any:
     """blake2b (8-byte digest) keyed with ``salt``, nothing hashed yet: copied per digest."""
     return hashlib.blake2b(digest_size=8, key=salt)
+
+
+def _victim_key(salt: str) -> bytes:
+    raw = salt.encode("utf-8", "surrogatepass")
+    return raw if len(raw) <= 64 else hashlib.blake2b(raw).digest()  # BLAKE2b keys: <= 64 B
+
+
+@lru_cache(maxsize=8)
+def _victim_blake2b(key: bytes) -> Any:
+    """BLAKE2b (4-byte digest) keyed with ``key``, personalised so that a victim label never
+    equals a part of the state digests of ``hash_id`` under the same salt."""
+    return hashlib.blake2b(digest_size=4, key=key, person=b"aw-victim")
+
+
+class Victims:
+    """The victims one finding names: ``names(kind, id)`` gives the label for its words and
+    remembers it; ``extra()`` is what the finding adds to its alert: ``{"victims": [...]}``
+    (``kind``, ``id``, ``digest`` of each label used, at most ``victims_max``) when the engine
+    reveals victims, else nothing. ``len()`` counts the distinct victims named.
+
+    >>> from detectors.geo import default_geo
+    >>> ctx = Context(default_geo(), "salt")
+    >>> names = ctx.victims()
+    >>> label = names("customer", "c-1")
+    >>> label == names("customer", "c-1"), len(names), names.extra()
+    (True, 1, {})
+    >>> ctx.reveal_victims = True
+    >>> names.extra() == {"victims": [{"kind": "customer", "id": "c-1", "digest": label}]}
+    True
+    """
+
+    __slots__ = ("_ctx", "_named")
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._named: dict[str, tuple[str, str]] = {}  # label -> (kind, id)
+
+    def __call__(self, kind: str, ident: str) -> str:
+        label = self._ctx.victim(kind, ident)
+        self._named.setdefault(label, (kind, ident))
+        return label
+
+    def __len__(self) -> int:
+        return len(self._named)
+
+    def extra(self) -> dict[str, Any]:
+        ctx = self._ctx
+        if not ctx.reveal_victims or not self._named:
+            return {}
+        named = list(self._named.items())[: max(0, ctx.victims_max)]
+        return {"victims": [{"kind": k, "id": i, "digest": d} for d, (k, i) in named]}
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -146,6 +252,7 @@ class Engine:
         """``detectors``: ready-made instances (tests); otherwise built from the config."""
         self.config = cfg = config or EngineConfig()
         self.ctx = Context(geo or default_geo(), cfg.salt)
+        self.ctx.configure_victims(cfg)
         if detectors is not None:
             self.detectors: dict[str, Detector] = {d.id: d for d in detectors}
         else:
@@ -461,6 +568,8 @@ class Engine:
         # (the runtime skips redelivered input by offset instead), so not checkpointed.
         state = dict(self.__dict__)
         state["_seen_now"], state["_seen_prev"] = set(), set()
+        if self.config.victim_salt:  # a secret: never in a checkpoint (Context.configure_victims)
+            state["config"] = replace(self.config, victim_salt="")
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

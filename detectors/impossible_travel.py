@@ -12,6 +12,10 @@ between the two events. Above ``max_kmh`` (default 1,000 km/h, faster than an ai
 least ``min_km`` it pages on the account: a warning; critical when the same session is used at
 both ends (a stolen token, not a second login by a second device).
 
+Victims: the page is about the account (its entity, in the clear: the one to lock). Its two
+addresses and its session are named by digest (``address#...``, ``session#...``): either end may
+be the owner at home, and a session id is a bearer credential. Countries and networks stay.
+
 This is an exact check with no warm-up; state is one small record per account seen in the last
 ``ttl`` (a day: no journey between centroids takes longer at 1,000 km/h).
 
@@ -192,13 +196,13 @@ class ImpossibleTravel(Detector):
         if w.flagged and net.country == w.origin:
             out = []  # back on the owner's side of a jump already reported
         else:
-            out = self._judge(w, e, pid)
+            out = self._judge(w, e, pid, ctx)
         self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
                                e.session_id, w.flagged + (1 if out else 0),
                                w.country if out else w.origin)
         return out
 
-    def _judge(self, w: _Where, e: Event, pid: str) -> list[Finding]:
+    def _judge(self, w: _Where, e: Event, pid: str, ctx: Context) -> list[Finding]:
         net = e.net
         assert net is not None
         km = travel_km(w.country, net.country)
@@ -217,16 +221,19 @@ class ImpossibleTravel(Detector):
                    f"{w.country} ({w.org or '?'}): {_r(centre)} km apart (at least {_r(km)} km "
                    f"allowing for country size) needs {_r(kmh)} km/h; no traveller exceeds "
                    f"{_r(self.max_kmh)} km/h.")
+        names = ctx.victims()
         if same_session:
-            summary = summary[:-1] + f"; the same session {e.session_id} was used at both ends."
+            summary = (summary[:-1] + f"; the same session ({names('session', e.session_id)}) "  # type: ignore[arg-type]
+                       "was used at both ends.")
         flight_h = km / self.max_kmh
         evidence = [
             ev("speed_kmh", round(kmh), f"<= {self.max_kmh:g} km/h",
                f"{_r(km)} km (centroids {_r(centre)} km less half of each country's radius) in "
                f"{gap}; the fastest plausible trip needs {flight_h:.1f} h"),
-            ev("from", f"{w.country} {w.org} {w.ip}", "last location of the account",
+            ev("from", f"{w.country} {w.org} {names('address', w.ip)}", "last location of the account",
                f"at {iso(w.ts)}, event {w.event_id}"),
-            ev("to", f"{net.country} {net.org} {e.src_ip}", "residential / mobile network",
+            ev("to", f"{net.country} {net.org} {names('address', e.src_ip)}",  # type: ignore[arg-type]
+               "residential / mobile network",
                f"at {iso(e.ts)}, {e.kind}" + (f" of {e.resource}" if e.resource else "")),
             ev("same_session", same_session, "a new login at a new place",
                "the session presented at both places" if same_session else
@@ -236,7 +243,7 @@ class ImpossibleTravel(Detector):
         if same_session:
             score = max(score, 0.95)
         return [Finding(self.id, "account", pid, severity, score, summary, evidence,
-                        [w.event_id, e.event_id], e.ts)]
+                        [w.event_id, e.event_id], e.ts, names.extra())]
 
     def expire(self, now: float) -> None:
         if now >= self._memo_until or len(self._memo) > self.memo_max:

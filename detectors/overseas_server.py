@@ -28,6 +28,11 @@ then use, which makes that place theirs; subnets where customers log in are note
 exits and capped at warning. Employees and services are judged one by one (``warning`` on the
 account) when a new place is rare for their group.
 
+Victims: a subnet page counts the customer accounts (never names them); an account page names
+the account it is about (its entity) and, when the request read another customer's data, that
+customer by digest (``customer#...``). The hosting servers, their subnet and the signing keys
+stay in the clear.
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("overseas_server",)))
 >>> for i in range(6):       # six customers at home (Korea Telecom), then "their" reads from AWS US
@@ -272,12 +277,13 @@ class OverseasServer(Detector):
                     if (src is not None and src.sent < 0 and known_elsewhere
                             and int(round(src.accounts.get_estimate())) == 1):
                         findings.append(self._account_finding(e, pid, ptype, p, prob, "info",
-                                                              river_score))
+                                                              river_score, ctx))
                 else:
                     self._source_login(e, ctx)
         elif prob < self.staff_rare_p:
             flagged = True
-            findings.append(self._account_finding(e, pid, ptype, p, prob, "warning", river_score))
+            findings.append(self._account_finding(e, pid, ptype, p, prob, "warning", river_score,
+                                                  ctx))
         # Learn the place for the identity (so it is judged once), and for the peer group only
         # when it was not flagged: what was paged on never becomes normal.
         self._add_place(p, key, country)
@@ -381,14 +387,20 @@ class OverseasServer(Detector):
                        list(src.event_ids), ts)
 
     def _account_finding(self, e: Event, pid: str, ptype: str, p: _Profile, prob: float,
-                         severity: str, river_score: float) -> Finding:
+                         severity: str, river_score: float, ctx: Context) -> Finding:
         net = e.net
         assert net is not None
         home = p.home or self.home() or "?"
         usual = ", ".join(f"{cc} {asn}" for (cc, asn) in list(p.places)[:4]) or "none yet"
         dist = distance_km(home, net.country)
         far = f"{dist:,.0f} km from {home}" if dist is not None else "distance unknown"
-        what = "used" if e.kind == "login" else f"read {e.resource} of {e.subject_id}"
+        names = ctx.victims()
+        if e.kind == "login":
+            what = "used"
+        elif e.subject_id == pid:
+            what = f"read {e.resource} of {pid}"
+        else:
+            what = f"read {e.resource} of 1 customer ({names('customer', e.subject_id)})"  # type: ignore[arg-type]
         summary = (f"{ptype.capitalize()} {pid} {what} from {net.net_class} network "
                    f"{net.org or net.asn or '?'} in {net.country} ({e.src_ip}), a place it never "
                    f"used; {ptype}s come from such places in {_pct(prob)} of new places.")
@@ -402,7 +414,7 @@ class OverseasServer(Detector):
         ]
         score = max(river_score, 1.0 - prob)
         return Finding(self.id, "account", pid, severity, score, summary, evidence,
-                       [e.event_id], e.ts)
+                       [e.event_id], e.ts, names.extra())
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:

@@ -18,6 +18,9 @@ shared tracker as the baseline — and pages when, within the window:
 Warning at the threshold; critical when a login succeeds from a spraying address (the sprayed
 password worked for that account) or the spray reaches ``critical_factor`` times the threshold.
 
+Victims: the accounts the sprayed password worked for are counted and named by digest
+(``account#...``); the AS, subnet or address and its spraying addresses stay in the clear.
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("password_spray",)))
 >>> alerts = []
@@ -96,11 +99,12 @@ class PasswordSpray(Detector):
             if s.ceded or shared.is_flagged(s.level, s.raw):
                 s.ceded = True
                 continue  # credential_stuffing pages this source
-            out.append(self._finding(c, t, e))
+            out.append(self._finding(c, t, e, ctx))
         return out
 
     # --- explanation ---------------------------------------------------------------------
-    def _finding(self, c: _burst.Change, t: _burst.BurstTracker, e: Event) -> Finding:
+    def _finding(self, c: _burst.Change, t: _burst.BurstTracker, e: Event, ctx: Context
+                 ) -> Finding:
         s = c.source
         cfg = t.cfg
         n = len(s.accts)
@@ -124,9 +128,11 @@ class PasswordSpray(Detector):
             addrs = sum(len(t.sources[1][k].kids) for k in subnets if k in t.sources[1])
             spread = f" from {addrs} addresses in {len(subnets)} subnets"
         span_txt = f"{span / 60:.0f} min" if span < 7200 else f"{span / 3600:.1f} h"
+        names = ctx.victims()
+        won_as = [names("account", a) for a in won[:20]]
         if won:
             tail = (f"the sprayed password worked for {len(won)} account"
-                    f"{'s' if len(won) > 1 else ''} ({', '.join(won[:3])}"
+                    f"{'s' if len(won) > 1 else ''} ({', '.join(won_as[:3])}"
                     f"{', ...' if len(won) > 3 else ''})")
         else:
             tail = "no sprayed password has worked yet"
@@ -145,7 +151,7 @@ class PasswordSpray(Detector):
             ev("attempts_per_minute", round(a / (span / 60.0), 2),
                "below the stuffing window's threshold", f"over {span_txt}"),
             ev("successes_from_spraying_addresses", len(won), 0,
-               ("accounts: " + ", ".join(won[:20])) if won else "none so far"),
+               ("accounts: " + ", ".join(won_as)) if won else "none so far"),
         ]
         if s.level:
             child = "addresses" if s.level == 1 else "subnets"
@@ -157,7 +163,7 @@ class PasswordSpray(Detector):
             eids = [c.success[2], *eids]
         score = 1.0 if won else min(1.0, 0.5 + 0.5 * min(n / (cfg.critical_factor * need), 1.0))
         return Finding(self.id, kind, s.key, "critical" if critical else "warning", score,
-                       summary, evidence, eids, e.ts)
+                       summary, evidence, eids, e.ts, names.extra())
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:

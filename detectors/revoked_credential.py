@@ -16,6 +16,11 @@ rest) and the principal for principal checks. While a key or principal stays in 
 sends a quiet refresh (suppressed by the engine, same severity) every ``refresh`` seconds with
 updated counts, so the episode stays open instead of re-paging after each quiet hour.
 
+Victims: the customer whose data the request read (``subject_id``, unless it is the alert's
+principal itself) and the account a key logged in as are named by digest (``customer#...``,
+``account#...``: :meth:`detectors.engine.Context.victim`) and counted; the key, the departed principal, the key's
+owner and the request's source stay in the clear (they are the credential and the one using it).
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("revoked_credential",)))
 >>> for obj in [
@@ -30,7 +35,7 @@ updated counts, so the episode stays open instead of re-paging after each quiet 
 >>> a["severity"], a["entity"]
 ('critical', {'kind': 'key', 'id': 'kid-legacy-2019'})
 >>> a["summary"]
-'Key kid-legacy-2019 belongs to emp-7, terminated 1.0 days ago (1970-01-01T00:33:20.000Z), was just used to read address of c-1 from 52.95.110.1 (US, AMAZON-02).'
+'Key kid-legacy-2019 belongs to emp-7, terminated 1.0 days ago (1970-01-01T00:33:20.000Z), was just used to read address of 1 customer (customer#f3edcdd2) from 52.95.110.1 (US, AMAZON-02).'
 >>> eng.process_obj({"event_id": "a2", "ts": 88401, "actor_id": "c-2", "subject_id": "c-2",
 ...     "resource": "address", "src_ip": "52.95.110.1", "key_id": "kid-legacy-2019"})
 ([], None)
@@ -132,21 +137,22 @@ class RevokedCredential(Detector):
         d = ctx.directory
         if e.key_id not in self._hot_keys and e.actor_id not in d.principal_status:
             return _NONE
-        return self._check_access(e, d)
+        return self._check_access(e, d, ctx)
 
-    def _check_access(self, e: Event, d: Directory) -> list[Finding]:
+    def _check_access(self, e: Event, d: Directory, ctx: Context) -> list[Finding]:
         out: list[Finding] = []
         key = e.key_id
         if key is not None:
             revoked = d.key_revoked.get(key)
             if revoked is not None and e.ts >= revoked:
-                out = self._use(self._keys, "key", key, ("revoked", None, revoked), e)
+                out = self._use(self._keys, "key", key, ("revoked", None, revoked), e, ctx)
             else:
                 owner = d.key_owner.get(key)
                 if owner is not None and owner in d.principal_status:
                     status, since = d.principal_status[owner]
                     if e.ts >= since:
-                        out = self._use(self._keys, "key", key, (status, owner, since), e)
+                        out = self._use(self._keys, "key", key, (status, owner, since), e,
+                                        ctx)
                         if owner == e.actor_id:
                             return out  # the owner with his own key: the key page says it all
         actor = e.actor_id
@@ -154,7 +160,7 @@ class RevokedCredential(Detector):
             status, since = d.principal_status[actor]  # type: ignore[index]
             if e.ts >= since:
                 out = out + self._use(self._principals, "actor", actor,  # type: ignore[arg-type]
-                                      (status, None, since), e)
+                                      (status, None, since), e, ctx)
         return out
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
@@ -166,11 +172,11 @@ class RevokedCredential(Detector):
         if e.ts < since:
             return []
         why = (status, None, since)
-        return self._use(self._principals, "actor", acct, why, e)  # type: ignore[arg-type]
+        return self._use(self._principals, "actor", acct, why, e, ctx)  # type: ignore[arg-type]
 
     # --- findings ------------------------------------------------------------------------
     def _use(self, table: dict[str, _Use], kind: str, ident: str,
-             why: tuple[str, str | None, float], e: Event) -> list[Finding]:
+             why: tuple[str, str | None, float], e: Event, ctx: Context) -> list[Finding]:
         u = table.get(ident)
         first = u is None
         if u is None:
@@ -192,10 +198,10 @@ class RevokedCredential(Detector):
             return []
         u.critical = u.critical or escalate
         u.next_refresh = e.ts + self.refresh
-        return [self._finding(kind, ident, why, u, e, first or escalate)]
+        return [self._finding(kind, ident, why, u, e, first or escalate, ctx)]
 
     def _finding(self, kind: str, ident: str, why: tuple[str, str | None, float], u: _Use,
-                 e: Event, fresh: bool) -> Finding:
+                 e: Event, fresh: bool, ctx: Context) -> Finding:
         status, owner, since = why
         gone = f"{status} {ago(e.ts - since)} ago ({iso(since)})"
         told = f"belongs to {owner}, {gone}" if owner is not None else gone
@@ -203,12 +209,15 @@ class RevokedCredential(Detector):
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
         failed_login = e.kind == "login" and e.outcome == "failure"
         severity = "warning" if failed_login else "critical"
+        names = ctx.victims()  # customers named by digest; the key, principal, owner in clear
         if e.kind == "login":
             did = "tried to log in (it failed)" if failed_login else "logged in"
-            if kind == "key":
-                did += f" as {e.account_id}"
-        else:
+            if kind == "key" and e.account_id is not None:
+                did += f" as {names('account', e.account_id)}"
+        elif e.subject_id == ident:
             did = f"{e.action} {e.resource} of {e.subject_id}"
+        else:
+            did = f"{e.action} {e.resource} of 1 customer ({names('customer', e.subject_id)})"  # type: ignore[arg-type]
         if kind == "key":
             lead = f"Key {ident} {told}"
             how = f"was just used to {did}" if e.kind == "access" else f"was just {did}"
@@ -233,7 +242,7 @@ class RevokedCredential(Detector):
                                "before the revocation or departure", "JWT iat of the token"))
         score = 1.0 if severity == "critical" else 0.7
         return Finding(self.id, kind, ident, severity, score, summary, evidence,
-                       list(u.event_ids), e.ts)
+                       list(u.event_ids), e.ts, names.extra())
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:

@@ -18,6 +18,12 @@ of that actor issued is either older than our watch (``token_issued_at`` tells) 
 - The alert's entity is the signing key that vouched for the session (``key_id``) when the event
   names one, else the source address: one page per forging key or server, not per victim.
 
+Victims: the account a session speaks for (the forger or thief holds it, the account's owner
+did not issue it or is elsewhere) and the customer whose data a revoked session read are named
+by digest (``account#...``, ``customer#...``); so is an unissued session's id (``session#...``:
+bound to the victim's account). In the clear: the key, the source, and a session that is the
+alert's entity (a hop or a use after revocation: the token to revoke).
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("unissued_session",)))
 >>> _ = eng.process_obj({"event_id": "l1", "ts": 1000, "account_id": "c-1", "outcome": "success",
@@ -142,10 +148,10 @@ class UnissuedSession(Detector):
             return []
         revoked = ctx.directory.session_revoked.get(sid)
         if revoked is not None and e.ts >= revoked:
-            return [self._revoked_use(e, revoked)]
+            return [self._revoked_use(e, revoked, ctx)]
         k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]
         if self._is_known(k):
-            return self._places(k, e)
+            return self._places(k, e, ctx)
         p = self._pending.get(k)
         if p is not None:
             p.requests += 1
@@ -189,6 +195,8 @@ class UnissuedSession(Detector):
         accounts = len(set(map(_ACTOR, w.seen)))
         critical = accounts >= self.critical_accounts
         kind, ident = p.entity
+        names = ctx.victims()
+        actor = names("account", p.actor)
         via = f"through key {ident} from {p.src}" if kind == "key" else f"from {p.src}"
         acc = "account" if accounts == 1 else "accounts"
         req = "request" if w.requests == 1 else "requests"
@@ -196,9 +204,9 @@ class UnissuedSession(Detector):
                    f"read customer data {via} ({p.where}).")
         watched = iso(ctx.start) if ctx.start is not None else "?"
         evidence = [
-            ev("issuing_login", "none", f"a successful login of {p.actor} naming this session",
-               f"session {p.session} presented by {p.actor}; logins watched since {watched}, "
-               f"grace {self.grace:g}s for late logins"),
+            ev("issuing_login", "none", f"a successful login of {actor} naming this session",
+               f"session {names('session', p.session)} presented for {actor}; logins watched "
+               f"since {watched}, grace {self.grace:g}s for late logins"),
             ev("token_issued_at", iso(p.tia) if p.tia is not None else None,
                f"after watching began ({watched}): a login should exist"),
             ev("accounts_with_unissued_sessions", accounts,
@@ -207,9 +215,9 @@ class UnissuedSession(Detector):
         ]
         score = 1.0 - 0.5 ** accounts
         return Finding(self.id, kind, ident, "critical" if critical else "warning", score,
-                       summary, evidence, p.event_ids, p.first_ts)
+                       summary, evidence, p.event_ids, p.first_ts, names.extra())
 
-    def _places(self, k: int, e: Event) -> list[Finding]:
+    def _places(self, k: int, e: Event, ctx: Context) -> list[Finding]:
         net = e.net
         if net is None or net.net_class != "isp" or len(net.country) != 2 or net.country == "??":
             return []
@@ -229,7 +237,9 @@ class UnissuedSession(Detector):
         seen = seen if net.country in seen.split(",") else f"{seen},{net.country}"
         self._where[k] = (net.country, e.ts, hops, seen)
         sev = "critical" if hops >= self.critical_hops else "warning"
-        summary = (f"Session {e.session_id} of {e.actor_id} was used from {country} and then "
+        names = ctx.victims()
+        summary = (f"Session {e.session_id} of {names('account', e.actor_id)} was used from "  # type: ignore[arg-type]
+                   f"{country} and then "
                    f"{net.country} ({net.org or 'ISP'}) {gap:.0f}s apart: {hops} country "
                    f"{'hop' if hops == 1 else 'hops'} inside {self.hop_window / 60:g} min.")
         evidence = [
@@ -238,16 +248,18 @@ class UnissuedSession(Detector):
             ev("seconds_between_countries", round(gap), f"> {self.hop_window:g}s for a journey"),
         ]
         return [Finding(self.id, "session", e.session_id, sev,  # type: ignore[arg-type]
-                        min(1.0, 0.5 + 0.25 * hops), summary, evidence, [e.event_id], e.ts)]
+                        min(1.0, 0.5 + 0.25 * hops), summary, evidence, [e.event_id], e.ts,
+                        names.extra())]
 
-    def _revoked_use(self, e: Event, revoked: float) -> Finding:
+    def _revoked_use(self, e: Event, revoked: float, ctx: Context) -> Finding:
         sid = e.session_id
-        summary = (f"Session {sid} was used by {e.actor_id} from {e.src_ip} "
+        names = ctx.victims()
+        summary = (f"Session {sid} was used by {names('account', e.actor_id)} from {e.src_ip} "  # type: ignore[arg-type]
                    f"{e.ts - revoked:.0f}s after it was revoked.")
         evidence = [ev("session_state", "used", f"revoked at {iso(revoked)}",
-                       f"{e.action} of {e.resource} of {e.subject_id}")]
+                       f"{e.action} of {e.resource} of {names('customer', e.subject_id)}")]  # type: ignore[arg-type]
         return Finding(self.id, "session", sid, "critical", 1.0, summary, evidence,  # type: ignore[arg-type]
-                       [e.event_id], e.ts)
+                       [e.event_id], e.ts, names.extra())
 
     def expire(self, now: float) -> None:
         for k in [k for k, w in self._entities.items() if not w.seen or w.seen[-1][0] < now - self.window]:

@@ -21,6 +21,9 @@ Hours are local to the deployment: ``tz_offset_hours`` (default +9, Korea Standa
 the Korean deployment this project was built for; set 0 for UTC). Events carry UTC times
 and the contract has no per-event zone, so one offset is the honest choice.
 
+Victims: none are named. The page is about the employee or service (its entity, in the clear)
+and counts its requests; the customers it read are in the events behind ``event_ids``.
+
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("unusual_hour",)))
 >>> day, t = 86400, 1750723200           # 2025-06-24 00:00 UTC = 09:00 in Seoul
