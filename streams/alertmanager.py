@@ -8,7 +8,9 @@ what Alertmanager needs to page exactly once per episode:
   ``detector``, ``severity``, ``entity_kind``, ``entity_id`` and ``alert_id``. The engine's
   ``alert_id`` is stable for one detector, entity and episode, so the same episode always
   has the same labels, hence the same Alertmanager fingerprint: re-posting it is a no-op
-  for Alertmanager's deduplication, and a new episode is a new page.
+  for Alertmanager's deduplication, and a new episode is a new page. Annotations carry the
+  summary and evidence as the engine wrote them (victims as digests and counts); an alert's
+  ``victims`` field (victims' ids, when the engine reveals them) is never copied into either.
 - ``startsAt`` is the alert's event time; ``endsAt`` is now + ``resolve_window`` while the
   episode is active, and the alert is re-posted every ``resend_interval`` seconds, so it
   stays firing as long as this worker lives and resolves by itself if the worker dies.
@@ -63,6 +65,9 @@ DEFAULT_RUNBOOK_BASE = "https://github.com/accesswatch/accesswatch/blob/main"
 REQUIRED_FIELDS = ("alert_id", "ts", "detector", "severity", "entity")
 SEVERITIES = ("info", "warning", "critical")
 MAX_ANNOTATION_CHARS = 2000
+#: alert fields that never reach Alertmanager (nor the chat and pager receivers behind it):
+#: ``victims`` holds victims' ids when the engine reveals them (docs/contract.md, "Victims")
+PRIVATE_FIELDS = ("victims",)
 MAX_EVENT_IDS = 10
 POST_CHUNK = 500
 
@@ -156,8 +161,19 @@ def _truncate(text: str) -> str:
     return text[: MAX_ANNOTATION_CHARS - 1] + "…"
 
 
+def public_view(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert without its :data:`PRIVATE_FIELDS`: all that labels and annotations are
+    built from.
+
+    >>> public_view({"alert_id": "aw-1", "victims": [{"kind": "customer", "id": "c-1"}]})
+    {'alert_id': 'aw-1'}
+    """
+    return {k: v for k, v in alert.items() if k not in PRIVATE_FIELDS}
+
+
 def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
     """The Alertmanager labels of an engine alert (its identity: same labels, same page)."""
+    alert = public_view(alert)
     missing = [f for f in REQUIRED_FIELDS if f not in alert]
     if missing:
         raise AlertFormatError(f"alert lacks field(s): {', '.join(missing)}")
@@ -180,7 +196,9 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
 
 
 def alert_annotations(alert: Mapping[str, Any], runbook_base: str) -> dict[str, str]:
-    """Human-facing annotations: summary, compact evidence, runbook link, score, events."""
+    """Human-facing annotations: summary, compact evidence, runbook link, score, events.
+    Victims appear here as the engine wrote them in summary and evidence: digests and counts."""
+    alert = public_view(alert)
     ann = {
         "summary": _truncate(str(alert.get("summary") or "")),
         "evidence": evidence_text(alert.get("evidence")),

@@ -444,7 +444,9 @@ class Runtime:
         self.key_field = {names.logins: "account_id", names.access: "actor_id"}
         self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
                                     partitions=settings.partitions) for t in self.input_topics}
-        self.config = EngineConfig(detectors=settings.detectors or None)
+        self.config = EngineConfig(detectors=settings.detectors or None,
+                                   reveal_victims=settings.reveal_victims,
+                                   victim_salt=settings.victim_salt)
         Engine(self.config)  # fail fast on unknown detector ids
         self.geo = default_geo()
         self.directory = Directory()
@@ -514,6 +516,7 @@ class Runtime:
         if st is None:
             log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
+        st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         self.parts[partition] = st
         return st
 

@@ -15,6 +15,7 @@ from typing import IO, Any
 import orjson
 
 from detectors.engine import Engine, EngineConfig
+from streams.settings import SettingsError, victim_salt_from_env
 
 
 class InputError(Exception):
@@ -137,13 +138,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rejects", metavar="FILE", help="write every rejected line here as JSON")
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids (default all)")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--reveal-victims", action="store_true",
+                   help="also write victims' ids in each alert's victims field (the digests "
+                   "in summaries and evidence use $ACCESSWATCH_VICTIM_SALT or _FILE, as the "
+                   "worker's do)")
 
 
 def run(args: argparse.Namespace) -> int:
     dets = tuple(d.strip() for d in args.detectors.split(",")) if args.detectors else None
     try:
-        engine = Engine(EngineConfig(detectors=dets))
-    except ValueError as e:
+        salt = victim_salt_from_env()
+        engine = Engine(EngineConfig(detectors=dets, reveal_victims=args.reveal_victims,
+                                     victim_salt=salt))
+    except (ValueError, SettingsError) as e:
         raise InputError(str(e)) from None
     files = open_inputs(args.files)
     rejects = None

@@ -99,6 +99,16 @@ class Settings:
     #: (``ACCESSWATCH_EVENT_LOOP``) event loop: ``auto`` (uvloop when installed, else asyncio),
     #: ``uvloop`` or ``asyncio``. Faust's per-event machinery is mostly event-loop work.
     event_loop: str = "auto"
+    # ---- issue 12, privacy of victims ----------------------------------------------------
+    #: (``ACCESSWATCH_VICTIM_SALT``, or ``ACCESSWATCH_VICTIM_SALT_FILE``: a file holding it)
+    #: the secret key of the digests that name victims in alerts (``customer#3fa9c1d2``), at
+    #: least 16 characters; the same on every worker and for ``replay``. Unset: a public
+    #: default key, under which digests of guessable ids are reversed by trying every id (the
+    #: worker warns at start). No flag: a flag would show in the process list.
+    victim_salt: str = field(default="", repr=False)
+    #: (``ACCESSWATCH_REVEAL_VICTIMS``, ``--reveal-victims``) also put victims' ids in each
+    #: alert's ``victims`` field on the alerts topic (for a SIEM); never sent to Alertmanager.
+    reveal_victims: bool = False
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -138,6 +148,7 @@ class Settings:
         for url in self.alertmanager:
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
+        check_victim_salt(self.victim_salt)  # issue 12, privacy of victims
         return self
 
     # ---- constructors ----------------------------------------------------------------
@@ -192,6 +203,7 @@ class Settings:
             if raw is not None:
                 kw[name] = _split(raw)
         kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
+        kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         return cls(**kw)  # type: ignore[arg-type]
 
     @classmethod
@@ -207,6 +219,47 @@ class Settings:
 
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+
+# ---- issue 12, privacy of victims -----------------------------------------------------------
+VICTIM_SALT_MIN = 16
+
+
+def victim_salt_from_env(env: Mapping[str, str] | None = None) -> str:
+    """``$ACCESSWATCH_VICTIM_SALT``, or the contents of ``$ACCESSWATCH_VICTIM_SALT_FILE`` (one
+    trailing newline dropped); "" when neither is set. Shared by the worker and ``replay``."""
+    env = os.environ if env is None else env
+    value = env.get("ACCESSWATCH_VICTIM_SALT", "")
+    path = env.get("ACCESSWATCH_VICTIM_SALT_FILE", "").strip()
+    if value and path:
+        raise SettingsError("set ACCESSWATCH_VICTIM_SALT or ACCESSWATCH_VICTIM_SALT_FILE, not both")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise SettingsError(f"ACCESSWATCH_VICTIM_SALT_FILE {path}: {why}") from None
+        value = value[:-1] if value.endswith("\n") else value
+    return check_victim_salt(value)
+
+
+def check_victim_salt(value: str) -> str:
+    """The salt unless it is set but too short to be a secret (one readable line)."""
+    if value and len(value) < VICTIM_SALT_MIN:
+        raise SettingsError(f"the victim salt must be at least {VICTIM_SALT_MIN} characters "
+                            f"(it keys the digests that name victims), not {len(value)}")
+    return value
+
+
+def _victims_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    kw: dict[str, object] = {"victim_salt": victim_salt_from_env(env)}
+    raw = env.get("ACCESSWATCH_REVEAL_VICTIMS", "").strip()
+    if raw:
+        if raw.lower() not in _BOOLS:
+            raise SettingsError(
+                f"$ACCESSWATCH_REVEAL_VICTIMS={raw!r} is not one of 1/0, true/false, yes/no")
+        kw["reveal_victims"] = _BOOLS[raw.lower()]
+    return kw
 
 
 def _split(value: object) -> tuple[str, ...]:
@@ -312,3 +365,7 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
         choices=("debug", "info", "warning", "error"),
         help="log level",
     )
+    # issue 12, privacy of victims
+    p.add_argument("--reveal-victims", dest="reveal_victims", action="store_true", default=None,
+                   help="also put victims' ids in each alert's victims field on the alerts "
+                   "topic, never sent to Alertmanager ($ACCESSWATCH_REVEAL_VICTIMS)")

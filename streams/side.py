@@ -45,6 +45,8 @@ class SideEngines(Runtime):
                                retention=RETENTION)
         params = rt.config.params
         self.config = EngineConfig(detectors=detectors, salt=rt.config.salt,
+                                   reveal_victims=rt.config.reveal_victims,
+                                   victim_salt=rt.config.victim_salt,
                                    params={d: params[d] for d in detectors if d in params})
         self.geo = rt.geo
         self.directory = rt.directory

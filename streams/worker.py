@@ -127,6 +127,10 @@ def run_worker(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if not settings.victim_salt:
+        print("accesswatch worker: warning: ACCESSWATCH_VICTIM_SALT is not set; the digests "
+              "that name victims in alerts use a public key and can be reversed "
+              "(docs/contract.md, Victims)", file=sys.stderr, flush=True)
     worker = faust.Worker(
         app, loglevel=level, quiet=True, redirect_stdouts=False, override_logging=False
     )
