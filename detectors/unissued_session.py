@@ -205,8 +205,8 @@ class UnissuedSession(Detector):
         watched = iso(ctx.start) if ctx.start is not None else "?"
         evidence = [
             ev("issuing_login", "none", f"a successful login of {actor} naming this session",
-               f"session {names('session', p.session)} presented for {actor}; logins watched "
-               f"since {watched}, grace {self.grace:g}s for late logins"),
+               f"{names('session', p.session)} presented for {actor}; logins watched since "
+               f"{watched}, grace {self.grace:g}s for late logins"),
             ev("token_issued_at", iso(p.tia) if p.tia is not None else None,
                f"after watching began ({watched}): a login should exist"),
             ev("accounts_with_unissued_sessions", accounts,

@@ -11,6 +11,7 @@ every other victim id must be absent from it.
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import re
 from types import SimpleNamespace
@@ -28,6 +29,10 @@ from streams.settings import Settings, SettingsError, victim_salt_from_env
 
 ATTACKS_TESTED = ("coupang", "insider", "departed_key", "terminated_session", "stuffing",
                   "spray", "impossible_travel", "session_hijack")
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
+
 SIM = SimConfig(seed=5, customers=300, employees=12, hours=5, attacks=ATTACKS_TESTED,
                 attack_start_hour=1)
 SALT = "a-secret-victim-salt-for-tests"
@@ -292,3 +297,47 @@ def test_replay_reveals_only_with_the_flag(tmp_path: Any, monkeypatch: Any, caps
 
 def test_every_attack_of_the_simulator_is_covered() -> None:
     assert set(ATTACKS_TESTED) == {a for a in ATTACKS if not a.startswith("coupang_")}
+
+
+# ---- the worker: revealed ids on the alerts topic, as replay writes them ------------------
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(600)
+def test_worker_alerts_topic_carries_the_same_digests_and_victims_as_replay(
+        fresh_tansu: Any, tmp_path: Any) -> None:
+    from streams.demo import AlertReader, WorkerProcess
+    from streams.topics import TopicNames, create_topics
+
+    if importlib.util.find_spec("tests"):
+        from tests.test_parity import SIM as PARITY_SIM
+        from tests.test_parity import produce, sim_lines, wait_until_done
+    else:
+        from test_parity import SIM as PARITY_SIM
+        from test_parity import produce, sim_lines, wait_until_done
+
+    lines = sim_lines(PARITY_SIM)
+    _, expected = run([orjson.loads(x) for x in lines], victim_salt=SALT, reveal_victims=True)
+    assert any(a.get("victims") for a in expected)
+
+    def seen(alerts: list[dict[str, Any]]) -> set[tuple[str, str, str, bytes]]:
+        return {(a["alert_id"], a["severity"], a["summary"],
+                 orjson.dumps(a.get("victims"), option=orjson.OPT_SORT_KEYS)) for a in alerts}
+
+    create_topics(fresh_tansu.bootstrap, partitions=1)
+    assert produce(fresh_tansu.bootstrap, lines) == len(lines)
+    worker = WorkerProcess(fresh_tansu.url, partitions=1, data_dir=str(tmp_path),
+                           topics_env={"ACCESSWATCH_VICTIM_SALT": SALT,
+                                       "ACCESSWATCH_REVEAL_VICTIMS": "1"})
+    reader = AlertReader(fresh_tansu.bootstrap, TopicNames().alerts)
+    worker.start()
+    reader.start()
+    try:
+        worker.wait_ready()
+        wait_until_done(worker, reader, len(lines))
+        got = list(reader.alerts)
+    finally:
+        reader.stop()
+        worker.stop()
+    assert seen(got) == seen(expected)
+    assert "VICTIM_SALT is not set" not in worker.log_tail(100_000)  # a salt given: no warning at start
