@@ -26,6 +26,7 @@ once, with the entity in its labels.
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +58,7 @@ BEFORE_ATTACK = 1100  # events [0, 1100): normal traffic, no alert
 FIRST_PART = 1400  # events [1100, 1400): the attack's first minutes
 SETTLE_TIMEOUT = 150.0  # the worker takes a part and its alerts go quiet within this
 QUIET = 4.0  # no new alert on the topic for this long: the worker is done with a part
+VICTIM_SALT = "e2e-victim-salt-not-a-real-secret"
 REPOST_WAIT = 150.0  # the worker re-posts active alerts every 60 s (+ back-off after errors)
 
 
@@ -142,8 +144,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             app_id="accesswatch-e2e-alerting",
             data_dir=str(work / "worker"),
             log_path=str(work / "worker.log"),
-            extra=["--alertmanager", am.url],
+            extra=["--alertmanager", am.url, "--reveal-victims"],  # ids on the topic only
             web_port=free_port(),
+            topics_env={"ACCESSWATCH_VICTIM_SALT": VICTIM_SALT},
         )
         (work / "worker").mkdir()
         prom_dir = work / "prometheus"
@@ -461,6 +464,29 @@ def test_worker_metrics_count_alerts_and_carry_no_identifiers(pipeline: Pipeline
     long_ids = {i for i in ids if len(i) >= 6}
     values = {v for s in samples for v in s.labels.values()}
     assert not {v for v in values for i in long_ids if i in v}
+
+
+@pytest.mark.prom
+@pytest.mark.broker
+@pytest.mark.timeout(420)
+def test_pages_name_no_victim_although_the_topic_reveals_them(pipeline: Pipeline) -> None:
+    """The worker reveals victims' ids on the alerts topic (``--reveal-victims``); none of them
+    reaches Alertmanager or the on-call receiver: pages carry digests and counts."""
+    p = pipeline
+    crit = criticals(p.first_part_alerts)
+    wait_quietly(lambda: not missing_pages(p.receiver, crit), prom_fixtures.WAIT)
+    alerts = list(p.reader.alerts)
+    entities = {a["entity"]["id"] for a in alerts}
+    hidden = {v["id"] for a in alerts for v in a.get("victims", [])} - entities
+    assert hidden, "the attack's alerts reveal their victims on the topic"
+    pages = p.receiver.received()
+    assert {r["labels"].get("alert_id") for r in pages} & {a["alert_id"] for a in alerts
+                                                           if a.get("victims")}
+    text = orjson.dumps(pages).decode()
+    leaked = sorted(i for i in hidden
+                    if re.search(rf"(?<![\w.:-]){re.escape(i)}(?![\w:-])", text))
+    assert not leaked, leaked[:5]
+    assert re.search(r"customer#[0-9a-f]{8}", text)  # the victim, as the page names it
 
 
 def _get(url: str) -> str:
