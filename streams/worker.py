@@ -104,6 +104,15 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def victim_salt_warning(settings: Settings) -> str | None:
+    """The start-up warning of a worker without a secret victim salt (None when it has one)."""
+    if settings.victim_salt:
+        return None
+    return ("accesswatch worker: warning: ACCESSWATCH_VICTIM_SALT is not set; the digests that "
+            "name victims in alerts use a public key and can be reversed "
+            "(docs/contract.md, Victims)")
+
+
 def run_worker(settings: Settings) -> int:
     import faust
 
@@ -127,10 +136,9 @@ def run_worker(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    if not settings.victim_salt:
-        print("accesswatch worker: warning: ACCESSWATCH_VICTIM_SALT is not set; the digests "
-              "that name victims in alerts use a public key and can be reversed "
-              "(docs/contract.md, Victims)", file=sys.stderr, flush=True)
+    warning = victim_salt_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     worker = faust.Worker(
         app, loglevel=level, quiet=True, redirect_stdouts=False, override_logging=False
     )

@@ -270,6 +270,13 @@ def test_bad_victim_settings_are_one_readable_line(env: dict[str, str], why: str
     assert "\n" not in str(e.value) and SALT not in str(e.value)
 
 
+def test_a_worker_without_a_salt_warns_and_one_with_a_salt_does_not() -> None:
+    from streams.worker import victim_salt_warning
+
+    assert "ACCESSWATCH_VICTIM_SALT is not set" in (victim_salt_warning(Settings()) or "")
+    assert victim_salt_warning(Settings(victim_salt=SALT)) is None
+
+
 def test_replay_reveals_only_with_the_flag(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
     from streams.cli import main
 
