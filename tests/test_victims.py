@@ -256,6 +256,14 @@ def test_settings_read_the_salt_from_env_or_file_and_hide_it(tmp_path: Any) -> N
     f.write_text(SALT + "\n")
     assert victim_salt_from_env({"ACCESSWATCH_VICTIM_SALT_FILE": str(f)}) == SALT
     assert Settings.from_env({}).victim_salt == "" and not Settings.from_env({}).reveal_victims
+    import argparse
+
+    from streams.settings import add_worker_arguments
+
+    parser = argparse.ArgumentParser()
+    add_worker_arguments(parser)
+    assert Settings.from_args(parser.parse_args(["--reveal-victims"]), {}).reveal_victims
+    assert not Settings.from_args(parser.parse_args([]), {}).reveal_victims
 
 
 @pytest.mark.parametrize("env, why", [
