@@ -131,7 +131,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         started.append(broker)
         names = TopicNames()
         create_topics(broker.bootstrap, partitions=1, names=names)
-        receiver = serve_receiver("127.0.0.1", 0, work / "received.jsonl", echo=None)
+        receiver = serve_receiver("127.0.0.1", 0, work / "received.jsonl", echo=None,
+                                  auth=prom_fixtures.RECEIVER_AUTH)
         started.append(receiver)
         am = Alertmanager(am_binary, work / "alertmanager", receiver.port)
         started.append(am)
