@@ -65,6 +65,7 @@ class Chain:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
         self.receiver: Any = None
+        self.receiver_token_file: Path | None = None  # the receiver's shared secret
         self.am_url = self.prom_url = ""
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -82,7 +83,7 @@ class Chain:
         from streams.webhook_receiver import DEPLOY_TOKEN_FILE, serve
 
         token = secrets.token_urlsafe(32)  # the receiver's shared secret, for this run only
-        token_file = self.dir / "receiver-token"
+        token_file = self.receiver_token_file = self.dir / "receiver-token"
         token_file.touch(mode=0o600)
         token_file.write_text(token)
         self.receiver = serve("127.0.0.1", 0, self.dir / "pages.jsonl", echo=None,

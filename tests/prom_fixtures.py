@@ -214,9 +214,11 @@ class Alertmanager(Proc):
 
 
 def prometheus_config(
-    targets: list[str], alertmanager_url: str, rules: Path = RULES, interval: str = "1s"
+    targets: list[str], alertmanager_url: str, rules: Path = RULES, interval: str = "1s",
+    token_file: Path | None = None,
 ) -> str:
-    """A Prometheus config like deploy's, scraping ``targets`` as job accesswatch."""
+    """A Prometheus config like deploy's, scraping ``targets`` as job accesswatch (with the
+    bearer token in ``token_file``, as deploy/prometheus/prometheus.compose.yml does)."""
     yaml = pytest.importorskip("yaml", reason="pyyaml not installed")
     cfg = yaml.safe_load(PROM_CONFIG.read_text())
     cfg["global"]["scrape_interval"] = interval
@@ -231,16 +233,21 @@ def prometheus_config(
             "static_configs": [{"targets": targets}],
         },
     ]
+    if token_file is not None:
+        cfg["scrape_configs"][0]["authorization"] = {
+            "type": "Bearer", "credentials_file": str(token_file)}
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
 class Prometheus(Proc):
     def __init__(
-        self, binary: str, workdir: Path, targets: list[str], alertmanager_url: str
+        self, binary: str, workdir: Path, targets: list[str], alertmanager_url: str,
+        token_file: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.config = workdir / "prometheus.yml"
-        self.config.write_text(prometheus_config(targets, alertmanager_url))
+        self.config.write_text(prometheus_config(targets, alertmanager_url,
+                                                 token_file=token_file))
         (workdir / "tsdb").mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
