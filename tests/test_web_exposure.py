@@ -25,7 +25,8 @@ TOKEN = "s3cret-token-for-tests"  # noqa: S105 (a test credential)
 
 # Every page Faust 0.15.3 can mount (faust/web/base.py: DEFAULT_, DEBUG_, OPTIONAL_ and
 # PRODUCTION_BLUEPRINTS) with a path that answers 200 when it is on.
-FAUST_VIEWS = ["/router/", "/table/", "/graph/", "/performance/"]
+FAUST_VIEWS = ["/router/", "/router/topics", "/table/", "/table/engine-checkpoints/",
+               "/graph/", "/performance/", "/assignment/"]
 
 
 def settings(**kw: Any) -> Settings:
