@@ -35,7 +35,11 @@ Two ways to run it (use one, not both):
   returns after ``sender.stop()``; call ``flush()`` from an ``on_shutdown`` hook.
 
 HTTP is stdlib ``urllib`` (blocking, hence the thread). Time for episodes and re-posts is
-wall-clock time (Alertmanager's time), never event time.
+wall-clock time (Alertmanager's time), never event time. :class:`HttpClientConfig` adds
+what Alertmanager's own ``http_config`` offers: a bearer token or basic auth, a CA bundle
+and a client certificate (mutual TLS), host names always verified. A post that fails for
+a reason the operator must fix (an untrusted certificate, refused credentials) is logged
+once at error level and retried like any other failure.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import asyncio
 import json
 import logging
 import queue
+import ssl
 import threading
 import time
 import urllib.error
@@ -227,6 +232,108 @@ def urllib_post(url: str, body: bytes, timeout: float) -> None:
         resp.read()
 
 
+# ---- transport security: authentication and TLS of the push (issue 12, exposure) --------
+
+
+@dataclass(frozen=True)
+class HttpClientConfig:
+    """How the sender authenticates to Alertmanager and which server it trusts.
+
+    The same choices as Alertmanager's and Prometheus's own ``http_config``: a bearer
+    token or basic auth (from files), a CA bundle, a client certificate and key for mutual
+    TLS. Host names are always verified (``ssl.create_default_context``)."""
+
+    bearer_token: str | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        bearer_token_file: str | None = None,
+        basic_auth_file: str | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+    ) -> HttpClientConfig:
+        """Read the secret files (raises ``CredentialsError``/``ValueError``, one line)."""
+        from streams.httpauth import read_basic_pair, read_token
+
+        if bearer_token_file and basic_auth_file:
+            raise ValueError("Alertmanager: give a bearer token file or a basic auth file, "
+                             "not both")
+        if key_file and not cert_file:
+            raise ValueError("Alertmanager: a client key file needs its certificate file")
+        cfg = cls(
+            bearer_token=read_token(bearer_token_file, "Alertmanager bearer token file")
+            if bearer_token_file else None,
+            basic_auth=read_basic_pair(basic_auth_file, "Alertmanager basic auth file")
+            if basic_auth_file else None,
+            ca_file=ca_file or None,
+            cert_file=cert_file or None,
+            key_file=key_file or None,
+        )
+        cfg.ssl_context()  # a bad CA, certificate or key is found now, not at the first page
+        return cfg
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> HttpClientConfig:
+        return cls.from_files(
+            bearer_token_file=settings.alertmanager_bearer_token_file or None,
+            basic_auth_file=settings.alertmanager_basic_auth_file or None,
+            ca_file=settings.alertmanager_ca_file or None,
+            cert_file=settings.alertmanager_cert_file or None,
+            key_file=settings.alertmanager_key_file or None,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Certificate and host name verification on; the CA and client cert if given."""
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+            if self.cert_file:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            files = ", ".join(f for f in (self.ca_file, self.cert_file, self.key_file) if f)
+            raise ValueError(f"Alertmanager TLS files ({files}) unusable: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        return ctx
+
+    def headers(self) -> dict[str, str]:
+        from streams.httpauth import basic_header
+
+        if self.bearer_token is not None:
+            return {"Authorization": f"Bearer {self.bearer_token}"}
+        if self.basic_auth is not None:
+            return {"Authorization": basic_header(*self.basic_auth)}
+        return {}
+
+    def poster(self) -> Poster:
+        """A :data:`Poster` sending with these credentials over this TLS context."""
+        ctx = self.ssl_context()
+        extra = self.headers()
+        handler = urllib.request.HTTPSHandler(context=ctx)
+        # no redirects: a redirect would carry the Authorization header elsewhere
+        opener = urllib.request.build_opener(handler, _NoRedirect())
+
+        def post(url: str, body: bytes, timeout: float) -> None:
+            req = urllib.request.Request(
+                url, data=body, method="POST",
+                headers={"Content-Type": "application/json", **extra},
+            )
+            with opener.open(req, timeout=timeout) as resp:
+                resp.read()
+
+        return post
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class AlertmanagerSender:
     """Posts engine alerts to one or more Alertmanagers; see the module docstring."""
 
@@ -278,6 +385,7 @@ class AlertmanagerSender:
         self._episodes: dict[str, _Episode] = {}
         self._backoff: dict[str, float] = dict.fromkeys(self.urls, 0.0)
         self._next_try: dict[str, float] = dict.fromkeys(self.urls, 0.0)
+        self._last_error: dict[str, str] = {}  # url -> why its last post failed
         self._tick_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -435,14 +543,27 @@ class AlertmanagerSender:
                 )
                 self._backoff[url] = backoff
                 self._next_try[url] = now + backoff
-                log.warning("Alertmanager post failed (retry in %.1fs): %s", backoff, _why(exc))
+                self._log_failure(url, exc, backoff)
                 return
             self.metrics.alertmanager_post_seconds.observe(time.perf_counter() - began)
             self.metrics.alertmanager_posts.labels(result="ok").inc()
+            if self._last_error.pop(url, None) is not None:
+                log.info("Alertmanager %s accepts posts again", url)
             self._backoff[url] = 0.0
             self._next_try[url] = 0.0
             for ep in chunk:
                 ep.delivered[url] = now
+
+    def _log_failure(self, url: str, exc: BaseException, backoff: float) -> None:
+        """One line per new reason (error level for TLS and auth refusals, which do not
+        heal by retrying); the same reason again is logged at debug level only."""
+        why, fatal = _why(exc), _needs_operator(exc)
+        if self._last_error.get(url) == why:
+            log.debug("Alertmanager post failed again (retry in %.1fs): %s", backoff, why)
+            return
+        self._last_error[url] = why
+        log.log(logging.ERROR if fatal else logging.WARNING,
+                "Alertmanager post failed to %s (retry in %.1fs): %s", url, backoff, why)
 
     def _forget(self, now: float) -> None:
         done = [
@@ -537,7 +658,24 @@ class AlertmanagerSender:
 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
+        if exc.code in (401, 403):
+            return (f"HTTP {exc.code} {exc.reason}: Alertmanager refused the credentials "
+                    "(ACCESSWATCH_ALERTMANAGER_BEARER_TOKEN_FILE / _BASIC_AUTH_FILE)")
         return f"HTTP {exc.code} {exc.reason}"
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return (f"TLS certificate not trusted: {reason.verify_message} "
+                "(ACCESSWATCH_ALERTMANAGER_CA_FILE names the CA to trust)")
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS handshake failed: {reason.reason or reason}"
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _needs_operator(exc: BaseException) -> bool:
+    """A failure that retrying alone will not cure: TLS trust or refused credentials."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in (401, 403)
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, ssl.SSLError)

@@ -99,6 +99,7 @@ from prometheus_client import CollectorRegistry
 from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo, default_geo
+from streams.httpauth import faust_web_options
 from streams.metrics import HistogramBatch, Metrics
 from streams.settings import Settings
 
@@ -1065,12 +1066,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,  # events are held unacked until a checkpoint
         table_standby_replicas=0,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_in_thread=False,
         id_format="{id}",
+        **faust_web_options(settings),  # bind, Faust's views off, auth (streams/httpauth.py)
     )
     metrics = Metrics(registry, topics=names.inputs())
     if settings.faust_metrics:
@@ -1157,9 +1154,10 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             rt.sender.stop()
 
     if settings.alertmanager:
-        from streams.alertmanager import AlertmanagerSender
+        from streams.alertmanager import AlertmanagerSender, HttpClientConfig
 
-        rt.sender = AlertmanagerSender(list(settings.alertmanager), metrics)
+        rt.sender = AlertmanagerSender(list(settings.alertmanager), metrics,
+                                       post=HttpClientConfig.from_settings(settings).poster())
 
         @app.task
         async def alertmanager_sender() -> None:

@@ -65,6 +65,7 @@ class Chain:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[IO[bytes]] = []
         self.receiver: Any = None
+        self.receiver_token_file: Path | None = None  # the receiver's shared secret
         self.am_url = self.prom_url = ""
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -76,12 +77,21 @@ class Chain:
 
     def start_alerting(self) -> str:
         """Start the receiver and Alertmanager; returns Alertmanager's URL for the worker."""
-        from streams.webhook_receiver import serve
+        import secrets
 
-        self.receiver = serve("127.0.0.1", 0, self.dir / "pages.jsonl", echo=None)
+        from streams.httpauth import Authenticator
+        from streams.webhook_receiver import DEPLOY_TOKEN_FILE, serve
+
+        token = secrets.token_urlsafe(32)  # the receiver's shared secret, for this run only
+        token_file = self.receiver_token_file = self.dir / "receiver-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(token)
+        self.receiver = serve("127.0.0.1", 0, self.dir / "pages.jsonl", echo=None,
+                              auth=Authenticator(bearer=token))
         rport = self.receiver.port
         cfg = (DEPLOY / "alertmanager" / "alertmanager.yml").read_text().replace(
-            f"127.0.0.1:{RECEIVER_PORT_IN_CONFIG}", f"127.0.0.1:{rport}")
+            f"127.0.0.1:{RECEIVER_PORT_IN_CONFIG}", f"127.0.0.1:{rport}").replace(
+            DEPLOY_TOKEN_FILE, str(token_file))
         (self.dir / "alertmanager.yml").write_text(cfg)
         port = _free_port()
         binary = next(shutil.which(b) for b in AM_BINARIES if shutil.which(b))

@@ -63,8 +63,15 @@ class WorkerProcess:
                  idle_flush: float = 2.0, checkpoint_interval: float = 2.0,
                  topics_env: dict[str, str] | None = None, data_dir: str | None = None,
                  log_path: str | None = None, extra: list[str] | None = None,
-                 web_port: int | None = None) -> None:
+                 web_port: int | None = None, web_token_file: str | None = None) -> None:
         self.port = web_port or free_port()
+        # the web port's token (the worker requires it; metric() and wait_ready() send it)
+        self._auth: dict[str, str] = {}
+        if web_token_file:
+            from streams.httpauth import read_token
+
+            self._auth = {"Authorization": f"Bearer {read_token(web_token_file)}"}
+            extra = [*(extra or []), "--web-bearer-token-file", web_token_file]
         self._tmp = None if data_dir else tempfile.mkdtemp(prefix="accesswatch-worker-")
         self.data_dir = data_dir or self._tmp
         self.log_path = log_path or os.path.join(self.data_dir or ".", "worker.log")
@@ -101,7 +108,7 @@ class WorkerProcess:
             if not self.alive():
                 raise RuntimeError(f"the worker exited early:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.metrics_url, timeout=1).read()
+                self._get_metrics(timeout=1)
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the worker did not answer within {timeout:g}s:\n{self.log_tail()}")
@@ -109,7 +116,7 @@ class WorkerProcess:
     def metric(self, name: str) -> float:
         """Sum of every sample called ``name`` on /metrics (0 when unreachable)."""
         try:
-            text = urllib.request.urlopen(self.metrics_url, timeout=2).read().decode()
+            text = self._get_metrics(timeout=2)
         except OSError:
             return 0.0
         total = 0.0
@@ -118,6 +125,11 @@ class WorkerProcess:
                 with contextlib.suppress(ValueError):
                     total += float(line.rsplit(" ", 1)[1])
         return total
+
+    def _get_metrics(self, timeout: float) -> str:
+        req = urllib.request.Request(self.metrics_url, headers=self._auth)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return str(resp.read().decode())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         rc = None
@@ -356,7 +368,8 @@ def run(args: argparse.Namespace) -> int:
             if chain is not None:
                 chain.start_prometheus(f"127.0.0.1:{worker.port}")
                 say(f"prometheus: {chain.prom_url}/alerts   alertmanager: {chain.am_url}   "
-                    f"on-call receiver: {chain.receiver.url}/received")
+                    f"on-call receiver: {chain.receiver.url}/received "
+                    f"(bearer token in {chain.receiver_token_file})")
             say(f"alerts topic: {names.alerts} on {url}")
             say(f"playing {len(scn.lines):,} events ({scn.name})")
             rc = _play(args, scn, bootstrap, names, worker, reader, say)

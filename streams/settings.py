@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.broker import parse_broker_url
 from streams.topics import TopicNames
+
+if TYPE_CHECKING:
+    from streams.httpauth import Authenticator
 
 STORES = ("memory", "rocksdb")
 LOOPS = ("auto", "uvloop", "asyncio")
@@ -110,6 +115,32 @@ class Settings:
     #: alert's ``victims`` field on the alerts topic (for a SIEM); never sent to Alertmanager.
     reveal_victims: bool = False
 
+    # ---- issue 12, exposure: the web port and the Alertmanager push, authenticated -------
+    #: (``ACCESSWATCH_WEB_FAUST_VIEWS``) also serve Faust's own web views ``/router/`` and
+    #: ``/table/`` (table data, cluster layout). Off: only /metrics and ``/`` are served.
+    web_faust_views: bool = False
+    #: (``ACCESSWATCH_WEB_BEARER_TOKEN_FILE``) file holding the token every request to the
+    #: web port must carry (``Authorization: Bearer TOKEN``); empty = no token.
+    web_bearer_token_file: str = ""
+    #: (``ACCESSWATCH_WEB_BASIC_AUTH_FILE``) file of ``user:password`` lines accepted by basic
+    #: auth on the web port; empty = none. With neither file, the web port is open: the worker
+    #: then refuses a non-loopback ``web_host`` unless ``web_allow_unauthenticated``.
+    web_basic_auth_file: str = ""
+    #: (``ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED``) serve a non-loopback address without auth.
+    web_allow_unauthenticated: bool = False
+    #: (``ACCESSWATCH_ALERTMANAGER_BEARER_TOKEN_FILE``) token sent to Alertmanager.
+    alertmanager_bearer_token_file: str = ""
+    #: (``ACCESSWATCH_ALERTMANAGER_BASIC_AUTH_FILE``) one ``user:password`` line sent to
+    #: Alertmanager as basic auth.
+    alertmanager_basic_auth_file: str = ""
+    #: (``ACCESSWATCH_ALERTMANAGER_CA_FILE``) PEM CA bundle trusted for https Alertmanagers
+    #: (default: the system's); host names are always verified.
+    alertmanager_ca_file: str = ""
+    #: (``ACCESSWATCH_ALERTMANAGER_CERT_FILE``, ``ACCESSWATCH_ALERTMANAGER_KEY_FILE``) client
+    #: certificate and key (PEM) for mutual TLS; the key file may be the certificate file.
+    alertmanager_cert_file: str = ""
+    alertmanager_key_file: str = ""
+
     # ---- derived ---------------------------------------------------------------------
     @property
     def bootstrap(self) -> list[str]:
@@ -149,7 +180,31 @@ class Settings:
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
         check_victim_salt(self.victim_salt)  # issue 12, privacy of victims
+        self._validate_exposure()
         return self
+
+    def _validate_exposure(self) -> None:
+        """issue 12, exposure: the secret files are readable, a wide bind has auth."""
+        from streams.alertmanager import HttpClientConfig
+        from streams.httpauth import CredentialsError
+
+        try:
+            auth = self.web_auth()
+            HttpClientConfig.from_settings(self)
+        except (CredentialsError, ValueError) as e:
+            raise SettingsError(str(e)) from None
+        if not auth and not self.web_allow_unauthenticated and not _is_loopback(self.web_host):
+            raise SettingsError(
+                f"web host {self.web_host} is not loopback and the web port has no "
+                "authentication: set ACCESSWATCH_WEB_BEARER_TOKEN_FILE or "
+                "ACCESSWATCH_WEB_BASIC_AUTH_FILE (or ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED=1)")
+
+    def web_auth(self) -> Authenticator:
+        """The credentials the web port requires (empty: none); reads the files."""
+        from streams.httpauth import Authenticator
+
+        return Authenticator.from_files(self.web_bearer_token_file or None,
+                                        self.web_basic_auth_file or None)
 
     # ---- constructors ----------------------------------------------------------------
     @classmethod
@@ -178,6 +233,14 @@ class Settings:
             "fetch_max_wait_ms": ("ACCESSWATCH_FETCH_MAX_WAIT_MS", int),
             "log_level": ("ACCESSWATCH_LOG_LEVEL", str),
             "event_loop": ("ACCESSWATCH_EVENT_LOOP", str),
+            # issue 12, exposure: paths of secret files (never the secrets themselves)
+            "web_bearer_token_file": ("ACCESSWATCH_WEB_BEARER_TOKEN_FILE", str),
+            "web_basic_auth_file": ("ACCESSWATCH_WEB_BASIC_AUTH_FILE", str),
+            "alertmanager_bearer_token_file": ("ACCESSWATCH_ALERTMANAGER_BEARER_TOKEN_FILE", str),
+            "alertmanager_basic_auth_file": ("ACCESSWATCH_ALERTMANAGER_BASIC_AUTH_FILE", str),
+            "alertmanager_ca_file": ("ACCESSWATCH_ALERTMANAGER_CA_FILE", str),
+            "alertmanager_cert_file": ("ACCESSWATCH_ALERTMANAGER_CERT_FILE", str),
+            "alertmanager_key_file": ("ACCESSWATCH_ALERTMANAGER_KEY_FILE", str),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -189,6 +252,8 @@ class Settings:
         for name, var in (
             ("faust_metrics", "ACCESSWATCH_FAUST_METRICS"),
             ("fast_deliver", "ACCESSWATCH_FAST_DELIVER"),
+            ("web_faust_views", "ACCESSWATCH_WEB_FAUST_VIEWS"),
+            ("web_allow_unauthenticated", "ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED"),
         ):
             raw = get(var)
             if raw is not None:
@@ -260,6 +325,13 @@ def _victims_from_env(env: Mapping[str, str]) -> dict[str, object]:
                 f"$ACCESSWATCH_REVEAL_VICTIMS={raw!r} is not one of 1/0, true/false, yes/no")
         kw["reveal_victims"] = _BOOLS[raw.lower()]
     return kw
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _split(value: object) -> tuple[str, ...]:
@@ -359,6 +431,17 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--event-loop", dest="event_loop", choices=LOOPS,
                    help="event loop ($ACCESSWATCH_EVENT_LOOP, default auto: uvloop when "
                    "installed)")
+    # issue 12, exposure: file paths only, so no secret is ever on a command line
+    p.add_argument("--web-faust-views", dest="web_faust_views", action="store_true",
+                   default=None, help="also serve Faust's /router/ and /table/ views "
+                   "($ACCESSWATCH_WEB_FAUST_VIEWS)")
+    p.add_argument("--web-bearer-token-file", dest="web_bearer_token_file", metavar="FILE",
+                   help="require this token on the web port ($ACCESSWATCH_WEB_BEARER_TOKEN_FILE)")
+    p.add_argument("--web-basic-auth-file", dest="web_basic_auth_file", metavar="FILE",
+                   help="user:password lines accepted on the web port "
+                   "($ACCESSWATCH_WEB_BASIC_AUTH_FILE)")
+    p.add_argument("--alertmanager-ca-file", dest="alertmanager_ca_file", metavar="FILE",
+                   help="CA bundle for https Alertmanagers ($ACCESSWATCH_ALERTMANAGER_CA_FILE)")
     p.add_argument(
         "--log-level",
         dest="log_level",

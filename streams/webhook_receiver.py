@@ -11,8 +11,18 @@ again) and printed as one line on stdout.
 ``GET /received`` returns the records as a JSON list (``?receiver=NAME`` filters),
 ``GET /stats`` the counters, ``GET /-/healthy`` answers 200.
 
-Run it: ``python -m streams.webhook_receiver --port 9095 --out received.jsonl``; from
-tests: ``srv = serve("127.0.0.1", 0, path); ...; srv.stop()``.
+A shared secret is required: every POST and every GET but ``/-/healthy`` must carry it, as
+``Authorization: Bearer TOKEN`` (Alertmanager's ``http_config.authorization`` with a
+``credentials_file``) or basic auth (``http_config.basic_auth`` with a ``password_file``).
+Anything else is answered 401, counted (``unauthorized`` in ``/stats``) and never stored.
+Every field a page line shows came from whoever wrote the event, so control characters
+(newlines, terminal escapes, other C0/C1 controls) and invisible Unicode formatting (bidi
+overrides, zero-width characters, line separators) are printed escaped (``\n``, ``\x1b``,
+``\u202e``): one page is always one line, and what it says is what it shows.
+
+Run it: ``python -m streams.webhook_receiver --port 9095 --out received.jsonl
+--bearer-token-file token``; from tests: ``srv = serve("127.0.0.1", 0, path,
+auth=Authenticator(bearer=...)); ...; srv.stop()``.
 """
 
 from __future__ import annotations
@@ -23,13 +33,18 @@ import json
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
+from streams.httpauth import Authenticator, CredentialsError
+
 MAX_BODY = 8 * 1024 * 1024
+#: The token file ``deploy/alertmanager/alertmanager.yml`` names (compose mounts it there).
+DEPLOY_TOKEN_FILE = "/run/secrets/accesswatch/receiver-token"
 
 Key = tuple[str, str, str]
 
@@ -78,8 +93,30 @@ def parse_payload(body: bytes, receiver: str) -> list[dict[str, Any]]:
     return records
 
 
+def visible(text: str) -> str:
+    r"""``text`` with every character that could hide, move or forge output escaped.
+
+    Escaped: the backslash itself (so an escape is never ambiguous), C0 and C1 controls and
+    DEL (``\n``, ``\x1b``, ``\x9b``), Unicode format characters (bidi embeddings,
+    overrides and isolates, zero-width characters) and line/paragraph separators.
+
+    >>> visible("kid-1\n RESOLVED \x1b[32mall clear\u202e")
+    'kid-1\\n RESOLVED \\x1b[32mall clear\\u202e'
+    """
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            escaped = ch.encode("unicode_escape").decode("ascii")
+            out.append(escaped if escaped != ch else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def page_line(rec: dict[str, Any]) -> str:
-    """One line an on-call engineer reads on their pager."""
+    """One line an on-call engineer reads on their pager (every field escaped)."""
     lab = rec["labels"]
     what = lab.get("alertname", "?")
     if "detector" in lab:
@@ -87,7 +124,7 @@ def page_line(rec: dict[str, Any]) -> str:
     if "entity_kind" in lab:
         what += f" {lab['entity_kind']}={lab.get('entity_id', '?')}"
     summary = rec["annotations"].get("summary", "")
-    return (
+    return visible(
         f"PAGE [{rec['receiver']}] {rec['status'].upper()} {lab.get('severity', '-')} "
         f"{what}: {summary}".rstrip(": ")
     )
@@ -105,6 +142,7 @@ class Store:
         self.payloads = 0
         self.alerts = 0
         self.duplicates = 0
+        self.unauthorized = 0  # requests refused for want of the shared secret
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
@@ -151,7 +189,12 @@ class Store:
                 "alerts": self.alerts,
                 "new": len(self.records),
                 "duplicates": self.duplicates,
+                "unauthorized": self.unauthorized,
             }
+
+    def refused(self) -> None:
+        with self._lock:
+            self.unauthorized += 1
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -168,19 +211,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _authorized(self) -> bool:
+        """True with the shared secret; else answer 401, count it and close."""
+        if self.server.auth.check(self.headers.get("Authorization")):
+            return True
+        self.server.store.refused()
+        body = b'{"error": "unauthorized"}'
+        self.send_response(401)
+        for challenge in self.server.auth.challenges:
+            self.send_header("WWW-Authenticate", challenge)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")  # the unread body is not read
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         url = urlsplit(self.path)
+        if url.path in ("/-/healthy", "/-/ready"):
+            self._reply(200, {"status": "ok"})
+            return
+        if not self._authorized():
+            return
         if url.path == "/received":
             receiver = parse_qs(url.query).get("receiver", [None])[0]
             self._reply(200, self.server.store.snapshot(receiver))
         elif url.path == "/stats":
             self._reply(200, self.server.store.stats())
-        elif url.path in ("/-/healthy", "/-/ready"):
-            self._reply(200, {"status": "ok"})
         else:
             self._reply(404, {"error": "not found"})
 
     def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+        if not self._authorized():
+            return
         receiver = urlsplit(self.path).path.strip("/")
         if not receiver or "/" in receiver:
             self._reply(404, {"error": "POST to /<receiver-name>"})
@@ -204,8 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], store: Store) -> None:
+    def __init__(self, addr: tuple[str, int], store: Store, auth: Authenticator) -> None:
         self.store = store
+        self.auth = auth
         super().__init__(addr, _Handler)
 
 
@@ -241,10 +307,14 @@ class ReceiverServer:
 
 
 def serve(
-    host: str, port: int, out: str | Path, echo: TextIO | None = sys.stdout
+    host: str, port: int, out: str | Path, echo: TextIO | None = sys.stdout, *,
+    auth: Authenticator,
 ) -> ReceiverServer:
-    """Start a receiver on ``host:port`` (0 = a free port) appending to ``out``."""
-    return ReceiverServer(_Server((host, port), Store(out, echo=echo)))
+    """Start a receiver on ``host:port`` (0 = a free port) appending to ``out``, answering
+    only requests that carry a credential of ``auth`` (which must not be empty)."""
+    if not auth:
+        raise ValueError("the receiver needs a shared secret (a bearer token or basic auth)")
+    return ReceiverServer(_Server((host, port), Store(out, echo=echo), auth))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,12 +325,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=9095, help="port (default 9095)")
     parser.add_argument("--out", default="received.jsonl", help="JSON-lines file of pages")
+    parser.add_argument("--bearer-token-file", metavar="FILE",
+                        help="the token Alertmanager sends (http_config.authorization)")
+    parser.add_argument("--basic-auth-file", metavar="FILE",
+                        help="user:password lines accepted (http_config.basic_auth)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         print(f"error: port out of range: {args.port}", file=sys.stderr)
         return 2
+    if not (args.bearer_token_file or args.basic_auth_file):
+        print("error: a shared secret is required: --bearer-token-file FILE or "
+              "--basic-auth-file FILE", file=sys.stderr)
+        return 2
     try:
-        srv = serve(args.host, args.port, args.out)
+        auth = Authenticator.from_files(args.bearer_token_file, args.basic_auth_file)
+    except CredentialsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        srv = serve(args.host, args.port, args.out, auth=auth)
     except OSError as exc:
         print(
             f"error: cannot serve on {args.host}:{args.port} ({exc.strerror or exc})",

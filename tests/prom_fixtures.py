@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from streams.webhook_receiver import ReceiverServer, serve
+from streams.httpauth import Authenticator
+from streams.webhook_receiver import DEPLOY_TOKEN_FILE, ReceiverServer, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -34,6 +35,8 @@ PROM_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 RULES = DEPLOY / "prometheus" / "rules" / "accesswatch.rules.yml"
 RULES_TEST = DEPLOY / "prometheus" / "tests" / "rules_test.yml"
 RECEIVER_PORT_IN_CONFIG = 9095
+RECEIVER_TOKEN = "receiver-token-for-tests"  # noqa: S105 (the receivers' shared secret here)
+RECEIVER_AUTH = Authenticator(bearer=RECEIVER_TOKEN)
 WAIT = 60.0  # the bound of every wait for a real process to do something
 
 
@@ -138,12 +141,17 @@ def alertmanager_config(
     group_wait: str = "1s",
     group_interval: str = "1s",
     repeat_interval: str = "1h",
+    token_file: Path | None = None,
 ) -> str:
-    """deploy/alertmanager/alertmanager.yml with the receiver's port and test timers."""
+    """deploy/alertmanager/alertmanager.yml with the receiver's port, the file of its shared
+    secret and test timers."""
     yaml = pytest.importorskip("yaml", reason="pyyaml not installed")
     text = AM_CONFIG.read_text().replace(
         f"127.0.0.1:{RECEIVER_PORT_IN_CONFIG}", f"127.0.0.1:{receiver_port}"
     )
+    if token_file is not None:
+        assert DEPLOY_TOKEN_FILE in text, "the deploy config no longer names the token file"
+        text = text.replace(DEPLOY_TOKEN_FILE, str(token_file))
     cfg = yaml.safe_load(text)
 
     def shorten(route: dict[str, Any]) -> None:
@@ -168,7 +176,9 @@ class Alertmanager(Proc):
         self.data = workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "alertmanager.yml"
-        self.config.write_text(alertmanager_config(receiver_port))
+        token_file = workdir / "receiver-token"
+        token_file.write_text(RECEIVER_TOKEN + "\n")  # as a Secret volume would hold it
+        self.config.write_text(alertmanager_config(receiver_port, token_file=token_file))
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
             "alertmanager",
@@ -204,9 +214,11 @@ class Alertmanager(Proc):
 
 
 def prometheus_config(
-    targets: list[str], alertmanager_url: str, rules: Path = RULES, interval: str = "1s"
+    targets: list[str], alertmanager_url: str, rules: Path = RULES, interval: str = "1s",
+    token_file: Path | None = None,
 ) -> str:
-    """A Prometheus config like deploy's, scraping ``targets`` as job accesswatch."""
+    """A Prometheus config like deploy's, scraping ``targets`` as job accesswatch (with the
+    bearer token in ``token_file``, as deploy/prometheus/prometheus.compose.yml does)."""
     yaml = pytest.importorskip("yaml", reason="pyyaml not installed")
     cfg = yaml.safe_load(PROM_CONFIG.read_text())
     cfg["global"]["scrape_interval"] = interval
@@ -221,16 +233,21 @@ def prometheus_config(
             "static_configs": [{"targets": targets}],
         },
     ]
+    if token_file is not None:
+        cfg["scrape_configs"][0]["authorization"] = {
+            "type": "Bearer", "credentials_file": str(token_file)}
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
 class Prometheus(Proc):
     def __init__(
-        self, binary: str, workdir: Path, targets: list[str], alertmanager_url: str
+        self, binary: str, workdir: Path, targets: list[str], alertmanager_url: str,
+        token_file: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.config = workdir / "prometheus.yml"
-        self.config.write_text(prometheus_config(targets, alertmanager_url))
+        self.config.write_text(prometheus_config(targets, alertmanager_url,
+                                                 token_file=token_file))
         (workdir / "tsdb").mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
@@ -275,7 +292,7 @@ def prometheus_binary() -> str:
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReceiverServer]:
     """The reference webhook receiver (shared: filter what it got by alert_id)."""
     out = tmp_path_factory.mktemp("receiver") / "received.jsonl"
-    srv = serve("127.0.0.1", 0, out, echo=None)
+    srv = serve("127.0.0.1", 0, out, echo=None, auth=RECEIVER_AUTH)
     yield srv
     srv.stop()
 
@@ -309,7 +326,7 @@ def alertmanager(
 @pytest.fixture
 def fresh_receiver(tmp_path: Path) -> Iterator[ReceiverServer]:
     """A receiver of its own, for tests that count every delivery."""
-    srv = serve("127.0.0.1", 0, tmp_path / "received.jsonl", echo=None)
+    srv = serve("127.0.0.1", 0, tmp_path / "received.jsonl", echo=None, auth=RECEIVER_AUTH)
     yield srv
     srv.stop()
 

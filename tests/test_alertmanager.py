@@ -24,7 +24,6 @@ from prom_fixtures import (
     Prometheus,
     alertmanager_config,
     free_port,
-    http_json,
     need,
     wait_for,
 )
@@ -357,9 +356,13 @@ def webhook(status: str, fingerprint: str = "fp1", starts: str = "2025-06-15T15:
     ).encode()
 
 
-def post(url: str, body: bytes) -> int:
+AUTH = {"Authorization": f"Bearer {prom_fixtures.RECEIVER_TOKEN}"}
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
     req = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        url, data=body, method="POST",
+        headers={"Content-Type": "application/json", **(AUTH if headers is None else headers)},
     )
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
@@ -372,24 +375,25 @@ def test_receiver_dedupes_persists_and_prints_one_line_pages(tmp_path: Path) -> 
     out = tmp_path / "pages.jsonl"
     printed = tmp_path / "stdout.txt"
     with printed.open("w") as echo:
-        srv = serve_receiver("127.0.0.1", 0, out, echo=echo)
+        srv = serve_receiver("127.0.0.1", 0, out, echo=echo, auth=prom_fixtures.RECEIVER_AUTH)
         try:
             assert post(f"{srv.url}/oncall-pager", webhook("firing")) == 200
             assert post(f"{srv.url}/oncall-pager", webhook("firing")) == 200  # repeat
             assert post(f"{srv.url}/oncall-pager", webhook("resolved")) == 200
             assert post(f"{srv.url}/oncall-pager", b"not json") == 400
             assert post(f"{srv.url}/oncall-pager", json.dumps({"version": "3"}).encode()) == 400
-            got = http_json(f"{srv.url}/received")
+            got = get_json(f"{srv.url}/received")
             assert [(r["status"], r["receiver"]) for r in got] == [
                 ("firing", "oncall-pager"),
                 ("resolved", "oncall-pager"),
             ]
-            assert http_json(f"{srv.url}/received?receiver=soc-channel") == []
-            assert http_json(f"{srv.url}/stats") == {
+            assert get_json(f"{srv.url}/received?receiver=soc-channel") == []
+            assert get_json(f"{srv.url}/stats") == {
                 "payloads": 3,
                 "alerts": 3,
                 "new": 2,
                 "duplicates": 1,
+                "unauthorized": 0,
             }
         finally:
             srv.stop()
@@ -402,13 +406,19 @@ def test_receiver_dedupes_persists_and_prints_one_line_pages(tmp_path: Path) -> 
     ]
     assert len(out.read_text().splitlines()) == 2
     # a restarted receiver remembers what it already paged
-    srv = serve_receiver("127.0.0.1", 0, out, echo=None)
+    srv = serve_receiver("127.0.0.1", 0, out, echo=None, auth=prom_fixtures.RECEIVER_AUTH)
     try:
         post(f"{srv.url}/oncall-pager", webhook("firing"))
         assert srv.store.stats()["duplicates"] == 1
         assert len(srv.received()) == 2
     finally:
         srv.stop()
+
+
+def get_json(url: str) -> Any:
+    req = urllib.request.Request(url, headers=AUTH)
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
 
 
 def test_receiver_parse_payload_fallback_fingerprint() -> None:
@@ -420,7 +430,10 @@ def test_receiver_parse_payload_fallback_fingerprint() -> None:
 
 
 def test_receiver_cli_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
-    taken = serve_receiver("127.0.0.1", 0, tmp_path / "a.jsonl", echo=None)
+    taken = serve_receiver("127.0.0.1", 0, tmp_path / "a.jsonl", echo=None,
+                           auth=prom_fixtures.RECEIVER_AUTH)
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
     try:
         r = subprocess.run(
             [
@@ -431,6 +444,8 @@ def test_receiver_cli_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
                 str(taken.port),
                 "--out",
                 str(tmp_path / "b.jsonl"),
+                "--bearer-token-file",
+                str(token),
             ],
             capture_output=True,
             text=True,

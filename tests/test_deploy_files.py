@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS_ENV = set(re.findall(r"ACCESSWATCH_[A-Z_]+", (ROOT / "streams/settings.py").read_text()))
+COMPOSE_SECRETS = "/run/secrets/accesswatch"  # where compose mounts the generated tokens
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+AUTH_FILES = ("ACCESSWATCH_WEB_BEARER_TOKEN_FILE", "ACCESSWATCH_WEB_BASIC_AUTH_FILE")
 
 
 def load(path: Path) -> Any:
@@ -64,9 +67,9 @@ def test_compose_settings_are_real_worker_settings(compose: dict[str, Any]) -> N
     assert env["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"  # inside its container, for Prometheus
     assert env["ACCESSWATCH_ALERTMANAGER"] == "http://alertmanager:9093"
     port = int(env["ACCESSWATCH_WEB_PORT"])
-    assert f"127.0.0.1:{port}/metrics" in " ".join(
-        compose["services"]["worker"]["healthcheck"]["test"]
-    )
+    # the health check reads /metrics with the worker's own token
+    assert compose["services"]["worker"]["healthcheck"]["test"] == [
+        "CMD", "python", "-m", "streams.httpauth", "probe", f"http://127.0.0.1:{port}/metrics"]
     prom = load(DEPLOY / "prometheus" / "prometheus.compose.yml")
     [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "accesswatch"]
     assert job["dns_sd_configs"][0] == {
@@ -123,12 +126,19 @@ def test_prometheus_configs_share_the_rules() -> None:
 
 
 @pytest.mark.prom
-def test_compose_prometheus_config_passes_promtool() -> None:
+def test_compose_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (run scripts/install-prometheus.sh)")
+    # promtool wants the token file to exist: compose makes it at start, here a stand-in
+    token = tmp_path / "web-token"
+    token.write_text("x\n")
+    cfg = tmp_path / "prometheus.compose.yml"
+    cfg.write_text((DEPLOY / "prometheus/prometheus.compose.yml").read_text().replace(
+        COMPOSE_SECRETS + "/web-token", str(token)))
+    (tmp_path / "rules").symlink_to(DEPLOY / "prometheus/rules")
     r = subprocess.run(
-        [promtool, "check", "config", str(DEPLOY / "prometheus/prometheus.compose.yml")],
+        [promtool, "check", "config", str(cfg)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -157,14 +167,14 @@ def test_worker_deployment_probes_resources_and_scrape_annotations() -> None:
     assert ports["web"] == int(cm["ACCESSWATCH_WEB_PORT"])
     assert cm["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert c[probe]["httpGet"]["port"] == "web", probe
-        assert c[probe]["httpGet"]["path"] == "/metrics", probe
+        # an httpGet probe would get 401 (or carry the token in the manifest)
+        assert c[probe]["exec"]["command"] == [
+            "python", "-m", "streams.httpauth", "probe",
+            f"http://127.0.0.1:{ports['web']}/metrics"], probe
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][kind])
-    ann = pod["metadata"]["annotations"]
-    assert ann["prometheus.io/scrape"] == "true"
-    assert int(ann["prometheus.io/port"]) == ports["web"]
-    assert ann["prometheus.io/path"] == "/metrics"
+    # no annotation-based scraping: it could not carry the token
+    assert "prometheus.io/scrape" not in pod["metadata"].get("annotations", {})
     assert c["args"][0] == "worker"
     assert c["envFrom"][0]["configMapRef"]["name"] == docs["ConfigMap"]["metadata"]["name"]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -194,3 +204,94 @@ def test_podmonitor_service_and_pdb_select_the_worker_pods() -> None:
     assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= (
         pod_labels.items()
     )
+
+
+# --- nothing unauthenticated where it matters (issue 12) --------------------------------
+
+
+def _web_settings() -> list[tuple[str, dict[str, Any], list[str]]]:
+    """(where, worker environment, mount paths) of every worker the deploy files run."""
+    compose = load(DEPLOY / "compose.yaml")
+    out = []
+    for name, svc in compose["services"].items():
+        env = svc.get("environment") or {}
+        if "ACCESSWATCH_WEB_HOST" in env or "worker" in (svc.get("command") or []):
+            mounts = [v.split(":")[1] for v in svc.get("volumes", [])]
+            out.append((f"compose service {name}", env, mounts))
+    docs = k8s_docs()
+    [c] = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    out.append(("k8s Deployment", docs["ConfigMap"]["data"],
+                [m["mountPath"] for m in c.get("volumeMounts", [])]))
+    return out
+
+
+def test_no_deploy_file_exposes_the_worker_without_auth() -> None:
+    found = _web_settings()
+    assert len(found) == 2
+    for where, env, mounts in found:
+        host = env.get("ACCESSWATCH_WEB_HOST", "127.0.0.1")
+        assert env.get("ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED", "0") in ("0", "false", "no")
+        if host in LOOPBACK:
+            continue
+        files = [env[k] for k in AUTH_FILES if env.get(k)]
+        assert files, f"{where} binds {host} without ACCESSWATCH_WEB_*_FILE"
+        for f in files:  # the secret comes from a mounted volume, not the image
+            assert any(f.startswith(m.rstrip("/") + "/") for m in mounts), (where, f)
+    # and no deploy file carries a secret value itself (a reference to a Secret is fine)
+    for path in DEPLOY.rglob("*"):
+        if path.suffix in (".yml", ".yaml") and path.is_file():
+            text = path.read_text()
+            assert not re.search(r"(?i)^[ \t]*-?[ \t]*(credentials|password|bearer_token)[ \t]*:[ \t]*[^\s#]",
+                                 text, re.M), path
+
+
+def test_compose_secrets_reach_prometheus_alertmanager_and_receiver(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    gen = services["secrets"]
+    assert f"secrets:{COMPOSE_SECRETS}" in gen["volumes"]
+    made = set(re.findall(r'"([a-z-]+-token)"', gen["command"][0]))
+    assert made == {"web-token", "receiver-token"}
+    for name in ("worker", "prometheus", "alertmanager", "receiver"):
+        assert f"secrets:{COMPOSE_SECRETS}:ro" in services[name]["volumes"], name
+    for name in ("worker", "prometheus", "alertmanager"):
+        assert services[name]["depends_on"]["secrets"]["condition"] == (
+            "service_completed_successfully"), name
+    web_token = services["worker"]["environment"]["ACCESSWATCH_WEB_BEARER_TOKEN_FILE"]
+    assert web_token == f"{COMPOSE_SECRETS}/web-token"
+    # Prometheus scrapes the workers with that same file
+    prom = load(DEPLOY / "prometheus" / "prometheus.compose.yml")
+    [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "accesswatch"]
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": web_token}
+    # Alertmanager sends the receiver's token, which the receiver requires
+    args = services["receiver"]["command"]
+    rcv_token = args[args.index("--bearer-token-file") + 1]
+    assert rcv_token == f"{COMPOSE_SECRETS}/receiver-token"
+    am = load(DEPLOY / "alertmanager/alertmanager.yml")
+    for r in am["receivers"]:
+        for w in r["webhook_configs"]:
+            assert w["http_config"]["authorization"] == {
+                "type": "Bearer", "credentials_file": rcv_token}, r["name"]
+
+
+def test_k8s_scrape_uses_the_secret_the_pods_mount() -> None:
+    docs = k8s_docs()
+    kust = load(K8S / "kustomization.yaml")
+    [gen] = kust["secretGenerator"]
+    assert kust["generatorOptions"]["disableNameSuffixHash"] is True  # the PodMonitor's ref
+    assert gen["files"] == ["token=secrets/web-token"]
+    ignore = (K8S / "secrets/.gitignore").read_text().split()
+    assert ignore == ["*", "!.gitignore"]  # the token file itself is never committed
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    [vol] = [v for v in pod["volumes"] if "secret" in v]
+    assert vol["secret"]["secretName"] == gen["name"]
+    [mount] = [m for m in c["volumeMounts"] if m["name"] == vol["name"]]
+    assert mount["readOnly"] is True
+    [item] = vol["secret"]["items"]
+    token_path = f"{mount['mountPath']}/{item['path']}"
+    assert docs["ConfigMap"]["data"]["ACCESSWATCH_WEB_BEARER_TOKEN_FILE"] == token_path
+    [ep] = docs["PodMonitor"]["spec"]["podMetricsEndpoints"]
+    assert ep["authorization"] == {
+        "type": "Bearer", "credentials": {"name": gen["name"], "key": item["key"]}}

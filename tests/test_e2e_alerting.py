@@ -59,6 +59,7 @@ FIRST_PART = 1400  # events [1100, 1400): the attack's first minutes
 SETTLE_TIMEOUT = 150.0  # the worker takes a part and its alerts go quiet within this
 QUIET = 4.0  # no new alert on the topic for this long: the worker is done with a part
 VICTIM_SALT = "e2e-victim-salt-not-a-real-secret"
+WEB_TOKEN = "e2e-web-token"  # noqa: S105 (the worker's web port secret in this test)
 REPOST_WAIT = 150.0  # the worker re-posts active alerts every 60 s (+ back-off after errors)
 
 
@@ -133,11 +134,15 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         started.append(broker)
         names = TopicNames()
         create_topics(broker.bootstrap, partitions=1, names=names)
-        receiver = serve_receiver("127.0.0.1", 0, work / "received.jsonl", echo=None)
+        receiver = serve_receiver("127.0.0.1", 0, work / "received.jsonl", echo=None,
+                                  auth=prom_fixtures.RECEIVER_AUTH)
         started.append(receiver)
         am = Alertmanager(am_binary, work / "alertmanager", receiver.port)
         started.append(am)
         am.start()
+        # the worker's web port requires a token; Prometheus scrapes with the same file
+        web_token = work / "web-token"
+        web_token.write_text(WEB_TOKEN + "\n")
         worker = WorkerProcess(
             broker.url,
             partitions=1,
@@ -147,11 +152,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
             extra=["--alertmanager", am.url, "--reveal-victims"],  # ids on the topic only
             web_port=free_port(),
             topics_env={"ACCESSWATCH_VICTIM_SALT": VICTIM_SALT},
+            web_token_file=str(web_token),
         )
         (work / "worker").mkdir()
         prom_dir = work / "prometheus"
         prom_dir.mkdir()
-        prom = Prometheus(prom_binary, prom_dir, [f"127.0.0.1:{worker.port}"], am.url)
+        prom = Prometheus(prom_binary, prom_dir, [f"127.0.0.1:{worker.port}"], am.url,
+                          token_file=web_token)
         started.append(prom)
         prom.start()
         reader = AlertReader(broker.bootstrap, names.alerts)
@@ -489,11 +496,39 @@ def test_pages_name_no_victim_although_the_topic_reveals_them(pipeline: Pipeline
     assert re.search(r"customer#[0-9a-f]{8}", text)  # the victim, as the page names it
 
 
-def _get(url: str) -> str:
+def _get(url: str, token: str | None = WEB_TOKEN) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=5) as r:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
+                                 if token else {})
+    with urllib.request.urlopen(req, timeout=5) as r:
         return str(r.read().decode())
+
+
+def _status(url: str, token: str | None) -> int:
+    import urllib.error
+
+    try:
+        _get(url, token)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
+def test_worker_web_port_requires_its_token_and_serves_no_faust_views(
+    pipeline: Pipeline,
+) -> None:
+    """The running worker: every page refused without the token (ef303a3 served /table/
+    and /router/ to anyone); with it, /metrics and ``/`` only. Prometheus scraped it with
+    the token from a file all along (the rule pages above depend on it)."""
+    base = f"http://127.0.0.1:{pipeline.worker.port}"
+    pages = ["/metrics", "/", "/table/", "/router/", "/graph/", "/stats/", "/performance/"]
+    assert {p: _status(base + p, None) for p in pages} == dict.fromkeys(pages, 401)
+    assert {p: _status(base + p, "wrong") for p in pages} == dict.fromkeys(pages, 401)
+    assert {p: _status(base + p, WEB_TOKEN) for p in pages} == {
+        "/metrics": 200, "/": 200, **dict.fromkeys(pages[2:], 404)}
+    up = pipeline.prom.query('up{job="accesswatch"}')
+    assert [r["value"][1] for r in up] == ["1"]
 
 
 def test_scenario_shape_is_what_the_module_assumes() -> None:
