@@ -834,7 +834,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "customer tokens with no session_id via 240 Korean residential exits, 2 per exit per hour, 4 h"),
     Scenario("hosting_rotation", atk_hosting_rotation,
              "forged fresh tokens from hosting servers abroad, one address per account, at most 2 "
-             "accounts per /24, a used /24 rests an hour; 120 accounts/h for 6 h"),
+             "accounts per /24, a used /24 rests an hour; 120 accounts/h for 6 h from 17:00 KST",
+             start_hour_kst=17.0),
     Scenario("idor_ring", atk_idor_ring,
              "60 logged-in customer accounts each read ~4 other customers a day, days 1-3",
              start_day=1, start_hour_kst=0.0, params=Params(days=4)),
@@ -862,7 +863,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "country=KR asn=4766 filled in, 300 accounts/h for 3 h"),
     Scenario("mobile_proxy_blend", atk_mobile_proxy_blend,
              "invented: forged fresh tokens through Korean mobile-carrier CGNAT exits shared with "
-             "real users, one account per exit per 30 min, 200 accounts/h for 6 h"),
+             "real users, one account per exit per 30 min, 200 accounts/h for 6 h from 17:00 KST",
+             start_hour_kst=17.0),
 ]}  # fmt: skip
 ATTACKS = [n for n, s in SCENARIOS.items() if s.make is not None]
 
