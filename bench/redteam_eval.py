@@ -23,7 +23,8 @@ Matching uses only the alert contract:
   per 1,000 active principals per day (a principal is active on a day if it logs in or
   makes a request that day, days counted from the start of the file).
 
-Usage: ``python bench/redteam_eval.py [--seeds 3] [--scenarios a,b] [--json] [--keep DIR]``.
+Usage: ``python bench/redteam_eval.py [--seeds 3] [--scenarios a,b] [--json] [--keep DIR]``
+(``--from-json FILE`` prints the table of an earlier ``--json`` run).
 No broker is needed.
 """
 
@@ -287,7 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", help="comma-separated (default: normal and every attack)")
     ap.add_argument("--json", action="store_true", help="JSON lines, one per scenario and seed")
     ap.add_argument("--keep", help="keep the generated files and rejects in this directory")
+    ap.add_argument("--from-json", metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as f:
+            print(table([json.loads(line) for line in f if line.strip()]))
+        return 0
     names = args.scenarios.split(",") if args.scenarios else ["normal", *redteam.ATTACKS]
     for n in names:
         if n not in redteam.SCENARIOS:
