@@ -146,11 +146,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids (default all)")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
     # issue 12, input slice
-    p.add_argument("--min-year", dest="min_year", type=int, default=EngineConfig.ts_min_year,
-                   metavar="YEAR", help="reject times before this year as ts_out_of_range "
+    p.add_argument("--ts-min-year", dest="ts_min_year", type=int,
+                   default=EngineConfig.ts_min_year, metavar="YEAR", help="reject times before this year as ts_out_of_range "
                    "(default %(default)s)")
-    p.add_argument("--max-year", dest="max_year", type=int, default=EngineConfig.ts_max_year,
-                   metavar="YEAR", help="reject times after this year as ts_out_of_range "
+    p.add_argument("--ts-max-year", dest="ts_max_year", type=int,
+                   default=EngineConfig.ts_max_year, metavar="YEAR", help="reject times after this year as ts_out_of_range "
                    "(default %(default)s)")
     p.add_argument("--max-future-skew", dest="max_future_skew", type=float,
                    default=EngineConfig.max_future_skew, metavar="SECONDS",
@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if skew is not None and not skew >= 0:
             raise ValueError(f"--max-future-skew must be >= 0 seconds, not {skew}")
-        cfg = EngineConfig(detectors=dets, ts_min_year=args.min_year, ts_max_year=args.max_year,
+        cfg = EngineConfig(detectors=dets, ts_min_year=args.ts_min_year,
+                           ts_max_year=args.ts_max_year,
                            max_future_skew=skew or None,
                            trust_producer_geo=args.trust_producer_geo)
         cfg.decode_policy()  # a bad year range fails here, as one line
