@@ -502,8 +502,8 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
     """The rest of the contract on a struct msgspec already type-checked; None = let the
     reference path decide (it either accepts or names the reason).
 
-    Hot path (every valid event): checks in the order of the commonest kind, time parsed
-    inline; any failed check returns None, so their order does not change the outcome.
+    Hot path (every valid event): checks in the order of the commonest kind; any failed
+    check returns None, so their order does not change the outcome.
     ``latest``: the newest ``ts`` accepted (arrival plus the allowed skew, or infinity).
     """
     k = kind or ev.kind
