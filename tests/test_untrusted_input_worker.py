@@ -10,6 +10,7 @@ tests/test_recovery.py and friends.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from typing import Any
 
@@ -124,3 +125,67 @@ def test_producer_geo_is_trusted_per_topic_and_the_skew_is_configurable(tmp_path
                              "ACCESSWATCH_TS_MAX_YEAR": "2050"})
     assert env.trust_producer_geo == ("auth-logins", "data-access")
     assert (env.max_future_skew, env.ts_max_year) == (60.0, 2050)
+
+
+# ---------------------------------------------------------------- broker-backed
+
+
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(180)
+def test_a_year_9999_event_and_a_2099_event_go_to_the_dlq_and_the_worker_stays_up(
+        fresh_tansu: Any, tmp_path: Any) -> None:
+    """Fails on ef303a3: the year-9999 event passed decoding and killed the worker."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from streams.demo import WorkerProcess
+    from streams.topics import TopicNames, create_topics
+
+    names = TopicNames()
+    create_topics(fresh_tansu.bootstrap, partitions=1)
+    now = time.time()
+    bad = {
+        _login(1, "9999-12-31T23:59:59-23:59"): b"ts_out_of_range",
+        _login(2, "2099-06-24T00:00:00Z"): b"future_ts",
+        _login(3, now + 3600): b"future_ts",
+    }
+    good = [_login(4, now - 30), _login(5, now - 20)]
+    prod = KafkaProducer(bootstrap_servers=fresh_tansu.bootstrap)
+    for value in [good[0], *bad, good[1]]:
+        prod.send(names.logins, key=b"k", value=value)
+    prod.flush()
+    prod.close()
+    worker = WorkerProcess(fresh_tansu.url, partitions=1, data_dir=str(tmp_path))
+    worker.start()
+    got: list[Any] = []
+    try:
+        worker.wait_ready()
+        c = KafkaConsumer(bootstrap_servers=fresh_tansu.bootstrap, group_id=None,
+                          auto_offset_reset="earliest")
+        try:
+            tp = TopicPartition(names.dlq, 0)
+            c.assign([tp])
+            c.seek_to_beginning(tp)
+            deadline = time.monotonic() + 60
+            while len(got) < len(bad) and time.monotonic() < deadline:
+                for recs in c.poll(timeout_ms=500).values():
+                    got.extend(recs)
+        finally:
+            c.close()
+        deadline = time.monotonic() + 30
+        # every record taken, then a watermark tick after the good ones were processed (the
+        # tracked-entity gauge is set at the end of a tick): where the year-9999 event used
+        # to kill the worker
+        while worker.metric("accesswatch_events_total") < len(bad) + len(good) or (
+                worker.metric("accesswatch_tracked_entities") == 0):
+            assert worker.alive() and time.monotonic() < deadline, worker.log_tail(40)
+            time.sleep(0.3)
+        assert worker.alive(), worker.log_tail(40)
+    finally:
+        rc = worker.stop()
+    assert {r.value: dict(r.headers)["aw-reason"] for r in got} == bad
+    assert rc == 0
