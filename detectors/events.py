@@ -315,27 +315,40 @@ _NAT64 = int(ipaddress.IPv6Address("64:ff9b::")) >> 32  # RFC 6052 well-known pr
 _NAT64_LOCAL = int(ipaddress.IPv6Address("64:ff9b:1::")) >> 80  # RFC 8215 local use, /48
 
 
-def embedded_v4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+def embedded_v4(addr: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address | None, bool]:
     """The IPv4 address an IPv6 address stands for, if it is one of the forms that carry
-    one: IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d`` (not ``::`` or
-    ``::1``), 6to4 ``2002:AABB:CCDD::/48`` (``ipaddress``'s ``ipv4_mapped`` and
-    ``sixtofour``), NAT64 ``64:ff9b::a.b.c.d`` and ``64:ff9b:1::/48`` with the address in the
-    last 32 bits (the /96 layout of RFC 6052; written here: ``ipaddress`` has no NAT64).
+    one, and whether that form may only carry a public (global) one.
 
-    >>> [str(embedded_v4(ipaddress.IPv6Address(a))) for a in (
+    IPv4-mapped ``::ffff:a.b.c.d`` (any IPv4: how a dual-stack socket shows an IPv4 client)
+    and NAT64 local-use ``64:ff9b:1::/48`` (RFC 8215, any IPv4, in the last 32 bits) carry
+    any; IPv4-compatible ``::a.b.c.d`` (not ``::`` or ``::1``), 6to4 ``2002:AABB:CCDD::/48``
+    (RFC 3056), Teredo ``2001::/32`` (its client address, RFC 4380) and the NAT64 well-known
+    prefix ``64:ff9b::/96`` (RFC 6052) a public one only. ``ipaddress`` gives ``ipv4_mapped``,
+    ``sixtofour`` and ``teredo``; IPv4-compatible and NAT64 are written here (it has neither).
+
+    >>> [str(embedded_v4(ipaddress.IPv6Address(a))[0]) for a in (
     ...     "::ffff:52.95.110.1", "::52.95.110.1", "2002:345f:6e01::1", "64:ff9b::345f:6e01",
-    ...     "64:ff9b:1::52.95.110.1", "2001:db8::1", "::1")]
-    ['52.95.110.1', '52.95.110.1', '52.95.110.1', '52.95.110.1', '52.95.110.1', 'None', 'None']
+    ...     "64:ff9b:1::52.95.110.1", "2001:0:4136:e378:8000:63bf:cba0:91fe", "2001:db8::1",
+    ...     "::1")]
+    ['52.95.110.1', '52.95.110.1', '52.95.110.1', '52.95.110.1', '52.95.110.1', '52.95.110.1', 'None', 'None']
     """
-    v4 = addr.ipv4_mapped or addr.sixtofour
+    v4 = addr.ipv4_mapped
     if v4 is not None:
-        return v4
+        return v4, False
+    v4 = addr.sixtofour
+    if v4 is not None:
+        return v4, True
+    teredo = addr.teredo
+    if teredo is not None:
+        return teredo[1], True
     n = int(addr)
     if n >> 32 == 0:
-        return ipaddress.IPv4Address(n) if n > 1 else None
-    if n >> 32 == _NAT64 or n >> 80 == _NAT64_LOCAL:
-        return ipaddress.IPv4Address(n & 0xFFFFFFFF)
-    return None
+        return (ipaddress.IPv4Address(n), True) if n > 1 else (None, False)
+    if n >> 32 == _NAT64:
+        return ipaddress.IPv4Address(n & 0xFFFFFFFF), True
+    if n >> 80 == _NAT64_LOCAL:
+        return ipaddress.IPv4Address(n & 0xFFFFFFFF), False
+    return None, False
 
 
 @lru_cache(maxsize=262144)
@@ -343,10 +356,14 @@ def normal_ip(value: str) -> str | None:
     """The address ``value`` names, as every detector sees it: IPv4 unchanged; an IPv6 form
     that carries an IPv4 address (:func:`embedded_v4`) as that IPv4 address; other IPv6 in
     ``ipaddress``'s compressed lower-case form (so one address is one entity, however
-    written). None when ``value`` is not an address.
+    written). None when ``value`` is not an address, or is a form that may only carry a
+    public IPv4 address carrying another (no such packet reaches an edge: a forged address,
+    which would otherwise be classed private).
 
     >>> normal_ip("::FFFF:52.95.110.1"), normal_ip("2001:DB8:0::1"), normal_ip("1.2.3")
     ('52.95.110.1', '2001:db8::1', None)
+    >>> normal_ip("::ffff:10.0.0.1"), normal_ip("2002:a00:1::1"), normal_ip("64:ff9b::10.0.0.1")
+    ('10.0.0.1', None, None)
     """
     if _v4_ok(value):
         return value
@@ -355,9 +372,9 @@ def normal_ip(value: str) -> str | None:
     except ValueError:
         return None
     if addr.version == 6:
-        v4 = embedded_v4(addr)  # type: ignore[arg-type]
+        v4, public_only = embedded_v4(addr)  # type: ignore[arg-type]
         if v4 is not None:
-            return str(v4)
+            return None if public_only and not v4.is_global else str(v4)
     return str(addr)
 
 
@@ -394,7 +411,13 @@ def _ip(obj: dict[str, Any]) -> str:
     assert v is not None
     ip = normal_ip(v)
     if ip is None:
-        raise _Bad("bad_value", "src_ip", "not an IPv4 or IPv6 address")
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise _Bad("bad_value", "src_ip", "not an IPv4 or IPv6 address") from None
+        raise _Bad("bad_value", "src_ip", "an IPv6 form that carries only public IPv4 "
+                   "addresses (6to4, Teredo, NAT64 64:ff9b::/96, IPv4-compatible) carries "
+                   "another")
     return ip
 
 

@@ -250,6 +250,32 @@ def test_ipv6_and_ipv4_both_accepted() -> None:
         assert isinstance(dec(with_(LOGIN_OK, src_ip=ip)), Event), ip
 
 
+@pytest.mark.parametrize("ip,seen", [
+    ("::ffff:52.95.110.1", "52.95.110.1"), ("::FFFF:345F:6E01", "52.95.110.1"),
+    ("::ffff:10.0.0.1", "10.0.0.1"),  # a dual-stack socket's view of an internal client
+    ("::52.95.110.1", "52.95.110.1"), ("64:ff9b::52.95.110.1", "52.95.110.1"),
+    ("64:ff9b:1::52.95.110.1", "52.95.110.1"), ("64:ff9b:1:abcd::10.1.2.3", "10.1.2.3"),
+    ("2002:345f:6e01::1", "52.95.110.1"), ("2001:0:4136:e378:8000:63bf:cba0:91fe", "52.95.110.1"),
+    ("2001:DB8:0:0::1", "2001:db8::1"), ("::1", "::1"), ("::", "::"),
+])
+def test_ipv6_forms_are_read_as_the_address_they_carry(ip: str, seen: str) -> None:
+    for base in (LOGIN_OK, ACCESS_OK):
+        line = orjson.dumps(with_(base, src_ip=ip))
+        e, ref = decode(line), decode_obj(orjson.loads(line))
+        assert isinstance(e, Event) and isinstance(ref, Event)
+        assert e.src_ip == ref.src_ip == seen
+        assert e.fields()["src_ip"] == ip  # the original form stays in the raw event
+
+
+@pytest.mark.parametrize("ip", ["2002:a00:1::1", "64:ff9b::10.0.0.1", "::10.0.0.1",
+                                "::127.0.0.1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"])
+def test_forms_that_carry_only_public_ipv4_addresses_cannot_carry_a_private_one(ip: str) -> None:
+    """Such an address reaches no edge: forged, it would otherwise be classed private."""
+    r = dec(with_(ACCESS_OK, src_ip=ip))
+    assert isinstance(r, Rejection) and (r.reason, r.field) == ("bad_value", "src_ip")
+    assert "public" in r.detail
+
+
 def test_classify_by_fields_or_kind() -> None:
     assert classify(LOGIN_OK) == LOGIN
     assert classify(ACCESS_OK) == ACCESS
@@ -335,7 +361,8 @@ VALUES: list[object] = [None, "", 5, 0, -1, 1.5, True, "x" * 300, [1], {"a": 1},
                         # addresses that carry an IPv4 address, and other spellings
                         "::ffff:52.95.110.1", "::52.95.110.1", "64:ff9b::345f:6e01",
                         "64:ff9b:1::52.95.110.1", "2002:345f:6e01::1", "2001:DB8::1", "::",
-                        "::ffff:10.0.0.1", "fe80::1%eth0"]
+                        "::ffff:10.0.0.1", "fe80::1%eth0", "2002:a00:1::1", "64:ff9b::10.0.0.1",
+                        "2001:0:4136:e378:8000:63bf:cba0:91fe", "64:ff9b:1::10.0.0.1"]
 
 
 BAD_BYTES = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\xc0\xaf",

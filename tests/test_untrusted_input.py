@@ -27,6 +27,7 @@ FORMS = {
     "nat64": "64:ff9b::3.101.4.4",
     "nat64, local use": "64:ff9b:1::365:404",
     "6to4": "2002:365:404::1",
+    "teredo": "2001:0:4136:e378:8000:63bf:fc9a:fbfb",  # client 3.101.4.4, obfuscated
 }
 
 
