@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -286,6 +287,22 @@ def parse_ts(value: Any, field: str = "ts", lo: float = 0.0, hi: float = 3250368
     raise _Bad("wrong_type", field, f"{type(value).__name__}, not a time")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_TEXT_FIELDS = ("event_id", "account_id", "actor_id", "subject_id", "session_id", "device_id",
+                "key_id", "principal_id", "owner_id", "resource", "user_agent")
+
+
+def _control_field(ev: Event) -> str | None:
+    """The first text field of a decoded event holding a control character (C0, DEL, C1:
+    they have no business in an id and reach logs, terminals and chat through alerts)."""
+    search = _CONTROL.search
+    for name in _TEXT_FIELDS:
+        v = getattr(ev, name)
+        if v is not None and search(v):
+            return name
+    return None
+
+
 def content_key(ev: Event) -> int:
     """A digest of what an event says (every decoded field, not ``raw``: key order,
     spacing and unknown fields do not count), to tell a repeat from another event that
@@ -490,6 +507,9 @@ def _decode_obj(obj: dict[str, Any], kind: str | None, policy: Policy, arrival: 
         ev.key_id = _str(obj, "key_id", change.startswith("key_"))
         ev.owner_id = _str(obj, "owner_id", False)
         ev.session_id = _str(obj, "session_id", change == "session_revoked")
+    bad = _control_field(ev)
+    if bad is not None:
+        raise _Bad("bad_value", bad, "a control character (U+0000-001F, U+007F-009F)")
     return ev
 
 
@@ -613,6 +633,13 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
                 c == "session_revoked" and ev.session_id is None):
             return None
         ev.records = 1
+    # a control character in a string can only come from an escape, or raw DEL / C1 (U+0080-
+    # 009F: UTF-8 C2 80..9F): three scans of the line spare the field checks of most lines
+    if type(line) is bytes:
+        if (b"\\" in line or b"\x7f" in line or b"\xc2" in line) and _control_field(ev):
+            return None
+    elif _control_field(ev):
+        return None
     ev.kind, ev.ts, ev.raw = k, ts, line
     if ev.net is not None:  # not from the input: the engine's enrichment
         ev.net = None

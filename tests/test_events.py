@@ -245,6 +245,21 @@ def test_identity_required_fields_depend_on_change() -> None:
     assert isinstance(ok, Event)
 
 
+@pytest.mark.parametrize("field", ["event_id", "account_id", "session_id", "device_id",
+                                   "user_agent"])
+@pytest.mark.parametrize("text", ["c-1\n2025-06-24 RESOLVED all clear", "c-1\u001b[2J", "c\u0000",
+                                  "c\u007f", "c\u009b31m", "c\r", "c\t"])
+def test_control_characters_in_text_fields_are_rejected(field: str, text: str) -> None:
+    r = dec(with_(LOGIN_OK, **{field: text}))
+    assert isinstance(r, Rejection) and (r.reason, r.field) == ("bad_value", field), r
+    assert decode(orjson.dumps(with_(LOGIN_OK, **{field: text})).decode()) == r  # str input
+
+
+def test_other_non_ascii_text_is_kept() -> None:
+    e = dec(with_(LOGIN_OK, account_id="고객-1", user_agent="Mozilla/5.0 (Linux; Android 14) ©"))
+    assert isinstance(e, Event) and e.account_id == "고객-1"
+
+
 def test_ipv6_and_ipv4_both_accepted() -> None:
     for ip in ("2001:db8::1", "::ffff:1.2.3.4", "10.0.0.1", "fe80::1"):
         assert isinstance(dec(with_(LOGIN_OK, src_ip=ip)), Event), ip
@@ -362,7 +377,9 @@ VALUES: list[object] = [None, "", 5, 0, -1, 1.5, True, "x" * 300, [1], {"a": 1},
                         "::ffff:52.95.110.1", "::52.95.110.1", "64:ff9b::345f:6e01",
                         "64:ff9b:1::52.95.110.1", "2002:345f:6e01::1", "2001:DB8::1", "::",
                         "::ffff:10.0.0.1", "fe80::1%eth0", "2002:a00:1::1", "64:ff9b::10.0.0.1",
-                        "2001:0:4136:e378:8000:63bf:cba0:91fe", "64:ff9b:1::10.0.0.1"]
+                        "2001:0:4136:e378:8000:63bf:cba0:91fe", "64:ff9b:1::10.0.0.1",
+                        # control characters (escaped in JSON, or raw DEL and C1)
+                        "c-1\u001b[2J", "c\u0000", "c\n", "a\u007f", "b\u0085", "é-ok", "\u00a0"]
 
 
 BAD_BYTES = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\xc0\xaf",

@@ -4,7 +4,8 @@ every one of them is rejected with a reason (``replay --rejects``).
 The hostile lines are mostly real events of the file, given ids of their own and then broken
 in one of the ways a producer (or an attacker who controls one) could send: times out of
 range, far in the future or not in RFC 3339 extended form, invalid UTF-8 in keys and values,
-country codes that are not ISO 3166 alpha-2, wrong types, huge fields, control characters,
+control characters (raw: not JSON; escaped or raw DEL and C1: not in a text field),
+country codes that are not ISO 3166 alpha-2, wrong types, huge fields,
 bad addresses, missing fields and plain junk. Accepted, most of them would move event time,
 add state or raise alerts of their own.
 """
@@ -50,6 +51,8 @@ WRONG = [17, 1.5, True, [1], {"a": 1}, "", "x" * 300]
 BAD_UTF8 = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xe2\x82", b"\x80",
             b"\xf8\x88\x80\x80\x80"]
 CONTROL = [bytes([c]) for c in range(32) if c != 0x0A]  # raw in a string: not JSON
+ESCAPED = ["\n", "\r", "\u001b[2J", "\u001b]8;;x\u0007", "\u0000", "\u007f", "\u0085",
+           "\u009b31m"]  # valid JSON, still no business in an id
 
 
 def _kind(obj: dict[str, Any]) -> str:
@@ -98,6 +101,13 @@ def hostile(rng: random.Random, base: dict[str, Any], n: int, now: float) -> byt
         i = rng.choice(quotes[1::2])
         return line[:i] + rng.choice(CONTROL) + line[i:]
 
+    def escaped() -> bytes:
+        f = rng.choice(["event_id", *REQUIRED[kind][2:]] if kind != E.IDENTITY else
+                       ["event_id", "key_id" if "key_id" in obj else "event_id"])
+        if f in ("src_ip", "outcome", "change"):
+            f = "event_id"
+        return put(f, f"{obj.get(f) or 'x'}{rng.choice(ESCAPED)} RESOLVED all clear")
+
     def future() -> bytes:
         ahead = rng.choice([3600.0, 86400.0, 86400 * 400.0, 86400 * 365 * 70.0])
         t = now + ahead
@@ -141,6 +151,7 @@ def hostile(rng: random.Random, base: dict[str, Any], n: int, now: float) -> byt
         utf8_in_unknown,
         surrogate,
         control,
+        escaped,
         lambda: put(rng.choice(REQUIRED[kind][2:]) if kind != E.IDENTITY else "change",
                     rng.choice(WRONG[:5])),
         huge,
