@@ -224,9 +224,7 @@ def _rfc3339_shape(v: str) -> bool:
     seconds and a zone): ``YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)``. Digits and the calendar
     are ``datetime.fromisoformat``'s to check; this rejects the other forms it accepts
     (basic format, week dates, no seconds, no zone, a comma fraction, a zone with seconds)."""
-    n = len(v)
-    if not 20 <= n <= 40 or v[4] != "-" or v[7] != "-" or v[10] not in _T or v[13] != ":" or (
-            v[16] != ":"):
+    if not 20 <= len(v) <= 40 or v[4:17:3] not in _SEPARATORS:  # the - - T : : of the layout
         return False
     c = v[19]
     if c == ".":
@@ -234,9 +232,7 @@ def _rfc3339_shape(v: str) -> bool:
             return False
     elif c not in _ZS:
         return False
-    if v[-1] == "Z":
-        return True
-    return v[-6] in _SIGNS and v[-3] == ":"
+    return v[-1] == "Z" or (v[-3] == ":" and v[-6] in _SIGNS)
 
 
 def _time_of(value: Any) -> float | None:
@@ -288,6 +284,7 @@ def parse_ts(value: Any, field: str = "ts", lo: float = 0.0, hi: float = 3250368
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_BACKSLASH, _DEL = b"\\", b"\x7f"
 _TEXT_FIELDS = ("event_id", "account_id", "actor_id", "subject_id", "session_id", "device_id",
                 "key_id", "principal_id", "owner_id", "resource", "user_agent")
 
@@ -533,6 +530,7 @@ _WIRE = msgspec.json.Decoder(Event)
 
 _fromiso = datetime.fromisoformat
 _T = ("T", "t")
+_SEPARATORS = frozenset({"--T::", "--t::"})
 _ZS = ("Z", "+", "-")
 _SIGNS = ("+", "-")
 # token_issued_at repeats (one value per session): its parsed form, memoised; cleared when full
@@ -540,14 +538,15 @@ _ISSUED: dict[str, float] = {}
 _ISSUED_MAX = 65536
 
 
-def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, latest: float
-            ) -> Event | None:
+def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, latest: float,
+            ascii: bool) -> Event | None:
     """The rest of the contract on a struct msgspec already type-checked; None = let the
     reference path decide (it either accepts or names the reason).
 
     Hot path (every valid event): checks in the order of the commonest kind; any failed
     check returns None, so their order does not change the outcome.
-    ``latest``: the newest ``ts`` accepted (arrival plus the allowed skew, or infinity).
+    ``latest``: the newest ``ts`` accepted (arrival plus the allowed skew, or infinity);
+    ``ascii``: whether ``line`` is (bytes: then valid UTF-8 was checked by the caller).
     """
     k = kind or ev.kind
     if k is None:
@@ -633,12 +632,10 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
                 c == "session_revoked" and ev.session_id is None):
             return None
         ev.records = 1
-    # a control character in a string can only come from an escape, or raw DEL / C1 (U+0080-
-    # 009F: UTF-8 C2 80..9F): three scans of the line spare the field checks of most lines
-    if type(line) is bytes:
-        if (b"\\" in line or b"\x7f" in line or b"\xc2" in line) and _control_field(ev):
-            return None
-    elif _control_field(ev):
+    # a control character in a string can only come from an escape, a raw DEL, or a raw C1
+    # (non-ASCII): two scans of the line spare the field checks of most lines
+    if (not ascii or line.find(_BACKSLASH) >= 0 or line.find(_DEL) >= 0  # type: ignore[arg-type]
+            ) and _control_field(ev):
         return None
     ev.kind, ev.ts, ev.raw = k, ts, line
     if ev.net is not None:  # not from the input: the engine's enrichment
@@ -661,7 +658,8 @@ def decode(line: bytes | str, kind: str | None = None, policy: Policy = DEFAULT_
     """
     if len(line) > MAX_LINE_BYTES:
         return Rejection("too_large", None, f"line longer than {MAX_LINE_BYTES} bytes")
-    if not line.isascii():
+    ascii = line.isascii() and type(line) is bytes  # a str line: its fields are checked
+    if not ascii:
         try:
             line.decode() if type(line) is bytes else line.encode()  # type: ignore[union-attr]
         except UnicodeError:
@@ -669,7 +667,7 @@ def decode(line: bytes | str, kind: str | None = None, policy: Policy = DEFAULT_
     skew = policy.future_skew
     latest = math.inf if arrival is None or skew is None else arrival + skew
     try:
-        ev = _accept(_WIRE.decode(line), line, kind, policy, latest)
+        ev = _accept(_WIRE.decode(line), line, kind, policy, latest, ascii)
     except Exception:  # noqa: BLE001 - any doubt goes to the reference path below
         ev = None
     if ev is not None:
