@@ -324,6 +324,23 @@ def test_hostile_lines(line: bytes, reason: str) -> None:
     assert isinstance(r, Rejection) and r.reason == reason
 
 
+@pytest.mark.parametrize("where", ["known key", "unknown key", "known value", "unknown value",
+                                   "escaped surrogate"])
+def test_invalid_utf8_anywhere_in_the_line_is_rejected(where: str) -> None:
+    """Fails on ef303a3 for unknown keys and values: msgspec skips them unread."""
+    ok = orjson.dumps(LOGIN_OK)
+    line = {
+        "known key": ok.replace(b'"account_id"', b'"account\xff_id"'),
+        "unknown key": ok[:-1] + b', "n\xc3\x28ote": 1}',
+        "known value": ok.replace(b'"c-1"', b'"c-\xed\xa0\x80"'),
+        "unknown value": ok[:-1] + b', "note": "\xc0\xaf"}',
+        "escaped surrogate": ok[:-1] + b', "note": "\\ud83d"}',
+    }[where]
+    r = decode(line)
+    assert isinstance(r, Rejection) and r.reason == "invalid_json", r
+    assert decode(line.decode("utf-8", "surrogateescape")) == r  # the same line as str
+
+
 def test_huge_line_is_rejected_without_parsing() -> None:
     big = b'{"event_id": "' + b"x" * (1024 * 1024) + b'"}'
     r = decode(big)
