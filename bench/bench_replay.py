@@ -7,6 +7,8 @@ writes it to a temporary JSON-lines file, then in one process times, on the same
   1. decode only (msgspec fast path + contract checks) — the floor
   2. the engine with `unissued_session` only           — the foundation's path
   3. the engine with every detector
+  4. the same, telling repeats by event id only (no content digest: what the engine did before
+     ``duplicate_conflict``), so the digest's cost is the ratio of 3 to 4 in one run
 and reports events/s for each (wall clock, and CPU time of this process: the steadier figure on a
 shared machine), the ratio between them, and the engine's state size per tracked entity (deep size
 of the detectors' state divided by the tracked-entity count), with the 1-minute load average
@@ -27,6 +29,7 @@ import orjson
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from detectors import events as E  # noqa: E402
 from detectors.engine import Engine, EngineConfig  # noqa: E402
 from detectors.events import decode  # noqa: E402
 
@@ -83,15 +86,22 @@ def timed(lines: list[bytes], detectors: tuple[str, ...] | None
         for ln in lines:
             decode(ln)
         return time.perf_counter() - t0, time.process_time() - c0, None, 0
-    eng = Engine(EngineConfig(detectors=detectors))
-    eng.ctx.geo.lookup("1.1.1.1")  # load the GeoIP data before timing
-    t0, c0 = time.perf_counter(), time.process_time()
-    n_alerts = 0
-    for ln in lines:
-        a, _ = eng.process_line(ln)
-        n_alerts += len(a)
-    n_alerts += len(eng.flush())
-    return time.perf_counter() - t0, time.process_time() - c0, eng, n_alerts
+    ids_only = detectors == ("__ids_only__",)
+    content_key = E.content_key
+    if ids_only:  # every event's digest the same: a reused id is a duplicate, as before
+        detectors, E.content_key = None, lambda e: 0
+    try:
+        eng = Engine(EngineConfig(detectors=detectors))
+        eng.ctx.geo.lookup("1.1.1.1")  # load the GeoIP data before timing
+        t0, c0 = time.perf_counter(), time.process_time()
+        n_alerts = 0
+        for ln in lines:
+            a, _ = eng.process_line(ln)
+            n_alerts += len(a)
+        n_alerts += len(eng.flush())
+        return time.perf_counter() - t0, time.process_time() - c0, eng, n_alerts
+    finally:
+        E.content_key = content_key
 
 
 def loadavg() -> str:
@@ -120,18 +130,23 @@ def main() -> None:
     print(f"events: {n:,} ({sum(map(len, lines)) / n:.0f} bytes/event avg); "
           f"load average before: {loadavg()}")
     rows = []
+    cpus: list[float] = []
     for label, dets in (("decode only", ("__decode__",)),
                         ("engine, unissued_session", ("unissued_session",)),
-                        ("engine, every detector", None)):
+                        ("engine, every detector", None),
+                        ("every detector, ids only", ("__ids_only__",))):
         secs, cpu, eng, alerts = timed(lines, dets)
         rows.append((label, secs, eng, alerts))
+        cpus.append(cpu)
         print(f"  {label:<28} {n / secs:>10,.0f} events/s  ({secs:.2f}s, {alerts} alerts); "
               f"CPU time: {n / cpu:,.0f} events/s, {cpu / n * 1e6:.2f} µs/event")
     base = rows[0][1]
-    for label, secs, _, _ in rows[1:]:
+    for label, secs, _, _ in rows[1:3]:
         print(f"  {label:<28} costs {secs / base:.2f}x decode-only")
+    print(f"  content digest (duplicate_conflict) costs {cpus[2] / cpus[3]:.3f}x "
+          "(CPU, every detector vs ids only)")
     print(f"load average after: {loadavg()}")
-    eng = rows[-1][2]
+    eng = rows[2][2]
     assert eng is not None
     tracked = eng.tracked()
     entities = sum(tracked.values())

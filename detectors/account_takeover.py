@@ -24,15 +24,16 @@ after failures) and a device new to the account are the attacker's and stay in t
 device the account already used is its owner's and is named by digest (``device#...``).
 
 >>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 >>> eng = Engine(EngineConfig(detectors=("account_takeover",)))
 >>> for i in range(12):
-...     _ = eng.process_obj({"event_id": f"f{i}", "ts": 1000 + i, "account_id": f"c-{i}",
+...     _ = eng.process_obj({"event_id": f"f{i}", "ts": T0 + 1000 + i, "account_id": f"c-{i}",
 ...                          "outcome": "failure", "src_ip": "45.33.2.10"})
->>> got, _ = eng.process_obj({"event_id": "win", "ts": 1013, "account_id": "c-77",
+>>> got, _ = eng.process_obj({"event_id": "win", "ts": T0 + 1013, "account_id": "c-77",
 ...     "outcome": "success", "src_ip": "45.33.2.10", "session_id": "s-1", "device_id": "d-x"})
 >>> [(a["severity"], a["entity"]["id"]) for a in got]
 [('warning', 'c-77')]
->>> got, _ = eng.process_obj({"event_id": "rd", "ts": 1100, "actor_id": "c-77",
+>>> got, _ = eng.process_obj({"event_id": "rd", "ts": T0 + 1100, "actor_id": "c-77",
 ...     "subject_id": "c-77", "resource": "payment", "src_ip": "45.33.2.10", "session_id": "s-1"})
 >>> got[0]["severity"], got[0]["summary"]
 ('critical', 'Account c-77 was likely taken over: a login succeeded from 45.33.2.10 (US, Akamai Connected Cloud) inside a credential-stuffing burst from 45.33.2.10 (12 accounts failed) on a device and network this account had not used before (no history yet), then it read payment 87 s later.')

@@ -25,10 +25,11 @@ attacker) are counted and named by digest (``account#...``); the source (address
 and its failing addresses and subnets stay in the clear.
 
 >>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 >>> eng = Engine(EngineConfig(detectors=("credential_stuffing",)))
 >>> alerts = []
 >>> for i in range(12):
-...     got, _ = eng.process_obj({"event_id": f"f{i}", "ts": 1000 + i * 5, "account_id": f"c-{i}",
+...     got, _ = eng.process_obj({"event_id": f"f{i}", "ts": T0 + 1000 + i * 5, "account_id": f"c-{i}",
 ...                               "outcome": "failure", "src_ip": "45.33.2.10"})
 ...     alerts += got
 >>> a = alerts[0]

@@ -64,6 +64,19 @@ class EngineConfig:
     #: guessable ids (c-000113) under a known key are reversed by trying every id.
     victim_salt: str = field(default="", repr=False)
     victims_max: int = 20  # at most this many entries in an alert's ``victims`` field
+    # ---- issue 12, input slice: what decoding accepts and which producer claims it believes
+    ts_min_year: int = 2000  # every time field from the start of this year ...
+    ts_max_year: int = 2100  # ... to the end of this one (else ``ts_out_of_range``)
+    #: an event whose ts is more than this ahead of its arrival (the wall clock the runtime
+    #: passes with it) is rejected as ``future_ts``; None = no such check
+    max_future_skew: float | None = E.FUTURE_SKEW
+    #: believe the producer's ``country`` / ``asn`` (else GeoIP decides; they stay in ``raw``)
+    trust_producer_geo: bool = False
+
+    def decode_policy(self) -> E.Policy:
+        """The decoding :class:`~detectors.events.Policy` these settings ask for."""
+        return E.Policy.years(self.ts_min_year, self.ts_max_year, self.max_future_skew,
+                              self.trust_producer_geo)
 
 
 class Directory:
@@ -290,8 +303,9 @@ class Engine:
         # episodes ended by a gap, kept for late findings (see ``_episode_for``)
         self._closed: dict[tuple[str, str, str], list[Episode]] = {}
         self._n_closed = 0
-        self._seen_now: set[int] = set()
-        self._seen_prev: set[int] = set()
+        # hash(event_id) -> content_key (a tuple of them after a conflict)
+        self._seen_now: dict[int, Any] = {}
+        self._seen_prev: dict[int, Any] = {}
         self._seen_rotated = 0.0
         self._next_expire = 0.0
         self.stats: Counter[str] = Counter()
@@ -301,34 +315,58 @@ class Engine:
         self._touched: set[str] = set()
 
     # ---- input -------------------------------------------------------------------------
-    def process_line(self, line: bytes | str, kind: str | None = None
+    @property
+    def policy(self) -> E.Policy:
+        """What decoding accepts (``EngineConfig.decode_policy``), built once."""
+        p = self.__dict__.get("_policy")
+        if p is None:
+            p = self._policy = self.config.decode_policy()
+        return p
+
+    def process_line(self, line: bytes | str, kind: str | None = None,
+                     arrival: float | None = None
                      ) -> tuple[list[dict[str, Any]], E.Rejection | None]:
-        ev = E.decode(line, kind)
+        """Decode and process one line. ``arrival``: wall-clock epoch seconds when it was
+        received, passed by the runtime (None: no ``future_ts`` check)."""
+        ev = E.decode(line, kind, self.policy, arrival)
         if isinstance(ev, E.Rejection):
             self.rejected[ev.reason] += 1
             return [], ev
         return self.process(ev)
 
-    def process_obj(self, obj: Any, kind: str | None = None
+    def process_obj(self, obj: Any, kind: str | None = None, arrival: float | None = None
                     ) -> tuple[list[dict[str, Any]], E.Rejection | None]:
-        ev = E.decode_obj(obj, kind)
+        ev = E.decode_obj(obj, kind, self.policy, arrival)
         if isinstance(ev, E.Rejection):
             self.rejected[ev.reason] += 1
             return [], ev
         return self.process(ev)
 
     def process(self, e: E.Event) -> tuple[list[dict[str, Any]], E.Rejection | None]:
-        """One valid event. Returns (alerts, rejection) where rejection marks a duplicate."""
+        """One valid event. Returns (alerts, rejection) where rejection marks a duplicate.
+
+        An event id seen before with the same content (:func:`~detectors.events.content_key`)
+        is a duplicate, dropped; with other content, a ``duplicate_conflict``: counted in
+        ``stats`` and processed (an id is a producer's claim: reusing one must not hide an
+        event)."""
         ctx = self.ctx
         cfg = self.config
         key = hash(e.event_id)
         seen_now = self._seen_now
-        if key in seen_now or key in self._seen_prev:
+        content = E.content_key(e)
+        seen = seen_now.get(key)
+        if seen is None:
+            seen = self._seen_prev.get(key)
+        if seen is None:
+            seen_now[key] = content
+        elif seen == content or (type(seen) is tuple and content in seen):
             self.rejected["duplicate"] += 1
             return [], E.Rejection("duplicate", "event_id", "already processed")
-        seen_now.add(key)
+        else:
+            self.stats["duplicate_conflict"] += 1
+            seen_now[key] = ((*seen, content) if type(seen) is tuple else (seen, content))[-8:]
         if len(seen_now) > cfg.dedupe_max:
-            self._seen_prev, self._seen_now = seen_now, set()
+            self._seen_prev, self._seen_now = seen_now, {}
         ts = e.ts
         if ctx.start is None:
             ctx.start = ts
@@ -343,7 +381,7 @@ class Engine:
             if timers and timers[0][0] <= ts:
                 findings = self._fire_timers(ts)
             if ts - self._seen_rotated > cfg.dedupe_window:
-                self._seen_prev, self._seen_now = self._seen_now, set()
+                self._seen_prev, self._seen_now = self._seen_now, {}
                 self._seen_rotated = ts
             if ts >= self._next_expire:
                 self._expire(ts)
@@ -567,7 +605,8 @@ class Engine:
         # The duplicate memory holds process-local hashes: meaningless in another process
         # (the runtime skips redelivered input by offset instead), so not checkpointed.
         state = dict(self.__dict__)
-        state["_seen_now"], state["_seen_prev"] = set(), set()
+        state["_seen_now"], state["_seen_prev"] = {}, {}
+        state.pop("_policy", None)  # rebuilt from the config
         if self.config.victim_salt:  # a secret: never in a checkpoint (Context.configure_victims)
             state["config"] = replace(self.config, victim_salt="")
         return state
@@ -576,6 +615,8 @@ class Engine:
         self.__dict__.update(state)
         if "_closed" not in state:  # a checkpoint from before closed episodes were kept
             self._closed, self._n_closed = {}, 0
+        if not isinstance(state.get("_seen_now"), dict):  # from before duplicate_conflict
+            self._seen_now, self._seen_prev = {}, {}
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

@@ -2,7 +2,10 @@
 
 The default source is the data shipped inside the ``geoip2fast`` wheel (country and AS name,
 IPv4 and IPv6); an operator can use their own MaxMind ``.mmdb`` files instead
-(:class:`MaxMindGeo`). Values the event already carries (``country``, ``asn``) win.
+(:class:`MaxMindGeo`). Values the event carries (``country``, ``asn``) win only where the
+configuration trusts its producer (``EngineConfig.trust_producer_geo``): otherwise decoding
+drops them and the data here decides. IPv6 forms that carry an IPv4 address (mapped,
+compatible, NAT64, 6to4) are looked up as that IPv4 address (``events.normal_ip``).
 
 Network classes come from ``data/network_classes.tsv`` (see the sources at its top):
 ``hosting`` (cloud, datacenter), ``vpn``, ``relay``, ``isp`` (everything else), ``private``.
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Protocol
+
+from .events import normal_ip
 
 UNKNOWN = "??"
 
@@ -188,6 +193,7 @@ class Geo:
         self.__init__(state["source"], state["cache_size"])  # type: ignore[misc, arg-type]
 
     def _lookup(self, ip: str) -> NetInfo:
+        ip = normal_ip(ip) or ip  # decoding normalised it already; other callers may not
         subnet, version, private = subnet_of(ip)
         if private:
             return NetInfo(UNKNOWN, None, "private", "private", subnet, version)
@@ -195,7 +201,8 @@ class Geo:
         return NetInfo(country, asn, org, self.classes.classify(asn, org), subnet, version)
 
     def enrich(self, ip: str, country: str | None, asn: int | None) -> NetInfo:
-        """NetInfo for an event, the event's own country/asn taking precedence."""
+        """NetInfo for an event, the event's own country/asn taking precedence (decoding
+        leaves them None unless their producer is trusted)."""
         n = self.lookup(ip)
         if country is None and asn is None:
             return n

@@ -20,10 +20,11 @@ This is an exact check with no warm-up; state is one small record per account se
 ``ttl`` (a day: no journey between centroids takes longer at 1,000 km/h).
 
 >>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 >>> eng = Engine(EngineConfig(detectors=("impossible_travel",)))
->>> _ = eng.process_obj({"event_id": "l1", "ts": 1000, "account_id": "c-1", "outcome": "success",
+>>> _ = eng.process_obj({"event_id": "l1", "ts": T0 + 1000, "account_id": "c-1", "outcome": "success",
 ...                      "src_ip": "121.134.3.3", "session_id": "s-1"})
->>> a = eng.process_obj({"event_id": "l2", "ts": 1000 + 20 * 60, "account_id": "c-1",
+>>> a = eng.process_obj({"event_id": "l2", "ts": T0 + 1000 + 20 * 60, "account_id": "c-1",
 ...                      "outcome": "success", "src_ip": "95.24.1.1", "session_id": "s-2"})[0][0]
 >>> a["severity"], a["entity"]
 ('warning', {'kind': 'account', 'id': 'c-1'})

@@ -34,13 +34,14 @@ customer by digest (``customer#...``). The hosting servers, their subnet and the
 stay in the clear.
 
 >>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 >>> eng = Engine(EngineConfig(detectors=("overseas_server",)))
 >>> for i in range(6):       # six customers at home (Korea Telecom), then "their" reads from AWS US
-...     _ = eng.process_obj({"event_id": f"l{i}", "ts": 1000 + i, "account_id": f"c-{i}",
+...     _ = eng.process_obj({"event_id": f"l{i}", "ts": T0 + 1000 + i, "account_id": f"c-{i}",
 ...                          "outcome": "success", "src_ip": "121.134.3.3", "session_id": f"s{i}"})
 >>> alerts = []
 >>> for i in range(6):
-...     alerts += eng.process_obj({"event_id": f"a{i}", "ts": 2000 + i, "actor_id": f"c-{i}",
+...     alerts += eng.process_obj({"event_id": f"a{i}", "ts": T0 + 2000 + i, "actor_id": f"c-{i}",
 ...                                "subject_id": f"c-{i}", "resource": "address",
 ...                                "src_ip": "3.101.4.4", "key_id": "kid-legacy"})[0]
 >>> [(a["severity"], a["entity"]["kind"], a["entity"]["id"]) for a in alerts]

@@ -22,10 +22,11 @@ Victims: the accounts the sprayed password worked for are counted and named by d
 (``account#...``); the AS, subnet or address and its spraying addresses stay in the clear.
 
 >>> from detectors.engine import Engine, EngineConfig
->>> eng = Engine(EngineConfig(detectors=("password_spray",)))
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
+>>> eng = Engine(EngineConfig(detectors=("password_spray",), trust_producer_geo=True))
 >>> alerts = []
 >>> for i in range(45):  # one account every 80 s, from 45 addresses in 3 subnets of one AS
-...     got, _ = eng.process_obj({"event_id": f"f{i}", "ts": 1000 + i * 80, "account_id": f"c-{i}",
+...     got, _ = eng.process_obj({"event_id": f"f{i}", "ts": T0 + 1000 + i * 80, "account_id": f"c-{i}",
 ...         "outcome": "failure", "src_ip": f"167.71.{i % 3}.{i + 10}", "asn": 14061})
 ...     alerts += got
 >>> a = alerts[0]

@@ -22,21 +22,22 @@ principal itself) and the account a key logged in as are named by digest (``cust
 owner and the request's source stay in the clear (they are the credential and the one using it).
 
 >>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 >>> eng = Engine(EngineConfig(detectors=("revoked_credential",)))
 >>> for obj in [
-...     {"event_id": "i1", "ts": 1000, "change": "key_issued", "key_id": "kid-legacy-2019",
+...     {"event_id": "i1", "ts": T0 + 1000, "change": "key_issued", "key_id": "kid-legacy-2019",
 ...      "owner_id": "emp-7"},
-...     {"event_id": "i2", "ts": 2000, "change": "principal_terminated", "principal_id": "emp-7"}]:
+...     {"event_id": "i2", "ts": T0 + 2000, "change": "principal_terminated", "principal_id": "emp-7"}]:
 ...     _ = eng.process_obj(obj)
->>> alerts, _ = eng.process_obj({"event_id": "a1", "ts": 88400, "actor_id": "c-1",
+>>> alerts, _ = eng.process_obj({"event_id": "a1", "ts": T0 + 88400, "actor_id": "c-1",
 ...     "subject_id": "c-1", "resource": "address", "src_ip": "52.95.110.1",
 ...     "key_id": "kid-legacy-2019"})
 >>> a = alerts[0]
 >>> a["severity"], a["entity"]
 ('critical', {'kind': 'key', 'id': 'kid-legacy-2019'})
 >>> a["summary"]
-'Key kid-legacy-2019 belongs to emp-7, terminated 1.0 days ago (1970-01-01T00:33:20.000Z), was just used to read address of 1 customer (customer#f3edcdd2) from 52.95.110.1 (US, AMAZON-02).'
->>> eng.process_obj({"event_id": "a2", "ts": 88401, "actor_id": "c-2", "subject_id": "c-2",
+'Key kid-legacy-2019 belongs to emp-7, terminated 1.0 days ago (2025-06-24T00:33:20.000Z), was just used to read address of 1 customer (customer#f3edcdd2) from 52.95.110.1 (US, AMAZON-02).'
+>>> eng.process_obj({"event_id": "a2", "ts": T0 + 88401, "actor_id": "c-2", "subject_id": "c-2",
 ...     "resource": "address", "src_ip": "52.95.110.1", "key_id": "kid-legacy-2019"})
 ([], None)
 """

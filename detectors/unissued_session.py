@@ -25,16 +25,17 @@ bound to the victim's account). In the clear: the key, the source, and a session
 alert's entity (a hop or a use after revocation: the token to revoke).
 
 >>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 >>> eng = Engine(EngineConfig(detectors=("unissued_session",)))
->>> _ = eng.process_obj({"event_id": "l1", "ts": 1000, "account_id": "c-1", "outcome": "success",
+>>> _ = eng.process_obj({"event_id": "l1", "ts": T0 + 1000, "account_id": "c-1", "outcome": "success",
 ...                      "src_ip": "121.131.0.7", "session_id": "s-ok"})
->>> eng.process_obj({"event_id": "a1", "ts": 1001, "actor_id": "c-1", "subject_id": "c-1",
+>>> eng.process_obj({"event_id": "a1", "ts": T0 + 1001, "actor_id": "c-1", "subject_id": "c-1",
 ...                  "resource": "address", "src_ip": "121.131.0.7", "session_id": "s-ok",
-...                  "token_issued_at": 1000})
+...                  "token_issued_at": T0 + 1000})
 ([], None)
->>> _ = eng.process_obj({"event_id": "a2", "ts": 1002, "actor_id": "c-2", "subject_id": "c-2",
+>>> _ = eng.process_obj({"event_id": "a2", "ts": T0 + 1002, "actor_id": "c-2", "subject_id": "c-2",
 ...                      "resource": "address", "src_ip": "52.95.110.1", "session_id": "s-forged",
-...                      "token_issued_at": 1001, "key_id": "kid-legacy"})
+...                      "token_issued_at": T0 + 1001, "key_id": "kid-legacy"})
 >>> a = eng.flush()[0]
 >>> a["detector"], a["severity"], a["entity"]
 ('unissued_session', 'warning', {'kind': 'key', 'id': 'kid-legacy'})

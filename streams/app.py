@@ -88,7 +88,7 @@ import types
 import zlib
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
@@ -447,8 +447,17 @@ class Runtime:
                                     partitions=settings.partitions) for t in self.input_topics}
         self.config = EngineConfig(detectors=settings.detectors or None,
                                    reveal_victims=settings.reveal_victims,
-                                   victim_salt=settings.victim_salt)
+                                   victim_salt=settings.victim_salt,
+                                   ts_min_year=settings.ts_min_year,
+                                   ts_max_year=settings.ts_max_year,
+                                   max_future_skew=settings.max_future_skew or None)
         Engine(self.config)  # fail fast on unknown detector ids
+        #: how each topic's records are decoded: the accepted years, the future skew, and
+        #: whether that topic's producers are believed about country / asn
+        trusted = set(settings.trust_producer_geo)
+        self.policy_of = {t: replace(self.config.decode_policy(),
+                                     trust_geo="*" in trusted or t in trusted)
+                          for t in self.kind_of}
         self.geo = default_geo()
         self.directory = Directory()
         self.identity_log: list[E.Event] = []
@@ -610,7 +619,7 @@ class Runtime:
         self._taken[topic] += 1
         try:
             ev = (
-                E.decode(msg.value, self.kind_of[topic])
+                E.decode(msg.value, self.kind_of[topic], self.policy_of[topic], time.time())
                 if msg.value is not None
                 else E.Rejection("invalid_json", None, "empty message (tombstone)")
             )
@@ -836,6 +845,7 @@ class Runtime:
             self._rekeyed_child[topic].inc()
             return
         t0 = time.perf_counter()
+        conflicts = st.engine.stats.get("duplicate_conflict", 0)
         try:
             alerts, rej = st.engine.process(ev)
         except Exception as exc:  # a detector bug must not kill the agent
@@ -846,6 +856,8 @@ class Runtime:
         if rej is not None:
             self.metrics.duplicate_events.labels(topic=topic).inc()
             return
+        if st.engine.stats.get("duplicate_conflict", 0) != conflicts:  # processed, counted
+            self.metrics.count_invalid(topic, "duplicate_conflict")
         self._lag.observe(max(0.0, time.time() - ev.ts))
         if self.bursts is not None and topic == self.names.logins:
             await self.bursts.send(msg, ev)  # to the burst engine of its source
@@ -859,7 +871,7 @@ class Runtime:
         topic = self.names.identity
         self._taken[topic] += 1
         ev = (
-            E.decode(msg.value, E.IDENTITY)
+            E.decode(msg.value, E.IDENTITY, self.policy_of[topic], time.time())
             if msg.value is not None
             else E.Rejection("invalid_json", None, "empty message (tombstone)")
         )

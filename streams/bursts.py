@@ -95,7 +95,7 @@ class Bursts:
             return  # taken already, or inside the restored checkpoint
         msg = event.message
         try:
-            ev = E.decode(msg.value, E.LOGIN)
+            ev = E.decode(msg.value, E.LOGIN, self.rt.policy_of[self.rt.names.logins])
             if isinstance(ev, E.Rejection):  # the input engine took it: cannot happen
                 raise ValueError(ev.reason)
             alerts, _ = st.engine.process(ev)

@@ -2,6 +2,10 @@
 
 Exit codes: 0 the input was read to the end (alerts or not); 2 a bad flag or an unreadable
 file (one line on stderr); 130 interrupted.
+
+Each line's arrival is the wall clock when it is read: an event dated more than
+``--max-future-skew`` seconds after that is rejected as ``future_ts``. A file dated in the
+future (a simulation starting tomorrow) needs that raised, or turned off with 0.
 """
 
 from __future__ import annotations
@@ -76,9 +80,10 @@ def replay(
     alerts_all: list[dict[str, Any]] = []
     dumps = orjson.dumps
     process = engine.process_line
+    clock = time.time
     n = 0
     for n, line in enumerate(lines, 1):  # noqa: B007
-        alerts, rej = process(line)
+        alerts, rej = process(line, None, clock())  # arrival: now, as it is read
         if alerts:
             alerts_all.extend(alerts)
             if out is not None:
@@ -109,9 +114,12 @@ def summary(engine: Engine, seconds: float) -> str:
     s = engine.stats
     events = s["login"] + s["access"] + s["identity"]
     rejected = sum(engine.rejected.values())
+    conflicts = s["duplicate_conflict"]
     lines = [
         f"events: {events:,} (logins {s['login']:,}, access {s['access']:,}, "
-        f"identity {s['identity']:,}; late {s['late']:,})",
+        f"identity {s['identity']:,}; late {s['late']:,}"
+        + (f"; duplicate_conflict {conflicts:,}: ids seen before with other content, "
+           "processed" if conflicts else "") + ")",
         f"rejected: {rejected:,}"
         + (
             " (" + ", ".join(f"{r} {c:,}" for r, c in sorted(engine.rejected.items())) + ")"
@@ -142,14 +150,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write victims' ids in each alert's victims field (the digests "
                    "in summaries and evidence use $ACCESSWATCH_VICTIM_SALT or _FILE, as the "
                    "worker's do)")
+    # issue 12, input slice
+    p.add_argument("--ts-min-year", dest="ts_min_year", type=int,
+                   default=EngineConfig.ts_min_year, metavar="YEAR", help="reject times before this year as ts_out_of_range "
+                   "(default %(default)s)")
+    p.add_argument("--ts-max-year", dest="ts_max_year", type=int,
+                   default=EngineConfig.ts_max_year, metavar="YEAR", help="reject times after this year as ts_out_of_range "
+                   "(default %(default)s)")
+    p.add_argument("--max-future-skew", dest="max_future_skew", type=float,
+                   default=EngineConfig.max_future_skew, metavar="SECONDS",
+                   help="reject events dated more than this after the moment they are read "
+                   "as future_ts (default %(default)s; 0 = off: a file dated in the future)")
+    p.add_argument("--trust-producer-geo", dest="trust_producer_geo", action="store_true",
+                   help="believe the events' own country / asn (default: GeoIP decides)")
 
 
 def run(args: argparse.Namespace) -> int:
     dets = tuple(d.strip() for d in args.detectors.split(",")) if args.detectors else None
+    skew = args.max_future_skew
     try:
-        salt = victim_salt_from_env()
-        engine = Engine(EngineConfig(detectors=dets, reveal_victims=args.reveal_victims,
-                                     victim_salt=salt))
+        if skew is not None and not skew >= 0:
+            raise ValueError(f"--max-future-skew must be >= 0 seconds, not {skew}")
+        cfg = EngineConfig(detectors=dets, ts_min_year=args.ts_min_year,
+                           ts_max_year=args.ts_max_year,
+                           max_future_skew=skew or None,
+                           trust_producer_geo=args.trust_producer_geo,
+                           reveal_victims=args.reveal_victims,
+                           victim_salt=victim_salt_from_env())
+        cfg.decode_policy()  # a bad year range fails here, as one line
+        engine = Engine(cfg)
     except (ValueError, SettingsError) as e:
         raise InputError(str(e)) from None
     files = open_inputs(args.files)

@@ -140,6 +140,18 @@ class Settings:
     #: certificate and key (PEM) for mutual TLS; the key file may be the certificate file.
     alertmanager_cert_file: str = ""
     alertmanager_key_file: str = ""
+    # ---- issue 12, input slice: what decoding accepts and which producers it believes ----
+    #: (``ACCESSWATCH_TS_MIN_YEAR``) event times (``ts``, ``token_issued_at``) before the
+    #: start of this year are rejected as ``ts_out_of_range``.
+    ts_min_year: int = 2000
+    #: (``ACCESSWATCH_TS_MAX_YEAR``) ... and after the end of this year.
+    ts_max_year: int = 2100
+    #: (``ACCESSWATCH_MAX_FUTURE_SKEW``) seconds an event's ``ts`` may be ahead of the wall
+    #: clock when the worker receives it; further ahead: ``future_ts``. 0 = no such check.
+    max_future_skew: float = 300.0
+    #: (``ACCESSWATCH_TRUST_PRODUCER_GEO``) comma-separated input topics whose producers'
+    #: ``country`` / ``asn`` are believed (``*``: every topic). Empty (default): GeoIP decides.
+    trust_producer_geo: tuple[str, ...] = ()
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -181,6 +193,13 @@ class Settings:
                 raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
         check_victim_salt(self.victim_salt)  # issue 12, privacy of victims
         self._validate_exposure()
+        # issue 12, input slice
+        if not 1970 <= self.ts_min_year <= self.ts_max_year <= 9998:
+            raise SettingsError(f"accepted years must be 1970 <= min <= max <= 9998, not "
+                                f"{self.ts_min_year}..{self.ts_max_year}")
+        if not self.max_future_skew >= 0:
+            raise SettingsError(f"max future skew must be >= 0 seconds, not "
+                                f"{self.max_future_skew}")
         return self
 
     def _validate_exposure(self) -> None:
@@ -267,6 +286,19 @@ class Settings:
             raw = get(var)
             if raw is not None:
                 kw[name] = _split(raw)
+        # issue 12, input slice
+        for name, var, typ in (("ts_min_year", "ACCESSWATCH_TS_MIN_YEAR", int),
+                               ("ts_max_year", "ACCESSWATCH_TS_MAX_YEAR", int),
+                               ("max_future_skew", "ACCESSWATCH_MAX_FUTURE_SKEW", float)):
+            raw = get(var)
+            if raw is not None:
+                try:
+                    kw[name] = typ(raw)
+                except ValueError:
+                    raise SettingsError(f"${var}={raw!r} is not a valid {typ.__name__}") from None
+        raw = get("ACCESSWATCH_TRUST_PRODUCER_GEO")
+        if raw is not None:
+            kw["trust_producer_geo"] = _split(raw)
         kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         return cls(**kw)  # type: ignore[arg-type]
@@ -279,7 +311,8 @@ class Settings:
         over: dict[str, object] = {}
         for k, v in vars(args).items():
             if k in names and v is not None:
-                over[k] = _split(v) if k in ("alertmanager", "detectors") else v
+                over[k] = _split(v) if k in ("alertmanager", "detectors",
+                                             "trust_producer_geo") else v
         return replace(base, **over).validate()  # type: ignore[arg-type]
 
     def data_path(self) -> Path:
@@ -452,3 +485,16 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--reveal-victims", dest="reveal_victims", action="store_true", default=None,
                    help="also put victims' ids in each alert's victims field on the alerts "
                    "topic, never sent to Alertmanager ($ACCESSWATCH_REVEAL_VICTIMS)")
+    # issue 12, input slice
+    p.add_argument("--ts-min-year", dest="ts_min_year", type=int, metavar="YEAR",
+                   help="reject event times before this year ($ACCESSWATCH_TS_MIN_YEAR, "
+                   "default 2000)")
+    p.add_argument("--ts-max-year", dest="ts_max_year", type=int, metavar="YEAR",
+                   help="reject event times after this year ($ACCESSWATCH_TS_MAX_YEAR, "
+                   "default 2100)")
+    p.add_argument("--max-future-skew", dest="max_future_skew", type=float, metavar="SECONDS",
+                   help="reject events dated more than this after they are received "
+                   "($ACCESSWATCH_MAX_FUTURE_SKEW, default 300; 0 = off)")
+    p.add_argument("--trust-producer-geo", dest="trust_producer_geo", action="append",
+                   metavar="TOPIC", help="believe country / asn sent on this input topic, "
+                   "repeatable, * = all ($ACCESSWATCH_TRUST_PRODUCER_GEO; default: GeoIP)")

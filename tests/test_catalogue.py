@@ -2,7 +2,8 @@
 
 Each ``tests/scenarios/<detector>/<name>.jsonl`` starts with a header naming the alerts it
 must raise (detector, entity, at least this severity) and the detectors that must stay quiet;
-the events after it are replayed through a fresh engine with every detector on.
+the events after it are replayed through a fresh engine with every detector on (and the
+``EngineConfig`` settings of its ``engine`` key, if any).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import orjson
 import pytest
 
 from detectors.base import ENTITY_KINDS, SEVERITIES, SEVERITY_RANK, STATUSES, Detector
-from detectors.engine import Engine, discover
+from detectors.engine import Engine, EngineConfig, discover
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 CATALOGUE = discover()
@@ -60,7 +61,7 @@ def _load(path: Path) -> tuple[dict, list[bytes]]:
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[f"{p.parent.name}/{p.stem}" for p in SCENARIO_FILES])
 def test_scenario(path: Path) -> None:
     header, lines = _load(path)
-    eng = Engine()
+    eng = Engine(EngineConfig(**header.get("engine", {})))  # e.g. trust_producer_geo
     alerts = []
     for i, line in enumerate(lines, 2):
         out, rej = eng.process_line(line)

@@ -46,7 +46,7 @@ def test_replay_stdin_and_files_in_order_give_the_same_alerts(tmp_path: Path) ->
 
 def test_rejects_file_lists_every_bad_line_and_the_run_goes_on(tmp_path: Path) -> None:
     good = events_of(SCENARIO).splitlines()
-    bad = [b"", b"[1]", b"{nope", b'{"event_id":"x","ts":1,"account_id":"a","outcome":"success","src_ip":"1.1.1.1"}',
+    bad = [b"", b"[1]", b"{nope", b'{"event_id":"x","ts":1750734765,"account_id":"a","outcome":"success","src_ip":"1.1.1.1"}',
            b"\xff\xfe", b'{"a":' + b"1" * 70000 + b"}"]
     lines = good[:2] + bad + good[2:]
     f = tmp_path / "mixed.jsonl"

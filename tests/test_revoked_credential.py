@@ -8,8 +8,9 @@ from detectors.engine import Engine, EngineConfig
 
 
 def engine(**params: Any) -> Engine:
+    # times in these tests count from 0 (1970): accepted here
     return Engine(EngineConfig(detectors=("revoked_credential",),
-                               params={"revoked_credential": params}))
+                               params={"revoked_credential": params}, ts_min_year=1970))
 
 
 def feed(eng: Engine, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,6 +170,7 @@ def test_restored_checkpoint_sees_a_newer_directory() -> None:
 def _term() -> Any:
     from detectors import events as E
 
-    ev = E.decode_obj(change(20, "principal_terminated", principal_id="emp-1"))
+    ev = E.decode_obj(change(20, "principal_terminated", principal_id="emp-1"),
+                      policy=E.Policy.years(1970, 2100))
     assert isinstance(ev, E.Event)
     return ev

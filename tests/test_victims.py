@@ -288,11 +288,12 @@ def test_a_worker_without_a_salt_warns_and_one_with_a_salt_does_not() -> None:
 def test_replay_reveals_only_with_the_flag(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
     from streams.cli import main
 
-    events = [{"event_id": "i1", "ts": 1000, "change": "key_issued", "key_id": "kid-legacy",
+    t0 = 1_750_723_200  # 2025-06-24T00:00:00Z (decoding accepts years 2000-2100)
+    events = [{"event_id": "i1", "ts": t0 + 1000, "change": "key_issued", "key_id": "kid-legacy",
                "owner_id": "emp-7"},
-              {"event_id": "i2", "ts": 2000, "change": "principal_terminated",
+              {"event_id": "i2", "ts": t0 + 2000, "change": "principal_terminated",
                "principal_id": "emp-7"},
-              {"event_id": "a1", "ts": 3000, "actor_id": "c-000113", "subject_id": "c-000113",
+              {"event_id": "a1", "ts": t0 + 3000, "actor_id": "c-000113", "subject_id": "c-000113",
                "resource": "address", "src_ip": "45.77.0.163", "key_id": "kid-legacy"}]
     path = tmp_path / "e.jsonl"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
