@@ -46,6 +46,8 @@ class SideEngines(Runtime):
         params = rt.config.params
         self.config = EngineConfig(detectors=detectors, salt=rt.config.salt,
                                    params={d: params[d] for d in detectors if d in params})
+        self.state_keys = rt.state_keys
+        self.migrate_pickle = rt.migrate_pickle
         self.geo = rt.geo
         self.directory = rt.directory
         self.identity_log = []
