@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib.util
 import io
 import logging
 import os
@@ -40,6 +41,10 @@ from streams.app import (
 )
 from streams.metrics import Metrics
 from streams.settings import Settings, SettingsError
+
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
 
 KEY = "test-state-key-0123456789"
 KEYS = S.StateKeys([KEY])
@@ -458,3 +463,81 @@ def test_partition_state_of_a_fresh_start_is_not_marked_restored() -> None:
     st = rt.state(0)
     assert isinstance(st, PartitionState) and not st.restored
     assert sum(rejected(rt, r) for r in S.REASONS) == 0
+
+
+# ------------------------------------------- (e) against a real broker and worker
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(240)
+def test_a_record_crafted_into_the_changelog_does_not_run_in_the_restarted_worker(
+        fresh_tansu: Any, tmp_path: Path) -> None:
+    """The attack of issue 12 end to end: a worker checkpoints and stops; a pickle payload
+    (with a valid manifest and CRC) is produced to ``<app_id>-engine-checkpoints-changelog``;
+    the next worker stays up, does not run it, counts the rejection and takes the events."""
+    import re
+    import time
+
+    from kafka import KafkaProducer
+
+    from streams.demo import WorkerProcess
+    from streams.topics import create_topics
+
+    if importlib.util.find_spec("tests"):
+        from tests.test_parity import produce_by_topic, sim_lines
+    else:
+        from test_parity import produce_by_topic, sim_lines
+
+    lines = sim_lines(SimConfig(seed=5, customers=200, hours=1))
+    half = len(lines) // 2
+    create_topics(fresh_tansu.bootstrap, partitions=1)
+    produce_by_topic(fresh_tansu.bootstrap, lines[:half])
+    group = "accesswatch-forged"
+    opts: dict[str, Any] = {"partitions": 1, "app_id": group, "checkpoint_interval": 1.0,
+                            "extra": ["--log-level", "info"]}
+    checkpointed = re.compile(r"checkpoint \d+ bytes at offsets \{[^}]*'data-access'")
+    marker = tmp_path / "pwned"
+    first = WorkerProcess(fresh_tansu.url, data_dir=str(tmp_path / "a"),
+                          log_path=str(tmp_path / "a.log"), **opts)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first.start()
+    try:
+        first.wait_ready()
+        deadline = time.monotonic() + 60
+        while not checkpointed.search((tmp_path / "a.log").read_text()):
+            assert first.alive() and time.monotonic() < deadline, first.log_tail(40)
+            time.sleep(0.2)
+    finally:
+        assert first.stop() == 0
+    producer = KafkaProducer(bootstrap_servers=fresh_tansu.bootstrap)
+    changelog = f"{group}-engine-checkpoints-changelog"
+    for key, value in legacy_records(0, evil_pickle(marker)):
+        producer.send(changelog, key=key, value=value, partition=0)
+    producer.flush()
+    # records of keys no checkpoint uses, one batch each: Tansu reports the end offset of a
+    # partition low, and Faust's table recovery reads only up to it
+    for i in range(3):
+        producer.send(changelog, key=f"pad/{i}".encode(), value=b"", partition=0)
+        producer.flush()
+    producer.close()
+
+    second = WorkerProcess(fresh_tansu.url, data_dir=str(tmp_path / "b"),
+                           log_path=str(tmp_path / "b.log"), **opts)
+    second.start()
+    try:
+        second.wait_ready()
+        produce_by_topic(fresh_tansu.bootstrap, lines[half:])
+        deadline = time.monotonic() + 60
+        while second.metric("accesswatch_checkpoint_rejected_total") < 1 or \
+                second.metric("accesswatch_events_total") < 1:
+            assert second.alive() and time.monotonic() < deadline, second.log_tail(40)
+            time.sleep(0.2)
+        assert second.alive()
+    finally:
+        rc = second.stop()
+    log = (tmp_path / "b.log").read_text()
+    assert not marker.exists()
+    assert "checkpoint rejected (legacy_pickle)" in log, log[-3000:]
+    assert "learned state is discarded" in log
+    assert rc == 0
