@@ -352,10 +352,19 @@ REF, LIST, TUPLE, DICT, SET, FROZENSET, DEQUE, COUNTER, ODICT, DDICT = range(10)
 OBJ, WIRE, STRUCT, CONST, METHOD, CALL, PARTIAL, BIGINT, SDICT, USTR, BYTEARRAY = range(10, 21)
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _PRIMITIVE = (str, int, float, bool, bytes, type(None))
+#: scalars written as they are, without a look (str and int need one: surrogates, range)
+_PLAIN = frozenset({float, bool, bytes, type(None)})
+_PRIMITIVE_SET = frozenset(_PRIMITIVE)
 
 
 class _Encoder:
-    def __init__(self) -> None:
+    """``careful``: look at every str (lone surrogates) and int (beyond 64 bits) and tag
+    those msgpack cannot carry. Without it they are written as they are, and msgpack
+    refuses the rare state holding one: :func:`encode` then encodes again, carefully."""
+
+    def __init__(self, careful: bool = False) -> None:
+        self.careful = careful
+        self.plain = _PLAIN if careful else _PRIMITIVE_SET
         self.memo: dict[int, int] = {}
         self.alive: list[Any] = []  # memoised objects outlive the encoding: ids stay unique
         self.classes: dict[str, int] = {}
@@ -381,6 +390,8 @@ class _Encoder:
     def enc(self, o: Any) -> Any:
         t = type(o)
         if t in _PRIMITIVE:
+            if not self.careful:
+                return o
             if t is int and not _INT_MIN <= o <= _INT_MAX:
                 return [BIGINT, str(o)]
             if t is str and not o.isascii():
@@ -397,18 +408,16 @@ class _Encoder:
             return [CONST, *const]
         e = self.enc
         if t is tuple:
-            return [TUPLE, *[e(x) for x in o]]
+            return [TUPLE, *[x if type(x) in self.plain else e(x) for x in o]]
         if t is frozenset:
             return [FROZENSET, *[e(x) for x in o]]
         if t is list:
             self.remember(o)
-            return [LIST, *[e(x) for x in o]]
+            return [LIST, *[x if type(x) in self.plain else e(x) for x in o]]
         if t is dict or t is collections.Counter or t is collections.OrderedDict:
             self.remember(o)
             out: list[Any] = [DICT if t is dict else COUNTER if t is collections.Counter else ODICT]
-            for k, v in o.items():
-                out.append(e(k))
-                out.append(e(v))
+            self.pairs(o, out)
             return out
         if t is set:
             self.remember(o)
@@ -458,13 +467,18 @@ class _Encoder:
         """A state container made for this encoding (not shared): no memo entry."""
         if type(s) is dict:
             out: list[Any] = [SDICT]  # made for this encoding: not remembered
-            for k, v in s.items():
-                out.append(self.enc(k))
-                out.append(self.enc(v))
+            self.pairs(s, out)
             return out
         if type(s) is list or type(s) is tuple:
             return [TUPLE, *[self.enc(x) for x in s]]
         return self.enc(s)
+
+    def pairs(self, m: Any, out: list[Any]) -> None:
+        e = self.enc
+        plain = self.plain
+        for k, v in m.items():
+            out.append(k if type(k) in plain else e(k))
+            out.append(v if type(v) in plain else e(v))
 
     def factory(self, f: Any) -> Any:
         if f is None:
@@ -484,7 +498,12 @@ def encode(obj: Any) -> bytes:
     """The payload for ``obj`` (an object graph of allowed types); raises :class:`SnapshotError`."""
     enc = _Encoder()
     root = enc.enc(obj)
-    return _msgpack_encoder.encode([list(enc.classes), root])
+    try:
+        return _msgpack_encoder.encode([list(enc.classes), root])
+    except (UnicodeEncodeError, OverflowError):  # a lone surrogate, an int beyond 64 bits
+        enc = _Encoder(careful=True)
+        root = enc.enc(obj)
+        return _msgpack_encoder.encode([list(enc.classes), root])
 
 
 # --------------------------------------------------------------------------- decode
@@ -514,13 +533,13 @@ class _Decoder:
                 raise ValueError("a reference to an object under construction")
             return obj
         if tag == TUPLE:
-            return tuple(d(x) for x in v[1:])
+            return tuple([x if type(x) is not list else d(x) for x in v[1:]])
         if tag == FROZENSET:
             return frozenset(d(x) for x in v[1:])
         if tag == LIST:
             lst: list[Any] = []
             self.memo.append(lst)
-            lst.extend(d(x) for x in v[1:])
+            lst.extend([x if type(x) is not list else d(x) for x in v[1:]])
             return lst
         if tag in (DICT, COUNTER, ODICT, DDICT):
             if tag == DDICT:
@@ -610,9 +629,11 @@ class _Decoder:
 
     def pairs(self, m: Any, flat: list[Any]) -> Any:
         d = self.dec
-        for i in range(0, len(flat) - 1, 2):
-            k = d(flat[i])
-            m[k] = d(flat[i + 1])
+        it = iter(flat)
+        for k, v in zip(it, it):  # noqa: B905 - an odd last item is ignored
+            if type(k) is list:
+                k = d(k)
+            m[k] = v if type(v) is not list else d(v)
         return m
 
     def factory(self, v: Any) -> Any:
