@@ -301,6 +301,29 @@ def test_containers_round_trip_with_their_types() -> None:
     assert back[("tuple", "key")] is back[-1]
 
 
+def test_datasketches_travel_in_their_own_wire_form() -> None:
+    import datasketches as ds
+
+    from detectors._sketch import DistinctCounter
+
+    hll = ds.hll_sketch(12)
+    upd = ds.update_theta_sketch(12, 1.0, S.THETA_SEED)
+    counter = DistinctCounter(exact_max=4)
+    for i in range(1000):
+        hll.update(i)
+        upd.update(i)
+        counter.update(i)
+    value = {"hll": hll, "upd": upd, "compact": upd.compact(), "dc": counter,
+             "again": counter}
+    back = S.decode(S.encode(value))
+    assert back["hll"].get_estimate() == hll.get_estimate()
+    assert back["compact"].get_estimate() == upd.compact().get_estimate()
+    assert back["upd"].get_estimate() == upd.get_estimate()
+    back["upd"].update(5000)  # a restored update sketch still takes updates
+    assert back["upd"].get_estimate() > upd.get_estimate()
+    assert back["dc"] is back["again"] and len(back["dc"]) == len(counter)
+
+
 # --------------------------------------------------- (d) only the allow-list, both ways
 
 
