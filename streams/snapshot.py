@@ -25,6 +25,10 @@ instance of a class in :data:`ALLOWED` with its state, a wire form of its own
 (:data:`CODECS`: datasketches, River's Rust quantile, ``random.Random``, msgspec structs),
 a detector module constant (a shared sentinel tested with ``is``), or a bound hook method.
 
+River's models are stored by their attributes (as pickle stored them): a River release
+that renames them would restore models that fail; River is pinned, and the round-trip test
+(``tests/test_snapshot.py``) runs every detector through the format on the pinned version.
+
 Decoding creates an allowed class with ``cls.__new__(cls)`` (no ``__init__``) and sets its
 ``__dict__`` / slots; it calls ``__setstate__`` only of our own classes (``detectors.*``).
 A class name outside :data:`ALLOWED` is refused, never imported. Encoding refuses any type
