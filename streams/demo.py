@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -56,14 +57,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+#: the checkpoints' MAC key of the workers this process starts when none is configured:
+#: random per run (the demo's and the tests' workers share it; their checkpoints live as
+#: long as this process's broker and data directories)
+RUN_STATE_KEY = secrets.token_hex(32)
+
+
 class WorkerProcess:
-    """``accesswatch worker`` in a subprocess, with its /metrics URL and log file."""
+    """``accesswatch worker`` in a subprocess, with its /metrics URL and log file.
+
+    Its state key (``ACCESSWATCH_STATE_KEY``, in its environment): ``state_key``, else the
+    one configured in this process's environment, else :data:`RUN_STATE_KEY`."""
 
     def __init__(self, broker_url: str, *, partitions: int = 1, app_id: str = "accesswatch",
                  idle_flush: float = 2.0, checkpoint_interval: float = 2.0,
                  topics_env: dict[str, str] | None = None, data_dir: str | None = None,
                  log_path: str | None = None, extra: list[str] | None = None,
-                 web_port: int | None = None, web_token_file: str | None = None) -> None:
+                 web_port: int | None = None, web_token_file: str | None = None,
+                 state_key: str | None = None) -> None:
         self.port = web_port or free_port()
         # the web port's token (the worker requires it; metric() and wait_ready() send it)
         self._auth: dict[str, str] = {}
@@ -83,6 +94,12 @@ class WorkerProcess:
             "--data-dir", str(self.data_dir), *(extra or []),
         ]
         self.env = {**os.environ, **(topics_env or {})}
+        if state_key is not None:
+            self.env.pop("ACCESSWATCH_STATE_KEY_FILE", None)
+            self.env["ACCESSWATCH_STATE_KEY"] = state_key
+        elif not (self.env.get("ACCESSWATCH_STATE_KEY_FILE")
+                  or self.env.get("ACCESSWATCH_STATE_KEY")):
+            self.env["ACCESSWATCH_STATE_KEY"] = RUN_STATE_KEY  # in its environment, not argv
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 

@@ -39,6 +39,7 @@ from detectors.base import SEVERITIES as _SEVERITIES
 from detectors.engine import discover
 from detectors.events import REASONS as _REASONS
 from detectors.events import TOPIC_OF_KIND
+from streams.snapshot import REASONS as _SNAPSHOT_REASONS
 
 PREFIX = "accesswatch"
 
@@ -95,6 +96,8 @@ class Metrics:
       to the worker (a hole in the offsets, or a partition that hands over nothing).
     - ``rekeyed_events`` counter ``{topic}``: input events on a partition their key field
       (account_id, actor_id) does not map to, re-sent to their topic keyed by it.
+    - ``checkpoint_rejected`` counter ``{reason}``: stored engine checkpoints refused
+      (``streams.snapshot.REASONS``); the partition started from a fresh engine.
     - ``processing_seconds`` histogram: engine time per event.
     - ``event_lag_seconds`` histogram: event ``ts`` to processing, in seconds.
     - ``anomaly_score`` histogram ``{detector}``: scores in 0..1.
@@ -197,6 +200,14 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        self.checkpoint_rejected = Counter(
+            "checkpoint_rejected",
+            "Stored engine checkpoints not restored (bad_mac, unknown_version, undecodable, "
+            "legacy_pickle): the partition started from a fresh engine.",
+            ["reason"],
+            namespace=ns,
+            registry=reg,
+        )
         self.rekeyed_events = Counter(
             "rekeyed_events",
             "Input events on a partition their account_id / actor_id does not map to (a "
@@ -291,6 +302,8 @@ class Metrics:
                 self.invalid_events.labels(topic=topic, reason=reason)
         for reason in self.reasons:
             self.dlq_messages.labels(reason=reason)
+        for reason in _SNAPSHOT_REASONS:
+            self.checkpoint_rejected.labels(reason=reason)
         for detector in self.detectors:
             self.suppressed_alerts.labels(detector=detector)
             self.anomaly_score.labels(detector=detector)

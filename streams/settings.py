@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streams.broker import parse_broker_url
+from streams.snapshot import StateKeys, keys_from_env
 from streams.topics import TopicNames
 
 if TYPE_CHECKING:
@@ -153,6 +154,29 @@ class Settings:
     #: ``country`` / ``asn`` are believed (``*``: every topic). Empty (default): GeoIP decides.
     trust_producer_geo: tuple[str, ...] = ()
 
+    # ---- issue 12, slice 1: authenticated engine snapshots (streams.snapshot) -------------
+    #: (``ACCESSWATCH_STATE_KEY_FILE``: a file holding them, preferred; or
+    #: ``ACCESSWATCH_STATE_KEY``) secrets of the engine checkpoints' HMAC-SHA256, at least 16
+    #: bytes each, comma- or line-separated: the first signs, every one verifies (rotation).
+    #: Every worker of a group needs the same; ``accesswatch worker`` refuses to start without.
+    #: No flag: a flag would show in ``ps``.
+    state_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: (``ACCESSWATCH_MIGRATE_PICKLE_STATE``) ``1``: read checkpoints of the pickle format
+    #: (before the authenticated one) once, through a restricted unpickler, and write them
+    #: again in the new format. Only if you trust every writer of the changelog topics.
+    migrate_pickle_state: bool = False
+
+    def snapshot_keys(self) -> StateKeys:
+        """The checkpoints' MAC keys; ``SettingsError`` when none is configured."""
+        if not self.state_keys:
+            raise SettingsError(
+                "no state key: set ACCESSWATCH_STATE_KEY_FILE (a file holding a secret of at "
+                "least 16 bytes, e.g. from `openssl rand -hex 32`), the same for every worker")
+        try:
+            return StateKeys(self.state_keys)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+
     # ---- derived ---------------------------------------------------------------------
     @property
     def bootstrap(self) -> list[str]:
@@ -273,6 +297,7 @@ class Settings:
             ("fast_deliver", "ACCESSWATCH_FAST_DELIVER"),
             ("web_faust_views", "ACCESSWATCH_WEB_FAUST_VIEWS"),
             ("web_allow_unauthenticated", "ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED"),
+            ("migrate_pickle_state", "ACCESSWATCH_MIGRATE_PICKLE_STATE"),
         ):
             raw = get(var)
             if raw is not None:
@@ -299,6 +324,10 @@ class Settings:
         raw = get("ACCESSWATCH_TRUST_PRODUCER_GEO")
         if raw is not None:
             kw["trust_producer_geo"] = _split(raw)
+        try:
+            kw["state_keys"] = keys_from_env(env)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
         kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         return cls(**kw)  # type: ignore[arg-type]

@@ -48,6 +48,8 @@ class SideEngines(Runtime):
                                    reveal_victims=rt.config.reveal_victims,
                                    victim_salt=rt.config.victim_salt,
                                    params={d: params[d] for d in detectors if d in params})
+        self.state_keys = rt.state_keys
+        self.migrate_pickle = rt.migrate_pickle
         self.geo = rt.geo
         self.directory = rt.directory
         self.identity_log = []

@@ -7,7 +7,11 @@ lets the event in flight finish, writes a last checkpoint of every engine, flush
 
 Metrics: ``http://WEB_HOST:WEB_PORT/metrics`` (Faust's web server).
 
-Exit codes: 0 stopped on a signal; 2 a bad flag, environment value or broker (one line).
+The engine checkpoints are authenticated (``streams.snapshot``): without a state key
+(``ACCESSWATCH_STATE_KEY_FILE`` or ``ACCESSWATCH_STATE_KEY``) the worker does not start.
+
+Exit codes: 0 stopped on a signal; 2 a bad flag, environment value (a missing state key
+included) or broker (one line).
 """
 
 from __future__ import annotations
@@ -152,6 +156,7 @@ def run_worker(settings: Settings) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_args(args)
+        settings.snapshot_keys()  # checkpoints are authenticated: no key, no worker
     except SettingsError as e:
         raise InputError(str(e)) from None
     settings = prepare(settings, create=args.create_topics)

@@ -164,6 +164,9 @@ def test_views_sent_again_by_a_restored_engine_are_counted_once(
 def test_a_sender_checkpointed_with_views_in_its_outbox_sends_them_after_restore() -> None:
     from detectors.geo import default_geo
     from streams.app import restore, snapshot
+    from streams.snapshot import StateKeys
+
+    keys = StateKeys(["test-state-key-0123456789"])
 
     eng = Engine(EngineConfig(remote_kinds=REMOTE_KINDS))
     t = 1750734000
@@ -172,8 +175,8 @@ def test_a_sender_checkpointed_with_views_in_its_outbox_sends_them_after_restore
                          "subject_id": f"c-{9 * i}", "resource": "address",
                          "src_ip": "3.101.7.9", "key_id": "kid-legacy"})
     assert eng.detectors["bulk_lookup"].outbox  # type: ignore[attr-defined]
-    blob = snapshot(eng, {"data-access": 11})
-    back, offsets = restore(blob, default_geo(), eng.ctx.directory)
+    blob = snapshot(eng, {"data-access": 11}, keys=keys, context="t/0")
+    back, offsets = restore(blob, default_geo(), eng.ctx.directory, keys=keys, context="t/0")
     assert back.has_partials()
     sent, resent = eng.drain_partials(), back.drain_partials()
     assert not back.has_partials()

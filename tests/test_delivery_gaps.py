@@ -166,7 +166,11 @@ def test_periodic_checkpoints_back_off_when_pickling_is_slow(
     monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock["mono"])
     monkeypatch.setattr(app_mod.time, "perf_counter", lambda: clock["perf"])
 
-    def slow_snapshot(engine: Any, offsets: Any) -> bytes:
+    rt.state_keys = None  # type: ignore[assignment]
+    rt.settings = SimpleNamespace(app_id="a")  # type: ignore[assignment]
+    rt.table.name = "engine-checkpoints"  # type: ignore[attr-defined]
+
+    def slow_snapshot(engine: Any, offsets: Any, **kw: Any) -> bytes:
         clock["perf"] += 3.0  # 3 s of pickling
         return b"state"
 

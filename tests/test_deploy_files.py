@@ -285,8 +285,7 @@ def test_k8s_scrape_uses_the_secret_the_pods_mount() -> None:
     assert ignore == ["*", "!.gitignore"]  # the token file itself is never committed
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     [c] = pod["containers"]
-    [vol] = [v for v in pod["volumes"] if "secret" in v]
-    assert vol["secret"]["secretName"] == gen["name"]
+    [vol] = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == gen["name"]]
     [mount] = [m for m in c["volumeMounts"] if m["name"] == vol["name"]]
     assert mount["readOnly"] is True
     [item] = vol["secret"]["items"]

@@ -28,7 +28,7 @@ class _Ends:
 
 @pytest.fixture
 def rt(tmp_path: Any) -> Any:
-    settings = Settings(data_dir=str(tmp_path))
+    settings = Settings(data_dir=str(tmp_path), state_keys=("test-state-key-0123456789",))
     app = create_app(settings)
     app._consumer = _Ends()  # noqa: SLF001 - create_app's app is never started here
     return app.accesswatch

@@ -23,6 +23,7 @@ EXPECTED_TYPES = {
     "accesswatch_rebalances": ("counter", set()),
     "accesswatch_refetches": ("counter", set()),
     "accesswatch_rekeyed_events": ("counter", {"topic"}),
+    "accesswatch_checkpoint_rejected": ("counter", {"reason"}),
     "accesswatch_processing_seconds": ("histogram", set()),
     "accesswatch_event_lag_seconds": ("histogram", set()),
     "accesswatch_anomaly_score": ("histogram", {"detector"}),

@@ -58,7 +58,8 @@ class _Event:
 
 @pytest.fixture
 def rt(tmp_path: Any) -> Any:
-    app = create_app(Settings(data_dir=str(tmp_path), partitions=PARTITIONS))
+    app = create_app(Settings(data_dir=str(tmp_path), partitions=PARTITIONS,
+                              state_keys=("test-state-key-0123456789",)))
     rt = app.accesswatch
     app._consumer = _Ends(rt.input_topics)  # noqa: SLF001 - the app is never started
     rt.identity_ready.set()
@@ -113,7 +114,8 @@ def test_an_event_off_its_partition_is_resent_keyed_by_its_account(rt: Any) -> N
 
 
 def test_one_partition_never_resends(tmp_path: Any) -> None:
-    app = create_app(Settings(data_dir=str(tmp_path), partitions=1))
+    app = create_app(Settings(data_dir=str(tmp_path), partitions=1,
+                              state_keys=("test-state-key-0123456789",)))
     rt = app.accesswatch
     app._consumer = _Ends(rt.input_topics)  # noqa: SLF001
     asyncio.run(rt.on_event(_Event(_Msg(rt.names.logins, 0, 0, b"other", _login("c-1", 1)))))

@@ -17,6 +17,7 @@ from detectors.simulate import SimConfig
 from streams.app import assemble_checkpoint, checkpoint_records, restore, snapshot
 from streams.demo import AlertReader, WorkerProcess
 from streams.settings import Settings, SettingsError
+from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
 
 if importlib.util.find_spec("tests"):
@@ -28,6 +29,7 @@ pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
 ]
 
+KEYS = StateKeys(["test-state-key-0123456789"])
 SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_start_hour=0.5)
 
 
@@ -35,14 +37,14 @@ SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_sta
 
 
 def test_checkpoint_round_trip_continues_exactly_like_the_original() -> None:
-    """An engine pickled mid-stream and restored raises the same alerts afterwards."""
+    """An engine checkpointed mid-stream and restored raises the same alerts afterwards."""
     lines = sim_lines(SIM)
     cut = len(lines) // 3
     a = Engine()
     for line in lines[:cut]:
         a.process_line(line)
-    blob = snapshot(a, {"data-access": 41})
-    b, offsets = restore(blob, default_geo(), a.ctx.directory)
+    blob = snapshot(a, {"data-access": 41}, keys=KEYS, context="t/0")
+    b, offsets = restore(blob, default_geo(), a.ctx.directory, keys=KEYS, context="t/0")
     assert offsets == {"data-access": 41}
     out_a: list[dict[str, Any]] = []
     out_b: list[dict[str, Any]] = []
@@ -61,8 +63,10 @@ def test_restored_engine_can_be_checkpointed_again() -> None:
     a = Engine()
     for line in lines:
         a.process_line(line)
-    b, _ = restore(snapshot(a, {}), default_geo(), Directory())
-    c, _ = restore(snapshot(b, {}), default_geo(), Directory())
+    b, _ = restore(snapshot(a, {}, keys=KEYS, context="t/0"), default_geo(), Directory(),
+                   keys=KEYS, context="t/0")
+    c, _ = restore(snapshot(b, {}, keys=KEYS, context="t/0"), default_geo(), Directory(),
+                   keys=KEYS, context="t/0")
     assert c.tracked() == a.tracked()
 
 

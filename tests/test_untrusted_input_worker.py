@@ -45,7 +45,8 @@ class _Event:
 
 
 def _runtime(tmp_path: Any, **kw: Any) -> Any:
-    app = create_app(Settings(data_dir=str(tmp_path), partitions=1, **kw))
+    app = create_app(Settings(data_dir=str(tmp_path), partitions=1,
+                              state_keys=("test-state-key-0123456789",), **kw))
     rt = app.accesswatch
     app._consumer = _Ends(rt.input_topics)  # noqa: SLF001 - the app is never started
     rt.identity_ready.set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import pickle
 import re
+import zlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,8 +25,9 @@ from detectors.engine import Context, Directory, Engine, EngineConfig
 from detectors.geo import default_geo
 from detectors.simulate import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
 from streams.alertmanager import AlertmanagerSender, alert_annotations, alert_labels
-from streams.app import Runtime, snapshot
+from streams.app import Runtime, checkpoint_records, snapshot
 from streams.settings import Settings, SettingsError, victim_salt_from_env
+from streams.snapshot import StateKeys
 
 ATTACKS_TESTED = ("coupang", "insider", "departed_key", "terminated_session", "stuffing",
                   "spray", "impossible_travel", "session_hijack")
@@ -35,6 +37,7 @@ pytest_plugins = [
 
 SIM = SimConfig(seed=5, customers=300, employees=12, hours=5, attacks=ATTACKS_TESTED,
                 attack_start_hour=1)
+KEYS = StateKeys(["test-state-key-0123456789"])
 SALT = "a-secret-victim-salt-for-tests"
 _TOKEN = re.compile(r"[\w.:-]+")
 
@@ -218,8 +221,8 @@ def test_victims_list_is_capped() -> None:
 def test_the_victim_salt_never_reaches_a_checkpoint() -> None:
     eng = Engine(EngineConfig(victim_salt=SALT, reveal_victims=True))
     label = eng.ctx.victim("customer", "c-1")
-    blob = snapshot(eng, {})
-    assert SALT.encode() not in blob
+    blob = snapshot(eng, {}, keys=KEYS, context="t/0")
+    assert SALT.encode() not in zlib.decompress(blob[8:-32])  # the sealed payload
     clone = pickle.loads(pickle.dumps(eng))
     assert not clone.ctx.reveal_victims  # until configured: nothing revealed
     assert clone.ctx.victim("customer", "c-1") != label
@@ -229,12 +232,16 @@ def test_the_victim_salt_never_reaches_a_checkpoint() -> None:
 
 def test_a_restored_partition_takes_todays_key_and_choice() -> None:
     """The runtime configures a restored engine from its own settings, not the checkpoint's."""
-    blob = snapshot(Engine(EngineConfig()), {"data-access": 3})
     rt = Runtime.__new__(Runtime)  # only what ``state`` reads
     rt.parts, rt.geo, rt.directory = {}, default_geo(), Directory()
     rt.config = EngineConfig(victim_salt=SALT, reveal_victims=True)
-    rt.table = SimpleNamespace(get=lambda key: None)
-    rt._read_checkpoint = lambda partition: blob
+    rt.settings = SimpleNamespace(app_id="a")
+    rt.state_keys, rt.migrate_pickle = KEYS, False
+    rt.table = SimpleNamespace(name="engine-checkpoints")
+    blob = snapshot(Engine(EngineConfig()), {"data-access": 3}, keys=KEYS,
+                    context=rt._context(0))
+    records = dict(checkpoint_records(0, blob))
+    rt.table.get = records.get
     rt._has_commits = lambda partition: False
     rt._behind_commits = lambda partition, st: False
     st = rt.state(0)

@@ -30,7 +30,8 @@ FAUST_VIEWS = ["/router/", "/router/topics", "/table/", "/table/engine-checkpoin
 
 
 def settings(**kw: Any) -> Settings:
-    return replace(Settings.from_env({}), web_port=16066, **kw)
+    return replace(Settings.from_env({}), web_port=16066,
+                   state_keys=("test-state-key-0123456789",), **kw)
 
 
 async def _statuses(app: Any, paths: list[str], headers: dict[str, str] | None = None
