@@ -367,6 +367,8 @@ class Engine:
             seen_now[key] = ((*seen, content) if type(seen) is tuple else (seen, content))[-8:]
         if len(seen_now) > cfg.dedupe_max:
             self._seen_prev, self._seen_now = seen_now, {}
+        if e.invalid_claim is not None:  # a credential claim repaired at decode (events.py)
+            self.stats["invalid_claim"] += 1
         ts = e.ts
         if ctx.start is None:
             ctx.start = ts

@@ -176,9 +176,11 @@ class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
     change: str | None = None
     principal_id: _Id | None = None
     owner_id: _Id | None = None
-    # not from the input: what it was decoded from, and the engine's enrichment
+    # not from the input: what it was decoded from, the engine's enrichment, and the first
+    # credential claim that decoding could not take as sent (see ``_claims``)
     raw: Any = None
     net: Any = None
+    invalid_claim: Any = None
 
     def fields(self) -> dict[str, Any]:
         """Every field of the input, unknown ones included."""
@@ -298,6 +300,26 @@ def _control_field(ev: Event) -> str | None:
         if v is not None and search(v):
             return name
     return None
+
+
+#: Fields of logins and requests whose value the client or its credential chooses (the
+#: User-Agent header, the device, the token's session and key ids): a value decoding cannot
+#: take as sent is repaired and the event kept, never rejected, or an attacker would put a
+#: control character (or an impossible ``token_issued_at``) into every request of their own
+#: and send all of them to the dead-letter topic instead of the detectors. The event then
+#: carries ``invalid_claim`` (the first such field), which the engine counts.
+_CLAIM_FIELDS = ("user_agent", "device_id", "session_id", "key_id")
+
+
+def _escape_claims(ev: Event) -> None:
+    """Control characters in the client-chosen fields written as ``\\xNN`` text."""
+    search = _CONTROL.search
+    for name in _CLAIM_FIELDS:
+        v = getattr(ev, name)
+        if v is not None and search(v):
+            setattr(ev, name, _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", v))
+            if ev.invalid_claim is None:
+                ev.invalid_claim = name
 
 
 def content_key(ev: Event) -> int:
@@ -493,7 +515,11 @@ def _decode_obj(obj: dict[str, Any], kind: str | None, policy: Policy, arrival: 
         _net_fields(ev, obj, policy)
         tia = obj.get("token_issued_at")
         if tia is not None:
-            ev.token_issued_at = parse_ts(tia, "token_issued_at", policy.ts_min, policy.ts_max)
+            try:
+                ev.token_issued_at = parse_ts(tia, "token_issued_at", policy.ts_min,
+                                              policy.ts_max)
+            except _Bad:  # the token's own claim (JWT iat): dropped, the request still counts
+                ev.invalid_claim = "token_issued_at"
         ev.key_id = _str(obj, "key_id", False)
     else:
         change = _enum(obj, "change", CHANGES, None)
@@ -504,6 +530,8 @@ def _decode_obj(obj: dict[str, Any], kind: str | None, policy: Policy, arrival: 
         ev.key_id = _str(obj, "key_id", change.startswith("key_"))
         ev.owner_id = _str(obj, "owner_id", False)
         ev.session_id = _str(obj, "session_id", change == "session_revoked")
+    if kind != IDENTITY:
+        _escape_claims(ev)
     bad = _control_field(ev)
     if bad is not None:
         raise _Bad("bad_value", bad, "a control character (U+0000-001F, U+007F-009F)")
@@ -638,8 +666,8 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
             ) and _control_field(ev):
         return None
     ev.kind, ev.ts, ev.raw = k, ts, line
-    if ev.net is not None:  # not from the input: the engine's enrichment
-        ev.net = None
+    if ev.net is not None or ev.invalid_claim is not None:  # not from the input
+        ev.net = ev.invalid_claim = None
     return ev
 
 

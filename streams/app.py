@@ -806,7 +806,8 @@ class Runtime:
             self._rekeyed_child[topic].inc()
             return
         t0 = time.perf_counter()
-        conflicts = st.engine.stats.get("duplicate_conflict", 0)
+        stats = st.engine.stats
+        conflicts = stats.get("duplicate_conflict", 0)
         try:
             alerts, rej = st.engine.process(ev)
         except Exception as exc:  # a detector bug must not kill the agent
@@ -817,8 +818,10 @@ class Runtime:
         if rej is not None:
             self.metrics.duplicate_events.labels(topic=topic).inc()
             return
-        if st.engine.stats.get("duplicate_conflict", 0) != conflicts:  # processed, counted
+        if stats.get("duplicate_conflict", 0) != conflicts:  # processed, counted
             self.metrics.count_invalid(topic, "duplicate_conflict")
+        if ev.invalid_claim is not None:  # processed with the claim repaired, counted
+            self.metrics.count_invalid(topic, "invalid_claim")
         self._lag.observe(max(0.0, time.time() - ev.ts))
         if self.bursts is not None and topic == self.names.logins:
             await self.bursts.send(msg, ev)  # to the burst engine of its source

@@ -119,7 +119,10 @@ def summary(engine: Engine, seconds: float) -> str:
         f"events: {events:,} (logins {s['login']:,}, access {s['access']:,}, "
         f"identity {s['identity']:,}; late {s['late']:,}"
         + (f"; duplicate_conflict {conflicts:,}: ids seen before with other content, "
-           "processed" if conflicts else "") + ")",
+           "processed" if conflicts else "")
+        + (f"; invalid_claim {s['invalid_claim']:,}: a token_issued_at, user_agent, device, "
+           "session or key id not taken as sent, processed" if s["invalid_claim"] else "")
+        + ")",
         f"rejected: {rejected:,}"
         + (
             " (" + ", ".join(f"{r} {c:,}" for r, c in sorted(engine.rejected.items())) + ")"
