@@ -86,7 +86,7 @@ import sys
 import time
 import types
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +99,7 @@ from prometheus_client import CollectorRegistry
 from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo, default_geo
-from streams.metrics import HistogramBatch, Metrics
+from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
 from streams.settings import Settings
 
 log = logging.getLogger("accesswatch.app")
@@ -933,6 +933,29 @@ class Runtime:
                 self._taken[topic] = 0
         self._processing.flush()
         self._lag.flush()
+        counts = self.engine_events()
+        for kind in ENGINE_EVENT_KINDS:
+            self.metrics.engine_events.labels(kind=kind).set(counts[kind])
+
+    def engine_events(self) -> Counter[str]:
+        """Events the engines of this worker's input partitions have processed, by kind
+        (``Engine.stats``: login, access, identity, late), summed over the partitions.
+
+        The counts are part of each engine's checkpointed state: after a crash the restored
+        engine counts from its checkpoint again and the events it re-processes count once,
+        so once every event is processed the sums over the group equal ``replay``'s counts
+        (identity: once per partition, each partition's engine applies every identity event)."""
+        total: Counter[str] = Counter()
+        for st in self.parts.values():
+            total.update(st.engine.stats)
+        return total
+
+    def engine_summary(self) -> str:
+        """``engine_events`` in ``replay``'s words, for the worker's log."""
+        c = self.engine_events()
+        return (f"engines of partitions {sorted(self.parts)}: events "
+                f"{c['login'] + c['access'] + c['identity']:,} (logins {c['login']:,}, "
+                f"access {c['access']:,}, identity {c['identity']:,}; late {c['late']:,})")
 
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
@@ -1149,6 +1172,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         with contextlib.suppress(Exception):
             await rt.checkpoint()
         rt.flush_metrics()
+        log.info("%s", rt.engine_summary())
         if rt.sender is not None:
             await asyncio.to_thread(rt.sender.flush, 5.0)
             rt.sender.stop()
