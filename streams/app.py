@@ -9,10 +9,11 @@
   there, and the engine's whole state moves with the partition on a rebalance;
 - a per-worker reader of **every** partition of ``identity-changes`` (no consumer group):
   the facts go into one ``Directory`` shared by this worker's engines, and each engine's
-  detectors see every identity event;
+  detectors see every identity event once (an engine restored from a checkpoint is given
+  those after the checkpoint's identity offsets);
 - a table ``<app_id>-engine-checkpoints`` (changelog, memory or RocksDB store) keyed by
   partition number, holding a pickle of that partition's Engine plus the input offsets it
-  has consumed. It is written every ``checkpoint_interval`` seconds and read back when the
+  has consumed (and, per identity-changes partition, the offset it applied up to). It is written every ``checkpoint_interval`` seconds and read back when the
   partition is assigned (after Faust's changelog recovery);
 - alerts to ``access-alerts`` (JSON, key = ``alert_id``), bad input to ``accesswatch-dlq``
   (the original bytes as value, the original key, and headers ``aw-topic``,
@@ -125,6 +126,16 @@ REFETCH_TRIES = 3
 #: merge asks before every event when one topic's queue is empty)
 BEHIND_CACHE = 0.05
 INTERNAL_ERROR = "internal_error"
+
+
+def identity_offset_key(topic: str, partition: int) -> str:
+    """The key of an identity-changes partition's offset in a partition state's offsets
+    (beside the input topics'): each engine checkpoints how far it applied identity events.
+
+    >>> identity_offset_key("identity-changes", 2)
+    'identity-changes#2'
+    """
+    return f"{topic}#{partition}"
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -403,6 +414,9 @@ class PartitionState:
     behind: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
+    #: alerts raised while the partition was set up (identity catch-up), sent with its next
+    #: event
+    unsent: list[dict[str, Any]] = field(default_factory=list)
 
     def next_offset(self, topic: str) -> int:
         """The next offset of ``topic`` this partition needs (received or checkpointed + 1)."""
@@ -448,7 +462,8 @@ class Runtime:
         Engine(self.config)  # fail fast on unknown detector ids
         self.geo = default_geo()
         self.directory = Directory()
-        self.identity_log: list[E.Event] = []
+        #: every identity event this worker read: (offset key, offset, event)
+        self.identity_log: list[tuple[str, int, E.Event]] = []
         self.parts: dict[int, PartitionState] = {}
         self.sender: Any = None
         #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
@@ -490,9 +505,7 @@ class Runtime:
     def _fresh_engine(self) -> Engine:
         engine = Engine(self.config, geo=self.geo)
         engine.ctx.directory = self.directory
-        for ev in self.identity_log:
-            engine.process(ev)
-        return engine
+        return engine  # the identity events follow in ``_catch_up_identity``
 
     def state(self, partition: int) -> PartitionState:
         st = self.parts.get(partition)
@@ -514,6 +527,7 @@ class Runtime:
         if st is None:
             log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
+        self._catch_up_identity(st)
         self.parts[partition] = st
         return st
 
@@ -598,6 +612,10 @@ class Runtime:
         msg = event.message
         topic = msg.topic
         st = self.state(msg.partition)
+        if st.unsent:
+            unsent, st.unsent = st.unsent, []
+            for a in unsent:
+                await self.emit(a)
         if not await self.admit(st, msg):
             return
         if msg.offset <= st.offsets.get(topic, -1):
@@ -863,16 +881,35 @@ class Runtime:
             await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
             return
         self.directory.apply(ev)
-        self.identity_log.append(ev)
+        key = identity_offset_key(topic, msg.partition)
+        self.identity_log.append((key, msg.offset, ev))
         for st in list(self.parts.values()):
-            try:
-                alerts, _ = st.engine.process(ev)
-            except Exception:
-                log.exception("engine failed on an identity event")
-                continue
-            st.dirty = True
-            for a in alerts:
+            for a in self._apply_identity(st, key, msg.offset, ev):
                 await self.emit(a)
+
+    def _apply_identity(self, st: PartitionState, key: str, offset: int, ev: E.Event
+                        ) -> list[dict[str, Any]]:
+        """One identity event into a partition's engine, unless its checkpoint covers it
+        (its offset is kept beside the input offsets, under ``key``). Returns the alerts."""
+        if offset <= st.offsets.get(key, -1):
+            return []
+        st.offsets[key] = offset
+        st.dirty = True
+        try:
+            alerts, _ = st.engine.process(ev)
+        except Exception:
+            log.exception("engine failed on an identity event")
+            return []
+        return alerts
+
+    def _catch_up_identity(self, st: PartitionState) -> None:
+        """Give a new partition engine (fresh, or restored from a checkpoint) the identity
+        events this worker has read and the engine has not processed: all of them for a
+        fresh engine; for a restored one, those after its checkpoint (read before the
+        partition came here, they would otherwise never reach it). Alerts go out with the
+        partition's next event (``unsent``)."""
+        for key, offset, ev in self.identity_log:
+            st.unsent.extend(self._apply_identity(st, key, offset, ev))
 
     async def emit(self, alert: dict[str, Any]) -> None:
         await self.alerts_topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
