@@ -7,6 +7,9 @@ changelog, skips what the checkpoint covers and processes the rest, so:
 - the alerts on the topic, from both lives of the worker, have exactly the alert_ids of a
   replay of the same file (no alert lost, none invented); alerts raised again after the
   restart carry the alert_id they had before;
+- the engine processed every event exactly once: its counts by kind
+  (``accesswatch_engine_events``, checkpointed with it) equal replay's, so a lost event
+  fails the test even when it changes no alert;
 - no hole in what the restarted worker took was left unfilled (records the broker no
   longer had would be logged as "not on the broker any more").
 """
@@ -33,9 +36,21 @@ from streams.demo import AlertReader, WorkerProcess
 from streams.topics import TopicNames, create_topics
 
 if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, replay_alerts, sim_lines, wait_committed
+    from tests.test_parity import (
+        assert_engine_counts,
+        produce_by_topic,
+        replay_run,
+        sim_lines,
+        wait_committed,
+    )
 else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, replay_alerts, sim_lines, wait_committed
+    from test_parity import (
+        assert_engine_counts,
+        produce_by_topic,
+        replay_run,
+        sim_lines,
+        wait_committed,
+    )
 
 pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
@@ -53,7 +68,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
     if store == "rocksdb" and importlib.util.find_spec("rocksdict") is None:
         pytest.skip("rocksdict not installed (pip install 'accesswatch[rocksdb]')")
     lines = sim_lines(SIM)
-    replayed = replay_alerts(lines)
+    replayed, counts = replay_run(lines)
     expected = {a["alert_id"] for a in replayed}
     assert len(expected) >= 5
     names = TopicNames()
@@ -102,6 +117,9 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
             inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
             wait_committed(fresh_tansu.bootstrap, group, inputs, [second], reader)
             taken_after = second.metric("accesswatch_events_total")
+            # Every event processed exactly once by the engine: those of the first life up
+            # to its checkpoint (restored with it), then the rest; none lost, none twice.
+            assert_engine_counts([second], counts)
         finally:
             rc = second.stop()
     finally:
@@ -233,3 +251,95 @@ def test_a_restored_engine_gets_the_identity_events_after_its_checkpoint_once() 
     assert restored.engine.stats["identity"] == 4  # e-1, e-2 (checkpoint), e-3, e-4
     assert restored.offsets[identity_offset_key(TopicNames().identity, 0)] == 3
     restore(snapshot(restored.engine, restored.offsets), second.geo, second.directory)
+
+
+LOOP_SIM = SimConfig(seed=23, customers=2500, hours=3, attacks=("coupang",),
+                     attack_start_hour=0.5)
+KILLS = 10
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(600)
+def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: Any) -> None:
+    """One simulated file (~28,000 events with an attack) through a worker SIGKILLed at a
+    random (seeded) moment ten times and restarted each time; the file is produced in
+    eleven parts, each while a life of the worker starts, recovers and processes (a kill can
+    land during recovery, before the first checkpoint of a life, or between checkpoints).
+    The last life ends with the replay's alert ids and its event counts by kind: nothing
+    lost, nothing applied twice."""
+    import random
+    import threading
+
+    rng = random.Random(20261206)
+    lines = sim_lines(LOOP_SIM)
+    replayed, counts = replay_run(lines)
+    expected = {a["alert_id"] for a in replayed}
+    assert len(expected) >= 5
+    names = TopicNames()
+    create_topics(fresh_tansu.bootstrap, partitions=1)
+    size = -(-len(lines) // (KILLS + 1))
+    chunks = [lines[i:i + size] for i in range(0, len(lines), size)]
+    assert len(chunks) == KILLS + 1
+    sent: dict[str, int] = {}
+
+    def produce(chunk: list[bytes]) -> None:
+        for topic, n in produce_by_topic(fresh_tansu.bootstrap, chunk).items():
+            sent[topic] = sent.get(topic, 0) + n
+
+    group = "accesswatch-kill-loop"
+    opts: dict[str, Any] = {"partitions": 1, "app_id": group, "checkpoint_interval": 1.0,
+                            "extra": ["--log-level", "info"]}
+    reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
+    lives: list[WorkerProcess] = []
+    mid_stream = 0  # kills that came after the life had taken events
+
+    def start(i: int) -> WorkerProcess:
+        (tmp_path / f"life{i}").mkdir()
+        w = WorkerProcess(fresh_tansu.url, data_dir=str(tmp_path / f"life{i}"),
+                          log_path=str(tmp_path / f"life{i}.log"), **opts)
+        lives.append(w)
+        return w.start()
+
+    t0 = time.monotonic()
+    try:
+        for i in range(KILLS):
+            worker = start(i)
+            producer = threading.Thread(target=produce, args=(chunks[i],))
+            producer.start()
+            during_recovery = rng.random() < 0.2
+            delay = rng.uniform(0.0, 3.0)
+            worker.wait_ready()
+            if not during_recovery:  # wait for this life's first events, then a moment
+                deadline = time.monotonic() + 90
+                while worker.metric("accesswatch_events_total") < 1:
+                    assert worker.alive(), worker.log_tail(40)
+                    assert time.monotonic() < deadline, worker.log_tail(40)
+                    time.sleep(0.1)
+            threading.Event().wait(delay)  # the random moment of the kill, not a sync
+            if worker.metric("accesswatch_events_total") > 0:
+                mid_stream += 1
+            assert worker.alive(), worker.log_tail(40)
+            worker.kill()
+            producer.join()
+        final = start(KILLS)
+        produce(chunks[KILLS])
+        assert sum(sent.values()) == len(lines)
+        final.wait_ready()
+        inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
+        wait_committed(fresh_tansu.bootstrap, group, inputs, [final], reader)
+        assert_engine_counts([final], counts)  # every event processed, exactly once
+        got = [a["alert_id"] for a in reader.alerts]
+        pairs = Counter((a["alert_id"], a["severity"]) for a in reader.alerts)
+    finally:
+        reader.stop()
+        rcs = [w.stop() for w in lives]
+    print(f"{KILLS} kills ({mid_stream} mid-stream), {time.monotonic() - t0:.0f} s")
+    logs = [(tmp_path / f"life{i}.log").read_text() for i in range(KILLS + 1)]
+    assert mid_stream >= KILLS // 2, mid_stream
+    assert sum("engine restored from checkpoint" in log for log in logs) >= KILLS // 2
+    for log in logs:
+        assert "not on the broker any more" not in log, log[-3000:]
+    assert expected <= set(got), sorted(expected - set(got))  # nothing lost
+    assert set(got) <= expected, sorted(set(got) - expected)  # nothing invented
+    assert set(pairs) == {(a["alert_id"], a["severity"]) for a in replayed}
+    assert rcs[-1] == 0, lives[-1].log_tail(40)
