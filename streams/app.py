@@ -9,7 +9,8 @@
   there, and the engine's whole state moves with the partition on a rebalance;
 - a per-worker reader of **every** partition of ``identity-changes`` (no consumer group):
   the facts go into one ``Directory`` shared by this worker's engines, and each engine's
-  detectors see every identity event once (an engine restored from a checkpoint is given
+  detectors see every identity event once, when the partition's event time reaches the
+  event's ts (as in a replay of the files; an engine restored from a checkpoint is given
   those after the checkpoint's identity offsets);
 - a table ``<app_id>-engine-checkpoints`` (changelog, memory or RocksDB store) keyed by
   partition number, holding a pickle of that partition's Engine plus the input offsets it
@@ -414,9 +415,9 @@ class PartitionState:
     behind: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
-    #: alerts raised while the partition was set up (identity catch-up), sent with its next
-    #: event
-    unsent: list[dict[str, Any]] = field(default_factory=list)
+    #: identity events (ts, offset key, offset, event) this engine has not processed yet, in
+    #: the order read: each goes in when the partition's event time reaches its ts
+    identity: deque[tuple[float, str, int, E.Event]] = field(default_factory=deque)
 
     def next_offset(self, topic: str) -> int:
         """The next offset of ``topic`` this partition needs (received or checkpointed + 1)."""
@@ -612,10 +613,6 @@ class Runtime:
         msg = event.message
         topic = msg.topic
         st = self.state(msg.partition)
-        if st.unsent:
-            unsent, st.unsent = st.unsent, []
-            for a in unsent:
-                await self.emit(a)
         if not await self.admit(st, msg):
             return
         if msg.offset <= st.offsets.get(topic, -1):
@@ -849,6 +846,9 @@ class Runtime:
                                           headers=list(msg.headers or ()))
             self._rekeyed_child[topic].inc()
             return
+        if st.identity and st.identity[0][0] <= ev.ts:
+            for a in self._release_identity(st, ev.ts):
+                await self.emit(a)
         t0 = time.perf_counter()
         try:
             alerts, rej = st.engine.process(ev)
@@ -884,32 +884,41 @@ class Runtime:
         key = identity_offset_key(topic, msg.partition)
         self.identity_log.append((key, msg.offset, ev))
         for st in list(self.parts.values()):
-            for a in self._apply_identity(st, key, msg.offset, ev):
-                await self.emit(a)
-
-    def _apply_identity(self, st: PartitionState, key: str, offset: int, ev: E.Event
-                        ) -> list[dict[str, Any]]:
-        """One identity event into a partition's engine, unless its checkpoint covers it
-        (its offset is kept beside the input offsets, under ``key``). Returns the alerts."""
-        if offset <= st.offsets.get(key, -1):
-            return []
-        st.offsets[key] = offset
-        st.dirty = True
-        try:
-            alerts, _ = st.engine.process(ev)
-        except Exception:
-            log.exception("engine failed on an identity event")
-            return []
-        return alerts
+            if msg.offset > st.offsets.get(key, -1):
+                st.identity.append((ev.ts, key, msg.offset, ev))
+                for a in self._release_identity(st, st.engine.ctx.now):
+                    await self.emit(a)
 
     def _catch_up_identity(self, st: PartitionState) -> None:
-        """Give a new partition engine (fresh, or restored from a checkpoint) the identity
-        events this worker has read and the engine has not processed: all of them for a
-        fresh engine; for a restored one, those after its checkpoint (read before the
-        partition came here, they would otherwise never reach it). Alerts go out with the
-        partition's next event (``unsent``)."""
+        """Queue for a new partition engine (fresh, or restored from a checkpoint) the
+        identity events this worker has read that the engine has not processed: all of them
+        for a fresh engine; for a restored one, those after its checkpoint's identity offsets
+        (read before the partition came here, they would otherwise never reach it)."""
         for key, offset, ev in self.identity_log:
-            st.unsent.extend(self._apply_identity(st, key, offset, ev))
+            if offset > st.offsets.get(key, -1):
+                st.identity.append((ev.ts, key, offset, ev))
+
+    def _release_identity(self, st: PartitionState, until: float) -> list[dict[str, Any]]:
+        """Process the partition's queued identity events dated up to ``until`` (its event
+        time), in the order read; returns the alerts. Identity changes go into each engine
+        in event-time order with its logins and access, as in a replay of the files: one
+        applied when it arrives, ahead of a partition that lags behind (a catch-up after a
+        restart), moved the engine's event time forward, which swept its state and fired its
+        timers early (seen: an alert the replay does not raise). The shared ``Directory`` has
+        every change as soon as it is read; detectors compare its dates with the event's."""
+        q = st.identity
+        out: list[dict[str, Any]] = []
+        while q and q[0][0] <= until:
+            _, key, offset, ev = q.popleft()
+            st.offsets[key] = offset  # the checkpoint covers it from now on
+            st.dirty = True
+            try:
+                alerts, _ = st.engine.process(ev)
+            except Exception:
+                log.exception("engine failed on an identity event")
+                continue
+            out.extend(alerts)
+        return out
 
     async def emit(self, alert: dict[str, Any]) -> None:
         await self.alerts_topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
@@ -947,7 +956,9 @@ class Runtime:
                 await self.drain(p, st)
             if st.max_ts is None or st.queued:
                 continue
-            alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
+            now = st.max_ts + (wall - st.wall_at_max)
+            alerts = self._release_identity(st, now) if st.identity else []
+            alerts.extend(st.engine.advance(now))
             if self.sender is not None:  # repeats inside open episodes keep their pages firing
                 for alert_id in st.engine.drain_touched():
                     self.sender.touch(alert_id)

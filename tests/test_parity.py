@@ -38,8 +38,7 @@ def sim_lines(cfg: SimConfig = SIM) -> list[bytes]:
 
 
 #: the engine's per-kind counts compared with replay's: every event processed once. ``late``
-#: is not: identity events reach the workers' engines when they arrive, not merged by event
-#: time with logins and access, and move the engine's event time (docs/operations.md)
+#: is not: it depends on the order the engine sees events in (docs/operations.md)
 COUNTED = ("login", "access", "identity")
 
 
