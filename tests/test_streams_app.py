@@ -232,3 +232,46 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
     assert sum(taken) >= sum(inputs.values())  # together they took every input event
     assert lags == [0.0, 0.0]
     assert rcs == [0, 0]
+
+
+def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore() -> None:
+    """``accesswatch_engine_events{kind}``: the counts of this worker's partition engines,
+    summed; an engine restored from its checkpoint brings its counts back with it."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from streams.app import PartitionState, Runtime
+    from streams.metrics import Metrics
+
+    lines = sim_lines(SIM)
+    half = len(lines) // 2
+    engines = [Engine(), Engine()]
+    for line in lines[:half]:
+        engines[0].process_line(line)
+    for line in lines[half:]:
+        engines[1].process_line(line)
+    rt = Runtime.__new__(Runtime)
+    rt.metrics = Metrics(CollectorRegistry())
+    rt._taken = {}
+    rt._processing = rt._lag = SimpleNamespace(flush=lambda: None)
+    rt.parts = {0: PartitionState(engines[0]), 1: PartitionState(engines[1])}
+
+    def gauge() -> dict[str, float | None]:
+        rt.flush_metrics()
+        return {k: rt.metrics.sample("accesswatch_engine_events", kind=k)
+                for k in ("login", "access", "identity", "late")}
+
+    whole = Engine()
+    for line in lines:
+        whole.process_line(line)
+    first = gauge()
+    assert first["login"] == whole.stats["login"] > 0
+    assert first["access"] == whole.stats["access"] > 0
+    assert first["identity"] == whole.stats["identity"] > 0
+    restored, _ = restore(snapshot(engines[1], {}), default_geo(), engines[1].ctx.directory)
+    rt.parts[1] = PartitionState(restored, restored=True)
+    assert gauge() == first
+    del rt.parts[0]  # the partition moved to another worker
+    assert gauge()["login"] == engines[1].stats["login"]
+    assert "engines of partitions [1]: events " in rt.engine_summary()
