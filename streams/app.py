@@ -14,8 +14,9 @@
   those after the checkpoint's identity offsets);
 - a table ``<app_id>-engine-checkpoints`` (changelog, memory or RocksDB store) keyed by
   partition number, holding a pickle of that partition's Engine plus the input offsets it
-  has consumed (and, per identity-changes partition, the offset it applied up to). It is written every ``checkpoint_interval`` seconds and read back when the
-  partition is assigned (after Faust's changelog recovery);
+  has consumed (and, per identity-changes partition, the offset it applied up to). It is
+  written every ``checkpoint_interval`` seconds and read back when the partition is
+  assigned (after Faust's changelog recovery);
 - alerts to ``access-alerts`` (JSON, key = ``alert_id``), bad input to ``accesswatch-dlq``
   (the original bytes as value, the original key, and headers ``aw-topic``,
   ``aw-partition``, ``aw-offset``, ``aw-reason``, ``aw-field``, ``aw-detail``);
@@ -383,6 +384,26 @@ def _read_partition(bootstrap: list[str], topic: str, partition: int,
         consumer.close()
 
 
+class AppliedDirectory:
+    """What a worker's partition engines see of its shared ``Directory``: every fact, read
+    through; ``apply`` does nothing, the worker applied each identity change when it read it.
+    An engine processes an identity change later, when its partition's event time gets
+    there (``Runtime._release_identity``): applying it again then would take the shared
+    directory back in time for the other partitions (a ``key_issued`` un-revoking a key the
+    directory knows revoked since)."""
+
+    __slots__ = ("_directory",)
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+
+    def apply(self, e: E.Event) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._directory, name)
+
+
 @dataclass
 class PartitionState:
     """One input partition number: its engine, consumed offsets and not-yet-acked events."""
@@ -528,6 +549,7 @@ class Runtime:
         if st is None:
             log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
+        st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
         self._catch_up_identity(st)
         self.parts[partition] = st
         return st

@@ -391,3 +391,36 @@ def test_alert_ids_alone_miss_lost_events_that_the_engine_counts_catch() -> None
     got = {k: after.stats[k] for k in COUNTED}
     assert got != counts
     assert sum(counts.values()) - sum(got.values()) == (len(lines) - cut) // 500
+
+
+def test_an_identity_change_released_late_does_not_take_the_shared_directory_back() -> None:
+    """A partition behind in event time processes an old ``key_issued`` after the worker
+    read the key's revocation: the worker's directory (shared by its partitions) keeps the
+    key revoked; the engine processes the change for its own state and counts only."""
+    import asyncio
+    from types import SimpleNamespace
+
+    rt = _bare_runtime()
+    rt._read_checkpoint = lambda p: None
+    rt._has_commits = lambda p: False
+    rt._behind_commits = lambda p, s: False
+    topic = TopicNames().identity
+
+    def msg(offset: int, change: str) -> Any:
+        value = orjson.dumps({"event_id": f"k-{offset}", "ts": _identity_ts(offset),
+                              "change": change, "key_id": "kid-7", "owner_id": "e-7"})
+        return SimpleNamespace(topic=topic, partition=0, offset=offset, value=value,
+                               key=None, headers=[])
+
+    async def run() -> Any:
+        behind = rt.state(1)
+        await rt.on_identity(msg(0, "key_issued"))
+        await rt.on_identity(msg(1, "key_revoked"))
+        assert "kid-7" in rt.directory.key_revoked
+        rt._release_identity(behind, _identity_ts(0))  # the partition reaches the issue
+        return behind
+
+    behind = asyncio.run(run())
+    assert behind.engine.stats["identity"] == 1
+    assert "kid-7" in rt.directory.key_revoked
+    assert "kid-7" in behind.engine.ctx.directory.key_revoked
