@@ -286,7 +286,9 @@ def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: An
     eleven parts, each while a life of the worker starts, recovers and processes (a kill can
     land during recovery, before the first checkpoint of a life, or between checkpoints).
     The last life ends with the replay's alert ids and its event counts by kind: nothing
-    lost, nothing applied twice."""
+    lost, nothing applied twice. Three lives are killed within 3 s of their web server
+    answering (while they join the group and restore), the others within 3 s of their
+    first event."""
     import random
     import threading
 
@@ -312,6 +314,7 @@ def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: An
     reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
     lives: list[WorkerProcess] = []
     mid_stream = 0  # kills that came after the life had taken events
+    early = set(rng.sample(range(KILLS), 3))  # lives killed while starting or recovering
 
     def start(i: int) -> WorkerProcess:
         (tmp_path / f"life{i}").mkdir()
@@ -326,10 +329,9 @@ def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: An
             worker = start(i)
             producer = threading.Thread(target=produce, args=(chunks[i],))
             producer.start()
-            during_recovery = rng.random() < 0.2
             delay = rng.uniform(0.0, 3.0)
-            worker.wait_ready()
-            if not during_recovery:  # wait for this life's first events, then a moment
+            worker.wait_ready()  # its web server is up: the group join and recovery follow
+            if i not in early:  # wait for this life's first events, then a moment
                 deadline = time.monotonic() + 90
                 while worker.metric("accesswatch_events_total") < 1:
                     assert worker.alive(), worker.log_tail(40)
@@ -355,7 +357,7 @@ def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: An
         rcs = [w.stop() for w in lives]
     print(f"{KILLS} kills ({mid_stream} mid-stream), {time.monotonic() - t0:.0f} s")
     logs = [(tmp_path / f"life{i}.log").read_text() for i in range(KILLS + 1)]
-    assert mid_stream >= KILLS // 2, mid_stream
+    assert mid_stream >= KILLS // 2, mid_stream  # most kills interrupted processing
     assert sum("engine restored from checkpoint" in log for log in logs) >= KILLS // 2
     for log in logs:
         assert "not on the broker any more" not in log, log[-3000:]

@@ -20,9 +20,23 @@ from streams.settings import Settings, SettingsError
 from streams.topics import TopicNames, create_topics
 
 if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, sim_lines, start_group, wait_committed
+    from tests.test_parity import (
+        assert_engine_counts,
+        produce_by_topic,
+        replay_run,
+        sim_lines,
+        start_group,
+        wait_committed,
+    )
 else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, sim_lines, start_group, wait_committed
+    from test_parity import (
+        assert_engine_counts,
+        produce_by_topic,
+        replay_run,
+        sim_lines,
+        start_group,
+        wait_committed,
+    )
 
 pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
@@ -222,6 +236,9 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
         sent = produce_by_topic(fresh_tansu.bootstrap, lines)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
         wait_committed(fresh_tansu.bootstrap, group, inputs, workers, reader)
+        # every login and access processed once by the engine of its partition, every
+        # identity change by each of the four partitions' engines
+        assert_engine_counts(workers, replay_run(lines)[1], partitions=4)
         ident = sent.get(names.identity, 0)
         taken = [w.metric("accesswatch_events_total") - ident for w in workers]
         lags = [w.metric("accesswatch_consumer_lag_messages") for w in workers]
