@@ -9,11 +9,14 @@
   there, and the engine's whole state moves with the partition on a rebalance;
 - a per-worker reader of **every** partition of ``identity-changes`` (no consumer group):
   the facts go into one ``Directory`` shared by this worker's engines, and each engine's
-  detectors see every identity event;
+  detectors see every identity event once, when the partition's event time reaches the
+  event's ts (as in a replay of the files; an engine restored from a checkpoint is given
+  those after the checkpoint's identity offsets);
 - a table ``<app_id>-engine-checkpoints`` (changelog, memory or RocksDB store) keyed by
   partition number, holding a snapshot of that partition's Engine plus the input offsets it
-  has consumed (``streams.snapshot``: an allow-listed msgpack graph, no pickle, with an
-  HMAC-SHA256 under the state key, bound to the table and partition). It is written every
+  has consumed and, per identity-changes partition, the offset it applied up to
+  (``streams.snapshot``: an allow-listed msgpack graph, no pickle, with an HMAC-SHA256
+  under the state key, bound to the table and partition). It is written every
   ``checkpoint_interval`` seconds and read back when the partition is assigned (after
   Faust's changelog recovery). A stored checkpoint that fails its MAC, is of an unknown
   version, cannot be decoded or is a pickle of the format before is rejected: logged at
@@ -86,7 +89,7 @@ import logging
 import math
 import time
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -101,7 +104,7 @@ from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo, default_geo
 from streams import snapshot as snap
 from streams.httpauth import faust_web_options
-from streams.metrics import HistogramBatch, Metrics
+from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
 from streams.settings import Settings
 from streams.snapshot import SnapshotRejected, StateKeys
 
@@ -130,6 +133,16 @@ REFETCH_TRIES = 3
 #: merge asks before every event when one topic's queue is empty)
 BEHIND_CACHE = 0.05
 INTERNAL_ERROR = "internal_error"
+
+
+def identity_offset_key(topic: str, partition: int) -> str:
+    """The key of an identity-changes partition's offset in a partition state's offsets
+    (beside the input topics'): each engine checkpoints how far it applied identity events.
+
+    >>> identity_offset_key("identity-changes", 2)
+    'identity-changes#2'
+    """
+    return f"{topic}#{partition}"
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -309,6 +322,26 @@ def _read_partition(bootstrap: list[str], topic: str, partition: int,
         consumer.close()
 
 
+class AppliedDirectory:
+    """What a worker's partition engines see of its shared ``Directory``: every fact, read
+    through; ``apply`` does nothing, the worker applied each identity change when it read it.
+    An engine processes an identity change later, when its partition's event time gets
+    there (``Runtime._release_identity``): applying it again then would take the shared
+    directory back in time for the other partitions (a ``key_issued`` un-revoking a key the
+    directory knows revoked since)."""
+
+    __slots__ = ("_directory",)
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+
+    def apply(self, e: E.Event) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._directory, name)
+
+
 @dataclass
 class PartitionState:
     """One input partition number: its engine, consumed offsets and not-yet-acked events."""
@@ -341,6 +374,9 @@ class PartitionState:
     behind: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
+    #: identity events (ts, offset key, offset, event) this engine has not processed yet, in
+    #: the order read: each goes in when the partition's event time reaches its ts
+    identity: deque[tuple[float, str, int, E.Event]] = field(default_factory=deque)
 
     def next_offset(self, topic: str) -> int:
         """The next offset of ``topic`` this partition needs (received or checkpointed + 1)."""
@@ -399,7 +435,8 @@ class Runtime:
         self.migrate_pickle = settings.migrate_pickle_state
         self.geo = default_geo()
         self.directory = Directory()
-        self.identity_log: list[E.Event] = []
+        #: every identity event this worker read: (offset key, offset, event)
+        self.identity_log: list[tuple[str, int, E.Event]] = []
         self.parts: dict[int, PartitionState] = {}
         self.sender: Any = None
         #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
@@ -441,9 +478,7 @@ class Runtime:
     def _fresh_engine(self) -> Engine:
         engine = Engine(self.config, geo=self.geo)
         engine.ctx.directory = self.directory
-        for ev in self.identity_log:
-            engine.process(ev)
-        return engine
+        return engine  # the identity events follow in ``_catch_up_identity``
 
     def state(self, partition: int) -> PartitionState:
         st = self.parts.get(partition)
@@ -470,6 +505,8 @@ class Runtime:
                 log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
+        st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
+        self._catch_up_identity(st)
         self.parts[partition] = st
         return st
 
@@ -805,6 +842,9 @@ class Runtime:
                                           headers=list(msg.headers or ()))
             self._rekeyed_child[topic].inc()
             return
+        if st.identity and st.identity[0][0] <= ev.ts:
+            for a in self._release_identity(st, ev.ts):
+                await self.emit(a)
         t0 = time.perf_counter()
         stats = st.engine.stats
         conflicts = stats.get("duplicate_conflict", 0)
@@ -843,16 +883,44 @@ class Runtime:
             await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
             return
         self.directory.apply(ev)
-        self.identity_log.append(ev)
+        key = identity_offset_key(topic, msg.partition)
+        self.identity_log.append((key, msg.offset, ev))
         for st in list(self.parts.values()):
+            if msg.offset > st.offsets.get(key, -1):
+                st.identity.append((ev.ts, key, msg.offset, ev))
+                for a in self._release_identity(st, st.engine.ctx.now):
+                    await self.emit(a)
+
+    def _catch_up_identity(self, st: PartitionState) -> None:
+        """Queue for a new partition engine (fresh, or restored from a checkpoint) the
+        identity events this worker has read that the engine has not processed: all of them
+        for a fresh engine; for a restored one, those after its checkpoint's identity offsets
+        (read before the partition came here, they would otherwise never reach it)."""
+        for key, offset, ev in self.identity_log:
+            if offset > st.offsets.get(key, -1):
+                st.identity.append((ev.ts, key, offset, ev))
+
+    def _release_identity(self, st: PartitionState, until: float) -> list[dict[str, Any]]:
+        """Process the partition's queued identity events dated up to ``until`` (its event
+        time), in the order read; returns the alerts. Identity changes go into each engine
+        in event-time order with its logins and access, as in a replay of the files: one
+        applied when it arrives, ahead of a partition that lags behind (a catch-up after a
+        restart), moved the engine's event time forward, which swept its state and fired its
+        timers early (seen: an alert the replay does not raise). The shared ``Directory`` has
+        every change as soon as it is read; detectors compare its dates with the event's."""
+        q = st.identity
+        out: list[dict[str, Any]] = []
+        while q and q[0][0] <= until:
+            _, key, offset, ev = q.popleft()
+            st.offsets[key] = offset  # the checkpoint covers it from now on
+            st.dirty = True
             try:
                 alerts, _ = st.engine.process(ev)
             except Exception:
                 log.exception("engine failed on an identity event")
                 continue
-            st.dirty = True
-            for a in alerts:
-                await self.emit(a)
+            out.extend(alerts)
+        return out
 
     async def emit(self, alert: dict[str, Any]) -> None:
         await self.alerts_topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
@@ -890,7 +958,9 @@ class Runtime:
                 await self.drain(p, st)
             if st.max_ts is None or st.queued:
                 continue
-            alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
+            now = st.max_ts + (wall - st.wall_at_max)
+            alerts = self._release_identity(st, now) if st.identity else []
+            alerts.extend(st.engine.advance(now))
             if self.sender is not None:  # repeats inside open episodes keep their pages firing
                 for alert_id in st.engine.drain_touched():
                     self.sender.touch(alert_id)
@@ -913,6 +983,29 @@ class Runtime:
                 self._taken[topic] = 0
         self._processing.flush()
         self._lag.flush()
+        counts = self.engine_events()
+        for kind in ENGINE_EVENT_KINDS:
+            self.metrics.engine_events.labels(kind=kind).set(counts[kind])
+
+    def engine_events(self) -> Counter[str]:
+        """Events the engines of this worker's input partitions have processed, by kind
+        (``Engine.stats``: login, access, identity, late), summed over the partitions.
+
+        The counts are part of each engine's checkpointed state: after a crash the restored
+        engine counts from its checkpoint again and the events it re-processes count once,
+        so once every event is processed the sums over the group equal ``replay``'s counts
+        (identity: once per partition, each partition's engine applies every identity event)."""
+        total: Counter[str] = Counter()
+        for st in self.parts.values():
+            total.update(st.engine.stats)
+        return total
+
+    def engine_summary(self) -> str:
+        """``engine_events`` in ``replay``'s words, for the worker's log."""
+        c = self.engine_events()
+        return (f"engines of partitions {sorted(self.parts)}: events "
+                f"{c['login'] + c['access'] + c['identity']:,} (logins {c['login']:,}, "
+                f"access {c['access']:,}, identity {c['identity']:,}; late {c['late']:,})")
 
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
@@ -1126,6 +1219,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         with contextlib.suppress(Exception):
             await rt.checkpoint()
         rt.flush_metrics()
+        log.info("%s", rt.engine_summary())
         if rt.sender is not None:
             await asyncio.to_thread(rt.sender.flush, 5.0)
             rt.sender.stop()

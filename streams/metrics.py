@@ -37,6 +37,7 @@ from prometheus_client import (
 from detectors.base import ENTITY_KINDS as _ENTITY_KINDS
 from detectors.base import SEVERITIES as _SEVERITIES
 from detectors.engine import discover
+from detectors.events import KINDS as _KINDS
 from detectors.events import REASONS as _REASONS
 from detectors.events import TOPIC_OF_KIND
 from streams.snapshot import REASONS as _SNAPSHOT_REASONS
@@ -51,6 +52,9 @@ ENTITY_KINDS: tuple[str, ...] = _ENTITY_KINDS
 DETECTORS: tuple[str, ...] = tuple(discover())
 REASONS: tuple[str, ...] = _REASONS
 POST_RESULTS: tuple[str, ...] = ("ok", "error")
+#: the engine's own counts (``Engine.stats``) exported by ``engine_events``: events by kind,
+#: and those processed later than the allowed lateness
+ENGINE_EVENT_KINDS: tuple[str, ...] = (*_KINDS, "late")
 
 # Per-event processing is tens of microseconds; a slow event is a few milliseconds.
 PROCESSING_BUCKETS = (
@@ -105,6 +109,9 @@ class Metrics:
     - ``commit_latency_seconds`` histogram: duration of one offset commit.
     - ``tracked_entities`` gauge ``{kind}``: entities with state in this worker.
     - ``model_warmup_ratio`` gauge ``{detector}``: 0 cold .. 1 warmed up.
+    - ``engine_events`` gauge ``{kind}`` (login, access, identity, late): events the engines
+      of this worker's input partitions have processed, summed over those partitions; part of
+      their checkpointed state, so it continues from the checkpoint after a restart.
     - ``alertmanager_queue_size`` gauge: alerts waiting to be posted.
     - ``consumer_lag_messages`` gauge ``{topic, partition}``: end offset minus position.
     - ``worker_info`` gauge ``{version}``: always 1.
@@ -268,6 +275,14 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        self.engine_events = Gauge(
+            "engine_events",
+            "Events processed by the detection engines of this worker's input partitions "
+            "(checkpointed with them), by kind; identity counts once per partition.",
+            ["kind"],
+            namespace=ns,
+            registry=reg,
+        )
         self.alertmanager_queue_size = Gauge(
             "alertmanager_queue_size",
             "Alerts waiting to be posted to Alertmanager.",
@@ -314,6 +329,8 @@ class Metrics:
             self.alertmanager_posts.labels(result=result)
         for kind in self.entity_kinds:
             self.tracked_entities.labels(kind=kind)
+        for kind in ENGINE_EVENT_KINDS:
+            self.engine_events.labels(kind=kind)
         self.worker_info.labels(version=version).set(1)
 
     # Convenience helpers for the agents: each is one line at the call site.

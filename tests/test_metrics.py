@@ -31,6 +31,7 @@ EXPECTED_TYPES = {
     "accesswatch_commit_latency_seconds": ("histogram", set()),
     "accesswatch_tracked_entities": ("gauge", {"kind"}),
     "accesswatch_model_warmup_ratio": ("gauge", {"detector"}),
+    "accesswatch_engine_events": ("gauge", {"kind"}),
     "accesswatch_alertmanager_queue_size": ("gauge", set()),
     "accesswatch_consumer_lag_messages": ("gauge", {"topic", "partition"}),
     "accesswatch_worker_info": ("gauge", {"version"}),
@@ -86,6 +87,8 @@ def test_known_label_values_exist_at_zero(m: M.Metrics) -> None:
         assert m.sample("accesswatch_model_warmup_ratio", detector=detector) == 0.0
     for kind in M.ENTITY_KINDS:
         assert m.sample("accesswatch_tracked_entities", kind=kind) == 0.0
+    for kind in ("login", "access", "identity", "late"):
+        assert m.sample("accesswatch_engine_events", kind=kind) == 0.0
     for reason in M.REASONS:
         assert m.sample("accesswatch_dlq_messages_total", reason=reason) == 0.0
     assert m.sample("accesswatch_alertmanager_posts_total", result="ok") == 0.0

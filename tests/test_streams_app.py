@@ -21,9 +21,23 @@ from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
 
 if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, sim_lines, start_group, wait_committed
+    from tests.test_parity import (
+        assert_engine_counts,
+        produce_by_topic,
+        replay_run,
+        sim_lines,
+        start_group,
+        wait_committed,
+    )
 else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, sim_lines, start_group, wait_committed
+    from test_parity import (
+        assert_engine_counts,
+        produce_by_topic,
+        replay_run,
+        sim_lines,
+        start_group,
+        wait_committed,
+    )
 
 pytest_plugins = [
     "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
@@ -226,6 +240,9 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
         sent = produce_by_topic(fresh_tansu.bootstrap, lines)
         inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
         wait_committed(fresh_tansu.bootstrap, group, inputs, workers, reader)
+        # every login and access processed once by the engine of its partition, every
+        # identity change by each of the four partitions' engines
+        assert_engine_counts(workers, replay_run(lines)[1], partitions=4)
         ident = sent.get(names.identity, 0)
         taken = [w.metric("accesswatch_events_total") - ident for w in workers]
         lags = [w.metric("accesswatch_consumer_lag_messages") for w in workers]
@@ -236,3 +253,47 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
     assert sum(taken) >= sum(inputs.values())  # together they took every input event
     assert lags == [0.0, 0.0]
     assert rcs == [0, 0]
+
+
+def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore() -> None:
+    """``accesswatch_engine_events{kind}``: the counts of this worker's partition engines,
+    summed; an engine restored from its checkpoint brings its counts back with it."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from streams.app import PartitionState, Runtime
+    from streams.metrics import Metrics
+
+    lines = sim_lines(SIM)
+    half = len(lines) // 2
+    engines = [Engine(), Engine()]
+    for line in lines[:half]:
+        engines[0].process_line(line)
+    for line in lines[half:]:
+        engines[1].process_line(line)
+    rt = Runtime.__new__(Runtime)
+    rt.metrics = Metrics(CollectorRegistry())
+    rt._taken = {}
+    rt._processing = rt._lag = SimpleNamespace(flush=lambda: None)
+    rt.parts = {0: PartitionState(engines[0]), 1: PartitionState(engines[1])}
+
+    def gauge() -> dict[str, float | None]:
+        rt.flush_metrics()
+        return {k: rt.metrics.sample("accesswatch_engine_events", kind=k)
+                for k in ("login", "access", "identity", "late")}
+
+    whole = Engine()
+    for line in lines:
+        whole.process_line(line)
+    first = gauge()
+    assert first["login"] == whole.stats["login"] > 0
+    assert first["access"] == whole.stats["access"] > 0
+    assert first["identity"] == whole.stats["identity"] > 0
+    restored, _ = restore(snapshot(engines[1], {}, keys=KEYS, context="t/1"), default_geo(),
+                          engines[1].ctx.directory, keys=KEYS, context="t/1")
+    rt.parts[1] = PartitionState(restored, restored=True)
+    assert gauge() == first
+    del rt.parts[0]  # the partition moved to another worker
+    assert gauge()["login"] == engines[1].stats["login"]
+    assert "engines of partitions [1]: events " in rt.engine_summary()

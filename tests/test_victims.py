@@ -238,6 +238,7 @@ def test_a_restored_partition_takes_todays_key_and_choice() -> None:
     rt.settings = SimpleNamespace(app_id="a")
     rt.state_keys, rt.migrate_pickle = KEYS, False
     rt.table = SimpleNamespace(name="engine-checkpoints")
+    rt.identity_log = []
     blob = snapshot(Engine(EngineConfig()), {"data-access": 3}, keys=KEYS,
                     context=rt._context(0))
     records = dict(checkpoint_records(0, blob))
