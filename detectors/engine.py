@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import importlib
+import logging
 import os
 import pkgutil
 from collections import Counter
@@ -32,6 +33,9 @@ from .base import SEVERITY_RANK, Detector, Finding, iso
 from .geo import Geo, default_geo
 
 _ACCESS, _LOGIN = E.ACCESS, E.LOGIN
+INTERNAL_ERROR = "internal_error"  # the rejection reason of an event a detector failed on
+
+log = logging.getLogger("accesswatch.engine")
 
 
 @dataclass
@@ -192,6 +196,8 @@ class Engine:
         self.alerts_by: Counter[tuple[str, str]] = Counter()
         self.suppressed: Counter[str] = Counter()
         self._touched: set[str] = set()
+        self.internal_errors: Counter[str] = Counter()  # detector id -> exceptions caught
+        self._error_kinds: dict[tuple[str, str, str], int] = {}
 
     # ---- input -------------------------------------------------------------------------
     def process_line(self, line: bytes | str, kind: str | None = None
@@ -251,43 +257,80 @@ class Engine:
         else:
             ctx.directory.apply(e)
             hooks = self._identity
+        failed: E.Rejection | None = None
         for f in hooks:
-            r = f(e, ctx)
+            try:  # free on 3.11+ while nothing raises
+                r = f(e, ctx)
+            except Exception as exc:  # a detector bug: the others still see the event
+                err = self._failed(f.__self__.id, f.__name__, exc)
+                failed = failed or err
+                continue
             if r:
                 if findings is None:
                     findings = list(r)  # a copy: a detector may hand back its own list
                 else:
                     findings.extend(r)
+        if failed is not None:
+            self.rejected[INTERNAL_ERROR] += 1
         if not findings:
-            return [], None
-        return self._alerts(findings), None
+            return [], failed
+        return self._alerts(findings), failed
 
     def advance(self, now: float) -> list[dict[str, Any]]:
-        """Let event time pass without an event (a watermark from the runtime)."""
+        """Let event time pass without an event (a watermark from the runtime): timers due
+        by ``now`` fire, and idle state is swept when a sweep is due."""
         if now <= self.ctx.now:
             return []
         self.ctx.now = now
-        return self._alerts(self._fire_timers(now))
+        alerts = self._alerts(self._fire_timers(now))
+        if self.ctx.start is not None and now >= self._next_expire:
+            self._expire(now)
+        return alerts
 
     def flush(self) -> list[dict[str, Any]]:
         """End of input: fire every pending timer."""
         return self._alerts(self._fire_timers(float("inf")))
 
     # ---- internals ---------------------------------------------------------------------
+    def _failed(self, det_id: str, where: str, exc: BaseException) -> E.Rejection:
+        """Count and log a detector's exception; the rejection that reports it.
+
+        The first failure of each (detector, hook, exception type) is logged at ERROR with
+        its traceback, then every 1000th: an input that trips a bug on every event must not
+        flood the log. The line names the detector, the hook and the exception type only
+        (no entity ids); the traceback's message may hold one (ERROR level)."""
+        self.internal_errors[det_id] += 1
+        kind = type(exc).__name__
+        n = self._error_kinds[(det_id, where, kind)] = (
+            self._error_kinds.get((det_id, where, kind), 0) + 1)
+        if n == 1 or n % 1000 == 0:
+            log.error("detector %s failed in %s (%s, %d times so far); its work on this "
+                      "input was skipped", det_id, where, kind, n, exc_info=exc)
+        return E.Rejection(INTERNAL_ERROR, det_id, f"{where}: {kind}")
+
     def _fire_timers(self, now: float) -> list[Finding]:
+        """Run the ``on_time`` of every detector with a timer due by ``now``. The due timers
+        are popped before any runs: a detector that raises loses them (its error is counted
+        and logged), so a timer that fails cannot fail again on every later watermark."""
         timers = self.ctx._timers
         due: set[str] = set()
         while timers and timers[0][0] <= now:
             due.add(heapq.heappop(timers)[2])
         out: list[Finding] = []
         for det_id in sorted(due):
-            out.extend(self.detectors[det_id].on_time(now, self.ctx))
+            try:
+                out.extend(self.detectors[det_id].on_time(now, self.ctx))
+            except Exception as exc:
+                self._failed(det_id, "on_time", exc)
         return out
 
     def _expire(self, now: float) -> None:
         self._next_expire = now + self.config.expire_every
         for d in self.detectors.values():
-            d.expire(now)
+            try:
+                d.expire(now)
+            except Exception as exc:
+                self._failed(d.id, "expire", exc)
         gap = self.config.episode_gap
         stale = [k for k, ep in self.episodes.items() if now - ep.last > gap]
         for k in stale:
@@ -344,7 +387,11 @@ class Engine:
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
         for f in findings:
-            a = self._episode(f)
+            try:
+                a = self._episode(f)
+            except Exception as exc:  # e.g. a time no calendar can print: drop the finding
+                self._failed(f.detector, "alert", exc)
+                continue
             if a is not None:
                 out.append(a)
         return out
@@ -352,6 +399,7 @@ class Engine:
     def _episode(self, f: Finding) -> dict[str, Any] | None:
         key = (f.detector, f.entity_kind, f.entity_id)
         rank = SEVERITY_RANK[f.severity]
+        ts_text = iso(f.ts)  # first: a time that cannot be printed leaves no episode behind
         ep = self._episode_for(key, f.ts)
         if ep is None:
             raw = f"{f.detector}|{f.entity_kind}|{f.entity_id}|{f.ts:.3f}".encode()
@@ -374,7 +422,7 @@ class Engine:
         self.alerts_by[(f.detector, f.severity)] += 1
         alert = {
             "alert_id": ep.alert_id,
-            "ts": iso(f.ts),
+            "ts": ts_text,
             "detector": f.detector,
             "severity": f.severity,
             "score": round(min(1.0, max(0.0, f.score)), 4),
@@ -465,6 +513,8 @@ class Engine:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "internal_errors" not in state:  # a checkpoint from before errors were counted
+            self.internal_errors, self._error_kinds = Counter(), {}
         if "_closed" not in state:  # a checkpoint from before closed episodes were kept
             self._closed, self._n_closed = {}, 0
 
