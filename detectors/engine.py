@@ -300,6 +300,7 @@ class Engine:
         flood the log. The line names the detector, the hook and the exception type only
         (no entity ids); the traceback's message may hold one (ERROR level)."""
         self.internal_errors[det_id] += 1
+        self._errors_new = self.__dict__.get("_errors_new", 0) + 1
         kind = type(exc).__name__
         n = self._error_kinds[(det_id, where, kind)] = (
             self._error_kinds.get((det_id, where, kind), 0) + 1)
@@ -503,6 +504,12 @@ class Engine:
         state alive in Alertmanager without sending a new page)."""
         out, self._touched = self._touched, set()
         return out
+
+    def drain_errors(self) -> int:
+        """Exceptions caught inside the engine (``internal_errors``) since the last call."""
+        n = self.__dict__.get("_errors_new", 0)
+        self._errors_new = 0
+        return n
 
     def __getstate__(self) -> dict[str, Any]:
         # The duplicate memory holds process-local hashes: meaningless in another process

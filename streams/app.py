@@ -834,14 +834,18 @@ class Runtime:
         t0 = time.perf_counter()
         try:
             alerts, rej = st.engine.process(ev)
-        except Exception as exc:  # a detector bug must not kill the agent
-            log.exception("engine failed on an event")
+        except Exception as exc:  # an engine bug outside the detectors (each is isolated)
+            log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
+            self._internal_error("event")
             await self.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
             return
         self._processing.observe(time.perf_counter() - t0)
         if rej is not None:
-            self.metrics.duplicate_events.labels(topic=topic).inc()
-            return
+            if rej.reason != INTERNAL_ERROR:
+                self.metrics.duplicate_events.labels(topic=topic).inc()
+                return
+            # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
+            await self.dead_letter(msg, INTERNAL_ERROR, rej.field, rej.detail)
         self._lag.observe(max(0.0, time.time() - ev.ts))
         if self.bursts is not None and topic == self.names.logins:
             await self.bursts.send(msg, ev)  # to the burst engine of its source
@@ -864,15 +868,23 @@ class Runtime:
             return
         self.directory.apply(ev)
         self.identity_log.append(ev)
+        failed = None
         for st in list(self.parts.values()):
             try:
-                alerts, _ = st.engine.process(ev)
-            except Exception:
-                log.exception("engine failed on an identity event")
+                alerts, rej = st.engine.process(ev)
+            except Exception as exc:
+                log.error("engine failed on an identity event (%s)", type(exc).__name__,
+                          exc_info=exc)
+                self._internal_error("event")
+                failed = failed or E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
                 continue
+            if rej is not None and rej.reason == INTERNAL_ERROR:
+                failed = failed or rej
             st.dirty = True
             for a in alerts:
                 await self.emit(a)
+        if failed is not None:  # once, however many partitions' engines failed on it
+            await self.dead_letter(msg, INTERNAL_ERROR, failed.field, failed.detail)
 
     async def emit(self, alert: dict[str, Any]) -> None:
         await self.alerts_topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
@@ -910,13 +922,24 @@ class Runtime:
                 await self.drain(p, st)
             if st.max_ts is None or st.queued:
                 continue
-            alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
+            try:  # the engine isolates its detectors; this catches the rest
+                alerts = st.engine.advance(st.max_ts + (wall - st.wall_at_max))
+            except Exception as exc:
+                log.error("partition %d: engine failed to advance (%s)", p,
+                          type(exc).__name__, exc_info=exc)
+                self._internal_error("watermark")
+                alerts = []
             if self.sender is not None:  # repeats inside open episodes keep their pages firing
                 for alert_id in st.engine.drain_touched():
                     self.sender.touch(alert_id)
             if idle > 0 and not st.flushed and wall - st.last_wall >= idle:
-                alerts.extend(st.engine.flush())
                 st.flushed = True
+                try:
+                    alerts.extend(st.engine.flush())
+                except Exception as exc:
+                    log.error("partition %d: engine failed to flush (%s)", p,
+                              type(exc).__name__, exc_info=exc)
+                    self._internal_error("watermark")
             if alerts:
                 st.dirty = True
                 for a in alerts:
@@ -934,10 +957,16 @@ class Runtime:
         self._processing.flush()
         self._lag.flush()
 
+    def _internal_error(self, stage: str, n: int = 1) -> None:
+        self.metrics.internal_errors.labels(stage=stage).inc(n)
+
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
         warm: dict[str, list[float]] = {}
         for st in self.parts.values():
+            errors = st.engine.drain_errors()  # caught inside the engine (logged there)
+            if errors:
+                self._internal_error("detector", errors)
             for k, v in st.engine.tracked().items():
                 tracked[k] = tracked.get(k, 0) + v
             for d, w in st.engine.warmup().items():
@@ -985,7 +1014,15 @@ class Runtime:
                 if st is None or not (st.dirty or st.held):
                     continue
                 t0 = time.perf_counter()
-                blob = snapshot(st.engine, st.offsets) if st.dirty else None
+                try:
+                    blob = snapshot(st.engine, st.offsets) if st.dirty else None
+                except Exception as exc:  # a state that cannot be encoded is not written;
+                    # its events stay held (unacked), so a restart takes them again
+                    log.error("partition %d: checkpoint not written: the engine state "
+                              "could not be encoded (%s)", p, type(exc).__name__,
+                              exc_info=exc)
+                    self._internal_error("checkpoint")
+                    continue
                 spent += time.perf_counter() - t0
                 held, st.held = st.held, []
                 st.dirty = False

@@ -80,7 +80,12 @@ class SideEngines(Runtime):
         return st
 
     def touch_pages(self) -> None:
-        """Keep the pages of episodes that saw repeats firing in Alertmanager."""
+        """Keep the pages of episodes that saw repeats firing in Alertmanager; count the
+        errors the engines caught inside themselves."""
+        for st in self.parts.values():
+            errors = st.engine.drain_errors()
+            if errors:
+                self._internal_error("detector", errors)
         sender = self.rt.sender
         if sender is None:
             return

@@ -23,6 +23,8 @@ EXPECTED_TYPES = {
     "accesswatch_rebalances": ("counter", set()),
     "accesswatch_refetches": ("counter", set()),
     "accesswatch_rekeyed_events": ("counter", {"topic"}),
+    "accesswatch_internal_errors": ("counter", {"stage"}),
+    "accesswatch_state_evictions": ("counter", {"detector"}),
     "accesswatch_processing_seconds": ("histogram", set()),
     "accesswatch_event_lag_seconds": ("histogram", set()),
     "accesswatch_anomaly_score": ("histogram", {"detector"}),
