@@ -21,6 +21,7 @@ import hashlib
 import heapq
 import importlib
 import logging
+import math
 import os
 import pkgutil
 from collections import Counter
@@ -29,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import events as E
+from ._cap import evict
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .geo import Geo, default_geo
 
@@ -58,6 +60,13 @@ class EngineConfig:
     #: entity kinds whose window views (bulk_lookup) are handed out through
     #: ``drain_partials`` to be scored where all workers' views meet, not scored here
     remote_kinds: tuple[str, ...] = ()
+    # issue 12 (bounded state): at most this many entities in each per-entity table of each
+    # detector, and open alert episodes (0: no cap). Over it, the least recently seen and
+    # unflagged go first (``detectors._cap``); counted in ``evicted``. About 2 KB per entity
+    # and table (docs/benchmarks.md): 400,000 keeps one engine's state near 1 GiB.
+    max_entities: int = 400_000
+    shed_every: int = 2048  # events between two checks of the caps (one len() per table)
+    cap_warn_every: float = 3600.0  # event-time seconds between two warnings per detector
 
 
 class Directory:
@@ -142,6 +151,10 @@ class Episode:
     count: int = 0
 
 
+def _episode_last(ep: Episode) -> float:
+    return ep.last
+
+
 class Engine:
     """Routes each event to the detectors that want it; turns findings into alerts."""
 
@@ -197,6 +210,10 @@ class Engine:
         self.suppressed: Counter[str] = Counter()
         self._touched: set[str] = set()
         self.internal_errors: Counter[str] = Counter()  # detector id -> exceptions caught
+        self.evicted: Counter[str] = Counter()  # detector id ("engine": episodes) -> entities
+        self._evicted_new: Counter[str] = Counter()
+        self._cap_warned: dict[str, float] = {}
+        self._shed_in = cfg.shed_every
         self._error_kinds: dict[tuple[str, str, str], int] = {}
 
     # ---- input -------------------------------------------------------------------------
@@ -235,6 +252,9 @@ class Engine:
             self._next_expire = ts + cfg.expire_every
         kind = e.kind
         self.stats[kind] += 1
+        self._shed_in -= 1
+        if self._shed_in <= 0:
+            self._shed()
         findings: list[Finding] | None = None  # allocated only when there is one
         if ts > ctx.now:
             ctx.now = ts
@@ -285,11 +305,14 @@ class Engine:
         alerts = self._alerts(self._fire_timers(now))
         if self.ctx.start is not None and now >= self._next_expire:
             self._expire(now)
+        self._shed()  # timers may have opened many episodes at once
         return alerts
 
     def flush(self) -> list[dict[str, Any]]:
         """End of input: fire every pending timer."""
-        return self._alerts(self._fire_timers(float("inf")))
+        alerts = self._alerts(self._fire_timers(float("inf")))
+        self._shed()
+        return alerts
 
     # ---- internals ---------------------------------------------------------------------
     def _failed(self, det_id: str, where: str, exc: BaseException) -> E.Rejection:
@@ -323,6 +346,43 @@ class Engine:
                 out.extend(self.detectors[det_id].on_time(now, self.ctx))
             except Exception as exc:
                 self._failed(det_id, "on_time", exc)
+        return out
+
+    def _shed(self) -> None:
+        """Hold every detector's tables and the open episodes to ``max_entities``."""
+        cfg = self.config
+        self._shed_in = cfg.shed_every
+        cap = cfg.max_entities
+        if cap <= 0:
+            return
+        counts: dict[str, int] = {}
+        for d in self.detectors.values():
+            try:
+                n = d.shed(cap)
+            except Exception as exc:
+                self._failed(d.id, "shed", exc)
+                continue
+            if n:
+                counts[d.id] = n
+        n = evict(self.episodes, cap, _episode_last, None, self._close)
+        if n:
+            counts["engine"] = n
+        if not counts:
+            return
+        now = self.ctx.now
+        for det_id, n in counts.items():
+            self.evicted[det_id] += n
+            self._evicted_new[det_id] += n
+            if now - self._cap_warned.get(det_id, -math.inf) >= cfg.cap_warn_every:
+                self._cap_warned[det_id] = now
+                log.warning("state cap reached: %s dropped %d entities (cap %d per table, "
+                            "%d so far); a flood of new entities, or a cap too small for "
+                            "this traffic", det_id, n, cap, self.evicted[det_id])
+
+    def drain_evictions(self) -> Counter[str]:
+        """Entities evicted at the cap (``evicted``) since the last call, by detector."""
+        out = self.__dict__.get("_evicted_new") or Counter()
+        self._evicted_new = Counter()
         return out
 
     def _expire(self, now: float) -> None:
@@ -522,6 +582,9 @@ class Engine:
         self.__dict__.update(state)
         if "internal_errors" not in state:  # a checkpoint from before errors were counted
             self.internal_errors, self._error_kinds = Counter(), {}
+        if "evicted" not in state:  # a checkpoint from before the state cap
+            self.evicted, self._evicted_new, self._cap_warned = Counter(), Counter(), {}
+            self._shed_in = self.config.shed_every
         if "_closed" not in state:  # a checkpoint from before closed episodes were kept
             self._closed, self._n_closed = {}, 0
 

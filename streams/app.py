@@ -960,13 +960,20 @@ class Runtime:
     def _internal_error(self, stage: str, n: int = 1) -> None:
         self.metrics.internal_errors.labels(stage=stage).inc(n)
 
+    def _count_engine(self, engine: Engine) -> None:
+        """Add what the engine counted inside itself since the last call: errors it caught
+        (logged there) and entities it evicted at its state cap."""
+        errors = engine.drain_errors()
+        if errors:
+            self._internal_error("detector", errors)
+        for det_id, n in engine.drain_evictions().items():
+            self.metrics.state_evictions.labels(detector=det_id).inc(n)
+
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
         warm: dict[str, list[float]] = {}
         for st in self.parts.values():
-            errors = st.engine.drain_errors()  # caught inside the engine (logged there)
-            if errors:
-                self._internal_error("detector", errors)
+            self._count_engine(st.engine)
             for k, v in st.engine.tracked().items():
                 tracked[k] = tracked.get(k, 0) + v
             for d, w in st.engine.warmup().items():

@@ -81,11 +81,9 @@ class SideEngines(Runtime):
 
     def touch_pages(self) -> None:
         """Keep the pages of episodes that saw repeats firing in Alertmanager; count the
-        errors the engines caught inside themselves."""
+        errors the engines caught inside themselves and the entities they evicted."""
         for st in self.parts.values():
-            errors = st.engine.drain_errors()
-            if errors:
-                self._internal_error("detector", errors)
+            self._count_engine(st.engine)
         sender = self.rt.sender
         if sender is None:
             return
