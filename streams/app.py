@@ -444,7 +444,8 @@ class Runtime:
         self.key_field = {names.logins: "account_id", names.access: "actor_id"}
         self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
                                     partitions=settings.partitions) for t in self.input_topics}
-        self.config = EngineConfig(detectors=settings.detectors or None)
+        self.config = EngineConfig(detectors=settings.detectors or None,
+                                   max_entities=settings.max_entities)
         Engine(self.config)  # fail fast on unknown detector ids
         self.geo = default_geo()
         self.directory = Directory()

@@ -99,6 +99,11 @@ class Settings:
     #: (``ACCESSWATCH_EVENT_LOOP``) event loop: ``auto`` (uvloop when installed, else asyncio),
     #: ``uvloop`` or ``asyncio``. Faust's per-event machinery is mostly event-loop work.
     event_loop: str = "auto"
+    # ---- issue 12, engine slice (bounded state) ----
+    #: (``ACCESSWATCH_MAX_ENTITIES``) at most this many entities in each per-entity table of
+    #: each detector, per input partition's engine (``EngineConfig.max_entities``); over it
+    #: the least recently seen and unflagged are evicted. 0 = no cap.
+    max_entities: int = 400_000
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -167,6 +172,7 @@ class Settings:
             "fetch_max_wait_ms": ("ACCESSWATCH_FETCH_MAX_WAIT_MS", int),
             "log_level": ("ACCESSWATCH_LOG_LEVEL", str),
             "event_loop": ("ACCESSWATCH_EVENT_LOOP", str),
+            "max_entities": ("ACCESSWATCH_MAX_ENTITIES", int),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -312,3 +318,7 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
         choices=("debug", "info", "warning", "error"),
         help="log level",
     )
+    # ---- issue 12, engine slice (bounded state) ----
+    p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
+                   help="at most N entities per detector table and partition; least recently "
+                   "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 400000; 0 = no cap)")

@@ -45,6 +45,7 @@ class SideEngines(Runtime):
                                retention=RETENTION)
         params = rt.config.params
         self.config = EngineConfig(detectors=detectors, salt=rt.config.salt,
+                                   max_entities=rt.config.max_entities,
                                    params={d: params[d] for d in detectors if d in params})
         self.geo = rt.geo
         self.directory = rt.directory
