@@ -62,9 +62,10 @@ class EngineConfig:
     remote_kinds: tuple[str, ...] = ()
     # issue 12 (bounded state): at most this many entities in each per-entity table of each
     # detector, and open alert episodes (0: no cap). Over it, the least recently seen and
-    # unflagged go first (``detectors._cap``); counted in ``evicted``. About 2 KB per entity
-    # and table (docs/benchmarks.md): 400,000 keeps one engine's state near 1 GiB.
-    max_entities: int = 400_000
+    # unflagged go first (``detectors._cap``); counted in ``evicted``. A flood fills about a
+    # dozen tables, ~1 KB per entry in all (docs/benchmarks.md): 200,000 bounds one engine
+    # (one input partition) near 2 GiB.
+    max_entities: int = 200_000
     shed_every: int = 2048  # events between two checks of the caps (one len() per table)
     cap_warn_every: float = 3600.0  # event-time seconds between two warnings per detector
 
@@ -365,6 +366,8 @@ class Engine:
             if n:
                 counts[d.id] = n
         n = evict(self.episodes, cap, _episode_last, None, self._close)
+        if len(self._touched) > cap:  # nobody drains them (replay): they only keep pages alive
+            self._touched = set()
         if n:
             counts["engine"] = n
         if not counts:

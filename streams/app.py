@@ -930,8 +930,9 @@ class Runtime:
                           type(exc).__name__, exc_info=exc)
                 self._internal_error("watermark")
                 alerts = []
+            touched = st.engine.drain_touched()  # drained with or without a sender
             if self.sender is not None:  # repeats inside open episodes keep their pages firing
-                for alert_id in st.engine.drain_touched():
+                for alert_id in touched:
                     self.sender.touch(alert_id)
             if idle > 0 and not st.flushed and wall - st.last_wall >= idle:
                 st.flushed = True

@@ -103,7 +103,7 @@ class Settings:
     #: (``ACCESSWATCH_MAX_ENTITIES``) at most this many entities in each per-entity table of
     #: each detector, per input partition's engine (``EngineConfig.max_entities``); over it
     #: the least recently seen and unflagged are evicted. 0 = no cap.
-    max_entities: int = 400_000
+    max_entities: int = 200_000
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -321,4 +321,4 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     # ---- issue 12, engine slice (bounded state) ----
     p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
                    help="at most N entities per detector table and partition; least recently "
-                   "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 400000; 0 = no cap)")
+                   "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 200000; 0 = no cap)")

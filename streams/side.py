@@ -83,14 +83,13 @@ class SideEngines(Runtime):
     def touch_pages(self) -> None:
         """Keep the pages of episodes that saw repeats firing in Alertmanager; count the
         errors the engines caught inside themselves and the entities they evicted."""
+        sender = self.rt.sender
         for st in self.parts.values():
             self._count_engine(st.engine)
-        sender = self.rt.sender
-        if sender is None:
-            return
-        for st in self.parts.values():
-            for alert_id in st.engine.drain_touched():
-                sender.touch(alert_id)
+            touched = st.engine.drain_touched()  # drained with or without a sender
+            if sender is not None:
+                for alert_id in touched:
+                    sender.touch(alert_id)
 
 
 def wire(app: faust.App, settings: Settings, name: str, engines: SideEngines,

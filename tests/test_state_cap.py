@@ -98,6 +98,13 @@ def test_the_cap_warns_once_per_hour_of_event_time_per_detector(
     assert eng.drain_evictions() == {}
 
 
+def test_touched_alert_ids_nobody_drains_are_bounded() -> None:
+    eng = Engine(EngineConfig(detectors=("unissued_session",), max_entities=CAP))
+    eng._touched = {f"aw-{i}" for i in range(CAP + 1)}
+    eng._shed()
+    assert len(eng._touched) <= CAP
+
+
 def test_open_episodes_are_capped_and_closed_not_forgotten() -> None:
     eng = Engine(EngineConfig(detectors=("unissued_session",), max_entities=CAP,
                               shed_every=SHED))
