@@ -62,9 +62,9 @@ class EngineConfig:
     remote_kinds: tuple[str, ...] = ()
     # issue 12 (bounded state): at most this many entities in each per-entity table of each
     # detector, and open alert episodes (0: no cap). Over it, the least recently seen and
-    # unflagged go first (``detectors._cap``); counted in ``evicted``. A flood fills about a
-    # dozen tables, ~1 KB per entry in all (docs/benchmarks.md): 200,000 bounds one engine
-    # (one input partition) near 2 GiB.
+    # unflagged go first (``detectors._cap``); counted in ``evicted``. A flood fills about
+    # nine tables, ~1.1 KiB of RSS per entry (docs/benchmarks.md): 200,000 bounds one engine
+    # (one input partition) near 2.6 GiB.
     max_entities: int = 200_000
     shed_every: int = 2048  # events between two checks of the caps (one len() per table)
     cap_warn_every: float = 3600.0  # event-time seconds between two warnings per detector
