@@ -39,6 +39,8 @@ from zlib import crc32
 
 from river import stats
 
+from ._cap import evict
+
 if TYPE_CHECKING:
     from .engine import Context
     from .events import Event
@@ -414,8 +416,31 @@ class BurstTracker:
         for k in [k for k, f in self.account_fails.items() if now - f[2] > aw]:
             del self.account_fails[k]
 
+    def shed(self, cap: int) -> int:
+        """At most ``cap`` sources per level (flagged ones last) and accounts with failures."""
+        n = 0
+        for table in self.sources:
+            n += evict(table, cap, _source_last, _source_flagged, self._evicted)
+        return n + evict(self.account_fails, cap, _fails_last)
+
+    def _evicted(self, key: Any, s: Source) -> None:
+        if s.flagged_at is not None:
+            self.flagged_count -= 1
+
     def tracked(self) -> dict[str, int]:
         return {LEVELS[i]: len(t) for i, t in enumerate(self.sources)}
+
+
+def _source_last(s: Source) -> float:
+    return s.last_ts
+
+
+def _source_flagged(s: Source) -> bool:
+    return s.flagged_at is not None
+
+
+def _fails_last(f: list[float]) -> float:
+    return f[2]
 
 
 _TRACKERS: WeakKeyDictionary[Context, BurstTracker] = WeakKeyDictionary()

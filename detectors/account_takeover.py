@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _burst
+from ._cap import evict
 from .base import Detector, Finding, ev, iso
 
 if TYPE_CHECKING:
@@ -77,6 +78,14 @@ def _push(items: list[int], item: int, cap: int) -> None:
     items.append(item)
     if len(items) > cap:
         del items[0]
+
+
+def _profile_last(p: _Profile) -> float:
+    return p.last_ts
+
+
+def _login_ts(c: _Candidate | _Suspect) -> float:
+    return c.login_ts
 
 
 @dataclass(slots=True)
@@ -346,6 +355,12 @@ class AccountTakeover(Detector):
             ttl = self.profile_ttl
             for k in [k for k, p in self._profiles.items() if now - p.last_ts > ttl]:
                 del self._profiles[k]
+
+    def shed(self, cap: int) -> int:
+        n = evict(self._profiles, cap, _profile_last)
+        n += evict(self._cands, cap, _login_ts)  # transient: an hour of suspect logins
+        n += evict(self._suspects, cap, _login_ts)
+        return n + (self._t.shed(cap) if self._t is not None else 0)
 
     def tracked(self) -> dict[str, int]:
         return {"account": len(self._profiles)}

@@ -90,6 +90,12 @@ class Detector:
     def expire(self, now: float) -> None:
         """Drop state of entities idle long enough; called every few minutes of event time."""
 
+    def shed(self, cap: int) -> int:
+        """Keep each per-entity table at most ``cap`` entries (``detectors._cap.evict``: the
+        least recently seen and unflagged first); called every few thousand events. Returns
+        the entities dropped."""
+        return 0
+
 
 def wall_clock() -> float:  # only for statistics (events/s), never for detection
     return time.perf_counter()

@@ -92,6 +92,7 @@ from typing import TYPE_CHECKING, Any
 
 from river import anomaly, stats
 
+from ._cap import evict
 from ._sketch import DistinctCounter
 from .base import SEVERITIES, Detector, Finding, ev, iso
 
@@ -498,6 +499,18 @@ class _Entity:
         self.sent = 0  # highest severity rank reported in the current episode
         self.sent_ts = -math.inf
 
+
+
+def _ent_last(e: _Entity) -> float:
+    return e.last
+
+
+def _ent_reported(e: _Entity) -> bool:
+    return e.sent > 0  # an alert was raised in its current episode
+
+
+def _acc_last(a: _Acc) -> float:
+    return a.last
 
 class BulkLookup(Detector):
     id = "bulk_lookup"
@@ -988,6 +1001,16 @@ class BulkLookup(Detector):
             self.combiner.paged.discard(k)
         if self._handed:
             self._handed = {ip: t for ip, t in self._handed.items() if now - t <= idle}
+
+    def shed(self, cap: int) -> int:
+        paged = self.combiner.paged
+        n = evict(self._ents, cap, _ent_last, _ent_reported,
+                  lambda k, e: paged.discard(k))
+        n += evict(self._handed, cap, float)
+        comb = self.combiner  # this window's accumulators: the busiest survive a flood
+        for table in (comb.src, comb.key, comb.actor):
+            n += evict(table, cap, _acc_last, lambda a: len(a.subjects) >= comb.track_min)
+        return n
 
     def tracked(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -158,6 +158,9 @@ class CredentialStuffing(Detector):
         if self._t is not None:
             self._t.expire(now)
 
+    def shed(self, cap: int) -> int:
+        return self._t.shed(cap) if self._t is not None else 0
+
     def tracked(self) -> dict[str, int]:
         return self._t.tracked() if self._t is not None else {}
 

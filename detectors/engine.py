@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import importlib
+import logging
+import math
 import os
 import pkgutil
 from collections import Counter
@@ -28,10 +30,14 @@ from functools import lru_cache
 from typing import Any
 
 from . import events as E
+from ._cap import evict
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .geo import Geo, default_geo
 
 _ACCESS, _LOGIN = E.ACCESS, E.LOGIN
+INTERNAL_ERROR = "internal_error"  # the rejection reason of an event a detector failed on
+
+log = logging.getLogger("accesswatch.engine")
 
 
 @dataclass
@@ -77,6 +83,14 @@ class EngineConfig:
         """The decoding :class:`~detectors.events.Policy` these settings ask for."""
         return E.Policy.years(self.ts_min_year, self.ts_max_year, self.max_future_skew,
                               self.trust_producer_geo)
+    # issue 12 (bounded state): at most this many entities in each per-entity table of each
+    # detector, and open alert episodes (0: no cap). Over it, the least recently seen and
+    # unflagged go first (``detectors._cap``); counted in ``evicted``. A flood fills about
+    # nine tables, ~1.1 KiB of RSS per entry (docs/benchmarks.md): 200,000 bounds one engine
+    # (one input partition) near 2.6 GiB.
+    max_entities: int = 200_000
+    shed_every: int = 2048  # events between two checks of the caps (one len() per table)
+    cap_warn_every: float = 3600.0  # event-time seconds between two warnings per detector
 
 
 class Directory:
@@ -257,6 +271,10 @@ class Episode:
     count: int = 0
 
 
+def _episode_last(ep: Episode) -> float:
+    return ep.last
+
+
 class Engine:
     """Routes each event to the detectors that want it; turns findings into alerts."""
 
@@ -313,6 +331,12 @@ class Engine:
         self.alerts_by: Counter[tuple[str, str]] = Counter()
         self.suppressed: Counter[str] = Counter()
         self._touched: set[str] = set()
+        self.internal_errors: Counter[str] = Counter()  # detector id -> exceptions caught
+        self.evicted: Counter[str] = Counter()  # detector id ("engine": episodes) -> entities
+        self._evicted_new: Counter[str] = Counter()
+        self._cap_warned: dict[str, float] = {}
+        self._shed_in = cfg.shed_every
+        self._error_kinds: dict[tuple[str, str, str], int] = {}
 
     # ---- input -------------------------------------------------------------------------
     @property
@@ -376,6 +400,9 @@ class Engine:
             self._next_expire = ts + cfg.expire_every
         kind = e.kind
         self.stats[kind] += 1
+        self._shed_in -= 1
+        if self._shed_in <= 0:
+            self._shed()
         findings: list[Finding] | None = None  # allocated only when there is one
         if ts > ctx.now:
             ctx.now = ts
@@ -398,43 +425,123 @@ class Engine:
         else:
             ctx.directory.apply(e)
             hooks = self._identity
+        failed: E.Rejection | None = None
         for f in hooks:
-            r = f(e, ctx)
+            try:  # free on 3.11+ while nothing raises
+                r = f(e, ctx)
+            except Exception as exc:  # a detector bug: the others still see the event
+                err = self._failed(f.__self__.id, f.__name__, exc)
+                failed = failed or err
+                continue
             if r:
                 if findings is None:
                     findings = list(r)  # a copy: a detector may hand back its own list
                 else:
                     findings.extend(r)
+        if failed is not None:
+            self.rejected[INTERNAL_ERROR] += 1
         if not findings:
-            return [], None
-        return self._alerts(findings), None
+            return [], failed
+        return self._alerts(findings), failed
 
     def advance(self, now: float) -> list[dict[str, Any]]:
-        """Let event time pass without an event (a watermark from the runtime)."""
+        """Let event time pass without an event (a watermark from the runtime): timers due
+        by ``now`` fire, and idle state is swept when a sweep is due."""
         if now <= self.ctx.now:
             return []
         self.ctx.now = now
-        return self._alerts(self._fire_timers(now))
+        alerts = self._alerts(self._fire_timers(now))
+        if self.ctx.start is not None and now >= self._next_expire:
+            self._expire(now)
+        self._shed()  # timers may have opened many episodes at once
+        return alerts
 
     def flush(self) -> list[dict[str, Any]]:
         """End of input: fire every pending timer."""
-        return self._alerts(self._fire_timers(float("inf")))
+        alerts = self._alerts(self._fire_timers(float("inf")))
+        self._shed()
+        return alerts
 
     # ---- internals ---------------------------------------------------------------------
+    def _failed(self, det_id: str, where: str, exc: BaseException) -> E.Rejection:
+        """Count and log a detector's exception; the rejection that reports it.
+
+        The first failure of each (detector, hook, exception type) is logged at ERROR with
+        its traceback, then every 1000th: an input that trips a bug on every event must not
+        flood the log. The line names the detector, the hook and the exception type only
+        (no entity ids); the traceback's message may hold one (ERROR level)."""
+        self.internal_errors[det_id] += 1
+        self._errors_new = self.__dict__.get("_errors_new", 0) + 1
+        kind = type(exc).__name__
+        n = self._error_kinds[(det_id, where, kind)] = (
+            self._error_kinds.get((det_id, where, kind), 0) + 1)
+        if n == 1 or n % 1000 == 0:
+            log.error("detector %s failed in %s (%s, %d times so far); its work on this "
+                      "input was skipped", det_id, where, kind, n, exc_info=exc)
+        return E.Rejection(INTERNAL_ERROR, det_id, f"{where}: {kind}")
+
     def _fire_timers(self, now: float) -> list[Finding]:
+        """Run the ``on_time`` of every detector with a timer due by ``now``. The due timers
+        are popped before any runs: a detector that raises loses them (its error is counted
+        and logged), so a timer that fails cannot fail again on every later watermark."""
         timers = self.ctx._timers
         due: set[str] = set()
         while timers and timers[0][0] <= now:
             due.add(heapq.heappop(timers)[2])
         out: list[Finding] = []
         for det_id in sorted(due):
-            out.extend(self.detectors[det_id].on_time(now, self.ctx))
+            try:
+                out.extend(self.detectors[det_id].on_time(now, self.ctx))
+            except Exception as exc:
+                self._failed(det_id, "on_time", exc)
+        return out
+
+    def _shed(self) -> None:
+        """Hold every detector's tables and the open episodes to ``max_entities``."""
+        cfg = self.config
+        self._shed_in = cfg.shed_every
+        cap = cfg.max_entities
+        if cap <= 0:
+            return
+        counts: dict[str, int] = {}
+        for d in self.detectors.values():
+            try:
+                n = d.shed(cap)
+            except Exception as exc:
+                self._failed(d.id, "shed", exc)
+                continue
+            if n:
+                counts[d.id] = n
+        n = evict(self.episodes, cap, _episode_last, None, self._close)
+        if len(self._touched) > cap:  # nobody drains them (replay): they only keep pages alive
+            self._touched = set()
+        if n:
+            counts["engine"] = n
+        if not counts:
+            return
+        now = self.ctx.now
+        for det_id, n in counts.items():
+            self.evicted[det_id] += n
+            self._evicted_new[det_id] += n
+            if now - self._cap_warned.get(det_id, -math.inf) >= cfg.cap_warn_every:
+                self._cap_warned[det_id] = now
+                log.warning("state cap reached: %s dropped %d entities (cap %d per table, "
+                            "%d so far); a flood of new entities, or a cap too small for "
+                            "this traffic", det_id, n, cap, self.evicted[det_id])
+
+    def drain_evictions(self) -> Counter[str]:
+        """Entities evicted at the cap (``evicted``) since the last call, by detector."""
+        out = self.__dict__.get("_evicted_new") or Counter()
+        self._evicted_new = Counter()
         return out
 
     def _expire(self, now: float) -> None:
         self._next_expire = now + self.config.expire_every
         for d in self.detectors.values():
-            d.expire(now)
+            try:
+                d.expire(now)
+            except Exception as exc:
+                self._failed(d.id, "expire", exc)
         gap = self.config.episode_gap
         stale = [k for k, ep in self.episodes.items() if now - ep.last > gap]
         for k in stale:
@@ -491,7 +598,11 @@ class Engine:
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
         for f in findings:
-            a = self._episode(f)
+            try:
+                a = self._episode(f)
+            except Exception as exc:  # e.g. a time no calendar can print: drop the finding
+                self._failed(f.detector, "alert", exc)
+                continue
             if a is not None:
                 out.append(a)
         return out
@@ -499,6 +610,7 @@ class Engine:
     def _episode(self, f: Finding) -> dict[str, Any] | None:
         key = (f.detector, f.entity_kind, f.entity_id)
         rank = SEVERITY_RANK[f.severity]
+        ts_text = iso(f.ts)  # first: a time that cannot be printed leaves no episode behind
         ep = self._episode_for(key, f.ts)
         if ep is None:
             raw = f"{f.detector}|{f.entity_kind}|{f.entity_id}|{f.ts:.3f}".encode()
@@ -521,7 +633,7 @@ class Engine:
         self.alerts_by[(f.detector, f.severity)] += 1
         alert = {
             "alert_id": ep.alert_id,
-            "ts": iso(f.ts),
+            "ts": ts_text,
             "detector": f.detector,
             "severity": f.severity,
             "score": round(min(1.0, max(0.0, f.score)), 4),
@@ -603,6 +715,12 @@ class Engine:
         out, self._touched = self._touched, set()
         return out
 
+    def drain_errors(self) -> int:
+        """Exceptions caught inside the engine (``internal_errors``) since the last call."""
+        n = self.__dict__.get("_errors_new", 0)
+        self._errors_new = 0
+        return n
+
     def __getstate__(self) -> dict[str, Any]:
         # The duplicate memory holds process-local hashes: meaningless in another process
         # (the runtime skips redelivered input by offset instead), so not checkpointed.
@@ -615,6 +733,11 @@ class Engine:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "internal_errors" not in state:  # a checkpoint from before errors were counted
+            self.internal_errors, self._error_kinds = Counter(), {}
+        if "evicted" not in state:  # a checkpoint from before the state cap
+            self.evicted, self._evicted_new, self._cap_warned = Counter(), Counter(), {}
+            self._shed_in = self.config.shed_every
         if "_closed" not in state:  # a checkpoint from before closed episodes were kept
             self._closed, self._n_closed = {}, 0
         if not isinstance(state.get("_seen_now"), dict):  # from before duplicate_conflict

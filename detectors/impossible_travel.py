@@ -40,6 +40,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from ._cap import evict
 from .base import Detector, Finding, ev, iso
 
 if TYPE_CHECKING:
@@ -123,6 +124,14 @@ class _Where:
     flagged: int = 0
     origin: str = ""  # where the account was before a flagged jump (the owner's side)
 
+
+
+def _where_ts(w: _Where) -> float:
+    return w.ts
+
+
+def _where_flagged(w: _Where) -> bool:
+    return w.flagged > 0
 
 class ImpossibleTravel(Detector):
     id = "impossible_travel"
@@ -255,6 +264,11 @@ class ImpossibleTravel(Detector):
         self._next_sweep = now + max(300.0, self.ttl / 24)
         for h in [h for h, w in self._last.items() if now - w.ts > self.ttl]:
             del self._last[h]
+
+    def shed(self, cap: int) -> int:
+        if len(self._memo) > self.memo_max:
+            self._memo.clear()  # a cache of hashes: refilled as ids come again
+        return evict(self._last, cap, _where_ts, _where_flagged)
 
     def tracked(self) -> dict[str, int]:
         return {"account": len(self._last)}

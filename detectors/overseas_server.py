@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 import datasketches as ds
 from river import anomaly
 
+from ._cap import evict
 from .base import Detector, Finding, ev, iso
 from .impossible_travel import distance_km
 
@@ -139,6 +140,14 @@ class _Source:
         for k, v in state.items():
             object.__setattr__(self, k, v)
 
+
+
+def _last(x: _Profile | _Source) -> float:
+    return x.last
+
+
+def _reported(src: _Source) -> bool:
+    return src.sent >= 0
 
 class OverseasServer(Detector):
     id = "overseas_server"
@@ -431,6 +440,12 @@ class OverseasServer(Detector):
         self._next_sweep = now + max(300.0, ttl / 24)
         for h in [h for h, p in self._profiles.items() if now - p.last > ttl]:
             del self._profiles[h]
+
+    def shed(self, cap: int) -> int:
+        if len(self._memo) > self.memo_max:
+            self._memo.clear()  # a cache of profiles by raw id: refilled as ids come again
+        n = evict(self._profiles, cap, _last)
+        return n + evict(self._sources, cap, _last, _reported)
 
     def tracked(self) -> dict[str, int]:
         return {"account": len(self._profiles), "subnet": len(self._sources)}

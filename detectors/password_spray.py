@@ -173,6 +173,10 @@ class PasswordSpray(Detector):
         if self._shared is not None:
             self._shared.expire(now)
 
+    def shed(self, cap: int) -> int:
+        n = self._t.shed(cap) if self._t is not None else 0
+        return n + (self._shared.shed(cap) if self._shared is not None else 0)
+
     def tracked(self) -> dict[str, int]:
         if self._t is None:
             return {}

@@ -48,6 +48,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._cap import evict
 from .base import Detector, Finding, ev, iso
 
 if TYPE_CHECKING:
@@ -251,8 +252,15 @@ class RevokedCredential(Detector):
             for k in [k for k, u in table.items() if now - u.last_ts > self.idle]:
                 del table[k]
 
+    def shed(self, cap: int) -> int:
+        return sum(evict(t, cap, _last_ts) for t in (self._keys, self._principals))
+
     def tracked(self) -> dict[str, int]:
         return {"key": len(self._keys), "actor": len(self._principals)}
+
+
+def _last_ts(u: _Use) -> float:
+    return u.last_ts
 
 
 DETECTOR = RevokedCredential

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from ._cap import evict, evict_pair
 from .base import Detector, Finding, ev, iso
 
 if TYPE_CHECKING:
@@ -266,8 +267,28 @@ class UnissuedSession(Detector):
         for k in [k for k, w in self._entities.items() if not w.seen or w.seen[-1][0] < now - self.window]:
             del self._entities[k]
 
+    def shed(self, cap: int) -> int:
+        """Issued sessions least recently issued first (an evicted one that comes again is
+        judged unissued: the cap is a trade of memory against that), then the rest."""
+        n = evict_pair(self._known, self._known_prev, cap, float)
+        n += evict_pair(self._where, self._where_prev, cap, _where_ts)
+        n += evict(self._pending, cap, _first_ts)  # its timer then finds nothing
+        return n + evict(self._entities, cap, _seen_last)
+
     def tracked(self) -> dict[str, int]:
         return {"session": len(self._known) + len(self._known_prev) + len(self._pending)}
+
+
+def _where_ts(w: tuple[str, float, int, str]) -> float:
+    return w[1]
+
+
+def _first_ts(p: _Pending) -> float:
+    return p.first_ts
+
+
+def _seen_last(w: _EntityWindow) -> float:
+    return w.seen[-1][0] if w.seen else 0.0
 
 
 DETECTOR = UnissuedSession

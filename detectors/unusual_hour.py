@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING
 
 from river import anomaly
 
+from ._cap import evict
 from .base import Detector, Finding, ev, iso
 
 if TYPE_CHECKING:
@@ -90,6 +91,14 @@ class _Peer:
     scorer: anomaly.GaussianScorer
     learned: int = 0
 
+
+
+def _last(p: _Principal) -> float:
+    return p.last
+
+
+def _reported(p: _Principal) -> bool:
+    return p.sent >= 0  # reported in its current hour-slot
 
 class UnusualHour(Detector):
     id = "unusual_hour"
@@ -239,6 +248,9 @@ class UnusualHour(Detector):
     def expire(self, now: float) -> None:
         for pid in [p for p, st in self._state.items() if now - st.last > self.ttl]:
             del self._state[pid]
+
+    def shed(self, cap: int) -> int:
+        return evict(self._state, cap, _last, _reported)
 
     def tracked(self) -> dict[str, int]:
         return {"actor": len(self._state)}

@@ -423,7 +423,8 @@ class Runtime:
                                    victim_salt=settings.victim_salt,
                                    ts_min_year=settings.ts_min_year,
                                    ts_max_year=settings.ts_max_year,
-                                   max_future_skew=settings.max_future_skew or None)
+                                   max_future_skew=settings.max_future_skew or None,
+                                   max_entities=settings.max_entities)
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -850,14 +851,18 @@ class Runtime:
         conflicts = stats.get("duplicate_conflict", 0)
         try:
             alerts, rej = st.engine.process(ev)
-        except Exception as exc:  # a detector bug must not kill the agent
-            log.exception("engine failed on an event")
+        except Exception as exc:  # an engine bug outside the detectors (each is isolated)
+            log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
+            self._internal_error("event")
             await self.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
             return
         self._processing.observe(time.perf_counter() - t0)
         if rej is not None:
-            self.metrics.duplicate_events.labels(topic=topic).inc()
-            return
+            if rej.reason != INTERNAL_ERROR:
+                self.metrics.duplicate_events.labels(topic=topic).inc()
+                return
+            # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
+            await self.dead_letter(msg, INTERNAL_ERROR, rej.field, rej.detail)
         if stats.get("duplicate_conflict", 0) != conflicts:  # processed, counted
             self.metrics.count_invalid(topic, "duplicate_conflict")
         if ev.invalid_claim is not None:  # processed with the claim repaired, counted
@@ -914,10 +919,15 @@ class Runtime:
             _, key, offset, ev = q.popleft()
             st.offsets[key] = offset  # the checkpoint covers it from now on
             st.dirty = True
+            # a failure here is counted and logged (the engine isolates its detectors and
+            # counts theirs); the message was acknowledged when it was read, so it is not
+            # dead-lettered: the directory has it, and the other partitions' engines too
             try:
                 alerts, _ = st.engine.process(ev)
-            except Exception:
-                log.exception("engine failed on an identity event")
+            except Exception as exc:
+                log.error("engine failed on an identity event (%s)", type(exc).__name__,
+                          exc_info=exc)
+                self._internal_error("event")
                 continue
             out.extend(alerts)
         return out
@@ -959,14 +969,26 @@ class Runtime:
             if st.max_ts is None or st.queued:
                 continue
             now = st.max_ts + (wall - st.wall_at_max)
-            alerts = self._release_identity(st, now) if st.identity else []
-            alerts.extend(st.engine.advance(now))
+            try:  # the engine isolates its detectors; this catches the rest
+                alerts = self._release_identity(st, now) if st.identity else []
+                alerts.extend(st.engine.advance(now))
+            except Exception as exc:
+                log.error("partition %d: engine failed to advance (%s)", p,
+                          type(exc).__name__, exc_info=exc)
+                self._internal_error("watermark")
+                alerts = []
+            touched = st.engine.drain_touched()  # drained with or without a sender
             if self.sender is not None:  # repeats inside open episodes keep their pages firing
-                for alert_id in st.engine.drain_touched():
+                for alert_id in touched:
                     self.sender.touch(alert_id)
             if idle > 0 and not st.flushed and wall - st.last_wall >= idle:
-                alerts.extend(st.engine.flush())
                 st.flushed = True
+                try:
+                    alerts.extend(st.engine.flush())
+                except Exception as exc:
+                    log.error("partition %d: engine failed to flush (%s)", p,
+                              type(exc).__name__, exc_info=exc)
+                    self._internal_error("watermark")
             if alerts:
                 st.dirty = True
                 for a in alerts:
@@ -1007,10 +1029,23 @@ class Runtime:
                 f"{c['login'] + c['access'] + c['identity']:,} (logins {c['login']:,}, "
                 f"access {c['access']:,}, identity {c['identity']:,}; late {c['late']:,})")
 
+    def _internal_error(self, stage: str, n: int = 1) -> None:
+        self.metrics.internal_errors.labels(stage=stage).inc(n)
+
+    def _count_engine(self, engine: Engine) -> None:
+        """Add what the engine counted inside itself since the last call: errors it caught
+        (logged there) and entities it evicted at its state cap."""
+        errors = engine.drain_errors()
+        if errors:
+            self._internal_error("detector", errors)
+        for det_id, n in engine.drain_evictions().items():
+            self.metrics.state_evictions.labels(detector=det_id).inc(n)
+
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
         warm: dict[str, list[float]] = {}
         for st in self.parts.values():
+            self._count_engine(st.engine)
             for k, v in st.engine.tracked().items():
                 tracked[k] = tracked.get(k, 0) + v
             for d, w in st.engine.warmup().items():
@@ -1058,8 +1093,16 @@ class Runtime:
                 if st is None or not (st.dirty or st.held):
                     continue
                 t0 = time.perf_counter()
-                blob = snapshot(st.engine, st.offsets, keys=self.state_keys,
-                                context=self._context(p)) if st.dirty else None
+                try:
+                    blob = snapshot(st.engine, st.offsets, keys=self.state_keys,
+                                    context=self._context(p)) if st.dirty else None
+                except Exception as exc:  # a state that cannot be encoded is not written;
+                    # its events stay held (unacked), so a restart takes them again
+                    log.error("partition %d: checkpoint not written: the engine state "
+                              "could not be encoded (%s)", p, type(exc).__name__,
+                              exc_info=exc)
+                    self._internal_error("checkpoint")
+                    continue
                 spent += time.perf_counter() - t0
                 held, st.held = st.held, []
                 st.dirty = False

@@ -98,11 +98,14 @@ class Bursts:
             ev = E.decode(msg.value, E.LOGIN, self.rt.policy_of[self.rt.names.logins])
             if isinstance(ev, E.Rejection):  # the input engine took it: cannot happen
                 raise ValueError(ev.reason)
-            alerts, _ = st.engine.process(ev)
-        except Exception as exc:  # a detector bug must not kill the agent
-            log.exception("burst engine failed on a login")
+            alerts, rej = st.engine.process(ev)
+        except Exception as exc:  # an engine bug outside the detectors (each is isolated)
+            log.error("burst engine failed on a login (%s)", type(exc).__name__, exc_info=exc)
+            self.rt._internal_error("event")
             await self.rt.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
             return
+        if rej is not None and rej.reason == INTERNAL_ERROR:  # a detector failed on it
+            await self.rt.dead_letter(msg, INTERNAL_ERROR, rej.field, rej.detail)
         for a in alerts:
             await self.engines.emit(a)
 

@@ -86,7 +86,14 @@ class Combine:
         st = self.rt.parts.get(partition)
         if st is None or not st.engine.has_partials():
             return
-        for m in st.engine.drain_partials():
+        try:
+            views = st.engine.drain_partials()
+        except Exception as exc:  # the views are lost; the worker goes on
+            log.error("partition %d: window views not handed out (%s)", partition,
+                      type(exc).__name__, exc_info=exc)
+            self.rt._internal_error("partials")
+            return
+        for m in views:
             await self.topic.send(key=partial_key(m, self.salt), value=orjson.dumps(m))
             self.sent += 1
 
@@ -105,6 +112,7 @@ class Combine:
             alerts = st.engine.observe_partial(orjson.loads(msg.value))
         except Exception as exc:  # a bad view must not kill the agent
             log.warning("partials message not scored: %s", type(exc).__name__)
+            self.rt._internal_error("partials")
             await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
             return
         for a in alerts:

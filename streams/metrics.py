@@ -55,6 +55,7 @@ POST_RESULTS: tuple[str, ...] = ("ok", "error")
 #: the engine's own counts (``Engine.stats``) exported by ``engine_events``: events by kind,
 #: and those processed later than the allowed lateness
 ENGINE_EVENT_KINDS: tuple[str, ...] = (*_KINDS, "late")
+INTERNAL_STAGES: tuple[str, ...] = ("detector", "event", "watermark", "partials", "checkpoint")
 
 # Per-event processing is tens of microseconds; a slow event is a few milliseconds.
 PROCESSING_BUCKETS = (
@@ -102,6 +103,9 @@ class Metrics:
       (account_id, actor_id) does not map to, re-sent to their topic keyed by it.
     - ``checkpoint_rejected`` counter ``{reason}``: stored engine checkpoints refused
       (``streams.snapshot.REASONS``); the partition started from a fresh engine.
+    - ``internal_errors`` counter ``{stage}``: exceptions caught so that the worker goes on
+      (``INTERNAL_STAGES``).
+    - ``state_evictions`` counter ``{detector}``: entities dropped at the state cap.
     - ``processing_seconds`` histogram: engine time per event.
     - ``event_lag_seconds`` histogram: event ``ts`` to processing, in seconds.
     - ``anomaly_score`` histogram ``{detector}``: scores in 0..1.
@@ -223,6 +227,24 @@ class Metrics:
             namespace=ns,
             registry=reg,
         )
+        # issue 12 (engine isolation, bounded state)
+        self.internal_errors = Counter(
+            "internal_errors",
+            "Exceptions caught so that the worker goes on, by stage: detector (a detector's "
+            "hook, timer, sweep or alert, inside the engine), event, watermark, partials, "
+            "checkpoint (a checkpoint not written).",
+            ["stage"],
+            namespace=ns,
+            registry=reg,
+        )
+        self.state_evictions = Counter(
+            "state_evictions",
+            "Entities dropped from a detector's state because its cap on tracked entities "
+            "was reached (least recently seen, unflagged first).",
+            ["detector"],
+            namespace=ns,
+            registry=reg,
+        )
 
         self.processing_seconds = Histogram(
             "processing_seconds",
@@ -323,6 +345,7 @@ class Metrics:
             self.suppressed_alerts.labels(detector=detector)
             self.anomaly_score.labels(detector=detector)
             self.model_warmup_ratio.labels(detector=detector)
+            self.state_evictions.labels(detector=detector)
             for severity in self.severities:
                 self.alerts.labels(detector=detector, severity=severity)
         for result in POST_RESULTS:
@@ -331,6 +354,8 @@ class Metrics:
             self.tracked_entities.labels(kind=kind)
         for kind in ENGINE_EVENT_KINDS:
             self.engine_events.labels(kind=kind)
+        for stage in INTERNAL_STAGES:
+            self.internal_errors.labels(stage=stage)
         self.worker_info.labels(version=version).set(1)
 
     # Convenience helpers for the agents: each is one line at the call site.

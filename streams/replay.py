@@ -1,7 +1,9 @@
 """`accesswatch replay FILE... | -` — the engine over JSON-lines files, alerts to stdout.
 
-Exit codes: 0 the input was read to the end (alerts or not); 2 a bad flag or an unreadable
-file (one line on stderr); 130 interrupted.
+Exit codes: 0 the input was read to the end (alerts or not; an event the engine failed on
+is a rejected line with reason ``internal_error``); 1 an unexpected error outside the engine
+(one line on stderr); 2 a bad flag or an unreadable file (one line on stderr); 130
+interrupted. Never a traceback.
 
 Each line's arrival is the wall clock when it is read: an event dated more than
 ``--max-future-skew`` seconds after that is rejected as ``future_ts``. A file dated in the
@@ -11,6 +13,7 @@ future (a simulation starting tomorrow) needs that raised, or turned off with 0.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -18,8 +21,11 @@ from typing import IO, Any
 
 import orjson
 
-from detectors.engine import Engine, EngineConfig
+from detectors import events as E
+from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
 from streams.settings import SettingsError, victim_salt_from_env
+
+log = logging.getLogger("accesswatch.replay")
 
 
 class InputError(Exception):
@@ -41,12 +47,18 @@ def open_inputs(paths: list[str]) -> list[IO[bytes]]:
             raise InputError(f"is a directory, not a file: {p}") from None
         except PermissionError:
             raise InputError(f"permission denied: {p}") from None
+        except OSError as e:
+            raise InputError(f"cannot read {p}: {e.strerror or type(e).__name__}") from None
     return files
 
 
 def iter_lines(files: list[IO[bytes]]) -> Iterator[bytes]:
     for f in files:
-        yield from f
+        try:
+            yield from f
+        except OSError as e:  # a read that fails part-way (EIO, a vanished mount)
+            name = getattr(f, "name", "?")
+            raise InputError(f"cannot read {name}: {e.strerror or type(e).__name__}") from None
 
 
 class Progress:
@@ -83,7 +95,12 @@ def replay(
     clock = time.time
     n = 0
     for n, line in enumerate(lines, 1):  # noqa: B007
-        alerts, rej = process(line, None, clock())  # arrival: now, as it is read
+        try:  # the engine isolates its detectors; this catches the rest (free if no raise)
+            alerts, rej = process(line, None, clock())  # arrival: now, as it is read
+        except Exception as exc:
+            log.error("line %d: engine failed (%s)", n, type(exc).__name__, exc_info=exc)
+            engine.rejected[INTERNAL_ERROR] += 1
+            alerts, rej = [], E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
         if alerts:
             alerts_all.extend(alerts)
             if out is not None:
@@ -130,6 +147,11 @@ def summary(engine: Engine, seconds: float) -> str:
             else ""
         ),
     ]
+    errors = engine.__dict__.get("internal_errors")
+    if errors:
+        lines.append(f"internal errors: {sum(errors.values()):,} ("
+                     + ", ".join(f"{d} {c:,}" for d, c in sorted(errors.items()))
+                     + "; see the log lines above)")
     by_det: dict[str, dict[str, int]] = {}
     for (det, sev), c in engine.alerts_by.items():
         by_det.setdefault(det, {})[sev] = c
@@ -168,7 +190,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="believe the events' own country / asn (default: GeoIP decides)")
 
 
+class _OneLine(logging.Formatter):
+    """Log records as one readable line each on stderr: the traceback is left out (the
+    worker's logs keep it; here it would bury the summary)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"accesswatch replay: {record.levelname.lower()}: {record.getMessage()}"
+
+
 def run(args: argparse.Namespace) -> int:
+    """Exit codes in the module docstring; whatever fails, one line on stderr."""
+    root = logging.getLogger("accesswatch")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    propagate, root.propagate = root.propagate, False
+    try:
+        return _run(args)
+    except (InputError, KeyboardInterrupt, BrokenPipeError):
+        raise  # the command line turns these into their line and exit code
+    except Exception as e:  # a bug outside the engine's isolation: say what, not where
+        print(f"accesswatch replay: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        root.removeHandler(handler)
+        root.propagate = propagate
+
+
+def _run(args: argparse.Namespace) -> int:
     dets = tuple(d.strip() for d in args.detectors.split(",")) if args.detectors else None
     skew = args.max_future_skew
     try:

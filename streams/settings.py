@@ -176,6 +176,11 @@ class Settings:
             return StateKeys(self.state_keys)
         except ValueError as e:
             raise SettingsError(str(e)) from None
+    # ---- issue 12, engine slice (bounded state) ----
+    #: (``ACCESSWATCH_MAX_ENTITIES``) at most this many entities in each per-entity table of
+    #: each detector, per input partition's engine (``EngineConfig.max_entities``); over it
+    #: the least recently seen and unflagged are evicted. 0 = no cap.
+    max_entities: int = 200_000
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -284,6 +289,7 @@ class Settings:
             "alertmanager_ca_file": ("ACCESSWATCH_ALERTMANAGER_CA_FILE", str),
             "alertmanager_cert_file": ("ACCESSWATCH_ALERTMANAGER_CERT_FILE", str),
             "alertmanager_key_file": ("ACCESSWATCH_ALERTMANAGER_KEY_FILE", str),
+            "max_entities": ("ACCESSWATCH_MAX_ENTITIES", int),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -527,3 +533,7 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--trust-producer-geo", dest="trust_producer_geo", action="append",
                    metavar="TOPIC", help="believe country / asn sent on this input topic, "
                    "repeatable, * = all ($ACCESSWATCH_TRUST_PRODUCER_GEO; default: GeoIP)")
+    # ---- issue 12, engine slice (bounded state) ----
+    p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
+                   help="at most N entities per detector table and partition; least recently "
+                   "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 200000; 0 = no cap)")

@@ -47,6 +47,7 @@ class SideEngines(Runtime):
         self.config = EngineConfig(detectors=detectors, salt=rt.config.salt,
                                    reveal_victims=rt.config.reveal_victims,
                                    victim_salt=rt.config.victim_salt,
+                                   max_entities=rt.config.max_entities,
                                    params={d: params[d] for d in detectors if d in params})
         self.state_keys = rt.state_keys
         self.migrate_pickle = rt.migrate_pickle
@@ -84,13 +85,15 @@ class SideEngines(Runtime):
         return st
 
     def touch_pages(self) -> None:
-        """Keep the pages of episodes that saw repeats firing in Alertmanager."""
+        """Keep the pages of episodes that saw repeats firing in Alertmanager; count the
+        errors the engines caught inside themselves and the entities they evicted."""
         sender = self.rt.sender
-        if sender is None:
-            return
         for st in self.parts.values():
-            for alert_id in st.engine.drain_touched():
-                sender.touch(alert_id)
+            self._count_engine(st.engine)
+            touched = st.engine.drain_touched()  # drained with or without a sender
+            if sender is not None:
+                for alert_id in touched:
+                    sender.touch(alert_id)
 
 
 def wire(app: faust.App, settings: Settings, name: str, engines: SideEngines,

@@ -24,6 +24,8 @@ EXPECTED_TYPES = {
     "accesswatch_refetches": ("counter", set()),
     "accesswatch_rekeyed_events": ("counter", {"topic"}),
     "accesswatch_checkpoint_rejected": ("counter", {"reason"}),
+    "accesswatch_internal_errors": ("counter", {"stage"}),
+    "accesswatch_state_evictions": ("counter", {"detector"}),
     "accesswatch_processing_seconds": ("histogram", set()),
     "accesswatch_event_lag_seconds": ("histogram", set()),
     "accesswatch_anomaly_score": ("histogram", {"detector"}),

@@ -1,0 +1,93 @@
+"""A cap on the entities one state table holds: when it is over, the least valuable go first.
+
+Every detector keeps per-entity state in plain dicts. A producer (or an attacker who controls
+one) can send a new account, session and address with every event, so without a cap memory
+grows with the stream. :func:`evict` is the one eviction rule every detector applies to its
+tables (the engine asks each detector to ``shed`` every few thousand events):
+
+- nothing happens while the table holds ``cap`` entries or fewer (one ``len``);
+- over the cap, it removes entries down to ``cap * (1 - SLACK)``: a sweep of the table then
+  buys ``cap * SLACK`` new entities before the next one, so its cost per new entity is a few
+  dict reads (the sweep is a pass over the values plus a sort of their times, in C);
+- the least recently seen go first, and entries ``keep`` marks (flagged, in an open alert
+  episode, waiting for a timer) only when the others are not enough: a flood of new idle
+  entities evicts itself, not the attack being tracked.
+
+Hand-written rather than an LRU mapping (``cachetools.LRUCache``): an LRU moves an entry on
+every read, a cost on the hot path of every detector, and knows nothing of "flagged".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: a sweep over the cap removes this share of the cap beyond it
+SLACK = 0.1
+
+
+def evict(table: dict[K, V], cap: int, last: Callable[[V], float],
+          keep: Callable[[V], bool] | None = None,
+          on_evict: Callable[[K, V], Any] | None = None) -> int:
+    """Remove entries of ``table`` beyond ``cap`` (down to ``cap * (1 - SLACK)``): the least
+    recently seen (``last(value)``) first, entries ``keep(value)`` marks only after all the
+    others. ``on_evict(key, value)`` is called for each one removed. Returns how many.
+    ``cap`` <= 0: no cap."""
+    n = len(table)
+    if cap <= 0 or n <= cap:
+        return 0
+    return remove(table, n - int(cap * (1 - SLACK)), last, keep, on_evict)
+
+
+def remove(table: dict[K, V], want: int, last: Callable[[V], float],
+           keep: Callable[[V], bool] | None = None,
+           on_evict: Callable[[K, V], Any] | None = None) -> int:
+    """Remove ``want`` entries of ``table`` (or all), in :func:`evict`'s order."""
+    removed = 0
+    for protected in (False, True):
+        if removed >= want or not table:
+            break
+        if keep is None:
+            if protected:
+                break
+            lasts = [last(v) for v in table.values()]
+        else:
+            lasts = [last(v) for v in table.values() if bool(keep(v)) is protected]
+        if not lasts:
+            continue
+        k = min(want - removed, len(lasts))
+        lasts.sort()
+        cut = lasts[k - 1]
+        at_cut = k - sum(1 for t in lasts[:k] if t < cut)  # ties at the cut: only this many
+        gone: list[K] = []
+        for key, v in table.items():
+            if keep is not None and bool(keep(v)) is not protected:
+                continue
+            t = last(v)
+            if t < cut:
+                gone.append(key)
+            elif t == cut and at_cut > 0:
+                at_cut -= 1
+                gone.append(key)
+        for key in gone:
+            v = table.pop(key)
+            if on_evict is not None:
+                on_evict(key, v)
+        removed += len(gone)
+    return removed
+
+
+def evict_pair(new: dict[K, V], old: dict[K, V], cap: int, last: Callable[[V], float]) -> int:
+    """:func:`evict` for a table kept as two generations (``old`` rotated out of ``new``):
+    the older generation goes first, then ``new``. ``cap`` counts both."""
+    n = len(new) + len(old)
+    if cap <= 0 or n <= cap:
+        return 0
+    want = n - int(cap * (1 - SLACK))
+    removed = remove(old, want, last)
+    if removed < want:
+        removed += remove(new, want - removed, last)
+    return removed
