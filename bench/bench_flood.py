@@ -4,6 +4,7 @@ Run on purpose (not a test; minutes):
     .venv/bin/python bench/bench_flood.py --events 5000000             # cap on (default)
     .venv/bin/python bench/bench_flood.py --events 1000000 --cap 0     # no cap
     .venv/bin/python bench/bench_flood.py --events 2000000 --mix 0.5   # half real traffic
+    .venv/bin/python bench/bench_flood.py --events 1000000 --gc-freeze # collector out of the way
 
 The flood (``detectors._flood``, seeded) brings a new customer account, session and address
 with every login + read pair, and now and then a new terminated employee and a failed login
@@ -17,6 +18,7 @@ events it prints events/s (wall and CPU), the process RSS, tracked entities and 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import sys
@@ -80,11 +82,14 @@ def main() -> None:
     p.add_argument("--slice", type=int, default=500_000)
     p.add_argument("--rate", type=float, default=200.0, help="flood steps per event-time second")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--gc-freeze", action="store_true",
+                   help="gc.freeze() after every chunk (untimed): the long-lived state leaves "
+                        "the collector's full passes")
     args = p.parse_args()
 
     eng = Engine(EngineConfig(max_entities=args.cap))
     print(f"# events={args.events:,} cap={args.cap:,} mix={args.mix} slice={args.slice:,} "
-          f"load={os.getloadavg()[0]:.2f} rss0={rss_mib():.0f} MiB", flush=True)
+          f"gc_freeze={args.gc_freeze} load={os.getloadavg()[0]:.2f} rss0={rss_mib():.0f} MiB", flush=True)
     print(f"{'events':>10} {'ev/s wall':>10} {'ev/s cpu':>9} {'RSS MiB':>8} "
           f"{'tracked':>10} {'evicted':>11} {'alerts':>7}", flush=True)
     src = lines(args.events, args.mix, args.seed, args.rate)
@@ -104,6 +109,8 @@ def main() -> None:
             cpu += time.process_time() - c0
             n_slice += len(chunk)
             done += len(chunk)
+            if args.gc_freeze:
+                gc.freeze()
         if not n_slice:
             break
         tracked = sum(eng.tracked().values())

@@ -7,8 +7,10 @@ tables (the engine asks each detector to ``shed`` every few thousand events):
 
 - nothing happens while the table holds ``cap`` entries or fewer (one ``len``);
 - over the cap, it removes entries down to ``cap * (1 - SLACK)``: a sweep of the table then
-  buys ``cap * SLACK`` new entities before the next one, so its cost per new entity is a few
-  dict reads (the sweep is a pass over the values plus a sort of their times, in C);
+  buys ``cap * SLACK`` new entities before the next one, so its cost per new entity is about
+  ten value reads (one pass over the values, a sort of their times in C, then a pass over
+  those times only): ~6-8 us per evicted entity in a 200,000-entry table of a long-running
+  flooded engine (docs/benchmarks.md), cache misses on a heap its own churn fragments;
 - the least recently seen go first, and entries ``keep`` marks (flagged, in an open alert
   episode, waiting for a timer) only when the others are not enough: a flood of new idle
   entities evicts itself, not the attack being tracked.
@@ -19,6 +21,7 @@ every read, a cost on the hot path of every detector, and knows nothing of "flag
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,23 +53,29 @@ def remove(table: dict[K, V], want: int, last: Callable[[V], float],
     for protected in (False, True):
         if removed >= want or not table:
             break
+        # one pass reads each value once (keys and times kept side by side); the selection
+        # below reads only those lists: the values of a large long-lived table lie all over
+        # a fragmented heap, and reading them again cost ~1-2 us per evicted entity
         if keep is None:
             if protected:
                 break
+            keys = list(table)
             lasts = [last(v) for v in table.values()]
         else:
-            lasts = [last(v) for v in table.values() if bool(keep(v)) is protected]
+            keys, lasts = [], []
+            add_key, add_last = keys.append, lasts.append
+            for key, v in table.items():
+                if bool(keep(v)) is protected:
+                    add_key(key)
+                    add_last(last(v))
         if not lasts:
             continue
         k = min(want - removed, len(lasts))
-        lasts.sort()
-        cut = lasts[k - 1]
-        at_cut = k - sum(1 for t in lasts[:k] if t < cut)  # ties at the cut: only this many
+        order = sorted(lasts)
+        cut = order[k - 1]
+        at_cut = k - bisect_left(order, cut)  # ties at the cut: only this many
         gone: list[K] = []
-        for key, v in table.items():
-            if keep is not None and bool(keep(v)) is not protected:
-                continue
-            t = last(v)
+        for key, t in zip(keys, lasts, strict=True):
             if t < cut:
                 gone.append(key)
             elif t == cut and at_cut > 0:
