@@ -290,6 +290,9 @@ class Settings:
             "alertmanager_cert_file": ("ACCESSWATCH_ALERTMANAGER_CERT_FILE", str),
             "alertmanager_key_file": ("ACCESSWATCH_ALERTMANAGER_KEY_FILE", str),
             "max_entities": ("ACCESSWATCH_MAX_ENTITIES", int),
+            "ts_min_year": ("ACCESSWATCH_TS_MIN_YEAR", int),
+            "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
+            "max_future_skew": ("ACCESSWATCH_MAX_FUTURE_SKEW", float),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -313,23 +316,11 @@ class Settings:
         for name, var in (
             ("alertmanager", "ACCESSWATCH_ALERTMANAGER"),
             ("detectors", "ACCESSWATCH_DETECTORS"),
+            ("trust_producer_geo", "ACCESSWATCH_TRUST_PRODUCER_GEO"),
         ):
             raw = get(var)
             if raw is not None:
                 kw[name] = _split(raw)
-        # issue 12, input slice
-        for name, var, typ in (("ts_min_year", "ACCESSWATCH_TS_MIN_YEAR", int),
-                               ("ts_max_year", "ACCESSWATCH_TS_MAX_YEAR", int),
-                               ("max_future_skew", "ACCESSWATCH_MAX_FUTURE_SKEW", float)):
-            raw = get(var)
-            if raw is not None:
-                try:
-                    kw[name] = typ(raw)
-                except ValueError:
-                    raise SettingsError(f"${var}={raw!r} is not a valid {typ.__name__}") from None
-        raw = get("ACCESSWATCH_TRUST_PRODUCER_GEO")
-        if raw is not None:
-            kw["trust_producer_geo"] = _split(raw)
         try:
             kw["state_keys"] = keys_from_env(env)
         except ValueError as e:
