@@ -373,9 +373,13 @@ def test_ten_sigkills_during_one_run_lose_nothing(fresh_tansu: Any, tmp_path: An
         rcs = [w.stop() for w in lives]
     print(f"{KILLS} kills ({mid_stream} mid-stream), {time.monotonic() - t0:.0f} s")
     logs = [(tmp_path / f"life{i}.log").read_text() for i in range(KILLS + 1)]
-    # how many kills landed after a life had taken events is the machine's timing, not the
-    # product's behaviour (a loaded machine delays the first event): printed, not asserted
-    assert sum("engine restored from checkpoint" in log for log in logs) >= KILLS // 2
+    # how many kills landed after a life had taken events, and how many lives got as far as
+    # restoring their partition before their kill, is the machine's timing, not the product's
+    # behaviour (on a loaded machine a life may die while it joins the group): printed; the
+    # run must have restored from a checkpoint at least once, or it tested no restore
+    restored = sum("engine restored from checkpoint" in log for log in logs)
+    print(f"{restored} of {KILLS + 1} lives restored from a checkpoint")
+    assert restored >= 1
     for log in logs:
         assert "not on the broker any more" not in log, log[-3000:]
     def brief(ids: set[str], alerts: list[dict[str, Any]]) -> list[tuple[str, ...]]:
