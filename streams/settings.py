@@ -182,6 +182,15 @@ class Settings:
     #: the least recently seen and unflagged are evicted. 0 = no cap.
     max_entities: int = 200_000
 
+    # ---- issue 12 leftover (h-failover): the watermark waits for events held up in transit
+    #: (``ACCESSWATCH_WATERMARK_DELAY``, ``--watermark-delay``) wall seconds a partition's
+    #: input must be quiet before the watermark moves its event time on without events (then
+    #: to the newest event's ts + the quiet time - this). A pause shorter than this (a broker
+    #: failover, a producer waiting for its acks) fires no timer that events still in transit
+    #: precede, so they are judged as a replay of the file judges them. The price: timers
+    #: of a quiet partition (grace windows, the last window views) fire this much later.
+    watermark_delay: float = 60.0
+
     # ---- derived ---------------------------------------------------------------------
     @property
     def bootstrap(self) -> list[str]:
@@ -212,6 +221,9 @@ class Settings:
             raise SettingsError(f"web port must be in 0..65535, not {self.web_port}")
         if self.checkpoint_interval <= 0 or self.watermark_interval <= 0:
             raise SettingsError("checkpoint and watermark intervals must be positive")
+        if not self.watermark_delay >= 0:  # h-failover (NaN too)
+            raise SettingsError(
+                f"watermark delay must be >= 0 seconds, not {self.watermark_delay}")
         if self.event_loop not in LOOPS:
             raise SettingsError(
                 f"event loop must be one of {', '.join(LOOPS)}, not {self.event_loop!r}")
@@ -293,6 +305,7 @@ class Settings:
             "ts_min_year": ("ACCESSWATCH_TS_MIN_YEAR", int),
             "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
             "max_future_skew": ("ACCESSWATCH_MAX_FUTURE_SKEW", float),
+            "watermark_delay": ("ACCESSWATCH_WATERMARK_DELAY", float),  # h-failover
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -528,3 +541,7 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
                    help="at most N entities per detector table and partition; least recently "
                    "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 200000; 0 = no cap)")
+    # ---- issue 12 leftover (h-failover): the watermark waits for events in transit ----
+    p.add_argument("--watermark-delay", dest="watermark_delay", type=float, metavar="SECONDS",
+                   help="move a quiet partition's event time on the wall clock only after "
+                   "its input was quiet this long ($ACCESSWATCH_WATERMARK_DELAY, default 60)")
