@@ -25,18 +25,22 @@
 - alerts to ``access-alerts`` (JSON, key = ``alert_id``), bad input to ``accesswatch-dlq``
   (the original bytes as value, the original key, and headers ``aw-topic``,
   ``aw-partition``, ``aw-offset``, ``aw-reason``, ``aw-field``, ``aw-detail``);
-- a 1 s event-time watermark: each engine is advanced to (newest event ts it has seen) +
-  (wall seconds since that event arrived), so grace-window alerts fire without new events;
+- a 1 s event-time watermark: once a partition's input has been quiet for
+  ``watermark_delay`` (60 s), its engine is advanced to (newest event ts it has seen) +
+  (wall seconds since that event arrived) - ``watermark_delay``, so grace-window alerts fire
+  without new events, and a shorter pause (a failover) fires no timer ahead of the events
+  held up in it;
 - ``/metrics`` on Faust's own web server (``--web-port``), rendered from the
   ``streams.metrics`` registry (base units; consumer lag in messages and rebalances
   included). ``--faust-metrics`` adds Faust's own Prometheus sensor to the same page
   (names ``faust_*``, runtime histograms in **milliseconds**, ~10% more CPU per event);
 - logins and access of a partition merged by event time before the engine: while one
   topic has records the broker reported and this worker has not received yet (or has not
-  been fetched at all, or not for ``FRESH_S``: its leader is gone), the other's events wait
-  for them, at most ``merge_wait`` (60 s), so a catch-up after
+  been fetched at all, or not for ``FRESH_S``: its leader is gone, or not since the waiting
+  record was written: its leader's answer may predate records written before that one),
+  the other's events wait for them, at most ``merge_wait`` (60 s), so a catch-up after
   downtime or a failover does not run one topic ahead of the other. Live, both topics are
-  fetched and received: nothing waits. Records still in a producer's buffer are invisible
+  fetched and received: an event waits at most for the other topic's next fetch answer. Records still in a producer's buffer are invisible
   here: a topic that arrives late anyway is handled by the engine (a late finding joins
   the episode it belongs to, same alert_id);
 - the consumer's fetch wait capped (``fetch_max_wait_ms``, 100 ms; Faust fixes 1.5 s,
@@ -295,6 +299,15 @@ def _last_poll(consumer: Any, tp: TP) -> float | None:
     return ms / 1000.0 if ms is not None else None
 
 
+def _written(msg: Any) -> float | None:
+    """When ``msg``'s record was written (its timestamp, wall seconds), at most now (a
+    producer's clock ahead of this one's must not hold events back); None when unknown."""
+    ts = getattr(msg, "timestamp", None)
+    if type(ts) is not float and type(ts) is not int:
+        return None
+    return min(float(ts), time.time())
+
+
 def _read_partition(bootstrap: list[str], topic: str, partition: int,
                     quiet_polls: int = 3) -> dict[bytes, bytes]:
     """Every record of one partition from its start, latest value per key; read until
@@ -370,8 +383,8 @@ class PartitionState:
     refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
     #: topic -> (monotonic time until which the answer holds, how long an event may wait
     #: for the topic, the broker's end offset that made it wait): the merge's last
-    #: ``_behind`` answer
-    behind: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    #: ``_behind`` answer, and the wall time of the fetch answer it rests on (-inf: unknown)
+    behind: dict[str, tuple[float, float, int, float]] = field(default_factory=dict)
     #: the chunk slot of this partition's last checkpoint (the next one uses the other)
     slot: int = 1
     #: identity events (ts, offset key, offset, event) this engine has not processed yet, in
@@ -628,7 +641,8 @@ class Runtime:
             key = getattr(ev, self.key_field[topic]).encode()
             if msg.key != key and partition_for(key, self.settings.partitions) != msg.partition:
                 ev = Rekey(key)  # keyed differently by its producer, and not ours: re-send
-        if not st.queued and not self._wait_for(msg.partition, st, self._other[topic]):
+        if not st.queued and not self._wait_for(msg.partition, st, self._other[topic],
+                                                _written(msg)):
             await self._process(st, event, ev)  # nothing queued, nothing to wait for
             return
         q = st.queues.setdefault(topic, deque())
@@ -743,12 +757,15 @@ class Runtime:
                     st.refetch[tp.topic] = (have, now)
                 watch[tp] = (have, now)
 
-    def _wait_for(self, partition: int, st: PartitionState, other: str) -> float:
+    def _wait_for(self, partition: int, st: PartitionState, other: str,
+                  since: float | None = None) -> float:
         """How long an event may wait for topic ``other`` (``_behind``), 0 when the merge
-        gave up on it and it delivered nothing since. The consumer's answer is reused for
+        gave up on it and it delivered nothing since. ``since``: when the waiting event's
+        record was written (``_written``). The consumer's answer is reused for
         ``BEHIND_CACHE`` seconds (its end offsets change with fetches, every ~100 ms): a 0
-        for that long, a wait while ``other`` has not delivered up to the end offset that
-        made it wait (asked again before every event of a catch-up otherwise)."""
+        for that long (for records written before the fetch answer it rests on), a wait
+        while ``other`` has not delivered up to the end offset that made it wait (asked
+        again before every event of a catch-up otherwise)."""
         given_up = st.gave_up.get(other)
         if given_up is not None:
             if given_up == st.delivered.get(other, -1):
@@ -757,19 +774,30 @@ class Runtime:
         now = time.monotonic()
         cached = st.behind.get(other)
         if cached is not None and cached[0] > now and (
-                not cached[1] or st.next_offset(other) < cached[2]):
+                st.next_offset(other) < cached[2] if cached[1]
+                else since is None or cached[3] >= since):
             return cached[1]
-        wait, hw = self._behind(partition, st, other)
-        st.behind[other] = (now + BEHIND_CACHE, wait, hw)
+        wait, hw, polled = self._behind(partition, st, other, since)
+        st.behind[other] = (now + BEHIND_CACHE, wait, hw, polled)
         return wait
 
-    def _behind(self, partition: int, st: PartitionState, topic: str) -> tuple[float, int]:
+    def _behind(self, partition: int, st: PartitionState, topic: str,
+                since: float | None = None) -> tuple[float, int, float]:
         """How long (wall seconds) an event of the other topic may wait for ``topic``:
         0 when this worker has everything the broker has in ``topic`` (received, covered by
         the restored checkpoint, or committed before) and the broker said so recently; else
         (never fetched yet, unread records reported, or no fetch answer for ``FRESH_S``: its
         leader is gone and its high watermark says nothing about what was written) up to
-        ``merge_wait``. With it, the end offset the broker reported (-1: none)."""
+        ``merge_wait``. With it, the end offset the broker reported (-1: none) and the wall
+        time of the fetch answer behind the verdict (-inf: unknown).
+
+        ``since`` (when the waiting record was written): "nothing unread" holds only from a
+        fetch answer of ``topic`` received after that. Records reach a consumer from each
+        partition's leader separately: seen on a 3-broker cluster, an access record fetched
+        ~0.1 s before the login its session came from, which the producer had acknowledged
+        before it wrote the access (``streams.produce`` orders them), while the logins'
+        last answer, older, still said "nothing unread"; the access went first and its
+        session was judged unissued (an alert replay does not raise)."""
         try:
             consumer = self.app.consumer
             tp = TP(topic, partition)
@@ -779,14 +807,18 @@ class Runtime:
             hw = committed = None
         hold = self.settings.merge_wait  # measured: seconds, while a big batch goes first
         if hw is None:  # never fetched yet: wait, but not forever
-            return hold, -1
+            return hold, -1, -math.inf
         have = st.next_offset(topic)
         if hw > max(have, committed or 0):
-            return hold, hw
+            return hold, hw, -math.inf
         polled = _last_poll(self.app.consumer, tp)
-        if polled is not None and time.time() - polled > FRESH_S:
-            return hold, -1
-        return 0.0, hw
+        if polled is None:
+            return 0.0, hw, -math.inf
+        if time.time() - polled > FRESH_S:
+            return hold, -1, polled
+        if since is not None and polled < since:  # an answer from before the record was written
+            return hold, hw, polled
+        return 0.0, hw, polled
 
     async def drain(self, partition: int, st: PartitionState, force: bool = False) -> None:
         """Process queued events in merged event-time order, as far as it is safe.
@@ -806,7 +838,7 @@ class Runtime:
                 other = self.names.access if q is ql else self.names.logins
                 wait = 0.0
                 if not (force or st.queued > MERGE_MAX):
-                    wait = self._wait_for(partition, st, other)
+                    wait = self._wait_for(partition, st, other, _written(q[0][1].message))
                 if wait > 0:
                     now = time.monotonic()
                     if st.waiting_since is None:

@@ -4,6 +4,7 @@ offsets (one function isolated); the merge with a real broker is tests/test_pari
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -72,3 +73,28 @@ def test_a_wait_answer_expires_after_the_cache_time(rt: Any, monkeypatch: Any) -
     now[0] += BEHIND_CACHE * 1.01
     assert rt._wait_for(0, st, logins) == 0.0
     assert cons.asked == 2
+
+
+def test_nothing_unread_holds_only_from_a_fetch_answer_newer_than_the_waiting_record(
+        rt: Any, monkeypatch: Any) -> None:
+    """Each partition's records come from its own leader: an access record can arrive before
+    a login written (and acknowledged) before it, while the logins' last fetch answer, older
+    than the access record, still says "nothing unread". Seen on the 3-broker cluster
+    (tests/test_kafka_streaming.py): the access went first, its session was judged unissued,
+    an alert replay does not raise. Before: every call below answered 0."""
+    now = [1000.0]
+    monkeypatch.setattr("streams.app.time.monotonic", lambda: now[0])
+    polled: list[float | None] = [None]
+    monkeypatch.setattr("streams.app._last_poll", lambda consumer, tp: polled[0])
+    logins = rt.names.logins
+    rt.app.consumer.hw[TP(logins, 0)] = 0  # the logins' last answer: nothing on the broker
+    st = rt.state(0)
+    t = time.time()
+    polled[0] = t - 0.1  # that answer came 0.1 s ago
+    written = t - 0.05  # the access record waiting was written after it
+    assert rt._wait_for(0, st, logins, written) == rt.settings.merge_wait
+    assert rt._wait_for(0, st, logins, t - 0.2) == 0.0  # written before the answer: go
+    assert rt._wait_for(0, st, logins, written) == rt.settings.merge_wait  # 0 not reused
+    assert rt._wait_for(0, st, logins, None) == 0.0  # no timestamp: as before
+    polled[0] = t  # a newer answer, still nothing unread
+    assert rt._wait_for(0, st, logins, written) == 0.0
