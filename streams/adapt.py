@@ -58,6 +58,8 @@ class AdaptedInput:
         self.records = 0
         self.with_events = 0
         self.events = 0
+        #: events whose source is a host name (sshd ``src_host``): a stand-in address
+        self.host_sources = 0
         self.skipped: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         #: the file and record the last yielded event came from
@@ -87,6 +89,8 @@ class AdaptedInput:
                 else:
                     self.skipped["no_events"] += 1
                 for e in o.events:
+                    if "src_host" in e:
+                        self.host_sources += 1
                     yield dumps(e)
 
     def summary(self) -> str:
@@ -94,5 +98,8 @@ class AdaptedInput:
         def by(c: Counter[str]) -> str:
             return (" (" + ", ".join(f"{r} {n:,}" for r, n in sorted(c.items())) + ")") if c else ""
         return (f"records ({self.adapter.name}): {self.records:,}: {self.with_events:,} gave "
-                f"{self.events:,} events; skipped {sum(self.skipped.values()):,}{by(self.skipped)}"
+                f"{self.events:,} events"
+                + (f" ({self.host_sources:,} from host names, not addresses: never "
+                   "geolocated)" if self.host_sources else "")
+                + f"; skipped {sum(self.skipped.values()):,}{by(self.skipped)}"
                 f"; rejected {sum(self.rejected.values()):,}{by(self.rejected)}")

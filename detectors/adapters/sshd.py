@@ -41,11 +41,18 @@ tries it announces arrive as Failed lines; counting both would double them),
 ``connection`` (connects, disconnects, closes, timeouts, resets, identification strings),
 ``sshd_notice`` (any other sshd or PAM line), ``not_sshd`` (another program).
 
+A source given as a host name (``rhost=host.example.net``, sshd with ``UseDNS yes``) is never
+resolved (a network call in a pure adapter, and a reverse-DNS name is chosen by whoever
+controls that zone) and never geolocated: the event keeps the name in ``src_host`` and takes
+as ``src_ip`` a stand-in address, ``fd`` followed by 120 bits of a BLAKE2b digest of the
+lower-cased name: an IPv6 unique-local address, private to the engine (GeoIP knows nothing of
+it), the same for every line of that name, a /48 of its own per name (so names never pool
+into one subnet). Detection counts it as one source; callers count these events
+(``src_host`` present) apart.
+
 Rejected lines: ``unparsed_line`` (no syslog header), ``no_year``, ``bad_time``,
-``source_is_hostname`` (the address is a host name: the contract needs an address, a name
-from reverse DNS is chosen by whoever controls that zone, and resolving it here would be a
-network call in a pure adapter; it is counted, never geolocated), ``bad_address``,
-``pam_no_user`` (an old PAM failure without ``user=``).
+``bad_address`` (neither an address nor a host name), ``pam_no_user`` (an old PAM failure
+without ``user=``).
 
 >>> ev, = adapt_at(b"Dec 10 07:07:45 LabSZ sshd[24206]: Failed password for invalid user test9 "
 ...                b"from 52.80.34.196 port 36060 ssh2", 7, year=2016)
@@ -144,13 +151,31 @@ def _guess_year(month: int, day: int, hh: int, mm: int, ss: int, now: float) -> 
     return year - 1
 
 
-def _address(text: str) -> str:
+_HOSTNAME = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})"
+                       r"(?:\.[A-Za-z0-9_-]{1,63})*\.?")
+
+
+def stand_in(name: str) -> str:
+    """The stand-in address of a host name (see the module docstring).
+
+    >>> stand_in("ec2-52-80-34-196.cn-north-1.compute.amazonaws.com.cn")[:2]
+    'fd'
+    >>> stand_in("Host.Example.NET") == stand_in("host.example.net")
+    True
+    """
+    h = hashlib.blake2b(name.lower().rstrip(".").encode(), digest_size=15,
+                        person=b"accesswatch-host")
+    return str(ipaddress.IPv6Address(b"\xfd" + h.digest()))
+
+
+def _address(text: str) -> tuple[str, str | None]:
+    """(src_ip, the host name it stands for or None)."""
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.ip_address(text)), None
     except ValueError:
         pass
-    if re.fullmatch(r"[A-Za-z0-9._-]+", text) and any(c.isalpha() for c in text):
-        raise Reject("source_is_hostname", text[:253])
+    if len(text) <= 253 and _HOSTNAME.fullmatch(text):
+        return stand_in(text), text.lower().rstrip(".")
     raise Reject("bad_address", text[:64])
 
 
@@ -162,9 +187,12 @@ def _event_id(record: bytes, position: int, i: int) -> str:
 
 def _login(ts: str, host: str, user: str, ok: bool, src: str, method: str
            ) -> dict[str, Any]:
+    addr, name = _address(src)
     e: dict[str, Any] = {"ts": ts, "account_id": user, "account_type": "employee",
-                         "outcome": "success" if ok else "failure", "src_ip": _address(src),
+                         "outcome": "success" if ok else "failure", "src_ip": addr,
                          "source": NAME, "host": host}
+    if name is not None:
+        e["src_host"] = name
     m = _METHODS.get(method)
     if m is not None:
         e["method"] = m
@@ -227,10 +255,9 @@ def adapt_at(record: bytes, position: int, year: int | None = None, now: float |
         rhost, user = pm.groups()
         if not rhost:
             raise Reject("bad_address", "empty rhost")
-        src = _address(rhost)
         if not user:
             raise Reject("pam_no_user", "an authentication failure without user=")
-        out = [_login(ts, host, user, False, src, "password")]
+        out = [_login(ts, host, user, False, rhost, "password")]
     else:
         out = _sshd_message(msg, ts, host, pid)
     return [{**e, "event_id": _event_id(record, position, i)} for i, e in enumerate(out)]
