@@ -28,31 +28,45 @@ RAW_MAX = 4096
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``--format`` and ``--year`` (shared by replay and produce)."""
-    p.add_argument("--format", metavar="NAME", default=None,
+    p.add_argument("--format", metavar="NAME", default=None, action="append",
                    help="read FILEs as this source format and adapt them to contract events: "
-                   f"{', '.join(adapters.FORMATS)} or mapping:FILE (default: contract v1 lines)")
+                   f"{', '.join(adapters.FORMATS)}, mapping:FILE or contract (the default); "
+                   "given once per FILE, in order, to mix formats")
     p.add_argument("--year", type=int, default=None, metavar="YEAR",
                    help="the year of syslog lines that carry none (--format sshd; default: "
                    "the latest year that does not put a line in the future)")
 
 
-def load(args: argparse.Namespace) -> adapters.Adapter | None:
-    """The adapter the flags ask for, or None for the contract format. Raises ValueError
-    (one readable line) for a bad format, mapping file or year."""
-    name = getattr(args, "format", None)
-    if not name or name == "contract":
+def load(args: argparse.Namespace) -> list[adapters.Adapter | None] | None:
+    """The adapter of each of ``args.files`` (None: the contract format), or None when no
+    ``--format`` was given. One ``--format`` serves every file; several pair with the files
+    in order. Raises ValueError (one readable line) for a bad format, mapping file or year."""
+    names = getattr(args, "format", None)
+    if not names:
         if getattr(args, "year", None) is not None:
             raise ValueError("--year needs --format sshd")
         return None
-    return adapters.load(name, year=args.year, now=time.time())
+    files = list(args.files)
+    if len(names) != 1 and len(names) != len(files):
+        raise ValueError(f"--format given {len(names)} times for {len(files)} files: give it "
+                         "once for all, or once per file in order")
+    now = time.time()
+    loaded = {n: None if n == "contract" else adapters.load(n, year=args.year, now=now)
+              for n in dict.fromkeys(names)}
+    if all(a is None for a in loaded.values()):
+        return None
+    return [loaded[names[0] if len(names) == 1 else names[i]] for i in range(len(files))]
 
 
 class AdaptedInput:
-    """Contract event lines from source files; counts every record's fate."""
+    """Contract event lines from source files; counts every record's fate. A file whose
+    adapter is None is contract lines already: passed through as they are."""
 
-    def __init__(self, adapter: adapters.Adapter, files: list[tuple[str, IO[bytes]]],
+    def __init__(self, adapter: adapters.Adapter | list[adapters.Adapter | None],
+                 files: list[tuple[str, IO[bytes]]],
                  rejects: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.adapter = adapter
+        self.adapters = adapter if isinstance(adapter, list) else [adapter] * len(files)
+        self.name = "+".join(dict.fromkeys(a.name for a in self.adapters if a is not None))
         self.files = files
         self.rejects = rejects
         self.records = 0
@@ -68,9 +82,13 @@ class AdaptedInput:
 
     def __iter__(self) -> Iterator[bytes]:
         dumps = orjson.dumps
-        for name, stream in self.files:
+        for (name, stream), adapter in zip(self.files, self.adapters, strict=True):
             self.file = name
-            for o in adapters.records(self.adapter, stream):
+            if adapter is None:  # contract lines: the engine reads them as they are
+                for self.position, line in enumerate(stream, 1):  # noqa: B020
+                    yield line
+                continue
+            for o in adapters.records(adapter, stream):
                 self.records += 1
                 self.position = o.position
                 r = o.reject
@@ -97,7 +115,7 @@ class AdaptedInput:
         """One line: the records read and what became of them."""
         def by(c: Counter[str]) -> str:
             return (" (" + ", ".join(f"{r} {n:,}" for r, n in sorted(c.items())) + ")") if c else ""
-        return (f"records ({self.adapter.name}): {self.records:,}: {self.with_events:,} gave "
+        return (f"records ({self.name}): {self.records:,}: {self.with_events:,} gave "
                 f"{self.events:,} events"
                 + (f" ({self.host_sources:,} from host names, not addresses: never "
                    "geolocated)" if self.host_sources else "")

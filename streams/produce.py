@@ -506,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{path}: permission denied", 2)
     try:
         servers = bootstrap_servers(args.broker)
-        adapter = adapt.load(args)
+        adapter_of = adapt.load(args)
     except ValueError as exc:
         return _fail(str(exc), 2)
     names = TopicNames.from_env()
@@ -544,12 +544,13 @@ def run(args: argparse.Namespace) -> int:
         )
         adapted: adapt.AdaptedInput | None = None
         try:
-            for source, lines in _open_sources(paths):
+            for i, (source, lines) in enumerate(_open_sources(paths)):
+                adapter = adapter_of[i] if adapter_of is not None else None
                 if adapter is None:
                     producer.send_lines(lines, source)
                     continue
                 adapted = adapt.AdaptedInput(
-                    adapter, [(source, lines)],  # type: ignore[list-item]
+                    [adapter], [(source, lines)],  # type: ignore[list-item]
                     producer.record_reject)
                 producer.send_lines(adapted, source)
                 print(f"accesswatch produce: {source}: {adapted.summary()}", file=sys.stderr)

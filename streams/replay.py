@@ -140,7 +140,7 @@ def summary(engine: Engine, seconds: float, source: Any = None) -> str:
     both = dict(engine.rejected)
     if source is not None:  # --format: the adapter's rejects beside the engine's
         for r, c in source.rejected.items():
-            both[f"{source.adapter.name}:{r}"] = c
+            both[f"{source.name}:{r}"] = c
         rejected += sum(source.rejected.values())
     conflicts = s["duplicate_conflict"]
     lines = [
@@ -247,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
                            victim_salt=victim_salt_from_env())
         cfg.decode_policy()  # a bad year range fails here, as one line
         engine = Engine(cfg)
-        adapter = adapt.load(args)
+        adapter_of = adapt.load(args)
     except (ValueError, SettingsError) as e:
         raise InputError(str(e)) from None
     files = open_inputs(args.files)
@@ -260,10 +260,10 @@ def _run(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr.isatty() and not args.quiet)
     source: adapt.AdaptedInput | None = None
     lines: Iterable[bytes] = iter_lines(files)
-    if adapter is not None:
+    if adapter_of is not None:
         out_rej = rejects
         source = adapt.AdaptedInput(
-            adapter, [(p, f) for p, f in zip(args.files, files, strict=True)],
+            adapter_of, [(p, f) for p, f in zip(args.files, files, strict=True)],
             None if out_rej is None else (lambda rec: out_rej.write(orjson.dumps(rec) + b"\n")))
         lines = source
     t0 = time.perf_counter()
