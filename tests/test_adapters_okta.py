@@ -144,6 +144,8 @@ def test_deactivation_is_a_termination_of_the_target_user() -> None:
      ("Reject", "success_without_session")),
     (_variant(eventType="user.session.start", uuid=None), ("Reject", "missing_field")),
     (_variant(eventType="user.lifecycle.suspend", target=[]), ("Reject", "missing_field")),
+    (_variant(eventType="user.session.start", request={"ipChain": "99.225.99.159"}),
+     ("Reject", "bad_field")),
 ])
 def test_unusable_records_are_skipped_or_rejected_with_their_reason(
         ev: dict[str, Any], why: tuple[str, str]) -> None:
