@@ -117,7 +117,12 @@ def load(name: str, **options: Any) -> Adapter:
         return mod.from_file(name.split(":", 1)[1])  # type: ignore[no-any-return]
     if name not in FORMATS:
         raise ValueError(f"unknown format {name!r} (one of: {', '.join(FORMATS)}, mapping:FILE)")
-    mod = importlib.import_module(f"detectors.adapters.{name}")
+    try:
+        mod = importlib.import_module(f"detectors.adapters.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"detectors.adapters.{name}":
+            raise
+        raise ValueError(f"format {name!r} is not available in this build") from None
     configure = getattr(mod, "configure", None)
     if configure is not None:
         return configure(**options)  # type: ignore[no-any-return]
