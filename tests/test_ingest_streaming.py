@@ -86,3 +86,17 @@ def test_ingest_agent_raises_replay_formats_alerts_and_dead_letters_the_unreadab
     dead = _consume(fresh_tansu.bootstrap, [TopicNames().dlq], 1)
     assert [r.value for r in dead] == [b"garbage that is no syslog line"]
     assert dict(dead[0].headers)["aw-reason"] == b"sshd:unparsed_line"
+
+
+def test_ingest_pairs_from_the_environment_and_flags(tmp_path: Path) -> None:
+    from streams.settings import Settings, SettingsError
+
+    toml = tmp_path / "gw.toml"
+    toml.write_text("[fields]\nts='t'\nactor_id='a'\nsrc_ip='s'\npath='p'\n[[routes]]\n"
+                    "template='/c/{subject_id}'\nresource='address'\n")
+    s = Settings.from_env({"ACCESSWATCH_INGEST": f"sshd:raw-sshd, mapping:{toml}:raw-gw"})
+    assert s.ingest_pairs() == [("sshd", "raw-sshd"), (f"mapping:{toml}", "raw-gw")]
+    for bad, says in (("sshd", "expected FORMAT:TOPIC"), ("syslogz:raw", "unknown format"),
+                      (f"mapping:{tmp_path / 'none.toml'}:raw", "mapping file not found")):
+        with pytest.raises(SettingsError, match=says):
+            Settings.from_env({"ACCESSWATCH_INGEST": bad}).validate()
