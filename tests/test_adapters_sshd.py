@@ -143,3 +143,15 @@ def test_records_counts_every_line_of_a_mixed_log() -> None:
     assert sum(1 for o in outs if isinstance(o.reject, adapters.Skip)) == 4
     assert sum(1 for o in outs if o.reject is not None
                and not isinstance(o.reject, adapters.Skip)) == 2
+
+
+def test_an_adapter_defect_rejects_that_record_and_the_stream_goes_on() -> None:
+    def adapt(record: bytes) -> list[dict]:
+        if record == b"boom":
+            raise KeyError("a bug")
+        return [{"n": record.decode()}]
+
+    ad = adapters.Adapter(name="t", adapt=adapt)
+    outs = list(adapters.records(ad, io.BytesIO(b"a\nboom\nb\n")))
+    assert [(o.position, o.reject.reason if o.reject else o.events) for o in outs] == [
+        (1, [{"n": "a"}]), (2, "adapter_error"), (3, [{"n": "b"}])]
