@@ -1267,6 +1267,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             if comb is not None:
                 await comb.send(event.message.partition)
 
+    if settings.ingest:  # issue 15: raw source topics adapted to the input topics
+        from streams.ingest import attach as attach_ingest
+
+        attach_ingest(app, rt, settings)
+
     @app.task
     async def identity_reader() -> None:
         await _read_identity(app, rt, settings)

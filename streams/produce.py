@@ -52,6 +52,7 @@ from typing import IO, Any
 import orjson
 
 from detectors.events import parse_ts
+from streams import adapt
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.topics import TopicNames, create_topics
 
@@ -320,6 +321,15 @@ class Producer:
         self._producer.flush()  # sends what lingers; returns once all of it is acknowledged
         leading.clear()
 
+    def record_reject(self, record: dict[str, Any]) -> None:
+        """A source record that gave no event (``--format``; see :mod:`streams.adapt`):
+        written to the rejects file as it is; counted as rejected unless it was skipped
+        (read, not an event: the adapter's summary counts those)."""
+        if not record.get("skipped"):
+            self.stats.rejected += 1
+        if self.rejects is not None:
+            self.rejects.write(json.dumps(record, ensure_ascii=False) + "\n")
+
     def _reject(self, number: int, reason: str, raw: bytes, source: str) -> None:
         self.stats.rejected += 1
         record = Reject(number, reason, raw.decode("utf-8", "replace"), source)
@@ -463,6 +473,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress line even on a terminal"
     )
+    adapt.add_arguments(parser)
 
 
 def _fail(message: str, code: int) -> int:
@@ -495,6 +506,7 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{path}: permission denied", 2)
     try:
         servers = bootstrap_servers(args.broker)
+        adapter_of = adapt.load(args)
     except ValueError as exc:
         return _fail(str(exc), 2)
     names = TopicNames.from_env()
@@ -530,9 +542,18 @@ def run(args: argparse.Namespace) -> int:
             total_bytes=total,
             ordered=not args.unordered,
         )
+        adapted: adapt.AdaptedInput | None = None
         try:
-            for source, lines in _open_sources(paths):
-                producer.send_lines(lines, source)
+            for i, (source, lines) in enumerate(_open_sources(paths)):
+                adapter = adapter_of[i] if adapter_of is not None else None
+                if adapter is None:
+                    producer.send_lines(lines, source)
+                    continue
+                adapted = adapt.AdaptedInput(
+                    [adapter], [(source, lines)],  # type: ignore[list-item]
+                    producer.record_reject)
+                producer.send_lines(adapted, source)
+                print(f"accesswatch produce: {source}: {adapted.summary()}", file=sys.stderr)
         finally:
             stats = producer.close()
     except (ProduceError, BrokerUnavailable) as exc:

@@ -23,6 +23,7 @@ import orjson
 
 from detectors import events as E
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
+from streams import adapt
 from streams.settings import SettingsError, victim_salt_from_env
 
 log = logging.getLogger("accesswatch.replay")
@@ -87,8 +88,12 @@ def replay(
     out: IO[bytes] | None,
     rejects: IO[bytes] | None = None,
     progress: Progress | None = None,
+    source: Any = None,
 ) -> list[dict[str, Any]]:
-    """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts."""
+    """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts.
+
+    ``source``: the :class:`streams.adapt.AdaptedInput` the lines come from (``--format``);
+    a rejected event is then recorded with the file and record it came from."""
     alerts_all: list[dict[str, Any]] = []
     dumps = orjson.dumps
     process = engine.process_line
@@ -108,8 +113,9 @@ def replay(
                     out.write(dumps(a) + b"\n")
         if rej is not None and rejects is not None:
             raw = line.decode("utf-8", "replace").rstrip("\n")
-            rec = {
-                "line": n,
+            rec: dict[str, Any] = {"line": n} if source is None else {
+                "file": source.file, "record": source.position, "stage": "engine", "event": n}
+            rec |= {
                 "reason": rej.reason,
                 "field": rej.field,
                 "detail": rej.detail,
@@ -127,10 +133,15 @@ def replay(
     return alerts_all
 
 
-def summary(engine: Engine, seconds: float) -> str:
+def summary(engine: Engine, seconds: float, source: Any = None) -> str:
     s = engine.stats
     events = s["login"] + s["access"] + s["identity"]
     rejected = sum(engine.rejected.values())
+    both = dict(engine.rejected)
+    if source is not None:  # --format: the adapter's rejects beside the engine's
+        for r, c in source.rejected.items():
+            both[f"{source.name}:{r}"] = c
+        rejected += sum(source.rejected.values())
     conflicts = s["duplicate_conflict"]
     lines = [
         f"events: {events:,} (logins {s['login']:,}, access {s['access']:,}, "
@@ -142,7 +153,7 @@ def summary(engine: Engine, seconds: float) -> str:
         + ")",
         f"rejected: {rejected:,}"
         + (
-            " (" + ", ".join(f"{r} {c:,}" for r, c in sorted(engine.rejected.items())) + ")"
+            " (" + ", ".join(f"{r} {c:,}" for r, c in sorted(both.items())) + ")"
             if rejected
             else ""
         ),
@@ -162,13 +173,17 @@ def summary(engine: Engine, seconds: float) -> str:
         sup = engine.suppressed.get(det, 0)
         lines.append(f"  {det}: {sevs}" + (f" (+{sup:,} repeats in open episodes)" if sup else ""))
     rate = (events + rejected) / seconds if seconds > 0 else 0.0
+    if source is not None:
+        lines.insert(0, source.summary())
     lines.append(f"time: {seconds:.2f}s, {rate:,.0f} events/s")
     return "\n".join(lines)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files; - for stdin")
-    p.add_argument("--rejects", metavar="FILE", help="write every rejected line here as JSON")
+    p.add_argument("--rejects", metavar="FILE", help="write every rejected line here as JSON "
+                   "(with --format: every source record that gave no event, and why)")
+    adapt.add_arguments(p)
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids (default all)")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
     p.add_argument("--reveal-victims", action="store_true",
@@ -232,6 +247,7 @@ def _run(args: argparse.Namespace) -> int:
                            victim_salt=victim_salt_from_env())
         cfg.decode_policy()  # a bad year range fails here, as one line
         engine = Engine(cfg)
+        adapter_of = adapt.load(args)
     except (ValueError, SettingsError) as e:
         raise InputError(str(e)) from None
     files = open_inputs(args.files)
@@ -242,9 +258,17 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise InputError(f"cannot write {args.rejects}: {e.strerror}") from None
     progress = Progress(sys.stderr.isatty() and not args.quiet)
+    source: adapt.AdaptedInput | None = None
+    lines: Iterable[bytes] = iter_lines(files)
+    if adapter_of is not None:
+        out_rej = rejects
+        source = adapt.AdaptedInput(
+            adapter_of, [(p, f) for p, f in zip(args.files, files, strict=True)],
+            None if out_rej is None else (lambda rec: out_rej.write(orjson.dumps(rec) + b"\n")))
+        lines = source
     t0 = time.perf_counter()
     try:
-        replay(iter_lines(files), engine, sys.stdout.buffer, rejects, progress)
+        replay(lines, engine, sys.stdout.buffer, rejects, progress, source)
     finally:
         progress.done()
         for f in files:
@@ -253,5 +277,5 @@ def _run(args: argparse.Namespace) -> int:
         if rejects is not None:
             rejects.close()
     if not args.quiet:
-        print(summary(engine, time.perf_counter() - t0), file=sys.stderr)
+        print(summary(engine, time.perf_counter() - t0, source), file=sys.stderr)
     return 0

@@ -181,6 +181,29 @@ class Settings:
     #: each detector, per input partition's engine (``EngineConfig.max_entities``); over it
     #: the least recently seen and unflagged are evicted. 0 = no cap.
     max_entities: int = 200_000
+    # ---- issue 15, adapters slice (ingest agents) ----
+    #: (``ACCESSWATCH_INGEST``) comma-separated ``FORMAT:TOPIC`` pairs (flag ``--ingest``,
+    #: repeatable): an ingest agent per pair reads raw source records from TOPIC, adapts them
+    #: (docs/ingest.md) and produces the contract events to the input topics, keyed as
+    #: detection needs; a record without events goes to the dead-letter topic with its
+    #: reason. ``FORMAT`` may be ``mapping:FILE``. Empty (default): no ingest agent.
+    ingest: tuple[str, ...] = ()
+
+    def ingest_pairs(self) -> list[tuple[str, str]]:
+        """``(format, topic)`` of each ``ingest`` entry (``SettingsError`` for a bad one)."""
+        out = []
+        for item in self.ingest:
+            fmt, sep, topic = item.rpartition(":")
+            if not sep or not fmt or not topic:
+                raise SettingsError(f"--ingest {item!r}: expected FORMAT:TOPIC")
+            from detectors import adapters
+
+            try:
+                adapters.load(fmt, now=0.0)
+            except ValueError as e:
+                raise SettingsError(f"--ingest {item!r}: {e}") from None
+            out.append((fmt, topic))
+        return out
 
     # ---- issue 12 leftover (h-failover): the watermark waits for events held up in transit
     #: (``ACCESSWATCH_WATERMARK_DELAY``, ``--watermark-delay``) wall seconds a partition's
@@ -233,6 +256,7 @@ class Settings:
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
         check_victim_salt(self.victim_salt)  # issue 12, privacy of victims
+        self.ingest_pairs()  # issue 15: every --ingest names a format that loads
         self._validate_exposure()
         # issue 12, input slice
         if not 1970 <= self.ts_min_year <= self.ts_max_year <= 9998:
@@ -330,6 +354,7 @@ class Settings:
             ("alertmanager", "ACCESSWATCH_ALERTMANAGER"),
             ("detectors", "ACCESSWATCH_DETECTORS"),
             ("trust_producer_geo", "ACCESSWATCH_TRUST_PRODUCER_GEO"),
+            ("ingest", "ACCESSWATCH_INGEST"),  # issue 15
         ):
             raw = get(var)
             if raw is not None:
@@ -351,7 +376,7 @@ class Settings:
         for k, v in vars(args).items():
             if k in names and v is not None:
                 over[k] = _split(v) if k in ("alertmanager", "detectors",
-                                             "trust_producer_geo") else v
+                                             "trust_producer_geo", "ingest") else v
         return replace(base, **over).validate()  # type: ignore[arg-type]
 
     def data_path(self) -> Path:
@@ -545,3 +570,7 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--watermark-delay", dest="watermark_delay", type=float, metavar="SECONDS",
                    help="move a quiet partition's event time on the wall clock only after "
                    "its input was quiet this long ($ACCESSWATCH_WATERMARK_DELAY, default 60)")
+    # ---- issue 15, adapters slice (ingest agents) ----
+    p.add_argument("--ingest", dest="ingest", action="append", metavar="FORMAT:TOPIC",
+                   help="also run an ingest agent: raw FORMAT records from TOPIC adapted to "
+                   "contract events (docs/ingest.md), repeatable ($ACCESSWATCH_INGEST)")

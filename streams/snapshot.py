@@ -187,6 +187,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.bulk_lookup:BulkLookup", "detectors.bulk_lookup:Combiner",
     "detectors.bulk_lookup:Partial", "detectors.bulk_lookup:_Acc",
     "detectors.bulk_lookup:_Ewma", "detectors.bulk_lookup:_Entity",
+    "detectors.brute_force:BruteForce", "detectors.brute_force:_Pair",
     "detectors.credential_stuffing:CredentialStuffing",
     "detectors.impossible_travel:ImpossibleTravel", "detectors.impossible_travel:_Where",
     "detectors.overseas_server:OverseasServer", "detectors.overseas_server:_Profile",

@@ -13,6 +13,7 @@ import pytest
 from detectors import _cap
 from detectors._burst import Source
 from detectors._flood import flood
+from detectors.brute_force import _Pair
 from detectors.bulk_lookup import _Entity
 from detectors.engine import Engine, EngineConfig, discover
 from detectors.impossible_travel import _Where
@@ -137,7 +138,14 @@ def _source(last: float, flagged: bool) -> Source:
     return s
 
 
+def _pair(last: float, flagged: bool) -> _Pair:
+    p = _Pair(10)
+    p.last, p.flagged = last, flagged
+    return p
+
+
 CASES = {
+    "brute_force": lambda d: (d.pairs, _pair),
     "bulk_lookup": lambda d: (d._ents, _entity),
     "impossible_travel": lambda d: (d._last, lambda t, f: _Where("KR", "x", t, "1.2.3.4", "e",
                                                                    None, 1 if f else 0)),

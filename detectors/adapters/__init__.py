@@ -10,8 +10,18 @@ One module per source format. Each module defines:
 - optionally ``frame(stream: IO[bytes]) -> Iterator[bytes]``: how a file or raw topic
   message splits into source records (default: one record per non-empty line).
 
+- optionally ``adapt_at(record: bytes, position: int) -> list[dict]``: as ``adapt``, told the
+  record's position in its stream (1-based), for formats whose records carry no id of their
+  own (``sshd``: the event id is a digest of the line and its position, so a replay of the
+  same file gives the same ids and two identical lines stay two events);
+- optionally ``configure(**options) -> Adapter``: the adapter for the given options (``sshd``
+  takes ``year``); ``load(name, **options)`` calls it.
+
 Adapters never drop a record silently: a record is events, or a ``Reject`` with a reason
-that the caller counts and (with ``--rejects``) records.
+that the caller counts and (with ``--rejects``) records. ``Skip`` (a kind of ``Reject``) marks
+a record that was read and is not an event (an sshd "Connection closed" line): counted by its
+reason too, apart from the rejects. :func:`records` runs an adapter over a stream and tells
+each record's fate, so every caller (replay, produce, the ingest agent) counts the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +45,11 @@ class Reject(Exception):
         self.detail = detail
 
 
+class Skip(Reject):
+    """A source record that was read and is not an event (a notice, a disconnect): counted by
+    its reason, never an error."""
+
+
 def lines(stream: IO[bytes]) -> Iterator[bytes]:
     """The default framing: one record per non-empty line."""
     for raw in stream:
@@ -47,15 +62,53 @@ def lines(stream: IO[bytes]) -> Iterator[bytes]:
 class Adapter:
     name: str
     adapt: Callable[[bytes], list[dict[str, Any]]]
-    frame: Callable[[IO[bytes]], Iterator[bytes]]
+    frame: Callable[[IO[bytes]], Iterator[bytes]] = lines
+    #: ``adapt`` told the record's 1-based position in its stream (None: ``adapt`` is used)
+    adapt_at: Callable[[bytes, int], list[dict[str, Any]]] | None = None
+
+    def events(self, record: bytes, position: int) -> list[dict[str, Any]]:
+        """The record's events (raises ``Reject`` / ``Skip``)."""
+        if self.adapt_at is not None:
+            return self.adapt_at(record, position)
+        return self.adapt(record)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One source record's fate: its events, or the ``Reject`` / ``Skip`` that says why none."""
+
+    position: int
+    record: bytes
+    events: list[dict[str, Any]]
+    reject: Reject | None = None
+
+
+def records(adapter: Adapter, stream: IO[bytes], start: int = 0) -> Iterator[Outcome]:
+    """Every record of ``stream`` with its events or the reason it has none. An adapter that
+    fails in an unexpected way on a record rejects that record as ``adapter_error``: one bad
+    record never ends the stream. Positions count from ``start + 1``."""
+    adapt = adapter.events
+    for position, record in enumerate(adapter.frame(stream), start + 1):
+        try:
+            out = adapt(record, position)
+        except Reject as r:
+            yield Outcome(position, record, [], r)
+            continue
+        except Exception as exc:  # a defect, not the record's fault: counted, the run goes on
+            yield Outcome(position, record, [], Reject("adapter_error", type(exc).__name__))
+            continue
+        yield Outcome(position, record, out)
 
 
 def _from_module(mod: ModuleType) -> Adapter:
-    return Adapter(name=mod.NAME, adapt=mod.adapt, frame=getattr(mod, "frame", lines))
+    return Adapter(name=mod.NAME, adapt=mod.adapt, frame=getattr(mod, "frame", lines),
+                   adapt_at=getattr(mod, "adapt_at", None))
 
 
-def load(name: str) -> Adapter:
-    """The adapter for ``--format NAME`` (``mapping:FILE`` reads a mapping file).
+def load(name: str, **options: Any) -> Adapter:
+    """The adapter for ``--format NAME`` (``mapping:FILE`` reads a mapping file). ``options``
+    go to the module's ``configure`` (``year`` for sshd); a module without ``configure``
+    ignores them.
 
     Raises ValueError with one readable line for an unknown format or a bad mapping file.
     """
@@ -64,4 +117,13 @@ def load(name: str) -> Adapter:
         return mod.from_file(name.split(":", 1)[1])  # type: ignore[no-any-return]
     if name not in FORMATS:
         raise ValueError(f"unknown format {name!r} (one of: {', '.join(FORMATS)}, mapping:FILE)")
-    return _from_module(importlib.import_module(f"detectors.adapters.{name}"))
+    try:
+        mod = importlib.import_module(f"detectors.adapters.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"detectors.adapters.{name}":
+            raise
+        raise ValueError(f"format {name!r} is not available in this build") from None
+    configure = getattr(mod, "configure", None)
+    if configure is not None:
+        return configure(**options)  # type: ignore[no-any-return]
+    return _from_module(mod)

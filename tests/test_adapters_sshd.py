@@ -1,0 +1,157 @@
+"""The sshd adapter on real lines: events, skips and rejects, each with its reason."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from detectors import adapters
+from detectors.adapters import sshd
+
+# --- samples, each with where it comes from -------------------------------------------------
+# Loghub OpenSSH_2k.log (github.com/logpai/loghub, OpenSSH/, a lab server "LabSZ", Dec 10):
+LABSZ_FAILED = (b"Dec 10 07:07:45 LabSZ sshd[24206]: Failed password for invalid user test9 "
+                b"from 52.80.34.196 port 36060 ssh2")
+LABSZ_FAILED_ROOT = (b"Dec 10 10:54:33 LabSZ sshd[24872]: Failed password for root from "
+                     b"183.62.140.253 port 34263 ssh2")
+LABSZ_REPEATED = (b"Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times: [ Failed "
+                  b"password for root from 5.36.59.76 port 42393 ssh2]")
+LABSZ_INVALID = b"Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186"
+LABSZ_PAM_DUP = (b"Dec 10 06:55:46 LabSZ sshd[24200]: pam_unix(sshd:auth): authentication "
+                 b"failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=173.234.31.186 ")
+LABSZ_PAM_MORE = (b"Dec 10 08:25:22 LabSZ sshd[24369]: PAM 4 more authentication failures; "
+                  b"logname= uid=0 euid=0 tty=ssh ruser= rhost=5.188.10.180 ")
+LABSZ_CLOSED = b"Dec 10 07:02:47 LabSZ sshd[24203]: Connection closed by 212.47.254.145 [preauth]"
+LABSZ_REVERSE = (b"Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping checking getaddrinfo for "
+                 b"ns.marryaldkfaczcz.com [173.234.31.186] failed - POSSIBLE BREAK-IN ATTEMPT!")
+# Loghub Linux_2k.log (github.com/logpai/loghub, Linux/, host "combo", 2005): old PAM lines
+COMBO_PAM_HOST = (b"Jun 15 02:04:59 combo sshd(pam_unix)[20882]: authentication failure; "
+                  b"logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=220-135-151-1.hinet-ip."
+                  b"hinet.net  user=root")
+COMBO_PAM_ADDR = (b"Jun 21 08:56:36 combo sshd(pam_unix)[14278]: authentication failure; "
+                  b"logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=217.60.212.66  user=guest")
+COMBO_PAM_NO_USER = (b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; "
+                     b"logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ")
+COMBO_CHECK_PASS = b"Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown"
+# OpenSSH's own log format for a public-key login (auth2.c, auth_log: "Accepted %s for %s%.100s
+# from %.200s port %d ssh2: %s %s"), written as rsyslog's RFC 3339 high-precision timestamp:
+ISO_ACCEPTED = (b"2025-06-24T03:12:45.120+02:00 bastion sshd[811]: Accepted publickey for deploy "
+                b"from 2001:db8::7 port 50122 ssh2: ED25519 SHA256:Qm9vZm9vYmFyYmF6cXV4")
+# OpenSSH 9.8 moved the per-connection process to sshd-session (release notes, 2024-07-01):
+SESSION_ACCEPTED = (b"Jul 02 10:00:01 web1 sshd-session[4242]: Accepted password for alice "
+                    b"from 198.51.100.23 port 61000 ssh2")
+
+
+def one(line: bytes, pos: int = 1, year: int | None = 2016) -> dict:
+    out = sshd.adapt_at(line, pos, year=year)
+    assert len(out) == 1
+    return out[0]
+
+
+def reason(line: bytes, year: int | None = 2016) -> tuple[str, str]:
+    with pytest.raises(adapters.Reject) as err:
+        sshd.adapt_at(line, 1, year=year)
+    return type(err.value).__name__, err.value.reason
+
+
+def test_failed_password_is_a_failed_login_of_that_user_from_that_address() -> None:
+    e = one(LABSZ_FAILED)
+    assert (e["ts"], e["account_id"], e["outcome"], e["src_ip"], e["method"]) == (
+        "2016-12-10T07:07:45Z", "test9", "failure", "52.80.34.196", "password")
+    assert one(LABSZ_FAILED_ROOT)["account_id"] == "root"
+
+
+def test_accepted_publickey_is_a_success_with_a_session_and_its_zone() -> None:
+    e = one(ISO_ACCEPTED)
+    assert e["outcome"] == "success" and e["account_id"] == "deploy"
+    assert e["src_ip"] == "2001:db8::7" and e["session_id"] == "sshd:bastion:811"
+    assert e["ts"] == "2025-06-24T03:12:45.120000+02:00" and "method" not in e
+    s = one(SESSION_ACCEPTED)
+    assert (s["outcome"], s["method"], s["session_id"]) == ("success", "password",
+                                                           "sshd:web1:4242")
+
+
+def test_a_folded_repeat_is_that_many_failures_with_distinct_ids() -> None:
+    out = sshd.adapt_at(LABSZ_REPEATED, 9, year=2016)
+    assert len(out) == 5 and {e["account_id"] for e in out} == {"root"}
+    assert len({e["event_id"] for e in out}) == 5
+
+
+def test_event_ids_are_reproducible_and_two_identical_lines_stay_two_events() -> None:
+    assert one(LABSZ_FAILED, 3)["event_id"] == one(LABSZ_FAILED, 3)["event_id"]
+    assert one(LABSZ_FAILED, 3)["event_id"] != one(LABSZ_FAILED, 4)["event_id"]
+
+
+def test_old_pam_failure_is_an_event_and_a_host_name_gets_a_private_stand_in() -> None:
+    e = one(COMBO_PAM_ADDR, year=2005)
+    assert (e["account_id"], e["src_ip"], e["outcome"]) == ("guest", "217.60.212.66", "failure")
+    h = one(COMBO_PAM_HOST, year=2005)
+    assert h["src_host"] == "220-135-151-1.hinet-ip.hinet.net" and h["account_id"] == "root"
+    assert h["src_ip"].startswith("fd") and h["src_ip"] == sshd.stand_in("220-135-151-1.hinet-ip.hinet.net")
+    from detectors.geo import subnet_of
+    assert subnet_of(h["src_ip"])[2] is True  # private: never geolocated
+
+
+def test_the_user_name_cannot_move_the_source_address() -> None:
+    # the client chooses the user name; sshd writes the real address last
+    line = (b"Dec 10 07:07:45 LabSZ sshd[1]: Failed password for invalid user x from 6.6.6.6 "
+            b"port 22 ssh2 from 52.80.34.196 port 36060 ssh2")
+    e = one(line)
+    assert e["src_ip"] == "52.80.34.196" and e["account_id"] == "x from 6.6.6.6 port 22 ssh2"
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    (LABSZ_INVALID, ("Skip", "invalid_user_notice")),
+    (LABSZ_PAM_DUP, ("Skip", "pam_duplicate")),
+    (LABSZ_PAM_MORE, ("Skip", "pam_summary")),
+    (LABSZ_CLOSED, ("Skip", "connection")),
+    (LABSZ_REVERSE, ("Skip", "sshd_notice")),
+    (COMBO_CHECK_PASS, ("Skip", "sshd_notice")),
+    (b"Dec 10 06:55:46 LabSZ CRON[1]: pam_unix(cron:session): session opened", ("Skip", "not_sshd")),
+    (COMBO_PAM_NO_USER, ("Reject", "pam_no_user")),
+    (b"not a syslog line at all", ("Reject", "unparsed_line")),
+    (b"Feb 30 06:55:46 LabSZ sshd[1]: Failed password for a from 1.2.3.4 port 1 ssh2",
+     ("Reject", "bad_time")),
+    (b"Dec 10 06:55:46 LabSZ sshd[1]: Failed password for a from 1.2.3.4:5 port 1 ssh2",
+     ("Reject", "bad_address")),
+    (b"Dec 10 06:55:46 LabSZ sshd[1]: Failed password for nobody", ("Reject", "unparsed_sshd")),
+])
+def test_lines_that_are_not_events_are_skipped_or_rejected_with_their_reason(
+        line: bytes, why: tuple[str, str]) -> None:
+    assert reason(line) == why
+
+
+def test_without_a_year_a_classic_line_is_rejected_or_takes_the_latest_past_year() -> None:
+    assert reason(LABSZ_FAILED, year=None) == ("Reject", "no_year")
+    now = 1_767_225_600 + 5 * 86400  # 2026-01-06: a December line is last year's
+    ad = sshd.configure(now=now)
+    assert ad.events(LABSZ_FAILED, 1)[0]["ts"].startswith("2025-12-10")
+    ad = sshd.configure(now=1_781_000_000)  # 2026-06-09: a June 8 line is this year's
+    line = LABSZ_FAILED.replace(b"Dec 10", b"Jun  8")
+    assert ad.events(line, 1)[0]["ts"].startswith("2026-06-08")
+    with pytest.raises(ValueError, match="--year"):
+        sshd.configure(year=12)
+
+
+def test_records_counts_every_line_of_a_mixed_log() -> None:
+    log = b"\n".join([LABSZ_REVERSE, LABSZ_INVALID, LABSZ_FAILED, LABSZ_PAM_DUP, LABSZ_REPEATED,
+                      LABSZ_CLOSED, b"garbage", COMBO_PAM_NO_USER]) + b"\n"
+    outs = list(adapters.records(adapters.load("sshd", year=2016), io.BytesIO(log)))
+    assert [o.position for o in outs] == list(range(1, 9))
+    assert sum(len(o.events) for o in outs) == 6
+    assert sum(1 for o in outs if isinstance(o.reject, adapters.Skip)) == 4
+    assert sum(1 for o in outs if o.reject is not None
+               and not isinstance(o.reject, adapters.Skip)) == 2
+
+
+def test_an_adapter_defect_rejects_that_record_and_the_stream_goes_on() -> None:
+    def adapt(record: bytes) -> list[dict]:
+        if record == b"boom":
+            raise KeyError("a bug")
+        return [{"n": record.decode()}]
+
+    ad = adapters.Adapter(name="t", adapt=adapt)
+    outs = list(adapters.records(ad, io.BytesIO(b"a\nboom\nb\n")))
+    assert [(o.position, o.reject.reason if o.reject else o.events) for o in outs] == [
+        (1, [{"n": "a"}]), (2, "adapter_error"), (3, [{"n": "b"}])]

@@ -1,0 +1,62 @@
+"""`accesswatch produce --format`: source logs adapted, then sent keyed like contract events."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams import produce as produce_mod
+from streams.broker import EmbeddedBroker
+from tests.test_adapters_sshd import LABSZ_CLOSED, LABSZ_FAILED, LABSZ_REPEATED
+from tests.test_produce import _consume
+
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
+
+
+def _produce_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="accesswatch produce")
+    produce_mod.add_arguments(parser)
+    return produce_mod.run(parser.parse_args(argv))
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LOGINS", "ACCESS", "IDENTITY", "ALERTS", "DLQ"):
+        monkeypatch.delenv(f"ACCESSWATCH_TOPIC_{name}", raising=False)
+
+
+def test_a_bad_format_is_one_line_and_exit_2(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "auth.log"
+    f.write_bytes(LABSZ_FAILED + b"\n")
+    assert _produce_cli([str(f), "--format", "syslogz", "--broker", "kafka://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown format 'syslogz'" in err
+
+
+@pytest.mark.broker
+def test_sshd_lines_are_sent_as_keyed_login_events_and_rejects_recorded(
+        fresh_tansu: EmbeddedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "auth.log"
+    f.write_bytes(b"\n".join([LABSZ_FAILED, LABSZ_CLOSED, b"garbage", LABSZ_REPEATED]) + b"\n")
+    rej = tmp_path / "rej.jsonl"
+    code = _produce_cli([str(f), "--format", "sshd", "--year", "2016", "--broker",
+                         fresh_tansu.url, "--rejects", str(rej), "--create-topics"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "sent 6 events (auth-logins=6)" in err and "rejected 1" in err
+    assert "records (sshd): 4: 2 gave 6 events; skipped 1 (connection 1); rejected 1" in err
+    records = _consume(fresh_tansu.bootstrap, ["auth-logins"], 6)
+    got = [(r.key, orjson.loads(r.value)) for r in records]
+    assert sorted(k for k, _ in got) == [b"root"] * 5 + [b"test9"]
+    assert all(e["account_id"].encode() == k and e["outcome"] == "failure" for k, e in got)
+    rows = [json.loads(x) for x in rej.read_text().splitlines()]
+    assert [(r["record"], r["reason"], r["skipped"]) for r in rows] == [
+        (2, "connection", True), (3, "unparsed_line", False)]
