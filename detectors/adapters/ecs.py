@@ -1,0 +1,179 @@
+"""Elastic Common Schema (ECS) documents in, contract events out.
+
+One ECS document per record (a JSON object per line: what Filebeat, Elastic Agent, Logstash or
+Vector's ``elasticsearch`` encoding write). Fields may be nested (``{"source": {"ip": ...}}``)
+or flattened with dots (``{"source.ip": ...}``), as Beats' own test fixtures are; both are read.
+``event.category`` (a string or an array) tells the kind:
+
+| event.category | contract event |
+|---|---|
+| ``authentication`` | login |
+| ``web`` or ``api`` | data access |
+| anything else (``iam``, ``process``, none) | ``unsupported_event`` |
+
+Field mapping ("or" is the fallback order):
+
+| contract | ECS |
+|---|---|
+| event_id | ``ecs:`` + ``event.id``, or ``ecs:sha256:`` + a digest of the document (two identical documents are one event: keep ``log.offset`` or ``event.id`` in them) |
+| ts | ``@timestamp`` |
+| account_id / actor_id | ``user.name`` or ``user.id`` or ``user.email`` (``-``, as web servers log "no user", counts as absent) |
+| account_type / actor_type | not set: the contract's default, ``customer`` (ECS does not say whose users they are) |
+| outcome | ``event.outcome`` success / failure; ``unknown`` or absent is ``unknown_outcome`` |
+| src_ip | ``source.ip`` or ``client.ip`` |
+| user_agent | ``user_agent.original`` (cut to 1,024 characters) |
+| session_id (login) | ECS has no session field: a success gets ``EVENT_ID#login`` |
+| subject_id (access) | ``url.path`` (or ``url.original`` without its query); a path over 256 characters becomes ``sha256:`` + its digest. ECS does not say whose data a URL holds: the path, which carries the account id in a REST API, stands for it. To take ``subject_id`` from a URL template or a header, use the ``mapping`` format |
+| resource | the path's first segment (``/customers/123/address`` → ``customers``), ``/`` for the root |
+| action | ``http.request.method``: GET, HEAD → read; PUT, PATCH, POST → update; DELETE → delete |
+
+A web request without an authenticated user is ``missing_field`` (an anonymous request has no
+actor). One that failed (``event.outcome: failure``, or ``http.response.status_code`` 400 or
+more) is ``request_failed``: it returned no data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from detectors import events as E
+
+from . import Reject
+from ._jsonrec import address, claim, event_id, load_object, login_session, text, time_of
+
+NAME = "ecs"
+
+_NO_USER = frozenset({"-", ""})
+_ACTIONS = {"GET": "read", "HEAD": "read", "PUT": "update", "PATCH": "update", "POST": "update",
+            "DELETE": "delete"}
+
+
+def get(obj: Any, path: str) -> Any:
+    """An ECS field by its dotted name, whether the document nests it, flattens it with dots,
+    or mixes both (``{"source": {"geo.country_iso_code": ...}}``)."""
+    if not isinstance(obj, dict):
+        return None
+    if path in obj:
+        return obj[path]
+    parts = path.split(".")
+    for i in range(1, len(parts)):
+        head = ".".join(parts[:i])
+        if head in obj:
+            got = get(obj[head], ".".join(parts[i:]))
+            if got is not None:
+                return got
+    return None
+
+
+def adapt(record: bytes) -> list[dict[str, Any]]:
+    obj = load_object(record)
+    cats = get(obj, "event.category")
+    if isinstance(cats, str):
+        cats = [cats]
+    if cats is None:
+        raise Reject("unsupported_event", "event.category is absent")
+    if not isinstance(cats, list):
+        raise Reject("wrong_type", f"event.category is a {type(cats).__name__}, not a string "
+                     "or an array")
+    if "authentication" in cats:
+        return [_login(obj)]
+    if "web" in cats or "api" in cats:
+        return [_access(obj)]
+    raise Reject("unsupported_event", "event.category has neither authentication, web nor api")
+
+
+def _base(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": event_id("ecs", get(obj, "event.id"), obj, "event.id"),
+            "ts": time_of(get(obj, "@timestamp"), "@timestamp")}
+
+
+def _user(obj: dict[str, Any]) -> str | None:
+    for field in ("user.name", "user.id", "user.email"):
+        v = get(obj, field)
+        if v in _NO_USER:
+            continue
+        got = text(v, field, required=False, numbers=True)
+        if got is not None:
+            return got
+    return None
+
+
+def _source(obj: dict[str, Any]) -> str:
+    ip = get(obj, "source.ip")
+    if ip is None:
+        ip = get(obj, "client.ip")
+        return address(ip, "client.ip" if ip is not None else "source.ip")
+    return address(ip, "source.ip")
+
+
+def _agent(obj: dict[str, Any], ev: dict[str, Any]) -> None:
+    ua = claim(get(obj, "user_agent.original"))
+    if ua is not None and ua != "-":
+        ev["user_agent"] = ua
+
+
+def _login(obj: dict[str, Any]) -> dict[str, Any]:
+    ev = _base(obj)
+    who = _user(obj)
+    if who is None:
+        raise Reject("missing_field", "user.name, user.id and user.email are absent")
+    ev["account_id"] = who
+    outcome = get(obj, "event.outcome")
+    if outcome not in ("success", "failure"):
+        raise Reject("unknown_outcome", f"event.outcome is {outcome!r}, not success or failure")
+    ev["outcome"] = outcome
+    ev["src_ip"] = _source(obj)
+    _agent(obj, ev)
+    if outcome == "success":
+        ev["session_id"] = login_session(ev["event_id"])
+    return ev
+
+
+def _path(obj: dict[str, Any]) -> str | None:
+    p = get(obj, "url.path")
+    if p is None:
+        orig = get(obj, "url.original")
+        if type(orig) is str:
+            p = orig.split("?", 1)[0].split("#", 1)[0]
+    if p is None or p == "":
+        return None
+    if type(p) is not str:
+        raise Reject("wrong_type", f"url.path is a {type(p).__name__}, not a string")
+    return p
+
+
+def _access(obj: dict[str, Any]) -> dict[str, Any]:
+    status = get(obj, "http.response.status_code")
+    if type(status) is str and status.isdigit():
+        status = int(status)
+    if get(obj, "event.outcome") == "failure" or (type(status) is int and status >= 400):
+        raise Reject("request_failed", f"the request failed (status {status}): it read nothing")
+    ev = _base(obj)
+    who = _user(obj)
+    if who is None:
+        raise Reject("missing_field", "user.name, user.id and user.email are absent: an "
+                     "anonymous request has no actor")
+    ev["actor_id"] = who
+    path = _path(obj)
+    if path is None:
+        raise Reject("missing_field", "url.path and url.original are absent")
+    ev["subject_id"] = _subject(path)
+    seg = path.strip("/").split("/", 1)[0]
+    ev["resource"] = _subject(seg, 128) if seg else "/"
+    method = get(obj, "http.request.method")
+    action = _ACTIONS.get(method.upper()) if type(method) is str else None
+    if action is not None:
+        ev["action"] = action
+    ev["src_ip"] = _source(obj)
+    _agent(obj, ev)
+    return ev
+
+
+def _subject(value: str, limit: int = E.MAX_ID_CHARS) -> str:
+    """A client-chosen path (segment) as an id: itself when it fits the contract (at most
+    ``limit`` characters, no control character), else ``sha256:`` and its digest. Never a
+    rejection: a client could otherwise hide its requests behind long or odd URLs."""
+    if len(value) <= limit and value.isprintable():
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
