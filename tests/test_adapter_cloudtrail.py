@@ -15,6 +15,7 @@ from detectors.adapters import cloudtrail
 from tests.adapters_support import (
     adapt_ok,
     assert_contract,
+    fuzz_fields,
     hostile_params,
     records,
     reject_of,
@@ -310,3 +311,12 @@ def test_a_read_with_a_temporary_key_no_sts_login_issued_raises_unissued_session
     assert [(a["detector"], a["entity"]) for a in alerts] == [
         ("unissued_session", {"kind": "key", "id": "ASIAFORGEDEXAMPLE"})]
     assert alerts[0]["event_ids"] == ["cloudtrail:get-forged"]
+
+
+@pytest.mark.parametrize("build", [
+    _get_object,
+    lambda: sample_obj(FMT, "console_login_failure.json"),
+    lambda: sample_obj(FMT, "sts_assume_role.json"),
+], ids=["get-object", "console-login", "assume-role"])
+def test_any_field_of_any_type_is_events_or_a_reject(build) -> None:
+    assert fuzz_fields(cloudtrail, build()) > 100

@@ -91,7 +91,7 @@ def _base(obj: dict[str, Any]) -> dict[str, Any]:
 def _user(obj: dict[str, Any]) -> str | None:
     for field in ("user.name", "user.id", "user.email"):
         v = get(obj, field)
-        if v in _NO_USER:
+        if type(v) is str and v in _NO_USER:
             continue
         got = text(v, field, required=False, numbers=True)
         if got is not None:

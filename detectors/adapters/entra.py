@@ -96,7 +96,7 @@ def _one(rec: dict[str, Any]) -> dict[str, Any]:
                 else time_of(outer.get("time"), "time"))
     types = s.get("signInEventTypes")
     service = category in _SERVICE_CATEGORIES or (
-        isinstance(types, list) and any(t in _SERVICE_TYPES for t in types))
+        isinstance(types, list) and any(type(t) is str and t in _SERVICE_TYPES for t in types))
     who = None
     for field in ("userPrincipalName", "userId"):
         who = text(s.get(field), field, required=False)
@@ -134,7 +134,7 @@ def _one(rec: dict[str, Any]) -> dict[str, Any]:
     details = s.get("authenticationDetails")
     if s.get("authenticationRequirement") == "multiFactorAuthentication":
         ev["method"] = "mfa"
-    elif s.get("incomingTokenType") in _REFRESH:
+    elif type(s.get("incomingTokenType")) is str and s["incomingTokenType"] in _REFRESH:
         ev["method"] = "refresh"
     elif isinstance(details, list) and any(
             dig(d, "authenticationMethod") == "Password" for d in details):

@@ -97,7 +97,8 @@ def _activity(obj: dict[str, Any]) -> list[dict[str, Any]]:
                      "events is absent" if events is None else "events is not an array")
     if len(events) > MAX_EVENTS:
         raise Reject("too_large", f"{len(events):,} events in one activity (at most {MAX_EVENTS})")
-    logins = [e for e in events if isinstance(e, dict) and e.get("name") in _OUTCOMES]
+    logins = [e for e in events
+              if isinstance(e, dict) and type(e.get("name")) is str and e["name"] in _OUTCOMES]
     if not logins:
         names = sorted({str(e.get("name"))[:40] for e in events if isinstance(e, dict)})
         raise Reject("unsupported_event", "no login_success or login_failure event (events: "

@@ -107,7 +107,7 @@ def _who(user: Any, field: str) -> str:
         raise Reject("wrong_type", f"{field} is a {type(user).__name__}, not an object")
     for key in ("uid", "name"):
         v = dig(user, key)
-        if v in _PLACEHOLDERS:
+        if type(v) is str and v in _PLACEHOLDERS:
             continue
         got = text(v, f"{field}.{key}", required=False, numbers=True)
         if got is not None:
@@ -157,7 +157,7 @@ def _login(obj: dict[str, Any]) -> dict[str, Any]:
         ev["session_id"] = login_session(ev["event_id"])
     if obj.get("is_mfa") is True:
         ev["method"] = "mfa"
-    elif obj.get("auth_protocol_id") in _SSO_PROTOCOLS:
+    elif type(obj.get("auth_protocol_id")) is int and obj["auth_protocol_id"] in _SSO_PROTOCOLS:
         ev["method"] = "sso"
     return ev
 

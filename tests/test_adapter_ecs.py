@@ -1,0 +1,171 @@
+"""The ECS adapter on Elastic's own ECS documents (tests/data/adapters/ecs/, PROVENANCE.md
+there): nested and dotted field names, authentication and web access, rejections, and a stuffing
+run in ECS terms raising credential_stuffing through the replay path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.adapters import ecs
+from tests.adapters_support import (
+    adapt_ok,
+    assert_contract,
+    fuzz_fields,
+    hostile_params,
+    records,
+    reject_of,
+    run_engine,
+    sample,
+)
+
+FMT = "ecs"
+
+
+def _auth(i: int) -> dict[str, Any]:
+    return orjson.loads(records(ecs, sample(FMT, "system_auth.jsonl"))[i])
+
+
+def _nginx(i: int, **changes: Any) -> dict[str, Any]:
+    r = orjson.loads(records(ecs, sample(FMT, "nginx_access.jsonl"))[i])
+    r.update(changes)
+    return r
+
+
+# ---- positives -----------------------------------------------------------------------------
+def test_sshd_accepted_publickey_is_a_successful_login() -> None:
+    [ev] = adapt_ok(ecs, _auth(0))
+    assert ev["account_id"] == "vagrant" and ev["outcome"] == "success"
+    assert ev["src_ip"] == "10.0.2.2" and ev["ts"] == "2022-02-21T21:54:44.000Z"
+    assert ev["event_id"].startswith("ecs:sha256:") and len(ev["event_id"]) == 43
+    assert ev["session_id"] == ev["event_id"] + "#login"
+    assert "account_type" not in ev  # the contract's default: customer
+
+
+def test_sshd_failures_are_failed_logins() -> None:
+    evs = adapt_ok(ecs, _auth(1)) + adapt_ok(ecs, _auth(2))
+    assert [(e["account_id"], e["outcome"], e["src_ip"]) for e in evs] == [
+        ("test", "failure", "10.0.2.2"), ("root", "failure", "89.160.20.156")]
+    assert all("session_id" not in e for e in evs)
+
+
+def test_the_same_document_gets_the_same_id_and_another_one_another() -> None:
+    assert adapt_ok(ecs, _auth(1))[0]["event_id"] == adapt_ok(ecs, _auth(1))[0]["event_id"]
+    assert adapt_ok(ecs, _auth(1))[0]["event_id"] != adapt_ok(ecs, _auth(2))[0]["event_id"]
+    r = _auth(1)
+    r["event"]["id"] = "evt-123"
+    assert adapt_ok(ecs, r)[0]["event_id"] == "ecs:evt-123"
+
+
+def test_authenticated_web_request_with_dotted_keys_is_data_access() -> None:
+    [ev] = adapt_ok(ecs, _nginx(0, **{"user.name": "alice"}))
+    assert ev == {
+        "event_id": ev["event_id"],
+        "ts": "2016-12-07T10:05:07.000Z",
+        "actor_id": "alice",
+        "subject_id": "/ocelot",
+        "resource": "ocelot",
+        "action": "read",
+        "src_ip": "10.0.0.2",
+        "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.12; rv:49.0) Gecko/20100101 "
+                      "Firefox/49.0",
+    }
+
+
+def test_nested_and_mixed_keys_and_client_ip() -> None:
+    doc = {"@timestamp": "2024-05-01T08:00:00Z", "event": {"category": "web", "id": "r-1"},
+           "user": {"id": 42}, "client": {"ip": "2001:db8::1"},
+           "url": {"original": "/customers/c-000113/address?fields=all"},
+           "http": {"request.method": "delete"}}
+    [ev] = adapt_ok(ecs, doc)
+    assert (ev["event_id"], ev["actor_id"], ev["src_ip"]) == ("ecs:r-1", "42", "2001:db8::1")
+    assert ev["subject_id"] == "/customers/c-000113/address"
+    assert ev["resource"] == "customers" and ev["action"] == "delete"
+
+
+def test_a_long_or_odd_path_is_digested_not_rejected() -> None:
+    long_path = "/customers/" + "9" * 400
+    [ev] = adapt_ok(ecs, _nginx(0, **{"user.name": "alice", "url.path": long_path}))
+    assert ev["subject_id"].startswith("sha256:") and len(ev["subject_id"]) == 71
+    [ev] = adapt_ok(ecs, _nginx(0, **{"user.name": "alice", "url.path": "/a\u0085b"}))
+    assert ev["subject_id"].startswith("sha256:")
+
+
+# ---- rejections ----------------------------------------------------------------------------
+@pytest.mark.parametrize("i,reason", [(0, "missing_field"), (1, "request_failed"),
+                                      (2, "missing_field"), (3, "request_failed")])
+def test_documented_nginx_requests_are_anonymous_or_failed(i, reason) -> None:
+    assert reject_of(ecs, _nginx(i)).reason == reason
+
+
+@pytest.mark.parametrize("i", [3, 4])
+def test_documented_non_authentication_events_are_unsupported(i) -> None:
+    assert reject_of(ecs, _auth(i)).reason == "unsupported_event"
+
+
+@pytest.mark.parametrize("changes,reason", [
+    ({"event.outcome": "unknown"}, "unknown_outcome"),
+    ({"event.outcome": None}, "unknown_outcome"),
+    ({"@timestamp": "2022-02-21 21:54:44"}, "bad_value"),
+    ({"@timestamp": None}, "missing_field"),
+    ({"@timestamp": 1645480484}, None),  # epoch seconds are a time too
+    ({"user.name": "-"}, "missing_field"),
+    ({"user.name": ["root"]}, "wrong_type"),
+    ({"user.name": "r" * 257}, "too_large"),
+    ({"source.ip": "not-an-ip"}, "bad_value"),
+    ({"source.ip": None}, "missing_field"),
+    ({"event.category": 7}, "wrong_type"),
+    ({"event.category": ["process"]}, "unsupported_event"),
+    ({"event.id": ""}, None),  # blank: the digest stands in
+])
+def test_unusable_authentication_documents(changes, reason) -> None:
+    r = {"@timestamp": "2022-02-21T21:54:44.000Z", "event.category": ["authentication"],
+         "event.outcome": "failure", "user.name": "root", "source.ip": "89.160.20.156"}
+    r.update(changes)
+    r = {k: v for k, v in r.items() if not (v is None and k in ("event.outcome", "source.ip",
+                                                                  "@timestamp"))}
+    if reason is None:
+        adapt_ok(ecs, r)
+    else:
+        assert reject_of(ecs, r).reason == reason
+
+
+def test_a_web_request_without_a_path_has_no_subject() -> None:
+    r = _nginx(0, **{"user.name": "alice"})
+    del r["url.path"], r["url.original"]
+    assert reject_of(ecs, r).reason == "missing_field"
+
+
+@hostile_params()
+def test_hostile_input_is_rejected_with_a_reason(raw: bytes, reason: str) -> None:
+    r = reject_of(ecs, raw)
+    assert not reason or r.reason == reason
+
+
+@pytest.mark.parametrize("build", [lambda: _auth(0), lambda: _nginx(0, **{"user.name": "a"})],
+                         ids=["auth", "web"])
+def test_any_field_of_any_type_is_events_or_a_reject(build) -> None:
+    assert fuzz_fields(ecs, build()) > 100
+
+
+def test_every_usable_sample_decodes_as_contract_v1() -> None:
+    assert_contract([ev for r in (_auth(0), _auth(1), _auth(2),
+                                  _nginx(0, **{"user.name": "alice"}),
+                                  _nginx(2, **{"user.name": "bob"}))
+                     for ev in adapt_ok(ecs, r)])
+
+
+# ---- through the engine --------------------------------------------------------------------
+def test_sshd_failures_on_many_accounts_from_one_address_raise_credential_stuffing() -> None:
+    evs = []
+    for i in range(12):
+        r = _auth(2)
+        r["@timestamp"] = f"2022-02-20T08:35:{10 + i * 4:02d}.000Z"
+        r["user"]["name"] = f"user{i}"
+        r["source"]["port"] = 29160 + i
+        evs += adapt_ok(ecs, r)
+    alerts = run_engine(evs, ("credential_stuffing",))
+    assert {(a["detector"], a["entity"]["kind"], a["entity"]["id"]) for a in alerts} == {
+        ("credential_stuffing", "src_ip", "89.160.20.156")}
