@@ -320,3 +320,11 @@ def test_a_read_with_a_temporary_key_no_sts_login_issued_raises_unissued_session
 ], ids=["get-object", "console-login", "assume-role"])
 def test_any_field_of_any_type_is_events_or_a_reject(build) -> None:
     assert fuzz_fields(cloudtrail, build()) > 100
+
+
+def test_an_eventbridge_event_is_read_as_the_record_in_its_detail() -> None:
+    record = sample_obj(FMT, "console_login_mfa.json")
+    event = {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+             "detail-type": "AWS Console Sign In via CloudTrail", "source": "aws.signin",
+             "time": "2022-11-10T16:24:34Z", "region": "us-east-1", "detail": record}
+    assert adapt_ok(cloudtrail, event) == adapt_ok(cloudtrail, record)

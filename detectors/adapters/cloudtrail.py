@@ -2,9 +2,9 @@
 
 Input: the log files CloudTrail delivers to S3 (one JSON document ``{"Records": [...]}``, pretty
 or not), the same documents one per line (a Kafka message per file, as the S3/SQS route sends
-them), or one record per line (CloudTrail Lake exports, EventBridge ``detail`` objects, CloudWatch
-Logs subscriptions). ``frame`` splits any of these into single records, so each is adapted or
-rejected on its own; ``adapt`` given a whole ``Records`` document returns the events of its usable
+them), or one record per line (an EventBridge event, whose ``detail`` is the record, is read as
+that record). ``frame`` splits any of these into single records, so each is adapted or rejected
+on its own; ``adapt`` given a whole ``Records`` document returns the events of its usable
 records (it has no way to report the others one by one: frame the document instead).
 
 Which records become which events:
@@ -89,6 +89,9 @@ def adapt(record: bytes) -> list[dict[str, Any]]:
     obj = load_object(record, (b'"Records"',))
     recs = obj.get("Records")
     if recs is None:
+        detail = obj.get("detail")
+        if isinstance(detail, dict) and "detail-type" in obj:  # an EventBridge event
+            return _one(detail)
         return _one(obj)
     if not isinstance(recs, list):
         raise Reject("wrong_type", f"Records is a {type(recs).__name__}, not an array")
