@@ -102,8 +102,8 @@ def hostile_params() -> Any:
 
 
 #: values a hostile producer may put in any field
-HOSTILE_VALUES: list[Any] = [None, "", " ", "x" * 5000, "a\x00b", "\u202e", -1, 0, 2**63 - 1,
-                             1.5, True, [], ["x"], {}, {"a": [1]}]
+HOSTILE_VALUES: list[Any] = [None, "", " ", "x" * 5000, "9" * 5000, "a\x00b", "\u202e", -1, 0,
+                             2**63 - 1, 1.5, True, [], ["x"], {}, {"a": [1]}]
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = (), depth: int = 0) -> Iterable[tuple[Any, ...]]:

@@ -169,3 +169,15 @@ def test_sshd_failures_on_many_accounts_from_one_address_raise_credential_stuffi
     alerts = run_engine(evs, ("credential_stuffing",))
     assert {(a["detector"], a["entity"]["kind"], a["entity"]["id"]) for a in alerts} == {
         ("credential_stuffing", "src_ip", "89.160.20.156")}
+
+
+def test_a_status_code_of_thousands_of_digits_is_not_a_traceback() -> None:
+    r = _nginx(0, **{"user.name": "alice", "http.response.status_code": "4" * 5000})
+    assert adapt_ok(ecs, r)[0]["actor_id"] == "alice"
+
+
+def test_frame_splits_an_array_export_like_beats_test_expectations() -> None:
+    docs = [_nginx(0, **{"user.name": "alice"}), _auth(1)]
+    recs = records(ecs, orjson.dumps(docs, option=orjson.OPT_INDENT_2))
+    evs = [ev for r in recs for ev in adapt_ok(ecs, r)]
+    assert [ev.get("actor_id") or ev.get("account_id") for ev in evs] == ["alice", "test"]

@@ -185,3 +185,10 @@ def test_failed_sign_ins_on_many_accounts_from_one_address_raise_credential_stuf
     alerts = run_engine(evs, ("credential_stuffing",))
     assert {(a["detector"], a["entity"]["kind"], a["entity"]["id"]) for a in alerts} == {
         ("credential_stuffing", "src_ip", "45.33.2.10")}
+
+
+def test_a_result_type_of_thousands_of_digits_is_no_outcome_not_a_traceback() -> None:
+    r = _monitor(ipAddress="203.0.113.8")
+    del r["properties"]["status"]
+    r["resultType"] = "9" * 5000
+    assert reject_of(entra, r).reason == "unknown_outcome"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
 from detectors.adapters import ocsf
@@ -15,8 +16,10 @@ from tests.adapters_support import (
     assert_contract,
     fuzz_fields,
     hostile_params,
+    records,
     reject_of,
     run_engine,
+    sample,
     sample_obj,
 )
 
@@ -245,3 +248,13 @@ def test_failed_logons_on_many_accounts_from_one_address_raise_credential_stuffi
                          ids=["auth", "api", "web", "change"])
 def test_any_field_of_any_type_is_events_or_a_reject(build) -> None:
     assert fuzz_fields(ocsf, build()) > 100
+
+
+def test_frame_splits_a_pretty_printed_event_and_an_array_export() -> None:
+    [one] = records(ocsf, sample(FMT, "authentication_cloudtrail.json"))
+    assert adapt_ok(ocsf, one)[0]["event_id"] == "ocsf:fed06f42-cb12-4764-8c69-example"
+    export = orjson.dumps([_auth(), _api()], option=orjson.OPT_INDENT_2)
+    assert [e["event_id"] for r in records(ocsf, export) for e in adapt_ok(ocsf, r)] == [
+        "ocsf:fed06f42-cb12-4764-8c69-example", "ocsf:71c88be9-ea5c-43c7-8c82-example"]
+    lines_ = orjson.dumps(_auth()) + b"\n" + orjson.dumps(_api()) + b"\n"
+    assert len(records(ocsf, lines_)) == 2

@@ -226,16 +226,18 @@ def _joined(head: bytes, rest: IO[bytes]) -> Iterator[bytes]:
         yield carry
 
 
-def unwrap(doc: bytes, wrappers: tuple[str, ...]) -> list[bytes] | None:
-    """The records of a JSON document ``{"<wrapper>": [...]}`` as compact JSON texts; a
-    document that is one object without a wrapper as itself (compacted); None when ``doc`` is
-    not a JSON object."""
-    if not doc.startswith(b"{"):
+def unwrap(doc: bytes, wrappers: tuple[str, ...] = ()) -> list[bytes] | None:
+    """The records of a JSON document ``{"<wrapper>": [...]}`` or ``[...]`` (an export as one
+    array) as compact JSON texts; a document that is one object without a wrapper as itself
+    (compacted: a pretty-printed record); None when ``doc`` is not one JSON object or array."""
+    if not doc.startswith((b"{", b"[")):
         return None
     try:
         obj = orjson.loads(doc)
     except orjson.JSONDecodeError:
         return None
+    if isinstance(obj, list):
+        return [orjson.dumps(x) for x in obj]
     if not isinstance(obj, dict):
         return None
     for w in wrappers:

@@ -1,7 +1,8 @@
 """Elastic Common Schema (ECS) documents in, contract events out.
 
-One ECS document per record (a JSON object per line: what Filebeat, Elastic Agent, Logstash or
-Vector's ``elasticsearch`` encoding write). Fields may be nested (``{"source": {"ip": ...}}``)
+One ECS document per record (a JSON object per line, as Filebeat's and Elastic Agent's Kafka
+and file outputs write them; ``frame`` also splits a file that is one pretty-printed document or a
+JSON array of documents). Fields may be nested (``{"source": {"ip": ...}}``)
 or flattened with dots (``{"source.ip": ...}``), as Beats' own test fixtures are; both are read.
 ``event.category`` (a string or an array) tells the kind:
 
@@ -35,14 +36,32 @@ more) is ``request_failed``: it returned no data.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 from detectors import events as E
 
 from . import Reject
-from ._jsonrec import address, claim, event_id, load_object, login_session, text, time_of
+from ._jsonrec import (
+    address,
+    claim,
+    event_id,
+    frame_wrapped,
+    load_object,
+    login_session,
+    text,
+    time_of,
+    unwrap,
+)
 
 NAME = "ecs"
+
+
+def frame(stream: IO[bytes]) -> Iterator[bytes]:
+    """One ECS document per record: a file that is one pretty-printed ECS document, or one
+    JSON array of them (an export), is split; other files are read one per line."""
+    return frame_wrapped(stream, (), unwrap)
+
 
 _NO_USER = frozenset({"-", ""})
 _ACTIONS = {"GET": "read", "HEAD": "read", "PUT": "update", "PATCH": "update", "POST": "update",
@@ -145,7 +164,7 @@ def _path(obj: dict[str, Any]) -> str | None:
 
 def _access(obj: dict[str, Any]) -> dict[str, Any]:
     status = get(obj, "http.response.status_code")
-    if type(status) is str and status.isdigit():
+    if type(status) is str and status.isdigit() and len(status) <= 3:  # an HTTP status
         status = int(status)
     if get(obj, "event.outcome") == "failure" or (type(status) is int and status >= 400):
         raise Reject("request_failed", f"the request failed (status {status}): it read nothing")

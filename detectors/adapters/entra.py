@@ -112,7 +112,7 @@ def _one(rec: dict[str, Any]) -> dict[str, Any]:
     code = dig(s, "status", "errorCode")
     if code is None:
         rt = outer.get("resultType")
-        code = int(rt) if type(rt) is str and rt.strip().isdigit() else rt
+        code = int(rt) if type(rt) is str and rt.isdigit() and len(rt) <= 9 else rt
     if type(code) is not int:
         raise Reject("unknown_outcome", f"status.errorCode is {short(code)}, not a number")
     ev["outcome"] = "success" if code == 0 else "failure"

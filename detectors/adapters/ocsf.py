@@ -1,7 +1,8 @@
 """OCSF (Open Cybersecurity Schema Framework) events in, contract events out.
 
-One OCSF event per record (a JSON object per line, as Amazon Security Lake, the OCSF tools and
-most SIEM exports write them). The class tells the contract kind:
+One OCSF event per record (a JSON object per line, as the OCSF tools and most SIEM exports
+write them; ``frame`` also splits a file that is one pretty-printed event or a JSON array of
+events). The class tells the contract kind:
 
 | OCSF class | class_uid | contract event |
 |---|---|---|
@@ -43,12 +44,31 @@ account change that failed (``status_id`` 2) is ``unsupported_event``: it did no
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 from . import Reject
-from ._jsonrec import address, claim, dig, event_id, load_object, login_session, text, time_of
+from ._jsonrec import (
+    address,
+    claim,
+    dig,
+    event_id,
+    frame_wrapped,
+    load_object,
+    login_session,
+    text,
+    time_of,
+    unwrap,
+)
 
 NAME = "ocsf"
+
+
+def frame(stream: IO[bytes]) -> Iterator[bytes]:
+    """One OCSF event per record: a file that is one pretty-printed OCSF event, or one
+    JSON array of them (an export), is split; other files are read one per line."""
+    return frame_wrapped(stream, (), unwrap)
+
 
 AUTHENTICATION, ACCOUNT_CHANGE, WEB_RESOURCES, API_ACTIVITY = 3002, 3001, 6001, 6003
 _LOGON_ACTIVITIES = {1, 3}  # Logon, Authentication Ticket
