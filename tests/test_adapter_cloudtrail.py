@@ -43,16 +43,31 @@ def test_frame_splits_records_documents_one_per_line_and_passes_single_records()
         "ListBuckets", "PutBucketAcl", "GetBucketVersioning"]
 
 
-def test_frame_reads_a_stream_over_the_document_limit_line_by_line(monkeypatch) -> None:
-    """A file too large to hold is framed line by line, and the line cut by the first read
-    is joined again (not two invalid halves)."""
+def test_frame_yields_a_record_before_the_stream_ends() -> None:
+    """A pipe (``tail -f ... | accesswatch replay --format cloudtrail -``) is not waited on:
+    the first record comes out before the next line is read."""
+    first = orjson.dumps(sample_obj(FMT, "console_login_mfa.json"))
+
+    def stream():
+        yield first + b"\n"
+        raise AssertionError("frame read past the first record")
+
+    assert next(iter(cloudtrail.frame(stream()))) == first  # type: ignore[arg-type]
+
+
+def test_a_pretty_document_over_the_limit_is_yielded_line_by_line(monkeypatch) -> None:
     from detectors.adapters import _jsonrec
     monkeypatch.setattr(_jsonrec, "MAX_DOCUMENT_BYTES", 100)
+    raw = sample(FMT, "console_login_mfa.json")
+    recs = records(cloudtrail, raw)
+    assert recs == [x for x in raw.split(b"\n") if x.strip()]  # every line, none dropped
+    assert {reject_of(cloudtrail, r).reason for r in recs} == {"invalid_json"}
+
+
+def test_a_truncated_line_does_not_swallow_the_records_after_it() -> None:
     line = orjson.dumps(sample_obj(FMT, "console_login_mfa.json"))
-    assert len(line) > 100
-    recs = list(_jsonrec.frame_wrapped(io.BytesIO(line + b"\n" + line + b"\n"),
-                                       (b'"Records"',), lambda d: None))
-    assert recs == [line, line]
+    recs = records(cloudtrail, line[:50] + b"\n" + line + b"\n" + line + b"\n")
+    assert recs == [line[:50], line, line]
 
 
 def test_adapt_of_a_whole_records_document_returns_its_usable_records_events() -> None:

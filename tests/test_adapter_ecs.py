@@ -181,3 +181,9 @@ def test_frame_splits_an_array_export_like_beats_test_expectations() -> None:
     recs = records(ecs, orjson.dumps(docs, option=orjson.OPT_INDENT_2))
     evs = [ev for r in recs for ev in adapt_ok(ecs, r)]
     assert [ev.get("actor_id") or ev.get("account_id") for ev in evs] == ["alice", "test"]
+
+
+def test_frame_reads_an_array_of_one_document_per_line() -> None:
+    a, b = (orjson.dumps(_auth(1)), orjson.dumps(_auth(2)))
+    recs = records(ecs, b"[\n" + a + b",\n" + b + b"\n]\n")
+    assert [orjson.loads(r) for r in recs] == [_auth(1), _auth(2)]

@@ -23,9 +23,7 @@ than a few dozen characters of the value. Reasons, shared by the five adapters:
 from __future__ import annotations
 
 import hashlib
-import io
 import ipaddress
-import itertools
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -41,8 +39,8 @@ from . import Reject, lines
 #: the largest source record an adapter reads (a CloudTrail record is at most 256 KiB; an
 #: Entra sign-in or an OCSF event a few KiB): larger ones are ``too_large`` before parsing.
 MAX_RECORD_BYTES = 1 << 20
-#: the largest whole document ``frame`` reads when a file is one JSON document (a CloudTrail
-#: log file, an Event Hubs batch): CloudTrail delivers files well under this uncompressed.
+#: the largest document read whole: a pretty-printed document ``frame`` gathers, or a record
+#: holding a wrapper key (a CloudTrail log file, an Event Hubs batch) given to ``adapt``.
 MAX_DOCUMENT_BYTES = 256 << 20
 
 #: characters an event id leaves free for the prefix's colon, an index (``:3``) and ``#login``
@@ -185,45 +183,65 @@ def login_session(eid: str) -> str:
     return f"{eid}#login"
 
 
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _depth(line: bytes) -> int:
+    """How many JSON values a line opens minus how many it closes (brackets inside strings do
+    not count)."""
+    t = _STRINGS.sub(b"", line)
+    return t.count(b"{") + t.count(b"[") - t.count(b"}") - t.count(b"]")
+
+
 def frame_wrapped(stream: IO[bytes], keys: tuple[bytes, ...],
                   split: Callable[[bytes], list[bytes] | None]) -> Iterator[bytes]:
-    """Framing for formats whose files may be one JSON document wrapping many records
-    (CloudTrail's ``Records``, Entra's ``records`` / ``value``, the Reports API's ``items``).
+    """Framing for formats whose files may hold JSON documents that span lines or wrap many
+    records (CloudTrail's ``Records``, Entra's ``records`` / ``value``, the Reports API's
+    ``items``, an export as one array), read as a stream: each record is yielded as soon as
+    its document is complete, so a pipe is never waited on to its end.
 
-    A stream of at most ``MAX_DOCUMENT_BYTES`` is first tried whole: ``split(document)``
-    returns its records as JSON texts, or None when it is not one document. Otherwise it is
-    read line by line, and a line holding one of ``keys`` is split too (a Kafka message or a
-    line per delivered file); any other line passes as it is, for ``adapt`` to judge. A
-    larger stream is read line by line without being held in memory."""
-    head = stream.read(MAX_DOCUMENT_BYTES + 1)
-    source: Any
-    if len(head) <= MAX_DOCUMENT_BYTES:
-        whole = split(head.strip())
-        if whole is not None:
-            yield from whole
-            return
-        source = io.BytesIO(head)
-    else:
-        source = _joined(head, stream)
-    for line in lines(source):
-        got = split(line.strip()) if any(k in line for k in keys) else None
-        if got is None:
-            yield line
-        else:
-            yield from got
-
-
-def _joined(head: bytes, rest: IO[bytes]) -> Iterator[bytes]:
-    """The lines of the bytes already read, then of the rest of the stream (the line cut
-    where the first read stopped is joined again)."""
-    carry = b""
-    for chunk in itertools.chain(io.BytesIO(head), rest):
-        carry += chunk
-        if carry.endswith(b"\n"):
-            yield carry
-            carry = b""
-    if carry:
-        yield carry
+    - A line holding one of ``keys``, or starting with ``[``, is given to ``split``, which
+      returns its records as JSON texts (None: not one document; the line passes as it is).
+    - A line that opens more values than it closes (``{``, ``{"Records": [{``) starts a
+      pretty-printed document: the following lines are gathered until the brackets balance,
+      and the whole is split. A document that does not parse then, one that an object's
+      member line starting at column 0 with ``{`` or ``[`` shows was no document (a truncated
+      line followed by whole ones), one over ``MAX_DOCUMENT_BYTES``, and one the stream ends
+      in, are yielded line by line, for ``adapt`` to reject each: nothing is dropped.
+    - Any other line passes as it is."""
+    buf: list[bytes] = []
+    size = depth = 0
+    opener = b""
+    for line in lines(stream):
+        if buf:
+            if opener == b"{" and line[:1] in (b"{", b"["):
+                yield from buf  # a new top-level value: the gathered lines were no document
+                buf = []
+            else:
+                buf.append(line)
+                size += len(line) + 1
+                depth += _depth(line)
+                if depth <= 0:
+                    got = split(b"\n".join(buf))
+                    yield from buf if got is None else got
+                    buf = []
+                elif size > MAX_DOCUMENT_BYTES:
+                    yield from buf
+                    buf = []
+                continue
+        s = line.rstrip()
+        if s[:1] in (b"{", b"[") and s[-1:] not in (b"}", b"]"):
+            d = _depth(s)
+            if d > 0:  # the first line of a pretty-printed document
+                buf, size, depth, opener = [line], len(line) + 1, d, s[:1]
+                continue
+        if s[:1] == b"[" or any(k in line for k in keys):
+            got = split(s)
+            if got is not None:
+                yield from got
+                continue
+        yield line
+    yield from buf
 
 
 def unwrap(doc: bytes, wrappers: tuple[str, ...] = ()) -> list[bytes] | None:

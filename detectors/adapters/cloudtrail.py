@@ -80,7 +80,7 @@ _READ_PREFIXES = ("Get", "Head", "Select")
 def frame(stream: IO[bytes]) -> Iterator[bytes]:
     """Single records out of a file or raw message: a ``Records`` document (pretty-printed or
     on one line) is split into its records; other JSON lines pass as they are (``adapt``
-    judges them). A file over ``MAX_DOCUMENT_BYTES`` is read line by line."""
+    judges them)."""
     return frame_wrapped(stream, (b'"Records"',), lambda doc: unwrap(doc, ("Records",)))
 
 
