@@ -5,7 +5,6 @@ session in CloudTrail's own terms raising unissued_session through the replay pa
 from __future__ import annotations
 
 import copy
-import io
 from typing import Any
 
 import orjson

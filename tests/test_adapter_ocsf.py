@@ -258,3 +258,35 @@ def test_frame_splits_a_pretty_printed_event_and_an_array_export() -> None:
         "ocsf:fed06f42-cb12-4764-8c69-example", "ocsf:71c88be9-ea5c-43c7-8c82-example"]
     lines_ = orjson.dumps(_auth()) + b"\n" + orjson.dumps(_api()) + b"\n"
     assert len(records(ocsf, lines_)) == 2
+
+
+def test_ocsf_api_reads_meet_entra_sign_ins_and_a_session_no_sign_in_issued_pages() -> None:
+    """Entra ID sign-ins (the Graph sample, one per user, each with its session id) and OCSF
+    API Activity reads presenting those sessions meet in one engine: reads with an issued
+    session pass, a read with a session no sign-in issued pages unissued_session."""
+    from detectors.adapters import entra
+    signin = sample_obj("entra", "graph_signin_get_response.repaired.json")["value"][0]
+    t0 = 1695334800  # 2023-09-21T22:20:00Z
+    evs = []
+    for i, user in enumerate(["alice@contoso.com", "bob@contoso.com"]):
+        s = dict(signin, id=f"signin-{i}", userPrincipalName=user, sessionId=f"sid-{i}",
+                 createdDateTime=f"2023-09-21T22:20:0{i}Z")
+        evs += adapt_ok(entra, s)
+
+    def read(uid: str, user: str, session: str, issued_ms: int, at_ms: int) -> dict[str, Any]:
+        r = _api()
+        r["metadata"]["uid"] = uid
+        r["time"] = at_ms
+        r["actor"]["user"] = {"uid": user, "type_id": 1}
+        r["actor"]["session"] = {"uid": session, "created_time": issued_ms}
+        r["src_endpoint"]["ip"] = "52.95.110.1"
+        return r
+
+    evs += adapt_ok(ocsf, read("r-1", "alice@contoso.com", "sid-0", t0 * 1000, t0 * 1000 + 60_000))
+    evs += adapt_ok(ocsf, read("r-2", "bob@contoso.com", "sid-1", t0 * 1000, t0 * 1000 + 61_000))
+    evs += adapt_ok(ocsf, read("r-3", "bob@contoso.com", "sid-forged", t0 * 1000 + 30_000,
+                               t0 * 1000 + 90_000))
+    alerts = run_engine(evs, ("unissued_session",))
+    assert [(a["detector"], a["event_ids"]) for a in alerts] == [
+        ("unissued_session", ["ocsf:r-3"])]
+    assert alerts[0]["entity"] == {"kind": "src_ip", "id": "52.95.110.1"}  # no key named
