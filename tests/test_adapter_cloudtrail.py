@@ -342,3 +342,13 @@ def test_an_eventbridge_event_is_read_as_the_record_in_its_detail() -> None:
              "detail-type": "AWS Console Sign In via CloudTrail", "source": "aws.signin",
              "time": "2022-11-10T16:24:34Z", "region": "us-east-1", "detail": record}
     assert adapt_ok(cloudtrail, event) == adapt_ok(cloudtrail, record)
+
+
+def test_an_object_key_too_long_for_an_id_is_digested_not_rejected() -> None:
+    """S3 keys run to 1,024 bytes: whoever names the objects must not be able to make the
+    reads of them unusable."""
+    long_key = "customers/" + "k" * 1000
+    [ev] = adapt_ok(cloudtrail, _get_object(obj_key=long_key))
+    assert ev["subject_id"].startswith("sha256:") and len(ev["subject_id"]) == 71
+    [again] = adapt_ok(cloudtrail, _get_object(obj_key=long_key, event_id="get-2"))
+    assert again["subject_id"] == ev["subject_id"]

@@ -115,6 +115,24 @@ def claim(value: Any, limit: int = E.MAX_TEXT_CHARS) -> str | None:
     return value[:limit]
 
 
+def fitted(value: Any, field: str, limit: int = E.MAX_ID_CHARS) -> str | None:
+    """An id that may be longer or odder than the contract allows (a URL path, an object key,
+    a resource name, which whoever made the request or the object chose): itself when it fits
+    (at most ``limit`` characters, printable), else ``sha256:`` and the hex digest of its
+    UTF-8 (71 characters; the same value gives the same id). Never a rejection: a client
+    could otherwise hide its requests behind long or odd names. None when absent or empty;
+    an integer is written as text; another type is ``wrong_type``."""
+    if type(value) is int:
+        value = str(value)
+    if value is None or (type(value) is str and not value.strip()):
+        return None
+    if type(value) is not str:
+        raise Reject("wrong_type", f"{field} is a {type(value).__name__}, not a string")
+    if len(value) <= limit and value.isprintable():
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def address(value: Any, field: str) -> str:
     """An IPv4 or IPv6 address as text (the contract canonicalises it further)."""
     if value is None or (type(value) is str and not value.strip()):

@@ -24,7 +24,7 @@ Field mapping:
 |---|---|
 | event_id | ``cloudtrail:`` + ``eventID`` (required) |
 | ts | ``eventTime`` |
-| account_id (ConsoleLogin, GetSessionToken) | ``userIdentity.arn``; without one (a failed console sign-in), ``arn:aws:iam::ACCOUNT:user/NAME`` from ``accountId`` and ``userName``, as a success would write it |
+| account_id (ConsoleLogin, GetSessionToken) | ``userIdentity.arn``; without one (a failed console sign-in), ``arn:aws:iam::ACCOUNT:user/NAME`` from ``accountId`` and ``userName``, as a success would write it (AWS logs a user name that does not exist as ``HIDDEN_DUE_TO_SECURITY_REASONS``: such failures count as one account) |
 | account_id (AssumeRole*) | ``responseElements.assumedRoleUser.arn``: the identity the issued credentials act as in later records; a failure: ``requestParameters.roleArn`` |
 | account_type / actor_type | ``service`` when ``userIdentity.type`` is ``AWSService``, else ``employee`` |
 | outcome | ConsoleLogin: ``responseElements.ConsoleLogin`` Success / Failure; sts: failure when ``errorCode`` is set |
@@ -34,7 +34,7 @@ Field mapping:
 | session_id (ConsoleLogin) | the console session is not in the record: ``EVENT_ID#login`` |
 | method | ConsoleLogin: ``mfa`` when ``additionalEventData.MFAUsed`` is Yes, else ``password``; AssumeRoleWithSAML / WithWebIdentity ``sso``; AssumeRole / GetSessionToken ``mfa`` with ``requestParameters.serialNumber``, else ``api_key`` |
 | actor_id (data) | ``userIdentity.arn``, else ``principalId`` (an anonymous request is ``missing_field``) |
-| subject_id (data) | the ARN of the record's object resource (``resources[].type`` ending ``::Object``), else its first resource, else ``arn:aws:s3:::BUCKET/KEY`` from ``requestParameters`` |
+| subject_id (data) | the ARN of the record's object resource (``resources[].type`` ending ``::Object``), else its first resource, else ``arn:aws:s3:::BUCKET/KEY`` from ``requestParameters`` (an ARN over 256 characters, as an object key of up to 1,024 bytes makes it, becomes ``sha256:`` + its digest) |
 | resource (data) | that resource's ``type`` (``AWS::S3::Object``), else ``eventSource`` |
 | action (data) | ``readOnly: true`` or ``Get*``, ``Head*``, ``Select*`` → read; ``List*`` → search; ``Delete*`` → delete; other writes → update |
 | key_id (data) | ``userIdentity.accessKeyId`` |
@@ -59,6 +59,7 @@ from ._jsonrec import (
     claim,
     dig,
     event_id,
+    fitted,
     frame_wrapped,
     load_object,
     login_session,
@@ -217,13 +218,13 @@ def _subject(r: dict[str, Any]) -> tuple[str, str | None]:
     pick = next((x for x in items if str(x.get("type", "")).endswith("::Object")), None)
     pick = pick or (items[0] if items else None)
     if pick is not None:
-        arn = text(pick.get("ARN"), "resources[].ARN", required=False)
+        arn = fitted(pick.get("ARN"), "resources[].ARN")
         if arn is not None:
             return arn, text(pick.get("type"), "resources[].type", required=False, limit=128)
     bucket = dig(r, "requestParameters", "bucketName")
     key = dig(r, "requestParameters", "key")
     if type(bucket) is str and bucket and type(key) is str and key:
-        return text(f"arn:aws:s3:::{bucket}/{key}", "requestParameters.key"), "AWS::S3::Object"  # type: ignore[return-value]
+        return fitted(f"arn:aws:s3:::{bucket}/{key}", "requestParameters.key"), "AWS::S3::Object"  # type: ignore[return-value]
     raise Reject("missing_field", "resources and requestParameters name no object that was read")
 
 

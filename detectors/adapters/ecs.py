@@ -24,7 +24,7 @@ Field mapping ("or" is the fallback order):
 | src_ip | ``source.ip`` or ``client.ip`` |
 | user_agent | ``user_agent.original`` (cut to 1,024 characters) |
 | session_id (login) | ECS has no session field: a success gets ``EVENT_ID#login`` |
-| subject_id (access) | ``url.path`` (or ``url.original`` without its query); a path over 256 characters becomes ``sha256:`` + its digest. ECS does not say whose data a URL holds: the path, which carries the account id in a REST API, stands for it. To take ``subject_id`` from a URL template or a header, use the ``mapping`` format |
+| subject_id (access) | ``url.path`` (or ``url.original`` without its query); a path over 256 characters, or with a character that is not printable, becomes ``sha256:`` + its digest. ECS does not say whose data a URL holds: the path, which carries the account id in a REST API, stands for it. To take ``subject_id`` from a URL template or a header, use the ``mapping`` format |
 | resource | the path's first segment (``/customers/123/address`` → ``customers``), ``/`` for the root |
 | action | ``http.request.method``: GET, HEAD → read; PUT, PATCH, POST → update; DELETE → delete |
 
@@ -35,17 +35,15 @@ more) is ``request_failed``: it returned no data.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import IO, Any
-
-from detectors import events as E
 
 from . import Reject
 from ._jsonrec import (
     address,
     claim,
     event_id,
+    fitted,
     frame_wrapped,
     load_object,
     login_session,
@@ -175,11 +173,11 @@ def _access(obj: dict[str, Any]) -> dict[str, Any]:
                      "anonymous request has no actor")
     ev["actor_id"] = who
     path = _path(obj)
-    if path is None:
-        raise Reject("missing_field", "url.path and url.original are absent")
-    ev["subject_id"] = _subject(path)
-    seg = path.strip("/").split("/", 1)[0]
-    ev["resource"] = _subject(seg, 128) if seg else "/"
+    subject = fitted(path, "url.path")
+    if path is None or subject is None:
+        raise Reject("missing_field", "url.path and url.original are absent or blank")
+    ev["subject_id"] = subject
+    ev["resource"] = fitted(path.strip("/").split("/", 1)[0], "url.path", 128) or "/"
     method = get(obj, "http.request.method")
     action = _ACTIONS.get(method.upper()) if type(method) is str else None
     if action is not None:
@@ -187,12 +185,3 @@ def _access(obj: dict[str, Any]) -> dict[str, Any]:
     ev["src_ip"] = _source(obj)
     _agent(obj, ev)
     return ev
-
-
-def _subject(value: str, limit: int = E.MAX_ID_CHARS) -> str:
-    """A client-chosen path (segment) as an id: itself when it fits the contract (at most
-    ``limit`` characters, no control character), else ``sha256:`` and its digest. Never a
-    rejection: a client could otherwise hide its requests behind long or odd URLs."""
-    if len(value) <= limit and value.isprintable():
-        return value
-    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()

@@ -29,7 +29,7 @@ Field mapping (``a.b`` is a nested attribute; "or" is the fallback order):
 | actor_id (6003, 6001) | ``actor.user.uid`` or ``actor.user.name`` |
 | actor_type (6003, 6001) | as account_type, from ``actor.user.type_id`` |
 | subject_id (6003) | the first of ``resources``: its ``uid`` or ``name`` |
-| subject_id (6001) | the first of ``web_resources``: its ``uid``, ``url_string`` or ``name``; else ``http_request.url.path`` |
+| subject_id (6001) | the first of ``web_resources``: its ``uid``, ``url_string`` or ``name``; else ``http_request.url.path`` (a subject over 256 characters, or with a control character, becomes ``sha256:`` + its digest) |
 | resource | that resource's ``type``; else ``api.service.name`` (6003) or ``web`` (6001) |
 | action | ``activity_id``: 6003 1 Create / 3 Update → update, 2 Read → read, 4 Delete → delete; 6001 adds 5 Search → search, 7 Export / 8 Share → export, 6 Import → update; other activities leave the contract default (read) |
 | session_id (access) | ``actor.session.uid`` |
@@ -53,6 +53,7 @@ from ._jsonrec import (
     claim,
     dig,
     event_id,
+    fitted,
     frame_wrapped,
     load_object,
     login_session,
@@ -198,12 +199,11 @@ def _access(obj: dict[str, Any], cls: int) -> dict[str, Any]:
         raise Reject("wrong_type", f"{key}[0] is a {type(first).__name__}, not an object")
     subject = None
     for attr in ("uid", "url_string", "name") if cls == WEB_RESOURCES else ("uid", "name"):
-        subject = text(dig(first, attr), f"{key}[0].{attr}", required=False, numbers=True)
+        subject = fitted(dig(first, attr), f"{key}[0].{attr}")
         if subject is not None:
             break
     if subject is None and cls == WEB_RESOURCES:
-        subject = text(dig(obj, "http_request", "url", "path"), "http_request.url.path",
-                       required=False)
+        subject = fitted(dig(obj, "http_request", "url", "path"), "http_request.url.path")
     if subject is None:
         raise Reject("missing_field", f"{key}: no resource names whose data was touched")
     ev["subject_id"] = subject
