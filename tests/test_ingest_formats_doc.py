@@ -18,3 +18,11 @@ def test_the_mapping_section_is_the_modules_docstring(name: str) -> None:
     assert body in DOC.read_text(encoding="utf-8"), (
         f"docs/ingest-formats.md is out of step with detectors/adapters/{name}.py: copy the "
         "module docstring (after its first line) into the format's Mapping section")
+
+
+@pytest.mark.parametrize("name", ["ocsf", "ecs", "cloudtrail", "entra", "gws"])
+def test_each_format_loads_through_the_package_interface(name: str) -> None:
+    from detectors.adapters import load
+    mod = importlib.import_module(f"detectors.adapters.{name}")
+    adapter = load(name)
+    assert (adapter.name, adapter.adapt, adapter.frame) == (name, mod.adapt, mod.frame)
