@@ -34,6 +34,7 @@ def _samples() -> dict[str, tuple[Any, Any]]:
     ct = json.loads((DATA / "cloudtrail" / "s3_outposts_put_object.json").read_text())
     ocsf = json.loads((DATA / "ocsf" / "authentication_cloudtrail.json").read_text())
     ecs = json.loads((DATA / "ecs" / "system_auth.jsonl").read_text().splitlines()[2])
+    ecs["@timestamp"] = "2018-02-20T08:35:22.000Z"  # Filebeat's sample leaves it out (no year)
     entra = json.loads((DATA / "entra" / "graph_signin_get_response.repaired.json")
                        .read_text())["value"][0]
     gws = json.loads((DATA / "gws" / "login_activities.jsonl").read_text().splitlines()[1])
@@ -45,7 +46,7 @@ def _samples() -> dict[str, tuple[Any, Any]]:
         r["metadata"]["uid"] = f"ev-{i}"
 
     def ecs_id(r: dict[str, Any], i: int) -> None:
-        r["event"]["id"] = f"ev-{i}"
+        r["event.id"] = f"ev-{i}"
 
     def entra_id(r: dict[str, Any], i: int) -> None:
         r["id"] = f"ev-{i}"
