@@ -1,7 +1,7 @@
 """The Google Workspace adapter on login audit activities (tests/data/adapters/gws/,
-PROVENANCE.md there): login_success and login_failure, the other login events as rejects with a
-reason, Reports API list responses, and a stuffing run raising credential_stuffing through the
-replay path."""
+PROVENANCE.md there: written from the Reports API reference): login_success and login_failure,
+the other login events as rejects with a reason, Reports API list responses and shipper-split
+activities, and a stuffing run raising credential_stuffing through the replay path."""
 
 from __future__ import annotations
 
@@ -26,53 +26,63 @@ FMT = "gws"
 
 
 def _activity(i: int) -> dict[str, Any]:
+    """The activity as the Reports API returns it: ``events`` is an array."""
     return orjson.loads(records(gws, sample(FMT, "login_activities.jsonl"))[i])
 
 
-def _api_shaped(i: int, **changes: Any) -> dict[str, Any]:
-    """The activity as the Reports API returns it: ``events`` is an array."""
+def _shipper_shaped(i: int) -> dict[str, Any]:
+    """The activity as log shippers that split activities by event write it: one event, an
+    object."""
     r = _activity(i)
-    r["events"] = [r["events"]]
-    r.update(changes)
+    [r["events"]] = r["events"]
     return r
 
 
 # ---- positives -----------------------------------------------------------------------------
+FAILURE_ID = "gws:2024-05-14T08:30:05.000Z:7391046528301846172"
+
+
 def test_login_failure_is_a_failed_login() -> None:
     [ev] = adapt_ok(gws, _activity(1))
-    assert ev == {"event_id": "gws:2020-10-02T15:00:00Z:1", "ts": "2020-10-02T15:00:00.000Z",
-                  "account_id": "foo@bar.com", "account_type": "employee",
-                  "outcome": "failure", "src_ip": "67.43.156.13", "method": "mfa"}
+    assert ev == {"event_id": FAILURE_ID, "ts": "2024-05-14T08:30:05.000Z",
+                  "account_id": "alice@example.com", "account_type": "employee",
+                  "outcome": "failure", "src_ip": "203.0.113.7", "method": "password"}
 
 
 def test_login_success_with_password_and_with_a_second_factor() -> None:
     [pw] = adapt_ok(gws, _activity(4))
     assert pw["outcome"] == "success" and pw["method"] == "password"
-    assert pw["session_id"] == "gws:2020-10-02T15:00:00Z:1#login"
+    assert (pw["account_id"], pw["src_ip"]) == ("bob@example.com", "2001:db8::42")
+    assert pw["session_id"] == "gws:2024-05-14T10:15:09.000Z:6602918374650192837#login"
     [code] = adapt_ok(gws, _activity(3))
-    assert code["method"] == "mfa"  # login_challenge_method backup_code
+    assert code["method"] == "mfa"  # login_challenge_method password and google_authenticator
 
 
-def test_api_shaped_activity_and_saml() -> None:
-    r = _api_shaped(4)
-    r["events"][0]["parameters"].append({"name": "login_type", "value": "saml"})
-    r["events"][0]["parameters"] = [p for p in r["events"][0]["parameters"]
-                                    if p != {"name": "login_type", "value": "google_password"}]
+def test_saml_login_is_sso() -> None:
+    r = _activity(4)
+    params = r["events"][0]["parameters"]
+    r["events"][0]["parameters"] = [{"name": "login_type", "value": "saml"}] + [
+        p for p in params if p.get("name") != "login_type"]
     [ev] = adapt_ok(gws, r)
     assert ev["method"] == "sso"
 
 
+@pytest.mark.parametrize("i", [1, 3, 4])
+def test_a_shipper_split_activity_gives_the_same_login(i) -> None:
+    assert adapt_ok(gws, _shipper_shaped(i)) == adapt_ok(gws, _activity(i))
+
+
 def test_an_activity_with_two_login_events_gives_two_ids() -> None:
-    r = _api_shaped(1)
-    r["events"].append(_activity(4)["events"])
+    r = _activity(1)
+    r["events"] += _activity(4)["events"]
     evs = adapt_ok(gws, r)
     assert [(e["event_id"], e["outcome"]) for e in evs] == [
-        ("gws:2020-10-02T15:00:00Z:1:0", "failure"), ("gws:2020-10-02T15:00:00Z:1:1", "success")]
+        (FAILURE_ID + ":0", "failure"), (FAILURE_ID + ":1", "success")]
 
 
 def test_a_list_response_is_framed_into_activities() -> None:
     page = {"kind": "admin#reports#activities",
-            "items": [_api_shaped(1), _api_shaped(2), _api_shaped(4)]}
+            "items": [_activity(1), _activity(2), _activity(4)]}
     recs = records(gws, orjson.dumps(page, option=orjson.OPT_INDENT_2))
     assert len(recs) == 3
     assert [reject_of(gws, recs[1]).reason] == ["unsupported_event"]  # logout
@@ -81,23 +91,25 @@ def test_a_list_response_is_framed_into_activities() -> None:
 
 # ---- rejections ----------------------------------------------------------------------------
 @pytest.mark.parametrize("i,name", [(0, "account_disabled_password_leak"), (2, "logout"),
-                                    (5, "login_verification")])
-def test_other_login_events_are_unsupported_and_named(i, name) -> None:
-    r = reject_of(gws, _activity(i))
+                                    (5, "suspicious_login")])
+@pytest.mark.parametrize("shape", [_activity, _shipper_shaped], ids=["api", "shipper"])
+def test_other_login_events_are_unsupported_and_named(i, name, shape) -> None:
+    r = reject_of(gws, shape(i))
     assert r.reason == "unsupported_event" and name in r.detail
 
 
 @pytest.mark.parametrize("changes,reason", [
-    ({"id": {"time": "2020-10-02T15:00:00Z", "uniqueQualifier": 1, "applicationName": "drive"}},
-     "unsupported_event"),
+    ({"id": {"time": "2024-05-14T08:30:05.000Z", "uniqueQualifier": "1",
+             "applicationName": "drive"}}, "unsupported_event"),
     ({"id": "x"}, "unsupported_event"),
-    ({"id": {"applicationName": "login", "uniqueQualifier": 1}}, "missing_field"),
-    ({"id": {"applicationName": "login", "time": "2020-10-02T15:00:00Z"}}, "missing_field"),
-    ({"id": {"applicationName": "login", "time": "Oct 2", "uniqueQualifier": 1}}, "bad_value"),
+    ({"id": {"applicationName": "login", "uniqueQualifier": "1"}}, "missing_field"),
+    ({"id": {"applicationName": "login", "time": "2024-05-14T08:30:05.000Z"}}, "missing_field"),
+    ({"id": {"applicationName": "login", "time": "May 14", "uniqueQualifier": "1"}},
+     "bad_value"),
     ({"actor": {}}, "missing_field"),
     ({"actor": {"email": ["a@b"]}}, "wrong_type"),
     ({"ipAddress": None}, "missing_field"),
-    ({"ipAddress": "67.43.156"}, "bad_value"),
+    ({"ipAddress": "203.0.113"}, "bad_value"),
     ({"events": None}, "missing_field"),
     ({"events": "login_success"}, "wrong_type"),
     ({"events": [{"name": ["login_success"]}]}, "unsupported_event"),
@@ -115,7 +127,7 @@ def test_hostile_input_is_rejected_with_a_reason(raw: bytes, reason: str) -> Non
     assert not reason or r.reason == reason
 
 
-@pytest.mark.parametrize("build", [lambda: _activity(1), lambda: _api_shaped(4)],
+@pytest.mark.parametrize("build", [lambda: _shipper_shaped(1), lambda: _activity(4)],
                          ids=["shipper", "api"])
 def test_any_field_of_any_type_is_events_or_a_reject(build) -> None:
     assert fuzz_fields(gws, build()) > 100
@@ -129,10 +141,10 @@ def test_every_usable_sample_decodes_as_contract_v1() -> None:
 def test_login_failures_on_many_accounts_from_one_address_raise_credential_stuffing() -> None:
     evs = []
     for i in range(12):
-        r = _api_shaped(1)
-        r["id"]["time"] = f"2020-10-02T15:00:{i * 4:02d}Z"
+        r = _activity(1)
+        r["id"]["time"] = f"2024-05-14T08:30:{i * 4:02d}.000Z"
         r["id"]["uniqueQualifier"] = str(1000 + i)
-        r["actor"]["email"] = f"user{i}@bar.com"
+        r["actor"]["email"] = f"user{i}@example.com"
         r["ipAddress"] = "45.33.2.10"
         evs += adapt_ok(gws, r)
     alerts = run_engine(evs, ("credential_stuffing",))
