@@ -161,10 +161,8 @@ class Settings:
     #: Every worker of a group needs the same; ``accesswatch worker`` refuses to start without.
     #: No flag: a flag would show in ``ps``.
     state_keys: tuple[str, ...] = field(default=(), repr=False)
-    #: (``ACCESSWATCH_MIGRATE_PICKLE_STATE``) ``1``: read checkpoints of the pickle format
-    #: (before the authenticated one) once, through a restricted unpickler, and write them
-    #: again in the new format. Only if you trust every writer of the changelog topics.
-    migrate_pickle_state: bool = False
+    # (``ACCESSWATCH_MIGRATE_PICKLE_STATE`` is gone: pickled checkpoints are never read; set,
+    # the worker refuses to start with the reason, see ``from_env``)
 
     def snapshot_keys(self) -> StateKeys:
         """The checkpoints' MAC keys; ``SettingsError`` when none is configured."""
@@ -306,7 +304,6 @@ class Settings:
             ("fast_deliver", "ACCESSWATCH_FAST_DELIVER"),
             ("web_faust_views", "ACCESSWATCH_WEB_FAUST_VIEWS"),
             ("web_allow_unauthenticated", "ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED"),
-            ("migrate_pickle_state", "ACCESSWATCH_MIGRATE_PICKLE_STATE"),
         ):
             raw = get(var)
             if raw is not None:
@@ -325,6 +322,11 @@ class Settings:
             kw["state_keys"] = keys_from_env(env)
         except ValueError as e:
             raise SettingsError(str(e)) from None
+        if _BOOLS.get((get("ACCESSWATCH_MIGRATE_PICKLE_STATE") or "0").lower(), True):
+            raise SettingsError(
+                "$ACCESSWATCH_MIGRATE_PICKLE_STATE is no longer supported: checkpoints of the "
+                "pickle format are never read; unset it (docs/operations.md, \"Upgrading from a "
+                "pickle checkpoint\")")
         kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         return cls(**kw)  # type: ignore[arg-type]

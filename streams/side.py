@@ -50,7 +50,6 @@ class SideEngines(Runtime):
                                    max_entities=rt.config.max_entities,
                                    params={d: params[d] for d in detectors if d in params})
         self.state_keys = rt.state_keys
-        self.migrate_pickle = rt.migrate_pickle
         self.geo = rt.geo
         self.directory = rt.directory
         self.identity_log = []
