@@ -417,7 +417,8 @@ class Runtime:
                                    ts_min_year=settings.ts_min_year,
                                    ts_max_year=settings.ts_max_year,
                                    max_future_skew=settings.max_future_skew or None,
-                                   max_entities=settings.max_entities)
+                                   max_entities=settings.max_entities,
+                                   max_state_bytes=settings.max_state_bytes)
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -498,6 +499,8 @@ class Runtime:
                 log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
+        st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
+                                   max_state_bytes=self.config.max_state_bytes)  # today's caps
         st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
         self._catch_up_identity(st)
         self.parts[partition] = st

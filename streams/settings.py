@@ -179,6 +179,12 @@ class Settings:
     #: each detector, per input partition's engine (``EngineConfig.max_entities``); over it
     #: the least recently seen and unflagged are evicted. 0 = no cap.
     max_entities: int = 200_000
+    # ---- issue 12, state slice (a budget on total state bytes) ----
+    #: (``ACCESSWATCH_MAX_STATE_BYTES``: bytes, or with a KiB/MiB/GiB suffix) about this many
+    #: bytes of detector state per input partition's engine, estimated from the entities
+    #: held (``EngineConfig.max_state_bytes``); over it every table is capped lower, the least
+    #: recently seen and unflagged evicted first. 0 = no budget.
+    max_state_bytes: int = 1 << 30
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -288,6 +294,7 @@ class Settings:
             "alertmanager_cert_file": ("ACCESSWATCH_ALERTMANAGER_CERT_FILE", str),
             "alertmanager_key_file": ("ACCESSWATCH_ALERTMANAGER_KEY_FILE", str),
             "max_entities": ("ACCESSWATCH_MAX_ENTITIES", int),
+            "max_state_bytes": ("ACCESSWATCH_MAX_STATE_BYTES", size),  # issue 12, state slice
             "ts_min_year": ("ACCESSWATCH_TS_MIN_YEAR", int),
             "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
             "max_future_skew": ("ACCESSWATCH_MAX_FUTURE_SKEW", float),
@@ -530,3 +537,28 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
                    help="at most N entities per detector table and partition; least recently "
                    "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 200000; 0 = no cap)")
+    # ---- issue 12, state slice (a budget on total state bytes) ----
+    p.add_argument("--max-state-bytes", dest="max_state_bytes", type=size, metavar="SIZE",
+                   help="about this much detector state per partition (estimated), e.g. 512MiB; "
+                   "least recently seen evicted first ($ACCESSWATCH_MAX_STATE_BYTES, default "
+                   "1GiB; 0 = no budget)")
+
+
+# ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+          "g": 1 << 30, "gib": 1 << 30}
+
+
+def size(text: str) -> int:
+    """A byte count: digits, optionally with a binary unit (``KiB``/``MiB``/``GiB``, ``k``/
+    ``m``/``g``); ``ValueError`` otherwise.
+
+    >>> size("1073741824"), size("512MiB"), size("2g"), size("0")
+    (1073741824, 536870912, 2147483648, 0)
+    """
+    t = text.strip().lower().replace("_", "")
+    digits = t.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = t[len(digits):].strip()
+    if not digits.isdigit() or unit not in _UNITS:
+        raise ValueError(f"not a byte count: {text!r}")
+    return int(digits) * _UNITS[unit]
