@@ -23,6 +23,7 @@ import orjson
 
 from detectors import events as E
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
+from streams import gcpolicy
 from streams.settings import SettingsError, victim_salt_from_env
 
 log = logging.getLogger("accesswatch.replay")
@@ -242,10 +243,12 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise InputError(f"cannot write {args.rejects}: {e.strerror}") from None
     progress = Progress(sys.stderr.isatty() and not args.quiet)
+    gcpolicy.install()  # the engine's state out of the collector's full passes (issue 12)
     t0 = time.perf_counter()
     try:
         replay(iter_lines(files), engine, sys.stdout.buffer, rejects, progress)
     finally:
+        gcpolicy.uninstall()  # a caller in the same process (tests) gets CPython's back
         progress.done()
         for f in files:
             if f is not sys.stdin.buffer:
