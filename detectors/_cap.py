@@ -100,3 +100,47 @@ def evict_pair(new: dict[K, V], old: dict[K, V], cap: int, last: Callable[[V], f
     if removed < want:
         removed += remove(new, want - removed, last)
     return removed
+
+
+# --------------------------------------------------------------------------- a budget in bytes
+
+#: Python heap bytes per tracked entity (``Detector.tracked()``), by detector id ("engine":
+#: an open alert episode): the heap ``tracemalloc`` saw each detector alone add under the
+#: seeded flood, over the entities it reports more (``bench/bench_state_bytes.py``, which
+#: prints this table). They include the detector's raw-id memos (bounded caches, counted per
+#: entity while they fill) and not the allocator's overhead (RSS / estimate is in
+#: docs/benchmarks.md). A detector missing here counts :data:`DEFAULT_BYTES` per entity.
+BYTES_PER_ENTITY: dict[str, int] = {
+    "account_takeover": 403,  # beside the shared burst tracker (credential_stuffing counts it)
+    "bulk_lookup": 1212,
+    "credential_stuffing": 902,  # the burst tracker the login detectors share
+    "impossible_travel": 199,
+    "overseas_server": 446,
+    "password_spray": 851,  # its own tracker, beside the shared one
+    "revoked_credential": 1332,
+    "unissued_session": 229,
+    "unusual_hour": 339,
+    "engine": 400,  # an open alert episode
+}
+DEFAULT_BYTES = 1024
+
+
+def table_cap(budget: float, sizes: list[tuple[int, int]]) -> int:
+    """The largest per-table cap ``c`` (at least 1) under which ``sizes`` (bytes per entity,
+    entities) of every table fit ``budget``: sum of ``bytes * min(entities, c)`` <= budget.
+    Large tables are cut first, the small ones not at all (water-filling).
+
+    >>> table_cap(1000, [(10, 50), (10, 200)])  # 500 + 10 * 50 = 1000
+    50
+    >>> table_cap(10_000, [(10, 50), (10, 200)])  # fits already: the largest table
+    200
+    """
+    hi = max((n for _, n in sizes), default=0)
+    lo = 0
+    while lo < hi:  # f(c) = sum(b * min(n, c)) rises with c: the largest c with f(c) <= budget
+        mid = (lo + hi + 1) // 2
+        if sum(b * min(n, mid) for b, n in sizes) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo, 1)

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import events as E
-from ._cap import evict
+from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .geo import Geo, default_geo
 
@@ -91,6 +91,15 @@ class EngineConfig:
     max_entities: int = 200_000
     shed_every: int = 2048  # events between two checks of the caps (one len() per table)
     cap_warn_every: float = 3600.0  # event-time seconds between two warnings per detector
+    # ---- issue 12, state slice: a budget on the total state bytes ------------------------
+    #: the per-entity tables of all detectors and the open episodes together are held to
+    #: about this many bytes (0: no budget). Estimated, not measured: entities (``tracked()``)
+    #: times the bytes per entity of their detector (``detectors._cap.BYTES_PER_ENTITY``,
+    #: Python heap, calibrated by bench/bench_state_bytes.py). Over it, every table is capped
+    #: lower (the same cap for all, the largest tables cut first) through ``shed``: the least
+    #: recently seen and unflagged go first. RSS runs ~1.2-1.5x the estimate (allocator,
+    #: bounded caches; docs/benchmarks.md).
+    max_state_bytes: int = 1 << 30
 
 
 class Directory:
@@ -510,29 +519,38 @@ class Engine:
         return out
 
     def _shed(self) -> None:
-        """Hold every detector's tables and the open episodes to ``max_entities``."""
+        """Hold every detector's tables and the open episodes to ``max_entities`` each, and
+        all of them together to ``max_state_bytes`` (estimated: :meth:`state_bytes`)."""
         cfg = self.config
         self._shed_in = cfg.shed_every
         cap = cfg.max_entities
-        if cap <= 0:
+        budget = getattr(cfg, "max_state_bytes", 0)  # a config from before the budget: none
+        if cap <= 0 and budget <= 0:
             return
-        counts: dict[str, int] = {}
-        for d in self.detectors.values():
-            try:
-                n = d.shed(cap)
-            except Exception as exc:
-                self._failed(d.id, "shed", exc)
-                continue
-            if n:
-                counts[d.id] = n
-        n = evict(self.episodes, cap, _episode_last, None, self._close)
-        if len(self._touched) > cap:  # nobody drains them (replay): they only keep pages alive
-            self._touched = set()
-        if n:
-            counts["engine"] = n
+        counts: Counter[str] = Counter()
+        if cap > 0:
+            self._shed_to(cap, counts)
+        bound = 0  # the per-table cap the byte budget imposed (0: it did not bind)
+        over = 0  # the estimate that was over the budget
+        if budget > 0:
+            for _ in range(4):  # a kind may sum several tables: cut again if still over
+                sizes = self._sizes()
+                estimate = sum(b * n for b, n in sizes)
+                if estimate <= budget:
+                    break
+                over = over or estimate
+                c = table_cap(budget, sizes)
+                bound = min(bound, c) if bound else c
+                if not self._shed_to(c, counts):
+                    break
         if not counts:
             return
         now = self.ctx.now
+        if bound and now - self._cap_warned.get("bytes", -math.inf) >= cfg.cap_warn_every:
+            self._cap_warned["bytes"] = now
+            log.warning("state byte budget reached: about %d MiB of state estimated, budget "
+                        "%d MiB; every table held to %d entities", over >> 20,
+                        budget >> 20, bound)
         for det_id, n in counts.items():
             self.evicted[det_id] += n
             self._evicted_new[det_id] += n
@@ -540,7 +558,46 @@ class Engine:
                 self._cap_warned[det_id] = now
                 log.warning("state cap reached: %s dropped %d entities (cap %d per table, "
                             "%d so far); a flood of new entities, or a cap too small for "
-                            "this traffic", det_id, n, cap, self.evicted[det_id])
+                            "this traffic", det_id, n, min(c for c in (cap, bound) if c > 0),
+                            self.evicted[det_id])
+
+    def _shed_to(self, cap: int, counts: Counter[str]) -> int:
+        """Every detector's tables and the open episodes to ``cap`` entries each; evictions
+        added to ``counts`` by detector id. Returns how many."""
+        total = 0
+        for d in self.detectors.values():
+            try:
+                n = d.shed(cap)
+            except Exception as exc:
+                self._failed(d.id, "shed", exc)
+                continue
+            if n:
+                counts[d.id] += n
+                total += n
+        n = evict(self.episodes, cap, _episode_last, None, self._close)
+        if len(self._touched) > cap:  # nobody drains them (replay): they only keep pages alive
+            self._touched = set()
+        if n:
+            counts["engine"] += n
+            total += n
+        return total
+
+    def _sizes(self) -> list[tuple[int, int]]:
+        """(bytes per entity, entities) of every detector's kinds and of the open episodes."""
+        out = [(BYTES_PER_ENTITY.get("engine", DEFAULT_BYTES), len(self.episodes))]
+        for d in self.detectors.values():
+            try:
+                kinds = d.tracked()
+            except Exception as exc:
+                self._failed(d.id, "tracked", exc)
+                continue
+            b = BYTES_PER_ENTITY.get(d.id, DEFAULT_BYTES)
+            out.extend((b, n) for n in kinds.values())
+        return out
+
+    def state_bytes(self) -> int:
+        """The estimate ``max_state_bytes`` is held to: entities times bytes per entity."""
+        return sum(b * n for b, n in self._sizes())
 
     def drain_evictions(self) -> Counter[str]:
         """Entities evicted at the cap (``evicted``) since the last call, by detector."""

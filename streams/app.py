@@ -114,7 +114,8 @@ from streams.snapshot import SnapshotRejected, StateKeys
 
 log = logging.getLogger("accesswatch.app")
 
-#: the checkpoint's own version (its payload and manifest); 1 was a pickle in zlib chunks
+#: the checkpoint's own version (its payload and manifest); 1 was a pickle in zlib chunks,
+#: refused as ``legacy_pickle`` and never read
 CHECKPOINT_VERSION = 2
 LEGACY_VERSION = 1
 CHUNK_BYTES = 512 * 1024  # checkpoint chunk size in the table (Kafka's limit is 1 MB)
@@ -190,17 +191,14 @@ def snapshot(engine: Engine, offsets: dict[str, int], *, keys: StateKeys, contex
     return snap.seal(payload, keys, context)
 
 
-def restore(blob: bytes, geo: Geo, directory: Directory, *, keys: StateKeys, context: str,
-            migrate: bool = False) -> tuple[Engine, dict[str, int]]:
+def restore(blob: bytes, geo: Geo, directory: Directory, *, keys: StateKeys, context: str
+            ) -> tuple[Engine, dict[str, int]]:
     """The inverse of :func:`snapshot`, re-attached to this worker's geo and directory.
 
-    A pickle of the format before (``legacy``) is read only with ``migrate`` (through the
-    restricted unpickler). Raises ``streams.snapshot.SnapshotRejected`` with its reason."""
-    if snap.is_sealed(blob) or not migrate:
-        data, version = snap.decode(snap.unseal(blob, keys, context)), CHECKPOINT_VERSION
-    else:
-        data, version = snap.legacy_loads(blob), LEGACY_VERSION
-    if not isinstance(data, dict) or data.get("v") != version:
+    Raises ``streams.snapshot.SnapshotRejected`` with its reason (``legacy_pickle`` for a
+    pickle of the format before: never loaded)."""
+    data = snap.decode(snap.unseal(blob, keys, context))
+    if not isinstance(data, dict) or data.get("v") != CHECKPOINT_VERSION:
         raise SnapshotRejected("unknown_version", "checkpoint of an unknown version")
     engine = data.get("engine")
     offsets = data.get("offsets")
@@ -250,12 +248,12 @@ def checkpoint_slot(partition: int, get: Any) -> int | None:
     return slot if slot in (0, 1) else None
 
 
-def assemble_checkpoint(partition: int, get: Any, *, legacy: bool = False) -> bytes | None:
+def assemble_checkpoint(partition: int, get: Any) -> bytes | None:
     """The stored checkpoint of ``partition`` from table records (``get(key)``): a sealed
     snapshot, or None when there is none. Raises ``SnapshotRejected``: ``legacy_pickle``
-    for a checkpoint of the pickle format (its chunks are not even decompressed) unless
-    ``legacy`` (then its pickle bytes are returned), ``unknown_version`` for a manifest of a
-    version this code does not know, ``undecodable`` when it is incomplete or corrupt."""
+    for a checkpoint of the pickle format (its chunks are not even read: nothing here can
+    load a pickle), ``unknown_version`` for a manifest of a version this code does not
+    know, ``undecodable`` when it is incomplete or corrupt."""
     raw = get(_table_key(partition))
     if not raw:
         return None
@@ -268,10 +266,10 @@ def assemble_checkpoint(partition: int, get: Any, *, legacy: bool = False) -> by
     except Exception as exc:
         raise SnapshotRejected("undecodable", f"checkpoint manifest: {type(exc).__name__}"
                                ) from None
-    if version == LEGACY_VERSION and not legacy:
-        raise SnapshotRejected("legacy_pickle", "a pickled checkpoint (the old format); "
-                               "ACCESSWATCH_MIGRATE_PICKLE_STATE=1 reads it once")
-    if version not in (LEGACY_VERSION, CHECKPOINT_VERSION):
+    if version == LEGACY_VERSION:
+        raise SnapshotRejected("legacy_pickle", "a pickled checkpoint (the old format), "
+                               "never loaded: docs/operations.md, upgrading")
+    if version != CHECKPOINT_VERSION:
         raise SnapshotRejected("unknown_version", f"checkpoint manifest version {version!r}")
     if not 0 < n <= 1 << 16:
         raise SnapshotRejected("undecodable", f"checkpoint of {n} chunks")
@@ -281,11 +279,6 @@ def assemble_checkpoint(partition: int, get: Any, *, legacy: bool = False) -> by
     data = b"".join(parts)
     if len(data) != size or zlib.crc32(data) != crc:
         raise SnapshotRejected("undecodable", "checkpoint chunks do not match their manifest")
-    if version == LEGACY_VERSION:
-        try:
-            return zlib.decompress(data)
-        except zlib.error as exc:
-            raise SnapshotRejected("undecodable", f"zlib: {exc}") from None
     return data
 
 
@@ -437,7 +430,8 @@ class Runtime:
                                    ts_min_year=settings.ts_min_year,
                                    ts_max_year=settings.ts_max_year,
                                    max_future_skew=settings.max_future_skew or None,
-                                   max_entities=settings.max_entities)
+                                   max_entities=settings.max_entities,
+                                   max_state_bytes=settings.max_state_bytes)
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -446,7 +440,6 @@ class Runtime:
                                      trust_geo="*" in trusted or t in trusted)
                           for t in self.kind_of}
         self.state_keys = settings.snapshot_keys()  # no key, no worker (SettingsError)
-        self.migrate_pickle = settings.migrate_pickle_state
         self.geo = default_geo()
         self.directory = Directory()
         #: every identity event this worker read: (offset key, offset, event)
@@ -519,6 +512,8 @@ class Runtime:
                 log.info("partition %d: no checkpoint; a fresh engine", partition)
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
+        st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
+                                   max_state_bytes=self.config.max_state_bytes)  # today's caps
         st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
         self._catch_up_identity(st)
         self.parts[partition] = st
@@ -530,27 +525,19 @@ class Runtime:
 
     def _load(self, partition: int, get: Any, rejected: set[str]) -> PartitionState | None:
         """The checkpoint of ``partition`` in table records (``get(key)``) as a partition
-        state; None when there is none or it is rejected (its reason added to ``rejected``).
-        A checkpoint migrated from the pickle format is marked dirty: the next checkpoint
-        writes it again in the authenticated format."""
+        state; None when there is none or it is rejected (its reason added to ``rejected``)."""
         try:
-            blob = assemble_checkpoint(partition, get, legacy=self.migrate_pickle)
+            blob = assemble_checkpoint(partition, get)
             if blob is None:
                 return None
             engine, offsets = restore(blob, self.geo, self.directory, keys=self.state_keys,
-                                      context=self._context(partition),
-                                      migrate=self.migrate_pickle)
+                                      context=self._context(partition))
         except SnapshotRejected as exc:
             rejected.add(exc.reason)
             log.debug("partition %d: %s", partition, exc)
             return None
         st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets))
         st.slot = checkpoint_slot(partition, get) or 0
-        if not snap.is_sealed(blob):
-            st.dirty = True
-            log.warning("partition %d: engine restored from a pickled checkpoint "
-                        "(ACCESSWATCH_MIGRATE_PICKLE_STATE); the next checkpoint writes it "
-                        "in the authenticated format", partition)
         return st
 
     def _has_commits(self, partition: int) -> bool:

@@ -24,6 +24,7 @@ import orjson
 from detectors import events as E
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
 from streams import adapt
+from streams import gcpolicy
 from streams.settings import SettingsError, victim_salt_from_env
 
 log = logging.getLogger("accesswatch.replay")
@@ -266,10 +267,12 @@ def _run(args: argparse.Namespace) -> int:
             adapter_of, [(p, f) for p, f in zip(args.files, files, strict=True)],
             None if out_rej is None else (lambda rec: out_rej.write(orjson.dumps(rec) + b"\n")))
         lines = source
+    gcpolicy.install()  # the engine's state out of the collector's full passes (issue 12)
     t0 = time.perf_counter()
     try:
         replay(lines, engine, sys.stdout.buffer, rejects, progress, source)
     finally:
+        gcpolicy.uninstall()  # a caller in the same process (tests) gets CPython's back
         progress.done()
         for f in files:
             if f is not sys.stdin.buffer:

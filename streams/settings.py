@@ -161,10 +161,8 @@ class Settings:
     #: Every worker of a group needs the same; ``accesswatch worker`` refuses to start without.
     #: No flag: a flag would show in ``ps``.
     state_keys: tuple[str, ...] = field(default=(), repr=False)
-    #: (``ACCESSWATCH_MIGRATE_PICKLE_STATE``) ``1``: read checkpoints of the pickle format
-    #: (before the authenticated one) once, through a restricted unpickler, and write them
-    #: again in the new format. Only if you trust every writer of the changelog topics.
-    migrate_pickle_state: bool = False
+    # (``ACCESSWATCH_MIGRATE_PICKLE_STATE`` is gone: pickled checkpoints are never read; set,
+    # the worker refuses to start with the reason, see ``from_env``)
 
     def snapshot_keys(self) -> StateKeys:
         """The checkpoints' MAC keys; ``SettingsError`` when none is configured."""
@@ -213,6 +211,12 @@ class Settings:
     #: precede, so they are judged as a replay of the file judges them. The price: timers
     #: of a quiet partition (grace windows, the last window views) fire this much later.
     watermark_delay: float = 60.0
+    # ---- issue 12, state slice (a budget on total state bytes) ----
+    #: (``ACCESSWATCH_MAX_STATE_BYTES``: bytes, or with a KiB/MiB/GiB suffix) about this many
+    #: bytes of detector state per input partition's engine, estimated from the entities
+    #: held (``EngineConfig.max_state_bytes``); over it every table is capped lower, the least
+    #: recently seen and unflagged evicted first. 0 = no budget.
+    max_state_bytes: int = 1 << 30
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -326,6 +330,7 @@ class Settings:
             "alertmanager_cert_file": ("ACCESSWATCH_ALERTMANAGER_CERT_FILE", str),
             "alertmanager_key_file": ("ACCESSWATCH_ALERTMANAGER_KEY_FILE", str),
             "max_entities": ("ACCESSWATCH_MAX_ENTITIES", int),
+            "max_state_bytes": ("ACCESSWATCH_MAX_STATE_BYTES", size),  # issue 12, state slice
             "ts_min_year": ("ACCESSWATCH_TS_MIN_YEAR", int),
             "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
             "max_future_skew": ("ACCESSWATCH_MAX_FUTURE_SKEW", float),
@@ -343,7 +348,6 @@ class Settings:
             ("fast_deliver", "ACCESSWATCH_FAST_DELIVER"),
             ("web_faust_views", "ACCESSWATCH_WEB_FAUST_VIEWS"),
             ("web_allow_unauthenticated", "ACCESSWATCH_WEB_ALLOW_UNAUTHENTICATED"),
-            ("migrate_pickle_state", "ACCESSWATCH_MIGRATE_PICKLE_STATE"),
         ):
             raw = get(var)
             if raw is not None:
@@ -363,6 +367,11 @@ class Settings:
             kw["state_keys"] = keys_from_env(env)
         except ValueError as e:
             raise SettingsError(str(e)) from None
+        if _BOOLS.get((get("ACCESSWATCH_MIGRATE_PICKLE_STATE") or "0").lower(), True):
+            raise SettingsError(
+                "$ACCESSWATCH_MIGRATE_PICKLE_STATE is no longer supported: checkpoints of the "
+                "pickle format are never read; unset it (docs/operations.md, \"Upgrading from a "
+                "pickle checkpoint\")")
         kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         return cls(**kw)  # type: ignore[arg-type]
@@ -574,3 +583,28 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--ingest", dest="ingest", action="append", metavar="FORMAT:TOPIC",
                    help="also run an ingest agent: raw FORMAT records from TOPIC adapted to "
                    "contract events (docs/ingest.md), repeatable ($ACCESSWATCH_INGEST)")
+    # ---- issue 12, state slice (a budget on total state bytes) ----
+    p.add_argument("--max-state-bytes", dest="max_state_bytes", type=size, metavar="SIZE",
+                   help="about this much detector state per partition (estimated), e.g. 512MiB; "
+                   "least recently seen evicted first ($ACCESSWATCH_MAX_STATE_BYTES, default "
+                   "1GiB; 0 = no budget)")
+
+
+# ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+          "g": 1 << 30, "gib": 1 << 30}
+
+
+def size(text: str) -> int:
+    """A byte count: digits, optionally with a binary unit (``KiB``/``MiB``/``GiB``, ``k``/
+    ``m``/``g``); ``ValueError`` otherwise.
+
+    >>> size("1073741824"), size("512MiB"), size("2g"), size("0")
+    (1073741824, 536870912, 2147483648, 0)
+    """
+    t = text.strip().lower().replace("_", "")
+    digits = t.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = t[len(digits):].strip()
+    if not digits.isdigit() or unit not in _UNITS:
+        raise ValueError(f"not a byte count: {text!r}")
+    return int(digits) * _UNITS[unit]

@@ -48,9 +48,9 @@ class SideEngines(Runtime):
                                    reveal_victims=rt.config.reveal_victims,
                                    victim_salt=rt.config.victim_salt,
                                    max_entities=rt.config.max_entities,
+                                   max_state_bytes=rt.config.max_state_bytes,
                                    params={d: params[d] for d in detectors if d in params})
         self.state_keys = rt.state_keys
-        self.migrate_pickle = rt.migrate_pickle
         self.geo = rt.geo
         self.directory = rt.directory
         self.identity_log = []

@@ -38,9 +38,10 @@ not supported: no model in use holds one (the River models used are HalfSpaceTre
 dicts, GaussianScorer, Quantile); one that does must get a codec (dtype, shape, bytes).
 
 Checkpoints written before this format (a pickle inside zlib chunks) are refused with reason
-``legacy_pickle``, unless ``ACCESSWATCH_MIGRATE_PICKLE_STATE=1``: then they are read once by
-:func:`legacy_loads`, a ``pickle.Unpickler`` whose ``find_class`` answers only the same
-allow-list (and safe stand-ins for the helper functions the old writer referenced).
+``legacy_pickle`` and never loaded: there is no unpickler here, nor anywhere in ``streams/`` or
+``detectors/`` (``tests/test_no_pickle.py`` fails if one appears). A partition whose checkpoint
+is refused starts from a fresh engine at the committed offsets (docs/operations.md, "Upgrading
+from a pickle checkpoint", says what that loses).
 
 >>> keys = StateKeys(["k" * 32])
 >>> blob = seal(encode({"n": [1, (2, 3)], "s": {4}}), keys, "t/0")
@@ -60,9 +61,7 @@ import functools
 import hashlib
 import hmac
 import importlib
-import io
 import os
-import pickle
 import random
 import sys
 import types
@@ -663,78 +662,6 @@ def decode(payload: bytes) -> Any:
         raise
     except Exception as exc:  # any malformation: refused with its reason, never half-used
         raise SnapshotRejected("undecodable", f"{type(exc).__name__}: {str(exc)[:200]}") from None
-
-
-# --------------------------------------------------------------------------- legacy pickles
-
-
-def _legacy_counter(data: bytes, exact_max: int) -> Any:
-    from detectors._sketch import DistinctCounter
-
-    return DistinctCounter.from_bytes(data, exact_max)
-
-
-def _legacy_sketch(type_name: str, data: bytes) -> Any:
-    if type_name not in ("hll_sketch", "compact_theta_sketch"):
-        raise pickle.UnpicklingError(f"sketch type {type_name[:40]!r} not allowed")
-    return allowed()[f"datasketches:{type_name}"].deserialize(data)  # type: ignore[attr-defined]
-
-
-def _legacy_constant(module: str, name: str) -> Any:
-    obj = _constants()[1].get((module, name))
-    if obj is None:
-        raise pickle.UnpicklingError("unknown module constant")
-    return obj
-
-
-def _legacy_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` as the old writer used it (bound hook methods), and nothing else."""
-    if name not in HOOKS or type(obj) not in _names():
-        raise pickle.UnpicklingError("attribute access not allowed")
-    fn = getattr(type(obj), name, None)
-    if not isinstance(fn, types.FunctionType):
-        raise pickle.UnpicklingError("attribute access not allowed")
-    return types.MethodType(fn, obj)
-
-
-_LEGACY_GLOBALS: dict[tuple[str, str], Any] = {
-    ("streams.app", "_counter_from"): _legacy_counter,
-    ("detectors._sketch", "_counter_from_bytes"): _legacy_counter,
-    ("streams.app", "_sketch_from"): _legacy_sketch,
-    ("streams.app", "_module_constant"): _legacy_constant,
-    ("streams.app", "_ThetaResumed"): _ThetaResumed,
-    ("builtins", "getattr"): _legacy_getattr,
-    ("collections", "defaultdict"): collections.defaultdict,
-    ("collections", "Counter"): collections.Counter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("collections", "deque"): collections.deque,
-    ("functools", "partial"): functools.partial,
-    **{tuple(n.split(":")): c for n, c in CALLABLES.items()},  # type: ignore[misc]
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        stand_in = _LEGACY_GLOBALS.get((module, name))
-        if stand_in is not None:
-            return stand_in
-        cls = allowed().get(f"{module}:{name}")
-        if cls is None:
-            raise pickle.UnpicklingError(f"global {module[:60]}.{name[:60]} is not allowed")
-        return cls
-
-
-def legacy_loads(data: bytes) -> Any:
-    """A checkpoint of the pickle format, read with only the allow-list reachable.
-
-    Only for ``ACCESSWATCH_MIGRATE_PICKLE_STATE=1`` (every writer of the changelog trusted):
-    a restricted unpickler still lets the bytes call allowed constructors with arguments of
-    their choosing. Raises :class:`SnapshotRejected` (``undecodable``)."""
-    try:
-        return _RestrictedUnpickler(io.BytesIO(data)).load()
-    except Exception as exc:
-        raise SnapshotRejected("undecodable", f"legacy pickle: {type(exc).__name__}: "
-                               f"{str(exc)[:200]}") from None
 
 
 # --------------------------------------------------------------------------- configuration

@@ -24,6 +24,7 @@ import socket
 import sys
 from dataclasses import replace
 
+from streams import gcpolicy
 from streams.replay import InputError
 from streams.settings import Settings, SettingsError, add_worker_arguments
 
@@ -133,6 +134,7 @@ def run_worker(settings: Settings) -> int:
         install()
     app = create_app(settings)
     freeze_heap()
+    gcpolicy.install()  # the engines' state out of the collector's full passes (issue 12)
     print(
         f"accesswatch worker {settings.worker_id}: broker {settings.broker}, "
         f"{settings.partitions} partitions, store {settings.store}, {loop} loop, "

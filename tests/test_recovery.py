@@ -206,7 +206,7 @@ def _bare_runtime(blob: bytes | None = None) -> Any:
     rt.config = EngineConfig()
     rt.policy_of = {rt.names.identity: rt.config.decode_policy()}
     rt.settings = SimpleNamespace(app_id="accesswatch")
-    rt.state_keys, rt.migrate_pickle = KEYS, False
+    rt.state_keys = KEYS
     rt.table = SimpleNamespace(name="engine-checkpoints", get=lambda key: None)
     rt.geo = default_geo()
     rt.directory = Directory()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import functools
 import importlib.util
-import io
 import logging
 import os
 import pickle
@@ -76,11 +75,10 @@ def legacy_records(partition: int, blob: bytes) -> list[tuple[bytes, bytes]]:
     return [(f"p{partition}/0".encode(), data), (f"p{partition}".encode(), orjson.dumps(man))]
 
 
-def runtime(table: dict[bytes, bytes], *, migrate: bool = False) -> Runtime:
+def runtime(table: dict[bytes, bytes]) -> Runtime:
     """A Runtime with its restore path and nothing else: a table, metrics, no broker."""
     rt = Runtime.__new__(Runtime)
-    rt.settings = Settings(app_id="accesswatch", state_keys=(KEY,),
-                           migrate_pickle_state=migrate)
+    rt.settings = Settings(app_id="accesswatch", state_keys=(KEY,))
     rt.metrics = Metrics(CollectorRegistry())
     rt.table = SimpleNamespace(get=table.get, name="engine-checkpoints")  # type: ignore[assignment]
     rt.app = SimpleNamespace(consumer=SimpleNamespace(_committed_offset={}))  # type: ignore[assignment]
@@ -92,7 +90,6 @@ def runtime(table: dict[bytes, bytes], *, migrate: bool = False) -> Runtime:
     rt.identity_log = []
     rt.parts = {}
     rt.state_keys = rt.settings.snapshot_keys()
-    rt.migrate_pickle = migrate
     return rt
 
 
@@ -117,19 +114,17 @@ def sim_events() -> list[dict[str, Any]]:
 # ------------------------------------------------- (a) a pickle payload never runs
 
 
-@pytest.mark.parametrize("migrate", [False, True], ids=["default", "migrating"])
 def test_a_pickle_payload_with_a_valid_crc_and_manifest_does_not_run(
-        tmp_path: Path, caplog: Any, migrate: bool) -> None:
+        tmp_path: Path, caplog: Any) -> None:
     """The record that ran a shell command in the next worker at ef303a3 (a pickle inside
-    zlib chunks, a manifest with the right CRC): refused as ``legacy_pickle`` (by default the
-    pickle is never loaded) or ``undecodable`` (migrating: the restricted unpickler refuses
-    ``os.system``); the file is not created, the partition starts from a fresh engine."""
+    zlib chunks, a manifest with the right CRC): refused as ``legacy_pickle``, never loaded;
+    the file is not created, the partition starts from a fresh engine."""
     marker = tmp_path / "pwned"
-    rt = runtime(dict(legacy_records(0, evil_pickle(marker))), migrate=migrate)
+    rt = runtime(dict(legacy_records(0, evil_pickle(marker))))
     with caplog.at_level(logging.INFO, logger="accesswatch.app"):
         st = rt.state(0)
     assert not marker.exists()
-    reason = "undecodable" if migrate else "legacy_pickle"
+    reason = "legacy_pickle"
     assert rejected(rt, reason) == 1
     assert sum(rejected(rt, r) for r in S.REASONS) == 1
     assert not st.restored and st.offsets == {} and st.engine.stats == {}
@@ -148,26 +143,9 @@ def test_a_pickle_in_the_new_manifest_or_sealed_with_another_key_is_refused(
     assert rejected(rt, "legacy_pickle") == 1
     # inside a well-formed envelope, authenticated with a key the worker does not have
     forged = S.seal(blob, S.StateKeys(["an-attackers-own-key-000000"]), CONTEXT)
-    rt = runtime(dict(checkpoint_records(0, forged, 0)), migrate=True)
+    rt = runtime(dict(checkpoint_records(0, forged, 0)))
     st = rt.state(0)
     assert rejected(rt, "bad_mac") == 1 and not st.restored
-    assert not marker.exists()
-
-
-def test_the_restricted_unpickler_refuses_every_global_outside_the_allow_list(
-        tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
-    for blob in (
-        evil_pickle(marker),
-        pickle.dumps(functools.partial(os.system, f"touch {marker}")),
-        # getattr as the old writer used it (bound hooks), asked for something else
-        b"\x80\x05cbuiltins\ngetattr\n(cdetectors.engine\nEngine\nV__init__\ntR.",
-        # the old writer's constant lookup, asked for a module outside detectors
-        b"\x80\x05cstreams.app\n_module_constant\n(Vos\nVsystem\ntR.",
-    ):
-        with pytest.raises(S.SnapshotRejected) as exc:
-            S.legacy_loads(blob)
-        assert exc.value.reason == "undecodable"
     assert not marker.exists()
 
 
@@ -374,71 +352,53 @@ def test_every_allowed_class_of_ours_has_no_reduce_the_format_would_skip() -> No
             assert not any(attr in vars(b) for b in cls.__mro__[:-1]), (name, attr)
 
 
-# ------------------------------------------------------ (3) migration from pickles
+# ------------------------------------------- (3) pickled checkpoints: refused, never read
 
 
-def _old_writer_pickle(engine: Engine, offsets: dict[str, int], monkeypatch: Any) -> bytes:
-    """What ef303a3's ``streams.app._dumps`` wrote: a pickle referring to its helpers
-    ``streams.app._counter_from`` and ``_module_constant`` (stand-ins placed there)."""
-    from detectors._sketch import DistinctCounter
-
-    def _counter_from(data: bytes, exact_max: int) -> Any:
-        raise AssertionError("not called while writing")
-
-    def _module_constant(module: str, name: str) -> Any:
-        raise AssertionError("not called while writing")
-
-    for f in (_counter_from, _module_constant):
-        f.__module__, f.__qualname__ = "streams.app", f.__name__
-        monkeypatch.setattr(app_mod, f.__name__, f, raising=False)
-    consts = S._constants()[0]  # noqa: SLF001
-
-    class Old(pickle.Pickler):
-        def reducer_override(self, obj: Any) -> Any:
-            ref = consts.get(id(obj))
-            if ref is not None:
-                return (_module_constant, ref)
-            if type(obj) is DistinctCounter:
-                return (_counter_from, (obj.to_bytes(obj.exact_max), obj.exact_max))
-            return NotImplemented
-
+def _old_writer_pickle(engine: Engine, offsets: dict[str, int]) -> bytes:
+    """A checkpoint as ef303a3's ``streams.app._dumps`` wrote it: a pickle of the engine."""
     ctx = engine.ctx
     geo, directory = ctx.geo, ctx.directory
     ctx.geo = ctx.directory = None  # type: ignore[assignment]
     try:
-        buf = io.BytesIO()
-        Old(buf, protocol=5).dump({"v": 1, "engine": engine, "offsets": dict(offsets)})
+        return pickle.dumps({"v": 1, "engine": engine, "offsets": dict(offsets)}, protocol=5)
     finally:
         ctx.geo, ctx.directory = geo, directory
-    return buf.getvalue()
 
 
-def test_a_legacy_checkpoint_is_refused_by_default_and_migrated_when_asked(
-        monkeypatch: Any) -> None:
+def test_a_legacy_checkpoint_is_refused_logged_counted_and_the_partition_starts_fresh(
+        caplog: Any, monkeypatch: Any) -> None:
+    """A genuine checkpoint of the pickle format (what the workers before the authenticated
+    format wrote) is never loaded, not even through a restricted unpickler: ``pickle.loads``
+    and ``Unpickler`` are made to fail the test if anything calls them. It is rejected as
+    ``legacy_pickle`` (ERROR log, metric) and the partition starts from a fresh engine at the
+    committed offsets; the worker's next checkpoint is a sealed snapshot that restores."""
     events = sim_events()
     cut = len(events) // 2
     eng = Engine()
     for e in events[:cut]:
         eng.process_obj(e)
-    table = dict(legacy_records(0, _old_writer_pickle(eng, {"data-access": cut}, monkeypatch)))
+    table = dict(legacy_records(0, _old_writer_pickle(eng, {"data-access": cut})))
+
+    def no_unpickling(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("a pickle was loaded")
+
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "Unpickler", no_unpickling)
     with pytest.raises(S.SnapshotRejected, match="legacy_pickle"):
         assemble_checkpoint(0, table.get)
     rt = runtime(table)
-    assert not rt.state(0).restored and rejected(rt, "legacy_pickle") == 1
-
-    rt = runtime(table, migrate=True)
-    st = rt.state(0)
-    assert st.restored and st.offsets == {"data-access": cut}
-    assert st.dirty, "written again, in the new format, at the next checkpoint"
-    assert sum(rejected(rt, r) for r in S.REASONS) == 0
-    out_a: list[dict[str, Any]] = []
-    out_b: list[dict[str, Any]] = []
-    for e in events[cut:]:
-        out_a += eng.process_obj(e)[0]
-        out_b += st.engine.process_obj(e)[0]
-    assert out_a and out_b == out_a
-    # its next checkpoint is a sealed snapshot that a worker without migration restores
-    table.update(sealed_records(st.engine, st.offsets))
+    with caplog.at_level(logging.INFO, logger="accesswatch.app"):
+        st = rt.state(0)
+    assert not st.restored and st.offsets == {} and st.engine.stats == {}
+    assert rejected(rt, "legacy_pickle") == 1
+    assert sum(rejected(rt, r) for r in S.REASONS) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "legacy_pickle" in errors[0]
+    assert "a fresh engine takes over from the committed offsets" in errors[0]
+    # the fresh engine's next checkpoint replaces it, and restores
+    table.update(sealed_records(st.engine, {"data-access": cut}))
     assert S.is_sealed(assemble_checkpoint(0, table.get) or b"")
     assert runtime(table).state(0).restored
 
@@ -462,7 +422,9 @@ def test_keys_come_from_a_file_or_the_environment_never_both(tmp_path: Path) -> 
             Settings.from_env(bad)
     with pytest.raises(SettingsError, match="no state key"):
         Settings.from_env({}).snapshot_keys()
-    assert Settings.from_env({"ACCESSWATCH_MIGRATE_PICKLE_STATE": "1"}).migrate_pickle_state
+    with pytest.raises(SettingsError, match="MIGRATE_PICKLE_STATE is no longer supported"):
+        Settings.from_env({"ACCESSWATCH_MIGRATE_PICKLE_STATE": "1"})
+    assert Settings.from_env({"ACCESSWATCH_MIGRATE_PICKLE_STATE": "0"}).state_keys == ()
 
 
 def test_a_worker_without_a_state_key_refuses_to_start_in_one_line(capsys: Any,

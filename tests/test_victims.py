@@ -236,7 +236,7 @@ def test_a_restored_partition_takes_todays_key_and_choice() -> None:
     rt.parts, rt.geo, rt.directory = {}, default_geo(), Directory()
     rt.config = EngineConfig(victim_salt=SALT, reveal_victims=True)
     rt.settings = SimpleNamespace(app_id="a")
-    rt.state_keys, rt.migrate_pickle = KEYS, False
+    rt.state_keys = KEYS
     rt.table = SimpleNamespace(name="engine-checkpoints")
     rt.identity_log = []
     blob = snapshot(Engine(EngineConfig()), {"data-access": 3}, keys=KEYS,
