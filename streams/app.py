@@ -1199,6 +1199,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
     rt = Runtime(app, settings, metrics)
     app.accesswatch = rt  # type: ignore[attr-defined]
+    from streams.health import attach as attach_health  # issue 16: /healthz, /readyz
+
+    app.accesswatch_readiness = attach_health(app, rt)  # type: ignore[attr-defined]
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
     comb = None  # bulk_lookup's views of sources and keys, scored where they meet
     if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streams.broker import parse_broker_url
+from streams.logs import LOG_FORMATS
 from streams.snapshot import StateKeys, keys_from_env
 from streams.topics import TopicNames
 
@@ -182,6 +183,11 @@ class Settings:
     #: the least recently seen and unflagged are evicted. 0 = no cap.
     max_entities: int = 200_000
 
+    # ---- issue 16: operations ---------------------------------------------------------------
+    #: (``ACCESSWATCH_LOG_FORMAT``, ``--log-format``) ``text`` or ``json`` (one JSON object a
+    #: line: ``time``, ``level``, ``logger``, ``message``; ``streams.logs``).
+    log_format: str = "text"
+
     # ---- derived ---------------------------------------------------------------------
     @property
     def bootstrap(self) -> list[str]:
@@ -212,6 +218,9 @@ class Settings:
             raise SettingsError(f"web port must be in 0..65535, not {self.web_port}")
         if self.checkpoint_interval <= 0 or self.watermark_interval <= 0:
             raise SettingsError("checkpoint and watermark intervals must be positive")
+        if self.log_format not in LOG_FORMATS:  # issue 16: operations
+            raise SettingsError(f"log format must be one of {', '.join(LOG_FORMATS)}, "
+                                f"not {self.log_format!r}")
         if self.event_loop not in LOOPS:
             raise SettingsError(
                 f"event loop must be one of {', '.join(LOOPS)}, not {self.event_loop!r}")
@@ -293,6 +302,7 @@ class Settings:
             "ts_min_year": ("ACCESSWATCH_TS_MIN_YEAR", int),
             "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
             "max_future_skew": ("ACCESSWATCH_MAX_FUTURE_SKEW", float),
+            "log_format": ("ACCESSWATCH_LOG_FORMAT", str),  # issue 16: operations
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -528,3 +538,12 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
                    help="at most N entities per detector table and partition; least recently "
                    "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 200000; 0 = no cap)")
+    # ---- issue 16: operations ----
+    add_log_format_argument(p)
+
+
+def add_log_format_argument(p: argparse.ArgumentParser) -> None:
+    """``--log-format text|json`` (worker, replay, demo)."""
+    p.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS,
+                   help="text, or json: every log line one JSON object "
+                   "($ACCESSWATCH_LOG_FORMAT, default text)")

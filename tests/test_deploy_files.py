@@ -67,9 +67,9 @@ def test_compose_settings_are_real_worker_settings(compose: dict[str, Any]) -> N
     assert env["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"  # inside its container, for Prometheus
     assert env["ACCESSWATCH_ALERTMANAGER"] == "http://alertmanager:9093"
     port = int(env["ACCESSWATCH_WEB_PORT"])
-    # the health check reads /metrics with the worker's own token
+    # the health check reads /healthz (with the worker's own token, not needed there)
     assert compose["services"]["worker"]["healthcheck"]["test"] == [
-        "CMD", "python", "-m", "streams.httpauth", "probe", f"http://127.0.0.1:{port}/metrics"]
+        "CMD", "python", "-m", "streams.httpauth", "probe", f"http://127.0.0.1:{port}/healthz"]
     prom = load(DEPLOY / "prometheus" / "prometheus.compose.yml")
     [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "accesswatch"]
     assert job["dns_sd_configs"][0] == {
@@ -166,11 +166,18 @@ def test_worker_deployment_probes_resources_and_scrape_annotations() -> None:
     cm = docs["ConfigMap"]["data"]
     assert ports["web"] == int(cm["ACCESSWATCH_WEB_PORT"])
     assert cm["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        # an httpGet probe would get 401 (or carry the token in the manifest)
-        assert c[probe]["exec"]["command"] == [
-            "python", "-m", "streams.httpauth", "probe",
-            f"http://127.0.0.1:{ports['web']}/metrics"], probe
+    # issue 16: the worker's own health pages, which answer without the token
+    # (tests/test_health.py), so plain httpGet probes on the web port
+    from streams.health import HEALTH_PATHS
+
+    paths = {probe: c[probe]["httpGet"]["path"]
+             for probe in ("livenessProbe", "readinessProbe", "startupProbe")}
+    assert paths == {"livenessProbe": "/healthz", "readinessProbe": "/readyz",
+                     "startupProbe": "/healthz"}
+    assert set(paths.values()) <= set(HEALTH_PATHS)
+    for probe in paths:
+        assert c[probe]["httpGet"]["port"] in ("web", ports["web"]), probe
+        assert "httpHeaders" not in c[probe]["httpGet"], probe  # no token in the manifest
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][kind])
     # no annotation-based scraping: it could not carry the token
