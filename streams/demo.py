@@ -332,6 +332,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alerting", choices=("auto", "on", "off"), default="auto",
                    help="also start Prometheus, Alertmanager and the on-call receiver "
                         "(auto: when installed)")
+    from streams.settings import add_log_format_argument  # issue 16: operations
+
+    add_log_format_argument(p)
 
 
 @contextlib.contextmanager
@@ -359,8 +362,16 @@ def run(args: argparse.Namespace) -> int:
     scn = file_scenario(args.events) if args.events else builtin_scenario(
         args.seed, args.customers, args.hours)
 
+    from streams.logs import say as log_line
+    from streams.replay import _log_format
+
+    fmt = _log_format(args)
+
     def say(msg: str) -> None:
-        print(msg, file=out if not args.json else sys.stderr, flush=True)
+        if fmt == "json":  # issue 16: one JSON object a line, on stderr
+            log_line(msg, fmt, logger="accesswatch.demo")
+        else:
+            print(msg, file=out if not args.json else sys.stderr, flush=True)
 
     from streams.broker import parse_broker_url
     from streams.topics import TopicNames, create_topics
@@ -375,6 +386,7 @@ def run(args: argparse.Namespace) -> int:
         app_id = f"accesswatch-demo-{os.getpid()}-{int(time.time())}"
         chain = _start_chain(args.alerting, say)
         extra = ["--alertmanager", chain.am_url] if chain is not None else []
+        extra += ["--log-format", fmt]
         worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra)
         say(f"broker {url}; starting a worker ...")
         worker.start()

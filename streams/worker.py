@@ -141,6 +141,8 @@ def run_worker(settings: Settings) -> int:
     worker = faust.Worker(
         app, loglevel=level, quiet=True, redirect_stdouts=False, override_logging=False
     )
+    # no terminal spinner: it wrote cursor escapes into the log (on stdout, tty or not)
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as e:
