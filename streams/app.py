@@ -424,7 +424,8 @@ class Runtime:
                                    ts_min_year=settings.ts_min_year,
                                    ts_max_year=settings.ts_max_year,
                                    max_future_skew=settings.max_future_skew or None,
-                                   max_entities=settings.max_entities)
+                                   max_entities=settings.max_entities,
+                                   params=settings.detector_params)  # issue 16: config file
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -1274,7 +1275,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         from streams.alertmanager import AlertmanagerSender, HttpClientConfig
 
         rt.sender = AlertmanagerSender(list(settings.alertmanager), metrics,
-                                       post=HttpClientConfig.from_settings(settings).poster())
+                                       post=HttpClientConfig.from_settings(settings).poster(),
+                                       runbook_base=settings.runbook_base_url)  # issue 16
 
         @app.task
         async def alertmanager_sender() -> None:

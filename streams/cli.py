@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("streams.produce", "send JSON-lines events to the topics, keyed"),
     "topics": ("streams.topics", "create or list the topics on a broker"),
     "evaluate": ("streams.evaluate", "detection results of every detector on simulated attacks"),
+    "config": ("streams.config", "check a configuration file (issue 16)"),
 }
 
 
