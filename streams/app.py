@@ -101,7 +101,7 @@ from prometheus_client import CollectorRegistry
 
 from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
-from detectors.geo import Geo, default_geo
+from detectors.geo import Geo
 from streams import snapshot as snap
 from streams.httpauth import faust_web_options
 from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
@@ -435,7 +435,9 @@ class Runtime:
                           for t in self.kind_of}
         self.state_keys = settings.snapshot_keys()  # no key, no worker (SettingsError)
         self.migrate_pickle = settings.migrate_pickle_state
-        self.geo = default_geo()
+        from streams.geoip import make_geo  # issue 16: bundled data or the operator's .mmdb
+
+        self.geo = make_geo(settings)
         self.directory = Directory()
         #: every identity event this worker read: (offset key, offset, event)
         self.identity_log: list[tuple[str, int, E.Event]] = []

@@ -218,6 +218,16 @@ class Settings:
         if self.geoip_source == "maxmind" and not (self.geoip_country_db or self.geoip_city_db):
             raise SettingsError("GeoIP source maxmind needs a Country or City database: set "
                                 "ACCESSWATCH_GEOIP_COUNTRY_DB or ACCESSWATCH_GEOIP_CITY_DB")
+        if self.geoip_source == "maxmind":
+            from streams.geoip import GeoIPError, check_mmdb
+
+            try:
+                for what, path in (("country", self.geoip_country_db),
+                                   ("city", self.geoip_city_db), ("ASN", self.geoip_asn_db)):
+                    if path:
+                        check_mmdb(path, what)
+            except GeoIPError as e:
+                raise SettingsError(str(e)) from None
         if not self.runbook_base_url.startswith(("http://", "https://")):
             raise SettingsError(f"runbook base URL must start with http(s)://: "
                                 f"{self.runbook_base_url}")
