@@ -198,3 +198,18 @@ def test_settings_error_from_a_bad_file_is_a_settings_error(tmp_path: Path) -> N
     cfg = write(tmp_path, "[kafka]\npartitions = 0\n")
     with pytest.raises(SettingsError, match="kafka.partitions"):
         worker_settings(["--config", str(cfg)], {})
+
+
+def test_the_runbook_base_url_reaches_the_alertmanager_sender() -> None:
+    from dataclasses import replace
+
+    from streams.alertmanager import alert_annotations
+    from streams.app import create_app
+
+    s = replace(Settings.from_env({}), state_keys=(KEY,), alertmanager=("http://127.0.0.1:1",),
+                runbook_base_url="https://wiki.example/accesswatch")
+    sender = create_app(s).accesswatch.sender
+    assert sender.runbook_base == "https://wiki.example/accesswatch"
+    ann = alert_annotations({"detector": "bulk_lookup", "summary": "s", "evidence": []},
+                            sender.runbook_base)
+    assert ann["runbook_url"] == "https://wiki.example/accesswatch/docs/detectors.md#bulk_lookup"
