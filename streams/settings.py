@@ -240,9 +240,11 @@ class Settings:
             if not (isinstance(seconds, int | float) and seconds > 0):
                 raise SettingsError(f"token lifetime of {key!r} must be > 0 seconds")
         from detectors.engine import Engine, EngineConfig
+        from detectors.geo import Geo
 
-        try:
-            Engine(EngineConfig(detectors=self.detectors or None, params=self.detector_params))
+        try:  # (a Geo without data: checking the detectors loads no GeoIP database)
+            Engine(EngineConfig(detectors=self.detectors or None, params=self.detector_params),
+                   geo=Geo(None))
         except (TypeError, ValueError, KeyError) as e:
             raise SettingsError(f"detectors: {e}") from None
 
