@@ -105,7 +105,7 @@ from prometheus_client import CollectorRegistry
 
 from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
-from detectors.geo import Geo, default_geo
+from detectors.geo import Geo
 from streams import snapshot as snap
 from streams.httpauth import faust_web_options
 from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
@@ -431,7 +431,8 @@ class Runtime:
                                    ts_max_year=settings.ts_max_year,
                                    max_future_skew=settings.max_future_skew or None,
                                    max_entities=settings.max_entities,
-                                   max_state_bytes=settings.max_state_bytes)
+                                   max_state_bytes=settings.max_state_bytes,
+                                   params=settings.detector_params)  # issue 16: config file
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -440,7 +441,9 @@ class Runtime:
                                      trust_geo="*" in trusted or t in trusted)
                           for t in self.kind_of}
         self.state_keys = settings.snapshot_keys()  # no key, no worker (SettingsError)
-        self.geo = default_geo()
+        from streams.geoip import make_geo  # issue 16: bundled data or the operator's .mmdb
+
+        self.geo = make_geo(settings)
         self.directory = Directory()
         #: every identity event this worker read: (offset key, offset, event)
         self.identity_log: list[tuple[str, int, E.Event]] = []
@@ -1226,6 +1229,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
     rt = Runtime(app, settings, metrics)
     app.accesswatch = rt  # type: ignore[attr-defined]
+    from streams.health import attach as attach_health  # issue 16: /healthz, /readyz
+
+    app.accesswatch_readiness = attach_health(app, rt)  # type: ignore[attr-defined]
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
     comb = None  # bulk_lookup's views of sources and keys, scored where they meet
     if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)):
@@ -1303,7 +1309,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         from streams.alertmanager import AlertmanagerSender, HttpClientConfig
 
         rt.sender = AlertmanagerSender(list(settings.alertmanager), metrics,
-                                       post=HttpClientConfig.from_settings(settings).poster())
+                                       post=HttpClientConfig.from_settings(settings).poster(),
+                                       runbook_base=settings.runbook_base_url)  # issue 16
 
         @app.task
         async def alertmanager_sender() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from typing import NoReturn
 
@@ -19,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("streams.produce", "send JSON-lines events to the topics, keyed"),
     "topics": ("streams.topics", "create or list the topics on a broker"),
     "evaluate": ("streams.evaluate", "detection results of every detector on simulated attacks"),
+    "config": ("streams.config", "check a configuration file (issue 16)"),
 }
 
 
@@ -29,8 +32,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def version() -> str:
+    """The installed package's version (its metadata), or why there is none."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("accesswatch")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install accesswatch)"
+
+
 def build() -> Parser:
     p = Parser(prog="accesswatch", description="Detect anomalous access to customer data.")
+    p.add_argument("--version", action="version", version=f"accesswatch {version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, (mod, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
@@ -59,7 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except InputError as e:
-        print(f"accesswatch {args.command}: {e}", file=sys.stderr)
+        fmt = getattr(args, "log_format", None) or os.environ.get("ACCESSWATCH_LOG_FORMAT", "")
+        if fmt.strip() == "json":  # issue 16: one JSON object a line, the error's too
+            from streams.logs import say
+
+            say(f"accesswatch {args.command}: {e}", "json", logger=f"accesswatch.{args.command}",
+                level=logging.ERROR)
+        else:
+            print(f"accesswatch {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"accesswatch {args.command}: interrupted", file=sys.stderr)

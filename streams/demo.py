@@ -1,7 +1,9 @@
 """`accesswatch demo` — embedded broker, a worker, a Coupang-style scenario, alerts live.
 
 1. starts Tansu on a free loopback port (or uses ``--broker kafka://HOST:PORT``) and
-   creates the topics;
+   creates the topics; on a ``--broker`` they are named after the run
+   (``accesswatch-demo-<time>-<random>-auth-logins`` ...), like its consumer group, so two
+   runs never read each other's events;
 2. starts ``accesswatch worker`` as a subprocess (its own Faust app and consumer group)
    and waits until its web server answers (``/metrics``);
 3. produces a simulated day (``detectors.simulate``: a few thousand customers, the
@@ -332,6 +334,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alerting", choices=("auto", "on", "off"), default="auto",
                    help="also start Prometheus, Alertmanager and the on-call receiver "
                         "(auto: when installed)")
+    from streams.settings import add_log_format_argument  # issue 16: operations
+
+    add_log_format_argument(p)
+
+
+def run_topics(run_id: str, shared: bool) -> tuple[Any, dict[str, str]]:
+    """The topics of one demo run and the worker's environment naming them.
+
+    On a broker of its own (the embedded one, new each run) the usual names. On a broker
+    given with ``--broker`` (shared, kept between runs) topics named after the run, so a
+    run never reads another run's events (issue 16: a second run took the first's 103,650
+    events too); ``ACCESSWATCH_TOPIC_*`` names set in the environment are prefixed alike."""
+    from streams.topics import TopicNames
+
+    base = TopicNames.from_env()
+    if not shared:
+        return base, {}
+    # the internal partials topic is ``<app id>-partials``: the run's own already
+    names = TopicNames(*(f"{run_id}-{n}" for n in base.all()))
+    env = {"ACCESSWATCH_TOPIC_LOGINS": names.logins, "ACCESSWATCH_TOPIC_ACCESS": names.access,
+           "ACCESSWATCH_TOPIC_IDENTITY": names.identity,
+           "ACCESSWATCH_TOPIC_ALERTS": names.alerts, "ACCESSWATCH_TOPIC_DLQ": names.dlq}
+    return names, env
 
 
 @contextlib.contextmanager
@@ -359,23 +384,36 @@ def run(args: argparse.Namespace) -> int:
     scn = file_scenario(args.events) if args.events else builtin_scenario(
         args.seed, args.customers, args.hours)
 
+    from streams.logs import say as log_line
+    from streams.replay import _log_format
+
+    fmt = _log_format(args)
+
     def say(msg: str) -> None:
-        print(msg, file=out if not args.json else sys.stderr, flush=True)
+        if fmt == "json":  # issue 16: one JSON object a line, on stderr
+            log_line(msg, fmt, logger="accesswatch.demo")
+        else:
+            print(msg, file=out if not args.json else sys.stderr, flush=True)
 
     from streams.broker import parse_broker_url
-    from streams.topics import TopicNames, create_topics
+    from streams.topics import create_topics
 
     with _broker(args.broker) as url:
         bootstrap = parse_broker_url(url)
-        names = TopicNames.from_env()
+        run_id = f"accesswatch-demo-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+        names, topics_env = run_topics(run_id, shared=args.broker is not None)
         try:
             create_topics(bootstrap, args.partitions, names=names, timeout=15)
         except Exception as e:
             raise InputError(f"broker {url}: cannot create topics: {e}") from None
-        app_id = f"accesswatch-demo-{os.getpid()}-{int(time.time())}"
+        app_id = run_id  # a consumer group of its own, too
         chain = _start_chain(args.alerting, say)
         extra = ["--alertmanager", chain.am_url] if chain is not None else []
-        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra)
+        extra += ["--log-format", fmt]
+        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra,
+                               topics_env=topics_env)
+        if args.broker is not None:
+            say(f"topics of this run: {', '.join(names.all())} (delete them when done)")
         say(f"broker {url}; starting a worker ...")
         worker.start()
         reader = AlertReader(bootstrap, names.alerts).start()

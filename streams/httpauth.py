@@ -159,16 +159,21 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 
 def aiohttp_middleware(
-    auth: Authenticator, on_refused: Callable[[], None] | None = None
+    auth: Authenticator, on_refused: Callable[[], None] | None = None,
+    open_paths: Sequence[str] = (),
 ) -> Callable[[Any, Handler], Awaitable[Any]]:
     """An aiohttp middleware answering 401 (with ``WWW-Authenticate``) to every request,
-    whatever its path, that lacks a valid credential. Installed through Faust's public
-    ``web_application_options={"middlewares": [...]}``, so it guards every page Faust
-    serves, its own views and ours alike."""
+    whatever its path, that lacks a valid credential, except a GET or HEAD of exactly one
+    of ``open_paths`` (the worker's ``/healthz`` and ``/readyz``, whose bodies are one fixed
+    word). Installed through Faust's public ``web_application_options={"middlewares": [...]}``,
+    so it guards every page Faust serves, its own views and ours alike."""
+    open_paths = frozenset(open_paths)
     from aiohttp import web
 
     @web.middleware
     async def require_auth(request: Any, handler: Handler) -> Any:
+        if request.path in open_paths and request.method in ("GET", "HEAD"):
+            return await handler(request)  # health probes: a fixed word, nothing else
         if auth.check(request.headers.get("Authorization")):
             return await handler(request)
         if on_refused is not None:
@@ -215,7 +220,10 @@ def faust_web_options(settings: Any, on_refused: Callable[[], None] | None = Non
         "web_metrics_enabled": False,
     }
     if auth:
-        opts["web_application_options"] = {"middlewares": [aiohttp_middleware(auth, on_refused)]}
+        from streams.health import HEALTH_PATHS
+
+        opts["web_application_options"] = {
+            "middlewares": [aiohttp_middleware(auth, on_refused, open_paths=HEALTH_PATHS)]}
     return opts
 
 

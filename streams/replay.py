@@ -23,8 +23,7 @@ import orjson
 
 from detectors import events as E
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
-from streams import adapt
-from streams import gcpolicy
+from streams import adapt, gcpolicy
 from streams.settings import SettingsError, victim_salt_from_env
 
 log = logging.getLogger("accesswatch.replay")
@@ -204,6 +203,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "as future_ts (default %(default)s; 0 = off: a file dated in the future)")
     p.add_argument("--trust-producer-geo", dest="trust_producer_geo", action="store_true",
                    help="believe the events' own country / asn (default: GeoIP decides)")
+    from streams.settings import add_log_format_argument  # issue 16: operations
+
+    add_log_format_argument(p)
 
 
 class _OneLine(logging.Formatter):
@@ -216,9 +218,12 @@ class _OneLine(logging.Formatter):
 
 def run(args: argparse.Namespace) -> int:
     """Exit codes in the module docstring; whatever fails, one line on stderr."""
+    from streams.logs import json_formatter, say
+
+    fmt = _log_format(args)
     root = logging.getLogger("accesswatch")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine())
+    handler.setFormatter(json_formatter() if fmt == "json" else _OneLine())
     handler.setLevel(logging.WARNING)
     root.addHandler(handler)
     propagate, root.propagate = root.propagate, False
@@ -227,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     except (InputError, KeyboardInterrupt, BrokenPipeError):
         raise  # the command line turns these into their line and exit code
     except Exception as e:  # a bug outside the engine's isolation: say what, not where
-        print(f"accesswatch replay: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        say(f"accesswatch replay: internal error: {type(e).__name__}: {e}", fmt,
+            logger="accesswatch.replay", level=logging.ERROR)
         return 1
     finally:
         root.removeHandler(handler)
@@ -280,5 +286,21 @@ def _run(args: argparse.Namespace) -> int:
         if rejects is not None:
             rejects.close()
     if not args.quiet:
-        print(summary(engine, time.perf_counter() - t0, source), file=sys.stderr)
+        from streams.logs import say
+
+        say(summary(engine, time.perf_counter() - t0, source), _log_format(args),
+            logger="accesswatch.replay")
     return 0
+
+
+def _log_format(args: argparse.Namespace) -> str:
+    """``--log-format``, else ``$ACCESSWATCH_LOG_FORMAT``, else text (issue 16)."""
+    import os
+
+    from streams.logs import LOG_FORMATS
+
+    fmt = getattr(args, "log_format", None) or os.environ.get(
+        "ACCESSWATCH_LOG_FORMAT", "").strip() or "text"
+    if fmt not in LOG_FORMATS:
+        raise InputError(f"$ACCESSWATCH_LOG_FORMAT={fmt!r} is not one of {', '.join(LOG_FORMATS)}")
+    return fmt

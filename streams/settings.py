@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streams.broker import parse_broker_url
+from streams.logs import LOG_FORMATS
 from streams.snapshot import StateKeys, keys_from_env
 from streams.topics import TopicNames
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from streams.httpauth import Authenticator
 
 STORES = ("memory", "rocksdb")
+GEOIP_SOURCES = ("geoip2fast", "maxmind")  # issue 16: operations
 LOOPS = ("auto", "uvloop", "asyncio")
 _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
           "0": False, "false": False, "no": False, "off": False}
@@ -218,6 +220,70 @@ class Settings:
     #: recently seen and unflagged evicted first. 0 = no budget.
     max_state_bytes: int = 1 << 30
 
+    # ---- issue 16: operations ---------------------------------------------------------------
+    #: (``ACCESSWATCH_LOG_FORMAT``, ``--log-format``) ``text`` or ``json`` (one JSON object a
+    #: line: ``time``, ``level``, ``logger``, ``message``; ``streams.logs``).
+    log_format: str = "text"
+    #: (``ACCESSWATCH_RUNBOOK_BASE_URL``, ``--runbook-base-url``) base of the runbook links in
+    #: Alertmanager annotations (``<base>/docs/detectors.md#<detector>``).
+    runbook_base_url: str = "https://github.com/accesswatch/accesswatch/blob/main"
+    #: (``ACCESSWATCH_GEOIP_SOURCE``, ``--geoip-source``) ``geoip2fast`` (the bundled data)
+    #: or ``maxmind`` (the operator's GeoLite2/GeoIP2 .mmdb files below, via ``maxminddb``).
+    geoip_source: str = "geoip2fast"
+    #: (``ACCESSWATCH_GEOIP_COUNTRY_DB``, ``ACCESSWATCH_GEOIP_ASN_DB``,
+    #: ``ACCESSWATCH_GEOIP_CITY_DB``) the .mmdb files of ``maxmind``: Country (or City, which
+    #: holds the countries too) and ASN.
+    geoip_country_db: str = ""
+    geoip_asn_db: str = ""
+    geoip_city_db: str = ""
+    #: (``ACCESSWATCH_TRUSTED_NETWORKS``) comma-separated CIDR networks of the operator's own
+    #: sources (validated and shown by ``config check``; no detector reads them yet).
+    trusted_networks: tuple[str, ...] = ()
+    #: (file only: ``[detectors.params.<id>]``) keyword arguments of each detector's class
+    #: (``EngineConfig.params``).
+    detector_params: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: (file only: ``[detectors.token_lifetimes]``) key id -> seconds a token it signs stays
+    #: valid (validated and shown by ``config check``; no detector reads them yet).
+    token_lifetimes: dict[str, float] = field(default_factory=dict)
+
+    def _validate_operations(self) -> None:
+        """issue 16: the GeoIP source, the runbook URL, the networks, the detector params."""
+        if self.geoip_source not in GEOIP_SOURCES:
+            raise SettingsError(f"GeoIP source must be one of {', '.join(GEOIP_SOURCES)}, "
+                                f"not {self.geoip_source!r}")
+        if self.geoip_source == "maxmind" and not (self.geoip_country_db or self.geoip_city_db):
+            raise SettingsError("GeoIP source maxmind needs a Country or City database: set "
+                                "ACCESSWATCH_GEOIP_COUNTRY_DB or ACCESSWATCH_GEOIP_CITY_DB")
+        if self.geoip_source == "maxmind":
+            from streams.geoip import GeoIPError, check_mmdb
+
+            try:
+                for what, path in (("country", self.geoip_country_db),
+                                   ("city", self.geoip_city_db), ("ASN", self.geoip_asn_db)):
+                    if path:
+                        check_mmdb(path, what)
+            except GeoIPError as e:
+                raise SettingsError(str(e)) from None
+        if not self.runbook_base_url.startswith(("http://", "https://")):
+            raise SettingsError(f"runbook base URL must start with http(s)://: "
+                                f"{self.runbook_base_url}")
+        for net in self.trusted_networks:
+            try:
+                ipaddress.ip_network(net, strict=True)
+            except ValueError as e:
+                raise SettingsError(f"trusted network {net!r}: {e}") from None
+        for key, seconds in self.token_lifetimes.items():
+            if not (isinstance(seconds, int | float) and seconds > 0):
+                raise SettingsError(f"token lifetime of {key!r} must be > 0 seconds")
+        from detectors.engine import Engine, EngineConfig
+        from detectors.geo import Geo
+
+        try:  # (a Geo without data: checking the detectors loads no GeoIP database)
+            Engine(EngineConfig(detectors=self.detectors or None, params=self.detector_params),
+                   geo=Geo(None))
+        except (TypeError, ValueError, KeyError) as e:
+            raise SettingsError(f"detectors: {e}") from None
+
     # ---- derived ---------------------------------------------------------------------
     @property
     def bootstrap(self) -> list[str]:
@@ -251,6 +317,9 @@ class Settings:
         if not self.watermark_delay >= 0:  # h-failover (NaN too)
             raise SettingsError(
                 f"watermark delay must be >= 0 seconds, not {self.watermark_delay}")
+        if self.log_format not in LOG_FORMATS:  # issue 16: operations
+            raise SettingsError(f"log format must be one of {', '.join(LOG_FORMATS)}, "
+                                f"not {self.log_format!r}")
         if self.event_loop not in LOOPS:
             raise SettingsError(
                 f"event loop must be one of {', '.join(LOOPS)}, not {self.event_loop!r}")
@@ -261,6 +330,7 @@ class Settings:
                 raise SettingsError(f"Alertmanager URL must start with http(s)://: {url}")
         check_victim_salt(self.victim_salt)  # issue 12, privacy of victims
         self.ingest_pairs()  # issue 15: every --ingest names a format that loads
+        self._validate_operations()  # issue 16: operations
         self._validate_exposure()
         # issue 12, input slice
         if not 1970 <= self.ts_min_year <= self.ts_max_year <= 9998:
@@ -296,7 +366,10 @@ class Settings:
 
     # ---- constructors ----------------------------------------------------------------
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *,
+                 base: Settings | None = None) -> Settings:
+        """The environment's settings over ``base`` (the configuration file's, issue 16),
+        else over the defaults."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -335,6 +408,13 @@ class Settings:
             "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
             "max_future_skew": ("ACCESSWATCH_MAX_FUTURE_SKEW", float),
             "watermark_delay": ("ACCESSWATCH_WATERMARK_DELAY", float),  # h-failover
+            # issue 16: operations
+            "log_format": ("ACCESSWATCH_LOG_FORMAT", str),
+            "runbook_base_url": ("ACCESSWATCH_RUNBOOK_BASE_URL", str),
+            "geoip_source": ("ACCESSWATCH_GEOIP_SOURCE", str),
+            "geoip_country_db": ("ACCESSWATCH_GEOIP_COUNTRY_DB", str),
+            "geoip_asn_db": ("ACCESSWATCH_GEOIP_ASN_DB", str),
+            "geoip_city_db": ("ACCESSWATCH_GEOIP_CITY_DB", str),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -359,6 +439,7 @@ class Settings:
             ("detectors", "ACCESSWATCH_DETECTORS"),
             ("trust_producer_geo", "ACCESSWATCH_TRUST_PRODUCER_GEO"),
             ("ingest", "ACCESSWATCH_INGEST"),  # issue 15
+            ("trusted_networks", "ACCESSWATCH_TRUSTED_NETWORKS"),  # issue 16
         ):
             raw = get(var)
             if raw is not None:
@@ -372,20 +453,31 @@ class Settings:
                 "$ACCESSWATCH_MIGRATE_PICKLE_STATE is no longer supported: checkpoints of the "
                 "pickle format are never read; unset it (docs/operations.md, \"Upgrading from a "
                 "pickle checkpoint\")")
-        kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
-        return cls(**kw)  # type: ignore[arg-type]
+        if base is None:
+            kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
+            return cls(**kw)  # type: ignore[arg-type]
+        # issue 16: over the configuration file's layer, only what the environment sets
+        for secret in ("state_keys", "victim_salt"):
+            if not kw[secret]:
+                del kw[secret]
+        kw["topics"] = _topics_from(env, base.topics)
+        return replace(base, **kw)  # type: ignore[arg-type]
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-        """Environment settings with every flag that was given laid over them."""
-        base = cls.from_env(env)
+        """Environment settings with every flag that was given laid over them (and both
+        over the configuration file of ``--config`` / ``$ACCESSWATCH_CONFIG``, issue 16)."""
+        from streams.config import base_settings
+
+        file_base = base_settings(args, os.environ if env is None else env)
+        base = cls.from_env(env, base=file_base)
         names = {f.name for f in fields(cls)}
         over: dict[str, object] = {}
         for k, v in vars(args).items():
             if k in names and v is not None:
-                over[k] = _split(v) if k in ("alertmanager", "detectors",
-                                             "trust_producer_geo", "ingest") else v
+                over[k] = _split(v) if k in ("alertmanager", "detectors", "trust_producer_geo",
+                                             "ingest", "trusted_networks") else v
         return replace(base, **over).validate()  # type: ignore[arg-type]
 
     def data_path(self) -> Path:
@@ -448,8 +540,8 @@ def _split(value: object) -> tuple[str, ...]:
     return tuple(i.strip() for i in items if i.strip())
 
 
-def _topics_from(env: Mapping[str, str]) -> TopicNames:
-    base = TopicNames()
+def _topics_from(env: Mapping[str, str], base: TopicNames | None = None) -> TopicNames:
+    base = base or TopicNames()
     pairs = {
         "logins": "ACCESSWATCH_TOPIC_LOGINS",
         "access": "ACCESSWATCH_TOPIC_ACCESS",
@@ -458,6 +550,7 @@ def _topics_from(env: Mapping[str, str]) -> TopicNames:
         "dlq": "ACCESSWATCH_TOPIC_DLQ",
     }
     kw = {k: (env.get(v, "").strip() or getattr(base, k)) for k, v in pairs.items()}
+    kw["partials"] = env.get("ACCESSWATCH_TOPIC_PARTIALS", "").strip() or base.partials
     return TopicNames(**kw)
 
 
@@ -588,6 +681,22 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
                    help="about this much detector state per partition (estimated), e.g. 512MiB; "
                    "least recently seen evicted first ($ACCESSWATCH_MAX_STATE_BYTES, default "
                    "1GiB; 0 = no budget)")
+    # ---- issue 16: operations ----
+    add_log_format_argument(p)
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML configuration file ($ACCESSWATCH_CONFIG); the environment "
+                   "overrides it and flags override both (deploy/accesswatch.example.toml)")
+    p.add_argument("--runbook-base-url", dest="runbook_base_url", metavar="URL",
+                   help="base of the runbook links sent to Alertmanager "
+                   "($ACCESSWATCH_RUNBOOK_BASE_URL)")
+    p.add_argument("--geoip-source", dest="geoip_source", choices=GEOIP_SOURCES,
+                   help="geoip2fast (bundled, default) or maxmind ($ACCESSWATCH_GEOIP_SOURCE)")
+    p.add_argument("--geoip-country-db", dest="geoip_country_db", metavar="FILE",
+                   help="MaxMind Country .mmdb ($ACCESSWATCH_GEOIP_COUNTRY_DB)")
+    p.add_argument("--geoip-asn-db", dest="geoip_asn_db", metavar="FILE",
+                   help="MaxMind ASN .mmdb ($ACCESSWATCH_GEOIP_ASN_DB)")
+    p.add_argument("--geoip-city-db", dest="geoip_city_db", metavar="FILE",
+                   help="MaxMind City .mmdb, instead of Country ($ACCESSWATCH_GEOIP_CITY_DB)")
 
 
 # ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
@@ -608,3 +717,10 @@ def size(text: str) -> int:
     if not digits.isdigit() or unit not in _UNITS:
         raise ValueError(f"not a byte count: {text!r}")
     return int(digits) * _UNITS[unit]
+
+
+def add_log_format_argument(p: argparse.ArgumentParser) -> None:
+    """``--log-format text|json`` (worker, replay, demo)."""
+    p.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS,
+                   help="text, or json: every log line one JSON object "
+                   "($ACCESSWATCH_LOG_FORMAT, default text)")

@@ -21,7 +21,6 @@ import gc
 import logging
 import os
 import socket
-import sys
 from dataclasses import replace
 
 from streams import gcpolicy
@@ -122,11 +121,10 @@ def run_worker(settings: Settings) -> int:
     import faust
 
     from streams.app import create_app
+    from streams.logs import configure, say
 
     level = settings.log_level.upper()
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(level, settings.log_format)
     loop = use_loop(settings.event_loop)
     if settings.fast_deliver:
         from streams.fastdeliver import install
@@ -135,19 +133,18 @@ def run_worker(settings: Settings) -> int:
     app = create_app(settings)
     freeze_heap()
     gcpolicy.install()  # the engines' state out of the collector's full passes (issue 12)
-    print(
-        f"accesswatch worker {settings.worker_id}: broker {settings.broker}, "
+    say(f"accesswatch worker {settings.worker_id}: broker {settings.broker}, "
         f"{settings.partitions} partitions, store {settings.store}, {loop} loop, "
         f"metrics at http://{settings.web_host}:{settings.web_port}/metrics",
-        file=sys.stderr,
-        flush=True,
-    )
+        settings.log_format, logger="accesswatch.worker")
     warning = victim_salt_warning(settings)
     if warning:
-        print(warning, file=sys.stderr, flush=True)
+        say(warning, settings.log_format, logger="accesswatch.worker", level=logging.WARNING)
     worker = faust.Worker(
         app, loglevel=level, quiet=True, redirect_stdouts=False, override_logging=False
     )
+    # no terminal spinner: it wrote cursor escapes into the log (on stdout, tty or not)
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +15,10 @@ import pytest
 from streams.broker import BrokerUnavailable, find_tansu
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytest_plugins = [
+    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
+]
 
 
 def _need_tansu() -> None:
@@ -86,3 +91,33 @@ def test_demo_missing_events_file_is_one_line() -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "no such file" in lines[0]
 
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(480)
+def test_two_demo_runs_on_one_broker_give_the_same_alert_ids(fresh_tansu: Any,
+                                                            tmp_path: Any) -> None:
+    """issue 16: a second `demo --broker` run read the first run's events too (321 alert ids
+    instead of 185 on Apache Kafka). Each run now has topics and a group of its own."""
+    from detectors.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(seed=2, customers=300, hours=1.5, attacks=("coupang",),
+                             attack_start_hour=0.5))
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in sim.events))
+    runs = []
+    for _ in range(2):
+        r = _demo("--json", "--events", str(events), "--broker", fresh_tansu.url,
+                  "--alerting", "off")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "topics of this run: accesswatch-demo-" in r.stderr
+        runs.append({json.loads(line)["alert_id"] for line in r.stdout.splitlines()
+                     if line.strip()})
+    assert runs[0], "the first run raised no alert"
+    assert runs[1] == runs[0]
+    # the second run's worker took its own events only, not the first run's too
+    import re
+
+    m = re.search(r"events: ([\d,]+) produced, ([\d,]+) taken by the worker", r.stderr)
+    assert m, r.stderr[-2000:]
+    assert m.group(1) == m.group(2) == f"{len(sim.events):,}"

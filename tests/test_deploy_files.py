@@ -67,9 +67,9 @@ def test_compose_settings_are_real_worker_settings(compose: dict[str, Any]) -> N
     assert env["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"  # inside its container, for Prometheus
     assert env["ACCESSWATCH_ALERTMANAGER"] == "http://alertmanager:9093"
     port = int(env["ACCESSWATCH_WEB_PORT"])
-    # the health check reads /metrics with the worker's own token
+    # the health check reads /healthz (with the worker's own token, not needed there)
     assert compose["services"]["worker"]["healthcheck"]["test"] == [
-        "CMD", "python", "-m", "streams.httpauth", "probe", f"http://127.0.0.1:{port}/metrics"]
+        "CMD", "python", "-m", "streams.httpauth", "probe", f"http://127.0.0.1:{port}/healthz"]
     prom = load(DEPLOY / "prometheus" / "prometheus.compose.yml")
     [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "accesswatch"]
     assert job["dns_sd_configs"][0] == {
@@ -166,11 +166,18 @@ def test_worker_deployment_probes_resources_and_scrape_annotations() -> None:
     cm = docs["ConfigMap"]["data"]
     assert ports["web"] == int(cm["ACCESSWATCH_WEB_PORT"])
     assert cm["ACCESSWATCH_WEB_HOST"] == "0.0.0.0"
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        # an httpGet probe would get 401 (or carry the token in the manifest)
-        assert c[probe]["exec"]["command"] == [
-            "python", "-m", "streams.httpauth", "probe",
-            f"http://127.0.0.1:{ports['web']}/metrics"], probe
+    # issue 16: the worker's own health pages, which answer without the token
+    # (tests/test_health.py), so plain httpGet probes on the web port
+    from streams.health import HEALTH_PATHS
+
+    paths = {probe: c[probe]["httpGet"]["path"]
+             for probe in ("livenessProbe", "readinessProbe", "startupProbe")}
+    assert paths == {"livenessProbe": "/healthz", "readinessProbe": "/readyz",
+                     "startupProbe": "/healthz"}
+    assert set(paths.values()) <= set(HEALTH_PATHS)
+    for probe in paths:
+        assert c[probe]["httpGet"]["port"] in ("web", ports["web"]), probe
+        assert "httpHeaders" not in c[probe]["httpGet"], probe  # no token in the manifest
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][kind])
     # no annotation-based scraping: it could not carry the token
@@ -294,3 +301,69 @@ def test_k8s_scrape_uses_the_secret_the_pods_mount() -> None:
     [ep] = docs["PodMonitor"]["spec"]["podMetricsEndpoints"]
     assert ep["authorization"] == {
         "type": "Bearer", "credentials": {"name": gen["name"], "key": item["key"]}}
+
+
+# --- the Dockerfile (issue 16; no Docker here: read statically) ------------------------------
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions, continuation lines joined, split into stages."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        op, _, rest = line.partition(" ")
+        if op.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((op.upper(), rest.strip()))
+    return stages
+
+
+def test_dockerfile_is_slim_non_root_and_runs_the_worker() -> None:
+    import json
+
+    stages = dockerfile_stages()
+    final = stages[-1]
+    ops = dict(final)  # the last of each instruction
+    assert all(re.fullmatch(r"python:3\.\d+-slim( AS \w+)?", s[0][1]) for s in stages), stages
+    # non-root, with the uid the k8s pods run as
+    user = ops["USER"].split(":")[0]
+    assert user.isdigit() and int(user) != 0
+    pod = k8s_docs()["Deployment"]["spec"]["template"]["spec"]
+    assert int(user) == pod["securityContext"]["runAsUser"]
+    # the entry point is the CLI, the default command the worker (`docker run IMAGE`)
+    assert json.loads(ops["ENTRYPOINT"]) == ["accesswatch"]
+    assert json.loads(ops["CMD"]) == ["worker"]
+    [container] = pod["containers"]
+    assert container["args"][0] == "worker" and "command" not in container
+    # the package itself is installed, from the sources the image copies
+    build = [rest for st in stages for op, rest in st if op in ("COPY", "RUN")]
+    for src in ("pyproject.toml", "detectors", "streams"):
+        assert any(r.startswith(src) or f" {src} " in f" {r} " for r in build), src
+    assert any("pip install" in r and "." in r for r in build)
+    assert "EXPOSE" in ops and int(ops["EXPOSE"]) == int(
+        k8s_docs()["ConfigMap"]["data"]["ACCESSWATCH_WEB_PORT"])
+    assert ops["WORKDIR"] == ops["ENV"].split("ACCESSWATCH_DATA_DIR=")[1].split()[0]
+    health = json.loads(ops["HEALTHCHECK"].split("CMD", 1)[1])
+    assert health[-1].endswith("/healthz")
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
+    lines = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines[0] == "*"  # everything is excluded but what is let in below
+    allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
+    assert allowed == {"pyproject.toml", "README.md", "detectors", "streams"}
+
+
+def test_compose_and_k8s_use_the_dockerfile(compose: dict[str, Any]) -> None:
+    for name in ("worker", "topics", "receiver", "secrets"):
+        build = compose["services"][name]["build"]
+        assert build == {"context": "..", "dockerfile": "Dockerfile"}, name
+        assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
+    kust = load(K8S / "kustomization.yaml")
+    [image] = kust["images"]
+    [container] = k8s_docs()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert image["name"] == container["image"]
