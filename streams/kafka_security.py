@@ -446,7 +446,12 @@ def _ssl_reason(e: BaseException) -> str:
     if isinstance(e, ssl.SSLCertVerificationError):
         return str(e.verify_message or e.reason or e)
     if isinstance(e, ssl.SSLError):
-        return str(e.reason or e).replace("_", " ").lower()
+        text = re.sub(r"^\[\w+\] |\s*\(_ssl\.c:\d+\)$", "", str(e.reason or e.strerror or e))
+        if text in ("PEM lib", "PEM_LIB"):
+            return "not PEM, or a key whose password is wrong or missing"
+        if text == "KEY_VALUES_MISMATCH":
+            return "the key does not belong to the certificate"
+        return text.replace("_", " ").lower()
     if isinstance(e, OSError):
         return e.strerror or type(e).__name__
     return str(e)

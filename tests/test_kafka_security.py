@@ -762,3 +762,21 @@ def test_demo_with_a_sasl_ssl_broker(secure_kafka: SecureKafka, tmp_path: Path) 
     shown = _alert_ids(done.stdout)  # the alert reader's, over SASL_SSL too
     assert shown and shown <= expected, (sorted(shown - expected), done.stderr[-3000:])
     assert SCRAM512[1] not in done.stdout + done.stderr
+
+
+def test_an_encrypted_client_key_takes_its_password_from_a_file(pki: Pki, tmp_path: Path) -> None:
+    from streams.kafka_security import KafkaSecurity, KafkaSecurityError
+
+    key = tmp_path / "client-encrypted.key"
+    _openssl("pkey", "-in", str(pki.client_key), "-aes256", "-passout", "pass:key-Secret-9",
+             "-out", str(key), cwd=tmp_path)
+    (tmp_path / "key-password").write_text("key-Secret-9\n")
+    base = _env(ca_file=str(pki.ca), cert_file=str(pki.client_cert), key_file=str(key))
+    sec = KafkaSecurity.from_env({**base, "ACCESSWATCH_KAFKA_KEY_PASSWORD_FILE":
+                                  str(tmp_path / "key-password")})
+    assert sec.ssl_context() is not None and "key-Secret-9" not in repr(sec)
+    with pytest.raises(KafkaSecurityError) as e:
+        KafkaSecurity.from_env({**base, "ACCESSWATCH_KAFKA_KEY_PASSWORD": "bad-Key-pw-77"})
+    assert str(e.value) == (f"client certificate {pki.client_cert} / key {key}: not PEM, or a "
+                            "key whose password is wrong or missing")
+    assert "bad-Key-pw-77" not in str(e.value) and "\n" not in str(e.value)
