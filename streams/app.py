@@ -302,15 +302,18 @@ def _written(msg: Any) -> float | None:
 
 
 def _read_partition(bootstrap: list[str], topic: str, partition: int,
-                    quiet_polls: int = 3) -> dict[bytes, bytes]:
+                    quiet_polls: int = 3, security: Any = None) -> dict[bytes, bytes]:
     """Every record of one partition from its start, latest value per key; read until
     ``quiet_polls`` fetches in a row return nothing (not to the reported end offset, which
     Tansu reports low). Blocking: called once per partition when the table is stale."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from streams.kafka_security import or_env
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                              enable_auto_commit=False, auto_offset_reset="earliest",
-                             fetch_max_wait_ms=200, request_timeout_ms=30_000)
+                             fetch_max_wait_ms=200, request_timeout_ms=30_000,
+                             **or_env(security).kafka_python_options())
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
@@ -583,7 +586,8 @@ class Runtime:
         real end (until fetches come back empty, not to the reported end offset)."""
         try:
             records = _read_partition(self.settings.bootstrap,
-                                      self.table.changelog_topic.get_topic_name(), partition)
+                                      self.table.changelog_topic.get_topic_name(), partition,
+                                      security=self.settings.kafka_security())
         except Exception as exc:
             log.warning("partition %d: changelog not read directly (%s)", partition, exc)
             return st
@@ -1196,6 +1200,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{s}" for s in settings.bootstrap],
+        broker_credentials=settings.kafka_security().faust_credentials(),  # TLS / SASL
         store=settings.store_url,
         datadir=settings.data_dir,
         key_serializer="raw",
@@ -1330,6 +1335,7 @@ async def _read_identity(app: faust.App, rt: Runtime, settings: Settings) -> Non
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id=f"{settings.app_id}-identity",
+        **settings.kafka_security().aiokafka_options(),
     )
     await consumer.start()
     try:

@@ -190,9 +190,10 @@ class WorkerProcess:
 class AlertReader:
     """Reads the alerts topic from the start, in a thread, into ``alerts`` (in order)."""
 
-    def __init__(self, bootstrap: str | list[str], topic: str) -> None:
+    def __init__(self, bootstrap: str | list[str], topic: str, security: Any = None) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.security = security  # streams.kafka_security.KafkaSecurity; None: the environment's
         self.alerts: list[dict[str, Any]] = []
         self.last_at = time.monotonic()
         self._stop = threading.Event()
@@ -207,9 +208,12 @@ class AlertReader:
     def _run(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
+        from streams.kafka_security import or_env
+
         c = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                           enable_auto_commit=False, auto_offset_reset="earliest",
-                          client_id="accesswatch-demo-alerts")
+                          client_id="accesswatch-demo-alerts",
+                          **or_env(self.security).kafka_python_options())
         try:
             parts = None
             while not parts and not self._stop.is_set():
@@ -335,6 +339,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also start Prometheus, Alertmanager and the on-call receiver "
                         "(auto: when installed)")
     from streams.settings import add_log_format_argument  # issue 16: operations
+    from streams.kafka_security import add_arguments as add_kafka_security_arguments
+
+    add_kafka_security_arguments(p)  # issue 16: for --broker (the embedded one is plaintext)
+
 
     add_log_format_argument(p)
 
@@ -396,27 +404,54 @@ def run(args: argparse.Namespace) -> int:
             print(msg, file=out if not args.json else sys.stderr, flush=True)
 
     from streams.broker import parse_broker_url
+    from streams.kafka_security import (
+        ENV,
+        FLAGS,
+        SETTINGS_FIELDS,
+        KafkaSecurity,
+        KafkaSecurityError,
+        check_connection,
+    )
+    from streams.kafka_security import from_env as security_from_env
     from streams.topics import create_topics
 
+    try:  # the embedded broker is plaintext: the security settings serve --broker only
+        security = security_from_env(args=args) if args.broker else KafkaSecurity()
+    except KafkaSecurityError as e:
+        raise InputError(str(e)) from None
     with _broker(args.broker) as url:
         bootstrap = parse_broker_url(url)
         run_id = f"accesswatch-demo-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         names, topics_env = run_topics(run_id, shared=args.broker is not None)
+        if args.broker:
+            try:
+                check_connection(bootstrap, security)
+            except KafkaSecurityError as e:
+                raise InputError(str(e)) from None
         try:
-            create_topics(bootstrap, args.partitions, names=names, timeout=15)
+            create_topics(bootstrap, args.partitions, names=names, timeout=15,
+                          security=security)
         except Exception as e:
             raise InputError(f"broker {url}: cannot create topics: {e}") from None
         app_id = run_id  # a consumer group of its own, too
         chain = _start_chain(args.alerting, say)
         extra = ["--alertmanager", chain.am_url] if chain is not None else []
         extra += ["--log-format", fmt]
+        if args.broker:  # the worker gets the same security: flags (paths), env (secrets)
+            extra += [a for name, flag in FLAGS.items()
+                      if getattr(args, SETTINGS_FIELDS[name], None)
+                      for a in (flag, getattr(args, SETTINGS_FIELDS[name]))]
         worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra,
                                topics_env=topics_env)
         if args.broker is not None:
             say(f"topics of this run: {', '.join(names.all())} (delete them when done)")
+        if not args.broker:
+            for var in ENV.values():
+                worker.env.pop(var, None)
+                worker.env.pop(f"{var}_FILE", None)
         say(f"broker {url}; starting a worker ...")
         worker.start()
-        reader = AlertReader(bootstrap, names.alerts).start()
+        reader = AlertReader(bootstrap, names.alerts, security).start()
         try:
             worker.wait_ready()
             say(f"metrics: {worker.metrics_url}")
@@ -427,7 +462,7 @@ def run(args: argparse.Namespace) -> int:
                     f"(bearer token in {chain.receiver_token_file})")
             say(f"alerts topic: {names.alerts} on {url}")
             say(f"playing {len(scn.lines):,} events ({scn.name})")
-            rc = _play(args, scn, bootstrap, names, worker, reader, say)
+            rc = _play(args, scn, bootstrap, names, worker, reader, say, security)
             if chain is not None:
                 if any(a.get("severity") == "critical" for a in reader.alerts):
                     chain.wait_for_page(30.0)
@@ -470,7 +505,7 @@ def _start_chain(mode: str, say: Any) -> Any:
 
 
 def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,
-          worker: WorkerProcess, reader: AlertReader, say: Any) -> int:
+          worker: WorkerProcess, reader: AlertReader, say: Any, security: Any = None) -> int:
     from streams.produce import Producer
 
     attack = _attack_ids(scn.truth)
@@ -478,7 +513,7 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
 
     def produce() -> None:
         try:
-            with Producer(bootstrap, topics=names) as prod:
+            with Producer(bootstrap, topics=names, security=security) as prod:
                 chunk: list[bytes] = []
                 for line in scn.lines:
                     chunk.append(line)

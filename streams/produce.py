@@ -54,6 +54,9 @@ import orjson
 from detectors.events import parse_ts
 from streams import adapt
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
+from streams.kafka_security import KafkaSecurity, KafkaSecurityError, check_connection, or_env
+from streams.kafka_security import add_arguments as add_kafka_security_arguments
+from streams.kafka_security import from_env as security_from_env
 from streams.topics import TopicNames, create_topics
 
 __all__ = [
@@ -230,11 +233,14 @@ class Producer:
         check_topics: bool = True,
         ordered: bool = True,
         order_slack: float = ORDER_SLACK,
+        security: KafkaSecurity | None = None,
     ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         self.servers = bootstrap_servers(bootstrap)
+        #: TLS / SASL options of the producer and its admin client (None: the environment's)
+        self._security = or_env(security).kafka_python_options()
         self.topics = topics or TopicNames.from_env()
         self._topic_of = {kind: self.topics.for_kind(kind) for kind in KINDS}
         self.default_topic = default_topic
@@ -255,6 +261,7 @@ class Producer:
         config.setdefault("client_id", "accesswatch-produce")
         config.setdefault("bootstrap_timeout_ms", 10_000)
         config.setdefault("max_block_ms", 30_000)
+        config.update(self._security)
         try:
             self._producer = KafkaProducer(bootstrap_servers=self.servers, **config)
         except KafkaError as exc:
@@ -274,6 +281,7 @@ class Producer:
                 bootstrap_servers=self.servers,
                 client_id="accesswatch-produce-admin",
                 bootstrap_timeout_ms=10_000,
+                **self._security,
             )
         except KafkaError as exc:
             self._producer.close(timeout=1)
@@ -416,6 +424,7 @@ def produce_lines(
     progress: bool = False,
     source: str = "",
     producer_config: dict[str, Any] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> ProduceStats:
     """Send JSON lines (bytes, with or without their ``\\n``) and return what happened.
 
@@ -430,6 +439,7 @@ def produce_lines(
         rejects=rejects,
         progress=stream,
         producer_config=producer_config,
+        security=security,
     )
     try:
         producer.send_lines(lines, source)
@@ -474,6 +484,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-progress", action="store_true", help="no progress line even on a terminal"
     )
     adapt.add_arguments(parser)
+    add_kafka_security_arguments(parser)
 
 
 def _fail(message: str, code: int) -> int:
@@ -492,7 +503,9 @@ def _open_sources(paths: list[str]) -> Iterator[tuple[str, Iterable[bytes]]]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``accesswatch produce``: 0 ok, 1 broker/delivery trouble (or rejects with
-    ``--strict``), 2 bad input (missing file, bad URL)."""
+    ``--strict``), 2 bad input (missing file, bad URL, a Kafka security setting that does not
+    work: an untrusted certificate, a refused password, a TLS listener for a plaintext
+    client)."""
     from kafka.errors import KafkaError
 
     paths: list[str] = list(args.files)
@@ -507,7 +520,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         servers = bootstrap_servers(args.broker)
         adapter_of = adapt.load(args)
-    except ValueError as exc:
+        security = security_from_env(args=args)
+    except ValueError as exc:  # a bad URL, a format, a security setting that cannot work
         return _fail(str(exc), 2)
     names = TopicNames.from_env()
     total = None if "-" in paths else sum(os.path.getsize(p) for p in paths)
@@ -530,8 +544,9 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 return _fail(f"cannot write rejects file {args.rejects}: {exc.strerror}", 2)
         check_reachable(servers)
+        check_connection(servers, security)
         if args.create_topics:
-            create_topics(servers, names=names)
+            create_topics(servers, names=names, security=security)
         producer = Producer(
             servers,
             topics=names,
@@ -541,6 +556,7 @@ def run(args: argparse.Namespace) -> int:
             progress=show,
             total_bytes=total,
             ordered=not args.unordered,
+            security=security,
         )
         adapted: adapt.AdaptedInput | None = None
         try:
@@ -556,6 +572,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"accesswatch produce: {source}: {adapted.summary()}", file=sys.stderr)
         finally:
             stats = producer.close()
+    except KafkaSecurityError as exc:  # the security settings or the broker's answer to them
+        return _fail(str(exc), 2)
     except (ProduceError, BrokerUnavailable) as exc:
         return _fail(str(exc), 1)
     except OSError as exc:

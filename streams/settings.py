@@ -29,6 +29,7 @@ from streams.topics import TopicNames
 
 if TYPE_CHECKING:
     from streams.httpauth import Authenticator
+    from streams.kafka_security import KafkaSecurity
 
 STORES = ("memory", "rocksdb")
 GEOIP_SOURCES = ("geoip2fast", "maxmind")  # issue 16: operations
@@ -284,6 +285,45 @@ class Settings:
         except (TypeError, ValueError, KeyError) as e:
             raise SettingsError(f"detectors: {e}") from None
 
+    # ---- issue 16: Kafka security (streams.kafka_security) --------------------------------
+    #: (``ACCESSWATCH_KAFKA_SECURITY_PROTOCOL``, ``--kafka-security-protocol``) PLAINTEXT, SSL,
+    #: SASL_PLAINTEXT or SASL_SSL; empty: SASL_SSL with a SASL mechanism, SSL with a CA or
+    #: client certificate, else PLAINTEXT.
+    kafka_security_protocol: str = ""
+    #: (``ACCESSWATCH_KAFKA_CA_FILE``, ``--kafka-ca-file``) PEM CAs trusted for the brokers'
+    #: certificates (default: the system's). Certificates and host names are always verified.
+    kafka_ca_file: str = ""
+    #: (``ACCESSWATCH_KAFKA_CERT_FILE``, ``ACCESSWATCH_KAFKA_KEY_FILE``, ``--kafka-cert-file``,
+    #: ``--kafka-key-file``) client certificate and key (PEM) for mutual TLS.
+    kafka_cert_file: str = ""
+    kafka_key_file: str = ""
+    #: (``ACCESSWATCH_KAFKA_KEY_PASSWORD`` or ``_FILE``) the key's password. No flag.
+    kafka_key_password: str = field(default="", repr=False)
+    #: (``ACCESSWATCH_KAFKA_SASL_MECHANISM``, ``--kafka-sasl-mechanism``) PLAIN, SCRAM-SHA-256,
+    #: SCRAM-SHA-512 or OAUTHBEARER.
+    kafka_sasl_mechanism: str = ""
+    #: (``ACCESSWATCH_KAFKA_USERNAME`` or ``_FILE``, ``--kafka-username``) SASL user name.
+    kafka_username: str = ""
+    #: (``ACCESSWATCH_KAFKA_PASSWORD`` or ``ACCESSWATCH_KAFKA_PASSWORD_FILE``) SASL password.
+    #: No flag: a flag would show in ``ps``.
+    kafka_password: str = field(default="", repr=False)
+    #: (``ACCESSWATCH_KAFKA_OAUTH_TOKEN_FILE``, ``--kafka-oauth-token-file``) OAUTHBEARER token
+    #: file, read at each authentication (a rotated token is picked up).
+    kafka_oauth_token_file: str = ""
+    #: (``ACCESSWATCH_KAFKA_OAUTH_TOKEN_COMMAND``) or a command printing the token (run without
+    #: a shell at each authentication). No flag.
+    kafka_oauth_token_command: str = field(default="", repr=False)
+
+    def kafka_security(self) -> KafkaSecurity:
+        """The Kafka clients' security (``streams.kafka_security``); ``SettingsError`` when the
+        combination cannot work or a file is unreadable."""
+        from streams.kafka_security import SETTINGS_FIELDS, KafkaSecurity, KafkaSecurityError
+
+        try:
+            return KafkaSecurity.build(**{k: getattr(self, f) for k, f in SETTINGS_FIELDS.items()})
+        except KafkaSecurityError as e:
+            raise SettingsError(str(e)) from None
+
     # ---- derived ---------------------------------------------------------------------
     @property
     def bootstrap(self) -> list[str]:
@@ -339,6 +379,7 @@ class Settings:
         if not self.max_future_skew >= 0:
             raise SettingsError(f"max future skew must be >= 0 seconds, not "
                                 f"{self.max_future_skew}")
+        self.kafka_security()  # issue 16: Kafka security
         return self
 
     def _validate_exposure(self) -> None:
@@ -454,6 +495,7 @@ class Settings:
                 "pickle format are never read; unset it (docs/operations.md, \"Upgrading from a "
                 "pickle checkpoint\")")
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
+        kw.update(_kafka_security_from_env(env))  # issue 16: Kafka security
         if base is None:
             kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
             return cls(**kw)  # type: ignore[arg-type]
@@ -698,6 +740,10 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--geoip-city-db", dest="geoip_city_db", metavar="FILE",
                    help="MaxMind City .mmdb, instead of Country ($ACCESSWATCH_GEOIP_CITY_DB)")
 
+    # ---- issue 16: Kafka security (file paths and names; secrets only from the environment)
+    from streams.kafka_security import add_arguments as add_kafka_security_arguments
+
+    add_kafka_security_arguments(p)
 
 # ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
@@ -724,3 +770,14 @@ def add_log_format_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS,
                    help="text, or json: every log line one JSON object "
                    "($ACCESSWATCH_LOG_FORMAT, default text)")
+
+
+# ---- issue 16: Kafka security ---------------------------------------------------------------
+def _kafka_security_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """The ``kafka_*`` fields set in ``env``; secrets read from their ``_FILE`` when given."""
+    from streams.kafka_security import SETTINGS_FIELDS, KafkaSecurityError, env_values
+
+    try:
+        return {SETTINGS_FIELDS[k]: v for k, v in env_values(env).items()}
+    except KafkaSecurityError as e:
+        raise SettingsError(str(e)) from None

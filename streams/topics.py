@@ -45,6 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
+from streams.kafka_security import KafkaSecurity, KafkaSecurityError, check_connection, or_env
+from streams.kafka_security import add_arguments as add_kafka_security_arguments
+from streams.kafka_security import from_env as security_from_env
 
 __all__ = [
     "ACCESS",
@@ -178,7 +181,8 @@ class TopicReport:
 
 
 @contextlib.contextmanager
-def _admin(bootstrap: str | list[str], timeout: float) -> Iterator[Any]:
+def _admin(bootstrap: str | list[str], timeout: float,
+           security: KafkaSecurity | None = None) -> Iterator[Any]:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(
@@ -186,6 +190,7 @@ def _admin(bootstrap: str | list[str], timeout: float) -> Iterator[Any]:
         client_id="accesswatch-admin",
         request_timeout_ms=int(timeout * 1000),
         bootstrap_timeout_ms=int(min(timeout, 10.0) * 1000),
+        **or_env(security).kafka_python_options(),
     )
     try:
         yield admin
@@ -240,9 +245,11 @@ def describe_topics(
     *,
     with_configs: bool = True,
     timeout: float = 10.0,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, TopicInfo]:
-    """Existing topics (all, or those of ``names`` that exist) with partition counts."""
-    with _admin(bootstrap, timeout) as admin:
+    """Existing topics (all, or those of ``names`` that exist) with partition counts.
+    ``security``: the clients' TLS / SASL options (None: the environment's)."""
+    with _admin(bootstrap, timeout, security) as admin:
         return _describe(admin, names, with_configs)
 
 
@@ -267,6 +274,7 @@ def create_topics(
     alerts_retention_days: float = 30,
     dlq_retention_days: float = 30,
     timeout: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> list[TopicReport]:
     """Create the five topics; existing ones are left as they are (idempotent).
 
@@ -289,7 +297,7 @@ def create_topics(
         alerts_retention_days=alerts_retention_days,
         dlq_retention_days=dlq_retention_days,
     )
-    with _admin(bootstrap, timeout) as admin:
+    with _admin(bootstrap, timeout, security) as admin:
         before = _describe(admin, names.all(), with_configs=False)
         check_copartitioned(before, names)
         wanted = {name: partitions for name in names.all()}
@@ -352,6 +360,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     create = sub.add_parser("create", help="create the topics (existing ones are kept)")
     create.add_argument("--broker", default=default_broker, help=broker_help)
+    add_kafka_security_arguments(create)
     create.add_argument("--partitions", type=int, default=4, help="partitions per topic (4)")
     create.add_argument("--replication", type=int, default=1, help="replication factor (1)")
     create.add_argument(
@@ -364,6 +373,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     listing = sub.add_parser("list", help="show the accesswatch topics that exist")
     listing.add_argument("--broker", default=default_broker, help=broker_help)
+    add_kafka_security_arguments(listing)
     listing.add_argument("--all", action="store_true", help="show every topic on the broker")
     listing.add_argument("--json", action="store_true", help="one JSON object per topic")
 
@@ -383,7 +393,12 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     names = TopicNames.from_env()
     try:
+        security = security_from_env(args=args)
+    except KafkaSecurityError as exc:
+        return _fail(str(exc), 2)
+    try:
         check_reachable(servers)
+        check_connection(servers, security)
         if args.topics_command == "create":
             reports = create_topics(
                 servers,
@@ -393,6 +408,7 @@ def run(args: argparse.Namespace) -> int:
                 input_retention_days=args.retention_days,
                 alerts_retention_days=args.alerts_retention_days,
                 dlq_retention_days=args.dlq_retention_days,
+                security=security,
             )
             for r in reports:
                 state = "created" if r.created else "exists "
@@ -402,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
                     f"replication={r.replication}{note}"
                 )
             return 0
-        infos = describe_topics(servers, None if args.all else names.all())
+        infos = describe_topics(servers, None if args.all else names.all(), security=security)
         if args.json:
             for info in infos.values():
                 print(
@@ -433,6 +449,8 @@ def run(args: argparse.Namespace) -> int:
         if names.logins in infos and names.access in infos:
             check_copartitioned(infos, names)
         return 0
+    except KafkaSecurityError as exc:  # the security settings or the broker's answer to them
+        return _fail(str(exc), 2)
     except (CoPartitionError, BrokerUnavailable) as exc:
         return _fail(str(exc), 1)
     except ValueError as exc:

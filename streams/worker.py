@@ -46,9 +46,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def prepare(settings: Settings, create: bool = True) -> Settings:
     """Check the broker, create or inspect the topics, fix the partition count and web port."""
+    from streams.broker import check_reachable
+    from streams.kafka_security import KafkaSecurityError, check_connection
     from streams.topics import CoPartitionError, create_topics, describe_topics
 
+    security = settings.kafka_security()
     try:
+        check_reachable(settings.bootstrap)
+        check_connection(settings.bootstrap, security)
         if create:
             reports = create_topics(
                 settings.bootstrap,
@@ -56,17 +61,19 @@ def prepare(settings: Settings, create: bool = True) -> Settings:
                 settings.replication,
                 names=settings.topics,
                 timeout=15,
+                security=security,
             )
             parts = {r.name: r.partitions for r in reports}
         else:
             infos = describe_topics(
-                settings.bootstrap, settings.topics.inputs(), with_configs=False, timeout=15
+                settings.bootstrap, settings.topics.inputs(), with_configs=False, timeout=15,
+                security=security,
             )
             missing = [t for t in settings.topics.inputs() if t not in infos]
             if missing:
                 raise InputError(f"missing topic(s): {', '.join(missing)}")
             parts = {n: i.partitions for n, i in infos.items()}
-    except CoPartitionError as e:
+    except (CoPartitionError, KafkaSecurityError) as e:
         raise InputError(str(e)) from None
     except InputError:
         raise
@@ -125,6 +132,9 @@ def run_worker(settings: Settings) -> int:
 
     level = settings.log_level.upper()
     configure(level, settings.log_format)
+    from streams.kafka_security import redact_logs
+
+    redact_logs(settings.kafka_security())  # kafka-python logs its config at debug level
     loop = use_loop(settings.event_loop)
     if settings.fast_deliver:
         from streams.fastdeliver import install
