@@ -338,8 +338,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alerting", choices=("auto", "on", "off"), default="auto",
                    help="also start Prometheus, Alertmanager and the on-call receiver "
                         "(auto: when installed)")
-    from streams.settings import add_log_format_argument  # issue 16: operations
     from streams.kafka_security import add_arguments as add_kafka_security_arguments
+    from streams.settings import add_log_format_argument  # issue 16: operations
 
     add_kafka_security_arguments(p)  # issue 16: for --broker (the embedded one is plaintext)
 
