@@ -76,6 +76,15 @@ class Kafka(_Section):
     app_id: str | None = Field(None, min_length=1)
     partitions: PositiveInt | None = None
     replication: PositiveInt | None = None
+    #: issue 16, Kafka security: paths and names only; the password, the key's password and
+    #: the OAuth token command come from the environment (``ACCESSWATCH_KAFKA_*``) or files
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    username: str | None = None
+    oauth_token_file: str | None = None
 
 
 class Topics(_Section):
@@ -98,6 +107,8 @@ class Worker(_Section):
     event_loop: Literal[LOOPS] | None = None  # type: ignore[valid-type]
     fast_deliver: bool | None = None
     faust_metrics: bool | None = None
+    watermark_delay: float | None = Field(None, ge=0)
+    ingest: list[str] | None = None
     log_level: Literal["debug", "info", "warning", "error"] | None = None
     log_format: Literal["text", "json"] | None = None
 
@@ -141,7 +152,7 @@ class Input(_Section):
 class State(_Section):
     key_file: str | None = None
     keys: list[SecretStr] | None = None
-    migrate_pickle_state: bool | None = None
+    max_state_bytes: int | None = Field(None, ge=0)
 
 
 class Victims(_Section):
@@ -275,14 +286,18 @@ _DIRECT: dict[tuple[str, str], str] = {
     ("input", "ts_min_year"): "ts_min_year", ("input", "ts_max_year"): "ts_max_year",
     ("input", "max_future_skew"): "max_future_skew",
     ("input", "trust_producer_geo"): "trust_producer_geo",
-    ("state", "migrate_pickle_state"): "migrate_pickle_state",
+    ("state", "max_state_bytes"): "max_state_bytes",
+    ("worker", "watermark_delay"): "watermark_delay", ("worker", "ingest"): "ingest",
+    **{("kafka", n): f"kafka_{n}" for n in (
+        "security_protocol", "ca_file", "cert_file", "key_file", "sasl_mechanism", "username",
+        "oauth_token_file")},
     ("victims", "reveal"): "reveal_victims",
     ("detectors", "enabled"): "detectors", ("detectors", "max_entities"): "max_entities",
     ("detectors", "trusted_networks"): "trusted_networks",
     ("geoip", "source"): "geoip_source", ("geoip", "country_db"): "geoip_country_db",
     ("geoip", "asn_db"): "geoip_asn_db", ("geoip", "city_db"): "geoip_city_db",
 }
-_TUPLES = {"alertmanager", "trust_producer_geo", "detectors", "trusted_networks"}
+_TUPLES = {"alertmanager", "trust_producer_geo", "detectors", "trusted_networks", "ingest"}
 
 
 def file_settings(cfg: FileConfig) -> Settings:
@@ -351,7 +366,8 @@ def base_settings(args: argparse.Namespace | None, env: Mapping[str, str]) -> Se
 
 _USERINFO = re.compile(r"(://)[^/@\s']+@")
 #: Settings fields whose value is a secret (never printed)
-SECRET_FIELDS = ("state_keys", "victim_salt")
+SECRET_FIELDS = ("state_keys", "victim_salt", "kafka_password", "kafka_key_password",
+                 "kafka_oauth_token_command")
 
 
 def effective(settings: Settings) -> list[str]:
