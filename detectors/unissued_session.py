@@ -5,8 +5,7 @@ names the session it presents. Producers key logins by ``account_id`` and access
 ``actor_id`` on co-partitioned topics, so the two meet in one worker. A session that no login
 of that actor issued is either older than our watch (``token_issued_at`` tells) or forged.
 
-- Grace: a login may reach us a little after the first request that uses its session (login
-  pipelines run up to a minute behind: 90 s by default); a
+- Grace: a login may reach us a little after the first request that uses its session; a
   presented session is only judged ``grace`` seconds (event time) after its first use.
 - Tokens that say they were issued before watching began cannot be checked against a login:
   they are adopted (remembered as known), never paged on; if ``token_issued_at`` is absent,
@@ -119,7 +118,7 @@ class UnissuedSession(Detector):
         "block the sources, invalidate sessions issued under the key, preserve the request log."
     )
 
-    def __init__(self, grace: float = 90.0, session_ttl: float = 43200.0, skew: float = 120.0,
+    def __init__(self, grace: float = 5.0, session_ttl: float = 43200.0, skew: float = 120.0,
                  critical_accounts: int = 3, window: float = 600.0, hop_window: float = 1800.0,
                  critical_hops: int = 2, max_token_lifetime: float = 172800.0,
                  lifetimes: dict[str, float] | None = None, key_grace: float = 3600.0) -> None:
