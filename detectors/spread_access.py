@@ -239,9 +239,9 @@ class SpreadAccess(Detector):
             a = self._aggs[k] = _Agg(h, d)
         if ts - a.last > self.idle and a.last:
             a.level = 0  # a quiet day ends the episode
-        if h != a.hour:
+        if h > a.hour:  # a late event (an earlier hour) counts in the current one
             self._close_hour(a, h, pop, ctx)
-        if d != a.day:
+        if d > a.day:
             a.prev_d = a.cur_d.get_estimate() if d == a.day + 1 else 0.0
             a.cur_d = _hll()
             a.day = d

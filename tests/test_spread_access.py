@@ -119,3 +119,17 @@ def test_state_per_tracked_entity_is_under_a_kibibyte_and_survives_a_checkpoint(
     k = ("no_session", "key", KEY)
     assert abs(back._aggs[k].cur_d.get_estimate() - aggs[k].cur_d.get_estimate()) < 1e-9
     assert rng  # seeded
+
+
+def test_a_late_event_from_the_previous_hour_does_not_reset_the_counts() -> None:
+    """Out-of-order input (within the engine's lateness) must not move an entity's hour back
+    and throw away the current hour's count."""
+    eng = engine()
+    on_time = [read(i, T0 + HOUR + 10 * i, f"58.120.{i}.9", sid=None) for i in range(9)]
+    late = read(100, T0 + HOUR - 5, "58.120.200.9", sid=None)
+    more = read(101, T0 + HOUR + 200, "58.120.201.9", sid=None)
+    alerts = []
+    for e in [*on_time, late, more]:
+        alerts += eng.process_obj(e)[0]
+    warned = [a for a in alerts if a["entity"] == {"kind": "key", "id": KEY}]
+    assert warned and warned[0]["severity"] == "warning"  # 11 customers >= the floor of 10
