@@ -2,7 +2,8 @@
 
 Each step is a new customer account, session and address (a successful login that issues the
 session, then a read through it), plus, every ``staff_every`` steps, a new employee (terminated,
-then reading with a revoked key) and a failed login from a new address: every detector's
+then reading with a revoked key), a failed login from a new address and a customer token
+without a session id read from another new address (``spread_access``): every detector's
 per-entity tables see new entities. Seeded; event times advance by ``1 / rate`` per step. Used
 by the state-cap tests and ``bench/bench_flood.py``.
 """
@@ -42,3 +43,7 @@ def flood(steps: int, seed: int = 1, start: float = 1750734765.0, rate: float = 
             bad = f"{r.randint(1, 223)}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"
             yield {"event_id": f"ff-{seed}-{i}", "ts": ts, "account_id": f"c-f{bits(40):x}",
                    "outcome": "failure", "src_ip": bad}
+            acct = f"c-f{bits(40):x}"
+            yield {"event_id": f"fn-{seed}-{i}", "ts": ts, "actor_id": acct, "subject_id": acct,
+                   "resource": "address", "src_ip": f"{r.randint(1, 223)}.{r.randint(0, 255)}."
+                   f"{r.randint(0, 255)}.{r.randint(1, 254)}", "token_issued_at": ts - 5}

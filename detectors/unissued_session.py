@@ -11,6 +11,20 @@ of that actor issued is either older than our watch (``token_issued_at`` tells) 
   they are adopted (remembered as known), never paged on; if ``token_issued_at`` is absent,
   sessions are adopted during the first ``session_ttl`` of the stream. Other detectors (bulk
   lookups by key and source, overseas servers) cover forged tokens that claim to be old.
+- Token lifetime (contract 1.1): a token older than its signing key's maximum lifetime is
+  invalid and judged at once, whatever login issued it or whenever it claims to be from: the
+  key's ``max_token_lifetime_s`` on ``key_issued``, else ``lifetimes[key]`` from the
+  configuration, else ``max_token_lifetime`` (48 h: twice the longest customer or staff token
+  either generator or a usual IdP issues, so a key left unconfigured does not page on normal
+  traffic). So tokens that claim to predate the watch can be adopted only while the lifetime has
+  not passed since watching began (a forger who backdates ``token_issued_at`` by 30 days pages at
+  the first request); adopted sessions are then a population that can only shrink, and
+  :mod:`detectors.spread_access` pages on one that keeps growing (and on customer tokens without a
+  session id, which cannot be checked against a login either).
+- Unannounced keys: once the key store is known (its first ``key_issued`` seen) and
+  ``key_grace`` seconds have passed since then (keys in use meanwhile are learned, for a store
+  fed late or incompletely at first), a request through a key id the store never announced is
+  judged at its first use, whatever the session. One finding per account and key.
 - A session used after a ``session_revoked`` change pages at once.
 - One session used from several countries at once: a known session seen on home or mobile
   networks (not VPNs, relays or clouds, whose exits move) of a different country within
@@ -48,7 +62,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._cap import evict, evict_pair
 from .base import Detector, Finding, ev, iso
@@ -58,6 +72,7 @@ if TYPE_CHECKING:
     from .events import Event
 
 
+_LEARN_MAX = 10_000  # most keys learned from use during the key store's grace
 _ACTOR = itemgetter(1)  # (first_ts, actor digest) -> actor digest
 
 
@@ -73,6 +88,8 @@ class _Pending:
     first_ts: float
     event_ids: list[str]
     requests: int = 1
+    why: str = "unissued"  # unissued / expired / unannounced_key
+    lifetime: float = 0.0
 
 
 @dataclass(slots=True)
@@ -103,7 +120,8 @@ class UnissuedSession(Detector):
 
     def __init__(self, grace: float = 5.0, session_ttl: float = 43200.0, skew: float = 120.0,
                  critical_accounts: int = 3, window: float = 600.0, hop_window: float = 1800.0,
-                 critical_hops: int = 2) -> None:
+                 critical_hops: int = 2, max_token_lifetime: float = 172800.0,
+                 lifetimes: dict[str, float] | None = None, key_grace: float = 3600.0) -> None:
         self.grace = grace
         self.session_ttl = session_ttl
         self.skew = skew
@@ -118,6 +136,13 @@ class UnissuedSession(Detector):
         self._rotated: float | None = None
         self._pending: dict[int, _Pending] = {}
         self._entities: dict[tuple[str, str], _EntityWindow] = {}
+        # issue 14 item 1: token lifetime per key and the keys the key store announced
+        self.max_token_lifetime = max_token_lifetime
+        self.key_grace = key_grace
+        self._lifetime: dict[str, float] = dict(lifetimes or {})  # key -> seconds (config)
+        self._announced: dict[str, float] = {}  # key -> first seen (announced or learned)
+        self._store_since: float | None = None  # first key_issued seen: the store is known
+        self._unannounced: dict[int, float] = {}  # hash(actor, key) judged -> ts
 
     # --- state ---------------------------------------------------------------------------
     def _remember(self, k: int, ts: float) -> None:
@@ -142,15 +167,43 @@ class UnissuedSession(Detector):
         return []
 
     def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.change == "key_issued" and e.key_id:
+            if self._store_since is None:
+                self._store_since = e.ts
+            self._announced[e.key_id] = e.ts
+            life = _lifetime_claim(e)
+            if life is not None:
+                self._lifetime[e.key_id] = life
         return []
+
+    def _key_unannounced(self, key: str, ts: float) -> bool:
+        """True when the key store is known, its grace is over and it never announced ``key``
+        (a key first used during the grace is learned as announced)."""
+        since = self._store_since
+        if since is None:
+            return False
+        if ts - since < self.key_grace:
+            if len(self._announced) < _LEARN_MAX:  # a flood of key ids is not learned
+                self._announced[key] = ts
+            return False
+        return True
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         sid = e.session_id
+        if sid is not None:
+            revoked = ctx.directory.session_revoked.get(sid)
+            if revoked is not None and e.ts >= revoked:
+                return [self._revoked_use(e, revoked, ctx)]
+        key = e.key_id
+        if key is not None and key not in self._announced and self._key_unannounced(key, e.ts):
+            return self._judge(e, key, "unannounced_key", 0.0, ctx)
+        tia = e.token_issued_at
+        if tia is not None and key is not None:
+            life = self._lifetime.get(key, self.max_token_lifetime)
+            if e.ts - tia > life + self.skew:
+                return self._judge(e, key, "expired", life, ctx)
         if sid is None:
             return []
-        revoked = ctx.directory.session_revoked.get(sid)
-        if revoked is not None and e.ts >= revoked:
-            return [self._revoked_use(e, revoked, ctx)]
         k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]
         if self._is_known(k):
             return self._places(k, e, ctx)
@@ -161,7 +214,6 @@ class UnissuedSession(Detector):
                 p.event_ids.append(e.event_id)
             return []
         start = ctx.start if ctx.start is not None else e.ts
-        tia = e.token_issued_at
         if tia is not None and tia < start - self.skew:
             self._remember(k, e.ts)  # issued before we watched: cannot be checked, adopt it
             return []
@@ -186,6 +238,20 @@ class UnissuedSession(Detector):
         return out
 
     # --- findings ------------------------------------------------------------------------
+    def _judge(self, e: Event, key: str, why: str, life: float, ctx: Context) -> list[Finding]:
+        """An invalid token (expired, or signed by a key never announced): judged at once,
+        once per account and key (its later requests add nothing the first did not say)."""
+        k = ctx.hash_id(e.actor_id, key, why)  # type: ignore[arg-type]
+        if k in self._unannounced:
+            return []
+        self._unannounced[k] = e.ts
+        net = e.net
+        where = f"{net.country}, {net.org or net.net_class}" if net else "?"
+        p = _Pending(e.ts, e.actor_id, e.session_id or "", ("key", key),  # type: ignore[arg-type]
+                     e.src_ip, where, e.token_issued_at, e.ts, [e.event_id],  # type: ignore[arg-type]
+                     why=why, lifetime=life)
+        return [self._finding(p, ctx)]
+
     def _finding(self, p: _Pending, ctx: Context) -> Finding:
         w = self._entities.get(p.entity)
         if w is None:
@@ -202,9 +268,11 @@ class UnissuedSession(Detector):
         via = f"through key {ident} from {p.src}" if kind == "key" else f"from {p.src}"
         acc = "account" if accounts == 1 else "accounts"
         req = "request" if w.requests == 1 else "requests"
+        watched = iso(ctx.start) if ctx.start is not None else "?"
+        if p.why != "unissued":
+            return self._invalid_finding(p, w, accounts, critical, names, actor, watched, ctx)
         summary = (f"A session that no login issued ({accounts} {acc}, {w.requests} {req}) "
                    f"read customer data {via} ({p.where}).")
-        watched = iso(ctx.start) if ctx.start is not None else "?"
         evidence = [
             ev("issuing_login", "none", f"a successful login of {actor} naming this session",
                f"{names('session', p.session)} presented for {actor}; logins watched since "
@@ -217,6 +285,36 @@ class UnissuedSession(Detector):
         ]
         score = 1.0 - 0.5 ** accounts
         return Finding(self.id, kind, ident, "critical" if critical else "warning", score,
+                       summary, evidence, p.event_ids, p.first_ts, names.extra())
+
+    def _invalid_finding(self, p: _Pending, w: _EntityWindow, accounts: int, critical: bool,
+                         names: Any, actor: str, watched: str, ctx: Context) -> Finding:
+        key = p.entity[1]
+        acc = "account" if accounts == 1 else "accounts"
+        if p.why == "expired":
+            age = p.first_ts - (p.tia or 0.0)
+            lead = (f"A token {age / 86400:.1f} days old (key {key} allows "
+                    f"{p.lifetime / 3600:g} h)")
+            evidence = [
+                ev("token_age_s", round(age), f"<= {p.lifetime:g} s (+{self.skew:g} s skew)",
+                   f"token_issued_at {iso(p.tia or 0.0)} presented for {actor}; lifetime of "
+                   f"key {key} from key_issued, configuration or the default"),
+            ]
+        else:
+            since = iso(self._store_since) if self._store_since is not None else "?"
+            lead = f"A token signed by key {key}, which the key store never announced,"
+            evidence = [
+                ev("key_announced", "never", "key_issued before use",
+                   f"key store known since {since}, grace {self.key_grace:g} s for keys in "
+                   f"use; presented for {actor}"),
+            ]
+        summary = (f"{lead} read customer data for {accounts} {acc} from {p.src} "
+                   f"({p.where}).")
+        evidence.append(ev("accounts_with_invalid_tokens", accounts,
+                           f"< {self.critical_accounts} in {self.window / 60:g} min for critical",
+                           f"under key {key}; watching since {watched}"))
+        score = 1.0 - 0.5 ** (accounts + 1)
+        return Finding(self.id, "key", key, "critical" if critical else "warning", score,
                        summary, evidence, p.event_ids, p.first_ts, names.extra())
 
     def _places(self, k: int, e: Event, ctx: Context) -> list[Finding]:
@@ -266,6 +364,9 @@ class UnissuedSession(Detector):
     def expire(self, now: float) -> None:
         for k in [k for k, w in self._entities.items() if not w.seen or w.seen[-1][0] < now - self.window]:
             del self._entities[k]
+        old = now - self.session_ttl
+        for k in [k for k, t in self._unannounced.items() if t < old]:
+            del self._unannounced[k]
 
     def shed(self, cap: int) -> int:
         """Issued sessions least recently issued first (an evicted one that comes again is
@@ -273,10 +374,19 @@ class UnissuedSession(Detector):
         n = evict_pair(self._known, self._known_prev, cap, float)
         n += evict_pair(self._where, self._where_prev, cap, _where_ts)
         n += evict(self._pending, cap, _first_ts)  # its timer then finds nothing
+        n += evict(self._unannounced, cap, float)  # an evicted one may be judged again
         return n + evict(self._entities, cap, _seen_last)
 
     def tracked(self) -> dict[str, int]:
         return {"session": len(self._known) + len(self._known_prev) + len(self._pending)}
+
+
+def _lifetime_claim(e: Event) -> float | None:
+    """``max_token_lifetime_s`` of a ``key_issued`` event (contract 1.1), if a positive number."""
+    v = e.fields().get("max_token_lifetime_s")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        return None
+    return float(min(v, 1e10))
 
 
 def _where_ts(w: tuple[str, float, int, str]) -> float:

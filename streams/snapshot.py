@@ -195,6 +195,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.revoked_credential:RevokedCredential", "detectors.revoked_credential:_Use",
     "detectors.unissued_session:UnissuedSession", "detectors.unissued_session:_Pending",
     "detectors.unissued_session:_EntityWindow",
+    "detectors.spread_access:SpreadAccess", "detectors.spread_access:_Agg",
     "detectors.unusual_hour:UnusualHour", "detectors.unusual_hour:_Principal",
     "detectors.unusual_hour:_Peer",
     "detectors._sketch:DistinctCounter",

@@ -1,0 +1,363 @@
+"""spread_access — reads an attacker cannot multiply cheaply, counted where spreading does not help.
+
+A forger who rotates over hundreds of home-broadband exits, a ring of sixty logged-in accounts
+each reading four other customers a day, or a hosting fleet abroad that rests each /24 for an
+hour stays under every per-address and per-account count. What it cannot spread is the volume
+itself: each of its requests still belongs to one of three populations that normal traffic keeps
+small, and each request still goes through one signing key, one resource, one AS. So distinct
+customers read by each population are counted per *signing key*, per *resource*, per *AS*
+(with its network class), per network class across the whole shop (*global*), and for
+unverifiable tokens also per /24 (/48) *subnet*, each against its own baseline:
+
+- **unverifiable** (customer tokens that no login can vouch for): a customer token without a
+  ``session_id`` (nothing to check against a login), and tokens adopted because they claim to
+  predate the watch (``token_issued_at`` before watching began). The adopted ones are a
+  population fixed when watching began that can only shrink: their tokens expire within the
+  key's lifetime (``key_issued``'s ``max_token_lifetime_s``, else ``lifetime``). During the first
+  half of the lifetime they are only measured (their peak hour per entity); in the second half
+  an entity may show at most ``peak x 2r`` of them in an hour (``r``: the share of the lifetime
+  still to run), after it none. Tokens without a session id are compared with the entity's own
+  learned hourly mean, as the other populations are.
+- **other_customer**: a customer credential reading another customer's data (actor != subject:
+  the IDOR ring).
+- **hosting_abroad**: a customer credential used from a hosting, VPN or cloud network outside
+  the customers' home countries (``home_countries``, else learned from where customers read).
+
+Per entity and population two horizons: a sliding hour and a sliding day (the current bucket
+plus the previous one weighted by its remaining overlap), each a mergeable HyperLogLog sketch
+(Apache DataSketches ``hll_sketch``, lg_k 8: exact while small, ~6% error beyond; a few hundred
+bytes) of the customers read. The baseline is an EWMA of the entity's closed hours (learned
+only from hours it was not flagged in; the day baseline is 24 times it). An entity warns when a
+horizon exceeds ``max(floor, 3 x mean + 4 sqrt(mean))`` and pages critical over
+``max(floor, 6 x mean + 6 sqrt(mean))``; the floors (``floors``) are what a quiet population may
+reach before any baseline exists. Warnings and criticals are raised once per entity and episode
+(an entity quiet for a day starts over).
+
+The alert's entity is the key, subnet or AS counted; for a resource or a network class across
+the shop (which are not alert entities) it is the signing key of the request that crossed the
+threshold, with the dimension named in the evidence, or its AS when the request named no key.
+
+Victims: the customers read are counted (sketches of their ids, never the ids) and not named;
+the entity (key, subnet, AS) is in the clear.
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
+>>> eng = Engine(EngineConfig(detectors=("spread_access",),
+...                           params={"spread_access": {"home_countries": ("KR",)}}))
+>>> out = []
+>>> for i in range(40):  # forty customers' tokens without a session id, one per address
+...     a, _ = eng.process_obj({"event_id": f"a{i}", "ts": T0 + 7200 + 30 * i,
+...         "actor_id": f"c-{i}", "subject_id": f"c-{i}", "resource": "address",
+...         "src_ip": f"121.134.{i}.9", "token_issued_at": T0 + 7000, "key_id": "cust-1"})
+...     out += a
+>>> [a["severity"] for a in out if a["entity"] == {"kind": "key", "id": "cust-1"}]
+['warning', 'critical']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datasketches import hll_sketch, tgt_hll_type
+
+from ._cap import evict
+from .base import Detector, Finding, ev
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+HOUR = 3600.0
+DAY = 86400.0
+_LG_K = 8
+_HLL4 = tgt_hll_type.HLL_4
+_NONE: list[Finding] = []
+POPULATIONS = ("no_session", "adopted", "other_customer", "hosting_abroad")
+_WORDS = {
+    "no_session": "customer tokens without a session id",
+    "adopted": "tokens adopted as older than the watch",
+    "other_customer": "customers reading other customers' data",
+    "hosting_abroad": "customer tokens used from hosting or VPN networks abroad",
+}
+_ABROAD_CLASSES = frozenset({"hosting", "vpn", "cloud"})
+
+
+def _hll() -> hll_sketch:
+    return hll_sketch(_LG_K, _HLL4)
+
+
+@dataclass(slots=True)
+class _Agg:
+    """One entity and population: the current hour and day sketches, the previous ones'
+    counts, the learned hourly mean, and what was raised in the current episode."""
+
+    hour: int
+    day: int
+    cur_h: hll_sketch = field(default_factory=_hll)
+    cur_d: hll_sketch = field(default_factory=_hll)
+    prev_h: float = 0.0
+    prev_d: float = 0.0
+    mean: float = 0.0
+    hours: int = 0  # closed hours learned
+    peak: float = 0.0  # adopted only: the largest closed hour while the lifetime's first half ran
+    level: int = 0  # 0 nothing, 1 warned, 2 critical in this episode
+    flagged_hour: bool = False
+    last: float = 0.0
+    event_ids: list[str] = field(default_factory=list)
+
+    # C++ sketches neither pickle nor go into a snapshot as they are: their bytes do
+    def __getstate__(self) -> dict[str, Any]:
+        state = {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        state["cur_h"] = self.cur_h.serialize_compact()
+        state["cur_d"] = self.cur_d.serialize_compact()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for f, v in state.items():
+            if f in ("cur_h", "cur_d"):
+                v = hll_sketch.deserialize(bytes(v))
+            object.__setattr__(self, f, v)
+
+
+class SpreadAccess(Detector):
+    id = "spread_access"
+    title = "Unverifiable, cross-customer or hosting-abroad reads spread thin"
+    description = ("Customer reads that no login vouches for, that read other customers, or "
+                   "that come from hosting networks abroad, counted per key, resource, AS and "
+                   "network class against their own baselines, however many addresses or "
+                   "accounts they are spread over.")
+    severity = "critical"
+    attack = ("T1606.001", "T1550.001", "T1530", "T1090.003")
+    status = "experimental"
+    entity_kinds = ("key", "subnet", "asn")
+    wants = frozenset({"access", "identity"})
+    triage = (
+        "Check: which population grew (evidence: tokens without a session id, adopted tokens "
+        "after the watch's first half-lifetime, customers reading other customers, customer "
+        "tokens from hosting abroad), along which dimension (key, resource, AS, network class) "
+        "and against which baseline; the addresses and accounts behind it (they are many and "
+        "each is quiet: that is the point); for a key, whether its tokens can be verified "
+        "against the IdP's log. False positives: a new client release that stops sending the "
+        "session id, a feature that lets customers view each other's data (family accounts, "
+        "gifts), a privacy-VPN provider becoming popular, a watch started with a lifetime "
+        "shorter than the tokens really issued. Respond: for forged tokens revoke and rotate "
+        "the key and force re-login; for the IDOR ring fix the authorisation check and lock "
+        "the accounts involved; block the hosting ranges; count exposed customers."
+    )
+
+    def __init__(self, home_countries: tuple[str, ...] | None = None, home_share: float = 0.05,
+                 lifetime: float = 172800.0, skew: float = 120.0,
+                 floors: dict[str, tuple[float, float, float, float]] | None = None,
+                 alpha: float = 1 / 24, min_hours: int = 3, idle: float = DAY) -> None:
+        self.home_fixed = frozenset(home_countries) if home_countries else None
+        self.home_share = home_share
+        self.lifetime = lifetime
+        self.skew = skew
+        # per population: hour warning, hour critical, day warning, day critical
+        self.floors = {
+            "no_session": (10.0, 30.0, 40.0, 120.0),
+            "adopted": (10.0, 30.0, 40.0, 120.0),
+            "other_customer": (10.0, 30.0, 30.0, 100.0),
+            "hosting_abroad": (15.0, 40.0, 60.0, 200.0),
+            **(floors or {}),
+        }
+        self.alpha = alpha
+        self.min_hours = min_hours
+        self.idle = idle
+        self._aggs: dict[tuple[str, str, str], _Agg] = {}  # (population, dim, id) -> agg
+        self._lifetimes: dict[str, float] = {}
+        self._countries: dict[str, int] = {}  # learned home countries (customer reads)
+        self._total = 0
+
+    # --- hooks ---------------------------------------------------------------------------
+    def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.change == "key_issued" and e.key_id:
+            v = e.fields().get("max_token_lifetime_s")
+            if not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0:
+                self._lifetimes[e.key_id] = float(min(v, 1e10))
+        return _NONE
+
+    def _is_home(self, country: str) -> bool:
+        if self.home_fixed is not None:
+            return country in self.home_fixed or country == "??"
+        if self._total < 200 or country == "??":
+            return True
+        return self._countries.get(country, 0) >= self.home_share * self._total
+
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.actor_type not in (None, "customer"):
+            return _NONE
+        net = e.net
+        if self.home_fixed is None and net is not None and self._total < 1_000_000:
+            c = net.country
+            self._countries[c] = self._countries.get(c, 0) + 1
+            self._total += 1
+        pops: list[str] = []
+        if e.session_id is None:
+            pops.append("no_session")
+        else:
+            tia = e.token_issued_at
+            start = ctx.start
+            if tia is not None and start is not None and tia < start - self.skew:
+                pops.append("adopted")
+        if e.subject_id != e.actor_id:
+            pops.append("other_customer")
+        if (net is not None and net.net_class in _ABROAD_CLASSES
+                and not self._is_home(net.country)):
+            pops.append("hosting_abroad")
+        if not pops:
+            return _NONE
+        out: list[Finding] = []
+        key = e.key_id
+        asn = net.asn_key if net is not None else None
+        cls = net.net_class if net is not None else "?"
+        for pop in pops:
+            dims: list[tuple[str, str]] = [("resource", e.resource or "?"),  # type: ignore[list-item]
+                                           ("global", cls)]
+            if key is not None:
+                dims.append(("key", key))
+            if asn is not None:
+                dims.append(("asn", asn))
+            if pop in ("no_session", "adopted") and net is not None and net.subnet:
+                dims.append(("subnet", net.subnet))
+            for dim, ident in dims:
+                f = self._count(pop, dim, ident, e, key, asn, cls, ctx)
+                if f is not None:
+                    out.append(f)
+        return out
+
+    # --- counting ------------------------------------------------------------------------
+    def _count(self, pop: str, dim: str, ident: str, e: Event, key: str | None,
+               asn: str | None, cls: str, ctx: Context) -> Finding | None:
+        ts = e.ts
+        h, d = int(ts // HOUR), int(ts // DAY)
+        k = (pop, dim, ident)
+        a = self._aggs.get(k)
+        if a is None:
+            a = self._aggs[k] = _Agg(h, d)
+        if ts - a.last > self.idle and a.last:
+            a.level = 0  # a quiet day ends the episode
+        if h > a.hour:  # a late event (an earlier hour) counts in the current one
+            self._close_hour(a, h, pop, ctx)
+        if d > a.day:
+            a.prev_d = a.cur_d.get_estimate() if d == a.day + 1 else 0.0
+            a.cur_d = _hll()
+            a.day = d
+        a.cur_h.update(e.subject_id)
+        a.cur_d.update(e.subject_id)
+        a.last = max(a.last, ts)
+        if len(a.event_ids) < 5:
+            a.event_ids.append(e.event_id)
+        if a.level >= 2:
+            return None
+        frac_h = (ts % HOUR) / HOUR
+        frac_d = (ts % DAY) / DAY
+        n_h = a.cur_h.get_estimate() + a.prev_h * (1 - frac_h)
+        n_d = a.cur_d.get_estimate() + a.prev_d * (1 - frac_d)
+        wh, ch, wd, cd = self._thresholds(a, pop, key, ts, ctx)
+        if n_h >= ch or n_d >= cd:
+            level = 2
+        elif n_h >= wh or n_d >= wd:
+            level = 1
+        else:
+            return None
+        a.flagged_hour = True
+        if level <= a.level:
+            return None
+        a.level = level
+        return self._finding(pop, dim, ident, a, level, n_h, n_d, (wh, ch, wd, cd), e, key,
+                             asn, cls)
+
+    def _close_hour(self, a: _Agg, h: int, pop: str, ctx: Context) -> None:
+        closed = a.cur_h.get_estimate()
+        a.prev_h = closed if h == a.hour + 1 else 0.0
+        if pop == "adopted":
+            if self._remaining(None, a.hour * HOUR, ctx) >= 0.5:
+                a.peak = max(a.peak, closed)
+        elif not a.flagged_hour:
+            gaps = max(0, min(h - a.hour - 1, 48))  # hours with no event at all count as 0
+            for _ in range(gaps + 1):
+                a.hours += 1
+                w = max(self.alpha, 1.0 / a.hours)  # the mean of the first hours, then EWMA
+                a.mean += w * ((closed if _ == 0 else 0.0) - a.mean)
+        a.flagged_hour = False
+        a.cur_h = _hll()
+        a.hour = h
+
+    def _remaining(self, key: str | None, ts: float, ctx: Context) -> float:
+        """Share of the adopted tokens' lifetime still to run at ``ts`` (1 when watching began)."""
+        life = self._lifetimes.get(key, self.lifetime) if key is not None else self.lifetime
+        start = ctx.start if ctx.start is not None else ts
+        return max(0.0, 1.0 - (ts - start) / life)
+
+    def _thresholds(self, a: _Agg, pop: str, key: str | None, ts: float,
+                    ctx: Context) -> tuple[float, float, float, float]:
+        fw_h, fc_h, fw_d, fc_d = self.floors[pop]
+        if pop == "adopted":
+            r = self._remaining(key, ts, ctx)
+            if r >= 0.5:
+                return math.inf, math.inf, math.inf, math.inf  # cannot be checked yet
+            allow = a.peak * 2 * r  # a shrinking population: at most this many an hour
+            return (fw_h + allow, fc_h + 2 * allow, fw_d + 24 * allow, fc_d + 48 * allow)
+        m = a.mean if a.hours >= self.min_hours else 0.0
+        md = 24 * m
+        return (max(fw_h, 3 * m + 4 * math.sqrt(m)), max(fc_h, 6 * m + 6 * math.sqrt(m)),
+                max(fw_d, 3 * md + 4 * math.sqrt(md)), max(fc_d, 6 * md + 6 * math.sqrt(md)))
+
+    # --- findings ------------------------------------------------------------------------
+    def _finding(self, pop: str, dim: str, ident: str, a: _Agg, level: int, n_h: float,
+                 n_d: float, th: tuple[float, float, float, float], e: Event,
+                 key: str | None, asn: str | None, cls: str) -> Finding:
+        if dim in ("key", "subnet", "asn"):
+            kind, ent = dim, ident
+        elif key is not None:
+            kind, ent = "key", key
+        elif asn is not None:
+            kind, ent = "asn", asn
+        else:
+            kind, ent = "subnet", (e.net.subnet if e.net is not None else e.src_ip) or "?"
+        where = {"key": f"key {ident}", "subnet": f"subnet {ident}", "asn": f"AS {ident}",
+                 "resource": f"resource {ident}", "global": f"all {ident} networks"}[dim]
+        sev = "critical" if level == 2 else "warning"
+        wh, ch, wd, cd = th
+        summary = (f"{_WORDS[pop][0].upper()}{_WORDS[pop][1:]} reached {n_h:.0f} customers in "
+                   f"the last hour and {n_d:.0f} in the last day through {where}, spread so "
+                   f"that no address or account stands out (latest from {e.src_ip}).")
+        base = (f"learned mean {a.mean:.1f} an hour over {a.hours} h" if pop != "adopted"
+                else f"adopted sessions must shrink: peak {a.peak:.0f} an hour early in the "
+                     "tokens' lifetime, none after it")
+        evidence = [
+            ev("population", pop, "quiet in normal traffic", _WORDS[pop]),
+            ev("dimension", f"{dim}:{ident}", "counted where spreading does not help",
+               f"network class {cls}"),
+            ev("customers_last_hour", round(n_h), f"warning {wh:.0f}, critical {ch:.0f}", base),
+            ev("customers_last_day", round(n_d), f"warning {wd:.0f}, critical {cd:.0f}"),
+        ]
+        score = min(1.0, 0.5 + 0.5 * max(n_h / max(ch, 1.0), n_d / max(cd, 1.0)))
+        return Finding(self.id, kind, ent, sev, score, summary, evidence, list(a.event_ids),
+                       e.ts)
+
+    # --- housekeeping --------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        old = now - 2 * self.idle
+        for k in [k for k, a in self._aggs.items() if a.last < old]:
+            del self._aggs[k]
+
+    def shed(self, cap: int) -> int:
+        return evict(self._aggs, cap, _last, _flagged)
+
+    def tracked(self) -> dict[str, int]:
+        return {"key": len(self._aggs)}
+
+
+def _last(a: _Agg) -> float:
+    return a.last
+
+
+def _flagged(a: _Agg) -> bool:
+    return a.level > 0
+
+
+DETECTOR = SpreadAccess

@@ -1,0 +1,135 @@
+"""spread_access: reads spread over many addresses or accounts, counted where spreading fails."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from typing import Any
+
+from detectors.engine import Engine, EngineConfig
+
+T0 = 1_750_723_200  # 2025-06-24T00:00:00Z, a Tuesday (09:00 KST)
+HOUR = 3600
+KEY = "kid-cust-2025a"
+
+
+def engine(**params: Any) -> Engine:
+    return Engine(EngineConfig(detectors=("spread_access",),
+                               params={"spread_access": {"home_countries": ("KR",), **params}}))
+
+
+def run(eng: Engine, events: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    for e in sorted(events, key=lambda e: e["ts"]):
+        alerts, rej = eng.process_obj(e)
+        assert rej is None, rej
+        out += alerts
+    return out + eng.flush()
+
+
+def read(i: int, t: float, ip: str, *, sid: str | None = "s", tia: float | None = None,
+         subject: str | None = None, key: str | None = KEY) -> dict:
+    actor = f"c-{i:07d}"
+    e: dict[str, Any] = {"event_id": f"a-{i}-{t}", "ts": t, "actor_id": actor,
+                         "subject_id": subject or actor, "resource": "address", "src_ip": ip,
+                         "token_issued_at": t - 60 if tia is None else tia}
+    if sid is not None:
+        e["session_id"] = f"{sid}-{i}"
+    if key is not None:
+        e["key_id"] = key
+    return e
+
+
+def home_ip(rng: random.Random) -> str:
+    return f"121.134.{rng.randrange(0, 128)}.{rng.randrange(2, 250)}"
+
+
+def pages(alerts: list[dict]) -> list[dict]:
+    return [a for a in alerts if a["severity"] in ("warning", "critical")]
+
+
+def test_adopted_sessions_that_keep_appearing_after_half_the_lifetime_page() -> None:
+    """Tokens claiming to predate the watch are adopted quietly while the lifetime's first half
+    runs (they cannot be checked), but a population fixed at the start can only shrink: the
+    same steady flow late in the lifetime pages on the key. (The old detectors adopted them
+    with no age limit and never counted them.)"""
+    rng = random.Random(3)
+    life = 10 * HOUR
+    early, late = [], []
+    first = read(0, T0, home_ip(rng), tia=T0 - 600)  # watching begins
+    for h in range(10):
+        for j in range(12):  # twelve new adopted sessions every hour
+            i = 1 + h * 100 + j
+            t = T0 + h * HOUR + j * 250 + 30
+            (early if h < 5 else late).append(read(i, t, home_ip(rng), tia=T0 - 3000))
+    eng = engine(lifetime=float(life))
+    quiet = pages(run(eng, [first, *early]))
+    assert quiet == []
+    loud = pages(run(eng, late))
+    assert any(a["entity"] == {"kind": "key", "id": KEY} for a in loud), loud
+    assert all(any(x["feature"] == "population" and x["observed"] == "adopted"
+                   for x in a["evidence"]) for a in loud)
+
+
+def test_many_quiet_addresses_reading_other_customers_add_up_on_the_key() -> None:
+    """Forty accounts on forty home lines each read three other customers in a day: no
+    address or account reaches any count, the key's day count of cross-customer reads does."""
+    rng = random.Random(5)
+    events = []
+    for i in range(40):
+        ip, t = home_ip(rng), T0 + i * 1200
+        for j in range(3):
+            events.append(read(i, t + 60 * j, ip, subject=f"c-{500_000 + 3 * i + j:07d}"))
+    alerts = pages(run(engine(), events))
+    on_key = [a for a in alerts if a["entity"] == {"kind": "key", "id": KEY}]
+    assert on_key and on_key[0]["severity"] == "warning"
+    day = next(x for x in on_key[0]["evidence"] if x["feature"] == "customers_last_day")
+    assert day["observed"] < 40  # warned long before all 120 were read
+
+
+def test_steady_vpn_users_abroad_learn_a_baseline_and_stay_quiet() -> None:
+    """Privacy-VPN customers on hosting exits abroad every hour for two days: their own
+    baseline, not a page; then a fleet reading 60 customers in an hour pages critical."""
+    rng = random.Random(7)
+    events = []
+    for h in range(48):
+        for j in range(rng.randint(3, 8)):
+            i = h * 10 + j
+            events.append(read(i, T0 + h * HOUR + 400 * j + 10, f"212.102.40.{2 + i % 200}"))
+    eng = engine()
+    assert pages(run(eng, events)) == []
+    fleet = [read(10_000 + i, T0 + 48 * HOUR + 30 * i + 5, f"159.89.{i}.7", sid=None)
+             for i in range(60)]
+    crit = [a for a in run(eng, fleet) if a["severity"] == "critical"]
+    assert crit
+
+
+def test_state_per_tracked_entity_is_under_a_kibibyte_and_survives_a_checkpoint() -> None:
+    rng = random.Random(11)
+    events = [read(i, T0 + 20 * i, f"58.120.{i % 250}.{1 + i // 250}", sid=None)
+              for i in range(1500)]  # 250 subnets, one busy key, resource and AS
+    eng = engine()
+    run(eng, events)
+    det = eng.detectors["spread_access"]
+    aggs = det._aggs  # type: ignore[attr-defined]
+    assert len(aggs) >= 250
+    size = len(pickle.dumps(aggs, protocol=pickle.HIGHEST_PROTOCOL))
+    assert size / len(aggs) < 1024
+    back = pickle.loads(pickle.dumps(det))
+    k = ("no_session", "key", KEY)
+    assert abs(back._aggs[k].cur_d.get_estimate() - aggs[k].cur_d.get_estimate()) < 1e-9
+    assert rng  # seeded
+
+
+def test_a_late_event_from_the_previous_hour_does_not_reset_the_counts() -> None:
+    """Out-of-order input (within the engine's lateness) must not move an entity's hour back
+    and throw away the current hour's count."""
+    eng = engine()
+    on_time = [read(i, T0 + HOUR + 10 * i, f"58.120.{i}.9", sid=None) for i in range(9)]
+    late = read(100, T0 + HOUR - 5, "58.120.200.9", sid=None)
+    more = read(101, T0 + HOUR + 200, "58.120.201.9", sid=None)
+    alerts = []
+    for e in [*on_time, late, more]:
+        alerts += eng.process_obj(e)[0]
+    warned = [a for a in alerts if a["entity"] == {"kind": "key", "id": KEY}]
+    assert warned and warned[0]["severity"] == "warning"  # 11 customers >= the floor of 10
