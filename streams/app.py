@@ -435,7 +435,7 @@ class Runtime:
                                    max_future_skew=settings.max_future_skew or None,
                                    max_entities=settings.max_entities,
                                    max_state_bytes=settings.max_state_bytes,
-                                   params=settings.detector_params)  # issue 16: config file
+                                   params=settings.engine_params())  # issue 16: config file
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn

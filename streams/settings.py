@@ -244,8 +244,20 @@ class Settings:
     #: (``EngineConfig.params``).
     detector_params: dict[str, dict[str, object]] = field(default_factory=dict)
     #: (file only: ``[detectors.token_lifetimes]``) key id -> seconds a token it signs stays
-    #: valid (validated and shown by ``config check``; no detector reads them yet).
+    #: valid (``unissued_session``'s ``lifetimes``; a key's ``max_token_lifetime_s`` on
+    #: ``key_issued`` wins).
     token_lifetimes: dict[str, float] = field(default_factory=dict)
+
+    def engine_params(self) -> dict[str, dict[str, object]]:
+        """``EngineConfig.params``: the file's detector parameters, with the per-key token
+        lifetimes of ``[detectors.token_lifetimes]`` given to ``unissued_session`` (its own
+        ``lifetimes`` parameter, if set, wins key by key)."""
+        params = {k: dict(v) for k, v in self.detector_params.items()}
+        if self.token_lifetimes:
+            us = params.setdefault("unissued_session", {})
+            given = us.get("lifetimes")
+            us["lifetimes"] = {**self.token_lifetimes, **(given if isinstance(given, dict) else {})}
+        return params
 
     def _validate_operations(self) -> None:
         """issue 16: the GeoIP source, the runbook URL, the networks, the detector params."""
@@ -280,7 +292,7 @@ class Settings:
         from detectors.geo import Geo
 
         try:  # (a Geo without data: checking the detectors loads no GeoIP database)
-            Engine(EngineConfig(detectors=self.detectors or None, params=self.detector_params),
+            Engine(EngineConfig(detectors=self.detectors or None, params=self.engine_params()),
                    geo=Geo(None))
         except (TypeError, ValueError, KeyError) as e:
             raise SettingsError(f"detectors: {e}") from None

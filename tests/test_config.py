@@ -100,6 +100,23 @@ def test_detector_params_reach_the_engines(tmp_path: Path) -> None:
     assert det.tz == 1.0
 
 
+
+def test_token_lifetimes_reach_unissued_session(tmp_path: Path) -> None:
+    """``[detectors.token_lifetimes]`` is the per-key lifetime unissued_session judges by."""
+    from dataclasses import replace
+
+    from streams.app import create_app
+
+    s = replace(Settings.from_env({}), state_keys=(KEY,),
+                token_lifetimes={"kid-sso": 600.0, "kid-batch": 86400.0})
+    engine = create_app(s).accesswatch._fresh_engine()
+    [det] = [d for d in engine.detectors.values() if type(d).__name__ == "UnissuedSession"]
+    assert det._lifetime == {"kid-sso": 600.0, "kid-batch": 86400.0}
+    # the detector's own parameter wins key by key
+    s2 = replace(s, detector_params={"unissued_session": {"lifetimes": {"kid-sso": 60.0}}})
+    assert s2.engine_params()["unissued_session"]["lifetimes"] == {
+        "kid-sso": 60.0, "kid-batch": 86400.0}
+
 INVALID = [
     ("[kafka]\npartitions = 0\n", "kafka.partitions: must be greater than 0"),
     ("[kafka]\npartitions = \"four\"\n", "kafka.partitions: must be a valid integer"),
