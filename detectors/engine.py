@@ -97,7 +97,7 @@ class EngineConfig:
     #: times the bytes per entity of their detector (``detectors._cap.BYTES_PER_ENTITY``,
     #: Python heap, calibrated by bench/bench_state_bytes.py). Over it, every table is capped
     #: lower (the same cap for all, the largest tables cut first) through ``shed``: the least
-    #: recently seen and unflagged go first. RSS runs ~1.2-1.5x the estimate (allocator,
+    #: recently seen and unflagged go first. RSS grows ~1.4-2x the estimate (allocator,
     #: bounded caches; docs/benchmarks.md).
     max_state_bytes: int = 1 << 30
 

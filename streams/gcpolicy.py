@@ -17,8 +17,11 @@ delays is only cyclic garbage: a cycle alive at a freeze that becomes unreachabl
 exception's traceback, a client's request object). So every ``rescan_s`` seconds (default 10
 minutes) the permanent generation is moved back (``gc.unfreeze()``): the next full pass walks
 everything once and frees such cycles; the one after it freezes again. The cost: one full
-pass over the whole heap per ``rescan_s`` (~2-4 s at the default state cap, well under 1% of
-10 minutes); the bound on delayed cyclic garbage: what became unreachable in that time.
+pass over the whole heap per ``rescan_s`` (what every full pass cost before: 1.8-3.9 s at
+1.1-1.4 M tracked entities, docs/benchmarks.md); the bound on delayed cyclic garbage: what
+became unreachable in that time. Measured: the collector's share of CPU on the first 500,000
+events of the capped flood 30% -> 16%, the same state and alerts (docs/benchmarks.md, "State
+bytes and the collector's policy").
 
 One place for the worker and ``replay`` (the collector is process-wide: the engine in
 ``detectors/`` stays free of it). Only a full collection triggers a freeze, so a process
