@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from array import array
 from typing import TYPE_CHECKING
 from zlib import crc32
 
@@ -99,11 +98,12 @@ class _Svc:
         self.b_epoch = -1
         self.b_subj: set[str] = set()
         self.b_peak = 0  # busiest bucket's distinct customers in the current hour
-        self.peak = array("f", bytes(4 * 48))  # EWMA busiest 10-min bucket, distinct customers
+        # bytearrays (the snapshot format's own type) read through memoryview casts:
+        self.peak = bytearray(4 * 48)  # float32 EWMA busiest 10-min bucket, distinct customers
         self.seen = bytearray(48)  # days each (day type, hour) bin was learnt (capped at 255)
         self.busy = 0.0  # EWMA of the busiest bucket in its active hours
-        # CRC32s of the addresses, networks and resources used, tagged in bits 32-33
-        self.known = array("Q")
+        # uint64 CRC32s of the addresses, networks and resources used, tagged in bits 32-33
+        self.known = bytearray()
         self.sent = 0
         self.sent_ts = -math.inf
         self.eids: list[str] | None = None
@@ -174,7 +174,8 @@ class ServiceBaseline(Detector):
         b = self._bin(h)
         n = s.seen[b]
         a = 1.0 / (n + 1) if n < 3 else 0.3
-        s.peak[b] += a * (peak - s.peak[b])
+        pk = memoryview(s.peak).cast("f")
+        pk[b] += a * (peak - pk[b])
         if n < 255:
             s.seen[b] = n + 1
         if peak:
@@ -183,11 +184,13 @@ class ServiceBaseline(Detector):
     def _usual(self, s: _Svc, b: int) -> float | None:
         """Usual busiest bucket at bin ``b`` (this day type, else the other; the largest of the
         hour and its two neighbours); None when this hour of day was never learnt."""
+        seen = s.seen
         for c in (b, (b + 24) % 48):
-            if s.seen[c]:
+            if seen[c]:
+                pk = memoryview(s.peak).cast("f")
                 base = c - c % 24  # a job that starts a few minutes early or late: neighbours
-                return max(s.peak[base + (c + d) % 24] for d in (-1, 0, 1)
-                           if s.seen[base + (c + d) % 24])
+                return max(pk[base + (c + d) % 24] for d in (-1, 0, 1)
+                           if seen[base + (c + d) % 24])
         return None
 
     # --- event path ------------------------------------------------------------------------
@@ -223,7 +226,7 @@ class ServiceBaseline(Detector):
         if learning:
             self._remember(s, a_crc, n_crc, r_crc)
             return []
-        known = s.known
+        known = memoryview(s.known).cast("Q")
         new_addr = a_crc not in known
         new_net = n_crc not in known
         new_res = r_crc not in known
@@ -275,13 +278,14 @@ class ServiceBaseline(Detector):
 
     @staticmethod
     def _remember(s: _Svc, a: int, n: int, r: int) -> None:
-        known = s.known
         for v, cap in ((a, _ADDRS), (n, _NETS), (r, _RES)):
+            known = memoryview(s.known).cast("Q").tolist()
             if v not in known:
                 tag = v >> 32
                 if sum(1 for x in known if x >> 32 == tag) >= cap:  # forget the oldest
-                    known.pop(next(i for i, x in enumerate(known) if x >> 32 == tag))
-                known.append(v)
+                    i = next(i for i, x in enumerate(known) if x >> 32 == tag)
+                    del s.known[8 * i: 8 * i + 8]
+                s.known += v.to_bytes(8, "little")
 
     def _finding(self, e: Event, s: _Svc, sev: str, n: int, thr: tuple[float, float],
                  usual: tuple[float, float] | None, off: bool, night: bool, gap: float,
@@ -296,9 +300,10 @@ class ServiceBaseline(Detector):
             what.append(f"at {lh:02d}:00 local, an hour it is usually idle at")
         if thr[0] and n >= thr[0]:
             what.append(f"reading {n} distinct customers in 10 minutes")
-        n_addr = sum(1 for x in s.known if x >> 32 == 0)
-        n_net = sum(1 for x in s.known if x >> 32 == 1)
-        n_res = len(s.known) - n_addr - n_net
+        known = memoryview(s.known).cast("Q").tolist()
+        n_addr = sum(1 for x in known if x >> 32 == 0)
+        n_net = sum(1 for x in known if x >> 32 == 1)
+        n_res = len(known) - n_addr - n_net
         summary = (f"Service {act} was used " + ", ".join(what or ["from a new network"])
                    + (f": its busiest 10 minutes at {lh:02d}:00 usually read {usual:.0f} "
                       f"customers, from {n_addr} known addresses." if usual is not None else
