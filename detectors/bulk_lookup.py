@@ -26,9 +26,23 @@ sequence (numeric suffixes dense in their range). A River ``HalfSpaceTrees`` per
 never per event — and learns only from views no rule flagged (QuantileFilter's protection); its
 score goes into the alert score and, when warm and high, raises a warning.
 
+Staff (employees): the day horizon is the *local* day (``staff_tz_hours``, +9 by default: the
+day of their shifts, not a UTC day that cuts a shift in two) and no sliding previous day. Its
+threshold follows the person's own steady volume once ``staff_own_days`` unflagged days are
+known, lower or higher than the prior: mean + 4 spreads (spread: the mean absolute deviation,
+at least a quarter of the mean and 3), at least ``staff_day_min`` — someone who reads ~10 a day
+warns at ~25 (a slow insider at 50 a day warns on the first day of it), a heavy agent at a
+steady ~280 a day only past ~560. With fewer days, the prior for staff without history (400 /
+800) is replaced by 1.5x the peer group's 99th percentile of days (at least 100) once 20
+peer-days are known, and raised by the person's own days from two on. The peer group: the
+contract has no role or team field, so it is what the events say — the principal type and the
+network class its requests come from (office egress, engineers' VPN on private addresses, a
+cloud). Staff history outlives a weekend or a leave (``staff_idle_days``).
+
 Severity: warning over the warning threshold, critical over the critical one. Internal services
-on private addresses (nightly batches in id order, steady consumers) are judged on their own
-history only and reported at info at most. Sources and keys count customers' *own* reads only
+on private addresses (nightly batches in id order, steady consumers) are judged here on their
+own history only and reported at info at most; ``service_baseline`` judges them on their
+seasonal baseline and the networks they use, ``record_volume`` on rows per response. Sources and keys count customers' *own* reads only
 (``actor_id == subject_id``); a customer reading other customers is an actor finding.
 
 Victims: the customers read are counted (distinct accounts per hour, day, coverage) and never
@@ -527,7 +541,10 @@ class BulkLookup(Detector):
         "source, its network (a datacenter abroad reading customers' own data with customer "
         "tokens is the Coupang pattern) and which signing keys and sessions it used; for a key, "
         "who owns it and whether it should still sign; for an actor, the tickets or cases that "
-        "justify the lookups and the rows exported. False positives: a corporate proxy or "
+        "justify the lookups and the rows exported; for staff, the day evidence "
+        "(distinct_accounts_local_day) names where the threshold came from (own days, peers or "
+        "the prior): a page against a low own baseline is a change of habit, ask why. False "
+        "positives: a corporate proxy or "
         "carrier NAT address shared by many customers, a privacy relay egress, a new internal "
         "batch job or a migration, a support campaign (mass outreach) — these settle into the "
         "entity's own baseline after a few hours. Respond: block the source, revoke and rotate "
