@@ -57,7 +57,7 @@ _KINDS = ("actor", "key", "src_ip")
 class _Rows:
     """Rows per response of one entity: EWMA of ln(rows) and its mean absolute deviation."""
 
-    __slots__ = ("n", "mu", "dev", "last", "sent", "sent_ts", "eids")
+    __slots__ = ("n", "mu", "dev", "last", "sent", "sent_ts", "eids", "thr")
 
     def __init__(self, ts: float) -> None:
         self.n = 0
@@ -67,6 +67,7 @@ class _Rows:
         self.sent = 0
         self.sent_ts = -math.inf
         self.eids: list[str] | None = None
+        self.thr: tuple[float, float] | None = None  # (warning, critical) until next learn
 
     def learn(self, x: float) -> None:
         if self.n == 0:
@@ -76,6 +77,7 @@ class _Rows:
             self.dev += a * (abs(x - self.mu) - self.dev)
             self.mu += a * (x - self.mu)
         self.n += 1
+        self.thr = None
 
 
 def _last(r: _Rows) -> float:
@@ -122,10 +124,13 @@ class RecordVolume(Detector):
         """(rank, warning threshold, critical threshold) of ``rows`` against ``r``."""
         if r.n < self.min_history:
             return (1 if rows >= self.cold_warn else 0), float(self.cold_warn), math.inf
-        usual = math.exp(r.mu)
-        high = math.exp(r.mu + self.k * max(r.dev, 0.25))
-        warn = max(self.warn_x * high, float(self.min_rows))
-        crit = max(self.crit_x * usual, warn)
+        thr = r.thr
+        if thr is None:  # computed once per learnt response, not per response judged
+            usual = math.exp(r.mu)
+            high = math.exp(r.mu + self.k * max(r.dev, 0.25))
+            warn = max(self.warn_x * high, float(self.min_rows))
+            thr = r.thr = (warn, max(self.crit_x * usual, warn))
+        warn, crit = thr
         return (2 if rows >= crit else 1 if rows >= warn else 0), warn, crit
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:

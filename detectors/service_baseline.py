@@ -22,7 +22,8 @@ Each request is judged at once (integer compares; the customer is added to the c
   night, or a new service teach the baseline and are not judged by a guess;
 - *off hours*: a request in an hour of day the service is known to be idle at (seen, usual
   busiest bucket under 5% of its busy hours'), or at local night (22:00-06:00) in an hour not seen yet
-  after at least ``gap_hours`` of silence (a daytime service woken at night);
+  after at least ``gap_hours`` of silence (a daytime service woken at night: its requests
+  stay off hours for the rest of that night, up to 8 hours);
 - *new network / new address*: a /16 (/48) or an address the service never used.
 
 Severity: a new network at night or at volume is critical (the SK Telecom pattern); a new
@@ -72,14 +73,13 @@ _ADDRS = 16
 _NETS = 8
 _RES = 16
 _REFRESH = 1800.0
+_NEG_INF = -math.inf  # one shared object (every service starts with it, twice)
 
 
 def _net_of(ip: str) -> int:
     """CRC of the address's /16 (IPv4) or /48 (IPv6): 'a network the service never used'."""
     if ":" not in ip:
-        a, _, rest = ip.partition(".")
-        b = rest.partition(".")[0]
-        return crc32(f"{a}.{b}".encode())
+        return crc32(ip[:ip.find(".", ip.find(".") + 1)].encode())
     try:
         n = ipaddress.ip_network(f"{ip}/48", strict=False)
     except ValueError:
@@ -89,7 +89,8 @@ def _net_of(ip: str) -> int:
 
 class _Svc:
     __slots__ = ("first", "last", "h_epoch", "h_flag", "b_epoch", "b_subj", "b_peak",
-                 "peak", "seen", "busy", "known", "sent", "sent_ts", "eids")
+                 "peak", "seen", "busy", "known", "sent", "sent_ts", "eids", "u", "wn",
+                 "lip", "woke")
 
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
@@ -105,8 +106,21 @@ class _Svc:
         # uint64 CRC32s of the addresses, networks and resources used, tagged in bits 32-33
         self.known = bytearray()
         self.sent = 0
-        self.sent_ts = -math.inf
+        self.sent_ts = _NEG_INF
         self.eids: list[str] | None = None
+        self.u = -1.0  # usual busiest bucket for the current hour (-1: not judged) ...
+        self.wn = math.inf  # ... and its warning threshold (critical: ``crit_x`` or twice it)
+        self.lip: tuple[str, ...] = ()  # the last 3 addresses that raised nothing: fast path
+        self.woke = _NEG_INF  # a night request after gap_hours of silence: woken then
+
+
+def _has(buf: bytearray, v: int) -> bool:
+    """Whether the packed uint64 ``v`` is one of ``buf``'s (aligned match; C-speed find)."""
+    b = v.to_bytes(8, "little")
+    i = buf.find(b)
+    while i > 0 and i & 7:
+        i = buf.find(b, i + 1)
+    return i >= 0
 
 
 def _last(s: _Svc) -> float:
@@ -167,6 +181,13 @@ class ServiceBaseline(Detector):
         s.h_epoch = he
         s.b_peak = 0
         s.h_flag = False
+        usual = self._usual(s, self._bin(he))
+        if usual is None:
+            s.u, s.wn = -1.0, math.inf
+        else:
+            s.u = usual
+            s.wn = max(self.volume_x * usual, usual + 6.0 * math.sqrt(usual) + 8.0,
+                       float(self.min_volume))
 
     def _learn(self, s: _Svc, h: int, peak: int, flagged: bool) -> None:
         if flagged:
@@ -219,34 +240,32 @@ class ServiceBaseline(Detector):
         gap = ts - s.last
         s.last = max(s.last, ts)
         ip: str = e.src_ip  # type: ignore[assignment]
+        n = len(bs)
+        if n < s.wn and ip in s.lip:  # a known address below the volume threshold
+            return []
         a_crc = crc32(ip.encode())
         n_crc = _net_of(ip) | 1 << 32
         r_crc = (crc32(e.resource.encode()) if e.resource else 0) | 2 << 32  # type: ignore
-        learning = ts - s.first < self.learn
-        if learning:
-            self._remember(s, a_crc, n_crc, r_crc)
+        known = s.known
+        if ts - s.first < self.learn:  # learning: every address, network and resource
+            if not (_has(known, a_crc) and _has(known, n_crc) and _has(known, r_crc)):
+                self._remember(s, a_crc, n_crc, r_crc)
             return []
-        known = memoryview(s.known).cast("Q")
-        new_addr = a_crc not in known
-        new_net = n_crc not in known
-        new_res = r_crc not in known
-        b = self._bin(he)
-        usual = self._usual(s, b)
-        n = len(bs)
-        vol = 0
-        thr = (0.0, 0.0)
-        if usual is not None:
-            pk = usual
-            warn = max(self.volume_x * pk, pk + 6.0 * math.sqrt(pk) + 8.0, self.min_volume)
-            crit = max(self.crit_x * pk, 2.0 * warn)
-            thr = (warn, crit)
-            vol = 2 if n >= crit else 1 if n >= warn else 0
+        new_addr = not _has(known, a_crc)
+        new_net = not _has(known, n_crc)
+        new_res = not _has(known, r_crc)
+        usual = s.u if s.u >= 0 else None
+        crit = max(self.crit_x * s.u, 2.0 * s.wn)
+        vol = 2 if n >= crit else 1 if n >= s.wn else 0
+        thr = (s.wn, crit) if usual is not None else (0.0, 0.0)
         lh = int(local // HOUR) % 24
         night = lh >= 22 or lh < 6
         if usual is not None:
             off = s.busy > 0 and usual < 0.05 * s.busy
-        else:
-            off = night and gap >= self.gap
+        else:  # an hour not seen yet: night, and woken from a silence in the last 8 hours
+            if night and gap >= self.gap:
+                s.woke = ts
+            off = night and ts - s.woke < 8 * HOUR
         rank = 0
         if new_net and (off or vol):
             rank = 2
@@ -255,7 +274,10 @@ class ServiceBaseline(Detector):
         elif vol:
             rank = vol
         if rank == 0:
-            self._remember(s, a_crc, n_crc, r_crc)
+            if new_addr or new_net or new_res:
+                self._remember(s, a_crc, n_crc, r_crc)
+            if ip not in s.lip:
+                s.lip = (ip,) + s.lip[:2]
             if not new_net:
                 return []
             sev = "info"  # a new network in daytime at its usual volume: a migration
@@ -279,8 +301,8 @@ class ServiceBaseline(Detector):
     @staticmethod
     def _remember(s: _Svc, a: int, n: int, r: int) -> None:
         for v, cap in ((a, _ADDRS), (n, _NETS), (r, _RES)):
-            known = memoryview(s.known).cast("Q").tolist()
-            if v not in known:
+            if not _has(s.known, v):
+                known = memoryview(s.known).cast("Q").tolist()
                 tag = v >> 32
                 if sum(1 for x in known if x >> 32 == tag) >= cap:  # forget the oldest
                     i = next(i for i, x in enumerate(known) if x >> 32 == tag)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import random
 from typing import Any
+from zlib import crc32
 
 from detectors.engine import Engine, EngineConfig
+from detectors.service_baseline import _has
 
 T0 = 1772377200.0  # 2026-03-02 00:00 KST, a Monday
 H = 3600.0
@@ -82,8 +84,11 @@ def test_night_from_a_network_it_never_used_pages_critical_at_the_first_request(
            for h in range(9, 18) for _ in range(40)]
     night = [svc(T0 + DAY + H + 24 * j, "svc-bill", f"x-{j}", "10.77.3.25", "phone")
              for j in range(150)]
-    alerts = run(engine(), day + night)
+    eng = engine()
+    alerts = run(eng, day + night)
     assert [a["severity"] for a in pages(alerts)] == ["critical"]
+    svc_state = eng.detectors["service_baseline"]._svcs["svc-bill"]  # type: ignore[attr-defined]
+    assert not _has(svc_state.known, crc32(b"10.77.3.25"))  # paged: never learnt as its own
     crit = pages(alerts)[0]
     assert crit["event_ids"][0] == night[0]["event_id"]  # at the first request
     feats = {x["feature"]: x["observed"] for x in crit["evidence"]}

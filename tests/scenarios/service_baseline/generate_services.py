@@ -1,7 +1,7 @@
 """Regenerates tests/scenarios/service_baseline/*.jsonl and record_volume/*.jsonl (seeded,
 byte-identical on every run).
 
-Run: python tests/scenarios/service_baseline/generate.py
+Run: python tests/scenarios/service_baseline/generate_services.py
 """
 
 import json
