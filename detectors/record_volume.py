@@ -20,7 +20,7 @@ flag:
 
 The principal is judged first, then the key, then the source; one finding per response, on the
 most specific entity over its threshold, with the other two baselines in the evidence. State:
-~0.2 KiB per entity (five floats and counters); only principals, keys and sources that export
+under 0.4 KiB per entity (a few floats and counters; bench); only principals, keys and sources that export
 or search are tracked.
 
 >>> from detectors.engine import Engine, EngineConfig
