@@ -2,8 +2,9 @@
 
 Each step is a new customer account, session and address (a successful login that issues the
 session, then a read through it), plus, every ``staff_every`` steps, a new employee (terminated,
-then reading with a revoked key), a failed login from a new address and a customer token
-without a session id read from another new address (``spread_access``): every detector's
+then searching with a revoked key, a few rows), a new internal service reading the account, a
+failed login from a new address and a customer token without a session id read from another
+new address (``spread_access``): every detector's
 per-entity tables see new entities. Seeded; event times advance by ``1 / rate`` per step. Used
 by the state-cap tests and ``bench/bench_flood.py``.
 """
@@ -39,7 +40,10 @@ def flood(steps: int, seed: int = 1, start: float = 1750734765.0, rate: float = 
                    "principal_id": emp}
             yield {"event_id": f"fe-{seed}-{i}", "ts": ts, "actor_id": emp,
                    "actor_type": "employee", "subject_id": acct, "resource": "profile",
-                   "src_ip": ip, "key_id": REVOKED_KEY}
+                   "action": "search", "records": 3, "src_ip": ip, "key_id": REVOKED_KEY}
+            yield {"event_id": f"fs-{seed}-{i}", "ts": ts, "actor_id": f"svc-f{bits(32):x}",
+                   "actor_type": "service", "subject_id": acct, "resource": "profile",
+                   "src_ip": f"10.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"}
             bad = f"{r.randint(1, 223)}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}"
             yield {"event_id": f"ff-{seed}-{i}", "ts": ts, "account_id": f"c-f{bits(40):x}",
                    "outcome": "failure", "src_ip": bad}

@@ -26,9 +26,23 @@ sequence (numeric suffixes dense in their range). A River ``HalfSpaceTrees`` per
 never per event — and learns only from views no rule flagged (QuantileFilter's protection); its
 score goes into the alert score and, when warm and high, raises a warning.
 
+Staff (employees): the day horizon is the *local* day (``staff_tz_hours``, +9 by default: the
+day of their shifts, not a UTC day that cuts a shift in two) and no sliding previous day. Its
+threshold follows the person's own steady volume once ``staff_own_days`` unflagged days are
+known, lower or higher than the prior: mean + 4 spreads (spread: the mean absolute deviation,
+at least a quarter of the mean and 3), at least ``staff_day_min`` — someone who reads ~10 a day
+warns at ~25 (a slow insider at 50 a day warns on the first day of it), a heavy agent at a
+steady ~280 a day only past ~560. With fewer days, the prior for staff without history (400 /
+800) is replaced by 1.5x the peer group's 99th percentile of days (at least 100) once 20
+peer-days are known, and raised by the person's own days from two on. The peer group: the
+contract has no role or team field, so it is what the events say — the principal type and the
+network class its requests come from (office egress, engineers' VPN on private addresses, a
+cloud). Staff history outlives a weekend or a leave (``staff_idle_days``).
+
 Severity: warning over the warning threshold, critical over the critical one. Internal services
-on private addresses (nightly batches in id order, steady consumers) are judged on their own
-history only and reported at info at most. Sources and keys count customers' *own* reads only
+on private addresses (nightly batches in id order, steady consumers) are judged here on their
+own history only and reported at info at most; ``service_baseline`` judges them on their
+seasonal baseline and the networks they use, ``record_volume`` on rows per response. Sources and keys count customers' *own* reads only
 (``actor_id == subject_id``); a customer reading other customers is an actor finding.
 
 Victims: the customers read are counted (distinct accounts per hour, day, coverage) and never
@@ -125,7 +139,7 @@ SOURCE_PRIORS: dict[str, tuple[int, int, int, int, int, int]] = {
     "private/home": (300, 3000, 0, 0, 0, 0),
 }
 ACTOR_PRIORS: dict[str, tuple[int, int, int, int, int, int]] = {
-    "employee": (60, 120, 300, 500, 0, 0),
+    "employee": (60, 120, 400, 800, 0, 0),  # the day pair: staff without a history of their own
     "customer": (5, 20, 10, 40, 0, 0),
     "service": (500, 5000, 0, 0, 0, 0),
 }
@@ -527,7 +541,10 @@ class BulkLookup(Detector):
         "source, its network (a datacenter abroad reading customers' own data with customer "
         "tokens is the Coupang pattern) and which signing keys and sessions it used; for a key, "
         "who owns it and whether it should still sign; for an actor, the tickets or cases that "
-        "justify the lookups and the rows exported. False positives: a corporate proxy or "
+        "justify the lookups and the rows exported; for staff, the day evidence "
+        "(distinct_accounts_local_day) names where the threshold came from (own days, peers or "
+        "the prior): a page against a low own baseline is a change of habit, ask why. False "
+        "positives: a corporate proxy or "
         "carrier NAT address shared by many customers, a privacy relay egress, a new internal "
         "batch job or a migration, a support campaign (mass outreach) — these settle into the "
         "entity's own baseline after a few hours. Respond: block the source, revoke and rotate "
@@ -538,7 +555,9 @@ class BulkLookup(Detector):
     def __init__(self, window: float = 60.0, track_min: int = 3, coverage_days: float = 90.0,
                  idle: float = 2 * DAY, home_countries: tuple[str, ...] | None = None,
                  home_share: float = 0.05, enum_min: int = 30, enum_density: float = 0.9,
-                 hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42) -> None:
+                 hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42,
+                 staff_tz_hours: float = 9.0, staff_own_days: int = 5,
+                 staff_day_min: int = 25, staff_idle_days: float = 10.0) -> None:
         self.window = window
         self.coverage = coverage_days * DAY
         self.idle = idle
@@ -548,6 +567,13 @@ class BulkLookup(Detector):
         self.enum_density = enum_density
         self.hst_warn = hst_warn
         self.hst_min_learned = hst_min_learned
+        # issue 14 item 4: staff days are local days judged on their own steady volume
+        self.staff_off = staff_tz_hours * HOUR
+        self.staff_own_days = staff_own_days
+        self.staff_day_min = staff_day_min
+        self.staff_idle = staff_idle_days * DAY
+        self._peers_d: dict[str, stats.Quantile] = {}
+        self._peer_d_n: dict[str, int] = {}
         self.combiner = Combiner(window, track_min)
         self.outbox: list[Partial] = []  # views of ``remote_kinds`` waiting to be sent
         self._handed: dict[str, float] = {}  # src_ip views sent: keep sending them (tracked)
@@ -621,6 +647,9 @@ class BulkLookup(Detector):
         self.__dict__.update(state)
         self.__dict__.setdefault("outbox", [])  # a checkpoint from before the combiner
         self.__dict__.setdefault("_handed", {})
+        for k, v in (("staff_off", 9 * HOUR), ("staff_own_days", 5), ("staff_day_min", 25),
+                     ("staff_idle", 10 * DAY), ("_peers_d", {}), ("_peer_d_n", {})):
+            self.__dict__.setdefault(k, v)
 
     # --- home countries --------------------------------------------------------------------
     def is_home(self, country: str) -> bool:
@@ -716,7 +745,8 @@ class BulkLookup(Detector):
             ent.h_flag = False
             if ent.h_srcs is not None:
                 ent.h_srcs.clear()
-        de = int(ts // DAY)
+        staff = ent.kind == "actor" and ent.ptype == "employee"
+        de = int((ts + self.staff_off) // DAY) if staff else int(ts // DAY)
         if de != ent.d_epoch:
             if ent.d_epoch >= 0:
                 n = (ent.d.estimate() if ent.d is not None else 0.0) + ent.d_cnt
@@ -724,6 +754,8 @@ class BulkLookup(Detector):
                     if ent.own_d.n == 0:
                         ent.own_d = _Ewma()
                     ent.own_d.learn(n)
+                    if staff:
+                        self._peer_day_learn(self._peer_day(ent), n)
                 ent.d_prev = n if de == ent.d_epoch + 1 else 0.0
                 if ent.d is not None and self._covers(ent):
                     if ent.cov is None:
@@ -744,6 +776,43 @@ class BulkLookup(Detector):
             q = self._peers[peer] = stats.Quantile(0.99)
         q.update(n)
         self._peer_n[peer] = self._peer_n.get(peer, 0) + 1
+
+    @staticmethod
+    def _peer_day(ent: _Entity) -> str:
+        """The peer group of a member of staff for daily counts. The contract carries no role
+        or team: the principal type and the network class its requests come from (office
+        egress, engineers' VPN on private addresses, a cloud) are what the events say."""
+        return f"{ent.ptype}/{ent.net_class or 'isp'}"
+
+    def _peer_day_learn(self, peer: str, n: float) -> None:
+        q = self._peers_d.get(peer)
+        if q is None:
+            q = self._peers_d[peer] = stats.Quantile(0.99)
+        q.update(n)
+        self._peer_d_n[peer] = self._peer_d_n.get(peer, 0) + 1
+
+    def _staff_day(self, ent: _Entity, prior: int) -> tuple[float, float, str]:
+        """(warning, critical, basis) distinct customers in a local day for a member of staff.
+
+        Own history of ``staff_own_days`` unflagged days or more sets the threshold on its own,
+        lower or higher than the prior: mean + 4 spreads (spread: the deviation, at least a
+        quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior, raised
+        by own history (two days or more); peers' 99th percentile (x1.5, at least 100) replaces
+        the prior once 20 peer-days are known, so it lowers it for a quiet team and raises it
+        for a busy one."""
+        o = ent.own_d
+        if o.n >= self.staff_own_days:
+            w = max(float(self.staff_day_min), o.mean + 4.0 * max(o.dev, 0.25 * o.mean, 3.0))
+            return w, 2.0 * w, f"own {o.mean:.0f}/day (n={o.n} days)"
+        w, basis = float(prior), "prior for staff without history"
+        peer = self._peer_day(ent)
+        if self._peer_d_n.get(peer, 0) >= 20:
+            v = self._peers_d[peer].get()
+            if v is not None:
+                w, basis = max(100.0, 1.5 * float(v)), f"{peer} peers p99 {float(v):.0f}/day"
+        if o.n >= 2 and o.high(4.0) > w:
+            w, basis = o.high(4.0), f"own {o.mean:.0f}/day (n={o.n} days)"
+        return w, 2.0 * w, basis
 
     def _peer_high(self, peer: str) -> float | None:
         if self._peer_n.get(peer, 0) < 20:
@@ -776,6 +845,12 @@ class BulkLookup(Detector):
             ent.h_sus_prev * (1.0 - frac_h)
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
         wh, ch, wd, cd, wc, cc = self._priors(ent)
+        staff = ent.kind == "actor" and ent.ptype == "employee"
+        if staff:  # local days on their own steady volume (issue 14 item 4)
+            sw, sc, s_basis = self._staff_day(ent, wd)
+            wd_fast = sw
+        else:
+            wd_fast = wd
         # Fast path: far below every threshold (each is at least its prior) and too small a
         # view for the model: nothing to judge, nothing to learn.
         if ent.kind != "key" and p.n_distinct < 3:
@@ -783,20 +858,22 @@ class BulkLookup(Detector):
                 if ent.own_h.n < 3 or dh < ent.own_h.high():
                     return []
             elif dh < wh / 2 and h_now < self.enum_min and (
-                    not wd or today + ent.d_prev < wd / 2) and (
+                    not wd or today + (0.0 if staff else ent.d_prev) < wd_fast / 2) and (
                     not wc or not self._covers(ent) or today + (
                         ent.cov.estimate() if ent.cov is not None else 0.0) < wc / 2):
                 rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
                 if rp is None or rec_h < rp[0] / 2:
                     return []
-        if not today_exact and wd and today >= wd:
+        if not today_exact and wd and today >= wd_fast:
             lower = max(d_closed, h_now) + ent.d_cnt + ent.h_cnt
             if lower >= 4 * cd:  # far past any day threshold: spare the sketch union
                 today = lower
             else:
                 today = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt
             today_exact = True
-        dd = today + ent.d_prev * (1.0 - frac_d)
+        # Staff: the local day so far (the day of their shifts), against a day threshold learnt
+        # on the same quantity; others: a sliding 24 h (the previous day weighted by overlap).
+        dd = today if staff else today + ent.d_prev * (1.0 - frac_d)
         covers = self._covers(ent)
         cov = (ent.cov.estimate() if ent.cov is not None else 0.0) + today if covers else 0.0
         if covers and ent.cov is not None and wc and cov >= wc:
@@ -828,8 +905,11 @@ class BulkLookup(Detector):
             reasons.append((1, "key_rate"))
         lim = {"hour": (warn_h, crit_h), "coverage": (float(wc), float(cc))}
         if wd and ent.kind != "key":
-            warn_d = max(float(wd), own_d_hi or 0.0)
-            crit_d = max(float(cd), 2.0 * warn_d if warn_d > wd else 0.0)
+            if staff:
+                warn_d, crit_d = sw, sc
+            else:
+                warn_d = max(float(wd), own_d_hi or 0.0)
+                crit_d = max(float(cd), 2.0 * warn_d if warn_d > wd else 0.0)
             lim["day"] = (warn_d, crit_d)
             if main_d >= warn_d:
                 reasons.append((2 if main_d >= crit_d else 1, "day"))
@@ -897,15 +977,19 @@ class BulkLookup(Detector):
         if ent.sent == 2 or ent.kind == "key":  # keys escalate on their share: window close
             self.combiner.paged.add((ent.kind, p.entity))
         if not today_exact:  # the evidence states exact figures
-            dd = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt + ent.d_prev * (1.0 - frac_d)
+            dd = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt + (
+                0.0 if staff else ent.d_prev * (1.0 - frac_d))
         return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
-                              lim, own_hi, peer_q, reasons, ctx)]
+                              lim, own_hi, peer_q, reasons, ctx,
+                              s_basis if staff else "")]
 
     # --- explanation -----------------------------------------------------------------------
     def _finding(self, ent: _Entity, p: Partial, sev: str, dh: float, dd: float, sus_h: float,
                  rec_h: float, cov: float, density: float, hst: float,
                  lim: dict[str, tuple[float, float]], own_hi: float | None,
-                 peer_q: float | None, reasons: list[tuple[int, str]], ctx: Context) -> Finding:
+                 peer_q: float | None, reasons: list[tuple[int, str]], ctx: Context,
+                 s_basis: str = "") -> Finding:
+        staff = bool(s_basis)
         feats = {f for _, f in reasons}
         kind, ident = ent.kind, p.entity
         own_txt = f"{ent.own_h.mean:.0f}/h (n={ent.own_h.n} h)" if own_hi is not None \
@@ -919,7 +1003,8 @@ class BulkLookup(Detector):
         order = ("hour", "day", "coverage", "key_rate", "enumeration", "records", "model")
         primary = max(reasons, key=lambda r: (r[0], -order.index(r[1])))[1]
         if primary == "day":
-            n_main, span, usual = n_d, "within a day", f"<= {lim['day'][0]:.0f}/day"
+            n_main, span, usual = n_d, "today (local day)" if staff else "within a day", \
+                f"<= {lim['day'][0]:.0f}/day" + (f" ({s_basis})" if staff else "")
             own_txt = f"{ent.own_d.mean:.0f}/day (n={ent.own_d.n} days)" if ent.own_d.n >= 2 \
                 else "none yet"
         elif primary == "coverage":
@@ -959,9 +1044,11 @@ class BulkLookup(Detector):
             ev("distinct_accounts_1h", n_h, f"warning >= {th[0]:.0f}, critical >= {th[1]:.0f}",
                f"own history {own_txt}; {ent.peer} peers {peer_txt}; prior {prior[0]}/{prior[1]} "
                f"for {group}"),
-            ev("distinct_accounts_24h", n_d,
-               f"warning >= {prior[2]}, critical >= {prior[3]}" if prior[2] else "not judged",
-               f"own daily history {ent.own_d.mean:.0f} (n={ent.own_d.n} days)"),
+            ev("distinct_accounts_24h" if not staff else "distinct_accounts_local_day", n_d,
+               f"warning >= {lim['day'][0]:.0f}, critical >= {lim['day'][1]:.0f}"
+               if "day" in lim else "not judged",
+               f"own daily history {ent.own_d.mean:.0f} (n={ent.own_d.n} days)"
+               + (f"; threshold from {s_basis}" if staff else "")),
             ev("distinct_accounts_window", p.n_distinct,
                f"{self.window:g}s window", f"{p.count} requests, {p.records} rows"),
         ]
@@ -994,8 +1081,10 @@ class BulkLookup(Detector):
     # --- housekeeping ----------------------------------------------------------------------
     def expire(self, now: float) -> None:
         idle = self.idle
+        staff_idle = max(idle, self.staff_idle)  # weekends and leave: keep staff history
         dead = [k for k, e in self._ents.items()
-                if now - e.last > (idle * 4 if e.cov is not None else idle)]
+                if now - e.last > (idle * 4 if e.cov is not None else
+                                   staff_idle if e.ptype == "employee" and e.own_d.n else idle)]
         for k in dead:
             del self._ents[k]
             self.combiner.paged.discard(k)

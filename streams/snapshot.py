@@ -198,6 +198,9 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.spread_access:SpreadAccess", "detectors.spread_access:_Agg",
     "detectors.unusual_hour:UnusualHour", "detectors.unusual_hour:_Principal",
     "detectors.unusual_hour:_Peer",
+    # issue 14 items 3-4 (services and record volume)
+    "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
+    "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
     "detectors._sketch:DistinctCounter",
     # the River models the detectors use (river 0.26: plain __dict__ state)
     "river.anomaly.hst:HalfSpaceTrees", "river.tree.padded:PaddedBranch",

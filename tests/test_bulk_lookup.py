@@ -360,3 +360,53 @@ def test_memory_per_tracked_entity_is_small() -> None:
     tracked = sum(det.tracked().values())
     assert tracked >= 400
     assert used / tracked < 1024  # bytes of detector state per tracked entity
+
+
+# --- issue 14 item 4: staff thresholds follow their own steady volume ----------------------
+
+
+def _shifts(emp: str, per_day: list[int], seed: int, weekdays_only: bool = False) -> list:
+    """Office shifts (09:00-18:00 KST = 00:00-09:00 UTC) reading ``per_day[d]`` customers."""
+    out = []
+    for d, n in enumerate(per_day):
+        if weekdays_only and (d + 1) % 7 >= 5:  # T0 is a Tuesday
+            continue
+        out += _staff(emp, n, T0 + d * 86400, 9 * 3600, seed=seed * 1000 + d)
+    return out
+
+
+def test_slow_insider_warns_before_300_against_own_ten_a_day() -> None:
+    rng = random.Random(11)
+    history = [rng.randint(6, 14) for _ in range(21)]  # three weeks of ~10 a day
+    insider = _shifts("e-bo", history + [50] * 30, seed=11, weekdays_only=True)
+    alerts = run(engine(), insider)
+    pages = [a for a in alerts if a["severity"] in ("warning", "critical")]
+    assert pages and pages[0]["entity"] == {"kind": "actor", "id": "e-bo"}
+    first = pages[0]
+    when = next(e["ts"] for e in insider if e["event_id"] == first["event_ids"][0])
+    exposed = len({e["subject_id"] for e in insider if T0 + 21 * 86400 <= e["ts"] <= when})
+    assert exposed < 300, exposed
+    day = next(x for x in first["evidence"] if x["feature"] == "distinct_accounts_local_day")
+    assert "own" in day["detail"]  # the threshold came from its own history, not the prior
+
+
+def test_busy_support_staff_at_a_steady_280_a_day_stay_quiet() -> None:
+    events = []
+    for k in range(4):
+        rng = random.Random(20 + k)
+        events += _shifts(f"e-heavy-{k}", [round(280 * rng.uniform(0.92, 1.08))
+                                           for _ in range(14)], seed=20 + k)
+    assert [a for a in run(engine(), events) if a["severity"] != "info"] == []
+
+
+def test_staff_with_little_history_are_judged_against_their_peers() -> None:
+    eng = engine()
+    det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    events = []
+    for k in range(25):  # a quiet team: ~20 a day each for two days
+        events += _shifts(f"e-team-{k}", [20, 22], seed=40 + k)
+    run(eng, events + [access(T0 + 2 * 86400 + 60, "e-team-0", "c-1", OFFICE, "employee")],
+        flush=False)
+    new = det._ents[("actor", "e-team-0")]
+    warn, _, basis = det._staff_day(new, 400)
+    assert warn == 100.0 and "peers" in basis  # 1.5 x the team's p99, at least 100: lowered
