@@ -143,3 +143,22 @@ def test_a_pause_longer_than_the_watermark_delay_moves_time_on(
     assert "aw-4bf5069eae7e44858baeea47" in got
     first = [a for a in rt.emitted if a["alert_id"] == "aw-4bf5069eae7e44858baeea47"][0]
     assert first["episode"]["started"] == PAUSED_AFTER
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "open (issue 14 item 5): the engine fires every due timer on any event, so a login that "
+    "reaches it before older access records closes bulk_lookup's window early; the producer "
+    "holds access behind logins, not logins behind access. Seen once in 9 runs of the "
+    "cluster failover test after the fixes above"))
+def test_a_login_ahead_of_older_access_records_does_not_close_their_window_early(
+        lines: list[bytes], replayed: set[str]) -> None:
+    """The CI pair again, from the order alone: the first login dated after the 00:46 window
+    (00:47:08.039) goes into the engine right after the access at 00:46:31.845, ahead of the
+    window's later access records."""
+    evs = [E.decode(line) for line in lines]
+    i = next(k for k, e in enumerate(evs) if iso(e.ts) == PAUSED_AFTER)
+    j = next(k for k, e in enumerate(evs)
+             if e.kind == E.LOGIN and iso(e.ts) >= "2025-06-24T00:47:00")
+    moved = [*lines[:i + 1], lines[j], *(x for k, x in enumerate(lines) if k > i and k != j)]
+    got = {a["alert_id"] for a in replay_alerts(moved)}
+    assert got == replayed, (sorted(replayed - got), sorted(got - replayed))
