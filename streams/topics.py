@@ -458,3 +458,59 @@ def run(args: argparse.Namespace) -> int:
     except (KafkaError, OSError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())
         return _fail(f"broker {args.broker}: {type(exc).__name__}: {detail}", 1)
+
+
+def internal_topics(app: Any) -> list[tuple[str, int, dict[str, str]]]:
+    """``(name, partitions, configs)`` of the worker's own topics: its tables' changelogs
+    (compacted) and the internal topics its agents read (``<app_id>-partials``,
+    ``<app_id>-logins-by-source``), from the Faust app's public tables and agents."""
+    specs: list[tuple[str, int, dict[str, str]]] = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        specs.append((topic.get_topic_name(), int(topic.partitions or table.partitions),
+                      {"cleanup.policy": "compact"}))
+    for agent in app.agents.values():
+        channel = agent.channel
+        if not getattr(channel, "internal", False):
+            continue
+        configs = {}
+        if channel.retention is not None:  # Faust's Seconds: a number or a timedelta
+            from mode.utils.times import want_seconds
+
+            configs["retention.ms"] = str(int(want_seconds(channel.retention) * 1000))
+        for name in channel.topics:
+            specs.append((name, int(channel.partitions), configs))
+    return specs
+
+
+def declare_internal_topics(bootstrap: str | list[str], specs: list[tuple[str, int, dict[str, str]]],
+                            replication: int = 1, timeout: float = 30.0,
+                            security: KafkaSecurity | None = None) -> list[str]:
+    """Create the worker's own topics before it joins its group, and wait until the broker's
+    metadata lists them with a leader per partition; returns the names it created.
+
+    Faust creates them itself at start, but its consumer can join the group before the broker
+    lists them: the assignor then logs "Ignoring missing topic", never assigns them, and the
+    combiner's bulk_lookup alerts are silently missing (seen on Apache Kafka under load, in the
+    SASL_SSL test and in the parity test). Existing topics are left as they are."""
+    from kafka.errors import TopicAlreadyExistsError, for_code
+
+    with _admin(bootstrap, timeout, security) as admin:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s[0] not in existing]
+        created: list[str] = []
+        if missing:
+            request = {name: {"num_partitions": parts, "replication_factor": replication,
+                              "configs": configs} for name, parts, configs in missing}
+            response = admin.create_topics(request, timeout_ms=int(timeout * 1000),
+                                           raise_errors=False)
+            for result in response.get("topics", []):
+                error = for_code(result.get("error_code", 0))
+                if error.errno == 0:
+                    created.append(result["name"])
+                elif error is not TopicAlreadyExistsError:  # lost a race: fine
+                    message = result.get("error_message") or error.__name__
+                    raise RuntimeError(f"cannot create topic {result['name']!r}: {message}")
+        if created:
+            admin.wait_for_topics(sorted(created), timeout_ms=int(timeout * 1000))
+    return created

@@ -141,6 +141,14 @@ def run_worker(settings: Settings) -> int:
 
         install()
     app = create_app(settings)
+    from streams.topics import declare_internal_topics, internal_topics
+
+    try:  # before the group is joined (see declare_internal_topics); Faust's own would race
+        declare_internal_topics(settings.bootstrap, internal_topics(app), settings.replication,
+                                timeout=30, security=settings.kafka_security())
+    except Exception as e:
+        raise InputError(f"broker {settings.broker}: cannot create the worker's own topics: "
+                         f"{type(e).__name__}: {e}") from None
     freeze_heap()
     gcpolicy.install()  # the engines' state out of the collector's full passes (issue 12)
     say(f"accesswatch worker {settings.worker_id}: broker {settings.broker}, "
