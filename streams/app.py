@@ -24,7 +24,8 @@
   starts from a fresh engine at the committed offsets;
 - alerts to ``access-alerts`` (JSON, key = ``alert_id``), bad input to ``accesswatch-dlq``
   (the original bytes as value, the original key, and headers ``aw-topic``,
-  ``aw-partition``, ``aw-offset``, ``aw-reason``, ``aw-field``, ``aw-detail``);
+  ``aw-partition``, ``aw-offset``, ``aw-reason``, ``aw-field``, ``aw-detail``; an ingest
+  agent adds ``aw-record`` for one record of a message that framed into several);
 - a 1 s event-time watermark: once a partition's input has been quiet for
   ``watermark_delay`` (60 s), its engine is advanced to (newest event ts it has seen) +
   (wall seconds since that event arrived) - ``watermark_delay``, so grace-window alerts fire
@@ -968,7 +969,10 @@ class Runtime:
             except Exception as exc:  # the topic has it; Alertmanager is best effort
                 log.warning("alert not queued for Alertmanager: %s", exc)
 
-    async def dead_letter(self, msg: Any, reason: str, field_: str | None, detail: str) -> None:
+    async def dead_letter(self, msg: Any, reason: str, field_: str | None, detail: str,
+                          record: tuple[int, bytes] | None = None) -> None:
+        """``record``: (its 1-based place, its bytes) when the message framed into several
+        source records (the ingest agent): that record is dead-lettered, not the message."""
         topic = msg.topic
         self.metrics.count_invalid(topic, reason)
         headers = [
@@ -979,9 +983,11 @@ class Runtime:
             ("aw-field", (field_ or "").encode()),
             ("aw-detail", str(detail)[:512].encode()),
         ]
-        await self.dlq_topic.send(
-            key=msg.key, value=msg.value if msg.value is not None else b"", headers=headers
-        )
+        value = msg.value if msg.value is not None else b""
+        if record is not None:
+            headers.append(("aw-record", str(record[0]).encode()))
+            value = record[1]
+        await self.dlq_topic.send(key=msg.key, value=value, headers=headers)
 
     # ---- time ---------------------------------------------------------------------------
     async def watermark(self) -> None:

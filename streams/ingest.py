@@ -6,7 +6,9 @@ page for one) and produces each event to its input topic keyed as ``accesswatch 
 keys it (logins by account, access by actor, identity changes by principal): the detection
 agents read them as they read any producer's. A record that is rejected goes to the
 dead-letter topic with the reason ``<format>:<reason>`` (headers as the detection agents'
-dead letters), a skipped one is counted on ``accesswatch_invalid_events_total`` with the
+dead letters; a record of a message that framed into several goes alone, with its place in
+the message as ``aw-record``, and the message's other records still give their events), a
+skipped one is counted on ``accesswatch_invalid_events_total`` with the
 reason ``<format>:skip:<reason>`` and not dead-lettered (it is not an error).
 
 Nothing is lost across a restart: the agent awaits the delivery of every event of a message
@@ -53,19 +55,25 @@ def _agent(adapter: adapters.Adapter, rt: Any, out_topics: dict[str, Any]) -> An
             msg = event.message
             data = msg.value if isinstance(msg.value, bytes) else b""
             pending = []
-            for o in adapters.records(adapter, io.BytesIO(data), start=msg.offset):
+            # a message may frame into several records (a CloudTrail ``Records`` document):
+            # each unusable one is dead-lettered on its own, with its place in the message
+            outcomes = list(adapters.records(adapter, io.BytesIO(data), start=msg.offset))
+            several = len(outcomes) > 1
+            for i, o in enumerate(outcomes, 1):
+                one = (i, o.record) if several else None
                 r = o.reject
                 if r is not None:
                     if isinstance(r, adapters.Skip):
                         metrics.invalid_events.labels(
                             topic=msg.topic, reason=f"{prefix}:skip:{r.reason}").inc()
                     else:
-                        await rt.dead_letter(msg, f"{prefix}:{r.reason}", None, r.detail)
+                        await rt.dead_letter(msg, f"{prefix}:{r.reason}", None, r.detail, one)
                     continue
                 for e in o.events:
                     kind, key = classify(e)
                     if kind is None:  # an adapter's event always has a kind: a defect
-                        await rt.dead_letter(msg, f"{prefix}:adapter_error", None, str(key))
+                        await rt.dead_letter(msg, f"{prefix}:adapter_error", None, str(key),
+                                             one)
                         continue
                     pending.append(await out_topics[kind].send(
                         key=key if isinstance(key, bytes) else None, value=orjson.dumps(e)))

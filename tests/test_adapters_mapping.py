@@ -155,3 +155,60 @@ def test_a_bad_mapping_file_is_one_readable_line(tmp_path: Path, text: str, says
 def test_a_missing_mapping_file_is_one_readable_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mapping file not found"):
         adapters.load(f"mapping:{tmp_path / 'none.toml'}")
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"", "invalid_json"),
+    (b"not json", "invalid_json"),
+    (b'{"time": "2025-06-24T03:12:45+00:00"', "invalid_json"),
+    (b'{"a": 1} trailing', "invalid_json"),
+    (b'{"jwt_sub": "c-\xff"}', "invalid_json"),  # not UTF-8 in a member the mapping reads
+    (b"[1, 2]", "not_an_object"),
+    (b'"a string"', "not_an_object"),
+    (b"null", "not_an_object"),
+    (b"{}", "missing_field"),
+    (b'{"jwt_sub": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_json"),
+    (b'{"other": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_json"),
+])
+def test_records_that_are_no_json_object_are_rejected_with_a_reason(
+        gw: adapters.Adapter, raw: bytes, reason: str) -> None:
+    r = _reject(gw, raw)
+    assert type(r) is adapters.Reject and r.reason == reason, r
+
+
+def _reject(ad: adapters.Adapter, raw: bytes) -> adapters.Reject:
+    with pytest.raises(adapters.Reject) as err:
+        ad.events(raw, 1)
+    return err.value
+
+
+def test_members_the_mapping_does_not_name_are_not_read(gw: adapters.Adapter) -> None:
+    """Only the named members are decoded: bytes that are not UTF-8 or nested values in another
+    member neither reject the record nor reach its event."""
+    rec = nginx()[:-1] + b', "other": "\xff", "deep": ' + b"[" * 50 + b"]" * 50 + b"}"
+    e, = gw.events(rec, 1)
+    assert e == gw.events(nginx(), 1)[0]
+
+
+def test_a_nested_path_through_a_value_that_is_no_object_is_a_missing_field(
+        tmp_path: Path) -> None:
+    p = tmp_path / "kong.toml"
+    p.write_text(KONG_TOML)
+    ad = mapping.from_file(str(p))
+    rec = {"started_at": 1750734765120, "client_ip": "52.95.110.1",
+           "request": {"uri": "/v1/profile", "method": "GET", "headers": {"x-customer.id": "c-5"}},
+           "response": {"status": 200}, "authenticated_entity": "svc-crm"}
+    assert _reject(ad, orjson.dumps(rec)).detail == "actor_id"
+    rec["authenticated_entity"] = {"id": "svc-crm"}
+    rec["request"]["headers"] = ["x-customer.id", "c-5"]
+    assert _reject(ad, orjson.dumps(rec)).detail == "subject_id"
+
+
+def test_the_id_digest_tells_records_and_positions_apart(tmp_path: Path) -> None:
+    p = tmp_path / "noid.toml"
+    p.write_text(NGINX_TOML.replace('event_id = "request_id"\n', ""))
+    ad = adapters.load(f"mapping:{p}")
+    ids = {ad.events(nginx(request_id=f"r-{i}"), pos)[0]["event_id"]
+           for i in range(3) for pos in (1, 2)}
+    assert len(ids) == 6 and all(i.startswith("gateway-") and len(i) == 28 for i in ids)
+    assert ad.events(nginx(), 7)[0]["event_id"] == ad.events(nginx(), 7)[0]["event_id"]

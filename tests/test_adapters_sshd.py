@@ -155,3 +155,29 @@ def test_an_adapter_defect_rejects_that_record_and_the_stream_goes_on() -> None:
     outs = list(adapters.records(ad, io.BytesIO(b"a\nboom\nb\n")))
     assert [(o.position, o.reject.reason if o.reject else o.events) for o in outs] == [
         (1, [{"n": "a"}]), (2, "adapter_error"), (3, [{"n": "b"}])]
+
+
+def test_the_ipv4_fast_path_gives_what_ipaddress_gives() -> None:
+    """A dotted quad is taken as it is only when ``ipaddress`` would write it so: seeded
+    random quads (octets past 255, leading zeros) and Unicode digits agree with it."""
+    import ipaddress
+    import random
+
+    from detectors.adapters.sshd import _address
+
+    rng = random.Random(15)
+    texts = [".".join(str(rng.randrange(300)).zfill(rng.choice((1, 1, 1, 3))) for _ in range(4))
+             for _ in range(5000)] + ["١.2.3.4", "1.2.3", "0.0.0.0", "1.2.3.4.5"]
+    for text in texts:
+        try:
+            want = str(ipaddress.ip_address(text))
+        except ValueError:
+            want = None
+        try:
+            got = _address(text)
+        except adapters.Reject:
+            got = None
+        if want is not None:
+            assert got == (want, None), text
+        else:
+            assert got is None or got[1] is not None, text  # rejected, or read as a host name

@@ -87,7 +87,8 @@ def records(adapter: Adapter, stream: IO[bytes], start: int = 0) -> Iterator[Out
     """Every record of ``stream`` with its events or the reason it has none. An adapter that
     fails in an unexpected way on a record rejects that record as ``adapter_error``: one bad
     record never ends the stream. Positions count from ``start + 1``."""
-    adapt = adapter.events
+    one = adapter.adapt
+    adapt = adapter.adapt_at or (lambda record, _position: one(record))  # no per-record branch
     for position, record in enumerate(adapter.frame(stream), start + 1):
         try:
             out = adapt(record, position)

@@ -168,8 +168,16 @@ def stand_in(name: str) -> str:
     return str(ipaddress.IPv6Address(b"\xfd" + h.digest()))
 
 
+#: an IPv4 address as ``ipaddress`` writes it (no leading zeros): taken as it is, which spares
+#: the usual line ``ipaddress.ip_address`` and ``str`` (a third of the adapter's cost per line)
+_CANONICAL_V4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+                           r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)", re.ASCII)  # \d: 0-9 only
+
+
 def _address(text: str) -> tuple[str, str | None]:
     """(src_ip, the host name it stands for or None)."""
+    if _CANONICAL_V4.fullmatch(text):
+        return text, None
     try:
         return str(ipaddress.ip_address(text)), None
     except ValueError:
