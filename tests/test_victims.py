@@ -358,7 +358,7 @@ def test_worker_alerts_topic_carries_the_same_digests_and_victims_as_replay(
     reader.start()
     try:
         worker.wait_ready()
-        wait_until_done(worker, reader, len(lines))
+        wait_until_done(worker, reader, len(lines), alerts=len({a["alert_id"] for a in expected}))
         got = list(reader.alerts)
     finally:
         reader.stop()
