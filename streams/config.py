@@ -385,6 +385,16 @@ def command_settings(args: argparse.Namespace | None,
     return Settings.from_env(env, base=base_settings(args, env))
 
 
+def broker_setting(args: argparse.Namespace | None, env: Mapping[str, str]) -> str | None:
+    """``demo``'s broker when ``--broker`` is not given: with a configuration file,
+    ``$ACCESSWATCH_BROKER`` else the file's ``[kafka] broker``; else None (the embedded one,
+    as without a file: the environment alone does not move the demo off its own broker)."""
+    path = config_path(args, env)
+    if path is None:
+        return None
+    return env.get("ACCESSWATCH_BROKER", "").strip() or load_file(path).kafka.broker
+
+
 def kafka_security(settings: Settings, args: argparse.Namespace | None) -> KafkaSecurity:
     """``settings``' Kafka security with the security flags in ``args`` laid over it."""
     from streams.kafka_security import FLAGS, SETTINGS_FIELDS, KafkaSecurity
