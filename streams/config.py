@@ -1,7 +1,8 @@
 """The configuration file (issue 16): one TOML file, typed and validated by pydantic-settings.
 
 ``accesswatch worker --config FILE`` (or ``ACCESSWATCH_CONFIG=FILE``) reads it as the lowest
-layer of the worker's settings: **flags override the environment, which overrides the
+layer of the worker's settings, and so do ``produce``, ``topics``, ``demo`` and ``replay`` (for
+the settings each uses, through ``command_settings``): **flags override the environment, which overrides the
 file**, which overrides the defaults of ``streams.settings.Settings``. Every setting the
 environment and the flags have is in the file, under a section; the file adds what has no
 variable: detector parameters, per-key token lifetimes. ``deploy/accesswatch.example.toml``
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -48,6 +49,9 @@ from pydantic_settings import (
 
 from streams.settings import LOOPS, STORES, Settings, SettingsError
 from streams.topics import TopicNames
+
+if TYPE_CHECKING:
+    from streams.kafka_security import KafkaSecurity
 
 ENV_CONFIG = "ACCESSWATCH_CONFIG"
 MASK = "********"
@@ -360,6 +364,47 @@ def base_settings(args: argparse.Namespace | None, env: Mapping[str, str]) -> Se
         return file_settings(load_file(path))
     except ConfigError as e:
         raise SettingsError(f"config {path}: " + "; ".join(e.problems)) from None
+
+
+# ---- the file for the other commands (produce, topics, demo, replay) ------------------------
+
+
+def add_config_argument(p: argparse.ArgumentParser) -> None:
+    """``--config FILE`` of a command other than ``worker`` (whose flag is in settings)."""
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML configuration file ($ACCESSWATCH_CONFIG); the environment "
+                   "overrides it and flags override both (deploy/accesswatch.example.toml)")
+
+
+def command_settings(args: argparse.Namespace | None,
+                     env: Mapping[str, str] | None = None) -> Settings:
+    """The file's settings (``--config`` / ``$ACCESSWATCH_CONFIG``) with the environment laid
+    over them; the caller lays its own flags over these. ``SettingsError`` (a ``ValueError``)
+    with every problem of a bad file or a bad variable, as one line."""
+    env = os.environ if env is None else env
+    return Settings.from_env(env, base=base_settings(args, env))
+
+
+def broker_setting(args: argparse.Namespace | None, env: Mapping[str, str]) -> str | None:
+    """``demo``'s broker when ``--broker`` is not given: with a configuration file,
+    ``$ACCESSWATCH_BROKER`` else the file's ``[kafka] broker``; else None (the embedded one,
+    as without a file: the environment alone does not move the demo off its own broker)."""
+    path = config_path(args, env)
+    if path is None:
+        return None
+    return env.get("ACCESSWATCH_BROKER", "").strip() or load_file(path).kafka.broker
+
+
+def kafka_security(settings: Settings, args: argparse.Namespace | None) -> KafkaSecurity:
+    """``settings``' Kafka security with the security flags in ``args`` laid over it."""
+    from streams.kafka_security import FLAGS, SETTINGS_FIELDS, KafkaSecurity
+
+    values = {k: getattr(settings, f) for k, f in SETTINGS_FIELDS.items()}
+    for name in FLAGS:
+        v = getattr(args, SETTINGS_FIELDS[name], None) if args is not None else None
+        if v:
+            values[name] = v
+    return KafkaSecurity.build(**values)
 
 
 # ---- accesswatch config check ----------------------------------------------------------------

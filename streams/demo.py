@@ -342,25 +342,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from streams.settings import add_log_format_argument  # issue 16: operations
 
     add_kafka_security_arguments(p)  # issue 16: for --broker (the embedded one is plaintext)
-
-
     add_log_format_argument(p)
+    from streams.config import add_config_argument  # issue 16: the configuration file
+
+    add_config_argument(p)  # (its broker, topics, Kafka security and log format)
 
 
-def run_topics(run_id: str, shared: bool) -> tuple[Any, dict[str, str]]:
+def run_topics(run_id: str, shared: bool, base: Any = None) -> tuple[Any, dict[str, str]]:
     """The topics of one demo run and the worker's environment naming them.
 
     On a broker of its own (the embedded one, new each run) the usual names. On a broker
     given with ``--broker`` (shared, kept between runs) topics named after the run, so a
     run never reads another run's events (issue 16: a second run took the first's 103,650
-    events too); ``ACCESSWATCH_TOPIC_*`` names set in the environment are prefixed alike."""
+    events too); ``ACCESSWATCH_TOPIC_*`` names set in the environment are prefixed alike.
+    ``base``: the names to start from (the ``--config`` file's with the environment over them;
+    default the environment's), given to the worker in its environment as well."""
     from streams.topics import TopicNames
 
-    base = TopicNames.from_env()
-    if not shared:
-        return base, {}
+    given = base is not None
+    base = TopicNames.from_env() if base is None else base
     # the internal partials topic is ``<app id>-partials``: the run's own already
-    names = TopicNames(*(f"{run_id}-{n}" for n in base.all()))
+    names = TopicNames(*(f"{run_id}-{n}" for n in base.all())) if shared else base
+    if not shared and not given:
+        return base, {}
     env = {"ACCESSWATCH_TOPIC_LOGINS": names.logins, "ACCESSWATCH_TOPIC_ACCESS": names.access,
            "ACCESSWATCH_TOPIC_IDENTITY": names.identity,
            "ACCESSWATCH_TOPIC_ALERTS": names.alerts, "ACCESSWATCH_TOPIC_DLQ": names.dlq}
@@ -392,10 +396,16 @@ def run(args: argparse.Namespace) -> int:
     scn = file_scenario(args.events) if args.events else builtin_scenario(
         args.seed, args.customers, args.hours)
 
+    from streams.config import broker_setting, command_settings, config_path
     from streams.logs import say as log_line
     from streams.replay import _log_format
 
-    fmt = _log_format(args)
+    try:  # issue 16: flags over the environment over the --config file
+        settings = command_settings(args)
+        broker_url = args.broker or broker_setting(args, os.environ)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    fmt = _log_format(args, settings)
 
     def say(msg: str) -> None:
         if fmt == "json":  # issue 16: one JSON object a line, on stderr
@@ -404,6 +414,7 @@ def run(args: argparse.Namespace) -> int:
             print(msg, file=out if not args.json else sys.stderr, flush=True)
 
     from streams.broker import parse_broker_url
+    from streams.config import kafka_security
     from streams.kafka_security import (
         ENV,
         FLAGS,
@@ -412,18 +423,19 @@ def run(args: argparse.Namespace) -> int:
         KafkaSecurityError,
         check_connection,
     )
-    from streams.kafka_security import from_env as security_from_env
     from streams.topics import create_topics
 
     try:  # the embedded broker is plaintext: the security settings serve --broker only
-        security = security_from_env(args=args) if args.broker else KafkaSecurity()
+        security = kafka_security(settings, args) if broker_url else KafkaSecurity()
     except KafkaSecurityError as e:
         raise InputError(str(e)) from None
-    with _broker(args.broker) as url:
+    with _broker(broker_url) as url:
         bootstrap = parse_broker_url(url)
         run_id = f"accesswatch-demo-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
-        names, topics_env = run_topics(run_id, shared=args.broker is not None)
-        if args.broker:
+        names, topics_env = run_topics(run_id, shared=broker_url is not None,
+                                       base=settings.topics if config_path(args, os.environ)
+                                       else None)
+        if broker_url:
             try:
                 check_connection(bootstrap, security)
             except KafkaSecurityError as e:
@@ -437,15 +449,19 @@ def run(args: argparse.Namespace) -> int:
         chain = _start_chain(args.alerting, say)
         extra = ["--alertmanager", chain.am_url] if chain is not None else []
         extra += ["--log-format", fmt]
-        if args.broker:  # the worker gets the same security: flags (paths), env (secrets)
-            extra += [a for name, flag in FLAGS.items()
-                      if getattr(args, SETTINGS_FIELDS[name], None)
-                      for a in (flag, getattr(args, SETTINGS_FIELDS[name]))]
+        if broker_url:  # the worker gets the same security: flags (paths), env (secrets)
+            given = {name: getattr(args, SETTINGS_FIELDS[name], None)
+                     or getattr(settings, SETTINGS_FIELDS[name]) for name in FLAGS}
+            extra += [a for name, flag in FLAGS.items() if given[name]
+                      for a in (flag, given[name])]
         worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra,
                                topics_env=topics_env)
-        if args.broker is not None:
+        # the worker reads no configuration file: what it takes from one (broker, topics,
+        # security) the demo gives it above; the rest (alert routes, ...) is production's
+        worker.env.pop("ACCESSWATCH_CONFIG", None)
+        if broker_url is not None:
             say(f"topics of this run: {', '.join(names.all())} (delete them when done)")
-        if not args.broker:
+        if not broker_url:
             for var in ENV.values():
                 worker.env.pop(var, None)
                 worker.env.pop(f"{var}_FILE", None)

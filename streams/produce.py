@@ -56,7 +56,6 @@ from streams import adapt
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.kafka_security import KafkaSecurity, KafkaSecurityError, check_connection, or_env
 from streams.kafka_security import add_arguments as add_kafka_security_arguments
-from streams.kafka_security import from_env as security_from_env
 from streams.topics import TopicNames, create_topics
 
 __all__ = [
@@ -456,8 +455,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files; - is stdin")
     parser.add_argument(
         "--broker",
-        default=os.environ.get("ACCESSWATCH_BROKER", "kafka://localhost:9092"),
-        help="kafka://HOST:PORT[,HOST:PORT] (env ACCESSWATCH_BROKER)",
+        help="kafka://HOST:PORT[,HOST:PORT] (env ACCESSWATCH_BROKER, else the --config file's "
+        "[kafka] broker, else kafka://127.0.0.1:9092)",
     )
     parser.add_argument(
         "--default-topic",
@@ -485,6 +484,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     adapt.add_arguments(parser)
     add_kafka_security_arguments(parser)
+    from streams.config import add_config_argument  # issue 16: the configuration file
+
+    add_config_argument(parser)
 
 
 def _fail(message: str, code: int) -> int:
@@ -517,13 +519,16 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{path}: {what}", 2)
         if path != "-" and not os.access(path, os.R_OK):
             return _fail(f"{path}: permission denied", 2)
-    try:
-        servers = bootstrap_servers(args.broker)
+    from streams.config import command_settings, kafka_security
+
+    try:  # flags over the environment over the --config file (issue 16)
+        settings = command_settings(args)
+        servers = bootstrap_servers(args.broker or settings.broker)
         adapter_of = adapt.load(args)
-        security = security_from_env(args=args)
-    except ValueError as exc:  # a bad URL, a format, a security setting that cannot work
+        security = kafka_security(settings, args)
+    except ValueError as exc:  # a bad file or URL, a format, a security setting that cannot work
         return _fail(str(exc), 2)
-    names = TopicNames.from_env()
+    names = settings.topics
     total = None if "-" in paths else sum(os.path.getsize(p) for p in paths)
     show = sys.stderr if sys.stderr.isatty() and not getattr(args, "no_progress", False) else None
     shown = 0

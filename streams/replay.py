@@ -24,7 +24,7 @@ import orjson
 from detectors import events as E
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
 from streams import adapt, gcpolicy
-from streams.settings import SettingsError, victim_salt_from_env
+from streams.settings import Settings, SettingsError
 
 log = logging.getLogger("accesswatch.replay")
 
@@ -191,21 +191,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "in summaries and evidence use $ACCESSWATCH_VICTIM_SALT or _FILE, as the "
                    "worker's do)")
     # issue 12, input slice
-    p.add_argument("--ts-min-year", dest="ts_min_year", type=int,
-                   default=EngineConfig.ts_min_year, metavar="YEAR", help="reject times before this year as ts_out_of_range "
-                   "(default %(default)s)")
-    p.add_argument("--ts-max-year", dest="ts_max_year", type=int,
-                   default=EngineConfig.ts_max_year, metavar="YEAR", help="reject times after this year as ts_out_of_range "
-                   "(default %(default)s)")
-    p.add_argument("--max-future-skew", dest="max_future_skew", type=float,
-                   default=EngineConfig.max_future_skew, metavar="SECONDS",
+    # (no argparse defaults: a flag not given leaves the environment's or the file's value)
+    p.add_argument("--ts-min-year", dest="ts_min_year", type=int, metavar="YEAR",
+                   help="reject times before this year as ts_out_of_range "
+                   f"($ACCESSWATCH_TS_MIN_YEAR; default {EngineConfig.ts_min_year})")
+    p.add_argument("--ts-max-year", dest="ts_max_year", type=int, metavar="YEAR",
+                   help="reject times after this year as ts_out_of_range "
+                   f"($ACCESSWATCH_TS_MAX_YEAR; default {EngineConfig.ts_max_year})")
+    p.add_argument("--max-future-skew", dest="max_future_skew", type=float, metavar="SECONDS",
                    help="reject events dated more than this after the moment they are read "
-                   "as future_ts (default %(default)s; 0 = off: a file dated in the future)")
+                   "as future_ts ($ACCESSWATCH_MAX_FUTURE_SKEW; default "
+                   f"{EngineConfig.max_future_skew:g}; 0 = off: a file dated in the future)")
     p.add_argument("--trust-producer-geo", dest="trust_producer_geo", action="store_true",
                    help="believe the events' own country / asn (default: GeoIP decides)")
     from streams.settings import add_log_format_argument  # issue 16: operations
 
     add_log_format_argument(p)
+    from streams.config import add_config_argument  # issue 16: the configuration file
+
+    add_config_argument(p)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The ``--config`` file's settings with the environment laid over them (issue 16); the
+    flags are laid over these where they are used. ``InputError`` for a bad file."""
+    from streams.config import command_settings
+
+    try:
+        return command_settings(args)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 class _OneLine(logging.Formatter):
@@ -220,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
     """Exit codes in the module docstring; whatever fails, one line on stderr."""
     from streams.logs import json_formatter, say
 
-    fmt = _log_format(args)
+    settings = _settings(args)
+    fmt = _log_format(args, settings)
     root = logging.getLogger("accesswatch")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(json_formatter() if fmt == "json" else _OneLine())
@@ -228,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     root.addHandler(handler)
     propagate, root.propagate = root.propagate, False
     try:
-        return _run(args)
+        return _run(args, settings)
     except (InputError, KeyboardInterrupt, BrokenPipeError):
         raise  # the command line turns these into their line and exit code
     except Exception as e:  # a bug outside the engine's isolation: say what, not where
@@ -240,23 +256,36 @@ def run(args: argparse.Namespace) -> int:
         root.propagate = propagate
 
 
-def _run(args: argparse.Namespace) -> int:
-    dets = tuple(d.strip() for d in args.detectors.split(",")) if args.detectors else None
-    skew = args.max_future_skew
+def _given(flag: Any, setting: Any) -> Any:
+    """The flag when it was given, else the setting (environment over file over default)."""
+    return setting if flag is None else flag
+
+
+def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    s = Settings() if settings is None else settings
+    dets = (tuple(d.strip() for d in args.detectors.split(",")) if args.detectors
+            else s.detectors or None)
+    skew = _given(args.max_future_skew, s.max_future_skew)
     try:
-        if skew is not None and not skew >= 0:
+        if not skew >= 0:
             raise ValueError(f"--max-future-skew must be >= 0 seconds, not {skew}")
-        cfg = EngineConfig(detectors=dets, ts_min_year=args.ts_min_year,
-                           ts_max_year=args.ts_max_year,
+        cfg = EngineConfig(detectors=dets, ts_min_year=_given(args.ts_min_year, s.ts_min_year),
+                           ts_max_year=_given(args.ts_max_year, s.ts_max_year),
                            max_future_skew=skew or None,
-                           trust_producer_geo=args.trust_producer_geo,
-                           reveal_victims=args.reveal_victims,
-                           victim_salt=victim_salt_from_env())
+                           trust_producer_geo=args.trust_producer_geo
+                           or "*" in s.trust_producer_geo,
+                           reveal_victims=args.reveal_victims or s.reveal_victims,
+                           victim_salt=s.victim_salt,
+                           # issue 16: the file's engine settings, as the worker's
+                           max_entities=s.max_entities, max_state_bytes=s.max_state_bytes,
+                           params=s.engine_params())
         cfg.decode_policy()  # a bad year range fails here, as one line
         engine = Engine(cfg)
         adapter_of = adapt.load(args)
     except (ValueError, SettingsError) as e:
         raise InputError(str(e)) from None
+    except (TypeError, KeyError) as e:  # a detector parameter of the --config file
+        raise InputError(f"detectors: {e}") from None
     files = open_inputs(args.files)
     rejects = None
     if args.rejects:
@@ -288,19 +317,21 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from streams.logs import say
 
-        say(summary(engine, time.perf_counter() - t0, source), _log_format(args),
+        say(summary(engine, time.perf_counter() - t0, source), _log_format(args, s),
             logger="accesswatch.replay")
     return 0
 
 
-def _log_format(args: argparse.Namespace) -> str:
-    """``--log-format``, else ``$ACCESSWATCH_LOG_FORMAT``, else text (issue 16)."""
+def _log_format(args: argparse.Namespace, settings: Settings | None = None) -> str:
+    """``--log-format``, else ``$ACCESSWATCH_LOG_FORMAT``, else the ``--config`` file's
+    (``settings``, the environment over the file), else text (issue 16)."""
     import os
 
     from streams.logs import LOG_FORMATS
 
-    fmt = getattr(args, "log_format", None) or os.environ.get(
-        "ACCESSWATCH_LOG_FORMAT", "").strip() or "text"
+    fmt = getattr(args, "log_format", None) or (
+        settings.log_format if settings is not None
+        else os.environ.get("ACCESSWATCH_LOG_FORMAT", "").strip()) or "text"
     if fmt not in LOG_FORMATS:
         raise InputError(f"$ACCESSWATCH_LOG_FORMAT={fmt!r} is not one of {', '.join(LOG_FORMATS)}")
     return fmt

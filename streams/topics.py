@@ -47,7 +47,6 @@ from typing import Any
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.kafka_security import KafkaSecurity, KafkaSecurityError, check_connection, or_env
 from streams.kafka_security import add_arguments as add_kafka_security_arguments
-from streams.kafka_security import from_env as security_from_env
 
 __all__ = [
     "ACCESS",
@@ -355,12 +354,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``accesswatch topics create|list``."""
     sub = parser.add_subparsers(dest="topics_command", metavar="create|list")
     sub.required = True
-    broker_help = "kafka://HOST:PORT[,HOST:PORT] (env ACCESSWATCH_BROKER)"
-    default_broker = os.environ.get("ACCESSWATCH_BROKER", "kafka://localhost:9092")
+    broker_help = ("kafka://HOST:PORT[,HOST:PORT] (env ACCESSWATCH_BROKER, else the --config "
+                   "file's [kafka] broker, else kafka://127.0.0.1:9092)")
+    default_broker = None
+    from streams.config import add_config_argument  # issue 16: the configuration file
 
     create = sub.add_parser("create", help="create the topics (existing ones are kept)")
     create.add_argument("--broker", default=default_broker, help=broker_help)
     add_kafka_security_arguments(create)
+    add_config_argument(create)
     create.add_argument("--partitions", type=int, default=4, help="partitions per topic (4)")
     create.add_argument("--replication", type=int, default=1, help="replication factor (1)")
     create.add_argument(
@@ -374,6 +376,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", help="show the accesswatch topics that exist")
     listing.add_argument("--broker", default=default_broker, help=broker_help)
     add_kafka_security_arguments(listing)
+    add_config_argument(listing)
     listing.add_argument("--all", action="store_true", help="show every topic on the broker")
     listing.add_argument("--json", action="store_true", help="one JSON object per topic")
 
@@ -387,15 +390,15 @@ def run(args: argparse.Namespace) -> int:
     """Run ``accesswatch topics``; returns the exit code (2 = bad input, 1 = broker error)."""
     from kafka.errors import KafkaError
 
-    try:
-        servers = bootstrap_servers(args.broker)
-    except ValueError as exc:
+    from streams.config import command_settings, kafka_security
+
+    try:  # flags over the environment over the --config file (issue 16)
+        settings = command_settings(args)
+        servers = bootstrap_servers(args.broker or settings.broker)
+        security = kafka_security(settings, args)
+    except ValueError as exc:  # a bad file or URL, a security setting that cannot work
         return _fail(str(exc), 2)
-    names = TopicNames.from_env()
-    try:
-        security = security_from_env(args=args)
-    except KafkaSecurityError as exc:
-        return _fail(str(exc), 2)
+    names = settings.topics
     try:
         check_reachable(servers)
         check_connection(servers, security)
