@@ -5,8 +5,18 @@ names the session it presents. Producers key logins by ``account_id`` and access
 ``actor_id`` on co-partitioned topics, so the two meet in one worker. A session that no login
 of that actor issued is either older than our watch (``token_issued_at`` tells) or forged.
 
-- Grace: a login may reach us a little after the first request that uses its session; a
-  presented session is only judged ``grace`` seconds (event time) after its first use.
+- Late logins (issue 14 item 5): a login may reach us after the requests that use its session
+  (a login pipeline behind the access pipeline, a file written in arrival order). A read whose
+  session no login issued is judged on the LOGIN stream's event time, not the access's: only
+  once a login dated ``login_lateness`` (60 s) or more after the read's ts has been seen (the
+  newest login ts this detector has seen, any outcome), so the issuing login, if it comes that
+  late at most, always arrives first. When no such login comes (a quiet or stalled login
+  stream), a timer judges it on the engine clock at ts + ``login_lateness`` + ``login_quiet``
+  (300 s); at the end of input (``flush``) every pending read is judged. Pending reads are
+  judged in (deadline, session digest) order, so ``replay`` and the worker (whose merge of the
+  two topics differs) reach the same verdicts and alert ids. A login for the session that
+  arrives before then clears its pending reads. Checks that need no login (token lifetime,
+  unannounced keys, revoked sessions) stay immediate.
 - Tokens that say they were issued before watching began cannot be checked against a login:
   they are adopted (remembered as known), never paged on; if ``token_issued_at`` is absent,
   sessions are adopted during the first ``session_ttl`` of the stream. Other detectors (bulk
@@ -59,6 +69,7 @@ alert's entity (a hop or a use after revocation: the token to revoke).
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -114,15 +125,24 @@ class UnissuedSession(Detector):
         "to be valid; the source network (hosting abroad is a strong sign); how many distinct "
         "accounts the key and source read. False positives: login events lost upstream (check "
         "the IdP's own log for the session id), a new login path not yet feeding auth-logins, "
-        "clock skew larger than the grace window. Respond: revoke the signing key and rotate, "
+        "clock skew larger than login_lateness (60 s) or a login pipeline more than login_quiet (5 min) behind with no other login arriving. Respond: revoke the signing key and rotate, "
         "block the sources, invalidate sessions issued under the key, preserve the request log."
     )
 
-    def __init__(self, grace: float = 5.0, session_ttl: float = 43200.0, skew: float = 120.0,
+    # class defaults: a checkpoint taken before issue 14 item 5 resumes with them
+    login_lateness = 60.0
+    login_quiet = 300.0
+    _login_max = float("-inf")
+
+    def __init__(self, login_lateness: float = 60.0, login_quiet: float = 300.0,
+                 session_ttl: float = 43200.0, skew: float = 120.0,
                  critical_accounts: int = 3, window: float = 600.0, hop_window: float = 1800.0,
                  critical_hops: int = 2, max_token_lifetime: float = 172800.0,
                  lifetimes: dict[str, float] | None = None, key_grace: float = 3600.0) -> None:
-        self.grace = grace
+        self.login_lateness = login_lateness  # issue 14 item 5: wait for the login stream
+        self.login_quiet = login_quiet  # ... or this much more of engine time without it
+        self._login_max = float("-inf")  # newest login ts seen
+        self._due: list[tuple[float, int]] = []  # heap of (deadline, key) of pending reads
         self.session_ttl = session_ttl
         self.skew = skew
         self.critical_accounts = critical_accounts
@@ -159,11 +179,15 @@ class UnissuedSession(Detector):
 
     # --- hooks ---------------------------------------------------------------------------
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
-        if e.outcome != "success":
-            return []
-        k = ctx.hash_id(e.account_id, e.session_id)  # type: ignore[arg-type]
-        self._remember(k, e.ts)
-        self._pending.pop(k, None)  # a late login inside the grace window clears it
+        if e.outcome == "success":
+            k = ctx.hash_id(e.account_id, e.session_id)  # type: ignore[arg-type]
+            self._remember(k, e.ts)
+            self._pending.pop(k, None)  # a late login inside login_lateness clears it
+        if e.ts > self._login_max:
+            self._login_max = e.ts
+            due = self.__dict__.get("_due")
+            if due and due[0][0] <= e.ts:
+                return self._judge_due(e.ts, ctx)
         return []
 
     def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
@@ -210,6 +234,8 @@ class UnissuedSession(Detector):
         p = self._pending.get(k)
         if p is not None:
             p.requests += 1
+            if e.ts < p.first_ts:  # out of order: the verdict names the earliest read
+                p.first_ts = e.ts
             if len(p.event_ids) < 5:
                 p.event_ids.append(e.event_id)
             return []
@@ -223,15 +249,31 @@ class UnissuedSession(Detector):
         net = e.net
         entity = ("key", e.key_id) if e.key_id else ("src_ip", e.src_ip)
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
-        self._pending[k] = _Pending(e.ts + self.grace, e.actor_id, sid, entity,  # type: ignore[arg-type]
+        deadline = e.ts + self.login_lateness
+        self._pending[k] = _Pending(deadline, e.actor_id, sid, entity,  # type: ignore[arg-type]
                                     e.src_ip, where, tia, e.ts, [e.event_id])  # type: ignore[arg-type]
-        ctx.wake_at(e.ts + self.grace, self.id)
+        heapq.heappush(self.__dict__.setdefault("_due", []), (deadline, k))
+        if self._login_max >= deadline:  # the login stream is already past it
+            return self._judge_due(self._login_max, ctx)
+        ctx.wake_at(deadline + self.login_quiet, self.id)
         return []
 
     def on_time(self, now: float, ctx: Context) -> list[Finding]:
-        due = [(k, p) for k, p in self._pending.items() if p.deadline <= now]
+        return self._judge_due(max(self._login_max, now - self.login_quiet), ctx)
+
+    def _judge_due(self, upto: float, ctx: Context) -> list[Finding]:
+        """Judge the pending reads whose deadline is at most ``upto``, in (deadline, key)
+        order. Heap entries of reads a login cleared (or the cap shed) are dropped here."""
+        due = self.__dict__.setdefault("_due", [])
+        if not due and self._pending:  # a checkpoint from before the heap: rebuild it
+            due.extend((p.deadline, k) for k, p in self._pending.items())
+            heapq.heapify(due)
         out = []
-        for k, p in due:
+        while due and due[0][0] <= upto:
+            deadline, k = heapq.heappop(due)
+            p = self._pending.get(k)
+            if p is None or p.deadline != deadline:
+                continue
             del self._pending[k]
             self._remember(k, p.first_ts)  # judged once; later uses join the same episode
             out.append(self._finding(p, ctx))
@@ -276,7 +318,8 @@ class UnissuedSession(Detector):
         evidence = [
             ev("issuing_login", "none", f"a successful login of {actor} naming this session",
                f"{names('session', p.session)} presented for {actor}; logins watched since "
-               f"{watched}, grace {self.grace:g}s for late logins"),
+               f"{watched}; judged once logins {self.login_lateness:g}s past it were seen "
+               f"(or {self.login_quiet:g}s more without any)"),
             ev("token_issued_at", iso(p.tia) if p.tia is not None else None,
                f"after watching began ({watched}): a login should exist"),
             ev("accounts_with_unissued_sessions", accounts,
@@ -373,7 +416,11 @@ class UnissuedSession(Detector):
         judged unissued: the cap is a trade of memory against that), then the rest."""
         n = evict_pair(self._known, self._known_prev, cap, float)
         n += evict_pair(self._where, self._where_prev, cap, _where_ts)
-        n += evict(self._pending, cap, _first_ts)  # its timer then finds nothing
+        n += evict(self._pending, cap, _first_ts)  # its heap entry is then dropped
+        due = self.__dict__.get("_due")
+        if due is not None and len(due) > 2 * cap > 0:  # entries of cleared reads: rebuild
+            due[:] = [(p.deadline, k) for k, p in self._pending.items()]
+            heapq.heapify(due)
         n += evict(self._unannounced, cap, float)  # an evicted one may be judged again
         return n + evict(self._entities, cap, _seen_last)
 

@@ -80,7 +80,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 #: Event-time seconds a record may be ahead of an unacknowledged login or identity event
-#: (well inside unissued_session's 5 s grace for late logins).
+#: (well inside unissued_session's 60 s login_lateness for late logins).
 ORDER_SLACK = 1.0
 
 #: How many reject records ``ProduceStats`` keeps for the summary.

@@ -1,0 +1,133 @@
+"""Issue 14 item 5: logins that reach the engine up to 60 s after the reads they issued (in
+file order) change no verdict: ``unissued_session`` waits for the login stream's event time.
+
+The broker half (replay against the worker on such a file) is in tests/test_late_parity.py.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+from detectors.engine import Engine, EngineConfig
+from detectors.simulate import SimConfig, simulate
+
+T = 1_750_723_200  # 2025-06-24T00:00:00Z
+
+SIM = SimConfig(seed=23, customers=3000, hours=4, attacks=("coupang",), attack_start_hour=1.0)
+
+
+def delay_logins(events: list[dict[str, Any]], seed: int, share: float = 0.01,
+                 most: float = 60.0) -> tuple[list[dict[str, Any]], int]:
+    """``events`` (sorted by ts) with ``share`` of the logins moved later in file order: each
+    chosen login is put right after the last event dated before its ts + U(0, ``most``) s."""
+    rng = random.Random(seed)
+    keyed = []
+    moved = 0
+    for i, e in enumerate(events):
+        pos = _secs(e["ts"])
+        if "account_id" in e and "outcome" in e and rng.random() < share:
+            pos += rng.uniform(0.0, most)
+            moved += 1
+        keyed.append((pos, i, e))
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    return [e for _, _, e in keyed], moved
+
+
+def _secs(ts: Any) -> float:
+    return datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else float(ts)
+
+
+def replay(events: list[dict[str, Any]], **cfg: Any) -> list[dict[str, Any]]:
+    eng = Engine(EngineConfig(**cfg))
+    out: list[dict[str, Any]] = []
+    for e in events:
+        out.extend(eng.process_obj(dict(e))[0])
+    out.extend(eng.flush())
+    return out
+
+
+def test_late_logins_in_file_order_give_the_same_alert_ids_and_the_forged_tokens_still_page() -> None:
+    events = sorted(simulate(SIM).events, key=lambda e: _secs(e["ts"]))
+    late, moved = delay_logins(events, seed=5)
+    assert moved >= 10 and late != events  # the file really has late logins
+    sorted_alerts = replay(events)
+    late_alerts = replay(late)
+    assert sorted({a["alert_id"] for a in late_alerts}) == sorted({a["alert_id"] for a in sorted_alerts})
+    forged = [a for a in late_alerts if a["detector"] == "unissued_session"
+              and a["entity"]["kind"] == "key" and a["severity"] == "critical"]
+    assert forged, "the forged-token attack must still page critical"
+
+
+def access(eid: str, ts: float, actor: str, session: str, key: str = "kid-x") -> dict[str, Any]:
+    return {"event_id": eid, "ts": ts, "actor_id": actor, "subject_id": actor,
+            "resource": "address", "src_ip": "121.131.0.7", "session_id": session,
+            "key_id": key, "token_issued_at": ts - 1}
+
+
+def login(eid: str, ts: float, account: str, session: str) -> dict[str, Any]:
+    return {"event_id": eid, "ts": ts, "account_id": account, "outcome": "success",
+            "src_ip": "121.131.0.7", "session_id": session}
+
+
+def _run(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Alerts at the end and the detectors that spoke after each event."""
+    eng = Engine(EngineConfig(detectors=("unissued_session",)))
+    steps, out = [], []
+    for e in events:
+        a = eng.process_obj(e)[0]
+        steps.append([x["detector"] for x in a])
+        out.extend(a)
+    out.extend(eng.flush())
+    return out, steps
+
+
+def test_a_login_up_to_60s_late_clears_the_read_and_the_verdict_waits_for_the_login_stream() -> None:
+    start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}
+    quiet = [login(f"o{i}", T + 7000 + 10 * i, f"o-{i}", f"os-{i}") for i in range(6)]
+    # read at +7000, its login dated +6999 arrives after logins dated up to +7050: not paged
+    evs = [start, access("a1", T + 7000, "c-1", "s-1"), *quiet, login("l1", T + 6999, "c-1", "s-1")]
+    alerts, _ = _run(evs)
+    assert alerts == []
+    # the same read with no login: judged at the first login dated >= ts + 60 s, not before
+    evs = [start, access("a1", T + 7000, "c-1", "s-1"), *quiet,
+           login("o9", T + 7060, "o-9", "os-9")]
+    alerts, steps = _run(evs)
+    assert [a["detector"] for a in alerts] == ["unissued_session"]
+    assert steps[-1] == ["unissued_session"] and not any(steps[:-1])
+
+
+def test_with_no_login_stream_the_read_is_judged_on_the_engine_clock() -> None:
+    start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}
+    eng = Engine(EngineConfig(detectors=("unissued_session",)))
+    eng.process_obj(start)
+    assert eng.process_obj(access("a1", T + 7000, "c-1", "s-1"))[0] == []
+    assert eng.advance(T + 7000 + 60 + 300 - 1) == []
+    assert [a["detector"] for a in eng.advance(T + 7000 + 60 + 300)] == ["unissued_session"]
+
+
+def test_checks_that_need_no_login_stay_immediate() -> None:
+    start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}
+    old = access("a1", T + 7000, "c-1", "s-1") | {"token_issued_at": T + 7000 - 30 * 86400}
+    eng = Engine(EngineConfig(detectors=("unissued_session",)))
+    eng.process_obj(start)
+    assert [a["detector"] for a in eng.process_obj(old)[0]] == ["unissued_session"]
+
+
+def test_pending_reads_survive_a_checkpoint_and_a_late_login_still_clears_them() -> None:
+    from detectors.geo import default_geo
+    from streams import snapshot as S
+    from streams.app import restore, snapshot
+
+    keys = S.StateKeys(["test-late-key-0123456789"])
+    start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}
+    eng = Engine(EngineConfig(detectors=("unissued_session",)))
+    for e in (start, access("a1", T + 7000, "c-1", "s-1"), access("a2", T + 7001, "c-2", "s-2")):
+        eng.process_obj(e)
+    # the worker's checkpoint (allow-listed classes only), restored as after a restart
+    blob = snapshot(eng, {"data-access": 3}, keys=keys, context="t/0")
+    back, _ = restore(blob, default_geo(), eng.ctx.directory, keys=keys, context="t/0")
+    out = back.process_obj(login("l1", T + 6999, "c-1", "s-1"))[0]  # late, inside 60 s
+    out += back.process_obj(login("o1", T + 7100, "o-1", "os-1"))[0]  # logins pass both reads
+    assert [a["event_ids"] for a in out] == [["a2"]]
