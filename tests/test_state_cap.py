@@ -213,3 +213,31 @@ def _ts(e: dict[str, Any]) -> float:
     if isinstance(t, int | float):
         return float(t)
     return decode_obj({"event_id": "x", "ts": t, "change": "key_revoked", "key_id": "k"}).ts
+
+
+def test_bulk_lookup_counts_by_kind_follow_inserts_expiry_and_eviction() -> None:
+    """``BulkLookup.tracked`` is kept up to date where its table changes (the byte budget
+    reads it every ``shed_every`` events): it equals a recount of the table after a flood
+    that both evicts and expires, and a state without the counts (an older checkpoint)
+    is recounted."""
+    # no byte budget: nothing calls ``tracked`` (which recounts a table out of step) before
+    # the assertions read the counts as kept
+    eng = Engine(EngineConfig(detectors=("bulk_lookup",), max_entities=CAP, shed_every=SHED,
+                              max_state_bytes=0))
+    d = eng.detectors["bulk_lookup"]
+
+    def recount() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for kind, _ in d._ents:
+            out[kind] = out.get(kind, 0) + 1
+        return out
+
+    for e in flood(3000, seed=11):
+        eng.process_obj(e)
+    assert eng.evicted["bulk_lookup"] > 0 and d._ents
+    kept = {k: n for k, n in d._kind_n.items() if n}  # the counts as kept, not recounted
+    assert kept == d.tracked() == recount()
+    d._kind_n = {}  # as restored from a checkpoint from before the counts
+    assert d.tracked() == recount() and sum(d.tracked().values()) == len(d._ents)
+    d.expire(eng.ctx.now + 30 * 86400)  # every idle entity goes
+    assert {k: n for k, n in d._kind_n.items() if n} == d.tracked() == recount() == {}
