@@ -281,7 +281,6 @@ def create_topics(
     partition count (and the report says so). If both exist with different counts,
     ``CoPartitionError`` is raised and nothing is created.
     """
-    from kafka.errors import TopicAlreadyExistsError, for_code
 
     if partitions < 1:
         raise ValueError(f"partitions must be >= 1, got {partitions}")
@@ -309,30 +308,9 @@ def create_topics(
                     f"existing {other!r} (co-partitioning), not {partitions}"
                 )
         missing = [name for name in names.all() if name not in before]
-        created: set[str] = set()
-        if missing:
-            request = {
-                name: {
-                    "num_partitions": wanted[name],
-                    "replication_factor": replication,
-                    "configs": configs[name],
-                }
-                for name in missing
-            }
-            response = admin.create_topics(
-                request, timeout_ms=int(timeout * 1000), raise_errors=False
-            )
-            for result in response.get("topics", []):
-                error = for_code(result.get("error_code", 0))
-                if error.errno == 0:
-                    created.add(result["name"])
-                elif error is not TopicAlreadyExistsError:  # lost a race: fine
-                    message = result.get("error_message") or error.__name__
-                    raise RuntimeError(f"cannot create topic {result['name']!r}: {message}")
-        if created:
-            # Kafka (KRaft above all) answers CreateTopics before the new topics are in
-            # its metadata with a leader per partition: wait, so callers can use them.
-            admin.wait_for_topics(sorted(created), timeout_ms=int(timeout * 1000))
+        created = _create(admin, {
+            name: {"num_partitions": wanted[name], "replication_factor": replication,
+                   "configs": configs[name]} for name in missing}, timeout)
         after = _describe(admin, names.all(), with_configs=False)
         check_copartitioned(after, names)
     reports = []
@@ -496,24 +474,31 @@ def declare_internal_topics(bootstrap: str | list[str], specs: list[tuple[str, i
     lists them: the assignor then logs "Ignoring missing topic", never assigns them, and the
     combiner's bulk_lookup alerts are silently missing (seen on Apache Kafka under load, in the
     SASL_SSL test and in the parity test). Existing topics are left as they are."""
-    from kafka.errors import TopicAlreadyExistsError, for_code
-
     with _admin(bootstrap, timeout, security) as admin:
         existing = set(admin.list_topics())
-        missing = [s for s in specs if s[0] not in existing]
-        created: list[str] = []
-        if missing:
-            request = {name: {"num_partitions": parts, "replication_factor": replication,
-                              "configs": configs} for name, parts, configs in missing}
-            response = admin.create_topics(request, timeout_ms=int(timeout * 1000),
-                                           raise_errors=False)
-            for result in response.get("topics", []):
-                error = for_code(result.get("error_code", 0))
-                if error.errno == 0:
-                    created.append(result["name"])
-                elif error is not TopicAlreadyExistsError:  # lost a race: fine
-                    message = result.get("error_message") or error.__name__
-                    raise RuntimeError(f"cannot create topic {result['name']!r}: {message}")
-        if created:
-            admin.wait_for_topics(sorted(created), timeout_ms=int(timeout * 1000))
+        return sorted(_create(admin, {
+            name: {"num_partitions": parts, "replication_factor": replication, "configs": configs}
+            for name, parts, configs in specs if name not in existing}, timeout))
+
+
+def _create(admin: Any, request: dict[str, dict[str, Any]], timeout: float) -> set[str]:
+    """Create the topics of ``request`` (name -> CreateTopics arguments); a topic someone
+    else created meanwhile is fine. Returns the names this call created, once the broker's
+    metadata lists them: Kafka (KRaft above all) answers CreateTopics before the new topics
+    are in its metadata with a leader per partition, so callers wait before using them."""
+    from kafka.errors import TopicAlreadyExistsError, for_code
+
+    created: set[str] = set()
+    if not request:
+        return created
+    response = admin.create_topics(request, timeout_ms=int(timeout * 1000), raise_errors=False)
+    for result in response.get("topics", []):
+        error = for_code(result.get("error_code", 0))
+        if error.errno == 0:
+            created.add(result["name"])
+        elif error is not TopicAlreadyExistsError:  # lost a race: fine
+            message = result.get("error_message") or error.__name__
+            raise RuntimeError(f"cannot create topic {result['name']!r}: {message}")
+    if created:
+        admin.wait_for_topics(sorted(created), timeout_ms=int(timeout * 1000))
     return created
