@@ -115,7 +115,15 @@ def test_state_per_tracked_entity_is_under_a_kibibyte_and_survives_a_checkpoint(
     assert len(aggs) >= 250
     size = len(pickle.dumps(aggs, protocol=pickle.HIGHEST_PROTOCOL))
     assert size / len(aggs) < 1024
-    back = pickle.loads(pickle.dumps(det))
+    # through the worker's own checkpoint format (allow-listed classes, sealed), as after a restart
+    from detectors.geo import default_geo
+    from streams import snapshot as S
+    from streams.app import restore, snapshot
+
+    keys = S.StateKeys(["test-spread-key-0123456789"])
+    blob = snapshot(eng, {"data-access": 1}, keys=keys, context="t/0")
+    engine_back, _ = restore(blob, default_geo(), eng.ctx.directory, keys=keys, context="t/0")
+    back = engine_back.detectors["spread_access"]
     k = ("no_session", "key", KEY)
     assert abs(back._aggs[k].cur_d.get_estimate() - aggs[k].cur_d.get_estimate()) < 1e-9
     assert rng  # seeded
