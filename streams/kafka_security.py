@@ -46,7 +46,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,27 +277,21 @@ class KafkaSecurity:
 
     def kafka_python_options(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's producer, consumer and admin client."""
-        opts: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.tls:
-            opts["ssl_context"] = self.ssl_context()
-        if self.sasl:
-            opts["sasl_mechanism"] = self.mechanism
-            if self.mechanism == "OAUTHBEARER":
-                opts["sasl_oauth_token_provider"] = _kafka_python_provider(self.token_source())
-            else:
-                opts["sasl_plain_username"] = self.username
-                opts["sasl_plain_password"] = self.password
-        return opts
+        return self._client_options(_kafka_python_provider)
 
     def aiokafka_options(self) -> dict[str, Any]:
-        """Keyword arguments for aiokafka's clients (the same options, aiokafka's names)."""
+        """Keyword arguments for aiokafka's clients (the same option names; only the OAuth
+        token provider's class differs)."""
+        return self._client_options(_aiokafka_provider)
+
+    def _client_options(self, provider: Callable[[TokenSource], Any]) -> dict[str, Any]:
         opts: dict[str, Any] = {"security_protocol": self.protocol}
         if self.tls:
             opts["ssl_context"] = self.ssl_context()
         if self.sasl:
             opts["sasl_mechanism"] = self.mechanism
             if self.mechanism == "OAUTHBEARER":
-                opts["sasl_oauth_token_provider"] = _aiokafka_provider(self.token_source())
+                opts["sasl_oauth_token_provider"] = provider(self.token_source())
             else:
                 opts["sasl_plain_username"] = self.username
                 opts["sasl_plain_password"] = self.password
