@@ -139,6 +139,12 @@ class Context:
         self.geo = geo
         self.directory = Directory()
         self.now = 0.0  # newest event time seen
+        #: newest event time of the access stream (or of a watermark: the runtime's statement
+        #: that every input stream is quiet up to it). The two input streams are merged by
+        #: event time only approximately (a login may reach the engine before older access
+        #: records): a detector that closes a window of access records on a timer waits for
+        #: this clock, not ``now`` (issue 14 item 5; bulk_lookup)
+        self.access_now = 0.0
         self.start: float | None = None  # event time of the first event: when watching began
         self._salt = salt.encode()
         self._timers: list[tuple[float, int, str]] = []
@@ -189,6 +195,7 @@ class Context:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("access_now", self.now)  # a checkpoint from before the clock
         # until the runtime configures it: digests under the state salt, nothing revealed
         self._victim_key = _victim_key(self._salt.decode())
         self.reveal_victims = False
@@ -414,6 +421,8 @@ class Engine:
         if self._shed_in <= 0:
             self._shed()
         findings: list[Finding] | None = None  # allocated only when there is one
+        if kind == _ACCESS and ts > ctx.access_now:
+            ctx.access_now = ts  # before the timers: an access past a window's end closes it
         if ts > ctx.now:
             ctx.now = ts
             timers = ctx._timers
@@ -468,6 +477,8 @@ class Engine:
         if now <= self.ctx.now:
             return []
         self.ctx.now = now
+        if now > self.ctx.access_now:  # a watermark: every stream is quiet up to it
+            self.ctx.access_now = now
         alerts = self._alerts(self._fire_timers(now))
         every = self.config.expire_every
         if (self.ctx.start is not None and now >= self._next_expire + every

@@ -410,3 +410,53 @@ def test_staff_with_little_history_are_judged_against_their_peers() -> None:
     new = det._ents[("actor", "e-team-0")]
     warn, _, basis = det._staff_day(new, 400)
     assert warn == 100.0 and "peers" in basis  # 1.5 x the team's p99, at least 100: lowered
+
+
+# ---- issue 14 item 5: a window waits for the access stream's time ---------------------------
+
+def _login(ts: float, account: str) -> dict[str, Any]:
+    return {"event_id": f"login-{ts}", "ts": ts, "account_id": account, "outcome": "success",
+            "src_ip": HOME, "session_id": f"s-{ts}"}
+
+
+def _ids(eng: Engine, events: list[dict[str, Any]]) -> set[str]:
+    """Alert ids of ``events`` in the order given (not sorted: the order is the point)."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        alerts, rej = eng.process_obj(e)
+        assert rej is None, rej
+        out += alerts
+    return {a["alert_id"] for a in out + eng.flush()}
+
+
+def test_a_login_ahead_of_the_windows_last_access_records_does_not_close_it() -> None:
+    """The worker merges logins and access by event time only approximately: a login dated
+    past a window's end may reach the engine before that window's last access records. The
+    window is scored with all of them, under the alert id a replay in time order gives.
+    Fails before the fix: the login closed the window half-way (other views, other ids)."""
+    # one window (T0..T0+53), under the early-judgement burst: judged at its close
+    reads = self_reads(HOSTING_ABROAD, 10, start=T0 + 1, gap=5.6)
+    after = [*reads, _login(T0 + 75, "c-1"), access(T0 + 90, "c-9", "c-9", HOME)]
+    in_order = _ids(engine(), after)
+    assert in_order  # the datacenter abroad reading 10 customers is paged
+    ahead = [*reads[:5], after[-2], *reads[5:], after[-1]]  # the login ~50 s ahead of time
+    assert _ids(engine(), ahead) == in_order
+
+
+def test_a_window_waits_for_access_at_most_access_quiet_past_its_end() -> None:
+    """With no access record past the window's end, event time from the other stream closes
+    it once ``access_quiet`` past the end (an idle access stream does not hold it forever);
+    a watermark (``advance``: every stream quiet up to it) closes it at once."""
+    eng = engine(access_quiet=60.0)
+    det = eng.detectors["bulk_lookup"]
+    for e in [*self_reads(HOSTING_ABROAD, 5, start=T0 + 1, gap=5.0), _login(T0 + 100, "c-1")]:
+        assert eng.process_obj(e)[1] is None
+    assert det.combiner.start is not None  # the login is 40 s past the end: still open
+    assert eng.process_obj(_login(T0 + 121, "c-2"))[1] is None  # 61 s past it: closed
+    assert det.combiner.start is None
+    eng2 = engine()
+    det2 = eng2.detectors["bulk_lookup"]
+    for e in self_reads(HOSTING_ABROAD, 5, start=T0 + 1, gap=5.0):
+        eng2.process_obj(e)
+    eng2.advance(T0 + 61)
+    assert det2.combiner.start is None

@@ -579,15 +579,6 @@ def test_broker_restart_mid_stream_loses_nothing(
 
 @pytest.mark.kafka
 @pytest.mark.timeout(720)
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, narrowed (h-failover): a pause no longer fires timers ahead of the events "
-    "held up in it (watermark delay, tests/test_watermark_pause.py) and an access record no "
-    "longer overtakes a login written before it (tests/test_merge.py); 7 of 9 runs passed. "
-    "Left: a login can reach the worker before older access records the producer still holds "
-    "(streams.produce holds access behind logins, not logins behind access); the engine fires "
-    "every due timer on any event, so that login closes bulk_lookup's window early (1 of 9 "
-    "runs: replay's aw-4cdd02f30edbede80927ae45 as aw-4bf5069eae7e44858baeea47). Fix with "
-    "issue 14 item 5 (one bounded reorder by event time for replay and the worker)"))
 def test_cluster_loses_a_broker_mid_stream(kafka_cluster: Any, tmp_path: Path) -> None:
     """Kill the broker leading the input partition mid-stream: the worker goes on on the
     other two (RF 3, min.insync.replicas 2) and ends with the replay's alerts.

@@ -145,11 +145,6 @@ def test_a_pause_longer_than_the_watermark_delay_moves_time_on(
     assert first["episode"]["started"] == PAUSED_AFTER
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open (issue 14 item 5): the engine fires every due timer on any event, so a login that "
-    "reaches it before older access records closes bulk_lookup's window early; the producer "
-    "holds access behind logins, not logins behind access. Seen once in 9 runs of the "
-    "cluster failover test after the fixes above"))
 def test_a_login_ahead_of_older_access_records_does_not_close_their_window_early(
         lines: list[bytes], replayed: set[str]) -> None:
     """The CI pair again, from the order alone: the first login dated after the 00:46 window
