@@ -1,6 +1,6 @@
 """Real Prometheus, Alertmanager and the reference webhook receiver for the tests.
 
-Import the fixtures into a test module (``from prom_fixtures import receiver, ...``).
+tests/conftest.py registers the fixtures; modules import the helpers from ``tests.prom_fixtures``.
 Everything binds to loopback on free ports, with data in pytest's temp folders, configs
 generated from the files in ``deploy/`` (ports rewritten, timers shortened), and is
 stopped at teardown. When a binary is missing the tests skip with the reason
