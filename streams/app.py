@@ -425,7 +425,8 @@ class Runtime:
         self.input_topics: tuple[str, ...] = (names.logins, names.access)
         #: the field each input topic is keyed by (an account's logins and its own requests
         #: meet in one partition); an event elsewhere is re-sent keyed by it
-        self.key_field = {names.logins: "account_id", names.access: "actor_id"}
+        self.key_field = {names.logins: E.KEY_FIELDS[E.LOGIN][0],
+                          names.access: E.KEY_FIELDS[E.ACCESS][0]}
         self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
                                     partitions=settings.partitions) for t in self.input_topics}
         self.config = EngineConfig(detectors=settings.detectors or None,
