@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from .engine import Context
+    from .context import Context
     from .events import Event
 
 SEVERITIES = ("info", "warning", "critical")

@@ -109,7 +109,7 @@ from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo
 from streams import snapshot as snap
 from streams.httpauth import faust_web_options
-from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
+from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics, commit_timer
 from streams.settings import Settings
 from streams.snapshot import SnapshotRejected, StateKeys
 
@@ -425,7 +425,8 @@ class Runtime:
         self.input_topics: tuple[str, ...] = (names.logins, names.access)
         #: the field each input topic is keyed by (an account's logins and its own requests
         #: meet in one partition); an event elsewhere is re-sent keyed by it
-        self.key_field = {names.logins: "account_id", names.access: "actor_id"}
+        self.key_field = {names.logins: E.KEY_FIELDS[E.LOGIN][0],
+                          names.access: E.KEY_FIELDS[E.ACCESS][0]}
         self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
                                     partitions=settings.partitions) for t in self.input_topics}
         self.config = EngineConfig(detectors=settings.detectors or None,
@@ -876,6 +877,7 @@ class Runtime:
         t0 = time.perf_counter()
         stats = st.engine.stats
         conflicts = stats.get("duplicate_conflict", 0)
+        late = stats.get("late", 0)
         try:
             alerts, rej = st.engine.process(ev)
         except Exception as exc:  # an engine bug outside the detectors (each is isolated)
@@ -890,6 +892,8 @@ class Runtime:
                 return
             # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
             await self.dead_letter(msg, INTERNAL_ERROR, rej.field, rej.detail)
+        if stats.get("late", 0) != late:  # older than the allowed lateness, processed
+            self.metrics.late_events.labels(topic=topic).inc()
         if stats.get("duplicate_conflict", 0) != conflicts:  # processed, counted
             self.metrics.count_invalid(topic, "duplicate_conflict")
         if ev.invalid_claim is not None:  # processed with the claim repaired, counted
@@ -1224,6 +1228,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         **faust_web_options(settings),  # bind, Faust's views off, auth (streams/httpauth.py)
     )
     metrics = Metrics(registry, topics=names.inputs())
+    app.sensors.add(commit_timer(metrics.commit_latency_seconds))
     if settings.faust_metrics:
         # Faust's own sensor: per-event histograms in milliseconds, ~10% of a worker's CPU.
         from faust.sensors.prometheus import setup_prometheus_sensors

@@ -41,6 +41,7 @@ from typing import IO, Any
 import orjson
 
 from streams.replay import InputError
+from streams.worker import free_port
 
 DEMO_CUSTOMERS = 2000
 DEMO_HOURS = 3.0
@@ -49,14 +50,6 @@ DEMO_TIMEOUT = 100.0  # the demo always ends (not with --follow)
 
 
 # ----------------------------------------------------------------- worker process
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 #: the checkpoints' MAC key of the workers this process starts when none is configured:

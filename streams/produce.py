@@ -51,11 +51,13 @@ from typing import IO, Any
 
 import orjson
 
+from detectors import events as E
 from detectors.events import parse_ts
 from streams import adapt
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.kafka_security import KafkaSecurity, KafkaSecurityError, check_connection, or_env
 from streams.kafka_security import add_arguments as add_kafka_security_arguments
+from streams.progress import ProgressLine
 from streams.topics import TopicNames, create_topics
 
 __all__ = [
@@ -70,14 +72,9 @@ __all__ = [
     "run",
 ]
 
-KINDS = ("login", "access", "identity")
-
-#: The fields that key each kind, in order of preference.
-KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    "login": ("account_id",),
-    "access": ("actor_id",),
-    "identity": ("principal_id", "key_id", "session_id"),
-}
+KINDS = E.KINDS
+#: The fields that key each kind, in order of preference (``detectors.events.KEY_FIELDS``).
+KEY_FIELDS = E.KEY_FIELDS
 
 #: Event-time seconds a record may be ahead of an unacknowledged login or identity event
 #: (well inside unissued_session's 60 s login_lateness for late logins).
@@ -114,26 +111,13 @@ def classify(event: dict[str, Any]) -> tuple[str | None, bytes | str | None]:
     The key is ``None`` when the keying field is missing (the event is still sent; the
     worker will dead-letter it).
     """
-    declared = event.get("kind")
-    if declared is not None:
-        if declared not in KINDS:
+    kind = E.classify(event)  # the engine's rule: a null field counts as absent
+    if kind is None:
+        declared = event.get("kind")
+        if declared is not None:
             return None, f"unknown kind {declared!r} (expected login, access or identity)"
-        kind: str = declared
-    elif "outcome" in event:
-        kind = "login"
-    elif "subject_id" in event:
-        kind = "access"
-    elif "change" in event:
-        kind = "identity"
-    else:
         return None, "no kind: none of kind, outcome, subject_id, change"
-    for name in KEY_FIELDS[kind]:
-        value = event.get(name)
-        if isinstance(value, str) and value:
-            return kind, value.encode("utf-8")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return kind, str(value).encode("ascii")
-    return kind, None
+    return kind, E.partition_key(event, kind)
 
 
 @dataclass
@@ -189,30 +173,21 @@ class ProduceStats:
 
 
 class _Progress:
-    """A one-line ``\\r`` progress display on a terminal; does nothing otherwise."""
+    """``produce``'s progress line (``streams.progress.ProgressLine``): share of the input
+    bytes read, lines, events sent and their rate."""
 
     def __init__(self, stream: IO[str] | None, total_bytes: int | None) -> None:
-        self.stream = stream
+        self.line = ProgressLine(stream)
         self.total = total_bytes
-        self.started = time.monotonic()
-        self.last = 0.0
 
     def update(self, lines: int, sent: int, done_bytes: int, force: bool = False) -> None:
-        if self.stream is None:
+        if not self.line.due(force):
             return
-        now = time.monotonic()
-        if not force and now - self.last < 0.25:
-            return
-        self.last = now
-        rate = sent / (now - self.started) if now > self.started else 0.0
         pct = f" {100.0 * done_bytes / self.total:5.1f}%" if self.total else ""
-        self.stream.write(f"\r{pct} {lines:,} lines  {sent:,} sent  {rate:,.0f} ev/s ")
-        self.stream.flush()
+        self.line.show(f"{pct} {lines:,} lines  {sent:,} sent  {self.line.rate(sent):,.0f} ev/s ")
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        self.line.close()
 
 
 class Producer:

@@ -24,6 +24,7 @@ import orjson
 from detectors import events as E
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
 from streams import adapt, gcpolicy
+from streams.progress import ProgressLine
 from streams.settings import Settings, SettingsError
 
 log = logging.getLogger("accesswatch.replay")
@@ -62,32 +63,12 @@ def iter_lines(files: list[IO[bytes]]) -> Iterator[bytes]:
             raise InputError(f"cannot read {name}: {e.strerror or type(e).__name__}") from None
 
 
-class Progress:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-        self.next = 0
-
-    def tick(self, n: int, alerts: int) -> None:
-        if self.enabled and n >= self.next:
-            self.next = n + 20000
-            rate = n / max(1e-9, time.perf_counter() - self.t0)
-            sys.stderr.write(f"\r  {n:>12,} events  {alerts:>7,} alerts  {rate:>10,.0f} ev/s")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 60 + "\r")
-
-
 def replay(
     lines: Iterable[bytes],
     engine: Engine,
     out: IO[bytes] | None,
     rejects: IO[bytes] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressLine | None = None,
     source: Any = None,
 ) -> list[dict[str, Any]]:
     """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts.
@@ -122,8 +103,9 @@ def replay(
                 "raw": raw[:4096],
             }
             rejects.write(dumps(rec) + b"\n")
-        if progress is not None and n % 4096 == 0:
-            progress.tick(n, len(alerts_all))
+        if progress is not None and n % 4096 == 0 and progress.due():
+            progress.show(f"  {n:>12,} events  {len(alerts_all):>7,} alerts  "
+                          f"{progress.rate(n):>10,.0f} ev/s")
     tail = engine.flush()
     alerts_all.extend(tail)
     if out is not None:
@@ -293,7 +275,7 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
             rejects = open(args.rejects, "wb")  # noqa: SIM115
         except OSError as e:
             raise InputError(f"cannot write {args.rejects}: {e.strerror}") from None
-    progress = Progress(sys.stderr.isatty() and not args.quiet)
+    progress = ProgressLine(sys.stderr if sys.stderr.isatty() and not args.quiet else None)
     source: adapt.AdaptedInput | None = None
     lines: Iterable[bytes] = iter_lines(files)
     if adapter_of is not None:
@@ -308,7 +290,7 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
         replay(lines, engine, sys.stdout.buffer, rejects, progress, source)
     finally:
         gcpolicy.uninstall()  # a caller in the same process (tests) gets CPython's back
-        progress.done()
+        progress.close()
         for f in files:
             if f is not sys.stdin.buffer:
                 f.close()

@@ -174,7 +174,8 @@ def unseal(blob: bytes, keys: StateKeys, context: str) -> bytes:
 
 #: every class whose instances a snapshot may hold, by ``module:qualname``
 ALLOWED_NAMES: tuple[str, ...] = (
-    # the engine
+    # the engine (Context and Directory live in detectors.context; detectors.engine
+    # re-exports them, and their names here stay, so checkpoints written before still restore)
     "detectors.engine:Engine", "detectors.engine:EngineConfig", "detectors.engine:Context",
     "detectors.engine:Directory", "detectors.engine:Episode",
     "detectors.base:Finding", "detectors.geo:NetInfo", "detectors.events:Event",

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the OS picks it; another process may take it before
+    it is bound again: for the worker's own web port and test servers)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

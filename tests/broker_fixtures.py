@@ -1,9 +1,6 @@
 """Pytest fixtures for a real embedded Tansu broker.
 
-Load them with ``pytest_plugins = ["tests.broker_fixtures"]`` (root conftest or a test
-module; ``"tests."`` needs the project root on ``sys.path``: a root conftest.py or
-``python -m pytest`` puts it there, plain ``pytest`` does not, and then the bare name
-``"broker_fixtures"`` works). Tests using them should carry ``@pytest.mark.broker``.
+tests/conftest.py registers them for every test module. Tests using them should carry ``@pytest.mark.broker``.
 
 - ``tansu`` (session): one started ``EmbeddedBroker`` shared by the whole run.
 - ``fresh_tansu`` (function): a broker of its own (memory storage: starts in ~50 ms)

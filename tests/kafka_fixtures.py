@@ -15,13 +15,13 @@ set ``ACCESSWATCH_REQUIRE_KAFKA=1`` (CI) to fail instead. Every broker is given
 ``KAFKA_WATCH_PID`` = this process, so none outlives the test session even if pytest
 is killed.
 
-Load them as a plugin, ``pytest_plugins = ["tests.kafka_fixtures"]`` (root conftest, or a
-test module as tests/test_apache_kafka.py does), so that one session-wide broker serves every
-module: importing the fixture functions into several modules would start one per module.
+tests/conftest.py registers them as a plugin, so that one session-wide broker serves every
+module (importing the fixture functions into several modules would start one per module).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -31,9 +31,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import orjson
 import pytest
+
+from streams.demo import WorkerProcess
+from streams.topics import ENV_ACCESS, ENV_ALERTS, ENV_DLQ, ENV_IDENTITY, ENV_LOGINS, TopicNames
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "kafka" / "apache-kafka.sh"
@@ -288,3 +292,129 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
         yield cluster
     finally:
         cluster.cleanup("cluster-stop")
+
+
+# ------------------------------------------- helpers of the streaming tests against Kafka
+
+
+_counter = itertools.count(1)
+
+
+def fresh_names() -> TopicNames:
+    return TopicNames.prefixed(f"ks{os.getpid()}-{next(_counter)}-")
+
+
+def topics_env(names: TopicNames) -> dict[str, str]:
+    """The environment that makes a worker (or demo) subprocess use ``names``."""
+    return {
+        ENV_LOGINS: names.logins,
+        ENV_ACCESS: names.access,
+        ENV_IDENTITY: names.identity,
+        ENV_ALERTS: names.alerts,
+        ENV_DLQ: names.dlq,
+    }
+
+
+def committed_by_topic(bootstrap: str, group: str) -> dict[str, int] | None:
+    """Committed offsets of ``group`` summed per topic; None while the broker cannot say
+    (a fresh Kafka creates ``__consumer_offsets`` on the first group lookup and answers
+    COORDINATOR_NOT_AVAILABLE meanwhile; a broker coming back loads it again)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    except KafkaError:
+        return None
+    try:
+        got = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    per_topic: dict[str, int] = {}
+    for tp, om in got.items():
+        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(om.offset, 0)
+    return per_topic
+
+
+def topic_end(bootstrap: str, topic: str) -> int | None:
+    """The sum of ``topic``'s end offsets; None while the broker cannot say."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=15_000
+        )
+    except KafkaError:
+        return None
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        return sum(consumer.end_offsets(tps).values()) if tps else None
+    except KafkaError:
+        return None
+    finally:
+        consumer.close()
+
+
+def wait_committed(
+    bootstrap: str,
+    group: str,
+    sent: dict[str, int],
+    worker: WorkerProcess,
+    alerts_topic: str,
+    quiet: float = 6.0,
+    timeout: float = 240.0,
+) -> None:
+    """Until ``group`` committed all ``sent[topic]`` messages of each input topic (one
+    partition per topic, offsets from 0) and the alerts topic grew no more for ``quiet``
+    seconds (its end offset, not a reader's view: a reader may lag behind a broker restart).
+    """
+    deadline = time.monotonic() + timeout
+    per_topic: dict[str, int] | None = None
+    end, end_since = topic_end(bootstrap, alerts_topic), time.monotonic()
+    while time.monotonic() < deadline:
+        assert worker.alive(), worker.log_tail(40)
+        per_topic = committed_by_topic(bootstrap, group)
+        now_end = topic_end(bootstrap, alerts_topic)
+        if now_end is None or now_end != end:
+            end, end_since = now_end, time.monotonic()
+        done = per_topic is not None and all(per_topic.get(t, 0) >= n for t, n in sent.items())
+        if done and end is not None and time.monotonic() - end_since >= quiet:
+            return
+        time.sleep(0.5)
+    raise AssertionError(
+        f"not all committed in {timeout:g}s: sent {sent}, committed "
+        f"{per_topic}:\n{worker.log_tail(40)}"
+    )
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every JSON message on ``topic`` (one partition or more), read to its end offsets."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout:g}s"
+            for recs in consumer.poll(timeout_ms=500).values():
+                for r in recs:
+                    out.append(orjson.loads(r.value))
+                    out[-1]["_offset"], out[-1]["_sent_ms"] = r.offset, r.timestamp
+        return out
+    finally:
+        consumer.close()

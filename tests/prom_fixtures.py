@@ -1,6 +1,6 @@
 """Real Prometheus, Alertmanager and the reference webhook receiver for the tests.
 
-Import the fixtures into a test module (``from prom_fixtures import receiver, ...``).
+tests/conftest.py registers the fixtures; modules import the helpers from ``tests.prom_fixtures``.
 Everything binds to loopback on free ports, with data in pytest's temp folders, configs
 generated from the files in ``deploy/`` (ports rewritten, timers shortened), and is
 stopped at teardown. When a binary is missing the tests skip with the reason
@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,7 @@ import pytest
 
 from streams.httpauth import Authenticator
 from streams.webhook_receiver import DEPLOY_TOKEN_FILE, ReceiverServer, serve
+from streams.worker import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -46,12 +46,6 @@ def need(binary: str) -> str:
     if path is None:
         pytest.skip(f"{binary} not installed (run scripts/install-prometheus.sh)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_json(url: str, data: object | None = None, timeout: float = 5.0) -> Any:

@@ -17,16 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import prom_fixtures
 import pytest
-from prom_fixtures import (
-    Alertmanager,
-    Prometheus,
-    alertmanager_config,
-    free_port,
-    need,
-    wait_for,
-)
 from prometheus_client import CollectorRegistry
 
 from streams.alertmanager import (
@@ -40,15 +31,15 @@ from streams.alertmanager import (
 from streams.metrics import Metrics, serve
 from streams.webhook_receiver import ReceiverServer, parse_payload
 from streams.webhook_receiver import serve as serve_receiver
-
-# The real-server fixtures, used by name.
-alertmanager = prom_fixtures.alertmanager
-alertmanager_binary = prom_fixtures.alertmanager_binary
-alertmanager_factory = prom_fixtures.alertmanager_factory
-fresh_receiver = prom_fixtures.fresh_receiver
-prometheus_binary = prom_fixtures.prometheus_binary
-prometheus_factory = prom_fixtures.prometheus_factory
-receiver = prom_fixtures.receiver
+from tests import prom_fixtures
+from tests.prom_fixtures import (
+    Alertmanager,
+    Prometheus,
+    alertmanager_config,
+    free_port,
+    need,
+    wait_for,
+)
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 
@@ -729,5 +720,7 @@ def test_free_port_is_loopback_and_free() -> None:
     import socket
 
     port = free_port()
+    assert 1024 <= port <= 65535  # an ephemeral port, not 0 and not a privileged one
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+        s.bind(("127.0.0.1", port))  # OSError (EADDRINUSE) if free_port left it taken
+        assert s.getsockname() == ("127.0.0.1", port)

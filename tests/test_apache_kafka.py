@@ -6,7 +6,6 @@ Run: ``/work/venv/bin/pytest -m kafka tests/test_apache_kafka.py``.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import socket
 import time
@@ -17,34 +16,16 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError
 
-# "tests.kafka_fixtures" when the project root is importable (root conftest, python -m pytest),
-# else the bare module name (pytest puts tests/ itself on sys.path). Loading the fixtures as a
-# plugin keeps one session-wide broker however many modules ask for it.
-_FIXTURES = "tests.kafka_fixtures" if importlib.util.find_spec("tests") else "kafka_fixtures"
-pytest.register_assert_rewrite(_FIXTURES)
-if _FIXTURES == "tests.kafka_fixtures":
-    from tests.kafka_fixtures import (
-        KAFKA_VERSION,
-        ApacheKafka,
-        KafkaCluster,
-        KafkaUnavailable,
-        ensure_fetched,
-        run_script,
-        script_env,
-        unavailable,
-    )
-else:
-    from kafka_fixtures import (  # type: ignore[no-redef]
-        KAFKA_VERSION,
-        ApacheKafka,
-        KafkaCluster,
-        KafkaUnavailable,
-        ensure_fetched,
-        run_script,
-        script_env,
-        unavailable,
-    )
-pytest_plugins = [_FIXTURES]
+from tests.kafka_fixtures import (
+    KAFKA_VERSION,
+    ApacheKafka,
+    KafkaCluster,
+    KafkaUnavailable,
+    ensure_fetched,
+    run_script,
+    script_env,
+    unavailable,
+)
 
 pytestmark = pytest.mark.kafka
 

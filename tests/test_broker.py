@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import signal
 import socket
@@ -26,11 +25,6 @@ from streams.broker import (
     parse_broker_url,
 )
 from streams.topics import CoPartitionError, TopicNames, create_topics, describe_topics
-
-# "tests.broker_fixtures" when the project root is importable (root conftest, python -m
-# pytest), else the bare module name (pytest puts tests/ itself on sys.path).
-_PREFIX = "tests." if importlib.util.find_spec("tests") else ""
-pytest_plugins = [f"{_PREFIX}broker_fixtures", f"{_PREFIX}kafka_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,6 @@ worker, whose input engines send each login to the burst engine of its source, p
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from typing import Any
 
@@ -20,15 +19,7 @@ from detectors.engine import Engine, EngineConfig
 from streams.app import partition_for
 from streams.demo import AlertReader, WorkerProcess
 from streams.topics import TopicNames, create_topics
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce, replay_alerts
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce, replay_alerts
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import produce, replay_alerts
 
 PARTITIONS = 2
 ATTACKER = "45.33.2.10"

@@ -9,7 +9,6 @@ as the offline replay (one engine over all the traffic) does, with the merged co
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -17,21 +16,7 @@ import pytest
 from detectors.simulate import SimConfig
 from streams.demo import AlertReader, WorkerProcess
 from streams.topics import TopicNames, create_topics
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import (
-        produce_by_topic,
-        replay_alerts,
-        sim_lines,
-        start_group,
-        wait_committed,
-    )
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, replay_alerts, sim_lines, start_group, wait_committed
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import produce_by_topic, replay_alerts, sim_lines, start_group, wait_committed
 
 SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_start_hour=0.5)
 SOURCES = ("src_ip", "subnet", "asn", "key")

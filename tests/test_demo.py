@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,10 +14,6 @@ import pytest
 from streams.broker import BrokerUnavailable, find_tansu
 
 ROOT = Path(__file__).resolve().parent.parent
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
 
 
 def _need_tansu() -> None:

@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import prom_fixtures
 import pytest
-from prom_fixtures import Alertmanager, Prometheus, free_port, need, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from detectors.simulate import SimConfig, simulate
@@ -47,6 +45,8 @@ from streams.produce import Producer
 from streams.topics import TopicNames, create_topics
 from streams.webhook_receiver import ReceiverServer
 from streams.webhook_receiver import serve as serve_receiver
+from tests import prom_fixtures
+from tests.prom_fixtures import Alertmanager, Prometheus, free_port, need, wait_for
 
 RULE = "AccesswatchCriticalDetection"
 PAGER = "oncall-pager"

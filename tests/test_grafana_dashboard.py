@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import prom_fixtures
 import pytest
-from prom_fixtures import Prometheus, http_json, promql_metric_names
 from prometheus_client import CollectorRegistry
 
 from streams.alertmanager import alert_annotations, alert_labels
 from streams.metrics import Metrics
+from tests.prom_fixtures import Prometheus, http_json, promql_metric_names
 
 GRAFANA = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "accesswatch-soc.json"
@@ -23,8 +22,6 @@ DATASOURCES = GRAFANA / "provisioning" / "datasources" / "accesswatch.yml"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "accesswatch.yml"
 BUILTINS = {"up"}
 
-prometheus_binary = prom_fixtures.prometheus_binary
-prometheus_factory = prom_fixtures.prometheus_factory
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ its state, 200 after (issue 16)."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import urllib.error
 import urllib.request
@@ -16,15 +15,7 @@ import pytest
 from detectors.simulate import SimConfig
 from streams.demo import WorkerProcess
 from streams.topics import TopicNames, create_topics
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, sim_lines
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, sim_lines
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import produce_by_topic, sim_lines
 
 SIM = SimConfig(seed=3, customers=400, hours=1, attacks=("coupang",), attack_start_hour=0.3)
 RESTORING = "Restoring state from changelog topics"

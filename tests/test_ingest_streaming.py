@@ -4,7 +4,6 @@ alerts out, and every unusable record dead-lettered with its reason."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,8 @@ from streams.demo import AlertReader, WorkerProcess
 from streams.replay import replay
 from streams.topics import TopicNames, create_topics
 from tests.adapters_support import sample_obj
+from tests.helpers import consume_all, wait_until_done
 from tests.test_adapter_cloudtrail import _get_object
-from tests.test_parity import wait_until_done
-from tests.test_produce import _consume
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
 
 RAW = "raw-sshd"
 RAW_CT = "raw-cloudtrail"
@@ -136,7 +130,7 @@ def test_ingest_agents_raise_replay_formats_alerts_and_dead_letter_the_unreadabl
         rc = worker.stop()
     assert got == expected, (sorted(expected - got), sorted(got - expected), worker.log_tail(60))
     assert rc == 0, worker.log_tail(40)
-    dead = _consume(fresh_tansu.bootstrap, [TopicNames().dlq], 3)
+    dead = consume_all(fresh_tansu.bootstrap, [TopicNames().dlq], 3)
     got_dead = {(r.value, dict(r.headers)["aw-reason"], dict(r.headers).get("aw-record"))
                 for r in dead}
     # the management event inside the Records document is dead-lettered alone, with its

@@ -14,8 +14,8 @@ import pytest
 
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
 from detectors.events import Event, decode_obj
-from detectors.revoked_credential import RevokedCredential
 from detectors.unissued_session import UnissuedSession
+from tests.helpers import Faulty, access
 
 ROOT = Path(__file__).resolve().parent.parent
 # these unit tests count event time from the epoch: decoding accepts 1970 on for them
@@ -23,19 +23,8 @@ CFG = EngineConfig(ts_min_year=1970)
 SCENARIO = ROOT / "tests" / "scenarios" / "unissued_session" / "forged_tokens_legacy_key.jsonl"
 
 
-class Faulty(RevokedCredential):
-    """revoked_credential, except that it raises on events whose id starts with ``boom``."""
-
-    def on_access(self, e: Any, ctx: Any) -> Any:
-        if e.event_id.startswith("boom"):
-            raise KeyError("c-secret-account")
-        return super().on_access(e, ctx)
 
 
-def access(eid: str, ts: float, actor: str, session: str) -> dict[str, Any]:
-    return {"event_id": eid, "ts": ts, "actor_id": actor, "subject_id": actor,
-            "resource": "address", "src_ip": "52.95.110.1", "session_id": session,
-            "key_id": "kid-x", "token_issued_at": ts - 10}
 
 
 def test_a_raising_hook_is_reported_and_the_other_detectors_still_see_the_event(

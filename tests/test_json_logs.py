@@ -3,7 +3,6 @@ info level. ``replay`` here; a real worker through a simulated day on the embedd
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -19,15 +18,7 @@ import pytest
 
 from detectors.simulate import SimConfig, simulate
 from streams.logs import configure, say
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import produce_by_topic
 
 #: the fields of an event that name a customer, an employee, a key or an address
 IDENTIFYING = ("account_id", "actor_id", "subject_id", "owner_id", "src_ip", "session_id",

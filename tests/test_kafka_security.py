@@ -27,7 +27,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -44,19 +43,7 @@ from pathlib import Path
 
 import pytest
 
-_FIXTURES = "tests.kafka_fixtures" if importlib.util.find_spec("tests") else "kafka_fixtures"
-pytest.register_assert_rewrite(_FIXTURES)
-if _FIXTURES == "tests.kafka_fixtures":
-    from tests.kafka_fixtures import (
-        KAFKA_VERSION,
-        ApacheKafka,
-        KafkaUnavailable,
-        ensure_fetched,
-        free_port_block,
-        unavailable,
-    )
-else:
-    from kafka_fixtures import (  # type: ignore[no-redef]
+from tests.kafka_fixtures import (
         KAFKA_VERSION,
         ApacheKafka,
         KafkaUnavailable,
@@ -65,7 +52,6 @@ else:
         unavailable,
     )
 
-_PREFIX = "tests." if _FIXTURES.startswith("tests.") else ""
 REPO = Path(__file__).resolve().parents[1]
 LOG4J = REPO / "deploy" / "kafka" / "log4j2.properties"
 
@@ -555,16 +541,7 @@ def test_worker_and_produce_over_sasl_ssl_give_the_alerts_of_replay(
     alert ids on the alerts topic are those of ``replay`` over the same file. No password in
     the worker's command line or in its log."""
     from streams.demo import WorkerProcess
-
-    if _PREFIX:
-        from tests.test_kafka_streaming import fresh_names, read_topic, topics_env, wait_committed
-    else:  # pragma: no cover
-        from test_kafka_streaming import (  # type: ignore[no-redef]
-            fresh_names,
-            read_topic,
-            topics_env,
-            wait_committed,
-        )
+    from tests.kafka_fixtures import fresh_names, read_topic, topics_env, wait_committed
 
     sim = tmp_path / "sim.jsonl"
     done = _cli(["simulate", *REPLAY_SIM, "--out", str(sim)], _clean_env())
@@ -746,10 +723,7 @@ def test_demo_with_a_sasl_ssl_broker(secure_kafka: SecureKafka, tmp_path: Path) 
     producer, its worker (every event taken) and its alert reader (alerts of ``replay``
     printed) all connect. (Not all of replay's alerts: the demo's worker creates its own
     topics at start, the race ``_declare_internal_topics`` describes.)"""
-    if _PREFIX:
-        from tests.test_kafka_streaming import fresh_names, topics_env
-    else:  # pragma: no cover
-        from test_kafka_streaming import fresh_names, topics_env  # type: ignore[no-redef]
+    from tests.kafka_fixtures import fresh_names, topics_env
 
     sim = tmp_path / "sim.jsonl"
     assert _cli(["simulate", *REPLAY_SIM, "--out", str(sim)], _clean_env()).returncode == 0

@@ -24,8 +24,6 @@ the parity test runs under ``-m broker``).
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import os
 import shutil
 import signal
@@ -46,33 +44,11 @@ from detectors.simulate import SimConfig
 from streams.demo import AlertReader, WorkerProcess, builtin_scenario
 from streams.produce import Producer, classify
 from streams.topics import (
-    ENV_ACCESS,
-    ENV_ALERTS,
-    ENV_DLQ,
-    ENV_IDENTITY,
-    ENV_LOGINS,
     TopicNames,
     create_topics,
 )
-
-# "tests.x" when the project root is importable (root conftest, python -m pytest), else the
-# bare module name (pytest puts tests/ itself on sys.path).
-_PREFIX = "tests." if importlib.util.find_spec("tests") else ""
-pytest.register_assert_rewrite(f"{_PREFIX}test_parity")
-if _PREFIX:
-    from tests.test_parity import (
-        produce_by_topic,
-        replay_alerts,
-        sim_lines,
-    )
-else:
-    from test_parity import (  # type: ignore[no-redef]
-        produce_by_topic,
-        replay_alerts,
-        sim_lines,
-    )
-
-pytest_plugins = [f"{_PREFIX}broker_fixtures", f"{_PREFIX}kafka_fixtures"]
+from tests.helpers import produce_by_topic, replay_alerts, sim_lines
+from tests.kafka_fixtures import fresh_names, read_topic, topics_env, wait_committed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,25 +74,13 @@ LIVE_IDLE_FLUSH = 60.0
 RESUME_TIMEOUT = 240.0
 DONE_TIMEOUT = 240.0
 
-_counter = itertools.count(1)
 
 
 # ------------------------------------------------------------------------------- helpers
 
 
-def fresh_names() -> TopicNames:
-    return TopicNames.prefixed(f"ks{os.getpid()}-{next(_counter)}-")
 
 
-def topics_env(names: TopicNames) -> dict[str, str]:
-    """The environment that makes a worker (or demo) subprocess use ``names``."""
-    return {
-        ENV_LOGINS: names.logins,
-        ENV_ACCESS: names.access,
-        ENV_IDENTITY: names.identity,
-        ENV_ALERTS: names.alerts,
-        ENV_DLQ: names.dlq,
-    }
 
 
 def kind_of(line: bytes) -> str | None:
@@ -146,109 +110,12 @@ def partition_leader(bootstrap: str, topic: str, partition: int = 0) -> int:
     return next(int(p["leader_id"]) for p in parts if p["partition_index"] == partition)
 
 
-def committed_by_topic(bootstrap: str, group: str) -> dict[str, int] | None:
-    """Committed offsets of ``group`` summed per topic; None while the broker cannot say
-    (a fresh Kafka creates ``__consumer_offsets`` on the first group lookup and answers
-    COORDINATOR_NOT_AVAILABLE meanwhile; a broker coming back loads it again)."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    except KafkaError:
-        return None
-    try:
-        got = admin.list_group_offsets({group: None}).get(group, {})
-    except KafkaError:
-        return None
-    finally:
-        admin.close()
-    per_topic: dict[str, int] = {}
-    for tp, om in got.items():
-        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(om.offset, 0)
-    return per_topic
 
 
-def topic_end(bootstrap: str, topic: str) -> int | None:
-    """The sum of ``topic``'s end offsets; None while the broker cannot say."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=15_000
-        )
-    except KafkaError:
-        return None
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        return sum(consumer.end_offsets(tps).values()) if tps else None
-    except KafkaError:
-        return None
-    finally:
-        consumer.close()
 
 
-def wait_committed(
-    bootstrap: str,
-    group: str,
-    sent: dict[str, int],
-    worker: WorkerProcess,
-    alerts_topic: str,
-    quiet: float = 6.0,
-    timeout: float = 240.0,
-) -> None:
-    """Until ``group`` committed all ``sent[topic]`` messages of each input topic (one
-    partition per topic, offsets from 0) and the alerts topic grew no more for ``quiet``
-    seconds (its end offset, not a reader's view: a reader may lag behind a broker restart).
-    """
-    deadline = time.monotonic() + timeout
-    per_topic: dict[str, int] | None = None
-    end, end_since = topic_end(bootstrap, alerts_topic), time.monotonic()
-    while time.monotonic() < deadline:
-        assert worker.alive(), worker.log_tail(40)
-        per_topic = committed_by_topic(bootstrap, group)
-        now_end = topic_end(bootstrap, alerts_topic)
-        if now_end is None or now_end != end:
-            end, end_since = now_end, time.monotonic()
-        done = per_topic is not None and all(per_topic.get(t, 0) >= n for t, n in sent.items())
-        if done and end is not None and time.monotonic() - end_since >= quiet:
-            return
-        time.sleep(0.5)
-    raise AssertionError(
-        f"not all committed in {timeout:g}s: sent {sent}, committed "
-        f"{per_topic}:\n{worker.log_tail(40)}"
-    )
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Every JSON message on ``topic`` (one partition or more), read to its end offsets."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout:g}s"
-            for recs in consumer.poll(timeout_ms=500).values():
-                for r in recs:
-                    out.append(orjson.loads(r.value))
-                    out[-1]["_offset"], out[-1]["_sent_ms"] = r.offset, r.timestamp
-        return out
-    finally:
-        consumer.close()
 
 
 def alerts_counted(worker: WorkerProcess) -> dict[str, float]:

@@ -6,37 +6,19 @@ The broker half (replay against the worker on such a file) is in tests/test_late
 
 from __future__ import annotations
 
-import random
-from datetime import datetime
 from typing import Any
 
 from detectors.engine import Engine, EngineConfig
 from detectors.simulate import SimConfig, simulate
+from tests.helpers import delay_logins, ts_seconds
 
 T = 1_750_723_200  # 2025-06-24T00:00:00Z
 
 SIM = SimConfig(seed=23, customers=3000, hours=4, attacks=("coupang",), attack_start_hour=1.0)
 
 
-def delay_logins(events: list[dict[str, Any]], seed: int, share: float = 0.01,
-                 most: float = 60.0) -> tuple[list[dict[str, Any]], int]:
-    """``events`` (sorted by ts) with ``share`` of the logins moved later in file order: each
-    chosen login is put right after the last event dated before its ts + U(0, ``most``) s."""
-    rng = random.Random(seed)
-    keyed = []
-    moved = 0
-    for i, e in enumerate(events):
-        pos = _secs(e["ts"])
-        if "account_id" in e and "outcome" in e and rng.random() < share:
-            pos += rng.uniform(0.0, most)
-            moved += 1
-        keyed.append((pos, i, e))
-    keyed.sort(key=lambda t: (t[0], t[1]))
-    return [e for _, _, e in keyed], moved
 
 
-def _secs(ts: Any) -> float:
-    return datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else float(ts)
 
 
 def replay(events: list[dict[str, Any]], **cfg: Any) -> list[dict[str, Any]]:
@@ -49,7 +31,7 @@ def replay(events: list[dict[str, Any]], **cfg: Any) -> list[dict[str, Any]]:
 
 
 def test_late_logins_in_file_order_give_the_same_alert_ids_and_the_forged_tokens_still_page() -> None:
-    events = sorted(simulate(SIM).events, key=lambda e: _secs(e["ts"]))
+    events = sorted(simulate(SIM).events, key=lambda e: ts_seconds(e["ts"]))
     late, moved = delay_logins(events, seed=5)
     assert moved >= 10 and late != events  # the file really has late logins
     sorted_alerts = replay(events)

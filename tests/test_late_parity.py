@@ -9,7 +9,6 @@ future-dated events (dated 400 days after the wall clock) are rejected by both a
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from typing import Any
 
@@ -20,23 +19,20 @@ from detectors.engine import Engine
 from detectors.simulate import SimConfig, simulate
 from streams.demo import AlertReader, WorkerProcess
 from streams.topics import TopicNames, create_topics
-
-try:
-    from tests.test_late_logins import _secs, delay_logins
-    from tests.test_parity import COUNTED, assert_engine_counts, produce, wait_until_done
-except ImportError:  # pytest put tests/ itself on sys.path
-    from test_late_logins import _secs, delay_logins  # type: ignore[no-redef]
-    from test_parity import COUNTED, assert_engine_counts, produce, wait_until_done  # type: ignore[no-redef]
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import (
+    COUNTED,
+    assert_engine_counts,
+    delay_logins,
+    produce,
+    ts_seconds,
+    wait_until_done,
+)
 
 SIM = SimConfig(seed=29, customers=1500, hours=2, attacks=("coupang",), attack_start_hour=0.5)
 
 
 def late_lines() -> tuple[list[bytes], int]:
-    events = sorted(simulate(SIM).events, key=lambda e: _secs(e["ts"]))
+    events = sorted(simulate(SIM).events, key=lambda e: ts_seconds(e["ts"]))
     late, _ = delay_logins(events, seed=7)
     ahead = time.time() + 400 * 86400  # a forger's decoy dated 400 days ahead of today
     for i, at in enumerate((len(late) // 4, len(late) // 2, 3 * len(late) // 4)):

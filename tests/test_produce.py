@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 from collections import defaultdict
@@ -16,13 +15,7 @@ from streams import produce as produce_mod
 from streams.broker import EmbeddedBroker
 from streams.produce import ProduceError, classify, produce_lines
 from streams.topics import TopicNames
-
-# "tests.broker_fixtures" when the project root is importable (root conftest, python -m
-# pytest), else the bare module name (pytest puts tests/ itself on sys.path).
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
-
+from tests.helpers import consume_all
 
 # ------------------------------------------------------------------ kinds and keys
 
@@ -63,25 +56,6 @@ def test_classify_unknown(event: dict[str, object], reason: str) -> None:
 # ------------------------------------------------------------------ helpers
 
 
-def _consume(bootstrap: str, topics: list[str], expected: int) -> list:
-    """Every record of ``topics`` from the beginning, once ``expected`` have arrived."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=10_000
-    )
-    try:
-        parts = [
-            TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))
-        ]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        records: list = []
-        for record in consumer:  # stops after 10 s without a record
-            records.append(record)
-            if len(records) >= expected:
-                break
-        return records
-    finally:
-        consumer.close()
 
 
 def _end_offsets(bootstrap: str, topic: str) -> list[int]:
@@ -142,7 +116,7 @@ def test_produce_mixed_lines_lands_keyed_and_unchanged(
     assert stats.rejected == 3 and stats.blank == 1 and stats.lines == 11 and stats.failed == 0
     assert "sent 7 events" in stats.summary() and "rejected 3" in stats.summary()
 
-    records = _consume(tansu.bootstrap, [names.logins, names.access, names.identity], 7)
+    records = consume_all(tansu.bootstrap, [names.logins, names.access, names.identity], 7)
     got = {(r.topic, r.key, r.value) for r in records}
     assert got == {
         (names.logins, b"acct-A", LOGIN_A),
@@ -186,7 +160,7 @@ def test_copartitioning_holds_for_many_accounts(
         )
     stats = produce_lines(lines, tansu.bootstrap, topics=names)
     assert stats.total_sent == 400
-    records = _consume(tansu.bootstrap, [names.logins, names.access], 400)
+    records = consume_all(tansu.bootstrap, [names.logins, names.access], 400)
     by_key: dict[bytes, set[int]] = defaultdict(set)
     for r in records:
         by_key[r.key].add(r.partition)
@@ -201,7 +175,7 @@ def test_default_topic_takes_the_unclassifiable_lines_unchanged(
     names = tansu_topics
     stats = produce_lines(MIXED, tansu.bootstrap, topics=names, default_topic=names.dlq)
     assert stats.rejected == 0 and stats.sent[names.dlq] == 3
-    values = sorted(r.value for r in _consume(tansu.bootstrap, [names.dlq], 3))
+    values = sorted(r.value for r in consume_all(tansu.bootstrap, [names.dlq], 3))
     assert values == sorted([NOT_JSON, ARRAY, NO_KIND])
 
 
@@ -211,7 +185,7 @@ def test_a_byte_order_mark_is_dropped_not_rejected(
 ) -> None:
     stats = produce_lines([b"\xef\xbb\xbf" + LOGIN_A + b"\n"], tansu.bootstrap, topics=tansu_topics)
     assert stats.rejected == 0 and stats.sent == {tansu_topics.logins: 1}
-    assert [r.value for r in _consume(tansu.bootstrap, [tansu_topics.logins], 1)] == [LOGIN_A]
+    assert [r.value for r in consume_all(tansu.bootstrap, [tansu_topics.logins], 1)] == [LOGIN_A]
 
 
 @pytest.mark.broker
@@ -258,7 +232,7 @@ def test_cli_sends_files_writes_rejects_and_summarises(
         (str(first), 10),
         (str(second), 2),
     ]
-    records = _consume(fresh_tansu.bootstrap, ["cli-logins"], 3)
+    records = consume_all(fresh_tansu.bootstrap, ["cli-logins"], 3)
     assert sorted(r.value for r in records) == sorted([LOGIN_A, LOGIN_B, LOGIN_A])
 
     assert _produce_cli([str(second), "--broker", fresh_tansu.url, "--strict"]) == 1
@@ -321,7 +295,7 @@ def test_accesswatch_produce_reads_stdin(fresh_tansu: EmbeddedBroker) -> None:
     assert "<stdin>:3: rejected: invalid JSON" in err
     assert "sent 2 events (auth-logins=1, data-access=1); rejected 1" in err
     assert "Traceback" not in err and done.stdout == b""
-    records = _consume(fresh_tansu.bootstrap, ["auth-logins", "data-access"], 2)
+    records = consume_all(fresh_tansu.bootstrap, ["auth-logins", "data-access"], 2)
     assert sorted(r.value for r in records) == sorted([LOGIN_A, ACCESS_A1])
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,12 +11,8 @@ import pytest
 
 from streams import produce as produce_mod
 from streams.broker import EmbeddedBroker
+from tests.helpers import consume_all
 from tests.test_adapters_sshd import LABSZ_CLOSED, LABSZ_FAILED, LABSZ_REPEATED
-from tests.test_produce import _consume
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
 
 
 def _produce_cli(argv: list[str]) -> int:
@@ -53,7 +48,7 @@ def test_sshd_lines_are_sent_as_keyed_login_events_and_rejects_recorded(
     assert code == 0, err
     assert "sent 6 events (auth-logins=6)" in err and "rejected 1" in err
     assert "records (sshd): 4: 2 gave 6 events; skipped 1 (connection 1); rejected 1" in err
-    records = _consume(fresh_tansu.bootstrap, ["auth-logins"], 6)
+    records = consume_all(fresh_tansu.bootstrap, ["auth-logins"], 6)
     got = [(r.key, orjson.loads(r.value)) for r in records]
     assert sorted(k for k, _ in got) == [b"root"] * 5 + [b"test9"]
     assert all(e["account_id"].encode() == k and e["outcome"] == "failure" for k, e in got)

@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from prom_fixtures import PROM_CONFIG, RULES, RULES_TEST, need, promql_metric_names
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
+from tests.prom_fixtures import PROM_CONFIG, RULES, RULES_TEST, need, promql_metric_names
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -36,29 +36,14 @@ from streams.app import (
 from streams.demo import AlertReader, WorkerProcess
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import (
-        COUNTED,
-        assert_engine_counts,
-        produce_by_topic,
-        replay_run,
-        sim_lines,
-        wait_committed,
-    )
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import (
-        COUNTED,
-        assert_engine_counts,
-        produce_by_topic,
-        replay_run,
-        sim_lines,
-        wait_committed,
-    )
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import (
+    COUNTED,
+    assert_engine_counts,
+    produce_by_topic,
+    replay_run,
+    sim_lines,
+    wait_committed,
+)
 
 ENGINE_CHECKPOINT = re.compile(r"checkpoint \d+ bytes at offsets \{[^}]*'data-access'")
 SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_start_hour=0.5)

@@ -11,7 +11,6 @@ its partition after that partition's own backlog (see docs/contract.md, keying).
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from typing import Any
 
@@ -22,15 +21,7 @@ from streams.app import partition_for
 from streams.demo import AlertReader, WorkerProcess
 from streams.produce import KEY_FIELDS, classify
 from streams.topics import TopicNames, create_topics
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import replay_alerts, sim_lines
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import replay_alerts, sim_lines
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import replay_alerts, sim_lines
 
 PARTITIONS = 2
 

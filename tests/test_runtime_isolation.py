@@ -14,35 +14,15 @@ import pytest
 from detectors import events as E
 from detectors.engine import Engine, EngineConfig
 from detectors.unissued_session import UnissuedSession
-from streams.app import PartitionState, create_app
-from streams.settings import Settings
-from tests.test_isolation import Faulty, access
+from streams.app import PartitionState
+from tests.helpers import Faulty, access, recording_runtime
 
 T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 
 
 @pytest.fixture
 def rt(tmp_path: Any, monkeypatch: Any) -> Any:
-    rt = create_app(Settings(data_dir=str(tmp_path),
-                             state_keys=("test-state-key-0123456789",))).accesswatch
-    rt.dlq: list[tuple[str, str | None, str]] = []  # type: ignore[misc]
-    rt.emitted: list[dict[str, Any]] = []  # type: ignore[misc]
-
-    async def dead_letter(msg: Any, reason: str, field_: str | None, detail: str) -> None:
-        rt.metrics.count_invalid(msg.topic, reason)
-        rt.dlq.append((reason, field_, detail))
-
-    async def emit(alert: dict[str, Any]) -> None:
-        rt.emitted.append(alert)
-
-    async def nothing() -> None:
-        return None
-
-    monkeypatch.setattr(rt, "dead_letter", dead_letter)
-    monkeypatch.setattr(rt, "emit", emit)
-    monkeypatch.setattr(rt, "watch_delivery", nothing)
-    monkeypatch.setattr(rt, "_update_lag", lambda: None)
-    return rt
+    return recording_runtime(tmp_path, monkeypatch)
 
 
 def message(rt: Any, offset: int) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import importlib.util
 import logging
 import os
 import pickle
@@ -40,10 +39,6 @@ from streams.app import (
 )
 from streams.metrics import Metrics
 from streams.settings import Settings, SettingsError
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
 
 KEY = "test-state-key-0123456789"
 KEYS = S.StateKeys([KEY])
@@ -467,11 +462,7 @@ def test_a_record_crafted_into_the_changelog_does_not_run_in_the_restarted_worke
 
     from streams.demo import WorkerProcess
     from streams.topics import create_topics
-
-    if importlib.util.find_spec("tests"):
-        from tests.test_parity import produce_by_topic, sim_lines
-    else:
-        from test_parity import produce_by_topic, sim_lines
+    from tests.helpers import produce_by_topic, sim_lines
 
     lines = sim_lines(SimConfig(seed=5, customers=200, hours=1))
     half = len(lines) // 2

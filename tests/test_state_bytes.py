@@ -4,7 +4,6 @@ a flood, by lowering every table's cap through ``shed``; the idle and unflagged 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from typing import Any
 
@@ -14,11 +13,7 @@ from detectors import _cap
 from detectors._flood import flood
 from detectors.engine import Engine, EngineConfig
 from streams.settings import Settings, SettingsError
-
-if importlib.util.find_spec("tests"):
-    from tests.test_state_cap import CASES, _fill
-else:
-    from test_state_cap import CASES, _fill
+from tests.helpers import CASES, fill_idle
 
 SHED = 64
 #: the most one shed interval can add: SHED events of up to 4 new entities, each of the
@@ -33,7 +28,7 @@ def fill(det_id: str, eng: Engine, n: int) -> tuple[dict[Any, Any], Any]:
     table, make = CASES[det_id](eng.detectors[det_id])
     key = (lambda k: ("customer", k)) if det_id == "bulk_lookup" else (lambda k: k)
     staged: dict[str, Any] = {}
-    _fill(staged, make, n)
+    fill_idle(staged, make, n)
     table.update({key(k): v for k, v in staged.items()})
     return table, key
 

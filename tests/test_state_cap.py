@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from detectors import _cap
-from detectors._burst import Source
 from detectors._flood import flood
-from detectors.brute_force import _Pair
-from detectors.bulk_lookup import _Entity
 from detectors.engine import Engine, EngineConfig, discover
-from detectors.impossible_travel import _Where
-from detectors.overseas_server import _Source
-from detectors.unusual_hour import _Principal
+from tests.helpers import CASES, burst_source, fill_idle
 
 #: caches with a bound of their own (``memo_max``), and tables of a fixed small domain
 NOT_PER_ENTITY = {"_memo", "countries", "_countries", "_peers", "_peer_n", "_hst", "_hst_n"}
@@ -124,39 +119,14 @@ def test_open_episodes_are_capped_and_closed_not_forgotten() -> None:
 
 # ---- flagged entities stay while idle ones go -----------------------------------------------
 
-def _fill(table: dict[Any, Any], make: Any, n: int) -> None:
-    for i in range(n):
-        table[f"idle-{i}"] = make(1000.0 + i, False)
-    table["flagged"] = make(10.0, True)  # the least recently seen of all
 
 
-def _entity(last: float, flagged: bool) -> Any:
-    e = object.__new__(_Entity)
-    e.last, e.sent = last, 2 if flagged else 0
-    return e
 
 
-def _source(last: float, flagged: bool) -> Source:
-    s = Source(0, "k", 0, "label")
-    s.last_ts, s.flagged_at = last, (last if flagged else None)
-    return s
 
 
-def _pair(last: float, flagged: bool) -> _Pair:
-    p = _Pair(10)
-    p.last, p.flagged = last, flagged
-    return p
 
 
-CASES = {
-    "brute_force": lambda d: (d.pairs, _pair),
-    "bulk_lookup": lambda d: (d._ents, _entity),
-    "impossible_travel": lambda d: (d._last, lambda t, f: _Where("KR", "x", t, "1.2.3.4", "e",
-                                                                   None, 1 if f else 0)),
-    "overseas_server": lambda d: (d._sources, lambda t, f: _Source(
-        "s", "w", t, t, None, sent=2 if f else -1)),
-    "unusual_hour": lambda d: (d._state, lambda t, f: _Principal(last=t, sent=1 if f else -1)),
-}
 
 
 @pytest.mark.parametrize("det_id", [*CASES, "credential_stuffing", "password_spray",
@@ -170,9 +140,9 @@ def test_a_flagged_entity_outlives_idle_unflagged_ones(det_id: str) -> None:
         from detectors import _burst
         d._t = _burst.BurstTracker(_burst.BurstConfig(), salt=1)
         d._shared = d._t if det_id == "password_spray" else None
-        table, make = d._t.sources[0], _source
+        table, make = d._t.sources[0], burst_source
         d._t.flagged_count = 1
-    _fill(table, make, 1000)
+    fill_idle(table, make, 1000)
     assert d.shed(100) > 0
     assert "flagged" in table and len(table) <= 100
     assert "idle-999" in table and "idle-0" not in table  # the most recent of the rest stay

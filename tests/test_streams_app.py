@@ -19,29 +19,14 @@ from streams.demo import AlertReader, WorkerProcess
 from streams.settings import Settings, SettingsError
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
-
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import (
-        assert_engine_counts,
-        produce_by_topic,
-        replay_run,
-        sim_lines,
-        start_group,
-        wait_committed,
-    )
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import (
-        assert_engine_counts,
-        produce_by_topic,
-        replay_run,
-        sim_lines,
-        start_group,
-        wait_committed,
-    )
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import (
+    assert_engine_counts,
+    produce_by_topic,
+    replay_run,
+    sim_lines,
+    start_group,
+    wait_committed,
+)
 
 KEYS = StateKeys(["test-state-key-0123456789"])
 SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_start_hour=0.5)
@@ -123,13 +108,26 @@ def test_settings_from_env_and_flags() -> None:
         Settings.from_env({"ACCESSWATCH_PARTITIONS": "many"})
 
 
-def test_event_loop_setting_from_env_and_flag() -> None:
+def test_event_loop_setting_from_env_and_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--event-loop uvloop`` is taken when uvloop is installed and refused with the reason
+    when it is not; both cases are run, whichever this machine has."""
     import argparse
 
+    import streams.settings as settings_mod
+
     assert Settings.from_env({"ACCESSWATCH_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
-    s = Settings.from_args(argparse.Namespace(event_loop="uvloop"), {}) \
-        if importlib.util.find_spec("uvloop") else None
-    assert s is None or s.event_loop == "uvloop"
+    real = importlib.util.find_spec
+    spec = real("json")
+
+    def installed(has: bool) -> Any:
+        return lambda name, *a: (spec if has else None) if name == "uvloop" else real(name, *a)
+
+    monkeypatch.setattr(settings_mod.importlib.util, "find_spec", installed(True))
+    s = Settings.from_args(argparse.Namespace(event_loop="uvloop"), {})
+    assert s.event_loop == "uvloop"
+    monkeypatch.setattr(settings_mod.importlib.util, "find_spec", installed(False))
+    with pytest.raises(SettingsError, match="needs the uvloop package"):
+        Settings.from_args(argparse.Namespace(event_loop="uvloop"), {})
     with pytest.raises(SettingsError, match="event loop must be one of"):
         Settings.from_args(argparse.Namespace(event_loop="trio"), {})
 

@@ -10,7 +10,6 @@ tests/test_recovery.py and friends.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from typing import Any
 
@@ -130,10 +129,6 @@ def test_producer_geo_is_trusted_per_topic_and_the_skew_is_configurable(tmp_path
 
 # ---------------------------------------------------------------- broker-backed
 
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
 
 
 @pytest.mark.broker

@@ -11,7 +11,6 @@ every other victim id must be absent from it.
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import re
 import zlib
@@ -31,10 +30,6 @@ from streams.snapshot import StateKeys
 
 ATTACKS_TESTED = ("coupang", "insider", "departed_key", "terminated_session", "stuffing",
                   "spray", "impossible_travel", "session_hijack")
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
-
 SIM = SimConfig(seed=5, customers=300, employees=12, hours=5, attacks=ATTACKS_TESTED,
                 attack_start_hour=1)
 KEYS = StateKeys(["test-state-key-0123456789"])
@@ -332,13 +327,8 @@ def test_worker_alerts_topic_carries_the_same_digests_and_victims_as_replay(
         fresh_tansu: Any, tmp_path: Any) -> None:
     from streams.demo import AlertReader, WorkerProcess
     from streams.topics import TopicNames, create_topics
-
-    if importlib.util.find_spec("tests"):
-        from tests.test_parity import SIM as PARITY_SIM
-        from tests.test_parity import produce, sim_lines, wait_until_done
-    else:
-        from test_parity import SIM as PARITY_SIM
-        from test_parity import produce, sim_lines, wait_until_done
+    from tests.helpers import SIM as PARITY_SIM
+    from tests.helpers import produce, sim_lines, wait_until_done
 
     lines = sim_lines(PARITY_SIM)
     _, expected = run([orjson.loads(x) for x in lines], victim_salt=SALT, reveal_victims=True)

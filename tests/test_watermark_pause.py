@@ -31,7 +31,7 @@ from detectors.base import iso
 from detectors.simulate import SimConfig
 from streams.app import AppliedDirectory, PartitionState, create_app
 from streams.settings import Settings
-from tests.test_parity import replay_alerts, sim_lines
+from tests.helpers import replay_alerts, sim_lines
 
 # the file of the cluster failover test (tests/test_kafka_streaming.py LIVE_SIM)
 LIVE_SIM = SimConfig(seed=5, customers=800, hours=2, attacks=("coupang",), attack_start_hour=0.5)

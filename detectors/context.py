@@ -1,0 +1,189 @@
+"""What the detectors share with the engine: the identity ``Directory`` (facts from the
+``identity-changes`` topic) and the ``Context`` each hook is given (directory, network facts,
+event time, timers, victim labels). Part of the detector contract (``detectors.base``);
+``detectors.engine`` builds one per engine and re-exports these names."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from functools import lru_cache
+from typing import Any, Protocol
+
+from . import events as E
+from .geo import Geo
+
+#: the most entries an alert's ``victims`` field lists (``EngineConfig.victims_max``'s default)
+VICTIMS_MAX = 20
+
+
+class VictimSettings(Protocol):
+    """The settings ``Context.configure_victims`` reads (``EngineConfig`` has them)."""
+
+    salt: str
+    victim_salt: str
+    reveal_victims: bool
+    victims_max: int
+
+
+class Directory:
+    """Identity facts from HR and the key store (the ``identity-changes`` topic)."""
+
+    def __init__(self) -> None:
+        self.principal_status: dict[str, tuple[str, float]] = {}  # id -> (terminated|suspended, ts)
+        self.key_owner: dict[str, str] = {}
+        self.key_issued: dict[str, float] = {}
+        self.key_revoked: dict[str, float] = {}
+        self.session_revoked: dict[str, float] = {}
+
+    def apply(self, e: E.Event) -> None:
+        c = e.change
+        if c == "principal_terminated" or c == "principal_suspended":
+            self.principal_status[e.principal_id] = (c.split("_")[1], e.ts)  # type: ignore[index]
+        elif c == "principal_reinstated":
+            self.principal_status.pop(e.principal_id, None)  # type: ignore[arg-type]
+        elif c == "key_issued":
+            self.key_issued[e.key_id] = e.ts  # type: ignore[index]
+            self.key_revoked.pop(e.key_id, None)  # type: ignore[arg-type]
+            if e.owner_id:
+                self.key_owner[e.key_id] = e.owner_id  # type: ignore[index]
+        elif c == "key_revoked":
+            self.key_revoked[e.key_id] = e.ts  # type: ignore[index]
+        elif c == "session_revoked":
+            self.session_revoked[e.session_id] = e.ts  # type: ignore[index]
+
+    def departed(self, principal: str | None) -> tuple[str, float] | None:
+        return self.principal_status.get(principal) if principal else None  # type: ignore[arg-type]
+
+
+class Context:
+    """What detectors share: the identity directory, network facts, event time, timers."""
+
+    def __init__(self, geo: Geo, salt: str) -> None:
+        self.geo = geo
+        self.directory = Directory()
+        self.now = 0.0  # newest event time seen
+        #: newest event time of the access stream (or of a watermark: the runtime's statement
+        #: that every input stream is quiet up to it). The two input streams are merged by
+        #: event time only approximately (a login may reach the engine before older access
+        #: records): a detector that closes a window of access records on a timer waits for
+        #: this clock, not ``now`` (issue 14 item 5; bulk_lookup)
+        self.access_now = 0.0
+        self.start: float | None = None  # event time of the first event: when watching began
+        self._salt = salt.encode()
+        self._timers: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._victim_key = _victim_key(salt)  # see ``configure_victims``
+        self.reveal_victims = False
+        self.victims_max = VICTIMS_MAX
+
+    def wake_at(self, ts: float, detector_id: str) -> None:
+        """Ask for ``on_time`` once event time reaches ``ts``."""
+        self._seq += 1
+        heapq.heappush(self._timers, (ts, self._seq, detector_id))
+
+    # ---- victims: who an alert may name only by digest (docs/contract.md, "Victims") -------
+    def configure_victims(self, cfg: VictimSettings) -> None:
+        """Take the digest key and the reveal choice from ``cfg``. The engine does this when
+        it is built; a runtime does it again on an engine restored from a checkpoint, whose
+        context keeps neither (the key is a secret; both are the deployment's choice now)."""
+        self._victim_key = _victim_key(cfg.victim_salt or cfg.salt)
+        self.reveal_victims = cfg.reveal_victims
+        self.victims_max = cfg.victims_max
+
+    def victim(self, kind: str, ident: str) -> str:
+        """The label an alert names a victim by: ``kind#`` and 8 hex digits of a keyed
+        BLAKE2b of the id (stable for the same id and key, so alerts can be correlated).
+
+        >>> from detectors.geo import default_geo
+        >>> ctx = Context(default_geo(), "salt")
+        >>> ctx.victim("customer", "c-000113") == ctx.victim("customer", "c-000113")
+        True
+        >>> ctx.victim("customer", "c-000113")[:9], len(ctx.victim("customer", "c-000113"))
+        ('customer#', 17)
+        """
+        h = _victim_blake2b(self._victim_key).copy()
+        h.update(ident.encode("utf-8", "surrogatepass"))
+        return f"{kind}#{h.hexdigest()}"
+
+    def victims(self) -> Victims:
+        """A fresh list of the victims one finding names (see :class:`Victims`)."""
+        return Victims(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the digest key is a secret: never in a checkpoint (``configure_victims`` after restore)
+        state = dict(self.__dict__)
+        for k in ("_victim_key", "reveal_victims", "victims_max"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("access_now", self.now)  # a checkpoint from before the clock
+        # until the runtime configures it: digests under the state salt, nothing revealed
+        self._victim_key = _victim_key(self._salt.decode())
+        self.reveal_victims = False
+        self.victims_max = VICTIMS_MAX
+
+    def hash_id(self, *parts: str) -> int:
+        """A salted 64-bit digest of identifiers, for state that must not hold the ids."""
+        h = _keyed_blake2b(self._salt).copy()  # a copy of the keyed state: no key set-up
+        h.update((parts[0] if len(parts) == 1 else "\x1f".join(parts)).encode())
+        return int.from_bytes(h.digest(), "little")
+
+
+@lru_cache(maxsize=8)
+def _keyed_blake2b(salt: bytes) -> Any:
+    """blake2b (8-byte digest) keyed with ``salt``, nothing hashed yet: copied per digest."""
+    return hashlib.blake2b(digest_size=8, key=salt)
+
+
+def _victim_key(salt: str) -> bytes:
+    raw = salt.encode("utf-8", "surrogatepass")
+    return raw if len(raw) <= 64 else hashlib.blake2b(raw).digest()  # BLAKE2b keys: <= 64 B
+
+
+@lru_cache(maxsize=8)
+def _victim_blake2b(key: bytes) -> Any:
+    """BLAKE2b (4-byte digest) keyed with ``key``, personalised so that a victim label never
+    equals a part of the state digests of ``hash_id`` under the same salt."""
+    return hashlib.blake2b(digest_size=4, key=key, person=b"aw-victim")
+
+
+class Victims:
+    """The victims one finding names: ``names(kind, id)`` gives the label for its words and
+    remembers it; ``extra()`` is what the finding adds to its alert: ``{"victims": [...]}``
+    (``kind``, ``id``, ``digest`` of each label used, at most ``victims_max``) when the engine
+    reveals victims, else nothing. ``len()`` counts the distinct victims named.
+
+    >>> from detectors.geo import default_geo
+    >>> ctx = Context(default_geo(), "salt")
+    >>> names = ctx.victims()
+    >>> label = names("customer", "c-1")
+    >>> label == names("customer", "c-1"), len(names), names.extra()
+    (True, 1, {})
+    >>> ctx.reveal_victims = True
+    >>> names.extra() == {"victims": [{"kind": "customer", "id": "c-1", "digest": label}]}
+    True
+    """
+
+    __slots__ = ("_ctx", "_named")
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._named: dict[str, tuple[str, str]] = {}  # label -> (kind, id)
+
+    def __call__(self, kind: str, ident: str) -> str:
+        label = self._ctx.victim(kind, ident)
+        self._named.setdefault(label, (kind, ident))
+        return label
+
+    def __len__(self) -> int:
+        return len(self._named)
+
+    def extra(self) -> dict[str, Any]:
+        ctx = self._ctx
+        if not ctx.reveal_victims or not self._named:
+            return {}
+        named = list(self._named.items())[: max(0, ctx.victims_max)]
+        return {"victims": [{"kind": k, "id": i, "digest": d} for d, (k, i) in named]}
