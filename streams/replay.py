@@ -89,13 +89,21 @@ def replay(
     rejects: IO[bytes] | None = None,
     progress: Progress | None = None,
     source: Any = None,
+    ocsf: bool = False,
 ) -> list[dict[str, Any]]:
     """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts.
 
     ``source``: the :class:`streams.adapt.AdaptedInput` the lines come from (``--format``);
-    a rejected event is then recorded with the file and record it came from."""
+    a rejected event is then recorded with the file and record it came from. ``ocsf``:
+    write OCSF Detection Findings instead of the alerts (``--output ocsf``, issue 18.5)."""
     alerts_all: list[dict[str, Any]] = []
     dumps = orjson.dumps
+    findings = None
+    if ocsf and out is not None:
+        from streams.ocsf_out import Findings
+
+        findings = Findings()
+        dumps = lambda a: orjson.dumps(findings.add(a))  # noqa: E731
     process = engine.process_line
     clock = time.time
     n = 0
@@ -122,15 +130,35 @@ def replay(
                 "raw": raw[:4096],
             }
             rejects.write(dumps(rec) + b"\n")
-        if progress is not None and n % 4096 == 0:
-            progress.tick(n, len(alerts_all))
+        if n % 4096 == 0:
+            if progress is not None:
+                progress.tick(n, len(alerts_all))
+            if findings is not None:
+                _write_closes(engine, findings, out)
     tail = engine.flush()
     alerts_all.extend(tail)
     if out is not None:
         for a in tail:
             out.write(dumps(a) + b"\n")
+        if findings is not None:
+            _write_closes(engine, findings, out)
         out.flush()
     return alerts_all
+
+
+def _write_closes(engine: Engine, findings: Any, out: IO[bytes]) -> None:
+    """A Close finding for each episode the engine has ended: closed (a quiet
+    ``episode_gap``, superseded or evicted), or quiet for longer than ``episode_gap`` at the
+    engine's latest event time (the next sweep closes it). Its time is that event time.
+    Episodes still active when the input ends get no Close."""
+    if not findings.open:
+        return
+    now, gap = engine.ctx.now, engine.config.episode_gap
+    live = {ep.alert_id: ep.last for ep in engine.episodes.values()}
+    for alert_id in list(findings.open):
+        last = live.get(alert_id)
+        if last is None or now - last > gap:
+            out.write(orjson.dumps(findings.close(alert_id, int(now * 1000))) + b"\n")
 
 
 def summary(engine: Engine, seconds: float, source: Any = None) -> str:
@@ -186,6 +214,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adapt.add_arguments(p)
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids (default all)")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--output", choices=("json", "ocsf"), default="json",
+                   help="json: the alerts (default); ocsf: OCSF Detection Findings (class "
+                   "2004), Create, Update on escalation, Close when an episode ends")
     p.add_argument("--reveal-victims", action="store_true",
                    help="also write victims' ids in each alert's victims field (the digests "
                    "in summaries and evidence use $ACCESSWATCH_VICTIM_SALT or _FILE, as the "
@@ -305,7 +336,8 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     gcpolicy.install()  # the engine's state out of the collector's full passes (issue 12)
     t0 = time.perf_counter()
     try:
-        replay(lines, engine, sys.stdout.buffer, rejects, progress, source)
+        replay(lines, engine, sys.stdout.buffer, rejects, progress, source,
+               ocsf=getattr(args, "output", "json") == "ocsf")
     finally:
         gcpolicy.uninstall()  # a caller in the same process (tests) gets CPython's back
         progress.done()
