@@ -285,14 +285,19 @@ class Findings:
     """The alerts of a run as findings, with a Close when an episode ends.
 
     Holds the last alert of each open episode (what a Close repeats); ``add`` turns an alert
-    into its Create or Update, ``close`` an ended episode's last alert into its Close. Which
-    episodes ended is the runtime's to say (``streams.replay``: the engine's own episodes)."""
+    into its Create or Update, ``ended`` writes the Close of each episode an engine has
+    ended. ``replay --output ocsf`` and the worker's ``alerts_format = "ocsf"`` use it."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_open: int = 100_000) -> None:
         self.open: dict[str, Mapping[str, Any]] = {}
+        self.max_open = max_open  # a bound: episodes of partitions moved to another worker
 
     def add(self, alert: Mapping[str, Any]) -> dict[str, Any]:
-        self.open[str(alert["alert_id"])] = alert
+        aid = str(alert["alert_id"])
+        self.open.pop(aid, None)  # re-inserted last: the oldest open episodes come first
+        self.open[aid] = alert
+        while len(self.open) > self.max_open:
+            del self.open[next(iter(self.open))]
         return to_finding(alert)
 
     def close(self, alert_id: str, time_ms: int) -> dict[str, Any] | None:
@@ -300,3 +305,31 @@ class Findings:
         if alert is None:
             return None
         return to_finding(alert, "close", max(time_ms, _ms(alert["ts"])))
+
+    def ended(self, engine: Any, sole: bool = False) -> list[dict[str, Any]]:
+        """The Close findings of the open episodes that ``engine`` (a
+        ``detectors.engine.Engine``) has ended: closed (a quiet ``episode_gap``, superseded by
+        a newer episode, evicted at the state cap) or quiet for longer than ``episode_gap``
+        at its latest event time (its next sweep closes it). Episodes that are not this
+        engine's are left alone (another partition's engine ends them), unless ``sole``:
+        every open episode is this engine's (``replay``), so one it no longer holds has
+        ended even when it has forgotten the closed episode too. The Close's time is the
+        engine's event time. Read-only on the engine."""
+        if not self.open:
+            return []
+        now, gap = engine.ctx.now, engine.config.episode_gap
+        current, closed = engine.episodes, engine._closed
+        out = []
+        for aid, alert in list(self.open.items()):
+            entity = alert["entity"]
+            key = (alert["detector"], entity["kind"], entity["id"])
+            ep = current.get(key)
+            if ep is not None and ep.alert_id == aid:
+                if now - ep.last <= gap:
+                    continue
+            elif not sole and not any(c.alert_id == aid for c in closed.get(key, ())):
+                continue
+            f = self.close(aid, int(now * 1000))
+            if f is not None:
+                out.append(f)
+        return out

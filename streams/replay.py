@@ -147,18 +147,10 @@ def replay(
 
 
 def _write_closes(engine: Engine, findings: Any, out: IO[bytes]) -> None:
-    """A Close finding for each episode the engine has ended: closed (a quiet
-    ``episode_gap``, superseded or evicted), or quiet for longer than ``episode_gap`` at the
-    engine's latest event time (the next sweep closes it). Its time is that event time.
-    Episodes still active when the input ends get no Close."""
-    if not findings.open:
-        return
-    now, gap = engine.ctx.now, engine.config.episode_gap
-    live = {ep.alert_id: ep.last for ep in engine.episodes.values()}
-    for alert_id in list(findings.open):
-        last = live.get(alert_id)
-        if last is None or now - last > gap:
-            out.write(orjson.dumps(findings.close(alert_id, int(now * 1000))) + b"\n")
+    """A Close for each episode the engine has ended (``Findings.ended``); episodes still
+    active when the input ends get none."""
+    for f in findings.ended(engine, sole=True):
+        out.write(orjson.dumps(f) + b"\n")
 
 
 def summary(engine: Engine, seconds: float, source: Any = None) -> str:
