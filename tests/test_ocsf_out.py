@@ -297,3 +297,15 @@ def test_alerts_format_is_checked_where_it_is_set() -> None:
     assert Settings.from_env({"ACCESSWATCH_ALERTS_FORMAT": "OCSF"}).alerts_format == "ocsf"
     with pytest.raises(SettingsError, match="alerts format"):
         Settings(alerts_format="cef", state_keys=("test-state-key-0123456789",)).validate()
+
+
+
+def test_alerts_format_is_a_worker_key_of_the_configuration_file(tmp_path: Path) -> None:
+    from streams.config import ConfigError, file_settings, load_file
+
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text('[worker]\nalerts_format = "ocsf"\n')
+    bad.write_text('[worker]\nalerts_format = "cef"\n')
+    assert file_settings(load_file(good)).alerts_format == "ocsf"
+    with pytest.raises(ConfigError, match="alerts_format"):
+        load_file(bad)
