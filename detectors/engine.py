@@ -553,6 +553,8 @@ class Engine:
             "alert_id": ep.alert_id,
             "ts": ts_text,
             "detector": f.detector,
+            # issue 18.5: the ATT&CK technique ids the detector declares
+            "attack": list(getattr(self.detectors.get(f.detector), "attack", ())),
             "severity": f.severity,
             "score": round(min(1.0, max(0.0, f.score)), 4),
             "entity": {"kind": f.entity_kind, "id": f.entity_id},

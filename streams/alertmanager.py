@@ -5,7 +5,8 @@ emits, repeats included (``submit(alert)``: cheap, non-blocking, thread-safe); i
 what Alertmanager needs to page exactly once per episode:
 
 - Each alert becomes an Alertmanager alert with labels ``alertname="AccesswatchAnomaly"``,
-  ``detector``, ``severity``, ``entity_kind``, ``entity_id`` and ``alert_id``. The engine's
+  ``detector``, ``severity``, ``entity_kind``, ``entity_id`` and ``alert_id``, and
+  ``attack`` (the detector's ATT&CK technique ids, comma-separated; issue 18.5). The engine's
   ``alert_id`` is stable for one detector, entity and episode, so the same episode always
   has the same labels, hence the same Alertmanager fingerprint: re-posting it is a no-op
   for Alertmanager's deduplication, and a new episode is a new page. Annotations carry the
@@ -48,6 +49,7 @@ import asyncio
 import json
 import logging
 import queue
+import re
 import ssl
 import threading
 import time
@@ -74,6 +76,7 @@ MAX_ANNOTATION_CHARS = 2000
 #: ``victims`` holds victims' ids when the engine reveals them (docs/contract.md, "Victims")
 PRIVATE_FIELDS = ("victims",)
 MAX_EVENT_IDS = 10
+_ATTACK_ID = re.compile(r"T[0-9]{4}(?:\.[0-9]{3})?")
 POST_CHUNK = 500
 
 Clock = Callable[[], float]
@@ -190,7 +193,7 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
             raise AlertFormatError(f"alert {key} must be a non-empty string")
     if alert["severity"] not in SEVERITIES:
         raise AlertFormatError(f"alert severity must be one of {', '.join(SEVERITIES)}")
-    return {
+    labels = {
         "alertname": ALERTNAME,
         "detector": alert["detector"],
         "severity": alert["severity"],
@@ -198,6 +201,25 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
         "entity_id": str(entity["id"]),
         "alert_id": alert["alert_id"],
     }
+    attack = attack_label(alert.get("attack"))
+    if attack:
+        labels["attack"] = attack
+    return labels
+
+
+def attack_label(attack: object) -> str:
+    """The ``attack`` label: the alert's ATT&CK technique ids, comma-separated, those that
+    look like one only (``T`` and 4 digits, ``.`` and 3 more for a sub-technique); empty when
+    the alert has none (an alert from before issue 18 gets no label, not an empty one).
+
+    >>> attack_label(["T1078.004", "T1110.004"])
+    'T1078.004,T1110.004'
+    >>> attack_label(["T1078", "T1078; drop", 7])
+    'T1078'
+    """
+    if not isinstance(attack, list | tuple):
+        return ""
+    return ",".join(t for t in attack if isinstance(t, str) and _ATTACK_ID.fullmatch(t))
 
 
 def alert_annotations(alert: Mapping[str, Any], runbook_base: str) -> dict[str, str]:

@@ -454,6 +454,12 @@ class Runtime:
         self.identity_log: list[tuple[str, int, E.Event]] = []
         self.parts: dict[int, PartitionState] = {}
         self.sender: Any = None
+        #: ``streams.ocsf_out.Findings`` when the alerts topic carries OCSF (issue 18.5)
+        self.findings: Any = None
+        if settings.alerts_format == "ocsf":
+            from streams.ocsf_out import Findings
+
+            self.findings = Findings()
         #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
         self.bursts: Any = None
         self.alerts_topic = app.topic(
@@ -964,7 +970,9 @@ class Runtime:
         return out
 
     async def emit(self, alert: dict[str, Any]) -> None:
-        await self.alerts_topic.send(key=alert["alert_id"].encode(), value=orjson.dumps(alert))
+        findings = self.findings  # issue 18.5: OCSF Detection Findings instead of alerts
+        value = orjson.dumps(alert if findings is None else findings.add(alert))
+        await self.alerts_topic.send(key=alert["alert_id"].encode(), value=value)
         self.alerts_sent += 1
         self.metrics.count_alert(alert["detector"], alert["severity"], alert.get("score"))
         if self.sender is not None:
@@ -1037,6 +1045,10 @@ class Runtime:
                 st.dirty = True
                 for a in alerts:
                     await self.emit(a)
+            if self.findings is not None:  # issue 18.5: a Close for each episode ended
+                for f in self.findings.ended(st.engine):
+                    key = f["finding_info"]["uid"].encode()
+                    await self.alerts_topic.send(key=key, value=orjson.dumps(f))
         self.update_gauges()
         self.flush_metrics()
 

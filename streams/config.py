@@ -115,6 +115,7 @@ class Worker(_Section):
     ingest: list[str] | None = None
     log_level: Literal["debug", "info", "warning", "error"] | None = None
     log_format: Literal["text", "json"] | None = None
+    alerts_format: Literal["json", "ocsf"] | None = None  # issue 18.5: OCSF out
 
 
 class Web(_Section):
@@ -300,6 +301,7 @@ _DIRECT: dict[tuple[str, str], str] = {
     ("detectors", "trusted_networks"): "trusted_networks",
     ("geoip", "source"): "geoip_source", ("geoip", "country_db"): "geoip_country_db",
     ("geoip", "asn_db"): "geoip_asn_db", ("geoip", "city_db"): "geoip_city_db",
+    ("worker", "alerts_format"): "alerts_format",  # issue 18.5: OCSF out
 }
 _TUPLES = {"alertmanager", "trust_producer_geo", "detectors", "trusted_networks", "ingest"}
 

@@ -70,13 +70,21 @@ def replay(
     rejects: IO[bytes] | None = None,
     progress: ProgressLine | None = None,
     source: Any = None,
+    ocsf: bool = False,
 ) -> list[dict[str, Any]]:
     """Feed lines to the engine; write alerts (and rejects) as they come. Returns the alerts.
 
     ``source``: the :class:`streams.adapt.AdaptedInput` the lines come from (``--format``);
-    a rejected event is then recorded with the file and record it came from."""
+    a rejected event is then recorded with the file and record it came from. ``ocsf``:
+    write OCSF Detection Findings instead of the alerts (``--output ocsf``, issue 18.5)."""
     alerts_all: list[dict[str, Any]] = []
     dumps = orjson.dumps
+    findings = None
+    if ocsf and out is not None:
+        from streams.ocsf_out import Findings
+
+        findings = Findings()
+        dumps = lambda a: orjson.dumps(findings.add(a))  # noqa: E731
     process = engine.process_line
     clock = time.time
     n = 0
@@ -103,16 +111,28 @@ def replay(
                 "raw": raw[:4096],
             }
             rejects.write(dumps(rec) + b"\n")
-        if progress is not None and n % 4096 == 0 and progress.due():
-            progress.show(f"  {n:>12,} events  {len(alerts_all):>7,} alerts  "
-                          f"{progress.rate(n):>10,.0f} ev/s")
+        if n % 4096 == 0:
+            if progress is not None and progress.due():
+                progress.show(f"  {n:>12,} events  {len(alerts_all):>7,} alerts  "
+                              f"{progress.rate(n):>10,.0f} ev/s")
+            if findings is not None:
+                _write_closes(engine, findings, out)
     tail = engine.flush()
     alerts_all.extend(tail)
     if out is not None:
         for a in tail:
             out.write(dumps(a) + b"\n")
+        if findings is not None:
+            _write_closes(engine, findings, out)
         out.flush()
     return alerts_all
+
+
+def _write_closes(engine: Engine, findings: Any, out: IO[bytes]) -> None:
+    """A Close for each episode the engine has ended (``Findings.ended``); episodes still
+    active when the input ends get none."""
+    for f in findings.ended(engine, sole=True):
+        out.write(orjson.dumps(f) + b"\n")
 
 
 def summary(engine: Engine, seconds: float, source: Any = None) -> str:
@@ -168,6 +188,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     adapt.add_arguments(p)
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids (default all)")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--output", choices=("json", "ocsf"), default="json",
+                   help="json: the alerts (default); ocsf: OCSF Detection Findings (class "
+                   "2004), Create, Update on escalation, Close when an episode ends")
     p.add_argument("--reveal-victims", action="store_true",
                    help="also write victims' ids in each alert's victims field (the digests "
                    "in summaries and evidence use $ACCESSWATCH_VICTIM_SALT or _FILE, as the "
@@ -287,7 +310,8 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     gcpolicy.install()  # the engine's state out of the collector's full passes (issue 12)
     t0 = time.perf_counter()
     try:
-        replay(lines, engine, sys.stdout.buffer, rejects, progress, source)
+        replay(lines, engine, sys.stdout.buffer, rejects, progress, source,
+               ocsf=getattr(args, "output", "json") == "ocsf")
     finally:
         gcpolicy.uninstall()  # a caller in the same process (tests) gets CPython's back
         progress.close()

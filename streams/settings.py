@@ -326,6 +326,12 @@ class Settings:
     #: a shell at each authentication). No flag.
     kafka_oauth_token_command: str = field(default="", repr=False)
 
+    # ---- issue 18.5 (h-ocsf): OCSF out ----------------------------------------------------
+    #: (``ACCESSWATCH_ALERTS_FORMAT``, ``--alerts-format``) what the worker writes on the
+    #: alerts topic: ``json``, the alerts (docs/contract.md), or ``ocsf``, OCSF Detection
+    #: Findings (``streams.ocsf_out``, docs/ocsf.md). Alertmanager gets the alerts either way.
+    alerts_format: str = "json"
+
     def kafka_security(self) -> KafkaSecurity:
         """The Kafka clients' security (``streams.kafka_security``); ``SettingsError`` when the
         combination cannot work or a file is unreadable."""
@@ -392,6 +398,9 @@ class Settings:
             raise SettingsError(f"max future skew must be >= 0 seconds, not "
                                 f"{self.max_future_skew}")
         self.kafka_security()  # issue 16: Kafka security
+        if self.alerts_format not in ALERTS_FORMATS:  # issue 18.5: OCSF out
+            raise SettingsError(f"alerts format must be one of {', '.join(ALERTS_FORMATS)}, "
+                                f"not {self.alerts_format!r}")
         return self
 
     def _validate_exposure(self) -> None:
@@ -508,6 +517,7 @@ class Settings:
                 "pickle checkpoint\")")
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         kw.update(_kafka_security_from_env(env))  # issue 16: Kafka security
+        kw.update(_ocsf_from_env(env))  # issue 18.5: OCSF out
         if base is None:
             kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
             return cls(**kw)  # type: ignore[arg-type]
@@ -756,6 +766,11 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     from streams.kafka_security import add_arguments as add_kafka_security_arguments
 
     add_kafka_security_arguments(p)
+    # ---- issue 18.5: OCSF out ----
+    p.add_argument("--alerts-format", dest="alerts_format", choices=ALERTS_FORMATS,
+                   help="json: the alerts on the alerts topic (default); ocsf: OCSF Detection "
+                   "Findings instead ($ACCESSWATCH_ALERTS_FORMAT)")
+
 
 # ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
@@ -793,3 +808,12 @@ def _kafka_security_from_env(env: Mapping[str, str]) -> dict[str, object]:
         return {SETTINGS_FIELDS[k]: v for k, v in env_values(env).items()}
     except KafkaSecurityError as e:
         raise SettingsError(str(e)) from None
+
+
+# ---- issue 18.5: OCSF out -------------------------------------------------------------------
+ALERTS_FORMATS = ("json", "ocsf")
+
+
+def _ocsf_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    raw = env.get("ACCESSWATCH_ALERTS_FORMAT", "").strip()
+    return {"alerts_format": raw.lower()} if raw else {}
