@@ -971,7 +971,12 @@ class Runtime:
 
     async def emit(self, alert: dict[str, Any]) -> None:
         findings = self.findings  # issue 18.5: OCSF Detection Findings instead of alerts
-        value = orjson.dumps(alert if findings is None else findings.add(alert))
+        try:
+            value = orjson.dumps(alert if findings is None else findings.add(alert))
+        except ValueError as exc:  # off the alert contract: a bug, logged; the worker goes on
+            log.error("alert not convertible to OCSF (%s)", exc)
+            self._internal_error("event")
+            return
         await self.alerts_topic.send(key=alert["alert_id"].encode(), value=value)
         self.alerts_sent += 1
         self.metrics.count_alert(alert["detector"], alert["severity"], alert.get("score"))

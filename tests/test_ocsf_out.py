@@ -271,6 +271,19 @@ def test_the_worker_writes_findings_on_the_alerts_topic_when_asked(
     assert [v for _, v in rt.sent] == [f for f in findings if f["activity_id"] != 3]
 
 
+def test_an_alert_the_worker_cannot_convert_is_counted_and_the_worker_goes_on(
+        tmp_path: Path) -> None:
+    rt = _runtime(tmp_path, alerts_format="ocsf")
+
+    async def run() -> None:
+        await rt.emit(alert(ts="not a time"))
+        await rt.emit(alert())
+
+    asyncio.run(run())
+    assert [v["activity_name"] for _, v in rt.sent] == ["Create"]
+    assert rt.metrics.sample("accesswatch_internal_errors_total", stage="event") == 1.0
+
+
 def test_the_worker_closes_only_the_episodes_its_engine_ended(
         day: tuple[list, list, Path]) -> None:
     """As the worker's watermark does, after each event: a Close for the episodes this
