@@ -58,22 +58,32 @@ def view_for(app: Any, rt: Any, kind: str, ident: str) -> dict[str, Any]:
     return view
 
 
+def answer(query: Any, accept: str, view_of: Any
+           ) -> tuple[int, str, dict[str, str], bytes]:
+    """(status, content type, headers, body) of a request with ``query`` (its parameters)
+    and ``accept`` (its Accept header); ``view_of(kind, id)`` builds the view."""
+    as_json = query.get("format") == "json" or (
+        "application/json" in accept and "text/html" not in accept)
+    try:
+        view = view_of(query.get("kind", ""), query.get("id", ""))
+    except ExplainError as exc:
+        return 400, "text/plain", {"X-Content-Type-Options": "nosniff"}, f"{exc}\n".encode()
+    status = 200 if view["known"] else 404
+    if as_json:
+        return status, "application/json", {"Cache-Control": "no-store",
+                                             "X-Content-Type-Options": "nosniff"}, \
+            render_json(view)
+    return status, "text/html", dict(HTML_HEADERS), render_html(view).encode()
+
+
 def attach(app: Any, rt: Any) -> None:
     """Register the entity page on ``app`` (a ``faust.App``) for runtime ``rt``."""
 
     @app.page(PATH)
     async def explain_page(web: Any, request: Any) -> Any:
-        q = request.query
-        as_json = q.get("format") == "json" or (
-            "application/json" in request.headers.get("Accept", "")
-            and "text/html" not in request.headers.get("Accept", ""))
-        try:
-            view = view_for(app, rt, q.get("kind", ""), q.get("id", ""))
-        except ExplainError as exc:
-            return web.text(f"{exc}\n", content_type="text/plain", status=400,
-                            headers={"X-Content-Type-Options": "nosniff"})
-        status = 200 if view["known"] else 404
-        if as_json:
-            return web.bytes(render_json(view), content_type="application/json",
-                             status=status, headers={"Cache-Control": "no-store"})
-        return web.html(render_html(view), status=status, headers=dict(HTML_HEADERS))
+        status, ctype, headers, body = answer(
+            request.query, request.headers.get("Accept", ""),
+            lambda kind, ident: view_for(app, rt, kind, ident))
+        if ctype == "text/html":
+            return web.html(body.decode(), status=status, headers=headers)
+        return web.bytes(body, content_type=ctype, status=status, headers=headers)

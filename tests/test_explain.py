@@ -259,3 +259,30 @@ def test_explain_bad_input_is_one_line_and_exit_2(argv: list[str], says: str,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---- the web page's answers ---------------------------------------------------------------
+
+def test_the_web_page_answers(replayed: Any) -> None:
+    from streams.explain_web import answer
+
+    eng, alerts = replayed
+    a = alerts[0]
+    q = {"kind": a["entity"]["kind"], "id": a["entity"]["id"]}
+
+    def view_of(kind: str, ident: str) -> dict[str, Any]:
+        return explain([eng], kind, ident)
+
+    status, ctype, headers, body = answer(q, "text/html,*/*", view_of)
+    assert (status, ctype) == (200, "text/html")
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert a["alert_id"].encode() in body
+    for query, accept in (({**q, "format": "json"}, ""), (q, "application/json")):
+        status, ctype, _, body = answer(query, accept, view_of)
+        assert (status, ctype) == (200, "application/json")
+        assert a["alert_id"] in {x["alert_id"] for x in orjson.loads(body)["alerts"]}
+    status, _, _, body = answer({"kind": "key", "id": "no-such-key"}, "", view_of)
+    assert status == 404 and b"Nothing is known" in body
+    status, ctype, _, body = answer({"kind": "<b>", "id": "x"}, "", view_of)
+    assert (status, ctype) == (400, "text/plain") and b"unknown entity kind" in body
+    assert answer({"kind": "key"}, "", view_of)[0] == 400  # no id
