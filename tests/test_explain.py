@@ -286,3 +286,33 @@ def test_the_web_page_answers(replayed: Any) -> None:
     status, ctype, _, body = answer({"kind": "<b>", "id": "x"}, "", view_of)
     assert (status, ctype) == (400, "text/plain") and b"unknown entity kind" in body
     assert answer({"kind": "key"}, "", view_of)[0] == 400  # no id
+
+
+def test_the_log_changes_no_alert(replayed: Any) -> None:
+    """The entity page only reads: the same events give the same alerts without its log."""
+    _, alerts = replayed
+    eng = Engine(EngineConfig(explain_alerts=0))
+    off: list[dict[str, Any]] = []
+    for line in sim_lines(SIM):
+        off.extend(eng.process_line(line)[0])
+    off.extend(eng.flush())
+    assert off == alerts
+    assert eng.entity_log.recs == {}
+
+
+def test_a_worker_counts_an_alerted_entitys_activity_on_every_partition() -> None:
+    from types import SimpleNamespace
+
+    from streams.explain_web import watch_everywhere
+
+    parts = {p: SimpleNamespace(engine=Engine()) for p in (0, 1)}
+    rt = SimpleNamespace(parts=parts)
+    watch_everywhere(rt, alert("x1", 100.0, kind="key", ident="k1"))
+    watch_everywhere(rt, {"entity": {"kind": "key", "id": 7}})  # not an id: ignored
+    for p, st in parts.items():
+        assert set(st.engine.entity_log.recs) == {("key", "k1")}
+        line = (b'{"event_id":"a%d","ts":1750734765,"actor_id":"c-%d","subject_id":"c-1",'
+                b'"resource":"address","src_ip":"52.95.110.1","key_id":"k1"}' % (p, p))
+        st.engine.process_line(line)
+    view = explain([st.engine for st in parts.values()], "key", "k1")
+    assert sum(h["events"] for h in view["activity"]) == 2  # one event on each partition
