@@ -316,3 +316,18 @@ def test_a_worker_counts_an_alerted_entitys_activity_on_every_partition() -> Non
         st.engine.process_line(line)
     view = explain([st.engine for st in parts.values()], "key", "k1")
     assert sum(h["events"] for h in view["activity"]) == 2  # one event on each partition
+
+
+def test_unusual_hour_describes_a_principal_against_its_hours_and_peers() -> None:
+    path = Path(__file__).parent / "scenarios" / "unusual_hour" / "night_bulk_reads.jsonl"
+    eng = Engine()
+    alerts: list[dict[str, Any]] = []
+    for line in path.read_bytes().splitlines()[1:]:  # the first line is the scenario header
+        alerts.extend(eng.process_line(line)[0])
+    alerts.extend(eng.flush())
+    night = next(a for a in alerts if a["detector"] == "unusual_hour")
+    view = explain([eng], night["entity"]["kind"], night["entity"]["id"])
+    (line,) = [b for b in view["baselines"] if b["detector"] == "unusual_hour"]
+    assert line["observed"] < line["rare_below"]  # the hour it was paged for was a rare one
+    assert line["hour_local"] not in line["own_hours"] and line["own_slots"] > 0  # not its hours
+    assert night["alert_id"] in {a["alert_id"] for a in view["alerts"]}
