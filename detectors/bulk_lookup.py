@@ -1146,6 +1146,30 @@ class BulkLookup(Detector):
             kind_n = self._kind_n = dict(Counter(map(itemgetter(0), self._ents)))
         return {k: n for k, n in kind_n.items() if n}
 
+    def describe(self, kind: str, ident: str) -> list[dict[str, Any]]:
+        """The entity's baselines against its peers, for the entity page
+        (``detectors/explain.py``): distinct accounts this hour and today against its own
+        history, its peer group's 99th percentile and the prior the thresholds start from."""
+        ent = self._ents.get((kind, ident))
+        if ent is None:
+            return []
+        wh, _, wd, _, _, _ = self._priors(ent)
+        peer_q = self._peer_high(ent.peer)
+        own_h, own_d = ent.own_h, ent.own_d
+        hour = ent.h.estimate() + ent.h_cnt
+        today = (ent.d.estimate() if ent.d is not None else 0.0) + hour + ent.d_cnt
+        return [
+            {"detector": self.id, "feature": "distinct_accounts_per_hour",
+             "observed": round(hour, 1), "peer_group": ent.peer,
+             "own": round(own_h.mean, 1) if own_h.n else None, "own_hours": own_h.n,
+             "peers_p99": round(peer_q, 1) if peer_q is not None else None,
+             "peer_windows": self._peer_n.get(ent.peer, 0), "prior_warning": wh},
+            {"detector": self.id, "feature": "distinct_accounts_per_day",
+             "observed": round(today, 1), "peer_group": self._peer_day(ent),
+             "own": round(own_d.mean, 1) if own_d.n else None, "own_days": own_d.n,
+             "peer_days": self._peer_d_n.get(self._peer_day(ent), 0), "prior_warning": wd},
+        ]
+
     def warmup(self) -> float:
         peers = min(1.0, sum(self._peer_n.values()) / 100)
         model = sum(min(1.0, n / self.hst_min_learned) for n in self._hst_n.values()) / 3

@@ -32,6 +32,7 @@ from . import events as E
 from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
+from .explain import EntityLog
 from .geo import Geo, default_geo
 
 _ACCESS, _LOGIN = E.ACCESS, E.LOGIN
@@ -100,6 +101,9 @@ class EngineConfig:
     #: recently seen and unflagged go first. RSS grows ~1.4-2x the estimate (allocator,
     #: bounded caches; docs/benchmarks.md).
     max_state_bytes: int = 1 << 30
+    # ---- issue 18 item 4, the entity page (detectors/explain.py) --------------------------
+    explain_alerts: int = 20  # recent alerts kept per entity that raised one (0: no page data)
+    explain_hours: int = 48  # hours of activity kept per such entity
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -191,6 +195,7 @@ class Engine:
         self._cap_warned: dict[str, float] = {}
         self._shed_in = cfg.shed_every
         self._error_kinds: dict[tuple[str, str, str], int] = {}
+        self.entity_log = EntityLog(cfg.explain_alerts, cfg.explain_hours)  # the entity page
 
     # ---- input -------------------------------------------------------------------------
     @property
@@ -296,6 +301,8 @@ class Engine:
                     findings.extend(r)
         if failed is not None:
             self.rejected[INTERNAL_ERROR] += 1
+        if kind != E.IDENTITY and self.entity_log.recs:  # activity of entities with alerts
+            self.entity_log.note_event(e)
         if not findings:
             return [], failed
         return self._alerts(findings), failed
@@ -422,6 +429,10 @@ class Engine:
             if n:
                 counts[d.id] += n
                 total += n
+        n = self.entity_log.shed(cap)
+        if n:
+            counts["explain"] += n
+            total += n
         n = evict(self.episodes, cap, _episode_last, None, self._close)
         if len(self._touched) > cap:  # nobody drains them (replay): they only keep pages alive
             self._touched = set()
@@ -432,7 +443,8 @@ class Engine:
 
     def _sizes(self) -> list[tuple[int, int]]:
         """(bytes per entity, entities) of every detector's kinds and of the open episodes."""
-        out = [(BYTES_PER_ENTITY.get("engine", DEFAULT_BYTES), len(self.episodes))]
+        out = [(BYTES_PER_ENTITY.get("engine", DEFAULT_BYTES), len(self.episodes)),
+               (BYTES_PER_ENTITY.get("explain", DEFAULT_BYTES), self.entity_log.tracked())]
         for d in self.detectors.values():
             try:
                 kinds = d.tracked()
@@ -523,6 +535,8 @@ class Engine:
                 continue
             if a is not None:
                 out.append(a)
+                if self.config.explain_alerts > 0:
+                    self.entity_log.note_alert(a, f.ts)
         return out
 
     def _episode(self, f: Finding) -> dict[str, Any] | None:
@@ -663,6 +677,8 @@ class Engine:
         if not isinstance(state.get("_seen_now"), dict):  # from before duplicate_conflict
             self._seen_now, self._seen_prev = {}, {}
         self.__dict__.setdefault("_next_idle_sweep", 0.0)
+        if "entity_log" not in state:  # a checkpoint from before the entity page
+            self.entity_log = EntityLog(self.config.explain_alerts, self.config.explain_hours)
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

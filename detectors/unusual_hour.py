@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from river import anomaly
 
@@ -251,6 +251,18 @@ class UnusualHour(Detector):
 
     def shed(self, cap: int) -> int:
         return evict(self._state, cap, _last, _reported)
+
+    def describe(self, kind: str, ident: str) -> list[dict[str, Any]]:
+        """The principal's hours against its own history blended with its peer group's, for
+        the entity page (``detectors/explain.py``)."""
+        st = self._state.get(ident) if kind in ("actor", "account") else None
+        if st is None:
+            return []
+        return [{"detector": self.id, "feature": "active_hour_probability",
+                 "observed": round(st.p, 6), "hour_local": st.slot % 24 if st.slot >= 0 else None,
+                 "events_this_hour": st.count, "rare_below": self.rare_p,
+                 "own_hours": [h for h in range(24) if st.hist[h]],
+                 "own_slots": st.slots, "peer_weight_slots": self.prior_weight}]
 
     def tracked(self) -> dict[str, int]:
         return {"actor": len(self._state)}

@@ -2,6 +2,7 @@
 # The test command (README): installs what the tests need on a fresh machine, then runs them all.
 #  - Python packages into .venv (pip, from PyPI)
 #  - Prometheus, promtool, Alertmanager, amtool (Debian packages) — scripts/install-prometheus.sh
+#  - Chromium (Debian package), for the entity page's browser test — scripts/install-chromium.sh
 #  - Apache Kafka from Maven Central when java and mvn are present — deploy/kafka/apache-kafka.sh fetch
 # Tiers that cannot be installed are skipped by pytest with the reason printed (-ra).
 set -euo pipefail
@@ -12,6 +13,9 @@ PY=${PY:-python3}
 
 if [ -x scripts/install-prometheus.sh ]; then
   ./scripts/install-prometheus.sh || echo "test.sh: Prometheus/Alertmanager could not be installed; those tests will skip"
+fi
+if [ -x scripts/install-chromium.sh ]; then
+  ./scripts/install-chromium.sh || echo "test.sh: chromium could not be installed; the entity page's browser test will skip"
 fi
 if ! { command -v java >/dev/null && command -v mvn >/dev/null; } && [ "$(id -u)" = 0 ] \
    && command -v apt-get >/dev/null; then

@@ -108,6 +108,7 @@ from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo
 from streams import snapshot as snap
+from streams.explain_web import watch_everywhere
 from streams.httpauth import faust_web_options
 from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics, commit_timer
 from streams.settings import Settings
@@ -980,6 +981,7 @@ class Runtime:
         await self.alerts_topic.send(key=alert["alert_id"].encode(), value=value)
         self.alerts_sent += 1
         self.metrics.count_alert(alert["detector"], alert["severity"], alert.get("score"))
+        watch_everywhere(self, alert)  # the entity page counts its activity on every partition
         if self.sender is not None:
             try:
                 self.sender.submit(alert)
@@ -1265,6 +1267,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     from streams.health import attach as attach_health  # issue 16: /healthz, /readyz
 
     app.accesswatch_readiness = attach_health(app, rt)  # type: ignore[attr-defined]
+    from streams.explain_web import attach as attach_explain  # issue 18.4: the entity page
+
+    attach_explain(app, rt)
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
     comb = None  # bulk_lookup's views of sources and keys, scored where they meet
     if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)):

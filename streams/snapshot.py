@@ -203,6 +203,8 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
     "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
     "detectors._sketch:DistinctCounter",
+    # issue 18 item 4 (the entity page)
+    "detectors.explain:EntityLog", "detectors.explain:_Rec",
     # the River models the detectors use (river 0.26: plain __dict__ state)
     "river.anomaly.hst:HalfSpaceTrees", "river.tree.padded:PaddedBranch",
     "river.tree.padded:PaddedLeaf", "river.anomaly.gaussian:GaussianScorer",
