@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from . import allowlist as AL
 from . import events as E
 from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, iso
@@ -100,6 +101,10 @@ class EngineConfig:
     #: recently seen and unflagged go first. RSS grows ~1.4-2x the estimate (allocator,
     #: bounded caches; docs/benchmarks.md).
     max_state_bytes: int = 1 << 30
+    # ---- issue 18 items 2-3, allow-lists and suppressions (detectors/allowlist.py) ---------
+    #: the allow-list in force: findings it matches (by their event time) are held back,
+    #: counted and kept; each change of it is an info alert (detector ``allowlist``)
+    allowlist: AL.AllowList | None = None
 
 
 class Directory:
@@ -347,6 +352,7 @@ class Engine:
         self._cap_warned: dict[str, float] = {}
         self._shed_in = cfg.shed_every
         self._error_kinds: dict[tuple[str, str, str], int] = {}
+        self._allow = AL.AllowState()  # issue 18: entries announced, findings held back
 
     # ---- input -------------------------------------------------------------------------
     @property
@@ -424,6 +430,8 @@ class Engine:
                 self._seen_rotated = ts
             if ts >= self._next_expire:
                 self._expire(ts)
+            if ts >= self._allow.due:  # issue 18: a new allow-list, or an entry expires
+                findings = self._allow_tick(ts, findings)
         elif ts < ctx.now - cfg.allowed_lateness:
             self.stats["late"] += 1
         if kind == _ACCESS:
@@ -469,6 +477,8 @@ class Engine:
             return []
         self.ctx.now = now
         alerts = self._alerts(self._fire_timers(now))
+        if self.ctx.start is not None and now >= self._allow.due:  # issue 18
+            alerts += self._alerts(self._allow_tick(now, None))
         every = self.config.expire_every
         if (self.ctx.start is not None and now >= self._next_expire + every
                 and now >= self._next_idle_sweep):
@@ -667,7 +677,14 @@ class Engine:
 
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
+        allow = self.config.allowlist
         for f in findings:
+            if f.detector == AL.CHANGES_ID:  # a change of the allow-list: never held back
+                out.append(f.extra)
+                self.alerts_by[(AL.CHANGES_ID, "info")] += 1
+                continue
+            if allow is not None and self._held(allow, f):
+                continue
             try:
                 a = self._episode(f)
             except Exception as exc:  # e.g. a time no calendar can print: drop the finding
@@ -716,6 +733,54 @@ class Engine:
         if f.extra:
             alert.update(f.extra)
         return alert
+
+    # ---- issue 18: allow-lists and suppressions ----------------------------------------
+    def set_allowlist(self, allowlist: AL.AllowList | None) -> None:
+        """Put ``allowlist`` in force (a runtime does this on an engine restored from a
+        checkpoint); the changes against what this engine announced are alerts at the next
+        event time."""
+        self.config = replace(self.config, allowlist=allowlist)
+        self._allow.due = -math.inf
+
+    def _allow_tick(self, now: float, findings: list[Finding] | None) -> list[Finding]:
+        """The allow-list's changes at ``now`` as findings (their alerts ready in ``extra``)
+        added to ``findings``."""
+        al = self.config.allowlist
+        out = findings if findings is not None else []
+        for c in self._allow.tick(al, now):
+            alert = AL.change_alert(c, al.version if al is not None else self._allow.version,
+                                    al.source if al is not None else "")
+            out.append(Finding(AL.CHANGES_ID, alert["entity"]["kind"], alert["entity"]["id"],
+                               "info", 0.0, alert["summary"], alert["evidence"], [], c.ts,
+                               alert))
+        return out
+
+    def _held(self, allow: AL.AllowList, f: Finding) -> bool:
+        """Whether an allow-list entry holds ``f`` back (counted and kept, not alerted)."""
+        entry = allow.match(f.detector, f.entity_kind, f.entity_id, f.ts)
+        if entry is None:
+            return False
+        self._allow.hold(entry, {
+            "ts": iso(f.ts), "detector": f.detector, "severity": f.severity,
+            "score": round(min(1.0, max(0.0, f.score)), 4),
+            "entity": {"kind": f.entity_kind, "id": f.entity_id}, "summary": f.summary,
+            "event_ids": f.event_ids[:5]})
+        return True
+
+    def drain_held(self) -> Counter[str]:
+        """Findings held back by the allow-list since the last call, by detector."""
+        held = self._allow.held
+        last = self.__dict__.get("_held_drained") or Counter()
+        out = held - last
+        self._held_drained = Counter(held)
+        return out
+
+    def drain_suppressed(self) -> Counter[str]:
+        """Repeats inside open episodes (``suppressed``) since the last call, by detector."""
+        last = self.__dict__.get("_suppressed_drained") or Counter()
+        out = self.suppressed - last
+        self._suppressed_drained = Counter(self.suppressed)
+        return out
 
     # ---- the combiner across workers ------------------------------------------------------
     def has_partials(self) -> bool:
@@ -813,6 +878,8 @@ class Engine:
         if not isinstance(state.get("_seen_now"), dict):  # from before duplicate_conflict
             self._seen_now, self._seen_prev = {}, {}
         self.__dict__.setdefault("_next_idle_sweep", 0.0)
+        if "_allow" not in state:  # a checkpoint from before the allow-list (issue 18)
+            self._allow = AL.AllowState()
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

@@ -436,7 +436,8 @@ class Runtime:
                                    max_future_skew=settings.max_future_skew or None,
                                    max_entities=settings.max_entities,
                                    max_state_bytes=settings.max_state_bytes,
-                                   params=settings.engine_params())  # issue 16: config file
+                                   params=settings.engine_params(),  # issue 16: config file
+                                   allowlist=settings.allow_list())  # issue 18
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -521,6 +522,7 @@ class Runtime:
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
                                    max_state_bytes=self.config.max_state_bytes)  # today's caps
+        st.engine.set_allowlist(self.config.allowlist)  # today's allow-list (issue 18)
         st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
         self._catch_up_identity(st)
         self.parts[partition] = st
@@ -1080,6 +1082,10 @@ class Runtime:
             self._internal_error("detector", errors)
         for det_id, n in engine.drain_evictions().items():
             self.metrics.state_evictions.labels(detector=det_id).inc(n)
+        for reason, counts in (("repeat", engine.drain_suppressed()),  # issue 18
+                               ("allowlist", engine.drain_held())):
+            for det_id, n in counts.items():
+                self.metrics.suppressed_alerts.labels(detector=det_id, reason=reason).inc(n)
 
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}

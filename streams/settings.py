@@ -28,6 +28,7 @@ from streams.snapshot import StateKeys, keys_from_env
 from streams.topics import TopicNames
 
 if TYPE_CHECKING:
+    from detectors.allowlist import AllowList
     from streams.httpauth import Authenticator
     from streams.kafka_security import KafkaSecurity
 
@@ -325,6 +326,32 @@ class Settings:
     #: (``ACCESSWATCH_KAFKA_OAUTH_TOKEN_COMMAND``) or a command printing the token (run without
     #: a shell at each authentication). No flag.
     kafka_oauth_token_command: str = field(default="", repr=False)
+    # ---- issue 18 items 2-3 (h-suppress): allow-lists, suppressions, feedback ----------
+    #: (``ACCESSWATCH_ALLOWLIST``, ``--allowlist``, ``[detectors] allowlist``) the allow-list
+    #: file: trusted networks, keys, principals and suppression rules, each with a reason, an
+    #: owner and an expiry (``streams.config.AllowlistFile``). Read at start.
+    allowlist: str = ""
+
+    def allow_list(self) -> AllowList | None:
+        """The allow-list in force: the file's entries and ``trusted_networks`` (entries with
+        no expiry, owner ``configuration``); None when neither is set. ``SettingsError`` with
+        every problem of a bad file."""
+        from detectors.allowlist import AllowList, Entry
+        from detectors.engine import discover
+        from streams.config import ConfigError, load_allowlist
+
+        base = AllowList(0)
+        if self.allowlist:
+            try:
+                base = load_allowlist(self.allowlist, discover())
+            except ConfigError as e:
+                raise SettingsError("; ".join(e.problems)) from None
+        legacy = tuple(Entry("network", str(ipaddress.ip_network(n, strict=True)),
+                             "trusted_networks setting", "configuration")
+                       for n in self.trusted_networks)
+        if not self.allowlist and not legacy:
+            return None
+        return AllowList(base.version, legacy + base.entries, base.source)
 
     def kafka_security(self) -> KafkaSecurity:
         """The Kafka clients' security (``streams.kafka_security``); ``SettingsError`` when the
@@ -392,6 +419,7 @@ class Settings:
             raise SettingsError(f"max future skew must be >= 0 seconds, not "
                                 f"{self.max_future_skew}")
         self.kafka_security()  # issue 16: Kafka security
+        self.allow_list()  # issue 18: the allow-list file loads
         return self
 
     def _validate_exposure(self) -> None:
@@ -468,6 +496,7 @@ class Settings:
             "geoip_country_db": ("ACCESSWATCH_GEOIP_COUNTRY_DB", str),
             "geoip_asn_db": ("ACCESSWATCH_GEOIP_ASN_DB", str),
             "geoip_city_db": ("ACCESSWATCH_GEOIP_CITY_DB", str),
+            "allowlist": ("ACCESSWATCH_ALLOWLIST", str),  # issue 18 (h-suppress)
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -756,6 +785,10 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     from streams.kafka_security import add_arguments as add_kafka_security_arguments
 
     add_kafka_security_arguments(p)
+    # ---- issue 18 items 2-3 (h-suppress)
+    p.add_argument("--allowlist", dest="allowlist", metavar="FILE",
+                   help="allow-list file: trusted networks, keys, principals and suppressions, "
+                   "each with reason, owner and expiry ($ACCESSWATCH_ALLOWLIST)")
 
 # ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
