@@ -48,7 +48,7 @@ from typing import Any
 
 import msgspec
 
-from .base import iso
+from .base import SEVERITIES, SEVERITY_RANK, Finding, iso
 
 #: the ``detector`` of the alerts that announce a change of the allow-list
 CHANGES_ID = "allowlist"
@@ -159,6 +159,35 @@ class AllowState:
         self.due = -math.inf  # event time of the next tick (an expiry, or a new list)
         self.held: Counter[str] = Counter()  # detector -> findings held back
         self.kept: deque[dict[str, Any]] = deque(maxlen=self.held_max)
+        # analysts' verdicts (detectors/feedback.py)
+        self.benign: dict[str, Entry] = {}  # ident -> suppression of a benign verdict
+        self.held_feedback: Counter[str] = Counter()  # detector -> findings it held back
+        self.watched: dict[tuple[str, str], tuple[float, str]] = {}  # malicious: until, alert
+
+    def match_benign(self, f: Finding) -> Entry | None:
+        """The live suppression of a benign verdict that holds ``f`` back (expired ones go)."""
+        for ident, e in list(self.benign.items()):
+            if not e.live(f.ts):
+                if e.expires is not None and f.ts >= e.expires:
+                    del self.benign[ident]
+                continue
+            if e.matches(f.detector, f.entity_kind, f.entity_id):
+                return e
+        return None
+
+    def escalate(self, f: Finding) -> None:
+        """Raise ``f`` one severity step while its entity is watched after a malicious
+        verdict (the evidence says why)."""
+        w = self.watched.get((f.entity_kind, f.entity_id))
+        if w is None or f.ts >= w[0]:
+            return
+        rank = SEVERITY_RANK[f.severity]
+        if rank + 1 < len(SEVERITIES):
+            f.severity = SEVERITIES[rank + 1]
+            f.evidence = [*f.evidence, {
+                "feature": "verdict", "observed": "malicious", "baseline": None,
+                "detail": f"an analyst marked {w[1]} malicious: severity raised one step "
+                          f"until {iso(w[0])}"}]
 
     def tick(self, al: AllowList | None, now: float) -> list[Change]:
         """The changes between what was announced and what ``al`` puts in force at ``now``
@@ -185,9 +214,9 @@ class AllowState:
                        default=math.inf)
         return out
 
-    def hold(self, entry: Entry, alert: dict[str, Any]) -> None:
+    def hold(self, entry: Entry, alert: dict[str, Any], feedback: bool = False) -> None:
         """Count and keep a finding that ``entry`` held back (``alert``: as it would have been)."""
-        self.held[alert["detector"]] += 1
+        (self.held_feedback if feedback else self.held)[alert["detector"]] += 1
         self.kept.append({**alert, "held_by": entry.ident(), "held_reason": entry.reason})
 
 
@@ -198,7 +227,10 @@ def change_alert(c: Change, version: int, source: str = "") -> dict[str, Any]:
     until = f"until {iso(e.expires)}" if e.expires is not None else "with no expiry"
     raw = f"{CHANGES_ID}|{c.change}|{e.ident()}|{e.owner}|{e.reason}|{e.expires}|{version}"
     alert_id = f"aw-{hashlib.sha256(raw.encode()).hexdigest()[:24]}"
-    if c.change == "expired":
+    if source.startswith("feedback:"):
+        summary = (f"Feedback: {e.owner} marked {source[9:]} benign: {e.describe()} is held "
+                   f"back {until} ({e.reason}).")
+    elif c.change == "expired":
         summary = (f"Allow-list: {e.describe()} (owner {e.owner}: {e.reason}) expired; its "
                    "findings alert again.")
     elif c.change == "removed":

@@ -31,6 +31,7 @@ from typing import Any
 
 from . import allowlist as AL
 from . import events as E
+from . import feedback as FB
 from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .geo import Geo, default_geo
@@ -105,6 +106,10 @@ class EngineConfig:
     #: the allow-list in force: findings it matches (by their event time) are held back,
     #: counted and kept; each change of it is an info alert (detector ``allowlist``)
     allowlist: AL.AllowList | None = None
+    #: a benign verdict holds back that detector's findings about that entity this long
+    feedback_suppress: float = 86400.0
+    #: a malicious verdict raises the entity's findings one severity step this long
+    feedback_watch: float = 7 * 86400.0
 
 
 class Directory:
@@ -678,13 +683,16 @@ class Engine:
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
         allow = self.config.allowlist
+        st = self._allow
         for f in findings:
             if f.detector == AL.CHANGES_ID:  # a change of the allow-list: never held back
                 out.append(f.extra)
                 self.alerts_by[(AL.CHANGES_ID, "info")] += 1
                 continue
-            if allow is not None and self._held(allow, f):
+            if (allow is not None or st.benign) and self._held(allow, f):
                 continue
+            if st.watched:
+                st.escalate(f)
             try:
                 a = self._episode(f)
             except Exception as exc:  # e.g. a time no calendar can print: drop the finding
@@ -755,25 +763,66 @@ class Engine:
                                alert))
         return out
 
-    def _held(self, allow: AL.AllowList, f: Finding) -> bool:
-        """Whether an allow-list entry holds ``f`` back (counted and kept, not alerted)."""
-        entry = allow.match(f.detector, f.entity_kind, f.entity_id, f.ts)
+    def _held(self, allow: AL.AllowList | None, f: Finding) -> bool:
+        """Whether an allow-list entry or a benign verdict holds ``f`` back (counted and
+        kept, not alerted)."""
+        entry = allow.match(f.detector, f.entity_kind, f.entity_id, f.ts) if allow else None
+        benign = entry is None and bool(self._allow.benign)
+        if benign:
+            entry = self._allow.match_benign(f)
         if entry is None:
             return False
         self._allow.hold(entry, {
             "ts": iso(f.ts), "detector": f.detector, "severity": f.severity,
             "score": round(min(1.0, max(0.0, f.score)), 4),
             "entity": {"kind": f.entity_kind, "id": f.entity_id}, "summary": f.summary,
-            "event_ids": f.event_ids[:5]})
+            "event_ids": f.event_ids[:5]}, benign)
         return True
 
-    def drain_held(self) -> Counter[str]:
-        """Findings held back by the allow-list since the last call, by detector."""
-        held = self._allow.held
-        last = self.__dict__.get("_held_drained") or Counter()
+    def drain_held(self, reason: str = "allowlist") -> Counter[str]:
+        """Findings held back since the last call, by detector: by the allow-list, or by
+        benign verdicts (``reason="feedback"``)."""
+        held = self._allow.held_feedback if reason == "feedback" else self._allow.held
+        name = f"_held_drained_{reason}"
+        last = self.__dict__.get(name) or Counter()
         out = held - last
-        self._held_drained = Counter(held)
+        self.__dict__[name] = Counter(held)
         return out
+
+    def feedback(self, obj: Any) -> list[dict[str, Any]]:
+        """Apply an analyst's verdict (``detectors.feedback``): ``ValueError`` with the reason
+        for a message that is not one; [] when this engine does not hold the alert. Returns
+        the alerts it raises (a benign verdict's notice)."""
+        v = FB.parse(obj)
+        if isinstance(v, str):
+            raise ValueError(v)
+        key = self._episode_key(v.alert_id)
+        if key is None:
+            return []
+        det, kind, ident = key
+        cfg = self.config
+        if v.verdict == "malicious":
+            self._allow.watched[(kind, ident)] = (v.ts + cfg.feedback_watch, v.alert_id)
+            return []
+        entry = AL.Entry("suppress", ident, v.reason, v.analyst, v.ts + cfg.feedback_suppress,
+                         (det,), kind)
+        self._allow.benign[entry.ident()] = entry
+        self.episodes.pop(key, None)  # the next finding after the suppression pages anew
+        closed = self._closed.pop(key, None)
+        if closed:
+            self._n_closed -= len(closed)
+        self.alerts_by[(AL.CHANGES_ID, "info")] += 1
+        return [AL.change_alert(AL.Change("added", entry, v.ts), 0, f"feedback:{v.alert_id}")]
+
+    def _episode_key(self, alert_id: str) -> tuple[str, str, str] | None:
+        """The (detector, kind, id) of the episode, open or closed, with this alert id."""
+        for key, ep in self.episodes.items():
+            if ep.alert_id == alert_id:
+                return key
+        for key, eps in self._closed.items():
+            if any(ep.alert_id == alert_id for ep in eps):
+                return key
+        return None
 
     def drain_suppressed(self) -> Counter[str]:
         """Repeats inside open episodes (``suppressed``) since the last call, by detector."""

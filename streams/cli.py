@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("streams.topics", "create or list the topics on a broker"),
     "evaluate": ("streams.evaluate", "detection results of every detector on simulated attacks"),
     "config": ("streams.config", "check a configuration file (issue 16)"),
+    "feedback": ("streams.feedback", "an analyst's verdict on an alert (benign/malicious)"),
 }
 
 

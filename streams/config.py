@@ -180,6 +180,9 @@ class Detectors(_Section):
     trusted_networks: list[str] | None = None
     #: the allow-list file (issue 18, ``streams.config.load_allowlist``)
     allowlist: str | None = Field(None, min_length=1)
+    #: seconds a benign / malicious verdict holds back / escalates (issue 18)
+    feedback_suppress: PositiveFloat | None = None
+    feedback_watch: PositiveFloat | None = None
 
     @field_validator("trusted_networks")
     @classmethod
@@ -408,6 +411,8 @@ _DIRECT: dict[tuple[str, str], str] = {
     ("detectors", "enabled"): "detectors", ("detectors", "max_entities"): "max_entities",
     ("detectors", "trusted_networks"): "trusted_networks",
     ("detectors", "allowlist"): "allowlist",
+    ("detectors", "feedback_suppress"): "feedback_suppress",
+    ("detectors", "feedback_watch"): "feedback_watch",
     ("geoip", "source"): "geoip_source", ("geoip", "country_db"): "geoip_country_db",
     ("geoip", "asn_db"): "geoip_asn_db", ("geoip", "city_db"): "geoip_city_db",
 }

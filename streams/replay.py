@@ -288,7 +288,9 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
                            # issue 16: the file's engine settings, as the worker's
                            max_entities=s.max_entities, max_state_bytes=s.max_state_bytes,
                            params=s.engine_params(),
-                           allowlist=s.allow_list())  # issue 18: the allow-list in force
+                           allowlist=s.allow_list(),  # issue 18: the allow-list in force
+                           feedback_suppress=s.feedback_suppress,
+                           feedback_watch=s.feedback_watch)
         cfg.decode_policy()  # a bad year range fails here, as one line
         engine = Engine(cfg)
         adapter_of = adapt.load(args)

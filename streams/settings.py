@@ -331,6 +331,12 @@ class Settings:
     #: file: trusted networks, keys, principals and suppression rules, each with a reason, an
     #: owner and an expiry (``streams.config.AllowlistFile``). Read at start.
     allowlist: str = ""
+    #: (``ACCESSWATCH_FEEDBACK_SUPPRESS``, ``[detectors] feedback_suppress``) seconds a benign
+    #: verdict holds back that detector's findings about that entity (event time)
+    feedback_suppress: float = 86400.0
+    #: (``ACCESSWATCH_FEEDBACK_WATCH``, ``[detectors] feedback_watch``) seconds a malicious
+    #: verdict raises that entity's findings one severity step
+    feedback_watch: float = 7 * 86400.0
 
     def allow_list(self) -> AllowList | None:
         """The allow-list in force: the file's entries and ``trusted_networks`` (entries with
@@ -420,6 +426,8 @@ class Settings:
                                 f"{self.max_future_skew}")
         self.kafka_security()  # issue 16: Kafka security
         self.allow_list()  # issue 18: the allow-list file loads
+        if not (self.feedback_suppress > 0 and self.feedback_watch > 0):
+            raise SettingsError("feedback suppress and watch times must be > 0 seconds")
         return self
 
     def _validate_exposure(self) -> None:
@@ -497,6 +505,8 @@ class Settings:
             "geoip_asn_db": ("ACCESSWATCH_GEOIP_ASN_DB", str),
             "geoip_city_db": ("ACCESSWATCH_GEOIP_CITY_DB", str),
             "allowlist": ("ACCESSWATCH_ALLOWLIST", str),  # issue 18 (h-suppress)
+            "feedback_suppress": ("ACCESSWATCH_FEEDBACK_SUPPRESS", float),
+            "feedback_watch": ("ACCESSWATCH_FEEDBACK_WATCH", float),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -634,6 +644,7 @@ def _topics_from(env: Mapping[str, str], base: TopicNames | None = None) -> Topi
     }
     kw = {k: (env.get(v, "").strip() or getattr(base, k)) for k, v in pairs.items()}
     kw["partials"] = env.get("ACCESSWATCH_TOPIC_PARTIALS", "").strip() or base.partials
+    kw["feedback"] = env.get("ACCESSWATCH_TOPIC_FEEDBACK", "").strip() or base.feedback
     return TopicNames(**kw)
 
 
