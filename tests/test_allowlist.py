@@ -259,3 +259,27 @@ def test_the_example_file_loads() -> None:
     al = load_allowlist(Path(__file__).parent.parent / "deploy" / "allowlist.example.toml",
                         discover())
     assert [e.list for e in al.entries] == ["network", "key", "principal", "suppress"]
+
+
+def test_the_worker_counts_held_back_and_repeated_findings_by_reason() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.app import Runtime
+    from streams.metrics import Metrics
+
+    reg = CollectorRegistry()
+    rt = Runtime.__new__(Runtime)  # only what ``_count_engine`` reads
+    rt.metrics = Metrics(reg)
+    eng = engine(office())
+    feed(eng, stuffing(OFFICE, 1000, n=30) + stuffing(ATTACKER, 1000, n=30))
+    rt._count_engine(eng)
+
+    def sample(reason: str) -> float | None:
+        return reg.get_sample_value("accesswatch_suppressed_alerts_total",
+                                    {"detector": "credential_stuffing", "reason": reason})
+
+    held, repeats = sample("allowlist"), sample("repeat")
+    assert held == eng._allow.held["credential_stuffing"] and held is not None and held >= 1
+    assert repeats == eng.suppressed["credential_stuffing"]
+    rt._count_engine(eng)  # counted once
+    assert sample("allowlist") == held and sample("feedback") == 0.0
