@@ -62,6 +62,24 @@ def markdown() -> str:
             "",
             cls.triage,
         ]
+    out += [  # the engine's own alerts: not a detector, but alerts link here too
+        "",
+        "## allowlist",
+        "",
+        "**A change of the allow-list, or an analyst's verdict.** Raised by the engine itself, "
+        "not by a detector: every entry added, changed, removed or expired, and every feedback "
+        "verdict, is an info alert naming what changed, its owner (or analyst) and reason, with "
+        "the entity the entry vouches for as the alert's entity (docs/operations.md, "
+        "\"Allow-list and suppressions\" and \"Feedback\"). No entry can hold these back.",
+        "",
+        "### Triage",
+        "",
+        "Confirm the change with its owner and the file's version history (or the analyst, for a "
+        "verdict). An entry whose owner vouches for their own account, key or address, an entry "
+        "without a ticket, or an expiry far in the future is what an insider hiding their access "
+        "would write: revert it and look at the entity's alerts held back since (the "
+        "`suppressed_alerts_total{reason}` counter and `accesswatch explain`).",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -28,7 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import allowlist as AL
 from . import events as E
+from . import feedback as FB
 from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
@@ -104,6 +106,14 @@ class EngineConfig:
     # ---- issue 18 item 4, the entity page (detectors/explain.py) --------------------------
     explain_alerts: int = 20  # recent alerts kept per entity that raised one (0: no page data)
     explain_hours: int = 48  # hours of activity kept per such entity
+    # ---- issue 18 items 2-3, allow-lists and suppressions (detectors/allowlist.py) ---------
+    #: the allow-list in force: findings it matches (by their event time) are held back,
+    #: counted and kept; each change of it is an info alert (detector ``allowlist``)
+    allowlist: AL.AllowList | None = None
+    #: a benign verdict holds back that detector's findings about that entity this long
+    feedback_suppress: float = 86400.0
+    #: a malicious verdict raises the entity's findings one severity step this long
+    feedback_watch: float = 7 * 86400.0
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -196,6 +206,7 @@ class Engine:
         self._shed_in = cfg.shed_every
         self._error_kinds: dict[tuple[str, str, str], int] = {}
         self.entity_log = EntityLog(cfg.explain_alerts, cfg.explain_hours)  # the entity page
+        self._allow = AL.AllowState()  # issue 18: entries announced, findings held back
 
     # ---- input -------------------------------------------------------------------------
     @property
@@ -275,6 +286,8 @@ class Engine:
                 self._seen_rotated = ts
             if ts >= self._next_expire:
                 self._expire(ts)
+            if ts >= self._allow.due:  # issue 18: a new allow-list, or an entry expires
+                findings = self._allow_tick(ts, findings)
         elif ts < ctx.now - cfg.allowed_lateness:
             self.stats["late"] += 1
         if kind == _ACCESS:
@@ -324,6 +337,8 @@ class Engine:
         if now > self.ctx.access_now:  # a watermark: every stream is quiet up to it
             self.ctx.access_now = now
         alerts = self._alerts(self._fire_timers(now))
+        if self.ctx.start is not None and now >= self._allow.due:  # issue 18
+            alerts += self._alerts(self._allow_tick(now, None))
         every = self.config.expire_every
         if (self.ctx.start is not None and now >= self._next_expire + every
                 and now >= self._next_idle_sweep):
@@ -527,7 +542,17 @@ class Engine:
 
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
+        allow = self.config.allowlist
+        st = self._allow
         for f in findings:
+            if f.detector == AL.CHANGES_ID:  # a change of the allow-list: never held back
+                out.append(f.extra)
+                self.alerts_by[(AL.CHANGES_ID, "info")] += 1
+                continue
+            if (allow is not None or st.benign) and self._held(allow, f):
+                continue
+            if st.watched:
+                st.escalate(f)
             try:
                 a = self._episode(f)
             except Exception as exc:  # e.g. a time no calendar can print: drop the finding
@@ -580,6 +605,95 @@ class Engine:
         if f.extra:
             alert.update(f.extra)
         return alert
+
+    # ---- issue 18: allow-lists and suppressions ----------------------------------------
+    def set_allowlist(self, allowlist: AL.AllowList | None) -> None:
+        """Put ``allowlist`` in force (a runtime does this on an engine restored from a
+        checkpoint); the changes against what this engine announced are alerts at the next
+        event time."""
+        self.config = replace(self.config, allowlist=allowlist)
+        self._allow.due = -math.inf
+
+    def _allow_tick(self, now: float, findings: list[Finding] | None) -> list[Finding]:
+        """The allow-list's changes at ``now`` as findings (their alerts ready in ``extra``)
+        added to ``findings``."""
+        al = self.config.allowlist
+        out = findings if findings is not None else []
+        for c in self._allow.tick(al, now):
+            alert = AL.change_alert(c, al.version if al is not None else self._allow.version,
+                                    al.source if al is not None else "")
+            out.append(Finding(AL.CHANGES_ID, alert["entity"]["kind"], alert["entity"]["id"],
+                               "info", 0.0, alert["summary"], alert["evidence"], [], c.ts,
+                               alert))
+        return out
+
+    def _held(self, allow: AL.AllowList | None, f: Finding) -> bool:
+        """Whether an allow-list entry or a benign verdict holds ``f`` back (counted and
+        kept, not alerted)."""
+        entry = allow.match(f.detector, f.entity_kind, f.entity_id, f.ts) if allow else None
+        benign = entry is None and bool(self._allow.benign)
+        if benign:
+            entry = self._allow.match_benign(f)
+        if entry is None:
+            return False
+        self._allow.hold(entry, {
+            "ts": iso(f.ts), "detector": f.detector, "severity": f.severity,
+            "score": round(min(1.0, max(0.0, f.score)), 4),
+            "entity": {"kind": f.entity_kind, "id": f.entity_id}, "summary": f.summary,
+            "event_ids": f.event_ids[:5]}, benign)
+        return True
+
+    def drain_held(self, reason: str = "allowlist") -> Counter[str]:
+        """Findings held back since the last call, by detector: by the allow-list, or by
+        benign verdicts (``reason="feedback"``)."""
+        held = self._allow.held_feedback if reason == "feedback" else self._allow.held
+        name = f"_held_drained_{reason}"
+        last = self.__dict__.get(name) or Counter()
+        out = held - last
+        self.__dict__[name] = Counter(held)
+        return out
+
+    def feedback(self, obj: Any) -> list[dict[str, Any]]:
+        """Apply an analyst's verdict (``detectors.feedback``): ``ValueError`` with the reason
+        for a message that is not one; [] when this engine does not hold the alert. Returns
+        the alerts it raises (a benign verdict's notice)."""
+        v = FB.parse(obj)
+        if isinstance(v, str):
+            raise ValueError(v)
+        key = self._episode_key(v.alert_id)
+        if key is None:
+            return []
+        det, kind, ident = key
+        cfg = self.config
+        if v.verdict == "malicious":
+            self._allow.watched[(kind, ident)] = (v.ts + cfg.feedback_watch, v.alert_id)
+            return []
+        entry = AL.Entry("suppress", ident, v.reason, v.analyst, v.ts + cfg.feedback_suppress,
+                         (det,), kind)
+        self._allow.benign[entry.ident()] = entry
+        self.episodes.pop(key, None)  # the next finding after the suppression pages anew
+        closed = self._closed.pop(key, None)
+        if closed:
+            self._n_closed -= len(closed)
+        self.alerts_by[(AL.CHANGES_ID, "info")] += 1
+        return [AL.change_alert(AL.Change("added", entry, v.ts), 0, f"feedback:{v.alert_id}")]
+
+    def _episode_key(self, alert_id: str) -> tuple[str, str, str] | None:
+        """The (detector, kind, id) of the episode, open or closed, with this alert id."""
+        for key, ep in self.episodes.items():
+            if ep.alert_id == alert_id:
+                return key
+        for key, eps in self._closed.items():
+            if any(ep.alert_id == alert_id for ep in eps):
+                return key
+        return None
+
+    def drain_suppressed(self) -> Counter[str]:
+        """Repeats inside open episodes (``suppressed``) since the last call, by detector."""
+        last = self.__dict__.get("_suppressed_drained") or Counter()
+        out = self.suppressed - last
+        self._suppressed_drained = Counter(self.suppressed)
+        return out
 
     # ---- the combiner across workers ------------------------------------------------------
     def has_partials(self) -> bool:
@@ -679,6 +793,8 @@ class Engine:
         self.__dict__.setdefault("_next_idle_sweep", 0.0)
         if "entity_log" not in state:  # a checkpoint from before the entity page
             self.entity_log = EntityLog(self.config.explain_alerts, self.config.explain_hours)
+        if "_allow" not in state:  # a checkpoint from before the allow-list (issue 18)
+            self._allow = AL.AllowState()
 
     # ---- introspection -----------------------------------------------------------------
     def tracked(self) -> dict[str, int]:

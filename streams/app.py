@@ -415,6 +415,10 @@ def checkpoint_gap(spent: float, share: float = CHECKPOINT_SHARE) -> float:
 class Runtime:
     """What the agents call: routing, the engines, alerts, DLQ, checkpoints, metrics."""
 
+    #: every analyst verdict read from access-feedback (issue 18), applied to each engine by
+    #: alert id; a list from ``__init__`` (empty for a runtime built without it)
+    feedback_log: list[Any] | tuple[()] = ()
+
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
         self.app = app
         self.settings = settings
@@ -438,7 +442,10 @@ class Runtime:
                                    max_future_skew=settings.max_future_skew or None,
                                    max_entities=settings.max_entities,
                                    max_state_bytes=settings.max_state_bytes,
-                                   params=settings.engine_params())  # issue 16: config file
+                                   params=settings.engine_params(),  # issue 16: config file
+                                   allowlist=settings.allow_list(),  # issue 18
+                                   feedback_suppress=settings.feedback_suppress,
+                                   feedback_watch=settings.feedback_watch)
         Engine(self.config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -453,6 +460,7 @@ class Runtime:
         self.directory = Directory()
         #: every identity event this worker read: (offset key, offset, event)
         self.identity_log: list[tuple[str, int, E.Event]] = []
+        self.feedback_log = []
         self.parts: dict[int, PartitionState] = {}
         self.sender: Any = None
         #: ``streams.ocsf_out.Findings`` when the alerts topic carries OCSF (issue 18.5)
@@ -529,6 +537,13 @@ class Runtime:
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
                                    max_state_bytes=self.config.max_state_bytes)  # today's caps
+        st.engine.set_allowlist(self.config.allowlist)  # today's allow-list (issue 18)
+        st.engine.config = replace(st.engine.config,
+                                   feedback_suppress=self.config.feedback_suppress,
+                                   feedback_watch=self.config.feedback_watch)
+        for obj in self.feedback_log:  # verdicts read before this partition came here
+            with contextlib.suppress(ValueError):
+                st.engine.feedback(obj)
         st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
         self._catch_up_identity(st)
         self.parts[partition] = st
@@ -934,6 +949,25 @@ class Runtime:
                 for a in self._release_identity(st, st.engine.ctx.now):
                     await self.emit(a)
 
+    async def on_feedback(self, msg: Any) -> None:
+        """One access-feedback message: an analyst's verdict, applied by the engine that
+        holds the alert (the others ignore it). A bad one is logged with its reason."""
+        try:
+            obj = orjson.loads(msg.value) if msg.value is not None else None
+        except orjson.JSONDecodeError:
+            obj = None
+        for st in list(self.parts.values()):
+            try:
+                alerts = st.engine.feedback(obj)
+            except ValueError as e:
+                log.warning("feedback message at offset %d ignored: %s", msg.offset, e)
+                return
+            if alerts:
+                st.dirty = True
+            for a in alerts:
+                await self.emit(a)
+        self.feedback_log.append(obj)  # type: ignore[union-attr]
+
     def _catch_up_identity(self, st: PartitionState) -> None:
         """Queue for a new partition engine (fresh, or restored from a checkpoint) the
         identity events this worker has read that the engine has not processed: all of them
@@ -1103,6 +1137,11 @@ class Runtime:
             self._internal_error("detector", errors)
         for det_id, n in engine.drain_evictions().items():
             self.metrics.state_evictions.labels(detector=det_id).inc(n)
+        for reason, counts in (("repeat", engine.drain_suppressed()),  # issue 18
+                               ("allowlist", engine.drain_held()),
+                               ("feedback", engine.drain_held("feedback"))):
+            for det_id, n in counts.items():
+                self.metrics.suppressed_alerts.labels(detector=det_id, reason=reason).inc(n)
 
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
@@ -1307,6 +1346,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     async def identity_reader() -> None:
         await _read_identity(app, rt, settings)
 
+    @app.task
+    async def feedback_reader() -> None:  # issue 18: analysts' verdicts
+        await rt.identity_ready.wait()
+        await _read_all(app, settings, settings.topics.feedback, "feedback", rt.on_feedback)
+
     @app.timer(settings.watermark_interval)
     async def watermark() -> None:
         await rt.watermark()
@@ -1355,6 +1399,42 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await rt.sender.run()
 
     return app
+
+
+async def _read_all(app: faust.App, settings: Settings, topic: str, name: str,
+                    handle: Any) -> None:
+    """Read every partition of ``topic`` from the start, for the life of the worker,
+    handing each message to ``handle`` (issue 18: the feedback topic; it may not exist yet)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", client_id=f"{settings.app_id}-{name}",
+        **settings.kafka_security().aiokafka_options())
+    await consumer.start()
+    try:
+        known: set[int] = set()
+        while True:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if parts != known:  # the topic appeared (or grew): read the new partitions
+                new = [TopicPartition(topic, p) for p in sorted(parts - known)]
+                consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
+                await consumer.seek_to_beginning(*new)
+                known = set(parts)
+            if not known:
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await consumer._client.force_metadata_update()  # noqa: SLF001
+                continue
+            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+            for msgs in batch.values():
+                for m in msgs:
+                    try:
+                        await handle(m)
+                    except Exception:
+                        log.exception("%s message failed", name)
+    finally:
+        await consumer.stop()
 
 
 async def _read_identity(app: faust.App, rt: Runtime, settings: Settings) -> None:

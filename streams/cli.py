@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("streams.evaluate", "detection results of every detector on simulated attacks"),
     "config": ("streams.config", "check a configuration file (issue 16)"),
     "explain": ("streams.explain_cmd", "an entity's recent alerts, evidence, baselines, timeline"),
+    "feedback": ("streams.feedback", "an analyst's verdict on an alert (benign/malicious)"),
 }
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,6 +40,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -51,6 +53,7 @@ from streams.settings import LOOPS, STORES, Settings, SettingsError
 from streams.topics import TopicNames
 
 if TYPE_CHECKING:
+    from detectors.allowlist import AllowList
     from streams.kafka_security import KafkaSecurity
 
 ENV_CONFIG = "ACCESSWATCH_CONFIG"
@@ -173,8 +176,14 @@ class Detectors(_Section):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: ``[detectors.token_lifetimes]``: key id -> seconds a token it signs stays valid
     token_lifetimes: dict[str, PositiveFloat] = Field(default_factory=dict)
-    #: networks (CIDR) of the operator's own sources
+    #: networks (CIDR) of the operator's own sources: findings about a source inside one are
+    #: held back, as an allow-list entry with no expiry (issue 18)
     trusted_networks: list[str] | None = None
+    #: the allow-list file (issue 18, ``streams.config.load_allowlist``)
+    allowlist: str | None = Field(None, min_length=1)
+    #: seconds a benign / malicious verdict holds back / escalates (issue 18)
+    feedback_suppress: PositiveFloat | None = None
+    feedback_watch: PositiveFloat | None = None
 
     @field_validator("trusted_networks")
     @classmethod
@@ -269,6 +278,109 @@ def load_file(path: str | Path) -> FileConfig:
         _Reading.path = None
 
 
+# ---- issue 18: the allow-list file ------------------------------------------------------------
+
+
+class _Vouched(_Section):
+    reason: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    expires: AwareDatetime  # TOML's offset date-time, or RFC 3339 text with a zone
+
+
+def _cidr(v: str) -> str:
+    try:
+        return str(ipaddress.ip_network(v, strict=True))
+    except ValueError as e:
+        raise ValueError(f"{v!r} is not a network in CIDR form ({e})") from None
+
+
+class _Network(_Vouched):
+    cidr: str
+
+    _check = field_validator("cidr")(classmethod(lambda cls, v: _cidr(v)))
+
+
+class _Key(_Vouched):
+    id: str = Field(min_length=1)
+
+
+class _Principal(_Vouched):
+    id: str = Field(min_length=1)
+
+
+class _Suppress(_Vouched):
+    detectors: list[str] = Field(default_factory=list)  # empty: every detector
+    entity_kind: Literal["account", "actor", "src_ip", "subnet", "asn", "key", "session"] | None \
+        = None
+    entity: str | None = Field(None, min_length=1)  # an id, or a CIDR for src_ip / subnet
+
+    @model_validator(mode="after")
+    def _scope(self) -> _Suppress:
+        if not self.detectors and self.entity is None:
+            raise ValueError("a suppression names detectors or an entity (or both): one "
+                             "that holds back everything is a switch-off, not a rule")
+        if "allowlist" in self.detectors:
+            raise ValueError("the allow-list's own change alerts cannot be suppressed")
+        if self.entity is not None and "/" in self.entity:
+            if self.entity_kind not in ("src_ip", "subnet"):
+                raise ValueError("a CIDR entity needs entity_kind src_ip or subnet")
+            _cidr(self.entity)
+        return self
+
+
+class AllowlistFile(BaseModel):
+    """The allow-list file: ``version`` (raise it with every change; it is named in the
+    change alerts) and arrays of tables ``[[network]]``, ``[[key]]``, ``[[principal]]``,
+    ``[[suppress]]``, each entry with ``reason``, ``owner`` and ``expires``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: PositiveInt
+    network: list[_Network] = Field(default_factory=list)
+    key: list[_Key] = Field(default_factory=list)
+    principal: list[_Principal] = Field(default_factory=list)
+    suppress: list[_Suppress] = Field(default_factory=list)
+
+    def allowlist(self, source: str = "") -> AllowList:
+        from detectors.allowlist import AllowList, Entry
+
+        out: list[Entry] = []
+        for n in self.network:
+            out.append(Entry("network", n.cidr, n.reason, n.owner, n.expires.timestamp()))
+        for lst, items in (("key", self.key), ("principal", self.principal)):
+            out += [Entry(lst, k.id, k.reason, k.owner, k.expires.timestamp()) for k in items]
+        for r in self.suppress:
+            out.append(Entry("suppress", _cidr(r.entity) if r.entity and "/" in r.entity
+                             else r.entity or "", r.reason, r.owner, r.expires.timestamp(),
+                             tuple(r.detectors), r.entity_kind or ""))
+        return AllowList(self.version, tuple(out), source)
+
+
+def load_allowlist(path: str | Path, detectors: Any = None) -> AllowList:
+    """The allow-list file, validated (``ConfigError`` listing every problem); ``detectors``:
+    the known detector ids a suppression may name (None: not checked)."""
+    import tomllib
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError([f"allowlist {p}: cannot read it ({e.strerror or e})"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"allowlist {p}: not valid TOML ({e})"]) from None
+    try:
+        model = AllowlistFile.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError([f"allowlist {p}: {line}" for line in _problems(e)]) from None
+    if detectors is not None:
+        unknown = sorted({d for r in model.suppress for d in r.detectors} - set(detectors))
+        if unknown:
+            raise ConfigError([f"allowlist {p}: suppress: unknown detector(s) "
+                               f"{', '.join(unknown)}"])
+    return model.allowlist(str(p))
+
+
 # ---- the file as a layer of Settings -------------------------------------------------------
 
 #: (section, key) -> Settings field, for the keys that map one to one
@@ -299,6 +411,9 @@ _DIRECT: dict[tuple[str, str], str] = {
     ("victims", "reveal"): "reveal_victims",
     ("detectors", "enabled"): "detectors", ("detectors", "max_entities"): "max_entities",
     ("detectors", "trusted_networks"): "trusted_networks",
+    ("detectors", "allowlist"): "allowlist",
+    ("detectors", "feedback_suppress"): "feedback_suppress",
+    ("detectors", "feedback_watch"): "feedback_watch",
     ("geoip", "source"): "geoip_source", ("geoip", "country_db"): "geoip_country_db",
     ("geoip", "asn_db"): "geoip_asn_db", ("geoip", "city_db"): "geoip_city_db",
     ("worker", "alerts_format"): "alerts_format",  # issue 18.5: OCSF out

@@ -54,6 +54,8 @@ ENTITY_KINDS: tuple[str, ...] = _ENTITY_KINDS
 DETECTORS: tuple[str, ...] = tuple(discover())
 REASONS: tuple[str, ...] = _REASONS
 POST_RESULTS: tuple[str, ...] = ("ok", "error")
+#: why a finding was not raised as a new alert (``suppressed_alerts{reason}``, issue 18)
+SUPPRESS_REASONS: tuple[str, ...] = ("repeat", "allowlist", "feedback")
 #: the engine's own counts (``Engine.stats``) exported by ``engine_events``: events by kind,
 #: and those processed later than the allowed lateness
 ENGINE_EVENT_KINDS: tuple[str, ...] = (*_KINDS, "late")
@@ -95,7 +97,9 @@ class Metrics:
     - ``late_events`` counter ``{topic}``: events older than the allowed lateness (the engine's
       ``late`` count, by input topic), still processed.
     - ``duplicate_events`` counter ``{topic}``: repeated ``event_id`` seen and skipped.
-    - ``suppressed_alerts`` counter ``{detector}``: repeats inside an open episode.
+    - ``suppressed_alerts`` counter ``{detector, reason}``: findings not raised as a new
+      alert, by reason (:data:`SUPPRESS_REASONS`): ``repeat`` inside an open episode,
+      ``allowlist`` held back by an allow-list entry, ``feedback`` by a benign verdict.
     - ``dlq_messages`` counter ``{reason}``: messages written to the dead-letter topic.
     - ``alertmanager_posts`` counter ``{result}`` (ok/error): POSTs per Alertmanager URL.
     - ``alertmanager_dropped`` counter: alerts dropped because the send queue was full.
@@ -178,8 +182,10 @@ class Metrics:
         )
         self.suppressed_alerts = Counter(
             "suppressed_alerts",
-            "Repeated alerts inside an open episode, not re-raised.",
-            ["detector"],
+            "Findings not raised as a new alert: repeats inside an open episode (reason "
+            "repeat), held back by the allow-list (allowlist) or by a benign verdict "
+            "(feedback).",
+            ["detector", "reason"],
             namespace=ns,
             registry=reg,
         )
@@ -347,7 +353,8 @@ class Metrics:
         for reason in _SNAPSHOT_REASONS:
             self.checkpoint_rejected.labels(reason=reason)
         for detector in self.detectors:
-            self.suppressed_alerts.labels(detector=detector)
+            for reason in SUPPRESS_REASONS:
+                self.suppressed_alerts.labels(detector=detector, reason=reason)
             self.anomaly_score.labels(detector=detector)
             self.model_warmup_ratio.labels(detector=detector)
             self.state_evictions.labels(detector=detector)

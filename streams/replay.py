@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import IO, Any
 
 import orjson
@@ -174,6 +175,10 @@ def summary(engine: Engine, seconds: float, source: Any = None) -> str:
         sevs = ", ".join(f"{sev} {c}" for sev, c in sorted(by_det[det].items()))
         sup = engine.suppressed.get(det, 0)
         lines.append(f"  {det}: {sevs}" + (f" (+{sup:,} repeats in open episodes)" if sup else ""))
+    held = engine._allow.held if "_allow" in engine.__dict__ else {}  # issue 18
+    if held:
+        lines.append(f"held back by the allow-list: {sum(held.values()):,} ("
+                     + ", ".join(f"{d} {c:,}" for d, c in sorted(held.items())) + ")")
     rate = (events + rejected) / seconds if seconds > 0 else 0.0
     if source is not None:
         lines.insert(0, source.summary())
@@ -191,6 +196,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", choices=("json", "ocsf"), default="json",
                    help="json: the alerts (default); ocsf: OCSF Detection Findings (class "
                    "2004), Create, Update on escalation, Close when an episode ends")
+    p.add_argument("--allowlist", metavar="FILE", help="allow-list file, as the worker's "
+                   "($ACCESSWATCH_ALLOWLIST): findings it matches are held back and counted")
     p.add_argument("--reveal-victims", action="store_true",
                    help="also write victims' ids in each alert's victims field (the digests "
                    "in summaries and evidence use $ACCESSWATCH_VICTIM_SALT or _FILE, as the "
@@ -268,6 +275,8 @@ def _given(flag: Any, setting: Any) -> Any:
 
 def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     s = Settings() if settings is None else settings
+    if getattr(args, "allowlist", None):  # issue 18
+        s = replace(s, allowlist=args.allowlist)
     dets = (tuple(d.strip() for d in args.detectors.split(",")) if args.detectors
             else s.detectors or None)
     skew = _given(args.max_future_skew, s.max_future_skew)
@@ -283,7 +292,10 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
                            victim_salt=s.victim_salt,
                            # issue 16: the file's engine settings, as the worker's
                            max_entities=s.max_entities, max_state_bytes=s.max_state_bytes,
-                           params=s.engine_params())
+                           params=s.engine_params(),
+                           allowlist=s.allow_list(),  # issue 18: the allow-list in force
+                           feedback_suppress=s.feedback_suppress,
+                           feedback_watch=s.feedback_watch)
         cfg.decode_policy()  # a bad year range fails here, as one line
         engine = Engine(cfg)
         adapter_of = adapt.load(args)

@@ -28,6 +28,7 @@ from streams.snapshot import StateKeys, keys_from_env
 from streams.topics import TopicNames
 
 if TYPE_CHECKING:
+    from detectors.allowlist import AllowList
     from streams.httpauth import Authenticator
     from streams.kafka_security import KafkaSecurity
 
@@ -325,6 +326,38 @@ class Settings:
     #: (``ACCESSWATCH_KAFKA_OAUTH_TOKEN_COMMAND``) or a command printing the token (run without
     #: a shell at each authentication). No flag.
     kafka_oauth_token_command: str = field(default="", repr=False)
+    # ---- issue 18 items 2-3 (h-suppress): allow-lists, suppressions, feedback ----------
+    #: (``ACCESSWATCH_ALLOWLIST``, ``--allowlist``, ``[detectors] allowlist``) the allow-list
+    #: file: trusted networks, keys, principals and suppression rules, each with a reason, an
+    #: owner and an expiry (``streams.config.AllowlistFile``). Read at start.
+    allowlist: str = ""
+    #: (``ACCESSWATCH_FEEDBACK_SUPPRESS``, ``[detectors] feedback_suppress``) seconds a benign
+    #: verdict holds back that detector's findings about that entity (event time)
+    feedback_suppress: float = 86400.0
+    #: (``ACCESSWATCH_FEEDBACK_WATCH``, ``[detectors] feedback_watch``) seconds a malicious
+    #: verdict raises that entity's findings one severity step
+    feedback_watch: float = 7 * 86400.0
+
+    def allow_list(self) -> AllowList | None:
+        """The allow-list in force: the file's entries and ``trusted_networks`` (entries with
+        no expiry, owner ``configuration``); None when neither is set. ``SettingsError`` with
+        every problem of a bad file."""
+        from detectors.allowlist import AllowList, Entry
+        from detectors.engine import discover
+        from streams.config import ConfigError, load_allowlist
+
+        base = AllowList(0)
+        if self.allowlist:
+            try:
+                base = load_allowlist(self.allowlist, discover())
+            except ConfigError as e:
+                raise SettingsError("; ".join(e.problems)) from None
+        legacy = tuple(Entry("network", str(ipaddress.ip_network(n, strict=True)),
+                             "trusted_networks setting", "configuration")
+                       for n in self.trusted_networks)
+        if not self.allowlist and not legacy:
+            return None
+        return AllowList(base.version, legacy + base.entries, base.source)
 
     # ---- issue 18.5 (h-ocsf): OCSF out ----------------------------------------------------
     #: (``ACCESSWATCH_ALERTS_FORMAT``, ``--alerts-format``) what the worker writes on the
@@ -401,6 +434,9 @@ class Settings:
         if self.alerts_format not in ALERTS_FORMATS:  # issue 18.5: OCSF out
             raise SettingsError(f"alerts format must be one of {', '.join(ALERTS_FORMATS)}, "
                                 f"not {self.alerts_format!r}")
+        self.allow_list()  # issue 18: the allow-list file loads
+        if not (self.feedback_suppress > 0 and self.feedback_watch > 0):
+            raise SettingsError("feedback suppress and watch times must be > 0 seconds")
         return self
 
     def _validate_exposure(self) -> None:
@@ -477,6 +513,9 @@ class Settings:
             "geoip_country_db": ("ACCESSWATCH_GEOIP_COUNTRY_DB", str),
             "geoip_asn_db": ("ACCESSWATCH_GEOIP_ASN_DB", str),
             "geoip_city_db": ("ACCESSWATCH_GEOIP_CITY_DB", str),
+            "allowlist": ("ACCESSWATCH_ALLOWLIST", str),  # issue 18 (h-suppress)
+            "feedback_suppress": ("ACCESSWATCH_FEEDBACK_SUPPRESS", float),
+            "feedback_watch": ("ACCESSWATCH_FEEDBACK_WATCH", float),
         }
         for name, (var, typ) in conv.items():
             raw = get(var)
@@ -615,6 +654,7 @@ def _topics_from(env: Mapping[str, str], base: TopicNames | None = None) -> Topi
     }
     kw = {k: (env.get(v, "").strip() or getattr(base, k)) for k, v in pairs.items()}
     kw["partials"] = env.get("ACCESSWATCH_TOPIC_PARTIALS", "").strip() or base.partials
+    kw["feedback"] = env.get("ACCESSWATCH_TOPIC_FEEDBACK", "").strip() or base.feedback
     return TopicNames(**kw)
 
 
@@ -771,6 +811,10 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
                    help="json: the alerts on the alerts topic (default); ocsf: OCSF Detection "
                    "Findings instead ($ACCESSWATCH_ALERTS_FORMAT)")
 
+    # ---- issue 18 items 2-3 (h-suppress)
+    p.add_argument("--allowlist", dest="allowlist", metavar="FILE",
+                   help="allow-list file: trusted networks, keys, principals and suppressions, "
+                   "each with reason, owner and expiry ($ACCESSWATCH_ALLOWLIST)")
 
 # ---- issue 12, state slice (a budget on total state bytes) -----------------------------------
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,

@@ -205,6 +205,9 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors._sketch:DistinctCounter",
     # issue 18 item 4 (the entity page)
     "detectors.explain:EntityLog", "detectors.explain:_Rec",
+    # issue 18 items 2-3 (allow-lists, suppressions and feedback)
+    "detectors.allowlist:AllowList", "detectors.allowlist:Entry",
+    "detectors.allowlist:AllowState",
     # the River models the detectors use (river 0.26: plain __dict__ state)
     "river.anomaly.hst:HalfSpaceTrees", "river.tree.padded:PaddedBranch",
     "river.tree.padded:PaddedLeaf", "river.anomaly.gaussian:GaussianScorer",

@@ -12,6 +12,7 @@ environment variable            default               content
 ``ACCESSWATCH_TOPIC_ALERTS``    ``access-alerts``     alerts (JSON)
 ``ACCESSWATCH_TOPIC_DLQ``       ``accesswatch-dlq``   rejected input with its reason
 ``ACCESSWATCH_TOPIC_PARTIALS``  ``<app id>-partials`` internal: bulk_lookup window views
+``ACCESSWATCH_TOPIC_FEEDBACK``  ``access-feedback``   analysts' verdicts (every worker reads all)
 ==============================  ====================  ===============================
 
 The partials topic (``streams.combine``) is internal to one worker group, like its table
@@ -73,6 +74,7 @@ ENV_IDENTITY = "ACCESSWATCH_TOPIC_IDENTITY"
 ENV_ALERTS = "ACCESSWATCH_TOPIC_ALERTS"
 ENV_DLQ = "ACCESSWATCH_TOPIC_DLQ"
 ENV_PARTIALS = "ACCESSWATCH_TOPIC_PARTIALS"
+ENV_FEEDBACK = "ACCESSWATCH_TOPIC_FEEDBACK"  # issue 18 item 3
 PARTIALS_RETENTION_DAYS = 1.0  # window views are consumed within seconds
 
 
@@ -91,6 +93,9 @@ class TopicNames:
     alerts: str = "access-alerts"
     dlq: str = "accesswatch-dlq"
     partials: str = ""  # internal; empty: ``<app id>-partials`` (streams.combine)
+    #: analysts' verdicts on alerts (``accesswatch feedback``; issue 18): every worker reads
+    #: every partition; created by the ``feedback`` command when missing
+    feedback: str = "access-feedback"
 
     @classmethod
     def from_env(cls) -> TopicNames:
@@ -101,13 +106,15 @@ class TopicNames:
             alerts=_env(ENV_ALERTS, cls.alerts),
             dlq=_env(ENV_DLQ, cls.dlq),
             partials=_env(ENV_PARTIALS, cls.partials),
+            feedback=_env(ENV_FEEDBACK, cls.feedback),
         )
 
     @classmethod
     def prefixed(cls, prefix: str) -> TopicNames:
         """Default names behind a prefix (tests: a fresh set of topics on a shared broker)."""
         base = cls()
-        return cls(*(prefix + name for name in base.all()), partials=f"{prefix}partials")
+        return cls(*(prefix + name for name in base.all()), partials=f"{prefix}partials",
+                   feedback=f"{prefix}{base.feedback}")
 
     def inputs(self) -> tuple[str, str, str]:
         return (self.logins, self.access, self.identity)

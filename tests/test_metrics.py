@@ -16,7 +16,7 @@ EXPECTED_TYPES = {
     "accesswatch_alerts": ("counter", {"detector", "severity"}),
     "accesswatch_late_events": ("counter", {"topic"}),
     "accesswatch_duplicate_events": ("counter", {"topic"}),
-    "accesswatch_suppressed_alerts": ("counter", {"detector"}),
+    "accesswatch_suppressed_alerts": ("counter", {"detector", "reason"}),
     "accesswatch_dlq_messages": ("counter", {"reason"}),
     "accesswatch_alertmanager_posts": ("counter", {"result"}),
     "accesswatch_alertmanager_dropped": ("counter", set()),
@@ -84,7 +84,9 @@ def test_known_label_values_exist_at_zero(m: M.Metrics) -> None:
     for detector in M.DETECTORS:
         for severity in M.SEVERITIES:
             assert m.sample("accesswatch_alerts_total", detector=detector, severity=severity) == 0.0
-        assert m.sample("accesswatch_suppressed_alerts_total", detector=detector) == 0.0
+        for reason in M.SUPPRESS_REASONS:
+            assert m.sample("accesswatch_suppressed_alerts_total", detector=detector,
+                            reason=reason) == 0.0
         assert m.sample("accesswatch_anomaly_score_count", detector=detector) == 0.0
         assert m.sample("accesswatch_model_warmup_ratio", detector=detector) == 0.0
     for kind in M.ENTITY_KINDS:
