@@ -174,3 +174,116 @@ def test_a_checkpoint_part_way_into_a_batch_resumes_after_its_last_taken_event(
     assert st2.engine.stats.get("duplicate", 0) == 0
     assert st2.held == [msg] and st2.offsets[topic] == 3
     assert batch_offset_key(topic) not in st2.offsets
+
+
+# ------------------------------------------------------------------------ producing
+
+
+class _Done:
+    is_done = True
+
+    def add_errback(self, fn: Any) -> None:
+        pass
+
+
+class _RecordingKafkaProducer:
+    """kafka-python's producer without a broker: records each message sent (4 partitions
+    per topic); thread-safe as the real one (the lingerer sends from its thread)."""
+
+    def __init__(self, **config: object) -> None:
+        self.sent: list[tuple[str, int | None, bytes | None, bytes]] = []
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2, 3}
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None,
+             partition: int | None = None) -> _Done:
+        self.sent.append((topic, partition, key, value))
+        return _Done()
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+def _producer(monkeypatch: Any, batching: Any) -> Any:
+    import kafka
+
+    from streams.produce import Producer
+
+    monkeypatch.setattr(kafka, "KafkaProducer", _RecordingKafkaProducer)
+    return Producer("127.0.0.1:9", check_topics=False, ordered=False, batching=batching)
+
+
+def test_produce_batches_by_partition_and_keeps_each_keys_order(monkeypatch: Any) -> None:
+    from streams.produce import Batching
+
+    actors = [f"c-{i}" for i in range(20)]
+    lines = [ev(f"e{i}", i, actors[(i * 7) % 20]) for i in range(300)]
+    prod = _producer(monkeypatch, Batching(events=16, max_bytes=1 << 20, linger=60.0))
+    prod.send_lines(lines)
+    stats = prod.close()
+    assert stats.total_sent == 300 and stats.failed == 0
+    sent = prod._producer.sent
+    assert len(sent) < 300 / 8  # batched: far fewer messages than events
+    got: dict[str, list[bytes]] = {}
+    for topic, partition, key, value in sent:
+        assert topic == "data-access"
+        items = batch.split(value)
+        items = [value] if items is None else items
+        assert isinstance(items, list) and 1 <= len(items) <= 16
+        for raw in items:
+            actor = orjson.loads(raw)["actor_id"]
+            assert partition_for(actor.encode(), 4) == partition  # all of the message's partition
+            got.setdefault(actor, []).append(raw)
+        assert key is not None and partition_for(key, 4) == partition
+    for actor in actors:  # each key's events in the order read, none lost or repeated
+        assert got[actor] == [raw for raw in lines if orjson.loads(raw)["actor_id"] == actor]
+
+
+def test_a_batch_never_exceeds_its_byte_cap_and_a_big_event_goes_alone(
+        monkeypatch: Any) -> None:
+    from streams.produce import Batching
+
+    small = [ev(f"s{i}", i) for i in range(40)]  # one key: one partition
+    big = orjson.dumps({**access("big", T0, "c-1", "s-c-1"), "note": "x" * 3000})
+    prod = _producer(monkeypatch, Batching(events=500, max_bytes=2048, linger=60.0))
+    prod.send_lines(small[:20] + [big] + small[20:])
+    prod.close()
+    values = [v for *_, v in prod._producer.sent]
+    assert big in values  # alone, unchanged
+    assert all(len(v) <= 2048 for v in values if v != big)
+    assert [r for v in values for r in (batch.split(v) or [v])] == small[:20] + [big] + small[20:]
+
+
+def test_the_linger_sends_a_partial_batch_without_more_input(monkeypatch: Any) -> None:
+    import time
+
+    from streams.produce import Batching
+
+    prod = _producer(monkeypatch, Batching(events=500, linger=0.02))
+    prod.send_lines([ev("e1", 1), ev("e2", 2)])
+    deadline = time.monotonic() + 10
+    while not prod._producer.sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [v for *_, v in prod._producer.sent] == [batch.frame([ev("e1", 1), ev("e2", 2)])]
+    prod.close()
+    assert len(prod._producer.sent) == 1
+
+
+def test_identity_changes_are_never_batched(monkeypatch: Any) -> None:
+    """identity-changes takes one event a message (every worker reads it whole, one event at
+    a time): batching them lost the identity events of a recovery run."""
+    from streams.produce import Batching
+
+    ids = [orjson.dumps({"event_id": f"i{i}", "ts": T0 + i, "change": "key_revoked",
+                         "key_id": "k1"}) for i in range(3)]
+    prod = _producer(monkeypatch, Batching(events=500, linger=60.0))
+    prod.send_lines([*ids, ev("a1", 1), ev("a2", 2)])
+    prod.close()
+    sent = prod._producer.sent
+    assert [v for t, *_, v in sent if t == "identity-changes"] == ids
+    assert [v for t, *_, v in sent if t == "data-access"] == [batch.frame([ev("a1", 1),
+                                                                           ev("a2", 2)])]
