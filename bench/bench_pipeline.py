@@ -19,6 +19,13 @@ Steps 1 and 2 run ``--repeat`` times (default 3), back to back, each with a new 
 group: on this shared machine one pass-through rate swings by +-20% from minute to minute, so
 each repetition's ratio compares two runs a minute apart and the median of them is reported.
 
+``--batch N`` (issue 17) runs another comparison instead, on the same events in one run:
+workers reading one-event messages, batches of up to N events (``accesswatch produce``'s
+batching by partition, 20 ms linger) with 1 worker and with 2 workers on 2 partitions, and
+``replay``'s loop in process; then produce-to-alert latency at 5,000 events/s offered (one-event
+messages, batches) and 20,000 (batches). Its last line reads ``batched/single: X.XXx;
+batched/replay: Y.YYx; p99 at 20000/s: Z.ZZ s``.
+
 Run: ``python bench/bench_pipeline.py [--events 30000] [--rate 5000] [--seconds 20]``.
 Prints a Markdown table (paste it into docs/benchmarks.md). It is a script, not a test.
 """
@@ -152,10 +159,10 @@ def taken(ws: list[WorkerProcess]) -> float:
 
 
 def run_full(url: str, expected_inputs: int, identity: int, timeout: float, *,
-             workers: int, partitions: int, loop: str, app_id: str = "bench-full"
-             ) -> tuple[int, float, float]:
+             workers: int, partitions: int, loop: str, app_id: str = "bench-full",
+             env: dict[str, str] | None = None) -> tuple[int, float, float]:
     """``(events, wall seconds, CPU seconds of the workers)`` from the first event taken."""
-    ws = start_workers(url, workers, partitions, app_id, loop)
+    ws = start_workers(url, workers, partitions, app_id, loop, env)
     try:
         deadline = time.monotonic() + timeout
         t_first = None
@@ -180,10 +187,13 @@ def run_full(url: str, expected_inputs: int, identity: int, timeout: float, *,
 
 def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
                 background: list[dict[str, Any]], *, workers: int, partitions: int,
-                loop: str) -> dict[str, Any]:
+                loop: str, batching: Any = None, prefix: str = "lat-") -> dict[str, Any]:
+    """``batching`` (``streams.produce.Batching``): the offered events go through
+    ``accesswatch produce``'s producer, batched by partition with its linger, instead of one
+    kafka-python message per event."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    names = TopicNames.prefixed("lat-")
+    names = TopicNames.prefixed(prefix)
     create_topics(bootstrap, partitions=partitions, names=names)
     env = {"ACCESSWATCH_TOPIC_LOGINS": names.logins, "ACCESSWATCH_TOPIC_ACCESS": names.access,
            "ACCESSWATCH_TOPIC_IDENTITY": names.identity,
@@ -201,8 +211,21 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             {"event_id": f"lat-key-{i}", "ts": t_now - 90000, "change": "key_issued",
              "key_id": f"kid-{i}", "owner_id": "emp-gone"}))
     prod.flush()
-    ws = start_workers(url, workers, partitions, "bench-lat", loop, env)
+    ws = start_workers(url, workers, partitions, f"bench-{prefix}", loop, env)
     sent_at: dict[str, float] = {}
+    batched = None
+    if batching is not None:
+        from streams.produce import Producer
+
+        batched = Producer(bootstrap, topics=names, batching=batching, ordered=False,
+                           check_topics=False)
+
+    def offer(topic: str, key: str, ev: dict[str, Any]) -> None:
+        if batched is not None:
+            batched.send_lines([orjson.dumps(ev)])
+        else:
+            prod.send(topic, key=key.encode(), value=orjson.dumps(ev))
+
     try:
         deadline = time.monotonic() + 60
         while any(w.metric("accesswatch_rebalances_total") < 1 for w in ws):  # assigned
@@ -245,7 +268,7 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
                     ev = {"event_id": eid, "ts": now, "actor_id": f"c-m{m}",
                           "subject_id": f"c-m{m}", "resource": "address",
                           "src_ip": "45.77.0.163", "key_id": f"kid-{m}"}
-                    prod.send(names.access, key=ev["actor_id"].encode(), value=orjson.dumps(ev))
+                    offer(names.access, ev["actor_id"], ev)
                     sent_at[eid] = now
                     m += 1
                 else:
@@ -253,14 +276,14 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
                     ev["event_id"] = f"lat-b-{i}"
                     ev["ts"] = now
                     if "outcome" in ev:
-                        prod.send(names.logins, key=ev["account_id"].encode(),
-                                  value=orjson.dumps(ev))
+                        offer(names.logins, ev["account_id"], ev)
                     else:
-                        prod.send(names.access, key=ev["actor_id"].encode(),
-                                  value=orjson.dumps(ev))
+                        offer(names.access, ev["actor_id"], ev)
                 i += 1
         offered = total / (time.perf_counter() - t0)
         prod.flush()
+        if batched is not None:
+            batched.close()
         # wait until the worker took everything (or 60 s), then read the alerts
         deadline = time.monotonic() + 90
         # every worker reads every identity event: count them once per worker
@@ -270,6 +293,8 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             time.sleep(0.5)
         n_taken = taken(ws) - base
     finally:
+        if batched is not None:
+            batched.close()
         stop_workers(ws)
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
     tps = [TopicPartition(names.alerts, p) for p in range(partitions)]
@@ -294,6 +319,117 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan")}
 
 
+# ------------------------------------------------------------------ batched messages
+
+
+def topics_env(names: TopicNames) -> dict[str, str]:
+    return {"ACCESSWATCH_TOPIC_LOGINS": names.logins, "ACCESSWATCH_TOPIC_ACCESS": names.access,
+            "ACCESSWATCH_TOPIC_IDENTITY": names.identity,
+            "ACCESSWATCH_TOPIC_ALERTS": names.alerts, "ACCESSWATCH_TOPIC_DLQ": names.dlq}
+
+
+def replay_rate(lines: list[bytes]) -> float:
+    """Events/s of ``replay``'s loop (one Engine, every detector) over ``lines``."""
+    from detectors.engine import Engine
+
+    engine = Engine()
+    t = time.perf_counter()
+    for line in lines:
+        engine.process_line(line)
+    engine.flush()
+    return len(lines) / (time.perf_counter() - t)
+
+
+def main_batch(args: argparse.Namespace) -> int:
+    """``--batch N``: one-event messages, batches of up to N events, and ``replay``, on the
+    same events in one run; 1 worker (1 partition) and 2 workers (2 partitions) on the
+    batches; produce-to-alert latency at 5,000 events/s (one-event messages and batches) and
+    20,000 events/s (batches)."""
+    from streams.broker import EmbeddedBroker, parse_broker_url
+    from streams.produce import Batching, Producer
+
+    sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
+    inputs = [e for e in sim.events if "change" not in e][: args.events]
+    lines = [orjson.dumps(e) for e in inputs]
+    background = inputs[:20000]
+    batching = Batching(events=args.batch, linger=0.020)
+    rows: list[tuple[str, str]] = []
+
+    def with_broker() -> Any:
+        if args.broker:
+            from contextlib import nullcontext
+
+            return nullcontext(args.broker)
+        return EmbeddedBroker()
+
+    rep = replay_rate(lines)
+    print(f"replay: {rep:,.0f} events/s", file=sys.stderr)
+    with with_broker() as b:
+        url = b if isinstance(b, str) else b.url
+        bootstrap = parse_broker_url(url)[0]
+        runs: dict[str, tuple[int, float, float]] = {}
+        load0 = os.getloadavg()
+        for label, prefix, parts, workers, how in (
+                ("single", "s-", 1, 1, None), ("batched", "b-", 1, 1, batching),
+                ("batched, 2 workers", "b2-", 2, 2, batching)):
+            if workers > args.max_workers:
+                continue
+            names = TopicNames.prefixed(prefix)
+            create_topics(bootstrap, partitions=parts, names=names)
+            with Producer(bootstrap, topics=names, batching=how) as prod:
+                prod.send_lines(lines)
+                stats = prod.close()
+            msgs = sum(stats.messages.values())
+            print(f"{label}: produced {stats.total_sent:,} events in {msgs:,} messages",
+                  file=sys.stderr)
+            n, dt, cpu = run_full(url, stats.total_sent, 0, timeout=900, workers=workers,
+                                  partitions=parts, loop=args.loop, app_id=f"bench-{prefix}",
+                                  env=topics_env(names))
+            runs[label] = (n, dt, cpu)
+            print(f"{label}: {n / dt:,.0f} events/s, workers' CPU {cpu / dt:.2f} cores; "
+                  f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        lats = {}
+        for label, rate, how, prefix in (("single", 5000, None, "l1-"),
+                                         ("batched", 5000, batching, "l5-"),
+                                         ("batched", 20000, batching, "l20-")):
+            lat = run_latency(url, bootstrap, rate, args.seconds, background, workers=1,
+                              partitions=1, loop=args.loop, batching=how, prefix=prefix)
+            lats[(label, rate)] = lat
+            print(f"latency {label} at {rate}/s: offered {lat['offered']:,.0f}/s, "
+                  f"p50 {lat['p50']:.3f} s, p99 {lat['p99']:.3f} s, took {int(lat['taken']):,}"
+                  f" of {lat['total']:,}", file=sys.stderr)
+        load1 = os.getloadavg()
+    rate = {k: n / dt for k, (n, dt, _) in runs.items()}
+    rows.append(("events", f"{len(lines):,} inputs (simulated day, seed 42), batches of up to "
+                 f"{args.batch} events, linger 20 ms"))
+    rows.append(("replay (one Engine, every detector, in process)", f"{rep:,.0f} events/s"))
+    for k, (n, dt, cpu) in runs.items():
+        what = {"single": "one-event messages", "batched": "batched messages, 1 worker",
+                "batched, 2 workers": "batched messages, 2 workers on 2 partitions"}[k]
+        rows.append((f"worker(s), {what}", f"{n / dt:,.0f} events/s ({cpu / dt:.2f} cores "
+                     f"of worker CPU, {n / cpu:,.0f} events per worker CPU second)"))
+    for (k, r), lat in lats.items():
+        rows.append((f"produce -> alert, {k} messages, offered {r:,}/s",
+                     f"offered {lat['offered']:,.0f}/s; p50 {lat['p50']:.3f} s, p99 "
+                     f"{lat['p99']:.3f} s, max {lat['max']:.3f} s ({lat['alerts']} alerts; "
+                     f"took {int(lat['taken']):,} of {lat['total']:,})"))
+    rows.append(("load average (1 min) before / after", f"{load0[0]:.1f} / {load1[0]:.1f} on "
+                 f"{os.cpu_count()} cores"))
+    if "batched, 2 workers" in rate:
+        rows.append(("2 workers / 1 worker, batched",
+                     f"{rate['batched, 2 workers'] / rate['batched']:.2f}x"))
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+    print()
+    print(f"batched/single: {rate['batched'] / rate['single']:.2f}x; "
+          f"batched/replay: {rate['batched'] / rep:.2f}x; "
+          f"p99 at 20000/s: {lats[('batched', 20000)]['p99']:.2f} s")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -314,9 +450,18 @@ def main() -> int:
                    help="pass-through and full runs, alternated (default 3; the median ratio)")
     p.add_argument("--event-loop", dest="loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="event loop of the pass-through and the workers (default auto)")
+    p.add_argument("--batch", type=int, default=0, metavar="N",
+                   help="compare one-event messages, batches of up to N events and replay "
+                   "(issue 17); its last line: batched/single, batched/replay, p99 at 20000/s")
+    p.add_argument("--max-workers", type=int, default=2,
+                   help="with --batch: 1 skips the 2-worker run (default 2)")
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
+    if args.batch < 0 or args.batch == 1:
+        p.error("--batch must be >= 2 (events per message)")
+    if args.batch:
+        return main_batch(args)
 
     from streams.broker import EmbeddedBroker, parse_broker_url
     from streams.produce import Producer

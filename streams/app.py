@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -107,6 +108,7 @@ from prometheus_client import CollectorRegistry
 from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo
+from streams import batch
 from streams import snapshot as snap
 from streams.explain_web import watch_everywhere
 from streams.httpauth import faust_web_options
@@ -152,6 +154,7 @@ def identity_offset_key(topic: str, partition: int) -> str:
     return f"{topic}#{partition}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # per event of a batch: murmur2 is pure Python
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition the Java-compatible default partitioner (murmur2; kafka-python's,
     aiokafka's, the Java client's) gives ``key``: what DESIGN.md's keying assumes.
@@ -162,6 +165,28 @@ def partition_for(key: bytes, partitions: int) -> int:
     from kafka.partitioner.default import murmur2
 
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def batch_offset_key(topic: str) -> str:
+    """The key, in a partition state's offsets, of the offset of a batch message of
+    ``topic`` the engine has taken part of (beside ``batch_index_key``: the index of the
+    last event of it taken); absent when no batch is taken part way.
+
+    >>> batch_offset_key("data-access"), batch_index_key("data-access")
+    ('data-access@batch', 'data-access@index')
+    """
+    return f"{topic}@batch"
+
+
+def batch_index_key(topic: str) -> str:
+    """See :func:`batch_offset_key`."""
+    return f"{topic}@index"
+
+
+def _progress(offsets: dict[str, int]) -> int:
+    """How far a checkpoint's offsets got, to compare two of them (a batch taken part
+    way, ``batch_offset_key``, is not counted)."""
+    return sum(v for k, v in offsets.items() if "@" not in k)
 
 
 class Rekey:
@@ -366,7 +391,7 @@ class PartitionState:
     last_wall: float = field(default_factory=time.monotonic)
     flushed: bool = True
     restored: bool = False
-    queues: dict[str, deque[tuple[float, Any, Any]]] = field(default_factory=dict)
+    queues: dict[str, deque[tuple[float, Any, Any, Any]]] = field(default_factory=dict)
     queued: int = 0
     delivered: dict[str, int] = field(default_factory=dict)
     created: float = field(default_factory=time.monotonic)
@@ -618,7 +643,7 @@ class Runtime:
         new = self._load(partition, records.get, rejected)
         if new is None:
             return st
-        if st is not None and sum(new.offsets.values()) <= sum(st.offsets.values()):
+        if st is not None and _progress(new.offsets) <= _progress(st.offsets):
             return st
         log.info("partition %d: engine restored from checkpoint (read from the changelog: "
                  "the table lacked it)", partition)
@@ -646,29 +671,54 @@ class Runtime:
         if msg.offset <= st.offsets.get(topic, -1):
             st.held.append(event)  # already inside the restored checkpoint
             return
+        try:  # contract v1.1: one event, or a batch of them (streams.batch)
+            items = (batch.split(msg.value, self.settings.max_batch_events)
+                     if msg.value is not None else None)
+        except Exception as exc:  # the framing must not kill the agent either
+            items = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+        if items is None or isinstance(items, E.Rejection):
+            await self._take(st, event, msg, items)
+            return
+        # events of this batch a restored checkpoint covers already (it was taken part way)
+        done = (st.offsets.get(batch_index_key(topic), -1)
+                if st.offsets.get(batch_offset_key(topic)) == msg.offset else -1)
+        n = len(items)
+        if done + 1 >= n:  # cannot happen (its last event completes the message): ack it
+            st.held.append(event)
+            return
+        for i in range(done + 1, n):
+            await self._take(st, event, batch.BatchItem(msg, i, n, items[i]), None)
+
+    async def _take(self, st: PartitionState, event: Any, msg: Any,
+                    ev: Any) -> None:
+        """One event of an input message (``msg``: the message, or a ``BatchItem`` of it;
+        ``ev``: a framing rejection, or None to decode ``msg.value``), processed now or
+        queued for the event-time merge."""
+        topic = msg.topic
         self._taken[topic] += 1
-        try:
-            ev = (
-                E.decode(msg.value, self.kind_of[topic], self.policy_of[topic], time.time())
-                if msg.value is not None
-                else E.Rejection("invalid_json", None, "empty message (tombstone)")
-            )
-        except Exception as exc:  # the decoder must not kill the agent either
-            ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+        if ev is None:
+            try:
+                ev = (
+                    E.decode(msg.value, self.kind_of[topic], self.policy_of[topic], time.time())
+                    if msg.value is not None
+                    else E.Rejection("invalid_json", None, "empty message (tombstone)")
+                )
+            except Exception as exc:  # the decoder must not kill the agent either
+                ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
         if self.settings.partitions > 1 and not isinstance(ev, E.Rejection):
             key = getattr(ev, self.key_field[topic]).encode()
             if msg.key != key and partition_for(key, self.settings.partitions) != msg.partition:
                 ev = Rekey(key)  # keyed differently by its producer, and not ours: re-send
         if not st.queued and not self._wait_for(msg.partition, st, self._other[topic],
                                                 _written(msg)):
-            await self._process(st, event, ev)  # nothing queued, nothing to wait for
+            await self._process(st, event, ev, msg)  # nothing queued, nothing to wait for
             return
         q = st.queues.setdefault(topic, deque())
         if isinstance(ev, (E.Rejection, Rekey)):
             order = q[-1][0] if q else -math.inf  # never holds back the valid events
         else:
             order = ev.ts
-        q.append((order, event, ev))
+        q.append((order, event, ev, msg))
         st.queued += 1
         await self.drain(msg.partition, st)
 
@@ -869,15 +919,26 @@ class Runtime:
                     st.gave_up[other] = st.delivered.get(other, -1)
             st.waiting_since = None
             assert q is not None
-            _, event, ev = q.popleft()
+            _, event, ev, item = q.popleft()
             st.queued -= 1
-            await self._process(st, event, ev)
+            await self._process(st, event, ev, item)
 
-    async def _process(self, st: PartitionState, event: Any, ev: Any) -> None:
-        msg = event.message
+    async def _process(self, st: PartitionState, event: Any, ev: Any,
+                       msg: Any = None) -> None:
+        """``msg``: the event's message, or its ``BatchItem`` when the message is a batch:
+        the message is held for the ack (and its offset counted as taken) with its last
+        event; before that the checkpoint records how far into it the engine got."""
+        msg = event.message if msg is None else msg
         topic = msg.topic
-        st.held.append(event)
-        st.offsets[topic] = msg.offset
+        if type(msg) is batch.BatchItem and not msg.last:
+            st.offsets[batch_offset_key(topic)] = msg.offset
+            st.offsets[batch_index_key(topic)] = msg.batch_index
+        else:
+            st.held.append(event)
+            st.offsets[topic] = msg.offset
+            if type(msg) is batch.BatchItem:
+                st.offsets.pop(batch_offset_key(topic), None)
+                st.offsets.pop(batch_index_key(topic), None)
         st.dirty = True
         st.last_wall = now = time.monotonic()
         st.flushed = False
@@ -889,7 +950,7 @@ class Runtime:
             # acked with the other held events after the next checkpoint's producer flush, so
             # it is on its partition by then; re-sent again after a crash before that (the
             # engine there skips a repeated event_id)
-            await self.resend[topic].send(key=ev.key, value=msg.value,
+            await self.resend[topic].send(key=ev.key, value=msg.value,  # this event alone
                                           headers=list(msg.headers or ()))
             self._rekeyed_child[topic].inc()
             return
@@ -1040,6 +1101,9 @@ class Runtime:
         if record is not None:
             headers.append(("aw-record", str(record[0]).encode()))
             value = record[1]
+        index = getattr(msg, "batch_index", None)
+        if index is not None:  # one event of a batch message (its bytes are the value)
+            headers.append(("aw-index", str(index).encode()))
         await self.dlq_topic.send(key=msg.key, value=value, headers=headers)
 
     # ---- time ---------------------------------------------------------------------------

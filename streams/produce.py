@@ -43,6 +43,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -54,6 +55,7 @@ import orjson
 from detectors import events as E
 from detectors.events import parse_ts
 from streams import adapt
+from streams.batch import frame as batch_frame
 from streams.broker import BrokerUnavailable, bootstrap_servers, check_reachable
 from streams.kafka_security import KafkaSecurity, KafkaSecurityError, check_connection, or_env
 from streams.kafka_security import add_arguments as add_kafka_security_arguments
@@ -62,6 +64,7 @@ from streams.topics import TopicNames, create_topics
 
 __all__ = [
     "KINDS",
+    "Batching",
     "ProduceError",
     "ProduceStats",
     "Producer",
@@ -90,6 +93,47 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "max_request_size": 4 * 1024 * 1024,
     "acks": "all",
 }
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Batched messages (contract v1.1): events of one partition of one topic go in one
+    message (JSON lines, each event's bytes as read), at most ``events`` events and
+    ``max_bytes`` bytes, sent at the latest ``linger`` seconds after its first event."""
+
+    events: int = 500
+    max_bytes: int = 256 * 1024
+    linger: float = 0.020
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Batching | None:
+        """The settings' batching; None for one event a message."""
+        if settings.produce_batch_events <= 1:
+            return None
+        return cls(settings.produce_batch_events, settings.produce_batch_bytes,
+                   settings.produce_linger_ms / 1000.0)
+
+
+class _Pending:
+    """An event in a batch not sent yet: done once the batch holding it is acknowledged."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: Any = None
+
+    @property
+    def is_done(self) -> bool:
+        return self.future is not None and self.future.is_done
+
+
+@dataclass
+class _Buffer:
+    key: bytes
+    events: list[bytes] = field(default_factory=list)
+    size: int = 0
+    since: float = 0.0
+    pending: _Pending = field(default_factory=_Pending)
 
 
 def _event_ts(event: dict[str, Any]) -> float | None:
@@ -143,6 +187,8 @@ class ProduceStats:
     """What was sent where; ``summary()`` is the line printed to stderr."""
 
     sent: Counter[str] = field(default_factory=Counter)
+    #: Kafka messages per topic (fewer than ``sent`` events when batched)
+    messages: Counter[str] = field(default_factory=Counter)
     rejected: int = 0
     blank: int = 0
     lines: int = 0
@@ -208,6 +254,7 @@ class Producer:
         ordered: bool = True,
         order_slack: float = ORDER_SLACK,
         security: KafkaSecurity | None = None,
+        batching: Batching | None = None,
     ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
@@ -243,6 +290,18 @@ class Producer:
         if check_topics:
             self._known = self._list_topics()
         self._started = time.monotonic()
+        #: issue 17: events by (topic, partition) waiting to go out in one message
+        self.batching = batching if batching is not None and batching.events > 1 else None
+        self._buffers: dict[tuple[str, int], _Buffer] = {}
+        self._batched = {self._topic_of["login"], self._topic_of["access"]}
+        self._partitions: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._lingerer: threading.Thread | None = None
+        if self.batching is not None:
+            self._lingerer = threading.Thread(target=self._linger, name="accesswatch-linger",
+                                              daemon=True)
+            self._lingerer.start()
 
     # -- topics ---------------------------------------------------------------
 
@@ -279,17 +338,84 @@ class Producer:
 
     # -- sending --------------------------------------------------------------
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, events: int = 1) -> None:
         if not self.stats.failed:
             self.stats.first_failure = f"{type(exc).__name__}: {exc}"
-        self.stats.failed += 1
+        self.stats.failed += events
 
     def _send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         self._require(topic)
+        if self.batching is not None and key is not None and topic in self._batched:
+            return self._add(topic, key, value)  # identity changes: one a message (v1.1)
         future = self._producer.send(topic, value=value, key=key)
         future.add_errback(self._failed)
         self.stats.sent[topic] += 1
+        self.stats.messages[topic] += 1
         return future
+
+    # -- batches (issue 17) -----------------------------------------------------
+
+    def _partition(self, topic: str, key: bytes) -> int:
+        """The partition the producer's default partitioner gives ``key`` (kafka-python's
+        murmur2, as Java's; ``streams.app.partition_for``, not imported here: it would load
+        Faust into this command): the one a one-event message of that key goes to."""
+        from kafka.partitioner.default import murmur2
+
+        n = self._partitions.get(topic)
+        if n is None:
+            parts = self._producer.partitions_for(topic) or {0}
+            n = self._partitions[topic] = len(parts)
+        return (murmur2(key) & 0x7FFFFFFF) % n
+
+    def _add(self, topic: str, key: bytes, value: bytes) -> _Pending:
+        """Put an event in its partition's batch (sent when full, or by the lingerer).
+        Events of one key share a partition, hence a buffer, in the order read: per-key
+        order holds."""
+        assert self.batching is not None
+        partition = self._partition(topic, key)
+        with self._lock:
+            buf = self._buffers.get((topic, partition))
+            if buf is not None and (len(buf.events) >= self.batching.events
+                                    or buf.size + 1 + len(value) > self.batching.max_bytes):
+                self._ship(topic, partition)
+                buf = None
+            if buf is None:
+                buf = self._buffers[(topic, partition)] = _Buffer(key, since=time.monotonic())
+            buf.events.append(value)
+            buf.size += len(value) + 1
+            self.stats.sent[topic] += 1
+            pending = buf.pending
+            if len(buf.events) >= self.batching.events:
+                self._ship(topic, partition)
+        return pending
+
+    def _ship(self, topic: str, partition: int) -> None:
+        """Send one partition's batch (under the lock)."""
+        buf = self._buffers.pop((topic, partition))
+        value = batch_frame(buf.events)
+        n = len(buf.events)
+        future = self._producer.send(topic, value=value, key=buf.key, partition=partition)
+        future.add_errback(lambda exc, n=n: self._failed(exc, n))
+        buf.pending.future = future
+        self.stats.messages[topic] += 1
+
+    def _ship_all(self, older_than: float | None = None) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for tp, buf in list(self._buffers.items()):
+                if older_than is None or now - buf.since >= older_than:
+                    self._ship(*tp)
+
+    def _linger(self) -> None:
+        """Send every batch whose first event waited ``linger`` (a thread: a source that
+        goes quiet, stdin for one, must not hold its last events back)."""
+        assert self.batching is not None
+        step = max(self.batching.linger / 2, 0.001)
+        while not self._stop.wait(step):
+            try:
+                self._ship_all(self.batching.linger)
+            except Exception as exc:  # a producer closed under it: close() reports the rest
+                self._failed(exc)
 
     def _wait_leading(self, ts: float) -> None:
         """Before a record of event time ``ts``: wait until every login or identity event
@@ -300,6 +426,8 @@ class Producer:
         if not leading or leading[0][0] >= ts - self.order_slack:
             return
         self.order_waits += 1
+        if self.batching is not None:
+            self._ship_all()  # the batches holding them go now
         self._producer.flush()  # sends what lingers; returns once all of it is acknowledged
         leading.clear()
 
@@ -368,6 +496,11 @@ class Producer:
         from kafka.errors import KafkaError
 
         try:
+            if self._lingerer is not None:
+                self._stop.set()
+                self._lingerer.join()
+                self._lingerer = None
+            self._ship_all()
             self._producer.flush(timeout=timeout)
         except KafkaError as exc:
             self._failed(exc)
@@ -457,6 +590,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress line even on a terminal"
     )
+    parser.add_argument(  # issue 17: batched messages
+        "--batch-events", dest="produce_batch_events", type=int, metavar="N",
+        help="events of one partition per message at most ($ACCESSWATCH_PRODUCE_BATCH_EVENTS, "
+        "default 500; 1: one event a message)")
+    parser.add_argument(
+        "--batch-bytes", dest="produce_batch_bytes", type=int, metavar="BYTES",
+        help="bytes per batch message at most ($ACCESSWATCH_PRODUCE_BATCH_BYTES, default 262144)")
+    parser.add_argument(
+        "--linger-ms", dest="produce_linger_ms", type=float, metavar="MS",
+        help="how long a partition's batch waits for more events "
+        "($ACCESSWATCH_PRODUCE_LINGER_MS, default 20)")
     adapt.add_arguments(parser)
     add_kafka_security_arguments(parser)
     from streams.config import add_config_argument  # issue 16: the configuration file
@@ -467,6 +611,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _fail(message: str, code: int) -> int:
     print(f"accesswatch produce: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def _with_batch_flags(settings: Any, args: argparse.Namespace) -> Any:
+    """``settings`` with the batching flags given laid over them, checked (``ValueError``)."""
+    from dataclasses import replace
+
+    from streams.settings import check_batching
+
+    over = {k: v for k in ("produce_batch_events", "produce_batch_bytes", "produce_linger_ms")
+            if (v := getattr(args, k, None)) is not None}
+    settings = replace(settings, **over)
+    check_batching(settings)
+    return settings
 
 
 def _open_sources(paths: list[str]) -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -498,6 +655,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:  # flags over the environment over the --config file (issue 16)
         settings = command_settings(args)
+        settings = _with_batch_flags(settings, args)  # issue 17: batched messages
         servers = bootstrap_servers(args.broker or settings.broker)
         adapter_of = adapt.load(args)
         security = kafka_security(settings, args)
@@ -537,6 +695,7 @@ def run(args: argparse.Namespace) -> int:
             total_bytes=total,
             ordered=not args.unordered,
             security=security,
+            batching=Batching.from_settings(settings),
         )
         adapted: adapt.AdaptedInput | None = None
         try:

@@ -364,6 +364,20 @@ class Settings:
     #: alerts topic: ``json``, the alerts (docs/contract.md), or ``ocsf``, OCSF Detection
     #: Findings (``streams.ocsf_out``, docs/ocsf.md). Alertmanager gets the alerts either way.
     alerts_format: str = "json"
+    # ---- issue 17, batched messages (h-batch) -------------------------------------------
+    #: (``ACCESSWATCH_PRODUCE_BATCH_EVENTS``, ``produce --batch-events``) events ``produce``
+    #: and the ingest agents put in one message at most, all of one partition (1: one event a
+    #: message, as contract v1)
+    produce_batch_events: int = 500
+    #: (``ACCESSWATCH_PRODUCE_BATCH_BYTES``, ``produce --batch-bytes``) bytes of one batch
+    #: message at most (a single larger event goes alone); at most 1 MiB (Kafka's default)
+    produce_batch_bytes: int = 256 * 1024
+    #: (``ACCESSWATCH_PRODUCE_LINGER_MS``, ``produce --linger-ms``) how long ``produce``
+    #: holds a partition's batch open for more events
+    produce_linger_ms: float = 20.0
+    #: (``ACCESSWATCH_MAX_BATCH_EVENTS``) events the worker takes from one message at most; a
+    #: bigger batch goes to the dead-letter topic whole (``too_large``)
+    max_batch_events: int = 10_000
 
     def kafka_security(self) -> KafkaSecurity:
         """The Kafka clients' security (``streams.kafka_security``); ``SettingsError`` when the
@@ -437,6 +451,7 @@ class Settings:
         self.allow_list()  # issue 18: the allow-list file loads
         if not (self.feedback_suppress > 0 and self.feedback_watch > 0):
             raise SettingsError("feedback suppress and watch times must be > 0 seconds")
+        check_batching(self)  # issue 17: batched messages
         return self
 
     def _validate_exposure(self) -> None:
@@ -557,6 +572,7 @@ class Settings:
         kw.update(_victims_from_env(env))  # issue 12, privacy of victims
         kw.update(_kafka_security_from_env(env))  # issue 16: Kafka security
         kw.update(_ocsf_from_env(env))  # issue 18.5: OCSF out
+        kw.update(_batching_from_env(env))  # issue 17: batched messages
         if base is None:
             kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
             return cls(**kw)  # type: ignore[arg-type]
@@ -861,3 +877,43 @@ ALERTS_FORMATS = ("json", "ocsf")
 def _ocsf_from_env(env: Mapping[str, str]) -> dict[str, object]:
     raw = env.get("ACCESSWATCH_ALERTS_FORMAT", "").strip()
     return {"alerts_format": raw.lower()} if raw else {}
+# ---- issue 17, batched messages (h-batch) ---------------------------------------------------
+#: the largest batch message (Kafka's default ``message.max.bytes`` is about 1 MiB)
+MAX_BATCH_BYTES = 1 << 20
+
+
+def _batching_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """The batching settings set in ``env``."""
+    out: dict[str, object] = {}
+    for name, var, typ in (
+            ("produce_batch_events", "ACCESSWATCH_PRODUCE_BATCH_EVENTS", int),
+            ("produce_batch_bytes", "ACCESSWATCH_PRODUCE_BATCH_BYTES", size),
+            ("produce_linger_ms", "ACCESSWATCH_PRODUCE_LINGER_MS", float),
+            ("max_batch_events", "ACCESSWATCH_MAX_BATCH_EVENTS", int)):
+        raw = env.get(var, "").strip()
+        if raw:
+            try:
+                out[name] = typ(raw)
+            except ValueError:
+                raise SettingsError(f"${var}={raw!r} is not a valid "
+                                    f"{getattr(typ, '__name__', 'value')}") from None
+    return out
+
+
+def check_batching(s: Settings) -> None:
+    """``SettingsError`` for batching settings that cannot work.
+
+    >>> check_batching(Settings(produce_batch_events=0))
+    Traceback (most recent call last):
+    ...
+    streams.settings.SettingsError: produce batch events must be >= 1, not 0
+    """
+    if s.produce_batch_events < 1:
+        raise SettingsError(f"produce batch events must be >= 1, not {s.produce_batch_events}")
+    if not 1 <= s.produce_batch_bytes <= MAX_BATCH_BYTES:
+        raise SettingsError(f"produce batch bytes must be in 1..{MAX_BATCH_BYTES}, not "
+                            f"{s.produce_batch_bytes}")
+    if not 0 <= s.produce_linger_ms <= 10_000:
+        raise SettingsError(f"produce linger must be in 0..10000 ms, not {s.produce_linger_ms}")
+    if s.max_batch_events < 1:
+        raise SettingsError(f"max batch events must be >= 1, not {s.max_batch_events}")

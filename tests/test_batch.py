@@ -1,0 +1,289 @@
+"""Batched input messages (contract v1.1, issue 17 items 1 and 3), without a broker.
+
+A message carries one event or a batch (a JSON array, or JSON lines): ``streams.batch``
+frames it, the worker's runtime takes each event on its own. A bad event of a batch goes to
+the dead-letter topic alone (its bytes, the batch's offset, its index); an event keyed off
+the message's partition is re-sent alone; a checkpoint taken part way into a batch records
+how far the engine got, so a restart neither re-applies nor skips its events. The runtime
+is built by ``create_app`` and driven directly; its outbound sends are recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors import events as E
+from streams import batch
+from streams.app import (
+    PartitionState,
+    batch_index_key,
+    batch_offset_key,
+    create_app,
+    partition_for,
+    restore,
+    snapshot,
+)
+from streams.settings import Settings
+from tests.test_isolation import access
+
+T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
+
+
+def ev(eid: str, i: int, actor: str = "c-1") -> bytes:
+    return orjson.dumps(access(eid, T0 + i, actor, f"s-{actor}"))
+
+
+# ------------------------------------------------------------------------ framing
+
+
+def test_split_frames_arrays_and_json_lines_and_leaves_one_event_alone() -> None:
+    a, b = ev("a", 1), ev("b", 2)
+    assert batch.split(a) is None
+    assert batch.split(b"  " + a + b"\n") is None  # one event and its line ending
+    assert batch.split(b"[" + a + b" , " + b + b"]") == [a, b]
+    assert batch.split(a + b"\r\n\n" + b + b"\n") == [a, b]
+    assert batch.split(b"{\n  \"event_id\": \"x\"\n}") is None  # one pretty-printed object
+    assert batch.split(batch.frame([a, b])) == [a, b]
+    # an element that is not an object is still framed: the event decoder rejects it alone
+    assert batch.split(b"[" + a + b", 7]") == [a, b"7"]
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"[]", "invalid_json"),
+    (b"[{\"a\": 1},", "invalid_json"),
+    (b"[" + b",".join([b"{}"] * 11) + b"]", "too_large"),
+    (b"\n".join([b"{}"] * 11), "too_large"),
+])
+def test_a_batch_that_cannot_be_framed_is_rejected_whole(data: bytes, reason: str) -> None:
+    got = batch.split(data, max_events=10)
+    assert isinstance(got, E.Rejection) and got.reason == reason
+
+
+# ------------------------------------------------------------------------ the runtime
+
+
+def make_rt(tmp_path: Any, monkeypatch: Any, partitions: int = 1) -> Any:
+    rt = create_app(Settings(data_dir=str(tmp_path), partitions=partitions,
+                             state_keys=("test-state-key-0123456789",))).accesswatch
+    rt.sent = {"dlq": [], "resend": [], "alerts": []}
+
+    def recorder(name: str) -> Any:
+        async def send(key: Any = None, value: Any = None, headers: Any = None,
+                       **kw: Any) -> None:
+            rt.sent[name].append((key, value, dict(headers or ())))
+        return SimpleNamespace(send=send)
+
+    async def nothing() -> None:
+        return None
+
+    monkeypatch.setattr(rt, "dlq_topic", recorder("dlq"))
+    monkeypatch.setattr(rt, "alerts_topic", recorder("alerts"))
+    for topic in rt.input_topics:
+        rt.resend[topic] = recorder("resend")
+    monkeypatch.setattr(rt, "_wait_for", lambda *a, **kw: 0.0)  # no other topic to merge
+    monkeypatch.setattr(rt, "watch_delivery", nothing)
+    monkeypatch.setattr(rt, "_update_lag", lambda: None)
+    return rt
+
+
+def message(rt: Any, offset: int, value: bytes, partition: int = 0,
+            key: bytes = b"c-1") -> Any:
+    msg = SimpleNamespace(topic=rt.names.access, partition=partition, offset=offset, key=key,
+                          value=value, headers=(), timestamp=None)
+    return SimpleNamespace(message=msg, ack=lambda: None)
+
+
+def test_a_bad_event_of_a_batch_goes_to_the_dlq_alone_with_offset_and_index(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    rt = make_rt(tmp_path, monkeypatch)
+    st = rt.parts[0] = PartitionState(rt._fresh_engine())
+    bad = b'{"event_id": "bad", "ts": "yesterday"}'
+    single = message(rt, 6, ev("e0", 0))  # a one-event message of another producer
+    batched = message(rt, 7, b"[" + b",".join([ev("e1", 1), bad, ev("e2", 2)]) + b"]")
+    asyncio.run(rt.on_event(single))
+    asyncio.run(rt.on_event(batched))
+    assert st.engine.stats["access"] == 3  # the batch's two good events, and the single one
+    [(key, value, headers)] = rt.sent["dlq"]
+    assert value == bad and key == b"c-1"
+    assert headers["aw-offset"] == b"7" and headers["aw-index"] == b"1"
+    assert headers["aw-reason"] in {b"missing_field", b"wrong_type", b"bad_value"}
+    assert st.held == [single, batched]  # each message held once, for the ack
+    assert st.offsets[rt.names.access] == 7
+    assert batch_offset_key(rt.names.access) not in st.offsets  # the batch is complete
+
+
+def test_a_batch_that_cannot_be_framed_goes_to_the_dlq_whole(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    rt = make_rt(tmp_path, monkeypatch)
+    st = rt.parts[0] = PartitionState(rt._fresh_engine())
+    broken = b"[" + ev("e1", 1) + b","
+    asyncio.run(rt.on_event(message(rt, 0, broken)))
+    [(_, value, headers)] = rt.sent["dlq"]
+    assert value == broken and headers["aw-reason"] == b"invalid_json"
+    assert "aw-index" not in headers
+    assert st.engine.stats["access"] == 0 and len(st.held) == 1
+
+
+def test_keying_is_checked_per_event_and_only_the_strays_are_re_sent(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    rt = make_rt(tmp_path, monkeypatch, partitions=4)
+    actors = [f"c-{i}" for i in range(12)]
+    home = partition_for(b"c-0", 4)
+    mine = [a for a in actors if partition_for(a.encode(), 4) == home]
+    strays = [a for a in actors if partition_for(a.encode(), 4) != home]
+    assert len(mine) >= 2 and strays
+    st = rt.parts[home] = PartitionState(rt._fresh_engine())
+    events = [ev(f"e-{a}", i, a) for i, a in enumerate(actors)]
+    asyncio.run(rt.on_event(message(rt, 0, b"\n".join(events), home, key=b"c-0")))
+    assert st.engine.stats["access"] == len(mine)
+    assert sorted(rt.sent["resend"]) == sorted(
+        (a.encode(), e, {}) for a, e in zip(actors, events, strict=True) if a in strays)
+    assert rt.sent["dlq"] == []
+
+
+def test_a_checkpoint_part_way_into_a_batch_resumes_after_its_last_taken_event(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """The worker crashes after a checkpoint written while a batch was taken part way (the
+    event-time merge holds the rest back): the restored engine takes the batch's other
+    events once, and the batch message is held (acked) only when its last event is taken."""
+    rt = make_rt(tmp_path, monkeypatch)
+    topic = rt.names.access
+    st = rt.parts[0] = PartitionState(rt._fresh_engine())
+    events = [ev(f"e{i}", i) for i in range(4)]
+    msg = message(rt, 3, b"\n".join(events))
+    items = batch.split(msg.message.value)
+    assert isinstance(items, list)
+    for i in range(2):  # two of four taken, the rest queued when the checkpoint is written
+        asyncio.run(rt._process(st, msg, E.decode(items[i], E.ACCESS),
+                                batch.BatchItem(msg.message, i, 4, items[i])))
+    assert st.held == [] and topic not in st.offsets  # not acked part way
+    assert st.offsets[batch_offset_key(topic)] == 3 and st.offsets[batch_index_key(topic)] == 1
+    blob = snapshot(st.engine, st.offsets, keys=rt.state_keys, context=rt._context(0))
+
+    rt2 = make_rt(tmp_path / "2", monkeypatch)
+    engine, offsets = restore(blob, rt2.geo, rt2.directory, keys=rt2.state_keys,
+                              context=rt2._context(0))
+    st2 = rt2.parts[0] = PartitionState(engine, offsets, restored=True,
+                                        delivered=dict(offsets))
+    asyncio.run(rt2.on_event(msg))  # redelivered after the crash
+    assert st2.engine.stats["access"] == 4  # 2 before the checkpoint, 2 after: each once
+    assert st2.engine.stats.get("duplicate", 0) == 0
+    assert st2.held == [msg] and st2.offsets[topic] == 3
+    assert batch_offset_key(topic) not in st2.offsets
+
+
+# ------------------------------------------------------------------------ producing
+
+
+class _Done:
+    is_done = True
+
+    def add_errback(self, fn: Any) -> None:
+        pass
+
+
+class _RecordingKafkaProducer:
+    """kafka-python's producer without a broker: records each message sent (4 partitions
+    per topic); thread-safe as the real one (the lingerer sends from its thread)."""
+
+    def __init__(self, **config: object) -> None:
+        self.sent: list[tuple[str, int | None, bytes | None, bytes]] = []
+
+    def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2, 3}
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None,
+             partition: int | None = None) -> _Done:
+        self.sent.append((topic, partition, key, value))
+        return _Done()
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+def _producer(monkeypatch: Any, batching: Any) -> Any:
+    import kafka
+
+    from streams.produce import Producer
+
+    monkeypatch.setattr(kafka, "KafkaProducer", _RecordingKafkaProducer)
+    return Producer("127.0.0.1:9", check_topics=False, ordered=False, batching=batching)
+
+
+def test_produce_batches_by_partition_and_keeps_each_keys_order(monkeypatch: Any) -> None:
+    from streams.produce import Batching
+
+    actors = [f"c-{i}" for i in range(20)]
+    lines = [ev(f"e{i}", i, actors[(i * 7) % 20]) for i in range(300)]
+    prod = _producer(monkeypatch, Batching(events=16, max_bytes=1 << 20, linger=60.0))
+    prod.send_lines(lines)
+    stats = prod.close()
+    assert stats.total_sent == 300 and stats.failed == 0
+    sent = prod._producer.sent
+    assert len(sent) < 300 / 8  # batched: far fewer messages than events
+    got: dict[str, list[bytes]] = {}
+    for topic, partition, key, value in sent:
+        assert topic == "data-access"
+        items = batch.split(value)
+        items = [value] if items is None else items
+        assert isinstance(items, list) and 1 <= len(items) <= 16
+        for raw in items:
+            actor = orjson.loads(raw)["actor_id"]
+            assert partition_for(actor.encode(), 4) == partition  # all of the message's partition
+            got.setdefault(actor, []).append(raw)
+        assert key is not None and partition_for(key, 4) == partition
+    for actor in actors:  # each key's events in the order read, none lost or repeated
+        assert got[actor] == [raw for raw in lines if orjson.loads(raw)["actor_id"] == actor]
+
+
+def test_a_batch_never_exceeds_its_byte_cap_and_a_big_event_goes_alone(
+        monkeypatch: Any) -> None:
+    from streams.produce import Batching
+
+    small = [ev(f"s{i}", i) for i in range(40)]  # one key: one partition
+    big = orjson.dumps({**access("big", T0, "c-1", "s-c-1"), "note": "x" * 3000})
+    prod = _producer(monkeypatch, Batching(events=500, max_bytes=2048, linger=60.0))
+    prod.send_lines(small[:20] + [big] + small[20:])
+    prod.close()
+    values = [v for *_, v in prod._producer.sent]
+    assert big in values  # alone, unchanged
+    assert all(len(v) <= 2048 for v in values if v != big)
+    assert [r for v in values for r in (batch.split(v) or [v])] == small[:20] + [big] + small[20:]
+
+
+def test_the_linger_sends_a_partial_batch_without_more_input(monkeypatch: Any) -> None:
+    import time
+
+    from streams.produce import Batching
+
+    prod = _producer(monkeypatch, Batching(events=500, linger=0.02))
+    prod.send_lines([ev("e1", 1), ev("e2", 2)])
+    deadline = time.monotonic() + 10
+    while not prod._producer.sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [v for *_, v in prod._producer.sent] == [batch.frame([ev("e1", 1), ev("e2", 2)])]
+    prod.close()
+    assert len(prod._producer.sent) == 1
+
+
+def test_identity_changes_are_never_batched(monkeypatch: Any) -> None:
+    """identity-changes takes one event a message (every worker reads it whole, one event at
+    a time): batching them lost the identity events of a recovery run."""
+    from streams.produce import Batching
+
+    ids = [orjson.dumps({"event_id": f"i{i}", "ts": T0 + i, "change": "key_revoked",
+                         "key_id": "k1"}) for i in range(3)]
+    prod = _producer(monkeypatch, Batching(events=500, linger=60.0))
+    prod.send_lines([*ids, ev("a1", 1), ev("a2", 2)])
+    prod.close()
+    sent = prod._producer.sent
+    assert [v for t, *_, v in sent if t == "identity-changes"] == ids
+    assert [v for t, *_, v in sent if t == "data-access"] == [batch.frame([ev("a1", 1),
+                                                                           ev("a2", 2)])]
