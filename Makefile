@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint fmt bench evaluate clean
+.PHONY: help venv demo test test-fast lint fmt bench evaluate contract clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ bench: venv  ## engine benchmark: replay events/s and state bytes per entity
 
 evaluate: venv  ## detection results on simulated attacks (several seeds)
 	$(BIN)/accesswatch evaluate
+
+contract:  ## regenerate docs/contract.md from the design and docs/contract-notes.md
+	$(PY) scripts/gen_contract.py
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
