@@ -26,8 +26,9 @@ test:  ## install everything the tests need (venv, Prometheus, Alertmanager, Kaf
 test-fast: venv  ## unit + scenario tests only (no brokers, no servers)
 	$(BIN)/pytest -q -m "not broker and not kafka and not prom"
 
-lint: venv  ## ruff lint
-	$(BIN)/ruff check detectors streams tests bench
+lint: venv  ## ruff lint, and mypy --strict on the detectors/ modules listed in pyproject.toml
+	$(BIN)/ruff check detectors streams tests bench scripts
+	$(BIN)/mypy
 
 fmt: venv  ## ruff format
 	$(BIN)/ruff format detectors streams tests bench
