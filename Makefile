@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint fmt bench evaluate clean
+.PHONY: help venv demo test test-fast lint fmt bench evaluate contract clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,9 @@ test:  ## install everything the tests need (venv, Prometheus, Alertmanager, Kaf
 test-fast: venv  ## unit + scenario tests only (no brokers, no servers)
 	$(BIN)/pytest -q -m "not broker and not kafka and not prom"
 
-lint: venv  ## ruff lint
-	$(BIN)/ruff check detectors streams tests bench
+lint: venv  ## ruff lint, and mypy --strict on the detectors/ modules listed in pyproject.toml
+	$(BIN)/ruff check detectors streams tests bench scripts
+	$(BIN)/mypy
 
 fmt: venv  ## ruff format
 	$(BIN)/ruff format detectors streams tests bench
@@ -37,6 +38,9 @@ bench: venv  ## engine benchmark: replay events/s and state bytes per entity
 
 evaluate: venv  ## detection results on simulated attacks (several seeds)
 	$(BIN)/accesswatch evaluate
+
+contract:  ## regenerate docs/contract.md from the design and docs/contract-notes.md
+	$(PY) scripts/gen_contract.py
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from . import events as E
 from .geo import Geo
@@ -37,23 +37,28 @@ class Directory:
         self.session_revoked: dict[str, float] = {}
 
     def apply(self, e: E.Event) -> None:
+        """Apply an identity change that ``detectors.events.decode`` accepted: it has the id
+        field its ``change`` needs, and its ``ts`` is epoch seconds (a float). The Event type
+        declares every field optional and ``ts`` as any accepted input form, hence the casts."""
         c = e.change
+        ts = cast(float, e.ts)
         if c == "principal_terminated" or c == "principal_suspended":
-            self.principal_status[e.principal_id] = (c.split("_")[1], e.ts)  # type: ignore[index]
+            self.principal_status[cast(str, e.principal_id)] = (c.split("_")[1], ts)
         elif c == "principal_reinstated":
-            self.principal_status.pop(e.principal_id, None)  # type: ignore[arg-type]
+            self.principal_status.pop(cast(str, e.principal_id), None)
         elif c == "key_issued":
-            self.key_issued[e.key_id] = e.ts  # type: ignore[index]
-            self.key_revoked.pop(e.key_id, None)  # type: ignore[arg-type]
+            key = cast(str, e.key_id)
+            self.key_issued[key] = ts
+            self.key_revoked.pop(key, None)
             if e.owner_id:
-                self.key_owner[e.key_id] = e.owner_id  # type: ignore[index]
+                self.key_owner[key] = e.owner_id
         elif c == "key_revoked":
-            self.key_revoked[e.key_id] = e.ts  # type: ignore[index]
+            self.key_revoked[cast(str, e.key_id)] = ts
         elif c == "session_revoked":
-            self.session_revoked[e.session_id] = e.ts  # type: ignore[index]
+            self.session_revoked[cast(str, e.session_id)] = ts
 
     def departed(self, principal: str | None) -> tuple[str, float] | None:
-        return self.principal_status.get(principal) if principal else None  # type: ignore[arg-type]
+        return self.principal_status.get(principal) if principal else None
 
 
 class Context:
