@@ -28,7 +28,7 @@ from streams.app import (
     snapshot,
 )
 from streams.settings import Settings
-from tests.test_isolation import access
+from tests.helpers import access
 
 T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 

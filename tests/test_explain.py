@@ -5,7 +5,6 @@ The browser test against a real worker is tests/test_explain_browser.py."""
 from __future__ import annotations
 
 import html.parser
-import importlib.util
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,7 @@ from streams.app import restore, snapshot
 from streams.cli import main
 from streams.explain_render import HTML_HEADERS, render_html, render_json, render_text
 
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import sim_lines
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import sim_lines
+from tests.helpers import sim_lines
 
 SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_start_hour=0.3)
 HOSTILE = "<script>alert(1)</script>\"'&<img src=x onerror=alert(2)></svg>\x1b[2J\u202e"

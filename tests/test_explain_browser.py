@@ -10,7 +10,6 @@ without it the test skips, except on CI (``CI`` set), where it fails.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,14 +28,7 @@ from streams.cli import main
 from streams.demo import WorkerProcess
 from streams.topics import create_topics
 
-if importlib.util.find_spec("tests"):
-    from tests.test_parity import produce_by_topic, replay_alerts, sim_lines
-else:  # pytest put tests/ itself on sys.path
-    from test_parity import produce_by_topic, replay_alerts, sim_lines
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
+from tests.helpers import produce_by_topic, replay_alerts, sim_lines
 
 SIM = SimConfig(seed=3, customers=400, hours=1, attacks=("coupang",), attack_start_hour=0.3)
 TOKEN = "explain-browser-test-token-0123456789"

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
 
 from detectors.engine import Engine, EngineConfig
-
-pytest_plugins = [
-    "tests.broker_fixtures" if importlib.util.find_spec("tests") else "broker_fixtures"
-]
 
 ATTACKER = "45.33.2.10"
 OTHER = "203.0.113.9"
@@ -103,7 +98,7 @@ def test_the_feedback_command_writes_a_verdict_the_engine_applies(fresh_tansu: A
     import orjson
 
     from streams.cli import main
-    from tests.test_produce import _consume
+    from tests.helpers import consume_all as _consume
 
     eng = engine()
     first = feed(eng, stuffing(ATTACKER, 1000))
