@@ -19,7 +19,6 @@ from streams import snapshot as S
 from streams.app import restore, snapshot
 from streams.cli import main
 from streams.explain_render import HTML_HEADERS, render_html, render_json, render_text
-
 from tests.helpers import sim_lines
 
 SIM = SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",), attack_start_hour=0.3)

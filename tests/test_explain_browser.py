@@ -27,7 +27,6 @@ from detectors.simulate import SimConfig
 from streams.cli import main
 from streams.demo import WorkerProcess
 from streams.topics import create_topics
-
 from tests.helpers import produce_by_topic, replay_alerts, sim_lines
 
 SIM = SimConfig(seed=3, customers=400, hours=1, attacks=("coupang",), attack_start_hour=0.3)
