@@ -31,4 +31,4 @@ if [ -x deploy/kafka/apache-kafka.sh ]; then
   fi
 fi
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/pytest -ra -p no:cacheprovider --timeout=600 "$@"
+exec .venv/bin/pytest -ra -p no:cacheprovider --timeout=600 --durations=30 "$@"

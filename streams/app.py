@@ -90,7 +90,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import time
@@ -110,6 +109,7 @@ from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo
 from streams import batch
 from streams import snapshot as snap
+from streams.batch import partition_for  # noqa: F401 - the runtime's keying, importable from here too
 from streams.explain_web import watch_everywhere
 from streams.httpauth import faust_web_options
 from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics, commit_timer
@@ -152,19 +152,6 @@ def identity_offset_key(topic: str, partition: int) -> str:
     'identity-changes#2'
     """
     return f"{topic}#{partition}"
-
-
-@functools.lru_cache(maxsize=1 << 16)  # per event of a batch: murmur2 is pure Python
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition the Java-compatible default partitioner (murmur2; kafka-python's,
-    aiokafka's, the Java client's) gives ``key``: what DESIGN.md's keying assumes.
-
-    >>> partition_for(b"c-1", 1), partition_for(b"c-1", 4), partition_for(b"c-2", 4)
-    (0, 3, 2)
-    """
-    from kafka.partitioner.default import murmur2
-
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def batch_offset_key(topic: str) -> str:

@@ -34,6 +34,7 @@ Rejection(reason='invalid_json', field=None, detail='a batch that is not a JSON 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -110,3 +111,16 @@ def frame(events: list[bytes]) -> bytes:
     [b'{"a": 1}', b'{"b": 2}']
     """
     return b"\n".join(events)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # per event of a batch: murmur2 is pure Python
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the Java-compatible default partitioner (murmur2; kafka-python's,
+    aiokafka's, the Java client's) gives ``key``: what DESIGN.md's keying assumes.
+
+    >>> partition_for(b"c-1", 1), partition_for(b"c-1", 4), partition_for(b"c-2", 4)
+    (0, 3, 2)
+    """
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

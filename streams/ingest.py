@@ -29,7 +29,7 @@ import faust
 import orjson
 
 from detectors import adapters
-from streams.batch import frame
+from streams.batch import frame, partition_for
 from streams.produce import KINDS, classify
 
 
@@ -57,7 +57,6 @@ class Batches:
         if key is None or self.max_events <= 1 or kind == "identity":  # v1.1: not batched
             self._done.append((kind, key, None, value))
             return
-        from streams.app import partition_for
 
         p = partition_for(key, self.partitions)
         cur = self._open.get((kind, p))

@@ -356,16 +356,16 @@ class Producer:
     # -- batches (issue 17) -----------------------------------------------------
 
     def _partition(self, topic: str, key: bytes) -> int:
-        """The partition the producer's default partitioner gives ``key`` (kafka-python's
-        murmur2, as Java's; ``streams.app.partition_for``, not imported here: it would load
-        Faust into this command): the one a one-event message of that key goes to."""
-        from kafka.partitioner.default import murmur2
+        """The partition the producer's default partitioner gives ``key`` (murmur2, as
+        Java's and the worker's ``streams.batch.partition_for``): the one a one-event message
+        of that key goes to."""
+        from streams.batch import partition_for
 
         n = self._partitions.get(topic)
         if n is None:
             parts = self._producer.partitions_for(topic) or {0}
             n = self._partitions[topic] = len(parts)
-        return (murmur2(key) & 0x7FFFFFFF) % n
+        return partition_for(key, n)
 
     def _add(self, topic: str, key: bytes, value: bytes) -> _Pending:
         """Put an event in its partition's batch (sent when full, or by the lingerer).
