@@ -237,3 +237,32 @@ def test_a_story_counts_accounts_and_never_names_them() -> None:
     assert "c-000211" not in str(burst["incident"])
     assert burst["incident"]["accounts"] == 1
     assert "1 account" in burst["incident"]["story"]
+
+
+def test_incidents_survive_a_checkpoint_and_restore() -> None:
+    """A worker restored from its checkpoint mid-attack gives the alerts after it the
+    incident ids and the story one engine run straight through gives them."""
+    from detectors.simulate import SimConfig, simulate
+    from streams.app import restore, snapshot
+    from streams.snapshot import StateKeys
+
+    keys = StateKeys(["test-state-key-0123456789"])
+    ctx = "accesswatch/engine-checkpoints/0"
+    sim = simulate(SimConfig(seed=5, customers=400, hours=2, attacks=("coupang",),
+                             attack_start_hour=0.5))
+    lines = sim.events
+    straight = Engine()
+    want = [a for obj in lines if isinstance(e := decode_obj(obj), Event)
+            for a in straight.process(e)[0]] + straight.flush()
+    cut = int(len(lines) * 0.4)
+    first = Engine()
+    got = [a for obj in lines[:cut] if isinstance(e := decode_obj(obj), Event)
+           for a in first.process(e)[0]]
+    assert got and first.__dict__.get("_incidents") is not None  # stories to carry over
+    after, _ = restore(snapshot(first, {}, keys=keys, context=ctx), first.ctx.geo,
+                       first.ctx.directory, keys=keys, context=ctx)
+    got += [a for obj in lines[cut:] if isinstance(e := decode_obj(obj), Event)
+            for a in after.process(e)[0]] + after.flush()
+    assert [(a["alert_id"], a["incident_id"]) for a in got] == [
+        (a["alert_id"], a["incident_id"]) for a in want]
+    assert got[-1]["incident"] == want[-1]["incident"]
