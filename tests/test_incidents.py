@@ -266,3 +266,12 @@ def test_incidents_survive_a_checkpoint_and_restore() -> None:
     assert [(a["alert_id"], a["incident_id"]) for a in got] == [
         (a["alert_id"], a["incident_id"]) for a in want]
     assert got[-1]["incident"] == want[-1]["incident"]
+
+
+def test_the_demo_summary_counts_incidents_and_their_pages() -> None:
+    from streams.demo import Scenario, summary
+
+    alerts = [dict(a, incident_id=i) for a, i in (
+        (ATTACK[0], "in-a"), (ATTACK[1], "in-a"), (SERVERS[0], "in-b"), (BENIGN, "in-c"))]
+    text = summary(Scenario([], [], "test"), 10, 10, alerts, None, None, None)
+    assert "incidents: 3 (2 paging on-call" in text
