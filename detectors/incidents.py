@@ -200,7 +200,8 @@ class Incidents:
         change within an episode."""
         aid = str(alert.get("alert_id", ""))
         iid = self.of_alert.get(aid)
-        if iid is None or iid not in self.stories:
+        new_alert = iid is None or iid not in self.stories
+        if new_alert:
             link = incident_link(alert, net)
             iid = incident_id(link, episode_start, self.window)
             self.of_alert[aid] = iid
@@ -211,7 +212,7 @@ class Incidents:
             story = self.stories[iid] = {
                 "link": {"kind": link[0], "id": _short(link[1])},
                 "first_seen": alert.get("ts"), "first_ts": ts, "last_ts": ts,
-                "entities": [], "more_entities": 0, "people": [], "detectors": [], "alerts": [],
+                "entities": [], "more_entities": 0, "people": [], "detectors": [], "alerts": 0,
                 "accounts_exposed": 0, "severity": "info", "latest_escalation": None,
             }
             self._prune(ts)
@@ -236,8 +237,8 @@ class Incidents:
         if det not in story["detectors"]:
             story["detectors"].append(det)
             story["detectors"].sort()
-        if aid not in story["alerts"]:
-            story["alerts"].append(aid)
+        if new_alert:
+            story["alerts"] += 1
         story["accounts_exposed"] = max(story["accounts_exposed"], _exposed(alert))
         sev = str(alert.get("severity"))
         if SEVERITY_RANK.get(sev, 0) > SEVERITY_RANK.get(story["severity"], 0):
@@ -270,7 +271,7 @@ class Incidents:
             "title": title, "story": story, "link": dict(link), "first_seen": s["first_seen"],
             "entities": list(s["entities"]), "accounts": len(s["people"]),
             "detectors": list(s["detectors"]),
-            "alerts": len(s["alerts"]), "accounts_exposed": s["accounts_exposed"],
+            "alerts": s["alerts"], "accounts_exposed": s["accounts_exposed"],
             "latest_escalation": dict(esc) if esc else None,
         }
 

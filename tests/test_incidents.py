@@ -275,3 +275,11 @@ def test_the_demo_summary_counts_incidents_and_their_pages() -> None:
         (ATTACK[0], "in-a"), (ATTACK[1], "in-a"), (SERVERS[0], "in-b"), (BENIGN, "in-c"))]
     text = summary(Scenario([], [], "test"), 10, 10, alerts, None, None, None)
     assert "incidents: 3 (2 paging on-call" in text
+
+
+def test_the_story_counts_each_alert_id_once() -> None:
+    book = Incidents()
+    for a in (ATTACK[0], dict(ATTACK[0], severity="critical"), ATTACK[1]):
+        a = dict(a)
+        book.assign(a, parse_ts(a["ts"]), parse_ts(a["ts"]), _net)
+    assert a["incident"]["alerts"] == 2
