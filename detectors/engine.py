@@ -35,7 +35,8 @@ from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
 from .explain import EntityLog
-from .geo import Geo, default_geo
+from .geo import Geo, NetInfo, default_geo
+from .incidents import Incidents
 
 _ACCESS, _LOGIN = E.ACCESS, E.LOGIN
 INTERNAL_ERROR = "internal_error"  # the rejection reason of an event a detector failed on
@@ -114,6 +115,11 @@ class EngineConfig:
     feedback_suppress: float = 86400.0
     #: a malicious verdict raises the entity's findings one severity step this long
     feedback_watch: float = 7 * 86400.0
+    # ---- issue 18, incidents: alerts of one attack under one incident_id (detectors.incidents)
+    #: the time bucket of an incident id: alerts whose episodes start in one bucket and name
+    #: the same linking entity share an incident
+    incident_window: float = 86400.0
+    incidents_max: int = 10_000  # incident stories kept per engine (least recent go first)
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -604,6 +610,7 @@ class Engine:
         }
         if f.extra:
             alert.update(f.extra)
+        self._incident_book().assign(alert, ep.start, f.ts, self._net)
         return alert
 
     # ---- issue 18: allow-lists and suppressions ----------------------------------------
@@ -694,6 +701,19 @@ class Engine:
         out = self.suppressed - last
         self._suppressed_drained = Counter(self.suppressed)
         return out
+
+    def _incident_book(self) -> Incidents:
+        book = self.__dict__.get("_incidents")
+        if book is None:  # also a checkpoint from before incidents
+            book = self._incidents = Incidents(self.config.incident_window,
+                                               self.config.incidents_max)
+        return book
+
+    def _net(self, ip: str) -> NetInfo | None:
+        try:
+            return self.ctx.geo.lookup(ip)
+        except (ValueError, TypeError):
+            return None
 
     # ---- the combiner across workers ------------------------------------------------------
     def has_partials(self) -> bool:

@@ -5,8 +5,11 @@ emits, repeats included (``submit(alert)``: cheap, non-blocking, thread-safe); i
 what Alertmanager needs to page exactly once per episode:
 
 - Each alert becomes an Alertmanager alert with labels ``alertname="AccesswatchAnomaly"``,
-  ``detector``, ``severity``, ``entity_kind``, ``entity_id`` and ``alert_id``, and
-  ``attack`` (the detector's ATT&CK technique ids, comma-separated; issue 18.5). The engine's
+  ``detector``, ``severity``, ``entity_kind``, ``entity_id``, ``alert_id`` and
+  ``incident_id`` (the deploy config groups by it: one attack pages once, then updates; an
+  alert without one gets ``entity:KIND:ID``, its entity's group as before incidents), and
+  ``attack`` (the detector's ATT&CK technique ids, comma-separated; issue 18.5);
+  annotations ``incident_title`` and ``incident_story`` tell the incident so far. The engine's
   ``alert_id`` is stable for one detector, entity and episode, so the same episode always
   has the same labels, hence the same Alertmanager fingerprint: re-posting it is a no-op
   for Alertmanager's deduplication, and a new episode is a new page. Annotations carry the
@@ -193,6 +196,11 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
             raise AlertFormatError(f"alert {key} must be a non-empty string")
     if alert["severity"] not in SEVERITIES:
         raise AlertFormatError(f"alert severity must be one of {', '.join(SEVERITIES)}")
+    incident = alert.get("incident_id")
+    if incident is None:  # an alert from before incidents: its entity is its incident
+        incident = f"entity:{entity['kind']}:{entity['id']}"
+    elif not isinstance(incident, str) or not incident:
+        raise AlertFormatError("alert incident_id must be a non-empty string")
     labels = {
         "alertname": ALERTNAME,
         "detector": alert["detector"],
@@ -200,6 +208,7 @@ def alert_labels(alert: Mapping[str, Any]) -> dict[str, str]:
         "entity_kind": str(entity["kind"]),
         "entity_id": str(entity["id"]),
         "alert_id": alert["alert_id"],
+        "incident_id": incident,
     }
     attack = attack_label(alert.get("attack"))
     if attack:
@@ -237,6 +246,11 @@ def alert_annotations(alert: Mapping[str, Any], runbook_base: str) -> dict[str, 
     event_ids = alert.get("event_ids")
     if isinstance(event_ids, list) and event_ids:
         ann["event_ids"] = ",".join(str(e) for e in event_ids[:MAX_EVENT_IDS])
+    incident = alert.get("incident")
+    if isinstance(incident, Mapping):
+        for key in ("title", "story"):
+            if isinstance(incident.get(key), str):
+                ann[f"incident_{key}"] = _truncate(incident[key])
     return ann
 
 

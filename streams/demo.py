@@ -301,6 +301,12 @@ def summary(scn: Scenario, produced: int, taken: float, alerts: list[dict[str, A
     for det in sorted({d for d, _ in by}):
         sev = ", ".join(f"{s} {c}" for (d, s), c in sorted(by.items()) if d == det)
         lines.append(f"    {det}: {sev}")
+    incidents = {a["incident_id"] for a in latest.values() if a.get("incident_id")}
+    if incidents:
+        paged = {a["incident_id"] for a in latest.values()
+                 if a.get("incident_id") and a.get("severity") == "critical"}
+        lines.append(f"  incidents: {len(incidents):,} ({len(paged):,} paging on-call: "
+                     "one page each, then updates)")
     if scn.truth:
         if first_hit is not None and first_hit_at is not None and attack_sent_at is not None:
             lines.append(f"  attack detected: yes — {first_hit['detector']} "

@@ -123,6 +123,7 @@ def test_alert_becomes_an_api_v2_alert_with_identity_labels() -> None:
         "entity_kind": "key",
         "entity_id": "kid-legacy-2019",
         "alert_id": "bulk_lookup:key:kid-legacy-2019:1",
+        "incident_id": "entity:key:kid-legacy-2019",  # an alert from before incidents
     }
     ann = posted["annotations"]
     assert ann["summary"].startswith("Signing key kid-legacy-2019 read 4,210")
@@ -261,6 +262,23 @@ def test_same_alert_id_is_one_episode_with_the_latest_summary() -> None:
     assert rec.alerts_to(URL_A)[0]["annotations"]["summary"] == "updated: 9,000 customers"
 
 
+def test_an_incident_is_a_label_and_its_story_an_annotation() -> None:
+    sender, clock, rec, _ = make_sender()
+    a = alert()
+    a["incident_id"] = "in-0123456789abcdef01234567"
+    a["incident"] = {"title": "Critical incident on key kid-legacy-2019: 3 detector(s)",
+                     "story": "First seen 2025-06-15T15:01:00Z. " + "x" * 5000}
+    a["victims"] = {"customer#1a2b3c4d": "c-000113"}
+    sender.submit(a)
+    sender.tick()
+    [posted] = rec.alerts_to(URL_A)
+    assert posted["labels"]["incident_id"] == "in-0123456789abcdef01234567"
+    ann = posted["annotations"]
+    assert ann["incident_title"] == a["incident"]["title"]
+    assert ann["incident_story"].startswith("First seen") and len(ann["incident_story"]) <= 2000
+    assert "c-000113" not in str(posted)  # victims stay out of labels and annotations
+
+
 @pytest.mark.parametrize(
     ("broken", "message"),
     [
@@ -269,6 +287,7 @@ def test_same_alert_id_is_one_episode_with_the_latest_summary() -> None:
         ({"severity": "page"}, "severity"),
         ({"ts": "yesterday"}, "RFC 3339"),
         ({"ts": "2025-06-15T15:06:00"}, "time zone"),
+        ({"incident_id": ["in-1"]}, "incident_id"),
     ],
 )
 def test_alerts_that_break_the_contract_are_refused(broken: dict[str, Any], message: str) -> None:
@@ -561,36 +580,45 @@ def test_critical_pages_oncall_warning_goes_to_soc_and_both_resolve(
 
 
 @pytest.mark.prom
-def test_critical_inhibits_warning_for_the_same_entity_only(
+def test_one_incident_pages_once_and_its_critical_inhibits_its_warnings(
     alertmanager: Alertmanager, receiver: ReceiverServer
 ) -> None:
-    key = {"kind": "key", "id": "kid-inhibit"}
-    other = {"kind": "key", "id": "kid-other"}
+    """The deploy config groups by incident_id: two critical alerts on two entities of one
+    incident reach the pager in one group (one page, then updates), and the incident's
+    critical silences its warnings but not another incident's."""
+    def with_incident(a: dict[str, Any], incident: str) -> dict[str, Any]:
+        return {**a, "incident_id": incident}
+
     sender = real_sender(alertmanager)
-    sender.submit(alert(alert_id="inh-crit", entity=key))
-    sender.submit(
-        alert(alert_id="inh-warn", severity="warning", detector="overseas_server", entity=key)
-    )
-    sender.submit(
-        alert(
-            alert_id="inh-warn-other", severity="warning", detector="overseas_server", entity=other
-        )
-    )
+    sender.submit(with_incident(alert(alert_id="inc-key", entity={"kind": "key", "id": "kid-9"}),
+                                "in-attack"))
+    sender.submit(with_incident(
+        alert(alert_id="inc-subnet", detector="overseas_server",
+              entity={"kind": "subnet", "id": "45.77.0.0/24"}), "in-attack"))
+    sender.submit(with_incident(
+        alert(alert_id="inc-warn", severity="warning", detector="bulk_lookup",
+              entity={"kind": "src_ip", "id": "45.77.0.163"}), "in-attack"))
+    sender.submit(with_incident(
+        alert(alert_id="inc-warn-other", severity="warning", detector="overseas_server",
+              entity={"kind": "key", "id": "kid-other"}), "in-other"))
     assert sender.flush(10)
 
     def state(alert_id: str) -> dict[str, Any]:
         [a] = alertmanager.alerts(alert_id=alert_id)
         return a["status"]  # type: ignore[no-any-return]
 
-    wait_for("inhibition", lambda: state("inh-warn")["inhibitedBy"])
-    assert state("inh-warn")["state"] == "suppressed"
-    assert state("inh-crit")["inhibitedBy"] == []
-    assert state("inh-warn-other")["inhibitedBy"] == []
-    wait_for("the other key's warning", lambda: statuses(receiver, "inh-warn-other"))
-    wait_for("the critical page", lambda: statuses(receiver, "inh-crit"))
-    sender.resolve("inh-crit")
-    sender.resolve("inh-warn")
-    sender.resolve("inh-warn-other")
+    wait_for("inhibition", lambda: state("inc-warn")["inhibitedBy"])
+    assert state("inc-warn")["state"] == "suppressed"
+    assert state("inc-warn-other")["inhibitedBy"] == []
+    wait_for("the other incident's warning", lambda: statuses(receiver, "inc-warn-other"))
+    wait_for("both critical alerts paged",
+             lambda: statuses(receiver, "inc-key") and statuses(receiver, "inc-subnet"))
+    pages = [r for r in receiver.received("oncall-pager")
+             if r["labels"].get("incident_id") == "in-attack"]
+    assert {r["group_key"] for r in pages} == {pages[0]["group_key"]}  # one group: one page
+    assert "in-attack" in pages[0]["group_key"]
+    for aid in ("inc-key", "inc-subnet", "inc-warn", "inc-warn-other"):
+        sender.resolve(aid)
     assert sender.flush(10)
 
 

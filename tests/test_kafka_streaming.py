@@ -366,7 +366,8 @@ def test_parity_replay_and_worker(
     """The parity check of tests/test_parity.py on both brokers (topics of its own)."""
     broker = request.getfixturevalue(broker_fixture)
     lines = sim_lines(PARITY_SIM)
-    expected = {a["alert_id"] for a in replay_alerts(lines)}
+    replayed = replay_alerts(lines)
+    expected = {a["alert_id"] for a in replayed}
     assert len(expected) >= 5
 
     names = fresh_names()
@@ -389,8 +390,12 @@ def test_parity_replay_and_worker(
         taken = worker.metric("accesswatch_events_total")
     finally:
         rc = worker.stop(timeout=60)
-    got = {a["alert_id"] for a in read_topic(broker.bootstrap, names.alerts)}
+    on_topic = read_topic(broker.bootstrap, names.alerts)
+    got = {a["alert_id"] for a in on_topic}
     assert got == expected, (sorted(expected - got), sorted(got - expected))
+    # every alert on the topic carries the incident replay gives it (issue 18)
+    assert {(a["alert_id"], a.get("incident_id")) for a in on_topic} == {
+        (a["alert_id"], a["incident_id"]) for a in replayed}
     assert taken >= len(lines)
     assert rc == 0, worker.log_tail(40)
 
