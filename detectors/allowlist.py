@@ -175,10 +175,13 @@ class AllowState:
                 return e
         return None
 
-    def escalate(self, f: Finding) -> None:
-        """Raise ``f`` one severity step while its entity is watched after a malicious
-        verdict (the evidence says why)."""
+    def escalate(self, f: Finding, link: tuple[str, str] | None = None) -> None:
+        """Raise ``f`` one severity step while its entity, or ``link`` (the linking entity
+        of the incident its alert would join), is watched after a malicious verdict (the
+        evidence says why)."""
         w = self.watched.get((f.entity_kind, f.entity_id))
+        if (w is None or f.ts >= w[0]) and link is not None:
+            w = self.watched.get(link)
         if w is None or f.ts >= w[0]:
             return
         rank = SEVERITY_RANK[f.severity]

@@ -36,7 +36,7 @@ from .base import SEVERITY_RANK, Detector, Finding, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
 from .explain import EntityLog
 from .geo import Geo, NetInfo, default_geo
-from .incidents import Incidents
+from .incidents import Incidents, incident_link
 
 _ACCESS, _LOGIN = E.ACCESS, E.LOGIN
 INTERNAL_ERROR = "internal_error"  # the rejection reason of an event a detector failed on
@@ -558,7 +558,7 @@ class Engine:
             if (allow is not None or st.benign) and self._held(allow, f):
                 continue
             if st.watched:
-                st.escalate(f)
+                st.escalate(f, self._finding_link(f))
             try:
                 a = self._episode(f)
             except Exception as exc:  # e.g. a time no calendar can print: drop the finding
@@ -661,29 +661,60 @@ class Engine:
         return out
 
     def feedback(self, obj: Any) -> list[dict[str, Any]]:
-        """Apply an analyst's verdict (``detectors.feedback``): ``ValueError`` with the reason
-        for a message that is not one; [] when this engine does not hold the alert. Returns
-        the alerts it raises (a benign verdict's notice)."""
+        """Apply an analyst's verdict (``detectors.feedback``) on an alert id or an incident
+        id (``in-...``): ``ValueError`` with the reason for a message that is not one; []
+        when this engine holds no alert of it. Returns the alerts it raises (a benign
+        verdict's notices, one per detector/entity pair it silences)."""
         v = FB.parse(obj)
         if isinstance(v, str):
             raise ValueError(v)
-        key = self._episode_key(v.alert_id)
-        if key is None:
+        book = self._incident_book()
+        if v.alert_id.startswith("in-"):
+            iid: str | None = v.alert_id
+            keys = self._incident_keys(v.alert_id)
+        else:
+            key = self._episode_key(v.alert_id)
+            keys = [key] if key is not None else []
+            iid = book.of_alert.get(v.alert_id)
+        if not keys:
             return []
-        det, kind, ident = key
         cfg = self.config
         if v.verdict == "malicious":
-            self._allow.watched[(kind, ident)] = (v.ts + cfg.feedback_watch, v.alert_id)
+            # the alert's own entity, and every entity linked to its incident: the ones of
+            # the incident's alerts held here, and its linking entity (so a new finding that
+            # would join the incident is raised too, ``_alerts``)
+            watch = {(kind, ident) for _, kind, ident in keys}
+            if iid is not None:
+                watch.update((k, i) for _, k, i in self._incident_keys(iid))
+                link = book.links().get(iid)  # ("principal", id) for an account/actor
+                if link is not None:
+                    watch.add(link)
+            for ent in sorted(watch):
+                self._allow.watched[ent] = (v.ts + cfg.feedback_watch, v.alert_id)
             return []
-        entry = AL.Entry("suppress", ident, v.reason, v.analyst, v.ts + cfg.feedback_suppress,
-                         (det,), kind)
-        self._allow.benign[entry.ident()] = entry
-        self.episodes.pop(key, None)  # the next finding after the suppression pages anew
-        closed = self._closed.pop(key, None)
-        if closed:
-            self._n_closed -= len(closed)
-        self.alerts_by[(AL.CHANGES_ID, "info")] += 1
-        return [AL.change_alert(AL.Change("added", entry, v.ts), 0, f"feedback:{v.alert_id}")]
+        out = []
+        for key in sorted(keys):
+            det, kind, ident = key
+            entry = AL.Entry("suppress", ident, v.reason, v.analyst,
+                             v.ts + cfg.feedback_suppress, (det,), kind)
+            self._allow.benign[entry.ident()] = entry
+            self.episodes.pop(key, None)  # the next finding after the suppression pages anew
+            closed = self._closed.pop(key, None)
+            if closed:
+                self._n_closed -= len(closed)
+            self.alerts_by[(AL.CHANGES_ID, "info")] += 1
+            out.append(AL.change_alert(AL.Change("added", entry, v.ts), 0,
+                                       f"feedback:{v.alert_id}"))
+        return out
+
+    def _incident_keys(self, iid: str) -> list[tuple[str, str, str]]:
+        """The (detector, kind, id) of the episodes, open or closed, of this incident's
+        alerts that this engine holds."""
+        of = self._incident_book().of_alert
+        keys = {key for key, ep in self.episodes.items() if of.get(ep.alert_id) == iid}
+        keys.update(key for key, eps in self._closed.items()
+                    if any(of.get(ep.alert_id) == iid for ep in eps))
+        return sorted(keys)
 
     def _episode_key(self, alert_id: str) -> tuple[str, str, str] | None:
         """The (detector, kind, id) of the episode, open or closed, with this alert id."""
@@ -701,6 +732,13 @@ class Engine:
         out = self.suppressed - last
         self._suppressed_drained = Counter(self.suppressed)
         return out
+
+    def _finding_link(self, f: Finding) -> tuple[str, str]:
+        """The linking entity of the alert ``f`` would raise (``detectors.incidents``), as
+        a watched entity is named: a finding that would join a malicious incident is raised
+        whatever its own entity."""
+        return incident_link({"entity": {"kind": f.entity_kind, "id": f.entity_id},
+                              "evidence": f.evidence}, self._net)
 
     def _incident_book(self) -> Incidents:
         book = self.__dict__.get("_incidents")

@@ -1,8 +1,9 @@
 """Analyst feedback on alerts (issue 18 item 3): verdicts read from ``access-feedback``.
 
-A verdict names an alert id, ``benign`` or ``malicious``, a reason and the analyst. The
-engine that holds the alert's episode applies it (the others do not know the id and ignore
-it; every worker reads every verdict):
+A verdict names an alert id or an incident id (``in-...``, in the ``alert_id`` field),
+``benign`` or ``malicious``, a reason and the analyst. The engine that holds the alert's
+episode (for an incident: the episodes of its alerts) applies it (the others do not know the
+id and ignore it; every worker reads every verdict):
 
 - ``benign``: that detector's findings about that entity are held back until the verdict's
   time plus ``EngineConfig.feedback_suppress`` (a suppression entry of the allow-list kind,
@@ -10,10 +11,16 @@ it; every worker reads every verdict):
   allow-list's). The alert's episode is closed: the first finding after the suppression
   opens a new episode, so it pages again. The verdict itself is an info alert (detector
   ``allowlist``) naming the analyst: a benign verdict silences, so it is watched like an
-  allow-list change.
-- ``malicious``: the entity is watched until the verdict's time plus
-  ``EngineConfig.feedback_watch``: every finding about it is raised one severity step (info
-  to warning, warning to critical), so it pages at a lower bar, and its evidence says why.
+  allow-list change. On an incident: the same for each detector/entity pair of the
+  incident's alerts this engine holds (one info alert each); on an alert, only its own pair.
+- ``malicious``: the entities linked to the alert's incident are watched until the verdict's
+  time plus ``EngineConfig.feedback_watch``: the alert's own entity, the entities of the
+  incident's alerts this engine holds, and the incident's linking entity
+  (``detectors.incidents``: a key, a hosting AS, a /24, a principal), so that a later
+  finding whose alert would link to it (another server of the AS, a request presenting the
+  key) is watched too. Every finding about a watched entity is raised one severity step
+  (info to warning, warning to critical), so it pages at a lower bar, and its evidence says
+  why.
 
 The detectors keep learning from every event whatever the verdicts: findings are held back
 after the detectors have seen the events, so a benign verdict changes what pages, not what

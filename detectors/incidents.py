@@ -211,6 +211,7 @@ class Incidents:
         if story is None:
             story = self.stories[iid] = {
                 "link": {"kind": link[0], "id": _short(link[1])},
+                "link_full": [link[0], link[1]],  # the link as matched (issue 18.3, feedback)
                 "first_seen": alert.get("ts"), "first_ts": ts, "last_ts": ts,
                 "entities": [], "more_entities": 0, "people": [], "detectors": [], "alerts": 0,
                 "accounts_exposed": 0, "severity": "info", "latest_escalation": None,
@@ -248,6 +249,18 @@ class Incidents:
         alert["incident_id"] = iid
         alert["incident"] = self.view(iid)
         return iid
+
+    def links(self) -> dict[str, tuple[str, str]]:
+        """The linking entity ``(kind, id)`` of every incident kept, by id (a story from a
+        checkpoint before ``link_full`` gives its link unless it was shortened)."""
+        out = {}
+        for iid, s in self.stories.items():
+            full = s.get("link_full")
+            if full is not None:
+                out[iid] = (str(full[0]), str(full[1]))
+            elif not s["link"]["id"].endswith("…"):
+                out[iid] = (s["link"]["kind"], s["link"]["id"])
+        return out
 
     def view(self, iid: str) -> dict[str, Any]:
         """The incident as an alert carries it: title and story."""

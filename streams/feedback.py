@@ -1,10 +1,13 @@
-"""``accesswatch feedback ALERT_ID --verdict benign|malicious --reason TEXT`` (issue 18).
+"""``accesswatch feedback ALERT_OR_INCIDENT_ID --verdict benign|malicious --reason TEXT``
+(issue 18).
 
 Writes one analyst verdict to the ``access-feedback`` topic (creating it when missing), keyed
-by the alert id. Every worker reads every verdict; the engine that holds the alert applies
-it (``detectors.feedback``): benign holds that detector's findings about that entity back for
-``feedback_suppress`` seconds, malicious raises the entity's findings one severity step for
-``feedback_watch`` seconds. The verdict's time is the wall clock when it is given.
+by the alert or incident id (``in-...``). Every worker reads every verdict; the engines that
+hold the alert or alerts of the incident apply it (``detectors.feedback``): benign holds that
+detector's findings about that entity (for an incident: each detector/entity pair of its
+alerts) back for ``feedback_suppress`` seconds, malicious raises the findings about every
+entity linked to the incident one severity step for ``feedback_watch`` seconds. The verdict's
+time is the wall clock when it is given.
 
 Exit codes: 0 written; 1 the broker did not take it; 2 a bad flag, setting or broker URL.
 """
@@ -27,7 +30,8 @@ from streams.kafka_security import add_arguments as add_kafka_security_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("alert_id", metavar="ALERT_ID", help="the alert's alert_id")
+    p.add_argument("alert_id", metavar="ALERT_OR_INCIDENT_ID",
+                   help="the alert's alert_id, or an incident_id (in-...)")
     p.add_argument("--verdict", required=True, choices=VERDICTS)
     p.add_argument("--reason", required=True, help="why (shown in the alert it raises)")
     p.add_argument("--analyst", help="who gives the verdict (default: the login name)")

@@ -130,3 +130,76 @@ def test_verdicts_survive_a_checkpoint() -> None:
                       keys=keys, context="t/0")
     assert pages(feed(back, stuffing(ATTACKER, 5000) + stuffing(OTHER, 20000))) == [
         (OTHER, "critical")]
+
+
+# Two servers of one hosting AS (AS-CHOOPA in the bundled geo data): their alerts share one
+# incident, linked through the AS; a broadband address is linked to nothing of theirs.
+SERVER_A, SERVER_B, HOME = "45.77.0.163", "139.180.140.133", "81.2.69.160"
+
+
+def test_marking_an_incident_malicious_pages_its_linked_entities_at_a_lower_threshold() -> None:
+    eng = engine()
+    first = feed(eng, stuffing(SERVER_A, 1000))
+    assert pages(first) == [(SERVER_A, "warning")]
+    iid = first[0]["incident_id"]
+    assert iid.startswith("in-") and first[0]["incident"]["link"] == {
+        "kind": "asn", "id": "AS-CHOOPA"}
+    assert eng.feedback(verdict(iid, "malicious", 1100)) == []
+    # another server of the incident's AS, never alerted before, pages critical for what
+    # pages a warning elsewhere; its alert joins the incident and says why it was raised;
+    # an unlinked broadband address and another hosting AS are unchanged
+    again = feed(eng, stuffing(SERVER_B, 20000) + stuffing(HOME, 20000)
+                 + stuffing(ATTACKER, 20000))
+    assert sorted(pages(again)) == sorted([(SERVER_B, "critical"), (HOME, "warning"),
+                                           (ATTACKER, "warning")])
+    b = next(x for x in again if x["entity"]["id"] == SERVER_B)
+    assert b["incident_id"] == iid
+    assert b["evidence"][-1]["observed"] == "malicious" and iid in b["evidence"][-1]["detail"]
+    # the alert's own server too
+    assert pages(feed(eng, stuffing(SERVER_A, 40000))) == [(SERVER_A, "critical")]
+
+
+def test_a_malicious_alert_lowers_the_bar_for_its_whole_incident() -> None:
+    eng = engine()
+    first = feed(eng, stuffing(SERVER_A, 1000))
+    assert eng.feedback(verdict(first[0]["alert_id"], "malicious", 1100)) == []
+    assert sorted(pages(feed(eng, stuffing(SERVER_B, 20000) + stuffing(HOME, 20000)))) == [
+        (SERVER_B, "critical"), (HOME, "warning")]
+
+
+def test_benign_on_an_incident_silences_each_of_its_detector_entity_pairs() -> None:
+    eng = engine(feedback_suppress=7200.0)
+    first = feed(eng, stuffing(SERVER_A, 1000) + stuffing(SERVER_B, 1000))
+    assert sorted(pages(first)) == [(SERVER_B, "warning"), (SERVER_A, "warning")]
+    iid = first[0]["incident_id"]
+    assert {a["incident_id"] for a in first} == {iid}
+    notices = eng.feedback(verdict(iid, "benign", 1100))
+    assert sorted((a["detector"], a["entity"]["id"]) for a in notices) == [
+        ("allowlist", SERVER_B), ("allowlist", SERVER_A)]
+    assert all(iid in a["summary"] and "alice" in a["summary"] for a in notices)
+    # within the suppression (ends at 8300) both servers are held back; others page
+    within = feed(eng, stuffing(SERVER_A, 5000) + stuffing(SERVER_B, 5000)
+                  + stuffing(HOME, 5000))
+    assert pages(within) == [(HOME, "warning")]
+    assert eng.drain_held("feedback")["credential_stuffing"] >= 2
+    # after it both page again, as new alerts
+    after = feed(eng, stuffing(SERVER_A, 9000) + stuffing(SERVER_B, 9000))
+    assert sorted(pages(after)) == [(SERVER_B, "warning"), (SERVER_A, "warning")]
+    assert not {a["alert_id"] for a in after} & {a["alert_id"] for a in first}
+
+
+def test_benign_on_one_alert_of_an_incident_leaves_its_other_alerts_paging() -> None:
+    eng = engine(feedback_suppress=7200.0)
+    first = feed(eng, stuffing(SERVER_A, 1000) + stuffing(SERVER_B, 1000))
+    by_ip = {a["entity"]["id"]: a["alert_id"] for a in first}
+    assert len(eng.feedback(verdict(by_ip[SERVER_A], "benign", 1100))) == 1
+    assert pages(feed(eng, stuffing(SERVER_A, 5000) + stuffing(SERVER_B, 5000))) == [
+        (SERVER_B, "warning")]
+
+
+def test_a_verdict_on_an_incident_this_engine_does_not_hold_changes_nothing() -> None:
+    eng = engine()
+    feed(eng, stuffing(SERVER_A, 1000))
+    assert eng.feedback(verdict("in-" + "0" * 24, "benign", 1100)) == []
+    assert eng.feedback(verdict("in-" + "0" * 24, "malicious", 1100)) == []
+    assert pages(feed(eng, stuffing(SERVER_B, 20000))) == [(SERVER_B, "warning")]
