@@ -1360,6 +1360,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     from streams.explain_web import attach as attach_explain  # issue 18.4: the entity page
 
     attach_explain(app, rt)
+    from streams.feedback_web import attach as attach_feedback  # issue 18.3: POST /feedback
+
+    attach_feedback(app, settings)
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
     comb = None  # bulk_lookup's views of sources and keys, scored where they meet
     if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)):
