@@ -14,9 +14,10 @@ reason ``<format>:skip:<reason>`` and not dead-lettered (it is not an error).
 Nothing is lost across a restart: the agent awaits the delivery of every event of a message
 before that message's offset is acknowledged (at least once, as the detection agents); a
 message adapted twice after a crash gives the same event ids (from the source's own ids, or
-for sshd and id-less mappings a digest of the record and its position, which is the
-message's offset: one line per message gives ``replay --format``'s ids for the same lines
-produced in order to a one-partition topic), which the engine processes once.
+for sshd and id-less mappings a digest of the record and its position, which is unique per
+partition, offset and record (``detectors.adapters.message_place``): one line per message
+gives ``replay --format``'s ids for the same lines produced in order to a one-partition
+topic), which the engine processes once.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def _agent(adapter: adapters.Adapter, rt: Any, out_topics: dict[str, Any],
             out = Batches(max_events, max_bytes, partitions)
             # a message may frame into several records (a CloudTrail ``Records`` document):
             # each unusable one is dead-lettered on its own, with its place in the message
-            outcomes = list(adapters.records(adapter, io.BytesIO(data), start=msg.offset))
+            outcomes = list(adapters.records(
+                adapter, io.BytesIO(data), place=adapters.message_place(msg.partition, msg.offset)))
             several = len(outcomes) > 1
             for i, o in enumerate(outcomes, 1):
                 one = (i, o.record) if several else None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+from pathlib import Path
 
+import orjson
 import pytest
 
 from detectors import adapters
@@ -181,3 +184,108 @@ def test_the_ipv4_fast_path_gives_what_ipaddress_gives() -> None:
             assert got == (want, None), text
         else:
             assert got is None or got[1] is not None, text  # rejected, or read as a host name
+
+
+# --- the stamp memo changes nothing (issue 15: replay --format sshd's cost) -------------------
+# Every sample line above, the bad ones too, twice (the second time through the memo), plus
+# stamps the memo must not confuse: one second in two years, a leap day, an impossible date.
+SAMPLE_LOG = b"\n".join([
+    LABSZ_FAILED, LABSZ_FAILED_ROOT, LABSZ_REPEATED, LABSZ_INVALID, LABSZ_PAM_DUP,
+    LABSZ_PAM_MORE, LABSZ_CLOSED, LABSZ_REVERSE, COMBO_PAM_HOST, COMBO_PAM_ADDR,
+    COMBO_PAM_NO_USER, COMBO_CHECK_PASS, ISO_ACCEPTED, SESSION_ACCEPTED,
+    b"<38>Dec 10 07:07:45 LabSZ sshd[24206]: Failed password for root from 1.2.3.4 port 1 ssh2",
+    b"Feb 29 00:00:01 h sshd[1]: Failed password for a from 1.2.3.4 port 1 ssh2",
+    b"Feb 30 06:55:46 LabSZ sshd[1]: Failed password for a from 1.2.3.4 port 1 ssh2",
+    b"Dec 10 06:55:46 LabSZ CRON[1]: pam_unix(cron:session): session opened", b"garbage",
+] * 2) + b"\n"
+REAL_LOG = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "loghub_openssh_2k"
+            / "OpenSSH_2k.log")
+NOW = 1_767_225_600.0 + 5 * 86400  # 2026-01-06
+
+
+def adapted_digest(data: bytes, **options: object) -> str:
+    """sha256 of every event's bytes (as replay --format writes them) and every reject."""
+    h = hashlib.sha256()
+    for o in adapters.records(adapters.load("sshd", **options), io.BytesIO(data)):
+        if o.reject is not None:
+            r = o.reject
+            h.update(b"R %d %s %s %s\n" % (o.position, type(r).__name__.encode(),
+                                           r.reason.encode(), r.detail.encode()))
+        for e in o.events:
+            h.update(orjson.dumps(e) + b"\n")
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(("options", "digest"), [
+    ({"year": 2016}, "d602123dafc7ec647deb9c16e844852db6014303384778c6bee319f0a4eb1cd6"),
+    ({"year": 2024}, "fa51b6a40acf790967b20e4f70ae2b93a0ca1f04c5f542aa5a9ecce6bc67e606"),
+    ({"now": NOW}, "44fe2782762ab3c1b6fc25d0e9354ecfea642b640247a8cf0fe98f2271c4b66c"),
+])
+def test_adapted_sample_is_byte_identical_to_before_the_stamp_memo(
+        options: dict, digest: str) -> None:
+    # digests of the adapter's output before the memo (commit cd36bbb), on the same lines
+    assert adapted_digest(SAMPLE_LOG, **options) == digest
+
+
+@pytest.mark.skipif(not REAL_LOG.exists(), reason="../shared/data/loghub_openssh_2k is absent")
+@pytest.mark.parametrize(("options", "digest"), [
+    ({"year": 2016}, "8f6187c023bf306f7f0679c39a5772a9c3cab408b3b68e5146444d8f4c5e18fa"),
+    ({"now": 1_800_000_000.0},
+     "6008cb8480c58a0ac6e38c845a6e142ee47b775fa0d2c8dbbab45023731f0c30"),
+])
+def test_adapted_real_log_is_byte_identical_to_before_the_stamp_memo(
+        options: dict, digest: str) -> None:
+    assert adapted_digest(REAL_LOG.read_bytes(), **options) == digest
+
+
+def test_the_stamp_memo_keeps_year_and_clock_apart() -> None:
+    line = LABSZ_FAILED.replace(b"Dec 10", b"Feb 29")
+    assert one(line, year=2024)["ts"] == "2024-02-29T07:07:45Z"
+    assert reason(line, year=2023) == ("Reject", "bad_time")  # the same stamp, another year
+    assert one(line, year=2024)["ts"] == "2024-02-29T07:07:45Z"
+    assert one(LABSZ_FAILED, year=2015)["ts"] == "2015-12-10T07:07:45Z"
+    assert sshd.adapt_at(LABSZ_FAILED, 1, now=NOW)[0]["ts"] == "2025-12-10T07:07:45Z"
+    assert sshd.adapt_at(LABSZ_FAILED, 1, now=NOW + 366 * 86400)[0]["ts"] == (
+        "2026-12-10T07:07:45Z")
+
+
+# --- ids of lines that arrive several to a message (the ingest agent) ------------------------
+def ingest_ids(messages: list[tuple[int, int, bytes]]) -> list[str]:
+    """The event ids the ingest agent's adapting gives messages (partition, offset, value)."""
+    ad = adapters.load("sshd", year=2016)
+    return [e["event_id"] for p, off, data in messages
+            for o in adapters.records(ad, io.BytesIO(data),
+                                      place=adapters.message_place(p, off))
+            for e in o.events]
+
+
+def test_identical_lines_in_consecutive_multi_line_messages_keep_their_own_ids() -> None:
+    # a shipper batching lines: the 2nd line of the message at offset 10 and the 1st line of
+    # the message at offset 11 are the same line (two tries in one connection in one second).
+    # With offset + k as the position both were told 12: one id, one event lost as a duplicate.
+    other = LABSZ_FAILED_ROOT.replace(b"root", b"admin")
+    ids = ingest_ids([(0, 10, other + b"\n" + LABSZ_FAILED_ROOT + b"\n"),
+                      (0, 11, LABSZ_FAILED_ROOT + b"\n" + other + b"\n")])
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_identical_lines_at_one_offset_of_two_partitions_keep_their_own_ids() -> None:
+    ids = ingest_ids([(0, 5, LABSZ_FAILED_ROOT), (1, 5, LABSZ_FAILED_ROOT),
+                      (1, 5, LABSZ_FAILED_ROOT)])  # the last: the same message read again
+    assert ids[0] != ids[1] and ids[1] == ids[2]
+
+
+def test_one_line_messages_of_partition_0_keep_replays_ids() -> None:
+    lines = [LABSZ_FAILED, LABSZ_FAILED_ROOT, LABSZ_FAILED_ROOT]
+    replayed = [e["event_id"] for o in adapters.records(adapters.load("sshd", year=2016),
+                                                         io.BytesIO(b"\n".join(lines)))
+                for e in o.events]
+    assert ingest_ids([(0, off, line) for off, line in enumerate(lines)]) == replayed
+
+
+def test_message_places_are_distinct_and_bounded() -> None:
+    seen = {adapters.message_place(p, off)(k) for p in range(3) for off in range(40)
+            for k in range(1, 6)}
+    assert len(seen) == 3 * 40 * 5
+    with pytest.raises(ValueError):
+        adapters.message_place(1 << 16, 0)

@@ -83,13 +83,41 @@ class Outcome:
     reject: Reject | None = None
 
 
-def records(adapter: Adapter, stream: IO[bytes], start: int = 0) -> Iterator[Outcome]:
+def message_place(partition: int, offset: int) -> Callable[[int], int]:
+    """The positions the ingest agent tells an adapter for the records of the message at
+    ``offset`` of ``partition`` (``place(k)`` for its k-th record, from 1), unique per
+    (partition, offset, k): the first record of a message of partition 0 is ``offset + 1``
+    (one line per message gives ``replay --format``'s ids for the same lines in order), every
+    other record a negative number no other message's record is told. (``offset + k`` alone
+    let the k-th record of one message share its position with the first of the message
+    k - 1 later: two identical sshd lines there got one event id, and one was dropped as a
+    duplicate; so did identical lines at one offset of two partitions.)"""
+    if not 0 <= partition < 1 << 16:
+        raise ValueError(f"partition out of range: {partition}")
+    base = (offset << 48) | (partition << 32)
+
+    def place(k: int) -> int:
+        if k == 1 and partition == 0:
+            return offset + 1
+        if not 0 < k < 1 << 32:
+            raise ValueError(f"record index out of range: {k}")
+        return -(base | k)
+
+    return place
+
+
+def records(adapter: Adapter, stream: IO[bytes], start: int = 0,
+            place: Callable[[int], int] | None = None) -> Iterator[Outcome]:
     """Every record of ``stream`` with its events or the reason it has none. An adapter that
     fails in an unexpected way on a record rejects that record as ``adapter_error``: one bad
-    record never ends the stream. Positions count from ``start + 1``."""
+    record never ends the stream. Positions count from ``start + 1``, or, with ``place``, are
+    ``place(k)`` for the k-th record (:func:`message_place`)."""
     one = adapter.adapt
     adapt = adapter.adapt_at or (lambda record, _position: one(record))  # no per-record branch
-    for position, record in enumerate(adapter.frame(stream), start + 1):
+    framed: Iterator[tuple[int, bytes]] = enumerate(adapter.frame(stream), start + 1)
+    if place is not None:
+        framed = ((place(k), record) for k, record in framed)
+    for position, record in framed:
         try:
             out = adapt(record, position)
         except Reject as r:
