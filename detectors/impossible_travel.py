@@ -9,8 +9,10 @@ of the home country (``geo.mobile_carrier``; the home country is ``home_country`
 common country where accounts are first seen): roaming phones get their mobile data
 home-routed, so a traveller abroad keeps showing up on a home-country carrier address between
 uses of the local hotel or café network. Such an address says which carrier the person has, not
-where they are: it neither starts nor ends a journey (the account's last location stays the
-last place that does say where it is). Foreign mobile carriers stay locations. When the account next shows up in another
+where they are: while the account's last location is abroad such an address ends no journey
+(the last location stays the place abroad). It still counts as home when the account was last
+at home, so an owner on their phone at home and a login abroad minutes later still page.
+Foreign mobile carriers stay locations. When the account next shows up in another
 country, the distance between the two countries' centroids (haversine, ``data/
 country_centroids.tsv``), shortened by half of each country's radius so that a short hop across
 a border between two large countries is not a 2,000 km "journey", is divided by the time
@@ -219,8 +221,6 @@ class ImpossibleTravel(Detector):
         net = e.net
         if net is None or net.net_class not in self.location_classes or net.country == "??":
             return []
-        if net.country == self.home() and mobile_carrier(net):
-            return []  # home-routed mobile data: the carrier's country, not the person's
         h = self._memo.get(pid)
         if h is None:
             h = self._memo[pid] = ctx.hash_id(pid)
@@ -230,6 +230,8 @@ class ImpossibleTravel(Detector):
             self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
                                    e.session_id)
             return []
+        if w.country != net.country and net.country == self.home() and mobile_carrier(net):
+            return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
         if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
             if e.ts >= w.ts:
                 w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]

@@ -176,7 +176,7 @@ def test_roaming_phone_on_home_routed_mobile_data_is_not_travel() -> None:
 
 def test_broadband_at_home_then_abroad_still_pages_next_to_roaming() -> None:
     # the attack beside it: the owner at home on broadband, a second login in Russia 15 min
-    # later; a home-mobile use in between does not hide the hop (it is not a location)
+    # later; a home-mobile use in between does not hide the hop
     f = Feed()
     for i in range(3):
         f.login(0, f"home-{i}", KR)
@@ -190,4 +190,11 @@ def test_foreign_mobile_carrier_is_still_a_location() -> None:
     f = Feed(home_country="KR")
     f.login(0, "c-1", KR)
     out = f.login(20 * 60, "c-1", "172.56.1.1")  # T-Mobile US: a place abroad, not home-routed
+    assert [a["severity"] for a in out] == ["warning"]
+
+
+def test_owner_on_home_mobile_then_login_abroad_still_pages() -> None:
+    f = Feed(home_country="KR")
+    f.login(0, "c-1", KR_MOBILE)  # a phone-only owner at home
+    out = f.login(15 * 60, "c-1", RU)
     assert [a["severity"] for a in out] == ["warning"]
