@@ -9,6 +9,8 @@ compatible, NAT64, 6to4) are looked up as that IPv4 address (``events.normal_ip`
 
 Network classes come from ``data/network_classes.tsv`` (see the sources at its top):
 ``hosting`` (cloud, datacenter), ``vpn``, ``relay``, ``isp`` (everything else), ``private``.
+:func:`mobile_carrier` tells, from ``data/mobile_carriers.tsv``, the ``isp`` networks that serve
+only mobile data (their addresses follow a roaming phone abroad: home-routed data).
 
 >>> g = default_geo()
 >>> n = g.lookup("52.95.110.1")
@@ -75,6 +77,42 @@ class _Classes:
 @lru_cache(maxsize=1)
 def network_classes() -> _Classes:
     return _Classes()
+
+
+@lru_cache(maxsize=1)
+def _mobile_carriers() -> tuple[frozenset[int], tuple[str, ...]]:
+    asns: set[int] = set()
+    pats: list[str] = []
+    text = resources.files("detectors").joinpath("data/mobile_carriers.tsv").read_text()
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        asn, pat = (line.split("\t") + ["-", "-"])[:2]
+        if asn != "-":
+            asns.add(int(asn))
+        if pat != "-":
+            pats.append(pat.upper())
+    return frozenset(asns), tuple(pats)
+
+
+@lru_cache(maxsize=4096)
+def _mobile(asn: int | None, org: str) -> bool:
+    asns, pats = _mobile_carriers()
+    if asn is not None:
+        return asn in asns
+    up = org.upper()
+    return any(p in up for p in pats)
+
+
+def mobile_carrier(net: NetInfo) -> bool:
+    """True for an address of a mobile-only carrier (``data/mobile_carriers.tsv``): by AS number
+    when known, else by AS name.
+
+    >>> g = default_geo()
+    >>> mobile_carrier(g.lookup("223.33.1.1")), mobile_carrier(g.lookup("121.134.3.3"))
+    (True, False)
+    """
+    return net.net_class == "isp" and _mobile(net.asn, net.org)
 
 
 def _subnet_of_reference(ip: str) -> tuple[str, int, bool]:

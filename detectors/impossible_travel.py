@@ -4,7 +4,15 @@ For each account the last *location* it was used from (successful logins and req
 a country, read only from networks that say where a person is. Privacy relays, commercial VPN
 exits, hosting and cloud networks and private addresses move with the service, not the person:
 they are not locations and never start or end a journey. Moving inside one country (mobile
-carrier hops, home to office) is no travel at all. When the account next shows up in another
+carrier hops, home to office) is no travel at all. Neither is an address of a mobile-only carrier
+of the home country (``geo.mobile_carrier``; the home country is ``home_country``, else the most
+common country where accounts are first seen): roaming phones get their mobile data
+home-routed, so a traveller abroad keeps showing up on a home-country carrier address between
+uses of the local hotel or café network. Such an address says which carrier the person has, not
+where they are: while the account's last location is abroad such an address ends no journey
+(the last location stays the place abroad). It still counts as home when the account was last
+at home, so an owner on their phone at home and a login abroad minutes later still page.
+Foreign mobile carriers stay locations. When the account next shows up in another
 country, the distance between the two countries' centroids (haversine, ``data/
 country_centroids.tsv``), shortened by half of each country's radius so that a short hop across
 a border between two large countries is not a 2,000 km "journey", is divided by the time
@@ -42,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cap import evict
 from .base import Detector, Finding, ev, iso
+from .geo import mobile_carrier
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -149,7 +158,9 @@ class ImpossibleTravel(Detector):
         "Check: both ends in the evidence (networks, devices, user agents), whether the second "
         "place logged in with a password or reused the first place's session, what the account "
         "read from the far place. False positives: a residential proxy or a mobile roaming "
-        "address geolocated to the wrong country, a VPN or relay the network list does not "
+        "address geolocated to the wrong country (home-country carriers whose AS serves "
+        "broadband too cannot be told from broadband: add mobile-only ASes to "
+        "data/mobile_carriers.tsv), a VPN or relay the network list does not "
         "know yet (add its AS to data/network_classes.tsv), two people sharing one account. "
         "Respond: end the account's sessions, force a password reset with MFA, check the "
         "changes made from the far place (addresses, payment methods)."
@@ -158,7 +169,8 @@ class ImpossibleTravel(Detector):
     def __init__(self, max_kmh: float = 1000.0, min_km: float = 500.0, ttl: float = 86400.0,
                  location_classes: tuple[str, ...] = ("isp",),
                  principal_types: tuple[str, ...] = ("customer", "employee"),
-                 memo_ttl: float = 3600.0, memo_max: int = 200_000) -> None:
+                 memo_ttl: float = 3600.0, memo_max: int = 200_000,
+                 home_country: str | None = None) -> None:
         self.max_kmh = max_kmh
         self.min_km = min_km
         self.ttl = ttl
@@ -170,6 +182,24 @@ class ImpossibleTravel(Detector):
         self._memo: dict[str, int] = {}  # raw id -> its hash; transient (memo_ttl), saves ~2 µs
         self._next_sweep = 0.0
         self._memo_until = 0.0
+        self.home_country = home_country
+        self._countries: dict[str, int] = {}  # country where accounts were first seen -> count
+        self._home: str | None = None  # the most common of them
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("home_country", None)  # checkpoints written before home-routed roaming
+        state.setdefault("_countries", {})
+        state.setdefault("_home", None)
+        self.__dict__.update(state)
+
+    def home(self) -> str | None:
+        return self.home_country or self._home
+
+    def _learn_country(self, country: str) -> None:
+        c = self._countries[country] = self._countries.get(country, 0) + 1
+        home = self._home
+        if home is None or (country != home and c > self._countries.get(home, 0)):
+            self._home = country
 
     def __getstate__(self) -> dict[str, Any]:
         """Checkpoints keep hashed state only: the raw-id memo is left out."""
@@ -196,9 +226,12 @@ class ImpossibleTravel(Detector):
             h = self._memo[pid] = ctx.hash_id(pid)
         w = self._last.get(h)
         if w is None:
+            self._learn_country(net.country)
             self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
                                    e.session_id)
             return []
+        if w.country != net.country and net.country == self.home() and mobile_carrier(net):
+            return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
         if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
             if e.ts >= w.ts:
                 w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]

@@ -23,9 +23,16 @@ from a hosting network abroad, at a place that account never used (so no login f
 either), are therefore aggregated per source subnet (/24, /48): ``warn_accounts`` distinct
 accounts make a warning, ``critical_accounts`` a critical page for the subnet. A single
 customer account seen there with an established history elsewhere is only an ``info`` on the
-account. Logins do not feed the source count: customers on a VPN log in through the exit they
-then use, which makes that place theirs; subnets where customers log in are noted as shared
-exits and capped at warning. Employees and services are judged one by one (``warning`` on the
+account. Customers on a privacy VPN share its exits abroad, each in their own ordinary session:
+such uses mark the subnet as a shared exit instead of counting against it. Own sessions are a
+first login of an account new to us, a login that the device's refresh token or a second
+factor vouched for (``method`` refresh / mfa: a stolen password gets neither), a request in a
+session a login of the same account issued (the last ``max_sessions``; a VPN moves it between
+exits), and a password login at a subnet where owners' own sessions already came within the
+``window`` (stolen passwords there are left to the login detectors). Other logins of accounts
+with a history elsewhere count against the source (stolen passwords from a server); so do
+requests in sessions no login of the account issued (forged tokens). Shared exits are capped
+at warning once two customers' own sessions came through them. Employees and services are judged one by one (``warning`` on the
 account) when a new place is rare for their group.
 
 Victims: a subnet page counts the customer accounts (never names them); an account page names
@@ -90,6 +97,10 @@ PRIORS: dict[str, dict[tuple[str, bool], float]] = {
     },
 }
 
+# Login methods that prove more than a password: the device's own refresh token, a second
+# factor. A customer logging in so through a shared exit is its owner, not a password thief.
+VOUCHED_METHODS = frozenset({"refresh", "mfa"})
+
 
 @dataclass(slots=True)
 class _Profile:
@@ -99,6 +110,7 @@ class _Profile:
     home: str = ""
     n: int = 0
     last: float = 0.0
+    sessions: tuple[int, ...] = ()  # salted hashes of the sessions its last logins issued
 
 
 @dataclass(slots=True)
@@ -166,8 +178,8 @@ class OverseasServer(Detector):
         "accounts it read and which resources (addresses, order history), which signing key "
         "vouched for the tokens (key ids in the evidence) and whether those sessions have a "
         "login; for a single account, its earlier places and devices. False positives: a "
-        "commercial VPN exit hosted at a cloud provider (its users log in through it: such "
-        "subnets are capped at warning), a partner integration calling with customer tokens "
+        "commercial VPN exit hosted at a cloud provider (its users' own sessions, vouched "
+        "logins and first logins mark it shared and cap it at warning), a partner integration calling with customer tokens "
         "from its cloud, a customer travelling with a cloud desktop. Respond: block the "
         "subnet at the edge, revoke the signing key behind the tokens, invalidate the "
         "sessions seen there, notify the affected accounts, preserve the request log."
@@ -177,8 +189,10 @@ class OverseasServer(Detector):
                  critical_accounts: int = 5, window: float = 3600.0, rare_p: float = 0.01,
                  staff_rare_p: float = 0.005, max_places: int = 6, profile_ttl: float = 30 * 86400.0,
                  mature_uses: int = 3, reminder: float = 1800.0, grace: int = 100,
-                 memo_ttl: float = 3600.0, memo_max: int = 200_000) -> None:
+                 memo_ttl: float = 3600.0, memo_max: int = 200_000,
+                 max_sessions: int = 3) -> None:
         self.home_country = home_country
+        self.max_sessions = max(1, max_sessions)
         self.warn_accounts = warn_accounts
         self.critical_accounts = critical_accounts
         self.window = window
@@ -207,6 +221,10 @@ class OverseasServer(Detector):
         state = self.__dict__.copy()
         state["_memo"] = {}
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("max_sessions", 3)  # checkpoints written before own-session exits
+        self.__dict__.update(state)
 
     # --- state ---------------------------------------------------------------------------
     def _peer(self, ptype: str) -> _Peer:
@@ -240,7 +258,11 @@ class OverseasServer(Detector):
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.outcome != "success":
             return []
-        return self._use(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]
+        out = self._use(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]
+        if e.session_id and e.account_type == "customer":
+            p = self._memo[e.account_id]  # type: ignore[index]
+            p.sessions = (*p.sessions[-(self.max_sessions - 1):], ctx.hash_id(e.session_id))
+        return out
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         return self._use(e, e.actor_id, e.actor_type, ctx)  # type: ignore[arg-type]
@@ -280,8 +302,24 @@ class OverseasServer(Detector):
                 flagged = True
                 # A request at a place the account never logged in from, or a login there by
                 # an account with a history elsewhere, counts against the source. A first
-                # login of an account new to us is how VPN users look: it marks a shared exit.
-                if e.kind == "access" or known_elsewhere:
+                # login of an account new to us is how VPN users look: it marks a shared exit;
+                # so does the owner's own ordinary session there: a login its device's refresh
+                # token or a second factor vouched for (a stolen password gets neither), or a
+                # request in a session a login of the same account issued (moved to another exit
+                # of a privacy VPN). A forger's tokens carry sessions no login issued.
+                if e.kind == "login":
+                    # a password login where owners' own sessions already come through is
+                    # one more of the exit's users (stolen passwords: the login detectors)
+                    src = self._sources.get(net.subnet)
+                    own = e.method in VOUCHED_METHODS or (
+                        src is not None and src.login_accounts > 0
+                        and e.ts - src.last <= self.window)
+                else:
+                    own = bool(e.session_id and p.sessions
+                               and ctx.hash_id(e.session_id) in p.sessions)
+                if own:
+                    self._source_login(e, ctx)
+                elif e.kind == "access" or known_elsewhere:
                     findings += self._source_use(e, pid, prob, ctx)
                     src = self._sources.get(net.subnet)
                     if (src is not None and src.sent < 0 and known_elsewhere

@@ -110,7 +110,7 @@ def test_not_locations_vpn_relay_hosting_private_and_same_country() -> None:
     f = Feed()
     f.login(0, "c-1", KR)
     for t, ip in enumerate(["146.70.40.2", "172.224.127.3", "3.101.4.4", "10.1.2.3",
-                            "223.33.1.1", "2001:e60::1"], start=1):
+                            "39.4.1.1", "2001:e60::1"], start=1):
         f.access(t * 30, "c-1", ip, "s1")
     assert f.alerts == []
 
@@ -157,3 +157,44 @@ def test_checkpoint_pickle_drops_the_raw_id_memo() -> None:
     back = pickle.loads(pickle.dumps(det))
     assert back._memo == {} and len(back._last) == 1
     assert b"c-secret" not in pickle.dumps(det)
+
+
+KR_MOBILE = "223.33.1.1"  # SK Telecom: a mobile-only carrier (data/mobile_carriers.tsv)
+
+
+def test_roaming_phone_on_home_routed_mobile_data_is_not_travel() -> None:
+    # a traveller in Germany: hotel broadband, then the phone's home-routed SK Telecom data, back
+    # and forth; the home country (KR) is learnt from where the accounts are first seen
+    f = Feed()
+    for i in range(3):
+        f.login(0, f"home-{i}", KR)
+    f.login(3600, "c-1", DE, sid="s-trip")
+    for k in range(1, 6):
+        f.access(3600 + k * 600, "c-1", KR_MOBILE if k % 2 else DE, "s-trip")
+    assert f.alerts == []
+
+
+def test_broadband_at_home_then_abroad_still_pages_next_to_roaming() -> None:
+    # the attack beside it: the owner at home on broadband, a second login in Russia 15 min
+    # later; a home-mobile use in between does not hide the hop
+    f = Feed()
+    for i in range(3):
+        f.login(0, f"home-{i}", KR)
+    f.login(0, "c-1", KR)
+    f.access(300, "c-1", KR_MOBILE, "s1")
+    out = f.login(15 * 60, "c-1", RU)
+    assert [a["severity"] for a in out] == ["warning"]
+
+
+def test_foreign_mobile_carrier_is_still_a_location() -> None:
+    f = Feed(home_country="KR")
+    f.login(0, "c-1", KR)
+    out = f.login(20 * 60, "c-1", "172.56.1.1")  # T-Mobile US: a place abroad, not home-routed
+    assert [a["severity"] for a in out] == ["warning"]
+
+
+def test_owner_on_home_mobile_then_login_abroad_still_pages() -> None:
+    f = Feed(home_country="KR")
+    f.login(0, "c-1", KR_MOBILE)  # a phone-only owner at home
+    out = f.login(15 * 60, "c-1", RU)
+    assert [a["severity"] for a in out] == ["warning"]

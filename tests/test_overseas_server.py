@@ -207,3 +207,49 @@ def test_checkpoint_pickle_holds_no_raw_customer_ids() -> None:
     assert b"c-1" not in blob and b"c-4" not in blob  # ...but never checkpointed
     back = pickle.loads(blob)
     assert back._memo == {} and len(back._profiles) == 5
+
+
+def _login(f: Feed, t: float, acct: str, ip: str, method: str, sid: str) -> list[dict]:
+    out = f.eng.process_obj({"event_id": f"l-{acct}-{t}", "ts": t, "account_id": acct,
+                             "account_type": "customer", "outcome": "success", "src_ip": ip,
+                             "method": method, "session_id": sid})[0]
+    f.alerts += out
+    return out
+
+
+def _read(f: Feed, t: float, acct: str, ip: str, sid: str) -> list[dict]:
+    out = f.eng.process_obj({"event_id": f"a-{acct}-{t}", "ts": t, "actor_id": acct,
+                             "actor_type": "customer", "subject_id": acct, "resource": "address",
+                             "src_ip": ip, "session_id": sid, "key_id": "kid-1"})[0]
+    f.alerts += out
+    return out
+
+
+def test_privacy_vpn_exit_shared_by_established_customers_stays_quiet() -> None:
+    # customers with a history at home switch on a privacy VPN (Datacamp exits abroad): their
+    # devices refresh their tokens or pass MFA there, others then log in with a password, and
+    # sessions opened at one exit move to another exit of the same VPN
+    f = Feed(engine())
+    home_customers(f, 12, random.Random(11))
+    t = T0 + 3600
+    for i in range(12):
+        vpn = f"89.187.160.{10 + i}"
+        method = ("refresh", "mfa", "password")[i % 3]
+        _login(f, t + 60 * i, f"c-{i}", vpn, method, f"vpn-{i}")
+        _read(f, t + 60 * i + 5, f"c-{i}", vpn, f"vpn-{i}")
+        _read(f, t + 60 * i + 30, f"c-{i}", "156.146.56.9", f"vpn-{i}")  # exit moved to SG
+    assert [a for a in f.alerts if a["severity"] != "info"] == []
+
+
+def test_forged_tokens_from_a_server_abroad_still_page_beside_the_shared_exit() -> None:
+    # the attack the detector exists for, next to the shared exit above: the same customers'
+    # data read from a hosting server abroad in sessions no login of theirs issued
+    f = Feed(engine())
+    home_customers(f, 12, random.Random(12))
+    t = T0 + 3600
+    for i in range(3):
+        _login(f, t + i, f"c-{i}", f"89.187.160.{10 + i}", "refresh", f"vpn-{i}")
+    for i in range(3, 9):
+        _read(f, t + 600 + i, f"c-{i}", "3.101.4.4", f"forged-{i}")
+    pages = [(a["entity"]["id"], a["severity"]) for a in f.alerts if a["severity"] != "info"]
+    assert pages == [("3.101.4.0/24", "warning"), ("3.101.4.0/24", "critical")]
