@@ -57,6 +57,7 @@ bad_mac
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -250,6 +251,19 @@ def _names() -> dict[type, str]:
 def _own(cls: type) -> bool:
     """Our own code: its ``__setstate__`` may run on decode."""
     return cls.__module__.startswith(("detectors.", "streams."))
+
+
+def _fill_defaults(obj: Any, cls: type) -> None:
+    """A field a dataclass of ours gained after the checkpoint was written (a new slot of a
+    detector's per-entity record) takes its default, so an upgraded worker reads yesterday's
+    checkpoint instead of failing on the first event that touches such a record."""
+    for f in dataclasses.fields(cls):
+        if hasattr(obj, f.name):
+            continue
+        if f.default is not dataclasses.MISSING:
+            object.__setattr__(obj, f.name, f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            object.__setattr__(obj, f.name, f.default_factory())
 
 
 def _custom(cls: type, attr: str) -> bool:
@@ -639,6 +653,8 @@ class _Decoder:
             if slot_state:
                 for k, val in slot_state.items():
                     object.__setattr__(obj, k, val)
+            if _own(cls) and dataclasses.is_dataclass(cls):
+                _fill_defaults(obj, cls)
             return obj
         raise ValueError(f"unknown tag {str(tag)[:20]}")
 

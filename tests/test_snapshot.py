@@ -517,3 +517,15 @@ def test_a_record_crafted_into_the_changelog_does_not_run_in_the_restarted_worke
     assert "checkpoint rejected (legacy_pickle)" in log, log[-3000:]
     assert "learned state is discarded" in log
     assert rc == 0
+
+
+def test_a_field_added_to_a_detectors_record_after_the_checkpoint_takes_its_default() -> None:
+    """Upgrade: overseas_server's per-identity record gained ``sessions``; a checkpoint
+    written before it (the slot absent) restores with the field's default, not a record
+    that fails on its first read."""
+    from detectors.overseas_server import _Profile
+
+    old = _Profile(home="KR", n=3)
+    del old.sessions  # what an older checkpoint holds: no such slot
+    back = S.decode(S.encode({"p": old}))["p"]
+    assert back.sessions == () and back.home == "KR" and back.n == 3
