@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from streams import produce as produce_mod
+from streams.batch import partition_for, split
 from streams.broker import EmbeddedBroker
 from tests.helpers import consume_all
 from tests.test_adapters_sshd import LABSZ_CLOSED, LABSZ_FAILED, LABSZ_REPEATED
@@ -49,9 +50,23 @@ def test_sshd_lines_are_sent_as_keyed_login_events_and_rejects_recorded(
     assert "sent 6 events (auth-logins=6)" in err and "rejected 1" in err
     assert "records (sshd): 4: 2 gave 6 events; skipped 1 (connection 1); rejected 1" in err
     records = consume_all(fresh_tansu.bootstrap, ["auth-logins"], 6)
-    got = [(r.key, orjson.loads(r.value)) for r in records]
-    assert sorted(k for k, _ in got) == [b"root"] * 5 + [b"test9"]
-    assert all(e["account_id"].encode() == k and e["outcome"] == "failure" for k, e in got)
+    # produce batches by partition (contract v1.1): a message holds one event or several of
+    # its partition, each keyed (by account_id) to the message's partition
+    got = [(r.partition, orjson.loads(raw)) for r in records for raw in split(r.value) or [r.value]]
+    assert sorted(e["account_id"] for _, e in got) == ["root"] * 5 + ["test9"]
+    assert all(e["outcome"] == "failure" for _, e in got)
+    topic_parts = _partitions(fresh_tansu.bootstrap, "auth-logins")
+    assert all(p == partition_for(e["account_id"].encode(), topic_parts) for p, e in got)
     rows = [json.loads(x) for x in rej.read_text().splitlines()]
     assert [(r["record"], r["reason"], r["skipped"]) for r in rows] == [
         (2, "connection", True), (3, "unparsed_line", False)]
+
+
+def _partitions(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return len(consumer.partitions_for_topic(topic) or {0})
+    finally:
+        consumer.close()
