@@ -198,7 +198,10 @@ def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_running(
     worker.start()
     try:
         worker.wait_ready()
-        got = _read_dlq(fresh_tansu.bootstrap, names.dlq, len(bad))
+        # the array is a batch (contract v1.1) of three events that are no objects: each is
+        # dead-lettered alone, with the batch's offset and its index
+        dead = len(bad) - 1 + 3
+        got = _read_dlq(fresh_tansu.bootstrap, names.dlq, dead)
         assert worker.alive(), worker.log_tail(40)
         deadline = time.monotonic() + 30
         while worker.metric("accesswatch_events_total") < len(bad) + 1:
@@ -209,9 +212,13 @@ def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_running(
         assert worker.alive()
     finally:
         rc = worker.stop()
-    assert len(got) == len(bad)
+    assert len(got) == dead
     by_value = {r.value: dict(r.headers) for r in got}
-    for topic, value in bad:
+    batch = [dict(r.headers) for r in got if r.value in (b"1", b"2", b"3")]
+    assert sorted(h["aw-index"] for h in batch) == [b"0", b"1", b"2"]
+    assert len({h["aw-offset"] for h in batch}) == 1
+    assert {h["aw-reason"] for h in batch} == {b"not_object"}
+    for topic, value in bad[:-1]:
         h = by_value[value]  # the original bytes, unchanged
         assert h["aw-topic"] == topic.encode()
         assert h["aw-partition"] == b"0"
@@ -220,7 +227,7 @@ def test_bad_messages_go_to_the_dlq_and_the_worker_keeps_running(
                                   b"not_object", b"bad_value"}
     assert by_value[b"this is not json"]["aw-reason"] == b"invalid_json"
     assert {r.key for r in got} == {b"k-" + names.access.encode(), b"k-" + names.logins.encode()}
-    assert invalid == len(bad) and dlq_counted == len(bad)
+    assert invalid == dead and dlq_counted == dead
     assert rc == 0
 
 
