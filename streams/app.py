@@ -1265,6 +1265,11 @@ class Runtime:
             self._checkpoint_not_before = now + checkpoint_gap(spent)
             if not todo:
                 return 0
+            # the alerts raised by the events these checkpoints cover reach the broker before
+            # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
+            # engine already raised an alert (it will not raise it again) while the alert
+            # itself died in the producer's buffer
+            await self.app.producer.flush()
             for p, blob, _, slot in todo:
                 if blob is not None:
                     for key, value in checkpoint_records(p, blob, slot):
