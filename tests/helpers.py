@@ -330,3 +330,13 @@ def recording_runtime(tmp_path: Any, monkeypatch: Any) -> Any:
     monkeypatch.setattr(rt, "watch_delivery", nothing)
     monkeypatch.setattr(rt, "_update_lag", lambda: None)
     return rt
+
+
+def feed_engine(eng: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts ``eng`` raises on ``events`` taken in event-time order (each accepted)."""
+    out: list[dict[str, Any]] = []
+    for obj in sorted(events, key=lambda e: e["ts"]):
+        alerts, rej = eng.process_obj(obj)
+        assert rej is None, rej
+        out.extend(alerts)
+    return out

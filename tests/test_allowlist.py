@@ -16,6 +16,7 @@ from streams import snapshot as S
 from streams.app import restore, snapshot
 from streams.config import ConfigError, check, load_allowlist
 from streams.settings import Settings, SettingsError
+from tests.helpers import feed_engine as feed
 
 OFFICE = "198.51.100.7"  # the office NAT
 ATTACKER = "45.33.2.10"
@@ -31,15 +32,6 @@ def engine(allowlist: AllowList | None) -> Engine:
 def stuffing(ip: str, t0: float, n: int = 12, tag: str = "") -> list[dict[str, Any]]:
     return [{"event_id": f"{tag}{ip}-{t0}-{k}", "ts": t0 + k, "account_id": f"c-{k}",
              "outcome": "failure", "src_ip": ip} for k in range(n)]
-
-
-def feed(eng: Engine, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for obj in sorted(events, key=lambda e: e["ts"]):
-        alerts, rej = eng.process_obj(obj)
-        assert rej is None, rej
-        out.extend(alerts)
-    return out
 
 
 def office(expires: float | None = EXPIRES, owner: str = "alice", version: int = 1) -> AllowList:

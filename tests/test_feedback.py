@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from detectors.engine import Engine, EngineConfig
+from tests.helpers import feed_engine as feed
 
 ATTACKER = "45.33.2.10"
 OTHER = "203.0.113.9"
@@ -19,15 +20,6 @@ def engine(**kw: Any) -> Engine:
 def stuffing(ip: str, t0: float, n: int = 12) -> list[dict[str, Any]]:
     return [{"event_id": f"{ip}-{t0}-{k}", "ts": t0 + k, "account_id": f"c-{t0}-{k}",
              "outcome": "failure", "src_ip": ip} for k in range(n)]
-
-
-def feed(eng: Engine, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for obj in sorted(events, key=lambda e: e["ts"]):
-        alerts, rej = eng.process_obj(obj)
-        assert rej is None, rej
-        out.extend(alerts)
-    return out
 
 
 def pages(alerts: list[dict[str, Any]]) -> list[tuple[str, str]]:
