@@ -13,6 +13,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY detectors detectors
 COPY streams streams
+# the simulator and the local process helpers: `accesswatch simulate`, `evaluate` and `demo`
+COPY simulation simulation
+COPY local local
 RUN pip install --no-cache-dir --disable-pip-version-check --prefix=/install \
         '.[rocksdb,maxmind]'
 

@@ -27,11 +27,11 @@ test-fast: venv  ## unit + scenario tests only (no brokers, no servers)
 	$(BIN)/pytest -q -m "not broker and not kafka and not prom"
 
 lint: venv  ## ruff lint, and mypy --strict on the detectors/ modules listed in pyproject.toml
-	$(BIN)/ruff check detectors streams tests bench scripts
+	$(BIN)/ruff check detectors simulation streams local tests bench scripts
 	$(BIN)/mypy
 
 fmt: venv  ## ruff format
-	$(BIN)/ruff format detectors streams tests bench
+	$(BIN)/ruff format detectors simulation streams local tests bench
 
 bench: venv  ## engine benchmark: replay events/s and state bytes per entity
 	$(BIN)/python bench/bench_replay.py

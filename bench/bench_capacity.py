@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from detectors._flood import flood  # noqa: E402
 from detectors.engine import Engine, EngineConfig  # noqa: E402
 from detectors.geo import default_geo  # noqa: E402
-from detectors.simulate import ATTACKS, SimConfig, iter_events  # noqa: E402
+from simulation import ATTACKS, SimConfig, iter_events  # noqa: E402
 from streams import snapshot as S  # noqa: E402
 from streams.app import restore, snapshot  # noqa: E402
 

@@ -25,7 +25,7 @@ import orjson  # noqa: E402
 from kafka.partitioner.default import murmur2  # noqa: E402
 
 from detectors.engine import Engine, EngineConfig  # noqa: E402
-from detectors.simulate import SimConfig, simulate  # noqa: E402
+from simulation import SimConfig, simulate  # noqa: E402
 from streams.combine import REMOTE_KINDS, partial_key  # noqa: E402
 from streams.produce import classify  # noqa: E402
 

@@ -53,7 +53,7 @@ def rss_mib() -> float:
 
 def real_traffic(seed: int) -> Iterator[dict]:
     """Simulated traffic, day after day (seeded), with the Coupang-style attack each day."""
-    from detectors.simulate import SimConfig, iter_events
+    from simulation import SimConfig, iter_events
 
     for day in itertools.count():
         cfg = SimConfig(seed=seed + day, customers=20_000, hours=24.0, attacks=("coupang",),

@@ -48,9 +48,10 @@ sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
 
-from detectors.simulate import SimConfig, simulate  # noqa: E402
-from streams.demo import WorkerProcess, free_port  # noqa: E402
+from local.worker import WorkerProcess  # noqa: E402
+from simulation import SimConfig, simulate  # noqa: E402
 from streams.topics import TopicNames, create_topics  # noqa: E402
+from streams.worker import free_port  # noqa: E402
 
 # ------------------------------------------------------------------ pass-through app
 

@@ -60,7 +60,7 @@ def deep_size(obj: Any, seen: set[int] | None = None) -> int:
 
 
 def make_file(n: int, seed: int) -> tuple[str, int]:
-    from detectors.simulate import SimConfig, iter_events
+    from simulation import SimConfig, iter_events
 
     # about 95 events per customer per day with the default mix; scale customers to reach n
     customers = max(1000, n // 60)

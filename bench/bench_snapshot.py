@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from detectors.engine import Engine  # noqa: E402
 from detectors.geo import default_geo  # noqa: E402
-from detectors.simulate import ATTACKS, SimConfig, simulate  # noqa: E402
+from simulation import ATTACKS, SimConfig, simulate  # noqa: E402
 from streams import snapshot as S  # noqa: E402
 from streams.app import restore, snapshot  # noqa: E402
 

@@ -84,7 +84,7 @@ def replay_simulated(attacks: tuple[str, ...], seed: int, customers: int = 2000,
     """The alerts of a simulated run through the engine (every detector on), and its truth."""
     from detectors.engine import Engine
     from detectors.events import Event, decode_obj
-    from detectors.simulate import SimConfig, simulate
+    from simulation import SimConfig, simulate
 
     sim = simulate(SimConfig(seed=seed, customers=customers, hours=hours, attacks=attacks))
     eng = Engine()
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
         return 2
     def runs() -> Iterator[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
         if argv[0] == "--alone":
-            from detectors.simulate import ATTACKS
+            from simulation import ATTACKS
 
             for name in ATTACKS:
                 for seed in range(1, int(argv[1]) + 1):

@@ -1,6 +1,6 @@
 """Score the product, as a black box, on the red-team generator's scenarios.
 
-For each scenario and seed: generate the events (``detectors.redteam``), run
+For each scenario and seed: generate the events (``simulation.redteam``), run
 ``accesswatch replay`` on them as a subprocess, and match its alerts to the ground truth.
 
 Matching uses only the alert contract:
@@ -45,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detectors import redteam  # noqa: E402
+from simulation import redteam  # noqa: E402
 
 PAGE = ("warning", "critical")
 

@@ -20,10 +20,11 @@ from detectors.engine import Engine
 from detectors.impossible_travel import _Where
 from detectors.overseas_server import _Source
 from detectors.revoked_credential import RevokedCredential
-from detectors.simulate import SimConfig, simulate
 from detectors.unusual_hour import _Principal
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig, simulate
 from streams.app import create_app
-from streams.demo import AlertReader, WorkerProcess
 from streams.produce import Producer
 from streams.settings import Settings
 from streams.topics import TopicNames

@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 import orjson
 import pytest
 
-from streams.demo import WorkerProcess
+from local.worker import WorkerProcess
 from streams.topics import ENV_ACCESS, ENV_ALERTS, ENV_DLQ, ENV_IDENTITY, ENV_LOGINS, TopicNames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from kafka.partitioner.default import murmur2
 
 from detectors.bulk_lookup import _union
 from detectors.engine import Engine, EngineConfig
-from detectors.simulate import SimConfig, simulate
+from simulation import SimConfig, simulate
 from streams.combine import REMOTE_KINDS, partial_key
 from streams.produce import classify
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from detectors.simulate import SimConfig
-from streams.demo import AlertReader, WorkerProcess
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig
 from streams.topics import TopicNames, create_topics
 from tests.helpers import produce_by_topic, replay_alerts, sim_lines, start_group, wait_committed
 

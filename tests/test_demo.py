@@ -48,7 +48,7 @@ def test_demo_shows_the_coupang_attack_alerted() -> None:
 @pytest.mark.timeout(300)
 def test_demo_starts_the_alerting_chain_and_on_call_gets_paged() -> None:
     _need_tansu()
-    from streams import chain
+    from local import chain
 
     why = chain.available()
     if why is not None:
@@ -66,7 +66,7 @@ def test_demo_starts_the_alerting_chain_and_on_call_gets_paged() -> None:
 @pytest.mark.timeout(240)
 def test_demo_json_plays_a_file(tmp_path: Any) -> None:
     _need_tansu()
-    from detectors.simulate import SimConfig, simulate
+    from simulation import SimConfig, simulate
 
     sim = simulate(SimConfig(seed=2, customers=300, hours=1.5, attacks=("coupang",),
                              attack_start_hour=0.5))
@@ -94,7 +94,7 @@ def test_two_demo_runs_on_one_broker_give_the_same_alert_ids(fresh_tansu: Any,
                                                             tmp_path: Any) -> None:
     """issue 16: a second `demo --broker` run read the first run's events too (321 alert ids
     instead of 185 on Apache Kafka). Each run now has topics and a group of its own."""
-    from detectors.simulate import SimConfig, simulate
+    from simulation import SimConfig, simulate
 
     sim = simulate(SimConfig(seed=2, customers=300, hours=1.5, attacks=("coupang",),
                              attack_start_hour=0.5))

@@ -340,7 +340,7 @@ def test_dockerfile_is_slim_non_root_and_runs_the_worker() -> None:
     assert container["args"][0] == "worker" and "command" not in container
     # the package itself is installed, from the sources the image copies
     build = [rest for st in stages for op, rest in st if op in ("COPY", "RUN")]
-    for src in ("pyproject.toml", "detectors", "streams"):
+    for src in ("pyproject.toml", "detectors", "streams", "simulation", "local"):
         assert any(r.startswith(src) or f" {src} " in f" {r} " for r in build), src
     assert any("pip install" in r and "." in r for r in build)
     assert "EXPOSE" in ops and int(ops["EXPOSE"]) == int(
@@ -355,7 +355,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
              if ln.strip() and not ln.startswith("#")]
     assert lines[0] == "*"  # everything is excluded but what is let in below
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "detectors", "streams"}
+    assert allowed == {"pyproject.toml", "README.md", "detectors", "streams", "simulation", "local"}
 
 
 def test_compose_and_k8s_use_the_dockerfile(compose: dict[str, Any]) -> None:

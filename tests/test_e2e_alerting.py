@@ -37,10 +37,11 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from detectors.simulate import SimConfig, simulate
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig, simulate
 from streams.alertmanager import ALERTNAME
 from streams.broker import BrokerUnavailable, EmbeddedBroker, find_tansu
-from streams.demo import AlertReader, WorkerProcess
 from streams.produce import Producer
 from streams.topics import TopicNames, create_topics
 from streams.webhook_receiver import ReceiverServer

@@ -14,7 +14,7 @@ import pytest
 
 from detectors.engine import Engine, EngineConfig
 from detectors.explain import EntityLog, ExplainError, explain, parse_entity
-from detectors.simulate import SimConfig
+from simulation import SimConfig
 from streams import snapshot as S
 from streams.app import restore, snapshot
 from streams.cli import main

@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.simulate import SimConfig
+from local.worker import WorkerProcess
+from simulation import SimConfig
 from streams.cli import main
-from streams.demo import WorkerProcess
 from streams.topics import create_topics
 from tests.helpers import produce_by_topic, replay_alerts, sim_lines
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
+import simulation as sim
 from detectors import events as E
-from detectors import simulate as sim
 
 ROOT = Path(__file__).parent.parent
 N_HOSTILE = 12_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from detectors.simulate import SimConfig, simulate
+from simulation import SimConfig, simulate
 from streams.settings import Settings, SettingsError
 
 pytest.importorskip("maxminddb", reason="pip install 'accesswatch[maxmind]'")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from detectors.simulate import SimConfig
-from streams.demo import WorkerProcess
+from local.worker import WorkerProcess
+from simulation import SimConfig
 from streams.topics import TopicNames, create_topics
 from tests.helpers import produce_by_topic, sim_lines
 

@@ -1,15 +1,21 @@
 """The project's module graph, read from the source (every ``import``, at any depth, typing
 -only ones under ``TYPE_CHECKING`` included): no import cycle among the modules of
-``detectors/``, and nothing in ``detectors/`` imports ``streams`` or ``simulation`` (the
-engine stays pure). ``streams/`` still has cycles (``app`` with ``bursts``, ``combine`` and
-``side``, which subclass or attach to its ``Runtime``; ``settings`` with ``config`` and
-``topics``); they go with the runtime's split (issue 13), and until then the test pins them:
-a new cycle in ``streams/`` fails it."""
+``detectors/``, ``simulation/`` or ``local/``; the rooms only import downwards: nothing in
+``detectors/`` imports ``streams``, ``simulation`` or ``local`` (the engine stays pure), nothing
+in ``simulation/`` imports ``streams`` or ``local`` (traffic and scoring need no Kafka), and in
+``streams/`` only the commands that drive the tools (``demo``, ``simulate_cmd``,
+``evaluate_cmd``) import ``simulation`` or ``local`` (the worker runs without them).
+``streams/`` still has cycles (``app`` with ``bursts``, ``combine`` and ``side``, which subclass
+or attach to its ``Runtime``; ``settings`` with ``config`` and ``topics``); they go with the
+runtime's split (issue 13), and until then the test pins them: a new cycle in ``streams/``
+fails it."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,14 +84,34 @@ def test_the_cycle_finder_finds_a_cycle_and_passes_a_chain() -> None:
     assert cycles({"p.a": {"p.b", "os"}, "p.b": {"p.c"}, "p.c": set()}) == []
 
 
-def test_no_import_cycle_among_the_detectors_modules() -> None:
-    assert cycles(imports("detectors")) == []
+@pytest.mark.parametrize("package", ["detectors", "simulation", "local"])
+def test_no_import_cycle_among_the_modules_of(package: str) -> None:
+    graph = imports(package)
+    assert len(graph) > 1  # the package was read
+    assert cycles(graph) == []
 
 
-def test_nothing_in_detectors_imports_streams_or_simulation() -> None:
-    bad = {(mod, dep) for mod, deps in imports("detectors").items() for dep in deps
-           if dep.split(".")[0] in ("streams", "simulation")}
-    assert bad == set()
+def reaches(package: str, others: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(module, import) pairs of ``package`` that import one of the ``others`` packages."""
+    return {(mod, dep) for mod, deps in imports(package).items() for dep in deps
+            if dep.split(".")[0] in others}
+
+
+def test_reaches_finds_an_import_of_another_package() -> None:
+    assert ("streams.demo", "local.worker") in reaches("streams", ("local",))
+
+
+def test_nothing_in_detectors_imports_streams_simulation_or_local() -> None:
+    assert reaches("detectors", ("streams", "simulation", "local")) == set()
+
+
+def test_nothing_in_simulation_imports_streams_or_local() -> None:
+    assert reaches("simulation", ("streams", "local")) == set()
+
+
+def test_only_the_tool_commands_in_streams_import_simulation_or_local() -> None:
+    tools = {"streams.demo", "streams.simulate_cmd", "streams.evaluate_cmd"}
+    assert {mod for mod, _ in reaches("streams", ("simulation", "local"))} <= tools
 
 
 def test_the_streams_cycles_are_only_the_known_ones() -> None:

@@ -176,7 +176,7 @@ def test_bad_addresses_link_to_themselves_without_error() -> None:
 # ---- scenario: simulate's attacks through the engine ----------------------------------------
 
 def _replay(attacks: tuple[str, ...], seed: int) -> tuple[list[dict[str, Any]], list[dict]]:
-    from detectors.simulate import SimConfig, simulate
+    from simulation import SimConfig, simulate
 
     sim = simulate(SimConfig(seed=seed, customers=400, employees=12, services=3, hours=6,
                              attacks=attacks, attack_start_hour=1.0))
@@ -242,7 +242,7 @@ def test_a_story_counts_accounts_and_never_names_them() -> None:
 def test_incidents_survive_a_checkpoint_and_restore() -> None:
     """A worker restored from its checkpoint mid-attack gives the alerts after it the
     incident ids and the story one engine run straight through gives them."""
-    from detectors.simulate import SimConfig, simulate
+    from simulation import SimConfig, simulate
     from streams.app import restore, snapshot
     from streams.snapshot import StateKeys
 

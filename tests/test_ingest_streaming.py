@@ -13,8 +13,9 @@ import pytest
 
 from detectors import adapters
 from detectors.engine import Engine
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
 from streams.adapt import AdaptedInput
-from streams.demo import AlertReader, WorkerProcess
 from streams.replay import replay
 from streams.topics import TopicNames, create_topics
 from tests.adapters_support import sample_obj

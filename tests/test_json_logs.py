@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.simulate import SimConfig, simulate
+from simulation import SimConfig, simulate
 from streams.logs import configure, say
 from tests.helpers import produce_by_topic
 
@@ -100,7 +100,7 @@ def test_a_bad_log_format_is_one_line() -> None:
 @pytest.mark.broker
 @pytest.mark.timeout(600)
 def test_worker_json_log_through_a_simulated_day(fresh_tansu: Any, tmp_path: Path) -> None:
-    from streams.demo import WorkerProcess
+    from local.worker import WorkerProcess
     from streams.topics import TopicNames, create_topics
 
     names = TopicNames()

@@ -540,7 +540,7 @@ def test_worker_and_produce_over_sasl_ssl_give_the_alerts_of_replay(
     a worker (SCRAM-SHA-256, password in its environment, CA by flag), all over SASL_SSL: the
     alert ids on the alerts topic are those of ``replay`` over the same file. No password in
     the worker's command line or in its log."""
-    from streams.demo import WorkerProcess
+    from local.worker import WorkerProcess
     from tests.kafka_fixtures import fresh_names, read_topic, topic_end, topics_env, wait_committed
 
     sim = tmp_path / "sim.jsonl"

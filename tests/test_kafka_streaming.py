@@ -40,8 +40,10 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.simulate import SimConfig
-from streams.demo import AlertReader, WorkerProcess, builtin_scenario
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig
+from streams.demo import builtin_scenario
 from streams.produce import Producer, classify
 from streams.topics import (
     TopicNames,

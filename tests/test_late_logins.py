@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.engine import Engine, EngineConfig
-from detectors.simulate import SimConfig, simulate
+from simulation import SimConfig, simulate
 from tests.helpers import delay_logins, ts_seconds
 
 T = 1_750_723_200  # 2025-06-24T00:00:00Z

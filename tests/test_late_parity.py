@@ -16,8 +16,9 @@ import orjson
 import pytest
 
 from detectors.engine import Engine
-from detectors.simulate import SimConfig, simulate
-from streams.demo import AlertReader, WorkerProcess
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig, simulate
 from streams.topics import TopicNames, create_topics
 from tests.helpers import (
     COUNTED,

@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from detectors.engine import Engine, EngineConfig, discover
-from detectors.simulate import SimConfig, simulate
+from simulation import SimConfig, simulate
 from streams.alertmanager import alert_labels
 from streams.cli import main
 from streams.ocsf_out import TECHNIQUES, Findings, to_finding

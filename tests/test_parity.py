@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from streams.demo import AlertReader, WorkerProcess
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
 from streams.topics import TopicNames, create_topics
 from tests.helpers import assert_engine_counts, produce, replay_run, sim_lines, wait_until_done
 

@@ -26,14 +26,15 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.simulate import SimConfig
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig
 from streams.app import (
     assemble_checkpoint,
     checkpoint_records,
     checkpoint_slot,
     identity_offset_key,
 )
-from streams.demo import AlertReader, WorkerProcess
 from streams.produce import Batching, Producer
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics

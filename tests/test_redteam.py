@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors import redteam
+from simulation import redteam
 
 AW = Path(sys.executable).with_name("accesswatch")
 

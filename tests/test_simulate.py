@@ -1,4 +1,4 @@
-"""Tests of detectors/simulate.py: determinism, the event contract, labels vs truth, attacks,
+"""Tests of the simulator (``simulation/``): determinism, the event contract, labels vs truth, attacks,
 the normal population's features and the ``accesswatch simulate`` command."""
 
 from __future__ import annotations
@@ -7,13 +7,15 @@ import argparse
 import ipaddress
 import random
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from detectors import simulate as sim
-from detectors.simulate import ATTACKS, NETWORKS, SimConfig, iter_events, simulate
+import simulation as sim
+from simulation import ATTACKS, NETWORKS, SimConfig, iter_events, simulate
+from simulation.populations import CUSTOMER_KEY
+from streams import simulate_cmd
 
 SMALL = SimConfig(seed=11, hours=24, customers=150, employees=10, services=3)
 ALL_ATTACKS = SimConfig(
@@ -215,7 +217,7 @@ def test_coupang_family(attacked: sim.SimResult, name: str) -> None:
     assert len(customers) > 0  # existing customer ids are what the forged tokens name
     keys = {ev["key_id"] for ev in bad}
     if name == "coupang_active_key":
-        assert keys == {sim.CUSTOMER_KEY} and t["entities"]["key"] == []
+        assert keys == {CUSTOMER_KEY} and t["entities"]["key"] == []
     else:
         (key,) = keys
         assert key.startswith("kid-legacy-") and t["entities"]["key"] == [key]
@@ -360,7 +362,7 @@ def test_customers_read_their_own_data_with_the_session_a_login_issued(
     cust = [e for e in normal.events if e.get("actor_type") == "customer"]
     assert cust
     for e in cust:
-        assert e["actor_id"] == e["subject_id"] and e["key_id"] == sim.CUSTOMER_KEY
+        assert e["actor_id"] == e["subject_id"] and e["key_id"] == CUSTOMER_KEY
         if e["session_id"] in pre:
             assert e["session_id"] not in logins
             assert e["token_issued_at"] < normal.events[-1]["ts"]
@@ -479,7 +481,7 @@ def test_services_and_the_nightly_batch(normal: sim.SimResult) -> None:
 def test_identity_changes(normal: sim.SimResult) -> None:
     ident = [e for e in normal.events if "change" in e]
     keys = {e["key_id"]: e["owner_id"] for e in ident if e["change"] == "key_issued"}
-    assert keys[sim.CUSTOMER_KEY] == "e-0001"
+    assert keys[CUSTOMER_KEY] == "e-0001"
     for name in normal.population["services"]:
         assert keys[f"key-{name}-1"] == name
     holders = set(keys.values())
@@ -521,7 +523,7 @@ def test_network_catalogue_matches_geoip2fast() -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="accesswatch simulate")
-    sim.add_arguments(parser)
+    simulate_cmd.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -530,7 +532,7 @@ def test_run_writes_events_and_truth(tmp_path, capsys) -> None:
     args = parse(["--seed", "4", "--hours", "4", "--customers", "60", "--employees", "5",
                   "--services", "2", "--attack", "coupang", "--attack", "spray",
                   "--out", str(out), "--truth", str(truth)])  # fmt: skip
-    assert sim.run(args) == 0
+    assert simulate_cmd.run(args) == 0
     lines = out.read_bytes().splitlines()
     events = [orjson.loads(line) for line in lines]
     cfg = SimConfig(seed=4, hours=4, customers=60, employees=5, services=2,
@@ -543,11 +545,11 @@ def test_run_writes_events_and_truth(tmp_path, capsys) -> None:
 
 
 def test_run_to_stdout_and_list_attacks(capsys) -> None:
-    assert sim.run(parse(["--list-attacks"])) == 0
+    assert simulate_cmd.run(parse(["--list-attacks"])) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == list(ATTACKS)
     args = parse(["--hours", "1", "--customers", "20", "--employees", "4", "--services", "1"])
-    assert sim.run(args) == 0
+    assert simulate_cmd.run(args) == 0
     first = orjson.loads(capsys.readouterr().out.splitlines()[0])
     assert first["event_id"] == "e-7-0"
 
@@ -565,7 +567,7 @@ def test_run_to_stdout_and_list_attacks(capsys) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(argv: list[str], message: str, capsys) -> None:
-    assert sim.run(parse(argv)) == 2
+    assert simulate_cmd.run(parse(argv)) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
@@ -603,5 +605,5 @@ def test_fmt_ts_matches_datetime() -> None:
     rng = random.Random(1)
     for _ in range(2000):
         ms = rng.randrange(0, 4_102_444_800_000)
-        whole = datetime.fromtimestamp(ms // 1000, sim.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        whole = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         assert sim.fmt_ts(ms) == f"{whole}.{ms % 1000:03d}Z"

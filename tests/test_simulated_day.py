@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-pytest.importorskip("detectors.simulate")
+pytest.importorskip("simulation")
 
 
 def aw(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 import streams.app as app_mod
 from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
-from detectors.simulate import ATTACKS, SimConfig, simulate
+from simulation import ATTACKS, SimConfig, simulate
 from streams import snapshot as S
 from streams.app import (
     PartitionState,
@@ -460,7 +460,7 @@ def test_a_record_crafted_into_the_changelog_does_not_run_in_the_restarted_worke
 
     from kafka import KafkaProducer
 
-    from streams.demo import WorkerProcess
+    from local.worker import WorkerProcess
     from streams.topics import create_topics
     from tests.helpers import produce_by_topic, sim_lines
 

@@ -153,7 +153,7 @@ def test_a_flagged_entity_outlives_idle_unflagged_ones(det_id: str) -> None:
 # ---- an attack inside the flood -------------------------------------------------------------
 
 def test_a_coupang_style_attack_inside_a_flood_is_still_detected() -> None:
-    from detectors.simulate import SimConfig, iter_events
+    from simulation import SimConfig, iter_events
 
     cfg = SimConfig(seed=3, customers=300, hours=4.0, attacks=("coupang",))
     traffic = list(iter_events(cfg))

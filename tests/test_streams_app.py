@@ -13,9 +13,10 @@ import pytest
 
 from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
-from detectors.simulate import SimConfig
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
+from simulation import SimConfig
 from streams.app import assemble_checkpoint, checkpoint_records, restore, snapshot
-from streams.demo import AlertReader, WorkerProcess
 from streams.settings import Settings, SettingsError
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors import simulate as sim
+import simulation as sim
 from detectors.engine import Engine, EngineConfig
 
 T0 = 1750723200.0  # 2025-06-24T00:00:00Z

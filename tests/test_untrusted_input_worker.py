@@ -140,7 +140,7 @@ def test_a_year_9999_event_and_a_2099_event_go_to_the_dlq_and_the_worker_stays_u
     raised in the watermark tick, outside the per-event error handling)."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from streams.demo import WorkerProcess
+    from local.worker import WorkerProcess
     from streams.topics import TopicNames, create_topics
 
     names = TopicNames()

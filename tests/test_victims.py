@@ -22,7 +22,7 @@ import pytest
 
 from detectors.engine import Context, Directory, Engine, EngineConfig
 from detectors.geo import default_geo
-from detectors.simulate import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
+from simulation import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
 from streams.alertmanager import AlertmanagerSender, alert_annotations, alert_labels
 from streams.app import Runtime, checkpoint_records, snapshot
 from streams.settings import Settings, SettingsError, victim_salt_from_env
@@ -325,7 +325,8 @@ def test_every_attack_of_the_simulator_is_covered() -> None:
 @pytest.mark.timeout(600)
 def test_worker_alerts_topic_carries_the_same_digests_and_victims_as_replay(
         fresh_tansu: Any, tmp_path: Any) -> None:
-    from streams.demo import AlertReader, WorkerProcess
+    from local.alerts import AlertReader
+    from local.worker import WorkerProcess
     from streams.topics import TopicNames, create_topics
     from tests.helpers import SIM as PARITY_SIM
     from tests.helpers import produce, sim_lines, wait_until_done

@@ -28,7 +28,7 @@ import pytest
 
 from detectors import events as E
 from detectors.base import iso
-from detectors.simulate import SimConfig
+from simulation import SimConfig
 from streams.app import AppliedDirectory, PartitionState, create_app
 from streams.settings import Settings
 from tests.helpers import replay_alerts, sim_lines

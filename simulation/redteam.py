@@ -918,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(
-        prog="python -m detectors.redteam", description=__doc__.split("\n")[0]
+        prog="python -m simulation.redteam", description=__doc__.split("\n")[0]
     )
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--seed", type=int, default=1)
