@@ -20,17 +20,11 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from streams.worker import free_port
+
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 AM_BINARIES = ("prometheus-alertmanager", "alertmanager")
 RECEIVER_PORT_IN_CONFIG = 9095
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def available() -> str | None:
@@ -93,7 +87,7 @@ class Chain:
             f"127.0.0.1:{RECEIVER_PORT_IN_CONFIG}", f"127.0.0.1:{rport}").replace(
             DEPLOY_TOKEN_FILE, str(token_file))
         (self.dir / "alertmanager.yml").write_text(cfg)
-        port = _free_port()
+        port = free_port()
         binary = next(shutil.which(b) for b in AM_BINARIES if shutil.which(b))
         p = self._spawn("alertmanager", [
             str(binary), f"--config.file={self.dir / 'alertmanager.yml'}",
@@ -106,7 +100,7 @@ class Chain:
 
     def start_prometheus(self, worker_target: str) -> str:
         """Prometheus scraping ``worker_target`` (host:port) with the project's rules."""
-        port = _free_port()
+        port = free_port()
         cfg = {  # YAML is a superset of JSON
             "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
             "rule_files": [str(DEPLOY / "prometheus" / "rules" / "accesswatch.rules.yml")],

@@ -144,7 +144,7 @@ def test_engine_with_every_detector_pickles_and_resumes() -> None:
 def test_a_pickled_engine_mid_attack_continues_exactly_like_the_original() -> None:
     import pickle
 
-    sim = pytest.importorskip("simulation")
+    import simulation as sim
     res = sim.simulate(sim.SimConfig(seed=5, customers=300, employees=12, hours=6,
                                      attacks=("coupang", "insider")))
     half = len(res.events) * 2 // 3

@@ -13,8 +13,6 @@ from typing import Any
 import orjson
 import pytest
 
-pytest.importorskip("simulation")
-
 
 def aw(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], input=stdin,
