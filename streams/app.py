@@ -108,6 +108,7 @@ from detectors import events as E
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import Geo
 from streams import batch
+from streams import faust_compat as compat
 from streams import snapshot as snap
 from streams.batch import partition_for  # noqa: F401 - the runtime's keying, importable from here too
 from streams.explain_web import watch_everywhere
@@ -294,16 +295,6 @@ def assemble_checkpoint(partition: int, get: Any) -> bytes | None:
     if len(data) != size or zlib.crc32(data) != crc:
         raise SnapshotRejected("undecodable", "checkpoint chunks do not match their manifest")
     return data
-
-
-def _last_poll(consumer: Any, tp: TP) -> float | None:
-    """Wall time (s) of the last fetch answer for ``tp`` (aiokafka's
-    ``last_poll_timestamp``), or None when unknown."""
-    try:
-        ms = consumer._thread._ensure_consumer().last_poll_timestamp(tp)  # noqa: SLF001
-    except Exception:  # not the aiokafka driver, not started, not assigned
-        return None
-    return ms / 1000.0 if ms is not None else None
 
 
 def _written(msg: Any) -> float | None:
@@ -592,7 +583,7 @@ class Runtime:
         if not topics:
             return True  # unknown inputs: look, to be safe
         try:
-            committed = self.app.consumer._committed_offset  # noqa: SLF001
+            committed = compat.committed_offsets(self.app.consumer)
             return any(committed.get(TP(t, partition)) for t in topics)
         except Exception:
             return True
@@ -605,7 +596,7 @@ class Runtime:
         offsets it covers were committed; the events in between were then never applied)."""
         offsets = st.offsets if st is not None else {}
         try:
-            committed = self.app.consumer._committed_offset  # noqa: SLF001
+            committed = compat.committed_offsets(self.app.consumer)
             for topic in getattr(self, "kind_of", {}):
                 if topic == self.names.identity:
                     continue
@@ -759,9 +750,7 @@ class Runtime:
         books (so its commit cannot step over them). True when the seek was made."""
         consumer = self.app.consumer
         try:
-            gaps = consumer._gap.get(tp)  # noqa: SLF001
-            if gaps:
-                gaps.chop(offset, (upto if upto is not None else offset) + 1)
+            compat.forget_gap(consumer, tp, offset, (upto if upto is not None else offset) + 1)
             await consumer.seek(tp, offset)
         except Exception as exc:
             log.warning("%s[%d] not fetched again from %d (%s)", tp.topic, tp.partition,
@@ -780,8 +769,8 @@ class Runtime:
         try:
             consumer = self.app.consumer
             assignment = consumer.assignment()
-            paused = consumer._paused_partitions  # noqa: SLF001
-            committed = consumer._committed_offset  # noqa: SLF001
+            paused = compat.paused_partitions(consumer)
+            committed = compat.committed_offsets(consumer)
         except Exception:
             return
         now = time.monotonic()
@@ -857,7 +846,7 @@ class Runtime:
             consumer = self.app.consumer
             tp = TP(topic, partition)
             hw = consumer.highwater(tp)
-            committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - next to read
+            committed = compat.committed_offsets(consumer).get(tp)  # the next to read
         except Exception:
             hw = committed = None
         hold = self.settings.merge_wait  # measured: seconds, while a big batch goes first
@@ -866,7 +855,7 @@ class Runtime:
         have = st.next_offset(topic)
         if hw > max(have, committed or 0):
             return hold, hw, -math.inf
-        polled = _last_poll(self.app.consumer, tp)
+        polled = compat.last_poll(self.app.consumer, tp)
         if polled is None:
             return 0.0, hw, -math.inf
         if time.time() - polled > FRESH_S:
@@ -1217,7 +1206,7 @@ class Runtime:
                 if tp.topic not in (self.names.logins, self.names.access):
                     continue
                 hw = consumer.highwater(tp)
-                pos = consumer._read_offset.get(tp)  # noqa: SLF001
+                pos = compat.read_offsets(consumer).get(tp)
                 if hw is not None:
                     lags.append((tp.topic, tp.partition, max(0, hw - ((pos or -1) + 1))))
             self.metrics.set_consumer_lag(lags)
@@ -1294,31 +1283,10 @@ class Runtime:
 # ------------------------------------------------------------------------ the factory
 
 
-def _limit_fetch_wait(ms: int) -> None:
-    """Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` fixed. A broker
-    that does not answer a waiting fetch as soon as data arrives (Tansu, measured) then
-    adds up to 1.5 s to every event; cap the wait (on Kafka it only costs idle fetches)."""
-    import aiokafka
-    import faust.transport.drivers.aiokafka as driver
-
-    base = aiokafka.AIOKafkaConsumer
-
-    class _Consumer(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["fetch_max_wait_ms"] = min(int(kwargs.get("fetch_max_wait_ms", ms)), ms)
-            super().__init__(*args, **kwargs)
-
-    class _Module:
-        def __getattr__(self, name: str) -> Any:
-            return _Consumer if name == "AIOKafkaConsumer" else getattr(aiokafka, name)
-
-    driver.aiokafka = _Module()  # type: ignore[assignment]
-
-
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> faust.App:
     """Build the accesswatch Faust app for ``settings`` (the worker runs it)."""
     if settings.fetch_max_wait_ms > 0:
-        _limit_fetch_wait(settings.fetch_max_wait_ms)
+        compat.limit_fetch_wait(settings.fetch_max_wait_ms)
     names = settings.topics
     registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(
@@ -1483,7 +1451,7 @@ async def _read_all(app: faust.App, settings: Settings, topic: str, name: str,
             if not known:
                 await asyncio.sleep(1.0)
                 with contextlib.suppress(Exception):
-                    await consumer._client.force_metadata_update()  # noqa: SLF001
+                    await compat.force_metadata_update(consumer)
                 continue
             batch = await consumer.getmany(timeout_ms=500, max_records=1000)
             for msgs in batch.values():
@@ -1518,7 +1486,7 @@ async def _read_identity(app: faust.App, rt: Runtime, settings: Settings) -> Non
                 parts = None
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(Exception):
-                    await consumer._client.force_metadata_update()  # noqa: SLF001
+                    await compat.force_metadata_update(consumer)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

@@ -141,9 +141,9 @@ def run_worker(settings: Settings) -> int:
     redact_logs(settings.kafka_security())  # kafka-python logs its config at debug level
     loop = use_loop(settings.event_loop)
     if settings.fast_deliver:
-        from streams.fastdeliver import install
+        from streams.faust_compat import inline_delivery
 
-        install()
+        inline_delivery()
     app = create_app(settings)
     from streams.topics import declare_internal_topics, internal_topics
 

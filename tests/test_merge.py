@@ -85,7 +85,7 @@ def test_nothing_unread_holds_only_from_a_fetch_answer_newer_than_the_waiting_re
     now = [1000.0]
     monkeypatch.setattr("streams.app.time.monotonic", lambda: now[0])
     polled: list[float | None] = [None]
-    monkeypatch.setattr("streams.app._last_poll", lambda consumer, tp: polled[0])
+    monkeypatch.setattr("streams.faust_compat.last_poll", lambda consumer, tp: polled[0])
     logins = rt.names.logins
     rt.app.consumer.hw[TP(logins, 0)] = 0  # the logins' last answer: nothing on the broker
     st = rt.state(0)
