@@ -38,7 +38,7 @@ import faust
 
 from detectors import events as E
 from detectors.engine import EngineConfig, discover
-from streams.app import INTERNAL_ERROR, Runtime
+from streams.runtime import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, wire
 

@@ -43,7 +43,7 @@ import faust
 import orjson
 
 from detectors.engine import EngineConfig
-from streams.app import Runtime
+from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, wire
 

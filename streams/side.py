@@ -19,7 +19,7 @@ from typing import Any
 import faust
 
 from detectors.engine import Engine, EngineConfig
-from streams.app import PartitionState, Runtime
+from streams.runtime import PartitionState, Runtime
 from streams.settings import Settings
 
 #: messages of an internal topic are consumed within seconds; this outlives a restart

@@ -13,7 +13,7 @@ from detectors.allowlist import AllowList, Entry
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import default_geo
 from streams import snapshot as S
-from streams.app import restore, snapshot
+from streams.checkpoint import restore, snapshot
 from streams.config import ConfigError, check, load_allowlist
 from streams.settings import Settings, SettingsError
 from tests.helpers import feed_engine as feed
@@ -256,8 +256,8 @@ def test_the_example_file_loads() -> None:
 def test_the_worker_counts_held_back_and_repeated_findings_by_reason() -> None:
     from prometheus_client import CollectorRegistry
 
-    from streams.app import Runtime
     from streams.metrics import Metrics
+    from streams.runtime import Runtime
 
     reg = CollectorRegistry()
     rt = Runtime.__new__(Runtime)  # only what ``_count_engine`` reads

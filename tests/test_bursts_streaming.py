@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from detectors.engine import Engine, EngineConfig
-from streams.app import partition_for
 from streams.demo import AlertReader, WorkerProcess
+from streams.runtime import partition_for
 from streams.topics import TopicNames, create_topics
 from tests.helpers import produce, replay_alerts
 

@@ -27,14 +27,10 @@ import orjson
 import pytest
 
 from detectors.simulate import SimConfig
-from streams.app import (
-    assemble_checkpoint,
-    checkpoint_records,
-    checkpoint_slot,
-    identity_offset_key,
-)
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, checkpoint_slot
 from streams.demo import AlertReader, WorkerProcess
 from streams.produce import Batching, Producer
+from streams.runtime import identity_offset_key
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
 from tests.helpers import (
@@ -200,7 +196,7 @@ def _bare_runtime(blob: bytes | None = None) -> Any:
     checkpoint of partition 0 in its table."""
     from detectors.engine import Directory, EngineConfig
     from detectors.geo import default_geo
-    from streams.app import Runtime
+    from streams.runtime import Runtime
 
     rt = Runtime.__new__(Runtime)
     rt.names = TopicNames()
@@ -227,7 +223,7 @@ def _bare_runtime(blob: bytes | None = None) -> Any:
 
 def _seal(engine: Any, offsets: dict[str, int], partition: int = 0) -> bytes:
     """A checkpoint of ``engine`` as a runtime of ``_bare_runtime`` stores it."""
-    from streams.app import snapshot
+    from streams.checkpoint import snapshot
 
     return snapshot(engine, offsets, keys=KEYS,
                     context=f"accesswatch/engine-checkpoints/{partition}")
@@ -244,7 +240,7 @@ def test_a_restored_engine_gets_the_identity_events_after_its_checkpoint_once() 
     watermark), never ahead of it."""
     import asyncio
 
-    from streams.app import restore
+    from streams.checkpoint import restore
 
     t = _identity_ts
     first = _bare_runtime()
@@ -400,7 +396,7 @@ def test_alert_ids_alone_miss_lost_events_that_the_engine_counts_catch() -> None
     replay's, so a comparison of alerts passes; the counts by kind do not."""
     from detectors.engine import Engine
     from detectors.geo import default_geo
-    from streams.app import restore
+    from streams.checkpoint import restore
 
     lines = sim_lines(SIM)
     replayed, counts = replay_run(lines)

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.app import partition_for
 from streams.demo import AlertReader, WorkerProcess
 from streams.produce import KEY_FIELDS, classify
+from streams.runtime import partition_for
 from streams.topics import TopicNames, create_topics
 from tests.helpers import replay_alerts, sim_lines
 

@@ -25,19 +25,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import streams.app as app_mod
-from detectors.engine import Directory, Engine
+from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import default_geo
 from detectors.simulate import ATTACKS, SimConfig, simulate
 from streams import snapshot as S
-from streams.app import (
-    PartitionState,
-    Runtime,
-    assemble_checkpoint,
-    checkpoint_records,
-    restore,
-    snapshot,
-)
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, restore, snapshot
 from streams.metrics import Metrics
+from streams.runtime import PartitionState, Runtime
 from streams.settings import Settings, SettingsError
 
 KEY = "test-state-key-0123456789"
@@ -79,7 +73,7 @@ def runtime(table: dict[bytes, bytes]) -> Runtime:
     rt.app = SimpleNamespace(consumer=SimpleNamespace(_committed_offset={}))  # type: ignore[assignment]
     rt.kind_of = {}
     rt.input_topics = ("data-access",)
-    rt.config = app_mod.EngineConfig()
+    rt.config = EngineConfig()
     rt.geo = default_geo()
     rt.directory = Directory()
     rt.identity_log = []

@@ -99,7 +99,8 @@ def test_a_restored_partition_takes_todays_caps_not_the_checkpoints() -> None:
 
     from detectors.engine import Directory
     from detectors.geo import default_geo
-    from streams.app import Runtime, checkpoint_records, snapshot
+    from streams.checkpoint import checkpoint_records, snapshot
+    from streams.runtime import Runtime
     from streams.snapshot import StateKeys
 
     keys = StateKeys(["test-state-key-0123456789"])

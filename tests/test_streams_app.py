@@ -14,7 +14,7 @@ import pytest
 from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
 from detectors.simulate import SimConfig
-from streams.app import assemble_checkpoint, checkpoint_records, restore, snapshot
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, restore, snapshot
 from streams.demo import AlertReader, WorkerProcess
 from streams.settings import Settings, SettingsError
 from streams.snapshot import StateKeys
@@ -267,8 +267,8 @@ def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore(
 
     from prometheus_client import CollectorRegistry
 
-    from streams.app import PartitionState, Runtime
     from streams.metrics import Metrics
+    from streams.runtime import PartitionState, Runtime
 
     lines = sim_lines(SIM)
     half = len(lines) // 2

@@ -24,7 +24,8 @@ from detectors.engine import Context, Directory, Engine, EngineConfig
 from detectors.geo import default_geo
 from detectors.simulate import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
 from streams.alertmanager import AlertmanagerSender, alert_annotations, alert_labels
-from streams.app import Runtime, checkpoint_records, snapshot
+from streams.checkpoint import checkpoint_records, snapshot
+from streams.runtime import Runtime
 from streams.settings import Settings, SettingsError, victim_salt_from_env
 from streams.snapshot import StateKeys
 
