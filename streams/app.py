@@ -33,6 +33,10 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams import faust_compat as compat
+from streams.bursts import attach as attach_bursts
+from streams.bursts import input_leave_out
+from streams.combine import attach as attach_combine
+from streams.combine import input_remote_kinds
 from streams.httpauth import faust_web_options
 from streams.metrics import Metrics, commit_timer
 from streams.readers import read_all, read_identity
@@ -84,7 +88,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             rt.flush_metrics()
             return web.bytes(generate_latest(registry),
                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
-    rt = Runtime(app, settings, metrics)
+    # the combiner's kinds are handed out, the burst detectors left to the burst engines
+    rt = Runtime(app, settings, metrics, remote_kinds=input_remote_kinds(settings),
+                 leave_out=input_leave_out(settings))
     app.accesswatch = rt  # type: ignore[attr-defined]
     from streams.health import attach as attach_health  # issue 16: /healthz, /readyz
 
@@ -97,12 +103,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     attach_feedback(app, settings)
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]
     comb = None  # bulk_lookup's views of sources and keys, scored where they meet
-    if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)):
-        from streams.combine import attach
-
-        comb = app.accesswatch_combine = attach(app, rt, settings)  # type: ignore[attr-defined]
-    from streams.bursts import attach as attach_bursts
-
+    if rt.config.remote_kinds:
+        comb = app.accesswatch_combine = attach_combine(  # type: ignore[attr-defined]
+            app, rt, settings)
     # logins by source AS, with more than one partition: credential_stuffing, password_spray
     bursts = rt.bursts = app.accesswatch_bursts = attach_bursts(  # type: ignore[attr-defined]
         app, rt, settings)

@@ -31,8 +31,9 @@ def committed_offsets(consumer: Any) -> Mapping[TP, int | None]:
     Faust has no public reader of it (its consumer's only public path to committed offsets
     is ``seek_to_committed``, which moves the read position; aiokafka's ``committed`` is a
     broker round trip per partition, behind Faust's consumer thread), and the runtime asks
-    before every event of a merge and when a partition is assigned (``Runtime._has_commits``, ``_behind_commits``, ``_behind``,
-    ``watch_delivery``)."""
+    before every event of a merge and when a partition is assigned
+    (``PartitionEngines._has_commits``, ``_behind_commits``, ``watch_delivery``,
+    ``Runtime._behind``)."""
     return consumer._committed_offset  # noqa: SLF001
 
 
@@ -46,7 +47,7 @@ def read_offsets(consumer: Any) -> Mapping[TP, int | None]:
 def paused_partitions(consumer: Any) -> set[TP]:
     """The partitions Faust's flow control has paused (``Consumer._paused_partitions``):
     a paused partition hands over nothing by design and must not be re-fetched
-    (``Runtime.watch_delivery``). No public accessor in Faust 0.15."""
+    (``PartitionEngines.watch_delivery``). No public accessor in Faust 0.15."""
     return consumer._paused_partitions  # noqa: SLF001
 
 
@@ -59,7 +60,7 @@ def forget_gap(consumer: Any, tp: TP, start: int, end: int) -> None:
     every booked gap below the highest acked offset to the acked ones: its commit steps over
     them. After a SIGKILL restart Faust dropped records it had fetched but not handed over
     (a flow stop cut the hand-over short) and still moved its read offset past them: their
-    offsets were booked as a gap and would be committed unprocessed. ``Runtime.admit`` seeks
+    offsets were booked as a gap and would be committed unprocessed. ``PartitionEngines.admit`` seeks
     back and fetches them again; this makes the commit wait for them. There is no public way
     to un-book a gap."""
     gaps = consumer._gap.get(tp)  # noqa: SLF001

@@ -104,7 +104,8 @@ import orjson
 from faust.types import TP
 
 from detectors import events as E
-from detectors.engine import Directory, Engine, EngineConfig
+from detectors.engine import Directory, Engine, EngineConfig, discover
+from detectors.geo import Geo
 from streams import batch
 from streams import faust_compat as compat
 from streams.batch import partition_for
@@ -119,7 +120,7 @@ from streams.checkpoint import (
 from streams.explain_web import watch_everywhere
 from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
 from streams.settings import Settings
-from streams.snapshot import SnapshotRejected
+from streams.snapshot import SnapshotRejected, StateKeys
 
 log = logging.getLogger("accesswatch.runtime")
 
@@ -288,95 +289,41 @@ class PartitionState:
 # ------------------------------------------------------------------------ the runtime
 
 
-class Runtime:
-    """What the agents call: routing, the engines, alerts, DLQ, checkpoints, metrics."""
+class PartitionEngines:
+    """One Engine per partition of ``topics``, with the partitions' consumed offsets and
+    not-yet-acked events: restored from the checkpoint table ``table`` when a partition is
+    first seen, records admitted without holes (``admit``), checkpointed and then acked
+    (``checkpoint``). ``Runtime`` is this over the input topics; ``streams.side.SideEngines``
+    over an internal topic of the worker group."""
 
-    #: every analyst verdict read from access-feedback (issue 18), applied to each engine by
-    #: alert id; a list from ``__init__`` (empty for a runtime built without it)
-    feedback_log: list[Any] | tuple[()] = ()
-
-    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, *,
+                 topics: tuple[str, ...], table: str, config: EngineConfig, geo: Geo,
+                 directory: Directory, state_keys: StateKeys,
+                 check_behind: tuple[str, ...] = ()) -> None:
+        """``check_behind``: the topics whose committed offsets a restored checkpoint is
+        checked against (``_behind_commits``; the input runtime's, not the side engines')."""
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        names = settings.topics
-        self.names = names
-        self.kind_of = {names.logins: E.LOGIN, names.access: E.ACCESS, names.identity: E.IDENTITY}
-        self._other = {names.logins: names.access, names.access: names.logins}
-        self.input_topics: tuple[str, ...] = (names.logins, names.access)
-        #: the field each input topic is keyed by (an account's logins and its own requests
-        #: meet in one partition); an event elsewhere is re-sent keyed by it
-        self.key_field = {names.logins: E.KEY_FIELDS[E.LOGIN][0],
-                          names.access: E.KEY_FIELDS[E.ACCESS][0]}
-        self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
-                                    partitions=settings.partitions) for t in self.input_topics}
-        self.config = EngineConfig(detectors=settings.detectors or None,
-                                   reveal_victims=settings.reveal_victims,
-                                   victim_salt=settings.victim_salt,
-                                   ts_min_year=settings.ts_min_year,
-                                   ts_max_year=settings.ts_max_year,
-                                   max_future_skew=settings.max_future_skew or None,
-                                   max_entities=settings.max_entities,
-                                   max_state_bytes=settings.max_state_bytes,
-                                   params=settings.engine_params(),  # issue 16: config file
-                                   allowlist=settings.allow_list(),  # issue 18
-                                   feedback_suppress=settings.feedback_suppress,
-                                   feedback_watch=settings.feedback_watch)
-        Engine(self.config)  # fail fast on unknown detector ids
-        #: how each topic's records are decoded: the accepted years, the future skew, and
-        #: whether that topic's producers are believed about country / asn
-        trusted = set(settings.trust_producer_geo)
-        self.policy_of = {t: replace(self.config.decode_policy(),
-                                     trust_geo="*" in trusted or t in trusted)
-                          for t in self.kind_of}
-        self.state_keys = settings.snapshot_keys()  # no key, no worker (SettingsError)
-        from streams.geoip import make_geo  # issue 16: bundled data or the operator's .mmdb
-
-        self.geo = make_geo(settings)
-        self.directory = Directory()
-        #: every identity event this worker read: (offset key, offset, event)
+        self.input_topics = topics
+        self.check_behind = check_behind
+        self.config = config
+        self.geo = geo
+        self.directory = directory
+        self.state_keys = state_keys
+        #: every identity event this worker read: (offset key, offset, event); the input
+        #: runtime's reader fills it, side engines see none
         self.identity_log: list[tuple[str, int, E.Event]] = []
-        self.feedback_log = []
+        #: every analyst verdict read from access-feedback (issue 18), applied to each engine
+        #: by alert id (the input runtime's; side engines see none)
+        self.feedback_log: list[Any] = []
         self.parts: dict[int, PartitionState] = {}
-        self.sender: Any = None
-        #: ``streams.ocsf_out.Findings`` when the alerts topic carries OCSF (issue 18.5)
-        self.findings: Any = None
-        if settings.alerts_format == "ocsf":
-            from streams.ocsf_out import Findings
-
-            self.findings = Findings()
-        #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
-        self.bursts: Any = None
-        self.alerts_topic = app.topic(
-            names.alerts,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
-        self.dlq_topic = app.topic(
-            names.dlq, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
-        )
-        self.table = app.Table(
-            "engine-checkpoints",
-            default=None,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=settings.partitions,
-        )
+        self.table = app.Table(table, default=None, key_type=bytes, value_type=bytes,
+                               partitions=settings.partitions)
         self._checkpoint_lock = asyncio.Lock()
-        #: set once the identity reader has caught up with identity-changes as it was at
-        #: start-up: detection waits for the directory, as a replay of the files would.
-        self.identity_ready = asyncio.Event()
-        # per-event metrics are tallied here and added to the registry by flush_metrics (before
-        # each scrape, every watermark tick, at shutdown): no prometheus_client lock per event
-        self._events_child = {t: metrics.events.labels(topic=t) for t in self.kind_of}
-        self._taken = dict.fromkeys(self.kind_of, 0)
-        self._processing = HistogramBatch(metrics.processing_seconds)
-        self._lag = HistogramBatch(metrics.event_lag_seconds)
-        self._rekeyed_child = {t: metrics.rekeyed_events.labels(topic=t)
-                               for t in self.input_topics}
-        self._late_seen: dict[int, int] = {}
-        self.alerts_sent = 0
+        self._checkpoint_not_before = 0.0
+        #: partition -> (next offset it needs, since when) while the broker reports more
+        self._watch: dict[TP, tuple[int, float]] = {}
         self.checkpoints = 0
         self.checkpoint_bytes = 0
 
@@ -452,12 +399,9 @@ class Runtime:
         fresh partition (nothing committed) has none to look for, and the direct changelog
         read (blocking, ~1.5 s) is skipped: measured, it stalled a fresh worker's first
         seconds (every event, alerts included, waited)."""
-        topics = getattr(self, "input_topics", None)
-        if not topics:
-            return True  # unknown inputs: look, to be safe
         try:
             committed = compat.committed_offsets(self.app.consumer)
-            return any(committed.get(TP(t, partition)) for t in topics)
+            return any(committed.get(TP(t, partition)) for t in self.input_topics)
         except Exception:
             return True
 
@@ -470,9 +414,7 @@ class Runtime:
         offsets = st.offsets if st is not None else {}
         try:
             committed = compat.committed_offsets(self.app.consumer)
-            for topic in getattr(self, "kind_of", {}):
-                if topic == self.names.identity:
-                    continue
+            for topic in self.check_behind:
                 c = committed.get(TP(topic, partition))
                 if c is not None and c > offsets.get(topic, -1) + 1:
                     return True
@@ -503,6 +445,283 @@ class Runtime:
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.parts.pop(p, None)
+
+    async def admit(self, st: PartitionState, msg: Any) -> bool:
+        """Whether ``msg`` is the next record of its partition to take; else it is dropped.
+
+        Records must reach the engine without holes. Seen after a SIGKILL restart: records
+        fetched but never handed to the agent (Faust drops a record whose hand-over is cut
+        short by a flow stop, yet moves its read offset past it), then a later record
+        arrives. Faust books the hole as a "gap" (meant for compacted topics) that its
+        commit steps over: those events would be lost for good. Here a hole is filled: the
+        gap is taken out of Faust's books, the partition is sought back to the first missing
+        offset and this record is dropped (it comes again, after the missing ones). A
+        record this life already took (fetched again after such a seek) is dropped too.
+        """
+        topic = msg.topic
+        off = msg.offset
+        pending = st.refetch.get(topic)
+        if pending is not None:
+            want, at = pending
+            if off == want:
+                del st.refetch[topic]
+            elif off > want and time.monotonic() - at < REFETCH_WINDOW:
+                return False  # fetched before the seek: it comes again after ``want``
+            else:
+                del st.refetch[topic]
+        prev = st.delivered.get(topic)
+        covered = st.offsets.get(topic, -1)
+        if prev is not None and off <= prev and off > covered:
+            return False  # taken already in this life (fetched again after a seek)
+        base = prev if prev is not None else (covered if topic in st.offsets else None)
+        if base is not None and off > base + 1 and off - 1 > covered:
+            want = max(base, covered) + 1
+            tries = st.refetch_tries.get((topic, want), 0)
+            if tries < REFETCH_TRIES:
+                st.refetch_tries[(topic, want)] = tries + 1
+                log.warning("partition %d: %s offsets %d..%d were not handed to this worker; "
+                            "fetching them again", msg.partition, topic, want, off - 1)
+                if await self._refetch(TP(topic, msg.partition), want, off):
+                    st.refetch[topic] = (want, time.monotonic())
+                    return False
+            else:
+                log.warning("partition %d: %s offsets %d..%d are not on the broker any more "
+                            "(fetched %d times); going on without them", msg.partition, topic,
+                            want, off - 1, tries)
+        st.delivered[topic] = off
+        return True
+
+    async def _refetch(self, tp: TP, offset: int, upto: int | None = None) -> bool:
+        """Seek ``tp`` back to ``offset`` and take ``offset..upto-1`` out of Faust's gap
+        books (so its commit cannot step over them). True when the seek was made."""
+        consumer = self.app.consumer
+        try:
+            compat.forget_gap(consumer, tp, offset, (upto if upto is not None else offset) + 1)
+            await consumer.seek(tp, offset)
+        except Exception as exc:
+            log.warning("%s[%d] not fetched again from %d (%s)", tp.topic, tp.partition,
+                        offset, exc)
+            return False
+        self.metrics.refetches.inc()
+        return True
+
+    async def watch_delivery(self) -> None:
+        """Fetch again an input partition that the broker reports records for but that has
+        handed this worker nothing for ``RESEEK_AFTER`` seconds (seen after a SIGKILL
+        restart: the consumer's position at the end of the topic, none of its records
+        delivered, the group's commit stuck below them for good)."""
+        try:
+            consumer = self.app.consumer
+            assignment = consumer.assignment()
+            paused = compat.paused_partitions(consumer)
+            committed = compat.committed_offsets(consumer)
+        except Exception:
+            return
+        now = time.monotonic()
+        watch = self._watch
+        for tp in assignment:
+            if tp.topic not in self.input_topics or tp in paused:
+                continue
+            st = self.parts.get(tp.partition)
+            if st is not None:
+                have: int | None = st.next_offset(tp.topic)
+                if st.refetch.get(tp.topic) is not None:
+                    have = st.refetch[tp.topic][0]
+            else:
+                have = committed.get(tp)
+            hw = consumer.highwater(tp)
+            if have is None or hw is None or hw <= have:
+                watch.pop(tp, None)
+                continue
+            seen = watch.get(tp)
+            if seen is None or seen[0] != have:
+                watch[tp] = (have, now)
+                continue
+            if now - seen[1] >= RESEEK_AFTER:
+                log.warning("%s[%d]: the broker has records up to %d, none handed to this "
+                            "worker beyond %d for %.0f s; fetching again", tp.topic,
+                            tp.partition, hw, have - 1, now - seen[1])
+                if await self._refetch(tp, have) and st is not None:
+                    st.refetch[tp.topic] = (have, now)
+                watch[tp] = (have, now)
+
+    def _catch_up_identity(self, st: PartitionState) -> None:
+        """Queue for a new partition engine (fresh, or restored from a checkpoint) the
+        identity events this worker has read that the engine has not processed: all of them
+        for a fresh engine; for a restored one, those after its checkpoint's identity offsets
+        (read before the partition came here, they would otherwise never reach it)."""
+        for key, offset, ev in self.identity_log:
+            if offset > st.offsets.get(key, -1):
+                st.identity.append((ev.ts, key, offset, ev))
+
+    def _internal_error(self, stage: str, n: int = 1) -> None:
+        self.metrics.internal_errors.labels(stage=stage).inc(n)
+
+    def _count_engine(self, engine: Engine) -> None:
+        """Add what the engine counted inside itself since the last call: errors it caught
+        (logged there) and entities it evicted at its state cap."""
+        errors = engine.drain_errors()
+        if errors:
+            self._internal_error("detector", errors)
+        for det_id, n in engine.drain_evictions().items():
+            self.metrics.state_evictions.labels(detector=det_id).inc(n)
+        for reason, counts in (("repeat", engine.drain_suppressed()),  # issue 18
+                               ("allowlist", engine.drain_held()),
+                               ("feedback", engine.drain_held("feedback"))):
+            for det_id, n in counts.items():
+                self.metrics.suppressed_alerts.labels(detector=det_id, reason=reason).inc(n)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    async def checkpoint(self, partitions: Iterable[int] | None = None,
+                         periodic: bool = False) -> int:
+        """Checkpoint dirty engines, flush, then ack what the checkpoints cover.
+
+        ``periodic`` (the timer's call) is skipped while the last checkpoints' encoding
+        would take more than ``CHECKPOINT_SHARE`` of the time since: a state of millions of
+        entities takes long to encode, and a fixed interval would then spend most of the
+        worker's time (and its latency) on checkpoints. Rebalances and shutdown always
+        checkpoint."""
+        now = time.monotonic()
+        if periodic and now < self._checkpoint_not_before:
+            return 0
+        async with self._checkpoint_lock:
+            wanted = set(self.parts) if partitions is None else set(partitions)
+            todo: list[tuple[int, bytes | None, list[Any], int]] = []
+            spent = 0.0
+            for p in sorted(wanted):
+                st = self.parts.get(p)
+                if st is None or not (st.dirty or st.held):
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    blob = snapshot(st.engine, st.offsets, keys=self.state_keys,
+                                    context=self._context(p)) if st.dirty else None
+                except Exception as exc:  # a state that cannot be encoded is not written;
+                    # its events stay held (unacked), so a restart takes them again
+                    log.error("partition %d: checkpoint not written: the engine state "
+                              "could not be encoded (%s)", p, type(exc).__name__,
+                              exc_info=exc)
+                    self._internal_error("checkpoint")
+                    continue
+                spent += time.perf_counter() - t0
+                held, st.held = st.held, []
+                st.dirty = False
+                if blob is not None:
+                    st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
+                todo.append((p, blob, held, st.slot))
+            self._checkpoint_not_before = now + checkpoint_gap(spent)
+            if not todo:
+                return 0
+            # the alerts raised by the events these checkpoints cover reach the broker before
+            # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
+            # engine already raised an alert (it will not raise it again) while the alert
+            # itself died in the producer's buffer
+            await self.app.producer.flush()
+            for p, blob, _, slot in todo:
+                if blob is not None:
+                    for key, value in checkpoint_records(p, blob, slot):
+                        # straight to the changelog, without Faust's "sent" callback: that
+                        # would mark the local store (RocksDB) as holding these records,
+                        # which it does not, and a restart would skip them
+                        self.table.changelog_topic.send_soon(
+                            key=key, value=value, partition=p, key_serializer="raw",
+                            value_serializer="raw")
+                    self.checkpoints += 1
+                    self.checkpoint_bytes = len(blob)
+                    log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
+                             self.parts[p].offsets if p in self.parts else {})
+            await self.app.producer.flush()
+            for _, _, held, _ in todo:
+                for ev in held:
+                    with contextlib.suppress(Exception):
+                        ev.ack()
+            return len(todo)
+
+
+# ------------------------------------------------------------------------ the runtime
+
+
+class Runtime(PartitionEngines):
+    """What the agents call: routing, the engines, alerts, DLQ, checkpoints, metrics.
+
+    ``remote_kinds``: the entity kinds whose window views the engines hand out to the
+    combiner (``streams.combine.REMOTE_KINDS`` when it runs); ``leave_out``: detectors the
+    input engines do not run (the burst engines', ``streams.bursts``)."""
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, *,
+                 remote_kinds: tuple[str, ...] = (), leave_out: tuple[str, ...] = ()) -> None:
+        names = settings.topics
+        self.names = names
+        self.kind_of = {names.logins: E.LOGIN, names.access: E.ACCESS, names.identity: E.IDENTITY}
+        self._other = {names.logins: names.access, names.access: names.logins}
+        inputs = (names.logins, names.access)
+        #: the field each input topic is keyed by (an account's logins and its own requests
+        #: meet in one partition); an event elsewhere is re-sent keyed by it
+        self.key_field = {names.logins: E.KEY_FIELDS[E.LOGIN][0],
+                          names.access: E.KEY_FIELDS[E.ACCESS][0]}
+        self.resend = {t: app.topic(t, key_serializer="raw", value_serializer="raw",
+                                    partitions=settings.partitions) for t in inputs}
+        detectors = settings.detectors or None
+        if leave_out:
+            detectors = tuple(d for d in (detectors or tuple(discover())) if d not in leave_out)
+        config = EngineConfig(detectors=detectors,
+                              reveal_victims=settings.reveal_victims,
+                              victim_salt=settings.victim_salt,
+                              ts_min_year=settings.ts_min_year,
+                              ts_max_year=settings.ts_max_year,
+                              max_future_skew=settings.max_future_skew or None,
+                              max_entities=settings.max_entities,
+                              max_state_bytes=settings.max_state_bytes,
+                              params=settings.engine_params(),  # issue 16: config file
+                              allowlist=settings.allow_list(),  # issue 18
+                              feedback_suppress=settings.feedback_suppress,
+                              feedback_watch=settings.feedback_watch,
+                              remote_kinds=remote_kinds)
+        Engine(config)  # fail fast on unknown detector ids
+        #: how each topic's records are decoded: the accepted years, the future skew, and
+        #: whether that topic's producers are believed about country / asn
+        trusted = set(settings.trust_producer_geo)
+        self.policy_of = {t: replace(config.decode_policy(),
+                                     trust_geo="*" in trusted or t in trusted)
+                          for t in self.kind_of}
+        state_keys = settings.snapshot_keys()  # no key, no worker (SettingsError)
+        from streams.geoip import make_geo  # issue 16: bundled data or the operator's .mmdb
+
+        geo = make_geo(settings)
+        self.sender: Any = None
+        #: ``streams.ocsf_out.Findings`` when the alerts topic carries OCSF (issue 18.5)
+        self.findings: Any = None
+        if settings.alerts_format == "ocsf":
+            from streams.ocsf_out import Findings
+
+            self.findings = Findings()
+        #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
+        self.bursts: Any = None
+        self.alerts_topic = app.topic(
+            names.alerts,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        self.dlq_topic = app.topic(
+            names.dlq, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+        )
+        super().__init__(app, settings, metrics, topics=inputs, table="engine-checkpoints",
+                         config=config, geo=geo, directory=Directory(), state_keys=state_keys,
+                         check_behind=inputs)
+        #: set once the identity reader has caught up with identity-changes as it was at
+        #: start-up: detection waits for the directory, as a replay of the files would.
+        self.identity_ready = asyncio.Event()
+        # per-event metrics are tallied here and added to the registry by flush_metrics (before
+        # each scrape, every watermark tick, at shutdown): no prometheus_client lock per event
+        self._events_child = {t: metrics.events.labels(topic=t) for t in self.kind_of}
+        self._taken = dict.fromkeys(self.kind_of, 0)
+        self._processing = HistogramBatch(metrics.processing_seconds)
+        self._lag = HistogramBatch(metrics.event_lag_seconds)
+        self._rekeyed_child = {t: metrics.rekeyed_events.labels(topic=t)
+                               for t in self.input_topics}
+        self._late_seen: dict[int, int] = {}
+        self.alerts_sent = 0
 
     # ---- events -----------------------------------------------------------------------
     async def on_event(self, event: Any) -> None:
@@ -572,107 +791,6 @@ class Runtime:
         q.append((order, event, ev, msg))
         st.queued += 1
         await self.drain(msg.partition, st)
-
-    async def admit(self, st: PartitionState, msg: Any) -> bool:
-        """Whether ``msg`` is the next record of its partition to take; else it is dropped.
-
-        Records must reach the engine without holes. Seen after a SIGKILL restart: records
-        fetched but never handed to the agent (Faust drops a record whose hand-over is cut
-        short by a flow stop, yet moves its read offset past it), then a later record
-        arrives. Faust books the hole as a "gap" (meant for compacted topics) that its
-        commit steps over: those events would be lost for good. Here a hole is filled: the
-        gap is taken out of Faust's books, the partition is sought back to the first missing
-        offset and this record is dropped (it comes again, after the missing ones). A
-        record this life already took (fetched again after such a seek) is dropped too.
-        """
-        topic = msg.topic
-        off = msg.offset
-        pending = st.refetch.get(topic)
-        if pending is not None:
-            want, at = pending
-            if off == want:
-                del st.refetch[topic]
-            elif off > want and time.monotonic() - at < REFETCH_WINDOW:
-                return False  # fetched before the seek: it comes again after ``want``
-            else:
-                del st.refetch[topic]
-        prev = st.delivered.get(topic)
-        covered = st.offsets.get(topic, -1)
-        if prev is not None and off <= prev and off > covered:
-            return False  # taken already in this life (fetched again after a seek)
-        base = prev if prev is not None else (covered if topic in st.offsets else None)
-        if base is not None and off > base + 1 and off - 1 > covered:
-            want = max(base, covered) + 1
-            tries = st.refetch_tries.get((topic, want), 0)
-            if tries < REFETCH_TRIES:
-                st.refetch_tries[(topic, want)] = tries + 1
-                log.warning("partition %d: %s offsets %d..%d were not handed to this worker; "
-                            "fetching them again", msg.partition, topic, want, off - 1)
-                if await self._refetch(TP(topic, msg.partition), want, off):
-                    st.refetch[topic] = (want, time.monotonic())
-                    return False
-            else:
-                log.warning("partition %d: %s offsets %d..%d are not on the broker any more "
-                            "(fetched %d times); going on without them", msg.partition, topic,
-                            want, off - 1, tries)
-        st.delivered[topic] = off
-        return True
-
-    async def _refetch(self, tp: TP, offset: int, upto: int | None = None) -> bool:
-        """Seek ``tp`` back to ``offset`` and take ``offset..upto-1`` out of Faust's gap
-        books (so its commit cannot step over them). True when the seek was made."""
-        consumer = self.app.consumer
-        try:
-            compat.forget_gap(consumer, tp, offset, (upto if upto is not None else offset) + 1)
-            await consumer.seek(tp, offset)
-        except Exception as exc:
-            log.warning("%s[%d] not fetched again from %d (%s)", tp.topic, tp.partition,
-                        offset, exc)
-            return False
-        metrics = getattr(self, "metrics", None)
-        if metrics is not None:
-            metrics.refetches.inc()
-        return True
-
-    async def watch_delivery(self) -> None:
-        """Fetch again an input partition that the broker reports records for but that has
-        handed this worker nothing for ``RESEEK_AFTER`` seconds (seen after a SIGKILL
-        restart: the consumer's position at the end of the topic, none of its records
-        delivered, the group's commit stuck below them for good)."""
-        try:
-            consumer = self.app.consumer
-            assignment = consumer.assignment()
-            paused = compat.paused_partitions(consumer)
-            committed = compat.committed_offsets(consumer)
-        except Exception:
-            return
-        now = time.monotonic()
-        watch = self._watch = getattr(self, "_watch", {})
-        for tp in assignment:
-            if tp.topic not in self.input_topics or tp in paused:
-                continue
-            st = self.parts.get(tp.partition)
-            if st is not None:
-                have: int | None = st.next_offset(tp.topic)
-                if st.refetch.get(tp.topic) is not None:
-                    have = st.refetch[tp.topic][0]
-            else:
-                have = committed.get(tp)
-            hw = consumer.highwater(tp)
-            if have is None or hw is None or hw <= have:
-                watch.pop(tp, None)
-                continue
-            seen = watch.get(tp)
-            if seen is None or seen[0] != have:
-                watch[tp] = (have, now)
-                continue
-            if now - seen[1] >= RESEEK_AFTER:
-                log.warning("%s[%d]: the broker has records up to %d, none handed to this "
-                            "worker beyond %d for %.0f s; fetching again", tp.topic,
-                            tp.partition, hw, have - 1, now - seen[1])
-                if await self._refetch(tp, have) and st is not None:
-                    st.refetch[tp.topic] = (have, now)
-                watch[tp] = (have, now)
 
     def _wait_for(self, partition: int, st: PartitionState, other: str,
                   since: float | None = None) -> float:
@@ -876,16 +994,7 @@ class Runtime:
                 st.dirty = True
             for a in alerts:
                 await self.emit(a)
-        self.feedback_log.append(obj)  # type: ignore[union-attr]
-
-    def _catch_up_identity(self, st: PartitionState) -> None:
-        """Queue for a new partition engine (fresh, or restored from a checkpoint) the
-        identity events this worker has read that the engine has not processed: all of them
-        for a fresh engine; for a restored one, those after its checkpoint's identity offsets
-        (read before the partition came here, they would otherwise never reach it)."""
-        for key, offset, ev in self.identity_log:
-            if offset > st.offsets.get(key, -1):
-                st.identity.append((ev.ts, key, offset, ev))
+        self.feedback_log.append(obj)
 
     def _release_identity(self, st: PartitionState, until: float) -> list[dict[str, Any]]:
         """Process the partition's queued identity events dated up to ``until`` (its event
@@ -1039,23 +1148,6 @@ class Runtime:
                 f"{c['login'] + c['access'] + c['identity']:,} (logins {c['login']:,}, "
                 f"access {c['access']:,}, identity {c['identity']:,}; late {c['late']:,})")
 
-    def _internal_error(self, stage: str, n: int = 1) -> None:
-        self.metrics.internal_errors.labels(stage=stage).inc(n)
-
-    def _count_engine(self, engine: Engine) -> None:
-        """Add what the engine counted inside itself since the last call: errors it caught
-        (logged there) and entities it evicted at its state cap."""
-        errors = engine.drain_errors()
-        if errors:
-            self._internal_error("detector", errors)
-        for det_id, n in engine.drain_evictions().items():
-            self.metrics.state_evictions.labels(detector=det_id).inc(n)
-        for reason, counts in (("repeat", engine.drain_suppressed()),  # issue 18
-                               ("allowlist", engine.drain_held()),
-                               ("feedback", engine.drain_held("feedback"))):
-            for det_id, n in counts.items():
-                self.metrics.suppressed_alerts.labels(detector=det_id, reason=reason).inc(n)
-
     def update_gauges(self) -> None:
         tracked: dict[str, int] = {}
         warm: dict[str, list[float]] = {}
@@ -1085,69 +1177,3 @@ class Runtime:
             self.metrics.set_consumer_lag(lags)
         except Exception:  # the consumer is not up yet, or rebalancing
             pass
-
-    # ---- checkpoints ----------------------------------------------------------------------
-    async def checkpoint(self, partitions: Iterable[int] | None = None,
-                         periodic: bool = False) -> int:
-        """Checkpoint dirty engines, flush, then ack what the checkpoints cover.
-
-        ``periodic`` (the timer's call) is skipped while the last checkpoints' encoding
-        would take more than ``CHECKPOINT_SHARE`` of the time since: a state of millions of
-        entities takes long to encode, and a fixed interval would then spend most of the
-        worker's time (and its latency) on checkpoints. Rebalances and shutdown always
-        checkpoint."""
-        now = time.monotonic()
-        if periodic and now < getattr(self, "_checkpoint_not_before", 0.0):
-            return 0
-        async with self._checkpoint_lock:
-            wanted = set(self.parts) if partitions is None else set(partitions)
-            todo: list[tuple[int, bytes | None, list[Any], int]] = []
-            spent = 0.0
-            for p in sorted(wanted):
-                st = self.parts.get(p)
-                if st is None or not (st.dirty or st.held):
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    blob = snapshot(st.engine, st.offsets, keys=self.state_keys,
-                                    context=self._context(p)) if st.dirty else None
-                except Exception as exc:  # a state that cannot be encoded is not written;
-                    # its events stay held (unacked), so a restart takes them again
-                    log.error("partition %d: checkpoint not written: the engine state "
-                              "could not be encoded (%s)", p, type(exc).__name__,
-                              exc_info=exc)
-                    self._internal_error("checkpoint")
-                    continue
-                spent += time.perf_counter() - t0
-                held, st.held = st.held, []
-                st.dirty = False
-                if blob is not None:
-                    st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
-                todo.append((p, blob, held, st.slot))
-            self._checkpoint_not_before = now + checkpoint_gap(spent)
-            if not todo:
-                return 0
-            # the alerts raised by the events these checkpoints cover reach the broker before
-            # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
-            # engine already raised an alert (it will not raise it again) while the alert
-            # itself died in the producer's buffer
-            await self.app.producer.flush()
-            for p, blob, _, slot in todo:
-                if blob is not None:
-                    for key, value in checkpoint_records(p, blob, slot):
-                        # straight to the changelog, without Faust's "sent" callback: that
-                        # would mark the local store (RocksDB) as holding these records,
-                        # which it does not, and a restart would skip them
-                        self.table.changelog_topic.send_soon(
-                            key=key, value=value, partition=p, key_serializer="raw",
-                            value_serializer="raw")
-                    self.checkpoints += 1
-                    self.checkpoint_bytes = len(blob)
-                    log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
-                             self.parts[p].offsets if p in self.parts else {})
-            await self.app.producer.flush()
-            for _, _, held, _ in todo:
-                for ev in held:
-                    with contextlib.suppress(Exception):
-                        ev.ack()
-            return len(todo)

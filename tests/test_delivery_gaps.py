@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 from faust.types import TP
 from intervaltree import IntervalTree
-from prometheus_client import CollectorRegistry
 
 from streams import checkpoint as ck_mod
 from streams import runtime as rt_mod
-from streams.metrics import Metrics
 from streams.runtime import PartitionState, Runtime
+from tests.helpers import bare_runtime
 
 TOPIC = "auth-logins"
 
@@ -47,10 +46,9 @@ class _Consumer:
 
 
 def _runtime(consumer: _Consumer) -> Runtime:
-    rt = Runtime.__new__(Runtime)
-    rt.app = SimpleNamespace(consumer=consumer)  # type: ignore[assignment]
-    rt.input_topics = (TOPIC,)
-    rt.parts = {}
+    """A runtime built by its constructor, with ``consumer`` as its Faust app's consumer."""
+    rt: Runtime = bare_runtime()
+    rt.app.consumer = consumer  # type: ignore[assignment]
     return rt
 
 
@@ -70,7 +68,6 @@ def test_a_hole_after_a_restored_checkpoint_is_fetched_again_in_order() -> None:
     tp = TP(TOPIC, 0)
     consumer._gap[tp] = IntervalTree.from_tuples([(92, 122)])  # Faust booked the hole
     rt = _runtime(consumer)
-    rt.metrics = Metrics(CollectorRegistry())
     st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
     # 122 and 123 were fetched before the seek; then the refetch delivers 91..125
     taken = _admit(rt, st, [85, 122, 123, *range(91, 126)])
@@ -161,14 +158,10 @@ def test_periodic_checkpoints_back_off_when_pickling_is_slow(
     rt.app.producer = SimpleNamespace(flush=flush)  # type: ignore[attr-defined]
     rt.table = SimpleNamespace(changelog_topic=SimpleNamespace(  # type: ignore[assignment]
         send_soon=lambda key, value, **kw: sent.append(key)))
-    rt._checkpoint_lock = asyncio.Lock()
-    rt.checkpoints = rt.checkpoint_bytes = 0
     clock = {"mono": 1000.0, "perf": 0.0}
     monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock["mono"])
     monkeypatch.setattr(rt_mod.time, "perf_counter", lambda: clock["perf"])
 
-    rt.state_keys = None  # type: ignore[assignment]
-    rt.settings = SimpleNamespace(app_id="a")  # type: ignore[assignment]
     rt.table.name = "engine-checkpoints"  # type: ignore[attr-defined]
 
     def slow_snapshot(engine: Any, offsets: Any, **kw: Any) -> bytes:

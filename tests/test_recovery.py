@@ -36,6 +36,7 @@ from streams.topics import TopicNames, create_topics
 from tests.helpers import (
     COUNTED,
     assert_engine_counts,
+    bare_runtime,
     produce_by_topic,
     replay_run,
     sim_lines,
@@ -192,24 +193,10 @@ def _identity_msg(offset: int, principal: str) -> Any:
 
 
 def _bare_runtime(blob: bytes | None = None) -> Any:
-    """A Runtime without Faust: what the identity path and ``state`` use; ``blob``: the
-    checkpoint of partition 0 in its table."""
-    from detectors.engine import Directory, EngineConfig
-    from detectors.geo import default_geo
-    from streams.runtime import Runtime
-
-    rt = Runtime.__new__(Runtime)
-    rt.names = TopicNames()
-    rt._taken = {rt.names.identity: 0}
-    rt.config = EngineConfig()
-    rt.policy_of = {rt.names.identity: rt.config.decode_policy()}
-    rt.settings = SimpleNamespace(app_id="accesswatch")
-    rt.state_keys = KEYS
+    """A Runtime built on a Faust app that never connects (``bare_runtime``), its alerts
+    collected in ``rt.sent``; ``blob``: the checkpoint of partition 0 in its table."""
+    rt = bare_runtime()
     rt.table = SimpleNamespace(name="engine-checkpoints", get=lambda key: None)
-    rt.geo = default_geo()
-    rt.directory = Directory()
-    rt.identity_log = []
-    rt.parts = {}
     rt.sent = []
 
     async def emit(alert: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
 from tests.helpers import (
     assert_engine_counts,
+    bare_runtime,
     produce_by_topic,
     replay_run,
     sim_lines,
@@ -263,12 +264,9 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
 def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore() -> None:
     """``accesswatch_engine_events{kind}``: the counts of this worker's partition engines,
     summed; an engine restored from its checkpoint brings its counts back with it."""
-    from types import SimpleNamespace
 
-    from prometheus_client import CollectorRegistry
 
-    from streams.metrics import Metrics
-    from streams.runtime import PartitionState, Runtime
+    from streams.runtime import PartitionState
 
     lines = sim_lines(SIM)
     half = len(lines) // 2
@@ -277,10 +275,7 @@ def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore(
         engines[0].process_line(line)
     for line in lines[half:]:
         engines[1].process_line(line)
-    rt = Runtime.__new__(Runtime)
-    rt.metrics = Metrics(CollectorRegistry())
-    rt._taken = {}
-    rt._processing = rt._lag = SimpleNamespace(flush=lambda: None)
+    rt = bare_runtime()
     rt.parts = {0: PartitionState(engines[0]), 1: PartitionState(engines[1])}
 
     def gauge() -> dict[str, float | None]:
