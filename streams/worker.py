@@ -26,6 +26,7 @@ import sys
 from dataclasses import replace
 
 from streams import gcpolicy
+from streams.config import settings_from_args
 from streams.replay import InputError
 from streams.settings import Settings, SettingsError, add_worker_arguments
 
@@ -190,7 +191,7 @@ def _exit_now(code: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.from_args(args)
+        settings = settings_from_args(args)
         settings.snapshot_keys()  # checkpoints are authenticated: no key, no worker
     except SettingsError as e:
         raise InputError(str(e)) from None

@@ -15,6 +15,7 @@ from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
 from detectors.simulate import SimConfig
 from streams.checkpoint import assemble_checkpoint, checkpoint_records, restore, snapshot
+from streams.config import settings_from_args
 from streams.demo import AlertReader, WorkerProcess
 from streams.settings import Settings, SettingsError
 from streams.snapshot import StateKeys
@@ -100,11 +101,11 @@ def test_settings_from_env_and_flags() -> None:
 
     args = argparse.Namespace(broker="kafka://127.0.0.1:1", partitions=2, web_port=None,
                               alertmanager=None, detectors="bulk_lookup")
-    s2 = Settings.from_args(args, env)
+    s2 = settings_from_args(args, env)
     assert s2.broker == "kafka://127.0.0.1:1" and s2.partitions == 2 and s2.web_port == 7000
     assert s2.detectors == ("bulk_lookup",)
     with pytest.raises(SettingsError, match="scheme"):
-        Settings.from_args(argparse.Namespace(broker="http://x:1"), env)
+        settings_from_args(argparse.Namespace(broker="http://x:1"), env)
     with pytest.raises(SettingsError, match="not a valid int"):
         Settings.from_env({"ACCESSWATCH_PARTITIONS": "many"})
 
@@ -124,13 +125,13 @@ def test_event_loop_setting_from_env_and_flag(monkeypatch: pytest.MonkeyPatch) -
         return lambda name, *a: (spec if has else None) if name == "uvloop" else real(name, *a)
 
     monkeypatch.setattr(settings_mod.importlib.util, "find_spec", installed(True))
-    s = Settings.from_args(argparse.Namespace(event_loop="uvloop"), {})
+    s = settings_from_args(argparse.Namespace(event_loop="uvloop"), {})
     assert s.event_loop == "uvloop"
     monkeypatch.setattr(settings_mod.importlib.util, "find_spec", installed(False))
     with pytest.raises(SettingsError, match="needs the uvloop package"):
-        Settings.from_args(argparse.Namespace(event_loop="uvloop"), {})
+        settings_from_args(argparse.Namespace(event_loop="uvloop"), {})
     with pytest.raises(SettingsError, match="event loop must be one of"):
-        Settings.from_args(argparse.Namespace(event_loop="trio"), {})
+        settings_from_args(argparse.Namespace(event_loop="trio"), {})
 
 
 def test_worker_bad_event_loop_is_one_line(capsys: Any) -> None:

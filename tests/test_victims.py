@@ -25,6 +25,7 @@ from detectors.geo import default_geo
 from detectors.simulate import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
 from streams.alertmanager import AlertmanagerSender, alert_annotations, alert_labels
 from streams.checkpoint import checkpoint_records, snapshot
+from streams.config import settings_from_args
 from streams.settings import Settings, SettingsError, victim_salt_from_env
 from streams.snapshot import StateKeys
 from tests.helpers import bare_runtime
@@ -259,8 +260,8 @@ def test_settings_read_the_salt_from_env_or_file_and_hide_it(tmp_path: Any) -> N
 
     parser = argparse.ArgumentParser()
     add_worker_arguments(parser)
-    assert Settings.from_args(parser.parse_args(["--reveal-victims"]), {}).reveal_victims
-    assert not Settings.from_args(parser.parse_args([]), {}).reveal_victims
+    assert settings_from_args(parser.parse_args(["--reveal-victims"]), {}).reveal_victims
+    assert not settings_from_args(parser.parse_args([]), {}).reveal_victims
 
 
 @pytest.mark.parametrize("env, why", [
