@@ -18,8 +18,8 @@ those views itself: at each window close (or burst) it hands them out (``Engine.
 
 Actor views stay in their partition's engine (data-access is keyed by actor already).
 
-Consistency, the runtime's usual at-least-once recipe, reused (``Runtime.state`` and
-``Runtime.checkpoint``): a scorer engine and the partials offset it has consumed are
+Consistency, the runtime's usual at-least-once recipe, reused (``PartitionEngines.state`` and
+``PartitionEngines.checkpoint``): a scorer engine and the partials offset it has consumed are
 checkpointed together (table ``<app_id>-partials-checkpoints``); the partials messages stay
 unacked until that checkpoint is flushed; after a restart, messages at or below the checkpoint
 offset are skipped. Views not yet sent are part of the sending engine's checkpoint (its outbox)
