@@ -13,9 +13,9 @@ open episodes track at least N entities; then, on that state, it reports:
      the warm-up: models, caches, one-time allocations), per entity added (RSS from
      ``/proc/self/statm``; it includes the allocator's slack, which tracemalloc, too slow at
      this size, would not), and the engine's own estimate ``state_bytes()`` per entity;
-  2. ``streams.app.snapshot`` of the engine (the checkpoint a worker writes: allow-listed
+  2. ``streams.checkpoint.snapshot`` of the engine (the checkpoint a worker writes: allow-listed
      msgpack graph, zlib level 1, HMAC-SHA256): stored bytes and wall/CPU seconds;
-  3. ``streams.app.restore`` of that blob (MAC check, decompress, decode): wall/CPU seconds.
+  3. ``streams.checkpoint.restore`` of that blob (MAC check, decompress, decode): wall/CPU seconds.
 
 Then bytes per event on the wire: the mean JSON-lines size of a seeded simulated day (the
 form ``produce`` sends, one event a line). The 1-minute load average is printed before and
@@ -41,7 +41,7 @@ from detectors.engine import Engine, EngineConfig  # noqa: E402
 from detectors.geo import default_geo  # noqa: E402
 from simulation import ATTACKS, SimConfig, iter_events  # noqa: E402
 from streams import snapshot as S  # noqa: E402
-from streams.app import restore, snapshot  # noqa: E402
+from streams.checkpoint import restore, snapshot  # noqa: E402
 
 KEYS = S.StateKeys(["bench-state-key-0123456789"])
 CONTEXT = "accesswatch/engine-checkpoints/0"

@@ -64,17 +64,17 @@ def passthrough_main(broker: str, expected: int, app_id: str, loop: str, ack: bo
     compares the per-event work, not the configuration."""
     import faust
 
-    from streams.app import _limit_fetch_wait
+    from streams.faust_compat import limit_fetch_wait
     from streams.settings import Settings
     from streams.worker import freeze_heap, use_loop
 
     use_loop(loop)
     settings = Settings.from_env()
-    _limit_fetch_wait(settings.fetch_max_wait_ms)
+    limit_fetch_wait(settings.fetch_max_wait_ms)
     if settings.fast_deliver:
-        from streams.fastdeliver import install
+        from streams.faust_compat import inline_delivery
 
-        install()
+        inline_delivery()
     names = TopicNames()
     app = faust.App(app_id, broker=broker, store="memory://", key_serializer="raw",
                     value_serializer="raw", broker_session_timeout=10,

@@ -7,8 +7,8 @@ times on that state, best of ``--repeat`` runs (CPU time of this process):
 
   1. pickle: ``pickle.dumps`` (protocol 5) + zlib level 1, what a checkpoint cost before,
      and ``zlib.decompress`` + ``pickle.loads`` back;
-  2. snapshot: ``streams.app.snapshot`` (allow-listed msgpack graph, zlib level 1,
-     HMAC-SHA256) and ``streams.app.restore`` (MAC check, decompress, decode).
+  2. snapshot: ``streams.checkpoint.snapshot`` (allow-listed msgpack graph, zlib level 1,
+     HMAC-SHA256) and ``streams.checkpoint.restore`` (MAC check, decompress, decode).
 
 and prints the stored bytes and the milliseconds of each, with the ratio, and the 1-minute
 load average before and after (the machine is shared). Single-threaded Python.
@@ -31,7 +31,7 @@ from detectors.engine import Engine  # noqa: E402
 from detectors.geo import default_geo  # noqa: E402
 from simulation import ATTACKS, SimConfig, simulate  # noqa: E402
 from streams import snapshot as S  # noqa: E402
-from streams.app import restore, snapshot  # noqa: E402
+from streams.checkpoint import restore, snapshot  # noqa: E402
 
 KEYS = S.StateKeys(["bench-state-key-0123456789"])
 CONTEXT = "accesswatch/engine-checkpoints/0"

@@ -6,7 +6,8 @@ are spread over all of them and each partition's engine would see a 1/P share: a
 failing on 16 accounts in ten minutes would look like 8 and 8 to two partitions, under the
 threshold of 10. With more than one partition (``attach``):
 
-- the input engines do not run those two detectors; after an input engine has taken a login
+- the input engines do not run those two detectors (the runtime is built without them,
+  ``input_leave_out``); after an input engine has taken a login
   (not a duplicate), the runtime sends its original bytes to the internal topic
   ``<app_id>-logins-by-source``, keyed by a salted digest of its AS (the AS number the engine
   enriched it with, else the AS name or country, as ``detectors._burst`` groups it): an
@@ -38,7 +39,7 @@ import faust
 
 from detectors import events as E
 from detectors.engine import EngineConfig, discover
-from streams.app import INTERNAL_ERROR, Runtime
+from streams.runtime import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, wire
 
@@ -79,9 +80,6 @@ class Bursts:
         self.topic = self.engines.topic
         self.salt = rt.config.salt
         self.sent = 0
-        # the input engines created from now on leave these detectors to the burst engines
-        rest = tuple(d for d in (rt.config.detectors or tuple(discover())) if d not in detectors)
-        rt.config.detectors = rest
 
     async def send(self, msg: Any, ev: Any) -> None:
         """Send a login an input engine has taken to the burst engine of its source."""
@@ -115,12 +113,22 @@ class Bursts:
         self.engines.touch_pages()
 
 
+def input_leave_out(settings: Settings) -> tuple[str, ...]:
+    """The detectors the input engines leave to the burst engines: the burst detectors with
+    more than one partition, none with one (``Runtime(leave_out=...)``)."""
+    return burst_detectors(settings) if settings.partitions > 1 else ()
+
+
 def attach(app: faust.App, rt: Runtime, settings: Settings) -> Bursts | None:
     """With more than one partition and a burst detector on: declare the logins-by-source
-    topic, its agent, the burst engines' checkpoints and rebalance hooks."""
-    detectors = burst_detectors(settings)
-    if settings.partitions <= 1 or not detectors:
+    topic, its agent, the burst engines' checkpoints and rebalance hooks. ``rt`` was built
+    with ``leave_out=input_leave_out(settings)``: its engines do not run them."""
+    detectors = input_leave_out(settings)
+    if not detectors:
         return None
+    if not set(detectors).isdisjoint(rt.config.detectors or discover()):
+        raise ValueError("the input runtime runs the burst detectors itself: build it with "
+                         "leave_out=input_leave_out(settings)")
     bursts = Bursts(app, rt, settings, detectors)
     wire(app, settings, "bursts", bursts.engines, bursts.on_login)
     return bursts

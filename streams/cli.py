@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("streams.replay", "the engine over JSON-lines files; alerts as JSON lines"),
     "simulate": ("streams.simulate_cmd", "labeled synthetic traffic (seeded) with attacks"),
     "produce": ("streams.produce", "send JSON-lines events to the topics, keyed"),
-    "topics": ("streams.topics", "create or list the topics on a broker"),
+    "topics": ("streams.topics_cmd", "create or list the topics on a broker"),
     "evaluate": ("streams.evaluate_cmd", "detection results of every detector on simulated attacks"),
     "config": ("streams.config", "check a configuration file (issue 16)"),
     "explain": ("streams.explain_cmd", "an entity's recent alerts, evidence, baselines, timeline"),

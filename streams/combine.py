@@ -3,8 +3,8 @@
 Each input partition's engine counts distinct accounts per source IP, subnet, ASN and signing
 key over its own share of the traffic (logins are keyed by account, access by actor, so a
 source's requests are spread over every partition). With ``EngineConfig.remote_kinds`` set
-(:data:`REMOTE_KINDS`), the engine does not score those views itself: at each window close (or
-burst) it hands them out (``Engine.drain_partials``) and this module
+(:data:`REMOTE_KINDS`, given to the runtime when it is built), the engine does not score
+those views itself: at each window close (or burst) it hands them out (``Engine.drain_partials``) and this module
 
 - sends them to the internal topic ``<app_id>-partials`` (``ACCESSWATCH_TOPIC_PARTIALS``;
   same partition count as the inputs, short retention), JSON, key ``kind|digest(entity)``
@@ -18,8 +18,8 @@ burst) it hands them out (``Engine.drain_partials``) and this module
 
 Actor views stay in their partition's engine (data-access is keyed by actor already).
 
-Consistency, the runtime's usual at-least-once recipe, reused (``Runtime.state`` and
-``Runtime.checkpoint``): a scorer engine and the partials offset it has consumed are
+Consistency, the runtime's usual at-least-once recipe, reused (``PartitionEngines.state`` and
+``PartitionEngines.checkpoint``): a scorer engine and the partials offset it has consumed are
 checkpointed together (table ``<app_id>-partials-checkpoints``); the partials messages stay
 unacked until that checkpoint is flushed; after a restart, messages at or below the checkpoint
 offset are skipped. Views not yet sent are part of the sending engine's checkpoint (its outbox)
@@ -43,7 +43,7 @@ import faust
 import orjson
 
 from detectors.engine import EngineConfig
-from streams.app import Runtime
+from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, wire
 
@@ -57,6 +57,12 @@ INVALID = "invalid_partial"
 def partials_topic(settings: Settings) -> str:
     """``ACCESSWATCH_TOPIC_PARTIALS``, else ``<app_id>-partials`` (internal to the group)."""
     return settings.topics.partials or f"{settings.app_id}-partials"
+
+
+def input_remote_kinds(settings: Settings) -> tuple[str, ...]:
+    """The entity kinds the input engines hand out to the combiner: ``REMOTE_KINDS`` when
+    bulk_lookup runs, none otherwise (``Runtime(remote_kinds=...)``)."""
+    return REMOTE_KINDS if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)) else ()
 
 
 def partial_key(msg: dict[str, Any], salt: str = EngineConfig.salt) -> bytes:
@@ -78,7 +84,6 @@ class Combine:
         self.topic = self.scorers.topic
         self.salt = rt.config.salt
         self.sent = 0
-        rt.config.remote_kinds = REMOTE_KINDS  # engines created from now on hand views out
 
     # ---- sending ---------------------------------------------------------------------------
     async def send(self, partition: int) -> None:
@@ -132,7 +137,12 @@ class Combine:
 
 
 def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
-    """Declare the partials topic, its agent, the scorers' checkpoints and rebalance hooks."""
+    """Declare the partials topic, its agent, the scorers' checkpoints and rebalance hooks.
+    ``rt`` was built with ``remote_kinds=REMOTE_KINDS`` (``input_remote_kinds``): its engines
+    hand those views out instead of scoring them."""
+    if rt.config.remote_kinds != REMOTE_KINDS:
+        raise ValueError("the input runtime scores the remote kinds itself: build it with "
+                         "remote_kinds=input_remote_kinds(settings)")
     comb = Combine(app, rt, settings)
     wire(app, settings, "combine", comb.scorers, comb.on_partial,
          before_shutdown=comb.send_all)

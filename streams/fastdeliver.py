@@ -8,8 +8,9 @@ four tasks created and three cancelled per message. A profile of a pass-through 
 about half of Faust's per-event CPU there (docs/benchmarks.md, "Pipeline").
 
 Nearly always the callback finishes without ever suspending: it puts the message on the
-stream's queue, which has room. :func:`install` gives the consumer a ``wait_first`` that
-first runs the callback inline, up to its first suspension:
+stream's queue, which has room. ``inline_delivery`` gives the consumer a ``wait_first`` that
+first runs the callback inline, up to its first suspension (the patch itself is
+``streams.faust_compat.inline_delivery``; this module holds the coroutine driving it):
 
 - it finished: the result is returned as ``wait_first`` would (the callback "won"), and the
   unused ``suspend_flow.wait()`` coroutine is closed. No task, no event-loop round trip;
@@ -34,12 +35,9 @@ records are dropped as already read.
 
 from __future__ import annotations
 
-import asyncio
 import types
 from collections.abc import Coroutine, Generator
 from typing import Any
-
-_INSTALLED = False
 
 
 @types.coroutine
@@ -77,28 +75,3 @@ def run_inline(coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
     except StopIteration as stop:
         return True, stop.value
     return False, _resume(coro, yielded)
-
-
-def install() -> None:
-    """Give Faust's consumer the inline delivery path (idempotent)."""
-    global _INSTALLED
-    if _INSTALLED:
-        return
-    from faust.transport.consumer import Consumer
-    from mode.services import WaitResults
-
-    original = Consumer.wait_first
-
-    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
-        if (timeout is None and len(coros) == 2 and asyncio.iscoroutine(coros[0])
-                and asyncio.iscoroutine(coros[1]) and not self.suspend_flow.is_set()):
-            callback, waiter = coros
-            done, value = run_inline(callback)
-            if done:
-                waiter.close()  # never started: nothing to cancel
-                return WaitResults([callback], [value], False)
-            return await original(self, value, waiter)
-        return await original(self, *coros, timeout=timeout)
-
-    Consumer.wait_first = wait_first  # type: ignore[method-assign]
-    _INSTALLED = True

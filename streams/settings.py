@@ -1,8 +1,8 @@
 """Worker settings: one dataclass, filled from flags first, then environment variables.
 
 Every field names the environment variable behind it. ``Settings.from_env()`` reads the
-environment; ``Settings.from_args(args)`` lays command-line flags over it (a flag given on
-the command line wins over the environment, the environment over the default).
+environment; ``streams.config.settings_from_args(args)`` lays command-line flags over it (a
+flag given on the command line wins over the environment, the environment over the default).
 
 >>> s = Settings.from_env({"ACCESSWATCH_BROKER": "kafka://127.0.0.1:9092",
 ...                        "ACCESSWATCH_PARTITIONS": "8"})
@@ -18,7 +18,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -329,7 +329,7 @@ class Settings:
     # ---- issue 18 items 2-3 (h-suppress): allow-lists, suppressions, feedback ----------
     #: (``ACCESSWATCH_ALLOWLIST``, ``--allowlist``, ``[detectors] allowlist``) the allow-list
     #: file: trusted networks, keys, principals and suppression rules, each with a reason, an
-    #: owner and an expiry (``streams.config.AllowlistFile``). Read at start.
+    #: owner and an expiry (``streams.allowlist_file.AllowlistFile``). Read at start.
     allowlist: str = ""
     #: (``ACCESSWATCH_FEEDBACK_SUPPRESS``, ``[detectors] feedback_suppress``) seconds a benign
     #: verdict holds back that detector's findings about that entity (event time)
@@ -344,7 +344,7 @@ class Settings:
         every problem of a bad file."""
         from detectors.allowlist import AllowList, Entry
         from detectors.engine import discover
-        from streams.config import ConfigError, load_allowlist
+        from streams.allowlist_file import ConfigError, load_allowlist
 
         base = AllowList(0)
         if self.allowlist:
@@ -582,22 +582,6 @@ class Settings:
                 del kw[secret]
         kw["topics"] = _topics_from(env, base.topics)
         return replace(base, **kw)  # type: ignore[arg-type]
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-        """Environment settings with every flag that was given laid over them (and both
-        over the configuration file of ``--config`` / ``$ACCESSWATCH_CONFIG``, issue 16)."""
-        from streams.config import base_settings
-
-        file_base = base_settings(args, os.environ if env is None else env)
-        base = cls.from_env(env, base=file_base)
-        names = {f.name for f in fields(cls)}
-        over: dict[str, object] = {}
-        for k, v in vars(args).items():
-            if k in names and v is not None:
-                over[k] = _split(v) if k in ("alertmanager", "detectors", "trust_producer_geo",
-                                             "ingest", "trusted_networks") else v
-        return replace(base, **over).validate()  # type: ignore[arg-type]
 
     def data_path(self) -> Path:
         return Path(self.data_dir)

@@ -3,14 +3,13 @@
 The input engines send some of what they take to an internal topic keyed by another entity
 than the account: bulk_lookup's window views by source and key (``streams.combine``), logins
 by source AS (``streams.bursts``). There, one engine per partition of that topic does the
-rest, with the Runtime's partition state, checkpoints and acks in a table of its own:
-messages at or below a restored checkpoint are skipped, and the others stay unacked until
-the checkpoint that covers them is flushed. Alerts and metrics are the input runtime's.
+rest, with the partition state, checkpoints and acks of ``streams.runtime.PartitionEngines``
+in a table of its own: messages at or below a restored checkpoint are skipped, and the
+others stay unacked until the checkpoint that covers them is flushed. Alerts and metrics are the input runtime's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -18,53 +17,36 @@ from typing import Any
 
 import faust
 
-from detectors.engine import Engine, EngineConfig
-from streams.app import PartitionState, Runtime
+from detectors.engine import EngineConfig
+from streams.runtime import PartitionEngines, PartitionState, Runtime
 from streams.settings import Settings
 
 #: messages of an internal topic are consumed within seconds; this outlives a restart
 RETENTION = timedelta(days=1)
 
 
-class SideEngines(Runtime):
+class SideEngines(PartitionEngines):
     """One engine per partition of the internal topic ``topic`` (declared here, raw bytes,
     the inputs' partition count), running ``detectors`` with the input runtime's salt and
-    parameters, checkpointed to ``table``."""
+    parameters, checkpointed to ``table``. The input runtime ``rt`` lends its metrics, GeoIP
+    data, directory and state keys; alerts go out through it."""
 
     def __init__(self, app: faust.App, rt: Runtime, settings: Settings, topic: str,
                  table: str, detectors: tuple[str, ...]) -> None:
-        # Not Runtime.__init__: the topics, metrics and Alertmanager sender are ``rt``'s.
-        self.app = app
-        self.settings = settings
-        self.metrics = rt.metrics
-        self.names = rt.names
         self.rt = rt
-        self.input_topics = (topic,)
         self.topic = app.topic(topic, key_serializer="raw", value_serializer="raw",
                                partitions=settings.partitions, internal=True,
                                retention=RETENTION)
         params = rt.config.params
-        self.config = EngineConfig(detectors=detectors, salt=rt.config.salt,
-                                   reveal_victims=rt.config.reveal_victims,
-                                   victim_salt=rt.config.victim_salt,
-                                   max_entities=rt.config.max_entities,
-                                   max_state_bytes=rt.config.max_state_bytes,
-                                   params={d: params[d] for d in detectors if d in params})
-        self.state_keys = rt.state_keys
-        self.geo = rt.geo
-        self.directory = rt.directory
-        self.identity_log = []
-        self.parts = {}
-        self.table = app.Table(table, default=None, key_type=bytes, value_type=bytes,
-                               partitions=settings.partitions)
-        self._checkpoint_lock = asyncio.Lock()
-        self.checkpoints = 0
-        self.checkpoint_bytes = 0
-
-    def _fresh_engine(self) -> Engine:
-        engine = Engine(self.config, geo=self.geo)
-        engine.ctx.directory = self.directory
-        return engine
+        config = EngineConfig(detectors=detectors, salt=rt.config.salt,
+                              reveal_victims=rt.config.reveal_victims,
+                              victim_salt=rt.config.victim_salt,
+                              max_entities=rt.config.max_entities,
+                              max_state_bytes=rt.config.max_state_bytes,
+                              params={d: params[d] for d in detectors if d in params})
+        super().__init__(app, settings, rt.metrics, topics=(topic,), table=table,
+                         config=config, geo=rt.geo, directory=rt.directory,
+                         state_keys=rt.state_keys)
 
     async def emit(self, alert: dict[str, Any]) -> None:
         await self.rt.emit(alert)

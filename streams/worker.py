@@ -26,6 +26,7 @@ import sys
 from dataclasses import replace
 
 from streams import gcpolicy
+from streams.config import settings_from_args
 from streams.replay import InputError
 from streams.settings import Settings, SettingsError, add_worker_arguments
 
@@ -141,9 +142,9 @@ def run_worker(settings: Settings) -> int:
     redact_logs(settings.kafka_security())  # kafka-python logs its config at debug level
     loop = use_loop(settings.event_loop)
     if settings.fast_deliver:
-        from streams.fastdeliver import install
+        from streams.faust_compat import inline_delivery
 
-        install()
+        inline_delivery()
     app = create_app(settings)
     from streams.topics import declare_internal_topics, internal_topics
 
@@ -190,7 +191,7 @@ def _exit_now(code: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.from_args(args)
+        settings = settings_from_args(args)
         settings.snapshot_keys()  # checkpoints are authenticated: no key, no worker
     except SettingsError as e:
         raise InputError(str(e)) from None

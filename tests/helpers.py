@@ -341,3 +341,26 @@ def feed_engine(eng: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         assert rej is None, rej
         out.extend(alerts)
     return out
+
+
+#: the state key of the runtimes ``bare_runtime`` builds
+BARE_STATE_KEY = "test-state-key-0123456789"
+
+
+def bare_runtime(registry: Any = None, **fields: Any) -> Any:
+    """A ``streams.runtime.Runtime`` built by its constructor, with ``Settings(**fields)``
+    (state key ``BARE_STATE_KEY`` unless given), on a Faust app that never connects: its
+    consumer is Faust's own, never started (no committed offsets). A test replaces the
+    collaborators it stubs (``rt.app.consumer``, ``rt.table``, ``rt.emit``) on the built
+    runtime."""
+    import faust
+    from prometheus_client import CollectorRegistry
+
+    from streams.metrics import Metrics
+    from streams.runtime import Runtime
+
+    settings = Settings(**{"state_keys": (BARE_STATE_KEY,), **fields})
+    app = faust.App(settings.app_id, broker="kafka://127.0.0.1:1", store="memory://",
+                    key_serializer="raw", value_serializer="raw")
+    return Runtime(app, settings, Metrics(registry if registry is not None
+                                          else CollectorRegistry()))

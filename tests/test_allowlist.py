@@ -13,9 +13,10 @@ from detectors.allowlist import AllowList, Entry
 from detectors.engine import Directory, Engine, EngineConfig
 from detectors.geo import default_geo
 from streams import snapshot as S
-from streams.app import restore, snapshot
+from streams.checkpoint import restore, snapshot
 from streams.config import ConfigError, check, load_allowlist
 from streams.settings import Settings, SettingsError
+from tests.helpers import bare_runtime
 from tests.helpers import feed_engine as feed
 
 OFFICE = "198.51.100.7"  # the office NAT
@@ -256,12 +257,9 @@ def test_the_example_file_loads() -> None:
 def test_the_worker_counts_held_back_and_repeated_findings_by_reason() -> None:
     from prometheus_client import CollectorRegistry
 
-    from streams.app import Runtime
-    from streams.metrics import Metrics
 
     reg = CollectorRegistry()
-    rt = Runtime.__new__(Runtime)  # only what ``_count_engine`` reads
-    rt.metrics = Metrics(reg)
+    rt = bare_runtime(reg)
     eng = engine(office())
     feed(eng, stuffing(OFFICE, 1000, n=30) + stuffing(ATTACKER, 1000, n=30))
     rt._count_engine(eng)

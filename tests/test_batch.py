@@ -18,15 +18,9 @@ import pytest
 
 from detectors import events as E
 from streams import batch
-from streams.app import (
-    PartitionState,
-    batch_index_key,
-    batch_offset_key,
-    create_app,
-    partition_for,
-    restore,
-    snapshot,
-)
+from streams.app import create_app
+from streams.checkpoint import restore, snapshot
+from streams.runtime import PartitionState, batch_index_key, batch_offset_key, partition_for
 from streams.settings import Settings
 from tests.helpers import access
 

@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient
 
 from streams import broker as broker_mod
 from streams import topics as topics_mod
+from streams import topics_cmd
 from streams.broker import (
     BrokerUnavailable,
     EmbeddedBroker,
@@ -344,8 +345,8 @@ def test_create_topics_checks_its_arguments() -> None:
 
 def _topics_cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="accesswatch topics")
-    topics_mod.add_arguments(parser)
-    return topics_mod.run(parser.parse_args(argv))
+    topics_cmd.add_arguments(parser)
+    return topics_cmd.run(parser.parse_args(argv))
 
 
 @pytest.mark.broker

@@ -18,7 +18,7 @@ import pytest
 from detectors.engine import Engine, EngineConfig
 from local.alerts import AlertReader
 from local.worker import WorkerProcess
-from streams.app import partition_for
+from streams.runtime import partition_for
 from streams.topics import TopicNames, create_topics
 from tests.helpers import produce, replay_alerts
 

@@ -9,7 +9,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from streams.app import PartitionState, create_app
+from streams.app import create_app
+from streams.runtime import PartitionState
 from streams.settings import Settings
 
 

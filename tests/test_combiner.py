@@ -163,7 +163,7 @@ def test_views_sent_again_by_a_restored_engine_are_counted_once(
 
 def test_a_sender_checkpointed_with_views_in_its_outbox_sends_them_after_restore() -> None:
     from detectors.geo import default_geo
-    from streams.app import restore, snapshot
+    from streams.checkpoint import restore, snapshot
     from streams.snapshot import StateKeys
 
     keys = StateKeys(["test-state-key-0123456789"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli import build
-from streams.config import check
+from streams.config import check, settings_from_args
 from streams.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
 
 def worker_settings(argv: list[str], env: dict[str, str]) -> Settings:
     args = build().parse_args(["worker", *argv])
-    return Settings.from_args(args, env)
+    return settings_from_args(args, env)
 
 
 def test_the_example_file_passes_config_check() -> None:

@@ -99,7 +99,7 @@ def test_produce_takes_broker_security_and_topics_from_the_file(
 @pytest.mark.parametrize("layer", LAYERS)
 def test_topics_takes_broker_security_and_topics_from_the_file(
         clean_env: pytest.MonkeyPatch, tmp_path: Path, layer: str) -> None:
-    import streams.topics as topics
+    import streams.topics_cmd as topics
 
     seen: dict[str, Any] = {}
     clean_env.setattr(topics, "check_reachable", lambda servers: servers)

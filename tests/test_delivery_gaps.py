@@ -1,4 +1,4 @@
-"""Runtime bookkeeping: records reach the engine without holes (streams.app.Runtime.admit /
+"""Runtime bookkeeping: records reach the engine without holes (streams.runtime.Runtime.admit /
 watch_delivery); periodic checkpoints back off when pickling is slow.
 
 Seen after a SIGKILL restart on the embedded broker: records fetched but never handed to the
@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from faust.types import TP
 from intervaltree import IntervalTree
-from prometheus_client import CollectorRegistry
 
-from streams import app as app_mod
-from streams.app import PartitionState, Runtime
-from streams.metrics import Metrics
+from streams import checkpoint as ck_mod
+from streams import runtime as rt_mod
+from streams.runtime import PartitionState, Runtime
+from tests.helpers import bare_runtime
 
 TOPIC = "auth-logins"
 
@@ -46,10 +46,9 @@ class _Consumer:
 
 
 def _runtime(consumer: _Consumer) -> Runtime:
-    rt = Runtime.__new__(Runtime)
-    rt.app = SimpleNamespace(consumer=consumer)  # type: ignore[assignment]
-    rt.input_topics = (TOPIC,)
-    rt.parts = {}
+    """A runtime built by its constructor, with ``consumer`` as its Faust app's consumer."""
+    rt: Runtime = bare_runtime()
+    rt.app.consumer = consumer  # type: ignore[assignment]
     return rt
 
 
@@ -69,7 +68,6 @@ def test_a_hole_after_a_restored_checkpoint_is_fetched_again_in_order() -> None:
     tp = TP(TOPIC, 0)
     consumer._gap[tp] = IntervalTree.from_tuples([(92, 122)])  # Faust booked the hole
     rt = _runtime(consumer)
-    rt.metrics = Metrics(CollectorRegistry())
     st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
     # 122 and 123 were fetched before the seek; then the refetch delivers 91..125
     taken = _admit(rt, st, [85, 122, 123, *range(91, 126)])
@@ -90,12 +88,12 @@ def test_a_hole_the_broker_no_longer_has_is_accepted_after_a_few_tries(
     rt = _runtime(consumer)
     st = PartitionState(engine=None, offsets={TOPIC: 10}, delivered={TOPIC: 10})  # type: ignore[arg-type]
     clock = [1000.0]
-    monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
     taken: list[int] = []
-    for _ in range(app_mod.REFETCH_TRIES + 1):
-        clock[0] += app_mod.REFETCH_WINDOW + 1  # nothing from before the seek is coming
+    for _ in range(rt_mod.REFETCH_TRIES + 1):
+        clock[0] += rt_mod.REFETCH_WINDOW + 1  # nothing from before the seek is coming
         taken += _admit(rt, st, [50])
-    assert len(consumer.seeks) == app_mod.REFETCH_TRIES
+    assert len(consumer.seeks) == rt_mod.REFETCH_TRIES
     assert taken == [50]
     assert _admit(rt, st, [51]) == [51]
 
@@ -119,7 +117,7 @@ def test_a_partition_that_hands_over_nothing_is_fetched_again(
     st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
     rt.parts[0] = st
     clock = [1000.0]
-    monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
     tp = TP(TOPIC, 0)
 
     def tick(dt: float) -> None:
@@ -127,21 +125,21 @@ def test_a_partition_that_hands_over_nothing_is_fetched_again(
         asyncio.run(rt.watch_delivery())
 
     tick(0)
-    tick(app_mod.RESEEK_AFTER - 1)
+    tick(rt_mod.RESEEK_AFTER - 1)
     assert consumer.seeks == []
     st.delivered[TOPIC] = 95  # progress restarts the clock
     tick(2)
-    tick(app_mod.RESEEK_AFTER - 1)
+    tick(rt_mod.RESEEK_AFTER - 1)
     assert consumer.seeks == []
     tick(2)
     assert consumer.seeks == [(tp, 96)]
     assert st.refetch[TOPIC][0] == 96
     consumer._paused_partitions.add(tp)  # paused (a rebalance): not ours to fetch
-    tick(app_mod.RESEEK_AFTER * 3)
+    tick(rt_mod.RESEEK_AFTER * 3)
     assert consumer.seeks == [(tp, 96)]
     consumer._paused_partitions.clear()
     consumer.hw = 96  # caught up: nothing to fetch
-    tick(app_mod.RESEEK_AFTER * 3)
+    tick(rt_mod.RESEEK_AFTER * 3)
     assert consumer.seeks == [(tp, 96)]
 
 
@@ -160,21 +158,17 @@ def test_periodic_checkpoints_back_off_when_pickling_is_slow(
     rt.app.producer = SimpleNamespace(flush=flush)  # type: ignore[attr-defined]
     rt.table = SimpleNamespace(changelog_topic=SimpleNamespace(  # type: ignore[assignment]
         send_soon=lambda key, value, **kw: sent.append(key)))
-    rt._checkpoint_lock = asyncio.Lock()
-    rt.checkpoints = rt.checkpoint_bytes = 0
     clock = {"mono": 1000.0, "perf": 0.0}
-    monkeypatch.setattr(app_mod.time, "monotonic", lambda: clock["mono"])
-    monkeypatch.setattr(app_mod.time, "perf_counter", lambda: clock["perf"])
+    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock["mono"])
+    monkeypatch.setattr(rt_mod.time, "perf_counter", lambda: clock["perf"])
 
-    rt.state_keys = None  # type: ignore[assignment]
-    rt.settings = SimpleNamespace(app_id="a")  # type: ignore[assignment]
     rt.table.name = "engine-checkpoints"  # type: ignore[attr-defined]
 
     def slow_snapshot(engine: Any, offsets: Any, **kw: Any) -> bytes:
         clock["perf"] += 3.0  # 3 s of pickling
         return b"state"
 
-    monkeypatch.setattr(app_mod, "snapshot", slow_snapshot)
+    monkeypatch.setattr(rt_mod, "snapshot", slow_snapshot)
     st = PartitionState(engine=None)  # type: ignore[arg-type]
     rt.parts[0] = st
 
@@ -183,10 +177,10 @@ def test_periodic_checkpoints_back_off_when_pickling_is_slow(
         return asyncio.run(rt.checkpoint(periodic=periodic))
 
     assert run(periodic=True) == 1
-    gap = 3.0 / app_mod.CHECKPOINT_SHARE
+    gap = 3.0 / ck_mod.CHECKPOINT_SHARE
     clock["mono"] += gap - 1
     assert run(periodic=True) == 0  # held back
     assert run(periodic=False) == 1  # a rebalance or shutdown: always
     clock["mono"] += gap + 1
     assert run(periodic=True) == 1
-    assert app_mod.checkpoint_gap(0.05) == pytest.approx(0.5)
+    assert ck_mod.checkpoint_gap(0.05) == pytest.approx(0.5)

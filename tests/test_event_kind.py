@@ -66,7 +66,7 @@ def test_produce_sends_each_event_to_the_topic_of_the_kind_the_engine_decodes(
         assert E.classify(obj) == kind
         return
     assert kind == got
-    # keyed by the field the worker checks the partition against (streams/app.py key_field)
+    # keyed by the field the worker checks the partition against (streams/runtime.py key_field)
     field = E.KEY_FIELDS[kind]
     expected = next((str(obj[f]).encode() for f in field if obj.get(f) not in (None, "")),
                     None)

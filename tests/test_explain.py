@@ -16,7 +16,7 @@ from detectors.engine import Engine, EngineConfig
 from detectors.explain import EntityLog, ExplainError, explain, parse_entity
 from simulation import SimConfig
 from streams import snapshot as S
-from streams.app import restore, snapshot
+from streams.checkpoint import restore, snapshot
 from streams.cli import main
 from streams.explain_render import HTML_HEADERS, render_html, render_json, render_text
 from tests.helpers import sim_lines

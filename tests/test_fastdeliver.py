@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from streams.fastdeliver import install, run_inline
+from streams.fastdeliver import run_inline
+from streams.faust_compat import inline_delivery as install
 
 
 async def _no_suspend(x: int) -> int:

@@ -110,7 +110,7 @@ def test_verdicts_survive_a_checkpoint() -> None:
     from detectors.engine import Directory
     from detectors.geo import default_geo
     from streams import snapshot as S
-    from streams.app import restore, snapshot
+    from streams.checkpoint import restore, snapshot
 
     keys = S.StateKeys(["test-state-key-0123456789"])
     eng = engine()

@@ -243,7 +243,7 @@ def test_incidents_survive_a_checkpoint_and_restore() -> None:
     """A worker restored from its checkpoint mid-attack gives the alerts after it the
     incident ids and the story one engine run straight through gives them."""
     from simulation import SimConfig, simulate
-    from streams.app import restore, snapshot
+    from streams.checkpoint import restore, snapshot
     from streams.snapshot import StateKeys
 
     keys = StateKeys(["test-state-key-0123456789"])

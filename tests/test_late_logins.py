@@ -100,7 +100,7 @@ def test_checks_that_need_no_login_stay_immediate() -> None:
 def test_pending_reads_survive_a_checkpoint_and_a_late_login_still_clears_them() -> None:
     from detectors.geo import default_geo
     from streams import snapshot as S
-    from streams.app import restore, snapshot
+    from streams.checkpoint import restore, snapshot
 
     keys = S.StateKeys(["test-late-key-0123456789"])
     start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams.app import BEHIND_CACHE, create_app
+from streams.app import create_app
+from streams.runtime import BEHIND_CACHE
 from streams.settings import Settings
 
 
@@ -38,7 +39,7 @@ def rt(tmp_path: Any) -> Any:
 def test_a_catch_up_waits_and_asks_the_consumer_once_per_end_offset(rt: Any,
                                                                     monkeypatch: Any) -> None:
     now = [1000.0]
-    monkeypatch.setattr("streams.app.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("streams.runtime.time.monotonic", lambda: now[0])
     access = rt.names.access
     cons = rt.app.consumer
     cons.hw[TP(access, 0)] = 500  # the broker has 500 access records
@@ -62,7 +63,7 @@ def test_a_catch_up_waits_and_asks_the_consumer_once_per_end_offset(rt: Any,
 
 def test_a_wait_answer_expires_after_the_cache_time(rt: Any, monkeypatch: Any) -> None:
     now = [1000.0]
-    monkeypatch.setattr("streams.app.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("streams.runtime.time.monotonic", lambda: now[0])
     logins = rt.names.logins
     cons = rt.app.consumer
     cons.hw[TP(logins, 0)] = 10
@@ -83,9 +84,9 @@ def test_nothing_unread_holds_only_from_a_fetch_answer_newer_than_the_waiting_re
     (tests/test_kafka_streaming.py): the access went first, its session was judged unissued,
     an alert replay does not raise. Before: every call below answered 0."""
     now = [1000.0]
-    monkeypatch.setattr("streams.app.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("streams.runtime.time.monotonic", lambda: now[0])
     polled: list[float | None] = [None]
-    monkeypatch.setattr("streams.app._last_poll", lambda consumer, tp: polled[0])
+    monkeypatch.setattr("streams.faust_compat.last_poll", lambda consumer, tp: polled[0])
     logins = rt.names.logins
     rt.app.consumer.hw[TP(logins, 0)] = 0  # the logins' last answer: nothing on the broker
     st = rt.state(0)

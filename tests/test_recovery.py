@@ -26,21 +26,18 @@ from typing import Any
 import orjson
 import pytest
 
+from simulation import SimConfig
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, checkpoint_slot
 from local.alerts import AlertReader
 from local.worker import WorkerProcess
-from simulation import SimConfig
-from streams.app import (
-    assemble_checkpoint,
-    checkpoint_records,
-    checkpoint_slot,
-    identity_offset_key,
-)
 from streams.produce import Batching, Producer
+from streams.runtime import identity_offset_key
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
 from tests.helpers import (
     COUNTED,
     assert_engine_counts,
+    bare_runtime,
     produce_by_topic,
     replay_run,
     sim_lines,
@@ -197,24 +194,10 @@ def _identity_msg(offset: int, principal: str) -> Any:
 
 
 def _bare_runtime(blob: bytes | None = None) -> Any:
-    """A Runtime without Faust: what the identity path and ``state`` use; ``blob``: the
-    checkpoint of partition 0 in its table."""
-    from detectors.engine import Directory, EngineConfig
-    from detectors.geo import default_geo
-    from streams.app import Runtime
-
-    rt = Runtime.__new__(Runtime)
-    rt.names = TopicNames()
-    rt._taken = {rt.names.identity: 0}
-    rt.config = EngineConfig()
-    rt.policy_of = {rt.names.identity: rt.config.decode_policy()}
-    rt.settings = SimpleNamespace(app_id="accesswatch")
-    rt.state_keys = KEYS
+    """A Runtime built on a Faust app that never connects (``bare_runtime``), its alerts
+    collected in ``rt.sent``; ``blob``: the checkpoint of partition 0 in its table."""
+    rt = bare_runtime()
     rt.table = SimpleNamespace(name="engine-checkpoints", get=lambda key: None)
-    rt.geo = default_geo()
-    rt.directory = Directory()
-    rt.identity_log = []
-    rt.parts = {}
     rt.sent = []
 
     async def emit(alert: dict[str, Any]) -> None:
@@ -228,7 +211,7 @@ def _bare_runtime(blob: bytes | None = None) -> Any:
 
 def _seal(engine: Any, offsets: dict[str, int], partition: int = 0) -> bytes:
     """A checkpoint of ``engine`` as a runtime of ``_bare_runtime`` stores it."""
-    from streams.app import snapshot
+    from streams.checkpoint import snapshot
 
     return snapshot(engine, offsets, keys=KEYS,
                     context=f"accesswatch/engine-checkpoints/{partition}")
@@ -245,7 +228,7 @@ def test_a_restored_engine_gets_the_identity_events_after_its_checkpoint_once() 
     watermark), never ahead of it."""
     import asyncio
 
-    from streams.app import restore
+    from streams.checkpoint import restore
 
     t = _identity_ts
     first = _bare_runtime()
@@ -401,7 +384,7 @@ def test_alert_ids_alone_miss_lost_events_that_the_engine_counts_catch() -> None
     replay's, so a comparison of alerts passes; the counts by kind do not."""
     from detectors.engine import Engine
     from detectors.geo import default_geo
-    from streams.app import restore
+    from streams.checkpoint import restore
 
     lines = sim_lines(SIM)
     replayed, counts = replay_run(lines)

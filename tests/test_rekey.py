@@ -19,7 +19,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
-from streams.app import create_app, partition_for
+from streams.app import create_app
+from streams.runtime import partition_for
 from streams.settings import Settings
 
 PARTITIONS = 4

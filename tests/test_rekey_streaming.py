@@ -19,8 +19,8 @@ import pytest
 
 from local.alerts import AlertReader
 from local.worker import WorkerProcess
-from streams.app import partition_for
 from streams.produce import KEY_FIELDS, classify
+from streams.runtime import partition_for
 from streams.topics import TopicNames, create_topics
 from tests.helpers import replay_alerts, sim_lines
 

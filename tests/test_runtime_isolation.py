@@ -14,7 +14,7 @@ import pytest
 from detectors import events as E
 from detectors.engine import Engine, EngineConfig
 from detectors.unissued_session import UnissuedSession
-from streams.app import PartitionState
+from streams.runtime import PartitionState
 from tests.helpers import Faulty, access, recording_runtime
 
 T0 = 1_750_723_200  # 2025-06-24T00:00:00Z

@@ -9,7 +9,8 @@ from typing import Any
 
 from detectors import events as E
 from detectors.engine import Engine, EngineConfig
-from streams.app import PartitionState, create_app
+from streams.app import create_app
+from streams.runtime import PartitionState
 from streams.settings import Settings
 from tests.helpers import access, recording_runtime
 

@@ -22,23 +22,16 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 
 import streams.app as app_mod
 from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
 from simulation import ATTACKS, SimConfig, simulate
 from streams import snapshot as S
-from streams.app import (
-    PartitionState,
-    Runtime,
-    assemble_checkpoint,
-    checkpoint_records,
-    restore,
-    snapshot,
-)
-from streams.metrics import Metrics
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, restore, snapshot
+from streams.runtime import PartitionState, Runtime
 from streams.settings import Settings, SettingsError
+from tests.helpers import bare_runtime
 
 KEY = "test-state-key-0123456789"
 KEYS = S.StateKeys([KEY])
@@ -71,20 +64,10 @@ def legacy_records(partition: int, blob: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def runtime(table: dict[bytes, bytes]) -> Runtime:
-    """A Runtime with its restore path and nothing else: a table, metrics, no broker."""
-    rt = Runtime.__new__(Runtime)
-    rt.settings = Settings(app_id="accesswatch", state_keys=(KEY,))
-    rt.metrics = Metrics(CollectorRegistry())
+    """A Runtime built on a Faust app that never connects (``bare_runtime``: nothing
+    committed), its checkpoint table's records ``table``."""
+    rt: Runtime = bare_runtime(app_id="accesswatch", state_keys=(KEY,))
     rt.table = SimpleNamespace(get=table.get, name="engine-checkpoints")  # type: ignore[assignment]
-    rt.app = SimpleNamespace(consumer=SimpleNamespace(_committed_offset={}))  # type: ignore[assignment]
-    rt.kind_of = {}
-    rt.input_topics = ("data-access",)
-    rt.config = app_mod.EngineConfig()
-    rt.geo = default_geo()
-    rt.directory = Directory()
-    rt.identity_log = []
-    rt.parts = {}
-    rt.state_keys = rt.settings.snapshot_keys()
     return rt
 
 

@@ -118,7 +118,7 @@ def test_state_per_tracked_entity_is_under_a_kibibyte_and_survives_a_checkpoint(
     # through the worker's own checkpoint format (allow-listed classes, sealed), as after a restart
     from detectors.geo import default_geo
     from streams import snapshot as S
-    from streams.app import restore, snapshot
+    from streams.checkpoint import restore, snapshot
 
     keys = S.StateKeys(["test-spread-key-0123456789"])
     blob = snapshot(eng, {"data-access": 1}, keys=keys, context="t/0")

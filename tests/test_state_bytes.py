@@ -13,7 +13,7 @@ from detectors import _cap
 from detectors._flood import flood
 from detectors.engine import Engine, EngineConfig
 from streams.settings import Settings, SettingsError
-from tests.helpers import CASES, fill_idle
+from tests.helpers import CASES, bare_runtime, fill_idle
 
 SHED = 64
 #: the most one shed interval can add: SHED events of up to 4 new entities, each of the
@@ -97,24 +97,16 @@ def test_a_restored_partition_takes_todays_caps_not_the_checkpoints() -> None:
     """A checkpoint carries the engine's config; the runtime sets today's caps on it."""
     from types import SimpleNamespace
 
-    from detectors.engine import Directory
-    from detectors.geo import default_geo
-    from streams.app import Runtime, checkpoint_records, snapshot
+    from streams.checkpoint import checkpoint_records, snapshot
     from streams.snapshot import StateKeys
 
     keys = StateKeys(["test-state-key-0123456789"])
-    rt = Runtime.__new__(Runtime)  # only what ``state`` reads
-    rt.parts, rt.geo, rt.directory = {}, default_geo(), Directory()
-    rt.config = EngineConfig(max_entities=5000, max_state_bytes=64 << 20)
-    rt.settings = SimpleNamespace(app_id="a")
-    rt.state_keys = keys
-    rt.table = SimpleNamespace(name="engine-checkpoints")
-    rt.identity_log = []
+    rt = bare_runtime(max_entities=5000, max_state_bytes=64 << 20,
+                      state_keys=("test-state-key-0123456789",))
+    rt.table = SimpleNamespace(name="engine-checkpoints")  # the checkpoint below, no broker
     old = Engine(EngineConfig(max_entities=0, max_state_bytes=0))
     blob = snapshot(old, {"data-access": 3}, keys=keys, context=rt._context(0))
     rt.table.get = dict(checkpoint_records(0, blob)).get
-    rt._has_commits = lambda partition: False
-    rt._behind_commits = lambda partition, st: False
-    st = rt.state(0)
+    st = rt.state(0)  # nothing committed (Faust's consumer, never started): no direct read
     assert st.restored
     assert (st.engine.config.max_entities, st.engine.config.max_state_bytes) == (5000, 64 << 20)

@@ -13,15 +13,17 @@ import pytest
 
 from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
+from simulation import SimConfig
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, restore, snapshot
+from streams.config import settings_from_args
 from local.alerts import AlertReader
 from local.worker import WorkerProcess
-from simulation import SimConfig
-from streams.app import assemble_checkpoint, checkpoint_records, restore, snapshot
 from streams.settings import Settings, SettingsError
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
 from tests.helpers import (
     assert_engine_counts,
+    bare_runtime,
     produce_by_topic,
     replay_run,
     sim_lines,
@@ -100,11 +102,11 @@ def test_settings_from_env_and_flags() -> None:
 
     args = argparse.Namespace(broker="kafka://127.0.0.1:1", partitions=2, web_port=None,
                               alertmanager=None, detectors="bulk_lookup")
-    s2 = Settings.from_args(args, env)
+    s2 = settings_from_args(args, env)
     assert s2.broker == "kafka://127.0.0.1:1" and s2.partitions == 2 and s2.web_port == 7000
     assert s2.detectors == ("bulk_lookup",)
     with pytest.raises(SettingsError, match="scheme"):
-        Settings.from_args(argparse.Namespace(broker="http://x:1"), env)
+        settings_from_args(argparse.Namespace(broker="http://x:1"), env)
     with pytest.raises(SettingsError, match="not a valid int"):
         Settings.from_env({"ACCESSWATCH_PARTITIONS": "many"})
 
@@ -124,13 +126,13 @@ def test_event_loop_setting_from_env_and_flag(monkeypatch: pytest.MonkeyPatch) -
         return lambda name, *a: (spec if has else None) if name == "uvloop" else real(name, *a)
 
     monkeypatch.setattr(settings_mod.importlib.util, "find_spec", installed(True))
-    s = Settings.from_args(argparse.Namespace(event_loop="uvloop"), {})
+    s = settings_from_args(argparse.Namespace(event_loop="uvloop"), {})
     assert s.event_loop == "uvloop"
     monkeypatch.setattr(settings_mod.importlib.util, "find_spec", installed(False))
     with pytest.raises(SettingsError, match="needs the uvloop package"):
-        Settings.from_args(argparse.Namespace(event_loop="uvloop"), {})
+        settings_from_args(argparse.Namespace(event_loop="uvloop"), {})
     with pytest.raises(SettingsError, match="event loop must be one of"):
-        Settings.from_args(argparse.Namespace(event_loop="trio"), {})
+        settings_from_args(argparse.Namespace(event_loop="trio"), {})
 
 
 def test_worker_bad_event_loop_is_one_line(capsys: Any) -> None:
@@ -264,12 +266,9 @@ def test_two_workers_in_one_group_split_the_partitions(fresh_tansu: Any, tmp_pat
 def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore() -> None:
     """``accesswatch_engine_events{kind}``: the counts of this worker's partition engines,
     summed; an engine restored from its checkpoint brings its counts back with it."""
-    from types import SimpleNamespace
 
-    from prometheus_client import CollectorRegistry
 
-    from streams.app import PartitionState, Runtime
-    from streams.metrics import Metrics
+    from streams.runtime import PartitionState
 
     lines = sim_lines(SIM)
     half = len(lines) // 2
@@ -278,10 +277,7 @@ def test_engine_events_gauge_sums_the_partitions_engines_and_survives_a_restore(
         engines[0].process_line(line)
     for line in lines[half:]:
         engines[1].process_line(line)
-    rt = Runtime.__new__(Runtime)
-    rt.metrics = Metrics(CollectorRegistry())
-    rt._taken = {}
-    rt._processing = rt._lag = SimpleNamespace(flush=lambda: None)
+    rt = bare_runtime()
     rt.parts = {0: PartitionState(engines[0]), 1: PartitionState(engines[1])}
 
     def gauge() -> dict[str, float | None]:

@@ -20,13 +20,15 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.engine import Context, Directory, Engine, EngineConfig
+from detectors.engine import Context, Engine, EngineConfig
 from detectors.geo import default_geo
 from simulation import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
 from streams.alertmanager import AlertmanagerSender, alert_annotations, alert_labels
-from streams.app import Runtime, checkpoint_records, snapshot
+from streams.checkpoint import checkpoint_records, snapshot
+from streams.config import settings_from_args
 from streams.settings import Settings, SettingsError, victim_salt_from_env
 from streams.snapshot import StateKeys
+from tests.helpers import bare_runtime
 
 ATTACKS_TESTED = ("coupang", "insider", "departed_key", "terminated_session", "stuffing",
                   "spray", "impossible_travel", "session_hijack")
@@ -227,20 +229,13 @@ def test_the_victim_salt_never_reaches_a_checkpoint() -> None:
 
 def test_a_restored_partition_takes_todays_key_and_choice() -> None:
     """The runtime configures a restored engine from its own settings, not the checkpoint's."""
-    rt = Runtime.__new__(Runtime)  # only what ``state`` reads
-    rt.parts, rt.geo, rt.directory = {}, default_geo(), Directory()
-    rt.config = EngineConfig(victim_salt=SALT, reveal_victims=True)
-    rt.settings = SimpleNamespace(app_id="a")
-    rt.state_keys = KEYS
-    rt.table = SimpleNamespace(name="engine-checkpoints")
-    rt.identity_log = []
+    rt = bare_runtime(victim_salt=SALT, reveal_victims=True)
+    rt.table = SimpleNamespace(name="engine-checkpoints")  # the checkpoint below, no broker
     blob = snapshot(Engine(EngineConfig()), {"data-access": 3}, keys=KEYS,
                     context=rt._context(0))
     records = dict(checkpoint_records(0, blob))
     rt.table.get = records.get
-    rt._has_commits = lambda partition: False
-    rt._behind_commits = lambda partition, st: False
-    st = rt.state(0)
+    st = rt.state(0)  # nothing committed (Faust's consumer, never started): no direct read
     assert st.restored and st.offsets == {"data-access": 3}
     want = Context(default_geo(), "s")
     want.configure_victims(rt.config)
@@ -265,8 +260,8 @@ def test_settings_read_the_salt_from_env_or_file_and_hide_it(tmp_path: Any) -> N
 
     parser = argparse.ArgumentParser()
     add_worker_arguments(parser)
-    assert Settings.from_args(parser.parse_args(["--reveal-victims"]), {}).reveal_victims
-    assert not Settings.from_args(parser.parse_args([]), {}).reveal_victims
+    assert settings_from_args(parser.parse_args(["--reveal-victims"]), {}).reveal_victims
+    assert not settings_from_args(parser.parse_args([]), {}).reveal_victims
 
 
 @pytest.mark.parametrize("env, why", [

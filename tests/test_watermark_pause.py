@@ -29,7 +29,8 @@ import pytest
 from detectors import events as E
 from detectors.base import iso
 from simulation import SimConfig
-from streams.app import AppliedDirectory, PartitionState, create_app
+from streams.app import create_app
+from streams.runtime import AppliedDirectory, PartitionState
 from streams.settings import Settings
 from tests.helpers import replay_alerts, sim_lines
 

@@ -1,0 +1,164 @@
+"""Every reach into the private parts of Faust, aiokafka and kafka-python, and every patch.
+
+The runtime uses Faust through its public API except here. Each function below is one
+workaround: its docstring says what upstream does that the public API cannot change or read,
+and ``tests/test_faust_compat.py`` checks, per function, that the installed upstream still has
+that shape (and, where it can without a broker, still behaves that way): an upgrade that
+changes one fails there, not in a worker at 3 a.m. ``tests/test_faust_compat.py`` also scans
+the project's packages and fails when a private attribute of a foreign object is read
+anywhere but here.
+
+Pinned to the versions these were written and measured against (``PINNED``); the test of the
+pins fails when the installed versions differ, so an upgrade re-reads this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from faust.types import TP
+
+#: the upstream versions every workaround here was read in and tested against
+PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "kafka-python": "3.0.12"}
+
+
+def committed_offsets(consumer: Any) -> Mapping[TP, int | None]:
+    """The group's committed offset of each assigned partition, as Faust's consumer holds it
+    (``faust.transport.consumer.Consumer._committed_offset``, a ``defaultdict`` of TP -> the
+    next offset to read, None when unknown).
+
+    Faust has no public reader of it (its consumer's only public path to committed offsets
+    is ``seek_to_committed``, which moves the read position; aiokafka's ``committed`` is a
+    broker round trip per partition, behind Faust's consumer thread), and the runtime asks
+    before every event of a merge and when a partition is assigned
+    (``PartitionEngines._has_commits``, ``_behind_commits``, ``watch_delivery``,
+    ``Runtime._behind``)."""
+    return consumer._committed_offset  # noqa: SLF001
+
+
+def read_offsets(consumer: Any) -> Mapping[TP, int | None]:
+    """The offset of the last record Faust handed to a stream, per partition
+    (``Consumer._read_offset``): the consumer lag metric is the high watermark minus it.
+    Faust has no public accessor (its own sensor reads it the same way)."""
+    return consumer._read_offset  # noqa: SLF001
+
+
+def paused_partitions(consumer: Any) -> set[TP]:
+    """The partitions Faust's flow control has paused (``Consumer._paused_partitions``):
+    a paused partition hands over nothing by design and must not be re-fetched
+    (``PartitionEngines.watch_delivery``). No public accessor in Faust 0.15."""
+    return consumer._paused_partitions  # noqa: SLF001
+
+
+def forget_gap(consumer: Any, tp: TP, start: int, end: int) -> None:
+    """Take offsets ``start..end-1`` of ``tp`` out of Faust's gap books.
+
+    Upstream behaviour worked around: when a record arrives beyond the read offset
+    (``Consumer._add_gap``, called from ``_drain_messages``: meant for compacted topics and
+    transaction markers), Faust books the offsets between as a gap, and ``_new_offset`` adds
+    every booked gap below the highest acked offset to the acked ones: its commit steps over
+    them. After a SIGKILL restart Faust dropped records it had fetched but not handed over
+    (a flow stop cut the hand-over short) and still moved its read offset past them: their
+    offsets were booked as a gap and would be committed unprocessed. ``PartitionEngines.admit`` seeks
+    back and fetches them again; this makes the commit wait for them. There is no public way
+    to un-book a gap."""
+    gaps = consumer._gap.get(tp)  # noqa: SLF001
+    if gaps:
+        gaps.chop(start, end)
+
+
+def last_poll(consumer: Any, tp: TP) -> float | None:
+    """Wall time (s) of the last fetch answer for ``tp``, or None when unknown.
+
+    aiokafka's ``AIOKafkaConsumer.last_poll_timestamp(tp)`` is public, but Faust keeps its
+    aiokafka consumer inside a consumer thread (``ThreadDelegateConsumer._thread``, an
+    ``AIOKafkaConsumerThread`` whose ``_ensure_consumer()`` returns it) and exposes neither.
+    The event-time merge needs it to tell "nothing unread" from "no fresh answer"
+    (``Runtime._behind``)."""
+    try:
+        ms = consumer._thread._ensure_consumer().last_poll_timestamp(tp)  # noqa: SLF001
+    except Exception:  # not the aiokafka driver, not started, not assigned
+        return None
+    return ms / 1000.0 if ms is not None else None
+
+
+async def force_metadata_update(consumer: Any) -> None:
+    """Ask the broker for fresh topic metadata now (aiokafka's
+    ``AIOKafkaConsumer._client.force_metadata_update()``).
+
+    A consumer without a group (``group_id=None``, assigned by hand: the identity and feedback
+    readers, which read every partition on every worker) refreshes metadata only every
+    ``metadata_max_age_ms`` (5 min): a topic created after the worker started would stay
+    unseen that long. aiokafka has no public call for it (``topics()`` returns the cached
+    set)."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+
+
+def limit_fetch_wait(ms: int) -> None:
+    """Cap the fetch wait of the consumers Faust builds at ``ms`` milliseconds (a patch).
+
+    Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` fixed
+    (``AIOKafkaConsumerThread._create_worker_consumer``; no setting reaches it). A broker that
+    does not answer a waiting fetch as soon as data arrives (Tansu, measured) then adds up to
+    1.5 s to every event; cap the wait (on Kafka it only costs idle fetches). The patch swaps
+    the ``aiokafka`` name Faust's driver module looks the consumer class up through for a
+    proxy whose ``AIOKafkaConsumer`` lowers the argument; everything else is aiokafka's."""
+    import aiokafka
+    import faust.transport.drivers.aiokafka as driver
+
+    base = aiokafka.AIOKafkaConsumer
+
+    class _Consumer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = min(int(kwargs.get("fetch_max_wait_ms", ms)), ms)
+            super().__init__(*args, **kwargs)
+
+    class _Module:
+        def __getattr__(self, name: str) -> Any:
+            return _Consumer if name == "AIOKafkaConsumer" else getattr(aiokafka, name)
+
+    driver.aiokafka = _Module()  # type: ignore[assignment]
+
+
+_INLINE_DELIVERY = False
+
+
+def inline_delivery() -> None:
+    """Give Faust's consumer the inline delivery path (a patch of
+    ``faust.transport.consumer.Consumer.wait_first``; idempotent; ``--fast-deliver``).
+
+    Upstream behaviour worked around: faust-streaming 0.15.3 hands every fetched message to
+    its streams with ``await self.wait_first(callback(message), self.suspend_flow.wait())``,
+    and ``mode``'s ``wait_first`` wraps each coroutine (plus the service's ``stopped`` and
+    ``crashed`` events) in a task: four tasks created and three cancelled per message, about
+    half of Faust's per-event CPU (docs/benchmarks.md, "Pipeline"). Faust has no setting for
+    its delivery path. The patched ``wait_first`` runs a delivery-shaped call (two
+    coroutines, no timeout, flow not suspended) inline up to its first suspension
+    (``streams.fastdeliver.run_inline``) and hands anything else, or a callback that
+    suspended, to the original."""
+    global _INLINE_DELIVERY
+    if _INLINE_DELIVERY:
+        return
+    import asyncio
+
+    from faust.transport.consumer import Consumer
+    from mode.services import WaitResults
+
+    from streams.fastdeliver import run_inline
+
+    original = Consumer.wait_first
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (timeout is None and len(coros) == 2 and asyncio.iscoroutine(coros[0])
+                and asyncio.iscoroutine(coros[1]) and not self.suspend_flow.is_set()):
+            callback, waiter = coros
+            done, value = run_inline(callback)
+            if done:
+                waiter.close()  # never started: nothing to cancel
+                return WaitResults([callback], [value], False)
+            return await original(self, value, waiter)
+        return await original(self, *coros, timeout=timeout)
+
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    _INLINE_DELIVERY = True
