@@ -58,7 +58,7 @@ ALLOWED = {
     "once so the engine's is_private is a range lookup",
     ("detectors/geo.py", "_loopback_network"): "as _private_networks",
     ("detectors/geo.py", "_linklocal_network"): "as _private_networks",
-    ("detectors/redteam.py", "_BaseNetwork"): "a type annotation (ipaddress's network base)",
+    ("simulation/redteam.py", "_BaseNetwork"): "a type annotation (ipaddress's network base)",
 }
 
 

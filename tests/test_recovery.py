@@ -26,10 +26,10 @@ from typing import Any
 import orjson
 import pytest
 
-from simulation import SimConfig
-from streams.checkpoint import assemble_checkpoint, checkpoint_records, checkpoint_slot
 from local.alerts import AlertReader
 from local.worker import WorkerProcess
+from simulation import SimConfig
+from streams.checkpoint import assemble_checkpoint, checkpoint_records, checkpoint_slot
 from streams.produce import Batching, Producer
 from streams.runtime import identity_offset_key
 from streams.snapshot import StateKeys

@@ -13,11 +13,11 @@ import pytest
 
 from detectors.engine import Directory, Engine
 from detectors.geo import default_geo
+from local.alerts import AlertReader
+from local.worker import WorkerProcess
 from simulation import SimConfig
 from streams.checkpoint import assemble_checkpoint, checkpoint_records, restore, snapshot
 from streams.config import settings_from_args
-from local.alerts import AlertReader
-from local.worker import WorkerProcess
 from streams.settings import Settings, SettingsError
 from streams.snapshot import StateKeys
 from streams.topics import TopicNames, create_topics
