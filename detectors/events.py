@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import orjson
@@ -149,8 +149,16 @@ class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
     """
 
     kind: str | None = None
-    event_id: _Id | None = None
-    ts: _Time | None = None
+    if TYPE_CHECKING:
+        # The types every Event has once decoded: decode() and decode_obj() reject an event
+        # without an id, and convert the wire's time (RFC 3339 text or a number) to epoch
+        # seconds. Only _accept() reads the fields in their wire form (msgspec's), typed
+        # there as such.
+        event_id: str = ""
+        ts: float = 0.0
+    else:
+        event_id: _Id | None = None
+        ts: _Time | None = None
     # login + access
     src_ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     country: str | None = None
@@ -169,8 +177,12 @@ class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
     subject_id: _Id | None = None
     resource: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     action: Literal["read", "search", "export", "update", "delete"] | None = None
-    records: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
-    token_issued_at: _Time | None = None
+    if TYPE_CHECKING:  # decoded: a count for every kind (1 unless an access says more), and
+        records: int = 1  # the token's time in epoch seconds or absent (see ts above)
+        token_issued_at: float | None = None
+    else:
+        records: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+        token_issued_at: _Time | None = None
     key_id: _Id | None = None
     # identity
     change: str | None = None
@@ -456,7 +468,7 @@ def normal_ip(value: str) -> str | None:
     except ValueError:
         return None
     if addr.version == 6:
-        v4, public_only = embedded_v4(addr)  # type: ignore[arg-type]
+        v4, public_only = embedded_v4(addr)
         if v4 is not None:
             return None if public_only and not v4.is_global else str(v4)
     return str(addr)
@@ -479,7 +491,8 @@ def _str(obj: dict[str, Any], field: str, required: bool, limit: int = MAX_ID_CH
     return v
 
 
-def _enum(obj: dict[str, Any], field: str, allowed: frozenset[str], default: str | None) -> str | None:
+def _enum(obj: dict[str, Any], field: str, allowed: frozenset[str], default: str | None
+          ) -> Any:  # a member of ``allowed`` or ``default``: the Literal the field declares
     v = obj.get(field)
     if v is None:
         return default
@@ -528,6 +541,7 @@ def _decode_obj(obj: dict[str, Any], kind: str | None, policy: Policy, arrival: 
     if kind is None:
         raise _Bad("unknown_kind", "kind", "neither a login, an access nor an identity change")
     event_id = _str(obj, "event_id", True)
+    assert event_id is not None  # required: _str raised otherwise
     if "ts" not in obj:
         raise _Bad("missing_field", "ts", "ts is required")
     ts = parse_ts(obj["ts"], "ts", policy.ts_min, policy.ts_max)
@@ -633,7 +647,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
         return None
     if ev.event_id is None:
         return None
-    v = ev.ts
+    v: Any = ev.ts  # the wire form (_Time | None), as msgspec checked it
     if v is None:
         return None
     ts = _time_of(v)
@@ -662,7 +676,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
                     or ev.principal_id is not None or ev.owner_id is not None):
                 ev.account_id = ev.account_type = ev.outcome = ev.device_id = ev.method = None
                 ev.change = ev.principal_id = ev.owner_id = None
-            tia = ev.token_issued_at
+            tia: Any = ev.token_issued_at  # the wire form, as ts above
             if tia is not None:
                 t = _ISSUED.get(tia) if type(tia) is str else None
                 if t is None:
