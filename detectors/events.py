@@ -148,15 +148,16 @@ class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
     (done by msgspec in C); :func:`decode` then applies the rest of the contract.
     """
 
-    kind: str | None = None
     if TYPE_CHECKING:
-        # The types every Event has once decoded: decode() and decode_obj() reject an event
-        # without an id, and convert the wire's time (RFC 3339 text or a number) to epoch
-        # seconds. Only _accept() reads the fields in their wire form (msgspec's), typed
-        # there as such.
+        # The types every Event has once decoded: decode() and decode_obj() set its kind,
+        # reject an event without an id, and convert the wire's time (RFC 3339 text or a
+        # number) to epoch seconds. Only _accept() reads the fields in their wire form
+        # (msgspec's), typed there as such.
+        kind: str = ""
         event_id: str = ""
         ts: float = 0.0
     else:
+        kind: str | None = None
         event_id: _Id | None = None
         ts: _Time | None = None
     # login + access
@@ -638,7 +639,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
     ``latest``: the newest ``ts`` accepted (arrival plus the allowed skew, or infinity);
     ``ascii``: whether ``line`` is (bytes: then valid UTF-8 was checked by the caller).
     """
-    k = kind or ev.kind
+    k: str | None = kind or ev.kind  # the wire form, as v below
     if k is None:
         k = kind_by_fields(ev.outcome, ev.subject_id, ev.change)
         if k is None:
@@ -719,7 +720,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
         ev.records = 1
     # a control character in a string can only come from an escape, a raw DEL, or a raw C1
     # (non-ASCII): two scans of the line spare the field checks of most lines
-    if (not ascii or line.find(_BACKSLASH) >= 0 or line.find(_DEL) >= 0  # type: ignore[arg-type]
+    if (not ascii or line.find(_BACKSLASH) >= 0 or line.find(_DEL) >= 0  # type: ignore[arg-type]  # ascii: bytes
             ) and _control_field(ev):
         return None
     ev.kind, ev.ts, ev.raw = k, ts, line
@@ -746,7 +747,7 @@ def decode(line: bytes | str, kind: str | None = None, policy: Policy = DEFAULT_
     ascii = line.isascii() and type(line) is bytes  # a str line: its fields are checked
     if not ascii:
         try:
-            line.decode() if type(line) is bytes else line.encode()  # type: ignore[union-attr]
+            line.decode() if type(line) is bytes else line.encode()  # type: ignore[union-attr]  # by its type
         except UnicodeError:
             return Rejection("invalid_json", None, "invalid UTF-8")
     skew = policy.future_skew
