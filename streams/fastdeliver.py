@@ -100,5 +100,5 @@ def install() -> None:
             return await original(self, value, waiter)
         return await original(self, *coros, timeout=timeout)
 
-    Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]  # the patch this module installs
     _INSTALLED = True
