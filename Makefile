@@ -26,7 +26,7 @@ test:  ## install everything the tests need (venv, Prometheus, Alertmanager, Kaf
 test-fast: venv  ## unit + scenario tests only (no brokers, no servers)
 	$(BIN)/pytest -q -m "not broker and not kafka and not prom"
 
-lint: venv  ## ruff lint, and mypy --strict on the detectors/ modules listed in pyproject.toml
+lint: venv  ## ruff lint; mypy: --strict on detectors/, the default checks on streams/ (pyproject.toml)
 	$(BIN)/ruff check detectors streams tests bench scripts
 	$(BIN)/mypy
 
