@@ -43,4 +43,4 @@ contract:  ## regenerate docs/contract.md from the design and docs/contract-note
 	$(PY) scripts/gen_contract.py
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
