@@ -26,7 +26,7 @@ test:  ## install everything the tests need (venv, Prometheus, Alertmanager, Kaf
 test-fast: venv  ## unit + scenario tests only (no brokers, no servers)
 	$(BIN)/pytest -q -m "not broker and not kafka and not prom"
 
-lint: venv  ## ruff lint, and mypy --strict on the detectors/ modules listed in pyproject.toml
+lint: venv  ## ruff lint; mypy: --strict on detectors/, the default checks on streams/ (pyproject.toml)
 	$(BIN)/ruff check detectors simulation streams local tests bench scripts
 	$(BIN)/mypy
 
@@ -43,4 +43,4 @@ contract:  ## regenerate docs/contract.md from the design and docs/contract-note
 	$(PY) scripts/gen_contract.py
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -192,7 +192,7 @@ class BurstTracker:
 
     def _failure(self, e: Event, ts: float, gen: int, keys: tuple[Any, ...]) -> list[Change]:
         cfg = self.cfg
-        acct: str = e.account_id  # type: ignore[assignment]
+        acct: str = e.account_id  # type: ignore[assignment]  # a login has an account_id (decode requires it)
         h = crc32(acct.encode(), self.salt)
         changes: list[Change] = []
         in_burst = False
@@ -249,7 +249,7 @@ class BurstTracker:
         srcs = self.sources
         in_burst = False
         ip = None
-        acct: str = e.account_id  # type: ignore[assignment]
+        acct: str = e.account_id  # type: ignore[assignment]  # a login has an account_id (decode requires it)
         h = crc32(acct.encode(), self.salt)
         for lvl in (0, 1, 2):
             s = srcs[lvl].get(keys[lvl])
@@ -360,7 +360,7 @@ class BurstTracker:
         """The narrowest flagged source this login's address belongs to, if its address
         itself failed in the window (a bystander on the same ISP is not in the burst)."""
         srcs = self.sources
-        ip = srcs[0].get(e.src_ip)  # type: ignore[arg-type]
+        ip = srcs[0].get(e.src_ip)
         if ip is None or not ip.accts:
             return None
         if ip.flagged_at is not None:

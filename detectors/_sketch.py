@@ -63,24 +63,24 @@ class DistinctCounter:
         if type(ex) is frozenset:  # the shared empty set (also after a restore)
             ex = self.exact = set()
         if ex is not None:
-            ex.add(h)  # type: ignore[union-attr]
+            ex.add(h)  # type: ignore[union-attr]  # a set: the frozenset was replaced above
             if len(ex) > self.exact_max:
                 self._promote()
         else:
-            self._upd.update(h)  # type: ignore[union-attr]
+            self._upd.update(h)  # type: ignore[union-attr]  # exact is None: promoted, _upd set
 
     def update_many(self, hs: Iterable[int]) -> None:
         ex = self.exact
         if type(ex) is frozenset:  # the shared empty set (also after a restore)
             ex = self.exact = set()
         if ex is not None:
-            ex.update(hs)  # type: ignore[union-attr]
+            ex.update(hs)  # type: ignore[union-attr]  # a set: the frozenset was replaced above
             if len(ex) > self.exact_max:
                 self._promote()
         else:
             upd = self._upd
             for h in hs:
-                upd.update(h)  # type: ignore[union-attr]
+                upd.update(h)  # type: ignore[union-attr]  # exact is None: promoted, _upd set
 
     def merge(self, other: DistinctCounter) -> None:
         """Add every element of ``other`` (the union, in place)."""
@@ -100,11 +100,11 @@ class DistinctCounter:
         if self.exact is not None:
             return float(len(self.exact))
         if self._merged is None:
-            return self._upd.get_estimate()  # type: ignore[union-attr]
+            return self._upd.get_estimate()  # type: ignore[union-attr, no-any-return]  # exact is None: _upd set; datasketches is untyped
         u = theta_union(LG_K, 1.0, THETA_SEED)
         u.update(self._merged)
-        u.update(self._upd)  # type: ignore[arg-type]
-        return u.get_result().get_estimate()
+        u.update(self._upd)
+        return u.get_result().get_estimate()  # type: ignore[no-any-return]  # datasketches is untyped: a float
 
     def __len__(self) -> int:
         return int(round(self.estimate()))
@@ -117,7 +117,7 @@ class DistinctCounter:
                 upd.update(h)
             return upd.compact()
         u = theta_union(LG_K, 1.0, THETA_SEED)
-        u.update(self._upd)  # type: ignore[arg-type]
+        u.update(self._upd)
         if self._merged is not None:
             u.update(self._merged)
         return u.get_result()
@@ -131,7 +131,7 @@ class DistinctCounter:
         """``E`` + little-endian uint64 digests while small and exact, else ``T`` + compact theta."""
         if self.exact is not None and len(self.exact) <= wire_exact_max:
             return b"E" + array("Q", sorted(self.exact)).tobytes()
-        return b"T" + self.compact().serialize()
+        return b"T" + self.compact().serialize()  # type: ignore[no-any-return]  # datasketches is untyped: bytes
 
     @classmethod
     def from_bytes(cls, data: bytes, exact_max: int = 128) -> DistinctCounter:

@@ -157,7 +157,7 @@ class AccountTakeover(Detector):
             self._ctx = ctx
             t = self._t = _burst.tracker(ctx)
         changes = t.observe(e)
-        acct: str = e.account_id  # type: ignore[assignment]
+        acct: str = e.account_id  # type: ignore[assignment]  # a login has an account_id (decode requires it)
         if e.outcome == "failure":
             out: list[Finding] = []
             for c in changes:  # a burst recognised now: judge the successes seen before
@@ -170,10 +170,10 @@ class AccountTakeover(Detector):
         suspect = False
         burst_change = next((c for c in changes if c.what == "success"), None)
         if burst_change is not None:
-            rec: _burst.Success = burst_change.success  # type: ignore[assignment]
+            rec: _burst.Success = burst_change.success  # type: ignore[assignment]  # a success change carries its Success
             out.extend(self._judge_burst(rec, burst_change.source, t, ctx, e))
         else:
-            ip = t.sources[0].get(e.src_ip)  # type: ignore[arg-type]
+            ip = t.sources[0].get(e.src_ip)
             if ip is not None and ip.accts:
                 # the address is failing on other accounts: watch this login, do not learn it
                 suspect = True
@@ -189,7 +189,7 @@ class AccountTakeover(Detector):
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         if not (self._suspects or self._cands):
             return []
-        actor: str = e.actor_id  # type: ignore[assignment]
+        actor: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id (decode requires it)
         if e.resource not in self.sensitive or e.subject_id != actor:
             return []
         c = self._cands.get(actor)
@@ -198,12 +198,12 @@ class AccountTakeover(Detector):
                 return []
             if e.session_id != c.session and e.src_ip != c.src_ip:
                 return []  # the owner's own session elsewhere, not the suspect login
-            c.reads.append((e.ts, e.resource, e.event_id))  # type: ignore[arg-type]
+            c.reads.append((e.ts, e.resource, e.event_id))
             return [self._finding(c, e.ts, ctx)]
         s = self._suspects.get(actor)
         if (s is not None and len(s.reads) < 10 and e.ts - s.login_ts <= self.watch
                 and (e.session_id == s.session or e.src_ip == s.src_ip)):
-            s.reads.append((e.ts, e.resource, e.event_id))  # type: ignore[arg-type]
+            s.reads.append((e.ts, e.resource, e.event_id))
         return []
 
     # --- judging -------------------------------------------------------------------------
@@ -238,9 +238,9 @@ class AccountTakeover(Detector):
         return self._open(acct, ts, ip, sid, where, how, facts, [eid], ctx)
 
     def _judge_failures(self, e: Event, f: list[float], ctx: Context) -> list[Finding]:
-        acct: str = e.account_id  # type: ignore[assignment]
+        acct: str = e.account_id  # type: ignore[assignment]  # a login has an account_id (decode requires it)
         device = e.device_id or e.user_agent
-        ip: str = e.src_ip  # type: ignore[assignment]
+        ip: str = e.src_ip  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
         prof, new_dev, new_place, place = self._novelty(acct, device, ip, ctx)
         if prof is None or not (new_dev and new_place):
             return []  # no history to judge, or a usual device or network: the owner's typos
@@ -288,7 +288,7 @@ class AccountTakeover(Detector):
                     items.remove(v)
 
     def _learn(self, e: Event, ctx: Context) -> None:
-        k = ctx.hash_id(e.account_id)  # type: ignore[arg-type]
+        k = ctx.hash_id(e.account_id)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
         p = self._profiles.get(k)
         if p is None:
             self._judged -= 0.001 * self._judged

@@ -113,7 +113,7 @@ class Entry(msgspec.Struct, frozen=True):
         if self.list == "network":
             net = _network(self.value)
             single = net is not None and net.num_addresses == 1
-            return ("src_ip", str(net.network_address)) if single else ("subnet", self.value)
+            return ("src_ip", str(net.network_address)) if single else ("subnet", self.value)  # type: ignore[union-attr]  # single: net is set
         if self.list == "key":
             return "key", self.value
         if self.list == "principal":
@@ -287,4 +287,4 @@ def _inside(ident: str, cidr: str) -> bool:
     net, inner = _network(cidr), _network(ident)
     if net is None or inner is None or net.version != inner.version:
         return False
-    return inner.subnet_of(net)  # type: ignore[arg-type]
+    return inner.subnet_of(net)  # type: ignore[arg-type]  # one IP version (checked above)

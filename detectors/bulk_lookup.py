@@ -216,7 +216,7 @@ def merge_partials(a: Partial, b: Partial) -> Partial:
         a.event_ids.extend(b.event_ids[:room])
     if b.id_min is not None:
         a.id_min = b.id_min if a.id_min is None else min(a.id_min, b.id_min)
-        a.id_max = b.id_max if a.id_max is None else max(a.id_max, b.id_max)  # type: ignore[type-var]
+        a.id_max = b.id_max if a.id_max is None else max(a.id_max, b.id_max)  # type: ignore[type-var]  # id_max is set with id_min (checked above)
     a.numeric += b.numeric
     a.sources += b.sources
     a.source_ids = sorted(set(a.source_ids) | set(b.source_ids))
@@ -269,16 +269,16 @@ class Combiner:
 
     def add(self, e: Event) -> None:
         ts = e.ts
-        subj: str = e.subject_id  # type: ignore[assignment]
+        subj: str = e.subject_id  # type: ignore[assignment]  # a request has a subject_id (decode requires it)
         if self.start is None:
             self.start = ts - ts % self.window
         if e.actor_id == subj and e.actor_type == "customer":  # a customer's own credentials
-            ip: str = e.src_ip  # type: ignore[assignment]
+            ip: str = e.src_ip  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
             a = self.src.get(ip)
             if a is None:
                 a = self.src[ip] = _Acc(e.net, "customer", ts)
                 a.eids.append(e.event_id)
-                a.limit = self.burst_dc if e.net.net_class in _SUS else self.burst  # type: ignore
+                a.limit = self.burst_dc if e.net.net_class in _SUS else self.burst
             elif len(a.eids) < _SAMPLE:
                 a.eids.append(e.event_id)
             a.subjects.add(subj)
@@ -296,17 +296,17 @@ class Combiner:
                 b.subjects.add(subj)
                 b.count += 1
                 b.last = ts
-                if e.net.net_class in _SUS:  # type: ignore[union-attr]
-                    b.sus.add(subj)  # type: ignore[union-attr]
+                if e.net.net_class in _SUS:
+                    b.sus.add(subj)  # type: ignore[union-attr]  # a key's accumulator is built with sus=True
                     if len(b.eids) < _SAMPLE:
                         b.eids.append(e.event_id)
-                    if len(b.sus) == self.burst_dc and ("key", k) not in self.paged:  # type: ignore
+                    if len(b.sus) == self.burst_dc and ("key", k) not in self.paged:  # type: ignore[arg-type]  # as above
                         self.hot.append(("key", k))
             return
-        act: str = e.actor_id  # type: ignore[assignment]
+        act: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id (decode requires it)
         c = self.actor.get(act)
         if c is None:
-            c = self.actor[act] = _Acc(e.net, e.actor_type, ts, sus=True)  # type: ignore[arg-type]
+            c = self.actor[act] = _Acc(e.net, e.actor_type, ts, sus=True)  # type: ignore[arg-type]  # decode defaults actor_type to customer
             c.eids.append(e.event_id)
         elif len(c.eids) < _SAMPLE:
             c.eids.append(e.event_id)
@@ -314,8 +314,8 @@ class Combiner:
         c.count += 1
         c.records += e.records
         c.last = ts
-        if e.net.net_class in _SUS:  # type: ignore[union-attr]
-            c.sus.add(subj)  # type: ignore[union-attr]
+        if e.net.net_class in _SUS:
+            c.sus.add(subj)  # type: ignore[union-attr]  # an actor's accumulator is built with sus=True
         if len(c.subjects) == self.burst and c.ptype != "service" and \
                 ("actor", act) not in self.paged:
             self.hot.append(("actor", act))
@@ -366,7 +366,7 @@ class Combiner:
             home = is_home(net.country) if net is not None else True
             n = len(a.subjects)
             if cls != "private" and not (cls == "isp" and home):
-                for kind, ent in (("subnet", net.subnet), ("asn", net.asn_key)):  # type: ignore
+                for kind, ent in (("subnet", net.subnet), ("asn", net.asn_key)):  # type: ignore[union-attr]  # net is set here: no net makes cls isp and home, skipped
                     r = rollup.get((kind, ent))
                     if r is None:
                         r = rollup[(kind, ent)] = _Acc(net, "customer", a.first, ips=True)
@@ -375,7 +375,7 @@ class Combiner:
                     r.records += a.records
                     r.last = max(r.last, a.last)
                     r.sources += 1
-                    r.ips.append(ip)  # type: ignore[union-attr]
+                    r.ips.append(ip)  # type: ignore[union-attr]  # rollups are built with ips=True
                     if len(r.eids) < _SAMPLE:
                         r.eids.extend(a.eids[: _SAMPLE - len(r.eids)])
             # Datacenter addresses are followed from their first account; other networks once
@@ -727,7 +727,7 @@ class BulkLookup(Detector):
             ent.sources = len(ent.h_srcs)
         if p.id_min is not None:
             ent.h_lo = p.id_min if ent.h_lo is None else min(ent.h_lo, p.id_min)
-            ent.h_hi = p.id_max if ent.h_hi is None else max(ent.h_hi, p.id_max)  # type: ignore
+            ent.h_hi = p.id_max if ent.h_hi is None else max(ent.h_hi, p.id_max)  # type: ignore[type-var]  # id_max is set with id_min (checked above)
             ent.h_num += p.numeric
         ent.eids = (p.event_ids + ent.eids)[:_SAMPLE]
         return self._score(ent, p, ctx)
@@ -744,10 +744,10 @@ class BulkLookup(Detector):
                 n = ent.h.estimate() + ent.h_cnt
                 if not ent.h_flag:
                     if ent.kind == "key":
-                        ent.own_t.learn(n)  # type: ignore[union-attr]
+                        ent.own_t.learn(n)  # type: ignore[union-attr]  # a key entity has its own models (_Entity)
                         if ent.own_h.n == 0:  # never learn into the shared empty history
                             ent.own_h = _Ewma()
-                        ent.own_h.learn(ent.h_sus.estimate())  # type: ignore[union-attr]
+                        ent.own_h.learn(ent.h_sus.estimate())  # type: ignore[union-attr]  # as above
                     else:
                         if ent.own_h.n == 0:  # never learn into the shared empty history
                             ent.own_h = _Ewma()

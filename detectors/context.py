@@ -39,9 +39,9 @@ class Directory:
     def apply(self, e: E.Event) -> None:
         """Apply an identity change that ``detectors.events.decode`` accepted: it has the id
         field its ``change`` needs, and its ``ts`` is epoch seconds (a float). The Event type
-        declares every field optional and ``ts`` as any accepted input form, hence the casts."""
+        declares the id fields optional (which one is set depends on the kind), hence the casts."""
         c = e.change
-        ts = cast(float, e.ts)
+        ts = e.ts
         if c == "principal_terminated" or c == "principal_suspended":
             self.principal_status[cast(str, e.principal_id)] = (c.split("_")[1], ts)
         elif c == "principal_reinstated":

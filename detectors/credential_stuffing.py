@@ -77,8 +77,8 @@ class CredentialStuffing(Detector):
                  z_min: float = 5.0, rate_min: float = 0.5, prior_rate: float = 0.10,
                  refresh: float = 600.0) -> None:
         self.cfg = _burst.BurstConfig(
-            window=window, min_accounts=tuple(min_accounts),  # type: ignore[arg-type]
-            min_children=tuple(min_children),  # type: ignore[arg-type]
+            window=window, min_accounts=tuple(min_accounts),  # type: ignore[arg-type]  # three ints (a list when read from TOML)
+            min_children=tuple(min_children),  # type: ignore[arg-type]  # as above
             critical_factor=critical_factor, z_min=z_min, rate_min=rate_min,
             prior_rate=prior_rate, refresh=refresh)
         self._ctx: Context | None = None

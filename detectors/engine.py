@@ -166,13 +166,13 @@ class Engine:
             if unknown:
                 raise ValueError(f"unknown detector(s): {', '.join(unknown)}")
             self.detectors = {
-                i: classes[i](**cfg.params.get(i, {})) for i in ids  # type: ignore[call-arg]
+                i: classes[i](**cfg.params.get(i, {})) for i in ids
             }
         if cfg.remote_kinds:
             self._partial_origin = os.urandom(6).hex()  # this engine's views (drain_partials)
             for d in self.detectors.values():
                 if hasattr(d, "remote_kinds"):
-                    d.remote_kinds = frozenset(cfg.remote_kinds)  # type: ignore[attr-defined]
+                    d.remote_kinds = frozenset(cfg.remote_kinds)
         by_kind: dict[str, list[Detector]] = {k: [] for k in E.KINDS}
         for d in self.detectors.values():
             for k in d.wants:
@@ -297,10 +297,10 @@ class Engine:
         elif ts < ctx.now - cfg.allowed_lateness:
             self.stats["late"] += 1
         if kind == _ACCESS:
-            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
+            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]  # decode requires src_ip
             hooks = self._access_route[e.actor_type]
         elif kind == _LOGIN:
-            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]
+            e.net = ctx.geo.enrich(e.src_ip, e.country, e.asn)  # type: ignore[arg-type]  # as above
             hooks = self._login_route[e.account_type]
         else:
             ctx.directory.apply(e)
@@ -762,7 +762,7 @@ class Engine:
             senders = self._senders = [d for d in self.detectors.values()
                                        if hasattr(d, "outbox")]
         for d in senders:
-            if d.outbox:  # type: ignore[attr-defined]
+            if d.outbox:
                 return True
         return False
 
@@ -777,7 +777,7 @@ class Engine:
             box = getattr(d, "outbox", None)
             if not box:
                 continue
-            d.outbox = []  # type: ignore[attr-defined]
+            d.outbox = []  # type: ignore[attr-defined]  # it has one: getattr above
             origin = self.__dict__.get("_partial_origin")
             if origin is None:  # one per engine life: a fresh engine is a new sender
                 origin = self._partial_origin = os.urandom(6).hex()
@@ -823,7 +823,7 @@ class Engine:
 
     def drain_errors(self) -> int:
         """Exceptions caught inside the engine (``internal_errors``) since the last call."""
-        n = self.__dict__.get("_errors_new", 0)
+        n: int = self.__dict__.get("_errors_new", 0)
         self._errors_new = 0
         return n
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import orjson
@@ -148,9 +148,18 @@ class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
     (done by msgspec in C); :func:`decode` then applies the rest of the contract.
     """
 
-    kind: str | None = None
-    event_id: _Id | None = None
-    ts: _Time | None = None
+    if TYPE_CHECKING:
+        # The types every Event has once decoded: decode() and decode_obj() set its kind,
+        # reject an event without an id, and convert the wire's time (RFC 3339 text or a
+        # number) to epoch seconds. Only _accept() reads the fields in their wire form
+        # (msgspec's), typed there as such.
+        kind: str = ""
+        event_id: str = ""
+        ts: float = 0.0
+    else:
+        kind: str | None = None
+        event_id: _Id | None = None
+        ts: _Time | None = None
     # login + access
     src_ip: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     country: str | None = None
@@ -169,8 +178,12 @@ class Event(msgspec.Struct, gc=False, repr_omit_defaults=True):
     subject_id: _Id | None = None
     resource: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     action: Literal["read", "search", "export", "update", "delete"] | None = None
-    records: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
-    token_issued_at: _Time | None = None
+    if TYPE_CHECKING:  # decoded: a count for every kind (1 unless an access says more), and
+        records: int = 1  # the token's time in epoch seconds or absent (see ts above)
+        token_issued_at: float | None = None
+    else:
+        records: Annotated[int, msgspec.Meta(ge=1, le=10**12)] | None = None
+        token_issued_at: _Time | None = None
     key_id: _Id | None = None
     # identity
     change: str | None = None
@@ -456,7 +469,7 @@ def normal_ip(value: str) -> str | None:
     except ValueError:
         return None
     if addr.version == 6:
-        v4, public_only = embedded_v4(addr)  # type: ignore[arg-type]
+        v4, public_only = embedded_v4(addr)
         if v4 is not None:
             return None if public_only and not v4.is_global else str(v4)
     return str(addr)
@@ -479,7 +492,8 @@ def _str(obj: dict[str, Any], field: str, required: bool, limit: int = MAX_ID_CH
     return v
 
 
-def _enum(obj: dict[str, Any], field: str, allowed: frozenset[str], default: str | None) -> str | None:
+def _enum(obj: dict[str, Any], field: str, allowed: frozenset[str], default: str | None
+          ) -> Any:  # a member of ``allowed`` or ``default``: the Literal the field declares
     v = obj.get(field)
     if v is None:
         return default
@@ -528,6 +542,7 @@ def _decode_obj(obj: dict[str, Any], kind: str | None, policy: Policy, arrival: 
     if kind is None:
         raise _Bad("unknown_kind", "kind", "neither a login, an access nor an identity change")
     event_id = _str(obj, "event_id", True)
+    assert event_id is not None  # required: _str raised otherwise
     if "ts" not in obj:
         raise _Bad("missing_field", "ts", "ts is required")
     ts = parse_ts(obj["ts"], "ts", policy.ts_min, policy.ts_max)
@@ -624,7 +639,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
     ``latest``: the newest ``ts`` accepted (arrival plus the allowed skew, or infinity);
     ``ascii``: whether ``line`` is (bytes: then valid UTF-8 was checked by the caller).
     """
-    k = kind or ev.kind
+    k: str | None = kind or ev.kind  # the wire form, as v below
     if k is None:
         k = kind_by_fields(ev.outcome, ev.subject_id, ev.change)
         if k is None:
@@ -633,7 +648,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
         return None
     if ev.event_id is None:
         return None
-    v = ev.ts
+    v: Any = ev.ts  # the wire form (_Time | None), as msgspec checked it
     if v is None:
         return None
     ts = _time_of(v)
@@ -662,7 +677,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
                     or ev.principal_id is not None or ev.owner_id is not None):
                 ev.account_id = ev.account_type = ev.outcome = ev.device_id = ev.method = None
                 ev.change = ev.principal_id = ev.owner_id = None
-            tia = ev.token_issued_at
+            tia: Any = ev.token_issued_at  # the wire form, as ts above
             if tia is not None:
                 t = _ISSUED.get(tia) if type(tia) is str else None
                 if t is None:
@@ -705,7 +720,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
         ev.records = 1
     # a control character in a string can only come from an escape, a raw DEL, or a raw C1
     # (non-ASCII): two scans of the line spare the field checks of most lines
-    if (not ascii or line.find(_BACKSLASH) >= 0 or line.find(_DEL) >= 0  # type: ignore[arg-type]
+    if (not ascii or line.find(_BACKSLASH) >= 0 or line.find(_DEL) >= 0  # type: ignore[arg-type]  # ascii: bytes
             ) and _control_field(ev):
         return None
     ev.kind, ev.ts, ev.raw = k, ts, line
@@ -732,7 +747,7 @@ def decode(line: bytes | str, kind: str | None = None, policy: Policy = DEFAULT_
     ascii = line.isascii() and type(line) is bytes  # a str line: its fields are checked
     if not ascii:
         try:
-            line.decode() if type(line) is bytes else line.encode()  # type: ignore[union-attr]
+            line.decode() if type(line) is bytes else line.encode()  # type: ignore[union-attr]  # by its type
         except UnicodeError:
             return Rejection("invalid_json", None, "invalid UTF-8")
     skew = policy.future_skew

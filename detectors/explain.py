@@ -80,9 +80,9 @@ class EntityLog:
         key = (ent.get("kind"), ent.get("id"))
         if not isinstance(key[0], str) or not isinstance(key[1], str):
             return
-        rec = self.recs.get(key)  # type: ignore[arg-type]
+        rec = self.recs.get(key)  # type: ignore[arg-type]  # both parts are str (checked above)
         if rec is None:
-            rec = self.recs[key] = _Rec(t)  # type: ignore[index]
+            rec = self.recs[key] = _Rec(t)  # type: ignore[index]  # as above
         rec.first = min(rec.first, t)
         rec.last = max(rec.last, t)
         kept = compact_alert(alert, t)
@@ -124,7 +124,7 @@ class EntityLog:
                     ("asn", net.asn_key if net is not None else None)):
             if key[1] is None:
                 continue
-            rec = recs.get(key)  # type: ignore[arg-type]
+            rec = recs.get(key)  # type: ignore[arg-type]  # key[1] is not None (skipped above)
             if rec is not None:
                 ts = e.ts
                 if ts > rec.last:

@@ -26,7 +26,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Protocol
+from typing import Any, Protocol
 
 from .events import normal_ip
 
@@ -149,7 +149,7 @@ def _v4_private_ranges() -> tuple[tuple[int, int], ...] | None:
     ``ipaddress``'s own tables and checked against it at every range edge; None (use
     ``ipaddress`` per address) when this Python's rules are not that simple."""
     try:
-        c = ipaddress.IPv4Address._constants  # type: ignore[attr-defined]
+        c = ipaddress.IPv4Address._constants  # type: ignore[attr-defined]  # private: checked against the public answers below
         if getattr(c, "_private_networks_exceptions", None):
             return None  # newer rules (carve-outs): not a union of ranges
         nets = [*c._private_networks, c._loopback_network, c._linklocal_network]
@@ -221,14 +221,14 @@ class Geo:
         self.source = source
         self.classes = network_classes()
         self.cache_size = cache_size
-        self.lookup = lru_cache(maxsize=cache_size)(self._lookup)  # type: ignore[method-assign]
+        self.lookup = lru_cache(maxsize=cache_size)(self._lookup)
 
     def __getstate__(self) -> dict[str, object]:
         # The cache is rebuilt, not pickled: engine checkpoints stay small and picklable.
         return {"source": self.source, "cache_size": self.cache_size}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["source"], state["cache_size"])  # type: ignore[misc, arg-type]
+        self.__init__(state["source"], state["cache_size"])  # type: ignore[misc]  # __init__ rebuilds the cache, which is not pickled
 
     def _lookup(self, ip: str) -> NetInfo:
         ip = normal_ip(ip) or ip  # decoding normalised it already; other callers may not
@@ -287,12 +287,12 @@ class MaxMindGeo:
         return (MaxMindGeo, self._paths)
 
     def country_org(self, ip: str) -> tuple[str, int | None, str]:
-        rec = self._country.get(ip) or {}
+        rec: Any = self._country.get(ip) or {}  # maxminddb's Record: a dict here
         cc = ((rec.get("country") or rec.get("registered_country") or {}).get("iso_code")
               or UNKNOWN)
         asn, org = None, ""
         if self._asn is not None:
-            a = self._asn.get(ip) or {}
+            a: Any = self._asn.get(ip) or {}
             asn = a.get("autonomous_system_number")
             org = a.get("autonomous_system_organization") or ""
         return cc, asn, org

@@ -210,12 +210,12 @@ class ImpossibleTravel(Detector):
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.outcome != "success" or e.account_type not in self.principal_types:
             return []
-        return self._seen(e, e.account_id, ctx)  # type: ignore[arg-type]
+        return self._seen(e, e.account_id, ctx)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         if e.actor_type not in self.principal_types:
             return []
-        return self._seen(e, e.actor_id, ctx)  # type: ignore[arg-type]
+        return self._seen(e, e.actor_id, ctx)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
 
     def _seen(self, e: Event, pid: str, ctx: Context) -> list[Finding]:
         net = e.net
@@ -227,20 +227,20 @@ class ImpossibleTravel(Detector):
         w = self._last.get(h)
         if w is None:
             self._learn_country(net.country)
-            self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
+            self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                                    e.session_id)
             return []
         if w.country != net.country and net.country == self.home() and mobile_carrier(net):
             return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
         if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
             if e.ts >= w.ts:
-                w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]
+                w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
             return []
         if w.flagged and net.country == w.origin:
             out = []  # back on the owner's side of a jump already reported
         else:
             out = self._judge(w, e, pid, ctx)
-        self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]
+        self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                                e.session_id, w.flagged + (1 if out else 0),
                                w.country if out else w.origin)
         return out
@@ -266,7 +266,7 @@ class ImpossibleTravel(Detector):
                    f"{_r(self.max_kmh)} km/h.")
         names = ctx.victims()
         if same_session:
-            summary = (summary[:-1] + f"; the same session ({names('session', e.session_id)}) "  # type: ignore[arg-type]
+            summary = (summary[:-1] + f"; the same session ({names('session', e.session_id)}) "  # type: ignore[arg-type]  # same_session: both events name it
                        "was used at both ends.")
         flight_h = km / self.max_kmh
         evidence = [
@@ -275,7 +275,7 @@ class ImpossibleTravel(Detector):
                f"{gap}; the fastest plausible trip needs {flight_h:.1f} h"),
             ev("from", f"{w.country} {w.org} {names('address', w.ip)}", "last location of the account",
                f"at {iso(w.ts)}, event {w.event_id}"),
-            ev("to", f"{net.country} {net.org} {names('address', e.src_ip)}",  # type: ignore[arg-type]
+            ev("to", f"{net.country} {net.org} {names('address', e.src_ip)}",  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                "residential / mobile network",
                f"at {iso(e.ts)}, {e.kind}" + (f" of {e.resource}" if e.resource else "")),
             ev("same_session", same_session, "a new login at a new place",

@@ -206,7 +206,8 @@ class Incidents:
             iid = incident_id(link, episode_start, self.window)
             self.of_alert[aid] = iid
         else:
-            link = tuple(self.stories[iid]["link"].values())  # type: ignore[assignment]
+            assert iid is not None  # not a new alert: of_alert had it
+            link = tuple(self.stories[iid]["link"].values())
         story = self.stories.get(iid)
         if story is None:
             story = self.stories[iid] = {

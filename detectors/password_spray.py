@@ -74,8 +74,8 @@ class PasswordSpray(Detector):
                  max_fails_per_account: float = 2.0, critical_factor: float = 5.0,
                  z_min: float = 5.0, rate_min: float = 0.5, refresh: float = 900.0) -> None:
         self.cfg = _burst.BurstConfig(
-            window=window, min_accounts=tuple(min_accounts),  # type: ignore[arg-type]
-            min_children=tuple(min_children),  # type: ignore[arg-type]
+            window=window, min_accounts=tuple(min_accounts),  # type: ignore[arg-type]  # three ints (a list when read from TOML)
+            min_children=tuple(min_children),  # type: ignore[arg-type]  # as above
             critical_factor=critical_factor,
             z_min=z_min, rate_min=rate_min, max_fails_per_account=max_fails_per_account,
             max_accounts=20000, max_successes=20, refresh=refresh)

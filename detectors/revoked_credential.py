@@ -159,9 +159,9 @@ class RevokedCredential(Detector):
                             return out  # the owner with his own key: the key page says it all
         actor = e.actor_id
         if actor in d.principal_status:
-            status, since = d.principal_status[actor]  # type: ignore[index]
+            status, since = d.principal_status[actor]
             if e.ts >= since:
-                out = out + self._use(self._principals, "actor", actor,  # type: ignore[arg-type]
+                out = out + self._use(self._principals, "actor", actor,
                                       (status, None, since), e, ctx)
         return out
 
@@ -170,11 +170,11 @@ class RevokedCredential(Detector):
         d = ctx.directory
         if acct not in d.principal_status:
             return []
-        status, since = d.principal_status[acct]  # type: ignore[index]
+        status, since = d.principal_status[acct]
         if e.ts < since:
             return []
         why = (status, None, since)
-        return self._use(self._principals, "actor", acct, why, e, ctx)  # type: ignore[arg-type]
+        return self._use(self._principals, "actor", acct, why, e, ctx)
 
     # --- findings ------------------------------------------------------------------------
     def _use(self, table: dict[str, _Use], kind: str, ident: str,
@@ -192,7 +192,7 @@ class RevokedCredential(Detector):
         if len(u.accounts) < self.cap:
             u.accounts.add(zlib.crc32(subj.encode()))  # a count only
         if len(u.sources) < self.cap:
-            u.sources.add(e.src_ip)  # type: ignore[arg-type]
+            u.sources.add(e.src_ip)  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
         if len(u.event_ids) < 10:
             u.event_ids.append(e.event_id)
         escalate = not u.critical and not (e.kind == "login" and e.outcome == "failure")
@@ -219,7 +219,7 @@ class RevokedCredential(Detector):
         elif e.subject_id == ident:
             did = f"{e.action} {e.resource} of {e.subject_id}"
         else:
-            did = f"{e.action} {e.resource} of 1 customer ({names('customer', e.subject_id)})"  # type: ignore[arg-type]
+            did = f"{e.action} {e.resource} of 1 customer ({names('customer', e.subject_id)})"  # type: ignore[arg-type]  # a request has a subject_id (decode requires it)
         if kind == "key":
             lead = f"Key {ident} {told}"
             how = f"was just used to {did}" if e.kind == "access" else f"was just {did}"

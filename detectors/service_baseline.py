@@ -220,7 +220,7 @@ class ServiceBaseline(Detector):
             return []
         ts = e.ts
         local = ts + self._off
-        act: str = e.actor_id  # type: ignore[assignment]
+        act: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id (decode requires it)
         s = self._svcs.get(act)
         if s is None:
             s = self._svcs[act] = _Svc(ts)
@@ -231,7 +231,7 @@ class ServiceBaseline(Detector):
         if be != s.b_epoch:
             s.b_epoch = be
             s.b_subj = set()
-        subj: str = e.subject_id  # type: ignore[assignment]
+        subj: str = e.subject_id  # type: ignore[assignment]  # a request has a subject_id (decode requires it)
         bs = s.b_subj
         if subj not in bs and len(bs) < 100_000:
             bs.add(subj)
@@ -239,13 +239,13 @@ class ServiceBaseline(Detector):
                 s.b_peak = len(bs)
         gap = ts - s.last
         s.last = max(s.last, ts)
-        ip: str = e.src_ip  # type: ignore[assignment]
+        ip: str = e.src_ip  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
         n = len(bs)
         if n < s.wn and ip in s.lip:  # a known address below the volume threshold
             return []
         a_crc = crc32(ip.encode())
         n_crc = _net_of(ip) | 1 << 32
-        r_crc = (crc32(e.resource.encode()) if e.resource else 0) | 2 << 32  # type: ignore
+        r_crc = (crc32(e.resource.encode()) if e.resource else 0) | 2 << 32
         known = s.known
         if ts - s.first < self.learn:  # learning: every address, network and resource
             if not (_has(known, a_crc) and _has(known, n_crc) and _has(known, r_crc)):
@@ -310,7 +310,7 @@ class ServiceBaseline(Detector):
                 s.known += v.to_bytes(8, "little")
 
     def _finding(self, e: Event, s: _Svc, sev: str, n: int, thr: tuple[float, float],
-                 usual: tuple[float, float] | None, off: bool, night: bool, gap: float,
+                 usual: float | None, off: bool, night: bool, gap: float,
                  new_addr: bool, new_net: bool, new_res: bool, lh: int) -> Finding:
         act = e.actor_id
         what = []
@@ -346,7 +346,7 @@ class ServiceBaseline(Detector):
             ev("first_seen", iso(s.first), f"learning {self.learn / HOUR:g} h", ""),
         ]
         score = {"info": 0.3, "warning": 0.7, "critical": 0.95}[sev]
-        return Finding(self.id, "actor", act, sev, score, summary, evidence,  # type: ignore[arg-type]
+        return Finding(self.id, "actor", act, sev, score, summary, evidence,  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
                        list(s.eids or ()), e.ts)
 
     # --- housekeeping ----------------------------------------------------------------------

@@ -109,7 +109,7 @@ class _Agg:
 
     # C++ sketches neither pickle nor go into a snapshot as they are: their bytes do
     def __getstate__(self) -> dict[str, Any]:
-        state = {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+        state = {f: getattr(self, f) for f in self.__slots__}
         state["cur_h"] = self.cur_h.serialize_compact()
         state["cur_d"] = self.cur_d.serialize_compact()
         return state
@@ -214,7 +214,7 @@ class SpreadAccess(Detector):
         asn = net.asn_key if net is not None else None
         cls = net.net_class if net is not None else "?"
         for pop in pops:
-            dims: list[tuple[str, str]] = [("resource", e.resource or "?"),  # type: ignore[list-item]
+            dims: list[tuple[str, str]] = [("resource", e.resource or "?"),
                                            ("global", cls)]
             if key is not None:
                 dims.append(("key", key))

@@ -180,7 +180,7 @@ class UnissuedSession(Detector):
     # --- hooks ---------------------------------------------------------------------------
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.outcome == "success":
-            k = ctx.hash_id(e.account_id, e.session_id)  # type: ignore[arg-type]
+            k = ctx.hash_id(e.account_id, e.session_id)  # type: ignore[arg-type]  # decode requires both of a successful login
             self._remember(k, e.ts)
             self._pending.pop(k, None)  # a late login inside login_lateness clears it
         if e.ts > self._login_max:
@@ -228,7 +228,7 @@ class UnissuedSession(Detector):
                 return self._judge(e, key, "expired", life, ctx)
         if sid is None:
             return []
-        k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]
+        k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
         if self._is_known(k):
             return self._places(k, e, ctx)
         p = self._pending.get(k)
@@ -250,8 +250,8 @@ class UnissuedSession(Detector):
         entity = ("key", e.key_id) if e.key_id else ("src_ip", e.src_ip)
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
         deadline = e.ts + self.login_lateness
-        self._pending[k] = _Pending(deadline, e.actor_id, sid, entity,  # type: ignore[arg-type]
-                                    e.src_ip, where, tia, e.ts, [e.event_id])  # type: ignore[arg-type]
+        self._pending[k] = _Pending(deadline, e.actor_id, sid, entity,  # type: ignore[arg-type]  # actor_id: as above; a src_ip when no key_id (decode requires it)
+                                    e.src_ip, where, tia, e.ts, [e.event_id])  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
         heapq.heappush(self.__dict__.setdefault("_due", []), (deadline, k))
         if self._login_max >= deadline:  # the login stream is already past it
             return self._judge_due(self._login_max, ctx)
@@ -283,14 +283,14 @@ class UnissuedSession(Detector):
     def _judge(self, e: Event, key: str, why: str, life: float, ctx: Context) -> list[Finding]:
         """An invalid token (expired, or signed by a key never announced): judged at once,
         once per account and key (its later requests add nothing the first did not say)."""
-        k = ctx.hash_id(e.actor_id, key, why)  # type: ignore[arg-type]
+        k = ctx.hash_id(e.actor_id, key, why)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
         if k in self._unannounced:
             return []
         self._unannounced[k] = e.ts
         net = e.net
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
-        p = _Pending(e.ts, e.actor_id, e.session_id or "", ("key", key),  # type: ignore[arg-type]
-                     e.src_ip, where, e.token_issued_at, e.ts, [e.event_id],  # type: ignore[arg-type]
+        p = _Pending(e.ts, e.actor_id, e.session_id or "", ("key", key),  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
+                     e.src_ip, where, e.token_issued_at, e.ts, [e.event_id],  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                      why=why, lifetime=life)
         return [self._finding(p, ctx)]
 
@@ -381,7 +381,7 @@ class UnissuedSession(Detector):
         self._where[k] = (net.country, e.ts, hops, seen)
         sev = "critical" if hops >= self.critical_hops else "warning"
         names = ctx.victims()
-        summary = (f"Session {e.session_id} of {names('account', e.actor_id)} was used from "  # type: ignore[arg-type]
+        summary = (f"Session {e.session_id} of {names('account', e.actor_id)} was used from "  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
                    f"{country} and then "
                    f"{net.country} ({net.org or 'ISP'}) {gap:.0f}s apart: {hops} country "
                    f"{'hop' if hops == 1 else 'hops'} inside {self.hop_window / 60:g} min.")
@@ -390,26 +390,26 @@ class UnissuedSession(Detector):
                "home and mobile networks only; VPN, relay and cloud exits are not counted"),
             ev("seconds_between_countries", round(gap), f"> {self.hop_window:g}s for a journey"),
         ]
-        return [Finding(self.id, "session", e.session_id, sev,  # type: ignore[arg-type]
+        return [Finding(self.id, "session", e.session_id, sev,  # type: ignore[arg-type]  # session_id: this access has one (checked by the caller)
                         min(1.0, 0.5 + 0.25 * hops), summary, evidence, [e.event_id], e.ts,
                         names.extra())]
 
     def _revoked_use(self, e: Event, revoked: float, ctx: Context) -> Finding:
         sid = e.session_id
         names = ctx.victims()
-        summary = (f"Session {sid} was used by {names('account', e.actor_id)} from {e.src_ip} "  # type: ignore[arg-type]
+        summary = (f"Session {sid} was used by {names('account', e.actor_id)} from {e.src_ip} "  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
                    f"{e.ts - revoked:.0f}s after it was revoked.")
         evidence = [ev("session_state", "used", f"revoked at {iso(revoked)}",
-                       f"{e.action} of {e.resource} of {names('customer', e.subject_id)}")]  # type: ignore[arg-type]
-        return Finding(self.id, "session", sid, "critical", 1.0, summary, evidence,  # type: ignore[arg-type]
+                       f"{e.action} of {e.resource} of {names('customer', e.subject_id)}")]  # type: ignore[arg-type]  # a request has a subject_id (decode requires it)
+        return Finding(self.id, "session", sid, "critical", 1.0, summary, evidence,  # type: ignore[arg-type]  # sid: the caller found the session revoked
                        [e.event_id], e.ts, names.extra())
 
     def expire(self, now: float) -> None:
         for k in [k for k, w in self._entities.items() if not w.seen or w.seen[-1][0] < now - self.window]:
             del self._entities[k]
         old = now - self.session_ttl
-        for k in [k for k, t in self._unannounced.items() if t < old]:
-            del self._unannounced[k]
+        for u in [u for u, t in self._unannounced.items() if t < old]:
+            del self._unannounced[u]
 
     def shed(self, cap: int) -> int:
         """Issued sessions least recently issued first (an evicted one that comes again is

@@ -152,12 +152,12 @@ class UnusualHour(Detector):
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.account_type not in self.principal_types:
             return []
-        return self._active(e, e.account_id, e.account_type)  # type: ignore[arg-type]
+        return self._active(e, e.account_id, e.account_type)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         if e.actor_type not in self.principal_types:
             return []
-        return self._active(e, e.actor_id, e.actor_type)  # type: ignore[arg-type]
+        return self._active(e, e.actor_id, e.actor_type)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
 
     def _active(self, e: Event, pid: str, ptype: str) -> list[Finding]:
         st = self._state.get(pid)
@@ -284,7 +284,7 @@ def _usual_hours(hist: bytearray) -> str:
     for h in hours:
         if start is None:
             start = prev = h
-        elif h == prev + 1:  # type: ignore[operator]
+        elif h == prev + 1:  # type: ignore[operator]  # prev is set with start, on the first hour
             prev = h
         else:
             out.append(f"{start}" if start == prev else f"{start}-{prev}")

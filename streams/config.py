@@ -94,14 +94,14 @@ class Topics(_Section):
 
 class Worker(_Section):
     worker_id: str | None = Field(None, min_length=1)
-    store: Literal[STORES] | None = None  # type: ignore[valid-type]
+    store: Literal[STORES] | None = None  # type: ignore[valid-type]  # the names in STORES (pydantic reads them)
     data_dir: str | None = Field(None, min_length=1)
     checkpoint_interval: PositiveFloat | None = None
     watermark_interval: PositiveFloat | None = None
     idle_flush: float | None = Field(None, ge=0)
     merge_wait: float | None = Field(None, ge=0)
     fetch_max_wait_ms: int | None = Field(None, ge=0)
-    event_loop: Literal[LOOPS] | None = None  # type: ignore[valid-type]
+    event_loop: Literal[LOOPS] | None = None  # type: ignore[valid-type]  # as above, LOOPS
     fast_deliver: bool | None = None
     faust_metrics: bool | None = None
     watermark_delay: float | None = Field(None, ge=0)
@@ -363,7 +363,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         if k in names and v is not None:
             over[k] = _split(v) if k in ("alertmanager", "detectors", "trust_producer_geo",
                                              "ingest", "trusted_networks") else v
-    return replace(base, **over).validate()  # type: ignore[arg-type]
+    return replace(base, **over).validate()  # type: ignore[arg-type]  # argparse's values are untyped; validate() checks each
 
 
 # ---- the file for the other commands (produce, topics, demo, replay) ------------------------

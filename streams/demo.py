@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
             return rc
         finally:
             reader.stop()
-            rc = worker.stop()
+            rc = worker.stop()  # type: ignore[assignment]  # the worker's exit code or None
             if rc not in (0, None):
                 say(f"worker exited with {rc}; its log:\n{worker.log_tail()}")
             worker.cleanup()

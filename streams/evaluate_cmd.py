@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     principal_days = 0.0
     events = 0
     seconds = 0.0
-    runs = [((k,), s) for k in kinds for s in range(1, args.seeds + 1)]
+    runs: list[tuple[tuple[str, ...], int]] = [((k,), s) for k in kinds for s in range(1, args.seeds + 1)]
     runs += [((), 100 + s) for s in range(1, args.seeds + 1)]  # normal-only days
     for i, (attacks, seed) in enumerate(runs, 1):
         print(

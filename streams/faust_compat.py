@@ -109,7 +109,7 @@ def limit_fetch_wait(ms: int) -> None:
 
     base = aiokafka.AIOKafkaConsumer
 
-    class _Consumer(base):  # type: ignore[misc, valid-type]
+    class _Consumer(base):  # type: ignore[misc, valid-type]  # the base class comes from the installed driver at run time
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["fetch_max_wait_ms"] = min(int(kwargs.get("fetch_max_wait_ms", ms)), ms)
             super().__init__(*args, **kwargs)
@@ -118,7 +118,7 @@ def limit_fetch_wait(ms: int) -> None:
         def __getattr__(self, name: str) -> Any:
             return _Consumer if name == "AIOKafkaConsumer" else getattr(aiokafka, name)
 
-    driver.aiokafka = _Module()  # type: ignore[assignment]
+    driver.aiokafka = _Module()  # type: ignore[attr-defined]  # the driver module's own import of aiokafka, replaced on purpose (the patch)
 
 
 _INLINE_DELIVERY = False
@@ -160,5 +160,5 @@ def inline_delivery() -> None:
             return await original(self, value, waiter)
         return await original(self, *coros, timeout=timeout)
 
-    Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    Consumer.wait_first = wait_first  # type: ignore[method-assign]  # the inline-delivery patch itself (see its docstring)
     _INLINE_DELIVERY = True

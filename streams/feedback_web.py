@@ -112,7 +112,7 @@ def attach(app: Any, settings: Any) -> bool:
         await topic.send(key=key, value=value)
 
     @app.page(PATH)
-    class FeedbackView(View):  # type: ignore[misc]
+    class FeedbackView(View):
         async def post(self, request: Any) -> Any:
             status, ctype, body = await handle(
                 await request.read(), request.headers.get("Content-Type", ""),

@@ -29,7 +29,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,7 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 def aiohttp_middleware(
     auth: Authenticator, on_refused: Callable[[], None] | None = None,
-    open_paths: Sequence[str] = (),
+    open_paths: Collection[str] = (),
 ) -> Callable[[Any, Handler], Awaitable[Any]]:
     """An aiohttp middleware answering 401 (with ``WWW-Authenticate``) to every request,
     whatever its path, that lacks a valid credential, except a GET or HEAD of exactly one

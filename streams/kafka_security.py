@@ -135,7 +135,7 @@ class TokenSource:
 def _kafka_python_provider(source: TokenSource) -> Any:
     from kafka.net.sasl.oauth import AbstractTokenProvider
 
-    class Provider(AbstractTokenProvider):  # type: ignore[misc]
+    class Provider(AbstractTokenProvider):
         def token(self) -> str:
             return source.token()
 
@@ -145,7 +145,7 @@ def _kafka_python_provider(source: TokenSource) -> Any:
 def _aiokafka_provider(source: TokenSource) -> Any:
     from aiokafka.abc import AbstractTokenProvider
 
-    class Provider(AbstractTokenProvider):  # type: ignore[misc]
+    class Provider(AbstractTokenProvider):
         async def token(self) -> str:
             return await asyncio.to_thread(source.token)  # a file read or a command: off-loop
 

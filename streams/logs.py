@@ -38,7 +38,7 @@ def json_formatter() -> logging.Formatter:
             datefmt="%Y-%m-%dT%H:%M:%S%z",
             json_ensure_ascii=False,
         )
-        fmt.converter = time.gmtime  # type: ignore[assignment]
+        fmt.converter = time.gmtime
         _UtcJson.formatter = fmt
     return _UtcJson.formatter
 

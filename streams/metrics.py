@@ -508,7 +508,7 @@ def commit_timer(hist: Histogram) -> Any:
     """
     from faust import Sensor
 
-    class CommitTimer(Sensor):  # type: ignore[misc]  # faust ships no type hints
+    class CommitTimer(Sensor):
         def on_commit_initiated(self, consumer: Any) -> Any:
             return time.perf_counter()
 

@@ -188,7 +188,7 @@ def to_finding(alert: Mapping[str, Any], activity: str | None = None,
         raise ValueError("alert entity must be an object with kind and id")
     if alert["severity"] not in SEVERITY_IDS:
         raise ValueError(f"alert severity must be one of {', '.join(SEVERITY_IDS)}")
-    episode = alert.get("episode") if isinstance(alert.get("episode"), Mapping) else {}
+    episode: Any = alert.get("episode") if isinstance(alert.get("episode"), Mapping) else {}
     count = episode.get("findings", 1)
     count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
     if activity is None:

@@ -464,6 +464,7 @@ class Producer:
             if not raw.strip():
                 stats.blank += 1
                 continue
+            why: bytes | str | None  # the reason it is not sent, or (kind set) its key
             try:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -477,7 +478,7 @@ class Producer:
                 ts = _event_ts(event) if self.ordered else None
                 if ts is not None:
                     self._wait_leading(ts)
-                future = self._send(self._topic_of[kind], why, raw)  # type: ignore[arg-type]
+                future = self._send(self._topic_of[kind], why, raw)  # type: ignore[arg-type]  # kind set: why is the key
                 if ts is not None and kind != "access":
                     leading = self._leading
                     while leading and leading[0][1].is_done:  # bounded on login-only files
@@ -705,7 +706,7 @@ def run(args: argparse.Namespace) -> int:
                     producer.send_lines(lines, source)
                     continue
                 adapted = adapt.AdaptedInput(
-                    [adapter], [(source, lines)],  # type: ignore[list-item]
+                    [adapter], [(source, lines)],  # type: ignore[list-item]  # an open binary file (_open_sources)
                     producer.record_reject)
                 producer.send_lines(adapted, source)
                 print(f"accesswatch produce: {source}: {adapted.summary()}", file=sys.stderr)

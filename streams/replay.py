@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import IO, Any
 
@@ -79,7 +79,7 @@ def replay(
     a rejected event is then recorded with the file and record it came from. ``ocsf``:
     write OCSF Detection Findings instead of the alerts (``--output ocsf``, issue 18.5)."""
     alerts_all: list[dict[str, Any]] = []
-    dumps = orjson.dumps
+    dumps: Callable[[Any], bytes] = orjson.dumps
     findings = None
     if ocsf and out is not None:
         from streams.ocsf_out import Findings
@@ -117,7 +117,7 @@ def replay(
                 progress.show(f"  {n:>12,} events  {len(alerts_all):>7,} alerts  "
                               f"{progress.rate(n):>10,.0f} ev/s")
             if findings is not None:
-                _write_closes(engine, findings, out)
+                _write_closes(engine, findings, out)  # type: ignore[arg-type]  # findings: out is set
     tail = engine.flush()
     alerts_all.extend(tail)
     if out is not None:

@@ -367,7 +367,7 @@ class PartitionEngines:
         for obj in self.feedback_log:  # verdicts read before this partition came here
             with contextlib.suppress(ValueError):
                 st.engine.feedback(obj)
-        st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
+        st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]  # the applied view answers the Directory calls the detectors make
         self._catch_up_identity(st)
         self.parts[partition] = st
         return st
@@ -839,7 +839,7 @@ class Runtime(PartitionEngines):
             hw = consumer.highwater(tp)
             committed = compat.committed_offsets(consumer).get(tp)  # the next to read
         except Exception:
-            hw = committed = None
+            hw = committed = None  # type: ignore[assignment]  # no answer: both unknown, read as such below
         hold = self.settings.merge_wait  # measured: seconds, while a big batch goes first
         if hw is None:  # never fetched yet: wait, but not forever
             return hold, -1, -math.inf
@@ -869,7 +869,7 @@ class Runtime(PartitionEngines):
             if ql and qa:
                 q = ql if ql[0][0] <= qa[0][0] else qa
             else:
-                q = ql or qa
+                q = ql or qa  # type: ignore[assignment]  # the loop runs while one of them holds items
                 other = self.names.access if q is ql else self.names.logins
                 wait = 0.0
                 if not (force or st.queued > MERGE_MAX):
@@ -1091,7 +1091,7 @@ class Runtime(PartitionEngines):
                 log.error("partition %d: engine failed to advance (%s)", p,
                           type(exc).__name__, exc_info=exc)
                 self._internal_error("watermark")
-                alerts: list[dict[str, Any]] = []
+                alerts = []
             touched = st.engine.drain_touched()  # drained with or without a sender
             if self.sender is not None:  # repeats inside open episodes keep their pages firing
                 for alert_id in touched:

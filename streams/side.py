@@ -88,26 +88,26 @@ def wire(app: faust.App, settings: Settings, name: str, engines: SideEngines,
 
     @app.agent(engines.topic, name=f"accesswatch.{name}")
     async def side(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
+        async for event in stream.noack().events():  # type: ignore[attr-defined]  # faust.Stream has noack(); the StreamT protocol does not declare it
             await handle(event)
 
     @app.timer(settings.checkpoint_interval, name=f"accesswatch.{name}.checkpoint")
     async def checkpoint() -> None:
         await engines.checkpoint(periodic=True)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust awaits async receivers; BaseSignal's annotation names only the plain-callable form
     async def on_revoked(app: faust.App, revoked: set[Any], **kw: Any) -> None:
         lost = {tp.partition for tp in revoked if tp.topic == tname}
         with contextlib.suppress(Exception):
             await engines.checkpoint(lost)
         engines.drop(lost)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust awaits async receivers; BaseSignal's annotation names only the plain-callable form
     async def on_assigned(app: faust.App, assigned: set[Any], **kw: Any) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == tname}
         engines.drop(set(engines.parts) - mine)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # Faust awaits async receivers; BaseSignal's annotation names only the plain-callable form
     async def on_shutdown(app: faust.App, **kw: Any) -> None:
         with contextlib.suppress(Exception):
             if before_shutdown is not None:

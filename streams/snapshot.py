@@ -234,7 +234,7 @@ def _resolve(name: str) -> type:
     obj: Any = importlib.import_module(module)  # our fixed list, never a name from input
     for part in qual.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 @functools.cache
@@ -317,12 +317,12 @@ def _counter_enc(o: Any) -> Any:
     return [o.to_bytes(o.exact_max), o.exact_max]
 
 
-def _counter_dec(cls: type, s: Any) -> Any:
+def _counter_dec(cls: Any, s: Any) -> Any:
     data, exact_max = s
     return cls.from_bytes(bytes(data), int(exact_max))
 
 
-def _rs_dec(cls: type, s: Any) -> Any:
+def _rs_dec(cls: Any, s: Any) -> Any:
     obj = cls.__new__(cls)
     obj.__setstate__(bytes(s))  # River's Rust type: bincode of its own fields
     return obj
@@ -645,7 +645,7 @@ class _Decoder:
             else:  # what its own __getstate__ returned
                 state = d(v[3])
                 if _own(cls) and _custom(cls, "__setstate__"):
-                    obj.__setstate__(state)
+                    obj.__setstate__(state)  # type: ignore[attr-defined]  # _custom: it has one
                     return obj
                 dict_state, slot_state = (state, None) if type(state) is dict else state
             if dict_state:

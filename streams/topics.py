@@ -107,7 +107,7 @@ class TopicNames:
     def prefixed(cls, prefix: str) -> TopicNames:
         """Default names behind a prefix (tests: a fresh set of topics on a shared broker)."""
         base = cls()
-        return cls(*(prefix + name for name in base.all()), partials=f"{prefix}partials",
+        return cls(*(prefix + name for name in base.all()), partials=f"{prefix}partials",  # type: ignore[misc]  # all(): the five fields before these two
                    feedback=f"{prefix}{base.feedback}")
 
     def inputs(self) -> tuple[str, str, str]:

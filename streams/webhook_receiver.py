@@ -295,7 +295,7 @@ class ReceiverServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self.port}"
+        return f"http://{self._server.server_address[0]}:{self.port}"  # type: ignore[str-bytes-safe]  # an AF_INET server: its host is a str
 
     def received(self, receiver: str | None = None) -> list[dict[str, Any]]:
         return self.store.snapshot(receiver)

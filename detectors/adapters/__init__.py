@@ -143,7 +143,7 @@ def load(name: str, **options: Any) -> Adapter:
     """
     if name.startswith("mapping:"):
         mod = importlib.import_module("detectors.adapters.mapping")
-        return mod.from_file(name.split(":", 1)[1])  # type: ignore[no-any-return]
+        return mod.from_file(name.split(":", 1)[1])  # type: ignore[no-any-return]  # an Adapter (module from importlib)
     if name not in FORMATS:
         raise ValueError(f"unknown format {name!r} (one of: {', '.join(FORMATS)}, mapping:FILE)")
     try:
@@ -154,5 +154,5 @@ def load(name: str, **options: Any) -> Adapter:
         raise ValueError(f"format {name!r} is not available in this build") from None
     configure = getattr(mod, "configure", None)
     if configure is not None:
-        return configure(**options)  # type: ignore[no-any-return]
+        return configure(**options)  # type: ignore[no-any-return]  # an Adapter, as above
     return _from_module(mod)

@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, Literal, overload
 
 import orjson
 
@@ -85,6 +85,12 @@ def dig(obj: Any, *path: str) -> Any:
     return obj
 
 
+@overload
+def text(value: Any, field: str, *, required: Literal[True] = True,
+         limit: int = E.MAX_ID_CHARS, numbers: bool = False) -> str: ...
+@overload
+def text(value: Any, field: str, *, required: bool, limit: int = E.MAX_ID_CHARS,
+         numbers: bool = False) -> str | None: ...
 def text(value: Any, field: str, *, required: bool = True, limit: int = E.MAX_ID_CHARS,
          numbers: bool = False) -> str | None:
     """A string field for an id or name of the contract: present, a string (or, with

@@ -109,13 +109,13 @@ def _one(r: dict[str, Any]) -> list[dict[str, Any]]:
     if name == "ConsoleLogin" and source == "signin.amazonaws.com":
         return [_console_login(r, base)]
     if name in _STS_LOGINS and source == "sts.amazonaws.com":
-        return [_sts_login(r, name, base)]  # type: ignore[arg-type]
+        return [_sts_login(r, name, base)]
     category = r.get("eventCategory")
     if category == "Data" or (category is None and r.get("managementEvent") is False):
-        return [_data(r, name, source, base)]  # type: ignore[arg-type]
+        return [_data(r, name, source, base)]
     if source == "iam.amazonaws.com" and name in ("DeleteAccessKey", "UpdateAccessKey",
                                                    "DeleteUser"):
-        return [_identity(r, name, base)]  # type: ignore[arg-type]
+        return [_identity(r, name, base)]
     raise Reject("unsupported_event", f"{name} from {source} is neither a login, a data event "
                  "nor a key or user removal")
 
@@ -188,9 +188,9 @@ def _sts_login(r: dict[str, Any], name: str, ev: dict[str, Any]) -> dict[str, An
     if name == "GetSessionToken":
         account = _who(r)
     elif failed:
-        account = text(dig(r, "requestParameters", "roleArn"), "requestParameters.roleArn")  # type: ignore[assignment]
+        account = text(dig(r, "requestParameters", "roleArn"), "requestParameters.roleArn")
     else:
-        account = text(dig(r, "responseElements", "assumedRoleUser", "arn"),  # type: ignore[assignment]
+        account = text(dig(r, "responseElements", "assumedRoleUser", "arn"),
                        "responseElements.assumedRoleUser.arn")
     ev["account_id"] = account
     ev["account_type"] = _type(r)
@@ -224,7 +224,7 @@ def _subject(r: dict[str, Any]) -> tuple[str, str | None]:
     bucket = dig(r, "requestParameters", "bucketName")
     key = dig(r, "requestParameters", "key")
     if type(bucket) is str and bucket and type(key) is str and key:
-        return fitted(f"arn:aws:s3:::{bucket}/{key}", "requestParameters.key"), "AWS::S3::Object"  # type: ignore[return-value]
+        return fitted(f"arn:aws:s3:::{bucket}/{key}", "requestParameters.key"), "AWS::S3::Object"  # type: ignore[return-value]  # fitted() of a non-empty str is one
     raise Reject("missing_field", "resources and requestParameters name no object that was read")
 
 

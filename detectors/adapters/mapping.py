@@ -50,11 +50,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import msgspec
@@ -245,12 +244,18 @@ def _walk(v: Any, rest: tuple[str, ...]) -> Any:
     return v
 
 
+class _AdaptAt(Protocol):
+    """A compiled mapping: ``position`` is passed by name too (``partial``)."""
+
+    def __call__(self, record: bytes, position: int) -> list[dict[str, Any]]: ...
+
+
 def adapt_at(m: Mapping, record: bytes, position: int) -> list[dict[str, Any]]:
     """One access log record to one data-access event (or a Skip / Reject)."""
     return compile_mapping(m)(record, position)
 
 
-def compile_mapping(m: Mapping) -> Callable[[bytes, int], list[dict[str, Any]]]:
+def compile_mapping(m: Mapping) -> _AdaptAt:
     """The mapping's per-record function: one access log record (and its position) to one
     data-access event, or a Skip / Reject.
 

@@ -212,7 +212,7 @@ def _access(obj: dict[str, Any], cls: int) -> dict[str, Any]:
         kind = (text(dig(obj, "api", "service", "name"), "api.service.name", required=False,
                      limit=128) if cls == API_ACTIVITY else "web")
     ev["resource"] = kind or "api"
-    action = (_API_ACTIONS if cls == API_ACTIVITY else _WEB_ACTIONS).get(_activity(obj))  # type: ignore[arg-type]
+    action = (_API_ACTIONS if cls == API_ACTIVITY else _WEB_ACTIONS).get(_activity(obj))  # type: ignore[arg-type]  # None: no key, no action
     if action is not None:
         ev["action"] = action
     ev["src_ip"] = _src(obj)
@@ -235,7 +235,7 @@ def _access(obj: dict[str, Any], cls: int) -> dict[str, Any]:
 
 def _change(obj: dict[str, Any]) -> dict[str, Any]:
     act = _activity(obj)
-    change = _CHANGES.get(act)  # type: ignore[arg-type]
+    change = _CHANGES.get(act)  # type: ignore[arg-type]  # None: no key, no change
     if change is None:
         raise Reject("unsupported_event", f"Account Change activity_id {act} is not a "
                      "disable, lock, delete or enable")
