@@ -11,16 +11,26 @@ contract lines, and then times, in one process, on the same events:
   2. `replay --format` of the source records (the adapter, then the same engine)
 
 and reports CPU seconds per event of each and the overhead of 2 over 1. Each run gets a fresh
-engine; the two are alternated ``--rounds`` times and the best of each is kept (a shared
-machine's noise only ever adds time).
+engine, with the collector policy ``accesswatch replay`` installs (``streams.gcpolicy``) for
+both (``--cpython-gc``: CPython's own; ``--no-gc``: the collector off). The two are alternated
+``--rounds`` times, the order swapped every round (what runs first pays the warm-up), and
+reported three ways: the best of each (a shared machine's noise only ever adds time), the
+median of the rounds' paired ratios (each round's two runs share the machine's load of the
+moment), and the adapter's own cost (``AdaptedInput`` drained with no engine, best of the
+rounds) as a share of ``replay``'s cost per event: the engine reads the same bytes on both
+paths, so that share is what the adapter adds, without the whole replays' noise. The full
+collections (generation 2) each path ran are counted too: an adapter whose allocations made
+the collector walk the engine's state more often would show there.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from detectors import adapters  # noqa: E402
 from detectors.base import iso  # noqa: E402
 from detectors.engine import Engine, EngineConfig  # noqa: E402
-from streams import adapt  # noqa: E402
+from streams import adapt, gcpolicy  # noqa: E402
 from streams.replay import replay  # noqa: E402
 
 T0 = 1_750_734_000
@@ -116,33 +126,68 @@ def engine() -> Engine:
     return Engine(EngineConfig(max_future_skew=None))
 
 
-def timed_contract(lines: list[bytes]) -> tuple[float, int]:
-    eng = engine()
-    t = time.process_time()
-    replay(lines, eng, None)
-    return time.process_time() - t, sum(eng.stats[k] for k in ("login", "access", "identity"))
+class FullPasses:
+    """Counts the collector's full (generation 2) collections while installed."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            self.n += 1
 
 
-def timed_format(ad: adapters.Adapter, data: bytes) -> tuple[float, int]:
-    eng = engine()
+FULL = FullPasses()
+POLICY = True  # install streams.gcpolicy around each timed replay, as `accesswatch replay` does
+
+
+def _timed(lines, eng: Engine, source=None) -> tuple[float, int, int]:
+    gc.collect()  # each run starts from the same heap, not the previous run's garbage
+    full = FULL.n
+    if POLICY:
+        gcpolicy.install()
     t = time.process_time()
+    try:
+        replay(lines, eng, None, source=source)
+    finally:
+        if POLICY:
+            gcpolicy.uninstall()
+    dt = time.process_time() - t
+    return dt, sum(eng.stats[k] for k in ("login", "access", "identity")), FULL.n - full
+
+
+def timed_contract(lines: list[bytes]) -> tuple[float, int, int]:
+    return _timed(lines, engine())
+
+
+def timed_format(ad: adapters.Adapter, data: bytes) -> tuple[float, int, int]:
     src = adapt.AdaptedInput(ad, [("bench", io.BytesIO(data))])
-    replay(src, eng, None, source=src)
-    return time.process_time() - t, sum(eng.stats[k] for k in ("login", "access", "identity"))
+    return _timed(src, engine(), src)
+
+
+def timed_adapter(ad: adapters.Adapter, data: bytes) -> tuple[float, int]:
+    """The adapter path alone: framing, adapting, the events as JSON lines; no engine."""
+    t = time.process_time()
+    n = sum(1 for _ in adapt.AdaptedInput(ad, [("bench", io.BytesIO(data))]))
+    return time.process_time() - t, n
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=40000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="sshd,okta,mapping", help="comma-separated formats")
     ap.add_argument("--no-gc", action="store_true",
                     help="collector off while timing (how much of the gap is the collector "
                     "walking the engine's state, paid for the adapter's allocations)")
+    ap.add_argument("--cpython-gc", action="store_true",
+                    help="CPython's own collector policy, not the one replay installs")
     args = ap.parse_args()
+    global POLICY
+    POLICY = not (args.cpython_gc or args.no_gc)
     if args.no_gc:
-        import gc
         gc.disable()
+    gc.callbacks.append(FULL)
     rng = random.Random(15)
     with tempfile.TemporaryDirectory() as d:
         toml = os.path.join(d, "gateway.toml")
@@ -159,16 +204,28 @@ def main() -> None:
                 continue
             contract = [orjson.dumps(e) for o in adapters.records(ad, io.BytesIO(data))
                         for e in o.events]
-            best_c = best_f = float("inf")
-            n_c = n_f = 0
-            for _ in range(args.rounds):
-                c, n_c = timed_contract(contract)
-                f_, n_f = timed_format(ad, data)
-                best_c, best_f = min(best_c, c), min(best_f, f_)
-            assert n_c == n_f, (n_c, n_f)
-            per_c, per_f = best_c / n_c * 1e6, best_f / n_f * 1e6
+            best_c = best_f = best_a = float("inf")
+            n_c = n_f = n_a = full_c = full_f = 0
+            ratios = []
+            for i in range(args.rounds):
+                if i % 2 == 0:
+                    c, n_c, fc = timed_contract(contract)
+                    f_, n_f, ff = timed_format(ad, data)
+                else:
+                    f_, n_f, ff = timed_format(ad, data)
+                    c, n_c, fc = timed_contract(contract)
+                a, n_a = timed_adapter(ad, data)
+                best_c, best_f, best_a = min(best_c, c), min(best_f, f_), min(best_a, a)
+                full_c, full_f = full_c + fc, full_f + ff
+                ratios.append(f_ / c)
+            assert n_c == n_f == n_a, (n_c, n_f, n_a)
+            per_c, per_f, per_a = best_c / n_c * 1e6, best_f / n_f * 1e6, best_a / n_a * 1e6
             print(f"{name:8s} {n_c:>7,} events: replay {per_c:6.1f} us/event, replay --format "
-                  f"{per_f:6.1f} us/event: +{(per_f / per_c - 1) * 100:.0f}%")
+                  f"{per_f:6.1f} us/event: best {(per_f / per_c - 1) * 100:+.0f}%, median of "
+                  f"{args.rounds} paired rounds {(statistics.median(ratios) - 1) * 100:+.0f}% "
+                  f"(rounds {', '.join(f'{(r - 1) * 100:+.0f}%' for r in ratios)}); adapter "
+                  f"alone {per_a:.1f} us/event = +{per_a / per_c * 100:.0f}% of replay; full "
+                  f"collections {full_c} / {full_f}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

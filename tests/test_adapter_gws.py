@@ -1,5 +1,7 @@
 """The Google Workspace adapter on login audit activities (tests/data/adapters/gws/,
-PROVENANCE.md there: written from the Reports API reference): login_success and login_failure,
+PROVENANCE.md there: a published login_success activity and an Alert Center alert, verbatim from
+a public MIT-licensed collector's test fixture; the rest written from the Reports API reference,
+no public open-licensed login_failure record being found): login_success and login_failure,
 the other login events as rejects with a reason, Reports API list responses and shipper-split
 activities, and a stuffing run raising credential_stuffing through the replay path."""
 
@@ -89,6 +91,18 @@ def test_a_list_response_is_framed_into_activities() -> None:
     assert [e["outcome"] for e in adapt_ok(gws, orjson.dumps(page))] == ["failure", "success"]
 
 
+def test_a_published_login_success_activity_is_a_successful_password_login() -> None:
+    """A record taken verbatim from a public source (PROVENANCE.md: the paws-collector fixture):
+    its etag, its actor without callerType and its parameter layout as the API returned them."""
+    [rec] = records(gws, sample(FMT, "paws_collector_login_success.json"))
+    [ev] = adapt_ok(gws, rec)
+    assert ev == {"event_id": "gws:2020-01-09T05:56:41.462Z:210793348270",
+                  "ts": "2020-01-09T05:56:41.462Z", "account_id": "name@test.com",
+                  "account_type": "employee", "outcome": "success", "src_ip": "125.255.255.1",
+                  "session_id": "gws:2020-01-09T05:56:41.462Z:210793348270#login",
+                  "method": "password"}
+
+
 # ---- rejections ----------------------------------------------------------------------------
 @pytest.mark.parametrize("i,name", [(0, "account_disabled_password_leak"), (2, "logout"),
                                     (5, "suspicious_login")])
@@ -96,6 +110,14 @@ def test_a_list_response_is_framed_into_activities() -> None:
 def test_other_login_events_are_unsupported_and_named(i, name, shape) -> None:
     r = reject_of(gws, shape(i))
     assert r.reason == "unsupported_event" and name in r.detail
+
+
+def test_a_published_alert_center_alert_is_not_a_login_activity() -> None:
+    """The same public fixture's Alert Center alert (a "Suspicious login" alert, what a team
+    polling both APIs into one topic would mix in): no Reports API activity, so no login."""
+    [rec] = records(gws, sample(FMT, "paws_collector_alert_center_alert.json"))
+    r = reject_of(gws, rec)
+    assert r.reason == "unsupported_event" and "applicationName" in r.detail
 
 
 @pytest.mark.parametrize("changes,reason", [

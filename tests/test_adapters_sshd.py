@@ -37,6 +37,17 @@ COMBO_PAM_ADDR = (b"Jun 21 08:56:36 combo sshd(pam_unix)[14278]: authentication 
 COMBO_PAM_NO_USER = (b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; "
                      b"logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ")
 COMBO_CHECK_PASS = b"Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown"
+# Filebeat's system module test log, a RHEL 7 /var/log/secure (github.com/elastic/beats,
+# filebeat/module/system/auth/test/secure-rhel7.log at commit d13173e2df5cf5681216723b4aa70c3fbfc0d403;
+# outside x-pack, so Apache-2.0 per the repository's LICENSE.txt), verbatim: a real public-key
+# login (the RFC 3339 and sshd-session lines below are written from OpenSSH's format strings:
+# no public log with them was found)
+RHEL7_ACCEPTED_KEY = (b"Feb 22 16:48:04 slave22 sshd[2805]: Accepted publickey for drewr from "
+                      b"69.245.39.97 port 34202 ssh2: RSA 01:67:32:d9:b3:20:5d:2d:5f:b4:35:c5:a5:"
+                      b"8b:0a:5e")
+RHEL7_SESSION_OPENED = (b"Feb 22 16:48:04 slave22 sshd[2805]: pam_unix(sshd:session): session "
+                        b"opened for user drewr by (uid=0)")
+RHEL7_MAX_RETRIES = b"Feb 22 16:45:26 slave22 sshd[2738]: PAM service(sshd) ignoring max retries; 5 > 3"
 # OpenSSH's own log format for a public-key login (auth2.c, auth_log: "Accepted %s for %s%.100s
 # from %.200s port %d ssh2: %s %s"), written as rsyslog's RFC 3339 high-precision timestamp:
 ISO_ACCEPTED = (b"2025-06-24T03:12:45.120+02:00 bastion sshd[811]: Accepted publickey for deploy "
@@ -73,6 +84,15 @@ def test_accepted_publickey_is_a_success_with_a_session_and_its_zone() -> None:
     s = one(SESSION_ACCEPTED)
     assert (s["outcome"], s["method"], s["session_id"]) == ("success", "password",
                                                            "sshd:web1:4242")
+
+
+def test_a_published_publickey_login_is_a_success_and_its_pam_lines_are_skipped() -> None:
+    e = one(RHEL7_ACCEPTED_KEY, year=2018)
+    assert (e["ts"], e["account_id"], e["outcome"], e["src_ip"], e["session_id"]) == (
+        "2018-02-22T16:48:04Z", "drewr", "success", "69.245.39.97", "sshd:slave22:2805")
+    assert "method" not in e  # the contract's methods (password, mfa, sso, ...) have no key
+    assert reason(RHEL7_SESSION_OPENED, year=2018) == ("Skip", "sshd_notice")
+    assert reason(RHEL7_MAX_RETRIES, year=2018) == ("Skip", "pam_summary")
 
 
 def test_a_folded_repeat_is_that_many_failures_with_distinct_ids() -> None:

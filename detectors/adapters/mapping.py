@@ -302,6 +302,9 @@ def compile_mapping(m: Mapping) -> _AdaptAt:
     digest = blake2b(digest_size=10, person=b"accesswatch-map").copy
 
     def adapt(record: bytes, position: int) -> list[dict[str, Any]]:
+        # Each value is first tested for the usual case, a non-empty str, inline (one type
+        # test, no call); anything else takes the general path (_text, _time), which gives
+        # the same results and the same reasons: this is only the cost per record.
         try:
             vals = astuple(decode(record))
             if not flat:
@@ -312,10 +315,17 @@ def compile_mapping(m: Mapping) -> _AdaptAt:
             raise Reject("invalid_json", str(e)) from None
         except RecursionError:  # nesting deeper than the interpreter follows
             raise Reject("invalid_json", "nested too deep") from None
-        raw_path = vals[path_at]
-        if raw_path is None:
-            raise Reject("missing_field", "path")
-        url = _text(raw_path, "path").split("?", 1)[0].split("#", 1)[0]
+        url = vals[path_at]
+        if type(url) is not str or not url:
+            if url is None:
+                raise Reject("missing_field", "path")
+            url = _text(url, "path")
+        cut = url.find("?")  # the query string and the fragment are not the path
+        if cut >= 0:
+            url = url[:cut]
+        cut = url.find("#")
+        if cut >= 0:
+            url = url[:cut]
         for route in routes:
             got = route[0](url)
             if got is not None:
@@ -339,23 +349,30 @@ def compile_mapping(m: Mapping) -> _AdaptAt:
             v = None if subject_where is None else vals[subject_where]
             if v is None:
                 raise Reject("missing_field", "subject_id")
-            subject = _text(v, "subject_id")
-        out: dict[str, Any] = {"subject_id": subject, "resource": resource, "source": name}
-        v = vals[ts_at]
-        if v is None or v == "":
-            raise Reject("missing_field", "ts")
-        out["ts"] = _time(v, "ts", scale)
-        v = vals[actor_at]
-        if v is None or v == "":
-            raise Reject("missing_field", "actor_id")
-        out["actor_id"] = _text(v, "actor_id")
-        v = vals[ip_at]
-        if v is None or v == "":
-            raise Reject("missing_field", "src_ip")
-        out["src_ip"] = _text(v, "src_ip")
+            subject = v if type(v) is str and v else _text(v, "subject_id")
+        ts = vals[ts_at]
+        if type(ts) is not str or ":" not in ts:  # not RFC 3339 text: the general path
+            if ts is None or ts == "":
+                raise Reject("missing_field", "ts")
+            ts = _time(ts, "ts", scale)
+        actor = vals[actor_at]
+        if type(actor) is not str or not actor:
+            if actor is None or actor == "":
+                raise Reject("missing_field", "actor_id")
+            actor = _text(actor, "actor_id")
+        ip = vals[ip_at]
+        if type(ip) is not str or not ip:
+            if ip is None or ip == "":
+                raise Reject("missing_field", "src_ip")
+            ip = _text(ip, "src_ip")
+        out: dict[str, Any] = {"subject_id": subject, "resource": resource, "source": name,
+                               "ts": ts, "actor_id": actor, "src_ip": ip}
         for k, where in texts:
             v = vals[where]
-            if v is not None and v != "" and v != "-":  # nginx writes "-" for an empty variable
+            if type(v) is str:
+                if v and v != "-":  # nginx writes "-" for an empty variable
+                    out[k] = v
+            elif v is not None:
                 out[k] = _text(v, k)
         for k, where in ints:
             v = vals[where]
@@ -378,7 +395,7 @@ def compile_mapping(m: Mapping) -> _AdaptAt:
             v = vals[event_at]
             if v is None or v == "":
                 raise Reject("missing_field", "event_id")
-            out["event_id"] = prefix + _text(v, "event_id")
+            out["event_id"] = prefix + (v if type(v) is str else _text(v, "event_id"))
         else:
             h = digest()  # a copy of the keyed, personalised state: cheaper than a new one
             h.update(record)
