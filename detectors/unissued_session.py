@@ -61,9 +61,9 @@ alert's entity (a hop or a use after revocation: the token to revoke).
 ...                  "resource": "address", "src_ip": "121.131.0.7", "session_id": "s-ok",
 ...                  "token_issued_at": T0 + 1000})
 ([], None)
->>> _ = eng.process_obj({"event_id": "a2", "ts": T0 + 1002, "actor_id": "c-2", "subject_id": "c-2",
+>>> _ = eng.process_obj({"event_id": "a2", "ts": T0 + 1400, "actor_id": "c-2", "subject_id": "c-2",
 ...                      "resource": "address", "src_ip": "52.95.110.1", "session_id": "s-forged",
-...                      "token_issued_at": T0 + 1001, "key_id": "kid-legacy"})
+...                      "token_issued_at": T0 + 1300, "key_id": "kid-legacy"})
 >>> a = eng.flush()[0]
 >>> a["detector"], a["severity"], a["entity"]
 ('unissued_session', 'warning', {'kind': 'key', 'id': 'kid-legacy'})
