@@ -5,6 +5,8 @@ and a run through Kafka give the same alerts for the same events.
 
 >>> from detectors.engine import Engine
 >>> eng = Engine()
+>>> _ = eng.process_line(b'{"event_id":"l0","ts":1750734465,"account_id":"c-0",'
+...                      b'"outcome":"failure","src_ip":"121.134.0.1"}')  # the watch begins
 >>> line = (b'{"event_id":"a1","ts":1750734765,"actor_id":"c-1","subject_id":"c-1",'
 ...         b'"resource":"address","src_ip":"52.95.110.1","session_id":"forged",'
 ...         b'"token_issued_at":1750734700}')

@@ -31,7 +31,12 @@ session a login of the same account issued (the last ``max_sessions``; a VPN mov
 exits), and a password login at a subnet where owners' own sessions already came within the
 ``window`` (stolen passwords there are left to the login detectors). Other logins of accounts
 with a history elsewhere count against the source (stolen passwords from a server); so do
-requests in sessions no login of the account issued (forged tokens). Shared exits are capped
+requests in sessions no login of the account issued (forged tokens). A request whose token says
+it was issued before the watch began (give or take ``skew``, within ``max_token_lifetime``) is
+unverifiable rather than forged: on the watch's first days a privacy-VPN customer's app carries
+such a token through an exit; one per exit address is not counted, and from the second account
+one address serves in the window they all count (a server forging them reads many accounts per
+address; unissued_session and spread_access judge the tokens themselves). Shared exits are capped
 at warning once two customers' own sessions came through them. Employees and services are judged one by one (``warning`` on the
 account) when a new place is rare for their group.
 
@@ -138,6 +143,9 @@ class _Source:
     login_accounts: int = 0  # customers new to us who logged in through it (a shared exit)
     logins: int = 0  # counted accounts that came by a login (stolen passwords, not tokens)
     peer_p: float = 0.0
+    # issue 14 item 6: address -> the one account whose unverifiable session (a token issued
+    # before the watch) it served so far, not counted; -1 once a second one came (then all count)
+    held: dict[str, int] = field(default_factory=dict)
     sent: int = -1  # severity rank last reported
     sent_ts: float = 0.0
     event_ids: list[str] = field(default_factory=list)
@@ -149,6 +157,7 @@ class _Source:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["accounts"] = ds.hll_sketch.deserialize(state["accounts"])
+        state.setdefault("held", {})  # checkpoints written before unverifiable sessions
         for k, v in state.items():
             object.__setattr__(self, k, v)
 
@@ -190,8 +199,11 @@ class OverseasServer(Detector):
                  staff_rare_p: float = 0.005, max_places: int = 6, profile_ttl: float = 30 * 86400.0,
                  mature_uses: int = 3, reminder: float = 1800.0, grace: int = 100,
                  memo_ttl: float = 3600.0, memo_max: int = 200_000,
-                 max_sessions: int = 3) -> None:
+                 max_sessions: int = 3, skew: float = 120.0,
+                 max_token_lifetime: float = 172800.0) -> None:
         self.home_country = home_country
+        self.skew = skew  # issue 14 item 6: tokens issued before the watch (as unissued_session)
+        self.max_token_lifetime = max_token_lifetime
         self.max_sessions = max(1, max_sessions)
         self.warn_accounts = warn_accounts
         self.critical_accounts = critical_accounts
@@ -224,6 +236,8 @@ class OverseasServer(Detector):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("max_sessions", 3)  # checkpoints written before own-session exits
+        state.setdefault("skew", 120.0)  # ... and before unverifiable sessions
+        state.setdefault("max_token_lifetime", 172800.0)
         self.__dict__.update(state)
 
     # --- state ---------------------------------------------------------------------------
@@ -320,7 +334,7 @@ class OverseasServer(Detector):
                 if own:
                     self._source_login(e, ctx)
                 elif e.kind == "access" or known_elsewhere:
-                    findings += self._source_use(e, pid, prob, ctx)
+                    findings += self._source_use(e, pid, prob, ctx, self._unverifiable(e, ctx))
                     src = self._sources.get(net.subnet)
                     if (src is not None and src.sent < 0 and known_elsewhere
                             and int(round(src.accounts.get_estimate())) == 1):
@@ -373,11 +387,36 @@ class OverseasServer(Detector):
         self._sources[net.subnet] = src
         return src
 
-    def _source_use(self, e: Event, pid: str, prob: float, ctx: Context) -> list[Finding]:
+    def _unverifiable(self, e: Event, ctx: Context) -> bool:
+        """A request in a session whose token says it was issued before the watch began (give
+        or take ``skew``) and within ``max_token_lifetime``: no login can vouch for it, nor
+        show it forged (a privacy-VPN customer's app carrying yesterday's token looks so)."""
+        tia, start = e.token_issued_at, ctx.start
+        return (e.kind == "access" and tia is not None and start is not None
+                and tia < start + self.skew and e.ts - tia <= self.max_token_lifetime)
+
+    def _source_use(self, e: Event, pid: str, prob: float, ctx: Context,
+                    unverifiable: bool = False) -> list[Finding]:
         src = self._sources.get(e.net.subnet)
         if src is None or e.ts - src.last > self.window:
             src = self._new_source(e)
-        src.accounts.update(ctx.hash_id(pid))
+        h = ctx.hash_id(pid)
+        if unverifiable:
+            # One unverifiable session per exit address is a VPN customer with a token from
+            # before the watch; a server forging them reads many accounts per address: count
+            # them from the second account one address serves in the window (the first too).
+            ip = e.src_ip
+            first = src.held.get(ip)  # type: ignore[arg-type]  # an access has a src_ip (decode requires it)
+            if first is None:
+                if len(src.held) < 64:
+                    src.held[ip] = h  # type: ignore[index]  # an access has a src_ip (decode requires it)
+                    return []
+            elif first == h:
+                return []
+            elif first != -1:
+                src.accounts.update(first)
+                src.held[ip] = -1  # type: ignore[index]  # an access has a src_ip (decode requires it)
+        src.accounts.update(h)
         src.last = e.ts
         if e.kind == "login":
             src.logins += 1

@@ -200,7 +200,8 @@ class SpreadAccess(Detector):
         else:
             tia = e.token_issued_at
             start = ctx.start
-            if tia is not None and start is not None and tia < start - self.skew:
+            # adopted as unissued_session adopts: issued before the watch, give or take skew
+            if tia is not None and start is not None and tia < start + self.skew:
                 pops.append("adopted")
         if e.subject_id != e.actor_id:
             pops.append("other_customer")

@@ -267,6 +267,15 @@ def access(eid: str, ts: float, actor: str, session: str) -> dict[str, Any]:
             "resource": "address", "src_ip": "52.95.110.1", "session_id": session,
             "key_id": "kid-x", "token_issued_at": ts - 10}
 
+
+def watch_start(ts: float) -> dict[str, Any]:
+    """A failed login of an unrelated account: the first event, so the watch begins at ``ts``.
+    A token issued within unissued_session's ``skew`` (120 s) of the watch's start is adopted
+    (its login may predate the stream); tests that want :func:`access`'s token judged feed this
+    some minutes before it."""
+    return {"event_id": f"watch-{ts}", "ts": ts, "account_id": "c-watch", "outcome": "failure",
+            "src_ip": "121.134.0.1"}
+
 # ------------------------------------------- detector tables filled to their cap (state tests)
 
 

@@ -198,3 +198,27 @@ def test_owner_on_home_mobile_then_login_abroad_still_pages() -> None:
     f.login(0, "c-1", KR_MOBILE)  # a phone-only owner at home
     out = f.login(15 * 60, "c-1", RU)
     assert [a["severity"] for a in out] == ["warning"]
+
+
+def test_a_refresh_token_renewal_abroad_is_info_and_a_password_login_still_warns() -> None:
+    """Issue 14 item 6: a traveller's phone on a hotel line renews its own session with its
+    refresh token (a non-interactive sign-in) hours after a use at home: info, not a page (the
+    red-team travellers' renewals gave 3 of the 6 travel pages left). A password login at the
+    same far place still warns, and one session used at both ends is still critical."""
+    def login(f: Feed, t: float, acct: str, ip: str, method: str) -> list[dict]:
+        f.n += 1
+        out = f.eng.process_obj({"event_id": f"l{f.n}", "ts": T0 + t, "account_id": acct,
+                                 "outcome": "success", "src_ip": ip, "session_id": f"s{f.n}",
+                                 "method": method})[0]
+        f.alerts += out
+        return out
+
+    f = Feed(home_country="KR")
+    f.login(0, "c-1", KR_MOBILE)
+    renewal = login(f, 3 * 3600, "c-1", US, "refresh")
+    assert [a["severity"] for a in renewal] == ["info"]
+    assert any(x["feature"] == "login_method" for x in renewal[0]["evidence"])
+    f.login(0, "c-2", KR_MOBILE)
+    assert [a["severity"] for a in login(f, 3 * 3600, "c-2", US, "password")] == ["warning"]
+    f.login(0, "c-3", KR, sid="s-stolen")
+    assert [a["severity"] for a in f.access(20 * 60, "c-3", US, "s-stolen")] == ["critical"]

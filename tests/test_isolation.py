@@ -15,7 +15,7 @@ import pytest
 from detectors.engine import INTERNAL_ERROR, Engine, EngineConfig
 from detectors.events import Event, decode_obj
 from detectors.unissued_session import UnissuedSession
-from tests.helpers import Faulty, access
+from tests.helpers import Faulty, access, watch_start
 
 ROOT = Path(__file__).resolve().parent.parent
 # these unit tests count event time from the epoch: decoding accepts 1970 on for them
@@ -30,6 +30,7 @@ SCENARIO = ROOT / "tests" / "scenarios" / "unissued_session" / "forged_tokens_le
 def test_a_raising_hook_is_reported_and_the_other_detectors_still_see_the_event(
         caplog: pytest.LogCaptureFixture) -> None:
     eng = Engine(CFG, detectors=[Faulty(), UnissuedSession()])
+    eng.process_obj(watch_start(0))
     with caplog.at_level(logging.ERROR, logger="accesswatch.engine"):
         alerts, rej = eng.process_obj(access("boom-1", 1000, "c-1", "forged"))
     assert alerts == []
@@ -70,6 +71,7 @@ class TimerBomb(UnissuedSession):
 
 def test_a_raising_timer_is_consumed_and_later_timers_fire() -> None:
     eng = Engine(CFG, detectors=[TimerBomb()])
+    eng.process_obj(watch_start(0))
     eng.process_obj(access("a1", 1000, "c-1", "forged-1"))
     # the verdict waits login_lateness + login_quiet (60 + 300 s) with no login stream (issue
     # 14 item 5; was a 5 s grace): the timer is due at 1360
@@ -82,6 +84,7 @@ def test_a_raising_timer_is_consumed_and_later_timers_fire() -> None:
 
 def test_a_finding_whose_time_cannot_be_printed_is_dropped_without_poisoning_episodes() -> None:
     eng = Engine(CFG, detectors=[UnissuedSession()])
+    eng.process_obj(watch_start(0))
     eng.process_obj(access("a1", 1000, "c-1", "forged-1"))
     # a time past year 9999 (a string time was not range-checked at ef303a3; decoding
     # rejects it now, so the event is built past the decoder): iso() fails on it

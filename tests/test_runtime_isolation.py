@@ -15,7 +15,7 @@ from detectors import events as E
 from detectors.engine import Engine, EngineConfig
 from detectors.unissued_session import UnissuedSession
 from streams.runtime import PartitionState
-from tests.helpers import Faulty, access, recording_runtime
+from tests.helpers import Faulty, access, recording_runtime, watch_start
 
 T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
 
@@ -53,6 +53,7 @@ def test_a_watermark_whose_engine_raises_is_counted_and_the_others_advance(
     healthy = PartitionState(Engine(EngineConfig(detectors=("unissued_session",))))
     rt.parts[0], rt.parts[1] = broken, healthy
     for st in (broken, healthy):
+        st.engine.process(E.decode_obj(watch_start(T0 - 600), E.LOGIN))
         st.engine.process(E.decode_obj(access("a1", T0, "c-1", "forged"), E.ACCESS))
         st.max_ts, st.wall_at_max = float(T0), 0.0
 
