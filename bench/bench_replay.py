@@ -1,6 +1,7 @@
 """Engine benchmark: `replay` events/s on simulated traffic, and bytes of state per entity.
 
 Run on purpose (not a test):  .venv/bin/python bench/bench_replay.py [--events 1000000]
+  [--file FILE | --redteam normal] [--collector N]
 
 It simulates (seeded) a population sized to give about N events with the Coupang-style attack,
 writes it to a temporary JSON-lines file, then in one process times, on the same bytes:
@@ -77,9 +78,20 @@ def make_file(n: int, seed: int) -> tuple[str, int]:
     return path, count
 
 
-def timed(lines: list[bytes], detectors: tuple[str, ...] | None
+def timed(lines: list[bytes], detectors: tuple[str, ...] | None, collector: str = "default"
           ) -> tuple[float, float, Engine | None, int]:
-    """(wall seconds, CPU seconds, engine, alerts) over ``lines``."""
+    """(wall seconds, CPU seconds, engine, alerts) over ``lines``. ``collector``: ``default``
+    (CPython's), ``policy`` (``streams.gcpolicy``, as ``replay`` and the worker run) or
+    ``off`` (``gc.disable()``: the rest is the collector's share)."""
+    if collector != "default":
+        from streams import gcpolicy
+
+        try:
+            gcpolicy.install() if collector == "policy" else gc.disable()
+            return timed(lines, detectors)
+        finally:
+            gcpolicy.uninstall()
+            gc.enable()
     gc.collect()
     if detectors == ("__decode__",):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -112,14 +124,46 @@ def loadavg() -> str:
         return "?"
 
 
+def collectors(lines: list[bytes], reps: int) -> None:
+    """Every detector, ``reps`` times per collector setting, interleaved (a noisy machine
+    slows all three alike); CPU events/s of each run, the median, and the ratios."""
+    n = len(lines)
+    got: dict[str, list[float]] = {"default": [], "policy": [], "off": []}
+    for _ in range(reps):
+        for c in got:
+            _, cpu, _, alerts = timed(lines, None, c)
+            got[c].append(n / cpu)
+            print(f"  every detector, collector {c:<8} {n / cpu:>10,.0f} events/s (CPU), "
+                  f"{alerts} alerts; load {loadavg()}", flush=True)
+    med = {c: sorted(v)[len(v) // 2] for c, v in got.items()}
+    for c, v in med.items():
+        print(f"  median, collector {c:<8} {v:>10,.0f} events/s (CPU)")
+    print(f"  replay's policy / CPython's: {med['policy'] / med['default']:.2f}x; "
+          f"off / CPython's: {med['off'] / med['default']:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--file", help="use this JSON-lines file instead of simulating")
+    ap.add_argument("--redteam", metavar="SCENARIO",
+                    help="use the red-team generator's file of this scenario (seed --seed), "
+                         "e.g. normal: 3 days, many customers active at once")
+    ap.add_argument("--collector", type=int, default=0, metavar="N",
+                    help="instead of the four rows: every detector N times with each collector "
+                         "setting in turn (CPython's, replay's policy, off), interleaved")
     args = ap.parse_args()
     if args.file:
         path, made = args.file, None
+    elif args.redteam:
+        from detectors import redteam
+
+        fd, path = tempfile.mkstemp(suffix=".jsonl", prefix="aw-bench-rt-")
+        os.close(fd)
+        redteam.write(redteam.generate(args.redteam, args.seed), path, path + ".truth.json")
+        os.unlink(path + ".truth.json")
+        made = -1
     else:
         t0 = time.perf_counter()
         path, made = make_file(args.events, args.seed)
@@ -129,6 +173,11 @@ def main() -> None:
     n = len(lines)
     print(f"events: {n:,} ({sum(map(len, lines)) / n:.0f} bytes/event avg); "
           f"load average before: {loadavg()}")
+    if args.collector:
+        collectors(lines, args.collector)
+        if made is not None:
+            os.unlink(path)
+        return
     rows = []
     cpus: list[float] = []
     for label, dets in (("decode only", ("__decode__",)),

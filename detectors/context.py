@@ -81,6 +81,7 @@ class Context:
         self._victim_key = _victim_key(salt)  # see ``configure_victims``
         self.reveal_victims = False
         self.victims_max = VICTIMS_MAX
+        self._hash_memo: dict[str, int] = {}  # ``hash_id``'s memo (transient)
 
     def wake_at(self, ts: float, detector_id: str) -> None:
         """Ask for ``on_time`` once event time reaches ``ts``."""
@@ -118,7 +119,7 @@ class Context:
     def __getstate__(self) -> dict[str, Any]:
         # the digest key is a secret: never in a checkpoint (``configure_victims`` after restore)
         state = dict(self.__dict__)
-        for k in ("_victim_key", "reveal_victims", "victims_max"):
+        for k in ("_victim_key", "reveal_victims", "victims_max", "_hash_memo"):
             state.pop(k, None)
         return state
 
@@ -129,12 +130,30 @@ class Context:
         self._victim_key = _victim_key(self._salt.decode())
         self.reveal_victims = False
         self.victims_max = VICTIMS_MAX
+        self._hash_memo = {}
 
     def hash_id(self, *parts: str) -> int:
-        """A salted 64-bit digest of identifiers, for state that must not hold the ids."""
-        h = _keyed_blake2b(self._salt).copy()  # a copy of the keyed state: no key set-up
-        h.update((parts[0] if len(parts) == 1 else "\x1f".join(parts)).encode())
-        return int.from_bytes(h.digest(), "little")
+        """A salted 64-bit digest of identifiers, for state that must not hold the ids.
+
+        Memoised (issue 14, speed): the same session or customer is digested on each of its
+        events and in each window it is read in (~1.4 µs a digest, ~0.1 µs a look-up). The
+        memo is transient (never in a checkpoint: ``__getstate__``) and bounded: emptied when
+        it reaches ``_HASH_MEMO_MAX`` ids."""
+        ident = parts[0] if len(parts) == 1 else "\x1f".join(parts)
+        memo = self._hash_memo
+        v = memo.get(ident)
+        if v is None:
+            h = _keyed_blake2b(self._salt).copy()  # a copy of the keyed state: no key set-up
+            h.update(ident.encode())
+            v = int.from_bytes(h.digest(), "little")
+            if len(memo) >= _HASH_MEMO_MAX:
+                memo.clear()
+            memo[ident] = v
+        return v
+
+
+#: ids ``Context.hash_id`` remembers before it starts again (~110 bytes each: ~3.5 MB)
+_HASH_MEMO_MAX = 32_768
 
 
 @lru_cache(maxsize=8)

@@ -141,6 +141,7 @@ class ServiceBaseline(Detector):
     status = "experimental"
     entity_kinds = ("actor",)
     wants = frozenset({"access"})
+    principal_types = ("service",)  # the engine routes only services' requests here (speed)
     triage = (
         "Check: which host the requests came from (evidence: new network / new address) and "
         "whether a deployment or migration moved the service there; the hour against the "

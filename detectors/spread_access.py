@@ -133,6 +133,7 @@ class SpreadAccess(Detector):
     status = "experimental"
     entity_kinds = ("key", "subnet", "asn")
     wants = frozenset({"access", "identity"})
+    principal_types = ("customer",)  # the engine routes only customers' requests here (speed)
     triage = (
         "Check: which population grew (evidence: tokens without a session id, adopted tokens "
         "after the watch's first half-lifetime, customers reading other customers, customer "
