@@ -157,7 +157,7 @@ def main() -> None:
     if args.file:
         path, made = args.file, None
     elif args.redteam:
-        from detectors import redteam
+        from simulation import redteam
 
         fd, path = tempfile.mkstemp(suffix=".jsonl", prefix="aw-bench-rt-")
         os.close(fd)

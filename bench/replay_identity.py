@@ -43,7 +43,7 @@ def make_files(d: str) -> list[str]:
             subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         out.append(p)
     sys.path.insert(0, str(ROOT))
-    from detectors import redteam
+    from simulation import redteam
 
     for name in REDTEAM:
         p = os.path.join(d, f"rt-{name}-1.jsonl")
