@@ -100,6 +100,11 @@ class EngineConfig:
     #: recently seen and unflagged go first. RSS grows ~1.4-2x the estimate (allocator,
     #: bounded caches; docs/benchmarks.md).
     max_state_bytes: int = 1 << 30
+    # ---- issue 17 item 5, scale-out that does not change what pages ---------------------
+    #: entity kinds whose findings this engine does not turn into alerts: it hands them out
+    #: (``drain_findings``) to meet every other partition's findings of the same entity in
+    #: one episode builder (``detectors.episodes``), where episodes and alert ids are made
+    relay_kinds: tuple[str, ...] = ()
 
 
 class Directory:
@@ -667,6 +672,9 @@ class Engine:
 
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
+        relay = self.config.__dict__.get("relay_kinds")  # a config from before: none
+        if relay:
+            findings = self._relay(findings, relay)
         for f in findings:
             try:
                 a = self._episode(f)
@@ -675,6 +683,38 @@ class Engine:
                 continue
             if a is not None:
                 out.append(a)
+        return out
+
+    def _relay(self, findings: list[Finding], kinds: tuple[str, ...]) -> list[Finding]:
+        """Keep the findings of ``kinds`` for ``drain_findings`` (stamped with the engine
+        time they were made at, which orders them where they meet); return the others."""
+        box: list[tuple[float, Finding]] = self.__dict__.setdefault("_relay_box", [])
+        now = self.ctx.now
+        rest = []
+        for f in findings:
+            if f.entity_kind in kinds:
+                box.append((now, f))
+            else:
+                rest.append(f)
+        return rest
+
+    def drain_findings(self) -> list[dict[str, Any]]:
+        """Findings kept by ``relay_kinds`` since the last call, in the order they were made,
+        JSON-safe (``detectors.episodes.finding_message``)."""
+        box = self.__dict__.get("_relay_box")
+        if not box:
+            return []
+        from .episodes import finding_message
+
+        origin = self.__dict__.get("_relay_origin")
+        if origin is None:  # one per engine life: a fresh engine is a new sender
+            origin = self._relay_origin = os.urandom(6).hex()
+        seq = self.__dict__.get("_relay_seq", 0)
+        out = []
+        for at, f in box:
+            seq += 1
+            out.append(finding_message(f, at, origin, seq))
+        self._relay_box, self._relay_seq = [], seq
         return out
 
     def _episode(self, f: Finding) -> dict[str, Any] | None:
