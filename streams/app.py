@@ -1254,6 +1254,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     # logins by source AS, with more than one partition: credential_stuffing, password_spray
     bursts = rt.bursts = app.accesswatch_bursts = attach_bursts(  # type: ignore[attr-defined]
         app, rt, settings)
+    from streams.episodes import attach as attach_episodes
+
+    # issue 17 item 5, more than one partition: findings meet by entity before episodes
+    episodes = app.accesswatch_episodes = attach_episodes(  # type: ignore[attr-defined]
+        app, rt, settings)
 
     inputs = app.topic(
         names.logins,
@@ -1270,6 +1275,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await rt.on_event(event)
             if comb is not None:
                 await comb.send(event.message.partition)
+            if episodes is not None:
+                await episodes.send(event.message.partition)
 
     if settings.ingest:  # issue 15: raw source topics adapted to the input topics
         from streams.ingest import attach as attach_ingest
@@ -1287,6 +1294,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await comb.tick()
         if bursts is not None:
             await bursts.tick()
+        if episodes is not None:
+            await episodes.tick()
 
     @app.timer(settings.checkpoint_interval)
     async def checkpoint() -> None:
