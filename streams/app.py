@@ -520,7 +520,8 @@ class Runtime:
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
-                                   max_state_bytes=self.config.max_state_bytes)  # today's caps
+                                   max_state_bytes=self.config.max_state_bytes,  # today's caps
+                                   relay_kinds=self.config.relay_kinds)  # today's partitions
         st.engine.ctx.directory = AppliedDirectory(self.directory)  # type: ignore[assignment]
         self._catch_up_identity(st)
         self.parts[partition] = st
