@@ -141,12 +141,21 @@ class EpisodeBuilder:
         heapq.heappush(eng._relay_pending,  # type: ignore[attr-defined]
                        (float(at), f.ts, partition, origin, seq, f))
 
-    def advance(self, partition: int, now: float) -> list[dict[str, Any]]:
+    def advance(self, partition: int, now: float, flushed: bool = False
+                ) -> list[dict[str, Any]]:
         """Input partition ``partition``'s engine time reached ``now`` (it will make no
-        finding at an earlier time; ``inf``: it flushed at the end of its input): the alerts of
-        the findings every partition has passed. The last report stands (a partition moved
-        to a worker that restored an older checkpoint reports less: findings wait longer)."""
-        self.engine._relay_progress[partition] = now  # type: ignore[attr-defined]
+        finding at an earlier time): the alerts of the findings every partition has passed.
+        ``flushed``: it fired every timer at the end of its input; once every partition has,
+        every finding goes (a partition idle for a while may flush and then take more events:
+        its time still holds the others back). The last report stands (a partition moved to a
+        worker that restored an older checkpoint reports less: findings wait longer)."""
+        eng = self.engine
+        eng._relay_progress[partition] = now  # type: ignore[attr-defined]
+        done: set[int] = eng.__dict__.setdefault("_relay_flushed", set())
+        if flushed:
+            done.add(partition)
+        else:
+            done.discard(partition)
         return self.release()
 
     def release(self) -> list[dict[str, Any]]:
@@ -155,6 +164,8 @@ class EpisodeBuilder:
         n = eng._relay_partitions  # type: ignore[attr-defined]
         low = -math.inf if any(p not in prog for p in range(n)) else min(
             prog[p] for p in range(n))
+        if len(eng.__dict__.get("_relay_flushed", ())) >= n:
+            low = math.inf  # every partition at the end of its input
         out = self._take(low)
         heap = eng._relay_pending  # type: ignore[attr-defined]
         cap = eng.config.max_entities

@@ -17,7 +17,8 @@ watermark tick the runtime drains them (``Engine.drain_findings``) and
 
 This re-sends findings, not events: a few thousand a simulated day against 160,000 events,
 plus one time report per input partition, builder partition and tick. A partition that
-flushed at the end of its input (``--idle-flush``) reports ``inf``. Until every input
+flushed at the end of its input (``--idle-flush``) says so; once all have, the builders let
+every finding go. Until every input
 partition has reported once (one that has taken no event yet reports nothing), the builders
 hold what they receive.
 
@@ -101,15 +102,17 @@ class Episodes:
         for p, st in list(self.rt.parts.items()):
             # the time first, then the findings: every finding made after this drain is
             # made at this time or later (an engine's time never goes back)
-            now = math.inf if st.flushed else st.engine.ctx.now
+            now, flushed = st.engine.ctx.now, st.flushed
             await self.send(p)
             if st.max_ts is None:
                 continue  # no event taken yet: its time says nothing
-            value = orjson.dumps({"partition": p, "progress": "inf" if now == math.inf
-                                  else now})
+            value = orjson.dumps({"partition": p, "progress": now, "flushed": flushed})
             for k in range(self.partitions):
                 await self.topic.send(key=b"progress", value=value, partition=k)
         self.engines.touch_pages()
+        self._count_held()
+
+    def _count_held(self) -> None:
         self.held.set(sum(len(st.engine.__dict__.get("_relay_pending", ()))
                           for st in self.engines.parts.values()))
 
@@ -126,9 +129,10 @@ class Episodes:
             if type(p) is not int or not 0 <= p < self.partitions:
                 raise ValueError("partition out of range")
             if "progress" in m:
-                now = m["progress"]
-                now = math.inf if now == "inf" else float(now)
-                alerts = builder.advance(p, now)
+                now = float(m["progress"])
+                if not math.isfinite(now):
+                    raise ValueError("progress is not a finite number")
+                alerts = builder.advance(p, now, m.get("flushed") is True)
             else:
                 builder.add(m, p)
                 self.taken_total.inc()
@@ -138,6 +142,7 @@ class Episodes:
             self.rt._internal_error("findings")
             await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
             return
+        self._count_held()  # before the alerts: the demo reads held == 0 as done
         for a in alerts:
             await self.engines.emit(a)
 

@@ -174,3 +174,21 @@ def test_a_partition_that_never_reports_holds_at_most_the_cap():
     assert b.advance(0, 10.0) and b.pending == 3  # partition 1 never reported: the 2 oldest
     assert b.engine.stats["finding_released_early"] == 2
     assert len(b.advance(1, 10.0)) == 3 and b.pending == 0
+
+
+def test_a_partition_that_flushed_early_does_not_let_the_others_findings_go():
+    """An idle partition flushes (fires its timers) and may take events again: its time, not
+    "done", holds the others back until every partition has flushed."""
+    b = EpisodeBuilder(Engine(EngineConfig(detectors=())), 2)
+    for i, at in enumerate((60.0, 90.0)):
+        b.add({"at": at, "origin": "o", "seq": i + 1, "finding": {
+            "detector": "revoked_credential", "entity_kind": "key", "entity_id": "k",
+            "severity": "warning", "score": 0.5, "summary": "s", "evidence": [],
+            "event_ids": [], "ts": at, "extra": {}}}, 1)
+    assert b.advance(0, 50.0, flushed=True) == []
+    assert b.advance(1, 80.0) == [] and b.pending == 2  # partition 0 is at 50
+    assert len(b.advance(0, 70.0)) == 1 and b.pending == 1  # 60 < 70: taken (once, warning)
+    b.advance(0, 70.0, flushed=True)
+    assert b.pending == 1  # partition 1 has not flushed, and is at 80 < 90
+    b.advance(1, 80.0, flushed=True)
+    assert b.pending == 0
