@@ -53,6 +53,19 @@ class Finding:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_FINDING_FIELDS = ("detector", "entity_kind", "entity_id", "severity", "score", "summary",
+                   "evidence", "event_ids", "ts", "extra")
+
+
+def finding_message(f: Finding, at: float, origin: str, seq: int) -> dict[str, Any]:
+    """A finding as sent between engines (issue 17.5, ``detectors.episodes``): ``at`` (the
+    engine time it was made at), ``origin`` + ``seq`` (the sending engine's life and its
+    count, to drop a repeat). Here, not in ``detectors.episodes``: the engine sends, the
+    builders (which import the engine) take."""
+    return {"at": at, "origin": origin, "seq": seq,
+            "finding": {k: getattr(f, k) for k in _FINDING_FIELDS}}
+
+
 class Detector:
     """Base class; subclasses set the class attributes and override the hooks they need."""
 

@@ -483,6 +483,8 @@ class Runtime:
             self.findings = Findings()
         #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
         self.bursts: Any = None
+        #: ``streams.episodes.Episodes`` with more than one partition: the episode builders
+        self.episodes: Any = None
         self.alerts_topic = app.topic(
             names.alerts,
             key_serializer="raw",
@@ -548,7 +550,8 @@ class Runtime:
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
-                                   max_state_bytes=self.config.max_state_bytes)  # today's caps
+                                   max_state_bytes=self.config.max_state_bytes,  # today's caps
+                                   relay_kinds=self.config.relay_kinds)  # today's partitions
         st.engine.set_allowlist(self.config.allowlist)  # today's allow-list (issue 18)
         st.engine.config = replace(st.engine.config,
                                    feedback_suppress=self.config.feedback_suppress,
@@ -1004,7 +1007,10 @@ class Runtime:
             obj = orjson.loads(msg.value) if msg.value is not None else None
         except orjson.JSONDecodeError:
             obj = None
-        for st in list(self.parts.values()):
+        states = list(self.parts.values())
+        if self.episodes is not None:  # issue 17.5: the episode builders own the episodes
+            states += list(self.episodes.engines.parts.values())
+        for st in states:
             try:
                 alerts = st.engine.feedback(obj)
             except ValueError as e:
@@ -1379,6 +1385,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     # logins by source AS, with more than one partition: credential_stuffing, password_spray
     bursts = rt.bursts = app.accesswatch_bursts = attach_bursts(  # type: ignore[attr-defined]
         app, rt, settings)
+    from streams.episodes import attach as attach_episodes
+
+    # issue 17 item 5, more than one partition: findings meet by entity before episodes
+    episodes = rt.episodes = app.accesswatch_episodes = attach_episodes(  # type: ignore[attr-defined]
+        app, rt, settings)
 
     inputs = app.topic(
         names.logins,
@@ -1395,6 +1406,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await rt.on_event(event)
             if comb is not None:
                 await comb.send(event.message.partition)
+            if episodes is not None:
+                await episodes.send(event.message.partition)
 
     if settings.ingest:  # issue 15: raw source topics adapted to the input topics
         from streams.ingest import attach as attach_ingest
@@ -1417,6 +1430,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await comb.tick()
         if bursts is not None:
             await bursts.tick()
+        if episodes is not None:
+            await episodes.tick()
 
     @app.timer(settings.checkpoint_interval)
     async def checkpoint() -> None:
