@@ -32,7 +32,7 @@ from . import allowlist as AL
 from . import events as E
 from . import feedback as FB
 from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
-from .base import SEVERITY_RANK, Detector, Finding, finding_message, iso
+from .base import SEVERITY_RANK, Detector, Finding, finding_message, is_observation, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
 from .explain import EntityLog
 from .geo import Geo, NetInfo, default_geo
@@ -556,6 +556,8 @@ class Engine:
         relay = self.config.__dict__.get("relay_kinds")  # a config from before: none
         if relay:
             findings = self._relay(findings, relay)
+        if any(is_observation(f) for f in findings):
+            findings = self._observed(findings)
         allow = self.config.allowlist
         st = self._allow
         for f in findings:
@@ -591,6 +593,24 @@ class Engine:
             else:
                 rest.append(f)
         return rest
+
+    def _observed(self, findings: list[Finding]) -> list[Finding]:
+        """Observations (``detectors.base.observation``) folded by their detector here, in
+        place: the findings they make take their place, in order."""
+        out: list[Finding] = []
+        for f in findings:
+            if not is_observation(f):
+                out.append(f)
+                continue
+            det = self.detectors.get(f.detector)
+            if det is None:  # a builder without that detector (a worker of another config)
+                self.stats["observation_dropped"] += 1
+                continue
+            try:
+                out.extend(det.on_observation(f, self.ctx))
+            except Exception as exc:  # a bad observation: counted, the others go on
+                self._failed(f.detector, "on_observation", exc)
+        return out
 
     def drain_findings(self) -> list[dict[str, Any]]:
         """Findings kept by ``relay_kinds`` since the last call, in the order they were made,

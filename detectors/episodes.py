@@ -50,14 +50,19 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from .base import ENTITY_KINDS, SEVERITY_RANK, Finding, finding_message
+from .base import ENTITY_KINDS, Finding, finding_from_fields, finding_message
 from .engine import Engine
 
 #: the entity kinds relayed by default: every one (an account's findings come from its own
 #: partition already, but an actor's or a session's may not, and one rule is easier to trust)
 RELAY_KINDS = ENTITY_KINDS
 
-__all__ = ["RELAY_KINDS", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
+#: the detectors whose observations (``detectors.base.observation``: facts about an entity
+#: that is not the partition key, such as overseas_server's customer uses of a hosting subnet
+#: abroad) are folded in the builders: a builder's engine runs them, fed observations only
+OBSERVERS = ("overseas_server",)
+
+__all__ = ["OBSERVERS", "RELAY_KINDS", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
 
 
 def replace_ts(f: Finding, ts: float) -> Finding:
@@ -74,32 +79,17 @@ def finding_key(msg: dict[str, Any], salt: str) -> bytes:
     return f"{f['entity_kind']}|{h.hexdigest()}".encode()
 
 
-def _finding(d: dict[str, Any]) -> Finding:
-    """A finding from its message, checked: a message is input like any other."""
-    kind, sev = d.get("entity_kind"), d.get("severity")
-    if kind not in ENTITY_KINDS or sev not in SEVERITY_RANK:
-        raise ValueError("finding: unknown entity kind or severity")
-    ts, score = d.get("ts"), d.get("score")
-    if not isinstance(ts, int | float) or not math.isfinite(ts):
-        raise ValueError("finding: ts is not a finite number")
-    if not isinstance(score, int | float) or not math.isfinite(score):
-        raise ValueError("finding: score is not a finite number")
-    for k in ("detector", "entity_id", "summary"):
-        if not isinstance(d.get(k), str):
-            raise ValueError(f"finding: {k} is not a string")
-    ev, ids, extra = d.get("evidence"), d.get("event_ids"), d.get("extra") or {}
-    if not isinstance(ev, list) or not isinstance(ids, list) or not isinstance(extra, dict):
-        raise ValueError("finding: evidence, event_ids or extra of the wrong type")
-    return Finding(d["detector"], kind, d["entity_id"], sev, float(score), d["summary"], ev,
-                   [str(i) for i in ids], float(ts), extra)
+_finding = finding_from_fields  # a message is input like any other: checked
 
 
 class EpisodeBuilder:
     """Episodes and alert ids of the findings of ``partitions`` input engines.
 
-    ``engine``: an engine that runs no detector (``EngineConfig(detectors=())``); its
-    episode code and settings (``episode_gap``, ``episode_lateness``) make the alerts, and
-    the builder keeps its state on it (checkpointed with it)."""
+    ``engine``: an engine that takes no event, running the :data:`OBSERVERS` detectors
+    (``EngineConfig(detectors=OBSERVERS)``; ``()`` when no observation is relayed); its
+    episode code and settings (``episode_gap``, ``episode_lateness``) make the alerts, its
+    detectors fold the observations (``Detector.on_observation``) in the same order, and the
+    builder keeps its state on it (checkpointed with it)."""
 
     def __init__(self, engine: Engine, partitions: int) -> None:
         self.engine = engine

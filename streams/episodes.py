@@ -42,7 +42,7 @@ import faust
 import orjson
 from prometheus_client import Counter, Gauge
 
-from detectors.episodes import RELAY_KINDS, EpisodeBuilder, finding_key
+from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, finding_key
 from streams.app import Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, wire
@@ -63,7 +63,7 @@ class Episodes:
         self.rt = rt
         self.partitions = settings.partitions
         self.engines = SideEngines(app, rt, settings, findings_topic(settings),
-                                   "episode-checkpoints", ())
+                                   "episode-checkpoints", OBSERVERS)
         # the builders make the alerts: they take the input engines' allow-list, verdict
         # settings, incident and entity-page settings (issue 18), and replay the verdicts read
         # before a builder partition came to this worker (``Runtime.state``)

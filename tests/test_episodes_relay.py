@@ -17,7 +17,7 @@ import pytest
 
 from detectors import events as E
 from detectors.engine import Engine, EngineConfig
-from detectors.episodes import RELAY_KINDS, EpisodeBuilder, finding_key
+from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, finding_key
 from detectors.simulate import SimConfig, simulate
 from streams.app import partition_for
 from streams.bursts import BURST_DETECTORS, source_key
@@ -47,7 +47,7 @@ def run_split(events: list[dict[str, Any]], parts: int, detectors: tuple[str, ..
     kinds = RELAY_KINDS if relay and parts > 1 else ()
     engines = [Engine(EngineConfig(detectors=inputs, relay_kinds=kinds)) for _ in range(parts)]
     burst = [Engine(EngineConfig(detectors=bursts)) for _ in range(parts)] if bursts else []
-    builders = [EpisodeBuilder(Engine(EngineConfig(detectors=())), parts)
+    builders = [EpisodeBuilder(Engine(EngineConfig(detectors=OBSERVERS)), parts)
                 for _ in range(parts)] if kinds else []
     alerts: list[dict[str, Any]] = []
 
@@ -201,3 +201,38 @@ def test_a_partition_that_flushed_early_does_not_let_the_others_findings_go():
     assert b.pending == 1  # partition 1 has not flushed, and is at 80 < 90
     b.advance(1, 80.0, flushed=True)
     assert b.pending == 0
+
+
+@pytest.fixture(scope="module")
+def coupang_day() -> list[dict[str, Any]]:
+    """The Coupang servers abroad: customer reads from hosting subnets, one subnet's accounts
+    spread over every partition (data-access is keyed by actor)."""
+    return simulate(SimConfig(seed=5, customers=300, hours=3, attacks=("coupang", "stuffing"),
+                              attack_start_hour=0.5)).events
+
+
+def test_a_subnets_customer_uses_are_counted_where_they_meet(coupang_day):
+    """overseas_server pages a hosting subnet on the distinct customers read from it: over four
+    partitions each engine saw a share of them (one subnet warned and paged at other times,
+    under other alert ids, the accounts' info findings multiplied); its observations now meet
+    in the subnet's builder, and the subnet and account pages are the replay's."""
+    dets = ("overseas_server",)
+    one = run_split(coupang_day, 1, dets)
+    kinds = {a["entity"]["kind"] for a in one}
+    assert "subnet" in kinds, kinds
+    assert {a["severity"] for a in one if a["entity"]["kind"] == "subnet"} >= {"critical"}
+    assert pages(run_split(coupang_day, 4, dets)) == pages(one)
+
+
+def test_an_observation_without_its_detector_is_counted_not_alerted():
+    """A builder that does not run the observing detector drops its observations, counted."""
+    from detectors.base import observation
+
+    sender = Engine(EngineConfig(detectors=(), relay_kinds=RELAY_KINDS))
+    obs = observation("overseas_server", "subnet", "3.101.4.0/24", 50.0, "e1", {"x": 1})
+    assert sender._alerts([obs]) == []
+    (msg,) = sender.drain_findings()
+    b = EpisodeBuilder(Engine(EngineConfig(detectors=())), 1)
+    b.add(orjson.loads(orjson.dumps(msg)), 0)
+    assert b.advance(0, 60.0) == []
+    assert b.engine.stats["observation_dropped"] == 1
