@@ -62,7 +62,7 @@ RELAY_KINDS = ENTITY_KINDS
 #: abroad) are folded in the builders: a builder's engine runs them, fed observations only
 OBSERVERS = ("overseas_server",)
 
-__all__ = ["OBSERVERS", "RELAY_KINDS", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
+__all__ = ["OBSERVERS", "RELAY_KINDS", "InOrder", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
 
 
 def replace_ts(f: Finding, ts: float) -> Finding:
@@ -193,3 +193,75 @@ class EpisodeBuilder:
             eng.stats["finding"] += 1
             out.extend(eng._alerts([f]))
         return out
+
+
+class InOrder:
+    """Items sent by ``partitions`` input engines, taken in the order a single engine of every
+    event would have made them: by (engine time sent at, event time, input partition,
+    sequence), once every input partition has said its engine time passed them (the
+    builders' rule, for inputs that are not findings: the logins the burst engines count).
+
+    The held items and each partition's time live on ``engine`` (``name``), so a checkpoint of
+    that engine covers them. ``partitions`` input partitions; at most the engine's
+    ``max_entities`` held (past it the oldest go on, counted in ``stats``).
+
+    >>> from detectors.engine import Engine, EngineConfig
+    >>> order = InOrder(Engine(EngineConfig(detectors=())), partitions=2)
+    >>> order.add(at=20.0, ts=20.0, partition=0, seq=1, item="b")
+    >>> order.add(at=10.0, ts=10.0, partition=1, seq=1, item="a")
+    >>> order.advance(0, 30.0)   # partition 1 has not reported yet
+    []
+    >>> order.advance(1, 15.0)   # both passed 10, not 20
+    ['a']
+    >>> order.advance(1, 25.0, flushed=True), order.advance(0, 30.0, flushed=True)
+    (['b'], [])
+    """
+
+    def __init__(self, engine: Engine, partitions: int, name: str = "_in_order") -> None:
+        self.engine = engine
+        self.partitions = partitions
+        self.state: dict[str, Any] = engine.__dict__.setdefault(
+            name, {"heap": [], "progress": {}, "flushed": set()})
+
+    @property
+    def pending(self) -> int:
+        return len(self.state["heap"])
+
+    def add(self, at: float, ts: float, partition: int, seq: int, item: Any) -> None:
+        if not (math.isfinite(at) and math.isfinite(ts)):
+            raise ValueError("in order: time is not a finite number")
+        heapq.heappush(self.state["heap"], (at, ts, partition, seq, item))
+
+    def advance(self, partition: int, now: float, flushed: bool = False) -> list[Any]:
+        """Input partition ``partition``'s engine time reached ``now``; ``flushed``: it fired
+        its timers at the end of its input (once every partition has, every item goes)."""
+        if not math.isfinite(now):
+            raise ValueError("in order: progress is not a finite number")
+        self.state["progress"][partition] = now
+        done: set[int] = self.state["flushed"]
+        if flushed:
+            done.add(partition)
+        else:
+            done.discard(partition)
+        return self.release()
+
+    def release(self) -> list[Any]:
+        prog: dict[int, float] = self.state["progress"]
+        n = self.partitions
+        low = -math.inf if any(p not in prog for p in range(n)) else min(
+            prog[p] for p in range(n))
+        if len(self.state["flushed"]) >= n:
+            low = math.inf
+        heap = self.state["heap"]
+        out = []
+        while heap and heap[0][0] < low:
+            out.append(heapq.heappop(heap)[4])
+        cap = self.engine.config.max_entities
+        while cap > 0 and len(heap) > cap:  # a partition that never reports: bounded
+            self.engine.stats["in_order_released_early"] += 1
+            out.append(heapq.heappop(heap)[4])
+        return out
+
+    def flush(self) -> list[Any]:
+        heap = self.state["heap"]
+        return [heapq.heappop(heap)[4] for _ in range(len(heap))]

@@ -584,8 +584,9 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
 
 def _findings_done(worker: WorkerProcess) -> bool:
     """With several partitions: every finding sent to the episode builders taken and made
-    into alerts (``streams.episodes``; the metrics are absent with one partition: 0, done)."""
+    into alerts, and no login held by a burst engine (``streams.episodes``; the metrics are absent with one partition: 0, done)."""
     return (worker.metric("accesswatch_findings_held") == 0
+            and worker.metric("accesswatch_burst_logins_held") == 0
             and worker.metric("accesswatch_findings_taken_total")
             >= worker.metric("accesswatch_findings_sent_total"))
 

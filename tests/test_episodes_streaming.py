@@ -1,10 +1,13 @@
 """Issue 17 item 5 through Kafka: `demo --partitions 4` pages what `replay` pages.
 
-The Coupang key and a departed owner's API key are seen by every partition (their forged
-requests come from many customers' actors); the episode builders of ``streams.episodes`` make
-one episode per key, with replay's alert ids and escalations. Detectors whose counts are per
-partition (overseas_server's and spread_access's counts by subnet) are left out: their
-findings still differ (docs/contract.md, "Keying and partitioning").
+One simulated file with several attacks: the Coupang key and its servers abroad, a departed
+owner's API key, a terminated employee's session, impossible travel. The keys are seen by every
+partition (their forged requests come from many customers' actors) and the servers' subnets
+read by customers of every partition; the episode builders of ``streams.episodes`` make one
+episode per key and fold the subnets' observations (overseas_server), with replay's alert ids
+and escalations. Detectors whose counts are still per partition or whose input is not taken in
+event-time order across partitions (spread_access, bulk_lookup's combined views, the burst
+engines) are left out (docs/contract.md, "Keying and partitioning").
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from detectors.simulate import SimConfig, simulate
 from streams.broker import BrokerUnavailable, find_tansu
 
 ROOT = Path(__file__).resolve().parent.parent
-DETECTORS = ("revoked_credential", "unissued_session")
+DETECTORS = ("revoked_credential", "unissued_session", "overseas_server", "impossible_travel",
+             "account_takeover")
+ATTACKS = ("coupang", "departed_key", "impossible_travel", "session_hijack",
+           "terminated_session")
 
 
 def _pages(alerts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -37,7 +43,7 @@ def test_demo_over_four_partitions_pages_the_replays_alert_ids(tmp_path: Any) ->
         find_tansu()
     except BrokerUnavailable as e:
         pytest.skip(f"embedded broker unavailable: {e}")
-    sim = simulate(SimConfig(seed=5, customers=300, hours=3, attacks=("coupang", "departed_key"),
+    sim = simulate(SimConfig(seed=5, customers=300, hours=3, attacks=ATTACKS,
                              attack_start_hour=0.5))
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(e) + "\n" for e in sim.events))
@@ -47,7 +53,8 @@ def test_demo_over_four_partitions_pages_the_replays_alert_ids(tmp_path: Any) ->
         replayed.extend(engine.process_obj(e)[0])
     replayed.extend(engine.flush())
     assert {(a["detector"], a["entity"]["kind"]) for a in replayed} >= {
-        ("revoked_credential", "key"), ("unissued_session", "key")}
+        ("revoked_credential", "key"), ("unissued_session", "key"), ("overseas_server", "subnet"),
+        ("impossible_travel", "account")}
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ACCESSWATCH_DETECTORS": ",".join(DETECTORS)}
     r = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--json", "--alerting",
