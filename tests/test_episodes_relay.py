@@ -257,3 +257,18 @@ def test_an_observation_without_its_detector_is_counted_not_alerted():
     b.add(orjson.loads(orjson.dumps(msg)), 0)
     assert b.advance(0, 60.0) == []
     assert b.engine.stats["observation_dropped"] == 1
+
+
+def test_in_order_holds_at_most_the_cap_and_refuses_times_that_are_not_numbers():
+    """Logins wait for every input partition's time, but not without bound (max_entities)."""
+    order = InOrder(Engine(EngineConfig(detectors=(), max_entities=3)), 2)
+    for i in range(5):
+        order.add(float(i), float(i), 0, i + 1, f"l{i}")
+    assert order.advance(0, 10.0) == ["l0", "l1"] and order.pending == 3
+    assert order.engine.stats["in_order_released_early"] == 2
+    assert order.advance(1, 10.0) == ["l2", "l3", "l4"]
+    for bad in ((float("nan"), 1.0), (1.0, float("inf"))):
+        with pytest.raises(ValueError):
+            order.add(*bad, 0, 9, "x")
+    with pytest.raises(ValueError):
+        order.advance(0, float("nan"))
