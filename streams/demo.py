@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import secrets
 import shutil
@@ -556,6 +557,7 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
     first_hit: dict[str, Any] | None = None
     first_hit_at: float | None = None
     taken = 0.0
+    all_taken_at: float | None = None
     while True:
         for a in reader.new():
             if args.json:
@@ -570,7 +572,13 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
             return 1
         if state["done"] and not args.follow:
             taken = worker.metric("accesswatch_events_total")
-            quiet = time.monotonic() - reader.last_at
+            if taken < state["sent"]:
+                all_taken_at = None
+            elif all_taken_at is None:
+                all_taken_at = time.monotonic()
+            # quiet since the last alert and since the worker took every event: the timers
+            # its idle flush fires come after the last event (an alert-free start is not quiet)
+            quiet = time.monotonic() - max(reader.last_at, all_taken_at or math.inf)
             if (taken >= state["sent"] and quiet >= QUIET_SECONDS and _findings_done(worker)) \
                     or time.monotonic() - t0 > DEMO_TIMEOUT:
                 break
