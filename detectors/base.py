@@ -8,6 +8,7 @@ of :class:`Finding` (usually empty). The engine turns findings into alerts with 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,62 @@ class Finding:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_FINDING_FIELDS = ("detector", "entity_kind", "entity_id", "severity", "score", "summary",
+                   "evidence", "event_ids", "ts", "extra")
+
+
+def finding_message(f: Finding, at: float, origin: str, seq: int) -> dict[str, Any]:
+    """A finding as sent between engines (issue 17.5, ``detectors.episodes``): ``at`` (the
+    engine time it was made at), ``origin`` + ``seq`` (the sending engine's life and its
+    count, to drop a repeat). Here, not in ``detectors.episodes``: the engine sends, the
+    builders (which import the engine) take."""
+    return {"at": at, "origin": origin, "seq": seq, "finding": finding_fields(f)}
+
+
+#: the summary that marks a finding as an observation (``Detector.on_observation``)
+OBSERVATION = "observation"
+
+
+def observation(detector: str, kind: str, entity: str, ts: float, event_id: str,
+                data: dict[str, Any]) -> Finding:
+    """An observation about entity (``kind``, ``entity``), JSON-safe ``data``, to be folded by
+    ``detector``'s ``on_observation`` where every partition's observations of that entity
+    meet. It travels as a finding (the episode builders' relay and order) but never becomes
+    an alert itself."""
+    return Finding(detector, kind, entity, "info", 0.0, OBSERVATION, [], [event_id], ts,
+                   {OBSERVATION: data})
+
+
+def is_observation(f: Finding) -> bool:
+    return f.summary == OBSERVATION and OBSERVATION in f.extra
+
+
+def finding_fields(f: Finding) -> dict[str, Any]:
+    """A finding's fields as a JSON-safe dict (:func:`finding_from_fields` reads it back)."""
+    return {k: getattr(f, k) for k in _FINDING_FIELDS}
+
+
+def finding_from_fields(d: dict[str, Any]) -> Finding:
+    """A finding from :func:`finding_fields`' dict, checked: between engines it is input like
+    any other (ValueError when a field is missing or of the wrong type)."""
+    kind, sev = d.get("entity_kind"), d.get("severity")
+    if kind not in ENTITY_KINDS or sev not in SEVERITY_RANK:
+        raise ValueError("finding: unknown entity kind or severity")
+    ts, score = d.get("ts"), d.get("score")
+    if not isinstance(ts, int | float) or not math.isfinite(ts):
+        raise ValueError("finding: ts is not a finite number")
+    if not isinstance(score, int | float) or not math.isfinite(score):
+        raise ValueError("finding: score is not a finite number")
+    for k in ("detector", "entity_id", "summary"):
+        if not isinstance(d.get(k), str):
+            raise ValueError(f"finding: {k} is not a string")
+    ev, ids, extra = d.get("evidence"), d.get("event_ids"), d.get("extra") or {}
+    if not isinstance(ev, list) or not isinstance(ids, list) or not isinstance(extra, dict):
+        raise ValueError("finding: evidence, event_ids or extra of the wrong type")
+    return Finding(d["detector"], kind, d["entity_id"], sev, float(score), d["summary"], ev,
+                   [str(i) for i in ids], float(ts), extra)
+
+
 class Detector:
     """Base class; subclasses set the class attributes and override the hooks they need."""
 
@@ -77,6 +134,14 @@ class Detector:
 
     def on_time(self, now: float, ctx: Context) -> list[Finding]:
         """Called when event time passes a deadline set with ``ctx.wake_at``."""
+        return []
+
+    def on_observation(self, obs: Finding, ctx: Context) -> list[Finding]:
+        """An observation this detector made about an entity that is not its event's
+        partition key (an ``observation`` finding, :func:`observation`), folded where that
+        entity's observations meet: in the same engine when nothing is relayed (``replay``),
+        else in the episode builder that owns the entity (``detectors.episodes``). Returns
+        the findings it makes there."""
         return []
 
     def tracked(self) -> dict[str, int]:

@@ -34,7 +34,7 @@ from . import allowlist as AL
 from . import events as E
 from . import feedback as FB
 from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
-from .base import SEVERITY_RANK, Detector, Finding, iso
+from .base import SEVERITY_RANK, Detector, Finding, finding_message, is_observation, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
 from .explain import EntityLog
 from .geo import Geo, NetInfo, default_geo
@@ -122,6 +122,11 @@ class EngineConfig:
     #: the same linking entity share an incident
     incident_window: float = 86400.0
     incidents_max: int = 10_000  # incident stories kept per engine (least recent go first)
+    # ---- issue 17 item 5, scale-out that does not change what pages ---------------------
+    #: entity kinds whose findings this engine does not turn into alerts: it hands them out
+    #: (``drain_findings``) to meet every other partition's findings of the same entity in
+    #: one episode builder (``detectors.episodes``), where episodes and alert ids are made
+    relay_kinds: tuple[str, ...] = ()
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -550,6 +555,11 @@ class Engine:
 
     def _alerts(self, findings: list[Finding]) -> list[dict[str, Any]]:
         out = []
+        relay = self.config.__dict__.get("relay_kinds")  # a config from before: none
+        if relay:
+            findings = self._relay(findings, relay)
+        if any(is_observation(f) for f in findings):
+            findings = self._observed(findings)
         allow = self.config.allowlist
         st = self._allow
         for f in findings:
@@ -570,6 +580,55 @@ class Engine:
                 out.append(a)
                 if self.config.explain_alerts > 0:
                     self.entity_log.note_alert(a, f.ts)
+        return out
+
+    def _relay(self, findings: list[Finding], kinds: tuple[str, ...]) -> list[Finding]:
+        """Keep the findings of ``kinds`` for ``drain_findings`` (stamped with the engine
+        time they were made at, which orders them where they meet); return the others."""
+        box: list[tuple[float, Finding]] = self.__dict__.setdefault("_relay_box", [])
+        now = self.ctx.now
+        rest = []
+        for f in findings:
+            # a change of the allow-list is this engine's own notice: never relayed
+            if f.entity_kind in kinds and f.detector != AL.CHANGES_ID:
+                box.append((now, f))
+            else:
+                rest.append(f)
+        return rest
+
+    def _observed(self, findings: list[Finding]) -> list[Finding]:
+        """Observations (``detectors.base.observation``) folded by their detector here, in
+        place: the findings they make take their place, in order."""
+        out: list[Finding] = []
+        for f in findings:
+            if not is_observation(f):
+                out.append(f)
+                continue
+            det = self.detectors.get(f.detector)
+            if det is None:  # a builder without that detector (a worker of another config)
+                self.stats["observation_dropped"] += 1
+                continue
+            try:
+                out.extend(det.on_observation(f, self.ctx))
+            except Exception as exc:  # a bad observation: counted, the others go on
+                self._failed(f.detector, "on_observation", exc)
+        return out
+
+    def drain_findings(self) -> list[dict[str, Any]]:
+        """Findings kept by ``relay_kinds`` since the last call, in the order they were made,
+        JSON-safe (``detectors.episodes.finding_message``)."""
+        box = self.__dict__.get("_relay_box")
+        if not box:
+            return []
+        origin = self.__dict__.get("_relay_origin")
+        if origin is None:  # one per engine life: a fresh engine is a new sender
+            origin = self._relay_origin = os.urandom(6).hex()
+        seq = self.__dict__.get("_relay_seq", 0)
+        out = []
+        for at, f in box:
+            seq += 1
+            out.append(finding_message(f, at, origin, seq))
+        self.__dict__["_relay_box"], self._relay_seq = [], seq
         return out
 
     def _episode(self, f: Finding) -> dict[str, Any] | None:

@@ -72,7 +72,16 @@ import datasketches as ds
 from river import anomaly
 
 from ._cap import evict
-from .base import Detector, Finding, ev, iso
+from .base import (
+    OBSERVATION,
+    Detector,
+    Finding,
+    ev,
+    finding_fields,
+    finding_from_fields,
+    iso,
+    observation,
+)
 from .impossible_travel import distance_km
 
 if TYPE_CHECKING:
@@ -322,26 +331,12 @@ class OverseasServer(Detector):
                 # request in a session a login of the same account issued (moved to another exit
                 # of a privacy VPN). A forger's tokens carry sessions no login issued.
                 if e.kind == "login":
-                    # a password login where owners' own sessions already come through is
-                    # one more of the exit's users (stolen passwords: the login detectors)
-                    src = self._sources.get(net.subnet)
-                    own = e.method in VOUCHED_METHODS or (
-                        src is not None and src.login_accounts > 0
-                        and e.ts - src.last <= self.window)
+                    own = e.method in VOUCHED_METHODS  # else decided where the subnet's are
                 else:
                     own = bool(e.session_id and p.sessions
                                and ctx.hash_id(e.session_id) in p.sessions)
-                if own:
-                    self._source_login(e, ctx)
-                elif e.kind == "access" or known_elsewhere:
-                    findings += self._source_use(e, pid, prob, ctx, self._unverifiable(e, ctx))
-                    src = self._sources.get(net.subnet)
-                    if (src is not None and src.sent < 0 and known_elsewhere
-                            and int(round(src.accounts.get_estimate())) == 1):
-                        findings.append(self._account_finding(e, pid, ptype, p, prob, "info",
-                                                              river_score, ctx))
-                else:
-                    self._source_login(e, ctx)
+                findings.append(self._observe(e, pid, ptype, p, prob, own, known_elsewhere,
+                                              river_score, ctx))
         elif prob < self.staff_rare_p:
             flagged = True
             findings.append(self._account_finding(e, pid, ptype, p, prob, "warning", river_score,
@@ -358,6 +353,47 @@ class OverseasServer(Detector):
                 self._learn_country(country)
         return findings
 
+    def _observe(self, e: Event, pid: str, ptype: str, p: _Profile, prob: float, own: bool,
+                 known_elsewhere: bool, river_score: float, ctx: Context) -> Finding:
+        """A customer's use of a hosting subnet abroad new to it, as an observation of the
+        subnet: the subnet's tally is kept where every partition's uses of it meet
+        (:meth:`on_observation`), not on the share of accounts this engine sees."""
+        net = e.net
+        assert net is not None
+        where = f"{net.country} ({net.org})" if net.org else net.country
+        single = (finding_fields(self._account_finding(e, pid, ptype, p, prob, "info",
+                                                       river_score, ctx))
+                  if known_elsewhere else None)
+        return observation(self.id, "subnet", net.subnet, e.ts, e.event_id, {
+            "login": e.kind == "login", "own": own, "account": ctx.hash_id(pid),
+            "ip": e.src_ip, "key": e.key_id, "where": where, "prob": prob,
+            "single": single, "unverifiable": self._unverifiable(e, ctx)})
+
+    def on_observation(self, obs: Finding, ctx: Context) -> list[Finding]:
+        """A customer's use of subnet ``obs.entity_id``: counted against it, or as one of a
+        shared exit's own users; the subnet page, and the account's ``info`` while the
+        subnet has seen that one account only."""
+        d = obs.extra[OBSERVATION]
+        subnet, ts, login = obs.entity_id, obs.ts, d["login"] is True
+        own = d["own"] is True
+        if login and not own:
+            # a password login where owners' own sessions already come through is one more
+            # of the exit's users (stolen passwords: the login detectors)
+            src = self._sources.get(subnet)
+            own = src is not None and src.login_accounts > 0 and ts - src.last <= self.window
+        # a request at a place the account never logged in from, or a login there by an
+        # account with a history elsewhere, counts against the source; a first login of an
+        # account new to us, or the owner's own session, marks a shared exit
+        if own or not (not login or d["single"] is not None):
+            self._source_login(subnet, str(d["where"]), ts)
+            return []
+        findings = self._source_use(obs, d)
+        src = self._sources.get(subnet)
+        if (src is not None and src.sent < 0 and d["single"] is not None
+                and int(round(src.accounts.get_estimate())) == 1):
+            findings.append(finding_from_fields(d["single"]))
+        return findings
+
     def _add_place(self, p: _Profile, key: tuple[str, Any], country: str) -> None:
         places = p.places
         if len(places) >= self.max_places:
@@ -372,19 +408,16 @@ class OverseasServer(Detector):
             by_country[cc] = by_country.get(cc, 0) + n
         p.home = max(by_country.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
-    def _source_login(self, e: Event, ctx: Context) -> None:
-        src = self._sources.get(e.net.subnet)
+    def _source_login(self, subnet: str, where: str, ts: float) -> None:
+        src = self._sources.get(subnet)
         if src is None:
-            src = self._new_source(e)
+            src = self._new_source(subnet, where, ts)
         src.login_accounts += 1
-        src.last = e.ts
+        src.last = ts
 
-    def _new_source(self, e: Event) -> _Source:
-        net = e.net
-        assert net is not None
-        where = f"{net.country} ({net.org})" if net.org else net.country
-        src = _Source(net.subnet, where, e.ts, e.ts, ds.hll_sketch(12))
-        self._sources[net.subnet] = src
+    def _new_source(self, subnet: str, where: str, ts: float) -> _Source:
+        src = _Source(subnet, where, ts, ts, ds.hll_sketch(12))
+        self._sources[subnet] = src
         return src
 
     def _unverifiable(self, e: Event, ctx: Context) -> bool:
@@ -395,39 +428,39 @@ class OverseasServer(Detector):
         return (e.kind == "access" and tia is not None and start is not None
                 and tia < start + self.skew and e.ts - tia <= self.max_token_lifetime)
 
-    def _source_use(self, e: Event, pid: str, prob: float, ctx: Context,
-                    unverifiable: bool = False) -> list[Finding]:
-        src = self._sources.get(e.net.subnet)
-        if src is None or e.ts - src.last > self.window:
-            src = self._new_source(e)
-        h = ctx.hash_id(pid)
-        if unverifiable:
+    def _source_use(self, obs: Finding, d: dict[str, Any]) -> list[Finding]:
+        subnet, ts = obs.entity_id, obs.ts
+        src = self._sources.get(subnet)
+        if src is None or ts - src.last > self.window:
+            src = self._new_source(subnet, str(d["where"]), ts)
+        h = int(d["account"])
+        if d.get("unverifiable") is True:
             # One unverifiable session per exit address is a VPN customer with a token from
             # before the watch; a server forging them reads many accounts per address: count
             # them from the second account one address serves in the window (the first too).
-            ip = e.src_ip
-            first = src.held.get(ip)  # type: ignore[arg-type]  # an access has a src_ip (decode requires it)
+            ip = str(d["ip"])
+            first = src.held.get(ip)
             if first is None:
                 if len(src.held) < 64:
-                    src.held[ip] = h  # type: ignore[index]  # an access has a src_ip (decode requires it)
+                    src.held[ip] = h
                     return []
             elif first == h:
                 return []
             elif first != -1:
                 src.accounts.update(first)
-                src.held[ip] = -1  # type: ignore[index]  # an access has a src_ip (decode requires it)
+                src.held[ip] = -1
         src.accounts.update(h)
-        src.last = e.ts
-        if e.kind == "login":
+        src.last = ts
+        if d["login"] is True:
             src.logins += 1
-        src.peer_p = prob
-        ip = e.src_ip
+        src.peer_p = float(d["prob"])
+        ip, key = str(d["ip"]), d["key"]
         if ip in src.ips or len(src.ips) < 8:
-            src.ips[ip] = src.ips.get(ip, 0) + 1  # type: ignore[arg-type, index]  # logins and requests have a src_ip (decode requires it)
-        if e.key_id and (e.key_id in src.keys or len(src.keys) < 4):
-            src.keys[e.key_id] = src.keys.get(e.key_id, 0) + 1
+            src.ips[ip] = src.ips.get(ip, 0) + 1
+        if isinstance(key, str) and key and (key in src.keys or len(src.keys) < 4):
+            src.keys[key] = src.keys.get(key, 0) + 1
         if len(src.event_ids) < 20:
-            src.event_ids.append(e.event_id)
+            src.event_ids.extend(obs.event_ids[:1])
         n = int(round(src.accounts.get_estimate()))
         if n >= self.critical_accounts and src.login_accounts < 2:
             rank = 2
@@ -435,10 +468,10 @@ class OverseasServer(Detector):
             rank = 1
         else:
             return []
-        if rank <= src.sent and e.ts - src.sent_ts < self.reminder:
+        if rank <= src.sent and ts - src.sent_ts < self.reminder:
             return []
-        src.sent, src.sent_ts = max(rank, src.sent), e.ts
-        return [self._source_finding(src, n, rank, e.ts)]
+        src.sent, src.sent_ts = max(rank, src.sent), ts
+        return [self._source_finding(src, n, rank, ts)]
 
     # --- findings ------------------------------------------------------------------------
     def _source_finding(self, src: _Source, n: int, rank: int, ts: float) -> Finding:

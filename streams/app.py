@@ -37,6 +37,7 @@ from streams.bursts import attach as attach_bursts
 from streams.bursts import input_leave_out
 from streams.combine import attach as attach_combine
 from streams.combine import input_remote_kinds
+from streams.episodes import input_relay_kinds
 from streams.httpauth import faust_web_options
 from streams.metrics import Metrics, commit_timer
 from streams.readers import read_all, read_identity
@@ -90,7 +91,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
                              content_type=CONTENT_TYPE_LATEST.split(";")[0])
     # the combiner's kinds are handed out, the burst detectors left to the burst engines
     rt = Runtime(app, settings, metrics, remote_kinds=input_remote_kinds(settings),
-                 leave_out=input_leave_out(settings))
+                 leave_out=input_leave_out(settings),
+                 relay_kinds=input_relay_kinds(settings))
     app.accesswatch = rt  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
     from streams.health import attach as attach_health  # issue 16: /healthz, /readyz
 
@@ -109,6 +111,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     # logins by source AS, with more than one partition: credential_stuffing, password_spray
     bursts = rt.bursts = app.accesswatch_bursts = attach_bursts(  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
         app, rt, settings)
+    from streams.episodes import attach as attach_episodes
+
+    # issue 17 item 5, more than one partition: findings meet by entity before episodes
+    episodes = rt.episodes = app.accesswatch_episodes = attach_episodes(  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
+        app, rt, settings)
 
     inputs = app.topic(
         names.logins,
@@ -125,6 +132,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await rt.on_event(event)
             if comb is not None:
                 await comb.send(event.message.partition)
+            if episodes is not None:
+                await episodes.send(event.message.partition)
 
     if settings.ingest:  # issue 15: raw source topics adapted to the input topics
         from streams.ingest import attach as attach_ingest
@@ -147,6 +156,8 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             await comb.tick()
         if bursts is not None:
             await bursts.tick()
+        if episodes is not None:
+            await episodes.tick()
 
     @app.timer(settings.checkpoint_interval)
     async def checkpoint() -> None:

@@ -14,7 +14,14 @@ threshold of 10. With more than one partition (``attach``):
   address, its subnet and its AS land in one partition;
 - one **burst engine** per partition of that topic runs credential_stuffing and password_spray
   on the logins it receives, with the runtime's partition state, checkpoints (table
-  ``<app_id>-burst-checkpoints``) and acks, as the bulk_lookup scorers do (``streams.side``).
+  ``<app_id>-burst-checkpoints``) and acks, as the bulk_lookup scorers do (``streams.side``);
+- each forwarded login carries a header ``aw-from`` (input partition, that engine's time, the
+  login's time, a sequence), and at each watermark tick every input partition's time goes to
+  every partition of the topic (key ``progress``, after the logins it forwarded: one
+  producer). A burst engine holds the logins (``detectors.episodes.InOrder``, on its engine:
+  checkpointed with it) and takes them in engine-time order once every input partition has
+  passed them, as the episode builders take findings: a partition running ahead (a catch-up)
+  waits for the others instead of splitting a source's attempts into windows of its own.
 
 This re-sends every login once (not every event: logins are a few percent of the traffic,
 access events the rest), where a combiner's views would need the burst trackers' exact
@@ -23,10 +30,8 @@ profile is per account); its "inside a stuffing burst" path judges against the b
 of its own partition.
 
 With one partition nothing changes: the input engine runs every detector (the same alert_ids
-as ``replay``). A re-sent login reaches its burst engine milliseconds after its input engine
-took it; live that is nothing, but during a catch-up the input partitions feed the burst
-engines at their own paces, so a burst engine's logins are in event-time order per input
-partition, not across them.
+as ``replay``). With several, a burst alert waits for the slowest input partition (at least one
+watermark tick); ``accesswatch_burst_logins_held`` is the number of logins held.
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ import logging
 from typing import Any
 
 import faust
+import orjson
+from prometheus_client import Gauge
 
 from detectors import events as E
 from detectors.engine import EngineConfig, discover
+from detectors.episodes import InOrder
 from streams.runtime import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, wire
@@ -47,6 +55,11 @@ log = logging.getLogger("accesswatch.bursts")
 
 #: the detectors that count logins per source: they run on the burst engines
 BURST_DETECTORS = ("credential_stuffing", "password_spray")
+
+
+FROM = "aw-from"  # header of a forwarded login: input partition, engine time, ts, sequence
+PROGRESS = b"progress"  # key of an input partition's time, sent to every burst partition
+INVALID = "invalid_burst_message"
 
 
 def bursts_topic(settings: Settings) -> str:
@@ -80,20 +93,62 @@ class Bursts:
         self.topic = self.engines.topic
         self.salt = rt.config.salt
         self.sent = 0
+        self.partitions = settings.partitions
+        self._seq: dict[int, int] = {}  # per input partition: ties broken in sending order
+        self.held = Gauge("accesswatch_burst_logins_held", "Logins the burst engines hold "
+                          "until every input partition's time has passed them",
+                          registry=rt.metrics.registry)
 
     async def send(self, msg: Any, ev: Any) -> None:
-        """Send a login an input engine has taken to the burst engine of its source."""
-        await self.topic.send(key=source_key(ev, self.salt), value=msg.value)
+        """Send a login an input engine has taken to the burst engine of its source, with the
+        input partition, its engine time and the login's time (header ``aw-from``): the burst
+        engine takes logins in that order across partitions (``detectors.episodes.InOrder``)."""
+        p = msg.partition
+        st = self.rt.parts.get(p)
+        at = max(ev.ts, st.engine.ctx.now) if st is not None else ev.ts
+        seq = self._seq[p] = self._seq.get(p, 0) + 1
+        await self.topic.send(key=source_key(ev, self.salt), value=msg.value,
+                              headers=[(FROM, f"{p} {at!r} {ev.ts!r} {seq}".encode())])
         self.sent += 1
 
     async def on_login(self, event: Any) -> None:
-        """One message of the logins-by-source topic: process it (once) on its burst engine."""
+        """One message of the logins-by-source topic: a login to hold, or an input partition's
+        time; the logins every input partition has passed are processed, in order."""
         st = await self.engines.take(event)  # held for the burst engines' checkpoint
         if st is None:
             return  # taken already, or inside the restored checkpoint
         msg = event.message
+        order = InOrder(st.engine, self.partitions)
         try:
-            ev = E.decode(msg.value, E.LOGIN, self.rt.policy_of[self.rt.names.logins])
+            if msg.key == PROGRESS:
+                m = orjson.loads(msg.value)
+                p = m["partition"]
+                if type(p) is not int or not 0 <= p < self.partitions:
+                    raise ValueError("partition out of range")
+                logins = order.advance(p, float(m["progress"]), m.get("flushed") is True)
+            else:
+                head = dict(msg.headers or ()).get(FROM)
+                if head is None:
+                    raise ValueError("no aw-from header")
+                p_, at, ts, seq = head.decode().split()
+                p = int(p_)
+                if not 0 <= p < self.partitions:
+                    raise ValueError("partition out of range")
+                order.add(float(at), float(ts), p, int(seq), msg.value)
+                logins = order.release()
+        except Exception as exc:  # a bad message must not kill the agent
+            log.warning("logins-by-source message not taken: %s", type(exc).__name__)
+            self.rt._internal_error("event")
+            await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
+            return
+        self.held.set(sum(len(s.engine.__dict__.get("_in_order", {}).get("heap", ()))
+                          for s in self.engines.parts.values()))
+        for raw in logins:
+            await self._login(st, msg, raw)
+
+    async def _login(self, st: Any, msg: Any, raw: bytes) -> None:
+        try:
+            ev = E.decode(raw, E.LOGIN, self.rt.policy_of[self.rt.names.logins])
             if isinstance(ev, E.Rejection):  # the input engine took it: cannot happen
                 raise ValueError(ev.reason)
             alerts, rej = st.engine.process(ev)
@@ -108,7 +163,16 @@ class Bursts:
             await self.engines.emit(a)
 
     async def tick(self) -> None:
-        """After the watermark: fetch again a stalled partition; keep pages firing."""
+        """After the watermark: each input partition's time to every burst partition (after
+        the logins it sent: one producer, in order); fetch again a stalled partition; keep
+        pages firing."""
+        for p, st in list(self.rt.parts.items()):
+            if st.max_ts is None:
+                continue  # no event taken yet: its time says nothing
+            value = orjson.dumps({"partition": p, "progress": st.engine.ctx.now,
+                                  "flushed": st.flushed})
+            for k in range(self.partitions):
+                await self.topic.send(key=PROGRESS, value=value, partition=k)
         await self.engines.watch_delivery()
         self.engines.touch_pages()
 

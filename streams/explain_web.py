@@ -2,7 +2,8 @@
 
 The entity page of :func:`detectors.explain.explain` over the engines this worker holds: one
 per input partition assigned to it, and the side engines that score where views meet
-(bulk_lookup's sources and keys, the login bursts by AS). HTML by default, JSON with
+(bulk_lookup's sources and keys, the login bursts by AS, the episode builders that make the
+alerts with more than one partition). HTML by default, JSON with
 ``format=json`` or an ``Accept: application/json`` header; 400 with one line for a bad kind or
 id, 404 (the page still rendered) for an entity nothing is known about here.
 
@@ -37,6 +38,9 @@ def engines_of(app: Any, rt: Any) -> list[Any]:
     bursts = getattr(app, "accesswatch_bursts", None)
     if bursts is not None:
         out.extend(st.engine for _, st in sorted(bursts.engines.parts.items()))
+    episodes = getattr(app, "accesswatch_episodes", None)  # issue 17.5: the episode builders
+    if episodes is not None:
+        out.extend(st.engine for _, st in sorted(episodes.engines.parts.items()))
     return out
 
 

@@ -59,7 +59,8 @@ SUPPRESS_REASONS: tuple[str, ...] = ("repeat", "allowlist", "feedback")
 #: the engine's own counts (``Engine.stats``) exported by ``engine_events``: events by kind,
 #: and those processed later than the allowed lateness
 ENGINE_EVENT_KINDS: tuple[str, ...] = (*_KINDS, "late")
-INTERNAL_STAGES: tuple[str, ...] = ("detector", "event", "watermark", "partials", "checkpoint")
+INTERNAL_STAGES: tuple[str, ...] = ("detector", "event", "watermark", "partials", "findings",
+                                  "checkpoint")
 
 # Per-event processing is tens of microseconds; a slow event is a few milliseconds.
 PROCESSING_BUCKETS = (
@@ -241,7 +242,7 @@ class Metrics:
         self.internal_errors = Counter(
             "internal_errors",
             "Exceptions caught so that the worker goes on, by stage: detector (a detector's "
-            "hook, timer, sweep or alert, inside the engine), event, watermark, partials, "
+            "hook, timer, sweep or alert, inside the engine), event, watermark, partials, findings, "
             "checkpoint (a checkpoint not written).",
             ["stage"],
             namespace=ns,

@@ -306,7 +306,8 @@ class Findings:
             return None
         return to_finding(alert, "close", max(time_ms, _ms(alert["ts"])))
 
-    def ended(self, engine: Any, sole: bool = False) -> list[dict[str, Any]]:
+    def ended(self, engine: Any, sole: bool = False, now: float | None = None
+              ) -> list[dict[str, Any]]:
         """The Close findings of the open episodes that ``engine`` (a
         ``detectors.engine.Engine``) has ended: closed (a quiet ``episode_gap``, superseded by
         a newer episode, evicted at the state cap) or quiet for longer than ``episode_gap``
@@ -314,10 +315,12 @@ class Findings:
         engine's are left alone (another partition's engine ends them), unless ``sole``:
         every open episode is this engine's (``replay``), so one it no longer holds has
         ended even when it has forgotten the closed episode too. The Close's time is the
-        engine's event time. Read-only on the engine."""
+        engine's event time, or ``now`` when given (an episode builder, whose own time is its
+        last finding's: the time every input partition has passed). Read-only on the engine."""
         if not self.open:
             return []
-        now, gap = engine.ctx.now, engine.config.episode_gap
+        gap = engine.config.episode_gap
+        now = engine.ctx.now if now is None else max(now, engine.ctx.now)
         current, closed = engine.episodes, engine._closed
         out = []
         for aid, alert in list(self.open.items()):

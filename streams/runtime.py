@@ -359,7 +359,8 @@ class PartitionEngines:
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
-                                   max_state_bytes=self.config.max_state_bytes)  # today's caps
+                                   max_state_bytes=self.config.max_state_bytes,  # today's caps
+                                   relay_kinds=self.config.relay_kinds)  # today's partitions
         st.engine.set_allowlist(self.config.allowlist)  # today's allow-list (issue 18)
         st.engine.config = replace(st.engine.config,
                                    feedback_suppress=self.config.feedback_suppress,
@@ -646,10 +647,12 @@ class Runtime(PartitionEngines):
 
     ``remote_kinds``: the entity kinds whose window views the engines hand out to the
     combiner (``streams.combine.REMOTE_KINDS`` when it runs); ``leave_out``: detectors the
-    input engines do not run (the burst engines', ``streams.bursts``)."""
+    input engines do not run (the burst engines', ``streams.bursts``); ``relay_kinds``: the
+    entity kinds whose findings the engines hand to the episode builders (``streams.episodes``)."""
 
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, *,
-                 remote_kinds: tuple[str, ...] = (), leave_out: tuple[str, ...] = ()) -> None:
+                 remote_kinds: tuple[str, ...] = (), leave_out: tuple[str, ...] = (),
+                 relay_kinds: tuple[str, ...] = ()) -> None:
         names = settings.topics
         self.names = names
         self.kind_of = {names.logins: E.LOGIN, names.access: E.ACCESS, names.identity: E.IDENTITY}
@@ -676,7 +679,8 @@ class Runtime(PartitionEngines):
                               allowlist=settings.allow_list(),  # issue 18
                               feedback_suppress=settings.feedback_suppress,
                               feedback_watch=settings.feedback_watch,
-                              remote_kinds=remote_kinds)
+                              remote_kinds=remote_kinds,
+                              relay_kinds=relay_kinds)  # issue 17.5: to the episode builders
         Engine(config)  # fail fast on unknown detector ids
         #: how each topic's records are decoded: the accepted years, the future skew, and
         #: whether that topic's producers are believed about country / asn
@@ -697,6 +701,8 @@ class Runtime(PartitionEngines):
             self.findings = Findings()
         #: ``streams.bursts.Bursts`` with more than one partition: the logins it is sent
         self.bursts: Any = None
+        #: ``streams.episodes.Episodes`` with more than one partition: the episode builders
+        self.episodes: Any = None
         self.alerts_topic = app.topic(
             names.alerts,
             key_serializer="raw",
@@ -984,7 +990,10 @@ class Runtime(PartitionEngines):
             obj = orjson.loads(msg.value) if msg.value is not None else None
         except orjson.JSONDecodeError:
             obj = None
-        for st in list(self.parts.values()):
+        states = list(self.parts.values())
+        if self.episodes is not None:  # issue 17.5: the episode builders own the episodes
+            states += list(self.episodes.engines.parts.values())
+        for st in states:
             try:
                 alerts = st.engine.feedback(obj)
             except ValueError as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ class SideEngines(PartitionEngines):
     data, directory and state keys; alerts go out through it."""
 
     def __init__(self, app: faust.App, rt: Runtime, settings: Settings, topic: str,
-                 table: str, detectors: tuple[str, ...]) -> None:
+                 table: str, detectors: tuple[str, ...], *, episodes: bool = False) -> None:
         self.rt = rt
         self.topic = app.topic(topic, key_serializer="raw", value_serializer="raw",
                                partitions=settings.partitions, internal=True,
@@ -44,9 +45,22 @@ class SideEngines(PartitionEngines):
                               max_entities=rt.config.max_entities,
                               max_state_bytes=rt.config.max_state_bytes,
                               params={d: params[d] for d in detectors if d in params})
+        if episodes:
+            # the episode builders (issue 17.5) make the alerts: they take the input engines'
+            # allow-list, verdict, incident and entity-page settings (issue 18)
+            cfg = rt.config
+            config = replace(config, allowlist=cfg.allowlist,
+                             feedback_suppress=cfg.feedback_suppress,
+                             feedback_watch=cfg.feedback_watch,
+                             incident_window=cfg.incident_window,
+                             incidents_max=cfg.incidents_max,
+                             explain_alerts=cfg.explain_alerts,
+                             explain_hours=cfg.explain_hours)
         super().__init__(app, settings, rt.metrics, topics=(topic,), table=table,
                          config=config, geo=rt.geo, directory=rt.directory,
                          state_keys=rt.state_keys)
+        if episodes:  # the same list: verdicts read before a partition came here, replayed
+            self.feedback_log = rt.feedback_log
 
     async def emit(self, alert: dict[str, Any]) -> None:
         await self.rt.emit(alert)

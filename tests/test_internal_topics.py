@@ -15,10 +15,11 @@ def test_internal_topics_are_the_changelogs_and_the_side_topics() -> None:
     s = replace(Settings.from_env({}), state_keys=(KEY,), partitions=3, app_id="aw-x")
     specs = {name: (parts, configs) for name, parts, configs in internal_topics(create_app(s))}
     # every table's changelog, compacted, co-partitioned with the inputs
-    for table in ("engine-checkpoints", "partials-checkpoints", "burst-checkpoints"):
+    for table in ("engine-checkpoints", "partials-checkpoints", "burst-checkpoints",
+                  "episode-checkpoints"):
         assert specs[f"aw-x-{table}-changelog"] == (3, {"cleanup.policy": "compact"})
     # the internal topics the side agents read, with their retention
-    for topic in ("aw-x-partials", "aw-x-logins-by-source"):
+    for topic in ("aw-x-partials", "aw-x-logins-by-source", "aw-x-findings"):
         parts, configs = specs[topic]
         assert parts == 3 and int(configs["retention.ms"]) > 0
     # the input topics are not the worker's own (prepare() creates or checks them)

@@ -1,0 +1,267 @@
+"""Where the findings of several engines meet before they become episodes and alert ids.
+
+With several input partitions, each partition's engine sees the events of its own accounts
+and actors. A finding about another entity (a signing key, a source address, a subnet, an
+AS, a session, an actor whose events reach several partitions) is made by every partition
+that sees it: if each engine turned it into an episode, the same key would page once per
+partition, repeats inside an episode would not be suppressed across partitions, and each
+episode's alert_id (a digest of its first finding's time) would depend on which partition
+saw the entity first (measured: ``demo --partitions 4`` and ``replay`` of one file had no
+alert id in common).
+
+So an input engine with ``EngineConfig.relay_kinds`` hands those findings out
+(``Engine.drain_findings``, each stamped with the engine time it was made at), the runtime
+sends them keyed by their entity (:func:`finding_key`), and one :class:`EpisodeBuilder` per
+partition of that topic makes the episodes and alert ids, with the engine's own code
+(``Engine._alerts``): one place per entity, as a single engine of every event would.
+
+Order matters: an episode's alert_id is the time of the finding that opened it, and a repeat
+is suppressed or escalates depending on what came before. A single engine (``replay``) takes
+findings in the order it makes them, which is the order of its engine time. The builder
+holds the findings it receives and takes them in that order, (engine time made at, event
+time, partition, sequence), only once every input partition has said its engine time passed
+(:meth:`EpisodeBuilder.advance`; an engine's time never goes back, so nothing earlier can
+come from it): a partition that runs ahead (a catch-up) waits for the others instead of
+opening episodes at its own times.
+
+Pure: no Kafka, no clocks. The builder's state (held findings, each partition's time, the
+senders seen) lives on its engine, so the runtime's checkpoints cover it.
+
+>>> from detectors.base import Finding
+>>> from detectors.engine import Engine, EngineConfig
+>>> a, b = (Engine(EngineConfig(detectors=(), relay_kinds=("key",))) for _ in range(2))
+>>> f = Finding("revoked_credential", "key", "k1", "critical", 1.0, "s", [], ["e1"], 100.0)
+>>> a._alerts([f]), b._alerts([replace_ts(f, 90.0)])  # relayed, not alerted
+([], [])
+>>> builder = EpisodeBuilder(Engine(EngineConfig(detectors=())), partitions=2)
+>>> for m in a.drain_findings() + b.drain_findings():
+...     builder.add(m, 0 if m["finding"]["ts"] == 100.0 else 1)
+>>> builder.advance(0, 100.0)   # partition 1 has not said where it is: nothing yet
+[]
+>>> [(x["episode"]["started"], x["severity"]) for x in builder.advance(1, 200.0)]
+[('1970-01-01T00:01:30.000Z', 'critical')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+from dataclasses import replace
+from typing import Any
+
+from .base import ENTITY_KINDS, Finding, finding_from_fields, finding_message
+from .engine import Engine
+
+#: the entity kinds relayed by default: every one (an account's findings come from its own
+#: partition already, but an actor's or a session's may not, and one rule is easier to trust)
+RELAY_KINDS = ENTITY_KINDS
+
+#: the detectors whose observations (``detectors.base.observation``: facts about an entity
+#: that is not the partition key, such as overseas_server's customer uses of a hosting subnet
+#: abroad) are folded in the builders: a builder's engine runs them, fed observations only
+OBSERVERS = ("overseas_server",)
+
+__all__ = ["OBSERVERS", "RELAY_KINDS", "InOrder", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
+
+
+def replace_ts(f: Finding, ts: float) -> Finding:
+    """``f`` at another time (doctests, tests)."""
+    return replace(f, ts=ts)
+
+
+def finding_key(msg: dict[str, Any], salt: str) -> bytes:
+    """The partition key of a finding: a salted digest of (detector, kind, entity), so an
+    episode's findings meet in one builder; the key holds no raw id."""
+    f = msg["finding"]
+    h = hashlib.blake2b(f"{f['detector']}\x1f{f['entity_kind']}\x1f{f['entity_id']}".encode(
+        "utf-8", "surrogatepass"), digest_size=8, key=salt.encode())
+    return f"{f['entity_kind']}|{h.hexdigest()}".encode()
+
+
+_finding = finding_from_fields  # a message is input like any other: checked
+
+
+class EpisodeBuilder:
+    """Episodes and alert ids of the findings of ``partitions`` input engines.
+
+    ``engine``: an engine that takes no event, running the :data:`OBSERVERS` detectors
+    (``EngineConfig(detectors=OBSERVERS)``; ``()`` when no observation is relayed); its
+    episode code and settings (``episode_gap``, ``episode_lateness``) make the alerts, its
+    detectors fold the observations (``Detector.on_observation``) in the same order, and the
+    builder keeps its state on it (checkpointed with it)."""
+
+    def __init__(self, engine: Engine, partitions: int) -> None:
+        self.engine = engine
+        d = engine.__dict__
+        d.setdefault("_relay_pending", [])  # heap of (at, ts, partition, origin, seq, finding)
+        d.setdefault("_relay_progress", {})  # input partition -> its engine time
+        d.setdefault("_relay_seen", {})  # origin -> last seq taken
+        d["_relay_partitions"] = partitions
+
+    @property
+    def pending(self) -> int:
+        """Findings held until every partition's time passes theirs."""
+        return len(self.engine.__dict__["_relay_pending"])
+
+    def add(self, msg: dict[str, Any], partition: int) -> None:
+        """Hold a finding of input partition ``partition`` (from ``drain_findings``); one
+        already taken (same origin, seq not newer) is dropped. Raises ValueError for a
+        message that is not a finding."""
+        eng = self.engine
+        origin, seq, at = msg.get("origin"), msg.get("seq"), msg.get("at")
+        if not isinstance(origin, str) or not isinstance(seq, int):
+            raise ValueError("finding: no origin or seq")
+        if not isinstance(at, int | float) or not math.isfinite(at):
+            raise ValueError("finding: at is not a finite number")
+        f = _finding(msg.get("finding") or {})
+        seen: dict[str, int] = eng.__dict__["_relay_seen"]
+        if seq <= seen.get(origin, 0):
+            eng.rejected["duplicate_finding"] += 1
+            return
+        seen[origin] = seq
+        heapq.heappush(eng.__dict__["_relay_pending"],
+                       (float(at), f.ts, partition, origin, seq, f))
+
+    def advance(self, partition: int, now: float, flushed: bool = False
+                ) -> list[dict[str, Any]]:
+        """Input partition ``partition``'s engine time reached ``now`` (it will make no
+        finding at an earlier time): the alerts of the findings every partition has passed.
+        ``flushed``: it fired every timer at the end of its input; once every partition has,
+        every finding goes (a partition idle for a while may flush and then take more events:
+        its time still holds the others back). The last report stands (a partition moved to a
+        worker that restored an older checkpoint reports less: findings wait longer)."""
+        eng = self.engine
+        eng.__dict__["_relay_progress"][partition] = now
+        done: set[int] = eng.__dict__.setdefault("_relay_flushed", set())
+        if flushed:
+            done.add(partition)
+        else:
+            done.discard(partition)
+        return self.release()
+
+    def release(self) -> list[dict[str, Any]]:
+        eng = self.engine
+        prog: dict[int, float] = eng.__dict__["_relay_progress"]
+        n = eng.__dict__["_relay_partitions"]
+        low = -math.inf if any(p not in prog for p in range(n)) else min(
+            prog[p] for p in range(n))
+        if len(eng.__dict__.get("_relay_flushed", ())) >= n:
+            low = math.inf  # every partition at the end of its input
+        out = self._take(low)
+        heap = eng.__dict__["_relay_pending"]
+        cap = eng.config.max_entities
+        if cap > 0 and len(heap) > cap:
+            # a partition that never reports (no event yet, a worker gone) must not hold
+            # findings without bound: past the cap the oldest go on, order or not
+            eng.stats["finding_released_early"] += len(heap) - cap
+            out.extend(self._take(math.inf, len(heap) - cap))
+        return out
+
+    def passed(self) -> float:
+        """The engine time every input partition has reported passing (-inf until each has
+        reported once): no finding made before it is still to come. The builder's own clock
+        (``engine.ctx.now``) is its last finding's time, so a caller that asks whether an
+        episode went quiet (an OCSF Close) asks at this time."""
+        prog: dict[int, float] = self.engine.__dict__["_relay_progress"]
+        n = self.engine.__dict__["_relay_partitions"]
+        if any(p not in prog for p in range(n)):
+            return -math.inf
+        return min(prog[p] for p in range(n))
+
+    def flush(self) -> list[dict[str, Any]]:
+        """End of input: every finding held, in order."""
+        return self._take(math.inf)
+
+    def _take(self, low: float, most: float = math.inf) -> list[dict[str, Any]]:
+        eng = self.engine
+        heap = eng.__dict__["_relay_pending"]
+        out: list[dict[str, Any]] = []
+        ctx, cfg = eng.ctx, eng.config
+        while heap and heap[0][0] < low and most > 0:
+            most -= 1
+            at, _, _, _, _, f = heapq.heappop(heap)
+            # engine time as a single engine had it when it made the finding: episodes
+            # ended by a gap are closed on the same schedule
+            if ctx.start is None:
+                ctx.start = at
+                eng._next_expire = at + cfg.expire_every
+            if at > ctx.now:
+                ctx.now = at
+                if at >= eng._next_expire:
+                    eng._expire(at)
+            eng.stats["finding"] += 1
+            out.extend(eng._alerts([f]))
+        return out
+
+
+class InOrder:
+    """Items sent by ``partitions`` input engines, taken in the order a single engine of every
+    event would have made them: by (engine time sent at, event time, input partition,
+    sequence), once every input partition has said its engine time passed them (the
+    builders' rule, for inputs that are not findings: the logins the burst engines count).
+
+    The held items and each partition's time live on ``engine`` (``name``), so a checkpoint of
+    that engine covers them. ``partitions`` input partitions; at most the engine's
+    ``max_entities`` held (past it the oldest go on, counted in ``stats``).
+
+    >>> from detectors.engine import Engine, EngineConfig
+    >>> order = InOrder(Engine(EngineConfig(detectors=())), partitions=2)
+    >>> order.add(at=20.0, ts=20.0, partition=0, seq=1, item="b")
+    >>> order.add(at=10.0, ts=10.0, partition=1, seq=1, item="a")
+    >>> order.advance(0, 30.0)   # partition 1 has not reported yet
+    []
+    >>> order.advance(1, 15.0)   # both passed 10, not 20
+    ['a']
+    >>> order.advance(1, 25.0, flushed=True), order.advance(0, 30.0, flushed=True)
+    (['b'], [])
+    """
+
+    def __init__(self, engine: Engine, partitions: int, name: str = "_in_order") -> None:
+        self.engine = engine
+        self.partitions = partitions
+        self.state: dict[str, Any] = engine.__dict__.setdefault(
+            name, {"heap": [], "progress": {}, "flushed": set()})
+
+    @property
+    def pending(self) -> int:
+        return len(self.state["heap"])
+
+    def add(self, at: float, ts: float, partition: int, seq: int, item: Any) -> None:
+        if not (math.isfinite(at) and math.isfinite(ts)):
+            raise ValueError("in order: time is not a finite number")
+        heapq.heappush(self.state["heap"], (at, ts, partition, seq, item))
+
+    def advance(self, partition: int, now: float, flushed: bool = False) -> list[Any]:
+        """Input partition ``partition``'s engine time reached ``now``; ``flushed``: it fired
+        its timers at the end of its input (once every partition has, every item goes)."""
+        if not math.isfinite(now):
+            raise ValueError("in order: progress is not a finite number")
+        self.state["progress"][partition] = now
+        done: set[int] = self.state["flushed"]
+        if flushed:
+            done.add(partition)
+        else:
+            done.discard(partition)
+        return self.release()
+
+    def release(self) -> list[Any]:
+        prog: dict[int, float] = self.state["progress"]
+        n = self.partitions
+        low = -math.inf if any(p not in prog for p in range(n)) else min(
+            prog[p] for p in range(n))
+        if len(self.state["flushed"]) >= n:
+            low = math.inf
+        heap = self.state["heap"]
+        out = []
+        while heap and heap[0][0] < low:
+            out.append(heapq.heappop(heap)[4])
+        cap = self.engine.config.max_entities
+        while cap > 0 and len(heap) > cap:  # a partition that never reports: bounded
+            self.engine.stats["in_order_released_early"] += 1
+            out.append(heapq.heappop(heap)[4])
+        return out
+
+    def flush(self) -> list[Any]:
+        heap = self.state["heap"]
+        return [heapq.heappop(heap)[4] for _ in range(len(heap))]

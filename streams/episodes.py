@@ -1,0 +1,185 @@
+"""Episodes across partitions: every finding about one entity meets in one episode builder.
+
+With more than one partition (``attach``), the input engines do not turn their findings into
+alerts (``EngineConfig.relay_kinds``, every entity kind): after each input event and each
+watermark tick the runtime drains them (``Engine.drain_findings``) and
+
+- sends each to the internal topic ``<app_id>-findings`` (same partition count as the
+  inputs, short retention), JSON, keyed by a salted digest of its detector, entity kind and
+  entity (``detectors.episodes.finding_key``): every finding of one episode lands in one
+  partition, whichever input partition made it;
+- sends, at each watermark tick, each input partition's engine time to **every** partition
+  of that topic (after its findings: one producer, so in order on each partition);
+- one **episode builder** per partition of that topic (``detectors.episodes.EpisodeBuilder``
+  on an engine that runs no detector) holds the findings and makes episodes and alert ids in
+  engine-time order once every input partition has passed them. Alerts go to
+  ``access-alerts`` like the others.
+
+This re-sends findings, not events: a few thousand a simulated day against 160,000 events,
+plus one time report per input partition, builder partition and tick. A partition that
+flushed at the end of its input (``--idle-flush``) says so; once all have, the builders let
+every finding go. Until every input
+partition has reported once (one that has taken no event yet reports nothing), the builders
+hold what they receive.
+
+Consistency is the side engines' (``streams.side``): a builder and the offset it has consumed
+are checkpointed together (table ``<app_id>-episode-checkpoints``), held findings and all;
+findings not yet sent are part of the sending engine's checkpoint and are sent after a
+restore; a finding sent again carries the same ``origin`` and ``seq`` and is dropped
+(``duplicate_finding``).
+
+With one partition nothing changes: the input engine makes its own alerts (as ``replay``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import Counter, Gauge
+
+from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, finding_key
+from streams.runtime import Runtime
+from streams.settings import Settings
+from streams.side import SideEngines, wire
+
+log = logging.getLogger("accesswatch.episodes")
+
+INVALID = "invalid_finding"
+
+
+def findings_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-findings"
+
+
+class Episodes:
+    """What create_app wires: the findings topic, the sends, the episode builders."""
+
+    def __init__(self, app: faust.App, rt: Runtime, settings: Settings) -> None:
+        self.rt = rt
+        self.partitions = settings.partitions
+        self.engines = SideEngines(app, rt, settings, findings_topic(settings),
+                                   "episode-checkpoints", OBSERVERS, episodes=True)
+        self.topic = self.engines.topic
+        self.salt = rt.config.salt
+        self.sent = 0
+        reg = rt.metrics.registry
+        # one worker: held == 0 and taken >= sent means every finding became an alert or a
+        # repeat (``demo`` waits for it before its summary)
+        self.sent_total = Counter("accesswatch_findings_sent", "Findings the input engines "
+                                  "sent to the episode builders", registry=reg)
+        self.taken_total = Counter("accesswatch_findings_taken", "Findings the episode "
+                                   "builders took (repeats of a restored sender dropped)",
+                                   registry=reg)
+        self.held = Gauge("accesswatch_findings_held", "Findings the episode builders hold "
+                          "until every input partition's time has passed them", registry=reg)
+
+    async def send(self, partition: int) -> None:
+        """Send the findings partition ``partition``'s engine made."""
+        st = self.rt.parts.get(partition)
+        if st is None or not st.engine.__dict__.get("_relay_box"):
+            return
+        try:
+            msgs = st.engine.drain_findings()
+        except Exception as exc:  # the findings are lost; the worker goes on
+            log.error("partition %d: findings not handed out (%s)", partition,
+                      type(exc).__name__, exc_info=exc)
+            self.rt._internal_error("findings")
+            return
+        for m in msgs:
+            m["partition"] = partition
+            await self.topic.send(key=finding_key(m, self.salt), value=orjson.dumps(m))
+            self.sent += 1
+            self.sent_total.inc()
+
+    async def tick(self) -> None:
+        """After the watermark: send what it made, then every input partition's time."""
+        await self.engines.watch_delivery()
+        for p, st in list(self.rt.parts.items()):
+            # the time first, then the findings: every finding made after this drain is
+            # made at this time or later (an engine's time never goes back)
+            now, flushed = st.engine.ctx.now, st.flushed
+            await self.send(p)
+            if st.max_ts is None:
+                continue  # no event taken yet: its time says nothing
+            value = orjson.dumps({"partition": p, "progress": now, "flushed": flushed})
+            for k in range(self.partitions):
+                await self.topic.send(key=b"progress", value=value, partition=k)
+        self.engines.touch_pages()
+        self._count_held()
+        await self._closes()
+
+    async def _closes(self) -> None:
+        """OCSF out (issue 18.5): a Close for each episode a builder has ended, at the time
+        every input partition has passed (the builders own the relayed episodes)."""
+        findings = self.rt.findings
+        if findings is None:
+            return
+        for st in list(self.engines.parts.values()):
+            passed = EpisodeBuilder(st.engine, self.partitions).passed()
+            if passed == -math.inf:
+                continue
+            for f in findings.ended(st.engine, now=passed):
+                key = f["finding_info"]["uid"].encode()
+                await self.rt.alerts_topic.send(key=key, value=orjson.dumps(f))
+
+    def _count_held(self) -> None:
+        self.held.set(sum(len(st.engine.__dict__.get("_relay_pending", ()))
+                          for st in self.engines.parts.values()))
+
+    async def on_message(self, event: Any) -> None:
+        """One message of the findings topic: a finding to hold or a partition's time."""
+        st = await self.engines.take(event)  # held for the builders' checkpoint
+        if st is None:
+            return
+        msg = event.message
+        builder = EpisodeBuilder(st.engine, self.partitions)
+        try:
+            m = orjson.loads(msg.value)
+            p = m["partition"]
+            if type(p) is not int or not 0 <= p < self.partitions:
+                raise ValueError("partition out of range")
+            if "progress" in m:
+                now = float(m["progress"])
+                if not math.isfinite(now):
+                    raise ValueError("progress is not a finite number")
+                alerts = builder.advance(p, now, m.get("flushed") is True)
+            else:
+                builder.add(m, p)
+                self.taken_total.inc()
+                alerts = builder.release()  # a cap reached: the oldest go on
+        except Exception as exc:  # a bad message must not kill the agent
+            log.warning("findings message not taken: %s", type(exc).__name__)
+            self.rt._internal_error("findings")
+            await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
+            return
+        self._count_held()  # before the alerts: the demo reads held == 0 as done
+        for a in alerts:
+            await self.engines.emit(a)
+
+    async def send_all(self) -> None:
+        for p in list(self.rt.parts):
+            await self.send(p)
+
+
+def input_relay_kinds(settings: Settings) -> tuple[str, ...]:
+    """The entity kinds whose findings the input engines hand to the episode builders:
+    every kind with more than one partition, none with one (``Runtime(relay_kinds=...)``)."""
+    return RELAY_KINDS if settings.partitions > 1 else ()
+
+
+def attach(app: faust.App, rt: Runtime, settings: Settings) -> Episodes | None:
+    """With more than one partition: declare the findings topic, its agent, the builders'
+    checkpoints and rebalance hooks. ``rt`` was built with
+    ``relay_kinds=input_relay_kinds(settings)``: its engines hand their findings out."""
+    if settings.partitions <= 1:
+        return None
+    if rt.config.relay_kinds != RELAY_KINDS:
+        raise ValueError("the episode builders need the input runtime built with "
+                         "relay_kinds=input_relay_kinds(settings)")
+    eps = Episodes(app, rt, settings)
+    wire(app, settings, "episodes", eps.engines, eps.on_message, before_shutdown=eps.send_all)
+    return eps
