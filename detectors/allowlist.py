@@ -179,10 +179,10 @@ class AllowState:
         """Raise ``f`` one severity step while its entity, or ``link`` (the linking entity
         of the incident its alert would join), is watched after a malicious verdict (the
         evidence says why)."""
-        w = self.watched.get((f.entity_kind, f.entity_id))
-        if (w is None or f.ts >= w[0]) and link is not None:
-            w = self.watched.get(link)
-        if w is None or f.ts >= w[0]:
+        w = self._watch_of((f.entity_kind, f.entity_id), f.ts)
+        if w is None and link is not None:
+            w = self._watch_of(link, f.ts)
+        if w is None:
             return
         rank = SEVERITY_RANK[f.severity]
         if rank + 1 < len(SEVERITIES):
@@ -191,6 +191,15 @@ class AllowState:
                 "feature": "verdict", "observed": "malicious", "baseline": None,
                 "detail": f"an analyst marked {w[1]} malicious: severity raised one step "
                           f"until {iso(w[0])}"}]
+
+    def _watch_of(self, ent: tuple[str, str], ts: float) -> tuple[float, str] | None:
+        """The live watch on ``ent`` at ``ts``; an expired one is forgotten (verdicts are
+        few, but a watch must not outlive its week in the state)."""
+        w = self.watched.get(ent)
+        if w is not None and ts >= w[0]:
+            del self.watched[ent]
+            return None
+        return w
 
     def tick(self, al: AllowList | None, now: float) -> list[Change]:
         """The changes between what was announced and what ``al`` puts in force at ``now``

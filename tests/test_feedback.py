@@ -63,6 +63,18 @@ def test_malicious_pages_the_entity_at_a_lower_bar() -> None:
     assert a["evidence"][-1]["observed"] == "malicious"
 
 
+def test_a_malicious_watch_ends_and_leaves_the_state_after_its_week() -> None:
+    eng = engine(feedback_watch=3600.0)
+    first = feed(eng, stuffing(ATTACKER, 1000))
+    eng.feedback(verdict(first[0]["alert_id"], "malicious", 1100))
+    assert ("src_ip", ATTACKER) in eng._allow.watched
+    # past the watch (ends at 4700): the same pattern pages as anywhere else, and the
+    # expired watch is no longer kept
+    later = feed(eng, stuffing(ATTACKER, 20000))
+    assert pages(later) == [(ATTACKER, "warning")]
+    assert ("src_ip", ATTACKER) not in eng._allow.watched
+
+
 def test_a_verdict_on_an_alert_this_engine_does_not_hold_changes_nothing() -> None:
     eng = engine()
     feed(eng, stuffing(ATTACKER, 1000))
