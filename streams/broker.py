@@ -174,7 +174,9 @@ def find_tansu() -> str:
     raise BrokerUnavailable(f"no Tansu binary found; {_INSTALL_HINT}")
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the OS picks it; another process may take it before
+    it is bound again: for the embedded broker, the worker's own web port and test servers)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -372,7 +374,7 @@ class EmbeddedBroker:
         attempts = 1 if self._requested_port else 3
         error: BrokerUnavailable | None = None
         for _ in range(attempts):
-            port = self._requested_port or _free_port(self.host)
+            port = self._requested_port or free_port(self.host)
             try:
                 self._spawn(binary, port)
                 return self

@@ -21,11 +21,11 @@ import contextlib
 import gc
 import logging
 import os
-import socket
 import sys
 from dataclasses import replace
 
 from streams import gcpolicy
+from streams.broker import free_port  # the one definition; imported from here too
 from streams.config import settings_from_args
 from streams.replay import InputError
 from streams.settings import Settings, SettingsError, add_worker_arguments
@@ -39,14 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not create missing topics (they must exist)",
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now (the OS picks it; another process may take it before
-    it is bound again: for the worker's own web port and test servers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def prepare(settings: Settings, create: bool = True) -> Settings:
