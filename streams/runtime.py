@@ -340,7 +340,8 @@ class PartitionEngines:
         rejected: set[str] = set()
         st = self._load(partition, self.table.get, rejected)
         if st is not None:
-            log.info("partition %d: engine restored from checkpoint", partition)
+            log.info("partition %d: engine restored from checkpoint (%s, offsets %s)",
+                     partition, self.table.name, st.offsets)
         if (st is None and self._has_commits(partition)) or self._behind_commits(partition, st):
             st = self._restore_direct(partition, st, rejected)
         if rejected:
@@ -355,7 +356,8 @@ class PartitionEngines:
                           "from the last valid one", partition, ", ".join(sorted(rejected)))
         if st is None:
             if not rejected:
-                log.info("partition %d: no checkpoint; a fresh engine", partition)
+                log.info("partition %d: no checkpoint; a fresh engine (%s)", partition,
+                         self.table.name)
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,

@@ -28,7 +28,7 @@ import pytest
 
 from local.alerts import AlertReader
 from local.worker import WorkerProcess
-from simulation import SimConfig
+from simulation import SimConfig, simulate
 from streams.checkpoint import assemble_checkpoint, checkpoint_records, checkpoint_slot
 from streams.produce import Batching, Producer
 from streams.runtime import identity_offset_key
@@ -38,6 +38,7 @@ from tests.helpers import (
     COUNTED,
     assert_engine_counts,
     bare_runtime,
+    committed,
     produce_by_topic,
     replay_run,
     sim_lines,
@@ -150,6 +151,127 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(fresh_tansu: Any, tmp_pat
     # unissued_session alert).
     assert set(got) <= expected, sorted(set(got) - expected)
     assert set(pairs) == {(a["alert_id"], a["severity"]) for a in replayed}
+
+
+#: the detectors whose pages are exact over several partitions (docs/contract-notes.md,
+#: "Keying and partitioning"; tests/test_episodes_streaming.py runs the same set)
+EXACT = ("revoked_credential", "unissued_session", "overseas_server", "impossible_travel",
+         "account_takeover")
+SIM4 = SimConfig(seed=5, customers=300, hours=3, attacks=(
+    "coupang", "departed_key", "impossible_travel", "session_hijack", "terminated_session"),
+    attack_start_hour=0.5)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(600)
+def test_sigkill_over_four_partitions_with_batches_loses_nothing(
+        fresh_tansu: Any, tmp_path: Any) -> None:
+    """Issue 17: recovery and the dead-letter topic with batched messages over four
+    partitions, where alerts about keys and subnets are made by the episode builders of
+    ``<app_id>-findings``: after a SIGKILL mid-stream the restarted worker pages exactly
+    replay's alert ids and severities, its engines count every event once, and a bad event
+    inside a batch is dead-lettered alone (its batch's offset and index) in both lives."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from detectors.engine import Engine, EngineConfig
+
+    batching = Batching(events=50, linger=0.02)
+    events = [orjson.dumps(e) for e in simulate(SIM4).events]
+    engine = Engine(EngineConfig(detectors=EXACT))
+    replayed: list[dict[str, Any]] = []
+    for line in events:
+        replayed.extend(engine.process_line(line)[0])
+    replayed.extend(engine.flush())
+    counts = {k: engine.stats[k] for k in COUNTED}
+    assert {a["detector"] for a in replayed} >= {"revoked_credential", "unissued_session",
+                                                "overseas_server"}
+    # a login whose time no calendar has, in each half: a valid key, so produce batches it
+    bad = [b'{"event_id": "bad-%d", "ts": "yesterday", "account_id": "c-00007", '
+           b'"outcome": "success", "src_ip": "211.45.1.9"}' % k for k in (1, 2)]
+    cut = len(events) * 2 // 3
+    halves = ([*events[:cut // 2], bad[0], *events[cut // 2:cut]], [bad[1], *events[cut:]])
+
+    def produce_messages(chunk: list[bytes]) -> dict[str, int]:
+        with Producer(fresh_tansu.bootstrap, topics=TopicNames(), batching=batching) as prod:
+            prod.send_lines(chunk)
+            stats = prod.close()
+        assert stats.total_sent == len(chunk) and not stats.failed
+        return dict(stats.messages)
+
+    names = TopicNames()
+    create_topics(fresh_tansu.bootstrap, partitions=4)
+    sent = produce_messages(halves[0])
+    group = "accesswatch-recovery-4"
+    opts: dict[str, Any] = {"partitions": 4, "app_id": group, "checkpoint_interval": 1.0,
+                            "extra": ["--log-level", "info"],
+                            "topics_env": {"ACCESSWATCH_DETECTORS": ",".join(EXACT)}}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    # A partition quiet for ``idle_flush`` fires every timer as at the end of its input
+    # (docs/contract-notes.md): the first life waits for its commits and must not do so
+    # mid-file; the second flushes at the end of the file, as replay does, and the wait for
+    # its last alerts outlasts that.
+    first = WorkerProcess(fresh_tansu.url, data_dir=str(tmp_path / "a"), idle_flush=600.0,
+                          log_path=str(tmp_path / "a.log"), **opts)
+    reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
+    first.start()
+    try:
+        first.wait_ready()
+        deadline = time.monotonic() + 120
+        while first.metric("accesswatch_events_total") < len(events) // 3:
+            assert first.alive(), first.log_tail(40)
+            assert time.monotonic() < deadline, first.log_tail(40)
+            time.sleep(0.2)
+        # every input partition's checkpoint is on the broker and its offsets committed
+        # (so the next life must restore all four); events after it are in flight
+        inputs = {(names.logins, p) for p in range(4)} | {(names.access, p) for p in range(4)}
+        while not inputs <= {tp for tp, off in committed(fresh_tansu.bootstrap, group).items()
+                             if off > 0}:
+            assert first.alive(), first.log_tail(40)
+            assert time.monotonic() < deadline, first.log_tail(40)
+            time.sleep(0.2)
+        first.kill()  # SIGKILL: no last checkpoint, no commit, no flush
+        for topic, n in produce_messages(halves[1]).items():
+            sent[topic] = sent.get(topic, 0) + n
+        second = WorkerProcess(fresh_tansu.url, data_dir=str(tmp_path / "b"), idle_flush=5.0,
+                               log_path=str(tmp_path / "b.log"), **opts)
+        second.start()
+        try:
+            second.wait_ready()
+            inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
+            wait_committed(fresh_tansu.bootstrap, group, inputs, [second], reader, quiet=10.0)
+            assert_engine_counts([second], counts, partitions=4)
+        finally:
+            rc = second.stop()
+    finally:
+        reader.stop()
+        first.stop()
+    assert rc == 0
+    log = (tmp_path / "b.log").read_text()
+    assert log.count("engine restored from checkpoint (engine-checkpoints") == 4, log[-3000:]
+    got = {a["alert_id"] for a in reader.alerts}
+    expected = {a["alert_id"] for a in replayed}
+    assert expected <= got, sorted(expected - got)  # nothing lost
+    assert got <= expected, sorted(got - expected)  # nothing invented
+    assert {(a["alert_id"], a["severity"]) for a in reader.alerts} == {
+        (a["alert_id"], a["severity"]) for a in replayed}
+    # the dead letters: each bad event alone, with its message's offset and, when produce
+    # put it in a batch, its place in it (the first may be dead-lettered twice: its
+    # message can be taken again after the kill)
+    c = KafkaConsumer(bootstrap_servers=fresh_tansu.bootstrap, group_id=None,
+                      auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        tps = [TopicPartition(names.dlq, p) for p in sorted(c.partitions_for_topic(names.dlq))]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        dead = list(c)
+    finally:
+        c.close()
+    assert {r.value for r in dead} == set(bad)
+    for r in dead:
+        h = dict(r.headers)
+        assert h["aw-reason"] == b"bad_value" and h["aw-topic"] == names.logins.encode()
+        assert h["aw-offset"].isdigit() and h.get("aw-index", b"0").isdigit()
 
 
 def test_a_checkpoint_cut_short_leaves_the_previous_one_readable() -> None:
