@@ -762,8 +762,121 @@ class Runtime(PartitionEngines):
         if done + 1 >= n:  # cannot happen (its last event completes the message): ack it
             st.held.append(event)
             return
+        if not st.queued and (self.bursts is None or topic != self.names.logins) and \
+                not self._wait_for(msg.partition, st, self._other[topic], _written(msg)):
+            await self._take_batch(st, event, msg, items, done + 1)  # in one step
+            return
         for i in range(done + 1, n):
             await self._take(st, event, batch.BatchItem(msg, i, n, items[i]), None)
+
+    async def _take_batch(self, st: PartitionState, event: Any, msg: Any,
+                          items: list[bytes], start: int) -> None:
+        """The events ``items[start:]`` of batch message ``msg``, when the event-time merge
+        holds nothing back (nothing queued, nothing to wait for in the other topic): taken
+        in one step, each validated on its own, as ``_take`` and ``_process`` would one by
+        one, with the per-message bookkeeping done once.
+
+        The engine takes every event of the batch without an ``await`` in between (no
+        checkpoint can see it part way); then the message is held for the ack and counted as
+        taken; then what the events gave is sent, in their order (alerts, dead letters with
+        the batch's offset and each event's index, re-sent strays), under the checkpoint
+        lock: a checkpoint covering the batch is written only once all of it is in the
+        producer, which the checkpoint flushes first. Logins with burst engines to feed
+        (more than one partition) go one by one (``_take``): each is sent with the engine
+        time it was taken at."""
+        topic = msg.topic
+        n = len(items)
+        engine = st.engine
+        stats = engine.stats
+        process = engine.process
+        decode = E.decode
+        kind = self.kind_of[topic]
+        policy = self.policy_of[topic]
+        parts = self.settings.partitions
+        key_field = self.key_field[topic]
+        lag = self._lag.observe
+        out: list[tuple[Any, ...]] = []  # (alert,) or (index, reason, field, detail) or
+        # (index, Rekey): in the order the events gave them
+        self._taken[topic] += n - start
+        late, conflicts = stats.get("late", 0), stats.get("duplicate_conflict", 0)
+        duplicates = claims = taken = 0
+        max_ts = st.max_ts
+        wall = time.time()
+        t0 = time.perf_counter()
+        for i in range(start, n):
+            try:
+                ev = decode(items[i], kind, policy, wall)
+            except Exception as exc:  # the decoder must not kill the agent either
+                ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+            if isinstance(ev, E.Rejection):
+                engine.rejected[ev.reason] += 1
+                out.append((i, ev.reason, ev.field, ev.detail))
+                continue
+            if parts > 1:
+                key = getattr(ev, key_field).encode()
+                if msg.key != key and partition_for(key, parts) != msg.partition:
+                    out.append((i, Rekey(key)))  # keyed differently, and not ours: re-send
+                    continue
+            ts = ev.ts
+            if st.identity and st.identity[0][0] <= ts:
+                out.extend((a,) for a in self._release_identity(st, ts))
+            try:
+                alerts, rej = process(ev)
+            except Exception as exc:  # an engine bug outside the detectors (each is isolated)
+                log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
+                self._internal_error("event")
+                out.append((i, INTERNAL_ERROR, None, type(exc).__name__))
+                continue
+            taken += 1
+            if rej is not None:
+                if rej.reason != INTERNAL_ERROR:
+                    duplicates += 1
+                    continue
+                # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
+                out.append((i, INTERNAL_ERROR, rej.field, rej.detail))
+            if ev.invalid_claim is not None:  # processed with the claim repaired, counted
+                claims += 1
+            lag(wall - ts if wall > ts else 0.0)
+            if max_ts is None or ts > max_ts:
+                max_ts = ts
+            if alerts:
+                out.extend((a,) for a in alerts)
+        spent = time.perf_counter() - t0
+        if taken:
+            self._processing.observe_many(spent / taken, taken)
+        # the whole message is taken: held for the ack after the next checkpoint
+        st.held.append(event)
+        st.offsets[topic] = msg.offset
+        st.offsets.pop(batch_offset_key(topic), None)
+        st.offsets.pop(batch_index_key(topic), None)
+        st.dirty = True
+        st.last_wall = now = time.monotonic()
+        st.flushed = False
+        if max_ts is not None and max_ts != st.max_ts:
+            st.max_ts, st.wall_at_max = max_ts, now
+        metrics = self.metrics
+        if duplicates:
+            metrics.duplicate_events.labels(topic=topic).inc(duplicates)
+        if stats.get("late", 0) != late:  # older than the allowed lateness, processed
+            metrics.late_events.labels(topic=topic).inc(stats.get("late", 0) - late)
+        for _ in range(stats.get("duplicate_conflict", 0) - conflicts):  # processed, counted
+            metrics.count_invalid(topic, "duplicate_conflict")
+        for _ in range(claims):  # processed with the claim repaired, counted
+            metrics.count_invalid(topic, "invalid_claim")
+        if not out:
+            return
+        async with self._checkpoint_lock:
+            for o in out:
+                if len(o) == 1:
+                    await self.emit(o[0])
+                    continue
+                item = batch.BatchItem(msg, o[0], n, items[o[0]])
+                if len(o) == 2:
+                    await self.resend[topic].send(key=o[1].key, value=item.value,
+                                                  headers=list(msg.headers or ()))
+                    self._rekeyed_child[topic].inc()
+                else:
+                    await self.dead_letter(item, o[1], o[2], o[3])
 
     async def _take(self, st: PartitionState, event: Any, msg: Any,
                     ev: Any) -> None:
