@@ -24,7 +24,11 @@ workers reading one-event messages, batches of up to N events (``accesswatch pro
 batching by partition, 20 ms linger) with 1 worker and with 2 workers on 2 partitions, and
 ``replay``'s loop in process; then produce-to-alert latency at 5,000 events/s offered (one-event
 messages, batches) and 20,000 (batches). Its last line reads ``batched/single: X.XXx;
-batched/replay: Y.YYx; p99 at 20000/s: Z.ZZ s``.
+batched/replay: Y.YYx; p99 at 20000/s: Z.ZZ s`` (events/s, wall clock). The batched backlogs
+are produced unordered across topics (``--ordered-backlog``: as ``produce`` does by default),
+since they are on the broker before a worker starts; each run prints how the CPU was split
+(each worker, the embedded broker, this process) and the table adds the ratios per CPU second,
+which a loaded machine disturbs less than the wall-clock ones.
 
 Run: ``python bench/bench_pipeline.py [--events 30000] [--rate 5000] [--seconds 20]``.
 Prints a Markdown table (paste it into docs/benchmarks.md). It is a script, not a test.
@@ -143,16 +147,28 @@ def stop_workers(ws: list[WorkerProcess]) -> None:
         w.cleanup()
 
 
+def pid_cpu(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (/proc); 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def cpu_seconds(ws: list[WorkerProcess]) -> float:
     """User + system CPU seconds the worker processes have used so far (/proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for w in ws:
         assert w.proc is not None
-        with open(f"/proc/{w.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        total += pid_cpu(w.proc.pid)
     return total
+
+
+#: CPU seconds of the last ``run_full``: each worker's, the broker's (embedded: its pid), and
+#: this process's (the benchmark: polling /metrics), over the measured interval
+LAST_SPLIT: dict[str, Any] = {}
 
 
 def taken(ws: list[WorkerProcess]) -> float:
@@ -161,13 +177,22 @@ def taken(ws: list[WorkerProcess]) -> float:
 
 def run_full(url: str, expected_inputs: int, identity: int, timeout: float, *,
              workers: int, partitions: int, loop: str, app_id: str = "bench-full",
-             env: dict[str, str] | None = None) -> tuple[int, float, float]:
-    """``(events, wall seconds, CPU seconds of the workers)`` from the first event taken."""
+             env: dict[str, str] | None = None,
+             broker_pid: int | None = None) -> tuple[int, float, float]:
+    """``(events, wall seconds, CPU seconds of the workers)`` from the first event taken
+    (the CPU split in ``LAST_SPLIT``)."""
     ws = start_workers(url, workers, partitions, app_id, loop, env)
+
+    def split() -> dict[str, Any]:
+        return {"workers": [pid_cpu(w.proc.pid) for w in ws if w.proc is not None],
+                "broker": pid_cpu(broker_pid) if broker_pid else None,
+                "bench": time.process_time()}
+
     try:
         deadline = time.monotonic() + timeout
         t_first = None
         n = n_first = c_first = 0.0
+        s0: dict[str, Any] = {}
         while time.monotonic() < deadline:
             n = taken(ws) - identity * workers
             now = time.perf_counter()
@@ -175,7 +200,14 @@ def run_full(url: str, expected_inputs: int, identity: int, timeout: float, *,
                 t_first = now
                 n_first = n
                 c_first = cpu_seconds(ws)
+                s0 = split()
             if n >= expected_inputs and t_first is not None:
+                s1 = split()
+                LAST_SPLIT.clear()
+                LAST_SPLIT.update(
+                    workers=[b - a for a, b in zip(s0["workers"], s1["workers"], strict=True)],
+                    broker=(s1["broker"] - s0["broker"]) if broker_pid else None,
+                    bench=s1["bench"] - s0["bench"])
                 return int(n - n_first), now - t_first, cpu_seconds(ws) - c_first
             time.sleep(0.5 if n < 0.85 * expected_inputs else 0.05)
         raise RuntimeError(f"full pipeline took {n} of {expected_inputs} in {timeout}s")
@@ -329,16 +361,18 @@ def topics_env(names: TopicNames) -> dict[str, str]:
             "ACCESSWATCH_TOPIC_ALERTS": names.alerts, "ACCESSWATCH_TOPIC_DLQ": names.dlq}
 
 
-def replay_rate(lines: list[bytes]) -> float:
-    """Events/s of ``replay``'s loop (one Engine, every detector) over ``lines``."""
+def replay_rate(lines: list[bytes]) -> tuple[float, float]:
+    """Events/s of ``replay``'s loop (one Engine, every detector) over ``lines``: per wall
+    second and per CPU second of this process."""
     from detectors.engine import Engine
 
     engine = Engine()
     t = time.perf_counter()
+    c = time.process_time()
     for line in lines:
         engine.process_line(line)
     engine.flush()
-    return len(lines) / (time.perf_counter() - t)
+    return (len(lines) / (time.perf_counter() - t), len(lines) / (time.process_time() - c))
 
 
 def main_batch(args: argparse.Namespace) -> int:
@@ -363,12 +397,14 @@ def main_batch(args: argparse.Namespace) -> int:
             return nullcontext(args.broker)
         return EmbeddedBroker()
 
-    rep = replay_rate(lines)
-    print(f"replay: {rep:,.0f} events/s", file=sys.stderr)
+    rep, rep_cpu = replay_rate(lines)
+    print(f"replay: {rep:,.0f} events/s ({rep_cpu:,.0f} per CPU second)", file=sys.stderr)
     with with_broker() as b:
         url = b if isinstance(b, str) else b.url
         bootstrap = parse_broker_url(url)[0]
         runs: dict[str, tuple[int, float, float]] = {}
+        produced: dict[str, tuple[int, int]] = {}
+        splits: dict[str, str] = {}
         load0 = os.getloadavg()
         for label, prefix, parts, workers, how in (
                 ("single", "s-", 1, 1, None), ("batched", "b-", 1, 1, batching),
@@ -377,18 +413,35 @@ def main_batch(args: argparse.Namespace) -> int:
                 continue
             names = TopicNames.prefixed(prefix)
             create_topics(bootstrap, partitions=parts, names=names)
-            with Producer(bootstrap, topics=names, batching=how) as prod:
+            # the backlog is on the broker before a worker starts: the order across topics
+            # at produce time cannot reach the worker (it merges by event time), so batches
+            # are produced unordered and fill (ordered, this simulated file, whose event time
+            # runs ~100x the wall clock, waits for each login and ships it alone:
+            # docs/benchmarks.md, "h-wperf"); a live source's event time runs at wall speed
+            with Producer(bootstrap, topics=names, batching=how,
+                          ordered=how is None or not args.unordered_backlog) as prod:
                 prod.send_lines(lines)
                 stats = prod.close()
             msgs = sum(stats.messages.values())
-            print(f"{label}: produced {stats.total_sent:,} events in {msgs:,} messages",
+            produced[label] = (stats.total_sent, msgs)
+            order = ("one a message" if how is None else "unordered backlog"
+                     if args.unordered_backlog else "ordered across topics")
+            print(f"{label}: produced {stats.total_sent:,} events in {msgs:,} messages "
+                  f"({order})",
                   file=sys.stderr)
             n, dt, cpu = run_full(url, stats.total_sent, 0, timeout=900, workers=workers,
                                   partitions=parts, loop=args.loop, app_id=f"bench-{prefix}",
-                                  env=topics_env(names))
+                                  env=topics_env(names),
+                                  broker_pid=None if args.broker else b.pid)
             runs[label] = (n, dt, cpu)
+            split = LAST_SPLIT
+            each = " + ".join(f"{c / dt:.2f}" for c in split["workers"])
+            broker = (f", broker {split['broker'] / dt:.2f}" if split["broker"] is not None
+                      else "")
+            splits[label] = (f"workers {each}{broker}, benchmark {split['bench'] / dt:.2f} "
+                             f"cores")
             print(f"{label}: {n / dt:,.0f} events/s, workers' CPU {cpu / dt:.2f} cores; "
-                  f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+                  f"CPU split: {splits[label]}; load {os.getloadavg()[0]:.1f}", file=sys.stderr)
         lats = {}
         for label, rate, how, prefix in (("single", 5000, None, "l1-"),
                                          ("batched", 5000, batching, "l5-"),
@@ -403,12 +456,19 @@ def main_batch(args: argparse.Namespace) -> int:
     rate = {k: n / dt for k, (n, dt, _) in runs.items()}
     rows.append(("events", f"{len(lines):,} inputs (simulated day, seed 42), batches of up to "
                  f"{args.batch} events, linger 20 ms"))
-    rows.append(("replay (one Engine, every detector, in process)", f"{rep:,.0f} events/s"))
+    rows.append(("messages", "; ".join(
+        f"{k}: {m:,} ({e / m:,.0f} events/message)" for k, (e, m) in produced.items())
+        + (" (`accesswatch produce`'s producer; batches produced unordered: the backlog is "
+           "on the broker before the worker starts)" if args.unordered_backlog else
+           " (`accesswatch produce`'s producer, ordered across topics as by default)")))
+    rows.append(("replay (one Engine, every detector, in process)",
+                 f"{rep:,.0f} events/s ({rep_cpu:,.0f} per CPU second)"))
     for k, (n, dt, cpu) in runs.items():
         what = {"single": "one-event messages", "batched": "batched messages, 1 worker",
                 "batched, 2 workers": "batched messages, 2 workers on 2 partitions"}[k]
         rows.append((f"worker(s), {what}", f"{n / dt:,.0f} events/s ({cpu / dt:.2f} cores "
-                     f"of worker CPU, {n / cpu:,.0f} events per worker CPU second)"))
+                     f"of worker CPU, {n / cpu:,.0f} events per worker CPU second; CPU split: "
+                     f"{splits[k]})"))
     for (k, r), lat in lats.items():
         rows.append((f"produce -> alert, {k} messages, offered {r:,}/s",
                      f"offered {lat['offered']:,.0f}/s; p50 {lat['p50']:.3f} s, p99 "
@@ -416,9 +476,16 @@ def main_batch(args: argparse.Namespace) -> int:
                      f"took {int(lat['taken']):,} of {lat['total']:,})"))
     rows.append(("load average (1 min) before / after", f"{load0[0]:.1f} / {load1[0]:.1f} on "
                  f"{os.cpu_count()} cores"))
+    cpu_rate = {k: n / cpu for k, (n, _, cpu) in runs.items()}
+    rows.append(("per CPU second (less disturbed by a loaded machine; the periodic work, "
+                 "checkpoints every 2 s, still grows with the wall time): batched / single, "
+                 "batched / replay", f"{cpu_rate['batched'] / cpu_rate['single']:.2f}x, "
+                 f"{cpu_rate['batched'] / rep_cpu:.2f}x"))
     if "batched, 2 workers" in rate:
         rows.append(("2 workers / 1 worker, batched",
-                     f"{rate['batched, 2 workers'] / rate['batched']:.2f}x"))
+                     f"{rate['batched, 2 workers'] / rate['batched']:.2f}x events/s; "
+                     f"{cpu_rate['batched, 2 workers'] / cpu_rate['batched']:.2f}x events "
+                     f"per worker CPU second"))
     print()
     print("| measure | value |")
     print("|---|---|")
@@ -454,6 +521,10 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=0, metavar="N",
                    help="compare one-event messages, batches of up to N events and replay "
                    "(issue 17); its last line: batched/single, batched/replay, p99 at 20000/s")
+    p.add_argument("--ordered-backlog", dest="unordered_backlog", action="store_false",
+                   help="with --batch: produce the batched backlogs ordered across topics, as "
+                   "`accesswatch produce` does by default (default: unordered; the backlog is "
+                   "on the broker before the workers start)")
     p.add_argument("--max-workers", type=int, default=2,
                    help="with --batch: 1 skips the 2-worker run (default 2)")
     args = p.parse_args()

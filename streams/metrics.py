@@ -452,6 +452,22 @@ class HistogramBatch:
         self._counts[bisect_left(self._bounds, amount)] += 1
         self._sum += amount
 
+    def observe_many(self, amount: float, n: int) -> None:
+        """``n`` observations of ``amount`` (the events of a batch message, each observed at
+        the batch's mean time per event), in one step.
+
+        >>> from prometheus_client import CollectorRegistry
+        >>> h = Histogram("y_seconds", "y", registry=CollectorRegistry(), buckets=(0.1, 1.0))
+        >>> b = HistogramBatch(h)
+        >>> b.observe_many(0.5, 3)
+        >>> b.flush()
+        >>> [s.value for s in h.collect()[0].samples[:5]]  # le=0.1, 1.0, +Inf, count, sum
+        [0.0, 3.0, 3.0, 3.0, 1.5]
+        """
+        if n > 0:
+            self._counts[bisect_left(self._bounds, amount)] += n
+            self._sum += amount * n
+
     def flush(self) -> None:
         """Add what was observed since the last flush to the histogram."""
         counts = self._counts

@@ -26,7 +26,10 @@ producer (retrying) while ``data-access`` records, led by another broker, go on,
 consumer can see records that are still in a producer. A worker would then judge sessions
 whose logins are held up as issued by no login. Normally a login is acknowledged long
 before the next record needs it and nothing waits; files whose event time runs much faster
-than the wall clock (simulations) pay about one broker round trip per login.
+than the wall clock (simulations) pay about one broker round trip per login. With batching
+(``Batching``), a wait sends the open batches of logins only: the access batches keep
+filling (each of their records was added after its own wait, so it may go whenever its
+batch does), and stay full on such files.
 
 >>> classify({"outcome": "success", "account_id": "a1"})
 ('login', b'a1')
@@ -259,6 +262,9 @@ class Producer:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        from streams.faust_compat import fast_kafka_crc
+
+        fast_kafka_crc()  # compiled checksums of record batches (issue 17: batched messages)
         self.servers = bootstrap_servers(bootstrap)
         #: TLS / SASL options of the producer and its admin client (None: the environment's)
         self._security = or_env(security).kafka_python_options()
@@ -294,6 +300,9 @@ class Producer:
         self.batching = batching if batching is not None and batching.events > 1 else None
         self._buffers: dict[tuple[str, int], _Buffer] = {}
         self._batched = {self._topic_of["login"], self._topic_of["access"]}
+        #: the topics of the records others wait for (``_wait_leading``): logins (identity
+        #: changes go one a message)
+        self._leads = frozenset(t for k, t in self._topic_of.items() if k != "access")
         self._partitions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -399,11 +408,15 @@ class Producer:
         buf.pending.future = future
         self.stats.messages[topic] += 1
 
-    def _ship_all(self, older_than: float | None = None) -> None:
+    def _ship_all(self, older_than: float | None = None,
+                  topics: frozenset[str] | None = None) -> None:
+        """Send the batches that waited ``older_than`` (None: all), of ``topics`` (None:
+        every topic)."""
         with self._lock:
             now = time.monotonic()
             for tp, buf in list(self._buffers.items()):
-                if older_than is None or now - buf.since >= older_than:
+                if (older_than is None or now - buf.since >= older_than) and (
+                        topics is None or tp[0] in topics):
                     self._ship(*tp)
 
     def _linger(self) -> None:
@@ -427,7 +440,9 @@ class Producer:
             return
         self.order_waits += 1
         if self.batching is not None:
-            self._ship_all()  # the batches holding them go now
+            self._ship_all(topics=self._leads)  # the batches holding them go now; the
+            # access batches keep filling: each of their records waited here before it was
+            # added, so it may go whenever its batch does
         self._producer.flush()  # sends what lingers; returns once all of it is acknowledged
         leading.clear()
 

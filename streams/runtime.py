@@ -143,6 +143,9 @@ REFETCH_TRIES = 3
 #: merge asks before every event when one topic's queue is empty)
 BEHIND_CACHE = 0.05
 INTERNAL_ERROR = "internal_error"
+#: what an applied event gives to send (``Runtime._send_out``): an alert, a dead letter, an
+#: event re-sent to its partition, a login to its burst engine
+_ALERT, _DLQ, _REKEY, _BURST = "alert", "dlq", "rekey", "burst"
 
 def identity_offset_key(topic: str, partition: int) -> str:
     """The key of an identity-changes partition's offset in a partition state's offsets
@@ -764,14 +767,132 @@ class Runtime(PartitionEngines):
         if done + 1 >= n:  # cannot happen (its last event completes the message): ack it
             st.held.append(event)
             return
-        for i in range(done + 1, n):
-            await self._take(st, event, batch.BatchItem(msg, i, n, items[i]), None)
+        if not st.queued and (self.bursts is None or topic != self.names.logins) and \
+                not self._wait_for(msg.partition, st, self._other[topic], _written(msg)):
+            await self._take_batch(st, event, msg, items, done + 1)  # in one step
+            return
+        for i in range(done + 1, n):  # each queued for the merge, then merged at once
+            item = batch.BatchItem(msg, i, n, items[i])
+            self._enqueue(st, event, self._judge(item, None), item)
+        await self.drain(msg.partition, st)
+
+    async def _take_batch(self, st: PartitionState, event: Any, msg: Any,
+                          items: list[bytes], start: int) -> None:
+        """The events ``items[start:]`` of batch message ``msg``, when the event-time merge
+        holds nothing back (nothing queued, nothing to wait for in the other topic): taken
+        in one step, each validated on its own, as ``_take`` and ``_process`` would one by
+        one, with the per-message bookkeeping done once.
+
+        The engine takes every event of the batch without an ``await`` in between (no
+        checkpoint can see it part way); then the message is held for the ack and counted as
+        taken; then what the events gave is sent, in their order (alerts, dead letters with
+        the batch's offset and each event's index, re-sent strays), under the checkpoint
+        lock: a checkpoint covering the batch is written only once all of it is in the
+        producer, which the checkpoint flushes first. Logins with burst engines to feed
+        (more than one partition) go one by one (``_take``): each is sent with the engine
+        time it was taken at."""
+        topic = msg.topic
+        n = len(items)
+        engine = st.engine
+        stats = engine.stats
+        process = engine.process
+        decode = E.decode
+        kind = self.kind_of[topic]
+        policy = self.policy_of[topic]
+        parts = self.settings.partitions
+        key_field = self.key_field[topic]
+        lag = self._lag.observe
+        out: list[tuple[Any, ...]] = []  # what the events gave (``_send_out``), in order
+        self._taken[topic] += n - start
+        late, conflicts = stats.get("late", 0), stats.get("duplicate_conflict", 0)
+        duplicates = claims = taken = 0
+        max_ts = st.max_ts
+        wall = time.time()
+        t0 = time.perf_counter()
+        for i in range(start, n):
+            try:
+                ev = decode(items[i], kind, policy, wall)
+            except Exception as exc:  # the decoder must not kill the agent either
+                ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+            if isinstance(ev, E.Rejection):
+                engine.rejected[ev.reason] += 1
+                out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), ev.reason, ev.field,
+                            ev.detail))
+                continue
+            if parts > 1:
+                key = getattr(ev, key_field).encode()
+                if msg.key != key and partition_for(key, parts) != msg.partition:
+                    # keyed differently, and not ours: re-sent alone
+                    out.append((_REKEY, batch.BatchItem(msg, i, n, items[i]), key))
+                    continue
+            ts = ev.ts
+            if st.identity and st.identity[0][0] <= ts:
+                out.extend((_ALERT, a) for a in self._release_identity(st, ts))
+            try:
+                alerts, rej = process(ev)
+            except Exception as exc:  # an engine bug outside the detectors (each is isolated)
+                log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
+                self._internal_error("event")
+                out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), INTERNAL_ERROR, None,
+                            type(exc).__name__))
+                continue
+            taken += 1
+            if rej is not None:
+                if rej.reason != INTERNAL_ERROR:
+                    duplicates += 1
+                    continue
+                # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
+                out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), INTERNAL_ERROR,
+                            rej.field, rej.detail))
+            if ev.invalid_claim is not None:  # processed with the claim repaired, counted
+                claims += 1
+            lag(wall - ts if wall > ts else 0.0)
+            if max_ts is None or ts > max_ts:
+                max_ts = ts
+            if alerts:
+                out.extend((_ALERT, a) for a in alerts)
+        spent = time.perf_counter() - t0
+        if taken:
+            self._processing.observe_many(spent / taken, taken)
+        # the whole message is taken: held for the ack after the next checkpoint
+        st.held.append(event)
+        st.offsets[topic] = msg.offset
+        st.offsets.pop(batch_offset_key(topic), None)
+        st.offsets.pop(batch_index_key(topic), None)
+        st.dirty = True
+        st.last_wall = now = time.monotonic()
+        st.flushed = False
+        if max_ts is not None and max_ts != st.max_ts:
+            st.max_ts, st.wall_at_max = max_ts, now
+        metrics = self.metrics
+        if duplicates:
+            metrics.duplicate_events.labels(topic=topic).inc(duplicates)
+        if stats.get("late", 0) != late:  # older than the allowed lateness, processed
+            metrics.late_events.labels(topic=topic).inc(stats.get("late", 0) - late)
+        for _ in range(stats.get("duplicate_conflict", 0) - conflicts):  # processed, counted
+            metrics.count_invalid(topic, "duplicate_conflict")
+        for _ in range(claims):  # processed with the claim repaired, counted
+            metrics.count_invalid(topic, "invalid_claim")
+        if out:
+            await self._send_out(out)
 
     async def _take(self, st: PartitionState, event: Any, msg: Any,
                     ev: Any) -> None:
         """One event of an input message (``msg``: the message, or a ``BatchItem`` of it;
         ``ev``: a framing rejection, or None to decode ``msg.value``), processed now or
         queued for the event-time merge."""
+        ev = self._judge(msg, ev)
+        if not st.queued and not self._wait_for(msg.partition, st, self._other[msg.topic],
+                                                _written(msg)):
+            await self._process(st, event, ev, msg)  # nothing queued, nothing to wait for
+            return
+        self._enqueue(st, event, ev, msg)
+        await self.drain(msg.partition, st)
+
+    def _judge(self, msg: Any, ev: Any) -> Any:
+        """The event of ``msg`` (counted as taken): decoded (unless ``ev``, a framing
+        rejection, is given), or a ``Rejection``, or a ``Rekey`` when it is keyed off this
+        partition."""
         topic = msg.topic
         self._taken[topic] += 1
         if ev is None:
@@ -787,18 +908,17 @@ class Runtime(PartitionEngines):
             key = getattr(ev, self.key_field[topic]).encode()
             if msg.key != key and partition_for(key, self.settings.partitions) != msg.partition:
                 ev = Rekey(key)  # keyed differently by its producer, and not ours: re-send
-        if not st.queued and not self._wait_for(msg.partition, st, self._other[topic],
-                                                _written(msg)):
-            await self._process(st, event, ev, msg)  # nothing queued, nothing to wait for
-            return
-        q = st.queues.setdefault(topic, deque())
+        return ev
+
+    def _enqueue(self, st: PartitionState, event: Any, ev: Any, msg: Any) -> None:
+        """Queue an event for the event-time merge (``drain``)."""
+        q = st.queues.setdefault(msg.topic, deque())
         if isinstance(ev, (E.Rejection, Rekey)):
             order = q[-1][0] if q else -math.inf  # never holds back the valid events
         else:
             order = ev.ts
         q.append((order, event, ev, msg))
         st.queued += 1
-        await self.drain(msg.partition, st)
 
     def _wait_for(self, partition: int, st: PartitionState, other: str,
                   since: float | None = None) -> float:
@@ -873,6 +993,7 @@ class Runtime(PartitionEngines):
         delivers something new: a partition never crawls at one event per wait."""
         ql = st.queues.get(self.names.logins)
         qa = st.queues.get(self.names.access)
+        out: list[tuple[Any, ...]] = []  # what the events applied gave, sent at the end
         while st.queued:
             if ql and qa:
                 q = ql if ql[0][0] <= qa[0][0] else qa
@@ -888,7 +1009,7 @@ class Runtime(PartitionEngines):
                         st.waiting_since = now
                     waited = now - st.waiting_since
                     if waited < wait:
-                        return
+                        break
                     log.info("partition %d: stopped waiting for %s after %.1f s", partition,
                              other, waited)
                     st.gave_up[other] = st.delivered.get(other, -1)
@@ -896,11 +1017,28 @@ class Runtime(PartitionEngines):
             assert q is not None
             _, event, ev, item = q.popleft()
             st.queued -= 1
-            await self._process(st, event, ev, item)
+            n = len(out)
+            self._apply(st, event, ev, item, out)
+            if self.bursts is not None and any(o[0] is _BURST for o in out[n:]):
+                await self._send_out(out)  # sent with the engine time it was taken at
+                out.clear()
+        if out:
+            await self._send_out(out)
 
     async def _process(self, st: PartitionState, event: Any, ev: Any,
                        msg: Any = None) -> None:
-        """``msg``: the event's message, or its ``BatchItem`` when the message is a batch:
+        """One event, applied (``_apply``) and what it gave sent (``_send_out``)."""
+        out: list[tuple[Any, ...]] = []
+        self._apply(st, event, ev, msg, out)
+        if out:
+            await self._send_out(out)
+
+    def _apply(self, st: PartitionState, event: Any, ev: Any, msg: Any,
+               out: list[tuple[Any, ...]]) -> None:
+        """Apply one event to its partition's engine, without an ``await``: what it gives
+        to send is appended to ``out`` (``_send_out``), in order.
+
+        ``msg``: the event's message, or its ``BatchItem`` when the message is a batch:
         the message is held for the ack (and its offset counted as taken) with its last
         event; before that the checkpoint records how far into it the engine got."""
         msg = event.message if msg is None else msg
@@ -919,19 +1057,16 @@ class Runtime(PartitionEngines):
         st.flushed = False
         if isinstance(ev, E.Rejection):
             st.engine.rejected[ev.reason] += 1
-            await self.dead_letter(msg, ev.reason, ev.field, ev.detail)
+            out.append((_DLQ, msg, ev.reason, ev.field, ev.detail))
             return
         if type(ev) is Rekey:
             # acked with the other held events after the next checkpoint's producer flush, so
             # it is on its partition by then; re-sent again after a crash before that (the
             # engine there skips a repeated event_id)
-            await self.resend[topic].send(key=ev.key, value=msg.value,  # this event alone
-                                          headers=list(msg.headers or ()))
-            self._rekeyed_child[topic].inc()
+            out.append((_REKEY, msg, ev.key))
             return
         if st.identity and st.identity[0][0] <= ev.ts:
-            for a in self._release_identity(st, ev.ts):
-                await self.emit(a)
+            out.extend((_ALERT, a) for a in self._release_identity(st, ev.ts))
         t0 = time.perf_counter()
         stats = st.engine.stats
         conflicts = stats.get("duplicate_conflict", 0)
@@ -941,7 +1076,7 @@ class Runtime(PartitionEngines):
         except Exception as exc:  # an engine bug outside the detectors (each is isolated)
             log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
             self._internal_error("event")
-            await self.dead_letter(msg, INTERNAL_ERROR, None, type(exc).__name__)
+            out.append((_DLQ, msg, INTERNAL_ERROR, None, type(exc).__name__))
             return
         self._processing.observe(time.perf_counter() - t0)
         if rej is not None:
@@ -949,7 +1084,7 @@ class Runtime(PartitionEngines):
                 self.metrics.duplicate_events.labels(topic=topic).inc()
                 return
             # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
-            await self.dead_letter(msg, INTERNAL_ERROR, rej.field, rej.detail)
+            out.append((_DLQ, msg, INTERNAL_ERROR, rej.field, rej.detail))
         if stats.get("late", 0) != late:  # older than the allowed lateness, processed
             self.metrics.late_events.labels(topic=topic).inc()
         if stats.get("duplicate_conflict", 0) != conflicts:  # processed, counted
@@ -958,11 +1093,31 @@ class Runtime(PartitionEngines):
             self.metrics.count_invalid(topic, "invalid_claim")
         self._lag.observe(max(0.0, time.time() - ev.ts))
         if self.bursts is not None and topic == self.names.logins:
-            await self.bursts.send(msg, ev)  # to the burst engine of its source
+            out.append((_BURST, msg, ev))  # to the burst engine of its source
         if st.max_ts is None or ev.ts > st.max_ts:
             st.max_ts, st.wall_at_max = ev.ts, now
-        for a in alerts:
-            await self.emit(a)
+        if alerts:
+            out.extend((_ALERT, a) for a in alerts)
+
+    async def _send_out(self, out: list[tuple[Any, ...]]) -> None:
+        """Send what applied events gave (``_apply``), in order, under the checkpoint lock:
+        a checkpoint that covers those events is written only once all of it is in the
+        producer, which the checkpoint flushes first (a SIGKILL after it cannot lose an
+        alert the restored engine will not raise again)."""
+        async with self._checkpoint_lock:
+            for o in out:
+                what = o[0]
+                if what is _ALERT:
+                    await self.emit(o[1])
+                elif what is _DLQ:
+                    await self.dead_letter(o[1], o[2], o[3], o[4])
+                elif what is _REKEY:
+                    msg = o[1]
+                    await self.resend[msg.topic].send(key=o[2], value=msg.value,  # it alone
+                                                      headers=list(msg.headers or ()))
+                    self._rekeyed_child[msg.topic].inc()
+                else:
+                    await self.bursts.send(o[1], o[2])
 
     async def on_identity(self, msg: Any) -> None:
         """One identity-changes message (every worker reads every partition)."""

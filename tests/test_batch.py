@@ -170,6 +170,116 @@ def test_a_checkpoint_part_way_into_a_batch_resumes_after_its_last_taken_event(
     assert batch_offset_key(topic) not in st2.offsets
 
 
+def _events_of(lines: list[bytes]) -> tuple[list[Any], list[tuple[str, bytes]]]:
+    """The simulated file's identity events (as messages) and its inputs as (topic, bytes),
+    with a bad event after every 97th input and a repeat of every 211th."""
+    identity, inputs = [], []
+    for i, line in enumerate(lines):
+        obj = orjson.loads(line)
+        if "change" in obj:
+            identity.append(line)
+            continue
+        topic = "auth-logins" if "outcome" in obj else "data-access"
+        inputs.append((topic, line))
+        if i % 97 == 0:
+            inputs.append((topic, b'{"event_id": "bad-%d", "ts": "soon"}' % i))
+        if i % 211 == 0:
+            inputs.append((topic, line))  # a duplicate: counted, not processed twice
+    return identity, inputs
+
+
+def _feed(rt: Any, identity: list[bytes], messages: list[tuple[str, bytes]]) -> None:
+    async def go() -> None:
+        for off, value in enumerate(identity):
+            await rt.on_identity(SimpleNamespace(topic=rt.names.identity, partition=0,
+                                                 offset=off, key=b"i", value=value,
+                                                 headers=(), timestamp=None))
+        offsets: dict[str, int] = {}
+        for topic, value in messages:
+            off = offsets[topic] = offsets.get(topic, -1) + 1
+            msg = SimpleNamespace(topic=topic, partition=0, offset=off, key=b"k", value=value,
+                                  headers=(), timestamp=None)
+            await rt.on_event(SimpleNamespace(message=msg, ack=lambda: None))
+        for a in rt.parts[0].engine.flush():
+            await rt.emit(a)
+    asyncio.run(go())
+
+
+def test_a_batch_taken_in_one_step_gives_what_its_events_give_one_message_each(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """The same events, in the same order: as one-event messages, and as batch messages of
+    up to 40 events of one topic (JSON lines): the same alerts in the same order, the same
+    dead letters, the same counts and per-event metrics."""
+    from tests.helpers import sim_lines
+
+    identity, inputs = _events_of(sim_lines())
+    single = make_rt(tmp_path / "single", monkeypatch)
+    single.parts[0] = PartitionState(single._fresh_engine())
+    _feed(single, identity, inputs)
+
+    batches: list[tuple[str, bytes]] = []
+    run: list[bytes] = []
+    for i, (topic, value) in enumerate(inputs):
+        run.append(value)
+        if i + 1 == len(inputs) or inputs[i + 1][0] != topic or len(run) == 40:
+            batches.append((topic, batch.frame(run) if len(run) > 1 else run[0]))
+            run = []
+    assert len(batches) < len(inputs) / 5
+    batched = make_rt(tmp_path / "batched", monkeypatch)
+    st = batched.parts[0] = PartitionState(batched._fresh_engine())
+    _feed(batched, identity, batches)
+
+    alerts = [orjson.loads(v)["alert_id"] for _, v, _ in single.sent["alerts"]]
+    assert len(alerts) >= 5  # the scenario raises alerts
+    assert [orjson.loads(v)["alert_id"] for _, v, _ in batched.sent["alerts"]] == alerts
+    assert ([(v, h["aw-reason"]) for _, v, h in batched.sent["dlq"]]
+            == [(v, h["aw-reason"]) for _, v, h in single.sent["dlq"]])
+    assert len(single.sent["dlq"]) >= 10
+    assert all("aw-index" in h for _, _, h in batched.sent["dlq"])
+    assert st.engine.stats == single.parts[0].engine.stats
+    assert st.engine.rejected == single.parts[0].engine.rejected
+    assert st.max_ts == single.parts[0].max_ts
+    assert len(st.held) == len(batches)  # each message held once, for the ack
+    for rt in (single, batched):
+        rt.flush_metrics()
+    for name in ("accesswatch_processing_seconds_count", "accesswatch_event_lag_seconds_count",
+                 "accesswatch_events_total"):
+        def value(rt: Any, name: str = name) -> float:
+            return sum(s.value for m in rt.metrics.registry.collect() for s in m.samples
+                       if s.name == name)
+        assert value(batched) == value(single) > 0, name
+
+
+def test_a_batch_sends_what_it_gave_under_the_checkpoint_lock_after_it_is_covered(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """A batch taken in one step: its dead letters and re-sent strays go out while the
+    checkpoint lock is held and the message is already counted as taken, so no checkpoint
+    can cover the batch while some of what it gave is not yet in the producer (a SIGKILL
+    then would lose it: the restored engine does not raise it again)."""
+    rt = make_rt(tmp_path, monkeypatch, partitions=4)
+    home = partition_for(b"c-0", 4)
+    stray = next(a for a in (f"c-{i}" for i in range(1, 50))
+                 if partition_for(a.encode(), 4) != home)
+    st = rt.parts[home] = PartitionState(rt._fresh_engine())
+    seen: list[tuple[str, bool, int]] = []
+
+    def watching(name: str) -> Any:
+        async def send(key: Any = None, value: Any = None, headers: Any = None,
+                       **kw: Any) -> None:
+            await asyncio.sleep(0)  # a send may yield to the loop (the checkpoint timer)
+            seen.append((name, rt._checkpoint_lock.locked(),
+                         st.offsets.get(rt.names.access, -1)))
+        return SimpleNamespace(send=send)
+
+    monkeypatch.setattr(rt, "dlq_topic", watching("dlq"))
+    rt.resend[rt.names.access] = watching("resend")
+    events = [ev("e0", 0, "c-0"), b'{"event_id": "bad"}', ev("e1", 1, stray),
+              ev("e2", 2, "c-0")]
+    asyncio.run(rt.on_event(message(rt, 5, batch.frame(events), home, key=b"c-0")))
+    assert st.engine.stats["access"] == 2
+    assert seen == [("dlq", True, 5), ("resend", True, 5)]
+
+
 # ------------------------------------------------------------------------ producing
 
 
@@ -281,3 +391,73 @@ def test_identity_changes_are_never_batched(monkeypatch: Any) -> None:
     assert [v for t, *_, v in sent if t == "identity-changes"] == ids
     assert [v for t, *_, v in sent if t == "data-access"] == [batch.frame([ev("a1", 1),
                                                                            ev("a2", 2)])]
+
+
+class _Later:
+    """A send's future, done once the producer is flushed."""
+
+    def __init__(self) -> None:
+        self.is_done = False
+
+    def add_errback(self, fn: Any) -> None:
+        pass
+
+
+class _AckOnFlushKafkaProducer(_RecordingKafkaProducer):
+    """Records sent messages and flushes ("FLUSH"); a message is acknowledged at a flush."""
+
+    def __init__(self, **config: object) -> None:
+        super().__init__(**config)
+        self.pending: list[_Later] = []
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None,
+             partition: int | None = None) -> Any:
+        self.sent.append((topic, partition, key, value))
+        self.pending.append(_Later())
+        return self.pending[-1]
+
+    def flush(self, timeout: float | None = None) -> None:
+        for f in self.pending:
+            f.is_done = True
+        self.pending = []
+        self.sent.append(("FLUSH", None, None, b""))
+
+
+def test_ordered_produce_keeps_access_batches_filling_while_logins_are_waited_for(
+        monkeypatch: Any) -> None:
+    """Ordered batching on a file whose event time runs fast (a login every 2 s of event
+    time, more than the order slack): each wait for a login sends the logins' batches and
+    flushes; the access batches keep filling (one message here, not one per wait), and no
+    access record reaches the producer before every login older than it by more than the
+    slack is acknowledged."""
+    import kafka
+
+    from streams.produce import ORDER_SLACK, Batching, Producer
+
+    monkeypatch.setattr(kafka, "KafkaProducer", _AckOnFlushKafkaProducer)
+    lines = []
+    for i in range(30):
+        lines.append(orjson.dumps({"event_id": f"l{i}", "ts": T0 + 4 * i, "outcome": "success",
+                                   "account_id": "c-1", "session_id": f"s{i}",
+                                   "src_ip": "10.0.0.1"}))
+        lines.append(ev(f"a{i}", 4 * i + 2))
+    prod = Producer("127.0.0.1:9", check_topics=False, ordered=True,
+                    batching=Batching(events=500, linger=60.0))
+    prod.send_lines(lines)
+    assert prod.close().total_sent == 60
+    sent = prod._producer.sent
+    access_msgs = [v for t, *_, v in sent if t == "data-access"]
+    assert len(access_msgs) == 1 and len(batch.split(access_msgs[0]) or []) == 30
+    acked: set[float] = set()  # logins' ts acknowledged so far (by a flush)
+    out: list[float] = []
+    for topic, _, _, value in sent:
+        if topic == "FLUSH":
+            acked.update(out)
+            out = []
+        elif topic == "auth-logins":
+            out.extend(orjson.loads(r)["ts"] for r in batch.split(value) or [value])
+        else:
+            for r in batch.split(value) or [value]:
+                ts = orjson.loads(r)["ts"]
+                assert all(t in acked for t in (T0 + 4 * i for i in range(30))
+                           if t < ts - ORDER_SLACK)

@@ -312,3 +312,32 @@ def test_faust_still_delivers_each_message_through_wait_first() -> None:
 
     src = inspect.getsource(Consumer._drain_messages)
     assert "self.wait_first(" in src and "self.suspend_flow.wait()" in src
+
+
+def test_kafka_python_still_checksums_batches_by_name_and_fast_kafka_crc_swaps_in_the_same_sum(
+        ) -> None:
+    """kafka-python's record batches call ``calc_crc32c`` by the name imported into
+    ``default_records``; fast_kafka_crc puts aiokafka's compiled CRC-32C there, which gives
+    the pure Python loop's sums, and batches built after it still verify."""
+    import kafka.record.default_records as records
+    from kafka.record.util import calc_crc32c
+
+    src = inspect.getsource(records.DefaultRecordBatchBuilder.write_header)
+    assert "calc_crc32c(" in src
+    saved = records.calc_crc32c  # a Producer built earlier in this process swapped it
+    try:
+        records.calc_crc32c = calc_crc32c  # kafka-python's own (its pure Python loop here)
+        assert compat.fast_kafka_crc()
+        fast = records.calc_crc32c
+        assert fast is not calc_crc32c
+        for data in (b"", b"123456789", bytes(range(256)) * 41):
+            assert fast(data) == calc_crc32c(data)
+        assert fast(b"123456789") == 0xE3069283  # the CRC-32C check value
+        builder = records.DefaultRecordBatchBuilder(
+            magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+            producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+        builder.append(0, timestamp=1, key=b"k", value=b"v" * 1000, headers=[])
+        batch = records.DefaultRecordBatch(bytes(builder.build()))
+        assert batch.validate_crc()
+    finally:
+        records.calc_crc32c = saved
