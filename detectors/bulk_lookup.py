@@ -132,6 +132,7 @@ _SUS = frozenset({"hosting", "vpn"})
 _NUM = re.compile(r"(\d+)$")
 _SAMPLE = 5
 _WINDOW_EXACT = 1 << 30  # a window's view stays an exact set in-process (theta on the wire)
+_NO_VIEW: dict[str, float] = {}  # no features: a view the model neither scores nor learns
 _REFRESH = 1800.0  # re-send a standing finding this often so the engine's episode stays open
 
 # Cold-start priors per peer group: (warn, crit) distinct accounts per hour, per day, coverage.
@@ -820,7 +821,8 @@ class BulkLookup(Detector):
         q.update(n)
         self._peer_d_n[peer] = self._peer_d_n.get(peer, 0) + 1
 
-    def _staff_day(self, ent: _Entity, prior: int) -> tuple[float, float, str]:
+    def _staff_day(self, ent: _Entity, prior: int, explain: bool = True
+                   ) -> tuple[float, float, str]:
         """(warning, critical, basis) distinct customers in a local day for a member of staff.
 
         Own history of ``staff_own_days`` unflagged days or more sets the threshold on its own,
@@ -828,19 +830,23 @@ class BulkLookup(Detector):
         quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior, raised
         by own history (two days or more); peers' 99th percentile (x1.5, at least 100) replaces
         the prior once 20 peer-days are known, so it lowers it for a quiet team and raises it
-        for a busy one."""
+        for a busy one. ``explain=False``: the basis is left empty (the scoring path reads the
+        threshold on every view of staff; the words are written only for a finding)."""
         o = ent.own_d
         if o.n >= self.staff_own_days:
             w = max(float(self.staff_day_min), o.mean + 4.0 * max(o.dev, 0.25 * o.mean, 3.0))
-            return w, 2.0 * w, f"own {o.mean:.0f}/day (n={o.n} days)"
+            return w, 2.0 * w, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
         w, basis = float(prior), "prior for staff without history"
         peer = self._peer_day(ent)
         if self._peer_d_n.get(peer, 0) >= 20:
             v = self._peers_d[peer].get()
             if v is not None:
-                w, basis = max(100.0, 1.5 * float(v)), f"{peer} peers p99 {float(v):.0f}/day"
-        if o.n >= 2 and o.high(4.0) > w:
-            w, basis = o.high(4.0), f"own {o.mean:.0f}/day (n={o.n} days)"
+                w = max(100.0, 1.5 * float(v))
+                basis = f"{peer} peers p99 {float(v):.0f}/day" if explain else ""
+        if o.n >= 2:
+            hi = o.high(4.0)
+            if hi > w:
+                w, basis = hi, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
         return w, 2.0 * w, basis
 
     def _peer_high(self, peer: str) -> float | None:
@@ -876,7 +882,7 @@ class BulkLookup(Detector):
         wh, ch, wd, cd, wc, cc = self._priors(ent)
         staff = ent.kind == "actor" and ent.ptype == "employee"
         if staff:  # local days on their own steady volume (issue 14 item 4)
-            sw, sc, s_basis = self._staff_day(ent, wd)
+            sw, sc, _ = self._staff_day(ent, wd, explain=False)
             wd_fast = sw
         else:
             wd_fast = wd
@@ -967,16 +973,16 @@ class BulkLookup(Detector):
             rank = max(r for r, _ in reasons)
         # The shared model on the window view: scored always, learnt only when nothing flagged.
         fam = "key" if ent.kind == "key" else "actor" if ent.kind == "actor" else "source"
-        x = {
-            "h": min(1.0, math.log1p(dh) / math.log1p(1e5)),
-            "w": min(1.0, math.log1p(p.n_distinct) / math.log1p(1e4)),
-            "s": (sus_h / dh) if dh else 0.0,
-            "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
-        }
         model = self._hst[fam]
         # Single households teach the model nothing; internal services have their own rule.
         use = p.n_distinct >= 3 and not private_service
         warm = use and self._hst_n[fam] >= self.hst_min_learned
+        x = {  # the features, for the model only
+            "h": min(1.0, math.log1p(dh) / math.log1p(1e5)),
+            "w": min(1.0, math.log1p(p.n_distinct) / math.log1p(1e4)),
+            "s": (sus_h / dh) if dh else 0.0,
+            "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
+        } if use else _NO_VIEW
         hst = float(model.score_one(x)) if warm else 0.0
         if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0 and not private_service:
             reasons.append((1, "model"))
@@ -1010,7 +1016,7 @@ class BulkLookup(Detector):
                 0.0 if staff else ent.d_prev * (1.0 - frac_d))
         return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
                               lim, own_hi, peer_q, reasons, ctx,
-                              s_basis if staff else "")]
+                              self._staff_day(ent, wd)[2] if staff else "")]
 
     # --- explanation -----------------------------------------------------------------------
     def _finding(self, ent: _Entity, p: Partial, sev: str, dh: float, dd: float, sus_h: float,
