@@ -425,7 +425,7 @@ class Combiner:
                         lo = v
                     if hi is None or v > hi:
                         hi = v
-            d.update_many(hs)
+            d.exact = set(hs)  # a fresh counter, exact up to 2**30: what update_many would do
         sus = DistinctCounter(_WINDOW_EXACT)
         if a.sus:
             hs = []
@@ -434,9 +434,10 @@ class Combiner:
                 if h is None:
                     h = digests[s] = hash_id(s)
                 hs.append(h)
-            sus.update_many(hs)
+            sus.exact = set(hs)
         net = a.net
-        p = Partial(kind, ent, window, a.count, a.records, d, sus, a.first, a.last, list(a.eids),
+        # the accumulator is dropped after its window: its sample list moves into the view
+        p = Partial(kind, ent, window, a.count, a.records, d, sus, a.first, a.last, a.eids,
                     lo, hi, numeric, a.sources, principal_type=a.ptype,
                     n_distinct=len(a.subjects), sketched=sketch)
         if net is not None:
@@ -648,6 +649,13 @@ class BulkLookup(Detector):
         worker's verdict on their country: the scorer sees no raw traffic to learn it from)."""
         out: list[Finding] = []
         remote = self.remote_kinds
+        if not remote:  # everything is scored here (replay, a single worker)
+            observe = self.observe
+            for p in parts:
+                found = observe(p, ctx)
+                if found:
+                    out.extend(found)
+            return out
         for p in parts:
             if p.kind in remote:
                 if p.kind != "key":
@@ -717,8 +725,8 @@ class BulkLookup(Detector):
             ent.h.merge(p.distinct)
         else:
             ent.h_cnt += p.n_distinct
-        if ent.h_sus is not None:
-            ent.h_sus.merge(p.sus)
+        if ent.h_sus is not None and (p.sus.exact is None or p.sus.exact):
+            ent.h_sus.merge(p.sus)  # (an empty subset adds nothing: most views have none)
         ent.h_rec += p.records
         if p.source_ids:
             if ent.h_srcs is None:
@@ -870,14 +878,11 @@ class BulkLookup(Detector):
     def _score(self, ent: _Entity, p: Partial, ctx: Context) -> list[Finding]:
         ts = p.last
         frac_h = (ts % HOUR) / HOUR
-        frac_d = (ts % DAY) / DAY
         h_now = ent.h.estimate()
         dh = h_now + ent.h_cnt + ent.h_prev * (1.0 - frac_h)
         d_closed = ent.d.estimate() if ent.d is not None else 0.0
         today = d_closed + h_now + ent.d_cnt + ent.h_cnt  # an upper bound until made exact
         today_exact = ent.d is None or not h_now
-        sus_h = (ent.h_sus.estimate() if ent.h_sus is not None else 0.0) + \
-            ent.h_sus_prev * (1.0 - frac_h)
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
         wh, ch, wd, cd, wc, cc = self._priors(ent)
         staff = ent.kind == "actor" and ent.ptype == "employee"
@@ -899,6 +904,9 @@ class BulkLookup(Detector):
                 rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
                 if rp is None or rec_h < rp[0] / 2:
                     return []
+        frac_d = (ts % DAY) / DAY
+        sus_h = (ent.h_sus.estimate() if ent.h_sus is not None else 0.0) + \
+            ent.h_sus_prev * (1.0 - frac_h)
         if not today_exact and wd and today >= wd_fast:
             lower = max(d_closed, h_now) + ent.d_cnt + ent.h_cnt
             if lower >= 4 * cd:  # far past any day threshold: spare the sketch union

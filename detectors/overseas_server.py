@@ -406,6 +406,9 @@ class OverseasServer(Detector):
                 drop = min(places, key=places.__getitem__)
             del places[drop]
         places[key] = 1
+        if len(places) == 1:  # a first place (most identities): it is the home
+            p.home = country
+            return
         by_country: dict[str, int] = {}
         for (cc, _), n in places.items():
             by_country[cc] = by_country.get(cc, 0) + n
