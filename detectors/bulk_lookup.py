@@ -110,6 +110,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +134,10 @@ _NUM = re.compile(r"(\d+)$")
 _SAMPLE = 5
 _WINDOW_EXACT = 1 << 30  # a window's view stays an exact set in-process (theta on the wire)
 _NO_VIEW: dict[str, float] = {}  # no features: a view the model neither scores nor learns
-_REFRESH = 1800.0  # re-send a standing finding this often so the engine's episode stays open
+_REFRESH = 1800.0
+#: event time between two whole passes over the entities in ``expire`` (the sweeps in between
+#: read a queue of those that may go idle before the next pass)
+_DUE_SPAN = 1800.0  # re-send a standing finding this often so the engine's episode stays open
 
 # Cold-start priors per peer group: (warn, crit) distinct accounts per hour, per day, coverage.
 # 0 disables a horizon. Source groups are "<net_class>/<home|abroad>".
@@ -595,6 +599,11 @@ class BulkLookup(Detector):
         self._win_end = -math.inf
         self._ents: dict[tuple[str, str], _Entity] = {}
         self._kind_n: dict[str, int] = {}  # entities in ``_ents`` by kind (``tracked``)
+        # the entities that may go idle before the next whole pass, by a time no later than
+        # the one they go idle at (``expire``); None: the next sweep is a whole pass
+        self._due: list[tuple[float, tuple[str, str]]] | None = None
+        self._due_until = -math.inf
+        self._due_cut = -math.inf
         self._peers: dict[str, stats.Quantile] = {}
         self._peer_n: dict[str, int] = {}
         self._hst = {f: anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=64,
@@ -686,6 +695,9 @@ class BulkLookup(Detector):
                      ("access_quiet", 60.0)):
             self.__dict__.setdefault(k, v)
         self.__dict__.setdefault("_kind_n", {})  # from before the counts: ``tracked`` counts
+        self.__dict__.setdefault("_due", None)  # from before the queue: a whole pass first
+        self.__dict__.setdefault("_due_until", -math.inf)
+        self.__dict__.setdefault("_due_cut", -math.inf)
 
     # --- home countries --------------------------------------------------------------------
     def is_home(self, country: str) -> bool:
@@ -716,10 +728,18 @@ class BulkLookup(Detector):
             ent = self._ents[key] = _Entity(p.kind, self._peer_of(p), p)
             kind_n = self._kind_n
             kind_n[p.kind] = kind_n.get(p.kind, 0) + 1
+            if p.first + self.idle < self._due_cut:  # (late) may go idle before the next pass
+                heappush(self._due, (p.first + self.idle, key))  # type: ignore[arg-type]  # a cut is set with the queue
         elif p.kind != "actor" and p.kind != "key":
             ent.peer = self._peer_of(p)  # home countries are learnt as we go
         ts = p.last
-        self._roll(ent, ts)
+        if ent.cov is not None:
+            self._roll(ent, ts)
+            if ent.cov is None and ent.last + self.idle < self._due_cut:
+                # coverage ended: the entity's idle time shrank to ``idle``
+                heappush(self._due, (ent.last + self.idle, key))
+        else:
+            self._roll(ent, ts)
         ent.last = max(ent.last, ts)
         if p.sketched:
             ent.h.merge(p.distinct)
@@ -1125,14 +1145,54 @@ class BulkLookup(Detector):
     def expire(self, now: float) -> None:
         idle = self.idle
         staff_idle = max(idle, self.staff_idle)  # weekends and leave: keep staff history
-        dead = [k for k, e in self._ents.items()
-                if now - e.last > (idle * 4 if e.cov is not None else
-                                   staff_idle if e.ptype == "employee" and e.own_d.n else idle)]
+
+        def after(e: _Entity) -> float:  # how long the entity is kept idle
+            return idle * 4 if e.cov is not None else \
+                staff_idle if e.ptype == "employee" and e.own_d.n else idle
+
+        ents = self._ents
         kind_n = self._kind_n
+        paged = self.combiner.paged
+        due = self._due
+        dead: list[tuple[str, str]] = []
+        if due is None or now > self._due_until:
+            # A whole pass every ``_DUE_SPAN`` of event time: the idle entities go, and those
+            # that may go idle before the next pass are queued by last + their idle time. That
+            # time only grows (the coverage's end, which shrinks it, queues the entity again,
+            # as does a new entity with an older time), so the sweeps in between find exactly
+            # the entities a whole pass would (a second of slack for float rounding).
+            self._due_until = now + _DUE_SPAN
+            cut = self._due_cut = self._due_until + 1.0
+            due = []
+            for k, e in ents.items():
+                keep = after(e)
+                if now - e.last > keep:
+                    dead.append(k)
+                elif e.last + keep < cut:
+                    due.append((e.last + keep, k))
+            heapify(due)
+            self._due = due
+        else:
+            cut = self._due_cut
+            again = []
+            limit = now + 1.0
+            while due and due[0][0] < limit:
+                k = heappop(due)[1]
+                q = ents.get(k)
+                if q is None:
+                    continue  # evicted at the cap, or already gone
+                keep = after(q)
+                if now - q.last > keep:
+                    dead.append(k)
+                elif q.last + keep < cut:
+                    again.append((q.last + keep, k))
+            for item in again:
+                heappush(due, item)
         for k in dead:
-            del self._ents[k]
-            kind_n[k[0]] = kind_n.get(k[0], 0) - 1  # tracked() recounts if out of step
-            self.combiner.paged.discard(k)
+            if k in ents:  # (an entity queued twice)
+                del ents[k]
+                kind_n[k[0]] = kind_n.get(k[0], 0) - 1  # tracked() recounts if out of step
+                paged.discard(k)
         if self._handed:
             self._handed = {ip: t for ip, t in self._handed.items() if now - t <= idle}
 
