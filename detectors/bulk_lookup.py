@@ -110,6 +110,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +133,11 @@ _SUS = frozenset({"hosting", "vpn"})
 _NUM = re.compile(r"(\d+)$")
 _SAMPLE = 5
 _WINDOW_EXACT = 1 << 30  # a window's view stays an exact set in-process (theta on the wire)
-_REFRESH = 1800.0  # re-send a standing finding this often so the engine's episode stays open
+_NO_VIEW: dict[str, float] = {}  # no features: a view the model neither scores nor learns
+_REFRESH = 1800.0
+#: event time between two whole passes over the entities in ``expire`` (the sweeps in between
+#: read a queue of those that may go idle before the next pass)
+_DUE_SPAN = 1800.0  # re-send a standing finding this often so the engine's episode stays open
 
 # Cold-start priors per peer group: (warn, crit) distinct accounts per hour, per day, coverage.
 # 0 disables a horizon. Source groups are "<net_class>/<home|abroad>".
@@ -424,7 +429,7 @@ class Combiner:
                         lo = v
                     if hi is None or v > hi:
                         hi = v
-            d.update_many(hs)
+            d.exact = set(hs)  # a fresh counter, exact up to 2**30: what update_many would do
         sus = DistinctCounter(_WINDOW_EXACT)
         if a.sus:
             hs = []
@@ -433,9 +438,10 @@ class Combiner:
                 if h is None:
                     h = digests[s] = hash_id(s)
                 hs.append(h)
-            sus.update_many(hs)
+            sus.exact = set(hs)
         net = a.net
-        p = Partial(kind, ent, window, a.count, a.records, d, sus, a.first, a.last, list(a.eids),
+        # the accumulator is dropped after its window: its sample list moves into the view
+        p = Partial(kind, ent, window, a.count, a.records, d, sus, a.first, a.last, a.eids,
                     lo, hi, numeric, a.sources, principal_type=a.ptype,
                     n_distinct=len(a.subjects), sketched=sketch)
         if net is not None:
@@ -593,6 +599,11 @@ class BulkLookup(Detector):
         self._win_end = -math.inf
         self._ents: dict[tuple[str, str], _Entity] = {}
         self._kind_n: dict[str, int] = {}  # entities in ``_ents`` by kind (``tracked``)
+        # the entities that may go idle before the next whole pass, by a time no later than
+        # the one they go idle at (``expire``); None: the next sweep is a whole pass
+        self._due: list[tuple[float, tuple[str, str]]] | None = None
+        self._due_until = -math.inf
+        self._due_cut = -math.inf
         self._peers: dict[str, stats.Quantile] = {}
         self._peer_n: dict[str, int] = {}
         self._hst = {f: anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=64,
@@ -647,6 +658,13 @@ class BulkLookup(Detector):
         worker's verdict on their country: the scorer sees no raw traffic to learn it from)."""
         out: list[Finding] = []
         remote = self.remote_kinds
+        if not remote:  # everything is scored here (replay, a single worker)
+            observe = self.observe
+            for p in parts:
+                found = observe(p, ctx)
+                if found:
+                    out.extend(found)
+            return out
         for p in parts:
             if p.kind in remote:
                 if p.kind != "key":
@@ -677,6 +695,9 @@ class BulkLookup(Detector):
                      ("access_quiet", 60.0)):
             self.__dict__.setdefault(k, v)
         self.__dict__.setdefault("_kind_n", {})  # from before the counts: ``tracked`` counts
+        self.__dict__.setdefault("_due", None)  # from before the queue: a whole pass first
+        self.__dict__.setdefault("_due_until", -math.inf)
+        self.__dict__.setdefault("_due_cut", -math.inf)
 
     # --- home countries --------------------------------------------------------------------
     def is_home(self, country: str) -> bool:
@@ -707,17 +728,25 @@ class BulkLookup(Detector):
             ent = self._ents[key] = _Entity(p.kind, self._peer_of(p), p)
             kind_n = self._kind_n
             kind_n[p.kind] = kind_n.get(p.kind, 0) + 1
+            if p.first + self.idle < self._due_cut:  # (late) may go idle before the next pass
+                heappush(self._due, (p.first + self.idle, key))  # type: ignore[arg-type]  # a cut is set with the queue
         elif p.kind != "actor" and p.kind != "key":
             ent.peer = self._peer_of(p)  # home countries are learnt as we go
         ts = p.last
-        self._roll(ent, ts)
+        if ent.cov is not None:
+            self._roll(ent, ts)
+            if ent.cov is None and ent.last + self.idle < self._due_cut:
+                # coverage ended: the entity's idle time shrank to ``idle``
+                heappush(self._due, (ent.last + self.idle, key))
+        else:
+            self._roll(ent, ts)
         ent.last = max(ent.last, ts)
         if p.sketched:
             ent.h.merge(p.distinct)
         else:
             ent.h_cnt += p.n_distinct
-        if ent.h_sus is not None:
-            ent.h_sus.merge(p.sus)
+        if ent.h_sus is not None and (p.sus.exact is None or p.sus.exact):
+            ent.h_sus.merge(p.sus)  # (an empty subset adds nothing: most views have none)
         ent.h_rec += p.records
         if p.source_ids:
             if ent.h_srcs is None:
@@ -820,7 +849,8 @@ class BulkLookup(Detector):
         q.update(n)
         self._peer_d_n[peer] = self._peer_d_n.get(peer, 0) + 1
 
-    def _staff_day(self, ent: _Entity, prior: int) -> tuple[float, float, str]:
+    def _staff_day(self, ent: _Entity, prior: int, explain: bool = True
+                   ) -> tuple[float, float, str]:
         """(warning, critical, basis) distinct customers in a local day for a member of staff.
 
         Own history of ``staff_own_days`` unflagged days or more sets the threshold on its own,
@@ -828,19 +858,23 @@ class BulkLookup(Detector):
         quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior, raised
         by own history (two days or more); peers' 99th percentile (x1.5, at least 100) replaces
         the prior once 20 peer-days are known, so it lowers it for a quiet team and raises it
-        for a busy one."""
+        for a busy one. ``explain=False``: the basis is left empty (the scoring path reads the
+        threshold on every view of staff; the words are written only for a finding)."""
         o = ent.own_d
         if o.n >= self.staff_own_days:
             w = max(float(self.staff_day_min), o.mean + 4.0 * max(o.dev, 0.25 * o.mean, 3.0))
-            return w, 2.0 * w, f"own {o.mean:.0f}/day (n={o.n} days)"
+            return w, 2.0 * w, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
         w, basis = float(prior), "prior for staff without history"
         peer = self._peer_day(ent)
         if self._peer_d_n.get(peer, 0) >= 20:
             v = self._peers_d[peer].get()
             if v is not None:
-                w, basis = max(100.0, 1.5 * float(v)), f"{peer} peers p99 {float(v):.0f}/day"
-        if o.n >= 2 and o.high(4.0) > w:
-            w, basis = o.high(4.0), f"own {o.mean:.0f}/day (n={o.n} days)"
+                w = max(100.0, 1.5 * float(v))
+                basis = f"{peer} peers p99 {float(v):.0f}/day" if explain else ""
+        if o.n >= 2:
+            hi = o.high(4.0)
+            if hi > w:
+                w, basis = hi, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
         return w, 2.0 * w, basis
 
     def _peer_high(self, peer: str) -> float | None:
@@ -864,19 +898,16 @@ class BulkLookup(Detector):
     def _score(self, ent: _Entity, p: Partial, ctx: Context) -> list[Finding]:
         ts = p.last
         frac_h = (ts % HOUR) / HOUR
-        frac_d = (ts % DAY) / DAY
         h_now = ent.h.estimate()
         dh = h_now + ent.h_cnt + ent.h_prev * (1.0 - frac_h)
         d_closed = ent.d.estimate() if ent.d is not None else 0.0
         today = d_closed + h_now + ent.d_cnt + ent.h_cnt  # an upper bound until made exact
         today_exact = ent.d is None or not h_now
-        sus_h = (ent.h_sus.estimate() if ent.h_sus is not None else 0.0) + \
-            ent.h_sus_prev * (1.0 - frac_h)
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
         wh, ch, wd, cd, wc, cc = self._priors(ent)
         staff = ent.kind == "actor" and ent.ptype == "employee"
         if staff:  # local days on their own steady volume (issue 14 item 4)
-            sw, sc, s_basis = self._staff_day(ent, wd)
+            sw, sc, _ = self._staff_day(ent, wd, explain=False)
             wd_fast = sw
         else:
             wd_fast = wd
@@ -893,6 +924,9 @@ class BulkLookup(Detector):
                 rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
                 if rp is None or rec_h < rp[0] / 2:
                     return []
+        frac_d = (ts % DAY) / DAY
+        sus_h = (ent.h_sus.estimate() if ent.h_sus is not None else 0.0) + \
+            ent.h_sus_prev * (1.0 - frac_h)
         if not today_exact and wd and today >= wd_fast:
             lower = max(d_closed, h_now) + ent.d_cnt + ent.h_cnt
             if lower >= 4 * cd:  # far past any day threshold: spare the sketch union
@@ -967,16 +1001,16 @@ class BulkLookup(Detector):
             rank = max(r for r, _ in reasons)
         # The shared model on the window view: scored always, learnt only when nothing flagged.
         fam = "key" if ent.kind == "key" else "actor" if ent.kind == "actor" else "source"
-        x = {
-            "h": min(1.0, math.log1p(dh) / math.log1p(1e5)),
-            "w": min(1.0, math.log1p(p.n_distinct) / math.log1p(1e4)),
-            "s": (sus_h / dh) if dh else 0.0,
-            "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
-        }
         model = self._hst[fam]
         # Single households teach the model nothing; internal services have their own rule.
         use = p.n_distinct >= 3 and not private_service
         warm = use and self._hst_n[fam] >= self.hst_min_learned
+        x = {  # the features, for the model only
+            "h": min(1.0, math.log1p(dh) / math.log1p(1e5)),
+            "w": min(1.0, math.log1p(p.n_distinct) / math.log1p(1e4)),
+            "s": (sus_h / dh) if dh else 0.0,
+            "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
+        } if use else _NO_VIEW
         hst = float(model.score_one(x)) if warm else 0.0
         if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0 and not private_service:
             reasons.append((1, "model"))
@@ -1010,7 +1044,7 @@ class BulkLookup(Detector):
                 0.0 if staff else ent.d_prev * (1.0 - frac_d))
         return [self._finding(ent, p, sev, dh, dd, sus_h, rec_h, cov, density, hst,
                               lim, own_hi, peer_q, reasons, ctx,
-                              s_basis if staff else "")]
+                              self._staff_day(ent, wd)[2] if staff else "")]
 
     # --- explanation -----------------------------------------------------------------------
     def _finding(self, ent: _Entity, p: Partial, sev: str, dh: float, dd: float, sus_h: float,
@@ -1111,14 +1145,54 @@ class BulkLookup(Detector):
     def expire(self, now: float) -> None:
         idle = self.idle
         staff_idle = max(idle, self.staff_idle)  # weekends and leave: keep staff history
-        dead = [k for k, e in self._ents.items()
-                if now - e.last > (idle * 4 if e.cov is not None else
-                                   staff_idle if e.ptype == "employee" and e.own_d.n else idle)]
+
+        def after(e: _Entity) -> float:  # how long the entity is kept idle
+            return idle * 4 if e.cov is not None else \
+                staff_idle if e.ptype == "employee" and e.own_d.n else idle
+
+        ents = self._ents
         kind_n = self._kind_n
+        paged = self.combiner.paged
+        due = self._due
+        dead: list[tuple[str, str]] = []
+        if due is None or now > self._due_until:
+            # A whole pass every ``_DUE_SPAN`` of event time: the idle entities go, and those
+            # that may go idle before the next pass are queued by last + their idle time. That
+            # time only grows (the coverage's end, which shrinks it, queues the entity again,
+            # as does a new entity with an older time), so the sweeps in between find exactly
+            # the entities a whole pass would (a second of slack for float rounding).
+            self._due_until = now + _DUE_SPAN
+            cut = self._due_cut = self._due_until + 1.0
+            due = []
+            for k, e in ents.items():
+                keep = after(e)
+                if now - e.last > keep:
+                    dead.append(k)
+                elif e.last + keep < cut:
+                    due.append((e.last + keep, k))
+            heapify(due)
+            self._due = due
+        else:
+            cut = self._due_cut
+            again = []
+            limit = now + 1.0
+            while due and due[0][0] < limit:
+                k = heappop(due)[1]
+                q = ents.get(k)
+                if q is None:
+                    continue  # evicted at the cap, or already gone
+                keep = after(q)
+                if now - q.last > keep:
+                    dead.append(k)
+                elif q.last + keep < cut:
+                    again.append((q.last + keep, k))
+            for item in again:
+                heappush(due, item)
         for k in dead:
-            del self._ents[k]
-            kind_n[k[0]] = kind_n.get(k[0], 0) - 1  # tracked() recounts if out of step
-            self.combiner.paged.discard(k)
+            if k in ents:  # (an entity queued twice)
+                del ents[k]
+                kind_n[k[0]] = kind_n.get(k[0], 0) - 1  # tracked() recounts if out of step
+                paged.discard(k)
         if self._handed:
             self._handed = {ip: t for ip, t in self._handed.items() if now - t <= idle}
 

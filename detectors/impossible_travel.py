@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from heapq import heapify, heappop, heappush
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,10 @@ class _Where:
 
 
 
+#: sweeps between two whole passes over the accounts (``ImpossibleTravel.expire``)
+_PASSES = 6
+
+
 def _where_ts(w: _Where) -> float:
     return w.ts
 
@@ -186,6 +191,11 @@ class ImpossibleTravel(Detector):
         self._memo: dict[str, int] = {}  # raw id -> its hash; transient (memo_ttl), saves ~2 µs
         self._next_sweep = 0.0
         self._memo_until = 0.0
+        # transient (never in a checkpoint): the accounts that may go idle before the next
+        # whole pass over ``_last``, by their time (``expire``)
+        self._due: list[tuple[float, int]] | None = None
+        self._due_until = -math.inf
+        self._due_cut = -math.inf
         self.home_country = home_country
         self._countries: dict[str, int] = {}  # country where accounts were first seen -> count
         self._home: str | None = None  # the most common of them
@@ -195,6 +205,7 @@ class ImpossibleTravel(Detector):
         state.setdefault("_countries", {})
         state.setdefault("_home", None)
         self.__dict__.update(state)
+        self._due, self._due_until, self._due_cut = None, -math.inf, -math.inf  # a whole pass
 
     def home(self) -> str | None:
         return self.home_country or self._home
@@ -209,6 +220,8 @@ class ImpossibleTravel(Detector):
         """Checkpoints keep hashed state only: the raw-id memo is left out."""
         state = self.__dict__.copy()
         state["_memo"] = {}
+        for k in ("_due", "_due_until", "_due_cut"):  # rebuilt by the next whole pass
+            state.pop(k, None)
         return state
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
@@ -233,6 +246,8 @@ class ImpossibleTravel(Detector):
             self._learn_country(net.country)
             self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                                    e.session_id)
+            if e.ts < self._due_cut:  # (late) may go idle before the next whole pass
+                heappush(self._due, (e.ts, h))  # type: ignore[arg-type]  # a cut is set with the queue
             return []
         if w.country != net.country and net.country == self.home() and mobile_carrier(net):
             return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
@@ -307,9 +322,43 @@ class ImpossibleTravel(Detector):
             self._memo_until = now + self.memo_ttl
         if now < self._next_sweep:  # sweep the accounts ~24 times per ttl, not every call
             return
-        self._next_sweep = now + max(300.0, self.ttl / 24)
-        for h in [h for h, w in self._last.items() if now - w.ts > self.ttl]:
-            del self._last[h]
+        step = max(300.0, self.ttl / 24)
+        self._next_sweep = now + step
+        last, ttl = self._last, self.ttl
+        due = self._due
+        if due is None or now > self._due_until:
+            # A whole pass every _PASSES sweeps: the accounts idle past ``ttl`` go, and those
+            # that may go before the next whole pass are queued by their time. An account's
+            # time only grows, and one added later with an older time is queued then, so the
+            # sweeps in between find exactly the accounts a whole pass would (a second of
+            # slack in the cut for float rounding); they read the queue's head only.
+            self._due_until = now + _PASSES * step
+            cut = self._due_cut = self._due_until - ttl + 1.0
+            dead: list[int] = []
+            due = []
+            for h, w in last.items():
+                if now - w.ts > ttl:
+                    dead.append(h)
+                elif w.ts < cut:
+                    due.append((w.ts, h))
+            for h in dead:
+                del last[h]
+            heapify(due)
+            self._due = due
+            return
+        cut = self._due_cut
+        again = []
+        while due and now - due[0][0] > ttl:
+            h = heappop(due)[1]
+            q = last.get(h)
+            if q is None:
+                continue  # evicted at the cap
+            if now - q.ts > ttl:
+                del last[h]
+            elif q.ts < cut:  # seen since it was queued, still before the cut
+                again.append((q.ts, h))
+        for item in again:
+            heappush(due, item)
 
     def shed(self, cap: int) -> int:
         if len(self._memo) > self.memo_max:

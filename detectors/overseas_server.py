@@ -316,13 +316,15 @@ class OverseasServer(Detector):
         peer = self._peer(ptype)
         prob = peer.prob(cls, abroad)
         surprise = -math.log10(max(prob, 1e-9))
-        river_score = peer.scorer.score_one(None, surprise)
+        # the model's score only goes into a finding: read it for flagged places alone (the
+        # scorer is not changed by reading it; most new places are not flagged)
         known_elsewhere = p.n - 1 >= self.mature_uses and bool(p.places)
         findings: list[Finding] = []
         flagged = False
         if ptype == "customer":
             if cls == "hosting" and abroad and prob < self.rare_p:
                 flagged = True
+                river_score = peer.scorer.score_one(None, surprise)
                 # A request at a place the account never logged in from, or a login there by
                 # an account with a history elsewhere, counts against the source. A first
                 # login of an account new to us is how VPN users look: it marks a shared exit;
@@ -339,6 +341,7 @@ class OverseasServer(Detector):
                                               river_score, ctx))
         elif prob < self.staff_rare_p:
             flagged = True
+            river_score = peer.scorer.score_one(None, surprise)
             findings.append(self._account_finding(e, pid, ptype, p, prob, "warning", river_score,
                                                   ctx))
         # Learn the place for the identity (so it is judged once), and for the peer group only
@@ -403,6 +406,9 @@ class OverseasServer(Detector):
                 drop = min(places, key=places.__getitem__)
             del places[drop]
         places[key] = 1
+        if len(places) == 1:  # a first place (most identities): it is the home
+            p.home = country
+            return
         by_country: dict[str, int] = {}
         for (cc, _), n in places.items():
             by_country[cc] = by_country.get(cc, 0) + n

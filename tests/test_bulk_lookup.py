@@ -460,3 +460,87 @@ def test_a_window_waits_for_access_at_most_access_quiet_past_its_end() -> None:
         eng2.process_obj(e)
     eng2.advance(T0 + 61)
     assert det2.combiner.start is None
+
+
+def test_sweeps_between_whole_passes_expire_exactly_what_a_whole_pass_would() -> None:
+    # issue 14 (speed): between two whole passes over the entities, ``expire`` reads only the
+    # queue of those that may go idle before the next pass. Entities whose coverage ends (their
+    # idle time shrinks), new entities with older times (late views), staff kept longer: at
+    # every sweep the entities that remain must be exactly those a whole pass would keep.
+    from simulation import SimConfig, iter_events
+
+    rng = random.Random(14)
+    eng = engine(idle=3600.0, coverage_days=0.05, staff_idle_days=0.1)
+    det = eng.detectors["bulk_lookup"]
+    assert isinstance(det, BulkLookup)
+    inner = det.expire
+    swept = {"queue": 0, "whole": 0, "queue_removed": 0}
+    wrong: list[float] = []
+
+    def after(e: Any) -> float:
+        return det.idle * 4 if e.cov is not None else \
+            max(det.idle, det.staff_idle) if e.ptype == "employee" and e.own_d.n else det.idle
+
+    def checked(now: float) -> None:
+        before = dict(det._ents)
+        whole = det._due is None or now > det._due_until
+        inner(now)
+        if set(det._ents) != {k for k, e in before.items() if not now - e.last > after(e)}:
+            wrong.append(now)
+        swept["whole" if whole else "queue"] += 1
+        if not whole:
+            swept["queue_removed"] += len(before) - len(det._ents)
+
+    det.expire = checked  # type: ignore[method-assign]
+    cfg = SimConfig(seed=5, customers=400, hours=10.0, employees=6, services=2,
+                    attacks=("coupang", "insider"))
+    # a sixth of the events 20-60 min late: views with older times than the engine's clock
+    late = []
+    for i, e in enumerate(iter_events(cfg)):
+        t = decode_obj(e).ts  # type: ignore[union-attr]  # the simulator's events decode
+        late.append((t if rng.random() < 0.83 else t + rng.uniform(1200, 3600), i, e))
+    for _, _, e in sorted(late, key=lambda x: (x[0], x[1])):
+        eng.process_obj(e)
+    assert wrong == [] and not eng.internal_errors
+    assert swept["whole"] >= 5 and swept["queue"] >= 3 * swept["whole"]
+    assert swept["queue_removed"] > 20  # the queue did expire entities, not only the passes
+
+
+def test_the_expiry_queue_takes_late_views_and_entities_seen_again() -> None:
+    # the two cases of the queue that only late data reaches: an entity new since the last
+    # whole pass with an old time, and a queued entity seen again (late) that is still to go
+    # idle before the next pass
+    eng = engine(idle=3600.0)
+    det = eng.detectors["bulk_lookup"]
+    assert isinstance(det, BulkLookup)
+
+    def view(who: str, t: float) -> None:
+        det.observe(Partial("actor", who, t, count=1, first=T0 + t, last=T0 + t,
+                            principal_type="employee", n_distinct=1), eng.ctx)
+
+    view("e-recent", 9000)
+    view("e-again", 6500)
+    det.expire(T0 + 10000)  # a whole pass: nothing idle for an hour yet
+    assert det._due_until > T0 + 10700 and {w for _, w in det._ents} == {"e-recent", "e-again"}
+    view("e-late", 7000)  # new, with an old time
+    view("e-again", 6800)  # queued at the pass, seen again (late)
+    det.expire(T0 + 10200)
+    assert {w for _, w in det._ents} == {"e-recent", "e-again", "e-late"}
+    det.expire(T0 + 10700)  # e-late idle 3,700 s, e-again 3,900 s: both go, as a whole pass
+    assert {w for _, w in det._ents} == {"e-recent"}
+
+
+def test_a_state_from_before_the_expiry_queue_restores_and_expires() -> None:
+    eng = engine(idle=3600.0)
+    det = eng.detectors["bulk_lookup"]
+    det.observe(Partial("actor", "e-1", 0.0, count=1, first=T0, last=T0,
+                        principal_type="employee", n_distinct=1), eng.ctx)
+    state = dict(det.__dict__)
+    for k in ("_due", "_due_until", "_due_cut"):  # the shape of an older checkpoint
+        del state[k]
+    back = BulkLookup.__new__(BulkLookup)
+    back.__setstate__(state)
+    back.expire(T0 + 1800)
+    assert len(back._ents) == 1 and back._due is not None  # a whole pass built the queue
+    back.expire(T0 + 3700)
+    assert back._ents == {} and back.tracked() == {}

@@ -222,3 +222,44 @@ def test_a_refresh_token_renewal_abroad_is_info_and_a_password_login_still_warns
     assert [a["severity"] for a in login(f, 3 * 3600, "c-2", US, "password")] == ["warning"]
     f.login(0, "c-3", KR, sid="s-stolen")
     assert [a["severity"] for a in f.access(20 * 60, "c-3", US, "s-stolen")] == ["critical"]
+
+
+def test_sweeps_between_whole_passes_expire_exactly_what_a_whole_pass_would() -> None:
+    # issue 14 (speed): the sweeps between two whole passes over the accounts read only the
+    # queue of those that may go idle before the next pass. Late events add accounts with old
+    # times after a pass; accounts seen again leave the queue's order. At every sweep the
+    # accounts that remain must be exactly those a scan of the whole table would keep.
+    import random
+
+    rng = random.Random(14)
+    f = Feed(ttl=6 * 3600.0)  # sweeps every 15 min (the 300 s floor is below ttl / 24)
+    det = f.eng.detectors["impossible_travel"]
+    assert isinstance(det, ImpossibleTravel)
+    inner = det.expire
+    swept = {"queue": 0, "whole": 0, "queue_removed": 0}
+    wrong: list[float] = []  # sweeps that kept or dropped other accounts than a whole pass
+
+    def checked(now: float) -> None:
+        before = dict(det._last)
+        sweep = now >= det._next_sweep
+        whole = det._due is None or now > det._due_until
+        inner(now)
+        if set(det._last) != {h for h, w in before.items()
+                              if not (sweep and now - w.ts > det.ttl)}:
+            wrong.append(now)
+        if sweep:
+            swept["whole" if whole else "queue"] += 1
+            if not whole:
+                swept["queue_removed"] += len(before) - len(det._last)
+
+    det.expire = checked  # type: ignore[method-assign]
+    t = 0.0
+    for _ in range(4000):
+        t += rng.expovariate(1 / 90.0)  # four days of event time
+        # a quarter of the events hours late: accounts seen again after they were queued
+        when = t - rng.uniform(3 * 3600, 6 * 3600) if rng.random() < 0.25 else t
+        acct = f"c-{rng.randrange(300)}" if rng.random() < 0.7 else f"n-{rng.randrange(10**6)}"
+        f.login(when, acct, KR)
+    assert wrong == [] and not f.eng.internal_errors
+    assert swept["whole"] >= 3 and swept["queue"] >= 3 * swept["whole"]
+    assert swept["queue_removed"] > 50  # the queue did expire accounts, not only the passes
