@@ -640,8 +640,9 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
     ``ascii``: whether ``line`` is (bytes: then valid UTF-8 was checked by the caller).
     """
     k: str | None = kind or ev.kind  # the wire form, as v below
-    if k is None:
-        k = kind_by_fields(ev.outcome, ev.subject_id, ev.change)
+    if k is None:  # kind_by_fields, written out (a call less per event; tested equal)
+        k = (LOGIN if ev.outcome is not None else ACCESS if ev.subject_id is not None
+             else IDENTITY if ev.change is not None else None)
         if k is None:
             return None
     elif k not in KINDS:
@@ -651,7 +652,7 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
     v: Any = ev.ts  # the wire form (_Time | None), as msgspec checked it
     if v is None:
         return None
-    ts = _time_of(v)
+    ts = v if type(v) is float else _time_of(v)  # a float as is: the bounds reject inf, NaN
     if ts is None or not policy.ts_min <= ts < policy.ts_max or ts > latest:  # NaN fails too
         return None
     if k != IDENTITY:

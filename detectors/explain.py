@@ -70,6 +70,35 @@ class EntityLog:
         self.hours_max = hours_max
         self.recs: dict[tuple[str, str], _Rec] = {}
         self.n_alerts = 0  # alerts kept over all records (what the byte budget counts)
+        #: the ids of ``recs``' keys (those of kind ``asn`` in ``_asns``), and maybe of some
+        #: evicted since (supersets, rebuilt when they hold twice as many): lets
+        #: ``note_event`` pass over an event that names no kept entity with set look-ups of
+        #: its ids, not a (kind, id) tuple per field. Transient: rebuilt from ``recs`` on
+        #: restore (issue 14, speed).
+        self._ids: set[str] = set()
+        self._asns: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_ids", None)
+        state.pop("_asns", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._index()
+
+    def _index(self) -> None:
+        self._ids = {i for k, i in self.recs if k != "asn"}
+        self._asns = {i for k, i in self.recs if k == "asn"}
+
+    def _add(self, key: tuple[str, str], t: float) -> _Rec:
+        """A new record under ``key`` (its id noted in ``_ids`` or ``_asns``)."""
+        rec = self.recs[key] = _Rec(t)
+        if len(self._ids) + len(self._asns) >= 2 * len(self.recs) + 1024:  # evicted ids
+            self._index()  # pile up: start again
+        (self._asns if key[0] == "asn" else self._ids).add(key[1])
+        return rec
 
     def record(self, kind: str, ident: str) -> _Rec | None:
         return self.recs.get((kind, ident))
@@ -82,7 +111,7 @@ class EntityLog:
             return
         rec = self.recs.get(key)  # type: ignore[arg-type]  # both parts are str (checked above)
         if rec is None:
-            rec = self.recs[key] = _Rec(t)  # type: ignore[index]  # as above
+            rec = self._add(key, t)  # type: ignore[arg-type]  # as above
         rec.first = min(rec.first, t)
         rec.last = max(rec.last, t)
         kept = compact_alert(alert, t)
@@ -102,7 +131,7 @@ class EntityLog:
         """Count the activity of ``(kind, ident)`` from now on without an alert of its own
         here (a worker: another engine of the same worker raised the alert)."""
         if (kind, ident) not in self.recs:
-            self.recs[(kind, ident)] = _Rec(t)
+            self._add((kind, ident), t)
 
     def _hour(self, rec: _Rec, t: float) -> list[int]:
         h = int(t // HOUR)
@@ -116,8 +145,14 @@ class EntityLog:
 
     def note_event(self, e: Any) -> None:
         """Count event ``e`` (a decoded login or access) for each kept entity it names."""
-        recs = self.recs
+        ids = self._ids
         net = e.net
+        if (e.actor_id not in ids and e.account_id not in ids and e.src_ip not in ids
+                and e.key_id not in ids and e.session_id not in ids and (
+                    net is None or net.subnet not in ids and (
+                        not self._asns or net.asn_key not in self._asns))):
+            return  # None is never in ``ids``
+        recs = self.recs
         for key in (("actor", e.actor_id), ("account", e.account_id), ("src_ip", e.src_ip),
                     ("key", e.key_id), ("session", e.session_id),
                     ("subnet", net.subnet if net is not None else None),

@@ -88,3 +88,29 @@ def test_the_runtime_keys_each_input_topic_by_the_shared_key_field(tmp_path: Any
                              state_keys=("test-state-key-0123456789",))).accesswatch
     assert rt.key_field == {rt.names.logins: E.KEY_FIELDS["login"][0],
                             rt.names.access: E.KEY_FIELDS["access"][0]}
+
+
+@pytest.mark.parametrize("outcome", [None, "absent", "failure"])
+@pytest.mark.parametrize("subject", [None, "absent", "c-2"])
+@pytest.mark.parametrize("change", [None, "absent", "key_revoked"])
+@pytest.mark.parametrize("ts", [TS, 1750734765.0, 1750734765])
+def test_the_decoders_fast_path_tells_the_kind_as_kind_by_fields(
+        outcome: Any, subject: Any, change: Any, ts: Any) -> None:
+    """The fast path's written-out copy of :func:`kind_by_fields` (issue 14, speed) and its
+    float-time shortcut decide as the reference path does, for every mix of the three
+    fields present, null or absent, on a line that carries every kind's other fields."""
+    obj: dict[str, Any] = {**LOGIN, **ACCESS, **IDENTITY, "event_id": "e", "ts": ts}
+    for name, v in (("outcome", outcome), ("subject_id", subject), ("change", change)):
+        if v == "absent":
+            del obj[name]
+        else:
+            obj[name] = v
+    fast, ref = E.decode(orjson.dumps(obj)), E.decode_obj(obj)
+    assert type(fast) is type(ref)
+    want = E.kind_by_fields(obj.get("outcome"), obj.get("subject_id"), obj.get("change"))
+    if isinstance(ref, E.Event):
+        assert (fast.kind, fast.ts) == (ref.kind, ref.ts) == (want, float(ts) if not  # type: ignore[union-attr]  # an Event, as ref
+                                                              isinstance(ts, str) else ref.ts)
+        assert E.content_key(fast) == E.content_key(ref)  # type: ignore[arg-type]  # as above
+    else:
+        assert fast == ref

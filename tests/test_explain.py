@@ -326,3 +326,70 @@ def test_unusual_hour_describes_a_principal_against_its_hours_and_peers() -> Non
     assert line["observed"] < line["rare_below"]  # the hour it was paged for was a rare one
     assert line["hour_local"] not in line["own_hours"] and line["own_slots"] > 0  # not its hours
     assert night["alert_id"] in {a["alert_id"] for a in view["alerts"]}
+
+
+T0 = 1_750_000_000.0  # an event time inside the accepted years
+
+
+def _hours_counted(log: EntityLog, kind: str, ident: str) -> int:
+    rec = log.record(kind, ident)
+    assert rec is not None
+    return sum(v[0] for v in rec.hours.values())
+
+
+def test_activity_of_kept_entities_is_counted_by_every_id_after_evictions_and_a_restore(
+        ) -> None:
+    """``note_event``'s quick pass over events that name no kept entity (issue 14, speed)
+    misses none that do: each kind of id, an AS, an entity kept again after its eviction,
+    and after a restore from the checkpoint format (where the quick index is rebuilt)."""
+    from detectors.events import decode
+    from detectors.geo import NetInfo
+
+    log = EntityLog()
+    kept = [("actor", "c-1"), ("src_ip", "1.2.3.4"), ("key", "k-1"), ("session", "s-1"),
+            ("subnet", "5.6.7.0/24"), ("asn", "AS64500"), ("account", "c-9")]
+    for i, (kind, ident) in enumerate(kept):
+        log.note_alert(alert(f"a{i}", 0.0, kind=kind, ident=ident), 0.0)
+
+    def event(net: NetInfo | None = None, **over: Any) -> Any:
+        e = decode(orjson.dumps({"event_id": "x", "ts": T0, "actor_id": "c-2",
+                                 "subject_id": "c-2", "resource": "r", "src_ip": "9.9.9.9",
+                                 **over}))
+        e.net = net or NetInfo("KR", 64501, "", "isp", "9.9.9.0/24", 4)
+        return e
+
+    def count(lg: EntityLog) -> dict[tuple[str, str], int]:
+        return {k: _hours_counted(lg, *k) for k in kept}
+
+    log.note_event(event())  # names none of them
+    assert set(count(log).values()) == {0}
+    for ev in (event(actor_id="c-1"), event(src_ip="1.2.3.4"), event(key_id="k-1"),
+               event(session_id="s-1")):
+        log.note_event(ev)
+    log.note_event(event(NetInfo("KR", None, "", "isp", "5.6.7.0/24", 4)))
+    log.note_event(event(NetInfo("KR", 64500, "", "isp", "9.9.9.0/24", 4)))
+    login = decode(orjson.dumps({"event_id": "l", "ts": T0, "account_id": "c-9",
+                                 "outcome": "failure", "src_ip": "9.9.9.9"}))
+    log.note_event(login)
+    assert count(log) == dict.fromkeys(kept, 1)
+
+    assert log.shed(3) > 0 and len(log.recs) <= 3  # the least recently seen go; then back
+    for i, k in enumerate(kept):
+        if log.record(*k) is None:
+            log.note_alert(alert(f"b{i}", 7200.0, kind=k[0], ident=k[1]), 7200.0)
+    restored = S.decode(S.encode(log))
+    for lg in (log, restored):
+        before = count(lg)
+        lg.note_event(event(actor_id="c-1", key_id="k-1"))
+        after = count(lg)
+        assert {k for k in kept if after[k] != before[k]} == {("actor", "c-1"), ("key", "k-1")}
+
+
+def test_the_quick_index_of_kept_ids_stays_bounded_under_evictions() -> None:
+    """Evicted ids do not pile up in the quick index: it is rebuilt from the records."""
+    log = EntityLog()
+    for i in range(20_000):
+        log.note_alert(alert(f"a{i}", float(i), ident=f"10.0.{i // 256}.{i % 256}"), float(i))
+        log.shed(10)
+    assert len(log.recs) <= 11
+    assert len(log._ids) <= 2 * len(log.recs) + 1024
