@@ -43,7 +43,9 @@ from streams.replay import InputError
 DEMO_CUSTOMERS = 2000
 DEMO_HOURS = 3.0
 QUIET_SECONDS = 4.0  # no new alert for this long after the worker took every event: done
-DEMO_TIMEOUT = 100.0  # the demo always ends (not with --follow)
+#: the demo always ends (not with --follow): after this long without progress (no event
+#: produced or taken, no alert); a long file takes as long as the worker needs
+DEMO_TIMEOUT = 100.0
 
 
 # ---------------------------------------------------------------------- scenario
@@ -362,6 +364,8 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
     first_hit_at: float | None = None
     taken = 0.0
     all_taken_at: float | None = None
+    progress: tuple[Any, ...] = ()
+    progress_at = t0
     while True:
         for a in reader.new():
             if args.json:
@@ -383,8 +387,14 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
             # quiet since the last alert and since the worker took every event: the timers
             # its idle flush fires come after the last event (an alert-free start is not quiet)
             quiet = time.monotonic() - max(reader.last_at, all_taken_at or math.inf)
-            if (taken >= state["sent"] and quiet >= QUIET_SECONDS and _findings_done(worker)) \
-                    or time.monotonic() - t0 > DEMO_TIMEOUT:
+            if taken >= state["sent"] and quiet >= QUIET_SECONDS and _findings_done(worker):
+                break
+        if not args.follow:
+            now = (state["sent"], taken, len(reader.alerts))
+            if now != progress:
+                progress, progress_at = now, time.monotonic()
+            elif time.monotonic() - progress_at > DEMO_TIMEOUT:
+                say(f"no progress for {DEMO_TIMEOUT:.0f}s: stopping")
                 break
         time.sleep(0.3)
     if state["error"]:
@@ -396,9 +406,11 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
 
 def _findings_done(worker: WorkerProcess) -> bool:
     """With several partitions: every finding sent to the episode builders taken and made
-    into alerts, and no login held by a burst engine (``streams.episodes``; the metrics are absent with one partition: 0, done)."""
+    into alerts, no login held by a burst engine and no window view by a bulk_lookup scorer
+    (``streams.episodes``; the metrics are absent with one partition: 0, done)."""
     return (worker.metric("accesswatch_findings_held") == 0
             and worker.metric("accesswatch_burst_logins_held") == 0
+            and worker.metric("accesswatch_partials_held") == 0
             and worker.metric("accesswatch_findings_taken_total")
             >= worker.metric("accesswatch_findings_sent_total"))
 
