@@ -271,6 +271,14 @@ def run(args: argparse.Namespace) -> int:
             for var in ENV.values():
                 worker.env.pop(var, None)
                 worker.env.pop(f"{var}_FILE", None)
+        preloaded = None
+        if args.events:
+            # a file's end is known: all of it is in the broker before the worker reads, so
+            # no input partition runs dry mid-file while the producer is behind (its time
+            # would move on the wall clock and its idle flush fire every timer, as at the end
+            # of its input: docs/contract.md, "Keying and partitioning")
+            say(f"producing {len(scn.lines):,} events ({scn.name}) ...")
+            preloaded = _produce(scn, bootstrap, names, security, set())
         say(f"broker {url}; starting a worker ...")
         worker.start()
         reader = AlertReader(bootstrap, names.alerts, security).start()
@@ -283,8 +291,9 @@ def run(args: argparse.Namespace) -> int:
                     f"on-call receiver: {chain.receiver.url}/received "
                     f"(bearer token in {chain.receiver_token_file})")
             say(f"alerts topic: {names.alerts} on {url}")
-            say(f"playing {len(scn.lines):,} events ({scn.name})")
-            rc = _play(args, scn, bootstrap, names, worker, reader, say, security)
+            if preloaded is None:
+                say(f"playing {len(scn.lines):,} events ({scn.name})")
+            rc = _play(args, scn, bootstrap, names, worker, reader, say, security, preloaded)
             if chain is not None:
                 if any(a.get("severity") == "critical" for a in reader.alerts):
                     chain.wait_for_page(30.0)
@@ -326,39 +335,50 @@ def _start_chain(mode: str, say: Any) -> Any:
     return chain
 
 
-def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,
-          worker: WorkerProcess, reader: AlertReader, say: Any, security: Any = None) -> int:
+def _produce(scn: Scenario, bootstrap: list[str], names: Any, security: Any,
+             attack: set[str], state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Produce the scenario's events in file order; ``state``: sent so far, when the first
+    attack event was delivered, done, the error that stopped it (never raised)."""
     from streams.produce import Producer
 
-    attack = _attack_ids(scn.truth)
-    state: dict[str, Any] = {"sent": 0, "attack_at": None, "done": False, "error": None}
-
-    def produce() -> None:
-        try:
-            with Producer(bootstrap, topics=names, security=security) as prod:
-                chunk: list[bytes] = []
-                for line in scn.lines:
-                    chunk.append(line)
-                    if state["attack_at"] is None and attack and _is_attack(line, attack):
-                        prod.send_lines(chunk)
-                        chunk = []
-                        prod._producer.flush()  # noqa: SLF001 - time the attack from delivery
-                        state["attack_at"] = time.monotonic()
-                    elif len(chunk) >= 500:
-                        prod.send_lines(chunk)
-                        chunk = []
-                    state["sent"] = prod.stats.total_sent
-                if chunk:
+    if state is None:
+        state = {"sent": 0, "attack_at": None, "done": False, "error": None}
+    try:
+        with Producer(bootstrap, topics=names, security=security) as prod:
+            chunk: list[bytes] = []
+            for line in scn.lines:
+                chunk.append(line)
+                if state["attack_at"] is None and attack and _is_attack(line, attack):
                     prod.send_lines(chunk)
-                stats = prod.close()
-                state["sent"] = stats.total_sent
-        except Exception as e:  # shown in the summary, never a traceback
-            state["error"] = f"{type(e).__name__}: {e}"
-        finally:
-            state["done"] = True
+                    chunk = []
+                    prod._producer.flush()  # noqa: SLF001 - time the attack from delivery
+                    state["attack_at"] = time.monotonic()
+                elif len(chunk) >= 500:
+                    prod.send_lines(chunk)
+                    chunk = []
+                state["sent"] = prod.stats.total_sent
+            if chunk:
+                prod.send_lines(chunk)
+            stats = prod.close()
+            state["sent"] = stats.total_sent
+    except Exception as e:  # shown in the summary, never a traceback
+        state["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        state["done"] = True
+    return state
 
-    t = threading.Thread(target=produce, name="demo-producer", daemon=True)
-    t.start()
+
+def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,
+          worker: WorkerProcess, reader: AlertReader, say: Any, security: Any = None,
+          preloaded: dict[str, Any] | None = None) -> int:
+    attack = _attack_ids(scn.truth)
+    if preloaded is not None:  # produced before the worker started (a file)
+        state = preloaded
+    else:
+        state = {"sent": 0, "attack_at": None, "done": False, "error": None}
+        t = threading.Thread(target=_produce, args=(scn, bootstrap, names, security, attack,
+                                                    state), name="demo-producer", daemon=True)
+        t.start()
     t0 = time.monotonic()
     first_hit: dict[str, Any] | None = None
     first_hit_at: float | None = None
