@@ -260,3 +260,21 @@ def test_bulk_lookup_views_are_scored_in_engine_time_order_across_partitions():
     assert pages(run_split(ev, 4, dets, skew=True)) == together
     as_they_came = pages(run_split(ev, 4, dets, skew=True, views_in_order=False))
     assert not {i for i, _, _ in as_they_came} & {i for i, _, _ in together}
+
+
+def test_spread_access_observations_name_the_customer_by_digest_only(spread_day):
+    """What crosses the findings topic for spread_access: the customer read as a salted
+    digest, never the customer's or the actor's id."""
+    eng = Engine(EngineConfig(detectors=("spread_access",), relay_kinds=RELAY_KINDS))
+    sent = 0
+    for obj in spread_day:
+        eng.process_obj(obj)
+        if not eng.has_findings():
+            continue
+        for m in eng.drain_findings():
+            data = m["finding"]["extra"]["observation"]
+            assert isinstance(data["subject"], int)
+            raw = orjson.dumps(m).decode()
+            assert f'"{obj["subject_id"]}"' not in raw and f'"{obj["actor_id"]}"' not in raw
+            sent += 1
+    assert sent > 0
