@@ -46,6 +46,7 @@ QUIET_SECONDS = 4.0  # no new alert for this long after the worker took every ev
 #: the demo always ends (not with --follow): after this long without progress (no event
 #: produced or taken, no alert); a long file takes as long as the worker needs
 DEMO_TIMEOUT = 100.0
+FILE_MERGE_WAIT = 600.0  # --events: how long one topic waits for the other (s; default 60)
 
 
 # ---------------------------------------------------------------------- scenario
@@ -260,17 +261,6 @@ def run(args: argparse.Namespace) -> int:
                      or getattr(settings, SETTINGS_FIELDS[name]) for name in FLAGS}
             extra += [a for name, flag in FLAGS.items() if given[name]
                       for a in (flag, given[name])]
-        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra,
-                               topics_env=topics_env)
-        # the worker reads no configuration file: what it takes from one (broker, topics,
-        # security) the demo gives it above; the rest (alert routes, ...) is production's
-        worker.env.pop("ACCESSWATCH_CONFIG", None)
-        if broker_url is not None:
-            say(f"topics of this run: {', '.join(names.all())} (delete them when done)")
-        if not broker_url:
-            for var in ENV.values():
-                worker.env.pop(var, None)
-                worker.env.pop(f"{var}_FILE", None)
         preloaded = None
         if args.events:
             # a file's end is known: all of it is in the broker before the worker reads, so
@@ -279,6 +269,21 @@ def run(args: argparse.Namespace) -> int:
             # of its input: docs/contract.md, "Keying and partitioning")
             say(f"producing {len(scn.lines):,} events ({scn.name}) ...")
             preloaded = _produce(scn, bootstrap, names, security, set())
+        worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra,
+                               topics_env=topics_env)
+        # the worker reads no configuration file: what it takes from one (broker, topics,
+        # security) the demo gives it above; the rest (alert routes, ...) is production's
+        worker.env.pop("ACCESSWATCH_CONFIG", None)
+        if preloaded is not None:
+            # the whole file is in the broker: a partition's logins and access are merged by
+            # event time however long the other topic's next fetch takes on a loaded host
+            worker.env.setdefault("ACCESSWATCH_MERGE_WAIT", str(FILE_MERGE_WAIT))
+        if broker_url is not None:
+            say(f"topics of this run: {', '.join(names.all())} (delete them when done)")
+        if not broker_url:
+            for var in ENV.values():
+                worker.env.pop(var, None)
+                worker.env.pop(f"{var}_FILE", None)
         say(f"broker {url}; starting a worker ...")
         worker.start()
         reader = AlertReader(bootstrap, names.alerts, security).start()
