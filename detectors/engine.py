@@ -618,6 +618,10 @@ class Engine:
                 self._failed(f.detector, "on_observation", exc)
         return out
 
+    def has_findings(self) -> bool:
+        """Whether ``drain_findings`` has findings to hand out (asked after every event)."""
+        return bool(self.__dict__.get("_relay_box"))
+
     def drain_findings(self) -> list[dict[str, Any]]:
         """Findings kept by ``relay_kinds`` since the last call, in the order they were made,
         JSON-safe (``detectors.episodes.finding_message``)."""

@@ -59,8 +59,9 @@ RELAY_KINDS = ENTITY_KINDS
 
 #: the detectors whose observations (``detectors.base.observation``: facts about an entity
 #: that is not the partition key, such as overseas_server's customer uses of a hosting subnet
-#: abroad) are folded in the builders: a builder's engine runs them, fed observations only
-OBSERVERS = ("overseas_server",)
+#: abroad, spread_access's customer reads of its populations) are folded in the builders: a
+#: builder's engine runs them, fed observations only
+OBSERVERS = ("overseas_server", "spread_access")
 
 __all__ = ["OBSERVERS", "RELAY_KINDS", "InOrder", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
 

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from datasketches import hll_sketch, tgt_hll_type
 
 from ._cap import evict
-from .base import Detector, Finding, ev
+from .base import OBSERVATION, Detector, Finding, ev, observation
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -82,6 +82,9 @@ _WORDS = {
     "hosting_abroad": "customer tokens used from hosting or VPN networks abroad",
 }
 _ABROAD_CLASSES = frozenset({"hosting", "vpn", "cloud"})
+#: the entity of spread_access's observations: every read of a population meets in one place
+#: (the counts are per key, resource and AS, and of the whole shop)
+SHOP = "*"
 
 
 def _hll() -> hll_sketch:
@@ -171,6 +174,8 @@ class SpreadAccess(Detector):
         self._lifetimes: dict[str, float] = {}
         self._countries: dict[str, int] = {}  # learned home countries (customer reads)
         self._total = 0
+        self._delta: dict[str, int] = {}  # reads by country not yet sent (``on_access``)
+        self._counted = 0  # reads by country sent (at most a million)
 
     # --- hooks ---------------------------------------------------------------------------
     def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
@@ -191,10 +196,14 @@ class SpreadAccess(Detector):
         if e.actor_type not in (None, "customer"):
             return _NONE
         net = e.net
-        if self.home_fixed is None and net is not None and self._total < 1_000_000:
+        learn = self.home_fixed is None
+        delta: dict[str, int] = self.__dict__.setdefault("_delta", {})
+        if learn and net is not None and self.__dict__.get("_counted", 0) < 1_000_000:
+            # home countries are learned from every customer read, where they are folded:
+            # the counts since the last observation travel with the next one
             c = net.country
-            self._countries[c] = self._countries.get(c, 0) + 1
-            self._total += 1
+            delta[c] = delta.get(c, 0) + 1
+            self._counted = self.__dict__.get("_counted", 0) + 1
         pops: list[str] = []
         if e.session_id is None:
             pops.append("no_session")
@@ -206,34 +215,76 @@ class SpreadAccess(Detector):
                 pops.append("adopted")
         if e.subject_id != e.actor_id:
             pops.append("other_customer")
-        if (net is not None and net.net_class in _ABROAD_CLASSES
-                and not self._is_home(net.country)):
-            pops.append("hosting_abroad")
-        if not pops:
+        abroad = net is not None and net.net_class in _ABROAD_CLASSES
+        if abroad and not learn:
+            if not self._is_home(net.country):
+                pops.append("hosting_abroad")
+            abroad = False
+        if not pops and not abroad:  # abroad: judged where the home countries are learned
             return _NONE
-        out: list[Finding] = []
+        # The counts are of the whole shop (the ``global`` dimension) and of keys, resources
+        # and ASes read through every partition: the read is an observation, folded where
+        # every partition's observations meet (``on_observation``: the same engine in
+        # ``replay``, the episode builder of :data:`SHOP` with several partitions).
         key = e.key_id
-        asn = net.asn_key if net is not None else None
-        cls = net.net_class if net is not None else "?"
+        subnet = net.subnet if net is not None else None
+        return [observation(self.id, "asn", SHOP, e.ts, e.event_id, {
+            "pops": pops, "subject": ctx.hash_id(e.subject_id),  # type: ignore[arg-type]  # a request has a subject_id (decode requires it)
+            "resource": e.resource or "?", "cls": net.net_class if net is not None else "?",
+            "key": key, "asn": net.asn_key if net is not None else None,
+            "subnet": subnet or None, "ip": e.src_ip,
+            "fallback": (subnet if net is not None else e.src_ip) or "?",
+            "life": self._lifetimes.get(key, self.lifetime) if key is not None else None,
+            "start": ctx.start if ctx.start is not None else e.ts,
+            "abroad": abroad, "country": net.country if net is not None else "??",
+            "countries": self._take_delta()})]
+
+    def _take_delta(self) -> dict[str, int]:
+        delta: dict[str, int] = self.__dict__.get("_delta") or {}
+        self._delta = {}
+        return delta
+
+    def on_observation(self, obs: Finding, ctx: Context) -> list[Finding]:
+        """One customer read in a population (:meth:`on_access`), counted per key,
+        resource, AS, network class and subnet."""
+        d = obs.extra[OBSERVATION]
+        pops, subject, start = d["pops"], d["subject"], d["start"]
+        key, asn, subnet, life = d["key"], d["asn"], d["subnet"], d["life"]
+        if (not isinstance(pops, list) or not isinstance(subject, int)
+                or not isinstance(start, int | float) or not math.isfinite(start)
+                or (life is not None and (not isinstance(life, int | float) or not life > 0))):
+            raise ValueError("spread_access: a malformed observation")
+        delta = d.get("countries")
+        if isinstance(delta, dict) and self._total < 1_000_000:
+            for c, n in delta.items():
+                if isinstance(n, int) and n > 0:
+                    self._countries[c] = self._countries.get(c, 0) + n
+                    self._total += n
+        pops = [p for p in pops if p in _WORDS and p != "hosting_abroad"]
+        if d.get("abroad") is True and not self._is_home(str(d.get("country"))):
+            pops.append("hosting_abroad")
+        r = _Read(obs.ts, subject, obs.event_ids[0] if obs.event_ids else "", str(d["ip"]),
+                  _opt(key), _opt(asn), _opt(subnet), str(d["fallback"]), str(d["cls"]),
+                  float(life) if life is not None else self.lifetime, float(start))
+        out: list[Finding] = []
         for pop in pops:
-            dims: list[tuple[str, str]] = [("resource", e.resource or "?"),
-                                           ("global", cls)]
-            if key is not None:
-                dims.append(("key", key))
-            if asn is not None:
-                dims.append(("asn", asn))
-            if pop in ("no_session", "adopted") and net is not None and net.subnet:
-                dims.append(("subnet", net.subnet))
+            dims: list[tuple[str, str]] = [("resource", str(d["resource"])),
+                                           ("global", r.cls)]
+            if r.key is not None:
+                dims.append(("key", r.key))
+            if r.asn is not None:
+                dims.append(("asn", r.asn))
+            if pop in ("no_session", "adopted") and r.subnet:
+                dims.append(("subnet", r.subnet))
             for dim, ident in dims:
-                f = self._count(pop, dim, ident, e, key, asn, cls, ctx)
+                f = self._count(pop, dim, ident, r)
                 if f is not None:
                     out.append(f)
         return out
 
     # --- counting ------------------------------------------------------------------------
-    def _count(self, pop: str, dim: str, ident: str, e: Event, key: str | None,
-               asn: str | None, cls: str, ctx: Context) -> Finding | None:
-        ts = e.ts
+    def _count(self, pop: str, dim: str, ident: str, r: _Read) -> Finding | None:
+        ts = r.ts
         h, d = int(ts // HOUR), int(ts // DAY)
         k = (pop, dim, ident)
         a = self._aggs.get(k)
@@ -242,23 +293,23 @@ class SpreadAccess(Detector):
         if ts - a.last > self.idle and a.last:
             a.level = 0  # a quiet day ends the episode
         if h > a.hour:  # a late event (an earlier hour) counts in the current one
-            self._close_hour(a, h, pop, ctx)
+            self._close_hour(a, h, pop, r.start)
         if d > a.day:
             a.prev_d = a.cur_d.get_estimate() if d == a.day + 1 else 0.0
             a.cur_d = _hll()
             a.day = d
-        a.cur_h.update(e.subject_id)
-        a.cur_d.update(e.subject_id)
+        a.cur_h.update(r.subject)
+        a.cur_d.update(r.subject)
         a.last = max(a.last, ts)
         if len(a.event_ids) < 5:
-            a.event_ids.append(e.event_id)
+            a.event_ids.append(r.event_id)
         if a.level >= 2:
             return None
         frac_h = (ts % HOUR) / HOUR
         frac_d = (ts % DAY) / DAY
         n_h = a.cur_h.get_estimate() + a.prev_h * (1 - frac_h)
         n_d = a.cur_d.get_estimate() + a.prev_d * (1 - frac_d)
-        wh, ch, wd, cd = self._thresholds(a, pop, key, ts, ctx)
+        wh, ch, wd, cd = self._thresholds(a, pop, r)
         if n_h >= ch or n_d >= cd:
             level = 2
         elif n_h >= wh or n_d >= wd:
@@ -269,14 +320,13 @@ class SpreadAccess(Detector):
         if level <= a.level:
             return None
         a.level = level
-        return self._finding(pop, dim, ident, a, level, n_h, n_d, (wh, ch, wd, cd), e, key,
-                             asn, cls)
+        return self._finding(pop, dim, ident, a, level, n_h, n_d, (wh, ch, wd, cd), r)
 
-    def _close_hour(self, a: _Agg, h: int, pop: str, ctx: Context) -> None:
+    def _close_hour(self, a: _Agg, h: int, pop: str, start: float) -> None:
         closed = a.cur_h.get_estimate()
         a.prev_h = closed if h == a.hour + 1 else 0.0
         if pop == "adopted":
-            if self._remaining(None, a.hour * HOUR, ctx) >= 0.5:
+            if _remaining(self.lifetime, a.hour * HOUR, start) >= 0.5:
                 a.peak = max(a.peak, closed)
         elif not a.flagged_hour:
             gaps = max(0, min(h - a.hour - 1, 48))  # hours with no event at all count as 0
@@ -288,17 +338,10 @@ class SpreadAccess(Detector):
         a.cur_h = _hll()
         a.hour = h
 
-    def _remaining(self, key: str | None, ts: float, ctx: Context) -> float:
-        """Share of the adopted tokens' lifetime still to run at ``ts`` (1 when watching began)."""
-        life = self._lifetimes.get(key, self.lifetime) if key is not None else self.lifetime
-        start = ctx.start if ctx.start is not None else ts
-        return max(0.0, 1.0 - (ts - start) / life)
-
-    def _thresholds(self, a: _Agg, pop: str, key: str | None, ts: float,
-                    ctx: Context) -> tuple[float, float, float, float]:
+    def _thresholds(self, a: _Agg, pop: str, read: _Read) -> tuple[float, float, float, float]:
         fw_h, fc_h, fw_d, fc_d = self.floors[pop]
         if pop == "adopted":
-            r = self._remaining(key, ts, ctx)
+            r = _remaining(read.life, read.ts, read.start)
             if r >= 0.5:
                 return math.inf, math.inf, math.inf, math.inf  # cannot be checked yet
             allow = a.peak * 2 * r  # a shrinking population: at most this many an hour
@@ -310,8 +353,8 @@ class SpreadAccess(Detector):
 
     # --- findings ------------------------------------------------------------------------
     def _finding(self, pop: str, dim: str, ident: str, a: _Agg, level: int, n_h: float,
-                 n_d: float, th: tuple[float, float, float, float], e: Event,
-                 key: str | None, asn: str | None, cls: str) -> Finding:
+                 n_d: float, th: tuple[float, float, float, float], r: _Read) -> Finding:
+        key, asn, cls = r.key, r.asn, r.cls
         if dim in ("key", "subnet", "asn"):
             kind, ent = dim, ident
         elif key is not None:
@@ -319,14 +362,14 @@ class SpreadAccess(Detector):
         elif asn is not None:
             kind, ent = "asn", asn
         else:
-            kind, ent = "subnet", (e.net.subnet if e.net is not None else e.src_ip) or "?"
+            kind, ent = "subnet", r.fallback
         where = {"key": f"key {ident}", "subnet": f"subnet {ident}", "asn": f"AS {ident}",
                  "resource": f"resource {ident}", "global": f"all {ident} networks"}[dim]
         sev = "critical" if level == 2 else "warning"
         wh, ch, wd, cd = th
         summary = (f"{_WORDS[pop][0].upper()}{_WORDS[pop][1:]} reached {n_h:.0f} customers in "
                    f"the last hour and {n_d:.0f} in the last day through {where}, spread so "
-                   f"that no address or account stands out (latest from {e.src_ip}).")
+                   f"that no address or account stands out (latest from {r.ip}).")
         base = (f"learned mean {a.mean:.1f} an hour over {a.hours} h" if pop != "adopted"
                 else f"adopted sessions must shrink: peak {a.peak:.0f} an hour early in the "
                      "tokens' lifetime, none after it")
@@ -339,7 +382,7 @@ class SpreadAccess(Detector):
         ]
         score = min(1.0, 0.5 + 0.5 * max(n_h / max(ch, 1.0), n_d / max(cd, 1.0)))
         return Finding(self.id, kind, ent, sev, score, summary, evidence, list(a.event_ids),
-                       e.ts)
+                       r.ts)
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
@@ -352,6 +395,33 @@ class SpreadAccess(Detector):
 
     def tracked(self) -> dict[str, int]:
         return {"key": len(self._aggs)}
+
+
+@dataclass(slots=True)
+class _Read:
+    """One customer read in a population, as its observation says."""
+
+    ts: float
+    subject: int  # the customer read: a salted digest (``Context.hash_id``)
+    event_id: str
+    ip: str
+    key: str | None
+    asn: str | None
+    subnet: str | None
+    fallback: str  # the entity of a read through no key and no AS: its subnet, else address
+    cls: str
+    life: float  # the lifetime of its key's tokens
+    start: float  # when the engine that saw it began watching
+
+
+def _opt(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _remaining(life: float, ts: float, start: float) -> float:
+    """Share of the adopted tokens' lifetime ``life`` still to run at ``ts`` (1 when watching
+    began at ``start``)."""
+    return max(0.0, 1.0 - (ts - start) / life)
 
 
 def _last(a: _Agg) -> float:

@@ -41,17 +41,20 @@ from typing import Any
 
 import faust
 import orjson
+from prometheus_client import Gauge
 
-from detectors.engine import EngineConfig
+from detectors.engine import Engine, EngineConfig
+from detectors.episodes import InOrder
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.side import SideEngines, wire
+from streams.side import SideEngines, send_drained, wire
 
 log = logging.getLogger("accesswatch.combine")
 
 #: the entity kinds whose views are scored where all workers' views meet
 REMOTE_KINDS = ("src_ip", "subnet", "asn", "key")
 INVALID = "invalid_partial"
+PROGRESS = b"progress"  # key of an input partition's time, sent to every scorer partition
 
 
 def partials_topic(settings: Settings) -> str:
@@ -84,23 +87,27 @@ class Combine:
         self.topic = self.scorers.topic
         self.salt = rt.config.salt
         self.sent = 0
+        self.partitions = settings.partitions
+        self._seq: dict[int, int] = {}  # per input partition: ties broken in sending order
+        self.held = Gauge("accesswatch_partials_held", "Window views the bulk_lookup scorers "
+                          "hold until every input partition's time has passed them",
+                          registry=rt.metrics.registry)
 
     # ---- sending ---------------------------------------------------------------------------
     async def send(self, partition: int) -> None:
-        """Send the views partition ``partition``'s engine handed out."""
+        """Send the views partition ``partition``'s engine handed out, each stamped with the
+        input partition, its engine time and a sequence (the scorers take them in that order
+        across partitions, ``detectors.episodes.InOrder``)."""
         st = self.rt.parts.get(partition)
-        if st is None or not st.engine.has_partials():
-            return
-        try:
-            views = st.engine.drain_partials()
-        except Exception as exc:  # the views are lost; the worker goes on
-            log.error("partition %d: window views not handed out (%s)", partition,
-                      type(exc).__name__, exc_info=exc)
-            self.rt._internal_error("partials")
-            return
-        for m in views:
-            await self.topic.send(key=partial_key(m, self.salt), value=orjson.dumps(m))
-            self.sent += 1
+        at = st.engine.ctx.now if st is not None else 0.0
+
+        def stamp(m: dict[str, Any]) -> bytes:
+            seq = self._seq[partition] = self._seq.get(partition, 0) + 1
+            m["from"] = {"partition": partition, "at": at, "seq": seq}
+            return partial_key(m, self.salt)
+
+        self.sent += await send_drained(self.rt, partition, self.topic, "partials",
+                                        Engine.has_partials, Engine.drain_partials, stamp)
 
     async def send_all(self) -> None:
         for p in list(self.rt.parts):
@@ -108,13 +115,50 @@ class Combine:
 
     # ---- scoring ---------------------------------------------------------------------------
     async def on_partial(self, event: Any) -> None:
-        """One message of the partials topic: score it (once) on its partition's scorer."""
+        """One message of the partials topic: a view, or an input partition's time. With more
+        than one partition the views are held and scored in engine-time order once every input
+        partition has passed them (as the episode builders take findings); with one, as they
+        come (they come in order)."""
         st = await self.scorers.take(event)  # held for the scorers' checkpoint
         if st is None:
             return  # taken already, or inside the restored checkpoint
         msg = event.message
+        order = InOrder(st.engine, self.partitions, "_partials_in_order")
         try:
-            alerts = st.engine.observe_partial(orjson.loads(msg.value))
+            if msg.key == PROGRESS:
+                m = orjson.loads(msg.value)
+                p = m["partition"]
+                if type(p) is not int or not 0 <= p < self.partitions:
+                    raise ValueError("partition out of range")
+                views = order.advance(p, float(m["progress"]), m.get("flushed") is True)
+            else:
+                m = orjson.loads(msg.value)
+                head = m.get("from") if self.partitions > 1 else None
+                if head is None:
+                    views = [m]
+                else:
+                    p, at, seq = head["partition"], float(head["at"]), head["seq"]
+                    if type(p) is not int or not 0 <= p < self.partitions:
+                        raise ValueError("partition out of range")
+                    if type(seq) is not int:
+                        raise ValueError("seq is not an integer")
+                    # ties: partition, then sending order (the order one engine scores
+                    # the views of one window close in: peers and home countries learn)
+                    order.add(at, at, p, seq, msg.value)
+                    views = order.release()
+        except Exception as exc:  # a bad message must not kill the agent
+            log.warning("partials message not taken: %s", type(exc).__name__)
+            self.rt._internal_error("partials")
+            await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
+            return
+        self._count_held()
+        for v in views:
+            await self._score(st, msg, v)
+
+    async def _score(self, st: Any, msg: Any, view: dict[str, Any] | bytes) -> None:
+        try:
+            m = orjson.loads(view) if isinstance(view, bytes) else view
+            alerts = st.engine.observe_partial(m)
         except Exception as exc:  # a bad view must not kill the agent
             log.warning("partials message not scored: %s", type(exc).__name__)
             self.rt._internal_error("partials")
@@ -123,10 +167,23 @@ class Combine:
         for a in alerts:
             await self.scorers.emit(a)
 
+    def _count_held(self) -> None:
+        self.held.set(sum(InOrder(s.engine, self.partitions, "_partials_in_order").pending
+                          for s in self.scorers.parts.values()))
+
     async def tick(self) -> None:
-        """After the watermark: send what it closed; keep the scorers' pages firing."""
+        """After the watermark: send what it closed, then (more than one partition) each
+        input partition's time to every scorer; keep the scorers' pages firing."""
         await self.scorers.watch_delivery()
         await self.send_all()
+        if self.partitions > 1:
+            for p, st in list(self.rt.parts.items()):
+                if st.max_ts is None:
+                    continue  # no event taken yet: its time says nothing
+                value = orjson.dumps({"partition": p, "progress": st.engine.ctx.now,
+                                      "flushed": st.flushed})
+                for part in range(self.partitions):
+                    await self.topic.send(key=PROGRESS, value=value, partition=part)
         tracked: dict[str, int] = {}
         for st in [*self.rt.parts.values(), *self.scorers.parts.values()]:
             for k, v in st.engine.tracked().items():

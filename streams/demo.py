@@ -43,7 +43,10 @@ from streams.replay import InputError
 DEMO_CUSTOMERS = 2000
 DEMO_HOURS = 3.0
 QUIET_SECONDS = 4.0  # no new alert for this long after the worker took every event: done
-DEMO_TIMEOUT = 100.0  # the demo always ends (not with --follow)
+#: the demo always ends (not with --follow): after this long without progress (no event
+#: produced or taken, no alert); a long file takes as long as the worker needs
+DEMO_TIMEOUT = 100.0
+FILE_MERGE_WAIT = 600.0  # --events: how long one topic waits for the other (s; default 60)
 
 
 # ---------------------------------------------------------------------- scenario
@@ -258,11 +261,23 @@ def run(args: argparse.Namespace) -> int:
                      or getattr(settings, SETTINGS_FIELDS[name]) for name in FLAGS}
             extra += [a for name, flag in FLAGS.items() if given[name]
                       for a in (flag, given[name])]
+        preloaded = None
+        if args.events:
+            # a file's end is known: all of it is in the broker before the worker reads, so
+            # no input partition runs dry mid-file while the producer is behind (its time
+            # would move on the wall clock and its idle flush fire every timer, as at the end
+            # of its input: docs/contract.md, "Keying and partitioning")
+            say(f"producing {len(scn.lines):,} events ({scn.name}) ...")
+            preloaded = _produce(scn, bootstrap, names, security, set())
         worker = WorkerProcess(url, partitions=args.partitions, app_id=app_id, extra=extra,
                                topics_env=topics_env)
         # the worker reads no configuration file: what it takes from one (broker, topics,
         # security) the demo gives it above; the rest (alert routes, ...) is production's
         worker.env.pop("ACCESSWATCH_CONFIG", None)
+        if preloaded is not None:
+            # the whole file is in the broker: a partition's logins and access are merged by
+            # event time however long the other topic's next fetch takes on a loaded host
+            worker.env.setdefault("ACCESSWATCH_MERGE_WAIT", str(FILE_MERGE_WAIT))
         if broker_url is not None:
             say(f"topics of this run: {', '.join(names.all())} (delete them when done)")
         if not broker_url:
@@ -281,8 +296,9 @@ def run(args: argparse.Namespace) -> int:
                     f"on-call receiver: {chain.receiver.url}/received "
                     f"(bearer token in {chain.receiver_token_file})")
             say(f"alerts topic: {names.alerts} on {url}")
-            say(f"playing {len(scn.lines):,} events ({scn.name})")
-            rc = _play(args, scn, bootstrap, names, worker, reader, say, security)
+            if preloaded is None:
+                say(f"playing {len(scn.lines):,} events ({scn.name})")
+            rc = _play(args, scn, bootstrap, names, worker, reader, say, security, preloaded)
             if chain is not None:
                 if any(a.get("severity") == "critical" for a in reader.alerts):
                     chain.wait_for_page(30.0)
@@ -324,44 +340,57 @@ def _start_chain(mode: str, say: Any) -> Any:
     return chain
 
 
-def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,
-          worker: WorkerProcess, reader: AlertReader, say: Any, security: Any = None) -> int:
+def _produce(scn: Scenario, bootstrap: list[str], names: Any, security: Any,
+             attack: set[str], state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Produce the scenario's events in file order; ``state``: sent so far, when the first
+    attack event was delivered, done, the error that stopped it (never raised)."""
     from streams.produce import Producer
 
-    attack = _attack_ids(scn.truth)
-    state: dict[str, Any] = {"sent": 0, "attack_at": None, "done": False, "error": None}
-
-    def produce() -> None:
-        try:
-            with Producer(bootstrap, topics=names, security=security) as prod:
-                chunk: list[bytes] = []
-                for line in scn.lines:
-                    chunk.append(line)
-                    if state["attack_at"] is None and attack and _is_attack(line, attack):
-                        prod.send_lines(chunk)
-                        chunk = []
-                        prod._producer.flush()  # noqa: SLF001 - time the attack from delivery
-                        state["attack_at"] = time.monotonic()
-                    elif len(chunk) >= 500:
-                        prod.send_lines(chunk)
-                        chunk = []
-                    state["sent"] = prod.stats.total_sent
-                if chunk:
+    if state is None:
+        state = {"sent": 0, "attack_at": None, "done": False, "error": None}
+    try:
+        with Producer(bootstrap, topics=names, security=security) as prod:
+            chunk: list[bytes] = []
+            for line in scn.lines:
+                chunk.append(line)
+                if state["attack_at"] is None and attack and _is_attack(line, attack):
                     prod.send_lines(chunk)
-                stats = prod.close()
-                state["sent"] = stats.total_sent
-        except Exception as e:  # shown in the summary, never a traceback
-            state["error"] = f"{type(e).__name__}: {e}"
-        finally:
-            state["done"] = True
+                    chunk = []
+                    prod._producer.flush()  # noqa: SLF001 - time the attack from delivery
+                    state["attack_at"] = time.monotonic()
+                elif len(chunk) >= 500:
+                    prod.send_lines(chunk)
+                    chunk = []
+                state["sent"] = prod.stats.total_sent
+            if chunk:
+                prod.send_lines(chunk)
+            stats = prod.close()
+            state["sent"] = stats.total_sent
+    except Exception as e:  # shown in the summary, never a traceback
+        state["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        state["done"] = True
+    return state
 
-    t = threading.Thread(target=produce, name="demo-producer", daemon=True)
-    t.start()
+
+def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: Any,
+          worker: WorkerProcess, reader: AlertReader, say: Any, security: Any = None,
+          preloaded: dict[str, Any] | None = None) -> int:
+    attack = _attack_ids(scn.truth)
+    if preloaded is not None:  # produced before the worker started (a file)
+        state = preloaded
+    else:
+        state = {"sent": 0, "attack_at": None, "done": False, "error": None}
+        t = threading.Thread(target=_produce, args=(scn, bootstrap, names, security, attack,
+                                                    state), name="demo-producer", daemon=True)
+        t.start()
     t0 = time.monotonic()
     first_hit: dict[str, Any] | None = None
     first_hit_at: float | None = None
     taken = 0.0
     all_taken_at: float | None = None
+    progress: tuple[Any, ...] = ()
+    progress_at = t0
     while True:
         for a in reader.new():
             if args.json:
@@ -383,8 +412,14 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
             # quiet since the last alert and since the worker took every event: the timers
             # its idle flush fires come after the last event (an alert-free start is not quiet)
             quiet = time.monotonic() - max(reader.last_at, all_taken_at or math.inf)
-            if (taken >= state["sent"] and quiet >= QUIET_SECONDS and _findings_done(worker)) \
-                    or time.monotonic() - t0 > DEMO_TIMEOUT:
+            if taken >= state["sent"] and quiet >= QUIET_SECONDS and _findings_done(worker):
+                break
+        if not args.follow:
+            now = (state["sent"], taken, len(reader.alerts))
+            if now != progress:
+                progress, progress_at = now, time.monotonic()
+            elif time.monotonic() - progress_at > DEMO_TIMEOUT:
+                say(f"no progress for {DEMO_TIMEOUT:.0f}s: stopping")
                 break
         time.sleep(0.3)
     if state["error"]:
@@ -396,9 +431,11 @@ def _play(args: argparse.Namespace, scn: Scenario, bootstrap: list[str], names: 
 
 def _findings_done(worker: WorkerProcess) -> bool:
     """With several partitions: every finding sent to the episode builders taken and made
-    into alerts, and no login held by a burst engine (``streams.episodes``; the metrics are absent with one partition: 0, done)."""
+    into alerts, no login held by a burst engine and no window view by a bulk_lookup scorer
+    (``streams.episodes``; the metrics are absent with one partition: 0, done)."""
     return (worker.metric("accesswatch_findings_held") == 0
             and worker.metric("accesswatch_burst_logins_held") == 0
+            and worker.metric("accesswatch_partials_held") == 0
             and worker.metric("accesswatch_findings_taken_total")
             >= worker.metric("accesswatch_findings_sent_total"))
 

@@ -41,10 +41,11 @@ import faust
 import orjson
 from prometheus_client import Counter, Gauge
 
+from detectors.engine import Engine
 from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, finding_key
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.side import SideEngines, wire
+from streams.side import SideEngines, send_drained, wire
 
 log = logging.getLogger("accesswatch.episodes")
 
@@ -79,21 +80,16 @@ class Episodes:
 
     async def send(self, partition: int) -> None:
         """Send the findings partition ``partition``'s engine made."""
-        st = self.rt.parts.get(partition)
-        if st is None or not st.engine.__dict__.get("_relay_box"):
-            return
-        try:
-            msgs = st.engine.drain_findings()
-        except Exception as exc:  # the findings are lost; the worker goes on
-            log.error("partition %d: findings not handed out (%s)", partition,
-                      type(exc).__name__, exc_info=exc)
-            self.rt._internal_error("findings")
-            return
-        for m in msgs:
-            m["partition"] = partition
-            await self.topic.send(key=finding_key(m, self.salt), value=orjson.dumps(m))
-            self.sent += 1
-            self.sent_total.inc()
+        def drain(engine: Engine) -> list[dict[str, Any]]:
+            msgs = engine.drain_findings()
+            for m in msgs:
+                m["partition"] = partition
+            return msgs
+
+        n = await send_drained(self.rt, partition, self.topic, "findings", Engine.has_findings,
+                               drain, lambda m: finding_key(m, self.salt))
+        self.sent += n
+        self.sent_total.inc(n)
 
     async def tick(self) -> None:
         """After the watermark: send what it made, then every input partition's time."""
@@ -127,7 +123,7 @@ class Episodes:
                 await self.rt.alerts_topic.send(key=key, value=orjson.dumps(f))
 
     def _count_held(self) -> None:
-        self.held.set(sum(len(st.engine.__dict__.get("_relay_pending", ()))
+        self.held.set(sum(EpisodeBuilder(st.engine, self.partitions).pending
                           for st in self.engines.parts.values()))
 
     async def on_message(self, event: Any) -> None:

@@ -11,19 +11,46 @@ others stay unacked until the checkpoint that covers them is flushed. Alerts and
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import faust
+import orjson
 
-from detectors.engine import EngineConfig
+from detectors.engine import Engine, EngineConfig
 from streams.runtime import PartitionEngines, PartitionState, Runtime
 from streams.settings import Settings
 
 #: messages of an internal topic are consumed within seconds; this outlives a restart
 RETENTION = timedelta(days=1)
+
+log = logging.getLogger("accesswatch.side")
+
+
+async def send_drained(rt: Runtime, partition: int, topic: Any, what: str,
+                       ready: Callable[[Engine], bool],
+                       drain: Callable[[Engine], list[dict[str, Any]]],
+                       key: Callable[[dict[str, Any]], bytes]) -> int:
+    """Send what input partition ``partition``'s engine hands out (``drain``, when ``ready``
+    says it has something) to ``topic``, each message as JSON keyed by ``key``. A drain that
+    fails loses its messages (logged, counted as an internal error ``what``); the worker goes
+    on. Returns how many were sent."""
+    st = rt.parts.get(partition)
+    if st is None or not ready(st.engine):
+        return 0
+    try:
+        msgs = drain(st.engine)
+    except Exception as exc:
+        log.error("partition %d: %s not handed out (%s)", partition, what,
+                  type(exc).__name__, exc_info=exc)
+        rt._internal_error(what)
+        return 0
+    for m in msgs:
+        await topic.send(key=key(m), value=orjson.dumps(m))
+    return len(msgs)
 
 
 class SideEngines(PartitionEngines):

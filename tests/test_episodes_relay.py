@@ -1,10 +1,10 @@
 """Issue 17 item 5: splitting one event stream over 1 or 4 engines pages the same alert ids.
 
-The events are split as the runtime splits them: logins by account, access by actor
-(``streams.produce.classify`` + the Java partitioner ``partition_for``), identity changes to
-every engine; with several partitions, logins go on to a burst engine by source AS
-(``streams.bursts.source_key``). The input engines relay every finding (``relay_kinds``) to an
-episode builder keyed by its entity (``detectors.episodes``). Pure: no broker.
+The events are split as the runtime splits them (``local.split.run_split``): logins by account,
+access by actor, identity changes to every engine; with several partitions, logins go on to a
+burst engine by source AS, bulk_lookup's views to a scorer by entity, and the input engines
+relay every finding (``relay_kinds``) to an episode builder keyed by its entity
+(``detectors.episodes``). Pure: no broker.
 """
 
 from __future__ import annotations
@@ -15,83 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors import events as E
 from detectors.engine import Engine, EngineConfig
-from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, InOrder, finding_key
+from detectors.episodes import RELAY_KINDS, EpisodeBuilder, InOrder
+from local.split import replay, run_split
 from simulation import SimConfig, simulate
-from streams.batch import partition_for
-from streams.bursts import BURST_DETECTORS, source_key
-from streams.produce import classify
-
-SALT = EngineConfig.salt
-
-
-def _split(events: list[dict[str, Any]], parts: int) -> list[tuple[int, dict[str, Any]]]:
-    """(input partition, event) in file order; an identity change once per partition."""
-    out = []
-    for ev in events:
-        kind, key = classify(ev)
-        assert kind is not None and isinstance(key, bytes)
-        for p in range(parts) if kind == "identity" else (partition_for(key, parts),):
-            out.append((p, ev))
-    return out
-
-
-def run_split(events: list[dict[str, Any]], parts: int, detectors: tuple[str, ...], *,
-              relay: bool = True, skew: bool = False) -> list[dict[str, Any]]:
-    """The alerts of ``parts`` input engines (and burst engines and episode builders, as the
-    runtime wires them). ``skew``: partition 0 takes all its events before the others start
-    (a partition catching up), else the partitions take events in file order."""
-    bursts = tuple(d for d in detectors if d in BURST_DETECTORS) if parts > 1 else ()
-    inputs = tuple(d for d in detectors if d not in bursts)
-    kinds = RELAY_KINDS if relay and parts > 1 else ()
-    engines = [Engine(EngineConfig(detectors=inputs, relay_kinds=kinds)) for _ in range(parts)]
-    burst = [Engine(EngineConfig(detectors=bursts)) for _ in range(parts)] if bursts else []
-    # the runtime's burst engines take logins in engine-time order across input partitions
-    orders = [InOrder(b, parts) for b in burst]
-    seq = [0] * parts
-    builders = [EpisodeBuilder(Engine(EngineConfig(detectors=OBSERVERS)), parts)
-                for _ in range(parts)] if kinds else []
-    alerts: list[dict[str, Any]] = []
-
-    def take(b: int, objs: list[dict[str, Any]]) -> None:
-        for obj in objs:
-            alerts.extend(burst[b].process_obj(obj)[0])
-
-    def ship(p: int) -> None:
-        for b, order in enumerate(orders):
-            take(b, order.advance(p, engines[p].ctx.now))
-        if not builders:
-            return
-        for m in engines[p].drain_findings():
-            builders[partition_for(finding_key(m, SALT), parts)].add(m, p)
-        for b in builders:
-            alerts.extend(b.advance(p, engines[p].ctx.now))
-
-    order = _split(events, parts)
-    if skew:
-        order = [x for x in order if x[0] == 0] + [x for x in order if x[0] != 0]
-    for p, obj in order:
-        eng = engines[p]
-        ev = E.decode_obj(obj, None, eng.policy)
-        assert not isinstance(ev, E.Rejection), ev
-        out, rej = eng.process(ev)
-        alerts.extend(out)
-        if burst and ev.kind == E.LOGIN and rej is None:
-            b = partition_for(source_key(ev, SALT), parts)
-            seq[p] += 1
-            orders[b].add(eng.ctx.now, ev.ts, p, seq[p], obj)
-            take(b, orders[b].release())
-        ship(p)
-    for p, eng in enumerate(engines):
-        alerts.extend(eng.flush())
-        ship(p)
-    for b, be in enumerate(burst):
-        take(b, orders[b].flush())
-        alerts.extend(be.flush())
-    for b in builders:
-        alerts.extend(b.flush())
-    return alerts
 
 
 def ids(alerts: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -272,3 +199,82 @@ def test_in_order_holds_at_most_the_cap_and_refuses_times_that_are_not_numbers()
             order.add(*bad, 0, 9, "x")
     with pytest.raises(ValueError):
         order.advance(0, float("nan"))
+
+
+@pytest.fixture(scope="module")
+def spread_day() -> list[dict[str, Any]]:
+    """The Coupang servers abroad over 1,000 customers: enough forged reads through one key
+    and AS that spread_access warns and pages on the key and an AS."""
+    return simulate(SimConfig(seed=5, customers=1000, hours=2, attacks=("coupang",),
+                              attack_start_hour=0.5)).events
+
+
+def test_spread_access_counts_the_whole_shop_where_its_observations_meet(spread_day):
+    """spread_access counts distinct customers per key, resource, AS and across the shop, and
+    learns the customers' home countries from every read. Counted on each partition's share
+    (the behaviour before h-par3, ``relay=False`` keeps it), four partitions paged nothing
+    here; its reads now travel as observations (with the reads by country since the last one)
+    to one builder, and the pages and alert ids are the replay's."""
+    dets = ("spread_access",)
+    one = replay(spread_day, dets)
+    assert {(a["entity"]["kind"], a["severity"]) for a in one} >= {
+        ("key", "warning"), ("key", "critical")}
+    assert pages(run_split(spread_day, 4, dets)) == pages(one)
+    assert pages(run_split(spread_day, 4, dets, relay=False)) != pages(one)
+
+
+def test_spread_access_in_one_engine_folds_its_own_observations(spread_day):
+    """``replay`` (no relay): the engine folds each observation at once, so one input engine
+    of a one-partition worker and ``replay`` agree, finding by finding."""
+    dets = ("spread_access",)
+    assert run_split(spread_day, 1, dets) == replay(spread_day, dets)
+
+
+def test_a_shared_exits_first_unverifiable_account_is_held_as_replay_holds_it():
+    """overseas_server holds the first account whose token predates the watch per exit
+    address (a VPN customer with an old token), and counts it only once a second account
+    comes through that address. Those accounts' reads reach every partition (access is
+    keyed by actor): the hold is made where the subnet's observations meet, so over four
+    partitions the subnet pages under the replay's alert ids."""
+    ev = simulate(SimConfig(seed=5, customers=300, hours=3, attacks=("coupang_predating",),
+                            attack_start_hour=0.5)).events
+    dets = ("overseas_server",)
+    one = replay(ev, dets)
+    subnets = [a for a in one if a["entity"]["kind"] == "subnet"]
+    assert subnets, "no subnet page: the scenario does not exercise the hold"
+    assert pages(run_split(ev, 4, dets)) == pages(one)
+    assert pages(run_split(ev, 4, dets, skew=True)) == pages(one)
+
+
+def test_bulk_lookup_views_are_scored_in_engine_time_order_across_partitions():
+    """bulk_lookup's window views of sources and keys are a partition's share (not the
+    replay's views: docs/contract.md), but the scorers take them in engine-time order across
+    input partitions (``streams.combine``: each view carries its partition, engine time and a
+    sequence), so a partition catching up pages as the partitions taking events together do.
+    Scored as they came, that catch-up paged no source under the same alert id."""
+    ev = simulate(SimConfig(seed=3, customers=400, hours=2, attacks=("coupang",),
+                            attack_start_hour=0.5)).events
+    dets = ("bulk_lookup",)
+    together = pages(run_split(ev, 4, dets))
+    assert len(together) >= 5
+    assert pages(run_split(ev, 4, dets, skew=True)) == together
+    as_they_came = pages(run_split(ev, 4, dets, skew=True, views_in_order=False))
+    assert not {i for i, _, _ in as_they_came} & {i for i, _, _ in together}
+
+
+def test_spread_access_observations_name_the_customer_by_digest_only(spread_day):
+    """What crosses the findings topic for spread_access: the customer read as a salted
+    digest, never the customer's or the actor's id."""
+    eng = Engine(EngineConfig(detectors=("spread_access",), relay_kinds=RELAY_KINDS))
+    sent = 0
+    for obj in spread_day:
+        eng.process_obj(obj)
+        if not eng.has_findings():
+            continue
+        for m in eng.drain_findings():
+            data = m["finding"]["extra"]["observation"]
+            assert isinstance(data["subject"], int)
+            raw = orjson.dumps(m).decode()
+            assert f'"{obj["subject_id"]}"' not in raw and f'"{obj["actor_id"]}"' not in raw
+            sent += 1
+    assert sent > 0

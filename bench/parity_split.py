@@ -1,0 +1,88 @@
+"""Alert ids of one engine (``replay``) against N engines split as the worker splits them.
+
+Usage: ``python bench/parity_split.py FILE [FILE ...] [--partitions 4] [--demo-json OUT]
+[--detectors a,b] [--show]``
+
+For each JSON-lines file: the distinct alert ids of a single engine of every event (what
+``accesswatch replay`` raises) and of ``local.split.run_split`` (input engines, burst engines,
+bulk_lookup scorers and episode builders in one process, no broker), per detector: only in
+replay, only in the split, in common. ``--demo-json OUT``: compare with the alerts of a real
+``accesswatch demo --events FILE --partitions N --json`` run written to OUT instead of (as
+well as) the in-process split (one FILE). ``--show`` prints the differing alerts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from local.split import replay, run_split  # noqa: E402
+
+
+def _ids(alerts: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for a in alerts:
+        if a.get("severity") in ("warning", "critical", "info") and "alert_id" in a:
+            out[a["detector"]].setdefault(a["alert_id"], a)
+    return out
+
+
+def compare(name: str, one: list[dict[str, Any]], other: list[dict[str, Any]],
+            show: bool) -> tuple[int, int, int]:
+    a, b = _ids(one), _ids(other)
+    tot = [0, 0, 0]
+    print(f"{name}: replay {sum(len(v) for v in a.values())} ids, "
+          f"split {sum(len(v) for v in b.values())}")
+    for det in sorted(set(a) | set(b)):
+        x, y = a.get(det, {}), b.get(det, {})
+        common = len(x.keys() & y.keys())
+        only_r, only_s = x.keys() - y.keys(), y.keys() - x.keys()
+        tot[0] += common
+        tot[1] += len(only_r)
+        tot[2] += len(only_s)
+        flag = "" if not (only_r or only_s) else "  <-- differs"
+        print(f"  {det:22} common {common:4}  only replay {len(only_r):3}  "
+              f"only split {len(only_s):3}{flag}")
+        if show:
+            for tag, ids, src in (("R", only_r, x), ("S", only_s, y)):
+                for i in sorted(ids, key=lambda i: src[i]["episode"]["started"]):
+                    al = src[i]
+                    print(f"     {tag} {i} {al['severity']:8} {al['entity']['kind']}:"
+                          f"{al['entity']['id']} started {al['episode']['started']} "
+                          f"ts {al['ts']}")
+    print(f"  total: common {tot[0]}, only replay {tot[1]}, only split {tot[2]}")
+    return tot[0], tot[1], tot[2]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--detectors", help="comma-separated (default every detector)")
+    ap.add_argument("--demo-json", metavar="OUT", help="alerts of a demo run of the FILE")
+    ap.add_argument("--no-split", action="store_true", help="only the --demo-json comparison")
+    ap.add_argument("--show", action="store_true", help="print the differing alerts")
+    args = ap.parse_args()
+    dets = tuple(args.detectors.split(",")) if args.detectors else None
+    for f in args.files:
+        events = [orjson.loads(ln) for ln in Path(f).read_bytes().splitlines() if ln.strip()]
+        one = replay(events, dets)
+        if not args.no_split:
+            compare(f"{f} (in-process split over {args.partitions})", one,
+                    run_split(events, args.partitions, dets), args.show)
+        if args.demo_json:
+            demo = [orjson.loads(ln) for ln in Path(args.demo_json).read_bytes().splitlines()
+                    if ln.strip()]
+            compare(f"{f} (demo --partitions {args.partitions})", one, demo, args.show)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
