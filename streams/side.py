@@ -56,9 +56,15 @@ class SideEngines(PartitionEngines):
                              incidents_max=cfg.incidents_max,
                              explain_alerts=cfg.explain_alerts,
                              explain_hours=cfg.explain_hours)
+        # check_behind: a checkpoint the table restores behind the group's commits of this
+        # topic (Faust's table recovery stops at the end offset Tansu reports, often low) is
+        # replaced by the newest one read from the changelog itself, as for the input engines;
+        # else the records between were sought back and the partition handed nothing on for
+        # ``REFETCH_WINDOW`` (seen: an episode builder silent for seconds after a SIGKILL
+        # restart, its findings' alerts late; issue 17)
         super().__init__(app, settings, rt.metrics, topics=(topic,), table=table,
                          config=config, geo=rt.geo, directory=rt.directory,
-                         state_keys=rt.state_keys)
+                         state_keys=rt.state_keys, check_behind=(topic,))
         if episodes:  # the same list: verdicts read before a partition came here, replayed
             self.feedback_log = rt.feedback_log
 
