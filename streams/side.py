@@ -59,9 +59,9 @@ class SideEngines(PartitionEngines):
         # check_behind: a checkpoint the table restores behind the group's commits of this
         # topic (Faust's table recovery stops at the end offset Tansu reports, often low) is
         # replaced by the newest one read from the changelog itself, as for the input engines;
-        # else the records between were sought back and the partition handed nothing on for
-        # ``REFETCH_WINDOW`` (seen: an episode builder silent for seconds after a SIGKILL
-        # restart, its findings' alerts late; issue 17)
+        # else the partition is sought back to the records between (``admit``) and those
+        # fetched before the seek wait for them (seen after a SIGKILL restart: an episode
+        # builder took nothing more in the 1.6 s its worker still ran; issue 17)
         super().__init__(app, settings, rt.metrics, topics=(topic,), table=table,
                          config=config, geo=rt.geo, directory=rt.directory,
                          state_keys=rt.state_keys, check_behind=(topic,))

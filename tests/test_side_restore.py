@@ -6,10 +6,10 @@ commits are stubbed; no broker.
 Seen before (issue 17, ``test_sigkill_over_four_partitions_with_batches_loses_nothing``,
 about 1 run in 8): after a SIGKILL, Faust's recovery of the ``episode-checkpoints`` table
 stopped short of a builder's newest checkpoint (Tansu reports end offsets low) although the
-findings it covers were committed; the builder restored the older one, sought its partition
-back (``admit``) and dropped every record for ``REFETCH_WINDOW`` seconds meanwhile: the
-alerts of findings made after the restart came late, after the test (and a graceful stop)
-had ended the worker."""
+findings it covers were committed; the builder restored the older one and sought its partition
+back (``admit``; the records fetched before the seek wait for the missing ones): it took
+nothing more (the finding of c-000044 among them) in the 1.6 s before the worker was
+stopped, and that alert was missing."""
 
 from __future__ import annotations
 
