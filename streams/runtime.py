@@ -304,7 +304,8 @@ class PartitionEngines:
                  directory: Directory, state_keys: StateKeys,
                  check_behind: tuple[str, ...] = ()) -> None:
         """``check_behind``: the topics whose committed offsets a restored checkpoint is
-        checked against (``_behind_commits``; the input runtime's, not the side engines')."""
+        checked against (``_behind_commits``: the input runtime's inputs, a side engine's
+        internal topic)."""
         self.app = app
         self.settings = settings
         self.metrics = metrics

@@ -83,9 +83,15 @@ class SideEngines(PartitionEngines):
                              incidents_max=cfg.incidents_max,
                              explain_alerts=cfg.explain_alerts,
                              explain_hours=cfg.explain_hours)
+        # check_behind: a checkpoint the table restores behind the group's commits of this
+        # topic (Faust's table recovery stops at the end offset Tansu reports, often low) is
+        # replaced by the newest one read from the changelog itself, as for the input engines;
+        # else the partition is sought back to the records between (``admit``) and those
+        # fetched before the seek wait for them (seen after a SIGKILL restart: an episode
+        # builder took nothing more in the 1.6 s its worker still ran; issue 17)
         super().__init__(app, settings, rt.metrics, topics=(topic,), table=table,
                          config=config, geo=rt.geo, directory=rt.directory,
-                         state_keys=rt.state_keys)
+                         state_keys=rt.state_keys, check_behind=(topic,))
         if episodes:  # the same list: verdicts read before a partition came here, replayed
             self.feedback_log = rt.feedback_log
 

@@ -49,7 +49,7 @@ def test_side_engines_are_partition_engines_of_their_own_topic_and_table() -> No
     side = SideEngines(rt.app, rt, rt.settings, "aw-side", "side-checkpoints",
                        ("bulk_lookup",))
     assert isinstance(side, PartitionEngines) and not isinstance(side, Runtime)
-    assert side.input_topics == ("aw-side",) and side.check_behind == ()
+    assert side.input_topics == ("aw-side",) and side.check_behind == ("aw-side",)
     assert side.table.name == "side-checkpoints" and side.table is not rt.table
     assert side.config.detectors == ("bulk_lookup",) and side.config.salt == rt.config.salt
     assert side.metrics is rt.metrics and side.directory is rt.directory
