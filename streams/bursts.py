@@ -41,7 +41,6 @@ import logging
 from typing import Any
 
 import faust
-import orjson
 from prometheus_client import Gauge
 
 from detectors import events as E
@@ -49,7 +48,7 @@ from detectors.engine import EngineConfig, discover
 from detectors.episodes import InOrder
 from streams.runtime import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
-from streams.side import SideEngines, wire
+from streams.side import PROGRESS, SideEngines, read_progress, send_progress, wire
 
 log = logging.getLogger("accesswatch.bursts")
 
@@ -58,7 +57,6 @@ BURST_DETECTORS = ("credential_stuffing", "password_spray")
 
 
 FROM = "aw-from"  # header of a forwarded login: input partition, engine time, ts, sequence
-PROGRESS = b"progress"  # key of an input partition's time, sent to every burst partition
 INVALID = "invalid_burst_message"
 
 
@@ -121,11 +119,7 @@ class Bursts:
         order = InOrder(st.engine, self.partitions)
         try:
             if msg.key == PROGRESS:
-                m = orjson.loads(msg.value)
-                p = m["partition"]
-                if type(p) is not int or not 0 <= p < self.partitions:
-                    raise ValueError("partition out of range")
-                logins = order.advance(p, float(m["progress"]), m.get("flushed") is True)
+                logins = order.advance(*read_progress(msg.value, self.partitions))
             else:
                 head = dict(msg.headers or ()).get(FROM)
                 if head is None:
@@ -166,13 +160,7 @@ class Bursts:
         """After the watermark: each input partition's time to every burst partition (after
         the logins it sent: one producer, in order); fetch again a stalled partition; keep
         pages firing."""
-        for p, st in list(self.rt.parts.items()):
-            if st.max_ts is None:
-                continue  # no event taken yet: its time says nothing
-            value = orjson.dumps({"partition": p, "progress": st.engine.ctx.now,
-                                  "flushed": st.flushed})
-            for k in range(self.partitions):
-                await self.topic.send(key=PROGRESS, value=value, partition=k)
+        await send_progress(self.rt, self.topic, self.partitions)
         await self.engines.watch_delivery()
         self.engines.touch_pages()
 

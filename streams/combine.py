@@ -47,14 +47,13 @@ from detectors.engine import Engine, EngineConfig
 from detectors.episodes import InOrder
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.side import SideEngines, send_drained, wire
+from streams.side import PROGRESS, SideEngines, read_progress, send_drained, send_progress, wire
 
 log = logging.getLogger("accesswatch.combine")
 
 #: the entity kinds whose views are scored where all workers' views meet
 REMOTE_KINDS = ("src_ip", "subnet", "asn", "key")
 INVALID = "invalid_partial"
-PROGRESS = b"progress"  # key of an input partition's time, sent to every scorer partition
 
 
 def partials_topic(settings: Settings) -> str:
@@ -126,11 +125,7 @@ class Combine:
         order = InOrder(st.engine, self.partitions, "_partials_in_order")
         try:
             if msg.key == PROGRESS:
-                m = orjson.loads(msg.value)
-                p = m["partition"]
-                if type(p) is not int or not 0 <= p < self.partitions:
-                    raise ValueError("partition out of range")
-                views = order.advance(p, float(m["progress"]), m.get("flushed") is True)
+                views = order.advance(*read_progress(msg.value, self.partitions))
             else:
                 m = orjson.loads(msg.value)
                 head = m.get("from") if self.partitions > 1 else None
@@ -177,13 +172,7 @@ class Combine:
         await self.scorers.watch_delivery()
         await self.send_all()
         if self.partitions > 1:
-            for p, st in list(self.rt.parts.items()):
-                if st.max_ts is None:
-                    continue  # no event taken yet: its time says nothing
-                value = orjson.dumps({"partition": p, "progress": st.engine.ctx.now,
-                                      "flushed": st.flushed})
-                for part in range(self.partitions):
-                    await self.topic.send(key=PROGRESS, value=value, partition=part)
+            await send_progress(self.rt, self.topic, self.partitions)
         tracked: dict[str, int] = {}
         for st in [*self.rt.parts.values(), *self.scorers.parts.values()]:
             for k, v in st.engine.tracked().items():

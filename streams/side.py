@@ -53,6 +53,33 @@ async def send_drained(rt: Runtime, partition: int, topic: Any, what: str,
     return len(msgs)
 
 
+#: key of a message that carries an input partition's time (not a view, login or finding)
+PROGRESS = b"progress"
+
+
+async def send_progress(rt: Runtime, topic: Any, partitions: int) -> None:
+    """Each input partition's engine time (and whether it flushed at the end of its input) to
+    every partition of ``topic``, after what it sent there (one producer: in order), so the
+    engines there can take what every input partition has passed (``InOrder``)."""
+    for p, st in list(rt.parts.items()):
+        if st.max_ts is None:
+            continue  # no event taken yet: its time says nothing
+        value = orjson.dumps({"partition": p, "progress": st.engine.ctx.now,
+                              "flushed": st.flushed})
+        for part in range(partitions):
+            await topic.send(key=PROGRESS, value=value, partition=part)
+
+
+def read_progress(value: bytes, partitions: int) -> tuple[int, float, bool]:
+    """A ``PROGRESS`` message: (input partition, its engine time, flushed). ValueError (or
+    a JSON, key or type error) for one that is not."""
+    m = orjson.loads(value)
+    p = m["partition"]
+    if type(p) is not int or not 0 <= p < partitions:
+        raise ValueError("partition out of range")
+    return p, float(m["progress"]), m.get("flushed") is True
+
+
 class SideEngines(PartitionEngines):
     """One engine per partition of the internal topic ``topic`` (declared here, raw bytes,
     the inputs' partition count), running ``detectors`` with the input runtime's salt and
