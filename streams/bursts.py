@@ -48,7 +48,15 @@ from detectors.engine import EngineConfig, discover
 from detectors.episodes import InOrder
 from streams.runtime import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
-from streams.side import PROGRESS, SideEngines, read_progress, send_progress, wire
+from streams.side import (
+    PROGRESS,
+    SideEngines,
+    input_partition,
+    read_progress,
+    refuse,
+    send_progress,
+    wire,
+)
 
 log = logging.getLogger("accesswatch.bursts")
 
@@ -125,17 +133,13 @@ class Bursts:
                 if head is None:
                     raise ValueError("no aw-from header")
                 p_, at, ts, seq = head.decode().split()
-                p = int(p_)
-                if not 0 <= p < self.partitions:
-                    raise ValueError("partition out of range")
+                p = input_partition(int(p_), self.partitions)
                 order.add(float(at), float(ts), p, int(seq), msg.value)
                 logins = order.release()
         except Exception as exc:  # a bad message must not kill the agent
-            log.warning("logins-by-source message not taken: %s", type(exc).__name__)
-            self.rt._internal_error("event")
-            await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
+            await refuse(self.rt, msg, "logins-by-source", "event", INVALID, exc)
             return
-        self.held.set(sum(len(s.engine.__dict__.get("_in_order", {}).get("heap", ()))
+        self.held.set(sum(InOrder(s.engine, self.partitions).pending
                           for s in self.engines.parts.values()))
         for raw in logins:
             await self._login(st, msg, raw)

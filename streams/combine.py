@@ -47,7 +47,16 @@ from detectors.engine import Engine, EngineConfig
 from detectors.episodes import InOrder
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.side import PROGRESS, SideEngines, read_progress, send_drained, send_progress, wire
+from streams.side import (
+    PROGRESS,
+    SideEngines,
+    input_partition,
+    read_progress,
+    refuse,
+    send_drained,
+    send_progress,
+    wire,
+)
 
 log = logging.getLogger("accesswatch.combine")
 
@@ -132,9 +141,8 @@ class Combine:
                 if head is None:
                     views = [m]
                 else:
-                    p, at, seq = head["partition"], float(head["at"]), head["seq"]
-                    if type(p) is not int or not 0 <= p < self.partitions:
-                        raise ValueError("partition out of range")
+                    p = input_partition(head["partition"], self.partitions)
+                    at, seq = float(head["at"]), head["seq"]
                     if type(seq) is not int:
                         raise ValueError("seq is not an integer")
                     # ties: partition, then sending order (the order one engine scores
@@ -142,9 +150,7 @@ class Combine:
                     order.add(at, at, p, seq, msg.value)
                     views = order.release()
         except Exception as exc:  # a bad message must not kill the agent
-            log.warning("partials message not taken: %s", type(exc).__name__)
-            self.rt._internal_error("partials")
-            await self.rt.dead_letter(msg, INVALID, None, type(exc).__name__)
+            await refuse(self.rt, msg, "partials", "partials", INVALID, exc)
             return
         self._count_held()
         for v in views:

@@ -70,14 +70,30 @@ async def send_progress(rt: Runtime, topic: Any, partitions: int) -> None:
             await topic.send(key=PROGRESS, value=value, partition=part)
 
 
+def input_partition(p: Any, partitions: int) -> int:
+    """``p``, an input partition named by a message of an internal topic; ValueError when
+    it is not one of the ``partitions``."""
+    if type(p) is not int or not 0 <= p < partitions:
+        raise ValueError("partition out of range")
+    return p
+
+
 def read_progress(value: bytes, partitions: int) -> tuple[int, float, bool]:
     """A ``PROGRESS`` message: (input partition, its engine time, flushed). ValueError (or
     a JSON, key or type error) for one that is not."""
     m = orjson.loads(value)
-    p = m["partition"]
-    if type(p) is not int or not 0 <= p < partitions:
-        raise ValueError("partition out of range")
-    return p, float(m["progress"]), m.get("flushed") is True
+    return input_partition(m["partition"], partitions), float(m["progress"]), \
+        m.get("flushed") is True
+
+
+async def refuse(rt: Runtime, msg: Any, what: str, counter: str, reason: str,
+                 exc: Exception) -> None:
+    """A message of an internal topic that cannot be taken (``what``: its kind, for the
+    log): logged by exception type only, counted as the internal error ``counter``,
+    dead-lettered with ``reason``; the agent goes on."""
+    log.warning("%s message not taken: %s", what, type(exc).__name__)
+    rt._internal_error(counter)
+    await rt.dead_letter(msg, reason, None, type(exc).__name__)
 
 
 class SideEngines(PartitionEngines):
