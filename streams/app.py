@@ -8,8 +8,9 @@ docstring says how consistency is kept).
 - the readers of every partition of ``identity-changes`` and ``access-feedback``
   (``streams.readers``, no consumer group); detection waits for the identity reader to catch
   up;
-- the combiner of bulk_lookup's views (``streams.combine``) and, with more than one
-  partition, the burst engines (``streams.bursts``), each on an internal topic of its own
+- with more than one partition, the combiner of bulk_lookup's views (``streams.combine``),
+  the burst engines (``streams.bursts``) and the episode builders (``streams.episodes``),
+  each on an internal topic of its own
   (``streams.side``); the ingest agents with ``--ingest`` (``streams.ingest``);
 - a watermark timer (``watermark_interval``), a checkpoint timer (``checkpoint_interval``),
   the rebalance and shutdown hooks (checkpoint what is lost, drop its engines);
@@ -104,10 +105,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
 
     attach_feedback(app, settings)
     app.accesswatch_metrics = metrics  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
-    comb = None  # bulk_lookup's views of sources and keys, scored where they meet
-    if rt.config.remote_kinds:
-        comb = app.accesswatch_combine = attach_combine(  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
-            app, rt, settings)
+    # bulk_lookup's views of sources and keys, scored where they meet (more than one partition)
+    comb = app.accesswatch_combine = attach_combine(  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
+        app, rt, settings)
     # logins by source AS, with more than one partition: credential_stuffing, password_spray
     bursts = rt.bursts = app.accesswatch_bursts = attach_bursts(  # type: ignore[attr-defined]  # the runtime's handles hang on the Faust app for the CLI and tests to find
         app, rt, settings)

@@ -26,8 +26,8 @@ offset are skipped. Views not yet sent are part of the sending engine's checkpoi
 and are sent after a restore; views a restored engine sends again carry the same ``origin`` and
 ``seq`` and the scorer drops them (``duplicate_partial``).
 
-With one partition the views go to the one scorer in order: the same alert_ids as ``replay``.
-With several, views of one window from different workers are scored as they arrive (not
+With one partition there is no combiner (``input_remote_kinds`` is empty): the input engine
+scores its views in place, as ``replay`` does (same alert_ids). With several, views of one window from different workers are scored as they arrive (not
 merged first); an entity's hour never goes back for a late view (it counts in the current
 hour), so a worker running far behind the others (catch-up) blurs the hourly counts of the
 entities it shares with them.
@@ -72,7 +72,13 @@ def partials_topic(settings: Settings) -> str:
 
 def input_remote_kinds(settings: Settings) -> tuple[str, ...]:
     """The entity kinds the input engines hand out to the combiner: ``REMOTE_KINDS`` when
-    bulk_lookup runs, none otherwise (``Runtime(remote_kinds=...)``)."""
+    bulk_lookup runs on more than one partition, none otherwise (``Runtime(remote_kinds=...)``).
+    With one partition every view of an entity is made by the one input engine: it scores them
+    in place, as ``replay`` does, instead of sending them through Kafka to a scorer that takes
+    them in the same order (measured: ~20% of a batched worker's CPU, docs/benchmarks.md
+    "h-wone")."""
+    if settings.partitions <= 1:
+        return ()
     return REMOTE_KINDS if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)) else ()
 
 
@@ -188,10 +194,13 @@ class Combine:
             self.rt.metrics.tracked_entities.labels(kind=k).set(v)
 
 
-def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine:
-    """Declare the partials topic, its agent, the scorers' checkpoints and rebalance hooks.
-    ``rt`` was built with ``remote_kinds=REMOTE_KINDS`` (``input_remote_kinds``): its engines
-    hand those views out instead of scoring them."""
+def attach(app: faust.App, rt: Runtime, settings: Settings) -> Combine | None:
+    """With more than one partition and bulk_lookup on: declare the partials topic, its agent,
+    the scorers' checkpoints and rebalance hooks. ``rt`` was built with
+    ``remote_kinds=input_remote_kinds(settings)``: its engines hand those views out instead of
+    scoring them."""
+    if not input_remote_kinds(settings):
+        return None
     if rt.config.remote_kinds != REMOTE_KINDS:
         raise ValueError("the input runtime scores the remote kinds itself: build it with "
                          "remote_kinds=input_remote_kinds(settings)")

@@ -75,10 +75,12 @@ entities, more for millions: periodic checkpoints then back off so encoding take
 ``CHECKPOINT_SHARE`` of the worker's time), and on Tansu (no compaction) the changelog keeps
 every checkpoint, so recovery reads them all (on Kafka, compaction keeps the last).
 
-Aggregates by source IP / subnet / ASN / key (bulk_lookup) go through the combiner of
-``streams.combine``: each partition's engine pre-aggregates its share over short windows and
-sends the views to the internal ``<app_id>-partials`` topic keyed by entity, where one scorer
-engine per partition merges and scores them (one partition: the same alert_ids as ``replay``).
+Aggregates by source IP / subnet / ASN / key (bulk_lookup), with more than one partition, go
+through the combiner of ``streams.combine``: each partition's engine pre-aggregates its share
+over short windows and sends the views to the internal ``<app_id>-partials`` topic keyed by
+entity, where one scorer engine per partition merges and scores them. With one partition the
+engine scores its views in place, as ``replay`` does (a checkpoint written with the combiner
+is reconfigured on restore, the views it held scored in place: ``PartitionState.rescore``).
 Login bursts by source (credential_stuffing, password_spray) need every login of a source
 and cannot be merged from counts: with more than one partition the input engines send each
 login they take to ``<app_id>-logins-by-source``, keyed by its source AS, where one burst
@@ -283,6 +285,10 @@ class PartitionState:
     #: identity events (ts, offset key, offset, event) this engine has not processed yet, in
     #: the order read: each goes in when the partition's event time reaches its ts
     identity: deque[tuple[float, str, int, E.Event]] = field(default_factory=deque)
+    #: restored with window views in its outbox that no combiner sends any more (written with
+    #: remote kinds, restored with one partition): scored in place before anything else
+    #: (``Runtime._score_outbox``)
+    rescore: bool = False
 
     def next_offset(self, topic: str) -> int:
         """The next offset of ``topic`` this partition needs (received or checkpointed + 1)."""
@@ -366,7 +372,16 @@ class PartitionEngines:
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
                                    max_state_bytes=self.config.max_state_bytes,  # today's caps
-                                   relay_kinds=self.config.relay_kinds)  # today's partitions
+                                   relay_kinds=self.config.relay_kinds,  # today's partitions
+                                   remote_kinds=self.config.remote_kinds)
+        # the kinds bulk_lookup hands out to the combiner are today's too (none with one
+        # partition); views a restored engine holds for a combiner that no longer runs are
+        # scored in place before its next event (an outbox nobody sends would only grow)
+        kinds = frozenset(self.config.remote_kinds)
+        for d in st.engine.detectors.values():
+            if hasattr(d, "remote_kinds") and d.remote_kinds != kinds:
+                d.remote_kinds = kinds
+        st.rescore = not kinds and st.engine.has_partials()
         st.engine.set_allowlist(self.config.allowlist)  # today's allow-list (issue 18)
         st.engine.config = replace(st.engine.config,
                                    feedback_suppress=self.config.feedback_suppress,
@@ -748,6 +763,8 @@ class Runtime(PartitionEngines):
         msg = event.message
         topic = msg.topic
         st = self.state(msg.partition)
+        if st.rescore:
+            await self._score_outbox(msg.partition, st)
         if not await self.admit(st, msg):
             return
         if msg.offset <= st.offsets.get(topic, -1):
@@ -776,6 +793,28 @@ class Runtime(PartitionEngines):
             item = batch.BatchItem(msg, i, n, items[i])
             self._enqueue(st, event, self._judge(item, None), item)
         await self.drain(msg.partition, st)
+
+    async def _score_outbox(self, partition: int, st: PartitionState) -> None:
+        """Score in place the window views a restored engine holds for a combiner this
+        worker does not run (``PartitionState.rescore``), as the scorer would have; alerts
+        sent. Under the checkpoint lock: no checkpoint sees the outbox emptied before the
+        alerts it gave are in the producer the checkpoint flushes first."""
+        async with self._checkpoint_lock:
+            st.rescore = False
+            views = st.engine.drain_partials()
+            alerts: list[dict[str, Any]] = []
+            for view in views:
+                try:
+                    alerts.extend(st.engine.observe_partial(view))
+                except Exception as exc:  # an engine bug: counted, logged; the rest go on
+                    log.error("partition %d: a held window view was not scored (%s)",
+                              partition, type(exc).__name__, exc_info=exc)
+                    self._internal_error("partials")
+            st.dirty = True
+            log.info("partition %d: %d window view(s) held for a combiner scored in place",
+                     partition, len(views))
+            for a in alerts:
+                await self.emit(a)
 
     async def _take_batch(self, st: PartitionState, event: Any, msg: Any,
                           items: list[bytes], start: int) -> None:
@@ -1239,6 +1278,8 @@ class Runtime(PartitionEngines):
         idle = self.settings.idle_flush
         delay = self.settings.watermark_delay
         for p, st in list(self.parts.items()):
+            if st.rescore:
+                await self._score_outbox(p, st)
             if st.queued:
                 await self.drain(p, st)
             if st.max_ts is None or st.queued:

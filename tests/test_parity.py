@@ -4,8 +4,9 @@
 The events are produced before the worker starts, so the worker reads identity-changes
 to their end before detecting (as a replay reads them in file order) and merges logins and
 access by event time. One partition, so every detector sees all traffic as in the replay
-(with several partitions, bulk_lookup's views by source, subnet, AS and key meet through the
-combiner: tests/test_combiner_streaming.py).
+(bulk_lookup scores its window views in the input engine, as replay does; with several
+partitions its views by source, subnet, AS and key meet through the combiner:
+tests/test_combiner_streaming.py).
 """
 
 from __future__ import annotations

@@ -357,10 +357,10 @@ def _identity_msg(offset: int, principal: str) -> Any:
                            value=value, key=None, headers=[])
 
 
-def _bare_runtime(blob: bytes | None = None) -> Any:
+def _bare_runtime(blob: bytes | None = None, **settings: Any) -> Any:
     """A Runtime built on a Faust app that never connects (``bare_runtime``), its alerts
     collected in ``rt.sent``; ``blob``: the checkpoint of partition 0 in its table."""
-    rt = bare_runtime()
+    rt = bare_runtime(**settings)
     rt.table = SimpleNamespace(name="engine-checkpoints", get=lambda key: None)
     rt.sent = []
 
@@ -437,6 +437,106 @@ def test_a_restored_engine_gets_the_identity_events_after_its_checkpoint_once() 
     _, offsets = restore(_seal(restored.engine, restored.offsets), second.geo,
                          second.directory, keys=KEYS, context="accesswatch/engine-checkpoints/0")
     assert offsets[key] == 3
+
+
+def test_views_held_for_a_combiner_are_scored_in_place_when_restored_with_one_partition(
+) -> None:
+    """A checkpoint written while the input engine handed bulk_lookup's views of sources,
+    subnets, ASes and keys out to the combiner (``remote_kinds``: every partition count
+    before h-wone), restored by a worker with one partition (no combiner, views scored in
+    place): the engine is reconfigured to today's kinds, the views it held for the combiner
+    are scored in place before anything else, and its outbox stays empty from then on (it
+    grew for good before, nobody sent it). Here the first life's views were never sent at
+    all (the largest such outbox), and the two lives still raise ``replay``'s alert ids."""
+    import asyncio
+
+    from detectors import events as E
+    from streams.combine import REMOTE_KINDS
+    from streams.runtime import AppliedDirectory, PartitionState, Runtime
+
+    lines = sim_lines(SIM)
+    expected = {a["alert_id"] for a in replay_run(lines)[0]}
+    events = [(E.decode(line), line) for line in lines]
+    identity = [line for ev, line in events if ev.kind == E.IDENTITY]
+    inputs = [(ev, line) for ev, line in events if ev.kind != E.IDENTITY]
+    half = len(inputs) // 2
+    names = TopicNames()
+    topic = {E.LOGIN: names.logins, E.ACCESS: names.access}
+    offsets = dict.fromkeys(topic.values(), -1)
+
+    def message(ev: Any, line: bytes) -> Any:
+        t = topic[ev.kind]
+        offsets[t] += 1
+        msg = SimpleNamespace(topic=t, partition=0, offset=offsets[t], key=b"k", value=line,
+                              headers=())
+        return SimpleNamespace(message=msg, ack=lambda: None)
+
+    def identity_msg(offset: int, line: bytes) -> Any:
+        return SimpleNamespace(topic=names.identity, partition=0, offset=offset, key=None,
+                               value=line, headers=[])
+
+    async def nothing() -> None:
+        return None
+
+    def runnable(rt: Any) -> Any:
+        rt.watch_delivery = nothing  # no broker: nothing to fetch again
+        rt._update_lag = lambda: None
+        rt._has_commits = lambda p: False
+        rt._behind_commits = lambda p, s: False
+        return rt
+
+    # life one: the input engine hands its remote kinds out; no view is ever sent
+    import faust
+
+    base = bare_runtime(partitions=1)  # its settings and metrics, on an app of its own
+    app = faust.App(base.settings.app_id, broker="kafka://127.0.0.1:1", store="memory://",
+                    key_serializer="raw", value_serializer="raw")
+    first = Runtime(app, base.settings, base.metrics, remote_kinds=REMOTE_KINDS)
+    first.table = SimpleNamespace(name="engine-checkpoints", get=lambda key: None)
+    first.sent = []
+
+    async def keep(alert: dict[str, Any]) -> None:
+        first.sent.append(alert)
+
+    first.emit = keep
+    runnable(first)
+
+    async def life_one() -> bytes:
+        for off, line in enumerate(identity):
+            await first.on_identity(identity_msg(off, line))
+        st = PartitionState(first._fresh_engine())
+        st.engine.ctx.directory = AppliedDirectory(first.directory)
+        first.parts[0] = st
+        for ev, line in inputs[:half]:
+            await first._process(st, message(ev, line), ev)
+        assert st.engine.has_partials()  # views waiting for the combiner, in the checkpoint
+        return _seal(st.engine, st.offsets)
+
+    blob = asyncio.run(life_one())
+
+    # life two: one partition, no combiner
+    second = runnable(_bare_runtime(blob, partitions=1))
+    assert second.settings.partitions == 1 and second.config.remote_kinds == ()
+
+    async def life_two() -> Any:
+        for off, line in enumerate(identity):
+            await second.on_identity(identity_msg(off, line))
+        st = second.state(0)
+        assert st.restored and st.rescore
+        assert st.engine.config.remote_kinds == ()
+        assert st.engine.detectors["bulk_lookup"].remote_kinds == frozenset()
+        await second.watermark()  # the first thing the partition does: score the held views
+        assert not st.rescore and not st.engine.has_partials()
+        for ev, line in inputs[half:]:
+            await second._process(st, message(ev, line), ev)
+            assert not st.engine.has_partials(), "a view handed out with one partition"
+        second.sent.extend(st.engine.flush())
+        return st
+
+    asyncio.run(life_two())
+    got = {a["alert_id"] for a in first.sent + second.sent}
+    assert any(a["detector"] == "bulk_lookup" for a in second.sent)
+    assert got == expected, (sorted(expected - got), sorted(got - expected))
 
 
 LOOP_SIM = SimConfig(seed=23, customers=2500, hours=3, attacks=("coupang",),

@@ -83,3 +83,6 @@ def test_one_partition_keeps_every_detector_in_the_input_engines() -> None:
     rt = bare_runtime(partitions=1)
     assert bursts.input_leave_out(rt.settings) == ()
     assert bursts.attach(rt.app, rt, rt.settings) is None
+    # and bulk_lookup scores every view in place, as replay: no combiner (h-wone)
+    assert combine.input_remote_kinds(rt.settings) == ()
+    assert combine.attach(rt.app, rt, rt.settings) is None

@@ -47,10 +47,6 @@ def paused(rt: Any, lines: list[bytes], pause_s: float,  # noqa: F811
         total[tp.topic] if unread else st.next_offset(tp.topic)))
     flushed = False
 
-    def score_views() -> None:
-        for view in st.engine.drain_partials():
-            rt.emitted.extend(rt.scorer.observe_partial(view))
-
     async def run() -> None:
         nonlocal flushed
         for ev, line in events:
@@ -67,19 +63,15 @@ def paused(rt: Any, lines: list[bytes], pause_s: float,  # noqa: F811
             msg = SimpleNamespace(topic=t, partition=0, offset=offsets[t], key=b"k", value=line,
                                   headers=())
             await rt._process(st, SimpleNamespace(message=msg, ack=lambda: None), ev)
-            score_views()
             if not done and iso(ev.ts) == PAUSED_AFTER:
                 done = True
                 st.wall_at_max = st.last_wall = time.monotonic() - pause_s
                 await rt.watermark()
                 flushed = st.flushed
-                score_views()
         assert done
 
     asyncio.run(run())
     rt.emitted.extend(st.engine.flush())
-    score_views()
-    rt.emitted.extend(rt.scorer.flush())
     return {a["alert_id"] for a in rt.emitted}, flushed
 
 

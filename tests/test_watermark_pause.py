@@ -23,7 +23,6 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
 import pytest
 
 from detectors import events as E
@@ -56,9 +55,9 @@ def runtime(tmp_path: Any, **settings: Any) -> Any:
                               partitions=1, **settings))
     rt = app.accesswatch
     rt.emitted = []
-    # bulk_lookup's views of sources and keys are scored by the combiner's scorer engine
-    # (streams.combine; one partition: every view goes to the one scorer, in order)
-    rt.scorer = app.accesswatch_combine.scorers._fresh_engine()
+    # one partition: no combiner, the input engine scores bulk_lookup's views in place (as
+    # replay does), so the runtime's alerts are all there is
+    assert app.accesswatch_combine is None and not rt.config.remote_kinds
 
     async def emit(alert: dict[str, Any]) -> None:
         rt.emitted.append(alert)
@@ -90,10 +89,6 @@ def stream(rt: Any, lines: list[bytes], pause_after: str | None, pause_s: float)
                               headers=())
         return SimpleNamespace(message=msg, ack=lambda: None)
 
-    def score_views() -> None:
-        for view in st.engine.drain_partials():  # as the partials topic carries them
-            rt.emitted.extend(rt.scorer.observe_partial(orjson.loads(orjson.dumps(view))))
-
     async def run() -> None:
         events = [(E.decode(line), line) for line in lines]
         for ev, line in events:
@@ -104,18 +99,14 @@ def stream(rt: Any, lines: list[bytes], pause_after: str | None, pause_s: float)
             if ev.kind == E.IDENTITY:
                 continue
             await rt._process(st, message(ev.kind, line), ev)
-            score_views()
             if not paused and pause_after is not None and iso(ev.ts) == pause_after:
                 paused = True
                 st.wall_at_max = time.monotonic() - pause_s  # quiet since that event
                 await rt.watermark()
-                score_views()
         assert pause_after is None or paused, pause_after
 
     asyncio.run(run())
     rt.emitted.extend(st.engine.flush())  # end of input, as replay's
-    score_views()
-    rt.emitted.extend(rt.scorer.flush())
     return {a["alert_id"] for a in rt.emitted}
 
 
