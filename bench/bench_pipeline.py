@@ -23,7 +23,9 @@ each repetition's ratio compares two runs a minute apart and the median of them 
 workers reading one-event messages, batches of up to N events (``accesswatch produce``'s
 batching by partition, 20 ms linger) with 1 worker and with 2 workers on 2 partitions, and
 ``replay``'s loop in process; then produce-to-alert latency at 5,000 events/s offered (one-event
-messages, batches) and 20,000 (batches). Its last line reads ``batched/single: X.XXx;
+messages, batches) and 20,000 (batches). The throughput runs take the first 100,000 events
+of the simulated day unless ``--events`` says otherwise (30,000, the default before, took a
+batched worker about one second, two polls of /metrics). Its last line reads ``batched/single: X.XXx;
 batched/replay: Y.YYx; p99 at 20000/s: Z.ZZ s`` (events/s, wall clock). The batched backlogs
 are produced unordered across topics (``--ordered-backlog``: as ``produce`` does by default),
 since they are on the broker before a worker starts; each run prints how the CPU was split
@@ -165,6 +167,10 @@ def cpu_seconds(ws: list[WorkerProcess]) -> float:
         total += pid_cpu(w.proc.pid)
     return total
 
+
+#: events of the ``--batch`` comparison unless ``--events`` is given: at ~30,000 events/s a
+#: batched worker takes 30,000 in one second, a window two polls of /metrics wide (h-wone)
+BATCH_EVENTS = 100_000
 
 #: CPU seconds of the last ``run_full``: each worker's, the broker's (embedded: its pid), and
 #: this process's (the benchmark: polling /metrics), over the measured interval
@@ -375,6 +381,35 @@ def replay_rate(lines: list[bytes]) -> tuple[float, float]:
     return (len(lines) / (time.perf_counter() - t), len(lines) / (time.process_time() - c))
 
 
+def partition_shares(inputs: list[dict[str, Any]], partitions: int) -> list[int]:
+    """Events per input partition as the producers key them (logins by account, access by
+    actor: ``streams.batch.partition_for``)."""
+    from streams.batch import partition_for
+
+    counts = [0] * partitions
+    for e in inputs:
+        key = e["account_id"] if "outcome" in e else e["actor_id"]
+        counts[partition_for(str(key).encode(), partitions)] += 1
+    return counts
+
+
+def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Records written to each of ``topics`` (end offsets summed over its partitions; a
+    topic that does not exist: absent)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        out = {}
+        for t in topics:
+            parts = c.partitions_for_topic(t)
+            if parts:
+                out[t] = sum(c.end_offsets([TopicPartition(t, p) for p in parts]).values())
+        return out
+    finally:
+        c.close()
+
+
 def main_batch(args: argparse.Namespace) -> int:
     """``--batch N``: one-event messages, batches of up to N events, and ``replay``, on the
     same events in one run; 1 worker (1 partition) and 2 workers (2 partitions) on the
@@ -384,10 +419,11 @@ def main_batch(args: argparse.Namespace) -> int:
     from streams.produce import Batching, Producer
 
     sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
-    inputs = [e for e in sim.events if "change" not in e][: args.events]
+    inputs = [e for e in sim.events if "change" not in e][: args.events or BATCH_EVENTS]
     lines = [orjson.dumps(e) for e in inputs]
     background = inputs[:20000]
     batching = Batching(events=args.batch, linger=0.020)
+    shares = partition_shares(inputs, 2)
     rows: list[tuple[str, str]] = []
 
     def with_broker() -> Any:
@@ -434,6 +470,13 @@ def main_batch(args: argparse.Namespace) -> int:
                                   env=topics_env(names),
                                   broker_pid=None if args.broker else b.pid)
             runs[label] = (n, dt, cpu)
+            if parts > 1:  # what the workers sent each other (one message each)
+                app = f"bench-{prefix}"
+                side = topic_ends(bootstrap, [f"{app}-logins-by-source", f"{app}-partials",
+                                              f"{app}-findings"])
+                splits["side"] = ", ".join(f"{k[len(app) + 1:]} {v:,}"
+                                           for k, v in side.items())
+                print(f"{label}: internal topics: {splits['side']} messages", file=sys.stderr)
             split = LAST_SPLIT
             each = " + ".join(f"{c / dt:.2f}" for c in split["workers"])
             broker = (f", broker {split['broker'] / dt:.2f}" if split["broker"] is not None
@@ -482,10 +525,16 @@ def main_batch(args: argparse.Namespace) -> int:
                  "batched / replay", f"{cpu_rate['batched'] / cpu_rate['single']:.2f}x, "
                  f"{cpu_rate['batched'] / rep_cpu:.2f}x"))
     if "batched, 2 workers" in rate:
+        top = max(shares) / sum(shares)
         rows.append(("2 workers / 1 worker, batched",
                      f"{rate['batched, 2 workers'] / rate['batched']:.2f}x events/s; "
                      f"{cpu_rate['batched, 2 workers'] / cpu_rate['batched']:.2f}x events "
                      f"per worker CPU second"))
+        rows.append(("events by partition, 2 partitions (keyed by account / actor)",
+                     f"{' / '.join(f'{c:,}' for c in shares)}: the busiest partition has "
+                     f"{top:.0%} of the events, so 2 workers take at most {1 / top:.2f}x one "
+                     f"worker's events/s on this file"))
+        rows.append(("internal topics, 2 workers (messages)", splits.get("side", "-")))
     print()
     print("| measure | value |")
     print("|---|---|")
@@ -507,7 +556,8 @@ def main() -> int:
                          sys.argv[5] == "ack")
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=30000, help="backlog size (default 30000)")
+    p.add_argument("--events", type=int, default=0,
+                   help=f"backlog size (default 30000; with --batch {BATCH_EVENTS})")
     p.add_argument("--rate", type=int, default=5000, help="offered rate, events/s")
     p.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     p.add_argument("--broker", help="kafka://HOST:PORT (default: embedded Tansu)")
@@ -534,6 +584,7 @@ def main() -> int:
         p.error("--batch must be >= 2 (events per message)")
     if args.batch:
         return main_batch(args)
+    args.events = args.events or 30000
 
     from streams.broker import EmbeddedBroker, parse_broker_url
     from streams.produce import Producer

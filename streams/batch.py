@@ -87,13 +87,19 @@ class BatchItem:
     ``value`` and its 0-based place in the batch as ``batch_index`` (the dead-letter
     record's ``aw-index``)."""
 
-    __slots__ = ("batch_index", "batch_size", "message", "value")
+    # topic, partition and offset copied (read per event on the worker's merge path; the
+    # ``__getattr__`` fallback costs a Python call each)
+    __slots__ = ("batch_index", "batch_size", "message", "offset", "partition", "topic",
+                 "value")
 
     def __init__(self, message: Any, index: int, size: int, value: bytes) -> None:
         self.message = message
         self.batch_index = index
         self.batch_size = size
         self.value = value
+        self.topic = message.topic
+        self.partition = message.partition
+        self.offset = message.offset
 
     @property
     def last(self) -> bool:

@@ -747,6 +747,9 @@ class Runtime(PartitionEngines):
         self._lag = HistogramBatch(metrics.event_lag_seconds)
         self._rekeyed_child = {t: metrics.rekeyed_events.labels(topic=t)
                                for t in self.input_topics}
+        #: per input topic, the offset keys of a batch taken part way (``batch_offset_key``)
+        self._batch_keys = {t: (batch_offset_key(t), batch_index_key(t))
+                            for t in self.input_topics}
         self._late_seen: dict[int, int] = {}
         self.alerts_sent = 0
 
@@ -789,10 +792,42 @@ class Runtime(PartitionEngines):
                 not self._wait_for(msg.partition, st, self._other[topic], _written(msg)):
             await self._take_batch(st, event, msg, items, done + 1)  # in one step
             return
-        for i in range(done + 1, n):  # each queued for the merge, then merged at once
-            item = batch.BatchItem(msg, i, n, items[i])
-            self._enqueue(st, event, self._judge(item, None), item)
+        self._enqueue_batch(st, event, msg, items, done + 1)  # queued, then merged at once
         await self.drain(msg.partition, st)
+
+    def _enqueue_batch(self, st: PartitionState, event: Any, msg: Any, items: list[bytes],
+                       start: int) -> None:
+        """The events ``items[start:]`` of batch message ``msg`` queued for the event-time
+        merge (``drain``): for each, what ``_judge`` and ``_enqueue`` do, with what they look
+        up once per message (the merge path takes most of a backlog catch-up's events)."""
+        topic = msg.topic
+        n = len(items)
+        self._taken[topic] += n - start
+        kind = self.kind_of[topic]
+        policy = self.policy_of[topic]
+        decode = E.decode
+        parts = self.settings.partitions
+        key_field = self.key_field[topic]
+        q = st.queues.setdefault(topic, deque())
+        wall = time.time()
+        item_of = batch.BatchItem
+        for i in range(start, n):
+            item = item_of(msg, i, n, items[i])
+            ev: Any
+            try:
+                ev = decode(items[i], kind, policy, wall)
+            except Exception as exc:  # the decoder must not kill the agent either
+                ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+            if not isinstance(ev, E.Rejection):
+                if parts > 1:
+                    key = getattr(ev, key_field).encode()
+                    if msg.key != key and partition_for(key, parts) != msg.partition:
+                        ev = Rekey(key)  # keyed differently by its producer, and not ours
+                if type(ev) is not Rekey:
+                    q.append((ev.ts, event, ev, item))
+                    continue
+            q.append((q[-1][0] if q else -math.inf, event, ev, item))  # holds nothing back
+        st.queued += n - start
 
     async def _score_outbox(self, partition: int, st: PartitionState) -> None:
         """Score in place the window views a restored engine holds for a combiner this
@@ -1083,15 +1118,20 @@ class Runtime(PartitionEngines):
         event; before that the checkpoint records how far into it the engine got."""
         msg = event.message if msg is None else msg
         topic = msg.topic
-        if type(msg) is batch.BatchItem and not msg.last:
-            st.offsets[batch_offset_key(topic)] = msg.offset
-            st.offsets[batch_index_key(topic)] = msg.batch_index
+        offsets = st.offsets
+        if type(msg) is batch.BatchItem:
+            at, index = self._batch_keys[topic]
+            if msg.batch_index != msg.batch_size - 1:  # not its last event
+                offsets[at] = msg.offset
+                offsets[index] = msg.batch_index
+            else:
+                st.held.append(event)
+                offsets[topic] = msg.offset
+                offsets.pop(at, None)
+                offsets.pop(index, None)
         else:
             st.held.append(event)
-            st.offsets[topic] = msg.offset
-            if type(msg) is batch.BatchItem:
-                st.offsets.pop(batch_offset_key(topic), None)
-                st.offsets.pop(batch_index_key(topic), None)
+            offsets[topic] = msg.offset
         st.dirty = True
         st.last_wall = now = time.monotonic()
         st.flushed = False
