@@ -21,6 +21,7 @@ import faust
 import orjson
 
 from detectors.engine import Engine, EngineConfig
+from streams.batch import partition_for
 from streams.runtime import PartitionEngines, PartitionState, Runtime
 from streams.settings import Settings
 
@@ -33,11 +34,18 @@ log = logging.getLogger("accesswatch.side")
 async def send_drained(rt: Runtime, partition: int, topic: Any, what: str,
                        ready: Callable[[Engine], bool],
                        drain: Callable[[Engine], list[dict[str, Any]]],
-                       key: Callable[[dict[str, Any]], bytes]) -> int:
+                       key: Callable[[dict[str, Any]], bytes],
+                       batch_partitions: int = 0) -> int:
     """Send what input partition ``partition``'s engine hands out (``drain``, when ``ready``
     says it has something) to ``topic``, each message as JSON keyed by ``key``. A drain that
     fails loses its messages (logged, counted as an internal error ``what``); the worker goes
-    on. Returns how many were sent."""
+    on. Returns how many were sent.
+
+    ``batch_partitions`` (the topic's partition count): the items of one drain that go to
+    one partition (``key`` through the default partitioner, ``partition_for``) are sent as
+    one message, a JSON array in drain order, to that partition, keyed by the first one's
+    key: one Kafka message each cost the sending and the receiving worker ~0.1-0.2 ms of
+    Faust (docs/benchmarks.md, "h-wone")."""
     st = rt.parts.get(partition)
     if st is None or not ready(st.engine):
         return 0
@@ -48,6 +56,19 @@ async def send_drained(rt: Runtime, partition: int, topic: Any, what: str,
                   type(exc).__name__, exc_info=exc)
         rt._internal_error(what)
         return 0
+    if batch_partitions and len(msgs) > 1:
+        groups: dict[int, tuple[bytes, list[dict[str, Any]]]] = {}
+        for m in msgs:
+            k = key(m)
+            part = partition_for(k, batch_partitions)
+            if part in groups:
+                groups[part][1].append(m)
+            else:
+                groups[part] = (k, [m])
+        for part, (k, group) in groups.items():
+            await topic.send(key=k, value=orjson.dumps(group if len(group) > 1 else group[0]),
+                             partition=part)
+        return len(msgs)
     for m in msgs:
         await topic.send(key=key(m), value=orjson.dumps(m))
     return len(msgs)
