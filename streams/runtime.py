@@ -861,95 +861,96 @@ class Runtime(PartitionEngines):
         The engine takes every event of the batch without an ``await`` in between (no
         checkpoint can see it part way); then the message is held for the ack and counted as
         taken; then what the events gave is sent, in their order (alerts, dead letters with
-        the batch's offset and each event's index, re-sent strays), under the checkpoint
-        lock: a checkpoint covering the batch is written only once all of it is in the
-        producer, which the checkpoint flushes first. Logins with burst engines to feed
+        the batch's offset and each event's index, re-sent strays). All of it under one hold
+        of the checkpoint lock: a checkpoint covering the batch is written only once all of
+        it is in the producer, which the checkpoint flushes first. Logins with burst engines to feed
         (more than one partition) go one by one (``_take``): each is sent with the engine
         time it was taken at."""
-        topic = msg.topic
-        n = len(items)
-        engine = st.engine
-        stats = engine.stats
-        process = engine.process
-        decode = E.decode
-        kind = self.kind_of[topic]
-        policy = self.policy_of[topic]
-        parts = self.settings.partitions
-        key_field = self.key_field[topic]
-        lag = self._lag.observe
-        out: list[tuple[Any, ...]] = []  # what the events gave (``_send_out``), in order
-        self._taken[topic] += n - start
-        late, conflicts = stats.get("late", 0), stats.get("duplicate_conflict", 0)
-        duplicates = claims = taken = 0
-        max_ts = st.max_ts
-        wall = time.time()
-        t0 = time.perf_counter()
-        for i in range(start, n):
-            try:
-                ev = decode(items[i], kind, policy, wall)
-            except Exception as exc:  # the decoder must not kill the agent either
-                ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
-            if isinstance(ev, E.Rejection):
-                engine.rejected[ev.reason] += 1
-                out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), ev.reason, ev.field,
-                            ev.detail))
-                continue
-            if parts > 1:
-                key = getattr(ev, key_field).encode()
-                if msg.key != key and partition_for(key, parts) != msg.partition:
-                    # keyed differently, and not ours: re-sent alone
-                    out.append((_REKEY, batch.BatchItem(msg, i, n, items[i]), key))
+        async with self._checkpoint_lock:  # applied and sent in one hold (_send_out)
+            topic = msg.topic
+            n = len(items)
+            engine = st.engine
+            stats = engine.stats
+            process = engine.process
+            decode = E.decode
+            kind = self.kind_of[topic]
+            policy = self.policy_of[topic]
+            parts = self.settings.partitions
+            key_field = self.key_field[topic]
+            lag = self._lag.observe
+            out: list[tuple[Any, ...]] = []  # what the events gave (``_send_out``), in order
+            self._taken[topic] += n - start
+            late, conflicts = stats.get("late", 0), stats.get("duplicate_conflict", 0)
+            duplicates = claims = taken = 0
+            max_ts = st.max_ts
+            wall = time.time()
+            t0 = time.perf_counter()
+            for i in range(start, n):
+                try:
+                    ev = decode(items[i], kind, policy, wall)
+                except Exception as exc:  # the decoder must not kill the agent either
+                    ev = E.Rejection(INTERNAL_ERROR, None, type(exc).__name__)
+                if isinstance(ev, E.Rejection):
+                    engine.rejected[ev.reason] += 1
+                    out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), ev.reason, ev.field,
+                                ev.detail))
                     continue
-            ts = ev.ts
-            if st.identity and st.identity[0][0] <= ts:
-                out.extend((_ALERT, a) for a in self._release_identity(st, ts))
-            try:
-                alerts, rej = process(ev)
-            except Exception as exc:  # an engine bug outside the detectors (each is isolated)
-                log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
-                self._internal_error("event")
-                out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), INTERNAL_ERROR, None,
-                            type(exc).__name__))
-                continue
-            taken += 1
-            if rej is not None:
-                if rej.reason != INTERNAL_ERROR:
-                    duplicates += 1
+                if parts > 1:
+                    key = getattr(ev, key_field).encode()
+                    if msg.key != key and partition_for(key, parts) != msg.partition:
+                        # keyed differently, and not ours: re-sent alone
+                        out.append((_REKEY, batch.BatchItem(msg, i, n, items[i]), key))
+                        continue
+                ts = ev.ts
+                if st.identity and st.identity[0][0] <= ts:
+                    out.extend((_ALERT, a) for a in self._release_identity(st, ts))
+                try:
+                    alerts, rej = process(ev)
+                except Exception as exc:  # an engine bug outside the detectors (each is isolated)
+                    log.error("engine failed on an event (%s)", type(exc).__name__, exc_info=exc)
+                    self._internal_error("event")
+                    out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), INTERNAL_ERROR, None,
+                                type(exc).__name__))
                     continue
-                # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
-                out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), INTERNAL_ERROR,
-                            rej.field, rej.detail))
-            if ev.invalid_claim is not None:  # processed with the claim repaired, counted
-                claims += 1
-            lag(wall - ts if wall > ts else 0.0)
-            if max_ts is None or ts > max_ts:
-                max_ts = ts
-            if alerts:
-                out.extend((_ALERT, a) for a in alerts)
-        spent = time.perf_counter() - t0
-        if taken:
-            self._processing.observe_many(spent / taken, taken)
-        # the whole message is taken: held for the ack after the next checkpoint
-        st.held.append(event)
-        st.offsets[topic] = msg.offset
-        st.offsets.pop(batch_offset_key(topic), None)
-        st.offsets.pop(batch_index_key(topic), None)
-        st.dirty = True
-        st.last_wall = now = time.monotonic()
-        st.flushed = False
-        if max_ts is not None and max_ts != st.max_ts:
-            st.max_ts, st.wall_at_max = max_ts, now
-        metrics = self.metrics
-        if duplicates:
-            metrics.duplicate_events.labels(topic=topic).inc(duplicates)
-        if stats.get("late", 0) != late:  # older than the allowed lateness, processed
-            metrics.late_events.labels(topic=topic).inc(stats.get("late", 0) - late)
-        for _ in range(stats.get("duplicate_conflict", 0) - conflicts):  # processed, counted
-            metrics.count_invalid(topic, "duplicate_conflict")
-        for _ in range(claims):  # processed with the claim repaired, counted
-            metrics.count_invalid(topic, "invalid_claim")
-        if out:
-            await self._send_out(out)
+                taken += 1
+                if rej is not None:
+                    if rej.reason != INTERNAL_ERROR:
+                        duplicates += 1
+                        continue
+                    # a detector failed on it (counted, logged): to the DLQ; the others' alerts stand
+                    out.append((_DLQ, batch.BatchItem(msg, i, n, items[i]), INTERNAL_ERROR,
+                                rej.field, rej.detail))
+                if ev.invalid_claim is not None:  # processed with the claim repaired, counted
+                    claims += 1
+                lag(wall - ts if wall > ts else 0.0)
+                if max_ts is None or ts > max_ts:
+                    max_ts = ts
+                if alerts:
+                    out.extend((_ALERT, a) for a in alerts)
+            spent = time.perf_counter() - t0
+            if taken:
+                self._processing.observe_many(spent / taken, taken)
+            # the whole message is taken: held for the ack after the next checkpoint
+            st.held.append(event)
+            st.offsets[topic] = msg.offset
+            st.offsets.pop(batch_offset_key(topic), None)
+            st.offsets.pop(batch_index_key(topic), None)
+            st.dirty = True
+            st.last_wall = now = time.monotonic()
+            st.flushed = False
+            if max_ts is not None and max_ts != st.max_ts:
+                st.max_ts, st.wall_at_max = max_ts, now
+            metrics = self.metrics
+            if duplicates:
+                metrics.duplicate_events.labels(topic=topic).inc(duplicates)
+            if stats.get("late", 0) != late:  # older than the allowed lateness, processed
+                metrics.late_events.labels(topic=topic).inc(stats.get("late", 0) - late)
+            for _ in range(stats.get("duplicate_conflict", 0) - conflicts):  # processed, counted
+                metrics.count_invalid(topic, "duplicate_conflict")
+            for _ in range(claims):  # processed with the claim repaired, counted
+                metrics.count_invalid(topic, "invalid_claim")
+            if out:
+                await self._send_out(out)
 
     async def _take(self, st: PartitionState, event: Any, msg: Any,
                     ev: Any) -> None:
@@ -1066,47 +1067,49 @@ class Runtime(PartitionEngines):
         be fetched. When a wait times out (a broker reporting a stale end offset, a topic
         the consumer does not deliver), the merge stops waiting for that topic until it
         delivers something new: a partition never crawls at one event per wait."""
-        ql = st.queues.get(self.names.logins)
-        qa = st.queues.get(self.names.access)
-        out: list[tuple[Any, ...]] = []  # what the events applied gave, sent at the end
-        while st.queued:
-            if ql and qa:
-                q = ql if ql[0][0] <= qa[0][0] else qa
-            else:
-                q = ql or qa  # type: ignore[assignment]  # the loop runs while one of them holds items
-                other = self.names.access if q is ql else self.names.logins
-                wait = 0.0
-                if not (force or st.queued > MERGE_MAX):
-                    wait = self._wait_for(partition, st, other, _written(q[0][1].message))
-                if wait > 0:
-                    now = time.monotonic()
-                    if st.waiting_since is None:
-                        st.waiting_since = now
-                    waited = now - st.waiting_since
-                    if waited < wait:
-                        break
-                    log.info("partition %d: stopped waiting for %s after %.1f s", partition,
-                             other, waited)
-                    st.gave_up[other] = st.delivered.get(other, -1)
-            st.waiting_since = None
-            assert q is not None
-            _, event, ev, item = q.popleft()
-            st.queued -= 1
-            n = len(out)
-            self._apply(st, event, ev, item, out)
-            if self.bursts is not None and any(o[0] is _BURST for o in out[n:]):
-                await self._send_out(out)  # sent with the engine time it was taken at
-                out.clear()
-        if out:
-            await self._send_out(out)
+        async with self._checkpoint_lock:  # applied and sent in one hold (_send_out)
+            ql = st.queues.get(self.names.logins)
+            qa = st.queues.get(self.names.access)
+            out: list[tuple[Any, ...]] = []  # what the events applied gave, sent at the end
+            while st.queued:
+                if ql and qa:
+                    q = ql if ql[0][0] <= qa[0][0] else qa
+                else:
+                    q = ql or qa  # type: ignore[assignment]  # the loop runs while one of them holds items
+                    other = self.names.access if q is ql else self.names.logins
+                    wait = 0.0
+                    if not (force or st.queued > MERGE_MAX):
+                        wait = self._wait_for(partition, st, other, _written(q[0][1].message))
+                    if wait > 0:
+                        now = time.monotonic()
+                        if st.waiting_since is None:
+                            st.waiting_since = now
+                        waited = now - st.waiting_since
+                        if waited < wait:
+                            break
+                        log.info("partition %d: stopped waiting for %s after %.1f s", partition,
+                                 other, waited)
+                        st.gave_up[other] = st.delivered.get(other, -1)
+                st.waiting_since = None
+                assert q is not None
+                _, event, ev, item = q.popleft()
+                st.queued -= 1
+                n = len(out)
+                self._apply(st, event, ev, item, out)
+                if self.bursts is not None and any(o[0] is _BURST for o in out[n:]):
+                    await self._send_out(out)  # sent with the engine time it was taken at
+                    out.clear()
+            if out:
+                await self._send_out(out)
 
     async def _process(self, st: PartitionState, event: Any, ev: Any,
                        msg: Any = None) -> None:
         """One event, applied (``_apply``) and what it gave sent (``_send_out``)."""
-        out: list[tuple[Any, ...]] = []
-        self._apply(st, event, ev, msg, out)
-        if out:
-            await self._send_out(out)
+        async with self._checkpoint_lock:  # applied and sent in one hold (_send_out)
+            out: list[tuple[Any, ...]] = []
+            self._apply(st, event, ev, msg, out)
+            if out:
+                await self._send_out(out)
 
     def _apply(self, st: PartitionState, event: Any, ev: Any, msg: Any,
                out: list[tuple[Any, ...]]) -> None:
@@ -1180,24 +1183,25 @@ class Runtime(PartitionEngines):
             out.extend((_ALERT, a) for a in alerts)
 
     async def _send_out(self, out: list[tuple[Any, ...]]) -> None:
-        """Send what applied events gave (``_apply``), in order, under the checkpoint lock:
-        a checkpoint that covers those events is written only once all of it is in the
-        producer, which the checkpoint flushes first (a SIGKILL after it cannot lose an
-        alert the restored engine will not raise again)."""
-        async with self._checkpoint_lock:
-            for o in out:
-                what = o[0]
-                if what is _ALERT:
-                    await self.emit(o[1])
-                elif what is _DLQ:
-                    await self.dead_letter(o[1], o[2], o[3], o[4])
-                elif what is _REKEY:
-                    msg = o[1]
-                    await self.resend[msg.topic].send(key=o[2], value=msg.value,  # it alone
-                                                      headers=list(msg.headers or ()))
-                    self._rekeyed_child[msg.topic].inc()
-                else:
-                    await self.bursts.send(o[1], o[2])
+        """Send what applied events gave (``_apply``), in order. The caller holds the
+        checkpoint lock from before it applied those events until this returns: a
+        checkpoint that covers them is written only once all of it is in the producer,
+        which the checkpoint flushes first (a SIGKILL after it cannot lose an alert the
+        restored engine will not raise again). Taking the lock only to send would let a
+        checkpoint already waiting for it snapshot the applied events and ack them first."""
+        for o in out:
+            what = o[0]
+            if what is _ALERT:
+                await self.emit(o[1])
+            elif what is _DLQ:
+                await self.dead_letter(o[1], o[2], o[3], o[4])
+            elif what is _REKEY:
+                msg = o[1]
+                await self.resend[msg.topic].send(key=o[2], value=msg.value,  # it alone
+                                                  headers=list(msg.headers or ()))
+                self._rekeyed_child[msg.topic].inc()
+            else:
+                await self.bursts.send(o[1], o[2])
 
     async def on_identity(self, msg: Any) -> None:
         """One identity-changes message (every worker reads every partition)."""

@@ -280,6 +280,46 @@ def test_a_batch_sends_what_it_gave_under_the_checkpoint_lock_after_it_is_covere
     assert seen == [("dlq", True, 5), ("resend", True, 5)]
 
 
+def test_a_checkpoint_waiting_for_the_lock_does_not_cover_a_batch_whose_output_is_unsent(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """A checkpoint is being written (the lock held) and the next one already waits for the
+    lock when a batch arrives. The batch must not be applied before it holds the lock:
+    else the waiting checkpoint, which the lock lets in first, would snapshot the applied
+    batch and ack its message while its dead letter is not yet in the producer (a SIGKILL
+    then loses it; the restored engine does not raise it again)."""
+    rt = make_rt(tmp_path, monkeypatch)
+    st = rt.parts[0] = PartitionState(rt._fresh_engine())
+    sent: list[bytes] = []
+
+    async def send(key: Any = None, value: Any = None, headers: Any = None,
+                   **kw: Any) -> None:
+        sent.append(value)
+
+    monkeypatch.setattr(rt, "dlq_topic", SimpleNamespace(send=send))
+    covered: list[tuple[int, int]] = []  # what the waiting checkpoint saw: offset, sent
+
+    async def next_checkpoint() -> None:
+        async with rt._checkpoint_lock:  # what a checkpoint reads under the lock
+            covered.append((st.offsets.get(rt.names.access, -1), len(sent)))
+
+    async def go() -> None:
+        lock = rt._checkpoint_lock
+        await lock.acquire()  # a checkpoint being written
+        waiting = asyncio.create_task(next_checkpoint())
+        taking = asyncio.create_task(rt.on_event(message(
+            rt, 5, batch.frame([ev("e0", 0), b'{"event_id": "bad"}', ev("e1", 1)]))))
+        for _ in range(50):  # both run until they wait for the lock (no time passes)
+            await asyncio.sleep(0)
+        lock.release()
+        await asyncio.gather(waiting, taking)
+
+    asyncio.run(go())
+    assert st.engine.stats["access"] == 2 and len(sent) == 1
+    offset, dead_letters = covered[0]
+    assert offset == -1 or dead_letters == 1, "a checkpoint covered the batch before its output"
+    assert offset == -1  # the batch waited for the lock: applied after that checkpoint
+
+
 # ------------------------------------------------------------------------ producing
 
 
