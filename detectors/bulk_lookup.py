@@ -549,6 +549,30 @@ def _acc_last(a: _Acc) -> float:
     return a.last
 
 
+def _checked(p: Partial) -> Partial:
+    """``p`` when its fields have the types a view's have (a view comes from another
+    process: one that would fail when merged or scored is refused when it arrives)."""
+    def num(x: Any) -> bool:
+        return type(x) in (int, float) and math.isfinite(x)
+
+    ok = (type(p.kind) is str and type(p.entity) is str and num(p.window)
+          and all(type(v) is int for v in (p.count, p.records, p.numeric, p.sources,
+                                           p.n_distinct))
+          and all(v is None or type(v) is int for v in (p.id_min, p.id_max))
+          and (p.id_min is None) == (p.id_max is None)
+          and isinstance(p.event_ids, list) and all(type(e) is str for e in p.event_ids)
+          and isinstance(p.source_ids, list) and all(type(i) is int for i in p.source_ids)
+          and isinstance(p.reads, dict)
+          and all(type(c) is str and type(n) is int for c, n in p.reads.items())
+          and all(type(v) is str for v in (p.country, p.net_class, p.org, p.principal_type))
+          and type(p.sketched) is bool and type(p.early) is bool
+          and p.home in (None, True, False))
+    if not (ok and num(p.first) and num(p.last)):
+        raise ValueError("a window view with a field of the wrong type")
+    p.window = float(p.window)
+    return p
+
+
 _KIND_RANK = {"src_ip": 0, "subnet": 1, "asn": 1, "key": 2, "actor": 3}
 #: kinds whose every view comes from one input partition (data-access is keyed by actor): a
 #: view is the entity's whole traffic, never merged (a burst stays a burst, at its time)
@@ -593,19 +617,18 @@ class ViewPool:
     def add(self, partition: int, msg: dict[str, Any]) -> None:
         """A view (``Engine.drain_partials``) sent by input partition ``partition``."""
         st = self.state
+        p = _checked(Partial.from_dict(msg["partial"]))  # a bad view is refused here, whole
         origin, seq = msg.get("origin"), msg.get("seq")
         if origin is not None:
-            if type(seq) is not int:
-                raise ValueError("seq is not an integer")
+            if type(origin) is not str or type(seq) is not int:
+                raise ValueError("origin or seq of the wrong type")
             seen: dict[str, int] = st["seen"]
             if seq <= seen.get(origin, 0):
                 self.engine.rejected["duplicate_partial"] += 1
                 return
             seen[origin] = seq
-        w = float(msg["partial"]["window"])
-        if not math.isfinite(w):
-            raise ValueError("view window is not a finite number")
-        st["views"].setdefault(w, []).append(msg)
+        w = p.window
+        st["views"].setdefault(w, []).append(p)
         later: dict[int, float] = st["later"]
         if w > later.get(partition, -math.inf):
             later[partition] = w  # its earlier windows are closed
@@ -633,7 +656,7 @@ class ViewPool:
     def release(self, everything: bool = False) -> list[dict[str, Any]]:
         """The merged views of every window all input partitions have closed, oldest window
         first (``everything``: all held views, at the end of the input)."""
-        views: dict[float, list[dict[str, Any]]] = self.state["views"]
+        views: dict[float, list[Partial]] = self.state["views"]
         out: list[dict[str, Any]] = []
         for w in sorted(views):
             if not everything and not self._closed(w):
@@ -646,9 +669,8 @@ class ViewPool:
         return out
 
     @staticmethod
-    def _merged(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        parts = sorted((Partial.from_dict(m["partial"]) for m in msgs),
-                       key=lambda p: (p.first, p.last))
+    def _merged(views: list[Partial]) -> list[dict[str, Any]]:
+        parts = sorted(views, key=lambda p: (p.first, p.last))
         one: dict[tuple[str, str], Partial] = {}
         early: list[Partial] = []
         whole: list[Partial] = []
@@ -809,9 +831,10 @@ class BulkLookup(Detector):
                 self.outbox.append(p)
             else:
                 out.extend(self.observe(p, ctx))
-        if "src_ip" in remote:
+        if "src_ip" in remote and self.home_fixed is None:
             # the customer reads by country counted since the last hand-out: the scorer
-            # sums every sender's, so its home countries are one engine's (``ViewPool``)
+            # sums every sender's, so its home countries are one engine's (``ViewPool``;
+            # home countries given in the configuration need none)
             comb = self.combiner
             told: dict[str, int] = self.__dict__.setdefault("_told", {})
             delta = {c: n - told.get(c, 0) for c, n in comb.countries.items()

@@ -100,14 +100,18 @@ def test_views_of_a_window_wait_for_every_partition_to_close_it() -> None:
 
 def test_the_views_of_a_family_meet_in_one_scorer() -> None:
     """Sources, subnets and ASes share peer groups and an anomaly model in one engine; keys
-    another: each family's views go to one partition of the partials topic."""
+    another; actors another: each family's views go to one partition of the partials topic
+    (the home countries' reads by country go with the sources)."""
     def key(kind: str, entity: str) -> bytes:
         return partial_key({"partial": {"kind": kind, "entity": entity}})
 
     sources = {key("src_ip", "3.101.7.9"), key("src_ip", "5.161.128.186"),
-               key("subnet", "3.101.7.0/24"), key("asn", "AS16509")}
+               key("subnet", "3.101.7.0/24"), key("asn", "AS16509"), key("countries", "")}
     keys = {key("key", "kid-legacy"), key("key", "kid-2026")}
-    assert len(sources) == 1 and len(keys) == 1 and sources != keys
+    actors = {key("actor", "emp-ops-01"), key("actor", "cust-0001"), key("actor", "svc-batch")}
+    assert len(sources) == len(keys) == len(actors) == 1
+    assert len(sources | keys | actors) == 3
+    assert all(b"3.101" not in k and b"emp-ops" not in k for k in sources | actors)
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +125,44 @@ def test_a_coupang_day_over_four_partitions_pages_the_replays_ids(
     one = replay(coupang_day, BULK)
     assert any(a["entity"]["kind"] == "src_ip" for a in one)
     assert pages(run_split(coupang_day, 4, BULK)) == pages(one)
+
+
+def test_a_scorer_holds_at_most_max_entities_views() -> None:
+    """A partition that never reports (or forged views of windows no partition closes): the
+    oldest windows go on past the engine's ``max_entities`` held views, counted."""
+    eng = Engine(EngineConfig(detectors=BULK, max_entities=5))
+    pool = ViewPool(eng, 2)
+    sender = Engine(EngineConfig(remote_kinds=REMOTE_KINDS))
+    for w in range(6):
+        for i in range(3):
+            sender.process_obj(read(100 * w + i, T0 + 60 * w + i))
+    sender.flush()
+    out = []
+    for m in sender.drain_partials():
+        pool.add(0, m)
+        out += pool.release()  # partition 1 never reports
+        assert pool.pending <= 5
+    assert out and eng.stats["pool_released_early"] > 0
+    assert [m["partial"]["window"] for m in out] == sorted(m["partial"]["window"] for m in out)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("count", "many"), ("window", float("nan")), ("event_ids", [1]), ("id_min", 3),
+    ("reads", {"KR": "x"}), ("last", None),
+])
+def test_a_view_of_the_wrong_shape_is_refused_when_it_arrives(field: str, value: Any) -> None:
+    """A view that would fail when merged or scored is refused whole by ``add`` (the combiner
+    dead-letters it): it never sits in the pool where it would fail every later release."""
+    eng = Engine(EngineConfig(detectors=BULK))
+    pool = ViewPool(eng, 1)
+    sender = Engine(EngineConfig(remote_kinds=REMOTE_KINDS))
+    for i in range(3):
+        sender.process_obj(read(i, T0 + i))
+    sender.flush()
+    good, bad = sender.drain_partials()[:2]
+    bad["partial"][field] = value
+    with pytest.raises(ValueError):
+        pool.add(0, bad)
+    pool.add(0, good)
+    pool.advance(0, T0 + 500.0, flushed=True)
+    assert [m["partial"]["entity"] for m in pool.release()] == [good["partial"]["entity"]]
