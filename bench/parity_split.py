@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,13 @@ def main() -> int:
     dets = tuple(args.detectors.split(",")) if args.detectors else None
     for f in args.files:
         events = [orjson.loads(ln) for ln in Path(f).read_bytes().splitlines() if ln.strip()]
-        one = replay(events, dets)
+        # judged against the wall clock as ``replay`` and the worker judge what they read
+        # (an event dated far ahead is rejected as future_ts, not taken as the time)
+        now = time.time()
+        one = replay(events, dets, now)
         if not args.no_split:
             compare(f"{f} (in-process split over {args.partitions})", one,
-                    run_split(events, args.partitions, dets), args.show)
+                    run_split(events, args.partitions, dets, arrival=now), args.show)
         if args.demo_json:
             demo = [orjson.loads(ln) for ln in Path(args.demo_json).read_bytes().splitlines()
                     if ln.strip()]

@@ -123,7 +123,7 @@ from .base import SEVERITIES, Detector, Finding, ev, iso
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .engine import Context
+    from .engine import Context, Engine
     from .events import Event
     from .geo import NetInfo
 
@@ -192,6 +192,10 @@ class Partial:
     n_distinct: int = 0  # distinct accounts in the window (exact on one worker; summed on merge)
     sketched: bool = True  # False: ``distinct`` is empty, only ``n_distinct`` counts
     home: bool | None = None  # sender's verdict on ``country`` (remote views); None: ask here
+    #: kind ``countries``: customer reads by source country since the sender's last view of
+    #: this kind (the scorer learns home countries from every sender's traffic, ``ViewPool``)
+    reads: dict[str, int] = field(default_factory=dict)
+    early: bool = False  # reported mid-window (a burst), not at the window's close
 
     def to_dict(self) -> dict[str, Any]:
         d = {s: getattr(self, s) for s in self.__slots__}
@@ -351,7 +355,10 @@ class Combiner:
             if a is not None:
                 into[ident] = a
         self.hot = []
-        return self._emit(src, key, actor, hash_id, is_home, tracked)
+        out = self._emit(src, key, actor, hash_id, is_home, tracked)
+        for p in out:
+            p.early = True
+        return out
 
     def _emit(self, srcs: dict[str, _Acc], keys: dict[str, _Acc], actors: dict[str, _Acc],
               hash_id: Callable[[str], int], is_home: Callable[[str], bool],
@@ -541,6 +548,156 @@ def _ent_reported(e: _Entity) -> bool:
 def _acc_last(a: _Acc) -> float:
     return a.last
 
+
+def _checked(p: Partial) -> Partial:
+    """``p`` when its fields have the types a view's have (a view comes from another
+    process: one that would fail when merged or scored is refused when it arrives)."""
+    def num(x: Any) -> bool:
+        return type(x) in (int, float) and math.isfinite(x)
+
+    ok = (type(p.kind) is str and type(p.entity) is str and num(p.window)
+          and all(type(v) is int for v in (p.count, p.records, p.numeric, p.sources,
+                                           p.n_distinct))
+          and all(v is None or type(v) is int for v in (p.id_min, p.id_max))
+          and (p.id_min is None) == (p.id_max is None)
+          and isinstance(p.event_ids, list) and all(type(e) is str for e in p.event_ids)
+          and isinstance(p.source_ids, list) and all(type(i) is int for i in p.source_ids)
+          and isinstance(p.reads, dict)
+          and all(type(c) is str and type(n) is int for c, n in p.reads.items())
+          and all(type(v) is str for v in (p.country, p.net_class, p.org, p.principal_type))
+          and type(p.sketched) is bool and type(p.early) is bool
+          and p.home in (None, True, False))
+    if not (ok and num(p.first) and num(p.last)):
+        raise ValueError("a window view with a field of the wrong type")
+    p.window = float(p.window)
+    return p
+
+
+_KIND_RANK = {"src_ip": 0, "subnet": 1, "asn": 1, "key": 2, "actor": 3}
+#: kinds whose every view comes from one input partition (data-access is keyed by actor): a
+#: view is the entity's whole traffic, never merged (a burst stays a burst, at its time)
+_WHOLE = frozenset({"actor"})
+
+
+class ViewPool:
+    """Window views of ``partitions`` input engines, merged per entity and window before they
+    are scored (issue 17 item 5: the same pages as one engine of every event).
+
+    One engine of every event scores a window's views when the window closes: one view per
+    entity, counted over all its traffic, with the time of the entity's last event in the
+    window (sources, then their subnets and ASes, then keys, each kind by its first event in
+    the window). Input engines each see a share of a source's traffic: scored one by one,
+    their views cross a threshold at another view than one engine's, with that view's time
+    (another episode start, another alert id). So the views of window ``W`` are held here
+    until every input partition has closed ``W`` (it sent a view of a later window, its
+    engine time passed ``W``'s end by ``access_quiet``, the time by which bulk_lookup closes a
+    window, or it flushed at the end of its input), then merged (:func:`merge_partials`:
+    counts add, digests unite, first and last are the window's) and released in one engine's
+    order. A burst an input engine reports mid-window joins its window's view.
+
+    The held views, each partition's time and the views taken (``origin`` / ``seq``: a
+    restored sender's views sent again are dropped) live on ``engine`` (``name``), so the
+    scorer engine's checkpoint covers them. At most the engine's ``max_entities`` views are
+    held (past it the oldest window goes on, counted in ``stats``).
+    """
+
+    def __init__(self, engine: Engine, partitions: int, name: str = "_partials_pool") -> None:
+        self.engine = engine
+        self.partitions = partitions
+        det = engine.detectors.get("bulk_lookup")
+        self.window = float(getattr(det, "window", 60.0))
+        self.quiet = float(getattr(det, "access_quiet", 60.0))
+        self.state: dict[str, Any] = engine.__dict__.setdefault(
+            name, {"views": {}, "progress": {}, "later": {}, "flushed": [], "seen": {}})
+
+    @property
+    def pending(self) -> int:
+        return sum(len(v) for v in self.state["views"].values())
+
+    def add(self, partition: int, msg: dict[str, Any]) -> None:
+        """A view (``Engine.drain_partials``) sent by input partition ``partition``."""
+        st = self.state
+        p = _checked(Partial.from_dict(msg["partial"]))  # a bad view is refused here, whole
+        origin, seq = msg.get("origin"), msg.get("seq")
+        if origin is not None:
+            if type(origin) is not str or type(seq) is not int:
+                raise ValueError("origin or seq of the wrong type")
+            seen: dict[str, int] = st["seen"]
+            if seq <= seen.get(origin, 0):
+                self.engine.rejected["duplicate_partial"] += 1
+                return
+            seen[origin] = seq
+        w = p.window
+        st["views"].setdefault(w, []).append(p)
+        later: dict[int, float] = st["later"]
+        if w > later.get(partition, -math.inf):
+            later[partition] = w  # its earlier windows are closed
+
+    def advance(self, partition: int, now: float, flushed: bool = False) -> None:
+        """Input partition ``partition``'s engine time reached ``now`` (``flushed``: it fired
+        its timers at the end of its input)."""
+        if not math.isfinite(now):
+            raise ValueError("progress is not a finite number")
+        st = self.state
+        st["progress"][partition] = now
+        done: list[int] = st["flushed"]
+        if flushed and partition not in done:
+            done.append(partition)
+        elif not flushed and partition in done:
+            done.remove(partition)
+
+    def _closed(self, w: float) -> bool:
+        st = self.state
+        prog, later, done = st["progress"], st["later"], st["flushed"]
+        due = w + self.window + self.quiet
+        return all(p in done or later.get(p, -math.inf) > w or prog.get(p, -math.inf) >= due
+                   for p in range(self.partitions))
+
+    def release(self, everything: bool = False) -> list[dict[str, Any]]:
+        """The merged views of every window all input partitions have closed, oldest window
+        first (``everything``: all held views, at the end of the input)."""
+        views: dict[float, list[Partial]] = self.state["views"]
+        out: list[dict[str, Any]] = []
+        for w in sorted(views):
+            if not everything and not self._closed(w):
+                break  # a later window is closed no earlier than this one
+            out.extend(self._merged(views.pop(w)))
+        cap = self.engine.config.max_entities
+        while cap > 0 and views and self.pending > cap:  # a partition that never reports
+            self.engine.stats["pool_released_early"] += 1
+            out.extend(self._merged(views.pop(min(views))))
+        return out
+
+    @staticmethod
+    def _merged(views: list[Partial]) -> list[dict[str, Any]]:
+        parts = sorted(views, key=lambda p: (p.first, p.last))
+        one: dict[tuple[str, str], Partial] = {}
+        early: list[Partial] = []
+        whole: list[Partial] = []
+        reads: Counter[str] = Counter()
+        for p in parts:
+            if p.kind == "countries":
+                reads.update(p.reads)
+                continue
+            p.home = None  # judged where every sender's customer reads by country are known
+            if p.kind in _WHOLE:
+                (early if p.early else whole).append(p)
+                continue
+            p.early = False  # a share's burst joins its window's view
+            q = one.get((p.kind, p.entity))
+            if q is None:
+                one[(p.kind, p.entity)] = p
+            else:
+                merge_partials(q, p)
+        # one engine's order: the bursts as they happened, then the window's close
+        early.sort(key=lambda p: (p.last, p.first))
+        order = early + sorted([*one.values(), *whole], key=lambda p: (
+            _KIND_RANK.get(p.kind, 4), p.first, p.kind == "asn", p.entity))
+        if reads:  # first: one engine counts a window's reads before it scores its views
+            w = parts[0].window
+            order.insert(0, Partial("countries", "", w, first=w, last=w, reads=dict(reads)))
+        return [{"detector": BulkLookup.id, "partial": p.to_dict()} for p in order]
+
 class BulkLookup(Detector):
     id = "bulk_lookup"
     title = "Bulk lookup of customer accounts"
@@ -674,6 +831,18 @@ class BulkLookup(Detector):
                 self.outbox.append(p)
             else:
                 out.extend(self.observe(p, ctx))
+        if "src_ip" in remote and self.home_fixed is None:
+            # the customer reads by country counted since the last hand-out: the scorer
+            # sums every sender's, so its home countries are one engine's (``ViewPool``;
+            # home countries given in the configuration need none)
+            comb = self.combiner
+            told: dict[str, int] = self.__dict__.setdefault("_told", {})
+            delta = {c: n - told.get(c, 0) for c, n in comb.countries.items()
+                     if n != told.get(c, 0)}
+            if delta:
+                told.update((c, comb.countries[c]) for c in delta)
+                w = self._win_end - self.window
+                self.outbox.append(Partial("countries", "", w, first=w, last=w, reads=delta))
         return out
 
     def observe_remote(self, data: dict[str, Any], ctx: Context) -> list[Finding]:
@@ -681,6 +850,12 @@ class BulkLookup(Detector):
         from several workers, a little out of order: an entity's time never goes back (a
         late view counts in the entity's current hour rather than resetting it)."""
         p = Partial.from_dict(data)
+        if p.kind == "countries":  # another sender's customer reads by country
+            comb = self.combiner
+            for c, n in p.reads.items():
+                comb.countries[c] = comb.countries.get(c, 0) + int(n)
+                comb.total += int(n)
+            return []
         ent = self._ents.get((p.kind, p.entity))
         if ent is not None and p.last < ent.last:
             p.last = ent.last

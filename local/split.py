@@ -6,8 +6,9 @@ every engine. With several partitions, as ``streams.app`` wires them:
 
 - logins go on to a burst engine by source AS (``streams.bursts.source_key``), taken in
   engine-time order across input partitions (``detectors.episodes.InOrder``);
-- bulk_lookup's views of sources and keys go to a scorer engine by entity
-  (``streams.combine.partial_key``);
+- bulk_lookup's views of sources and keys go to a scorer engine by family
+  (``streams.combine.partial_key``), merged per entity and window before scoring
+  (``detectors.bulk_lookup.ViewPool``);
 - every finding goes to an episode builder by entity (``detectors.episodes.finding_key``).
 
 Pure and in one process: a fast check that a change of the detectors or the builders keeps
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from detectors import events as E
+from detectors.bulk_lookup import ViewPool
 from detectors.engine import Engine, EngineConfig
 from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, InOrder, finding_key
 from streams.batch import partition_for
@@ -47,29 +49,32 @@ def split(events: Iterable[dict[str, Any]], parts: int) -> list[tuple[int, dict[
     return out
 
 
-def replay(events: Iterable[dict[str, Any]], detectors: tuple[str, ...] | None = None
-           ) -> list[dict[str, Any]]:
-    """What ``accesswatch replay`` raises: one engine of every event."""
+def replay(events: Iterable[dict[str, Any]], detectors: tuple[str, ...] | None = None,
+           arrival: float | None = None) -> list[dict[str, Any]]:
+    """What ``accesswatch replay`` raises: one engine of every event. ``arrival``: the wall
+    clock the events are judged against (``future_ts``), as ``replay`` and the worker judge
+    them when they read them; None: no such check."""
     eng = Engine(EngineConfig(detectors=detectors))
     out: list[dict[str, Any]] = []
     for obj in events:
-        out.extend(eng.process_obj(obj)[0])
+        out.extend(eng.process_obj(obj, None, arrival)[0])
     out.extend(eng.flush())
     return out
 
 
 def run_split(events: list[dict[str, Any]], parts: int,
               detectors: tuple[str, ...] | None = None, *, relay: bool = True,
-              combine: bool = True, skew: bool = False, views_in_order: bool = True
-              ) -> list[dict[str, Any]]:
+              combine: bool = True, skew: bool = False, views_in_order: bool = True,
+              arrival: float | None = None) -> list[dict[str, Any]]:
     """The alerts of ``parts`` input engines, burst engines, bulk_lookup scorers and episode
     builders, as the runtime wires them. ``relay``: findings meet in the builders (else each
     input engine alerts itself, the behaviour before issue 17.5); ``combine``: bulk_lookup's
     views of sources and keys are scored by entity (as the worker always does). ``skew``:
     partition 0 takes all its events before the others start (a partition catching up),
-    else the partitions take events in file order. ``views_in_order``: the scorers take the
-    views in engine-time order across input partitions (``streams.combine`` with more than one
-    partition), else as they come."""
+    else the partitions take events in file order. ``arrival``: as for :func:`replay`.
+    ``views_in_order``: the scorers merge one window's
+    views of all input partitions before scoring them (``detectors.bulk_lookup.ViewPool``,
+    ``streams.combine`` with more than one partition), else score them as they come."""
     if detectors is None:
         from detectors.engine import discover
 
@@ -84,9 +89,7 @@ def run_split(events: list[dict[str, Any]], parts: int,
     orders = [InOrder(b, parts) for b in burst]
     scorers = [Engine(EngineConfig(detectors=("bulk_lookup",))) for _ in range(parts)
                ] if remote else []
-    view_orders = [InOrder(s, parts, "_partials_in_order") for s in scorers
-                   ] if views_in_order and parts > 1 else []
-    view_seq = [0] * parts
+    pools = [ViewPool(s, parts) for s in scorers] if views_in_order and parts > 1 else []
     seq = [0] * parts
     builders = [EpisodeBuilder(Engine(EngineConfig(detectors=OBSERVERS)), parts)
                 for _ in range(parts)] if kinds else []
@@ -96,18 +99,18 @@ def run_split(events: list[dict[str, Any]], parts: int,
         for obj in objs:
             alerts.extend(burst[b].process_obj(obj)[0])
 
-    def ship(p: int) -> None:
+    def ship(p: int, flushed: bool = False) -> None:
         eng = engines[p]
         if scorers and eng.has_partials():
             for m in eng.drain_partials():
                 s = partition_for(partial_key(m, SALT), parts)
-                if view_orders:
-                    view_seq[p] += 1
-                    view_orders[s].add(eng.ctx.now, eng.ctx.now, p, view_seq[p], m)
+                if pools:
+                    pools[s].add(p, m)
                 else:
                     alerts.extend(scorers[s].observe_partial(m))
-        for s, vo in enumerate(view_orders):
-            for m in vo.advance(p, eng.ctx.now):
+        for s, pool in enumerate(pools):
+            pool.advance(p, eng.ctx.now, flushed)
+            for m in pool.release():
                 alerts.extend(scorers[s].observe_partial(m))
         for b, order in enumerate(orders):
             take(b, order.advance(p, eng.ctx.now))
@@ -123,7 +126,7 @@ def run_split(events: list[dict[str, Any]], parts: int,
         order = [x for x in order if x[0] == 0] + [x for x in order if x[0] != 0]
     for p, obj in order:
         eng = engines[p]
-        ev = E.decode_obj(obj, None, eng.policy)
+        ev = E.decode_obj(obj, None, eng.policy, arrival)
         if isinstance(ev, E.Rejection):
             eng.rejected[ev.reason] += 1
             continue
@@ -137,12 +140,12 @@ def run_split(events: list[dict[str, Any]], parts: int,
         ship(p)
     for p, eng in enumerate(engines):
         alerts.extend(eng.flush())
-        ship(p)
+        ship(p, flushed=True)
     for b, be in enumerate(burst):
         take(b, orders[b].flush())
         alerts.extend(be.flush())
     for s, scorer in enumerate(scorers):
-        for m in view_orders[s].flush() if view_orders else ():
+        for m in pools[s].release(everything=True) if pools else ():
             alerts.extend(scorer.observe_partial(m))
         alerts.extend(scorer.flush())
     for bd in builders:

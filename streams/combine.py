@@ -7,8 +7,10 @@ source's requests are spread over every partition). With ``EngineConfig.remote_k
 those views itself: at each window close (or burst) it hands them out (``Engine.drain_partials``) and this module
 
 - sends them to the internal topic ``<app_id>-partials`` (``ACCESSWATCH_TOPIC_PARTIALS``;
-  same partition count as the inputs, short retention), JSON, key ``kind|digest(entity)``
-  (:func:`partial_key`): every view of one entity lands in one partition. Sent after each
+  same partition count as the inputs, short retention), JSON, key ``family|digest(family)``
+  (:func:`partial_key`): every view of sources, subnets and ASes lands in one partition,
+  every view of keys in one (their peer groups and anomaly model are learnt from all of
+  them, as one engine learns them). Sent after each
   processed input event and each watermark tick. A view is a few hundred bytes of counts and
   salted digests: about one message per entity per window and worker, not one per event;
 - scores them there with one **scorer engine per partials partition** (bulk_lookup only):
@@ -16,7 +18,9 @@ those views itself: at each window close (or burst) it hands them out (``Engine.
   (unions of salted digests: nothing counted twice), and the usual episodes and alert_ids
   apply. Alerts go to ``access-alerts`` like the others.
 
-Actor views stay in their partition's engine (data-access is keyed by actor already).
+Actor views go to a scorer of their own family too: an actor's traffic is whole in one
+partition (data-access is keyed by actor), but the peer groups and the anomaly model its views
+are judged against are learnt from every actor, as one engine learns them.
 
 Consistency, the runtime's usual at-least-once recipe, reused (``PartitionEngines.state`` and
 ``PartitionEngines.checkpoint``): a scorer engine and the partials offset it has consumed are
@@ -27,10 +31,13 @@ and are sent after a restore; views a restored engine sends again carry the same
 ``seq`` and the scorer drops them (``duplicate_partial``).
 
 With one partition there is no combiner (``input_remote_kinds`` is empty): the input engine
-scores its views in place, as ``replay`` does (same alert_ids). With several, views of one window from different workers are scored as they arrive (not
-merged first); an entity's hour never goes back for a late view (it counts in the current
-hour), so a worker running far behind the others (catch-up) blurs the hourly counts of the
-entities it shares with them.
+scores its views in place, as ``replay`` does (same alert_ids). With several, the views of one
+window are held until every input partition has closed it, then merged per entity and scored
+in one engine's order (``detectors.bulk_lookup.ViewPool``): a window's view is scored once, on
+all its traffic, with the time of its last event, as ``replay`` scores it. The cost: with
+several partitions a source's or key's page waits for the slowest input partition to close the
+window (a view of a later window from it, or its time ``access_quiet`` past the window's end),
+and a burst reported mid-window is judged with its window.
 """
 
 from __future__ import annotations
@@ -43,8 +50,8 @@ import faust
 import orjson
 from prometheus_client import Gauge
 
+from detectors.bulk_lookup import ViewPool
 from detectors.engine import Engine, EngineConfig
-from detectors.episodes import InOrder
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.side import (
@@ -61,7 +68,7 @@ from streams.side import (
 log = logging.getLogger("accesswatch.combine")
 
 #: the entity kinds whose views are scored where all workers' views meet
-REMOTE_KINDS = ("src_ip", "subnet", "asn", "key")
+REMOTE_KINDS = ("src_ip", "subnet", "asn", "key", "actor")
 INVALID = "invalid_partial"
 
 
@@ -82,11 +89,20 @@ def input_remote_kinds(settings: Settings) -> tuple[str, ...]:
     return REMOTE_KINDS if "bulk_lookup" in (settings.detectors or ("bulk_lookup",)) else ()
 
 
+#: the views that meet in one scorer: the entities whose peer groups and anomaly model one
+#: engine of every event shares (sources, subnets and ASes; keys)
+FAMILIES = {"src_ip": "source", "subnet": "source", "asn": "source", "key": "key",
+            "actor": "actor", "countries": "source"}
+
+
 def partial_key(msg: dict[str, Any], salt: str = EngineConfig.salt) -> bytes:
-    """``kind|digest``: one entity's views share a partition; the key holds no raw id."""
-    p = msg["partial"]
-    h = hashlib.blake2b(str(p["entity"]).encode(), digest_size=8, key=salt.encode())
-    return f"{p['kind']}|{h.hexdigest()}".encode()
+    """``family|digest``: the views of one family (:data:`FAMILIES`) share a partition, so
+    its scorer learns the peer groups and the model from all of them, as one engine does
+    (issue 17 item 5); the key holds no raw id."""
+    kind = str(msg["partial"]["kind"])
+    fam = FAMILIES.get(kind, kind)
+    h = hashlib.blake2b(fam.encode(), digest_size=8, key=salt.encode())
+    return f"{fam}|{h.hexdigest()}".encode()
 
 
 class Combine:
@@ -102,22 +118,18 @@ class Combine:
         self.salt = rt.config.salt
         self.sent = 0
         self.partitions = settings.partitions
-        self._seq: dict[int, int] = {}  # per input partition: ties broken in sending order
         self.held = Gauge("accesswatch_partials_held", "Window views the bulk_lookup scorers "
-                          "hold until every input partition's time has passed them",
+                          "hold until every input partition has closed their window",
                           registry=rt.metrics.registry)
 
     # ---- sending ---------------------------------------------------------------------------
     async def send(self, partition: int) -> None:
         """Send the views partition ``partition``'s engine handed out, each stamped with the
-        input partition, its engine time and a sequence (the scorers take them in that order
-        across partitions, ``detectors.episodes.InOrder``)."""
-        st = self.rt.parts.get(partition)
-        at = st.engine.ctx.now if st is not None else 0.0
+        input partition (the scorers merge a window's views once every input partition has
+        closed it, ``detectors.bulk_lookup.ViewPool``)."""
 
         def stamp(m: dict[str, Any]) -> bytes:
-            seq = self._seq[partition] = self._seq.get(partition, 0) + 1
-            m["from"] = {"partition": partition, "at": at, "seq": seq}
+            m["from"] = {"partition": partition}
             return partial_key(m, self.salt)
 
         self.sent += await send_drained(self.rt, partition, self.topic, "partials",
@@ -130,31 +142,26 @@ class Combine:
     # ---- scoring ---------------------------------------------------------------------------
     async def on_partial(self, event: Any) -> None:
         """One message of the partials topic: a view, or an input partition's time. With more
-        than one partition the views are held and scored in engine-time order once every input
-        partition has passed them (as the episode builders take findings); with one, as they
-        come (they come in order)."""
+        than one partition a window's views are held until every input partition has closed
+        the window, then merged per entity and scored in one engine's order
+        (``detectors.bulk_lookup.ViewPool``); with one, as they come (they come in order)."""
         st = await self.scorers.take(event)  # held for the scorers' checkpoint
         if st is None:
             return  # taken already, or inside the restored checkpoint
         msg = event.message
-        order = InOrder(st.engine, self.partitions, "_partials_in_order")
+        pool = ViewPool(st.engine, self.partitions)
         try:
             if msg.key == PROGRESS:
-                views = order.advance(*read_progress(msg.value, self.partitions))
+                pool.advance(*read_progress(msg.value, self.partitions))
+                views = pool.release()
             else:
                 m = orjson.loads(msg.value)
                 head = m.get("from") if self.partitions > 1 else None
                 if head is None:
                     views = [m]
                 else:
-                    p = input_partition(head["partition"], self.partitions)
-                    at, seq = float(head["at"]), head["seq"]
-                    if type(seq) is not int:
-                        raise ValueError("seq is not an integer")
-                    # ties: partition, then sending order (the order one engine scores
-                    # the views of one window close in: peers and home countries learn)
-                    order.add(at, at, p, seq, msg.value)
-                    views = order.release()
+                    pool.add(input_partition(head["partition"], self.partitions), m)
+                    views = pool.release()
         except Exception as exc:  # a bad message must not kill the agent
             await refuse(self.rt, msg, "partials", "partials", INVALID, exc)
             return
@@ -175,7 +182,7 @@ class Combine:
             await self.scorers.emit(a)
 
     def _count_held(self) -> None:
-        self.held.set(sum(InOrder(s.engine, self.partitions, "_partials_in_order").pending
+        self.held.set(sum(ViewPool(s.engine, self.partitions).pending
                           for s in self.scorers.parts.values()))
 
     async def tick(self) -> None:

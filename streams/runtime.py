@@ -92,6 +92,7 @@ by source still see their partition's share.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
@@ -248,6 +249,19 @@ class AppliedDirectory:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._directory, name)
+
+
+def _identity_ts(item: tuple[float, str, int, E.Event]) -> float:
+    return item[0]
+
+
+def queue_identity(st: PartitionState, item: tuple[float, str, int, E.Event]) -> None:
+    """Queue an identity event for the partition's engine by its time (events of one time in
+    the order read). The reader takes identity-changes a partition after another: queued in
+    the order read, a later change of one partition ahead of an earlier one of another held
+    the earlier back until the engine's time passed the later (seen: keys announced in the
+    file's first seconds, held back for hours behind a revocation, judged never announced)."""
+    bisect.insort(st.identity, item, key=_identity_ts)
 
 
 @dataclass
@@ -574,7 +588,7 @@ class PartitionEngines:
         (read before the partition came here, they would otherwise never reach it)."""
         for key, offset, ev in self.identity_log:
             if offset > st.offsets.get(key, -1):
-                st.identity.append((ev.ts, key, offset, ev))
+                queue_identity(st, (ev.ts, key, offset, ev))
 
     def _internal_error(self, stage: str, n: int = 1) -> None:
         self.metrics.internal_errors.labels(stage=stage).inc(n)
@@ -1220,7 +1234,7 @@ class Runtime(PartitionEngines):
         self.identity_log.append((key, msg.offset, ev))
         for st in list(self.parts.values()):
             if msg.offset > st.offsets.get(key, -1):
-                st.identity.append((ev.ts, key, msg.offset, ev))
+                queue_identity(st, (ev.ts, key, msg.offset, ev))
                 for a in self._release_identity(st, st.engine.ctx.now):
                     await self.emit(a)
 
