@@ -290,6 +290,8 @@ class SpreadAccess(Detector):
         a = self._aggs.get(k)
         if a is None:
             a = self._aggs[k] = _Agg(h, d)
+            if ts < self.__dict__.get("_oldest", -math.inf):
+                self._oldest = ts  # (``expire``: a lower bound of every entry's time)
         if ts - a.last > self.idle and a.last:
             a.level = 0  # a quiet day ends the episode
         if h > a.hour:  # a late event (an earlier hour) counts in the current one
@@ -386,9 +388,24 @@ class SpreadAccess(Detector):
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
+        """Forget the aggregates idle for two ``idle`` periods. The whole table is read only
+        when one may be (issue 14, speed): ``_oldest`` is a lower bound of every entry's time
+        (an entry's time only grows; a new one lowers the bound; a checkpoint from before it
+        reads the table)."""
         old = now - 2 * self.idle
-        for k in [k for k, a in self._aggs.items() if a.last < old]:
+        if old <= self.__dict__.get("_oldest", -math.inf):
+            return
+        oldest = now
+        dead = []
+        for k, a in self._aggs.items():
+            last = a.last
+            if last < old:
+                dead.append(k)
+            elif last < oldest:
+                oldest = last
+        for k in dead:
             del self._aggs[k]
+        self._oldest = oldest
 
     def shed(self, cap: int) -> int:
         return evict(self._aggs, cap, _last, _flagged)
