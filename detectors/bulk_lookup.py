@@ -371,13 +371,25 @@ class Combiner:
         countries = self.countries
         for ip, a in srcs.items():
             net = a.net
-            if net is not None:
-                countries[net.country] = countries.get(net.country, 0) + a.count
+            if net is None:
+                cls, home = "isp", True
+            else:
+                cc = net.country
+                countries[cc] = countries.get(cc, 0) + a.count
                 self.total += a.count
-            cls = net.net_class if net is not None else "isp"
-            home = is_home(net.country) if net is not None else True
+                cls = net.net_class
+                # (home matters for the home ISP addresses only: the others are rolled up
+                # and followed whatever their country; is_home reads ``total`` just updated)
+                home = is_home(cc) if cls == "isp" else False
             n = len(a.subjects)
-            if cls != "private" and not (cls == "isp" and home):
+            if cls == "isp" and home:
+                # a household, most of a window's addresses: no roll-up, followed from
+                # ``track_min`` accounts or once tracked (a look-up in the window order)
+                if n < tmin and (tracked is None or not tracked("src_ip", ip)):
+                    continue
+                out.append(self._partial("src_ip", ip, window, a, digests, hash_id))
+                continue
+            if cls != "private":
                 for kind, ent in (("subnet", net.subnet), ("asn", net.asn_key)):  # type: ignore[union-attr]  # net is set here: no net makes cls isp and home, skipped
                     r = rollup.get((kind, ent))
                     if r is None:
@@ -392,8 +404,7 @@ class Combiner:
                         r.eids.extend(a.eids[: _SAMPLE - len(r.eids)])
             # Datacenter addresses are followed from their first account; other networks once
             # an address carries several customers (a household is not worth the bookkeeping).
-            need = 1 if cls == "hosting" else 2 if cls != "private" and not (
-                cls == "isp" and home) else tmin
+            need = 1 if cls == "hosting" else 2 if cls != "private" else tmin
             if n < need and (tracked is None or not tracked("src_ip", ip)):
                 continue
             out.append(self._partial("src_ip", ip, window, a, digests, hash_id))

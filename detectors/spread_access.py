@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from datasketches import hll_sketch, tgt_hll_type
@@ -176,6 +177,9 @@ class SpreadAccess(Detector):
         self._total = 0
         self._delta: dict[str, int] = {}  # reads by country not yet sent (``on_access``)
         self._counted = 0  # reads by country sent (at most a million)
+        # ``expire``'s queue of (time, seq, key, aggregate), transient; None: built at a sweep
+        self._due: list[tuple[float, int, tuple[str, str, str], _Agg]] | None = None
+        self._seq = 0
 
     # --- hooks ---------------------------------------------------------------------------
     def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
@@ -197,13 +201,13 @@ class SpreadAccess(Detector):
             return _NONE
         net = e.net
         learn = self.home_fixed is None
-        delta: dict[str, int] = self.__dict__.setdefault("_delta", {})
-        if learn and net is not None and self.__dict__.get("_counted", 0) < 1_000_000:
+        if learn and net is not None and self._counted < 1_000_000:
             # home countries are learned from every customer read, where they are folded:
             # the counts since the last observation travel with the next one
+            delta = self._delta
             c = net.country
             delta[c] = delta.get(c, 0) + 1
-            self._counted = self.__dict__.get("_counted", 0) + 1
+            self._counted += 1
         pops: list[str] = []
         if e.session_id is None:
             pops.append("no_session")
@@ -240,7 +244,7 @@ class SpreadAccess(Detector):
             "countries": self._take_delta()})]
 
     def _take_delta(self) -> dict[str, int]:
-        delta: dict[str, int] = self.__dict__.get("_delta") or {}
+        delta = self._delta
         self._delta = {}
         return delta
 
@@ -290,6 +294,10 @@ class SpreadAccess(Detector):
         a = self._aggs.get(k)
         if a is None:
             a = self._aggs[k] = _Agg(h, d)
+            due = self.__dict__.get("_due")
+            if due is not None:  # (``expire``'s queue; its time is ``ts`` once counted)
+                self._seq = seq = self._seq + 1
+                heappush(due, (ts, seq, k, a))
         if ts - a.last > self.idle and a.last:
             a.level = 0  # a quiet day ends the episode
         if h > a.hour:  # a late event (an earlier hour) counts in the current one
@@ -386,9 +394,41 @@ class SpreadAccess(Detector):
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
+        """Forget the aggregates idle for two ``idle`` periods (``last`` before ``now``
+        less that), read from a queue rather than the whole table (issue 14, speed): entries
+        (time, seq, key, aggregate) ordered by a time no later than the aggregate's, whose
+        time only grows; so every idle aggregate is at the head, and one whose time moved on
+        is queued again at its time. Entries of aggregates evicted or replaced are dropped
+        when they come up. The queue is transient (not in a checkpoint, ``__getstate__``):
+        built from the table when there is none, or when such entries make it more than
+        twice the table."""
         old = now - 2 * self.idle
-        for k in [k for k, a in self._aggs.items() if a.last < old]:
-            del self._aggs[k]
+        aggs = self._aggs
+        due: list[tuple[float, int, tuple[str, str, str], _Agg]] | None = \
+            self.__dict__.get("_due")
+        if due is None or len(due) > 2 * len(aggs) + 64:
+            due = self._due = [(a.last, i, k, a) for i, (k, a) in enumerate(aggs.items())]
+            heapify(due)
+            self._seq = len(due)
+        while due and due[0][0] < old:
+            _, _, k, agg = heappop(due)
+            if aggs.get(k) is not agg:
+                continue  # evicted, or forgotten and made anew (queued with its new time)
+            if agg.last < old:
+                del aggs[k]
+            else:
+                self._seq += 1
+                heappush(due, (agg.last, self._seq, k, agg))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_due", None)  # rebuilt from the table at the next sweep (``expire``)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_delta", {})  # a checkpoint from before the learnt counts
+        self.__dict__.setdefault("_counted", 0)
 
     def shed(self, cap: int) -> int:
         return evict(self._aggs, cap, _last, _flagged)

@@ -141,3 +141,46 @@ def test_a_late_event_from_the_previous_hour_does_not_reset_the_counts() -> None
         alerts += eng.process_obj(e)[0]
     warned = [a for a in alerts if a["entity"] == {"kind": "key", "id": KEY}]
     assert warned and warned[0]["severity"] == "warning"  # 11 customers >= the floor of 10
+
+
+def test_the_sweep_forgets_exactly_the_aggregates_idle_for_two_idle_periods() -> None:
+    """The sweep reads a queue instead of the whole table (issue 14, speed); it must forget
+    the same aggregates the whole-table rule does (``last`` before ``now - 2 idle``): those
+    read again keep their place, an evicted and re-made one is not lost, and after a
+    checkpoint (the queue is not in it) the queue is rebuilt from the table."""
+    from detectors.geo import default_geo
+    from streams import snapshot as S
+    from streams.checkpoint import restore, snapshot
+
+    rng = random.Random(17)
+    idle = HOUR
+    eng = engine(idle=idle)
+    det = eng.detectors["spread_access"]
+    # reads of other customers under 60 keys (a resource, the global class and each key):
+    # each key active in a few random half-hours of 16 hours
+    events = []
+    for k in range(60):
+        for slot in rng.sample(range(32), 3):
+            t = T0 + slot * 1800 + rng.randrange(1800)
+            events.append(read(k * 100 + slot, t, home_ip(rng), subject="c-9999999",
+                               key=f"k-{k}"))
+    events.sort(key=lambda e: e["ts"])
+    keys = S.StateKeys(["test-spread-key-0123456789"])
+    swept = 0
+    for i, e in enumerate(events):
+        _, rej = eng.process_obj(e)
+        assert rej is None, rej
+        if i == len(events) // 3:  # evict half, then the keys come again and are made anew
+            det.shed(len(det._aggs) // 2)
+        if i == len(events) // 2:  # through the worker's checkpoint: no queue in it
+            blob = snapshot(eng, {"data-access": 1}, keys=keys, context="t/0")
+            eng, _ = restore(blob, default_geo(), eng.ctx.directory, keys=keys, context="t/0")
+            det = eng.detectors["spread_access"]
+            assert det.__dict__.get("_due") is None
+        now = e["ts"] + 1
+        lasts = {k: a.last for k, a in det._aggs.items()}
+        det.expire(now)
+        kept = {k for k, last in lasts.items() if not last < now - 2 * idle}
+        assert set(det._aggs) == kept
+        swept += len(lasts) - len(kept)
+    assert swept >= 10  # the sweeps did forget aggregates along the way
