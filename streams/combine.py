@@ -52,6 +52,7 @@ from prometheus_client import Gauge
 
 from detectors.bulk_lookup import ViewPool
 from detectors.engine import Engine, EngineConfig
+from streams.batch import BatchItem
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.side import (
@@ -132,8 +133,12 @@ class Combine:
             m["from"] = {"partition": partition}
             return partial_key(m, self.salt)
 
+        # the views of one drain for one scorer partition go as one message (a JSON array,
+        # in drain order): one Kafka message each cost the sending and the receiving worker
+        # Faust's per-message work (docs/benchmarks.md, "h-mw")
         self.sent += await send_drained(self.rt, partition, self.topic, "partials",
-                                        Engine.has_partials, Engine.drain_partials, stamp)
+                                        Engine.has_partials, Engine.drain_partials, stamp,
+                                        batch_partitions=self.partitions)
 
     async def send_all(self) -> None:
         for p in list(self.rt.parts):
@@ -141,7 +146,9 @@ class Combine:
 
     # ---- scoring ---------------------------------------------------------------------------
     async def on_partial(self, event: Any) -> None:
-        """One message of the partials topic: a view, or an input partition's time. With more
+        """One message of the partials topic: a view, a JSON array of views (those of one
+        drain for this partition, ``send_drained``; each taken on its own, a bad one
+        dead-lettered alone with its index), or an input partition's time. With more
         than one partition a window's views are held until every input partition has closed
         the window, then merged per entity and scored in one engine's order
         (``detectors.bulk_lookup.ViewPool``); with one, as they come (they come in order)."""
@@ -150,21 +157,34 @@ class Combine:
             return  # taken already, or inside the restored checkpoint
         msg = event.message
         pool = ViewPool(st.engine, self.partitions)
+        bad: list[tuple[int, int, Any, Exception]] = []
         try:
             if msg.key == PROGRESS:
                 pool.advance(*read_progress(msg.value, self.partitions))
                 views = pool.release()
             else:
                 m = orjson.loads(msg.value)
-                head = m.get("from") if self.partitions > 1 else None
-                if head is None:
-                    views = [m]
-                else:
-                    pool.add(input_partition(head["partition"], self.partitions), m)
+                if type(m) is list:  # every view added before an await (the checkpoint)
+                    for i, one in enumerate(m):
+                        try:
+                            pool.add(input_partition(one["from"]["partition"],
+                                                     self.partitions), one)
+                        except Exception as err:  # this view alone (below)
+                            bad.append((i, len(m), one, err))
                     views = pool.release()
+                else:
+                    head = m.get("from") if self.partitions > 1 else None
+                    if head is None:
+                        views = [m]
+                    else:
+                        pool.add(input_partition(head["partition"], self.partitions), m)
+                        views = pool.release()
         except Exception as exc:  # a bad message must not kill the agent
             await refuse(self.rt, msg, "partials", "partials", INVALID, exc)
             return
+        for i, n, one, problem in bad:  # each alone, as the batch's item
+            await refuse(self.rt, BatchItem(msg, i, n, orjson.dumps(one)), "partials",
+                         "partials", INVALID, problem)
         self._count_held()
         for v in views:
             await self._score(st, msg, v)
