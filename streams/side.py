@@ -189,6 +189,18 @@ class SideEngines(PartitionEngines):
                     sender.touch(alert_id)
 
 
+async def take_held(engines: PartitionEngines, handle: Callable[[Any], Awaitable[None]],
+                    event: Any) -> None:
+    """``handle(event)`` under one hold of the engines' checkpoint lock: the message is booked
+    (``SideEngines.take``), what it holds applied and what that gave sent (alerts, dead
+    letters) before a checkpoint can cover it. A message carries several items (a JSON array
+    of findings or views) and their alerts are sent one ``await`` at a time: a checkpoint
+    between two of them would cover the message with some of its alerts not yet in the
+    producer (a SIGKILL then loses them; the restored engine does not raise them again)."""
+    async with engines._checkpoint_lock:
+        await handle(event)
+
+
 def wire(app: faust.App, settings: Settings, name: str, engines: SideEngines,
          handle: Callable[[Any], Awaitable[None]],
          before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -200,7 +212,7 @@ def wire(app: faust.App, settings: Settings, name: str, engines: SideEngines,
     @app.agent(engines.topic, name=f"accesswatch.{name}")
     async def side(stream: faust.StreamT) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]  # faust.Stream has noack(); the StreamT protocol does not declare it
-            await handle(event)
+            await take_held(engines, handle, event)
 
     @app.timer(settings.checkpoint_interval, name=f"accesswatch.{name}.checkpoint")
     async def checkpoint() -> None:

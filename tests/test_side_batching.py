@@ -267,3 +267,50 @@ def test_a_bad_view_in_an_array_is_dead_lettered_alone_with_its_index() -> None:
     assert msg.batch_index == 1 and msg.batch_size == len(items)
     assert orjson.loads(msg.value) == bad
     assert comb.emitted  # the others were scored
+
+
+def test_a_checkpoint_cannot_fall_between_the_alerts_of_one_internal_message() -> None:
+    """The agents of the internal topics take each message under one hold of the checkpoint
+    lock (``streams.side.take_held``): a partition's time that releases several alerts sends
+    them all before a checkpoint waiting for the lock covers the message (else a SIGKILL after
+    that checkpoint loses the alerts not yet sent)."""
+    from streams.side import take_held
+
+    eps = episodes()
+    fs = findings(12)
+    made(eps, fs)
+    asyncio.run(eps.send(0))
+    deliver(eps, eps.sent_log)  # held: no partition's time yet
+    assert eps.emitted == []
+    part = eps.sent_log[0][2]
+    st = eps.engines.parts[part]
+    topic = eps.engines.input_topics[0]
+
+    async def yielding_emit(a: dict[str, Any]) -> None:
+        await asyncio.sleep(0)  # a send may yield to the loop (the checkpoint timer)
+        eps.emitted.append(a)
+
+    eps.rt.emit = yielding_emit
+    covered: list[tuple[int, int]] = []  # what a checkpoint read: offset, alerts sent
+
+    async def checkpoint() -> None:
+        async with eps.engines._checkpoint_lock:  # what a checkpoint reads under the lock
+            covered.append((st.offsets[topic], len(eps.emitted)))
+
+    def progress(p: int, offset: int) -> Any:
+        msg = SimpleNamespace(topic=topic, partition=part, offset=offset, key=PROGRESS,
+                              value=orjson.dumps({"partition": p, "progress": 5000.0,
+                                                  "flushed": False}), headers=())
+        return SimpleNamespace(message=msg, ack=lambda: None)
+
+    async def go() -> None:
+        await take_held(eps.engines, eps.on_message, progress(0, 10))  # one of two: held
+        assert eps.emitted == []
+        taking = asyncio.create_task(take_held(eps.engines, eps.on_message, progress(1, 11)))
+        await asyncio.sleep(0)  # the message is being taken, its first alert being sent
+        await asyncio.gather(taking, asyncio.create_task(checkpoint()))
+
+    asyncio.run(go())
+    released = len(eps.emitted)
+    assert released >= 2  # the time released several alerts, each sent with an await
+    assert covered == [(11, released)]
