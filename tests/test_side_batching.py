@@ -27,33 +27,36 @@ from streams.side import PROGRESS
 PARTS = 2
 
 
-def episodes() -> Any:
+def recorded(attr: str) -> Any:
+    """The side agent ``app.<attr>`` of a 2-partition worker, its sends recorded
+    (``sent_log``), its dead letters (``dead``) and alerts (``emitted``) kept (no broker)."""
     s = replace(Settings.from_env({}), state_keys=("test-state-key-0123456789",),
                 partitions=PARTS)
-    app = create_app(s)
-    eps = app.accesswatch_episodes  # type: ignore[attr-defined]
+    side = getattr(create_app(s), attr)
     sent: list[tuple[bytes, bytes, int | None]] = []
 
     async def send(key: bytes, value: bytes, partition: int | None = None) -> None:
         sent.append((key, value, partition))
 
-    eps.topic = SimpleNamespace(send=send)
-    eps.sent_log = sent
-    dead: list[Any] = []
+    side.topic = SimpleNamespace(send=send)
+    side.sent_log = sent
+    side.dead = []
 
     async def dead_letter(msg: Any, reason: str, field_: Any, detail: str) -> None:
-        dead.append((msg, reason))
+        side.dead.append((msg, reason))
 
-    eps.rt.dead_letter = dead_letter
-    eps.dead = dead
-    emitted: list[dict[str, Any]] = []
+    side.rt.dead_letter = dead_letter
+    side.emitted = []
 
     async def emit(a: dict[str, Any]) -> None:
-        emitted.append(a)
+        side.emitted.append(a)
 
-    eps.rt.emit = emit
-    eps.emitted = emitted
-    return eps
+    side.rt.emit = emit
+    return side
+
+
+def episodes() -> Any:
+    return recorded("accesswatch_episodes")
 
 
 def findings(n: int) -> list[Finding]:
@@ -152,32 +155,7 @@ def test_a_bad_finding_in_an_array_is_dead_lettered_alone_with_its_index() -> No
 
 
 def combiner() -> Any:
-    """The combiner of a 2-partition worker, its sends recorded, its dead letters and alerts
-    kept (no broker)."""
-    s = replace(Settings.from_env({}), state_keys=("test-state-key-0123456789",),
-                partitions=PARTS)
-    app = create_app(s)
-    comb = app.accesswatch_combine  # type: ignore[attr-defined]
-    sent: list[tuple[bytes, bytes, int | None]] = []
-
-    async def send(key: bytes, value: bytes, partition: int | None = None) -> None:
-        sent.append((key, value, partition))
-
-    comb.topic = SimpleNamespace(send=send)
-    comb.sent_log = sent
-    comb.dead = []
-
-    async def dead_letter(msg: Any, reason: str, field_: Any, detail: str) -> None:
-        comb.dead.append((msg, reason))
-
-    comb.rt.dead_letter = dead_letter
-    comb.emitted = []
-
-    async def emit(a: dict[str, Any]) -> None:
-        comb.emitted.append(a)
-
-    comb.rt.emit = emit
-    return comb
+    return recorded("accesswatch_combine")
 
 
 def viewed(comb: Any) -> PartitionState:
