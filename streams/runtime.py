@@ -802,7 +802,7 @@ class Runtime(PartitionEngines):
         if done + 1 >= n:  # cannot happen (its last event completes the message): ack it
             st.held.append(event)
             return
-        if not st.queued and (self.bursts is None or topic != self.names.logins) and \
+        if not st.queued and \
                 not self._wait_for(msg.partition, st, self._other[topic], _written(msg)):
             await self._take_batch(st, event, msg, items, done + 1)  # in one step
             return
@@ -877,9 +877,9 @@ class Runtime(PartitionEngines):
         taken; then what the events gave is sent, in their order (alerts, dead letters with
         the batch's offset and each event's index, re-sent strays). All of it under one hold
         of the checkpoint lock: a checkpoint covering the batch is written only once all of
-        it is in the producer, which the checkpoint flushes first. Logins with burst engines to feed
-        (more than one partition) go one by one (``_take``): each is sent with the engine
-        time it was taken at."""
+        it is in the producer, which the checkpoint flushes first. Logins with burst engines to
+        feed (more than one partition) go to them with the engine time each was taken at
+        (``Bursts.send_many``)."""
         async with self._checkpoint_lock:  # applied and sent in one hold (_send_out)
             topic = msg.topic
             n = len(items)
@@ -892,6 +892,7 @@ class Runtime(PartitionEngines):
             parts = self.settings.partitions
             key_field = self.key_field[topic]
             lag = self._lag.observe
+            burst = self.bursts is not None and topic == self.names.logins
             out: list[tuple[Any, ...]] = []  # what the events gave (``_send_out``), in order
             self._taken[topic] += n - start
             late, conflicts = stats.get("late", 0), stats.get("duplicate_conflict", 0)
@@ -939,6 +940,10 @@ class Runtime(PartitionEngines):
                 lag(wall - ts if wall > ts else 0.0)
                 if max_ts is None or ts > max_ts:
                     max_ts = ts
+                if burst:  # to the burst engine of its source, with the time it was taken at
+                    now = engine.ctx.now
+                    out.append((_BURST, batch.BatchItem(msg, i, n, items[i]), ev,
+                                ts if ts > now else now))
                 if alerts:
                     out.extend((_ALERT, a) for a in alerts)
             spent = time.perf_counter() - t0
@@ -1108,11 +1113,7 @@ class Runtime(PartitionEngines):
                 assert q is not None
                 _, event, ev, item = q.popleft()
                 st.queued -= 1
-                n = len(out)
                 self._apply(st, event, ev, item, out)
-                if self.bursts is not None and any(o[0] is _BURST for o in out[n:]):
-                    await self._send_out(out)  # sent with the engine time it was taken at
-                    out.clear()
             if out:
                 await self._send_out(out)
 
@@ -1190,7 +1191,8 @@ class Runtime(PartitionEngines):
             self.metrics.count_invalid(topic, "invalid_claim")
         self._lag.observe(max(0.0, time.time() - ev.ts))
         if self.bursts is not None and topic == self.names.logins:
-            out.append((_BURST, msg, ev))  # to the burst engine of its source
+            # to the burst engine of its source, with the engine time it was taken at
+            out.append((_BURST, msg, ev, max(ev.ts, st.engine.ctx.now)))
         if st.max_ts is None or ev.ts > st.max_ts:
             st.max_ts, st.wall_at_max = ev.ts, now
         if alerts:
@@ -1202,7 +1204,10 @@ class Runtime(PartitionEngines):
         checkpoint that covers them is written only once all of it is in the producer,
         which the checkpoint flushes first (a SIGKILL after it cannot lose an alert the
         restored engine will not raise again). Taking the lock only to send would let a
-        checkpoint already waiting for it snapshot the applied events and ack them first."""
+        checkpoint already waiting for it snapshot the applied events and ack them first.
+        The logins for the burst engines go last, one message per burst partition
+        (``Bursts.send_many``)."""
+        logins: list[tuple[Any, ...]] = []
         for o in out:
             what = o[0]
             if what is _ALERT:
@@ -1215,7 +1220,9 @@ class Runtime(PartitionEngines):
                                                   headers=list(msg.headers or ()))
                 self._rekeyed_child[msg.topic].inc()
             else:
-                await self.bursts.send(o[1], o[2])
+                logins.append(o)
+        if logins:
+            await self.bursts.send_many(logins)
 
     async def on_identity(self, msg: Any) -> None:
         """One identity-changes message (every worker reads every partition)."""
