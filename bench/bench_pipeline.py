@@ -388,7 +388,7 @@ def partition_shares(inputs: list[dict[str, Any]], partitions: int) -> list[int]
 
     counts = [0] * partitions
     for e in inputs:
-        key = e["account_id"] if "outcome" in e else e["actor_id"]
+        key = e.get("account_id") if "outcome" in e else e.get("actor_id")
         counts[partition_for(str(key).encode(), partitions)] += 1
     return counts
 
@@ -410,20 +410,60 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
         c.close()
 
 
+def read_inputs(path: str, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` input events (logins and access: identity changes left out, as
+    for the simulated day) of the JSON-lines file ``path``; SystemExit with one readable line
+    for a file that cannot be read or a line that is not a JSON object."""
+    out: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    e = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise SystemExit(f"bench_pipeline: {path}:{n}: not JSON") from None
+                if type(e) is not dict:
+                    raise SystemExit(f"bench_pipeline: {path}:{n}: not a JSON object")
+                if "change" in e:
+                    continue
+                out.append(e)
+                if len(out) >= limit:
+                    break
+    except OSError as exc:
+        raise SystemExit(f"bench_pipeline: cannot read {path}: {exc.strerror}") from None
+    if not out:
+        raise SystemExit(f"bench_pipeline: {path}: no login or access events")
+    return out
+
+
 def main_batch(args: argparse.Namespace) -> int:
     """``--batch N``: one-event messages, batches of up to N events, and ``replay``, on the
     same events in one run; 1 worker (1 partition) and 2 workers (2 partitions) on the
     batches; produce-to-alert latency at 5,000 events/s (one-event messages and batches) and
-    20,000 events/s (batches)."""
+    20,000 events/s (batches). ``--file``: the events of that JSON-lines file instead of the
+    simulated day (another traffic mix: how evenly it spreads over 2 partitions bounds what 2
+    workers can take)."""
     from streams.broker import EmbeddedBroker, parse_broker_url
     from streams.produce import Batching, Producer
 
-    sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
-    inputs = [e for e in sim.events if "change" not in e][: args.events or BATCH_EVENTS]
+    limit = args.events or BATCH_EVENTS
+    if args.file:
+        inputs = read_inputs(args.file, limit)
+        source = f"{Path(args.file).name}, identity changes left out"
+    else:
+        sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
+        inputs = [e for e in sim.events if "change" not in e][:limit]
+        source = "simulated day, seed 42"
     lines = [orjson.dumps(e) for e in inputs]
     background = inputs[:20000]
     batching = Batching(events=args.batch, linger=0.020)
     shares = partition_shares(inputs, 2)
+    print(f"{len(inputs):,} events ({source}); by partition of 2: "
+          f"{' / '.join(f'{c:,}' for c in shares)} ({max(shares) / sum(shares):.0%} on the "
+          f"busiest: 2 workers take at most {sum(shares) / max(shares):.2f}x one)",
+          file=sys.stderr)
     rows: list[tuple[str, str]] = []
 
     def with_broker() -> Any:
@@ -488,7 +528,8 @@ def main_batch(args: argparse.Namespace) -> int:
         lats = {}
         for label, rate, how, prefix in (("single", 5000, None, "l1-"),
                                          ("batched", 5000, batching, "l5-"),
-                                         ("batched", 20000, batching, "l20-")):
+                                         ("batched", 20000, batching, "l20-")
+                                         ) if args.latency else ():
             lat = run_latency(url, bootstrap, rate, args.seconds, background, workers=1,
                               partitions=1, loop=args.loop, batching=how, prefix=prefix)
             lats[(label, rate)] = lat
@@ -497,7 +538,7 @@ def main_batch(args: argparse.Namespace) -> int:
                   f" of {lat['total']:,}", file=sys.stderr)
         load1 = os.getloadavg()
     rate = {k: n / dt for k, (n, dt, _) in runs.items()}
-    rows.append(("events", f"{len(lines):,} inputs (simulated day, seed 42), batches of up to "
+    rows.append(("events", f"{len(lines):,} inputs ({source}), batches of up to "
                  f"{args.batch} events, linger 20 ms"))
     rows.append(("messages", "; ".join(
         f"{k}: {m:,} ({e / m:,.0f} events/message)" for k, (e, m) in produced.items())
@@ -541,9 +582,10 @@ def main_batch(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"| {k} | {v} |")
     print()
+    p99 = lats[("batched", 20000)]["p99"] if lats else float("nan")
     print(f"batched/single: {rate['batched'] / rate['single']:.2f}x; "
           f"batched/replay: {rate['batched'] / rep:.2f}x; "
-          f"p99 at 20000/s: {lats[('batched', 20000)]['p99']:.2f} s")
+          f"p99 at 20000/s: {p99:.2f} s")
     return 0
 
 
@@ -577,11 +619,19 @@ def main() -> int:
                    "on the broker before the workers start)")
     p.add_argument("--max-workers", type=int, default=2,
                    help="with --batch: 1 skips the 2-worker run (default 2)")
+    p.add_argument("--file", metavar="FILE",
+                   help="with --batch: the login and access events of this JSON-lines file "
+                   "(e.g. a red-team file) instead of the simulated day; the partition shares "
+                   "are printed")
+    p.add_argument("--no-latency", dest="latency", action="store_false",
+                   help="with --batch: the throughput runs only (the last line then has no p99)")
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.batch < 0 or args.batch == 1:
         p.error("--batch must be >= 2 (events per message)")
+    if args.file and not args.batch:
+        p.error("--file needs --batch")
     if args.batch:
         return main_batch(args)
     args.events = args.events or 30000

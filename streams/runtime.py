@@ -344,7 +344,11 @@ class PartitionEngines:
         self.parts: dict[int, PartitionState] = {}
         self.table = app.Table(table, default=None, key_type=bytes, value_type=bytes,
                                partitions=settings.partitions)
+        #: held while events are applied and what they gave is sent, and while a checkpoint
+        #: encodes the engines (not while it waits for the broker: ``checkpoint``)
         self._checkpoint_lock = asyncio.Lock()
+        #: one checkpoint written at a time: slots alternate, acks follow in order
+        self._checkpoint_writing = asyncio.Lock()
         self._checkpoint_not_before = 0.0
         #: partition -> (next offset it needs, since when) while the broker reports more
         self._watch: dict[TP, tuple[int, float]] = {}
@@ -616,13 +620,26 @@ class PartitionEngines:
         would take more than ``CHECKPOINT_SHARE`` of the time since: a state of millions of
         entities takes long to encode, and a fixed interval would then spend most of the
         worker's time (and its latency) on checkpoints. Rebalances and shutdown always
-        checkpoint."""
+        checkpoint.
+
+        The engines are encoded (and the events they cover taken off ``held``) under the
+        checkpoint lock; the two producer flushes are waited for outside it (h-lbs): the
+        events applied meanwhile are not in these checkpoints, and their output, sent after
+        the encoding, is not needed before them (a flush covers it anyway). Holding the lock
+        through the flushes stopped every partition for two broker round trips each
+        checkpoint. Checkpoints themselves are written one at a time
+        (``_checkpoint_writing``): a slot is never written by two at once, acks stay in
+        order."""
         now = time.monotonic()
         if periodic and now < self._checkpoint_not_before:
             return 0
-        async with self._checkpoint_lock:
+        async with self._checkpoint_writing:
+            return await self._write_checkpoint(now, partitions)
+
+    async def _write_checkpoint(self, now: float, partitions: Iterable[int] | None) -> int:
+        async with self._checkpoint_lock:  # encoded between two events (or batches)
             wanted = set(self.parts) if partitions is None else set(partitions)
-            todo: list[tuple[int, bytes | None, list[Any], int]] = []
+            todo: list[tuple[int, bytes | None, list[Any], int, dict[str, int]]] = []
             spent = 0.0
             for p in sorted(wanted):
                 st = self.parts.get(p)
@@ -644,34 +661,35 @@ class PartitionEngines:
                 st.dirty = False
                 if blob is not None:
                     st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
-                todo.append((p, blob, held, st.slot))
+                todo.append((p, blob, held, st.slot, dict(st.offsets)))
             self._checkpoint_not_before = now + checkpoint_gap(spent)
-            if not todo:
-                return 0
-            # the alerts raised by the events these checkpoints cover reach the broker before
-            # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
-            # engine already raised an alert (it will not raise it again) while the alert
-            # itself died in the producer's buffer
-            await self.app.producer.flush()
-            for p, blob, _, slot in todo:
-                if blob is not None:
-                    for key, value in checkpoint_records(p, blob, slot):
-                        # straight to the changelog, without Faust's "sent" callback: that
-                        # would mark the local store (RocksDB) as holding these records,
-                        # which it does not, and a restart would skip them
-                        self.table.changelog_topic.send_soon(
-                            key=key, value=value, partition=p, key_serializer="raw",
-                            value_serializer="raw")
-                    self.checkpoints += 1
-                    self.checkpoint_bytes = len(blob)
-                    log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
-                             self.parts[p].offsets if p in self.parts else {})
-            await self.app.producer.flush()
-            for _, _, held, _ in todo:
-                for ev in held:
-                    with contextlib.suppress(Exception):
-                        ev.ack()
-            return len(todo)
+        if not todo:
+            return 0
+        # outside the lock: events go on while the broker answers
+        # the alerts raised by the events these checkpoints cover reach the broker before
+        # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
+        # engine already raised an alert (it will not raise it again) while the alert
+        # itself died in the producer's buffer
+        await self.app.producer.flush()
+        for p, blob, _, slot, offsets in todo:
+            if blob is not None:
+                for key, value in checkpoint_records(p, blob, slot):
+                    # straight to the changelog, without Faust's "sent" callback: that
+                    # would mark the local store (RocksDB) as holding these records,
+                    # which it does not, and a restart would skip them
+                    self.table.changelog_topic.send_soon(
+                        key=key, value=value, partition=p, key_serializer="raw",
+                        value_serializer="raw")
+                self.checkpoints += 1
+                self.checkpoint_bytes = len(blob)
+                log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
+                         offsets)
+        await self.app.producer.flush()
+        for _, _, held, _, _ in todo:
+            for ev in held:
+                with contextlib.suppress(Exception):
+                    ev.ack()
+        return len(todo)
 
 
 # ------------------------------------------------------------------------ the runtime
