@@ -336,10 +336,16 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             batched.close()
         stop_workers(ws)
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    # where the time goes: each marker's input record's timestamp (set by the producer when
+    # it sends the record: after its batch's linger) splits the latency into the producer's
+    # part and the broker's + worker's part
+    written = _written_at(c, names.access, partitions, set(sent_at))
     tps = [TopicPartition(names.alerts, p) for p in range(partitions)]
     c.assign(tps)
     c.seek_to_beginning(*tps)
     lat: list[float] = []
+    worker_part: list[float] = []
+    producer_part: list[float] = []
     end = time.monotonic() + 10
     while time.monotonic() < end:
         recs = [r for rs in c.poll(timeout_ms=1000).values() for r in rs]
@@ -349,13 +355,51 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             a = orjson.loads(r.value)
             for eid in a.get("event_ids", ()):
                 if eid in sent_at:
-                    lat.append(r.timestamp / 1000.0 - sent_at.pop(eid))
+                    at = r.timestamp / 1000.0
+                    t_sent = sent_at.pop(eid)
+                    lat.append(at - t_sent)
+                    if eid in written:
+                        producer_part.append(written[eid] - t_sent)
+                        worker_part.append(at - written[eid])
     c.close()
     lat.sort()
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
+    split = {}
+    for name, xs in (("producer", producer_part), ("worker", worker_part)):
+        xs.sort()
+        qs = statistics.quantiles(xs, n=100) if len(xs) >= 2 else [float("nan")] * 99
+        split[name] = (qs[49], qs[98])
     return {"offered": offered, "markers": m, "alerts": len(lat), "taken": n_taken,
             "total": total, "p50": q[49] if lat else float("nan"),
-            "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan")}
+            "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan"),
+            "split": split}
+
+
+def _written_at(c: Any, topic: str, partitions: int, wanted: set[str]) -> dict[str, float]:
+    """Record timestamp (seconds) of each ``wanted`` event id's record on ``topic`` (a
+    batch's events share theirs)."""
+    from kafka import TopicPartition
+
+    from streams.batch import split as split_batch
+
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    ends = c.end_offsets(tps)
+    out: dict[str, float] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(c.position(tp) < ends[tp] for tp in tps):
+        for rs in c.poll(timeout_ms=1000).values():
+            for r in rs:
+                if b"lat-m-" not in r.value:
+                    continue
+                items = split_batch(r.value)
+                for item in items if isinstance(items, list) else [r.value]:
+                    if b"lat-m-" in item:
+                        eid = orjson.loads(item)["event_id"]
+                        if eid in wanted:
+                            out[eid] = r.timestamp / 1000.0
+    return out
 
 
 # ------------------------------------------------------------------ batched messages
@@ -533,9 +577,12 @@ def main_batch(args: argparse.Namespace) -> int:
             lat = run_latency(url, bootstrap, rate, args.seconds, background, workers=1,
                               partitions=1, loop=args.loop, batching=how, prefix=prefix)
             lats[(label, rate)] = lat
+            (pp50, pp99), (wp50, wp99) = lat["split"]["producer"], lat["split"]["worker"]
             print(f"latency {label} at {rate}/s: offered {lat['offered']:,.0f}/s, "
                   f"p50 {lat['p50']:.3f} s, p99 {lat['p99']:.3f} s, took {int(lat['taken']):,}"
-                  f" of {lat['total']:,}", file=sys.stderr)
+                  f" of {lat['total']:,}; producer (to the record's timestamp) p50 {pp50:.3f}"
+                  f" p99 {pp99:.3f} s, record -> alert p50 {wp50:.3f} p99 {wp99:.3f} s",
+                  file=sys.stderr)
         load1 = os.getloadavg()
     rate = {k: n / dt for k, (n, dt, _) in runs.items()}
     rows.append(("events", f"{len(lines):,} inputs ({source}), batches of up to "
@@ -557,7 +604,11 @@ def main_batch(args: argparse.Namespace) -> int:
         rows.append((f"produce -> alert, {k} messages, offered {r:,}/s",
                      f"offered {lat['offered']:,.0f}/s; p50 {lat['p50']:.3f} s, p99 "
                      f"{lat['p99']:.3f} s, max {lat['max']:.3f} s ({lat['alerts']} alerts; "
-                     f"took {int(lat['taken']):,} of {lat['total']:,})"))
+                     f"took {int(lat['taken']):,} of {lat['total']:,}); in the producer "
+                     f"(marker handed over -> its record's timestamp) p50 "
+                     f"{lat['split']['producer'][0]:.3f} s, p99 {lat['split']['producer'][1]:.3f}"
+                     f" s; record -> alert p50 {lat['split']['worker'][0]:.3f} s, p99 "
+                     f"{lat['split']['worker'][1]:.3f} s"))
     rows.append(("load average (1 min) before / after", f"{load0[0]:.1f} / {load1[0]:.1f} on "
                  f"{os.cpu_count()} cores"))
     cpu_rate = {k: n / cpu for k, (n, _, cpu) in runs.items()}
