@@ -336,10 +336,16 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             batched.close()
         stop_workers(ws)
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    # where the time goes: each marker's input record's timestamp (set by the producer when
+    # it sends the record: after its batch's linger) splits the latency into the producer's
+    # part and the broker's + worker's part
+    written = _written_at(c, names.access, partitions, set(sent_at))
     tps = [TopicPartition(names.alerts, p) for p in range(partitions)]
     c.assign(tps)
     c.seek_to_beginning(*tps)
     lat: list[float] = []
+    worker_part: list[float] = []
+    producer_part: list[float] = []
     end = time.monotonic() + 10
     while time.monotonic() < end:
         recs = [r for rs in c.poll(timeout_ms=1000).values() for r in rs]
@@ -349,13 +355,51 @@ def run_latency(url: str, bootstrap: str, rate: int, seconds: float,
             a = orjson.loads(r.value)
             for eid in a.get("event_ids", ()):
                 if eid in sent_at:
-                    lat.append(r.timestamp / 1000.0 - sent_at.pop(eid))
+                    at = r.timestamp / 1000.0
+                    t_sent = sent_at.pop(eid)
+                    lat.append(at - t_sent)
+                    if eid in written:
+                        producer_part.append(written[eid] - t_sent)
+                        worker_part.append(at - written[eid])
     c.close()
     lat.sort()
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
+    split = {}
+    for name, xs in (("producer", producer_part), ("worker", worker_part)):
+        xs.sort()
+        qs = statistics.quantiles(xs, n=100) if len(xs) >= 2 else [float("nan")] * 99
+        split[name] = (qs[49], qs[98])
     return {"offered": offered, "markers": m, "alerts": len(lat), "taken": n_taken,
             "total": total, "p50": q[49] if lat else float("nan"),
-            "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan")}
+            "p99": q[98] if lat else float("nan"), "max": lat[-1] if lat else float("nan"),
+            "split": split}
+
+
+def _written_at(c: Any, topic: str, partitions: int, wanted: set[str]) -> dict[str, float]:
+    """Record timestamp (seconds) of each ``wanted`` event id's record on ``topic`` (a
+    batch's events share theirs)."""
+    from kafka import TopicPartition
+
+    from streams.batch import split as split_batch
+
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    ends = c.end_offsets(tps)
+    out: dict[str, float] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(c.position(tp) < ends[tp] for tp in tps):
+        for rs in c.poll(timeout_ms=1000).values():
+            for r in rs:
+                if b"lat-m-" not in r.value:
+                    continue
+                items = split_batch(r.value)
+                for item in items if isinstance(items, list) else [r.value]:
+                    if b"lat-m-" in item:
+                        eid = orjson.loads(item)["event_id"]
+                        if eid in wanted:
+                            out[eid] = r.timestamp / 1000.0
+    return out
 
 
 # ------------------------------------------------------------------ batched messages
@@ -388,7 +432,7 @@ def partition_shares(inputs: list[dict[str, Any]], partitions: int) -> list[int]
 
     counts = [0] * partitions
     for e in inputs:
-        key = e["account_id"] if "outcome" in e else e["actor_id"]
+        key = e.get("account_id") if "outcome" in e else e.get("actor_id")
         counts[partition_for(str(key).encode(), partitions)] += 1
     return counts
 
@@ -410,20 +454,60 @@ def topic_ends(bootstrap: str, topics: list[str]) -> dict[str, int]:
         c.close()
 
 
+def read_inputs(path: str, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` input events (logins and access: identity changes left out, as
+    for the simulated day) of the JSON-lines file ``path``; SystemExit with one readable line
+    for a file that cannot be read or a line that is not a JSON object."""
+    out: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    e = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise SystemExit(f"bench_pipeline: {path}:{n}: not JSON") from None
+                if type(e) is not dict:
+                    raise SystemExit(f"bench_pipeline: {path}:{n}: not a JSON object")
+                if "change" in e:
+                    continue
+                out.append(e)
+                if len(out) >= limit:
+                    break
+    except OSError as exc:
+        raise SystemExit(f"bench_pipeline: cannot read {path}: {exc.strerror}") from None
+    if not out:
+        raise SystemExit(f"bench_pipeline: {path}: no login or access events")
+    return out
+
+
 def main_batch(args: argparse.Namespace) -> int:
     """``--batch N``: one-event messages, batches of up to N events, and ``replay``, on the
     same events in one run; 1 worker (1 partition) and 2 workers (2 partitions) on the
     batches; produce-to-alert latency at 5,000 events/s (one-event messages and batches) and
-    20,000 events/s (batches)."""
+    20,000 events/s (batches). ``--file``: the events of that JSON-lines file instead of the
+    simulated day (another traffic mix: how evenly it spreads over 2 partitions bounds what 2
+    workers can take)."""
     from streams.broker import EmbeddedBroker, parse_broker_url
     from streams.produce import Batching, Producer
 
-    sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
-    inputs = [e for e in sim.events if "change" not in e][: args.events or BATCH_EVENTS]
+    limit = args.events or BATCH_EVENTS
+    if args.file:
+        inputs = read_inputs(args.file, limit)
+        source = f"{Path(args.file).name}, identity changes left out"
+    else:
+        sim = simulate(SimConfig(seed=42, customers=4000, hours=24, attacks=("coupang",)))
+        inputs = [e for e in sim.events if "change" not in e][:limit]
+        source = "simulated day, seed 42"
     lines = [orjson.dumps(e) for e in inputs]
     background = inputs[:20000]
     batching = Batching(events=args.batch, linger=0.020)
     shares = partition_shares(inputs, 2)
+    print(f"{len(inputs):,} events ({source}); by partition of 2: "
+          f"{' / '.join(f'{c:,}' for c in shares)} ({max(shares) / sum(shares):.0%} on the "
+          f"busiest: 2 workers take at most {sum(shares) / max(shares):.2f}x one)",
+          file=sys.stderr)
     rows: list[tuple[str, str]] = []
 
     def with_broker() -> Any:
@@ -488,16 +572,20 @@ def main_batch(args: argparse.Namespace) -> int:
         lats = {}
         for label, rate, how, prefix in (("single", 5000, None, "l1-"),
                                          ("batched", 5000, batching, "l5-"),
-                                         ("batched", 20000, batching, "l20-")):
+                                         ("batched", 20000, batching, "l20-")
+                                         ) if args.latency else ():
             lat = run_latency(url, bootstrap, rate, args.seconds, background, workers=1,
                               partitions=1, loop=args.loop, batching=how, prefix=prefix)
             lats[(label, rate)] = lat
+            (pp50, pp99), (wp50, wp99) = lat["split"]["producer"], lat["split"]["worker"]
             print(f"latency {label} at {rate}/s: offered {lat['offered']:,.0f}/s, "
                   f"p50 {lat['p50']:.3f} s, p99 {lat['p99']:.3f} s, took {int(lat['taken']):,}"
-                  f" of {lat['total']:,}", file=sys.stderr)
+                  f" of {lat['total']:,}; producer (to the record's timestamp) p50 {pp50:.3f}"
+                  f" p99 {pp99:.3f} s, record -> alert p50 {wp50:.3f} p99 {wp99:.3f} s",
+                  file=sys.stderr)
         load1 = os.getloadavg()
     rate = {k: n / dt for k, (n, dt, _) in runs.items()}
-    rows.append(("events", f"{len(lines):,} inputs (simulated day, seed 42), batches of up to "
+    rows.append(("events", f"{len(lines):,} inputs ({source}), batches of up to "
                  f"{args.batch} events, linger 20 ms"))
     rows.append(("messages", "; ".join(
         f"{k}: {m:,} ({e / m:,.0f} events/message)" for k, (e, m) in produced.items())
@@ -516,7 +604,11 @@ def main_batch(args: argparse.Namespace) -> int:
         rows.append((f"produce -> alert, {k} messages, offered {r:,}/s",
                      f"offered {lat['offered']:,.0f}/s; p50 {lat['p50']:.3f} s, p99 "
                      f"{lat['p99']:.3f} s, max {lat['max']:.3f} s ({lat['alerts']} alerts; "
-                     f"took {int(lat['taken']):,} of {lat['total']:,})"))
+                     f"took {int(lat['taken']):,} of {lat['total']:,}); in the producer "
+                     f"(marker handed over -> its record's timestamp) p50 "
+                     f"{lat['split']['producer'][0]:.3f} s, p99 {lat['split']['producer'][1]:.3f}"
+                     f" s; record -> alert p50 {lat['split']['worker'][0]:.3f} s, p99 "
+                     f"{lat['split']['worker'][1]:.3f} s"))
     rows.append(("load average (1 min) before / after", f"{load0[0]:.1f} / {load1[0]:.1f} on "
                  f"{os.cpu_count()} cores"))
     cpu_rate = {k: n / cpu for k, (n, _, cpu) in runs.items()}
@@ -541,9 +633,10 @@ def main_batch(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"| {k} | {v} |")
     print()
+    p99 = lats[("batched", 20000)]["p99"] if lats else float("nan")
     print(f"batched/single: {rate['batched'] / rate['single']:.2f}x; "
           f"batched/replay: {rate['batched'] / rep:.2f}x; "
-          f"p99 at 20000/s: {lats[('batched', 20000)]['p99']:.2f} s")
+          f"p99 at 20000/s: {p99:.2f} s")
     return 0
 
 
@@ -577,11 +670,19 @@ def main() -> int:
                    "on the broker before the workers start)")
     p.add_argument("--max-workers", type=int, default=2,
                    help="with --batch: 1 skips the 2-worker run (default 2)")
+    p.add_argument("--file", metavar="FILE",
+                   help="with --batch: the login and access events of this JSON-lines file "
+                   "(e.g. a red-team file) instead of the simulated day; the partition shares "
+                   "are printed")
+    p.add_argument("--no-latency", dest="latency", action="store_false",
+                   help="with --batch: the throughput runs only (the last line then has no p99)")
     args = p.parse_args()
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.batch < 0 or args.batch == 1:
         p.error("--batch must be >= 2 (events per message)")
+    if args.file and not args.batch:
+        p.error("--file needs --batch")
     if args.batch:
         return main_batch(args)
     args.events = args.events or 30000

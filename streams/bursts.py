@@ -16,7 +16,11 @@ threshold of 10. With more than one partition (``attach``):
   on the logins it receives, with the runtime's partition state, checkpoints (table
   ``<app_id>-burst-checkpoints``) and acks, as the bulk_lookup scorers do (``streams.side``);
 - each forwarded login carries a header ``aw-from`` (input partition, that engine's time, the
-  login's time, a sequence), and at each watermark tick every input partition's time goes to
+  login's time, a sequence); the logins one input message or merge drain gives that go to one
+  burst partition are sent as one message, a JSON array of ``{"from": [partition, engine
+  time, login time, sequence], "login": {...}}`` (the login's bytes as taken, no header;
+  each item taken on its own, a bad one dead-lettered alone with ``aw-index``), a single
+  login as before; and at each watermark tick every input partition's time goes to
   every partition of the topic (key ``progress``, after the logins it forwarded: one
   producer). A burst engine holds the logins (``detectors.episodes.InOrder``, on its engine:
   checkpointed with it) and takes them in engine-time order once every input partition has
@@ -41,11 +45,13 @@ import logging
 from typing import Any
 
 import faust
+import msgspec
 from prometheus_client import Gauge
 
 from detectors import events as E
 from detectors.engine import EngineConfig, discover
 from detectors.episodes import InOrder
+from streams.batch import BatchItem, partition_for
 from streams.runtime import INTERNAL_ERROR, Runtime
 from streams.settings import Settings
 from streams.side import (
@@ -66,6 +72,20 @@ BURST_DETECTORS = ("credential_stuffing", "password_spray")
 
 FROM = "aw-from"  # header of a forwarded login: input partition, engine time, ts, sequence
 INVALID = "invalid_burst_message"
+
+
+class Forwarded(msgspec.Struct, forbid_unknown_fields=True):
+    """One login of an array message of the logins-by-source topic: what ``aw-from`` says
+    of a login sent alone (input partition, engine time, login time, sequence), and the
+    login's bytes as the input engine took them (``msgspec.Raw``: not re-serialised)."""
+
+    origin: tuple[int, float, float, int] = msgspec.field(name="from")
+    login: msgspec.Raw
+
+
+_ENCODE = msgspec.json.Encoder().encode
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])  # each item judged on its own (below)
+_ITEM = msgspec.json.Decoder(Forwarded)
 
 
 def bursts_topic(settings: Settings) -> str:
@@ -105,29 +125,61 @@ class Bursts:
                           "until every input partition's time has passed them",
                           registry=rt.metrics.registry)
 
-    async def send(self, msg: Any, ev: Any) -> None:
-        """Send a login an input engine has taken to the burst engine of its source, with the
-        input partition, its engine time and the login's time (header ``aw-from``): the burst
-        engine takes logins in that order across partitions (``detectors.episodes.InOrder``)."""
-        p = msg.partition
-        st = self.rt.parts.get(p)
-        at = max(ev.ts, st.engine.ctx.now) if st is not None else ev.ts
-        seq = self._seq[p] = self._seq.get(p, 0) + 1
-        await self.topic.send(key=source_key(ev, self.salt), value=msg.value,
-                              headers=[(FROM, f"{p} {at!r} {ev.ts!r} {seq}".encode())])
-        self.sent += 1
+    async def send_many(self, logins: list[tuple[Any, ...]]) -> None:
+        """Send logins input engines have taken (``(_, msg, ev, at)``: the login's message or
+        batch item, its event, the engine time it was taken at; in the order taken) to the
+        burst engines of their sources, each with its input partition, engine time, time and a
+        sequence per input partition: the burst engine takes logins in that order across
+        partitions (``detectors.episodes.InOrder``). Those for one burst partition go as one
+        message, a JSON array of ``Forwarded`` in this order, keyed by the first one's source;
+        a login alone goes as its bytes with the header ``aw-from``. One Kafka message each
+        cost the sending and the receiving worker Faust's per-message work, as findings and
+        window views did (docs/benchmarks.md, "h-mw", "h-lbs")."""
+        groups: dict[int, list[tuple[bytes, int, float, float, int, bytes]]] = {}
+        parts = self.partitions
+        for o in logins:
+            msg, ev, at = o[1], o[2], o[3]
+            p = msg.partition
+            seq = self._seq[p] = self._seq.get(p, 0) + 1
+            key = source_key(ev, self.salt)
+            groups.setdefault(partition_for(key, parts), []).append(
+                (key, p, at, ev.ts, seq, msg.value))
+        for part, group in groups.items():
+            if len(group) == 1:
+                key, p, at, ts, seq, raw = group[0]
+                await self.topic.send(key=key, value=raw, partition=part,
+                                      headers=[(FROM, f"{p} {at!r} {ts!r} {seq}".encode())])
+            else:
+                value = _ENCODE([Forwarded((p, at, ts, seq), msgspec.Raw(raw))
+                                 for _, p, at, ts, seq, raw in group])
+                await self.topic.send(key=group[0][0], value=value, partition=part)
+        self.sent += len(logins)
 
     async def on_login(self, event: Any) -> None:
-        """One message of the logins-by-source topic: a login to hold, or an input partition's
-        time; the logins every input partition has passed are processed, in order."""
+        """One message of the logins-by-source topic: a login to hold, a JSON array of them
+        (``send_many``; each taken on its own, a bad one dead-lettered alone with its index),
+        or an input partition's time; the logins every input partition has passed are
+        processed, in order."""
         st = await self.engines.take(event)  # held for the burst engines' checkpoint
         if st is None:
             return  # taken already, or inside the restored checkpoint
         msg = event.message
         order = InOrder(st.engine, self.partitions)
+        bad: list[tuple[int, int, bytes, Exception]] = []
         try:
             if msg.key == PROGRESS:
                 logins = order.advance(*read_progress(msg.value, self.partitions))
+            elif msg.value is not None and msg.value.lstrip()[:1] == b"[":
+                items = _ITEMS.decode(msg.value)  # every login added before an await
+                for i, each in enumerate(items):
+                    try:
+                        one = _ITEM.decode(each)
+                        p, at, ts, seq = one.origin
+                        order.add(at, ts, input_partition(p, self.partitions), seq,
+                                  bytes(one.login))
+                    except Exception as err:  # this login alone (below)
+                        bad.append((i, len(items), bytes(each), err))
+                logins = order.release()
             else:
                 head = dict(msg.headers or ()).get(FROM)
                 if head is None:
@@ -139,6 +191,9 @@ class Bursts:
         except Exception as exc:  # a bad message must not kill the agent
             await refuse(self.rt, msg, "logins-by-source", "event", INVALID, exc)
             return
+        for i, n, item, problem in bad:  # each alone, as the array's item
+            await refuse(self.rt, BatchItem(msg, i, n, item), "logins-by-source", "event",
+                         INVALID, problem)
         self.held.set(sum(InOrder(s.engine, self.partitions).pending
                           for s in self.engines.parts.values()))
         for raw in logins:
@@ -163,8 +218,11 @@ class Bursts:
     async def tick(self) -> None:
         """After the watermark: each input partition's time to every burst partition (after
         the logins it sent: one producer, in order); fetch again a stalled partition; keep
-        pages firing."""
-        await send_progress(self.rt, self.topic, self.partitions)
+        pages firing. The times go under the input runtime's checkpoint lock: an input
+        engine's time is read only once the logins it took before are sent (they are sent at
+        the end of the lock hold that applied them, ``Runtime._send_out``)."""
+        async with self.rt._checkpoint_lock:
+            await send_progress(self.rt, self.topic, self.partitions)
         await self.engines.watch_delivery()
         self.engines.touch_pages()
 

@@ -344,7 +344,11 @@ class PartitionEngines:
         self.parts: dict[int, PartitionState] = {}
         self.table = app.Table(table, default=None, key_type=bytes, value_type=bytes,
                                partitions=settings.partitions)
+        #: held while events are applied and what they gave is sent, and while a checkpoint
+        #: encodes the engines (not while it waits for the broker: ``checkpoint``)
         self._checkpoint_lock = asyncio.Lock()
+        #: one checkpoint written at a time: slots alternate, acks follow in order
+        self._checkpoint_writing = asyncio.Lock()
         self._checkpoint_not_before = 0.0
         #: partition -> (next offset it needs, since when) while the broker reports more
         self._watch: dict[TP, tuple[int, float]] = {}
@@ -616,13 +620,26 @@ class PartitionEngines:
         would take more than ``CHECKPOINT_SHARE`` of the time since: a state of millions of
         entities takes long to encode, and a fixed interval would then spend most of the
         worker's time (and its latency) on checkpoints. Rebalances and shutdown always
-        checkpoint."""
+        checkpoint.
+
+        The engines are encoded (and the events they cover taken off ``held``) under the
+        checkpoint lock; the two producer flushes are waited for outside it (h-lbs): the
+        events applied meanwhile are not in these checkpoints, and their output, sent after
+        the encoding, is not needed before them (a flush covers it anyway). Holding the lock
+        through the flushes stopped every partition for two broker round trips each
+        checkpoint. Checkpoints themselves are written one at a time
+        (``_checkpoint_writing``): a slot is never written by two at once, acks stay in
+        order."""
         now = time.monotonic()
         if periodic and now < self._checkpoint_not_before:
             return 0
-        async with self._checkpoint_lock:
+        async with self._checkpoint_writing:
+            return await self._write_checkpoint(now, partitions)
+
+    async def _write_checkpoint(self, now: float, partitions: Iterable[int] | None) -> int:
+        async with self._checkpoint_lock:  # encoded between two events (or batches)
             wanted = set(self.parts) if partitions is None else set(partitions)
-            todo: list[tuple[int, bytes | None, list[Any], int]] = []
+            todo: list[tuple[int, bytes | None, list[Any], int, dict[str, int]]] = []
             spent = 0.0
             for p in sorted(wanted):
                 st = self.parts.get(p)
@@ -644,34 +661,35 @@ class PartitionEngines:
                 st.dirty = False
                 if blob is not None:
                     st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
-                todo.append((p, blob, held, st.slot))
+                todo.append((p, blob, held, st.slot, dict(st.offsets)))
             self._checkpoint_not_before = now + checkpoint_gap(spent)
-            if not todo:
-                return 0
-            # the alerts raised by the events these checkpoints cover reach the broker before
-            # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
-            # engine already raised an alert (it will not raise it again) while the alert
-            # itself died in the producer's buffer
-            await self.app.producer.flush()
-            for p, blob, _, slot in todo:
-                if blob is not None:
-                    for key, value in checkpoint_records(p, blob, slot):
-                        # straight to the changelog, without Faust's "sent" callback: that
-                        # would mark the local store (RocksDB) as holding these records,
-                        # which it does not, and a restart would skip them
-                        self.table.changelog_topic.send_soon(
-                            key=key, value=value, partition=p, key_serializer="raw",
-                            value_serializer="raw")
-                    self.checkpoints += 1
-                    self.checkpoint_bytes = len(blob)
-                    log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
-                             self.parts[p].offsets if p in self.parts else {})
-            await self.app.producer.flush()
-            for _, _, held, _ in todo:
-                for ev in held:
-                    with contextlib.suppress(Exception):
-                        ev.ack()
-            return len(todo)
+        if not todo:
+            return 0
+        # outside the lock: events go on while the broker answers
+        # the alerts raised by the events these checkpoints cover reach the broker before
+        # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
+        # engine already raised an alert (it will not raise it again) while the alert
+        # itself died in the producer's buffer
+        await self.app.producer.flush()
+        for p, blob, _, slot, offsets in todo:
+            if blob is not None:
+                for key, value in checkpoint_records(p, blob, slot):
+                    # straight to the changelog, without Faust's "sent" callback: that
+                    # would mark the local store (RocksDB) as holding these records,
+                    # which it does not, and a restart would skip them
+                    self.table.changelog_topic.send_soon(
+                        key=key, value=value, partition=p, key_serializer="raw",
+                        value_serializer="raw")
+                self.checkpoints += 1
+                self.checkpoint_bytes = len(blob)
+                log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
+                         offsets)
+        await self.app.producer.flush()
+        for _, _, held, _, _ in todo:
+            for ev in held:
+                with contextlib.suppress(Exception):
+                    ev.ack()
+        return len(todo)
 
 
 # ------------------------------------------------------------------------ the runtime
@@ -802,7 +820,7 @@ class Runtime(PartitionEngines):
         if done + 1 >= n:  # cannot happen (its last event completes the message): ack it
             st.held.append(event)
             return
-        if not st.queued and (self.bursts is None or topic != self.names.logins) and \
+        if not st.queued and \
                 not self._wait_for(msg.partition, st, self._other[topic], _written(msg)):
             await self._take_batch(st, event, msg, items, done + 1)  # in one step
             return
@@ -877,9 +895,9 @@ class Runtime(PartitionEngines):
         taken; then what the events gave is sent, in their order (alerts, dead letters with
         the batch's offset and each event's index, re-sent strays). All of it under one hold
         of the checkpoint lock: a checkpoint covering the batch is written only once all of
-        it is in the producer, which the checkpoint flushes first. Logins with burst engines to feed
-        (more than one partition) go one by one (``_take``): each is sent with the engine
-        time it was taken at."""
+        it is in the producer, which the checkpoint flushes first. Logins with burst engines to
+        feed (more than one partition) go to them with the engine time each was taken at
+        (``Bursts.send_many``)."""
         async with self._checkpoint_lock:  # applied and sent in one hold (_send_out)
             topic = msg.topic
             n = len(items)
@@ -892,6 +910,7 @@ class Runtime(PartitionEngines):
             parts = self.settings.partitions
             key_field = self.key_field[topic]
             lag = self._lag.observe
+            burst = self.bursts is not None and topic == self.names.logins
             out: list[tuple[Any, ...]] = []  # what the events gave (``_send_out``), in order
             self._taken[topic] += n - start
             late, conflicts = stats.get("late", 0), stats.get("duplicate_conflict", 0)
@@ -939,6 +958,10 @@ class Runtime(PartitionEngines):
                 lag(wall - ts if wall > ts else 0.0)
                 if max_ts is None or ts > max_ts:
                     max_ts = ts
+                if burst:  # to the burst engine of its source, with the time it was taken at
+                    now = engine.ctx.now
+                    out.append((_BURST, batch.BatchItem(msg, i, n, items[i]), ev,
+                                ts if ts > now else now))
                 if alerts:
                     out.extend((_ALERT, a) for a in alerts)
             spent = time.perf_counter() - t0
@@ -1108,11 +1131,7 @@ class Runtime(PartitionEngines):
                 assert q is not None
                 _, event, ev, item = q.popleft()
                 st.queued -= 1
-                n = len(out)
                 self._apply(st, event, ev, item, out)
-                if self.bursts is not None and any(o[0] is _BURST for o in out[n:]):
-                    await self._send_out(out)  # sent with the engine time it was taken at
-                    out.clear()
             if out:
                 await self._send_out(out)
 
@@ -1190,7 +1209,8 @@ class Runtime(PartitionEngines):
             self.metrics.count_invalid(topic, "invalid_claim")
         self._lag.observe(max(0.0, time.time() - ev.ts))
         if self.bursts is not None and topic == self.names.logins:
-            out.append((_BURST, msg, ev))  # to the burst engine of its source
+            # to the burst engine of its source, with the engine time it was taken at
+            out.append((_BURST, msg, ev, max(ev.ts, st.engine.ctx.now)))
         if st.max_ts is None or ev.ts > st.max_ts:
             st.max_ts, st.wall_at_max = ev.ts, now
         if alerts:
@@ -1202,7 +1222,10 @@ class Runtime(PartitionEngines):
         checkpoint that covers them is written only once all of it is in the producer,
         which the checkpoint flushes first (a SIGKILL after it cannot lose an alert the
         restored engine will not raise again). Taking the lock only to send would let a
-        checkpoint already waiting for it snapshot the applied events and ack them first."""
+        checkpoint already waiting for it snapshot the applied events and ack them first.
+        The logins for the burst engines go last, one message per burst partition
+        (``Bursts.send_many``)."""
+        logins: list[tuple[Any, ...]] = []
         for o in out:
             what = o[0]
             if what is _ALERT:
@@ -1215,7 +1238,9 @@ class Runtime(PartitionEngines):
                                                   headers=list(msg.headers or ()))
                 self._rekeyed_child[msg.topic].inc()
             else:
-                await self.bursts.send(o[1], o[2])
+                logins.append(o)
+        if logins:
+            await self.bursts.send_many(logins)
 
     async def on_identity(self, msg: Any) -> None:
         """One identity-changes message (every worker reads every partition)."""

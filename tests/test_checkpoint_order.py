@@ -37,3 +37,71 @@ def test_alerts_are_flushed_before_the_checkpoint_records_are_written(
     assert asyncio.run(rt.checkpoint()) == 1
     assert "checkpoint" in order
     assert order[0] == "flush", order  # the alerts first, then the checkpoint's records
+
+
+def test_events_are_taken_while_a_checkpoint_waits_for_the_broker_and_it_covers_none_of_them(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """A checkpoint encodes the engines under the checkpoint lock, then waits for the
+    producer's flushes (the broker's answers) without it (h-lbs): an event arriving meanwhile
+    is taken at once, not after two broker round trips; it is not in that checkpoint
+    (offsets, acks), and the next checkpoint waits until the first is written."""
+    import orjson
+
+    from tests.helpers import access
+
+    rt = create_app(Settings(data_dir=str(tmp_path),
+                             state_keys=("test-state-key-0123456789",))).accesswatch
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    async def flush() -> None:
+        order.append("flush")
+        await gate.wait()  # the broker has not answered yet
+
+    def send_soon(**kw: Any) -> None:
+        order.append("checkpoint")
+
+    async def nothing(*a: Any, **kw: Any) -> None:
+        return None
+
+    monkeypatch.setattr(rt.app, "_producer", SimpleNamespace(flush=flush), raising=False)
+    monkeypatch.setattr(type(rt.app), "producer", property(lambda app: app._producer))
+    monkeypatch.setattr(rt.table, "_changelog_topic",
+                        SimpleNamespace(send_soon=send_soon), raising=False)
+    monkeypatch.setattr(type(rt.table), "changelog_topic",
+                        property(lambda table: table._changelog_topic))
+    monkeypatch.setattr(rt, "_wait_for", lambda *a, **kw: 0.0)
+    monkeypatch.setattr(rt, "alerts_topic", SimpleNamespace(send=nothing))
+    st = rt.parts[0] = PartitionState(rt._fresh_engine())
+    acked: list[int] = []
+
+    def message(offset: int) -> Any:
+        value = orjson.dumps(access(f"e{offset}", 1_750_723_200 + offset, "c-1", "s-1"))
+        msg = SimpleNamespace(topic=rt.names.access, partition=0, offset=offset, key=b"c-1",
+                              value=value, headers=(), timestamp=None)
+        return SimpleNamespace(message=msg, ack=lambda: acked.append(offset))
+
+    async def go() -> tuple[int, int]:
+        await rt.on_event(message(0))
+        first = asyncio.create_task(rt.checkpoint())
+        for _ in range(20):  # it encodes, then waits for the broker
+            await asyncio.sleep(0)
+        assert order == ["flush"]
+        await asyncio.wait_for(rt.on_event(message(1)), 1.0)  # not held up by the flush
+        taken = st.engine.stats["access"]
+        second = asyncio.create_task(rt.checkpoint())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert order == ["flush"]  # the next one waits for the first to be written
+        gate.set()
+        n = await first
+        await second
+        return taken, n
+
+    taken, n = asyncio.run(go())
+    assert taken == 2 and n == 1
+    assert acked == [0, 1]  # the first checkpoint acked offset 0 only; the second, 1
+    # one after the other, whole: flush, records, flush; then flush, records, flush
+    assert order.count("flush") == 4
+    runs = [o for i, o in enumerate(order) if i == 0 or order[i - 1] != o]  # a blob's records
+    assert runs == ["flush", "checkpoint", "flush", "checkpoint", "flush"]
