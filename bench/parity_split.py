@@ -39,10 +39,15 @@ def _watch_holds() -> dict[int, list[Any]]:
 
     def take(self: EpisodeBuilder, low: float, most: float = float("inf"),
              holds: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, Any]]:
-        heap = self.engine.__dict__["_relay_pending"]
-        before = {id(x[5]): x for x in heap if x[0] < low}
+        d = self.engine.__dict__
+
+        def queued() -> list[Any]:
+            return d["_relay_pending"] + [x for v in d.get("_relay_parked", {}).values()
+                                          for x in v]
+
+        before = {id(x[5]): x for x in queued() if x[0] < low}
         out = orig(self, low, most, holds)
-        still = {id(x[5]) for x in heap}
+        still = {id(x[5]) for x in queued()}
         for i, x in before.items():
             if i in still:
                 kept.setdefault(i, [x[5], low, None])

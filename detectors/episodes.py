@@ -127,6 +127,7 @@ class EpisodeBuilder:
         self.engine = engine
         d = engine.__dict__
         d.setdefault("_relay_pending", [])  # heap of (at, ts, partition, origin, seq, finding)
+        d.setdefault("_relay_parked", {})  # episode -> heap of its findings a hold keeps
         d.setdefault("_relay_progress", {})  # input partition -> its engine time
         d.setdefault("_relay_seen", {})  # origin -> last seq taken
         d["_relay_partitions"] = partitions
@@ -134,7 +135,8 @@ class EpisodeBuilder:
     @property
     def pending(self) -> int:
         """Findings held until every partition's time passes theirs."""
-        return len(self.engine.__dict__["_relay_pending"])
+        d = self.engine.__dict__
+        return len(d["_relay_pending"]) + sum(map(len, d.get("_relay_parked", {}).values()))
 
     def add(self, msg: dict[str, Any], partition: int) -> None:
         """Hold a finding of input partition ``partition`` (from ``drain_findings``); one
@@ -192,13 +194,13 @@ class EpisodeBuilder:
         if len(eng.__dict__.get("_relay_flushed", ())) >= n:
             low, holds = math.inf, {}  # every partition at the end of its input
         out = self._take(low, holds=holds)
-        heap = eng.__dict__["_relay_pending"]
+        n = self.pending
         cap = eng.config.max_entities
-        if cap > 0 and len(heap) > cap:
+        if cap > 0 and n > cap:
             # a partition that never reports (no event yet, a worker gone) must not hold
-            # findings without bound: past the cap the oldest go on, order or not
-            eng.stats["finding_released_early"] += len(heap) - cap
-            out.extend(self._take(math.inf, len(heap) - cap))
+            # findings without bound: past the cap the oldest go on, order or hold or not
+            eng.stats["finding_released_early"] += n - cap
+            out.extend(self._take(math.inf, n - cap))
         return out
 
     def passed(self) -> float:
@@ -228,18 +230,28 @@ class EpisodeBuilder:
     def _take(self, low: float, most: float = math.inf,
               holds: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, Any]]:
         """The findings made before ``low``, in order, but those of an episode held at or
-        before their time (``holds``), which stay (h-par6: a verdict put off on one input
+        before their time (``holds``; None: no hold counts), which are parked on their
+        episode until its hold lifts or passes them (h-par6: a verdict put off on one input
         partition holds that episode only; every other finding goes on)."""
         eng = self.engine
         heap = eng.__dict__["_relay_pending"]
+        parked: dict[tuple[str, str, str], list[Any]] = eng.__dict__.setdefault(
+            "_relay_parked", {})
+        for key in list(parked):  # back in the queue: those their hold no longer keeps
+            items = parked[key]
+            h = math.inf if holds is None else holds.get(key, math.inf)
+            while items and items[0][0] < h:
+                heapq.heappush(heap, heapq.heappop(items))
+            if not items:
+                del parked[key]
         out: list[dict[str, Any]] = []
-        kept = []
         ctx, cfg = eng.ctx, eng.config
         while heap and heap[0][0] < low and most > 0:
             if holds:
-                at, f = heap[0][0], heap[0][5]
-                if at >= holds.get((f.detector, f.entity_kind, f.entity_id), math.inf):
-                    kept.append(heapq.heappop(heap))
+                f = heap[0][5]
+                key = (f.detector, f.entity_kind, f.entity_id)
+                if heap[0][0] >= holds.get(key, math.inf):
+                    heapq.heappush(parked.setdefault(key, []), heapq.heappop(heap))
                     continue
             most -= 1
             at, _, _, _, _, f = heapq.heappop(heap)
@@ -254,8 +266,6 @@ class EpisodeBuilder:
                     eng._expire(at)
             eng.stats["finding"] += 1
             out.extend(eng._alerts([f]))
-        for item in kept:
-            heapq.heappush(heap, item)
         return out
 
 

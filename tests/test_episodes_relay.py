@@ -424,3 +424,29 @@ def test_holds_in_a_time_report_are_checked_as_input():
         builder.add(m, 0)
     assert builder.advance(0, 200.0, holds=good) == []  # held at 100: waits
     assert len(builder.advance(0, 200.0)) == 1  # the hold lifted
+
+
+def test_findings_a_hold_keeps_are_bounded_by_the_cap_and_go_at_the_end():
+    """A hold that never lifts (a partition gone with a read waiting) keeps its episode's
+    findings at most up to max_entities, like any held finding, while another episode's
+    finding goes at once; the end of input takes them all."""
+    b = EpisodeBuilder(Engine(EngineConfig(detectors=(), max_entities=4)), 1)
+
+    def add(seq: int, at: float, det: str, key: str) -> None:
+        b.add({"at": at, "origin": "o", "seq": seq, "finding": {
+            "detector": det, "entity_kind": "key", "entity_id": key, "severity": "warning",
+            "score": 0.5, "summary": "s", "evidence": [], "event_ids": [], "ts": at,
+            "extra": {}}}, 0)
+
+    for i in range(5):
+        add(i + 1, 10.0 + i, "unissued_session", "k1")
+    hold = {("unissued_session", "key", "k1"): 11.0}
+    assert [a["entity"]["id"] for a in b.advance(0, 100.0, holds=hold)] == ["k1"]  # at 10
+    assert b.pending == 4  # 11..14 kept by the hold
+    add(6, 20.0, "revoked_credential", "k2")
+    add(7, 15.0, "unissued_session", "k1")
+    out = b.advance(0, 100.0, holds=hold)
+    assert [a["entity"]["id"] for a in out] == ["k2"]  # another episode: at once
+    assert b.pending == 4 and b.engine.stats["finding_released_early"] == 1  # the cap
+    b.flush()
+    assert b.pending == 0
