@@ -9,6 +9,9 @@ bulk_lookup scorers and episode builders in one process, no broker), per detecto
 replay, only in the split, in common. ``--demo-json OUT``: compare with the alerts of a real
 ``accesswatch demo --events FILE --partitions N --json`` run written to OUT instead of (as
 well as) the in-process split (one FILE). ``--show`` prints the differing alerts.
+``--held``: how long the episode builders' holds (a verdict put off on a partition, h-par6)
+kept findings back, in engine time: per finding a hold kept, from the first release it
+would have gone at without the hold to the release it went at.
 """
 
 from __future__ import annotations
@@ -24,7 +27,36 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from detectors.episodes import EpisodeBuilder  # noqa: E402
 from local.split import replay, run_split  # noqa: E402
+
+
+def _watch_holds() -> dict[int, list[Any]]:
+    """Wrap ``EpisodeBuilder._take`` to note, per finding a hold kept, the builder's time
+    (``low``: every partition passed it) when first kept and when taken."""
+    kept: dict[int, list[Any]] = {}
+    orig = EpisodeBuilder._take
+
+    def take(self: EpisodeBuilder, low: float, most: float = float("inf"),
+             holds: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, Any]]:
+        d = self.engine.__dict__
+
+        def queued() -> list[Any]:
+            return d["_relay_pending"] + [x for v in d.get("_relay_parked", {}).values()
+                                          for x in v]
+
+        before = {id(x[5]): x for x in queued() if x[0] < low}
+        out = orig(self, low, most, holds)
+        still = {id(x[5]) for x in queued()}
+        for i, x in before.items():
+            if i in still:
+                kept.setdefault(i, [x[5], low, None])
+            elif i in kept and kept[i][2] is None:
+                kept[i][2] = low
+        return out
+
+    EpisodeBuilder._take = take  # type: ignore[method-assign]
+    return kept
 
 
 def _ids(alerts: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -70,6 +102,8 @@ def main() -> int:
     ap.add_argument("--demo-json", metavar="OUT", help="alerts of a demo run of the FILE")
     ap.add_argument("--no-split", action="store_true", help="only the --demo-json comparison")
     ap.add_argument("--show", action="store_true", help="print the differing alerts")
+    ap.add_argument("--held", action="store_true",
+                    help="report how long holds kept findings back (engine time)")
     args = ap.parse_args()
     dets = tuple(args.detectors.split(",")) if args.detectors else None
     for f in args.files:
@@ -79,8 +113,16 @@ def main() -> int:
         now = time.time()
         one = replay(events, dets, now)
         if not args.no_split:
+            kept = _watch_holds() if args.held else {}
             compare(f"{f} (in-process split over {args.partitions})", one,
                     run_split(events, args.partitions, dets, arrival=now), args.show)
+            if args.held:
+                waits = sorted((v[2] if v[2] is not None else float("inf")) - v[1]
+                               for v in kept.values())
+                by = sorted({f"{v[0].detector}/{v[0].entity_kind}" for v in kept.values()})
+                print(f"  held by a hold: {len(waits)} findings ({', '.join(by) or '-'}); "
+                      f"engine seconds kept: max {max(waits, default=0):.0f}, "
+                      f"median {waits[len(waits) // 2] if waits else 0:.0f}")
         if args.demo_json:
             demo = [orjson.loads(ln) for ln in Path(args.demo_json).read_bytes().splitlines()
                     if ln.strip()]

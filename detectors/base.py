@@ -144,6 +144,20 @@ class Detector:
         the findings it makes there."""
         return []
 
+    def undecided(self) -> dict[tuple[str, str], float]:
+        """With relayed findings (issue 17.5, h-par6): each entity (kind, id) on which this
+        detector has put off a verdict (a read waiting for the login stream), with the
+        earliest engine time a single engine of every event decides such a verdict at
+        (:meth:`decided_for`); empty when none waits. The episode builders hold this
+        detector's episode of each such entity at that time (``Engine.relay_report``), and
+        only it: every other finding goes on at once."""
+        return {}
+
+    def decided_for(self, f: Finding) -> float | None:
+        """The engine time a single engine of every event decides ``f`` at, when this
+        detector put it off (an entity of :meth:`undecided`); None: decided when made."""
+        return None
+
     def tracked(self) -> dict[str, int]:
         """Entities held, by kind, for the tracked-entities gauge."""
         return {}

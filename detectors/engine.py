@@ -595,10 +595,49 @@ class Engine:
         for f in findings:
             # a change of the allow-list is this engine's own notice: never relayed
             if f.entity_kind in kinds and f.detector != AL.CHANGES_ID:
-                box.append((now, f))
+                box.append((self._relay_at(f, now), f))
             else:
                 rest.append(f)
         return rest
+
+    def _relay_at(self, f: Finding, now: float) -> float:
+        """The time a relayed finding is stamped with: when it was made, or, for a verdict
+        its detector put off (``Detector.decided_for``), the time a single engine decides it
+        at (h-par6), never under what this engine told the builders they may pass for its
+        episode (the hold last reported on it, else the time last reported:
+        :meth:`relay_report`), so nothing of that episode was taken after it."""
+        det = self.detectors.get(f.detector)
+        late = det.decided_for(f) if det is not None else None
+        if late is None:
+            return now
+        d = self.__dict__
+        floor: float = (d.get("_relay_holds") or {}).get((f.detector, f.entity_kind, f.entity_id),
+                                                         d.get("_relay_reported", -math.inf))
+        return max(floor, min(now, late))
+
+    def relay_report(self) -> tuple[float, dict[tuple[str, str, str], float]]:
+        """What this input engine tells the episode builders (issue 17.5): its engine time
+        (no finding it relays later is made earlier, but for a verdict put off) and its holds:
+        each (detector, entity kind, entity id) episode on which a detector has put off a
+        verdict (``Detector.undecided``), with the time the builders must not take that
+        episode's findings from until it is decided (h-par6). A hold never goes back while it
+        stands; a new one starts no earlier than the time last reported."""
+        d = self.__dict__
+        floor = d.get("_relay_reported", -math.inf)
+        prev: dict[tuple[str, str, str], float] = d.get("_relay_holds") or {}
+        holds: dict[tuple[str, str, str], float] = {}
+        for det in self.detectors.values():
+            try:
+                waiting = det.undecided()
+            except Exception as exc:
+                self._failed(det.id, "undecided", exc)
+                continue
+            for (kind, ident), at in waiting.items():
+                key = (det.id, kind, ident)
+                holds[key] = max(at, prev.get(key, floor))
+        now = self.ctx.now
+        d["_relay_holds"], d["_relay_reported"] = holds, now
+        return now, holds
 
     def _observed(self, findings: list[Finding]) -> list[Finding]:
         """Observations (``detectors.base.observation``) folded by their detector here, in

@@ -63,7 +63,8 @@ RELAY_KINDS = ENTITY_KINDS
 #: builder's engine runs them, fed observations only
 OBSERVERS = ("overseas_server", "spread_access")
 
-__all__ = ["OBSERVERS", "RELAY_KINDS", "InOrder", "EpisodeBuilder", "finding_key", "finding_message", "replace_ts"]
+__all__ = ["OBSERVERS", "RELAY_KINDS", "InOrder", "EpisodeBuilder", "finding_key", "finding_message",
+           "hold_key", "holds_from_message", "holds_message", "replace_ts"]
 
 
 def replace_ts(f: Finding, ts: float) -> Finding:
@@ -78,6 +79,36 @@ def finding_key(msg: dict[str, Any], salt: str) -> bytes:
     h = hashlib.blake2b(f"{f['detector']}\x1f{f['entity_kind']}\x1f{f['entity_id']}".encode(
         "utf-8", "surrogatepass"), digest_size=8, key=salt.encode())
     return f"{f['entity_kind']}|{h.hexdigest()}".encode()
+
+
+def hold_key(key: tuple[str, str, str], salt: str) -> bytes:
+    """The partition key of a hold on episode ``key`` (detector, entity kind, entity id):
+    its findings' (:func:`finding_key`), so a hold reaches the builder of that episode."""
+    return finding_key({"finding": {"detector": key[0], "entity_kind": key[1],
+                                    "entity_id": key[2]}}, salt)
+
+
+def holds_message(holds: dict[tuple[str, str, str], float]) -> list[list[Any]]:
+    """Holds (``Engine.relay_report``) as JSON: ``[[detector, kind, id, time], ...]``."""
+    return [[*key, at] for key, at in holds.items()]
+
+
+def holds_from_message(obj: Any, most: int = 0) -> dict[tuple[str, str, str], float]:
+    """The holds of a time report (:func:`holds_message`), checked: input like any other.
+    Raises ValueError for anything else, or for more than ``most`` holds (0: no bound)."""
+    if obj is None:
+        return {}
+    if type(obj) is not list:
+        raise ValueError("holds: not an array")
+    if most > 0 and len(obj) > most:
+        raise ValueError("holds: more than the builder's cap")
+    out: dict[tuple[str, str, str], float] = {}
+    for h in obj:
+        if (type(h) is not list or len(h) != 4 or not all(type(x) is str for x in h[:3])
+                or type(h[3]) not in (int, float) or not math.isfinite(h[3])):
+            raise ValueError("holds: an item is not [detector, kind, id, finite time]")
+        out[(h[0], h[1], h[2])] = float(h[3])
+    return out
 
 
 _finding = finding_from_fields  # a message is input like any other: checked
@@ -96,6 +127,7 @@ class EpisodeBuilder:
         self.engine = engine
         d = engine.__dict__
         d.setdefault("_relay_pending", [])  # heap of (at, ts, partition, origin, seq, finding)
+        d.setdefault("_relay_parked", {})  # episode -> heap of its findings a hold keeps
         d.setdefault("_relay_progress", {})  # input partition -> its engine time
         d.setdefault("_relay_seen", {})  # origin -> last seq taken
         d["_relay_partitions"] = partitions
@@ -103,7 +135,8 @@ class EpisodeBuilder:
     @property
     def pending(self) -> int:
         """Findings held until every partition's time passes theirs."""
-        return len(self.engine.__dict__["_relay_pending"])
+        d = self.engine.__dict__
+        return len(d["_relay_pending"]) + sum(map(len, d.get("_relay_parked", {}).values()))
 
     def add(self, msg: dict[str, Any], partition: int) -> None:
         """Hold a finding of input partition ``partition`` (from ``drain_findings``); one
@@ -124,16 +157,26 @@ class EpisodeBuilder:
         heapq.heappush(eng.__dict__["_relay_pending"],
                        (float(at), f.ts, partition, origin, seq, f))
 
-    def advance(self, partition: int, now: float, flushed: bool = False
+    def advance(self, partition: int, now: float, flushed: bool = False,
+                holds: dict[tuple[str, str, str], float] | None = None
                 ) -> list[dict[str, Any]]:
         """Input partition ``partition``'s engine time reached ``now`` (it will make no
         finding at an earlier time): the alerts of the findings every partition has passed.
         ``flushed``: it fired every timer at the end of its input; once every partition has,
         every finding goes (a partition idle for a while may flush and then take more events:
         its time still holds the others back). The last report stands (a partition moved to a
-        worker that restored an older checkpoint reports less: findings wait longer)."""
+        worker that restored an older checkpoint reports less: findings wait longer).
+        ``holds``: the episodes (detector, entity kind, entity id) of this builder on which
+        that partition has put off a verdict, each with the time from which their findings
+        wait for it (``Engine.relay_report``, h-par6); they replace its previous holds."""
         eng = self.engine
         eng.__dict__["_relay_progress"][partition] = now
+        held: dict[int, dict[tuple[str, str, str], float]] = eng.__dict__.setdefault(
+            "_relay_holds_in", {})
+        if holds:
+            held[partition] = dict(holds)
+        else:
+            held.pop(partition, None)
         done: set[int] = eng.__dict__.setdefault("_relay_flushed", set())
         if flushed:
             done.add(partition)
@@ -147,16 +190,17 @@ class EpisodeBuilder:
         n = eng.__dict__["_relay_partitions"]
         low = -math.inf if any(p not in prog for p in range(n)) else min(
             prog[p] for p in range(n))
+        holds = self._holds()
         if len(eng.__dict__.get("_relay_flushed", ())) >= n:
-            low = math.inf  # every partition at the end of its input
-        out = self._take(low)
-        heap = eng.__dict__["_relay_pending"]
+            low, holds = math.inf, {}  # every partition at the end of its input
+        out = self._take(low, holds=holds)
+        n = self.pending
         cap = eng.config.max_entities
-        if cap > 0 and len(heap) > cap:
+        if cap > 0 and n > cap:
             # a partition that never reports (no event yet, a worker gone) must not hold
-            # findings without bound: past the cap the oldest go on, order or not
-            eng.stats["finding_released_early"] += len(heap) - cap
-            out.extend(self._take(math.inf, len(heap) - cap))
+            # findings without bound: past the cap the oldest go on, order or hold or not
+            eng.stats["finding_released_early"] += n - cap
+            out.extend(self._take(math.inf, n - cap))
         return out
 
     def passed(self) -> float:
@@ -174,12 +218,41 @@ class EpisodeBuilder:
         """End of input: every finding held, in order."""
         return self._take(math.inf)
 
-    def _take(self, low: float, most: float = math.inf) -> list[dict[str, Any]]:
+    def _holds(self) -> dict[tuple[str, str, str], float]:
+        """Every input partition's holds, the earliest per episode."""
+        out: dict[tuple[str, str, str], float] = {}
+        for held in self.engine.__dict__.get("_relay_holds_in", {}).values():
+            for key, at in held.items():
+                if at < out.get(key, math.inf):
+                    out[key] = at
+        return out
+
+    def _take(self, low: float, most: float = math.inf,
+              holds: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, Any]]:
+        """The findings made before ``low``, in order, but those of an episode held at or
+        before their time (``holds``; None: no hold counts), which are parked on their
+        episode until its hold lifts or passes them (h-par6: a verdict put off on one input
+        partition holds that episode only; every other finding goes on)."""
         eng = self.engine
         heap = eng.__dict__["_relay_pending"]
+        parked: dict[tuple[str, str, str], list[Any]] = eng.__dict__.setdefault(
+            "_relay_parked", {})
+        for key in list(parked):  # back in the queue: those their hold no longer keeps
+            items = parked[key]
+            h = math.inf if holds is None else holds.get(key, math.inf)
+            while items and items[0][0] < h:
+                heapq.heappush(heap, heapq.heappop(items))
+            if not items:
+                del parked[key]
         out: list[dict[str, Any]] = []
         ctx, cfg = eng.ctx, eng.config
         while heap and heap[0][0] < low and most > 0:
+            if holds:
+                f = heap[0][5]
+                key = (f.detector, f.entity_kind, f.entity_id)
+                if heap[0][0] >= holds.get(key, math.inf):
+                    heapq.heappush(parked.setdefault(key, []), heapq.heappop(heap))
+                    continue
             most -= 1
             at, _, _, _, _, f = heapq.heappop(heap)
             # engine time as a single engine had it when it made the finding: episodes

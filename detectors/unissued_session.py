@@ -74,6 +74,7 @@ alert's entity (a hop or a use after revocation: the token to revoke).
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -266,6 +267,27 @@ class UnissuedSession(Detector):
 
     def on_time(self, now: float, ctx: Context) -> list[Finding]:
         return self._judge_due(max(self._login_max, now - self.login_quiet), ctx)
+
+    def undecided(self) -> dict[tuple[str, str], float]:
+        """Each key or source with a read still waiting for the login stream, at its
+        earliest read's time + ``login_lateness`` (when ``replay``'s login stream passes it):
+        with several partitions, a partition whose logins are quiet judges such a read up to
+        ``login_quiet`` later than ``replay`` would (h-par6)."""
+        out: dict[tuple[str, str], float] = {}
+        late = self.login_lateness
+        for p in self._pending.values():
+            at = p.first_ts + late
+            if at < out.get(p.entity, math.inf):
+                out[p.entity] = at
+        return out
+
+    def decided_for(self, f: Finding) -> float | None:
+        """A read judged on the login stream (no issuing login): its first read's time +
+        ``login_lateness``, whenever this partition's own login stream (or its timer) got
+        there."""
+        if f.detector == self.id and f.evidence and f.evidence[0].get("feature") == "issuing_login":
+            return f.ts + self.login_lateness
+        return None
 
     def _judge_due(self, upto: float, ctx: Context) -> list[Finding]:
         """Judge the pending reads whose deadline is at most ``upto``, in (deadline, key)

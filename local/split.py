@@ -25,7 +25,14 @@ from typing import Any
 from detectors import events as E
 from detectors.bulk_lookup import ViewPool
 from detectors.engine import Engine, EngineConfig
-from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, InOrder, finding_key
+from detectors.episodes import (
+    OBSERVERS,
+    RELAY_KINDS,
+    EpisodeBuilder,
+    InOrder,
+    finding_key,
+    hold_key,
+)
 from streams.batch import partition_for
 from streams.bursts import BURST_DETECTORS, source_key
 from streams.combine import REMOTE_KINDS, partial_key
@@ -116,10 +123,14 @@ def run_split(events: list[dict[str, Any]], parts: int,
             take(b, order.advance(p, eng.ctx.now))
         if not builders:
             return
+        now, holds = eng.relay_report()  # h-par6: the episodes a verdict put off holds
         for m in eng.drain_findings():
             builders[partition_for(finding_key(m, SALT), parts)].add(m, p)
-        for bd in builders:
-            alerts.extend(bd.advance(p, eng.ctx.now))
+        mine: list[dict[tuple[str, str, str], float]] = [{} for _ in builders]
+        for key, at in holds.items():
+            mine[partition_for(hold_key(key, SALT), parts)][key] = at
+        for k, bd in enumerate(builders):
+            alerts.extend(bd.advance(p, now, holds=mine[k]))
 
     order = split(events, parts)
     if skew:

@@ -11,11 +11,14 @@ watermark tick the runtime drains them (``Engine.drain_findings``) and
   partition go as one message, a JSON array in drain order (``send_drained``); a builder
   takes each on its own (a bad one is dead-lettered alone, ``aw-index``);
 - sends, at each watermark tick, each input partition's engine time to **every** partition
-  of that topic (after its findings: one producer, so in order on each partition);
+  of that topic (after its findings: one producer, so in order on each partition), with, to
+  the partition of each, the episodes on which it has put off a verdict (``holds``: a read
+  waiting for its partition's login stream; ``Engine.relay_report``, h-par6);
 - one **episode builder** per partition of that topic (``detectors.episodes.EpisodeBuilder``
   on an engine that runs no detector) holds the findings and makes episodes and alert ids in
-  engine-time order once every input partition has passed them. Alerts go to
-  ``access-alerts`` like the others.
+  engine-time order once every input partition has passed them, but the findings of a held
+  episode, which wait until the verdict is made (and stamped with the time ``replay`` makes
+  it at): everything else goes on. Alerts go to ``access-alerts`` like the others.
 
 This re-sends findings, not events: ~10,000 for the first 100,000 events of the simulated
 day (spread_access's observations, overseas_server's and unissued_session's findings), in
@@ -45,8 +48,16 @@ import orjson
 from prometheus_client import Counter, Gauge
 
 from detectors.engine import Engine
-from detectors.episodes import OBSERVERS, RELAY_KINDS, EpisodeBuilder, finding_key
-from streams.batch import BatchItem
+from detectors.episodes import (
+    OBSERVERS,
+    RELAY_KINDS,
+    EpisodeBuilder,
+    finding_key,
+    hold_key,
+    holds_from_message,
+    holds_message,
+)
+from streams.batch import BatchItem, partition_for
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.side import SideEngines, send_drained, wire
@@ -101,14 +112,24 @@ class Episodes:
         await self.engines.watch_delivery()
         for p, st in list(self.rt.parts.items()):
             # the time first, then the findings: every finding made after this drain is
-            # made at this time or later (an engine's time never goes back)
-            now, flushed = st.engine.ctx.now, st.flushed
+            # made at this time or later (an engine's time never goes back), but a verdict
+            # put off, stamped at or after the hold reported on its episode (h-par6)
+            now, holds = st.engine.relay_report()
+            flushed = st.flushed
             await self.send(p)
             if st.max_ts is None:
                 continue  # no event taken yet: its time says nothing
+            mine: dict[int, dict[tuple[str, str, str], float]] = {}
+            for key, at in holds.items():
+                mine.setdefault(partition_for(hold_key(key, self.salt), self.partitions),
+                                {})[key] = at
             value = orjson.dumps({"partition": p, "progress": now, "flushed": flushed})
             for k in range(self.partitions):
-                await self.topic.send(key=b"progress", value=value, partition=k)
+                held = mine.get(k)
+                await self.topic.send(key=b"progress", partition=k, value=value if not held
+                                      else orjson.dumps({"partition": p, "progress": now,
+                                                         "flushed": flushed,
+                                                         "holds": holds_message(held)}))
         self.engines.touch_pages()
         self._count_held()
         await self._closes()
@@ -171,7 +192,8 @@ class Episodes:
                 now = float(m["progress"])
                 if not math.isfinite(now):
                     raise ValueError("progress is not a finite number")
-                alerts = builder.advance(p, now, m.get("flushed") is True)
+                holds = holds_from_message(m.get("holds"), st.engine.config.max_entities)
+                alerts = builder.advance(p, now, m.get("flushed") is True, holds)
             else:
                 builder.add(m, p)
                 self.taken_total.inc()

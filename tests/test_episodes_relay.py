@@ -278,3 +278,175 @@ def test_spread_access_observations_name_the_customer_by_digest_only(spread_day)
             assert f'"{obj["subject_id"]}"' not in raw and f'"{obj["actor_id"]}"' not in raw
             sent += 1
     assert sent > 0
+
+
+# --- h-par6: a verdict put off on one partition holds its own episode, nothing else -------
+
+T6 = 1_772_600_000.0
+
+
+def _on(parts: int, want: int, prefix: str) -> str:
+    """An id whose events go to input partition ``want`` of ``parts`` (the worker's keying)."""
+    from streams.batch import partition_for
+
+    return next(f"{prefix}-{i}" for i in range(1000)
+                if partition_for(f"{prefix}-{i}".encode(), parts) == want)
+
+
+def _read(t: float, actor: str, sid: str | None, tia: float | None, key: str
+          ) -> dict[str, Any]:
+    from detectors.base import iso
+
+    ev = {"event_id": f"r-{actor}-{t}", "ts": iso(t), "actor_id": actor,
+          "actor_type": "customer", "subject_id": actor, "resource": "profile",
+          "action": "read", "src_ip": "121.134.20.36", "key_id": key}
+    if sid is not None:
+        ev["session_id"] = sid
+    if tia is not None:
+        ev["token_issued_at"] = iso(tia)
+    return ev
+
+
+def _login(t: float, account: str) -> dict[str, Any]:
+    from detectors.base import iso
+
+    return {"event_id": f"l-{account}-{t}", "ts": iso(t), "account_id": account,
+            "account_type": "customer", "outcome": "success", "src_ip": "106.101.0.97",
+            "session_id": f"s-{account}-{t}"}
+
+
+def test_a_read_judged_late_on_a_quiet_partition_opens_the_episode_as_in_replay():
+    """Two sessions no login issued, on one key, read 10 s apart from two partitions: the
+    earlier read's partition has no later login (its timer judges it, 5 min on), the other's
+    login stream passes its read at once. ``replay``'s login stream passes both: the earlier
+    read opens the episode. Without the hold the builder took the other partition's finding
+    first and the episode (and its alert id) started 10 s late."""
+    from detectors.base import iso
+
+    a, b = _on(2, 0, "cust-a"), _on(2, 1, "cust-b")
+    la, lb = _on(2, 0, "cust-la"), _on(2, 1, "cust-lb")
+    events = [_login(T6, la), _login(T6, lb),
+              _read(T6 + 300, a, "s-forged-a", T6 + 250, "k-legacy"),  # partition 0: quiet
+              _read(T6 + 310, b, "s-forged-b", T6 + 260, "k-legacy"),  # partition 1
+              _login(T6 + 380, lb),  # partition 1's logins pass its read's deadline
+              _read(T6 + 700, a, "s-old-a", T6 - 10, "k-legacy"),  # both partitions go on
+              _read(T6 + 700, b, "s-old-b", T6 - 10, "k-legacy")]
+    dets = ("unissued_session",)
+    one = replay(events, dets)
+    assert [x["episode"]["started"] for x in one] == [iso(T6 + 300)]
+    two = run_split(events, 2, dets)
+    assert pages(two) == pages(one)
+
+
+def test_a_waiting_read_holds_only_the_episode_it_can_open():
+    """Partition 0 has a read waiting for its (quiet) login stream, on key k-legacy, up to
+    login_lateness + login_quiet (360 s). Meanwhile the departed engineer's key is used on
+    partition 1, and partition 1 judges a forged session on another key: both page as soon as
+    both partitions' times pass them, while the read still waits. Only unissued_session's
+    episode of k-legacy is held (h-par5 held every relayed finding behind the read: the
+    departed key paged 160 s late here); when the read is judged it opens that episode at
+    ``replay``'s time, and partition 1's later verdict on k-legacy joins it."""
+    from detectors.base import iso
+
+    dets = ("revoked_credential", "unissued_session")
+    cfg = EngineConfig(detectors=dets, relay_kinds=RELAY_KINDS)
+    engines = [Engine(cfg), Engine(cfg)]
+    builder = EpisodeBuilder(Engine(EngineConfig(detectors=())), 2)
+    a, b, b2 = _on(2, 0, "cust-a"), _on(2, 1, "cust-b"), _on(2, 1, "cust-c")
+    la, lb = _on(2, 0, "cust-la"), _on(2, 1, "cust-lb")
+    out: list[tuple[int, dict[str, Any]]] = []  # (step, alert)
+
+    def step(p: int, obj: dict[str, Any]) -> None:
+        eng = engines[p]
+        assert eng.process_obj(obj)[0] == []  # relayed: no input engine pages itself
+        now, holds = eng.relay_report()
+        for m in eng.drain_findings():
+            builder.add(m, p)
+        out.extend((len(steps), x) for x in builder.advance(p, now, holds=holds))
+        steps.append(obj)
+
+    steps: list[dict[str, Any]] = []
+    identity = [{"event_id": "i1", "ts": iso(T6), "change": "key_issued",
+                 "key_id": "k-departed", "owner_id": "emp-7"},
+                {"event_id": "i2", "ts": iso(T6 + 10), "change": "principal_terminated",
+                 "principal_id": "emp-7"}]
+    for obj in identity:
+        step(0, obj)
+        step(1, obj)
+    step(0, _login(T6 + 20, la))
+    step(1, _login(T6 + 20, lb))
+    step(0, _read(T6 + 300, a, "s-forged-a", T6 + 250, "k-legacy"))  # waits until T6+660
+    step(1, _read(T6 + 320, b2, "s-forged-c", T6 + 260, "k-other"))
+    step(1, _read(T6 + 500, b, None, None, "k-departed"))  # the departed key: critical
+    step(1, _read(T6 + 505, b, "s-forged-b", T6 + 450, "k-legacy"))
+    step(1, _login(T6 + 570, lb))  # partition 1's logins pass its reads: judged
+    step(0, _read(T6 + 520, a, None, None, "k-main"))  # partition 0's time, no login
+    paged = {(x["detector"], x["entity"]["id"]): n for n, x in out}
+    # both pages went out at the step that moved the last partition's time past them
+    assert paged[("revoked_credential", "k-departed")] == len(steps) - 1
+    assert paged[("unissued_session", "k-other")] == len(steps) - 1
+    assert ("unissued_session", "k-legacy") not in paged
+    assert builder.pending == 1  # partition 1's verdict on k-legacy, held behind partition 0
+    assert engines[0].relay_report()[1] == {("unissued_session", "key", "k-legacy"): T6 + 360}
+    step(0, _read(T6 + 700, a, None, None, "k-main"))  # partition 0's timer judges its read
+    step(1, _read(T6 + 710, b, None, None, "k-main"))
+    legacy = [x for _, x in out if x["entity"]["id"] == "k-legacy"]
+    assert [x["episode"]["started"] for x in legacy] == [iso(T6 + 300)]
+    assert builder.pending == 0
+    # the same events through one engine (the identity changes once): the same pages
+    one = replay(steps[::2][:2] + steps[4:], dets)
+    assert pages(one) == pages([x for _, x in out])
+
+
+def test_holds_in_a_time_report_are_checked_as_input():
+    """A time report's holds come from an internal topic: anything but [detector, kind, id,
+    finite time] items is refused (the worker dead-letters the report), and more than the
+    builder's cap too; a report without holds lifts the partition's holds."""
+    from detectors.episodes import holds_from_message, holds_message
+
+    good = {("unissued_session", "key", "k1"): 100.0}
+    assert holds_from_message(holds_message(good)) == good
+    assert holds_from_message(None) == {}
+    for bad in ({"k": 1}, [["a", "b", "c"]], [["a", "b", 3, 1.0]], [["a", "b", "c", "1"]],
+                [["a", "b", "c", float("nan")]], [["a", "b", "c", True]]):
+        with pytest.raises(ValueError):
+            holds_from_message(bad)
+    with pytest.raises(ValueError):
+        holds_from_message([["d", "k", str(i), 1.0] for i in range(3)], most=2)
+    eng = Engine(EngineConfig(detectors=(), relay_kinds=("key",)))
+    from detectors.base import Finding
+
+    eng.ctx.now = 150.0  # the finding is made at 150, after the hold's time
+    eng._alerts([Finding("unissued_session", "key", "k1", "warning", 0.5, "s", [], ["e"],
+                         150.0)])
+    builder = EpisodeBuilder(Engine(EngineConfig(detectors=())), 1)
+    for m in eng.drain_findings():
+        builder.add(m, 0)
+    assert builder.advance(0, 200.0, holds=good) == []  # held at 100: waits
+    assert len(builder.advance(0, 200.0)) == 1  # the hold lifted
+
+
+def test_findings_a_hold_keeps_are_bounded_by_the_cap_and_go_at_the_end():
+    """A hold that never lifts (a partition gone with a read waiting) keeps its episode's
+    findings at most up to max_entities, like any held finding, while another episode's
+    finding goes at once; the end of input takes them all."""
+    b = EpisodeBuilder(Engine(EngineConfig(detectors=(), max_entities=4)), 1)
+
+    def add(seq: int, at: float, det: str, key: str) -> None:
+        b.add({"at": at, "origin": "o", "seq": seq, "finding": {
+            "detector": det, "entity_kind": "key", "entity_id": key, "severity": "warning",
+            "score": 0.5, "summary": "s", "evidence": [], "event_ids": [], "ts": at,
+            "extra": {}}}, 0)
+
+    for i in range(5):
+        add(i + 1, 10.0 + i, "unissued_session", "k1")
+    hold = {("unissued_session", "key", "k1"): 11.0}
+    assert [a["entity"]["id"] for a in b.advance(0, 100.0, holds=hold)] == ["k1"]  # at 10
+    assert b.pending == 4  # 11..14 kept by the hold
+    add(6, 20.0, "revoked_credential", "k2")
+    add(7, 15.0, "unissued_session", "k1")
+    out = b.advance(0, 100.0, holds=hold)
+    assert [a["entity"]["id"] for a in out] == ["k2"]  # another episode: at once
+    assert b.pending == 4 and b.engine.stats["finding_released_early"] == 1  # the cap
+    b.flush()
+    assert b.pending == 0
