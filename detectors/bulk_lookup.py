@@ -119,6 +119,7 @@ from river import anomaly, stats
 from ._cap import evict
 from ._sketch import DistinctCounter
 from .base import SEVERITIES, Detector, Finding, ev, iso
+from .river_compat import hst_learn_walked, hst_score
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -1197,7 +1198,9 @@ class BulkLookup(Detector):
             "s": (sus_h / dh) if dh else 0.0,
             "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
         } if use else _NO_VIEW
-        hst = float(model.score_one(x)) if warm else 0.0
+        # (one walk of the trees for the score and the learning: river_compat)
+        hst, walked = (hst_score(model, x) if warm else (0.0, None))
+        hst = float(hst)
         if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0 and not private_service:
             reasons.append((1, "model"))
             rank = 1
@@ -1207,7 +1210,10 @@ class BulkLookup(Detector):
         else:
             sev = SEVERITIES[rank] if rank else ""
         if use and rank == 0 and hst < self.hst_warn:
-            model.learn_one(x)
+            if walked is not None:
+                hst_learn_walked(model, walked)
+            else:
+                model.learn_one(x)
             self._hst_n[fam] += 1
         if not reasons:
             return []
