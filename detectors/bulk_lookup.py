@@ -119,6 +119,7 @@ from river import anomaly, stats
 from ._cap import evict
 from ._sketch import DistinctCounter
 from .base import SEVERITIES, Detector, Finding, ev, iso
+from .river_compat import hst_learn_walked, hst_score
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -209,6 +210,9 @@ class Partial:
         kw["distinct"] = DistinctCounter.from_bytes(base64.b64decode(d["distinct"]))
         kw["sus"] = DistinctCounter.from_bytes(base64.b64decode(d["sus"]))
         return cls(**kw)
+
+
+_new_partial = object.__new__  # a Partial with no field set yet (Combiner._partial sets all)
 
 
 def merge_partials(a: Partial, b: Partial) -> Partial:
@@ -459,11 +463,19 @@ class Combiner:
             sus.exact = set(hs)
         net = a.net
         # the accumulator is dropped after its window: its sample list moves into the view
-        p = Partial(kind, ent, window, a.count, a.records, d, sus, a.first, a.last, a.eids,
-                    lo, hi, numeric, a.sources, principal_type=a.ptype,
-                    n_distinct=len(a.subjects), sketched=sketch)
+        # (what ``Partial(kind, ent, window, a.count, ..., sketched=sketch)`` builds, each
+        # field set here: the dataclass's own __init__ costs three times as much, once per
+        # view; tests/test_bulk_lookup_speed.py checks the two agree, field by field)
+        p = _new_partial(Partial)
+        p.kind, p.entity, p.window, p.count, p.records = kind, ent, window, a.count, a.records
+        p.distinct, p.sus, p.first, p.last, p.event_ids = d, sus, a.first, a.last, a.eids
+        p.id_min, p.id_max, p.numeric, p.sources, p.source_ids = lo, hi, numeric, a.sources, []
         if net is not None:
             p.country, p.net_class, p.org = net.country, net.net_class, net.org
+        else:
+            p.country, p.net_class, p.org = "??", "", ""
+        p.principal_type, p.n_distinct, p.sketched = a.ptype, len(a.subjects), sketch
+        p.home, p.reads, p.early = None, {}, False
         if a.ips:
             p.source_ids = sorted({hash_id(ip) for ip in a.ips})
         return p
@@ -1092,9 +1104,18 @@ class BulkLookup(Detector):
         rec_h = ent.h_rec + ent.h_rec_prev * (1.0 - frac_h)
         wh, ch, wd, cd, wc, cc = self._priors(ent)
         staff = ent.kind == "actor" and ent.ptype == "employee"
+        sw: float | None = None
         if staff:  # local days on their own steady volume (issue 14 item 4)
-            sw, sc, _ = self._staff_day(ent, wd, explain=False)
-            wd_fast = sw
+            # Speed: a floor of ``_staff_day``'s threshold (own days: ``staff_day_min``;
+            # else the prior, or peers' 100 when lower) decides the fast path below for a
+            # day far under it; the threshold itself is read past the fast path.
+            floor = float(self.staff_day_min) if ent.own_d.n >= self.staff_own_days else \
+                min(float(wd), 100.0)
+            if today < floor / 2:
+                wd_fast = floor
+            else:
+                sw, sc, _ = self._staff_day(ent, wd, explain=False)
+                wd_fast = sw
         else:
             wd_fast = wd
         # Fast path: far below every threshold (each is at least its prior) and too small a
@@ -1110,6 +1131,9 @@ class BulkLookup(Detector):
                 rp = RECORD_PRIORS.get(ent.ptype) if ent.kind == "actor" else None
                 if rp is None or rec_h < rp[0] / 2:
                     return []
+        if staff and sw is None:
+            sw, sc, _ = self._staff_day(ent, wd, explain=False)
+            wd_fast = sw
         frac_d = (ts % DAY) / DAY
         sus_h = (ent.h_sus.estimate() if ent.h_sus is not None else 0.0) + \
             ent.h_sus_prev * (1.0 - frac_h)
@@ -1155,7 +1179,7 @@ class BulkLookup(Detector):
         lim = {"hour": (warn_h, crit_h), "coverage": (float(wc), float(cc))}
         if wd and ent.kind != "key":
             if staff:
-                warn_d, crit_d = sw, sc
+                warn_d, crit_d = wd_fast, sc  # (wd_fast is sw for staff past the fast path)
             else:
                 warn_d = max(float(wd), own_d_hi or 0.0)
                 crit_d = max(float(cd), 2.0 * warn_d if warn_d > wd else 0.0)
@@ -1197,7 +1221,9 @@ class BulkLookup(Detector):
             "s": (sus_h / dh) if dh else 0.0,
             "r": min(1.0, math.log1p(rec_h / max(dh, 1.0)) / math.log1p(1e4)),
         } if use else _NO_VIEW
-        hst = float(model.score_one(x)) if warm else 0.0
+        # (one walk of the trees for the score and the learning: river_compat)
+        hst, walked = (hst_score(model, x) if warm else (0.0, None))
+        hst = float(hst)
         if warm and hst >= self.hst_warn and dh >= wh / 2 and rank == 0 and not private_service:
             reasons.append((1, "model"))
             rank = 1
@@ -1207,7 +1233,10 @@ class BulkLookup(Detector):
         else:
             sev = SEVERITIES[rank] if rank else ""
         if use and rank == 0 and hst < self.hst_warn:
-            model.learn_one(x)
+            if walked is not None:
+                hst_learn_walked(model, walked)
+            else:
+                model.learn_one(x)
             self._hst_n[fam] += 1
         if not reasons:
             return []

@@ -313,11 +313,13 @@ class SpreadAccess(Detector):
             a.event_ids.append(r.event_id)
         if a.level >= 2:
             return None
+        wh, ch, wd, cd = self._thresholds(a, pop, r)
+        if wh == ch == wd == cd == math.inf:  # (adopted reads not checkable yet: no count
+            return None  # reaches these; speed: the sketches are not read for them)
         frac_h = (ts % HOUR) / HOUR
         frac_d = (ts % DAY) / DAY
         n_h = a.cur_h.get_estimate() + a.prev_h * (1 - frac_h)
         n_d = a.cur_d.get_estimate() + a.prev_d * (1 - frac_d)
-        wh, ch, wd, cd = self._thresholds(a, pop, r)
         if n_h >= ch or n_d >= cd:
             level = 2
         elif n_h >= wh or n_d >= wd:

@@ -544,3 +544,31 @@ def test_a_state_from_before_the_expiry_queue_restores_and_expires() -> None:
     assert len(back._ents) == 1 and back._due is not None  # a whole pass built the queue
     back.expire(T0 + 3700)
     assert back._ents == {} and back.tracked() == {}
+
+
+def test_a_window_view_holds_what_the_dataclass_would_build() -> None:
+    """``Combiner._partial`` sets a view's fields itself (speed): every field of
+    ``Partial`` is set, to what ``Partial(...)``'s own defaults and arguments give, for a
+    view with a network (an address, an actor) and one without (a key). A field added to
+    ``Partial`` and not set there fails here."""
+    import dataclasses
+
+    eng = engine()
+    objs = self_reads(HOSTING_ABROAD, 4, gap=1.5, key="kid-y") + [
+        access(T0 + 9, "emp-1", "c-77", OFFICE, "employee", records=3)]
+    comb = Combiner()
+    for e in _decoded(objs, eng):
+        comb.add(e)
+    accs = (("src_ip", HOSTING_ABROAD, comb.src[HOSTING_ABROAD], True),
+            ("key", "kid-y", comb.key["kid-y"], False), ("actor", "emp-1", comb.actor["emp-1"], True))
+    for kind, ident, a, sketch in accs:
+        got = Combiner._partial(kind, ident, T0, a, {}, eng.ctx.hash_id, sketch)
+        want = Partial(kind, ident, T0, a.count, a.records, got.distinct, got.sus, a.first,
+                       a.last, a.eids, got.id_min, got.id_max, got.numeric, a.sources,
+                       principal_type=a.ptype, n_distinct=len(a.subjects), sketched=sketch)
+        if a.net is not None:
+            want.country, want.net_class, want.org = a.net.country, a.net.net_class, a.net.org
+        for f in dataclasses.fields(Partial):
+            assert getattr(got, f.name) == getattr(want, f.name), (kind, f.name)
+        assert got == want
+    assert got.n_distinct == 1 and got.records == 3 and got.id_min == got.id_max == 77
