@@ -14,6 +14,16 @@ from streams.runtime import PartitionState
 from streams.settings import Settings
 
 
+def _fake_broker(rt: Any, monkeypatch: Any, flush: Any, send_soon: Any) -> None:
+    """The runtime's producer flush and changelog sends replaced by the test's recorders."""
+    monkeypatch.setattr(rt.app, "_producer", SimpleNamespace(flush=flush), raising=False)
+    monkeypatch.setattr(type(rt.app), "producer", property(lambda app: app._producer))
+    monkeypatch.setattr(rt.table, "_changelog_topic",
+                        SimpleNamespace(send_soon=send_soon), raising=False)
+    monkeypatch.setattr(type(rt.table), "changelog_topic",
+                        property(lambda table: table._changelog_topic))
+
+
 def test_alerts_are_flushed_before_the_checkpoint_records_are_written(
         tmp_path: Any, monkeypatch: Any) -> None:
     rt = create_app(Settings(data_dir=str(tmp_path),
@@ -26,12 +36,7 @@ def test_alerts_are_flushed_before_the_checkpoint_records_are_written(
     def send_soon(**kw: Any) -> None:
         order.append("checkpoint")
 
-    monkeypatch.setattr(rt.app, "_producer", SimpleNamespace(flush=flush), raising=False)
-    monkeypatch.setattr(type(rt.app), "producer", property(lambda app: app._producer))
-    monkeypatch.setattr(rt.table, "_changelog_topic",
-                        SimpleNamespace(send_soon=send_soon), raising=False)
-    monkeypatch.setattr(type(rt.table), "changelog_topic",
-                        property(lambda table: table._changelog_topic))
+    _fake_broker(rt, monkeypatch, flush, send_soon)
     st = rt.parts[0] = PartitionState(rt._fresh_engine())
     st.dirty = True
     assert asyncio.run(rt.checkpoint()) == 1
@@ -64,12 +69,7 @@ def test_events_are_taken_while_a_checkpoint_waits_for_the_broker_and_it_covers_
     async def nothing(*a: Any, **kw: Any) -> None:
         return None
 
-    monkeypatch.setattr(rt.app, "_producer", SimpleNamespace(flush=flush), raising=False)
-    monkeypatch.setattr(type(rt.app), "producer", property(lambda app: app._producer))
-    monkeypatch.setattr(rt.table, "_changelog_topic",
-                        SimpleNamespace(send_soon=send_soon), raising=False)
-    monkeypatch.setattr(type(rt.table), "changelog_topic",
-                        property(lambda table: table._changelog_topic))
+    _fake_broker(rt, monkeypatch, flush, send_soon)
     monkeypatch.setattr(rt, "_wait_for", lambda *a, **kw: 0.0)
     monkeypatch.setattr(rt, "alerts_topic", SimpleNamespace(send=nothing))
     st = rt.parts[0] = PartitionState(rt._fresh_engine())
