@@ -6,8 +6,9 @@ then, when the view flagged nothing, learns it. River walks every tree twice for
 in ``score_one``, once in ``learn_one``), down the same path: the features are the same and
 nothing changes the trees in between. :func:`hst_score` walks each tree once, keeping the
 path, and :func:`hst_learn_walked` adds the learnt mass along it: the same scores and the
-same trees as ``score_one`` then ``learn_one`` (issue 14, speed: the two walks were ~5% of a
-replay of many-entity traffic).
+same trees as ``score_one`` then ``learn_one`` (issue 14, speed: py-spy put the two walks at
+~5% of a replay of many-entity traffic under load; callgrind measured the shared walk at
+-0.46% of the instructions per event, docs/benchmarks.md "h-hst").
 
 What is read of River's ``HalfSpaceTrees`` (river/anomaly/hst.py) and why the public API
 cannot do it: the trees (``trees``: ``PaddedBranch`` nodes with ``feature``, ``threshold``,
