@@ -74,20 +74,26 @@ def made(eps: Any, fs: list[Finding]) -> PartitionState:
     return st
 
 
-def deliver(eps: Any, sent: list[tuple[bytes, bytes, int | None]]) -> None:
-    """The recorded sends delivered to the builders, in order (offsets per partition)."""
+def delivered(engines: Any, handler: Any, sent: list[tuple[bytes, bytes, int | None]]) -> None:
+    """``sent`` delivered in order to ``handler`` as messages of ``engines``' internal topic
+    (offsets per partition), on a fresh engine per partition."""
     offsets = [0] * PARTS
     for k in range(PARTS):
-        eps.engines.parts[k] = PartitionState(Engine(eps.engines.config))
+        engines.parts[k] = PartitionState(Engine(engines.config))
 
     async def go() -> None:
         for key, value, part in sent:
             p = part if part is not None else partition_for(key, PARTS)
-            msg = SimpleNamespace(topic=eps.engines.input_topics[0], partition=p,
+            msg = SimpleNamespace(topic=engines.input_topics[0], partition=p,
                                   offset=offsets[p], key=key, value=value, headers=())
             offsets[p] += 1
-            await eps.on_message(SimpleNamespace(message=msg, ack=lambda: None))
+            await handler(SimpleNamespace(message=msg, ack=lambda: None))
     asyncio.run(go())
+
+
+def deliver(eps: Any, sent: list[tuple[bytes, bytes, int | None]]) -> None:
+    """The recorded sends delivered to the builders, in order (offsets per partition)."""
+    delivered(eps.engines, eps.on_message, sent)
 
 
 def test_one_drain_is_one_message_per_builder_partition_in_order() -> None:
@@ -175,20 +181,9 @@ def viewed(comb: Any) -> PartitionState:
 def scored(comb: Any, sent: list[tuple[bytes, bytes, int | None]]) -> None:
     """``sent`` delivered to the scorers in order (offsets per partition), then every input
     partition's time past the views' windows (the scorers release and score them)."""
-    offsets = [0] * PARTS
-    for k in range(PARTS):
-        comb.scorers.parts[k] = PartitionState(Engine(comb.scorers.config))
     progress = [(PROGRESS, orjson.dumps({"partition": p, "progress": 1e12, "flushed": True}), q)
                 for p in range(PARTS) for q in range(PARTS)]
-
-    async def go() -> None:
-        for key, value, part in [*sent, *progress]:
-            p = part if part is not None else partition_for(key, PARTS)
-            msg = SimpleNamespace(topic=comb.scorers.input_topics[0], partition=p,
-                                  offset=offsets[p], key=key, value=value, headers=())
-            offsets[p] += 1
-            await comb.on_partial(SimpleNamespace(message=msg, ack=lambda: None))
-    asyncio.run(go())
+    delivered(comb.scorers, comb.on_partial, [*sent, *progress])
 
 
 def test_one_drain_of_views_is_one_message_per_scorer_partition_in_order() -> None:
