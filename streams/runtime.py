@@ -120,6 +120,8 @@ from streams.checkpoint import (
     restore,
     snapshot,
 )
+from streams.checkpoint_fork import ForkedEncode, ForkFailed, Job, Outcome, fork_encode
+from streams.checkpoint_fork import available as fork_available
 from streams.explain_web import watch_everywhere
 from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
 from streams.settings import Settings
@@ -634,17 +636,95 @@ class PartitionEngines:
         if periodic and now < self._checkpoint_not_before:
             return 0
         async with self._checkpoint_writing:
+            if periodic and self._fork():
+                return await self._write_forked(now, partitions)
             return await self._write_checkpoint(now, partitions)
+
+    def _fork(self) -> bool:
+        """Periodic checkpoints encode in a forked child (``streams.checkpoint_fork``)."""
+        return bool(getattr(self.settings, "checkpoint_fork", False)) and fork_available()
+
+    def _due(self, partitions: Iterable[int] | None) -> list[tuple[int, PartitionState]]:
+        wanted = set(self.parts) if partitions is None else set(partitions)
+        return [(p, st) for p in sorted(wanted)
+                if (st := self.parts.get(p)) is not None and (st.dirty or st.held)]
+
+    def _encode_failed(self, p: int, why: str, detail: str | None = None) -> None:
+        """A state that cannot be encoded is not written; its events stay held (unacked),
+        so a restart takes them again."""
+        log.error("partition %d: checkpoint not written: the engine state could not be "
+                  "encoded (%s)%s", p, why, f"\n{detail}" if detail else "")
+        self._internal_error("checkpoint")
+
+    async def _write_forked(self, now: float, partitions: Iterable[int] | None) -> int:
+        """A periodic checkpoint encoded off the event loop (h-fork): under the checkpoint
+        lock the dirty engines' offsets are copied, the events they cover taken off ``held``
+        and the worker forked, exactly where ``_write_checkpoint`` would encode them; the
+        child encodes the copy-on-write image of that instant while the parent goes on
+        taking events. A partition the child could not encode (or a child that died, was
+        killed, timed out or answered garbage) gets its events back on ``held`` and is dirty
+        again: nothing of it is written or acked, as when the encoder raises in process."""
+        async with self._checkpoint_lock:  # forked between two events (or batches)
+            due = self._due(partitions)
+            taken: list[tuple[int, PartitionState, list[Any], dict[str, int], bool]] = []
+            jobs: list[Job] = []
+            for p, st in due:
+                offsets = dict(st.offsets)
+                taken.append((p, st, st.held, offsets, st.dirty))
+                if st.dirty:
+                    jobs.append((p, st.engine, offsets, self._context(p)))
+            child: ForkedEncode | None = None
+            if jobs:
+                keys = self.state_keys
+                try:
+                    child = fork_encode(jobs, lambda engine, offsets, context: snapshot(
+                        engine, offsets, keys=keys, context=context),
+                        timeout=self.settings.checkpoint_fork_timeout)
+                except OSError as exc:
+                    log.warning("checkpoint: could not fork (%s); encoding in process",
+                                exc.strerror)
+            if not jobs or child is not None:
+                for _, st, _, _, _ in taken:
+                    st.held = []
+                    st.dirty = False
+        if jobs and child is None:  # could not fork: in process, as before
+            return await self._write_checkpoint(now, partitions)
+
+        def give_back(p: int, st: PartitionState, held: list[Any], dirty: bool) -> None:
+            if self.parts.get(p) is st:  # held again, before what came since
+                st.held[:0] = held
+                st.dirty = st.dirty or dirty
+
+        outcomes: dict[int, Outcome] = {}
+        failed = ""
+        if child is not None:
+            try:
+                outcomes = await child.result()
+            except ForkFailed as exc:
+                failed = str(exc)
+            except BaseException:  # cancelled (shutdown): nothing written, nothing acked
+                for p, st, held, _, dirty in taken:
+                    give_back(p, st, held, dirty)
+                raise
+            self._checkpoint_not_before = now + checkpoint_gap(child.seconds)
+        todo: list[tuple[int, bytes | None, list[Any], int, dict[str, int]]] = []
+        for p, st, held, offsets, dirty in taken:
+            blob, error = outcomes.get(p, (None, failed or "no answer")) if dirty else (None, None)
+            if dirty and blob is None:
+                why, _, detail = (error or "").partition("\n")
+                self._encode_failed(p, why, detail or None)
+                give_back(p, st, held, True)
+                continue
+            if blob is not None:
+                st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
+            todo.append((p, blob, held, st.slot, offsets))
+        return await self._send_checkpoints(todo)
 
     async def _write_checkpoint(self, now: float, partitions: Iterable[int] | None) -> int:
         async with self._checkpoint_lock:  # encoded between two events (or batches)
-            wanted = set(self.parts) if partitions is None else set(partitions)
             todo: list[tuple[int, bytes | None, list[Any], int, dict[str, int]]] = []
             spent = 0.0
-            for p in sorted(wanted):
-                st = self.parts.get(p)
-                if st is None or not (st.dirty or st.held):
-                    continue
+            for p, st in self._due(partitions):
                 t0 = time.perf_counter()
                 try:
                     blob = snapshot(st.engine, st.offsets, keys=self.state_keys,
@@ -663,6 +743,12 @@ class PartitionEngines:
                     st.slot = 1 - st.slot  # never overwrite the chunks of the last manifest
                 todo.append((p, blob, held, st.slot, dict(st.offsets)))
             self._checkpoint_not_before = now + checkpoint_gap(spent)
+        return await self._send_checkpoints(todo)
+
+    async def _send_checkpoints(
+            self, todo: list[tuple[int, bytes | None, list[Any], int, dict[str, int]]]) -> int:
+        """Flush the alerts, write the checkpoints' records, flush them, ack what they cover
+        (outside the checkpoint lock)."""
         if not todo:
             return 0
         # outside the lock: events go on while the broker answers

@@ -378,6 +378,14 @@ class Settings:
     #: (``ACCESSWATCH_MAX_BATCH_EVENTS``) events the worker takes from one message at most; a
     #: bigger batch goes to the dead-letter topic whole (``too_large``)
     max_batch_events: int = 10_000
+    # ---- issue 17, checkpoints encoded in a forked child (h-fork) ----------------------
+    #: (``ACCESSWATCH_CHECKPOINT_FORK``, on/off) periodic checkpoints are encoded in a forked
+    #: child off the event loop (``streams.checkpoint_fork``); off, or where ``os.fork`` does
+    #: not exist: on the event loop, under the checkpoint lock, as before
+    checkpoint_fork: bool = hasattr(os, "fork")
+    #: (``ACCESSWATCH_CHECKPOINT_FORK_TIMEOUT``) seconds a forked child may take to encode
+    #: before it is killed (that checkpoint is not written; its events stay held)
+    checkpoint_fork_timeout: float = 300.0
 
     def kafka_security(self) -> KafkaSecurity:
         """The Kafka clients' security (``streams.kafka_security``); ``SettingsError`` when the
@@ -452,6 +460,7 @@ class Settings:
         if not (self.feedback_suppress > 0 and self.feedback_watch > 0):
             raise SettingsError("feedback suppress and watch times must be > 0 seconds")
         check_batching(self)  # issue 17: batched messages
+        check_fork(self)  # issue 17: checkpoints in a forked child (h-fork)
         return self
 
     def _validate_exposure(self) -> None:
@@ -573,6 +582,7 @@ class Settings:
         kw.update(_kafka_security_from_env(env))  # issue 16: Kafka security
         kw.update(_ocsf_from_env(env))  # issue 18.5: OCSF out
         kw.update(_batching_from_env(env))  # issue 17: batched messages
+        kw.update(_fork_from_env(env))  # issue 17: checkpoints in a forked child (h-fork)
         if base is None:
             kw["topics"] = TopicNames.from_env() if env is os.environ else _topics_from(env)
             return cls(**kw)  # type: ignore[arg-type]  # each value converted and checked above
@@ -901,3 +911,38 @@ def check_batching(s: Settings) -> None:
         raise SettingsError(f"produce linger must be in 0..10000 ms, not {s.produce_linger_ms}")
     if s.max_batch_events < 1:
         raise SettingsError(f"max batch events must be >= 1, not {s.max_batch_events}")
+
+
+# ---- issue 17, checkpoints encoded in a forked child (h-fork) -------------------------------
+def _fork_from_env(env: Mapping[str, str]) -> dict[str, object]:
+    """``checkpoint_fork`` / ``checkpoint_fork_timeout`` as set in ``env``."""
+    out: dict[str, object] = {}
+    raw = env.get("ACCESSWATCH_CHECKPOINT_FORK", "").strip().lower()
+    if raw:
+        if raw not in _BOOLS:
+            raise SettingsError(f"$ACCESSWATCH_CHECKPOINT_FORK={raw!r} is not one of on/off, "
+                                "1/0, true/false, yes/no")
+        out["checkpoint_fork"] = _BOOLS[raw]
+    raw = env.get("ACCESSWATCH_CHECKPOINT_FORK_TIMEOUT", "").strip()
+    if raw:
+        try:
+            out["checkpoint_fork_timeout"] = float(raw)
+        except ValueError:
+            raise SettingsError(f"$ACCESSWATCH_CHECKPOINT_FORK_TIMEOUT={raw!r} is not a valid "
+                                "float") from None
+    return out
+
+
+def check_fork(s: Settings) -> None:
+    """``SettingsError`` for fork settings that cannot work.
+
+    >>> check_fork(Settings(checkpoint_fork_timeout=0))
+    Traceback (most recent call last):
+    ...
+    streams.settings.SettingsError: checkpoint fork timeout must be > 0 s, not 0
+    """
+    if not s.checkpoint_fork_timeout > 0:
+        raise SettingsError(f"checkpoint fork timeout must be > 0 s, not "
+                            f"{s.checkpoint_fork_timeout:g}")
+    if s.checkpoint_fork and not hasattr(os, "fork"):
+        raise SettingsError("$ACCESSWATCH_CHECKPOINT_FORK is on but this platform cannot fork")

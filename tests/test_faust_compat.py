@@ -54,6 +54,8 @@ ALLOWED = {
     ("streams/metrics.py", "_upper_bounds"): "prometheus_client's histogram bounds, read "
     "once per histogram to tally observations in batches (HistogramBatch)",
     ("streams/worker.py", "_exit"): "os._exit, the stdlib's documented immediate exit",
+    ("streams/checkpoint_fork.py", "_exit"): "os._exit, the stdlib's documented exit of a "
+    "forked child (h-fork)",
     ("detectors/geo.py", "_private_networks"): "the stdlib ipaddress's private ranges, read "
     "once so the engine's is_private is a range lookup",
     ("detectors/geo.py", "_loopback_network"): "as _private_networks",
