@@ -60,8 +60,10 @@ and timers around it (``create_app``):
 Consistency (at-least-once, never lost, never half-applied):
 
 Input events are **not acked when processed**: each partition holds its processed events
-until the next checkpoint. A checkpoint (1) encodes the engine and its offsets
-synchronously, between two events; (2) sends it to the table's changelog; (3) flushes the
+until the next checkpoint. A checkpoint (1) encodes the engine and its offsets as
+they are between two events (a periodic one in a child forked there, off the event loop:
+``streams.checkpoint_fork``; at a rebalance or shutdown, or with
+``ACCESSWATCH_CHECKPOINT_FORK=off``, synchronously on the loop); (2) sends it to the table's changelog; (3) flushes the
 producer, so the checkpoint and every alert raised before it are on the broker; (4) only
 then acks the held events, so Faust commits input offsets **at most up to the
 checkpoint**. After a crash the partition's new owner restores the checkpoint, Faust
@@ -72,7 +74,7 @@ they raise again carries the same ``alert_id``. The price: up to ``checkpoint_in
 seconds of events are re-processed after a crash (and their alerts re-sent, same ids), a
 checkpoint costs an encoding of the partition's state (~0.11 s for a simulated day of 12,700
 entities, more for millions: periodic checkpoints then back off so encoding takes at most
-``CHECKPOINT_SHARE`` of the worker's time), and on Tansu (no compaction) the changelog keeps
+``CHECKPOINT_SHARE`` of the worker's time, the child's time when forked), and on Tansu (no compaction) the changelog keeps
 every checkpoint, so recovery reads them all (on Kafka, compaction keeps the last).
 
 Aggregates by source IP / subnet / ASN / key (bulk_lookup), with more than one partition, go
