@@ -354,6 +354,8 @@ class PartitionEngines:
         #: one checkpoint written at a time: slots alternate, acks follow in order
         self._checkpoint_writing = asyncio.Lock()
         self._checkpoint_not_before = 0.0
+        #: the last forked child failed as a whole: the next periodic checkpoint is in process
+        self._child_failed = False
         #: partition -> (next offset it needs, since when) while the broker reports more
         self._watch: dict[TP, tuple[int, float]] = {}
         self.checkpoints = 0
@@ -640,11 +642,16 @@ class PartitionEngines:
         async with self._checkpoint_writing:
             if periodic and self._fork():
                 return await self._write_forked(now, partitions)
+            self._child_failed = False
             return await self._write_checkpoint(now, partitions)
 
     def _fork(self) -> bool:
-        """Periodic checkpoints encode in a forked child (``streams.checkpoint_fork``)."""
-        return bool(getattr(self.settings, "checkpoint_fork", False)) and fork_available()
+        """Periodic checkpoints encode in a forked child (``streams.checkpoint_fork``),
+        except the one after a child that failed as a whole (died, killed, timed out: the
+        out-of-memory killer, say): that one encodes in process, so a worker whose children
+        keep dying still checkpoints (with the stall of before), then forking resumes."""
+        return (bool(getattr(self.settings, "checkpoint_fork", False)) and fork_available()
+                and not self._child_failed)
 
     def _due(self, partitions: Iterable[int] | None) -> list[tuple[int, PartitionState]]:
         wanted = set(self.parts) if partitions is None else set(partitions)
@@ -704,11 +711,14 @@ class PartitionEngines:
                 outcomes = await child.result()
             except ForkFailed as exc:
                 failed = str(exc)
+                self._child_failed = True  # the next one in process (``_fork``)
             except BaseException:  # cancelled (shutdown): nothing written, nothing acked
                 for p, st, held, _, dirty in taken:
                     give_back(p, st, held, dirty)
                 raise
-            self._checkpoint_not_before = now + checkpoint_gap(child.seconds)
+            # the gap follows the child's encoding (a core's time); not a failed child's
+            # wait (a timeout would hold periodic checkpoints back for ten times it)
+            self._checkpoint_not_before = now + checkpoint_gap(0.0 if failed else child.seconds)
         todo: list[tuple[int, bytes | None, list[Any], int, dict[str, int]]] = []
         for p, st, held, offsets, dirty in taken:
             blob, error = outcomes.get(p, (None, failed or "no answer")) if dirty else (None, None)

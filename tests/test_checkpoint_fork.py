@@ -219,11 +219,26 @@ def test_a_child_that_fails_dies_or_hangs_leaves_the_events_held_logs_counts_and
         assert any("could not be encoded" in r.getMessage() and reason in r.getMessage()
                    for r in caplog.records), [r.getMessage() for r in caplog.records]
         monkeypatch.setattr(rt_mod, "snapshot", snapshot)
+        forks: list[int] = []
+
+        def counted(*a: Any, **kw: Any) -> Any:
+            forks.append(1)
+            return CF.fork_encode(*a, **kw)
+
+        monkeypatch.setattr(rt_mod, "fork_encode", counted)
         rt._checkpoint_not_before = 0.0  # the gap after a checkpoint: test_delivery_gaps
         assert await rt.checkpoint(periodic=True) == 1
         engine, offsets = _written(rt, log)
         assert engine.stats["access"] == 1 and offsets[rt.names.access] == 0
         assert log.acked == [0] and not st.held and not st.dirty
+        # after a child that failed as a whole (not an encoder that raised in it) the next
+        # checkpoint encodes in process, so children that keep dying (out of memory) do not
+        # stop checkpoints; then forking resumes
+        assert forks == ([1] if encoder is _raises else [])
+        await rt.on_event(log.message(1))
+        rt._checkpoint_not_before = 0.0
+        assert await rt.checkpoint(periodic=True) == 1
+        assert len(forks) == (2 if encoder is _raises else 1) and log.acked == [0, 1]
 
     asyncio.run(go())
     with pytest.raises(ChildProcessError):  # every child reaped: no zombie left behind
