@@ -16,7 +16,8 @@ longest gap between two of its 1 ms wake-ups (the loop's longest stall):
      the loop) and ``await result()``, repeated ``--repeat`` times.
 
 It prints, per mode: the longest stall (ms), the feeder's own longest step of STEP events
-(the engine's work: a stall no longer than it is not the checkpoint's), the encode time (ms; the child's own for the
+(the engine's work: a stall no longer than it is not the checkpoint's), the cyclic GC's
+longest collection (in the feeder's steps), the encode time (ms; the child's own for the
 fork), the ``os.fork`` call's time (page tables: it grows with the process's RSS), the
 events the feeder took per second meanwhile (copy-on-write faults slow the parent while a
 child lives), and the RSS. The 1-minute load average is printed before and after (the
@@ -71,6 +72,13 @@ async def run(engine: Engine, events: Iterator[dict[str, Any]],
     worst = [0.0]
     fed = [0]
     step = [0.0]  # the feeder's own longest step (the engine's work, not a stall)
+    collected = [0.0, 0.0]  # the longest collection of the cyclic GC, its start
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collected[1] = time.perf_counter()
+        else:
+            collected[0] = max(collected[0], time.perf_counter() - collected[1])
 
     async def ticker() -> None:
         last = time.perf_counter()
@@ -89,15 +97,18 @@ async def run(engine: Engine, events: Iterator[dict[str, Any]],
             fed[0] += STEP
             await asyncio.sleep(0)
 
+    gc.callbacks.append(on_gc)
     tasks = [asyncio.create_task(ticker())] + ([asyncio.create_task(feeder())] if feed else [])
     await asyncio.sleep(0.05)
-    worst[0], fed[0], step[0] = 0.0, 0, 0.0
+    worst[0], fed[0], step[0], collected[0] = 0.0, 0, 0.0, 0.0
     t0 = time.perf_counter()
     out = await action()
     wall = time.perf_counter() - t0
     stop.set()
     await asyncio.gather(*tasks)
-    out.update(stall=worst[0], wall=wall, rate=fed[0] / wall, step=step[0])
+    gc.callbacks.remove(on_gc)
+    out.update(stall=worst[0], wall=wall, rate=fed[0] / wall, step=step[0],
+               gc=collected[0])
     return out
 
 
@@ -131,13 +142,15 @@ def measure(target: int, seed: int, repeat: int, feed: bool) -> None:
         await asyncio.sleep(0.2)
         return {"encode": child.seconds, "fork": spent_fork, "bytes": len(blob)}
 
-    print(f"  {'mode':10} {'stall ms':>9} {'step ms':>8} {'encode ms':>10} {'fork ms':>8} "
+    print(f"  {'mode':10} {'stall ms':>9} {'step ms':>8} {'gc ms':>7} {'encode ms':>10} "
+          f"{'fork ms':>8} "
           f"{'feeder ev/s':>12} {'RSS MiB':>8}", flush=True)
     for name, action, times in (("baseline", idle, 1), ("in-process", in_process, repeat),
                                 ("forked", forked, repeat)):
         for _ in range(times):
             r = asyncio.run(run(engine, events, action, feed))
             print(f"  {name:10} {r['stall'] * 1e3:>9.1f} {r['step'] * 1e3:>8.1f} "
+                  f"{r['gc'] * 1e3:>7.1f} "
                   f"{r['encode'] * 1e3:>10.0f} "
                   f"{r['fork'] * 1e3:>8.1f} {r['rate']:>12,.0f} {rss() / 2**20:>8,.0f}",
                   flush=True)
