@@ -20,7 +20,9 @@ It prints, per mode: the longest stall (ms), the feeder's own longest step of ST
 longest collection (in the feeder's steps), the encode time (ms; the child's own for the
 fork), the ``os.fork`` call's time (page tables: it grows with the process's RSS), the
 events the feeder took per second meanwhile (copy-on-write faults slow the parent while a
-child lives), and the RSS. The 1-minute load average is printed before and after (the
+child lives), and the RSS. The collector runs as in the worker: the heap frozen at start
+(``streams.worker.freeze_heap``) and ``streams.gcpolicy`` installed (what survives a full
+pass is frozen); ``--cpython-gc`` leaves CPython's own policy. The 1-minute load average is printed before and after (the
 machine is shared).
 """
 
@@ -41,6 +43,7 @@ from bench.bench_capacity import rss  # noqa: E402
 from detectors._flood import flood  # noqa: E402
 from detectors.engine import Engine, EngineConfig  # noqa: E402
 from streams import checkpoint_fork as CF  # noqa: E402
+from streams import gcpolicy  # noqa: E402
 from streams import snapshot as S  # noqa: E402
 from streams.checkpoint import snapshot  # noqa: E402
 
@@ -164,9 +167,15 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-feeder", action="store_true",
                    help="only the ticker on the loop (the stall is then the checkpoint's alone)")
+    p.add_argument("--cpython-gc", action="store_true",
+                   help="CPython's own collector policy, not the worker's")
     args = p.parse_args()
     if not CF.available():
         sys.exit("bench_checkpoint_fork: this platform cannot fork")
+    if not args.cpython_gc:  # as streams.worker does at start
+        gc.collect()
+        gc.freeze()
+        gcpolicy.install()
     print(f"load average (1 min): {os.getloadavg()[0]:.2f} before", flush=True)
     for target in args.entities or [22_000, 200_000]:
         measure(target, args.seed, args.repeat, not args.no_feeder)

@@ -29,11 +29,14 @@ workaround that forking a threaded asyncio process needs, is in ``_child`` with 
 - it disables the cyclic GC (a collection would touch every object and copy every page of
   the parent's heap for nothing: the child lives only to encode).
 
-While a child lives, the parent's cyclic GC is frozen (``gc.freeze``: what existed at the
-fork is left out of collections until the last child ends, ``gc.unfreeze``): a full
-collection walks every object of the state and writes to its header, which copies every
-page of it for nothing while a child shares them (measured: a 0.4 s collection in the
-parent, docs/benchmarks.md "h-fork"). Objects allocated meanwhile are collected as usual.
+While a child lives, the parent's cyclic GC is off (``gc.disable``, on again when the last
+child ends, if it was on): a full collection walks every object of the state and writes to
+its header, which copies every page of it for nothing while a child shares them (measured:
+a 0.4 s collection in the parent, docs/benchmarks.md "h-fork"). Not ``gc.freeze``: the
+process's collector policy (``streams.gcpolicy``) owns the permanent generation, and an
+``unfreeze`` at a child's end would undo its freezes (a full pass over the whole state after
+every checkpoint). Garbage made meanwhile is freed by reference counting as usual; only
+cycles wait for the child's end.
 
 Python 3.12+ warns (``DeprecationWarning``) when a process with threads forks (the worker has
 the Alertmanager sender and the Prometheus HTTP server): the warning is about a child that
@@ -110,15 +113,25 @@ def _child(r: int, w: int, jobs: list[Job],
         os._exit(code)
 
 
-#: children alive; the parent's GC is frozen while there is one (see the module docstring)
+#: children alive; the parent's GC is off while there is one (see the module docstring)
 _alive = 0
+#: whether the GC was on when the first living child was forked
+_gc_was_on = False
+
+
+def _child_started() -> None:
+    global _alive, _gc_was_on
+    if _alive == 0:
+        _gc_was_on = gc.isenabled()
+        gc.disable()
+    _alive += 1
 
 
 def _child_ended() -> None:
     global _alive
     _alive -= 1
-    if _alive == 0:
-        gc.unfreeze()
+    if _alive == 0 and _gc_was_on:
+        gc.enable()
 
 
 class ForkedEncode:
@@ -232,10 +245,8 @@ def fork_encode(jobs: list[Job], encode: Callable[[Any, dict[str, int], str], by
     """Fork a child that encodes ``jobs`` with ``encode(engine, offsets, context)``, as they
     are now. Returns at once in the parent (the child never returns). Raises ``OSError`` when
     the fork itself fails (no memory, too many processes): the caller encodes in process."""
-    global _alive
     r, w = os.pipe()
-    gc.freeze()
-    _alive += 1
+    _child_started()
     try:
         with warnings.catch_warnings():  # see the module's docstring: the child only encodes
             warnings.filterwarnings("ignore", category=DeprecationWarning,
