@@ -234,7 +234,10 @@ class UnissuedSession(Detector):
         if sid is None:
             return []
         k = ctx.hash_id(e.actor_id, sid)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
-        if self._is_known(k):
+        if k in self._known or k in self._known_prev:  # ``_is_known``, inline (every request)
+            net = e.net  # ``_places`` judges home-ISP addresses only (most requests: none)
+            if net is None or net.net_class != "isp":
+                return []
             return self._places(k, e, ctx)
         p = self._pending.get(k)
         if p is not None:

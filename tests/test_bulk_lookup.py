@@ -550,7 +550,8 @@ def test_a_window_view_holds_what_the_dataclass_would_build() -> None:
     """``Combiner._partial`` sets a view's fields itself (speed): every field of
     ``Partial`` is set, to what ``Partial(...)``'s own defaults and arguments give, for a
     view with a network (an address, an actor) and one without (a key). A field added to
-    ``Partial`` and not set there fails here."""
+    ``Partial`` and not set there fails here; so does a window counter whose slots differ
+    from ``DistinctCounter(_WINDOW_EXACT)``'s."""
     import dataclasses
 
     eng = engine()
@@ -571,4 +572,10 @@ def test_a_window_view_holds_what_the_dataclass_would_build() -> None:
         for f in dataclasses.fields(Partial):
             assert getattr(got, f.name) == getattr(want, f.name), (kind, f.name)
         assert got == want
+        for c in (got.distinct, got.sus):  # its counters: what the constructor builds
+            ref = DistinctCounter(1 << 30)
+            if c.exact:
+                ref.update_many(c.exact)
+            assert [getattr(c, n) for n in DistinctCounter.__slots__] == \
+                [getattr(ref, n) for n in DistinctCounter.__slots__], kind
     assert got.n_distinct == 1 and got.records == 3 and got.id_min == got.id_max == 77

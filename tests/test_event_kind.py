@@ -114,3 +114,27 @@ def test_the_decoders_fast_path_tells_the_kind_as_kind_by_fields(
         assert E.content_key(fast) == E.content_key(ref)  # type: ignore[arg-type]  # as above
     else:
         assert fast == ref
+
+
+_DIGESTED = {  # the fields content_key reads for a request and a login (detectors/events.py)
+    "access": {"kind", "ts", "src_ip", "country", "asn", "user_agent", "session_id", "actor_id",
+               "actor_type", "subject_id", "resource", "action", "records", "token_issued_at",
+               "key_id"},
+    "login": {"kind", "ts", "src_ip", "country", "asn", "user_agent", "session_id",
+              "account_id", "account_type", "outcome", "device_id", "method", "records"},
+}
+
+
+@pytest.mark.parametrize("kind", ["access", "login"])
+def test_a_digest_of_a_request_or_a_login_reads_every_field_decoding_can_set(kind: str) -> None:
+    """``content_key`` skips other kinds' fields of requests and logins (speed): both
+    decoding paths leave them None even on a line that carries every kind's fields, so two
+    events whose decoded content differs always differ in a field the digest reads."""
+    obj: dict[str, Any] = {**LOGIN, **ACCESS, **IDENTITY, "event_id": "e", "ts": TS,
+                           "country": "KR", "asn": 4766, "token_issued_at": TS,
+                           "key_id": "k-1", "records": 3}
+    for ev in (E.decode(orjson.dumps(obj), kind), E.decode_obj(obj, kind)):
+        assert isinstance(ev, E.Event) and ev.kind == kind
+        for f in E.Event.__struct_fields__:
+            if f not in _DIGESTED[kind] and f not in ("event_id", "raw", "net", "invalid_claim"):
+                assert getattr(ev, f) is None, (kind, f)
