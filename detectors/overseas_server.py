@@ -40,6 +40,22 @@ address; unissued_session and spread_access judge the tokens themselves). Shared
 at warning once two customers' own sessions came through them. Employees and services are judged one by one (``warning`` on the
 account) when a new place is rare for their group.
 
+When a customer's request is judged (h-par7, issue 14 item 5): a login may reach us after the
+requests of the session it issued (logins up to ``login_lateness``, 60 s, late). Taken first, the
+request would be the new place and the login a known one; taken in event time order (as the
+worker merges the two topics), the place is the login's. So a customer's request at a new
+hosting place abroad is judged once the login stream has passed it by ``login_lateness`` (the
+newest login ts seen, any account, as unissued_session waits for a read no login issued), or,
+with no login arriving, ``login_quiet`` (300 s) more of engine time; the end of input judges
+every waiting request. A login of the same account at that place dated at or before the
+request, arriving meanwhile, takes the place: it is judged as the new place, as if it had come
+first, and the request is not counted. A login of the account that issued the request's session
+arriving meanwhile makes it an own session (a shared exit's user). The verdict, when made,
+carries the request's time (the alert id ``replay`` gives). The subnet's tally and its pages
+come up to ``login_lateness`` later than the request; a login's own verdict and staff
+(employees, services: ``warning`` on the account, judged on their own) are judged at once.
+``login_lateness`` 0 judges every request at once (as before).
+
 Victims: a subnet page counts the customer accounts (never names them); an account page names
 the account it is about (its entity) and, when the request read another customer's data, that
 customer by digest (``customer#...``). The hosting servers, their subnet and the signing keys
@@ -56,6 +72,10 @@ stay in the clear.
 ...     alerts += eng.process_obj({"event_id": f"a{i}", "ts": T0 + 2000 + i, "actor_id": f"c-{i}",
 ...                                "subject_id": f"c-{i}", "resource": "address",
 ...                                "src_ip": "3.101.4.4", "key_id": "kid-legacy"})[0]
+>>> alerts  # each read waits for logins up to 60 s late (one would make the place its own)
+[]
+>>> alerts += eng.process_obj({"event_id": "l9", "ts": T0 + 2070, "account_id": "c-9",
+...                            "outcome": "success", "src_ip": "121.134.3.3", "session_id": "s9"})[0]
 >>> [(a["severity"], a["entity"]["kind"], a["entity"]["id"]) for a in alerts]
 [('warning', 'subnet', '3.101.4.0/24'), ('critical', 'subnet', '3.101.4.0/24')]
 >>> alerts[-1]["summary"]
@@ -64,6 +84,7 @@ stay in the clear.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,6 +100,7 @@ from .base import (
     ev,
     finding_fields,
     finding_from_fields,
+    is_observation,
     iso,
     observation,
 )
@@ -198,7 +220,10 @@ class OverseasServer(Detector):
         "login; for a single account, its earlier places and devices. False positives: a "
         "commercial VPN exit hosted at a cloud provider (its users' own sessions, vouched "
         "logins and first logins mark it shared and cap it at warning), a partner integration calling with customer tokens "
-        "from its cloud, a customer travelling with a cloud desktop. Respond: block the "
+        "from its cloud, a customer travelling with a cloud desktop, a login pipeline more "
+        "than login_lateness (60 s) behind (a customer request is judged once logins 60 s past "
+        "it were seen, or 5 min later without any: a login later than that does not make the "
+        "place its own). Respond: block the "
         "subnet at the edge, revoke the signing key behind the tokens, invalidate the "
         "sessions seen there, notify the affected accounts, preserve the request log."
     )
@@ -209,8 +234,16 @@ class OverseasServer(Detector):
                  mature_uses: int = 3, reminder: float = 1800.0, grace: int = 100,
                  memo_ttl: float = 3600.0, memo_max: int = 200_000,
                  max_sessions: int = 3, skew: float = 120.0,
-                 max_token_lifetime: float = 172800.0) -> None:
+                 max_token_lifetime: float = 172800.0, login_lateness: float = 60.0,
+                 login_quiet: float = 300.0) -> None:
         self.home_country = home_country
+        # h-par7 (issue 14.5 / 17.5): a customer's read at a new hosting place abroad is judged
+        # once the login stream has passed it by login_lateness (unissued_session's bound)
+        self.login_lateness = login_lateness
+        self.login_quiet = login_quiet
+        self._login_max = float("-inf")  # newest login ts seen (any outcome)
+        self._late: dict[tuple[int, str, str], list[Any]] = {}  # reads waiting (_LATE_* fields)
+        self._late_due: list[tuple[float, int, str, str]] = []  # heap of (deadline, *key)
         self.skew = skew  # issue 14 item 6: tokens issued before the watch (as unissued_session)
         self.max_token_lifetime = max_token_lifetime
         self.max_sessions = max(1, max_sessions)
@@ -247,6 +280,11 @@ class OverseasServer(Detector):
         state.setdefault("max_sessions", 3)  # checkpoints written before own-session exits
         state.setdefault("skew", 120.0)  # ... and before unverifiable sessions
         state.setdefault("max_token_lifetime", 172800.0)
+        state.setdefault("login_lateness", 60.0)  # ... and before late logins (h-par7)
+        state.setdefault("login_quiet", 300.0)
+        state.setdefault("_login_max", float("-inf"))
+        state.setdefault("_late", {})
+        state.setdefault("_late_due", [])
         self.__dict__.update(state)
 
     # --- state ---------------------------------------------------------------------------
@@ -279,13 +317,20 @@ class OverseasServer(Detector):
 
     # --- hooks ---------------------------------------------------------------------------
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
-        if e.outcome != "success":
-            return []
-        out = self._use(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]  # account_id and account_type: decode requires the one, defaults the other
-        if e.session_id and e.account_type == "customer":
-            p = self._memo[e.account_id]  # type: ignore[index]  # a login has an account_id (decode requires it)
-            p.sessions = (*p.sessions[-(self.max_sessions - 1):], ctx.hash_id(e.session_id))
+        out: list[Finding] = []
+        if e.outcome == "success":
+            out = self._use(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]  # account_id and account_type: decode requires the one, defaults the other
+            if e.session_id and e.account_type == "customer":
+                p = self._memo[e.account_id]  # type: ignore[index]  # a login has an account_id (decode requires it)
+                p.sessions = (*p.sessions[-(self.max_sessions - 1):], ctx.hash_id(e.session_id))
+        if e.ts > self._login_max:
+            self._login_max = e.ts
+            if self._late_due and self._late_due[0][0] <= e.ts:
+                out = out + self._judge_late(e.ts, ctx)
         return out
+
+    def on_time(self, now: float, ctx: Context) -> list[Finding]:
+        return self._judge_late(max(self._login_max, now - self.login_quiet), ctx)
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         return self._use(e, e.actor_id, e.actor_type, ctx)  # type: ignore[arg-type]  # actor_id and actor_type: decode requires the one, defaults the other
@@ -301,9 +346,93 @@ class OverseasServer(Detector):
         p.n += 1
         p.last = e.ts
         if c is not None:  # the common case: a place this identity uses
+            if self._late and e.kind == "login":
+                late = self._login_first(e, pid, ptype, p, key, ctx)
+                if late is not None:
+                    return late
             places[key] = c + 1
             return []
         return self._new_place(e, pid, ptype, p, key, ctx)
+
+    # --- late logins (h-par7) ----------------------------------------------------------------
+    def _login_first(self, e: Event, pid: str, ptype: str, p: _Profile, key: tuple[str, Any],
+                     ctx: Context) -> list[Finding] | None:
+        """A login dated at or before a read of the same account at the same place that is
+        still waiting (the read made the place known, the login came late): the place is the
+        login's, as if the login had come first. The read's verdict is dropped; the login is
+        judged at a new place, with the account's uses as they were before the read. None:
+        no such read."""
+        lk = (ctx.hash_id(pid), str(key[0]), str(key[1]))
+        w = self._late.get(lk)
+        if w is None or e.ts > w[_LATE_TS]:
+            return None
+        del self._late[lk]  # its heap entry is dropped when due
+        uses = p.places.pop(key)  # the read's and the account's later ones there
+        p.n -= uses
+        out = self._new_place(e, pid, ptype, p, key, ctx)
+        p.n += uses
+        if key in p.places:
+            p.places[key] += uses
+        return out
+
+    def _wait(self, e: Event, pid: str, key: tuple[str, Any], obs: Finding,
+              ctx: Context) -> list[Finding]:
+        """Put off the observation ``obs`` of a customer's read at a new place until the login
+        stream has passed the read by ``login_lateness``: a login dated before it that comes
+        later (up to that bound) makes the place the login's."""
+        lk = (ctx.hash_id(pid), str(key[0]), str(key[1]))
+        if lk in self._late:  # its profile was swept while a read of the place waits
+            return []
+        deadline = e.ts + self.login_lateness
+        sess = ctx.hash_id(e.session_id) if e.session_id else 0
+        self._late[lk] = [deadline, e.ts, obs, sess]
+        heapq.heappush(self._late_due, (deadline, *lk))
+        if self._login_max >= deadline:  # the login stream is already past it
+            return self._judge_late(self._login_max, ctx)
+        ctx.wake_at(deadline + self.login_quiet, self.id)
+        return []
+
+    def _judge_late(self, upto: float, ctx: Context) -> list[Finding]:
+        """The reads whose deadline is at most ``upto``, in (deadline, key) order: each one's
+        observation, its session now checked against the logins that came meanwhile."""
+        due = self._late_due
+        out: list[Finding] = []
+        while due and due[0][0] <= upto:
+            deadline, h, cc, asn = heapq.heappop(due)
+            lk = (h, cc, asn)
+            w = self._late.get(lk)
+            if w is None or w[_LATE_DEADLINE] != deadline:
+                continue
+            del self._late[lk]
+            obs: Finding = w[_LATE_OBS]
+            d = obs.extra[OBSERVATION]
+            if d["own"] is not True and w[_LATE_SESSION]:
+                p = self._profiles.get(h)
+                if p is not None and w[_LATE_SESSION] in p.sessions:
+                    d["own"] = True  # a late login of the account issued its session
+            out.append(obs)
+            self.__dict__.setdefault("_judged", set()).add(obs.entity_id)
+        return out
+
+    def undecided(self) -> dict[tuple[str, str], float]:
+        """Each subnet with a read still waiting for the login stream, at its earliest read's
+        time + ``login_lateness`` (when ``replay``'s login stream passes it)."""
+        out: dict[tuple[str, str], float] = {}
+        late = self.login_lateness
+        for w in self._late.values():
+            obs: Finding = w[_LATE_OBS]
+            ent = (obs.entity_kind, obs.entity_id)
+            at = w[_LATE_TS] + late
+            if at < out.get(ent, math.inf):
+                out[ent] = at
+        return out
+
+    def decided_for(self, f: Finding) -> float | None:
+        """A read's observation (put off for the login stream): its time + ``login_lateness``."""
+        if (f.detector == self.id and is_observation(f)
+                and f.extra[OBSERVATION].get("login") is False):
+            return f.ts + self.login_lateness
+        return None
 
     # --- a place new to the identity -------------------------------------------------------
     def _new_place(self, e: Event, pid: str, ptype: str, p: _Profile, key: tuple[str, Any],
@@ -321,6 +450,7 @@ class OverseasServer(Detector):
         known_elsewhere = p.n - 1 >= self.mature_uses and bool(p.places)
         findings: list[Finding] = []
         flagged = False
+        waiting: Finding | None = None
         if ptype == "customer":
             if cls == "hosting" and abroad and prob < self.rare_p:
                 flagged = True
@@ -337,8 +467,12 @@ class OverseasServer(Detector):
                 else:
                     own = bool(e.session_id and p.sessions
                                and ctx.hash_id(e.session_id) in p.sessions)
-                findings.append(self._observe(e, pid, ptype, p, prob, own, known_elsewhere,
-                                              river_score, ctx))
+                obs = self._observe(e, pid, ptype, p, prob, own, known_elsewhere, river_score,
+                                    ctx)
+                if e.kind == "login" or self.login_lateness <= 0:
+                    findings.append(obs)  # login_lateness 0: judged at once (before h-par7)
+                else:
+                    waiting = obs  # judged once the login stream passed it (h-par7)
         elif prob < self.staff_rare_p:
             flagged = True
             river_score = peer.scorer.score_one(None, surprise)
@@ -354,6 +488,8 @@ class OverseasServer(Detector):
             peer.learned += 1
             if country != "??" and cls != "private":
                 self._learn_country(country)
+        if waiting is not None:
+            return self._wait(e, pid, key, waiting, ctx)
         return findings
 
     def _observe(self, e: Event, pid: str, ptype: str, p: _Profile, prob: float, own: bool,
@@ -544,7 +680,16 @@ class OverseasServer(Detector):
 
     # --- housekeeping --------------------------------------------------------------------
     def expire(self, now: float) -> None:
-        for s in [s for s, src in self._sources.items() if now - src.last > self.window]:
+        # a subnet a waiting read will count against stays, and one a read just judged will
+        # (its observation is folded after this sweep): engine time may have jumped past the
+        # read (a topic running ahead)
+        waits = {w[_LATE_OBS].entity_id for w in self._late.values()}
+        judged = self.__dict__.get("_judged")
+        if judged:
+            waits |= judged
+            judged.clear()
+        for s in [s for s, src in self._sources.items()
+                  if now - src.last > self.window and s not in waits]:
             del self._sources[s]
         sweep = now >= self._next_sweep  # profiles live for weeks: sweep them ~24 times per ttl
         if sweep or now >= self._memo_until or len(self._memo) > self.memo_max:
@@ -561,14 +706,30 @@ class OverseasServer(Detector):
         if len(self._memo) > self.memo_max:
             self._memo.clear()  # a cache of profiles by raw id: refilled as ids come again
         n = evict(self._profiles, cap, _last)
+        judged = self.__dict__.get("_judged")
+        if judged is not None and len(judged) > cap > 0:
+            judged.clear()  # subnets kept from the next sweep only
+        n += evict(self._late, cap, _late_ts)  # an evicted read is not judged (h-par7)
+        due = self._late_due
+        if len(due) > 2 * cap > 0:  # entries of reads a login took or the cap shed: rebuild
+            due[:] = [(w[_LATE_DEADLINE], *k) for k, w in self._late.items()]
+            heapq.heapify(due)
         return n + evict(self._sources, cap, _last, _reported)
 
     def tracked(self) -> dict[str, int]:
-        return {"account": len(self._profiles), "subnet": len(self._sources)}
+        return {"account": len(self._profiles) + len(self._late), "subnet": len(self._sources)}
 
     def warmup(self) -> float:
         peer = self._peers.get("customer")
         return 0.0 if peer is None else min(1.0, peer.learned / self.grace)
+
+
+# a waiting read (``OverseasServer._late``): a list, so a checkpoint needs no new class
+_LATE_DEADLINE, _LATE_TS, _LATE_OBS, _LATE_SESSION = range(4)
+
+
+def _late_ts(w: list[Any]) -> float:
+    return float(w[_LATE_TS])
 
 
 def _pct(p: float) -> str:

@@ -450,3 +450,44 @@ def test_findings_a_hold_keeps_are_bounded_by_the_cap_and_go_at_the_end():
     assert b.pending == 4 and b.engine.stats["finding_released_early"] == 1  # the cap
     b.flush()
     assert b.pending == 0
+
+
+# --- h-par7: overseas_server's new place on a read waits for late logins ---------------------
+
+
+def _far(t: float, actor: str, ip: str, sid: str) -> dict[str, Any]:
+    from detectors.base import iso
+
+    return {"event_id": f"f-{actor}-{t}", "ts": iso(t), "actor_id": actor,
+            "actor_type": "customer", "subject_id": actor, "resource": "profile",
+            "action": "read", "src_ip": ip, "session_id": sid}
+
+
+def test_a_late_login_raises_no_new_place_info_in_one_engine_or_split():
+    """cust-a's login from a server abroad (vouched by its refresh token) arrives after the
+    read it issued, dated 1 s before it: no ``info`` in ``replay`` nor over 4 partitions (the
+    worker, which merges logins and reads by event time, takes the login first). cust-b reads
+    from another server with no login at all: its ``info`` is raised in both, at the read's
+    time. While the reads wait, their partition holds the subnet's episode in the builders."""
+    from detectors.base import iso
+
+    a, b = _on(4, 0, "cust-a"), _on(4, 1, "cust-b")
+    events: list[dict[str, Any]] = []
+    for who in (a, b):
+        events.append(_login(T6, who) | {"src_ip": "121.134.20.36"})
+        events += [_far(T6 + 1 + k, who, "121.134.20.36", f"s-{who}-{T6}") for k in range(4)]
+    events += [_far(T6 + 600, a, "138.199.3.73", "s-far-a"),
+               {**_login(T6 + 599, a), "src_ip": "138.199.3.73", "session_id": "s-far-a",
+                "method": "refresh"},
+               _far(T6 + 620, b, "3.101.4.4", "s-far-b"),
+               _far(T6 + 1200, a, "121.134.20.36", f"s-{a}-{T6}"),
+               _far(T6 + 1200, b, "121.134.20.36", f"s-{b}-{T6}")]
+    dets = ("overseas_server",)
+    one = replay(events, dets)
+    assert [(x["entity"]["id"], x["episode"]["started"]) for x in one] == [(b, iso(T6 + 620))]
+    assert pages(run_split(events, 4, dets)) == pages(one)
+    # the hold: partition 1's engine, after cust-b's read, names the subnet's episode
+    eng = Engine(EngineConfig(detectors=dets, relay_kinds=RELAY_KINDS))
+    for e in events[5:10] + [events[12]]:
+        eng.process_obj(e)
+    assert eng.relay_report()[1] == {("overseas_server", "subnet", "3.101.4.0/24"): T6 + 680}

@@ -12,6 +12,10 @@ T0 = 1750723200.0
 
 
 def engine(**params: Any) -> Engine:
+    """An engine of overseas_server whose reads are judged at once (``login_lateness`` 0):
+    these tests count what a subnet and an account see; the wait for late logins (h-par7)
+    has its own tests below, with the default."""
+    params.setdefault("login_lateness", 0.0)
     return Engine(EngineConfig(detectors=("overseas_server",), params={"overseas_server": params}))
 
 
@@ -280,3 +284,134 @@ def test_vpn_customers_with_tokens_from_before_the_watch_stay_quiet_a_server_sti
         _old_token_read(f, t + 3000 + 10 * i, f"c-{i}", "3.101.4.4", T0 - 6 * 3600)
     pages = [(a["entity"]["id"], a["severity"]) for a in f.alerts if a["severity"] != "info"]
     assert pages == [("3.101.4.0/24", "warning"), ("3.101.4.0/24", "critical")]
+
+
+# --- h-par7: a read at a new place waits for late logins (issue 14.5 / 17.5) ---------------
+
+SERVER = "138.199.3.73"  # a hosting network in the US (the red-team case: a login 1 s late)
+
+
+def _late_case(f: Feed, login_at: float, read_at: float, method: str = "refresh") -> None:
+    """c-0 (a history at home) reads from SERVER in the session its login there issued; the
+    login is dated ``login_at``, the read ``read_at`` (each sent in the order given)."""
+    home_customers(f, 6, random.Random(21))
+    if login_at <= read_at:
+        _read(f, read_at, "c-0", SERVER, "s-far")
+        _login(f, login_at, "c-0", SERVER, method, "s-far")
+    else:
+        _login(f, login_at, "c-0", SERVER, method, "s-far")
+        _read(f, read_at, "c-0", SERVER, "s-far")
+
+
+def _infos(alerts: list[dict]) -> list[tuple[str, str]]:
+    return [(a["entity"]["id"], a["episode"]["started"]) for a in alerts
+            if a["detector"] == "overseas_server"]
+
+
+def test_a_late_login_makes_the_new_place_its_own_as_if_it_came_first() -> None:
+    """The login (dated 1 s before the read) arrives after the read: the place is the login's,
+    as in the worker, which merges logins and reads by event time. Before h-par7 ``replay``
+    took the read first (a new place: an ``info`` on the account) and the worker did not."""
+    t = T0 + 3600
+    late = Feed(engine(login_lateness=60.0))
+    _late_case(late, t - 1, t)
+    late.eng.process_obj({"event_id": "x", "ts": t + 400, "account_id": "c-5",
+                          "outcome": "success", "src_ip": "121.134.9.9", "session_id": "x"})
+    late.alerts += late.eng.flush()
+    first = Feed(engine(login_lateness=60.0))
+    home_customers(first, 6, random.Random(21))
+    _login(first, t - 1, "c-0", SERVER, "refresh", "s-far")
+    _read(first, t, "c-0", SERVER, "s-far")
+    first.alerts += first.eng.flush()
+    assert _infos(late.alerts) == _infos(first.alerts) == []
+
+
+def test_a_password_login_come_late_is_judged_as_if_it_came_first() -> None:
+    """A password login at the server counts against it (stolen credentials): its ``info``
+    is the login's, at the login's time, whichever of the two arrived first."""
+    t = T0 + 3600
+    late = Feed(engine(login_lateness=60.0))
+    _late_case(late, t - 1, t, method="password")
+    late.alerts += late.eng.flush()
+    first = Feed(engine(login_lateness=60.0))
+    home_customers(first, 6, random.Random(21))
+    _login(first, t - 1, "c-0", SERVER, "password", "s-far")
+    _read(first, t, "c-0", SERVER, "s-far")
+    first.alerts += first.eng.flush()
+    from detectors.base import iso
+
+    assert _infos(late.alerts) == _infos(first.alerts) == [("c-0", iso(t - 1))]
+
+
+def test_a_new_place_with_no_login_is_judged_once_the_login_stream_passed_it() -> None:
+    """No login for the read: its ``info`` comes once a login dated ``login_lateness`` (60 s)
+    after the read is seen, stamped with the read's time (``replay``'s alert id)."""
+    from detectors.base import iso
+
+    t = T0 + 3600
+    f = Feed(engine(login_lateness=60.0))
+    home_customers(f, 6, random.Random(21))
+    assert _read(f, t, "c-0", SERVER, "s-x") == []
+    assert f.login(t + 59, "c-5", "121.134.9.9") == []  # not yet past the read's bound
+    out = f.login(t + 60, "c-5", "121.134.9.9")
+    assert _infos(out) == [("c-0", iso(t))]
+    # a login dated before the read that comes now is too late: the verdict stands
+    assert _login(f, t - 1, "c-0", SERVER, "refresh", "s-x") == []
+    assert _infos(f.alerts) == [("c-0", iso(t))]
+
+
+def test_with_no_login_stream_the_wait_is_bounded_as_unissued_sessions() -> None:
+    """With no login at all, the engine clock judges the read at its time + login_lateness +
+    login_quiet (360 s, unissued_session's bound); the end of input judges every read."""
+    from detectors.base import iso
+
+    t = T0 + 3600
+    f = Feed(engine(login_lateness=60.0, login_quiet=300.0))
+    home_customers(f, 6, random.Random(21))
+    _read(f, t, "c-0", SERVER, "s-x")
+    assert f.access(t + 359, "c-1", "121.134.9.9") == []
+    assert _infos(f.access(t + 361, "c-1", "121.134.9.9")) == [("c-0", iso(t))]
+    g = Feed(engine(login_lateness=60.0))
+    home_customers(g, 6, random.Random(21))
+    _read(g, t, "c-0", SERVER, "s-x")
+    assert _infos(g.eng.flush()) == [("c-0", iso(t))]
+
+
+def test_reads_waiting_for_logins_are_tracked_and_held_to_the_cap() -> None:
+    from detectors.base import Finding
+
+    f = Feed(engine(login_lateness=60.0))
+    det = f.eng.detectors["overseas_server"]
+    n = 60
+    for i in range(n):  # first uses at home, then one read each from a server abroad
+        f.access(T0 + i, f"c-{i}", "121.134.5.5")
+        for k in range(3):
+            f.access(T0 + i + 0.1 * (k + 1), f"c-{i}", "121.134.5.5")
+    for i in range(n):
+        _read(f, T0 + 1000 + i, f"c-{i}", SERVER, f"s-{i}")
+    assert len(det._late) == n and det.tracked()["account"] == 2 * n
+    held = det.undecided()
+    assert held == {("subnet", "138.199.3.0/24"): T0 + 1000 + 60.0}
+    obs = det._late[next(iter(det._late))][2]
+    assert isinstance(obs, Finding) and det.decided_for(obs) == obs.ts + 60.0
+    assert det.shed(20) > 0 and len(det._late) <= 20
+    assert min(w[1] for w in det._late.values()) > T0 + 1000 + n - 20 - 1  # the newest stay
+
+
+def test_a_read_waiting_for_logins_survives_a_checkpoint() -> None:
+    from detectors.base import iso
+    from detectors.geo import default_geo
+    from streams.checkpoint import restore, snapshot
+    from streams.snapshot import StateKeys
+
+    keys = StateKeys(["test-state-key-0123456789"])
+    t = T0 + 3600
+    f = Feed(engine(login_lateness=60.0))
+    home_customers(f, 6, random.Random(21))
+    _read(f, t, "c-0", SERVER, "s-x")
+    _read(f, t + 5, "c-1", SERVER, "s-y")
+    blob = snapshot(f.eng, {}, keys=keys, context="t/0")
+    back, _ = restore(blob, default_geo(), f.eng.ctx.directory, keys=keys, context="t/0")
+    g = Feed(back)
+    _login(g, t - 1, "c-1", SERVER, "refresh", "s-y")  # late: c-1's place is its login's
+    assert _infos(g.eng.flush()) == [("c-0", iso(t))]
