@@ -244,6 +244,8 @@ class OverseasServer(Detector):
         self._login_max = float("-inf")  # newest login ts seen (any outcome)
         self._late: dict[tuple[int, str, str], list[Any]] = {}  # reads waiting (_LATE_* fields)
         self._late_due: list[tuple[float, int, str, str]] = []  # heap of (deadline, *key)
+        #: subnets a waiting read was just judged for: kept from the next sweep (``expire``)
+        self._judged: set[str] = set()
         self.skew = skew  # issue 14 item 6: tokens issued before the watch (as unissued_session)
         self.max_token_lifetime = max_token_lifetime
         self.max_sessions = max(1, max_sessions)
@@ -285,6 +287,7 @@ class OverseasServer(Detector):
         state.setdefault("_login_max", float("-inf"))
         state.setdefault("_late", {})
         state.setdefault("_late_due", [])
+        state.setdefault("_judged", set())
         self.__dict__.update(state)
 
     # --- state ---------------------------------------------------------------------------
@@ -411,7 +414,7 @@ class OverseasServer(Detector):
                 if p is not None and w[_LATE_SESSION] in p.sessions:
                     d["own"] = True  # a late login of the account issued its session
             out.append(obs)
-            self.__dict__.setdefault("_judged", set()).add(obs.entity_id)
+            self._judged.add(obs.entity_id)
         return out
 
     def undecided(self) -> dict[tuple[str, str], float]:
@@ -684,10 +687,9 @@ class OverseasServer(Detector):
         # (its observation is folded after this sweep): engine time may have jumped past the
         # read (a topic running ahead)
         waits = {w[_LATE_OBS].entity_id for w in self._late.values()}
-        judged = self.__dict__.get("_judged")
-        if judged:
-            waits |= judged
-            judged.clear()
+        if self._judged:
+            waits |= self._judged
+            self._judged.clear()
         for s in [s for s, src in self._sources.items()
                   if now - src.last > self.window and s not in waits]:
             del self._sources[s]
@@ -706,9 +708,8 @@ class OverseasServer(Detector):
         if len(self._memo) > self.memo_max:
             self._memo.clear()  # a cache of profiles by raw id: refilled as ids come again
         n = evict(self._profiles, cap, _last)
-        judged = self.__dict__.get("_judged")
-        if judged is not None and len(judged) > cap > 0:
-            judged.clear()  # subnets kept from the next sweep only
+        if len(self._judged) > cap > 0:
+            self._judged.clear()  # subnets kept from the next sweep only
         n += evict(self._late, cap, _late_ts)  # an evicted read is not judged (h-par7)
         due = self._late_due
         if len(due) > 2 * cap > 0:  # entries of reads a login took or the cap shed: rebuild

@@ -303,6 +303,17 @@ def _late_case(f: Feed, login_at: float, read_at: float, method: str = "refresh"
         _read(f, read_at, "c-0", SERVER, "s-far")
 
 
+def _in_order(login_at: float, read_at: float, method: str) -> Feed:
+    """``_late_case``'s login and read taken in event time order (the login first), to the
+    end of input: what the worker's merge of the two topics gives."""
+    first = Feed(engine(login_lateness=60.0))
+    home_customers(first, 6, random.Random(21))
+    _login(first, login_at, "c-0", SERVER, method, "s-far")
+    _read(first, read_at, "c-0", SERVER, "s-far")
+    first.alerts += first.eng.flush()
+    return first
+
+
 def _infos(alerts: list[dict]) -> list[tuple[str, str]]:
     return [(a["entity"]["id"], a["episode"]["started"]) for a in alerts
             if a["detector"] == "overseas_server"]
@@ -318,11 +329,7 @@ def test_a_late_login_makes_the_new_place_its_own_as_if_it_came_first() -> None:
     late.eng.process_obj({"event_id": "x", "ts": t + 400, "account_id": "c-5",
                           "outcome": "success", "src_ip": "121.134.9.9", "session_id": "x"})
     late.alerts += late.eng.flush()
-    first = Feed(engine(login_lateness=60.0))
-    home_customers(first, 6, random.Random(21))
-    _login(first, t - 1, "c-0", SERVER, "refresh", "s-far")
-    _read(first, t, "c-0", SERVER, "s-far")
-    first.alerts += first.eng.flush()
+    first = _in_order(t - 1, t, "refresh")
     assert _infos(late.alerts) == _infos(first.alerts) == []
 
 
@@ -333,11 +340,7 @@ def test_a_password_login_come_late_is_judged_as_if_it_came_first() -> None:
     late = Feed(engine(login_lateness=60.0))
     _late_case(late, t - 1, t, method="password")
     late.alerts += late.eng.flush()
-    first = Feed(engine(login_lateness=60.0))
-    home_customers(first, 6, random.Random(21))
-    _login(first, t - 1, "c-0", SERVER, "password", "s-far")
-    _read(first, t, "c-0", SERVER, "s-far")
-    first.alerts += first.eng.flush()
+    first = _in_order(t - 1, t, "password")
     from detectors.base import iso
 
     assert _infos(late.alerts) == _infos(first.alerts) == [("c-0", iso(t - 1))]
