@@ -34,6 +34,7 @@ from datasketches import (
     update_theta_sketch,
 )
 
+_new = object.__new__
 _EMPTY: frozenset[int] = frozenset()  # shared by every empty counter (a set costs 216 bytes)
 THETA_SEED = 9001  # datasketches' default; inputs are already salted digests
 LG_K = 12
@@ -49,6 +50,14 @@ class DistinctCounter:
         self.exact_max = exact_max
         self._upd: update_theta_sketch | None = None
         self._merged: compact_theta_sketch | None = None  # from unions with other sketches
+
+    @classmethod
+    def empty(cls, exact_max: int = 128) -> DistinctCounter:
+        """``DistinctCounter(exact_max)`` with its slots set directly, without ``__init__``'s
+        frame (speed, issue 14: bulk_lookup builds two per window view)."""
+        c = _new(cls)
+        c.exact, c.exact_max, c._upd, c._merged = _EMPTY, exact_max, None, None
+        return c
 
     # --- updates -----------------------------------------------------------------------
     def _promote(self) -> None:

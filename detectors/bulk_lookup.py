@@ -117,7 +117,6 @@ from typing import TYPE_CHECKING, Any
 from river import anomaly, stats
 
 from ._cap import evict
-from ._sketch import _EMPTY as _EMPTY_IDS
 from ._sketch import DistinctCounter
 from .base import SEVERITIES, Detector, Finding, ev, iso
 from .river_compat import hst_learn_walked, hst_score
@@ -214,7 +213,6 @@ class Partial:
 
 
 _new_partial = object.__new__  # a Partial with no field set yet (Combiner._partial sets all)
-_new_counter = object.__new__  # a DistinctCounter with no slot set yet (as above)
 
 
 def merge_partials(a: Partial, b: Partial) -> Partial:
@@ -432,12 +430,10 @@ class Combiner:
         the window is kept, plus the sketch of the datacenter subset; such counts add up across
         workers because data-access is partitioned by actor and these reads are self-reads.
         """
-        # exact within a window: merging ints is cheap. Both counters are
-        # ``DistinctCounter(_WINDOW_EXACT)``, empty, their slots set here (speed, issue 14:
-        # two per window view; test_a_window_view_holds_what_the_dataclass_would_build
-        # in tests/test_bulk_lookup.py compares them with the constructor's)
-        d = _new_counter(DistinctCounter)
-        d.exact, d.exact_max, d._upd, d._merged = _EMPTY_IDS, _WINDOW_EXACT, None, None
+        # exact within a window: merging ints is cheap (``DistinctCounter.empty``: two per
+        # window view; test_a_window_view_holds_what_the_dataclass_would_build in
+        # tests/test_bulk_lookup.py compares them with the constructor's)
+        d = DistinctCounter.empty(_WINDOW_EXACT)
         lo = hi = None
         numeric = 0
         if sketch:
@@ -459,8 +455,7 @@ class Combiner:
                     if hi is None or v > hi:
                         hi = v
             d.exact = set(hs)  # a fresh counter, exact up to 2**30: what update_many would do
-        sus = _new_counter(DistinctCounter)
-        sus.exact, sus.exact_max, sus._upd, sus._merged = _EMPTY_IDS, _WINDOW_EXACT, None, None
+        sus = DistinctCounter.empty(_WINDOW_EXACT)
         if a.sus:
             hs = []
             for s in a.sus:

@@ -365,7 +365,7 @@ class OverseasServer(Detector):
         login's, as if the login had come first. The read's verdict is dropped; the login is
         judged at a new place, with the account's uses as they were before the read. None:
         no such read."""
-        lk = (ctx.hash_id(pid), str(key[0]), str(key[1]))
+        lk = _late_key(pid, key, ctx)
         w = self._late.get(lk)
         if w is None or e.ts > w[_LATE_TS]:
             return None
@@ -383,7 +383,7 @@ class OverseasServer(Detector):
         """Put off the observation ``obs`` of a customer's read at a new place until the login
         stream has passed the read by ``login_lateness``: a login dated before it that comes
         later (up to that bound) makes the place the login's."""
-        lk = (ctx.hash_id(pid), str(key[0]), str(key[1]))
+        lk = _late_key(pid, key, ctx)
         if lk in self._late:  # its profile was swept while a read of the place waits
             return []
         deadline = e.ts + self.login_lateness
@@ -727,6 +727,11 @@ class OverseasServer(Detector):
 
 # a waiting read (``OverseasServer._late``): a list, so a checkpoint needs no new class
 _LATE_DEADLINE, _LATE_TS, _LATE_OBS, _LATE_SESSION = range(4)
+
+
+def _late_key(pid: str, key: tuple[str, Any], ctx: Context) -> tuple[int, str, str]:
+    """A waiting read's key in ``OverseasServer._late``: the identity's digest and the place."""
+    return (ctx.hash_id(pid), str(key[0]), str(key[1]))
 
 
 def _late_ts(w: list[Any]) -> float:
