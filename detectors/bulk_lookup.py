@@ -197,6 +197,11 @@ class Partial:
     #: this kind (the scorer learns home countries from every sender's traffic, ``ViewPool``)
     reads: dict[str, int] = field(default_factory=dict)
     early: bool = False  # reported mid-window (a burst), not at the window's close
+    #: a key's reads in the window, ``[time, salted digest, datacenter read, event id]`` each,
+    #: in order (``Combiner.timeline``: views sent to a scorer that merges partitions' shares,
+    #: which replays them to find where one engine's accumulator burst, ``ViewPool``); None:
+    #: not kept (one engine, or more than ``Combiner.timeline`` reads)
+    timeline: list[list[Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {s: getattr(self, s) for s in self.__slots__}
@@ -235,6 +240,7 @@ def merge_partials(a: Partial, b: Partial) -> Partial:
     a.source_ids = sorted(set(a.source_ids) | set(b.source_ids))
     if a.sketched:
         a.n_distinct = len(a.distinct)
+    a.timeline = None if a.timeline is None or b.timeline is None else a.timeline + b.timeline
     if not a.net_class:
         a.country, a.net_class, a.org = b.country, b.net_class, b.org
     return a
@@ -244,7 +250,7 @@ class _Acc:
     """Transient accumulator of one entity in the current window: raw ids, never kept."""
 
     __slots__ = ("subjects", "net", "ptype", "sus", "count", "records", "first", "last", "eids",
-                 "sources", "ips", "limit")
+                 "sources", "ips", "limit", "reads")
 
     def __init__(self, net: NetInfo | None, ptype: str, ts: float, sus: bool = False,
                  ips: bool = False) -> None:
@@ -260,10 +266,20 @@ class _Acc:
         self.sources = 0
         self.ips: list[str] | None = [] if ips else None  # addresses rolled into a subnet / AS
         self.limit = 0  # accounts at which the accumulator reports early (0: never)
+        #: a key's reads (time, account, datacenter read, event id) while ``Combiner.timeline``
+        self.reads: list[tuple[float, str, bool, str]] | None = None
 
 
 class Combiner:
     """Accumulates one worker's events per short window; ``drain`` yields the partials."""
+
+    #: the most reads of one key in one window kept for its view's ``timeline`` (0: none, one
+    #: engine: it judges its own bursts). Set by the detector when keys' views are scored
+    #: elsewhere (h-par8): a scorer merging several partitions' shares replays the reads to
+    #: find the one at which one engine's accumulator reached ``burst_dc``. Past it the
+    #: view goes without (judged at the window's close, as before; ``stats``)
+    timeline = 0
+    timeline_dropped = 0
 
     def __init__(self, window: float = 60.0, track_min: int = 3, burst: int = 25,
                  burst_dc: int = 8) -> None:
@@ -306,9 +322,18 @@ class Combiner:
                 if b is None:
                     b = self.key[k] = _Acc(None, "customer", ts, sus=True)
                     b.eids.append(e.event_id)
+                    if self.timeline:
+                        b.reads = []
                 b.subjects.add(subj)
                 b.count += 1
                 b.last = ts
+                reads = getattr(b, "reads", None)  # (an accumulator restored from before)
+                if reads is not None:
+                    if len(reads) < self.timeline:
+                        reads.append((ts, subj, e.net.net_class in _SUS, e.event_id))
+                    else:
+                        b.reads = None
+                        self.timeline_dropped += 1
                 if e.net.net_class in _SUS:
                     b.sus.add(subj)  # type: ignore[union-attr]  # a key's accumulator is built with sus=True
                     if len(b.eids) < _SAMPLE:
@@ -415,7 +440,17 @@ class Combiner:
         for (kind, ent), r in rollup.items():
             out.append(self._partial(kind, ent, window, r, digests, hash_id))
         for k, b in keys.items():
-            out.append(self._partial("key", k, window, b, digests, hash_id, False))
+            p = self._partial("key", k, window, b, digests, hash_id, False)
+            reads = getattr(b, "reads", None)
+            if reads is not None:
+                tl = []
+                for ts, s, dc, eid in reads:
+                    h = digests.get(s)
+                    if h is None:
+                        h = digests[s] = hash_id(s)
+                    tl.append([ts, h, dc, eid])
+                p.timeline = tl
+            out.append(p)
         for act, c in actors.items():
             internal = c.ptype == "service" and c.net is not None and c.net.net_class == "private"
             out.append(self._partial("actor", act, window, c, digests, hash_id, not internal))
@@ -478,7 +513,7 @@ class Combiner:
         else:
             p.country, p.net_class, p.org = "??", "", ""
         p.principal_type, p.n_distinct, p.sketched = a.ptype, len(a.subjects), sketch
-        p.home, p.reads, p.early = None, {}, False
+        p.home, p.reads, p.early, p.timeline = None, {}, False, None
         if a.ips:
             p.source_ids = sorted({hash_id(ip) for ip in a.ips})
         return p
@@ -592,7 +627,10 @@ def _checked(p: Partial) -> Partial:
           and all(type(c) is str and type(n) is int for c, n in p.reads.items())
           and all(type(v) is str for v in (p.country, p.net_class, p.org, p.principal_type))
           and type(p.sketched) is bool and type(p.early) is bool
-          and p.home in (None, True, False))
+          and p.home in (None, True, False)
+          and (p.timeline is None or (isinstance(p.timeline, list) and all(
+              type(r) is list and len(r) == 4 and num(r[0]) and type(r[1]) is int
+              and type(r[2]) is bool and type(r[3]) is str for r in p.timeline))))
     if not (ok and num(p.first) and num(p.last)):
         raise ValueError("a window view with a field of the wrong type")
     p.window = float(p.window)
@@ -694,8 +732,7 @@ class ViewPool:
             out.extend(self._merged(views.pop(min(views))))
         return out
 
-    @staticmethod
-    def _merged(views: list[Partial]) -> list[dict[str, Any]]:
+    def _merged(self, views: list[Partial]) -> list[dict[str, Any]]:
         parts = sorted(views, key=lambda p: (p.first, p.last))
         one: dict[tuple[str, str], Partial] = {}
         early: list[Partial] = []
@@ -715,6 +752,20 @@ class ViewPool:
                 one[(p.kind, p.entity)] = p
             else:
                 merge_partials(q, p)
+        det = self.engine.detectors.get("bulk_lookup")
+        comb = det.combiner if isinstance(det, BulkLookup) else None
+        for k, q in list(one.items()):
+            if q.timeline is None:
+                continue
+            tl, q.timeline = q.timeline, None
+            if comb is None or k in comb.paged or sum(r[2] for r in tl) < comb.burst_dc:
+                continue  # no burst in one engine: the window's merged view
+            burst, rest = _key_bursts(q, tl, comb.burst_dc)
+            early.extend(burst)
+            if rest is None:
+                del one[k]
+            else:
+                one[k] = rest
         # one engine's order: the bursts as they happened, then the window's close
         early.sort(key=lambda p: (p.last, p.first))
         order = early + sorted([*one.values(), *whole], key=lambda p: (
@@ -723,6 +774,44 @@ class ViewPool:
             w = parts[0].window
             order.insert(0, Partial("countries", "", w, first=w, last=w, reads=dict(reads)))
         return [{"detector": BulkLookup.id, "partial": p.to_dict()} for p in order]
+
+def _key_bursts(q: Partial, timeline: list[list[Any]], burst_dc: int
+                ) -> tuple[list[Partial], Partial | None]:
+    """A key's window as one engine's accumulator saw it (h-par8): its reads of every
+    partition (``timeline``) in time order, reported early at the read that made ``burst_dc``
+    datacenter accounts (``Combiner.add``), the rest of the window a view of its own (None:
+    no read after the burst). One burst at most: the key is paged by it, as a rule (one
+    engine reports no burst of a paged key; whether this one pages is known once scored)."""
+    reads = sorted(timeline, key=lambda r: r[0])
+
+    def view(part: list[list[Any]], early: bool) -> Partial:
+        subjects: set[int] = set()
+        sus: set[int] = set()
+        eids = [part[0][3]]
+        for _, h, dc, eid in part:
+            subjects.add(h)
+            if dc:
+                sus.add(h)
+                if len(eids) < _SAMPLE:
+                    eids.append(eid)
+        d = DistinctCounter.empty(_WINDOW_EXACT)
+        sd = DistinctCounter.empty(_WINDOW_EXACT)
+        sd.exact = sus
+        return Partial("key", q.entity, q.window, count=len(part), distinct=d, sus=sd,
+                       first=part[0][0], last=part[-1][0], event_ids=eids,
+                       country=q.country, net_class=q.net_class, org=q.org,
+                       principal_type=q.principal_type, n_distinct=len(subjects),
+                       sketched=False, early=early)
+
+    seen: set[int] = set()
+    for i, r in enumerate(reads):
+        if r[2]:
+            seen.add(r[1])
+            if len(seen) == burst_dc:
+                return [view(reads[: i + 1], True)], (view(reads[i + 1:], False)
+                                                      if i + 1 < len(reads) else None)
+    return [], q
+
 
 class BulkLookup(Detector):
     id = "bulk_lookup"
@@ -756,8 +845,11 @@ class BulkLookup(Detector):
                  hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42,
                  staff_tz_hours: float = 9.0, staff_own_days: int = 5,
                  staff_day_min: int = 25, staff_idle_days: float = 10.0,
-                 access_quiet: float = 60.0) -> None:
+                 access_quiet: float = 60.0, key_timeline: int = 4096) -> None:
         self.window = window
+        # h-par8: the most reads of a key per window and partition sent with its view when
+        # keys are scored where several partitions' shares meet (``Combiner.timeline``)
+        self.key_timeline = key_timeline
         # issue 14 item 5: a window waits for the access stream's time to pass its end, at
         # most this long past it in other event time (``on_time``)
         self.access_quiet = access_quiet
@@ -802,6 +894,7 @@ class BulkLookup(Detector):
                 out = self.close_window(ctx)
             self._win_end = e.ts - e.ts % self.window + self.window
             ctx.wake_at(self._win_end, self.id)
+            self.combiner.timeline = self.key_timeline if "key" in self.remote_kinds else 0
         comb = self.combiner
         comb.add(e)
         if comb.hot:  # a burst: judge it now rather than at the end of the window
@@ -893,7 +986,7 @@ class BulkLookup(Detector):
         self.__dict__.setdefault("_handed", {})
         for k, v in (("staff_off", 9 * HOUR), ("staff_own_days", 5), ("staff_day_min", 25),
                      ("staff_idle", 10 * DAY), ("_peers_d", {}), ("_peer_d_n", {}),
-                     ("access_quiet", 60.0)):
+                     ("access_quiet", 60.0), ("key_timeline", 4096)):
             self.__dict__.setdefault(k, v)
         self.__dict__.setdefault("_kind_n", {})  # from before the counts: ``tracked`` counts
         self.__dict__.setdefault("_due", None)  # from before the queue: a whole pass first

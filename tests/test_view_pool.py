@@ -166,3 +166,46 @@ def test_a_view_of_the_wrong_shape_is_refused_when_it_arrives(field: str, value:
     pool.add(0, good)
     pool.advance(0, T0 + 500.0, flushed=True)
     assert [m["partial"]["entity"] for m in pool.release()] == [good["partial"]["entity"]]
+
+
+# --- h-par8: a key's burst from shares -------------------------------------------------------
+
+
+@pytest.mark.parametrize("parts", [2, 4])
+def test_a_keys_burst_split_over_partitions_pages_at_the_replays_read(parts: int) -> None:
+    """Eleven customers read their own records through one signing key, each from a server
+    abroad of its own, within a minute; their reads spread over the partitions, no
+    partition's share reaches ``burst_dc`` (8) datacenter accounts. One engine's accumulator
+    judges the key at once at the 8th account's read (the episode starts there), then the
+    rest of the window at its close. Merged from shares without their reads' times, the key
+    was judged at the window's close: another start, another alert id."""
+    who = spread(11, parts)
+    events = [read(c, T0 + 3 * k, ip=f"3.101.7.{k + 1}") for k, c in enumerate(who)]
+    events.append(read(10_000, T0 + 200, ip="211.45.1.9"))  # closes the window
+    one = replay(events, BULK)
+    assert [a["episode"]["started"] for a in one if a["entity"]["kind"] == "key"][:1] == [
+        "2025-06-24T03:00:21.000Z"]  # the 8th account's read
+    assert pages(run_split(events, parts, BULK)) == pages(one)
+
+
+def test_a_key_view_carries_its_reads_only_where_shares_are_merged() -> None:
+    """An input engine that hands keys' views out sends each key view with its reads (time,
+    salted digest, datacenter read, event id); one engine scoring its own views keeps none,
+    and a timeline of the wrong shape is refused when it arrives."""
+    sender = Engine(EngineConfig(remote_kinds=REMOTE_KINDS))
+    alone = Engine(EngineConfig(detectors=BULK))
+    for i in range(3):
+        sender.process_obj(read(i, T0 + i))
+        alone.process_obj(read(i, T0 + i))
+    sender.flush()
+    views = [m for m in sender.drain_partials() if m["partial"]["kind"] == "key"]
+    assert len(views) == 1
+    tl = views[0]["partial"]["timeline"]
+    assert [(r[0], r[2], r[3]) for r in tl] == [(T0 + i, True, f"e{i}-{T0 + i}")
+                                               for i in range(3)]
+    assert all(type(r[1]) is int for r in tl) and "c-0" not in str(tl)
+    assert alone.detectors["bulk_lookup"].combiner.timeline == 0
+    pool = ViewPool(Engine(EngineConfig(detectors=BULK)), 1)
+    views[0]["partial"]["timeline"] = [[T0, "c-0", True, "e0"]]
+    with pytest.raises(ValueError):
+        pool.add(0, views[0])
