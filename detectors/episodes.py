@@ -47,10 +47,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from .base import ENTITY_KINDS, Finding, finding_from_fields, finding_message
+from .base import ENTITY_KINDS, Finding, finding_from_fields, finding_message, is_observation
 from .engine import Engine
 
 #: the entity kinds relayed by default: every one (an account's findings come from its own
@@ -121,10 +122,25 @@ class EpisodeBuilder:
     (``EngineConfig(detectors=OBSERVERS)``; ``()`` when no observation is relayed); its
     episode code and settings (``episode_gap``, ``episode_lateness``) make the alerts, its
     detectors fold the observations (``Detector.on_observation``) in the same order, and the
-    builder keeps its state on it (checkpointed with it)."""
+    builder keeps its state on it (checkpointed with it).
 
-    def __init__(self, engine: Engine, partitions: int) -> None:
+    ``me`` and ``route`` (h-par8): this builder's index among the ``partitions`` builders and
+    the builder index of a finding's episode (the partition of its :func:`finding_key`). A
+    finding an observation makes here about an entity whose episode is another builder's
+    (overseas_server's ``info`` on the account, made where the subnet's uses are counted) is
+    not made an episode here: it is kept, stamped with the time the observation was made at,
+    for :meth:`Engine.drain_findings` of this builder's engine, to be sent to that builder
+    (:meth:`add` with ``builder=True``). A builder with a ``me`` then also waits, before
+    taking a finding, for every other builder to report its time past it
+    (:meth:`advance_peer`, the time of :meth:`passed` after its findings were sent): a
+    finding another builder makes is made at a time it has passed. Without (None) findings
+    are made episodes where they are made, as before."""
+
+    def __init__(self, engine: Engine, partitions: int, me: int | None = None,
+                 route: Callable[[Finding], int] | None = None) -> None:
         self.engine = engine
+        self.me = me
+        self.route = route
         d = engine.__dict__
         d.setdefault("_relay_pending", [])  # heap of (at, ts, partition, origin, seq, finding)
         d.setdefault("_relay_parked", {})  # episode -> heap of its findings a hold keeps
@@ -138,10 +154,12 @@ class EpisodeBuilder:
         d = self.engine.__dict__
         return len(d["_relay_pending"]) + sum(map(len, d.get("_relay_parked", {}).values()))
 
-    def add(self, msg: dict[str, Any], partition: int) -> None:
-        """Hold a finding of input partition ``partition`` (from ``drain_findings``); one
-        already taken (same origin, seq not newer) is dropped. Raises ValueError for a
-        message that is not a finding."""
+    def add(self, msg: dict[str, Any], partition: int, builder: bool = False) -> None:
+        """Hold a finding of input partition ``partition`` (from ``drain_findings``), or,
+        ``builder``, one builder ``partition`` made about an episode of this one (taken
+        after the input partitions' findings of the same time); one already taken (same
+        origin, seq not newer) is dropped. Raises ValueError for a message that is not a
+        finding."""
         eng = self.engine
         origin, seq, at = msg.get("origin"), msg.get("seq"), msg.get("at")
         if not isinstance(origin, str) or not isinstance(seq, int):
@@ -154,8 +172,19 @@ class EpisodeBuilder:
             eng.rejected["duplicate_finding"] += 1
             return
         seen[origin] = seq
+        if builder:
+            partition += eng.__dict__["_relay_partitions"]
         heapq.heappush(eng.__dict__["_relay_pending"],
                        (float(at), f.ts, partition, origin, seq, f))
+
+    def advance_peer(self, builder: int, now: float) -> list[dict[str, Any]]:
+        """Builder ``builder`` sent every finding it made for the others before ``now`` (its
+        :meth:`passed`, reported after its sends): the alerts of the findings this builder
+        may now take."""
+        if not math.isfinite(now):
+            raise ValueError("a builder's time is not a finite number")
+        self.engine.__dict__.setdefault("_relay_peers", {})[builder] = now
+        return self.release()
 
     def advance(self, partition: int, now: float, flushed: bool = False,
                 holds: dict[tuple[str, str, str], float] | None = None
@@ -190,6 +219,11 @@ class EpisodeBuilder:
         n = eng.__dict__["_relay_partitions"]
         low = -math.inf if any(p not in prog for p in range(n)) else min(
             prog[p] for p in range(n))
+        if self.me is not None:  # and every other builder's (h-par8)
+            peers: dict[int, float] = eng.__dict__.get("_relay_peers", {})
+            for k in range(n):
+                if k != self.me:
+                    low = min(low, peers.get(k, -math.inf))
         holds = self._holds()
         if len(eng.__dict__.get("_relay_flushed", ())) >= n:
             low, holds = math.inf, {}  # every partition at the end of its input
@@ -217,6 +251,20 @@ class EpisodeBuilder:
     def flush(self) -> list[dict[str, Any]]:
         """End of input: every finding held, in order."""
         return self._take(math.inf)
+
+    def head(self) -> tuple[Any, ...] | None:
+        """The order key (time made at, event time, partition, origin, seq) of the first
+        finding held, parked or not; None: none held. With :meth:`take_one`, several
+        builders' ends of input are merged in one engine's order (``local.split``: a
+        finding one of them makes at the end goes to another, h-par8)."""
+        d = self.engine.__dict__
+        firsts = [h[0] for h in (d["_relay_pending"], *d.get("_relay_parked", {}).values())
+                  if h]
+        return min(firsts)[:5] if firsts else None
+
+    def take_one(self) -> list[dict[str, Any]]:
+        """End of input: the first finding held (:meth:`head`), holds or not."""
+        return self._take(math.inf, 1)
 
     def _holds(self) -> dict[tuple[str, str, str], float]:
         """Every input partition's holds, the earliest per episode."""
@@ -265,7 +313,22 @@ class EpisodeBuilder:
                 if at >= eng._next_expire:
                     eng._expire(at)
             eng.stats["finding"] += 1
-            out.extend(eng._alerts([f]))
+            route = self.route
+            if route is None or not is_observation(f):
+                out.extend(eng._alerts([f]))
+                continue
+            # an observation folded here: what it makes about another builder's episode is
+            # sent there, at the time the observation was made (h-par8)
+            mine = []
+            box: list[tuple[float, Finding]] = eng.__dict__.setdefault("_relay_box", [])
+            for g in eng._observed([f]):
+                if route(g) == self.me:
+                    mine.append(g)
+                else:
+                    box.append((at, g))
+                    eng.stats["finding_forwarded"] += 1
+            if mine:
+                out.extend(eng._alerts(mine))
         return out
 
 

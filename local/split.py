@@ -9,7 +9,10 @@ every engine. With several partitions, as ``streams.app`` wires them:
 - bulk_lookup's views of sources and keys go to a scorer engine by family
   (``streams.combine.partial_key``), merged per entity and window before scoring
   (``detectors.bulk_lookup.ViewPool``);
-- every finding goes to an episode builder by entity (``detectors.episodes.finding_key``).
+- every finding goes to an episode builder by entity (``detectors.episodes.finding_key``);
+  a finding a builder makes about another builder's episode (an observation folded there)
+  goes on to that builder, which waits for every builder's time as well as every input
+  partition's (``EpisodeBuilder(me=, route=)``, h-par8).
 
 Pure and in one process: a fast check that a change of the detectors or the builders keeps
 ``demo --partitions N``'s alert ids equal to ``replay``'s (``tests/test_episodes_relay.py``,
@@ -19,6 +22,7 @@ Pure and in one process: a fast check that a change of the detectors or the buil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,8 +102,12 @@ def run_split(events: list[dict[str, Any]], parts: int,
                ] if remote else []
     pools = [ViewPool(s, parts) for s in scorers] if views_in_order and parts > 1 else []
     seq = [0] * parts
-    builders = [EpisodeBuilder(Engine(EngineConfig(detectors=OBSERVERS)), parts)
-                for _ in range(parts)] if kinds else []
+
+    def route(f: Any) -> int:
+        return partition_for(hold_key((f.detector, f.entity_kind, f.entity_id), SALT), parts)
+
+    builders = [EpisodeBuilder(Engine(EngineConfig(detectors=OBSERVERS)), parts, k, route)
+                for k in range(parts)] if kinds else []
     alerts: list[dict[str, Any]] = []
 
     def take(b: int, objs: list[Any]) -> None:
@@ -131,6 +139,19 @@ def run_split(events: list[dict[str, Any]], parts: int,
             mine[partition_for(hold_key(key, SALT), parts)][key] = at
         for k, bd in enumerate(builders):
             alerts.extend(bd.advance(p, now, holds=mine[k]))
+        forward()
+
+    def forward() -> None:
+        """Each builder's findings about the others' episodes, then its time (h-par8)."""
+        for j, bd in enumerate(builders):
+            for m in bd.engine.drain_findings():
+                builders[partition_for(finding_key(m, SALT), parts)].add(m, j, builder=True)
+            t = bd.passed()
+            if t == -math.inf:
+                continue
+            for k, other in enumerate(builders):
+                if k != j:
+                    alerts.extend(other.advance_peer(j, t))
 
     order = split(events, parts)
     if skew:
@@ -159,6 +180,9 @@ def run_split(events: list[dict[str, Any]], parts: int,
         for m in pools[s].release(everything=True) if pools else ():
             alerts.extend(scorer.observe_partial(m))
         alerts.extend(scorer.flush())
-    for bd in builders:
-        alerts.extend(bd.flush())
-    return alerts
+    while True:  # one engine's order across the builders: what one makes may go to another
+        heads = [(h, k) for k, bd in enumerate(builders) if (h := bd.head()) is not None]
+        if not heads:
+            return alerts
+        alerts.extend(builders[min(heads)[1]].take_one())
+        forward()

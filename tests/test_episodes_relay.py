@@ -491,3 +491,50 @@ def test_a_late_login_raises_no_new_place_info_in_one_engine_or_split():
     for e in events[5:10] + [events[12]]:
         eng.process_obj(e)
     assert eng.relay_report()[1] == {("overseas_server", "subnet", "3.101.4.0/24"): T6 + 680}
+
+
+# --- h-par8: a finding a builder makes about another builder's episode ------------------------
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_an_info_a_subnets_builder_makes_joins_the_accounts_episode_as_in_replay(busy: bool):
+    """cust-a reads from servers in two countries abroad (Hong Kong, then the Czech Republic)
+    20 min apart, each subnet used by that account
+    alone, with no login there: overseas_server's account ``info`` is made where each
+    subnet's uses are counted (the builder of the subnet's episode). One engine makes both:
+    the second is a repeat in the account's episode. Over 4 partitions the two subnets'
+    builders differ; each opened an episode of the account, the second under a new id. Now
+    the builder sends the ``info`` on to the account's builder, stamped with the read's time,
+    and that builder takes it in order with the others (it waits for every builder's time).
+    ``busy``: the other partitions read too (the builders take findings as the partitions'
+    times pass them), else they report at the end of input only (the builders' ends are
+    merged in one engine's order)."""
+    from detectors.base import iso
+    from detectors.episodes import hold_key
+    from streams.batch import partition_for
+
+    def builder(ip: str) -> int:
+        subnet = ip.rsplit(".", 1)[0] + ".0/24"
+        return partition_for(hold_key(("overseas_server", "subnet", subnet),
+                                      EngineConfig.salt), 4)
+
+    one_ip, two_ip = "212.102.42.147", "138.199.0.125"  # (the red team's slow_insider)
+    assert builder(one_ip) != builder(two_ip)
+    a = _on(4, 0, "cust-a")
+    events = [_login(T6, a) | {"src_ip": "121.134.20.36"}]
+    events += [_far(T6 + 1 + k, a, "121.134.20.36", f"s-{a}-{T6}") for k in range(4)]
+    events += [_far(T6 + 600, a, one_ip, "s-far-1"), _far(T6 + 1800, a, two_ip, "s-far-2"),
+               _far(T6 + 3000, a, "121.134.20.36", f"s-{a}-{T6}")]
+    if busy:
+        for p in (1, 2, 3):
+            c = _on(4, p, "cust-home")
+            events.insert(0, _login(T6, c) | {"src_ip": "121.134.20.36"})
+            events += [_far(t, c, "121.134.20.36", f"s-{c}-{T6}")
+                       for t in (T6 + 1, T6 + 700, T6 + 1900, T6 + 3000, T6 + 3400)]
+        events.sort(key=lambda e: e["ts"])
+    dets = ("overseas_server",)
+    one = replay(events, dets)
+    assert [(x["entity"]["id"], x["episode"]["started"]) for x in one] == [(a, iso(T6 + 600))]
+    four = run_split(events, 4, dets)
+    assert pages(four) == pages(one)
+    assert len({x["alert_id"] for x in four}) == 1
