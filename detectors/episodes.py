@@ -152,7 +152,8 @@ class EpisodeBuilder:
     def pending(self) -> int:
         """Findings held until every partition's time passes theirs."""
         d = self.engine.__dict__
-        return len(d["_relay_pending"]) + sum(map(len, d.get("_relay_parked", {}).values()))
+        return len(d["_relay_pending"]) + sum(map(len, d.get("_relay_parked", {}).values())) + \
+            len(d.get("_relay_ready", ()))
 
     def add(self, msg: dict[str, Any], partition: int, builder: bool = False) -> None:
         """Hold a finding of input partition ``partition`` (from ``drain_findings``), or,
@@ -217,7 +218,7 @@ class EpisodeBuilder:
         eng = self.engine
         prog: dict[int, float] = eng.__dict__["_relay_progress"]
         n = eng.__dict__["_relay_partitions"]
-        low = -math.inf if any(p not in prog for p in range(n)) else min(
+        low = fold = -math.inf if any(p not in prog for p in range(n)) else min(
             prog[p] for p in range(n))
         if self.me is not None:  # and every other builder's (h-par8)
             peers: dict[int, float] = eng.__dict__.get("_relay_peers", {})
@@ -226,8 +227,8 @@ class EpisodeBuilder:
                     low = min(low, peers.get(k, -math.inf))
         holds = self._holds()
         if len(eng.__dict__.get("_relay_flushed", ())) >= n:
-            low, holds = math.inf, {}  # every partition at the end of its input
-        out = self._take(low, holds=holds)
+            low, fold, holds = math.inf, math.inf, {}  # every partition at the end of its input
+        out = self._take(low, holds=holds, fold=fold)
         n = self.pending
         cap = eng.config.max_entities
         if cap > 0 and n > cap:
@@ -258,13 +259,21 @@ class EpisodeBuilder:
         builders' ends of input are merged in one engine's order (``local.split``: a
         finding one of them makes at the end goes to another, h-par8)."""
         d = self.engine.__dict__
-        firsts = [h[0] for h in (d["_relay_pending"], *d.get("_relay_parked", {}).values())
-                  if h]
-        return min(firsts)[:5] if firsts else None
+        firsts = [h[0] for h in (d["_relay_pending"], d.get("_relay_ready", ()),
+                                 *d.get("_relay_parked", {}).values()) if h]
+        return min(f[:5] for f in firsts) if firsts else None
 
     def take_one(self) -> list[dict[str, Any]]:
-        """End of input: the first finding held (:meth:`head`), holds or not."""
-        return self._take(math.inf, 1)
+        """End of input: the first finding held (:meth:`head`), holds or not: an
+        observation folded, or a finding made an episode."""
+        ready = self.engine.__dict__.get("_relay_ready")
+        if self.route is None or not ready:
+            return self._take(math.inf, 1)
+        self._take(-math.inf, holds=None)  # (every parked finding back in the queue)
+        pending = self.engine.__dict__["_relay_pending"]
+        if pending and pending[0][:5] < ready[0][:5]:
+            return self._take(-math.inf, 1, fold=math.inf)
+        return self._episodes([heapq.heappop(ready)])
 
     def _holds(self) -> dict[tuple[str, str, str], float]:
         """Every input partition's holds, the earliest per episode."""
@@ -276,11 +285,19 @@ class EpisodeBuilder:
         return out
 
     def _take(self, low: float, most: float = math.inf,
-              holds: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, Any]]:
+              holds: dict[tuple[str, str, str], float] | None = None,
+              fold: float | None = None) -> list[dict[str, Any]]:
         """The findings made before ``low``, in order, but those of an episode held at or
         before their time (``holds``; None: no hold counts), which are parked on their
         episode until its hold lifts or passes them (h-par6: a verdict put off on one input
-        partition holds that episode only; every other finding goes on)."""
+        partition holds that episode only; every other finding goes on).
+
+        With a ``route`` (h-par8), in two steps: the findings made before ``fold`` (every
+        input partition's time; default ``low``) leave the queue in order, observations
+        folded (what they make about another builder's episode put in the engine's relay
+        box), into a queue of findings ready to be made episodes, those before ``low`` (the
+        other builders' times too) in order. So what a builder sends the others depends on
+        the input partitions' times only: no builder waits for another to send."""
         eng = self.engine
         heap = eng.__dict__["_relay_pending"]
         parked: dict[tuple[str, str, str], list[Any]] = eng.__dict__.setdefault(
@@ -294,6 +311,11 @@ class EpisodeBuilder:
                 del parked[key]
         out: list[dict[str, Any]] = []
         ctx, cfg = eng.ctx, eng.config
+        route = self.route
+        ready: list[Any] | None = None
+        if route is not None:
+            ready = eng.__dict__.setdefault("_relay_ready", [])
+            low, last = (low if fold is None else fold), low
         while heap and heap[0][0] < low and most > 0:
             if holds:
                 f = heap[0][5]
@@ -302,7 +324,8 @@ class EpisodeBuilder:
                     heapq.heappush(parked.setdefault(key, []), heapq.heappop(heap))
                     continue
             most -= 1
-            at, _, _, _, _, f = heapq.heappop(heap)
+            item = heapq.heappop(heap)
+            at, f = item[0], item[5]
             # engine time as a single engine had it when it made the finding: episodes
             # ended by a gap are closed on the same schedule
             if ctx.start is None:
@@ -312,23 +335,37 @@ class EpisodeBuilder:
                 ctx.now = at
                 if at >= eng._next_expire:
                     eng._expire(at)
-            eng.stats["finding"] += 1
-            route = self.route
-            if route is None or not is_observation(f):
+            if ready is None or route is None:
+                eng.stats["finding"] += 1
                 out.extend(eng._alerts([f]))
+                continue
+            order = (at, *item[1:5])
+            if not is_observation(f):
+                heapq.heappush(ready, (*order, 0, f))
                 continue
             # an observation folded here: what it makes about another builder's episode is
             # sent there, at the time the observation was made (h-par8)
-            mine = []
             box: list[tuple[float, Finding]] = eng.__dict__.setdefault("_relay_box", [])
-            for g in eng._observed([f]):
+            for i, g in enumerate(eng._observed([f]), 1):
                 if route(g) == self.me:
-                    mine.append(g)
+                    heapq.heappush(ready, (*order, i, g))
                 else:
                     box.append((at, g))
                     eng.stats["finding_forwarded"] += 1
-            if mine:
-                out.extend(eng._alerts(mine))
+        if ready is not None:
+            took = []
+            while ready and ready[0][0] < last:
+                took.append(heapq.heappop(ready))
+            out.extend(self._episodes(took))
+        return out
+
+    def _episodes(self, items: list[Any]) -> list[dict[str, Any]]:
+        """The alerts of ready findings (``_take``'s second step), in order."""
+        eng = self.engine
+        out: list[dict[str, Any]] = []
+        for item in items:
+            eng.stats["finding"] += 1
+            out.extend(eng._alerts([item[-1]]))
         return out
 
 

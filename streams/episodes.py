@@ -18,7 +18,15 @@ watermark tick the runtime drains them (``Engine.drain_findings``) and
   on an engine that runs no detector) holds the findings and makes episodes and alert ids in
   engine-time order once every input partition has passed them, but the findings of a held
   episode, which wait until the verdict is made (and stamped with the time ``replay`` makes
-  it at): everything else goes on. Alerts go to ``access-alerts`` like the others.
+  it at): everything else goes on. Alerts go to ``access-alerts`` like the others;
+- a finding a builder makes about an episode of another builder (an observation folded
+  there: overseas_server's account ``info``, made where the subnet's uses are counted) is
+  sent on to that builder's partition (``"builder": k``, stamped with the observation's
+  time) once the message that made it is handled, and each builder's time
+  (``EpisodeBuilder.passed``) to every other partition at each watermark tick: a builder
+  takes a finding once every input partition *and every other builder* has passed it
+  (h-par8). At the end of input (every partition flushed) the builders take all they hold:
+  a finding sent on then joins its episode out of order (``Engine._episode_for``).
 
 This re-sends findings, not events: ~10,000 for the first 100,000 events of the simulated
 day (spread_access's observations, overseas_server's and unissued_session's findings), in
@@ -60,7 +68,7 @@ from detectors.episodes import (
 from streams.batch import BatchItem, partition_for
 from streams.runtime import Runtime
 from streams.settings import Settings
-from streams.side import SideEngines, send_drained, wire
+from streams.side import PROGRESS, SideEngines, send_drained, wire
 
 log = logging.getLogger("accesswatch.episodes")
 
@@ -86,7 +94,8 @@ class Episodes:
         # one worker: held == 0 and taken >= sent means every finding became an alert or a
         # repeat (``demo`` waits for it before its summary)
         self.sent_total = Counter("accesswatch_findings_sent", "Findings the input engines "
-                                  "sent to the episode builders", registry=reg)
+                                  "sent to the episode builders (and the builders to each "
+                                  "other)", registry=reg)
         self.taken_total = Counter("accesswatch_findings_taken", "Findings the episode "
                                    "builders took (repeats of a restored sender dropped)",
                                    registry=reg)
@@ -130,9 +139,23 @@ class Episodes:
                                       else orjson.dumps({"partition": p, "progress": now,
                                                          "flushed": flushed,
                                                          "holds": holds_message(held)}))
+        await self.send_builder_times()
         self.engines.touch_pages()
         self._count_held()
         await self._closes()
+
+    async def send_builder_times(self) -> None:
+        """Each builder's time (``EpisodeBuilder.passed``) to every other builder partition,
+        after what it sent them (``_forward``, one producer: in order): they take no finding
+        it could still send them one before (h-par8)."""
+        for k, st in list(self.engines.parts.items()):
+            t = EpisodeBuilder(st.engine, self.partitions).passed()
+            if t == -math.inf:
+                continue
+            value = orjson.dumps({"builder": k, "progress": t})
+            for j in range(self.partitions):
+                if j != k:
+                    await self.topic.send(key=PROGRESS, partition=j, value=value)
 
     async def _closes(self) -> None:
         """OCSF out (issue 18.5): a Close for each episode a builder has ended, at the time
@@ -166,10 +189,35 @@ class Episodes:
             return
         if type(m) is not list:
             await self._take_one(st, msg, m)
+        else:
+            n = len(m)
+            for i, one in enumerate(m):  # each on its own: a bad one is dead-lettered alone
+                await self._take_one(st, msg, one, (i, n))
+        await self._forward(msg.partition, st)
+
+    def _route(self, f: Any) -> int:
+        """The builder partition of finding ``f``'s episode."""
+        return partition_for(hold_key((f.detector, f.entity_kind, f.entity_id), self.salt),
+                             self.partitions)
+
+    async def _forward(self, k: int, st: Any) -> None:
+        """Send on what builder ``k`` made about the other builders' episodes (h-par8): in
+        the message's hold of the checkpoint lock, so a checkpoint covers the builder with
+        them either in its outbox (sent again after a restore, dropped there as repeats) or
+        in the producer."""
+        if not st.engine.has_findings():
             return
-        n = len(m)
-        for i, one in enumerate(m):  # each on its own: a bad one is dead-lettered alone
-            await self._take_one(st, msg, one, (i, n))
+        msgs = st.engine.drain_findings()
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for m in msgs:
+            m["builder"] = k
+            groups.setdefault(partition_for(finding_key(m, self.salt), self.partitions),
+                              []).append(m)
+        for part, group in groups.items():
+            await self.topic.send(key=finding_key(group[0], self.salt), partition=part,
+                                  value=orjson.dumps(group if len(group) > 1 else group[0]))
+        self.sent += len(msgs)
+        self.sent_total.inc(len(msgs))
 
     async def _refuse(self, msg: Any, exc: Exception) -> None:
         log.warning("findings message not taken: %s", type(exc).__name__)
@@ -181,23 +229,14 @@ class Episodes:
         """One finding or partition time of a findings message (``place``: its index in
         the message's array and the array's length; a bad one is dead-lettered as the
         batch's item, with ``aw-index``)."""
-        builder = EpisodeBuilder(st.engine, self.partitions)
+        builder = EpisodeBuilder(st.engine, self.partitions, msg.partition, self._route)
         try:
             if place is not None and "progress" in m:
                 raise ValueError("a partition's time inside an array")
-            p = m["partition"]
-            if type(p) is not int or not 0 <= p < self.partitions:
-                raise ValueError("partition out of range")
-            if "progress" in m:
-                now = float(m["progress"])
-                if not math.isfinite(now):
-                    raise ValueError("progress is not a finite number")
-                holds = holds_from_message(m.get("holds"), st.engine.config.max_entities)
-                alerts = builder.advance(p, now, m.get("flushed") is True, holds)
+            if "builder" in m:  # another builder's finding or time (h-par8)
+                alerts = self._from_builder(builder, msg.partition, m)
             else:
-                builder.add(m, p)
-                self.taken_total.inc()
-                alerts = builder.release()  # a cap reached: the oldest go on
+                alerts = self._from_input(builder, st, m)
         except Exception as exc:  # a bad message must not kill the agent
             if place is not None:
                 msg = BatchItem(msg, place[0], place[1], orjson.dumps(m))
@@ -206,6 +245,32 @@ class Episodes:
         self._count_held()  # before the alerts: the demo reads held == 0 as done
         for a in alerts:
             await self.engines.emit(a)
+
+    def _from_builder(self, builder: EpisodeBuilder, me: int, m: dict[str, Any]
+                      ) -> list[dict[str, Any]]:
+        j = m["builder"]
+        if type(j) is not int or not 0 <= j < self.partitions or j == me:
+            raise ValueError("builder out of range")
+        if "progress" in m:
+            return builder.advance_peer(j, float(m["progress"]))
+        builder.add(m, j, builder=True)
+        self.taken_total.inc()
+        return builder.release()
+
+    def _from_input(self, builder: EpisodeBuilder, st: Any, m: dict[str, Any]
+                    ) -> list[dict[str, Any]]:
+        p = m["partition"]
+        if type(p) is not int or not 0 <= p < self.partitions:
+            raise ValueError("partition out of range")
+        if "progress" in m:
+            now = float(m["progress"])
+            if not math.isfinite(now):
+                raise ValueError("progress is not a finite number")
+            holds = holds_from_message(m.get("holds"), st.engine.config.max_entities)
+            return builder.advance(p, now, m.get("flushed") is True, holds)
+        builder.add(m, p)
+        self.taken_total.inc()
+        return builder.release()  # a cap reached: the oldest go on
 
     async def send_all(self) -> None:
         for p in list(self.rt.parts):

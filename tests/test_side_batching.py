@@ -276,7 +276,12 @@ def test_a_checkpoint_cannot_fall_between_the_alerts_of_one_internal_message() -
                                                   "flushed": False}), headers=())
         return SimpleNamespace(message=msg, ack=lambda: None)
 
+    peer = SimpleNamespace(message=SimpleNamespace(  # the other builder's time (h-par8)
+        topic=topic, partition=part, offset=9, key=PROGRESS, headers=(),
+        value=orjson.dumps({"builder": 1 - part, "progress": 5000.0})), ack=lambda: None)
+
     async def go() -> None:
+        await take_held(eps.engines, eps.on_message, peer)
         await take_held(eps.engines, eps.on_message, progress(0, 10))  # one of two: held
         assert eps.emitted == []
         taking = asyncio.create_task(take_held(eps.engines, eps.on_message, progress(1, 11)))
@@ -287,3 +292,83 @@ def test_a_checkpoint_cannot_fall_between_the_alerts_of_one_internal_message() -
     released = len(eps.emitted)
     assert released >= 2  # the time released several alerts, each sent with an await
     assert covered == [(11, released)]
+
+
+# ---- h-par8: what a builder makes about another builder's episode ---------------------------
+
+
+def test_a_builder_sends_what_it_makes_about_another_builders_episode_and_its_time() -> None:
+    """cust-a reads from servers in two countries abroad 20 min apart, each subnet that
+    account's alone: overseas_server's account ``info`` is made in the builder of each
+    subnet's episode. The one made by the builder that is not the account's is sent on to
+    the account's builder partition (``"builder"``), which takes it once the sender's time
+    (``send_builder_times``) has passed it: one episode, ``replay``'s alert id."""
+    from detectors.base import iso
+    from detectors.episodes import hold_key
+    from local.split import replay
+
+    eps = episodes()
+    t0 = 1_772_600_000.0
+
+    def builder(kind: str, ident: str) -> int:
+        return partition_for(hold_key(("overseas_server", kind, ident), eps.salt), PARTS)
+
+    a = next(f"cust-a-{i}" for i in range(100) if partition_for(f"cust-a-{i}".encode(),
+                                                                PARTS) == 0)
+    hk, cz = "212.102.42.147", "138.199.0.125"
+    assert {builder("subnet", hk[:-4] + ".0/24"), builder("subnet", cz[:-4] + ".0/24")} == {0, 1}
+
+    def read(t: float, ip: str, sid: str) -> dict[str, Any]:
+        return {"event_id": f"f-{t}", "ts": iso(t), "actor_id": a, "actor_type": "customer",
+                "subject_id": a, "resource": "profile", "action": "read", "src_ip": ip,
+                "session_id": sid}
+
+    home = "121.134.20.36"
+    events = [{"event_id": "l-0", "ts": iso(t0), "account_id": a, "account_type": "customer",
+               "outcome": "success", "src_ip": home, "session_id": "s-home"}]
+    events += [read(t0 + 1 + k, home, "s-home") for k in range(4)]
+    events += [read(t0 + 600, hk, "s-far-1"), read(t0 + 1800, cz, "s-far-2"),
+               read(t0 + 3000, home, "s-home")]
+    one = [x["alert_id"] for x in replay(events, ("overseas_server",))
+           if x["detector"] == "overseas_server"]
+    assert len(one) == 1
+    st = PartitionState(eps.rt._fresh_engine())
+    eps.rt.parts[0] = st
+    for e in events:
+        st.engine.process_obj(e)
+    st.engine.flush()  # the last read's wait for a late login ends
+    asyncio.run(eps.send(0))
+    now = st.engine.ctx.now
+    for p in range(PARTS):  # both input partitions passed every finding
+        value = orjson.dumps({"partition": p, "progress": now + 1})
+        eps.sent_log += [(PROGRESS, value, k) for k in range(PARTS)]
+    offsets = [0] * PARTS
+    for k in range(PARTS):
+        eps.engines.parts[k] = PartitionState(Engine(eps.engines.config))
+
+    async def go(upto: int) -> int:
+        i = upto
+        while i < len(eps.sent_log):  # what the builders send is delivered in turn
+            key, value, part = eps.sent_log[i]
+            p = part if part is not None else partition_for(key, PARTS)
+            msg = SimpleNamespace(topic=eps.engines.input_topics[0], partition=p,
+                                  offset=offsets[p], key=key, value=value, headers=())
+            offsets[p] += 1
+            await eps.on_message(SimpleNamespace(message=msg, ack=lambda: None))
+            i += 1
+        return i
+
+    i = asyncio.run(go(0))
+    assert eps.emitted == []  # each builder waits for the other's time
+    asyncio.run(eps.send_builder_times())  # (a watermark tick)
+    i = asyncio.run(go(i))
+    forwarded = [orjson.loads(v) for _, v, _ in eps.sent_log
+                 if b'"builder"' in v and b'"finding"' in v]
+    assert [m["finding"]["entity_id"] for m in forwarded] == [a]
+    assert forwarded[0]["builder"] != builder("account", a)
+    assert eps.dead == []
+    asyncio.run(eps.send_builder_times())  # the sender's time passes what it sent
+    asyncio.run(go(i))
+    ids = [x["alert_id"] for x in eps.emitted if x["detector"] == "overseas_server"
+           and x["entity"]["kind"] == "account"]
+    assert ids == one and eps.dead == []
