@@ -38,21 +38,23 @@ def _watch_holds() -> dict[int, list[Any]]:
     orig = EpisodeBuilder._take
 
     def take(self: EpisodeBuilder, low: float, most: float = float("inf"),
-             holds: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, Any]]:
+             holds: dict[tuple[str, str, str], float] | None = None,
+             fold: float | None = None) -> list[dict[str, Any]]:
         d = self.engine.__dict__
+        low_in = low if fold is None else fold  # holds keep findings in the first step
 
         def queued() -> list[Any]:
             return d["_relay_pending"] + [x for v in d.get("_relay_parked", {}).values()
                                           for x in v]
 
-        before = {id(x[5]): x for x in queued() if x[0] < low}
-        out = orig(self, low, most, holds)
+        before = {id(x[5]): x for x in queued() if x[0] < low_in}
+        out = orig(self, low, most, holds, fold)
         still = {id(x[5]) for x in queued()}
         for i, x in before.items():
             if i in still:
-                kept.setdefault(i, [x[5], low, None])
+                kept.setdefault(i, [x[5], low_in, None])
             elif i in kept and kept[i][2] is None:
-                kept[i][2] = low
+                kept[i][2] = low_in
         return out
 
     EpisodeBuilder._take = take  # type: ignore[method-assign]
