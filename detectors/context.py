@@ -64,6 +64,11 @@ class Directory:
 class Context:
     """What detectors share: the identity directory, network facts, event time, timers."""
 
+    #: the entity kinds whose findings the engine relays (``EngineConfig.relay_kinds``, kept
+    #: in step by the engine before each event): a detector whose observations are of a kind
+    #: not in it may fold them at once, as the engine would (spread_access)
+    relayed: tuple[str, ...] = ()
+
     def __init__(self, geo: Geo, salt: str) -> None:
         self.geo = geo
         self.directory = Directory()

@@ -307,6 +307,9 @@ class Engine:
                 findings = self._allow_tick(ts, findings)
         elif ts < ctx.now - cfg.allowed_lateness:
             self.stats["late"] += 1
+        relayed = cfg.relay_kinds
+        if ctx.relayed is not relayed:  # (a runtime replaces the config of a restored engine)
+            ctx.relayed = relayed
         if kind != _IDENTITY:  # no producer geo (decoding drops it unless trusted): the
             geo = ctx.geo  # cached look-up itself, one call less (issue 14, speed)
             e.net = (geo.lookup(e.src_ip) if e.country is None and e.asn is None

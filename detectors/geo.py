@@ -50,10 +50,15 @@ class NetInfo:
         return self.org or f"{self.country}-unknown"
 
 
+#: (AS number, AS name) pairs whose class ``_Classes.classify`` remembers before it starts again
+_CLASSIFY_MEMO_MAX = 65536
+
+
 class _Classes:
     def __init__(self) -> None:
         self.by_asn: dict[int, str] = {}
         self.patterns: list[tuple[str, str]] = []
+        self._memo: dict[tuple[int | None, str], str] = {}  # ``classify``'s answers
         text = resources.files("detectors").joinpath("data/network_classes.tsv").read_text()
         for line in text.splitlines():
             if not line.strip() or line.startswith("#"):
@@ -65,6 +70,19 @@ class _Classes:
                 self.patterns.append((pat.upper(), cls))
 
     def classify(self, asn: int | None, org: str) -> str:
+        """The network class of an AS (number, else name patterns; ``isp`` when none
+        matches). Remembered per (number, name): every new address of an AS is classified
+        (issue 14, speed: a new address costs a scan of every pattern otherwise)."""
+        memo = self._memo
+        cls = memo.get((asn, org))
+        if cls is None:
+            cls = self._classify(asn, org)
+            if len(memo) >= _CLASSIFY_MEMO_MAX:
+                memo.clear()
+            memo[(asn, org)] = cls
+        return cls
+
+    def _classify(self, asn: int | None, org: str) -> str:
         if asn is not None and asn in self.by_asn:
             return self.by_asn[asn]
         up = org.upper()

@@ -184,3 +184,52 @@ def test_the_sweep_forgets_exactly_the_aggregates_idle_for_two_idle_periods() ->
         assert set(det._aggs) == kept
         swept += len(lasts) - len(kept)
     assert swept >= 10  # the sweeps did forget aggregates along the way
+
+
+def test_a_read_folded_at_once_counts_as_its_observation_would() -> None:
+    """In an engine that relays nothing of the observation's kind (``replay``, one partition)
+    a read is counted at once, without the observation's message: the same alerts, in the same
+    order, as when every read goes through ``on_observation``. Mixed traffic: reads without a
+    session id, adopted tokens, customers reading others, hosting abroad with the home
+    countries learnt as it goes, and a ring that pages."""
+    from detectors.context import Context
+
+    class Relaying(Context):  # observations made as for a relay, folded by the same engine
+        @property  # type: ignore[override]
+        def relayed(self) -> tuple[str, ...]:
+            return ("asn",)
+
+        @relayed.setter
+        def relayed(self, v: tuple[str, ...]) -> None:
+            pass
+
+    rng = random.Random(11)
+    events = []
+    for i in range(1500):
+        t = T0 + i * 40 + rng.random()
+        r = rng.random()
+        ip = (f"52.95.{rng.randrange(0, 4)}.{rng.randrange(1, 250)}" if r < 0.15
+              else home_ip(rng))
+        if r < 0.35:  # a ring of forty accounts reading other customers
+            e = read(rng.randrange(40), t, ip, subject=f"c-{rng.randrange(10**6):07d}")
+        elif r < 0.5:
+            e = read(i, t, ip, sid=None)
+        elif r < 0.6:
+            e = read(i, t, ip, tia=T0 - 3600)
+        else:
+            e = read(i, t, ip)
+        events.append(e)
+    outs = []
+    for observe in (False, True):
+        eng = Engine(EngineConfig(detectors=("spread_access",)))
+        if observe:
+            ctx = eng.ctx
+            ctx.__class__ = Relaying
+        made = []
+        det = eng.detectors["spread_access"]
+        real = det.on_observation
+        det.on_observation = lambda o, c, _r=real, _m=made: _m.append(1) or _r(o, c)  # type: ignore[method-assign]
+        outs.append(run(eng, events))
+        assert bool(made) == observe  # the observation path ran only where asked
+    assert outs[0] == outs[1]
+    assert pages(outs[0]), "the ring pages"
