@@ -20,6 +20,9 @@ docstring says how consistency is kept).
   event); ``/healthz``, ``/readyz``, the entity page and ``POST /feedback``;
 - the consumer's fetch wait capped (``fetch_max_wait_ms``, 100 ms; Faust fixes 1.5 s, which
   Tansu turns into 1.5 s of latency: ``streams.faust_compat.limit_fetch_wait``);
+- Faust's per-message costs nobody reads left out (issue 17): its Monitor's per-message
+  hooks (``faust_compat.lean_monitor``) and the settings lookup behind its producer-buffer
+  check before every message (``faust_compat.cheap_producer_buffer_size``);
 - the Alertmanager sender with ``--alertmanager``.
 """
 
@@ -52,6 +55,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     """Build the accesswatch Faust app for ``settings`` (the worker runs it)."""
     if settings.fetch_max_wait_ms > 0:
         compat.limit_fetch_wait(settings.fetch_max_wait_ms)
+    compat.cheap_producer_buffer_size()  # read per input message by Faust's conductor
     names = settings.topics
     registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(
@@ -72,6 +76,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         stream_wait_empty=False,  # events are held unacked until a checkpoint
         table_standby_replicas=0,
         id_format="{id}",
+        Monitor=compat.lean_monitor(),  # Faust's per-message stats: nothing reads them
         **faust_web_options(settings),  # bind, Faust's views off, auth (streams/httpauth.py)
     )
     metrics = Metrics(registry, topics=names.inputs())

@@ -55,7 +55,9 @@ def split(data: bytes, max_events: int = MAX_EVENTS) -> list[bytes] | Rejection 
     """The events' bytes of a batch message, in order; None for a one-event message (or
     anything that is no batch: the event decoder judges it); a ``Rejection`` for a batch
     that cannot be framed."""
-    head = data.lstrip(_BLANK)[:1]
+    head = data[:1]
+    if head != b"{" and head != b"[":  # per one-event message: no copy unless it starts blank
+        head = data.lstrip(_BLANK)[:1]
     if head == b"[":
         try:
             items = _ARRAY.decode(data)
@@ -67,7 +69,7 @@ def split(data: bytes, max_events: int = MAX_EVENTS) -> list[bytes] | Rejection 
             return Rejection("too_large", None,
                              f"a batch of {len(items)} events, more than {max_events}")
         return [bytes(r) for r in items]
-    if head != b"{" or b"\n" not in data.rstrip(_BLANK):
+    if head != b"{" or b"\n" not in data or b"\n" not in data.rstrip(_BLANK):
         return None
     try:
         orjson.loads(data)

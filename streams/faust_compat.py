@@ -184,3 +184,63 @@ def fast_kafka_crc() -> bool:
         return False
     records.calc_crc32c = crc32c_cython  # type: ignore[attr-defined]  # the patch itself (see the docstring): the name default_records imported, absent from its stubs
     return True
+
+
+#: the Monitor hooks Faust calls per message, per event or per send (what ``LeanMonitor``
+#: turns into the base ``Sensor``'s no-ops)
+MONITOR_PER_EVENT_HOOKS = ("on_message_in", "on_stream_event_in", "on_stream_event_out",
+                           "on_message_out", "on_send_initiated", "on_send_completed",
+                           "on_send_error", "on_table_get", "on_table_set", "on_table_del")
+
+
+def lean_monitor() -> type:
+    """A ``faust.sensors.Monitor`` whose per-message hooks do nothing (pass it as the app's
+    ``Monitor`` setting, Faust's public way to choose the class; issue 17).
+
+    Upstream behaviour worked around: Faust always adds its Monitor to the app's sensors
+    (``App.on_init_dependencies``) and calls it four times per input message
+    (``on_message_in``, ``on_stream_event_in`` with a ``str()`` lookup and a dict per event,
+    ``on_stream_event_out``, ``on_message_out``), plus once per send and per table write. Its
+    figures feed only Faust's own web views (``/stats``, off here: ``streams.httpauth``) and
+    ``app.monitor``, which nothing in accesswatch reads (the worker's figures are
+    ``streams.metrics``'s). Faust has no setting to leave the Monitor out. The class returned
+    keeps the Monitor's other hooks (rebalances, commits, assignments: rare) and service."""
+    from faust.sensors import Monitor
+    from faust.sensors.base import Sensor
+
+    members = {name: getattr(Sensor, name) for name in MONITOR_PER_EVENT_HOOKS}
+    members["__doc__"] = "Faust's Monitor without its per-message bookkeeping (faust_compat)."
+    return type("LeanMonitor", (Monitor,), members)
+
+
+_PRODUCER_BUFFER_SIZE = False
+
+
+def cheap_producer_buffer_size() -> None:
+    """Give Faust's producer buffer a ``size`` that reads the app's ``producer_threaded``
+    setting once per buffer, not per call (a patch of
+    ``faust.transport.producer.ProducerBuffer.size``; idempotent; issue 17).
+
+    Upstream behaviour worked around: faust-streaming 0.15.3's conductor awaits
+    ``ProducerBuffer.wait_until_ebb`` before handing **every** input message to the streams,
+    and that reads the ``size`` property, which looks ``app.conf.producer_threaded`` up through
+    Faust's settings descriptors each time (~3% of a worker's samples with one-event
+    messages, py-spy). The setting cannot change while the app lives. The patched property
+    counts the same queue the original does (``ProducerBuffer.queue``'s when threaded, else
+    ``pending``'s, both asyncio queues whose private deque upstream reads too)."""
+    global _PRODUCER_BUFFER_SIZE
+    if _PRODUCER_BUFFER_SIZE:
+        return
+    from faust.transport.producer import ProducerBuffer
+
+    def size(self: Any) -> int:
+        threaded = self.__dict__.get("_aw_threaded")
+        if threaded is None:
+            threaded = self.__dict__["_aw_threaded"] = bool(self.app.conf.producer_threaded)
+        queue = self.queue if threaded else self.pending
+        if not queue:
+            return 0
+        return len(queue._queue)  # noqa: SLF001
+
+    ProducerBuffer.size = property(size)  # type: ignore[method-assign, assignment]  # the patch itself (see the docstring)
+    _PRODUCER_BUFFER_SIZE = True

@@ -347,3 +347,57 @@ def test_kafka_python_still_checksums_batches_by_name_and_fast_kafka_crc_swaps_i
         assert batch.validate_crc()
     finally:
         records.calc_crc32c = saved
+
+
+def test_faust_still_calls_its_monitor_per_message_and_lean_monitor_leaves_that_out() -> None:
+    """The Monitor is what Faust's settings name (``Monitor``), and has the per-message
+    hooks lean_monitor turns into the base Sensor's no-ops; the other hooks stay its own."""
+    import faust.streams as streams_module
+    import faust.transport.conductor as conductor
+    import faust.transport.consumer as consumer_module
+    from faust.sensors import Monitor
+    from faust.sensors.base import Sensor
+
+    assert "on_stream_event_in(" in inspect.getsource(streams_module)
+    assert "self._on_message_in(" in inspect.getsource(consumer_module)
+    assert "sensors.add(self.monitor)" in inspect.getsource(faust.App.on_init_dependencies)
+    assert "conf.Monitor(" in inspect.getsource(faust.App.monitor.fget)
+    lean = compat.lean_monitor()
+    assert issubclass(lean, Monitor)
+    for name in compat.MONITOR_PER_EVENT_HOOKS:
+        assert getattr(Monitor, name) is not getattr(Sensor, name), name  # Monitor's own
+        assert getattr(lean, name) is getattr(Sensor, name), name
+    assert lean.on_rebalance_start is Monitor.on_rebalance_start
+    app = faust.App("lean-monitor-test", Monitor=lean)
+    assert type(app.monitor) is lean
+    m = app.monitor
+    m.on_message_in(TP("t", 0), 1, SimpleNamespace())
+    assert m.on_stream_event_in(TP("t", 0), 1, SimpleNamespace(), SimpleNamespace()) is None
+    assert m.messages_received_total == 0 and m.events_total == 0
+    assert "wait_until_ebb" in inspect.getsource(conductor)
+
+
+def test_faust_reads_its_setting_per_buffer_size_and_the_patched_size_counts_the_same() -> None:
+    """``ProducerBuffer.size`` looked ``conf.producer_threaded`` up per call; the patched
+    property answers what the original does, for an empty and a filled buffer."""
+    from faust.transport.producer import ProducerBuffer
+
+    original = ProducerBuffer.__dict__["size"]
+    assert "conf.producer_threaded" in inspect.getsource(original.fget)
+
+    async def main() -> None:
+        app = faust.App("buffer-size-test")
+        buf = ProducerBuffer(loop=asyncio.get_running_loop())
+        buf.app = app
+        before = original.fget(buf)
+        compat.cheap_producer_buffer_size()
+        assert buf.size == before == 0
+        for i in range(3):
+            buf.pending.put_nowait(i)
+        assert buf.size == original.fget(buf) == 3
+
+    try:
+        asyncio.run(main())
+    finally:
+        ProducerBuffer.size = original
+        compat._PRODUCER_BUFFER_SIZE = False
