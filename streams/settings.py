@@ -102,7 +102,9 @@ class Settings:
     #: instead of through four asyncio tasks (``streams.fastdeliver``; halves Faust's CPU per
     #: event). Experimental, off by default (it replaces a method of Faust's consumer). It
     #: once lost records after SIGKILL restarts (3 of 18 runs); since the runtime fills the
-    #: holes in what Faust hands over (``Runtime.admit``), 10 of 10 such runs lost nothing.
+    #: holes in what Faust hands over (``Runtime.admit``), 10 of 10 such runs lost nothing;
+    #: in session 14 the four-partition SIGKILL test failed 2 of 2 runs with it (one lost an
+    #: alert; docs/benchmarks.md, "h-lat").
     fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
