@@ -221,11 +221,9 @@ class SpreadAccess(Detector):
         if e.subject_id != e.actor_id:
             pops.append("other_customer")
         abroad = net is not None and net.net_class in _ABROAD_CLASSES
-        if abroad and not learn:
-            if not self._is_home(net.country):
-                pops.append("hosting_abroad")
-            abroad = False
-        if not pops and not abroad:  # abroad: judged where the home countries are learned
+        if abroad and not learn and self._is_home(net.country):
+            abroad = False  # home countries fixed: a hosting network at home is no population
+        if not pops and not abroad:  # abroad: judged at the fold (_is_home)
             return _NONE
         # The counts are of the whole shop (the ``global`` dimension) and of keys, resources
         # and ASes read through every partition: the read is an observation, folded where

@@ -233,3 +233,17 @@ def test_a_read_folded_at_once_counts_as_its_observation_would() -> None:
         assert bool(made) == observe  # the observation path ran only where asked
     assert outs[0] == outs[1]
     assert pages(outs[0]), "the ring pages"
+
+
+def test_with_home_countries_fixed_hosting_abroad_is_counted() -> None:
+    """With ``home_countries`` configured, reads with fresh, issued-looking customer tokens
+    (own records, a session id) from hosting networks abroad are the ``hosting_abroad``
+    population: a fleet reading 60 customers in an hour pages, and the same reads from
+    hosting networks at home do not. (The population was dropped between ``on_access`` and
+    the fold when the home countries were fixed: only the learnt case counted it.)"""
+    fleet = [read(10_000 + i, T0 + 30 * i + 5, f"159.89.{i}.7") for i in range(60)]
+    got = pages(run(engine(), fleet))
+    assert got and all(a["detector"] == "spread_access" for a in got)
+    assert any("hosting_abroad" in str(a["evidence"]) for a in got)
+    at_home = engine(home_countries=("US", "DE"))  # the same fleet, its networks at home
+    assert pages(run(at_home, fleet)) == []
