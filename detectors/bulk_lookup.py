@@ -327,7 +327,8 @@ class Combiner:
                 b.subjects.add(subj)
                 b.count += 1
                 b.last = ts
-                reads = getattr(b, "reads", None)  # (an accumulator restored from before)
+                # (getattr: an accumulator restored from before; one engine keeps no reads)
+                reads = getattr(b, "reads", None) if self.timeline else None
                 if reads is not None:
                     if len(reads) < self.timeline:
                         reads.append((ts, subj, e.net.net_class in _SUS, e.event_id))
