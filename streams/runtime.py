@@ -294,6 +294,9 @@ class PartitionState:
     refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
     #: (topic, missing offset) -> refetches tried for it
     refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: topic -> the last offset the restored checkpoint covers, until the group's commit has
+    #: passed it (``_unstick_commits``)
+    restored_offsets: dict[str, int] = field(default_factory=dict)
     #: topic -> (monotonic time until which the answer holds, how long an event may wait
     #: for the topic, the broker's end offset that made it wait): the merge's last
     #: ``_behind`` answer, and the wall time of the fetch answer it rests on (-inf: unknown)
@@ -435,7 +438,8 @@ class PartitionEngines:
             rejected.add(exc.reason)
             log.debug("partition %d: %s", partition, exc)
             return None
-        st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets))
+        st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets),
+                            restored_offsets=dict(offsets))
         st.slot = checkpoint_slot(partition, get) or 0
         return st
 
@@ -783,11 +787,38 @@ class PartitionEngines:
                 log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
                          offsets)
         await self.app.producer.flush()
-        for _, _, held, _, _ in todo:
+        for p, _, held, _, _ in todo:
             for ev in held:
                 with contextlib.suppress(Exception):
                     ev.ack()
+            st = self.parts.get(p)
+            if st is not None and st.restored_offsets:
+                self._unstick_commits(p, st)
         return len(todo)
+
+    def _unstick_commits(self, partition: int, st: PartitionState) -> None:
+        """Let the group's commit step over input records that the restored checkpoint
+        covers but that Faust never handed to this worker (``faust_compat.book_done``):
+        nothing would ever ack them, and Faust commits nothing past such a hole. Records
+        above the checkpoint are never booked: ``admit`` fetches those again."""
+        try:
+            consumer = self.app.consumer
+            committed = compat.committed_offsets(consumer)
+            for topic, covered in list(st.restored_offsets.items()):
+                tp = TP(topic, partition)
+                c = committed.get(tp)
+                if topic not in self.input_topics or (c is not None and c > covered):
+                    del st.restored_offsets[topic]  # not an input, or committed past it
+                    continue
+                low = compat.lowest_acked(consumer, tp)
+                if c is None or low is None or low - c <= 1 or low - 1 > covered:
+                    continue
+                log.warning("partition %d: %s offsets %d..%d, inside the restored checkpoint, "
+                            "were not handed to this worker; the commit steps over them",
+                            partition, topic, c, low - 1)
+                compat.book_done(consumer, tp, c, low)
+        except Exception as exc:  # not assigned here any more, rebalancing: the next one
+            log.debug("partition %d: commit books not checked (%s)", partition, exc)
 
 
 # ------------------------------------------------------------------------ the runtime

@@ -248,6 +248,21 @@ def test_faust_commit_steps_over_a_booked_gap_and_forget_gap_stops_it(consumer: 
     compat.forget_gap(consumer, TP("t", 9), 0, 5)  # no gap booked there: nothing to do
 
 
+def test_faust_commits_nothing_past_a_hole_at_its_committed_offset_until_booked_done(
+        consumer: Any) -> None:
+    """The upstream behaviour ``book_done`` works around: with the records at the committed
+    offset and the one after never acked, Faust's commit stays put whatever is acked above;
+    booked as done, it steps over them."""
+    tp = TP("t", 0)
+    consumer._committed_offset[tp] = 27
+    consumer._acked[tp].extend(range(29, 627))
+    assert compat.lowest_acked(consumer, tp) == 29
+    assert consumer._new_offset(tp) is None  # stuck: 29 - 27 > 1
+    compat.book_done(consumer, tp, 27, 29)
+    assert consumer._new_offset(tp) == 627
+    assert compat.lowest_acked(consumer, TP("t", 5)) is None
+
+
 def test_last_poll_reads_aiokafkas_timestamp_through_faust_consumer_thread(
         consumer: Any) -> None:
     import aiokafka
