@@ -914,7 +914,7 @@ class BulkLookup(Detector):
         end = self._win_end
         if now < end or self.combiner.start is None:
             return []
-        if ctx.__dict__.get("access_now", now) >= end or now - self.access_quiet >= end:
+        if getattr(ctx, "access_now", now) >= end or now - self.access_quiet >= end:
             return self.close_window(ctx)
         ctx.wake_at(end + self.access_quiet, self.id)  # the access stream is behind: wait
         return []

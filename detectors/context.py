@@ -87,6 +87,7 @@ class Context:
         self.reveal_victims = False
         self.victims_max = VICTIMS_MAX
         self._hash_memo: dict[str | tuple[str, ...], int] = {}  # ``hash_id``'s memo (transient)
+        self.relayed = Context.relayed  # an instance attribute: read per event (base.py, "Speed")
 
     def wake_at(self, ts: float, detector_id: str) -> None:
         """Ask for ``on_time`` once event time reaches ``ts``."""

@@ -319,7 +319,7 @@ class SpreadAccess(Detector):
         a = self._aggs.get(k)
         if a is None:
             a = self._aggs[k] = _Agg(h, d)
-            due = self.__dict__.get("_due")
+            due = getattr(self, "_due", None)
             if due is not None:  # (``expire``'s queue; its time is ``ts`` once counted)
                 self._seq = seq = self._seq + 1
                 heappush(due, (ts, seq, k, a))
@@ -432,7 +432,7 @@ class SpreadAccess(Detector):
         old = now - 2 * self.idle
         aggs = self._aggs
         due: list[tuple[float, int, tuple[str, str, str], _Agg]] | None = \
-            self.__dict__.get("_due")
+            getattr(self, "_due", None)
         if due is None or len(due) > 2 * len(aggs) + 64:
             due = self._due = [(a.last, i, k, a) for i, (k, a) in enumerate(aggs.items())]
             heapify(due)
