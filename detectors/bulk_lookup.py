@@ -899,7 +899,7 @@ class BulkLookup(Detector):
         comb = self.combiner
         comb.add(e)
         if comb.hot:  # a burst: judge it now rather than at the end of the window
-            hot = comb.drain_hot(ctx.hash_id, self.is_home, self._is_tracked)
+            hot = comb.drain_hot(ctx.hash_one, self.is_home, self._is_tracked)
             out = out + self._observe_or_hand_out(hot, ctx)
         return out
 
@@ -921,7 +921,7 @@ class BulkLookup(Detector):
 
     def close_window(self, ctx: Context) -> list[Finding]:
         """Drain the combiner and score every partial (the in-process combiner path)."""
-        parts = self.combiner.drain(ctx.hash_id, self.is_home, self._is_tracked)
+        parts = self.combiner.drain(ctx.hash_one, self.is_home, self._is_tracked)
         return self._observe_or_hand_out(parts, ctx)
 
     # --- the combiner across workers (Engine: ``remote_kinds``, ``drain_partials``) ----------

@@ -239,7 +239,7 @@ class SpreadAccess(Detector):
             # 14); the same counts, findings and order (tests/test_spread_access.py)
             self._add_countries(self._take_delta())
             sub = subnet or None
-            r = _Read(e.ts, ctx.hash_id(e.subject_id), e.event_id, e.src_ip,  # type: ignore[arg-type]  # a request has a subject_id and a src_ip (decode requires them)
+            r = _Read(e.ts, ctx.hash_one(e.subject_id), e.event_id, e.src_ip,  # type: ignore[arg-type]  # a request has a subject_id and a src_ip (decode requires them)
                       key or None, (net.asn_key or None) if net is not None else None, sub,
                       (subnet if net is not None else e.src_ip) or "?",
                       net.net_class if net is not None else "?",
