@@ -151,10 +151,12 @@ class RecordVolume(Detector):
                 r = ents[(kind, ident)] = _Rows(ts)
                 if ts < getattr(self, "_oldest", -math.inf):
                     self._oldest = ts  # (``expire``: a lower bound of every entry's time)
-            r.last = max(r.last, ts)
+            if ts > r.last:  # max(r.last, ts) (base.py, "Speed")
+                r.last = ts
             rank, warn, crit = self._verdict(r, rows)
             judged.append((kind, ident, r, rank, warn, crit))
-            top = max(top, rank)
+            if rank > top:
+                top = rank
         if top == 0:
             for j in judged:
                 j[2].learn(x)
