@@ -1266,7 +1266,7 @@ class BulkLookup(Detector):
         peer_hi = 2.0 * peer_q if peer_q is not None else None
         if ent.kind == "key":
             peer_hi = None  # keys differ too much from each other: own history only
-        warn_h = wh  # max(wh, own_hi or 0.0, peer_hi or 0.0), written out (base.py, "Speed")
+        warn_h: float = wh  # max(wh, own_hi or 0.0, peer_hi or 0.0), written out (base.py, "Speed")
         if (own_hi or 0.0) > warn_h:
             warn_h = own_hi or 0.0
         if (peer_hi or 0.0) > warn_h:
