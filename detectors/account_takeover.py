@@ -288,7 +288,7 @@ class AccountTakeover(Detector):
                     items.remove(v)
 
     def _learn(self, e: Event, ctx: Context) -> None:
-        k = ctx.hash_id(e.account_id)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
+        k = ctx.hash_one(e.account_id)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
         p = self._profiles.get(k)
         if p is None:
             self._judged -= 0.001 * self._judged

@@ -4,6 +4,17 @@ A detector is a small class with hyper-parameters in ``__init__`` and plain-obje
 engine calls ``on_login`` / ``on_access`` / ``on_identity`` for the kinds listed in ``wants``
 and ``on_time`` when event time passes a deadline the detector asked for. Each returns a list
 of :class:`Finding` (usually empty). The engine turns findings into alerts with episode ids.
+
+Speed (CPython 3.11, measured in docs/benchmarks.md "h-rep2"): a detector, the context and
+the engine never read their own ``__dict__`` on the event path (``getattr(self, name,
+default)`` for an attribute a checkpoint from before may lack). Reading an instance's
+``__dict__`` turns its inline attribute values into a dict that shares its class's keys;
+3.11's specialised attribute read of such a dict (``LOAD_ATTR_WITH_HINT``) then misses on
+every execution, so every ``self.x`` of that object takes the generic path from then on (the
+same holds for a class attribute read through an instance: set it in ``__init__`` when it is
+read per event). And 3.11's ``max`` and ``min`` parse their arguments with keywords on each
+call (~450 instructions): the per-event and per-view paths compare two values with ``if``
+instead (``max(a, b)`` is ``b if b > a else a``, the first of equals kept, as the builtin).
 """
 
 from __future__ import annotations

@@ -553,7 +553,13 @@ class _Ewma:
         self.n += 1
 
     def high(self, k: float = 6.0) -> float:
-        return self.mean + k * max(self.dev, 1.0, 0.1 * self.mean)
+        s = self.dev  # max(self.dev, 1.0, 0.1 * self.mean), written out (base.py, "Speed")
+        if 1.0 > s:
+            s = 1.0
+        t = 0.1 * self.mean
+        if t > s:
+            s = t
+        return self.mean + k * s
 
 
 _NO_HISTORY = _Ewma()  # shared, never learnt into: an entity without history yet
@@ -899,7 +905,7 @@ class BulkLookup(Detector):
         comb = self.combiner
         comb.add(e)
         if comb.hot:  # a burst: judge it now rather than at the end of the window
-            hot = comb.drain_hot(ctx.hash_id, self.is_home, self._is_tracked)
+            hot = comb.drain_hot(ctx.hash_one, self.is_home, self._is_tracked)
             out = out + self._observe_or_hand_out(hot, ctx)
         return out
 
@@ -914,14 +920,14 @@ class BulkLookup(Detector):
         end = self._win_end
         if now < end or self.combiner.start is None:
             return []
-        if ctx.__dict__.get("access_now", now) >= end or now - self.access_quiet >= end:
+        if getattr(ctx, "access_now", now) >= end or now - self.access_quiet >= end:
             return self.close_window(ctx)
         ctx.wake_at(end + self.access_quiet, self.id)  # the access stream is behind: wait
         return []
 
     def close_window(self, ctx: Context) -> list[Finding]:
         """Drain the combiner and score every partial (the in-process combiner path)."""
-        parts = self.combiner.drain(ctx.hash_id, self.is_home, self._is_tracked)
+        parts = self.combiner.drain(ctx.hash_one, self.is_home, self._is_tracked)
         return self._observe_or_hand_out(parts, ctx)
 
     # --- the combiner across workers (Engine: ``remote_kinds``, ``drain_partials``) ----------
@@ -1035,7 +1041,8 @@ class BulkLookup(Detector):
                 heappush(self._due, (ent.last + self.idle, key))
         else:
             self._roll(ent, ts)
-        ent.last = max(ent.last, ts)
+        if ts > ent.last:  # max(ent.last, ts) (base.py, "Speed")
+            ent.last = ts
         if p.sketched:
             ent.h.merge(p.distinct)
         else:
@@ -1050,8 +1057,9 @@ class BulkLookup(Detector):
                 ent.h_srcs.update(p.source_ids)
             ent.sources = len(ent.h_srcs)
         if p.id_min is not None:
-            ent.h_lo = p.id_min if ent.h_lo is None else min(ent.h_lo, p.id_min)
-            ent.h_hi = p.id_max if ent.h_hi is None else max(ent.h_hi, p.id_max)  # type: ignore[type-var]  # id_max is set with id_min (checked above)
+            lo, hi = ent.h_lo, ent.h_hi  # min() and max() written out (base.py, "Speed")
+            ent.h_lo = p.id_min if lo is None or p.id_min < lo else lo
+            ent.h_hi = p.id_max if hi is None or p.id_max > hi else hi  # type: ignore[operator]  # id_max is set with id_min (checked above)
             ent.h_num += p.numeric
         ent.eids = (p.event_ids + ent.eids)[:_SAMPLE]
         return self._score(ent, p, ctx)
@@ -1258,7 +1266,11 @@ class BulkLookup(Detector):
         peer_hi = 2.0 * peer_q if peer_q is not None else None
         if ent.kind == "key":
             peer_hi = None  # keys differ too much from each other: own history only
-        warn_h = max(wh, own_hi or 0.0, peer_hi or 0.0)
+        warn_h: float = wh  # max(wh, own_hi or 0.0, peer_hi or 0.0), written out (base.py, "Speed")
+        if (own_hi or 0.0) > warn_h:
+            warn_h = own_hi or 0.0
+        if (peer_hi or 0.0) > warn_h:
+            warn_h = peer_hi or 0.0
         if ent.kind == "key" and dh > 0 and sus_h / dh < 0.5:
             # A busy key with some VPN customers: warn past 1% of its accounts from datacenters.
             warn_h = max(warn_h, 2.0 * wh, 0.01 * dh)

@@ -87,6 +87,7 @@ class Context:
         self.reveal_victims = False
         self.victims_max = VICTIMS_MAX
         self._hash_memo: dict[str | tuple[str, ...], int] = {}  # ``hash_id``'s memo (transient)
+        self.relayed = Context.relayed  # an instance attribute: read per event (base.py, "Speed")
 
     def wake_at(self, ts: float, detector_id: str) -> None:
         """Ask for ``on_time`` once event time reaches ``ts``."""
@@ -157,6 +158,13 @@ class Context:
                 memo.clear()
             memo[memo_key] = v
         return v
+
+    def hash_one(self, ident: str) -> int:
+        """``hash_id(ident)`` of one id: the same digest and memo, called without an argument
+        tuple (CPython specialises a call with exact arguments, not one to ``*parts``; most
+        calls digest one id: issue 14, speed)."""
+        v = self._hash_memo.get(ident)
+        return v if v is not None else self.hash_id(ident)
 
 
 #: ids ``Context.hash_id`` remembers before it starts again (65-140 bytes each, a joined

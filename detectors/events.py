@@ -725,11 +725,12 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
             if len(_NORMAL_IPS) >= _NORMAL_IPS_MAX:
                 _NORMAL_IPS.clear()
             _NORMAL_IPS[ip] = n
-        ev.src_ip = n
+        if n is not ip:  # (a field is written only when it changes: a write to a msgspec
+            ev.src_ip = n  # struct is not specialised by CPython 3.11, a read is; speed)
         cc = ev.country
         if cc is not None and cc not in COUNTRIES:
             return None  # "" too: the reference path reads it as absent
-        if not policy.trust_geo:
+        if not policy.trust_geo and (cc is not None or ev.asn is not None):
             ev.country = ev.asn = None
         # fields of other kinds are ignored, as on the reference path
         if k == ACCESS:
@@ -787,7 +788,9 @@ def _accept(ev: Event, line: bytes | str, kind: str | None, policy: Policy, late
     if (not ascii or line.find(_BACKSLASH) >= 0 or line.find(_DEL) >= 0  # type: ignore[arg-type]  # ascii: bytes
             ) and _control_field(ev):
         return None
-    ev.kind, ev.ts, ev.raw = k, ts, line
+    if k is not ev.kind:
+        ev.kind = k
+    ev.ts, ev.raw = ts, line
     if ev.net is not None or ev.invalid_claim is not None:  # not from the input
         ev.net = ev.invalid_claim = None
     return ev

@@ -240,7 +240,7 @@ class ImpossibleTravel(Detector):
             return []
         h = self._memo.get(pid)
         if h is None:
-            h = self._memo[pid] = ctx.hash_id(pid)
+            h = self._memo[pid] = ctx.hash_one(pid)
         w = self._last.get(h)
         if w is None:
             self._learn_country(net.country)

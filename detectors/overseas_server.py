@@ -311,7 +311,7 @@ class OverseasServer(Detector):
             self._home = country
 
     def _profile(self, pid: str, ctx: Context) -> _Profile:
-        h = ctx.hash_id(pid)
+        h = ctx.hash_one(pid)
         p = self._profiles.get(h)
         if p is None:
             p = self._profiles[h] = _Profile()
@@ -325,7 +325,7 @@ class OverseasServer(Detector):
             out = self._use(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]  # account_id and account_type: decode requires the one, defaults the other
             if e.session_id and e.account_type == "customer":
                 p = self._memo[e.account_id]  # type: ignore[index]  # a login has an account_id (decode requires it)
-                p.sessions = (*p.sessions[-(self.max_sessions - 1):], ctx.hash_id(e.session_id))
+                p.sessions = (*p.sessions[-(self.max_sessions - 1):], ctx.hash_one(e.session_id))
         if e.ts > self._login_max:
             self._login_max = e.ts
             if self._late_due and self._late_due[0][0] <= e.ts:
@@ -387,7 +387,7 @@ class OverseasServer(Detector):
         if lk in self._late:  # its profile was swept while a read of the place waits
             return []
         deadline = e.ts + self.login_lateness
-        sess = ctx.hash_id(e.session_id) if e.session_id else 0
+        sess = ctx.hash_one(e.session_id) if e.session_id else 0
         self._late[lk] = [deadline, e.ts, obs, sess]
         heapq.heappush(self._late_due, (deadline, *lk))
         if self._login_max >= deadline:  # the login stream is already past it

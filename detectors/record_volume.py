@@ -149,12 +149,14 @@ class RecordVolume(Detector):
             r = ents.get((kind, ident))
             if r is None:
                 r = ents[(kind, ident)] = _Rows(ts)
-                if ts < self.__dict__.get("_oldest", -math.inf):
+                if ts < getattr(self, "_oldest", -math.inf):
                     self._oldest = ts  # (``expire``: a lower bound of every entry's time)
-            r.last = max(r.last, ts)
+            if ts > r.last:  # max(r.last, ts) (base.py, "Speed")
+                r.last = ts
             rank, warn, crit = self._verdict(r, rows)
             judged.append((kind, ident, r, rank, warn, crit))
-            top = max(top, rank)
+            if rank > top:
+                top = rank
         if top == 0:
             for j in judged:
                 j[2].learn(x)
@@ -193,7 +195,7 @@ class RecordVolume(Detector):
         be (issue 14, speed): ``_oldest`` is a lower bound of every entry's time (an entry's
         time only grows; a new one lowers the bound; a checkpoint from before it reads the
         table), and no entry is idle while ``now - _oldest`` is not over ``idle``."""
-        if now - self.__dict__.get("_oldest", -math.inf) <= self.idle:
+        if now - getattr(self, "_oldest", -math.inf) <= self.idle:
             return
         oldest = now
         dead = []

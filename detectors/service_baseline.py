@@ -239,7 +239,8 @@ class ServiceBaseline(Detector):
             if len(bs) > s.b_peak:
                 s.b_peak = len(bs)
         gap = ts - s.last
-        s.last = max(s.last, ts)
+        if ts > s.last:  # max(s.last, ts) (base.py, "Speed")
+            s.last = ts
         ip: str = e.src_ip  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
         n = len(bs)
         if n < s.wn and ip in s.lip:  # a known address below the volume threshold

@@ -190,7 +190,7 @@ class UnissuedSession(Detector):
             self._pending.pop(k, None)  # a late login inside login_lateness clears it
         if e.ts > self._login_max:
             self._login_max = e.ts
-            due = self.__dict__.get("_due")
+            due = getattr(self, "_due", None)
             if due and due[0][0] <= e.ts:
                 return self._judge_due(e.ts, ctx)
         return []
@@ -262,7 +262,7 @@ class UnissuedSession(Detector):
         deadline = e.ts + self.login_lateness
         self._pending[k] = _Pending(deadline, e.actor_id, sid, entity,  # type: ignore[arg-type]  # actor_id: as above; a src_ip when no key_id (decode requires it)
                                     e.src_ip, where, tia, e.ts, [e.event_id])  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
-        heapq.heappush(self.__dict__.setdefault("_due", []), (deadline, k))
+        heapq.heappush(self._heap(), (deadline, k))
         if self._login_max >= deadline:  # the login stream is already past it
             return self._judge_due(self._login_max, ctx)
         ctx.wake_at(deadline + self.login_quiet, self.id)
@@ -292,10 +292,22 @@ class UnissuedSession(Detector):
             return f.ts + self.login_lateness
         return None
 
+    def _heap(self) -> list[tuple[float, int]]:
+        """The heap of pending deadlines (``_due``), made for a checkpoint from before it.
+
+        An attribute read, not ``self.__dict__.setdefault``: reading an instance's
+        ``__dict__`` on CPython 3.11 leaves every later attribute read of it unspecialised
+        (see ``detectors/base.py``, "Speed")."""
+        try:
+            return self._due
+        except AttributeError:
+            self._due = []
+            return self._due
+
     def _judge_due(self, upto: float, ctx: Context) -> list[Finding]:
         """Judge the pending reads whose deadline is at most ``upto``, in (deadline, key)
         order. Heap entries of reads a login cleared (or the cap shed) are dropped here."""
-        due = self.__dict__.setdefault("_due", [])
+        due = self._heap()
         if not due and self._pending:  # a checkpoint from before the heap: rebuild it
             due.extend((p.deadline, k) for k, p in self._pending.items())
             heapq.heapify(due)
@@ -448,7 +460,7 @@ class UnissuedSession(Detector):
         n = evict_pair(self._known, self._known_prev, cap, float)
         n += evict_pair(self._where, self._where_prev, cap, _where_ts)
         n += evict(self._pending, cap, _first_ts)  # its heap entry is then dropped
-        due = self.__dict__.get("_due")
+        due = getattr(self, "_due", None)
         if due is not None and len(due) > 2 * cap > 0:  # entries of cleared reads: rebuild
             due[:] = [(p.deadline, k) for k, p in self._pending.items()]
             heapq.heapify(due)

@@ -65,6 +65,9 @@ ALLOWED = {
     "its window pivot walks (one walk for score and learn; pinned by test_river_compat)",
     ("detectors/river_compat.py", "_max_score"): "as _tree_nodes: the score's normaliser",
     ("detectors/river_compat.py", "_first_window"): "as _tree_nodes: the warm-up flag",
+    ("detectors/geo.py", "_ip2int"): "geoip2fast's address parser, with its tables, read by "
+    "GeoIP2FastSource._country_org_fast (lookup without its result object; pinned by "
+    "test_geo_fast)",
 }
 
 

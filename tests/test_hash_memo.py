@@ -45,3 +45,14 @@ def test_the_memo_holds_raw_ids_and_is_left_out_of_checkpoints() -> None:
     restored = snapshot.decode(blob)
     assert restored._hash_memo == {}
     assert restored.hash_id("c-000113") == _digest("salt-1", "c-000113")
+
+
+def test_hash_one_is_hash_id_of_one_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the call without an argument tuple (speed): the same digests, the same bounded memo
+    monkeypatch.setattr(C, "_HASH_MEMO_MAX", 4)
+    ctx = Context(default_geo(), "salt-2")
+    ids = [f"c-{i:06d}" for i in range(11)]
+    for _ in range(3):
+        for i in ids:
+            assert ctx.hash_one(i) == _digest("salt-2", i) == ctx.hash_id(i)
+            assert len(ctx._hash_memo) <= 4
