@@ -400,6 +400,7 @@ class EpisodeBuilder:
                 item = heapq.heappop(ready)
                 if item[0] >= slow and item[-1].detector in dets:
                     heapq.heappush(blocked, item)  # another builder may fold one before it
+                    eng.stats["finding_waited_fold"] += 1
                     continue
                 took.append(item)
             out.extend(self._episodes(took))
