@@ -39,7 +39,7 @@ def _watch_holds() -> dict[int, list[Any]]:
 
     def take(self: EpisodeBuilder, low: float, most: float = float("inf"),
              holds: dict[tuple[str, str, str], float] | None = None,
-             fold: float | None = None) -> list[dict[str, Any]]:
+             fold: float | None = None, slow: float | None = None) -> list[dict[str, Any]]:
         d = self.engine.__dict__
         low_in = low if fold is None else fold  # holds keep findings in the first step
 
@@ -48,7 +48,7 @@ def _watch_holds() -> dict[int, list[Any]]:
                                           for x in v]
 
         before = {id(x[5]): x for x in queued() if x[0] < low_in}
-        out = orig(self, low, most, holds, fold)
+        out = orig(self, low, most, holds, fold, slow)
         still = {id(x[5]) for x in queued()}
         for i, x in before.items():
             if i in still:

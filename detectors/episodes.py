@@ -153,7 +153,7 @@ class EpisodeBuilder:
         """Findings held until every partition's time passes theirs."""
         d = self.engine.__dict__
         return len(d["_relay_pending"]) + sum(map(len, d.get("_relay_parked", {}).values())) + \
-            len(d.get("_relay_ready", ()))
+            len(d.get("_relay_ready", ())) + len(d.get("_relay_blocked", ()))
 
     def add(self, msg: dict[str, Any], partition: int, builder: bool = False) -> None:
         """Hold a finding of input partition ``partition`` (from ``drain_findings``), or,
@@ -178,13 +178,22 @@ class EpisodeBuilder:
         heapq.heappush(eng.__dict__["_relay_pending"],
                        (float(at), f.ts, partition, origin, seq, f))
 
-    def advance_peer(self, builder: int, now: float) -> list[dict[str, Any]]:
+    def advance_peer(self, builder: int, now: float, folded: float | None = None
+                     ) -> list[dict[str, Any]]:
         """Builder ``builder`` sent every finding it made for the others before ``now`` (its
         :meth:`passed`, reported after its sends): the alerts of the findings this builder
-        may now take."""
+        may now take. ``folded`` (h-par9; None: ``now``): its :meth:`folded`, the time from
+        which it may still fold an observation a hold keeps (what it makes then is stamped
+        no earlier): this builder's findings of the detectors its engine runs (the only ones
+        another builder makes) wait for it as well."""
         if not math.isfinite(now):
             raise ValueError("a builder's time is not a finite number")
-        self.engine.__dict__.setdefault("_relay_peers", {})[builder] = now
+        if folded is not None and not math.isfinite(folded):
+            raise ValueError("a builder's fold time is not a finite number")
+        d = self.engine.__dict__
+        d.setdefault("_relay_peers", {})[builder] = now
+        d.setdefault("_relay_peers_folded", {})[builder] = now if folded is None else min(
+            now, folded)
         return self.release()
 
     def advance(self, partition: int, now: float, flushed: bool = False,
@@ -220,15 +229,19 @@ class EpisodeBuilder:
         n = eng.__dict__["_relay_partitions"]
         low = fold = -math.inf if any(p not in prog for p in range(n)) else min(
             prog[p] for p in range(n))
+        slow = low
         if self.me is not None:  # and every other builder's (h-par8)
             peers: dict[int, float] = eng.__dict__.get("_relay_peers", {})
+            folds: dict[int, float] = eng.__dict__.get("_relay_peers_folded", {})
             for k in range(n):
                 if k != self.me:
                     low = min(low, peers.get(k, -math.inf))
+                    slow = min(slow, folds.get(k, peers.get(k, -math.inf)))
         holds = self._holds()
         if len(eng.__dict__.get("_relay_flushed", ())) >= n:
-            low, fold, holds = math.inf, math.inf, {}  # every partition at the end of its input
-        out = self._take(low, holds=holds, fold=fold)
+            # every partition at the end of its input
+            low, fold, slow, holds = math.inf, math.inf, math.inf, {}
+        out = self._take(low, holds=holds, fold=fold, slow=min(slow, low))
         n = self.pending
         cap = eng.config.max_entities
         if cap > 0 and n > cap:
@@ -249,6 +262,20 @@ class EpisodeBuilder:
             return -math.inf
         return min(prog[p] for p in range(n))
 
+    def folded(self) -> float:
+        """The time from which this builder may still fold an observation (h-par9): its
+        :meth:`passed`, or earlier the time of an input partition's hold on an episode of a
+        detector its engine runs (an observation of it made since is parked, or not sent
+        yet, and is stamped no earlier than the hold: what its fold makes about another
+        builder's episode is sent on when the hold lifts). The other builders take their
+        findings of those detectors only past it (:meth:`advance_peer`)."""
+        t = self.passed()
+        dets = self.engine.detectors
+        for (det, _, _), at in self._holds().items():
+            if at < t and det in dets:
+                t = at
+        return t
+
     def flush(self) -> list[dict[str, Any]]:
         """End of input: every finding held, in order."""
         return self._take(math.inf)
@@ -260,13 +287,20 @@ class EpisodeBuilder:
         finding one of them makes at the end goes to another, h-par8)."""
         d = self.engine.__dict__
         firsts = [h[0] for h in (d["_relay_pending"], d.get("_relay_ready", ()),
+                                 d.get("_relay_blocked", ()),
                                  *d.get("_relay_parked", {}).values()) if h]
         return min(f[:5] for f in firsts) if firsts else None
 
     def take_one(self) -> list[dict[str, Any]]:
         """End of input: the first finding held (:meth:`head`), holds or not: an
         observation folded, or a finding made an episode."""
-        ready = self.engine.__dict__.get("_relay_ready")
+        d = self.engine.__dict__
+        blocked = d.get("_relay_blocked")
+        if blocked:  # the end of input: nothing is still to be folded anywhere
+            ready_: list[Any] = d["_relay_ready"]
+            while blocked:
+                heapq.heappush(ready_, heapq.heappop(blocked))
+        ready = d.get("_relay_ready")
         if self.route is None or not ready:
             return self._take(math.inf, 1)
         self._take(-math.inf, holds=None)  # (every parked finding back in the queue)
@@ -286,7 +320,7 @@ class EpisodeBuilder:
 
     def _take(self, low: float, most: float = math.inf,
               holds: dict[tuple[str, str, str], float] | None = None,
-              fold: float | None = None) -> list[dict[str, Any]]:
+              fold: float | None = None, slow: float | None = None) -> list[dict[str, Any]]:
         """The findings made before ``low``, in order, but those of an episode held at or
         before their time (``holds``; None: no hold counts), which are parked on their
         episode until its hold lifts or passes them (h-par6: a verdict put off on one input
@@ -297,7 +331,10 @@ class EpisodeBuilder:
         folded (what they make about another builder's episode put in the engine's relay
         box), into a queue of findings ready to be made episodes, those before ``low`` (the
         other builders' times too) in order. So what a builder sends the others depends on
-        the input partitions' times only: no builder waits for another to send."""
+        the input partitions' times only: no builder waits for another to send. A ready
+        finding of a detector the engine runs waits, past ``low``, for ``slow`` (the other
+        builders' :meth:`folded`, h-par9; default ``low``): one they fold later may come
+        before it (kept in ``_relay_blocked``, in order; the others go on)."""
         eng = self.engine
         heap = eng.__dict__["_relay_pending"]
         parked: dict[tuple[str, str, str], list[Any]] = eng.__dict__.setdefault(
@@ -353,9 +390,19 @@ class EpisodeBuilder:
                     box.append((at, g))
                     eng.stats["finding_forwarded"] += 1
         if ready is not None:
+            slow = last if slow is None else min(slow, last)
+            blocked: list[Any] = eng.__dict__.setdefault("_relay_blocked", [])
+            while blocked and blocked[0][0] < slow:
+                heapq.heappush(ready, heapq.heappop(blocked))
+            dets = eng.detectors
             took = []
             while ready and ready[0][0] < last:
-                took.append(heapq.heappop(ready))
+                item = heapq.heappop(ready)
+                if item[0] >= slow and item[-1].detector in dets:
+                    heapq.heappush(blocked, item)  # another builder may fold one before it
+                    eng.stats["finding_waited_fold"] += 1
+                    continue
+                took.append(item)
             out.extend(self._episodes(took))
         return out
 

@@ -149,9 +149,10 @@ def run_split(events: list[dict[str, Any]], parts: int,
             t = bd.passed()
             if t == -math.inf:
                 continue
+            folded = bd.folded()  # (h-par9: what a hold keeps is folded later)
             for k, other in enumerate(builders):
                 if k != j:
-                    alerts.extend(other.advance_peer(j, t))
+                    alerts.extend(other.advance_peer(j, t, folded))
 
     order = split(events, parts)
     if skew:

@@ -147,12 +147,17 @@ class Episodes:
     async def send_builder_times(self) -> None:
         """Each builder's time (``EpisodeBuilder.passed``) to every other builder partition,
         after what it sent them (``_forward``, one producer: in order): they take no finding
-        it could still send them one before (h-par8)."""
+        it could still send them one before (h-par8). With ``"folded"`` when a hold keeps
+        an observation of its back (``EpisodeBuilder.folded``, h-par9): they take their
+        observers' findings only past that."""
         for k, st in list(self.engines.parts.items()):
-            t = EpisodeBuilder(st.engine, self.partitions).passed()
+            bd = EpisodeBuilder(st.engine, self.partitions)
+            t = bd.passed()
             if t == -math.inf:
                 continue
-            value = orjson.dumps({"builder": k, "progress": t})
+            folded = bd.folded()  # (h-par9: an observation a hold keeps is folded later)
+            value = orjson.dumps({"builder": k, "progress": t} if folded >= t
+                                 else {"builder": k, "progress": t, "folded": folded})
             for j in range(self.partitions):
                 if j != k:
                     await self.topic.send(key=PROGRESS, partition=j, value=value)
@@ -252,7 +257,11 @@ class Episodes:
         if type(j) is not int or not 0 <= j < self.partitions or j == me:
             raise ValueError("builder out of range")
         if "progress" in m:
-            return builder.advance_peer(j, float(m["progress"]))
+            folded = m.get("folded")
+            if folded is not None and type(folded) not in (int, float):
+                raise ValueError("a builder's fold time is not a number")
+            return builder.advance_peer(j, float(m["progress"]),
+                                        None if folded is None else float(folded))
         builder.add(m, j, builder=True)
         self.taken_total.inc()
         return builder.release()

@@ -538,3 +538,56 @@ def test_an_info_a_subnets_builder_makes_joins_the_accounts_episode_as_in_replay
     four = run_split(events, 4, dets)
     assert pages(four) == pages(one)
     assert len({x["alert_id"] for x in four}) == 1
+
+
+# --- h-par9: what a builder folds from a finding a hold kept, in order at its episode's builder ---
+
+
+def test_an_info_from_an_observation_a_hold_kept_opens_the_accounts_episode_as_in_replay():
+    """cust-c reads from a server in Hong Kong at 600 s in a session a late login of its own
+    (dated 595 s, arriving after the read) issued: its partition (0) holds the subnet's
+    episode until it judges the read, and it has no later login, so its timer judges it at
+    1000 s while its time passed 660 s long before. cust-a (partition 1) reads from the same
+    Hong Kong subnet at 670 s and from a Czech one at 680 s, neither in a session a login
+    issued; a login of cust-d at 745 s on partition 1 decides both. One engine: cust-c's read
+    is its own (no count), cust-a is the Hong Kong subnet's only account (``info`` at 670 s),
+    and the Czech ``info`` (680 s) is a repeat in that episode. Over 4 partitions the subnet's
+    builder parks cust-a's observation behind partition 0's hold while the Czech subnet's
+    builder sends its ``info`` on at once: the account's builder used to take the Czech one
+    first (an episode opened at 680 s, another alert id) and the Hong Kong one after it,
+    since the subnet's builder reported its time past the hold. Now a builder reports, as
+    well, the time before which it may still fold (its observers' holds), and the others
+    take their observers' findings only past it."""
+    from detectors.base import iso
+    from detectors.episodes import hold_key
+    from streams.batch import partition_for
+
+    def builder(kind: str, ident: str) -> int:
+        return partition_for(hold_key(("overseas_server", kind, ident), EngineConfig.salt), 4)
+
+    hk, hk2, cz = "212.102.42.147", "212.102.42.150", "138.199.0.125"
+    c, a, d = _on(4, 0, "cust-c"), _on(4, 1, "cust-a"), _on(4, 1, "cust-d")
+    home = "121.134.20.36"
+    assert len({builder("subnet", "212.102.42.0/24"), builder("subnet", "138.199.0.0/24"),
+                builder("account", a)}) == 3
+    events: list[dict[str, Any]] = []
+    for who in (c, a, d):
+        events.append(_login(T6, who) | {"src_ip": home})
+        events += [_far(T6 + 1 + k, who, home, f"s-{who}-{T6}") for k in range(4)]
+    events += [_far(t, c, home, f"s-{c}-{T6}") for t in (T6 + 700, T6 + 900, T6 + 1000)]
+    events += [_far(T6 + 670, a, hk2, "s-a-hk"), _far(T6 + 680, a, cz, "s-a-cz"),
+               _login(T6 + 745, d) | {"src_ip": home},
+               _far(T6 + 1100, a, home, f"s-{a}-{T6}")]
+    for p in (2, 3):
+        h = _on(4, p, "cust-home")
+        events.append(_login(T6, h) | {"src_ip": home})
+        events += [_far(t, h, home, f"s-{h}-{T6}")
+                   for t in (T6 + 1, T6 + 650, T6 + 690, T6 + 750, T6 + 950, T6 + 1200)]
+    events.sort(key=lambda e: e["ts"])
+    i = next(i for i, e in enumerate(events) if e["ts"] > iso(T6 + 600))
+    events[i:i] = [_far(T6 + 600, c, hk, "s-c-x"),
+                   _login(T6 + 595, c) | {"src_ip": home, "session_id": "s-c-x"}]
+    dets = ("overseas_server",)
+    one = replay(events, dets)
+    assert [(x["entity"]["id"], x["episode"]["started"]) for x in one] == [(a, iso(T6 + 670))]
+    assert pages(run_split(events, 4, dets)) == pages(one)

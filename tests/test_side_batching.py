@@ -372,3 +372,51 @@ def test_a_builder_sends_what_it_makes_about_another_builders_episode_and_its_ti
     ids = [x["alert_id"] for x in eps.emitted if x["detector"] == "overseas_server"
            and x["entity"]["kind"] == "account"]
     assert ids == one and eps.dead == []
+
+
+# ---- h-par9: a builder's fold time, when a hold keeps an observation of its back ----------------
+
+
+def test_a_builder_reports_its_fold_time_and_the_others_take_their_observers_findings_past_it(
+) -> None:
+    """Builder 0 holds a subnet's overseas_server episode for input partition 0 from 4,000 s
+    (a read waiting for the login stream): its time message says ``"folded": 4000`` beside
+    its time (5,000 s). Builder 1, holding an overseas_server ``info`` on an account made at
+    4,500 s and a key's finding made at 4,600 s, takes the key's at once (the input
+    partitions and builder 0 passed it) and the account's only once builder 0 reports no
+    fold time before it (what builder 0 folds when the hold lifts may come before it). A
+    fold time that is not a number is dead-lettered."""
+    from detectors.base import finding_message
+
+    eps = episodes()
+    topic = eps.engines.input_topics[0]
+    for k in range(PARTS):
+        eps.engines.parts[k] = PartitionState(Engine(eps.engines.config))
+    offsets = [0] * PARTS
+
+    def deliver_to(part: int, value: dict[str, Any]) -> None:
+        msg = SimpleNamespace(topic=topic, partition=part, offset=offsets[part], key=PROGRESS,
+                              value=orjson.dumps(value), headers=())
+        offsets[part] += 1
+        asyncio.run(eps.on_message(SimpleNamespace(message=msg, ack=lambda: None)))
+
+    hold = ["overseas_server", "subnet", "212.102.42.0/24", 4000.0]
+    deliver_to(0, {"partition": 0, "progress": 5000.0, "holds": [hold]})
+    deliver_to(0, {"partition": 1, "progress": 5000.0})
+    asyncio.run(eps.send_builder_times())
+    to_one = [orjson.loads(v) for _, v, p in eps.sent_log if p == 1]
+    assert to_one == [{"builder": 0, "progress": 5000.0, "folded": 4000.0}]
+
+    info = Finding("overseas_server", "account", "cust-a", "info", 0.3, "s", [], ["e-1"], 4490.0)
+    key = Finding("revoked_credential", "key", "kid-1", "critical", 0.9, "s", [], ["e-2"], 4600.0)
+    for seq, (f, at) in enumerate(((info, 4500.0), (key, 4600.0)), 1):
+        deliver_to(1, {"partition": 0, **finding_message(f, at, "origin-0", seq)})
+    for p in range(PARTS):
+        deliver_to(1, {"partition": p, "progress": 5000.0})
+    deliver_to(1, to_one[0])
+    assert [a["detector"] for a in eps.emitted] == ["revoked_credential"]
+    deliver_to(1, {"builder": 0, "progress": 5000.0})  # the hold lifted
+    assert [a["detector"] for a in eps.emitted] == ["revoked_credential", "overseas_server"]
+    assert eps.dead == []
+    deliver_to(1, {"builder": 0, "progress": 5001.0, "folded": "soon"})
+    assert len(eps.dead) == 1
