@@ -502,7 +502,10 @@ class PartitionEngines:
         commit steps over: those events would be lost for good. Here a hole is filled: the
         gap is taken out of Faust's books, the partition is sought back to the first missing
         offset and this record is dropped (it comes again, after the missing ones). A
-        record this life already took (fetched again after such a seek) is dropped too.
+        record this life already took (fetched again after such a seek) is dropped too. The
+        first record of a state that covers none of its topic's partition must be the one
+        the group committed, else the first the broker has (``_first_offset``): a hole at
+        the very start is filled the same way.
         """
         topic = msg.topic
         off = msg.offset
@@ -520,6 +523,10 @@ class PartitionEngines:
         if prev is not None and off <= prev and off > covered:
             return False  # taken already in this life (fetched again after a seek)
         base = prev if prev is not None else (covered if topic in st.offsets else None)
+        if base is None:  # the partition's first record for this state: where must it start?
+            first = await self._first_offset(TP(topic, msg.partition))
+            if first is not None:
+                base = st.delivered[topic] = first - 1
         if base is not None and off > base + 1 and off - 1 > covered:
             want = max(base, covered) + 1
             tries = st.refetch_tries.get((topic, want), 0)
@@ -536,6 +543,31 @@ class PartitionEngines:
                             want, off - 1, tries)
         st.delivered[topic] = off
         return True
+
+    async def _first_offset(self, tp: TP) -> int | None:
+        """The first record of ``tp`` a state that covers none of it must take: the group's
+        committed offset, else (nothing committed) the first offset the broker still has.
+        None when neither is known (the record is then taken as it comes).
+
+        Without it a hole at the very start went unseen: after a (re)start Faust can drop
+        records it fetched but did not hand over (a flow stop during recovery cut the
+        hand-over short, or cleared the stream's queue) while its read offset moves past
+        them; a state with a checkpoint or a record taken before finds the hole (``admit``),
+        a fresh one took the first record that came as its start, and Faust's commit then
+        stepped over the records before it (seen with ``--fast-deliver``, which puts more
+        records in the queues before a flow stop: an episode builder restarted without a
+        checkpoint lost the findings at the start of its partition, and an alert with them)."""
+        consumer = self.app.consumer
+        try:
+            committed = compat.committed_offsets(consumer).get(tp)
+            if committed:  # Faust keeps a committed 0 as None
+                return int(committed)
+            earliest = await consumer.earliest_offsets(tp)
+            first = earliest.get(tp)
+        except Exception as exc:
+            log.debug("%s[%d]: first offset unknown (%s)", tp.topic, tp.partition, exc)
+            return None
+        return int(first) if first is not None and first >= 0 else None
 
     async def _refetch(self, tp: TP, offset: int, upto: int | None = None) -> bool:
         """Seek ``tp`` back to ``offset`` and take ``offset..upto-1`` out of Faust's gap

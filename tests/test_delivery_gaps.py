@@ -28,15 +28,23 @@ TOPIC = "auth-logins"
 
 
 class _Consumer:
-    def __init__(self, highwater: int | None = None) -> None:
+    def __init__(self, highwater: int | None = None, earliest: int | None = 0) -> None:
         self.seeks: list[tuple[TP, int]] = []
         self._gap: dict[TP, IntervalTree] = {}
         self._paused_partitions: set[TP] = set()
         self._committed_offset: dict[TP, int | None] = {}
         self.hw = highwater
+        self.earliest = earliest  # the first offset the broker still has (None: no answer)
+        self.asked_earliest = 0
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        self.asked_earliest += 1
+        if self.earliest is None:
+            raise ConnectionError("no answer")
+        return dict.fromkeys(tps, self.earliest)
 
     def assignment(self) -> set[TP]:
         return {TP(TOPIC, 0)}
@@ -98,11 +106,49 @@ def test_a_hole_the_broker_no_longer_has_is_accepted_after_a_few_tries(
     assert _admit(rt, st, [51]) == [51]
 
 
-def test_a_fresh_partition_has_no_hole_to_fill() -> None:
-    consumer = _Consumer()
+def test_a_fresh_partition_starting_where_the_broker_starts_has_no_hole_to_fill() -> None:
+    consumer = _Consumer(earliest=500)  # retention deleted what was before 500
     rt = _runtime(consumer)
     st = PartitionState(engine=None)  # type: ignore[arg-type]
     assert _admit(rt, st, [500, 501, 502]) == [500, 501, 502]
+    assert consumer.seeks == []
+    assert consumer.asked_earliest == 1  # once, for the partition's first record
+
+
+def test_a_hole_at_the_start_of_a_fresh_partition_is_fetched_again() -> None:
+    """Nothing committed, no checkpoint (a first start, or an episode builder whose
+    checkpoint the table lacked), and Faust dropped the first records it fetched (a flow
+    stop during recovery; more of them with ``--fast-deliver``): the first record to arrive
+    is offset 7. Taken as the start, records 0..6 were lost and Faust's commit stepped over
+    them; the partition is sought back to the first offset the broker has instead."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    taken = _admit(rt, st, [7, 8, *range(0, 10)])  # 7, 8 fetched before the seek
+    assert consumer.seeks == [(tp, 0)]
+    assert taken == list(range(0, 10))
+    assert st.next_offset(TOPIC) == 10
+
+
+def test_a_hole_after_the_committed_offset_of_a_fresh_state_is_fetched_again() -> None:
+    """The group committed 40 (the next to read) but the table held no checkpoint (a fresh
+    engine takes over from the committed offsets): the first record must be 40."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 40
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    assert _admit(rt, st, [45, *range(40, 47)]) == list(range(40, 47))
+    assert consumer.seeks == [(tp, 40)]
+    assert consumer.asked_earliest == 0  # the commit said where to start
+
+
+def test_a_fresh_partition_whose_start_is_unknown_takes_what_comes() -> None:
+    consumer = _Consumer(earliest=None)  # the broker did not answer
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    assert _admit(rt, st, [3, 4]) == [3, 4]
     assert consumer.seeks == []
 
 
