@@ -587,7 +587,8 @@ class PartitionEngines:
         """Fetch again an input partition that the broker reports records for but that has
         handed this worker nothing for ``RESEEK_AFTER`` seconds (seen after a SIGKILL
         restart: the consumer's position at the end of the topic, none of its records
-        delivered, the group's commit stuck below them for good)."""
+        delivered, the group's commit stuck below them for good). A partition with nothing
+        taken and nothing committed is measured from the first offset the broker has."""
         try:
             consumer = self.app.consumer
             assignment = consumer.assignment()
@@ -608,6 +609,8 @@ class PartitionEngines:
             else:
                 have = committed.get(tp)
             hw = consumer.highwater(tp)
+            if have is None and hw:  # nothing taken, nothing committed: from the broker's first
+                have = await self._first_offset(tp)
             if have is None or hw is None or hw <= have:
                 watch.pop(tp, None)
                 continue

@@ -189,6 +189,28 @@ def test_a_partition_that_hands_over_nothing_is_fetched_again(
     assert consumer.seeks == [(tp, 96)]
 
 
+def test_a_fresh_partition_that_hands_over_nothing_is_fetched_again_from_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing committed, no record taken (no state yet), the broker reports records up to
+    30 and none arrives (Faust dropped what it fetched and its position is at the end): the
+    partition is sought back to the first offset the broker has."""
+    consumer = _Consumer(highwater=30, earliest=0)
+    rt = _runtime(consumer)
+    clock = [1000.0]
+    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
+
+    def tick(dt: float) -> None:
+        clock[0] += dt
+        asyncio.run(rt.watch_delivery())
+
+    tick(0)
+    tick(rt_mod.RESEEK_AFTER - 1)
+    assert consumer.seeks == []
+    tick(2)
+    assert consumer.seeks == [(TP(TOPIC, 0), 0)]
+
+
 def test_periodic_checkpoints_back_off_when_pickling_is_slow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
