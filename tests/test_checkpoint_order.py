@@ -105,3 +105,58 @@ def test_events_are_taken_while_a_checkpoint_waits_for_the_broker_and_it_covers_
     assert order.count("flush") == 4
     runs = [o for i, o in enumerate(order) if i == 0 or order[i - 1] != o]  # a blob's records
     assert runs == ["flush", "checkpoint", "flush", "checkpoint", "flush"]
+
+
+def test_a_checkpoint_never_sees_drained_findings_that_are_not_in_the_producer() -> None:
+    """What an input engine hands out to an internal topic (findings for the episode
+    builders, views for the combiner) is drained and sent by the agent after the event, or
+    by the watermark tick. A checkpoint that encoded the engine between the drain and the
+    hand-over to the producer covered the event without its finding anywhere (not in the
+    engine, not in the producer it flushes first): a SIGKILL then lost the finding and the
+    alert a builder would have made of it. With the runtime's checkpoint lock held from the
+    drain to the last send, the checkpoint sees the findings either still in the engine or
+    already in the producer."""
+    from streams.side import send_drained
+
+    class Engine:
+        def __init__(self) -> None:
+            self.box = [{"f": 1}, {"f": 2}]
+
+        def has(self) -> bool:
+            return bool(self.box)
+
+        def drain(self) -> list[dict[str, Any]]:
+            out, self.box = self.box, []
+            return out
+
+    engine = Engine()
+    produced: list[bytes] = []
+    gate = asyncio.Event()
+
+    class Topic:
+        async def send(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+            await gate.wait()  # the producer takes its time (a full batch, metadata)
+            produced.append(value)
+
+    rt: Any = SimpleNamespace(parts={0: SimpleNamespace(engine=engine)},
+                              _checkpoint_lock=asyncio.Lock(),
+                              _internal_error=lambda what: None)
+    seen: list[tuple[int, int]] = []  # (findings in the engine, findings in the producer)
+
+    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
+        async with rt._checkpoint_lock:
+            seen.append((len(engine.box), len(produced)))
+
+    async def main() -> int:
+        sending = asyncio.ensure_future(send_drained(
+            rt, 0, Topic(), "findings", Engine.has, Engine.drain, lambda m: b"k"))
+        await asyncio.sleep(0)  # the agent is inside its first send
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        return await sending
+
+    assert asyncio.run(main()) == 2
+    assert seen and seen[0] in ((2, 0), (0, 2)), seen
