@@ -1512,38 +1512,50 @@ class Runtime(PartitionEngines):
             # h-par3: nor while the broker holds records of it not yet received (a partition
             # starved for seconds mid-backlog on a loaded host is not at its input's end)
             unread = self._unread(p, st) if quiet > 0 or idle > 0 else False
-            try:  # the engine isolates its detectors; this catches the rest
-                alerts: list[dict[str, Any]] = []
-                if quiet > 0 and not unread:
-                    alerts = self._release_identity(st, now) if st.identity else []
-                    alerts.extend(st.engine.advance(now))
-            except Exception as exc:
-                log.error("partition %d: engine failed to advance (%s)", p,
-                          type(exc).__name__, exc_info=exc)
-                self._internal_error("watermark")
-                alerts = []
-            touched = st.engine.drain_touched()  # drained with or without a sender
-            if self.sender is not None:  # repeats inside open episodes keep their pages firing
-                for alert_id in touched:
-                    self.sender.touch(alert_id)
-            if idle > 0 and not st.flushed and wall - st.last_wall >= idle and not unread:
-                st.flushed = True
-                try:
-                    alerts.extend(st.engine.flush())
-                except Exception as exc:
-                    log.error("partition %d: engine failed to flush (%s)", p,
-                              type(exc).__name__, exc_info=exc)
-                    self._internal_error("watermark")
-            if alerts:
-                st.dirty = True
-                for a in alerts:
-                    await self.emit(a)
-            if self.findings is not None:  # issue 18.5: a Close for each episode ended
-                for f in self.findings.ended(st.engine):
-                    key = f["finding_info"]["uid"].encode()
-                    await self.alerts_topic.send(key=key, value=orjson.dumps(f))
+            # advanced and what it gave sent in one hold of the checkpoint lock: a
+            # checkpoint covers the fired timers only once their alerts are in the
+            # producer it flushes first (else a SIGKILL lost them: the restored engine
+            # has fired those timers and does not raise them again)
+            async with self._checkpoint_lock:
+                await self._advance(p, st, now, quiet, unread, wall, idle)
         self.update_gauges()
         self.flush_metrics()
+
+    async def _advance(self, p: int, st: PartitionState, now: float, quiet: float,
+                       unread: bool, wall: float, idle: float) -> None:
+        """The watermark's step for partition ``p`` (caller holds the checkpoint lock): the
+        engine advanced to ``now`` (after ``quiet`` > 0 of quiet, nothing ``unread``) and
+        flushed when idle for ``idle``; the alerts it gave sent."""
+        try:  # the engine isolates its detectors; this catches the rest
+            alerts: list[dict[str, Any]] = []
+            if quiet > 0 and not unread:
+                alerts = self._release_identity(st, now) if st.identity else []
+                alerts.extend(st.engine.advance(now))
+        except Exception as exc:
+            log.error("partition %d: engine failed to advance (%s)", p,
+                      type(exc).__name__, exc_info=exc)
+            self._internal_error("watermark")
+            alerts = []
+        touched = st.engine.drain_touched()  # drained with or without a sender
+        if self.sender is not None:  # repeats inside open episodes keep their pages firing
+            for alert_id in touched:
+                self.sender.touch(alert_id)
+        if idle > 0 and not st.flushed and wall - st.last_wall >= idle and not unread:
+            st.flushed = True
+            try:
+                alerts.extend(st.engine.flush())
+            except Exception as exc:
+                log.error("partition %d: engine failed to flush (%s)", p,
+                          type(exc).__name__, exc_info=exc)
+                self._internal_error("watermark")
+        if alerts:
+            st.dirty = True
+            for a in alerts:
+                await self.emit(a)
+        if self.findings is not None:  # issue 18.5: a Close for each episode ended
+            for f in self.findings.ended(st.engine):
+                key = f["finding_info"]["uid"].encode()
+                await self.alerts_topic.send(key=key, value=orjson.dumps(f))
 
     def _unread(self, partition: int, st: PartitionState) -> bool:
         """Whether the broker has said it holds records of input partition ``partition``

@@ -160,3 +160,64 @@ def test_a_checkpoint_never_sees_drained_findings_that_are_not_in_the_producer()
 
     assert asyncio.run(main()) == 2
     assert seen and seen[0] in ((2, 0), (0, 2)), seen
+
+
+def test_a_checkpoint_never_sees_timers_fired_whose_alerts_are_not_in_the_producer(
+        monkeypatch: Any) -> None:
+    """The watermark advances a quiet partition's engine (its timers fire: grace windows,
+    episode ends) and sends the alerts that gives. A checkpoint that encoded the engine while
+    those alerts were still being sent covered the fired timers without the alerts in the
+    producer it flushes first: after a SIGKILL the restored engine does not fire them
+    again. With the advance and the sends in one hold of the checkpoint lock, the
+    checkpoint sees the timers either not fired or their alerts sent."""
+    from tests.helpers import bare_runtime
+
+    class Engine:
+        def __init__(self) -> None:
+            self.timers = 2
+
+        def advance(self, now: float) -> list[dict[str, Any]]:
+            fired, self.timers = self.timers, 0
+            return [{"alert_id": f"a{i}"} for i in range(fired)]
+
+        def drain_touched(self) -> list[str]:
+            return []
+
+    rt = bare_runtime()
+    engine = Engine()
+    st = rt.parts[0] = PartitionState(engine, max_ts=1000.0)  # type: ignore[arg-type]
+    st.wall_at_max = -1e9  # quiet for long: its time moves on
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    async def emit(alert: dict[str, Any]) -> None:
+        await gate.wait()  # the producer takes its time
+        sent.append(alert["alert_id"])
+
+    async def nothing() -> None:
+        return None
+
+    monkeypatch.setattr(rt, "emit", emit)
+    monkeypatch.setattr(rt, "watch_delivery", nothing)
+    monkeypatch.setattr(rt, "_unread", lambda p, st: False)
+    monkeypatch.setattr(rt, "update_gauges", lambda: None)
+    monkeypatch.setattr(rt, "flush_metrics", lambda: None)
+    seen: list[tuple[int, int]] = []  # (timers not fired, alerts in the producer)
+
+    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
+        async with rt._checkpoint_lock:
+            seen.append((engine.timers, len(sent)))
+
+    async def main() -> None:
+        ticking = asyncio.ensure_future(rt.watermark())
+        await asyncio.sleep(0)  # the watermark is inside its first send
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        await ticking
+
+    asyncio.run(main())
+    assert sent == ["a0", "a1"]
+    assert seen and seen[0] in ((2, 0), (0, 2)), seen
