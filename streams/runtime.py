@@ -1395,9 +1395,11 @@ class Runtime(PartitionEngines):
         self.identity_log.append((key, msg.offset, ev))
         for st in list(self.parts.values()):
             if msg.offset > st.offsets.get(key, -1):
-                queue_identity(st, (ev.ts, key, msg.offset, ev))
-                for a in self._release_identity(st, st.engine.ctx.now):
-                    await self.emit(a)
+                # released and sent in one hold of the checkpoint lock (as ``_send_out``)
+                async with self._checkpoint_lock:
+                    queue_identity(st, (ev.ts, key, msg.offset, ev))
+                    for a in self._release_identity(st, st.engine.ctx.now):
+                        await self.emit(a)
 
     async def on_feedback(self, msg: Any) -> None:
         """One access-feedback message: an analyst's verdict, applied by the engine that

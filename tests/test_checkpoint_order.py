@@ -221,3 +221,56 @@ def test_a_checkpoint_never_sees_timers_fired_whose_alerts_are_not_in_the_produc
     asyncio.run(main())
     assert sent == ["a0", "a1"]
     assert seen and seen[0] in ((2, 0), (0, 2)), seen
+
+
+def test_a_checkpoint_never_sees_an_identity_change_applied_whose_alerts_are_not_sent(
+        monkeypatch: Any) -> None:
+    """An identity change (a key revoked, say) released into a partition's engine can raise
+    alerts; the checkpoint records the identity offset with the engine. Applied and sent in
+    one hold of the checkpoint lock, a checkpoint sees the change either not applied or its
+    alerts in the producer."""
+    from detectors import events as E
+    from tests.helpers import bare_runtime
+
+    rt = bare_runtime()
+    st = rt.parts[0] = PartitionState(SimpleNamespace(ctx=SimpleNamespace(now=10.0)))  # type: ignore[arg-type]
+    applied: list[int] = []
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    def release(st: Any, until: float) -> list[dict[str, Any]]:
+        st.identity.clear()
+        applied.append(1)
+        return [{"alert_id": "a0"}, {"alert_id": "a1"}]
+
+    async def emit(alert: dict[str, Any]) -> None:
+        await gate.wait()
+        sent.append(alert["alert_id"])
+
+    monkeypatch.setattr(rt, "_release_identity", release)
+    monkeypatch.setattr(rt, "emit", emit)
+    monkeypatch.setattr(rt.directory, "apply", lambda ev: None)
+    value = b'{"event_id": "i1", "ts": "2025-06-24T03:12:45Z", "change": "key_revoked", ' \
+        b'"key_id": "k1"}'
+    msg = SimpleNamespace(value=value, partition=0, offset=3, topic=rt.names.identity)
+    assert not isinstance(E.decode(value, E.IDENTITY, rt.policy_of[rt.names.identity],
+                                   1.8e9), E.Rejection)
+    seen: list[tuple[int, int]] = []  # (changes applied, alerts in the producer)
+
+    async def checkpoint() -> None:
+        async with rt._checkpoint_lock:
+            seen.append((len(applied), len(sent)))
+
+    async def main() -> None:
+        reading = asyncio.ensure_future(rt.on_identity(msg))
+        await asyncio.sleep(0)
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        await reading
+
+    asyncio.run(main())
+    assert sent == ["a0", "a1"] and st.offsets == {}
+    assert seen and seen[0] in ((0, 0), (1, 2)), seen
