@@ -484,8 +484,8 @@ class PartitionEngines:
             return st
         if st is not None and _progress(new.offsets) <= _progress(st.offsets):
             return st
-        log.info("partition %d: engine restored from checkpoint (read from the changelog: "
-                 "the table lacked it)", partition)
+        log.info("partition %d: engine restored from checkpoint (%s, read from the changelog: "
+                 "the table lacked it)", partition, self.table.name)
         return new
 
     def drop(self, partitions: Iterable[int]) -> None:
