@@ -502,10 +502,12 @@ class PartitionEngines:
         commit steps over: those events would be lost for good. Here a hole is filled: the
         gap is taken out of Faust's books, the partition is sought back to the first missing
         offset and this record is dropped (it comes again, after the missing ones). A
-        record this life already took (fetched again after such a seek) is dropped too. The
-        first record of a state that covers none of its topic's partition must be the one
-        the group committed, else the first the broker has (``_first_offset``): a hole at
-        the very start is filled the same way.
+        record this life already took (fetched again after such a seek) is dropped too. This
+        life's first record of a partition must be the one the group committed, else the
+        first the broker has (``_first_offset``; a restored checkpoint's next one when the
+        group committed beyond it): a hole at the very start is filled the same way, below
+        a restored checkpoint too (those records are only acked, and Faust's commit waits
+        for every one of them).
         """
         topic = msg.topic
         off = msg.offset
@@ -522,13 +524,17 @@ class PartitionEngines:
         covered = st.offsets.get(topic, -1)
         if prev is not None and off <= prev and off > covered:
             return False  # taken already in this life (fetched again after a seek)
-        base = prev if prev is not None else (covered if topic in st.offsets else None)
-        if base is None:  # the partition's first record for this state: where must it start?
+        base = prev
+        if base is None:  # this life's first record of the partition: where must it start?
             first = await self._first_offset(TP(topic, msg.partition))
-            if first is not None:
-                base = st.delivered[topic] = first - 1
-        if base is not None and off > base + 1 and off - 1 > covered:
-            want = max(base, covered) + 1
+            restored = topic in st.offsets
+            if first is not None:  # below a checkpoint too: those records are acked with it
+                base = min(first - 1, covered) if restored else first - 1
+                st.delivered[topic] = base
+            elif restored:
+                base = covered
+        if base is not None and off > base + 1:
+            want = base + 1
             tries = st.refetch_tries.get((topic, want), 0)
             if tries < REFETCH_TRIES:
                 st.refetch_tries[(topic, want)] = tries + 1
@@ -541,22 +547,25 @@ class PartitionEngines:
                 log.warning("partition %d: %s offsets %d..%d are not on the broker any more "
                             "(fetched %d times); going on without them", msg.partition, topic,
                             want, off - 1, tries)
-        st.delivered[topic] = off
+        if base is None or off > base:  # (a record inside the checkpoint taken again: held)
+            st.delivered[topic] = off
         return True
 
     async def _first_offset(self, tp: TP) -> int | None:
-        """The first record of ``tp`` a state that covers none of it must take: the group's
-        committed offset, else (nothing committed) the first offset the broker still has.
-        None when neither is known (the record is then taken as it comes).
+        """The first record of ``tp`` this life must take: the group's committed offset
+        (where Faust starts reading), else (nothing committed) the first offset the broker
+        still has. None when neither is known.
 
-        Without it a hole at the very start went unseen: after a (re)start Faust can drop
-        records it fetched but did not hand over (a flow stop during recovery cut the
-        hand-over short, or cleared the stream's queue) while its read offset moves past
-        them; a state with a checkpoint or a record taken before finds the hole (``admit``),
-        a fresh one took the first record that came as its start, and Faust's commit then
-        stepped over the records before it (seen with ``--fast-deliver``, which puts more
-        records in the queues before a flow stop: an episode builder restarted without a
-        checkpoint lost the findings at the start of its partition, and an alert with them)."""
+        After a (re)start Faust can drop records it fetched but did not hand over (a flow
+        stop during recovery cut the hand-over short, or cleared the stream's queue) while
+        its read offset moves past them, and book no gap for them. Holes at the very start
+        went unseen: a fresh state took the first record that came as its start, and Faust's
+        commit stepped over the records before it (an episode builder restarted without a
+        checkpoint lost the findings at the start of its partition, and an alert with them);
+        a restored state skipped records its checkpoint covers but the group had not
+        committed, which were then never acked, and Faust's commit stayed below them for good
+        (its ``_new_offset`` waits for the offset after the committed one). Both were seen
+        with fast delivery, which puts more records in the queues before a flow stop."""
         consumer = self.app.consumer
         try:
             committed = compat.committed_offsets(consumer).get(tp)
