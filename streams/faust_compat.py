@@ -126,8 +126,7 @@ _INLINE_DELIVERY = False
 
 def inline_delivery() -> None:
     """Give Faust's consumer the inline delivery path (a patch of
-    ``faust.transport.consumer.Consumer.wait_first``; idempotent; on unless
-    ``--no-fast-deliver``).
+    ``faust.transport.consumer.Consumer.wait_first``; idempotent; ``--fast-deliver``).
 
     Upstream behaviour worked around: faust-streaming 0.15.3 hands every fetched message to
     its streams with ``await self.wait_first(callback(message), self.suspend_flow.wait())``,

@@ -98,14 +98,14 @@ class Settings:
     #: ``faust_*``, runtime histograms in milliseconds, ~10% more CPU per event). Off: the
     #: worker's health (consumer lag in messages, rebalances) is in ``accesswatch_*``.
     faust_metrics: bool = False
-    #: (``ACCESSWATCH_FAST_DELIVER``, ``--fast-deliver`` / ``--no-fast-deliver``) on by
-    #: default: hand each fetched message to its stream inline instead of through four
-    #: asyncio tasks (``streams.fastdeliver``; 1.6-1.9x the one-event messages per worker CPU
-    #: second). It replaces a method of Faust's consumer (``streams.faust_compat``); ``0``
-    #: gives Faust's own delivery back. The alert it once lost after a SIGKILL was a hole at
-    #: the start of a partition without a checkpoint, which the runtime now fills
-    #: (``PartitionEngines.admit``; docs/benchmarks.md, "h-fast").
-    fast_deliver: bool = True
+    #: (``ACCESSWATCH_FAST_DELIVER``) ``1``: hand each fetched message to its stream inline
+    #: instead of through four asyncio tasks (``streams.fastdeliver``; halves Faust's CPU per
+    #: event). Experimental, off by default (it replaces a method of Faust's consumer). It
+    #: once lost records after SIGKILL restarts (3 of 18 runs); since the runtime fills the
+    #: holes in what Faust hands over (``Runtime.admit``), 10 of 10 such runs lost nothing;
+    #: in session 14 the four-partition SIGKILL test failed 2 of 2 runs with it (one lost an
+    #: alert; docs/benchmarks.md, "h-lat").
+    fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
     #: (``ACCESSWATCH_EVENT_LOOP``) event loop: ``auto`` (uvloop when installed, else asyncio),
@@ -741,11 +741,8 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--faust-metrics", dest="faust_metrics", action="store_true", default=None,
                    help="also export Faust's own sensor on /metrics ($ACCESSWATCH_FAUST_METRICS)")
     p.add_argument("--fast-deliver", dest="fast_deliver", action="store_true", default=None,
-                   help="deliver fetched messages inline, not through Faust's per-message "
-                   "tasks (default; $ACCESSWATCH_FAST_DELIVER=1)")
-    p.add_argument("--no-fast-deliver", dest="fast_deliver", action="store_false", default=None,
-                   help="Faust's own delivery, four tasks per message "
-                   "($ACCESSWATCH_FAST_DELIVER=0)")
+                   help="experimental: deliver fetched messages inline, not through Faust's "
+                   "per-message tasks ($ACCESSWATCH_FAST_DELIVER=1)")
     p.add_argument("--event-loop", dest="event_loop", choices=LOOPS,
                    help="event loop ($ACCESSWATCH_EVENT_LOOP, default auto: uvloop when "
                    "installed)")
