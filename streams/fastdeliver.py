@@ -28,8 +28,8 @@ past them; inline delivery puts more records in the queues before such a stop, s
 more of them. The runtime takes records without holes whichever way they were dropped
 (``PartitionEngines.admit``: from the group's committed offset at a partition's first record,
 then after each record taken; ``watch_delivery``: a partition that hands over nothing is
-fetched again). It stays off while a one-partition SIGKILL test with it on still times out,
-now and then, waiting for the group's commit (docs/benchmarks.md, "h-fast").
+fetched again). It stays off while one-partition SIGKILL tests with it on time out, now and
+then, waiting for the group's commit (docs/benchmarks.md, "h-fast").
 """
 
 from __future__ import annotations

@@ -103,8 +103,9 @@ class Settings:
     #: event). Off by default (it replaces a method of Faust's consumer). Faust drops more
     #: fetched records at a flow stop with it; the runtime fetches them again
     #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 6 of 6
-    #: runs, but the one-partition RocksDB one timed out waiting for the group's commit in 2
-    #: of 4 (nothing lost; cause not found: docs/benchmarks.md, "h-fast").
+    #: runs, but the one-partition RocksDB and ten-SIGKILL ones timed out waiting for the
+    #: group's commit in 2 of 4 and 2 of 2 (nothing lost; cause not found: docs/benchmarks.md,
+    #: "h-fast").
     fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
