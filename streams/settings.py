@@ -102,7 +102,7 @@ class Settings:
     #: instead of through four asyncio tasks (``streams.fastdeliver``; halves Faust's CPU per
     #: event). Off by default (it replaces a method of Faust's consumer). Faust drops more
     #: fetched records at a flow stop with it; the runtime fetches them again
-    #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 6 of 6
+    #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 9 of 9
     #: runs, but the one-partition RocksDB and ten-SIGKILL ones timed out waiting for the
     #: group's commit in 2 of 4 and 2 of 2 (nothing lost; cause not found: docs/benchmarks.md,
     #: "h-fast").
