@@ -21,19 +21,15 @@ first runs the callback inline, up to its first suspension (the patch itself is
 Only calls shaped like the delivery call take the fast path (two coroutines, no timeout,
 flow not suspended); every other ``wait_first`` of the consumer is the original.
 
-**Experimental, off by default** (``--fast-deliver`` / ``ACCESSWATCH_FAST_DELIVER=1``): in
-the SIGKILL-restart test (tests/test_recovery.py) some records were not handed to the agent
-after the restart in 3 of 18 runs with it and in none of 12 without. Holes of that kind were
-later seen without it too (CI), and the runtime now fills them (``Runtime.admit`` seeks back
-to the first missing offset; ``Runtime.watch_delivery`` fetches again a partition that hands
-over nothing): with it, 10 of 10 SIGKILL-restart runs lost nothing (third session). In
-session 14 the four-partition SIGKILL test with batched messages failed in 2 of 2 runs with
-it (one alert lost once) and passed without it (docs/benchmarks.md, "h-lat"): keep it off
-where alerts must survive a SIGKILL. A suspected mechanism, not
-proven: delivering a whole fetched batch without yielding puts more events in the stream
-queues before Faust suspends flow for the rebalance/recovery and clears those queues on
-resume, while the consumer's read offset has already moved past them, so the re-fetched
-records are dropped as already read.
+**Off by default** (``--fast-deliver`` / ``ACCESSWATCH_FAST_DELIVER=1``). Inline or not,
+Faust can drop records it fetched but did not hand over when a flow stop (a rebalance, table
+recovery) cuts the hand-over short or clears the stream queues, while its read offset moves
+past them; inline delivery puts more records in the queues before such a stop, so it drops
+more of them. The runtime takes records without holes whichever way they were dropped
+(``PartitionEngines.admit``: from the group's committed offset at a partition's first record,
+then after each record taken; ``watch_delivery``: a partition that hands over nothing is
+fetched again). It stays off while one-partition SIGKILL tests with it on time out, now and
+then, waiting for the group's commit (docs/benchmarks.md, "h-fast").
 """
 
 from __future__ import annotations

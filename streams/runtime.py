@@ -488,8 +488,8 @@ class PartitionEngines:
             return st
         if st is not None and _progress(new.offsets) <= _progress(st.offsets):
             return st
-        log.info("partition %d: engine restored from checkpoint (read from the changelog: "
-                 "the table lacked it)", partition)
+        log.info("partition %d: engine restored from checkpoint (%s, read from the changelog: "
+                 "the table lacked it)", partition, self.table.name)
         return new
 
     def drop(self, partitions: Iterable[int]) -> None:
@@ -506,7 +506,12 @@ class PartitionEngines:
         commit steps over: those events would be lost for good. Here a hole is filled: the
         gap is taken out of Faust's books, the partition is sought back to the first missing
         offset and this record is dropped (it comes again, after the missing ones). A
-        record this life already took (fetched again after such a seek) is dropped too.
+        record this life already took (fetched again after such a seek) is dropped too. This
+        life's first record of a partition must be the one the group committed, else the
+        first the broker has (``_first_offset``; a restored checkpoint's next one when the
+        group committed beyond it): a hole at the very start is filled the same way, below
+        a restored checkpoint too (those records are only acked, and Faust's commit waits
+        for every one of them).
         """
         topic = msg.topic
         off = msg.offset
@@ -523,9 +528,17 @@ class PartitionEngines:
         covered = st.offsets.get(topic, -1)
         if prev is not None and off <= prev and off > covered:
             return False  # taken already in this life (fetched again after a seek)
-        base = prev if prev is not None else (covered if topic in st.offsets else None)
-        if base is not None and off > base + 1 and off - 1 > covered:
-            want = max(base, covered) + 1
+        base = prev
+        if base is None:  # this life's first record of the partition: where must it start?
+            first = await self._first_offset(TP(topic, msg.partition))
+            restored = topic in st.offsets
+            if first is not None:  # below a checkpoint too: those records are acked with it
+                base = min(first - 1, covered) if restored else first - 1
+                st.delivered[topic] = base
+            elif restored:
+                base = covered
+        if base is not None and off > base + 1:
+            want = base + 1
             tries = st.refetch_tries.get((topic, want), 0)
             if tries < REFETCH_TRIES:
                 st.refetch_tries[(topic, want)] = tries + 1
@@ -538,8 +551,36 @@ class PartitionEngines:
                 log.warning("partition %d: %s offsets %d..%d are not on the broker any more "
                             "(fetched %d times); going on without them", msg.partition, topic,
                             want, off - 1, tries)
-        st.delivered[topic] = off
+        if base is None or off > base:  # (a record inside the checkpoint taken again: held)
+            st.delivered[topic] = off
         return True
+
+    async def _first_offset(self, tp: TP) -> int | None:
+        """The first record of ``tp`` this life must take: the group's committed offset
+        (where Faust starts reading), else (nothing committed) the first offset the broker
+        still has. None when neither is known.
+
+        After a (re)start Faust can drop records it fetched but did not hand over (a flow
+        stop during recovery cut the hand-over short, or cleared the stream's queue) while
+        its read offset moves past them, and book no gap for them. Holes at the very start
+        went unseen: a fresh state took the first record that came as its start, and Faust's
+        commit stepped over the records before it (an episode builder restarted without a
+        checkpoint lost the findings at the start of its partition, and an alert with them);
+        a restored state skipped records its checkpoint covers but the group had not
+        committed, which were then never acked, and Faust's commit stayed below them for good
+        (its ``_new_offset`` waits for the offset after the committed one). Both were seen
+        with fast delivery, which puts more records in the queues before a flow stop."""
+        consumer = self.app.consumer
+        try:
+            committed = compat.committed_offsets(consumer).get(tp)
+            if committed:  # Faust keeps a committed 0 as None
+                return int(committed)
+            earliest = await consumer.earliest_offsets(tp)
+            first = earliest.get(tp)
+        except Exception as exc:
+            log.debug("%s[%d]: first offset unknown (%s)", tp.topic, tp.partition, exc)
+            return None
+        return int(first) if first is not None and first >= 0 else None
 
     async def _refetch(self, tp: TP, offset: int, upto: int | None = None) -> bool:
         """Seek ``tp`` back to ``offset`` and take ``offset..upto-1`` out of Faust's gap
@@ -559,7 +600,8 @@ class PartitionEngines:
         """Fetch again an input partition that the broker reports records for but that has
         handed this worker nothing for ``RESEEK_AFTER`` seconds (seen after a SIGKILL
         restart: the consumer's position at the end of the topic, none of its records
-        delivered, the group's commit stuck below them for good)."""
+        delivered, the group's commit stuck below them for good). A partition with nothing
+        taken and nothing committed is measured from the first offset the broker has."""
         try:
             consumer = self.app.consumer
             assignment = consumer.assignment()
@@ -580,6 +622,8 @@ class PartitionEngines:
             else:
                 have = committed.get(tp)
             hw = consumer.highwater(tp)
+            if have is None and hw:  # nothing taken, nothing committed: from the broker's first
+                have = await self._first_offset(tp)
             if have is None or hw is None or hw <= have:
                 watch.pop(tp, None)
                 continue
@@ -1391,9 +1435,11 @@ class Runtime(PartitionEngines):
         self.identity_log.append((key, msg.offset, ev))
         for st in list(self.parts.values()):
             if msg.offset > st.offsets.get(key, -1):
-                queue_identity(st, (ev.ts, key, msg.offset, ev))
-                for a in self._release_identity(st, st.engine.ctx.now):
-                    await self.emit(a)
+                # released and sent in one hold of the checkpoint lock (as ``_send_out``)
+                async with self._checkpoint_lock:
+                    queue_identity(st, (ev.ts, key, msg.offset, ev))
+                    for a in self._release_identity(st, st.engine.ctx.now):
+                        await self.emit(a)
 
     async def on_feedback(self, msg: Any) -> None:
         """One access-feedback message: an analyst's verdict, applied by the engine that
@@ -1508,38 +1554,50 @@ class Runtime(PartitionEngines):
             # h-par3: nor while the broker holds records of it not yet received (a partition
             # starved for seconds mid-backlog on a loaded host is not at its input's end)
             unread = self._unread(p, st) if quiet > 0 or idle > 0 else False
-            try:  # the engine isolates its detectors; this catches the rest
-                alerts: list[dict[str, Any]] = []
-                if quiet > 0 and not unread:
-                    alerts = self._release_identity(st, now) if st.identity else []
-                    alerts.extend(st.engine.advance(now))
-            except Exception as exc:
-                log.error("partition %d: engine failed to advance (%s)", p,
-                          type(exc).__name__, exc_info=exc)
-                self._internal_error("watermark")
-                alerts = []
-            touched = st.engine.drain_touched()  # drained with or without a sender
-            if self.sender is not None:  # repeats inside open episodes keep their pages firing
-                for alert_id in touched:
-                    self.sender.touch(alert_id)
-            if idle > 0 and not st.flushed and wall - st.last_wall >= idle and not unread:
-                st.flushed = True
-                try:
-                    alerts.extend(st.engine.flush())
-                except Exception as exc:
-                    log.error("partition %d: engine failed to flush (%s)", p,
-                              type(exc).__name__, exc_info=exc)
-                    self._internal_error("watermark")
-            if alerts:
-                st.dirty = True
-                for a in alerts:
-                    await self.emit(a)
-            if self.findings is not None:  # issue 18.5: a Close for each episode ended
-                for f in self.findings.ended(st.engine):
-                    key = f["finding_info"]["uid"].encode()
-                    await self.alerts_topic.send(key=key, value=orjson.dumps(f))
+            # advanced and what it gave sent in one hold of the checkpoint lock: a
+            # checkpoint covers the fired timers only once their alerts are in the
+            # producer it flushes first (else a SIGKILL lost them: the restored engine
+            # has fired those timers and does not raise them again)
+            async with self._checkpoint_lock:
+                await self._advance(p, st, now, quiet, unread, wall, idle)
         self.update_gauges()
         self.flush_metrics()
+
+    async def _advance(self, p: int, st: PartitionState, now: float, quiet: float,
+                       unread: bool, wall: float, idle: float) -> None:
+        """The watermark's step for partition ``p`` (caller holds the checkpoint lock): the
+        engine advanced to ``now`` (after ``quiet`` > 0 of quiet, nothing ``unread``) and
+        flushed when idle for ``idle``; the alerts it gave sent."""
+        try:  # the engine isolates its detectors; this catches the rest
+            alerts: list[dict[str, Any]] = []
+            if quiet > 0 and not unread:
+                alerts = self._release_identity(st, now) if st.identity else []
+                alerts.extend(st.engine.advance(now))
+        except Exception as exc:
+            log.error("partition %d: engine failed to advance (%s)", p,
+                      type(exc).__name__, exc_info=exc)
+            self._internal_error("watermark")
+            alerts = []
+        touched = st.engine.drain_touched()  # drained with or without a sender
+        if self.sender is not None:  # repeats inside open episodes keep their pages firing
+            for alert_id in touched:
+                self.sender.touch(alert_id)
+        if idle > 0 and not st.flushed and wall - st.last_wall >= idle and not unread:
+            st.flushed = True
+            try:
+                alerts.extend(st.engine.flush())
+            except Exception as exc:
+                log.error("partition %d: engine failed to flush (%s)", p,
+                          type(exc).__name__, exc_info=exc)
+                self._internal_error("watermark")
+        if alerts:
+            st.dirty = True
+            for a in alerts:
+                await self.emit(a)
+        if self.findings is not None:  # issue 18.5: a Close for each episode ended
+            for f in self.findings.ended(st.engine):
+                key = f["finding_info"]["uid"].encode()
+                await self.alerts_topic.send(key=key, value=orjson.dumps(f))
 
     def _unread(self, partition: int, st: PartitionState) -> bool:
         """Whether the broker has said it holds records of input partition ``partition``

@@ -100,11 +100,12 @@ class Settings:
     faust_metrics: bool = False
     #: (``ACCESSWATCH_FAST_DELIVER``) ``1``: hand each fetched message to its stream inline
     #: instead of through four asyncio tasks (``streams.fastdeliver``; halves Faust's CPU per
-    #: event). Experimental, off by default (it replaces a method of Faust's consumer). It
-    #: once lost records after SIGKILL restarts (3 of 18 runs); since the runtime fills the
-    #: holes in what Faust hands over (``Runtime.admit``), 10 of 10 such runs lost nothing;
-    #: in session 14 the four-partition SIGKILL test failed 2 of 2 runs with it (one lost an
-    #: alert; docs/benchmarks.md, "h-lat").
+    #: event). Off by default (it replaces a method of Faust's consumer). Faust drops more
+    #: fetched records at a flow stop with it; the runtime fetches them again
+    #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 9 of 9
+    #: runs, but the one-partition RocksDB and ten-SIGKILL ones timed out waiting for the
+    #: group's commit in 2 of 4 and 2 of 2 (nothing lost; cause not found: docs/benchmarks.md,
+    #: "h-fast").
     fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"

@@ -45,12 +45,29 @@ async def send_drained(rt: Runtime, partition: int, topic: Any, what: str,
     one partition (``key`` through the default partitioner, ``partition_for``) are sent as
     one message, a JSON array in drain order, to that partition, keyed by the first one's
     key: one Kafka message each cost the sending and the receiving worker ~0.1-0.2 ms of
-    Faust (docs/benchmarks.md, "h-wone")."""
+    Faust (docs/benchmarks.md, "h-wone").
+
+    Drained and sent under the input runtime's checkpoint lock: a checkpoint encodes the
+    engine either before the drain (the items are in its state and go out after a restore)
+    or once every item is in the producer, which the checkpoint
+    flushes first. Drained outside it, a checkpoint could encode the engine without items
+    still on their way to the producer and ack the events that made them: a SIGKILL then
+    lost them (a finding, and the alert the episode builder would have made of it)."""
     st = rt.parts.get(partition)
     if st is None or not ready(st.engine):
         return 0
+    async with rt._checkpoint_lock:
+        if rt.parts.get(partition) is not st or not ready(st.engine):
+            return 0
+        return await _send_drained(rt, partition, st.engine, topic, what, drain, key,
+                                   batch_partitions)
+
+
+async def _send_drained(rt: Runtime, partition: int, engine: Engine, topic: Any, what: str,
+                        drain: Callable[[Engine], list[dict[str, Any]]],
+                        key: Callable[[dict[str, Any]], bytes], batch_partitions: int) -> int:
     try:
-        msgs = drain(st.engine)
+        msgs = drain(engine)
     except Exception as exc:
         log.error("partition %d: %s not handed out (%s)", partition, what,
                   type(exc).__name__, exc_info=exc)

@@ -105,3 +105,172 @@ def test_events_are_taken_while_a_checkpoint_waits_for_the_broker_and_it_covers_
     assert order.count("flush") == 4
     runs = [o for i, o in enumerate(order) if i == 0 or order[i - 1] != o]  # a blob's records
     assert runs == ["flush", "checkpoint", "flush", "checkpoint", "flush"]
+
+
+def test_a_checkpoint_never_sees_drained_findings_that_are_not_in_the_producer() -> None:
+    """What an input engine hands out to an internal topic (findings for the episode
+    builders, views for the combiner) is drained and sent by the agent after the event, or
+    by the watermark tick. A checkpoint that encoded the engine between the drain and the
+    hand-over to the producer covered the event without its finding anywhere (not in the
+    engine, not in the producer it flushes first): a SIGKILL then lost the finding and the
+    alert a builder would have made of it. With the runtime's checkpoint lock held from the
+    drain to the last send, the checkpoint sees the findings either still in the engine or
+    already in the producer."""
+    from streams.side import send_drained
+
+    class Engine:
+        def __init__(self) -> None:
+            self.box = [{"f": 1}, {"f": 2}]
+
+        def has(self) -> bool:
+            return bool(self.box)
+
+        def drain(self) -> list[dict[str, Any]]:
+            out, self.box = self.box, []
+            return out
+
+    engine = Engine()
+    produced: list[bytes] = []
+    gate = asyncio.Event()
+
+    class Topic:
+        async def send(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+            await gate.wait()  # the producer takes its time (a full batch, metadata)
+            produced.append(value)
+
+    rt: Any = SimpleNamespace(parts={0: SimpleNamespace(engine=engine)},
+                              _checkpoint_lock=asyncio.Lock(),
+                              _internal_error=lambda what: None)
+    seen: list[tuple[int, int]] = []  # (findings in the engine, findings in the producer)
+
+    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
+        async with rt._checkpoint_lock:
+            seen.append((len(engine.box), len(produced)))
+
+    async def main() -> int:
+        sending = asyncio.ensure_future(send_drained(
+            rt, 0, Topic(), "findings", Engine.has, Engine.drain, lambda m: b"k"))
+        await asyncio.sleep(0)  # the agent is inside its first send
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        return await sending
+
+    assert asyncio.run(main()) == 2
+    assert seen and seen[0] in ((2, 0), (0, 2)), seen
+
+
+def test_a_checkpoint_never_sees_timers_fired_whose_alerts_are_not_in_the_producer(
+        monkeypatch: Any) -> None:
+    """The watermark advances a quiet partition's engine (its timers fire: grace windows,
+    episode ends) and sends the alerts that gives. A checkpoint that encoded the engine while
+    those alerts were still being sent covered the fired timers without the alerts in the
+    producer it flushes first: after a SIGKILL the restored engine does not fire them
+    again. With the advance and the sends in one hold of the checkpoint lock, the
+    checkpoint sees the timers either not fired or their alerts sent."""
+    from tests.helpers import bare_runtime
+
+    class Engine:
+        def __init__(self) -> None:
+            self.timers = 2
+
+        def advance(self, now: float) -> list[dict[str, Any]]:
+            fired, self.timers = self.timers, 0
+            return [{"alert_id": f"a{i}"} for i in range(fired)]
+
+        def drain_touched(self) -> list[str]:
+            return []
+
+    rt = bare_runtime()
+    engine = Engine()
+    st = rt.parts[0] = PartitionState(engine, max_ts=1000.0)  # type: ignore[arg-type]
+    st.wall_at_max = -1e9  # quiet for long: its time moves on
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    async def emit(alert: dict[str, Any]) -> None:
+        await gate.wait()  # the producer takes its time
+        sent.append(alert["alert_id"])
+
+    async def nothing() -> None:
+        return None
+
+    monkeypatch.setattr(rt, "emit", emit)
+    monkeypatch.setattr(rt, "watch_delivery", nothing)
+    monkeypatch.setattr(rt, "_unread", lambda p, st: False)
+    monkeypatch.setattr(rt, "update_gauges", lambda: None)
+    monkeypatch.setattr(rt, "flush_metrics", lambda: None)
+    seen: list[tuple[int, int]] = []  # (timers not fired, alerts in the producer)
+
+    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
+        async with rt._checkpoint_lock:
+            seen.append((engine.timers, len(sent)))
+
+    async def main() -> None:
+        ticking = asyncio.ensure_future(rt.watermark())
+        await asyncio.sleep(0)  # the watermark is inside its first send
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        await ticking
+
+    asyncio.run(main())
+    assert sent == ["a0", "a1"]
+    assert seen and seen[0] in ((2, 0), (0, 2)), seen
+
+
+def test_a_checkpoint_never_sees_an_identity_change_applied_whose_alerts_are_not_sent(
+        monkeypatch: Any) -> None:
+    """An identity change (a key revoked, say) released into a partition's engine can raise
+    alerts; the checkpoint records the identity offset with the engine. Applied and sent in
+    one hold of the checkpoint lock, a checkpoint sees the change either not applied or its
+    alerts in the producer."""
+    from detectors import events as E
+    from tests.helpers import bare_runtime
+
+    rt = bare_runtime()
+    st = rt.parts[0] = PartitionState(SimpleNamespace(ctx=SimpleNamespace(now=10.0)))  # type: ignore[arg-type]
+    applied: list[int] = []
+    sent: list[str] = []
+    gate = asyncio.Event()
+
+    def release(st: Any, until: float) -> list[dict[str, Any]]:
+        st.identity.clear()
+        applied.append(1)
+        return [{"alert_id": "a0"}, {"alert_id": "a1"}]
+
+    async def emit(alert: dict[str, Any]) -> None:
+        await gate.wait()
+        sent.append(alert["alert_id"])
+
+    monkeypatch.setattr(rt, "_release_identity", release)
+    monkeypatch.setattr(rt, "emit", emit)
+    monkeypatch.setattr(rt.directory, "apply", lambda ev: None)
+    value = b'{"event_id": "i1", "ts": "2025-06-24T03:12:45Z", "change": "key_revoked", ' \
+        b'"key_id": "k1"}'
+    msg = SimpleNamespace(value=value, partition=0, offset=3, topic=rt.names.identity)
+    assert not isinstance(E.decode(value, E.IDENTITY, rt.policy_of[rt.names.identity],
+                                   1.8e9), E.Rejection)
+    seen: list[tuple[int, int]] = []  # (changes applied, alerts in the producer)
+
+    async def checkpoint() -> None:
+        async with rt._checkpoint_lock:
+            seen.append((len(applied), len(sent)))
+
+    async def main() -> None:
+        reading = asyncio.ensure_future(rt.on_identity(msg))
+        await asyncio.sleep(0)
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        await reading
+
+    asyncio.run(main())
+    assert sent == ["a0", "a1"] and st.offsets == {}
+    assert seen and seen[0] in ((0, 0), (1, 2)), seen

@@ -28,15 +28,23 @@ TOPIC = "auth-logins"
 
 
 class _Consumer:
-    def __init__(self, highwater: int | None = None) -> None:
+    def __init__(self, highwater: int | None = None, earliest: int | None = 0) -> None:
         self.seeks: list[tuple[TP, int]] = []
         self._gap: dict[TP, IntervalTree] = {}
         self._paused_partitions: set[TP] = set()
         self._committed_offset: dict[TP, int | None] = {}
         self.hw = highwater
+        self.earliest = earliest  # the first offset the broker still has (None: no answer)
+        self.asked_earliest = 0
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        self.asked_earliest += 1
+        if self.earliest is None:
+            raise ConnectionError("no answer")
+        return dict.fromkeys(tps, self.earliest)
 
     def assignment(self) -> set[TP]:
         return {TP(TOPIC, 0)}
@@ -98,11 +106,77 @@ def test_a_hole_the_broker_no_longer_has_is_accepted_after_a_few_tries(
     assert _admit(rt, st, [51]) == [51]
 
 
-def test_a_fresh_partition_has_no_hole_to_fill() -> None:
-    consumer = _Consumer()
+def test_a_fresh_partition_starting_where_the_broker_starts_has_no_hole_to_fill() -> None:
+    consumer = _Consumer(earliest=500)  # retention deleted what was before 500
     rt = _runtime(consumer)
     st = PartitionState(engine=None)  # type: ignore[arg-type]
     assert _admit(rt, st, [500, 501, 502]) == [500, 501, 502]
+    assert consumer.seeks == []
+    assert consumer.asked_earliest == 1  # once, for the partition's first record
+
+
+def test_a_hole_at_the_start_of_a_fresh_partition_is_fetched_again() -> None:
+    """Nothing committed, no checkpoint (a first start, or an episode builder whose
+    checkpoint the table lacked), and Faust dropped the first records it fetched (a flow
+    stop during recovery; more of them with ``--fast-deliver``): the first record to arrive
+    is offset 7. Taken as the start, records 0..6 were lost and Faust's commit stepped over
+    them; the partition is sought back to the first offset the broker has instead."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    taken = _admit(rt, st, [7, 8, *range(0, 10)])  # 7, 8 fetched before the seek
+    assert consumer.seeks == [(tp, 0)]
+    assert taken == list(range(0, 10))
+    assert st.next_offset(TOPIC) == 10
+
+
+def test_a_hole_after_the_committed_offset_of_a_fresh_state_is_fetched_again() -> None:
+    """The group committed 40 (the next to read) but the table held no checkpoint (a fresh
+    engine takes over from the committed offsets): the first record must be 40."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 40
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    assert _admit(rt, st, [45, *range(40, 47)]) == list(range(40, 47))
+    assert consumer.seeks == [(tp, 40)]
+    assert consumer.asked_earliest == 0  # the commit said where to start
+
+
+def test_records_below_a_restored_checkpoint_but_not_committed_are_fetched_again() -> None:
+    """The checkpoint covers up to 90, the group committed only up to 50 (the next to read),
+    and Faust dropped 50..69 at a flow stop without booking a gap: the first record to
+    arrive is 70. Those records need no engine, but they are acked with the next checkpoint
+    and Faust's commit waits for every one of them: skipped, the commit stayed at 50 for
+    good (the ten-SIGKILL test waited for it). The partition is sought back to 50."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 50
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None, offsets={TOPIC: 90}, restored=True)  # type: ignore[arg-type]
+    assert _admit(rt, st, [70, *range(50, 95)]) == list(range(50, 95))
+    assert consumer.seeks == [(tp, 50)]
+    assert st.next_offset(TOPIC) == 95
+
+
+def test_records_the_group_committed_beyond_a_restored_checkpoint_are_fetched_again() -> None:
+    """The group committed beyond what the restored checkpoint covers (the table missed the
+    newest checkpoint): Faust starts at 120, the engine needs 91 on."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 120
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None, offsets={TOPIC: 90}, restored=True)  # type: ignore[arg-type]
+    assert _admit(rt, st, [120, *range(91, 125)]) == list(range(91, 125))
+    assert consumer.seeks == [(tp, 91)]
+
+
+def test_a_fresh_partition_whose_start_is_unknown_takes_what_comes() -> None:
+    consumer = _Consumer(earliest=None)  # the broker did not answer
+    rt = _runtime(consumer)
+    st = PartitionState(engine=None)  # type: ignore[arg-type]
+    assert _admit(rt, st, [3, 4]) == [3, 4]
     assert consumer.seeks == []
 
 
@@ -141,6 +215,28 @@ def test_a_partition_that_hands_over_nothing_is_fetched_again(
     consumer.hw = 96  # caught up: nothing to fetch
     tick(rt_mod.RESEEK_AFTER * 3)
     assert consumer.seeks == [(tp, 96)]
+
+
+def test_a_fresh_partition_that_hands_over_nothing_is_fetched_again_from_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing committed, no record taken (no state yet), the broker reports records up to
+    30 and none arrives (Faust dropped what it fetched and its position is at the end): the
+    partition is sought back to the first offset the broker has."""
+    consumer = _Consumer(highwater=30, earliest=0)
+    rt = _runtime(consumer)
+    clock = [1000.0]
+    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
+
+    def tick(dt: float) -> None:
+        clock[0] += dt
+        asyncio.run(rt.watch_delivery())
+
+    tick(0)
+    tick(rt_mod.RESEEK_AFTER - 1)
+    assert consumer.seeks == []
+    tick(2)
+    assert consumer.seeks == [(TP(TOPIC, 0), 0)]
 
 
 def test_periodic_checkpoints_back_off_when_pickling_is_slow(
