@@ -81,13 +81,15 @@ def book_done(consumer: Any, tp: TP, start: int, end: int) -> None:
 
     Upstream behaviour worked around: ``Consumer._new_offset`` commits nothing while the
     lowest acked offset is more than one past the committed one. A record Faust never
-    hands over (a flow stop cuts the hand-over short) leaves such a hole for good; above a
-    restored checkpoint ``PartitionEngines.admit`` fetches it again, but below it the engine
-    needs nothing and nothing ever acks it: the group's commit stayed put while the worker
-    went on (seen after SIGKILL restarts: auth-logins committed at 27 for minutes with every
-    login to 626 processed; a restart then takes every record since again). Only offsets a
-    restored checkpoint covers are booked (``PartitionEngines._unstick_commits``). There is
-    no public way to book them."""
+    hands over (a flow stop cuts the hand-over short) leaves such a hole for good unless
+    someone acks it: ``PartitionEngines.admit`` seeks back and takes it again; where that
+    did not happen (before it did: the committed offset unknown at the first record, or
+    the refetches given up) and the record lies inside a restored checkpoint, the engine
+    needs nothing from it and nothing ever acked it: the group's commit stayed put while
+    the worker went on (seen after SIGKILL restarts: auth-logins committed at 27 for
+    minutes with every login to 626 processed; a restart then takes every record since
+    again). Only offsets a restored checkpoint covers are booked
+    (``PartitionEngines._unstick_commits``). There is no public way to book them."""
     consumer._gap[tp].addi(start, end)  # noqa: SLF001
     consumer._gap[tp].merge_overlaps()  # noqa: SLF001
 

@@ -842,9 +842,10 @@ class PartitionEngines:
 
     def _unstick_commits(self, partition: int, st: PartitionState) -> None:
         """Let the group's commit step over input records that the restored checkpoint
-        covers but that Faust never handed to this worker (``faust_compat.book_done``):
-        nothing would ever ack them, and Faust commits nothing past such a hole. Records
-        above the checkpoint are never booked: ``admit`` fetches those again."""
+        covers but that Faust never handed to this worker and ``admit`` did not fetch again
+        (``faust_compat.book_done``): nothing would ever ack them, and Faust commits nothing
+        past such a hole. The backstop of ``admit``'s seek back: records above the
+        checkpoint are never booked."""
         try:
             consumer = self.app.consumer
             committed = compat.committed_offsets(consumer)
