@@ -313,7 +313,7 @@ class GeoIP2FastSource:
         and ``_asn_lookup``, ``_country_lookup``'s country and private rule) and gives what
         ``country_org`` makes of ``lookup``'s answer. An address whose network is not found,
         a city database, or any exception: the library's ``lookup`` decides, as before.
-        ``tests/test_geo.py`` compares both paths over random IPv4 and IPv6 addresses and
+        ``tests/test_geo_fast.py`` compares both paths over random IPv4 and IPv6 addresses and
         pins the geoip2fast version (``GEOIP2FAST_PINNED``)."""
         g = self._g
         if g.country is not True:
