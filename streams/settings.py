@@ -104,8 +104,9 @@ class Settings:
     #: fetched records at a flow stop with it; the runtime fetches them again
     #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 9 of 9
     #: runs, but the one-partition RocksDB and ten-SIGKILL ones timed out waiting for the
-    #: group's commit in 2 of 4 and 2 of 2 (nothing lost; cause not found: docs/benchmarks.md,
-    #: "h-fast").
+    #: group's commit in 2 of 4 and 2 of 2 (nothing lost; docs/benchmarks.md, "h-fast"). The
+    #: same stall was then seen without it and traced (``faust_compat.book_done``); fast
+    #: delivery has not been re-tested since.
     fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
