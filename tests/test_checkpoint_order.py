@@ -14,6 +14,30 @@ from streams.runtime import PartitionState
 from streams.settings import Settings
 
 
+def _race_a_checkpoint(work: Any, lock: asyncio.Lock, gate: asyncio.Event,
+                       look: Any) -> tuple[Any, list[Any]]:
+    """Run ``work`` (a coroutine) to its first suspension (inside its first send), then a
+    checkpoint's first step (under ``lock``, it records ``look()``), then let the producer
+    answer (``gate``): ``work``'s result and what the checkpoint saw."""
+    seen: list[Any] = []
+
+    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
+        async with lock:
+            seen.append(look())
+
+    async def main() -> Any:
+        working = asyncio.ensure_future(work)
+        await asyncio.sleep(0)
+        encoding = asyncio.ensure_future(checkpoint())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await encoding
+        return await working
+
+    return asyncio.run(main()), seen
+
+
 def _fake_broker(rt: Any, monkeypatch: Any, flush: Any, send_soon: Any) -> None:
     """The runtime's producer flush and changelog sends replaced by the test's recorders."""
     monkeypatch.setattr(rt.app, "_producer", SimpleNamespace(flush=flush), raising=False)
@@ -141,24 +165,11 @@ def test_a_checkpoint_never_sees_drained_findings_that_are_not_in_the_producer()
     rt: Any = SimpleNamespace(parts={0: SimpleNamespace(engine=engine)},
                               _checkpoint_lock=asyncio.Lock(),
                               _internal_error=lambda what: None)
-    seen: list[tuple[int, int]] = []  # (findings in the engine, findings in the producer)
-
-    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
-        async with rt._checkpoint_lock:
-            seen.append((len(engine.box), len(produced)))
-
-    async def main() -> int:
-        sending = asyncio.ensure_future(send_drained(
-            rt, 0, Topic(), "findings", Engine.has, Engine.drain, lambda m: b"k"))
-        await asyncio.sleep(0)  # the agent is inside its first send
-        encoding = asyncio.ensure_future(checkpoint())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        gate.set()
-        await encoding
-        return await sending
-
-    assert asyncio.run(main()) == 2
+    # seen: (findings in the engine, findings in the producer)
+    got, seen = _race_a_checkpoint(
+        send_drained(rt, 0, Topic(), "findings", Engine.has, Engine.drain, lambda m: b"k"),
+        rt._checkpoint_lock, gate, lambda: (len(engine.box), len(produced)))
+    assert got == 2
     assert seen and seen[0] in ((2, 0), (0, 2)), seen
 
 
@@ -202,23 +213,9 @@ def test_a_checkpoint_never_sees_timers_fired_whose_alerts_are_not_in_the_produc
     monkeypatch.setattr(rt, "_unread", lambda p, st: False)
     monkeypatch.setattr(rt, "update_gauges", lambda: None)
     monkeypatch.setattr(rt, "flush_metrics", lambda: None)
-    seen: list[tuple[int, int]] = []  # (timers not fired, alerts in the producer)
-
-    async def checkpoint() -> None:  # what PartitionEngines.checkpoint does first
-        async with rt._checkpoint_lock:
-            seen.append((engine.timers, len(sent)))
-
-    async def main() -> None:
-        ticking = asyncio.ensure_future(rt.watermark())
-        await asyncio.sleep(0)  # the watermark is inside its first send
-        encoding = asyncio.ensure_future(checkpoint())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        gate.set()
-        await encoding
-        await ticking
-
-    asyncio.run(main())
+    # seen: (timers not fired, alerts in the producer)
+    _, seen = _race_a_checkpoint(rt.watermark(), rt._checkpoint_lock, gate,
+                                 lambda: (engine.timers, len(sent)))
     assert sent == ["a0", "a1"]
     assert seen and seen[0] in ((2, 0), (0, 2)), seen
 
@@ -255,22 +252,8 @@ def test_a_checkpoint_never_sees_an_identity_change_applied_whose_alerts_are_not
     msg = SimpleNamespace(value=value, partition=0, offset=3, topic=rt.names.identity)
     assert not isinstance(E.decode(value, E.IDENTITY, rt.policy_of[rt.names.identity],
                                    1.8e9), E.Rejection)
-    seen: list[tuple[int, int]] = []  # (changes applied, alerts in the producer)
-
-    async def checkpoint() -> None:
-        async with rt._checkpoint_lock:
-            seen.append((len(applied), len(sent)))
-
-    async def main() -> None:
-        reading = asyncio.ensure_future(rt.on_identity(msg))
-        await asyncio.sleep(0)
-        encoding = asyncio.ensure_future(checkpoint())
-        for _ in range(5):
-            await asyncio.sleep(0)
-        gate.set()
-        await encoding
-        await reading
-
-    asyncio.run(main())
+    # seen: (changes applied, alerts in the producer)
+    _, seen = _race_a_checkpoint(rt.on_identity(msg), rt._checkpoint_lock, gate,
+                                 lambda: (len(applied), len(sent)))
     assert sent == ["a0", "a1"] and st.offsets == {}
     assert seen and seen[0] in ((0, 0), (1, 2)), seen

@@ -144,17 +144,23 @@ def test_a_hole_after_the_committed_offset_of_a_fresh_state_is_fetched_again() -
     assert consumer.asked_earliest == 0  # the commit said where to start
 
 
+def _restored(committed: int, covered: int) -> tuple[_Consumer, TP, Runtime, PartitionState]:
+    """A runtime whose group committed ``committed`` (the next to read) and a state
+    restored from a checkpoint covering up to ``covered``."""
+    consumer = _Consumer(earliest=0)
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = committed
+    st = PartitionState(engine=None, offsets={TOPIC: covered},  # type: ignore[arg-type]
+                        restored=True)
+    return consumer, tp, _runtime(consumer), st
+
 def test_records_below_a_restored_checkpoint_but_not_committed_are_fetched_again() -> None:
     """The checkpoint covers up to 90, the group committed only up to 50 (the next to read),
     and Faust dropped 50..69 at a flow stop without booking a gap: the first record to
     arrive is 70. Those records need no engine, but they are acked with the next checkpoint
     and Faust's commit waits for every one of them: skipped, the commit stayed at 50 for
     good (the ten-SIGKILL test waited for it). The partition is sought back to 50."""
-    consumer = _Consumer(earliest=0)
-    tp = TP(TOPIC, 0)
-    consumer._committed_offset[tp] = 50
-    rt = _runtime(consumer)
-    st = PartitionState(engine=None, offsets={TOPIC: 90}, restored=True)  # type: ignore[arg-type]
+    consumer, tp, rt, st = _restored(committed=50, covered=90)
     assert _admit(rt, st, [70, *range(50, 95)]) == list(range(50, 95))
     assert consumer.seeks == [(tp, 50)]
     assert st.next_offset(TOPIC) == 95
@@ -163,11 +169,7 @@ def test_records_below_a_restored_checkpoint_but_not_committed_are_fetched_again
 def test_records_the_group_committed_beyond_a_restored_checkpoint_are_fetched_again() -> None:
     """The group committed beyond what the restored checkpoint covers (the table missed the
     newest checkpoint): Faust starts at 120, the engine needs 91 on."""
-    consumer = _Consumer(earliest=0)
-    tp = TP(TOPIC, 0)
-    consumer._committed_offset[tp] = 120
-    rt = _runtime(consumer)
-    st = PartitionState(engine=None, offsets={TOPIC: 90}, restored=True)  # type: ignore[arg-type]
+    consumer, tp, rt, st = _restored(committed=120, covered=90)
     assert _admit(rt, st, [120, *range(91, 125)]) == list(range(91, 125))
     assert consumer.seeks == [(tp, 91)]
 
