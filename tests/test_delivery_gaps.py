@@ -144,6 +144,18 @@ def test_a_hole_after_the_committed_offset_of_a_fresh_state_is_fetched_again() -
     assert consumer.asked_earliest == 0  # the commit said where to start
 
 
+def _ticker(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``tick(dt)``: move the runtime's monotonic clock on by ``dt`` s, then run one
+    ``watch_delivery``."""
+    clock = [1000.0]
+    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
+
+    def tick(dt: float) -> None:
+        clock[0] += dt
+        asyncio.run(rt.watch_delivery())
+
+    return tick
+
 def _restored(committed: int, covered: int) -> tuple[_Consumer, TP, Runtime, PartitionState]:
     """A runtime whose group committed ``committed`` (the next to read) and a state
     restored from a checkpoint covering up to ``covered``."""
@@ -192,13 +204,8 @@ def test_a_partition_that_hands_over_nothing_is_fetched_again(
     rt = _runtime(consumer)
     st = PartitionState(engine=None, offsets={TOPIC: 90}, delivered={TOPIC: 90})  # type: ignore[arg-type]
     rt.parts[0] = st
-    clock = [1000.0]
-    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
+    tick = _ticker(rt, monkeypatch)
     tp = TP(TOPIC, 0)
-
-    def tick(dt: float) -> None:
-        clock[0] += dt
-        asyncio.run(rt.watch_delivery())
 
     tick(0)
     tick(rt_mod.RESEEK_AFTER - 1)
@@ -227,12 +234,7 @@ def test_a_fresh_partition_that_hands_over_nothing_is_fetched_again_from_the_sta
     partition is sought back to the first offset the broker has."""
     consumer = _Consumer(highwater=30, earliest=0)
     rt = _runtime(consumer)
-    clock = [1000.0]
-    monkeypatch.setattr(rt_mod.time, "monotonic", lambda: clock[0])
-
-    def tick(dt: float) -> None:
-        clock[0] += dt
-        asyncio.run(rt.watch_delivery())
+    tick = _ticker(rt, monkeypatch)
 
     tick(0)
     tick(rt_mod.RESEEK_AFTER - 1)
