@@ -297,6 +297,10 @@ class PartitionState:
     #: topic -> the last offset the restored checkpoint covers, until the group's commit has
     #: passed it (``_unstick_commits``)
     restored_offsets: dict[str, int] = field(default_factory=dict)
+    #: monotonic time the watermark last found the partition's input unsure (records of it
+    #: on the broker not received, or no fresh fetch answer: ``_unread``): its quiet and its
+    #: idle time count from the later of this and its last event
+    unsure_at: float = 0.0
     #: topic -> (monotonic time until which the answer holds, how long an event may wait
     #: for the topic, the broker's end offset that made it wait): the merge's last
     #: ``_behind`` answer, and the wall time of the fetch answer it rests on (-inf: unknown)
@@ -1550,11 +1554,17 @@ class Runtime(PartitionEngines):
             # pause is not the end of the input (a failover, a producer waiting for acks),
             # and a timer fired now would precede the events held up in it (seen: a window
             # view scored half-way, one alert id unlike replay's, tests/test_watermark_pause)
-            quiet = wall - st.wall_at_max - delay
-            now = st.max_ts + quiet
             # h-par3: nor while the broker holds records of it not yet received (a partition
-            # starved for seconds mid-backlog on a loaded host is not at its input's end)
-            unread = self._unread(p, st) if quiet > 0 or idle > 0 else False
+            # starved for seconds mid-backlog on a loaded host is not at its input's end),
+            # nor while it cannot tell (no fresh fetch answer: the broker or the partition's
+            # leader is gone); both quiet and idle time count again from when it can
+            unread = False
+            if wall - st.wall_at_max - delay > 0 or idle > 0:
+                unread = self._unread(p, st)
+                if unread:
+                    st.unsure_at = wall
+            quiet = wall - max(st.wall_at_max, st.unsure_at) - delay
+            now = st.max_ts + quiet
             # advanced and what it gave sent in one hold of the checkpoint lock: a
             # checkpoint covers the fired timers only once their alerts are in the
             # producer it flushes first (else a SIGKILL lost them: the restored engine
@@ -1583,7 +1593,8 @@ class Runtime(PartitionEngines):
         if self.sender is not None:  # repeats inside open episodes keep their pages firing
             for alert_id in touched:
                 self.sender.touch(alert_id)
-        if idle > 0 and not st.flushed and wall - st.last_wall >= idle and not unread:
+        if (idle > 0 and not st.flushed and not unread
+                and wall - max(st.last_wall, st.unsure_at) >= idle):
             st.flushed = True
             try:
                 alerts.extend(st.engine.flush())
@@ -1602,12 +1613,21 @@ class Runtime(PartitionEngines):
 
     def _unread(self, partition: int, st: PartitionState) -> bool:
         """Whether the broker has said it holds records of input partition ``partition``
-        beyond those received (h-par3); unknown: False."""
+        beyond those received (h-par3), or has given no fetch answer of it for ``FRESH_S``
+        (the broker down, the partition's leader gone, a fetch not answered: its high
+        watermark says nothing about what producers wrote meanwhile). Seen: a broker
+        restart mid-stream counted as idle time, so an idle flush (or the watermark) had to
+        wait longer than any outage could last. Unknown: False."""
         try:
             consumer = self.app.consumer
+            now = time.time()
             for topic in self.input_topics:
-                hw = consumer.highwater(TP(topic, partition))
+                tp = TP(topic, partition)
+                hw = consumer.highwater(tp)
                 if hw is not None and hw > st.next_offset(topic):
+                    return True
+                polled = compat.last_poll(consumer, tp)
+                if polled is not None and now - polled > FRESH_S:
                     return True
         except Exception:  # not assigned here, not fetched yet, rebalancing: unknown
             return False
