@@ -20,6 +20,7 @@ Prometheus sensor (``faust.sensors.prometheus.setup_prometheus_sensors(app, regi
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from bisect import bisect_left
@@ -517,11 +518,19 @@ def _package_version() -> str:
         return "0+unknown"
 
 
+_log = logging.getLogger("accesswatch.metrics")
+#: a commit round (or a checkpoint's flush, ``Runtime._send_checkpoints``) longer than this
+#: is logged
+SLOW_COMMIT_S = 10.0
+
+
 def commit_timer(hist: Histogram) -> Any:
     """A Faust sensor that observes into ``hist`` (``commit_latency_seconds``) the duration of
     each of the consumer's commit rounds (``Consumer.force_commit``: from
     ``on_commit_initiated`` to ``on_commit_completed``, a round with nothing to commit
-    included). Faust's public sensor interface: register it with ``app.sensors.add``.
+    included). Faust's public sensor interface: register it with ``app.sensors.add``. A
+    round longer than ``SLOW_COMMIT_S`` is also logged (a warning): the input offsets wait
+    for it, and a restart takes every record since the last commit again.
     """
     from faust import Sensor
 
@@ -530,6 +539,9 @@ def commit_timer(hist: Histogram) -> Any:
             return time.perf_counter()
 
         def on_commit_completed(self, consumer: Any, state: Any) -> None:
-            hist.observe(time.perf_counter() - state)
+            spent = time.perf_counter() - state
+            hist.observe(spent)
+            if spent > SLOW_COMMIT_S:
+                _log.warning("the group's commit took %.1f s", spent)
 
     return CommitTimer()

@@ -125,7 +125,7 @@ from streams.checkpoint import (
 from streams.checkpoint_fork import ForkedEncode, ForkFailed, Job, Outcome, fork_encode
 from streams.checkpoint_fork import available as fork_available
 from streams.explain_web import watch_everywhere
-from streams.metrics import ENGINE_EVENT_KINDS, HistogramBatch, Metrics
+from streams.metrics import ENGINE_EVENT_KINDS, SLOW_COMMIT_S, HistogramBatch, Metrics
 from streams.settings import Settings
 from streams.snapshot import SnapshotRejected, StateKeys
 
@@ -820,6 +820,7 @@ class PartitionEngines:
         # the checkpoints do: a SIGKILL between the two must not leave a checkpoint whose
         # engine already raised an alert (it will not raise it again) while the alert
         # itself died in the producer's buffer
+        started = time.monotonic()
         await self.app.producer.flush()
         for p, blob, _, slot, offsets in todo:
             if blob is not None:
@@ -835,6 +836,10 @@ class PartitionEngines:
                 log.info("partition %d: checkpoint %d bytes at offsets %s", p, len(blob),
                          offsets)
         await self.app.producer.flush()
+        spent = time.monotonic() - started
+        if spent > SLOW_COMMIT_S:  # the input offsets wait for it
+            log.warning("checkpoints of partitions %s: the broker took %.1f s to take them and "
+                        "the alerts before them", sorted(p for p, *_ in todo), spent)
         for p, _, held, _, _ in todo:
             for ev in held:
                 with contextlib.suppress(Exception):
