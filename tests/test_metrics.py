@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -226,3 +227,19 @@ def test_histogram_batch_builds_the_histogram_observe_would(buckets: tuple[float
     for (name, labels, g), (_, _, w) in zip(got, want, strict=True):
         assert g == pytest.approx(w, rel=1e-9), (name, labels)
     assert want[-2][2] == len(values)  # _count
+
+
+def test_a_slow_commit_round_is_observed_and_logged(m: M.Metrics, caplog: Any) -> None:
+    """Every commit round goes into ``commit_latency_seconds``; one over ``SLOW_COMMIT_S``
+    also gives a warning (the input offsets waited for it), a quick one does not."""
+    import logging
+    import time
+
+    timer = M.commit_timer(m.commit_latency_seconds)
+    with caplog.at_level(logging.WARNING, logger="accesswatch.metrics"):
+        timer.on_commit_completed(None, timer.on_commit_initiated(None))
+        assert not caplog.records
+        timer.on_commit_completed(None, time.perf_counter() - M.SLOW_COMMIT_S - 1.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the group's commit took {M.SLOW_COMMIT_S + 1.0:.1f} s"]
+    assert m.registry.get_sample_value("accesswatch_commit_latency_seconds_count") == 2
