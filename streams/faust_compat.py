@@ -88,8 +88,9 @@ def book_done(consumer: Any, tp: TP, start: int, end: int) -> None:
     needs nothing from it and nothing ever acked it: the group's commit stayed put while
     the worker went on (seen after SIGKILL restarts: auth-logins committed at 27 for
     minutes with every login to 626 processed; a restart then takes every record since
-    again). Only offsets a restored checkpoint covers are booked
-    (``PartitionEngines._unstick_commits``). There is no public way to book them."""
+    again; with fast delivery, data-access committed at 4195 for minutes with every record
+    to 27551 processed and checkpointed). Only offsets a flushed checkpoint covers are
+    booked (``PartitionEngines._unstick_commits``). There is no public way to book them."""
     consumer._gap[tp].addi(start, end)  # noqa: SLF001
     consumer._gap[tp].merge_overlaps()  # noqa: SLF001
 

@@ -294,9 +294,6 @@ class PartitionState:
     refetch: dict[str, tuple[int, float]] = field(default_factory=dict)
     #: (topic, missing offset) -> refetches tried for it
     refetch_tries: dict[tuple[str, int], int] = field(default_factory=dict)
-    #: topic -> the last offset the restored checkpoint covers, until the group's commit has
-    #: passed it (``_unstick_commits``)
-    restored_offsets: dict[str, int] = field(default_factory=dict)
     #: monotonic time the watermark last found the partition's input unsure (records of it
     #: on the broker not received, or no fresh fetch answer: ``_unread``): its quiet and its
     #: idle time count from the later of this and its last event
@@ -442,8 +439,7 @@ class PartitionEngines:
             rejected.add(exc.reason)
             log.debug("partition %d: %s", partition, exc)
             return None
-        st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets),
-                            restored_offsets=dict(offsets))
+        st = PartitionState(engine, offsets, restored=True, delivered=dict(offsets))
         st.slot = checkpoint_slot(partition, get) or 0
         return st
 
@@ -840,35 +836,42 @@ class PartitionEngines:
         if spent > SLOW_COMMIT_S:  # the input offsets wait for it
             log.warning("checkpoints of partitions %s: the broker took %.1f s to take them and "
                         "the alerts before them", sorted(p for p, *_ in todo), spent)
-        for p, _, held, _, _ in todo:
+        for _, _, held, _, _ in todo:
             for ev in held:
                 with contextlib.suppress(Exception):
                     ev.ack()
-            st = self.parts.get(p)
-            if st is not None and st.restored_offsets:
-                self._unstick_commits(p, st)
+        for p, _, _, _, offsets in todo:
+            self._unstick_commits(p, offsets)
         return len(todo)
 
-    def _unstick_commits(self, partition: int, st: PartitionState) -> None:
-        """Let the group's commit step over input records that the restored checkpoint
-        covers but that Faust never handed to this worker and ``admit`` did not fetch again
-        (``faust_compat.book_done``): nothing would ever ack them, and Faust commits nothing
-        past such a hole. The backstop of ``admit``'s seek back: records above the
-        checkpoint are never booked."""
+    def _unstick_commits(self, partition: int, covered: dict[str, int]) -> None:
+        """Let the group's commit step over input records that the checkpoint just flushed
+        covers (``covered``: topic -> its last offset) but that Faust holds no ack for, when
+        later records are acked (``faust_compat.book_done``): Faust commits nothing while
+        the lowest acked offset is more than one past the committed one, so such a hole
+        stopped the group's commit for good (or for minutes) while the worker went on.
+
+        Seen after SIGKILL restarts: records inside the restored checkpoint that Faust never
+        handed over (the engine needs nothing from them, so nothing acked them); and, with
+        fast delivery on, two records right after a refetch that the engine took (the
+        checkpoint covers them) whose acks never reached Faust's books. A checkpoint is
+        flushed before its acks, so everything it covers is safe to commit: the at-least-once
+        rule the commit keeps anyway. Records above it are never booked (``admit`` fetches a
+        hole there again)."""
         try:
             consumer = self.app.consumer
             committed = compat.committed_offsets(consumer)
-            for topic, covered in list(st.restored_offsets.items()):
+            for topic in self.input_topics:
+                last = covered.get(topic)
                 tp = TP(topic, partition)
                 c = committed.get(tp)
-                if topic not in self.input_topics or (c is not None and c > covered):
-                    del st.restored_offsets[topic]  # not an input, or committed past it
+                if last is None or c is None or c > last:
                     continue
                 low = compat.lowest_acked(consumer, tp)
-                if c is None or low is None or low - c <= 1 or low - 1 > covered:
+                if low is None or low - c <= 1 or low - 1 > last:
                     continue
-                log.warning("partition %d: %s offsets %d..%d, inside the restored checkpoint, "
-                            "were not handed to this worker; the commit steps over them",
+                log.warning("partition %d: %s offsets %d..%d, inside the checkpoint, have no "
+                            "ack in the consumer's books; the commit steps over them",
                             partition, topic, c, low - 1)
                 compat.book_done(consumer, tp, c, low)
         except Exception as exc:  # not assigned here any more, rebalancing: the next one
