@@ -11,7 +11,9 @@ Run on purpose (not a test):  .venv/bin/python bench/replay_breakdown.py --file 
    ``expire``) wrapped in a timer (``perf_counter``: wall time of short intervals, which a
    loaded machine stretches too): nanoseconds per event and calls per event for each, less the
    wrapper's own cost (measured here on an empty function). The wrapped run is slower than a
-   plain one; the shares, not the sum, are the figure.
+   plain one; the shares, not the sum, are the figure. Its "unattributed" line (the run less
+   the hooks: decoding, the engine, and what the timers cost beyond that calibration, which a
+   warm loop understates) is larger than the floor rows' "engine, no detector".
 3. ``bulk_lookup``'s window views in that run, by (entity kind, principal type): how many, and
    the time to build (``Combiner._partial``), fold (``observe`` less ``_score``) and score them.
 
