@@ -362,6 +362,9 @@ class PartitionEngines:
         self._child_failed = False
         #: partition -> (next offset it needs, since when) while the broker reports more
         self._watch: dict[TP, tuple[int, float]] = {}
+        #: input partition -> the last (committed, lowest acked) hole booked done
+        #: (``_unstick_commits``), logged once
+        self._booked: dict[TP, tuple[int, int]] = {}
         self.checkpoints = 0
         self.checkpoint_bytes = 0
 
@@ -870,9 +873,11 @@ class PartitionEngines:
                 low = compat.lowest_acked(consumer, tp)
                 if low is None or low - c <= 1 or low - 1 > last:
                     continue
-                log.warning("partition %d: %s offsets %d..%d, inside the checkpoint, have no "
-                            "ack in the consumer's books; the commit steps over them",
-                            partition, topic, c, low - 1)
+                if self._booked.get(tp) != (c, low):  # once: the commit round comes later
+                    self._booked[tp] = (c, low)
+                    log.warning("partition %d: %s offsets %d..%d, inside the checkpoint, have "
+                                "no ack in the consumer's books; the commit steps over them",
+                                partition, topic, c, low - 1)
                 compat.book_done(consumer, tp, c, low)
         except Exception as exc:  # not assigned here any more, rebalancing: the next one
             log.debug("partition %d: commit books not checked (%s)", partition, exc)
