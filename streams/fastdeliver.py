@@ -21,19 +21,17 @@ first runs the callback inline, up to its first suspension (the patch itself is
 Only calls shaped like the delivery call take the fast path (two coroutines, no timeout,
 flow not suspended); every other ``wait_first`` of the consumer is the original.
 
-**On by default** (``--no-fast-deliver`` / ``ACCESSWATCH_FAST_DELIVER=0`` turn it off).
-Inline or not, Faust can drop records it fetched but did not hand over when a flow stop (a
-rebalance, table recovery) cuts the hand-over short or clears the stream queues, while its
-read offset moves past them; inline delivery puts more records in the queues before such a
-stop, so it drops more of them. The runtime takes records without holes whichever way they
-were dropped (``PartitionEngines.admit``: from the group's committed offset at a partition's
-first record, then after each record taken; ``watch_delivery``: a partition that hands over
-nothing is fetched again), and after each flushed checkpoint it books as done the records
-that checkpoint covers but Faust holds no ack for (``_unstick_commits``), so the group's
-commit does not stall behind them. It was off until session 16: one-partition SIGKILL tests
-with it on timed out, now and then, waiting for the group's commit (docs/benchmarks.md,
-"h-fast" and "Session 16"); with that booking every broker, Kafka and server test passed
-with it on.
+**Off by default** (``--fast-deliver`` / ``ACCESSWATCH_FAST_DELIVER=1``). Inline or not,
+Faust can drop records it fetched but did not hand over when a flow stop (a rebalance, table
+recovery) cuts the hand-over short or clears the stream queues, while its read offset moves
+past them; inline delivery puts more records in the queues before such a stop, so it drops
+more of them. The runtime takes records without holes whichever way they were dropped
+(``PartitionEngines.admit``: from the group's committed offset at a partition's first record,
+then after each record taken; ``watch_delivery``: a partition that hands over nothing is
+fetched again). It stays off: one-partition SIGKILL tests with it on timed out, now and
+then, waiting for the group's commit (docs/benchmarks.md, "h-fast"). The same stall was then
+seen without it and traced to records inside a restored checkpoint that nothing acked
+(``faust_compat.book_done``); fast delivery has not been re-tested since.
 """
 
 from __future__ import annotations

@@ -98,14 +98,16 @@ class Settings:
     #: ``faust_*``, runtime histograms in milliseconds, ~10% more CPU per event). Off: the
     #: worker's health (consumer lag in messages, rebalances) is in ``accesswatch_*``.
     faust_metrics: bool = False
-    #: (``ACCESSWATCH_FAST_DELIVER``, ``--fast-deliver`` / ``--no-fast-deliver``) hand each
-    #: fetched message to its stream inline instead of through four asyncio tasks
-    #: (``streams.fastdeliver``; halves Faust's CPU per event). On by default since session
-    #: 16: every broker, Kafka and server test passed with it on (95 of 95), and the SIGKILL
-    #: recovery tests 3 rounds of 3, once the commit books what each flushed checkpoint covers
-    #: (``PartitionEngines._unstick_commits``; before, the group's commit stalled for minutes
-    #: after some restarts, with it on more often). ``0`` gives Faust's own delivery back.
-    fast_deliver: bool = True
+    #: (``ACCESSWATCH_FAST_DELIVER``) ``1``: hand each fetched message to its stream inline
+    #: instead of through four asyncio tasks (``streams.fastdeliver``; halves Faust's CPU per
+    #: event). Off by default (it replaces a method of Faust's consumer). Faust drops more
+    #: fetched records at a flow stop with it; the runtime fetches them again
+    #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 9 of 9
+    #: runs, but the one-partition RocksDB and ten-SIGKILL ones timed out waiting for the
+    #: group's commit in 2 of 4 and 2 of 2 (nothing lost; docs/benchmarks.md, "h-fast"). The
+    #: same stall was then seen without it and traced (``faust_compat.book_done``); fast
+    #: delivery has not been re-tested since.
+    fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
     #: (``ACCESSWATCH_EVENT_LOOP``) event loop: ``auto`` (uvloop when installed, else asyncio),
@@ -740,10 +742,9 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--detectors", metavar="IDS", help="comma-separated detector ids")
     p.add_argument("--faust-metrics", dest="faust_metrics", action="store_true", default=None,
                    help="also export Faust's own sensor on /metrics ($ACCESSWATCH_FAUST_METRICS)")
-    p.add_argument("--fast-deliver", dest="fast_deliver", action=argparse.BooleanOptionalAction,
-                   default=None,
-                   help="deliver fetched messages inline, not through Faust's per-message "
-                   "tasks (default on; $ACCESSWATCH_FAST_DELIVER=0 or --no-fast-deliver: off)")
+    p.add_argument("--fast-deliver", dest="fast_deliver", action="store_true", default=None,
+                   help="experimental: deliver fetched messages inline, not through Faust's "
+                   "per-message tasks ($ACCESSWATCH_FAST_DELIVER=1)")
     p.add_argument("--event-loop", dest="event_loop", choices=LOOPS,
                    help="event loop ($ACCESSWATCH_EVENT_LOOP, default auto: uvloop when "
                    "installed)")

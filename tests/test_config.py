@@ -230,15 +230,3 @@ def test_the_runbook_base_url_reaches_the_alertmanager_sender() -> None:
     ann = alert_annotations({"detector": "bulk_lookup", "summary": "s", "evidence": []},
                             sender.runbook_base)
     assert ann["runbook_url"] == "https://wiki.example/accesswatch/docs/detectors.md#bulk_lookup"
-
-
-def test_fast_delivery_is_on_by_default_and_each_source_can_turn_it_off(tmp_path: Path) -> None:
-    """Session 16: inline delivery is the default; the flag, the environment and the file
-    each turn it off (and the flag wins over the environment)."""
-    assert worker_settings([], {}).fast_deliver is True
-    assert worker_settings(["--no-fast-deliver"], {}).fast_deliver is False
-    assert worker_settings([], {"ACCESSWATCH_FAST_DELIVER": "0"}).fast_deliver is False
-    assert worker_settings(["--fast-deliver"],
-                           {"ACCESSWATCH_FAST_DELIVER": "0"}).fast_deliver is True
-    cfg = write(tmp_path, "[worker]\nfast_deliver = false\n")
-    assert worker_settings(["--config", str(cfg)], {}).fast_deliver is False
