@@ -105,8 +105,9 @@ class Settings:
     #: (``PartitionEngines.admit``). With it, the four-partition SIGKILL test passed 9 of 9
     #: runs, but the one-partition RocksDB and ten-SIGKILL ones timed out waiting for the
     #: group's commit in 2 of 4 and 2 of 2 (nothing lost; docs/benchmarks.md, "h-fast"). The
-    #: same stall was then seen without it and traced (``faust_compat.book_done``); fast
-    #: delivery has not been re-tested since.
+    #: same stall was then seen without it and traced (``faust_compat.book_done``); session
+    #: 16 re-tested it (95 of 95 broker tests passed) and turned it on, then a clean-clone CI
+    #: stalled once more with it on, so it stays off (docs/benchmarks.md, "Session 16").
     fast_deliver: bool = False
     #: (``ACCESSWATCH_LOG_LEVEL``) Faust/worker log level.
     log_level: str = "warning"
