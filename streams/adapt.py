@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "given once per FILE, in order, to mix formats")
     p.add_argument("--year", type=int, default=None, metavar="YEAR",
                    help="the year of syslog lines that carry none (--format sshd; default: "
-                   "the latest year that does not put a line in the future)")
+                   "the latest year that does not put a line in the future); with --format "
+                   "lanl, the year whose first second is the data set's time 0 (default 2015)")
 
 
 def load(args: argparse.Namespace) -> list[adapters.Adapter | None] | None:
@@ -44,7 +45,7 @@ def load(args: argparse.Namespace) -> list[adapters.Adapter | None] | None:
     names = getattr(args, "format", None)
     if not names:
         if getattr(args, "year", None) is not None:
-            raise ValueError("--year needs --format sshd")
+            raise ValueError("--year needs --format sshd or lanl")
         return None
     files = list(args.files)
     if len(names) != 1 and len(names) != len(files):

@@ -33,7 +33,7 @@ from types import ModuleType
 from typing import IO, Any
 
 #: every format ``--format`` accepts (``mapping:FILE`` is handled by ``load``).
-FORMATS = ("ocsf", "ecs", "cloudtrail", "okta", "entra", "gws", "sshd")
+FORMATS = ("ocsf", "ecs", "cloudtrail", "okta", "entra", "gws", "sshd", "rba", "lanl")
 
 
 class Reject(Exception):
