@@ -90,6 +90,8 @@ def test_rba_labels_ride_along_and_an_offset_time_is_read_as_utc() -> None:
     ev, = rba.adapt_at(row, 1)
     assert ev["rba_attack_ip"] is True and ev["rba_takeover"] is True
     assert ev["ts"] == "2020-02-03T12:43:55.873Z"
+    ms, = rba.adapt_at(RBA_OK.replace(b"2020-02-03 12:43:55.873", b"1580733835873"), 1)
+    assert ms["ts"] == "2020-02-03T12:43:55.873Z"
 
 
 @pytest.mark.skipif(not RBA_FIXTURE.exists(), reason="../shared/data/rba_schema_fixture is absent")

@@ -16,7 +16,8 @@ Events (``auth-logins``), one per row:
 
 - ``event_id``: ``rba-`` and ``index`` (unique in the file); without an index column, ``rba-``
   and a digest of the row and its position, so a replay of the same file gives the same ids;
-- ``ts``: ``Login Timestamp`` read as UTC (the data set gives no zone);
+- ``ts``: ``Login Timestamp`` read as UTC (the data set gives no zone); epoch milliseconds
+  (or seconds) are read too;
 - ``account_id``: ``User ID``; ``account_type`` ``customer`` (the service's users);
 - ``outcome``: ``Login Successful`` (``True``: success, else failure); a success issues a
   session, ``session_id`` ``rba-`` and the event id's suffix;
@@ -25,7 +26,8 @@ Events (``auth-logins``), one per row:
   geolocation. Decoding drops producer geo unless told to trust it (``--trust-producer-geo``):
   the data set's addresses were synthesised within each login's real AS and country, so for
   this file its columns are the better answer; either way the engine's GeoIP fills what is
-  absent.
+  absent. (Its README: addresses in 10.0.0.0/8 and ASNs of 500,000 and above stand for
+  values it could not synthesise; the engine reads such an address as a private one.)
 - ``rba_attack_ip`` and ``rba_takeover`` (the data set's labels, ``Is Attack IP`` and ``Is
   Account Takeover``) and ``device_type`` ride along as unknown fields: no detector reads them;
   an evaluation compares its alerts against them.
@@ -60,10 +62,18 @@ _TRUE = {"true", "1", "yes"}
 
 
 def _ts(text: str) -> str:
-    """``2020-02-03 12:43:30.772`` (UTC) as RFC 3339 with milliseconds (raises ``bad_time``)."""
+    """``2020-02-03 12:43:30.772`` (UTC), or epoch milliseconds (the data set's README calls
+    the column a 64-bit timestamp; 13 digits) or seconds, as RFC 3339 with milliseconds
+    (raises ``bad_time``)."""
+    text = text.strip()
     try:
-        when = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
-    except ValueError:
+        if text.isdigit() and len(text) <= 16:
+            ms = int(text) if len(text) >= 12 else int(text) * 1000
+            when = datetime.fromtimestamp(ms // 1000, UTC).replace(
+                tzinfo=None, microsecond=ms % 1000 * 1000)
+        else:
+            when = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except (ValueError, OverflowError, OSError):
         raise Reject("bad_time", text[:40]) from None
     if when.tzinfo is not None:  # an offset given: that instant, in UTC
         when = when.astimezone(UTC).replace(tzinfo=None)
