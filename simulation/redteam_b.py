@@ -907,6 +907,7 @@ def a_idor_family_ring(g: Gen, at: Attack):
             at.sources.add(ip)
             sess = g.sid()
             ua = r.choice(APP_UAS)
+            at.sessions.add(sess)
             g.login(t, acct, ip, ua=ua, session=sess, producer="idp", malicious=True)
             g.access(t + 5, acct, acct, "usage", ip, session=sess, iat=t, key=CUSTOMER_KEY, ua=ua,
                      malicious=False)
@@ -923,35 +924,35 @@ def a_idor_family_ring(g: Gen, at: Attack):
 
 SCENARIOS = {
     # name: (days, scale, attack fn, severity, params, tell)
-    "normal": (3, 0.6, None, None, {}, ""),
-    "forged_resi_slow": (8, 0.4, a_forged_resi_slow, "critical", {"start_day": 2, "per_day": 50},
+    "normal": (3, 0.5, None, None, {}, ""),
+    "forged_resi_slow": (8, 0.3, a_forged_resi_slow, "critical", {"start_day": 2, "per_day": 50},
                          "Customer tokens no login issued, signed with the live customer key, "
                          "read ~50 customers a day through Japanese residential proxies."),
-    "departed_engineer_key": (7, 0.4, a_departed_engineer_key, "critical", {},
+    "departed_engineer_key": (7, 0.3, a_departed_engineer_key, "critical", {},
                               "A terminated engineer's API key is still in use, once a night, "
                               "searching subscribers from a home broadband address."),
-    "stolen_agent_session": (4, 0.6, a_stolen_agent_session, "warning", {},
+    "stolen_agent_session": (4, 0.4, a_stolen_agent_session, "warning", {},
                              "A call-centre agent's SSO session is used at the same time from "
                              "the office and from a residential address."),
-    "svc_malware_subnet": (4, 0.6, a_svc_malware_subnet, "critical", {},
+    "svc_malware_subnet": (4, 0.4, a_svc_malware_subnet, "critical", {},
                            "The provisioning service's key is used from a new host in its subnet, "
                            "reading USIM/HSS data of 60% more subscribers than usual."),
-    "export_creep": (30, 0.2, a_export_creep, "critical",
+    "export_creep": (30, 0.12, a_export_creep, "critical",
                      {"start_day": 4, "per_day": 4, "first_records": 60, "growth": 1.25},
                      "The corporate portal's exports grow 25% a day, from its usual tens of "
                      "rows to thousands, from one of its own web servers."),
-    "vip_stalker": (30, 0.2, a_vip_stalker, "warning", {"start_day": 8},
+    "vip_stalker": (30, 0.12, a_vip_stalker, "warning", {"start_day": 8},
                     "An agent reads VIP subscribers' location and call records, a few a day."),
-    "partner_new_country": (4, 0.6, a_partner_new_country, "critical", {},
+    "partner_new_country": (4, 0.4, a_partner_new_country, "critical", {},
                             "The MVNO partner's API key is used from Singapore (it only ever "
                             "called from Tokyo) for any subscriber, not only its own."),
-    "stuffing_low_slow": (4, 0.6, a_stuffing_low_slow, "warning", {},
+    "stuffing_low_slow": (4, 0.4, a_stuffing_low_slow, "warning", {},
                           "Low-rate credential stuffing from ~1,800 Japanese residential exits; "
                           "the taken accounts are read and some SIM-swapped."),
-    "session_hijack_abroad": (4, 0.6, a_session_hijack_abroad, "critical", {},
+    "session_hijack_abroad": (4, 0.4, a_session_hijack_abroad, "critical", {},
                               "Customers' app sessions are used from servers abroad minutes "
                               "after they logged in at home."),
-    "idor_family_ring": (5, 0.6, a_idor_family_ring, "warning", {},
+    "idor_family_ring": (5, 0.4, a_idor_family_ring, "warning", {},
                          "25 new accounts each read six other subscribers a day through the "
                          "family-plan endpoint."),
 }
