@@ -125,7 +125,7 @@ def score(gen: redteam_b.Generated, alerts: list[dict]) -> dict:
     when = raised_at(alerts, gen.end)
     match = Matcher(atk) if atk else None
     pages: dict[str, tuple[float, dict]] = {}
-    for a, t in zip(alerts, when):
+    for a, t in zip(alerts, when, strict=False):
         if a["severity"] in PAGE:
             aid = a["alert_id"]
             if aid not in pages or (a["severity"] == "critical" and pages[aid][1]["severity"] != "critical"):
@@ -154,7 +154,7 @@ def score(gen: redteam_b.Generated, alerts: list[dict]) -> dict:
 
         # the time each alert id first reached warning, and critical
         first_warn = first_crit = None
-        for a, t in zip(alerts, when):
+        for a, t in zip(alerts, when, strict=False):
             if a["alert_id"] not in attack_ids or a["severity"] not in PAGE:
                 continue
             first_warn = t if first_warn is None else min(first_warn, t)
@@ -222,7 +222,7 @@ def table(results: list[dict]) -> str:
     for sc, rs in by.items():
         rs = sorted(rs, key=lambda r: r["seed"])
 
-        def col(k, f=str):
+        def col(k, f=str, rs=rs):
             return " / ".join(f(r.get(k)) for r in rs)
 
         fdet: dict[str, int] = {}

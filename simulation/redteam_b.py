@@ -76,7 +76,7 @@ PARTNER_INS_IPS = ["49.212.10.4", "49.212.10.5"]  # SAKURA Internet, JP
 ATTACK_VPS = {  # hosting abroad the attackers rent
     "NL": ["188.166.10.3", "188.166.12.9"],
     "GB": ["159.65.20.2"],
-    "US": ["167.99.10.1", "167.99.31.7"],
+    "US": ["167.99.10.1", "167.99.12.40"],
     "SG": ["139.180.130.5"],
 }
 AWS_SINGAPORE = ["13.229.10.1", "13.229.10.2", "13.229.11.40"]
@@ -184,7 +184,7 @@ class Gen:
 
     def pick(self, names, cdf):
         x = self.r.random()
-        for n, c in zip(names, cdf):
+        for n, c in zip(names, cdf, strict=False):
             if x <= c:
                 return n
         return names[-1]
@@ -194,10 +194,10 @@ class Gen:
         return _ip(n.lo + 1 + self.r.randrange(max(1, n.size - 2)))
 
     def eid(self) -> str:
-        return "kx-%016x" % self.r.getrandbits(64)
+        return f"kx-{self.r.getrandbits(64):016x}"
 
     def sid(self) -> str:
-        return "s-%020x" % self.r.getrandbits(80)
+        return f"s-{self.r.getrandbits(80):020x}"
 
     def hour_time(self, day: int, cdf) -> float:
         h = 0
@@ -276,8 +276,8 @@ class Gen:
         self.skew = {"gw-1": 0.0, "gw-2": -0.6, "gw-3": 2.4, "idp": -1.1, "idm": 0.0}
         n_sub = int(24000 * s)
         ids = r.sample(range(10_000_000, 99_999_999), n_sub + int(900 * s) + 50)
-        self.subs = ["sub-%08d" % i for i in ids[:n_sub]]
-        self.corps = ["corp-%06d" % (i % 1_000_000) for i in ids[n_sub:n_sub + int(900 * s)]][:int(400 * s) + 10]
+        self.subs = [f"sub-{i:08d}" for i in ids[:n_sub]]
+        self.corps = [f"corp-{i % 1_000_000:06d}" for i in ids[n_sub:n_sub + int(900 * s)]][:int(400 * s) + 10]
         self.corp_lines = {c: max(5, int(r.lognormvariate(3.3, 1.1))) for c in self.corps}
         self.sub_kind = {}
         self.sub_carrier = {}
@@ -316,23 +316,23 @@ class Gen:
             shift = "day" if x < 0.6 else ("evening" if x < 0.9 else "night")
             site = "tokyo" if r.random() < 0.65 else "osaka"
             rate = min(320, max(20, r.lognormvariate(math.log(90), 0.5)))
-            vdi = "10.20.%d.%d" % (r.randrange(1, 60), r.randrange(2, 250)) if r.random() < 0.3 else None
-            self.agents.append({"id": "emp-a%04d" % (1000 + i), "shift": shift, "site": site,
+            vdi = f"10.20.{r.randrange(1, 60)}.{r.randrange(2, 250)}" if r.random() < 0.3 else None
+            self.agents.append({"id": f"emp-a{1000 + i:04d}", "shift": shift, "site": site,
                                 "rate": rate, "vdi": vdi, "from_day": 0, "to_day": 10**6,
                                 "workdays": set(r.sample(range(7), 5))})
         self.shops = []
         for i in range(max(10, int(150 * s))):
-            self.shops.append({"id": "emp-s%04d" % (3000 + i), "ip": self.rand_ip(self.shop_nets),
+            self.shops.append({"id": f"emp-s{3000 + i:04d}", "ip": self.rand_ip(self.shop_nets),
                                "rate": r.randint(3, 25), "off": set(r.sample(range(7), 2))})
-        self.analysts = [{"id": "emp-b%04d" % (5000 + i)} for i in range(max(3, int(8 * s)))]
+        self.analysts = [{"id": f"emp-b{5000 + i:04d}"} for i in range(max(3, int(8 * s)))]
         self.engineers = []
         for i in range(max(5, int(15 * s))):
-            eid = "emp-e%04d" % (7000 + i)
-            self.engineers.append({"id": eid, "key": "ak-eng-%04d" % (7000 + i),
-                                   "ip": "10.30.%d.%d" % (r.randrange(1, 20), r.randrange(2, 250))})
+            eid = f"emp-e{7000 + i:04d}"
+            self.engineers.append({"id": eid, "key": f"ak-eng-{7000 + i:04d}",
+                                   "ip": f"10.30.{r.randrange(1, 20)}.{r.randrange(2, 250)}"})
         # new hires (agents starting on day 1 at a trainee's pace) and leavers
         for i in range(3 if self.days >= 2 else 0):
-            self.agents.append({"id": "emp-a%04d" % (1900 + i), "shift": "day", "site": "tokyo",
+            self.agents.append({"id": f"emp-a{1900 + i:04d}", "shift": "day", "site": "tokyo",
                                 "rate": 35.0, "vdi": None, "from_day": 1, "to_day": 10**6,
                                 "workdays": {0, 1, 2, 3, 4}, "new": True})
         self.leavers = []
@@ -471,7 +471,6 @@ class Gen:
         return self.r.choice(OFFICE_TOKYO if a["site"] == "tokyo" else OFFICE_OSAKA)
 
     def day_agents(self, day: int):
-        r = self.r
         for a in self.agents:
             if not (a["from_day"] <= day < a["to_day"]) or (day % 7) not in a["workdays"]:
                 continue
@@ -805,9 +804,9 @@ def a_partner_new_country(g: Gen, at: Attack):
     at.keys.add("pk-sakura-02")
     at.start = g.start + 2 * DAY + 8 * HOUR + 1234.0
     end = at.start + 36 * HOUR
-    n = int(3000 * s * 0.5 * 1.5)
-    for _ in range(n):
-        day = r.choice([2, 3])
+    n = int(3000 * s * 0.5)  # per day: half the partner's own daily volume, on its curve
+    for _ in range(2 * n):
+        day = 2 + (_ % 2)
         t = g.hour_time(day, g.h_partner)
         if not (at.start <= t < min(end, g.end)):
             continue
@@ -829,7 +828,7 @@ def a_stuffing_low_slow(g: Gen, at: Attack):
     cracked = set(r.sample(existing, int(len(existing) * 0.04)))
     ip, used = _resi_proxy(g), 0
     ei = 0
-    for k in range(n_attempts):
+    for _k in range(n_attempts):
         t = at.start + r.random() * 48 * HOUR
         if used >= r.randint(1, 2):
             ip, used = _resi_proxy(g), 0
@@ -840,7 +839,7 @@ def a_stuffing_low_slow(g: Gen, at: Attack):
             acct = existing[ei % len(existing)]
             ei += 1
         else:
-            acct = "sub-%08d" % r.randrange(10_000_000, 99_999_999)
+            acct = f"sub-{r.randrange(10_000_000, 99_999_999):08d}"
         if acct in cracked and acct not in at.principals:
             sess = g.sid()
             g.login(t, acct, ip, ua=ua, session=sess, malicious=True, producer="idp")
@@ -897,7 +896,7 @@ def a_idor_family_ring(g: Gen, at: Attack):
     """25 accounts the attacker signed up (each on its own mobile line) exploit the family
     plan endpoint: each reads six other subscribers' usage, address and billing a day."""
     r = g.r
-    ring = ["sub-%08d" % r.randrange(10_000_000, 99_999_999) for _ in range(25)]
+    ring = [f"sub-{r.randrange(10_000_000, 99_999_999):08d}" for _ in range(25)]
     carriers = list(MOBILE_SHARE)
     at.principals.update(ring)
     for day in range(2, g.days):
@@ -969,8 +968,11 @@ class Generated:
     truth: dict
 
 
-def generate(scenario: str, seed: int) -> Generated:
-    days, scale, fn, severity, params, tell = SCENARIOS[scenario]
+def generate(scenario: str, seed: int, *, days: int | None = None,
+             scale: float | None = None) -> Generated:
+    """The scenario's events and truth; ``days`` / ``scale`` override its size (tests)."""
+    d, sc, fn, severity, params, tell = SCENARIOS[scenario]
+    days, scale = days or d, scale or sc
     g = Gen(seed, days, scale)
     at = None
     if fn is not None:
@@ -991,7 +993,7 @@ def generate(scenario: str, seed: int) -> Generated:
         fn(g, at)
         at.start = min(t for t, *_ in at.exposures) if at.exposures else at.start
         mal_ts = [ev for _, _, ev in g.out if ev["event_id"] in at.event_ids]
-        first = min(_parse(ev["ts"]) - g.skew.get(ev.get("producer", "gw-1"), 0.0) for ev in mal_ts)
+        first = min(_parse(ev["ts"]) for ev in mal_ts)  # as written (producers' clocks)
         at.extra["first_malicious"] = first
     lines = g.lines()
     truth = _truth(g, scenario, seed, at)
