@@ -301,6 +301,15 @@ class Gen:
             if r.random() < 0.015:
                 self.sub_vpn[sub] = r.choice(VPN_EXITS)
         self.sub_ua = {sub: r.choice(APP_UAS) for sub in self.subs}
+        # trips abroad: one destination per trip, 2-8 days, so that ~1.2% of subscribers are
+        # abroad on a given day
+        self.trips = {}
+        q = 0.012 * (self.days + 7) / 5.0
+        dests, dcdf = list(ABROAD_SHARE), _cdf(list(ABROAD_SHARE.values()))
+        for sub in self.subs:
+            if r.random() < q:
+                a = r.randint(-7, self.days - 1)
+                self.trips[sub] = (self.pick(dests, dcdf), a, a + r.randint(2, 8) - 1)
         # family plans: 8% of subscribers hold 1-3 member lines
         self.family = {}
         pool = self.subs[:]
@@ -370,6 +379,8 @@ class Gen:
             self.identity(t, "key_issued", key_id=k, owner_id=name)
         for e in self.engineers:
             self.identity(t, "key_issued", key_id=e["key"], owner_id=e["id"])
+        if self.engineers:  # suspended day 1 10:00 to day 3 09:00 (below): no work then
+            self.engineers[0]["off_days"] = {1, 2}
         # the login pipeline falls 3 minutes behind for 20 minutes on day 1, 14:00 JST
         if self.days >= 2:
             a = self.start + DAY + 14 * HOUR
@@ -382,8 +393,8 @@ class Gen:
             self.day_services(day)
             self.day_partners(day)
             for a in self.agents:
-                if a["id"] in self.leavers and day == 0:
-                    self.identity(self.start + 19 * HOUR + r.random() * HOUR,
+                if a["id"] in self.leavers and day == 0:  # after their last shift ends
+                    self.identity(self.shift_window(a["shift"], 0)[1] + r.uniform(1, 3) * HOUR,
                                   "principal_terminated", principal_id=a["id"])
             if day == 1 and self.engineers:
                 e = self.engineers[0]  # parental leave: suspended, back two days later
@@ -397,17 +408,19 @@ class Gen:
         r = self.r
         wd = day % 7
         boost = 1.15 if wd >= 5 else 1.0
-        abroad_today = set()
         for sub in self.subs:
             p = self.sub_act[sub] * boost
             if r.random() >= p:
                 continue
-            if r.random() < 0.012:
-                abroad_today.add(sub)
+            trip = self.trips.get(sub)
+            abroad = None
+            if trip is not None and trip[1] <= day <= trip[2]:
+                # departure and return days: roaming only; in between, local networks too
+                abroad = trip[0] if trip[1] < day < trip[2] else "roaming"
             n = 1 + (r.random() < 0.35) + (r.random() < 0.12)
             for _ in range(n):
                 t = self.hour_time(day, self.h_cust)
-                self.customer_session(sub, t, abroad=sub in abroad_today)
+                self.customer_session(sub, t, abroad=abroad)
         # tokens issued before the watch began (up to the key's 12 h lifetime), used on day 0
         if day == 0:
             for sub in r.sample(self.subs, int(len(self.subs) * 0.04)):
@@ -420,13 +433,13 @@ class Gen:
                     self.access(t + k * r.uniform(3, 40), sub, sub, res, ip, session=sess,
                                 iat=iat, key=CUSTOMER_KEY, ua=self.sub_ua[sub])
 
-    def customer_session(self, sub: str, t: float, abroad=False):
+    def customer_session(self, sub: str, t: float, abroad=None):
         r = self.r
         if t >= self.end:
             return
-        if abroad and r.random() < 0.35:  # on a hotel / local network; else roaming, home-routed
-            c = self.pick(list(ABROAD_SHARE), _cdf(list(ABROAD_SHARE.values())))
-            ip = self.rand_ip(self.abroad_nets[c])
+        if abroad in self.abroad_nets and sub not in self.sub_vpn and r.random() < 0.35:
+            # on a hotel / local network in the trip's country; else roaming, home-routed
+            ip = self.rand_ip(self.abroad_nets[abroad])
         else:
             ip = self.subscriber_ip(sub)
         ua = self.sub_ua[sub]
@@ -538,7 +551,7 @@ class Gen:
                             records=min(5000, self.corp_lines[corp] * r.randint(1, 3)),
                             session=sess, ua=STAFF_UA)
         for e in self.engineers:
-            if day >= e.get("to_day", 10**6) or r.random() < 0.5:
+            if day >= e.get("to_day", 10**6) or day in e.get("off_days", ()) or r.random() < 0.5:
                 continue
             for _ in range(r.randint(1, 5)):  # debugging a subscriber's ticket
                 t = base + r.uniform(10 * HOUR, 19 * HOUR)
