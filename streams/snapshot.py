@@ -205,6 +205,8 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
     "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
     "detectors._sketch:DistinctCounter",
+    # issue 14 (red team B): one session used by turns from home and from a server
+    "detectors.session_shared:SessionShared", "detectors.session_shared:_Session",
     # issue 18 item 4 (the entity page)
     "detectors.explain:EntityLog", "detectors.explain:_Rec",
     # issue 18 items 2-3 (allow-lists, suppressions and feedback)
