@@ -14,7 +14,7 @@ pins fails when the installed versions differ, so an upgrade re-reads this file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faust.types import TP
@@ -76,8 +76,9 @@ def lowest_acked(consumer: Any, tp: TP) -> int | None:
 
 
 def book_done(consumer: Any, tp: TP, start: int, end: int) -> None:
-    """Book offsets ``start..end-1`` of ``tp`` as done in Faust's gap books, so its commit
-    steps over them (the inverse of ``forget_gap``).
+    """Book offsets ``start..end-1`` of ``tp`` as acked in Faust's books (``Consumer._acked``
+    and its index ``_acked_index``, as ``Consumer.ack`` does: an offset already acked is not
+    added again), so its commit steps over them.
 
     Upstream behaviour worked around: ``Consumer._new_offset`` commits nothing while the
     lowest acked offset is more than one past the committed one. A record Faust never
@@ -88,11 +89,69 @@ def book_done(consumer: Any, tp: TP, start: int, end: int) -> None:
     needs nothing from it and nothing ever acked it: the group's commit stayed put while
     the worker went on (seen after SIGKILL restarts: auth-logins committed at 27 for
     minutes with every login to 626 processed; a restart then takes every record since
-    again; with fast delivery, data-access committed at 4195 for minutes with every record
-    to 27551 processed and checkpointed). Only offsets a flushed checkpoint covers are
-    booked (``PartitionEngines._unstick_commits``). There is no public way to book them."""
-    consumer._gap[tp].addi(start, end)  # noqa: SLF001
-    consumer._gap[tp].merge_overlaps()  # noqa: SLF001
+    again). Only offsets a flushed checkpoint covers are booked
+    (``PartitionEngines._unstick_commits``). There is no public way to book them.
+
+    Booked as acks, not as a gap (session 16 booked a gap): ``_new_offset`` adds a gap's
+    offsets to the acked list without looking at the index, so an offset booked and then
+    acked too (a record inside the range fetched again and acked with the next checkpoint,
+    before a commit round took the gap) is in the list twice, and the commit crawls
+    (``keep_gaps_off``)."""
+    index = consumer._acked_index[tp]  # noqa: SLF001
+    acked = consumer._acked[tp]  # noqa: SLF001
+    for offset in range(start, end):
+        if offset not in index:
+            index.add(offset)
+            acked.append(offset)
+
+
+_NO_GAPS = False
+
+
+def keep_gaps_off(consumer: Any, topics: Iterable[str]) -> None:
+    """Faust books no gap for ``topics`` on ``consumer`` (a patch of
+    ``faust.transport.consumer.Consumer._add_gap``, installed once; the topics are kept per
+    consumer): the runtime fills every hole of those topics itself (``PartitionEngines.admit``
+    seeks back to it, ``watch_delivery`` fetches a silent partition again) and books as done
+    only what a flushed checkpoint covers (``book_done``).
+
+    Upstream behaviour worked around: Faust's fetch loop (``Consumer._drain_messages``) books
+    the offsets between its read offset and a record that arrives beyond it as a gap (meant
+    for compacted topics and transaction markers), and ``_new_offset`` adds every gap below
+    the highest acked offset to the acked ones. After the runtime's seek back (``seek`` sets
+    the read offset to the hole), the records of the batch Faust fetched before the seek
+    still arrive, and the first of them books the whole range the seek is about to fetch
+    again as a gap (seen: ``seek data-access -> 24`` with the read offset at 1023, then a gap
+    25..1024, then 25..11751). Two things follow, with fast delivery on or off:
+
+    - the group's commit crawls: those records are fetched again, taken and acked, so each
+      offset is in ``_acked`` twice (the gap adds them without looking at ``_acked_index``),
+      and ``_new_offset`` commits only the first run of consecutive numbers, which ends at
+      the first repeat: one offset per commit round (every 2.8 s). Seen in the SIGKILL tests:
+      every record checkpointed and data-access committed 24, 25, 26, ... one per round, the
+      acked list holding 39,192 entries for 27,496 offsets; the clean-clone CI's stalls
+      (2,982 after a refetch from 2,879: 103 offsets in its 300 s) fit the same rate;
+    - had no record been acked twice, the commit would have stepped over records not yet
+      processed (the gap reaches past them): lost across a SIGKILL.
+
+    ``_unstick_commits`` could not see the crawl: the lowest acked offset sat one below the
+    committed one (a repeat), not above it. ``forget_gap`` (before each seek) was too early:
+    the gap is booked after the seek."""
+    consumer.__dict__.setdefault("_aw_no_gaps", set()).update(topics)
+    global _NO_GAPS
+    if _NO_GAPS:
+        return
+    from faust.transport.consumer import Consumer
+
+    original = Consumer._add_gap  # noqa: SLF001
+
+    async def _add_gap(self: Any, tp: TP, offset_from: int, offset_to: int) -> None:
+        if tp.topic in self.__dict__.get("_aw_no_gaps", ()):
+            return
+        await original(self, tp, offset_from, offset_to)
+
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]  # the patch itself (see the docstring)
+    _NO_GAPS = True
 
 
 def last_poll(consumer: Any, tp: TP) -> float | None:

@@ -266,6 +266,46 @@ def test_faust_commits_nothing_past_a_hole_at_its_committed_offset_until_booked_
     assert compat.lowest_acked(consumer, TP("t", 5)) is None
 
 
+def test_book_done_books_acks_a_later_ack_of_the_same_offset_does_not_repeat(
+        consumer: Any) -> None:
+    """Booked as done, then one of those records is fetched again and acked with the next
+    checkpoint before a commit round: the commit still takes every offset in one round.
+    (Booked as a gap, as before, the offset was in the acked list twice and Faust's commit
+    stopped at the repeat: one offset a round.)"""
+    tp = TP("t", 0)
+    consumer._committed_offset[tp] = 27
+    consumer._acked[tp].extend(range(29, 627))
+    consumer._acked_index[tp].update(range(29, 627))
+    compat.book_done(consumer, tp, 27, 29)
+    compat.book_done(consumer, tp, 27, 29)  # twice: nothing repeats
+    # 28 acked again: Consumer.ack adds an offset only when its index lacks it
+    if 28 not in consumer._acked_index[tp]:
+        consumer._acked_index[tp].add(28)
+        consumer._acked[tp].append(28)
+    assert consumer._new_offset(tp) == 627
+
+
+def test_faust_books_a_gap_past_its_read_offset_that_repeats_acks_and_keep_gaps_off_stops_it(
+        ) -> None:
+    """The upstream behaviour ``keep_gaps_off`` works around: a record beyond the read offset
+    books the offsets between as a gap; acked too, they are in the acked list twice, and
+    Faust's commit stops at the first repeat. With the topic kept off, no gap is booked."""
+    def crawl(keep_off: bool) -> int | None:
+        app = faust.App("compat-gaps", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer = app.consumer
+        tp = TP("t", 0)
+        if keep_off:
+            compat.keep_gaps_off(consumer, ["t"])
+        consumer._committed_offset[tp] = 24
+        asyncio.run(consumer._add_gap(tp, 25, 1024))
+        consumer._acked[tp].extend(range(24, 2000))
+        consumer._acked_index[tp].update(range(24, 2000))
+        return consumer._new_offset(tp)
+
+    assert crawl(keep_off=False) == 26  # 24, 25, then the repeat of 25
+    assert crawl(keep_off=True) == 2000
+
+
 def test_last_poll_reads_aiokafkas_timestamp_through_faust_consumer_thread(
         consumer: Any) -> None:
     import aiokafka

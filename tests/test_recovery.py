@@ -417,6 +417,54 @@ def test_the_commit_steps_over_records_a_checkpoint_covers_that_faust_holds_no_a
     assert consumer._new_offset(access) == 3000
 
 
+def _ack(consumer: Any, tp: Any, offsets: Any) -> None:
+    """Book ``offsets`` as acked the way ``faust``'s ``Consumer.ack`` does (the bare app has
+    no agent, so Faust's own ``ack`` ignores its topics)."""
+    for offset in offsets:
+        if offset not in consumer._acked_index[tp]:
+            consumer._acked_index[tp].add(offset)
+            consumer._acked[tp].append(offset)
+
+
+def _commit_rounds(consumer: Any, tp: Any) -> list[int]:
+    """Faust's commit rounds (``_new_offset``, ``_should_commit``) until one commits
+    nothing: the offsets committed, one per round."""
+    done = []
+    while (offset := consumer._new_offset(tp)) is not None and consumer._should_commit(tp, offset):
+        consumer._committed_offset[tp] = offset
+        done.append(offset)
+    return done
+
+
+def test_a_gap_faust_books_after_a_seek_back_neither_crawls_nor_steps_over_the_commit() -> None:
+    """Seen in the SIGKILL tests (fast delivery on): the runtime sought data-access back to 24
+    (its read offset at 1023); a record of the batch Faust had fetched before the seek then
+    arrived, and Faust's fetch loop booked 25..1024 as a gap (``Consumer._add_gap``). Those
+    records came again and were acked, so each was in Faust's acked list twice and its
+    commit took one offset per round: every record checkpointed, data-access committed
+    24, 25, 26, ... (the clean-clone CI's 300 s stalls). Past the repeats, the gap's
+    offsets counted as acked: the commit stepped over records not processed yet. The
+    runtime fills holes of its inputs itself: Faust books no gap for them
+    (``faust_compat.keep_gaps_off``)."""
+    import asyncio
+
+    from faust.types import TP
+
+    rt = _bare_runtime()
+    consumer = rt.app.consumer
+    access = TP("data-access", 0)
+    consumer._committed_offset[access] = 24
+    asyncio.run(consumer._add_gap(access, 25, 1024))  # the stale record 1024 after the seek
+    _ack(consumer, access, range(24, 31))  # 24..30 fetched again, taken, checkpointed
+    assert _commit_rounds(consumer, access) == [31]  # was 26, 27, ..., 31, then 1025
+    _ack(consumer, access, range(31, 2000))
+    assert _commit_rounds(consumer, access) == [2000]  # in one round
+    # the topics the runtime does not take keep Faust's gaps (compacted topics, markers)
+    other = TP("accesswatch-engine-checkpoints-changelog", 0)
+    asyncio.run(consumer._add_gap(other, 5, 9))
+    assert consumer._gap[other]
+
+
 def test_a_restored_engine_gets_the_identity_events_after_its_checkpoint_once() -> None:
     """Identity events are not input offsets of the partition: a checkpoint records how far
     its engine applied each identity-changes partition. A worker restarted after a crash
