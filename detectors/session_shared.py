@@ -123,31 +123,36 @@ class SessionShared(Detector):
                 self._memo.clear()
             h = self._memo[sid] = ctx.hash_one(sid)
         s = self._sessions.get(h)
-        ip, where = e.src_ip or "", f"{net.country} {net.org}"
+        ts = e.ts
         if s is None:
-            s = self._sessions[h] = _Session(side, e.ts)
-            self._note(s, side, ip, e.event_id, where)
+            s = self._sessions[h] = _Session(side, ts)
+            self._note(s, side, e, net)
             return []
-        if e.ts < s.last:  # late and out of order: its side is not the session's latest
+        if ts < s.last:  # late and out of order: its side is not the session's latest
             return []
-        s.last = e.ts
-        if side == s.side:
-            self._note(s, side, ip, e.event_id, where)
+        s.last = ts
+        if side == s.side:  # the usual case: one more request from the same side (speed:
+            if side == _HOME:  # the network's name is kept from the turn's first request)
+                s.home_ip, s.home_event = e.src_ip, e.event_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
+            else:
+                s.server_ip, s.server_event = e.src_ip, e.event_id  # type: ignore[assignment]  # as above
             return []
         first = s.switched
-        s.switched, s.side = e.ts, side
-        self._note(s, side, ip, e.event_id, where)
-        if first is None or e.ts - first > self.window or s.flagged:
+        s.switched, s.side = ts, side
+        self._note(s, side, e, net)
+        if first is None or ts - first > self.window or s.flagged:
             return []
         s.flagged = True
         return [self._finding(s, e, pid, first, ctx)]
 
     @staticmethod
-    def _note(s: _Session, side: int, ip: str, event_id: str, where: str) -> None:
+    def _note(s: _Session, side: int, e: Event, net: Any) -> None:
+        """The side's address, event and network, at the first request of a turn."""
+        where = f"{net.country} {net.org}"
         if side == _HOME:
-            s.home_ip, s.home_event, s.home_net = ip, event_id, where
+            s.home_ip, s.home_event, s.home_net = e.src_ip, e.event_id, where  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
         else:
-            s.server_ip, s.server_event, s.server_net = ip, event_id, where
+            s.server_ip, s.server_event, s.server_net = e.src_ip, e.event_id, where  # type: ignore[assignment]  # as above
 
     def _finding(self, s: _Session, e: Event, pid: str, first: float, ctx: Context
                  ) -> Finding:
