@@ -42,12 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulation import redteam_b  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from redteam_eval import _accesswatch  # noqa: E402  (how red team A's harness finds the CLI)
+
 PAGE = ("warning", "critical")
-
-
-def _accesswatch() -> str:
-    here = Path(sys.executable).with_name("accesswatch")
-    return str(here) if here.exists() else (shutil.which("accesswatch") or "accesswatch")
 
 
 def _ts(v) -> float:
