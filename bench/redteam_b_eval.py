@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simulation import redteam_b  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from redteam_eval import _accesswatch  # noqa: E402  (how red team A's harness finds the CLI)
+from redteam_eval import _accesswatch, raised_at  # noqa: E402  (red team A's harness: the CLI, alert raise times)
 
 PAGE = ("warning", "critical")
 
@@ -65,16 +65,6 @@ def replay(path: str, rejects: str) -> tuple[list[dict], dict]:
         raise RuntimeError(f"accesswatch replay failed ({proc.returncode}): {proc.stderr[-2000:]}")
     alerts = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return alerts, {"seconds": round(time.perf_counter() - t, 1)}
-
-
-def raised_at(alerts: list[dict], horizon: float) -> list[float]:
-    out, seen = [], float("-inf")
-    for a in alerts:
-        t = _ts(a["ts"])
-        out.append(max(t, seen))
-        if t <= horizon:
-            seen = max(seen, t)
-    return out
 
 
 class Matcher:
