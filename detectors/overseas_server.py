@@ -38,7 +38,9 @@ such a token through an exit; one per exit address is not counted, and from the 
 one address serves in the window they all count (a server forging them reads many accounts per
 address; unissued_session and spread_access judge the tokens themselves). Shared exits are capped
 at warning once two customers' own sessions came through them. Employees and services are judged one by one (``warning`` on the
-account) when a new place is rare for their group.
+account) when a new place is rare for their group; the first place an employee or service is
+seen at, in the home country, is its baseline and is not judged (with no earlier place there is
+nothing it moved from: a partner's first request of the watch from its own domestic provider).
 
 When a customer's request is judged (h-par7, issue 14 item 5): a login may reach us after the
 requests of the session it issued (logins up to ``login_lateness``, 60 s, late). Taken first, the
@@ -476,7 +478,10 @@ class OverseasServer(Detector):
                     findings.append(obs)  # login_lateness 0: judged at once (before h-par7)
                 else:
                     waiting = obs  # judged once the login stream passed it (h-par7)
-        elif prob < self.staff_rare_p:
+        elif prob < self.staff_rare_p and (abroad or p.places):
+            # An identity's first place at home is its baseline, not a place it left: nothing
+            # says it ever used another (a partner's first request of the watch from its
+            # domestic provider). A first place abroad is still judged.
             flagged = True
             river_score = peer.scorer.score_one(None, surprise)
             findings.append(self._account_finding(e, pid, ptype, p, prob, "warning", river_score,

@@ -141,6 +141,18 @@ def test_employee_vpn_and_services_internal_or_cloud_are_quiet() -> None:
     assert f.alerts == []
 
 
+def test_a_services_first_place_at_home_is_its_baseline_abroad_still_warns() -> None:
+    f = Feed(engine(home_country="KR"))
+    # a partner's first request of the watch from a domestic broadband network: nothing it left
+    assert f.access(T0, "svc-p", "121.134.3.3", typ="service") == []
+    # once it has a place, a residential network abroad is new and rare for services: warns
+    out = f.access(T0 + 120, "svc-p", "95.24.1.1", typ="service")
+    assert [(a["severity"], a["entity"]["id"]) for a in out] == [("warning", "svc-p")]
+    # a service whose very first place is a residential network abroad is still judged
+    out = f.access(T0 + 180, "svc-q", "95.24.1.2", typ="service")
+    assert [(a["severity"], a["entity"]["id"]) for a in out] == [("warning", "svc-q")]
+
+
 def test_flagged_places_do_not_teach_the_peer_group() -> None:
     det = OverseasServer(home_country="KR")
     f = Feed(Engine(detectors=[det]))
