@@ -1,10 +1,22 @@
-"""`accesswatch evaluate` — the tables of :mod:`simulation.evaluate` (the engine over
-simulated days with attacks, every alert attributed against the ground truth), over several
-seeds, with the targets met or missed."""
+"""`accesswatch evaluate` — detection results over several seeds, with the targets met or
+missed, on one or every set of labelled traffic (``--set``):
+
+- ``simulate`` (default): the tables of :mod:`simulation.evaluate` (the engine over the project's
+  own simulated days with attacks, every alert attributed against the ground truth);
+- ``redteam``: red team A (:mod:`simulation.redteam_eval`; docs/redteam.md), scored as a black box
+  through ``accesswatch replay``;
+- ``redteam_b``: red team B (:mod:`simulation.redteam_b_eval`; docs/redteam_b.md), likewise;
+- ``all``: the three, one after the other (the red-team sets take minutes each per seed).
+
+The red-team generators were written without reading the detectors; their harnesses are
+also runnable as ``python bench/redteam_eval.py`` / ``python bench/redteam_b_eval.py`` with more
+options (``--keep``, ``--json``, ``--from-json``)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from collections import Counter, defaultdict
 
@@ -26,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours per run")
     p.add_argument("--attack", action="append", help="only these attack kinds (repeatable)")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown here")
+    p.add_argument("--set", dest="sets", choices=SETS, default="simulate",
+                   help="which labelled traffic: the project's simulator (default), red team A, "
+                        "red team B, or all three")
+
+
+SETS = ("simulate", "redteam", "redteam_b", "all")
 
 
 def _fmt_s(v: float | None) -> str:
@@ -35,6 +53,48 @@ def _fmt_s(v: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    sets = ("simulate", "redteam", "redteam_b") if args.sets == "all" else (args.sets,)
+    if args.attack and sets != ("simulate",):
+        raise InputError("--attack names the simulator's attack kinds: use it with --set simulate")
+    if args.seeds < 1:
+        raise InputError("--seeds >= 1 please")
+    out: list[str] = []
+    for name in sets:
+        if name == "simulate":
+            _simulate(args, out)
+        else:
+            _redteam(name, args.seeds, out)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(out) + "\n")
+    return 0
+
+
+def _redteam(name: str, seeds: int, out: list[str]) -> None:
+    """A red team's harness (generate, ``accesswatch replay``, score); its table is printed and
+    kept for ``--markdown``."""
+    if name == "redteam":
+        from simulation import redteam_eval as harness
+
+        argv = ["--seeds", str(seeds)]
+        title = "Red team A (docs/redteam.md)"
+    else:
+        from simulation import redteam_b_eval as harness  # type: ignore[no-redef]
+
+        argv = ["--seeds", ",".join(str(s) for s in range(1, seeds + 1))]
+        title = "Red team B (docs/redteam_b.md)"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        harness.main(argv)
+    lines = [f"{title}, seeds 1..{seeds}:", "", *buf.getvalue().rstrip().splitlines()]
+    if out:
+        lines.insert(0, "")
+    out.extend(lines)
+    print("\n".join(lines), flush=True)
+
+
+def _simulate(args: argparse.Namespace, out: list[str]) -> None:
+    """The simulator's tables (printed, and kept in ``out`` for ``--markdown``)."""
     try:
         from simulation import ATTACKS
     except ImportError:
@@ -43,9 +103,8 @@ def run(args: argparse.Namespace) -> int:
     bad = [k for k in kinds if k not in ATTACKS]
     if bad:
         raise InputError(f"unknown attack(s): {', '.join(bad)}; try: {', '.join(ATTACKS)}")
-    if args.seeds < 1 or args.customers < 50 or args.hours <= 0:
-        raise InputError("--seeds >= 1, --customers >= 50 and --hours > 0 please")
-    out: list[str] = []
+    if args.customers < 50 or args.hours <= 0:
+        raise InputError("--customers >= 50 and --hours > 0 please")
 
     def say(line: str = "") -> None:
         out.append(line)
@@ -161,7 +220,3 @@ def run(args: argparse.Namespace) -> int:
         f"Engine: {events:,} events in {seconds:.1f}s ({events / max(1e-9, seconds):,.0f} events/s "
         f"including decoding)."
     )
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(out) + "\n")
-    return 0
