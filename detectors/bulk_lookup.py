@@ -852,7 +852,8 @@ class BulkLookup(Detector):
                  hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42,
                  staff_tz_hours: float = 9.0, staff_own_days: int = 5,
                  staff_day_min: int = 25, staff_idle_days: float = 10.0,
-                 access_quiet: float = 60.0, key_timeline: int = 4096) -> None:
+                 access_quiet: float = 60.0, key_timeline: int = 4096,
+                 staff_peer_days: int = 2048) -> None:
         self.window = window
         # h-par8: the most reads of a key per window and partition sent with its view when
         # keys are scored where several partitions' shares meet (``Combiner.timeline``)
@@ -873,8 +874,14 @@ class BulkLookup(Detector):
         self.staff_own_days = staff_own_days
         self.staff_day_min = staff_day_min
         self.staff_idle = staff_idle_days * DAY
-        self._peers_d: dict[str, stats.Quantile] = {}
+        # Peers' completed local days: the last ``staff_peer_days`` per group (exact values,
+        # global state, not per entity), their 99th percentile, and the local day closed last.
+        self.staff_peer_days = staff_peer_days
+        self._peers_d: dict[str, list[float]] = {}
         self._peer_d_n: dict[str, int] = {}
+        self._peer_dq: dict[str, float] = {}
+        self._staff_closed = -1  # local days up to this one are in the peers' days
+        self._staff_next = -math.inf  # event time (window start) of the next local midnight
         self.combiner = Combiner(window, track_min)
         self.outbox: list[Partial] = []  # views of ``remote_kinds`` waiting to be sent
         self._handed: dict[str, float] = {}  # src_ip views sent: keep sending them (tracked)
@@ -993,8 +1000,13 @@ class BulkLookup(Detector):
         self.__dict__.setdefault("_handed", {})
         for k, v in (("staff_off", 9 * HOUR), ("staff_own_days", 5), ("staff_day_min", 25),
                      ("staff_idle", 10 * DAY), ("_peers_d", {}), ("_peer_d_n", {}),
-                     ("access_quiet", 60.0), ("key_timeline", 4096)):
+                     ("access_quiet", 60.0), ("key_timeline", 4096), ("staff_peer_days", 2048),
+                     ("_peer_dq", {}), ("_staff_closed", -1), ("_staff_next", -math.inf)):
             self.__dict__.setdefault(k, v)
+        if any(not isinstance(v, list) for v in self.__dict__["_peers_d"].values()):
+            # a checkpoint from before the exact peers' days (streaming quantiles): relearnt
+            # from the next local midnight on (20 peer-days: the prior until then)
+            self._peers_d, self._peer_d_n, self._peer_dq = {}, {}, {}
         self.__dict__.setdefault("_kind_n", {})  # from before the counts: ``tracked`` counts
         self.__dict__.setdefault("_due", None)  # from before the queue: a whole pass first
         self.__dict__.setdefault("_due_until", -math.inf)
@@ -1023,6 +1035,8 @@ class BulkLookup(Detector):
 
     def observe(self, p: Partial, ctx: Context) -> list[Finding]:
         """Fold one (merged) window view into its entity and score it."""
+        if p.window >= self._staff_next:  # a new local day: staff's previous days are complete
+            self._close_staff_days(p.window)
         key = (p.kind, p.entity)
         ent = self._ents.get(key)
         if ent is None:
@@ -1115,8 +1129,6 @@ class BulkLookup(Detector):
                     if ent.own_d.n == 0:
                         ent.own_d = _Ewma()
                     ent.own_d.learn(n)
-                    if staff:
-                        self._peer_day_learn(self._peer_day(ent), n)
                 ent.d_prev = n if de == ent.d_epoch + 1 else 0.0
                 if ent.d is not None and self._covers(ent):
                     if ent.cov is None:
@@ -1145,11 +1157,41 @@ class BulkLookup(Detector):
         egress, engineers' VPN on private addresses, a cloud) are what the events say."""
         return f"{ent.ptype}/{ent.net_class or 'isp'}"
 
+    def _close_staff_days(self, ts: float) -> None:
+        """At a local midnight (the first window past it), every member of staff's day before
+        it is complete: each unflagged one joins its peer group's days, and each group's 99th
+        percentile is computed once. Learnt at the entity's next view instead, a day would join
+        the peers only when its owner came back: on a team's second morning the peers' days
+        were those of the early shift only, their percentile far under the heavy agents' days
+        (issue 14 item 6, "heavy but steady support staff, new hires stay quiet")."""
+        off = self.staff_off
+        de = int((ts + off) // DAY)  # the local day starting
+        self._staff_next = (de + 1) * DAY - off
+        done = self._staff_closed
+        if de - 1 <= done:
+            return
+        changed: set[str] = set()
+        for ent in self._ents.values():
+            if ent.kind != "actor" or ent.ptype != "employee" or ent.d_flag or \
+                    not done < ent.d_epoch < de:
+                continue
+            # the day's closed hours and its last hour (rolled with the day: in the same day)
+            n = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt
+            peer = self._peer_day(ent)
+            self._peer_day_learn(peer, n)
+            changed.add(peer)
+        for peer in changed:
+            vals = sorted(self._peers_d[peer])
+            self._peer_dq[peer] = vals[min(len(vals) - 1, math.ceil(0.99 * len(vals)) - 1)]
+        self._staff_closed = de - 1
+
     def _peer_day_learn(self, peer: str, n: float) -> None:
-        q = self._peers_d.get(peer)
-        if q is None:
-            q = self._peers_d[peer] = stats.Quantile(0.99)
-        q.update(n)
+        days = self._peers_d.get(peer)
+        if days is None:
+            days = self._peers_d[peer] = []
+        days.append(n)
+        if len(days) > 2 * self.staff_peer_days:
+            del days[:-self.staff_peer_days]  # the most recent days (trimmed in one step)
         self._peer_d_n[peer] = self._peer_d_n.get(peer, 0) + 1
 
     def _staff_day(self, ent: _Entity, prior: int, explain: bool = True
@@ -1170,10 +1212,10 @@ class BulkLookup(Detector):
         w, basis = float(prior), "prior for staff without history"
         peer = self._peer_day(ent)
         if self._peer_d_n.get(peer, 0) >= 20:
-            v = self._peers_d[peer].get()
+            v = self._peer_dq.get(peer)
             if v is not None:
-                w = max(100.0, 1.5 * float(v))
-                basis = f"{peer} peers p99 {float(v):.0f}/day" if explain else ""
+                w = max(100.0, 1.5 * v)
+                basis = f"{peer} peers p99 {v:.0f}/day (completed days)" if explain else ""
         if o.n >= 2:
             hi = o.high(4.0)
             if hi > w:
