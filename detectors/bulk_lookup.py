@@ -44,7 +44,13 @@ steady ~280 a day only past ~560. With fewer days, the prior for staff without h
 peer-days are known, and raised by the person's own days from two on. The peer group: the
 contract has no role or team field, so it is what the events say — the principal type and the
 network class its requests come from (office egress, engineers' VPN on private addresses, a
-cloud). Staff history outlives a weekend or a leave (``staff_idle_days``).
+cloud). Peers' days are *completed* local days: at each local midnight every member's unflagged
+day joins the group (the last ``staff_peer_days`` kept, exact values: a few KiB per group, not
+per entity) and the percentile is computed once — not when each member comes back, which on a
+team's second morning left only the early shift's light days and paged heavy agents new to the
+watch. One account moves that percentile by one day among the group's; a new hire reads at
+most ~1.5x what the busiest peers read before a warning. Staff history outlives a weekend or a
+leave (``staff_idle_days``).
 
 Severity: warning over the warning threshold, critical over the critical one. Internal services
 on private addresses (nightly batches in id order, steady consumers) are judged here on their
