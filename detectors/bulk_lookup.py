@@ -41,7 +41,10 @@ at least a quarter of the mean and 3), at least ``staff_day_min`` — someone wh
 warns at ~25 (a slow insider at 50 a day warns on the first day of it), a heavy agent at a
 steady ~280 a day only past ~560. With fewer days, the prior for staff without history (400 /
 800) is replaced by 1.5x the peer group's 99th percentile of days (at least 100) once 20
-peer-days are known, and raised by the person's own days from two on. The peer group: the
+peer-days are known; the person's own days from two on raise it, or pull it toward their own
+threshold (weight (days - 1) / (``staff_own_days`` - 1), geometric: a member reading ~12 a day
+in a team whose agents read ~300 warns at ~50 on their fifth day, not at ~450 until the sixth
+and then at ~25). The peer group: the
 contract has no role or team field, so it is what the events say — the principal type and the
 network class its requests come from (office egress, engineers' VPN on private addresses, a
 cloud). Peers' days are *completed* local days: at each local midnight every member's unflagged
@@ -1206,10 +1209,14 @@ class BulkLookup(Detector):
 
         Own history of ``staff_own_days`` unflagged days or more sets the threshold on its own,
         lower or higher than the prior: mean + 4 spreads (spread: the deviation, at least a
-        quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior, raised
-        by own history (two days or more); peers' 99th percentile (x1.5, at least 100) replaces
-        the prior once 20 peer-days are known, so it lowers it for a quiet team and raises it
-        for a busy one. ``explain=False``: the basis is left empty (the scoring path reads the
+        quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior; peers'
+        99th percentile of completed days (x1.5, at least 100) replaces it once 20 peer-days are
+        known, so it lowers it for a quiet team and raises it for a busy one. Own history of two
+        days or more raises it (own days above it), or pulls it toward the own threshold (own
+        days under it: a weight of (days - 1) / (``staff_own_days`` - 1), geometric), so the
+        threshold does not fall from the group's to the person's in one step on the fifth day,
+        and a light member of a busy group is not covered by the group's heaviest days for four
+        days. ``explain=False``: the basis is left empty (the scoring path reads the
         threshold on every view of staff; the words are written only for a finding)."""
         o = ent.own_d
         if o.n >= self.staff_own_days:
@@ -1226,6 +1233,17 @@ class BulkLookup(Detector):
             hi = o.high(4.0)
             if hi > w:
                 w, basis = hi, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
+            else:
+                # Own days under the group's: each day known moves the threshold from the
+                # group's toward the own one (geometrically), which it reaches at
+                # ``staff_own_days``. One day alone does not (a first day is often a short one).
+                own = max(float(self.staff_day_min),
+                          o.mean + 4.0 * max(o.dev, 0.25 * o.mean, 3.0))
+                if own < w:
+                    f = (o.n - 1) / max(1, self.staff_own_days - 1)
+                    w = w ** (1.0 - f) * own ** f
+                    basis = f"own {o.mean:.0f}/day (n={o.n} days) weighed {f:.0%} against " \
+                        f"{basis}" if explain else ""
         return w, 2.0 * w, basis
 
     def _peer_high(self, peer: str) -> float | None:
@@ -1259,11 +1277,11 @@ class BulkLookup(Detector):
         staff = ent.kind == "actor" and ent.ptype == "employee"
         sw: float | None = None
         if staff:  # local days on their own steady volume (issue 14 item 4)
-            # Speed: a floor of ``_staff_day``'s threshold (own days: ``staff_day_min``;
-            # else the prior, or peers' 100 when lower) decides the fast path below for a
+            # Speed: a floor of ``_staff_day``'s threshold (two own days or more:
+            # ``staff_day_min``, the least a blend reaches; else the prior, or peers' 100 when
+            # lower) decides the fast path below for a
             # day far under it; the threshold itself is read past the fast path.
-            floor = float(self.staff_day_min) if ent.own_d.n >= self.staff_own_days else \
-                min(float(wd), 100.0)
+            floor = float(self.staff_day_min) if ent.own_d.n >= 2 else min(float(wd), 100.0)
             if today < floor / 2:
                 wd_fast = floor
             else:

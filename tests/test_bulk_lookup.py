@@ -454,6 +454,26 @@ def test_a_new_employee_reading_in_bulk_still_pages_among_busy_peers() -> None:
     assert any(a["severity"] == "critical" for a in pages)
 
 
+def test_a_light_member_of_a_busy_team_is_judged_more_on_own_days_each_day() -> None:
+    """Own days under the group's pull the threshold toward the person's own: a shop member
+    reading ~12 a day for four days (the fifth day would judge them on their own days alone)
+    who reads 200 on the next day warns, though the call-centre agents of the same network
+    class read up to ~280 (before: 1.5x the group's p99 until the fifth own day)."""
+    eng = engine()
+    det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    events = [e for d in range(4) for e in _mixed_team(d)]
+    events += _staff("e-shop-3", 200, T0 + 4 * 86400, 8 * 3600, seed=9)
+    alerts = run(eng, events, flush=False)
+    pages = [a for a in alerts if a["severity"] != "info"]
+    assert pages and {a["entity"]["id"] for a in pages} == {"e-shop-3"}
+    day = next(x for x in pages[0]["evidence"] if x["feature"] == "distinct_accounts_local_day")
+    assert "weighed 75% against employee/isp peers p99" in day["detail"]
+    assert day["observed"] < 100
+    warn = [det._staff_day(det._ents[("actor", f"e-shop-{k}")], 400)[0] for k in (0, 12)]
+    # 8 and 20 a day, three own days learnt (the fourth joins at their next view): weight 50%
+    assert warn[0] < warn[1] < 150  # (1.5x the peers' p99: ~420)
+
+
 def test_peers_days_survive_a_checkpoint_and_old_checkpoints_relearn() -> None:
     eng = engine()
     det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
