@@ -41,10 +41,19 @@ at least a quarter of the mean and 3), at least ``staff_day_min`` — someone wh
 warns at ~25 (a slow insider at 50 a day warns on the first day of it), a heavy agent at a
 steady ~280 a day only past ~560. With fewer days, the prior for staff without history (400 /
 800) is replaced by 1.5x the peer group's 99th percentile of days (at least 100) once 20
-peer-days are known, and raised by the person's own days from two on. The peer group: the
+peer-days are known; the person's own days from two on raise it, or pull it toward their own
+threshold (weight (days - 1) / (``staff_own_days`` - 1), geometric: a member reading ~12 a day
+in a team whose agents read ~300 warns at ~50 on their fifth day, not at ~450 until the sixth
+and then at ~25). The peer group: the
 contract has no role or team field, so it is what the events say — the principal type and the
 network class its requests come from (office egress, engineers' VPN on private addresses, a
-cloud). Staff history outlives a weekend or a leave (``staff_idle_days``).
+cloud). Peers' days are *completed* local days: at each local midnight every member's unflagged
+day joins the group (the last ``staff_peer_days`` kept, exact values: a few KiB per group, not
+per entity) and the percentile is computed once — not when each member comes back, which on a
+team's second morning left only the early shift's light days and paged heavy agents new to the
+watch. One account moves that percentile by one day among the group's; a new hire reads at
+most ~1.5x what the busiest peers read before a warning. Staff history outlives a weekend or a
+leave (``staff_idle_days``).
 
 Severity: warning over the warning threshold, critical over the critical one. Internal services
 on private addresses (nightly batches in id order, steady consumers) are judged here on their
@@ -852,7 +861,8 @@ class BulkLookup(Detector):
                  hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42,
                  staff_tz_hours: float = 9.0, staff_own_days: int = 5,
                  staff_day_min: int = 25, staff_idle_days: float = 10.0,
-                 access_quiet: float = 60.0, key_timeline: int = 4096) -> None:
+                 access_quiet: float = 60.0, key_timeline: int = 4096,
+                 staff_peer_days: int = 2048) -> None:
         self.window = window
         # h-par8: the most reads of a key per window and partition sent with its view when
         # keys are scored where several partitions' shares meet (``Combiner.timeline``)
@@ -873,8 +883,14 @@ class BulkLookup(Detector):
         self.staff_own_days = staff_own_days
         self.staff_day_min = staff_day_min
         self.staff_idle = staff_idle_days * DAY
-        self._peers_d: dict[str, stats.Quantile] = {}
+        # Peers' completed local days: the last ``staff_peer_days`` per group (exact values,
+        # global state, not per entity), their 99th percentile, and the local day closed last.
+        self.staff_peer_days = staff_peer_days
+        self._peers_d: dict[str, list[float]] = {}
         self._peer_d_n: dict[str, int] = {}
+        self._peer_dq: dict[str, float] = {}
+        self._staff_closed = -1  # local days up to this one are in the peers' days
+        self._staff_next = -math.inf  # event time (window start) of the next local midnight
         self.combiner = Combiner(window, track_min)
         self.outbox: list[Partial] = []  # views of ``remote_kinds`` waiting to be sent
         self._handed: dict[str, float] = {}  # src_ip views sent: keep sending them (tracked)
@@ -993,8 +1009,13 @@ class BulkLookup(Detector):
         self.__dict__.setdefault("_handed", {})
         for k, v in (("staff_off", 9 * HOUR), ("staff_own_days", 5), ("staff_day_min", 25),
                      ("staff_idle", 10 * DAY), ("_peers_d", {}), ("_peer_d_n", {}),
-                     ("access_quiet", 60.0), ("key_timeline", 4096)):
+                     ("access_quiet", 60.0), ("key_timeline", 4096), ("staff_peer_days", 2048),
+                     ("_peer_dq", {}), ("_staff_closed", -1), ("_staff_next", -math.inf)):
             self.__dict__.setdefault(k, v)
+        if any(not isinstance(v, list) for v in self.__dict__["_peers_d"].values()):
+            # a checkpoint from before the exact peers' days (streaming quantiles): relearnt
+            # from the next local midnight on (20 peer-days: the prior until then)
+            self._peers_d, self._peer_d_n, self._peer_dq = {}, {}, {}
         self.__dict__.setdefault("_kind_n", {})  # from before the counts: ``tracked`` counts
         self.__dict__.setdefault("_due", None)  # from before the queue: a whole pass first
         self.__dict__.setdefault("_due_until", -math.inf)
@@ -1023,6 +1044,8 @@ class BulkLookup(Detector):
 
     def observe(self, p: Partial, ctx: Context) -> list[Finding]:
         """Fold one (merged) window view into its entity and score it."""
+        if p.window >= self._staff_next:  # a new local day: staff's previous days are complete
+            self._close_staff_days(p.window)
         key = (p.kind, p.entity)
         ent = self._ents.get(key)
         if ent is None:
@@ -1115,8 +1138,6 @@ class BulkLookup(Detector):
                     if ent.own_d.n == 0:
                         ent.own_d = _Ewma()
                     ent.own_d.learn(n)
-                    if staff:
-                        self._peer_day_learn(self._peer_day(ent), n)
                 ent.d_prev = n if de == ent.d_epoch + 1 else 0.0
                 if ent.d is not None and self._covers(ent):
                     if ent.cov is None:
@@ -1145,11 +1166,41 @@ class BulkLookup(Detector):
         egress, engineers' VPN on private addresses, a cloud) are what the events say."""
         return f"{ent.ptype}/{ent.net_class or 'isp'}"
 
+    def _close_staff_days(self, ts: float) -> None:
+        """At a local midnight (the first window past it), every member of staff's day before
+        it is complete: each unflagged one joins its peer group's days, and each group's 99th
+        percentile is computed once. Learnt at the entity's next view instead, a day would join
+        the peers only when its owner came back: on a team's second morning the peers' days
+        were those of the early shift only, their percentile far under the heavy agents' days
+        (issue 14 item 6, "heavy but steady support staff, new hires stay quiet")."""
+        off = self.staff_off
+        de = int((ts + off) // DAY)  # the local day starting
+        self._staff_next = (de + 1) * DAY - off
+        done = self._staff_closed
+        if de - 1 <= done:
+            return
+        changed: set[str] = set()
+        for ent in self._ents.values():
+            if ent.kind != "actor" or ent.ptype != "employee" or ent.d_flag or \
+                    not done < ent.d_epoch < de:
+                continue
+            # the day's closed hours and its last hour (rolled with the day: in the same day)
+            n = _union(ent.d, ent.h) + ent.d_cnt + ent.h_cnt
+            peer = self._peer_day(ent)
+            self._peer_day_learn(peer, n)
+            changed.add(peer)
+        for peer in changed:
+            vals = sorted(self._peers_d[peer])
+            self._peer_dq[peer] = vals[min(len(vals) - 1, math.ceil(0.99 * len(vals)) - 1)]
+        self._staff_closed = de - 1
+
     def _peer_day_learn(self, peer: str, n: float) -> None:
-        q = self._peers_d.get(peer)
-        if q is None:
-            q = self._peers_d[peer] = stats.Quantile(0.99)
-        q.update(n)
+        days = self._peers_d.get(peer)
+        if days is None:
+            days = self._peers_d[peer] = []
+        days.append(n)
+        if len(days) > 2 * self.staff_peer_days:
+            del days[:-self.staff_peer_days]  # the most recent days (trimmed in one step)
         self._peer_d_n[peer] = self._peer_d_n.get(peer, 0) + 1
 
     def _staff_day(self, ent: _Entity, prior: int, explain: bool = True
@@ -1158,10 +1209,14 @@ class BulkLookup(Detector):
 
         Own history of ``staff_own_days`` unflagged days or more sets the threshold on its own,
         lower or higher than the prior: mean + 4 spreads (spread: the deviation, at least a
-        quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior, raised
-        by own history (two days or more); peers' 99th percentile (x1.5, at least 100) replaces
-        the prior once 20 peer-days are known, so it lowers it for a quiet team and raises it
-        for a busy one. ``explain=False``: the basis is left empty (the scoring path reads the
+        quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior; peers'
+        99th percentile of completed days (x1.5, at least 100) replaces it once 20 peer-days are
+        known, so it lowers it for a quiet team and raises it for a busy one. Own history of two
+        days or more raises it (own days above it), or pulls it toward the own threshold (own
+        days under it: a weight of (days - 1) / (``staff_own_days`` - 1), geometric), so the
+        threshold does not fall from the group's to the person's in one step on the fifth day,
+        and a light member of a busy group is not covered by the group's heaviest days for four
+        days. ``explain=False``: the basis is left empty (the scoring path reads the
         threshold on every view of staff; the words are written only for a finding)."""
         o = ent.own_d
         if o.n >= self.staff_own_days:
@@ -1170,14 +1225,25 @@ class BulkLookup(Detector):
         w, basis = float(prior), "prior for staff without history"
         peer = self._peer_day(ent)
         if self._peer_d_n.get(peer, 0) >= 20:
-            v = self._peers_d[peer].get()
+            v = self._peer_dq.get(peer)
             if v is not None:
-                w = max(100.0, 1.5 * float(v))
-                basis = f"{peer} peers p99 {float(v):.0f}/day" if explain else ""
+                w = max(100.0, 1.5 * v)
+                basis = f"{peer} peers p99 {v:.0f}/day (completed days)" if explain else ""
         if o.n >= 2:
             hi = o.high(4.0)
             if hi > w:
                 w, basis = hi, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
+            else:
+                # Own days under the group's: each day known moves the threshold from the
+                # group's toward the own one (geometrically), which it reaches at
+                # ``staff_own_days``. One day alone does not (a first day is often a short one).
+                own = max(float(self.staff_day_min),
+                          o.mean + 4.0 * max(o.dev, 0.25 * o.mean, 3.0))
+                if own < w:
+                    f = (o.n - 1) / max(1, self.staff_own_days - 1)
+                    w = w ** (1.0 - f) * own ** f
+                    basis = f"own {o.mean:.0f}/day (n={o.n} days) weighed {f:.0%} against " \
+                        f"{basis}" if explain else ""
         return w, 2.0 * w, basis
 
     def _peer_high(self, peer: str) -> float | None:
@@ -1211,11 +1277,11 @@ class BulkLookup(Detector):
         staff = ent.kind == "actor" and ent.ptype == "employee"
         sw: float | None = None
         if staff:  # local days on their own steady volume (issue 14 item 4)
-            # Speed: a floor of ``_staff_day``'s threshold (own days: ``staff_day_min``;
-            # else the prior, or peers' 100 when lower) decides the fast path below for a
+            # Speed: a floor of ``_staff_day``'s threshold (two own days or more:
+            # ``staff_day_min``, the least a blend reaches; else the prior, or peers' 100 when
+            # lower) decides the fast path below for a
             # day far under it; the threshold itself is read past the fast path.
-            floor = float(self.staff_day_min) if ent.own_d.n >= self.staff_own_days else \
-                min(float(wd), 100.0)
+            floor = float(self.staff_day_min) if ent.own_d.n >= 2 else min(float(wd), 100.0)
             if today < floor / 2:
                 wd_fast = floor
             else:

@@ -412,6 +412,82 @@ def test_staff_with_little_history_are_judged_against_their_peers() -> None:
     assert warn == 100.0 and "peers" in basis  # 1.5 x the team's p99, at least 100: lowered
 
 
+def _mixed_team(day: int, agents: bool = True) -> list[dict[str, Any]]:
+    """One network class, two kinds of staff: 25 shop staff reading 8-20 a day on the morning
+    shift (09:00-17:00 KST), 15 call-centre agents reading 120-280 a day (steady each) on the
+    late shift (15:00-23:00 KST)."""
+    start = T0 + day * 86400
+    out = []
+    for k in range(25):
+        out += _staff(f"e-shop-{k}", 8 + k % 13, start, 8 * 3600, seed=100 * day + k)
+    for k in range(15) if agents else ():
+        out += _staff(f"e-agent-{k}", 120 + 10 * k, start + 6 * 3600, 8 * 3600,
+                      seed=100 * day + 50 + k)
+    return out
+
+
+def test_a_new_agent_is_judged_against_all_peers_completed_days() -> None:
+    """Issue 14 item 6 (heavy but steady support staff, new hires): on the team's second
+    morning the peers' days are every member's completed day, not only the days of those who
+    have come back yet (the morning shop staff, who read ~15): a new call-centre agent reading
+    250 on their first day stays quiet. Fails before the fix (peers p99 20/day: warning at 100)."""
+    eng = engine()
+    det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    new = _staff("e-new", 250, T0 + 86400, 8 * 3600, seed=7)
+    alerts = run(eng, _mixed_team(0) + _mixed_team(1, agents=False) + new, flush=False)
+    assert [a for a in alerts if a["severity"] != "info"] == []
+    warn, _, basis = det._staff_day(det._ents[("actor", "e-new")], 400)
+    assert warn >= 1.5 * 250 and "peers p99" in basis and "completed days" in basis
+    assert det._peer_d_n["employee/isp"] == 40  # day 0 of each of the 40, once
+
+
+def test_a_new_employee_reading_in_bulk_still_pages_among_busy_peers() -> None:
+    """The same team, a new employee reading 1,200 customers in an 8-hour shift on the second
+    day: the peers' heavy days raise the day threshold to ~1.5x their 99th percentile, not
+    without limit; the insider pages before 500 accounts are exposed."""
+    thief = _staff("e-thief", 1200, T0 + 86400, 8 * 3600, seed=8)
+    alerts = run(engine(), _mixed_team(0) + _mixed_team(1, agents=False) + thief)
+    pages = [a for a in alerts if a["severity"] in ("warning", "critical")]
+    assert pages and {a["entity"]["id"] for a in pages} == {"e-thief"}
+    when = next(e["ts"] for e in thief if e["event_id"] in pages[0]["event_ids"])
+    assert len({e["subject_id"] for e in thief if e["ts"] <= when}) < 500
+    assert any(a["severity"] == "critical" for a in pages)
+
+
+def test_a_light_member_of_a_busy_team_is_judged_more_on_own_days_each_day() -> None:
+    """Own days under the group's pull the threshold toward the person's own: a shop member
+    reading ~12 a day for four days (the fifth day would judge them on their own days alone)
+    who reads 200 on the next day warns, though the call-centre agents of the same network
+    class read up to ~280 (before: 1.5x the group's p99 until the fifth own day)."""
+    eng = engine()
+    det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    events = [e for d in range(4) for e in _mixed_team(d)]
+    events += _staff("e-shop-3", 200, T0 + 4 * 86400, 8 * 3600, seed=9)
+    alerts = run(eng, events, flush=False)
+    pages = [a for a in alerts if a["severity"] != "info"]
+    assert pages and {a["entity"]["id"] for a in pages} == {"e-shop-3"}
+    day = next(x for x in pages[0]["evidence"] if x["feature"] == "distinct_accounts_local_day")
+    assert "weighed 75% against employee/isp peers p99" in day["detail"]
+    assert day["observed"] < 100
+    warn = [det._staff_day(det._ents[("actor", f"e-shop-{k}")], 400)[0] for k in (0, 12)]
+    # 8 and 20 a day, three own days learnt (the fourth joins at their next view): weight 50%
+    assert warn[0] < warn[1] < 150  # (1.5x the peers' p99: ~420)
+
+
+def test_peers_days_survive_a_checkpoint_and_old_checkpoints_relearn() -> None:
+    eng = engine()
+    det: BulkLookup = eng.detectors["bulk_lookup"]  # type: ignore[assignment]
+    run(eng, _mixed_team(0) + _staff("e-shop-0", 5, T0 + 86400, 3600, seed=1), flush=False)
+    state = dict(det.__dict__)
+    back = BulkLookup.__new__(BulkLookup)
+    back.__setstate__(dict(state))
+    assert back._peer_dq == det._peer_dq and back._peer_dq["employee/isp"] >= 250
+    from river import stats
+    old = BulkLookup.__new__(BulkLookup)
+    old.__setstate__({**state, "_peers_d": {"employee/isp": stats.Quantile(0.99)}})
+    assert old._peers_d == {} and old._peer_dq == {}  # the prior until the next midnight
+
+
 # ---- issue 14 item 5: a window waits for the access stream's time ---------------------------
 
 def _login(ts: float, account: str) -> dict[str, Any]:
