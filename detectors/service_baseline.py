@@ -74,6 +74,15 @@ _NETS = 8
 _RES = 16
 _REFRESH = 1800.0
 _NEG_INF = -math.inf  # one shared object (every service starts with it, twice)
+_STABLE_SET = 8  # at most this many hosts: a set, not a pool that churns (the cap is 16)
+
+
+def _internal(ip: str) -> bool:
+    """Whether ``ip`` is a private (internal) address: a managed host of the company's own."""
+    try:
+        return ipaddress.ip_address(ip).is_private
+    except ValueError:
+        return False
 
 
 def _net_of(ip: str) -> int:
@@ -100,7 +109,11 @@ class _Svc:
         self.b_subj: set[str] = set()
         self.b_peak = 0  # busiest bucket's distinct customers in the current hour
         # bytearrays (the snapshot format's own type) read through memoryview casts:
-        self.peak = bytearray(4 * 48)  # float32 EWMA busiest 10-min bucket, distinct customers
+        # float32 EWMA busiest 10-min bucket, distinct customers, per bin; a 49th and 50th
+        # float32: the hour (since the epoch) the last address was added, and the active
+        # 10-minute buckets since then
+        self.peak = bytearray(4 * 50)
+        memoryview(self.peak).cast("f")[48] = ts / HOUR
         self.seen = bytearray(48)  # days each (day type, hour) bin was learnt (capped at 255)
         self.busy = 0.0  # EWMA of the busiest bucket in its active hours
         # uint64 CRC32s of the addresses, networks and resources used, tagged in bits 32-33
@@ -112,6 +125,19 @@ class _Svc:
         self.wn = math.inf  # ... and its warning threshold (critical: ``crit_x`` or twice it)
         self.lip: tuple[str, ...] = ()  # the last 3 addresses that raised nothing: fast path
         self.woke = _NEG_INF  # a night request after gap_hours of silence: woken then
+
+
+def _added(s: _Svc) -> float:
+    """When the last address was added to ``s.known`` (the service's start in a checkpoint
+    written before this was kept)."""
+    if len(s.peak) < 200:
+        return s.first
+    return float(memoryview(s.peak).cast("f")[48]) * HOUR
+
+
+def _active(s: _Svc) -> float:
+    """Active 10-minute buckets since the last address was added (0 in an older checkpoint)."""
+    return float(memoryview(s.peak).cast("f")[49]) if len(s.peak) == 200 else 0.0
 
 
 def _has(buf: bytearray, v: int) -> bool:
@@ -155,7 +181,8 @@ class ServiceBaseline(Detector):
 
     def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
-                 gap_hours: float = 4.0, idle_days: float = 45.0) -> None:
+                 gap_hours: float = 4.0, idle_days: float = 45.0,
+                 stable_hours: float = 24.0) -> None:
         self.tz = tz_offset_hours
         self._off = tz_offset_hours * HOUR
         self.learn = learn_hours * HOUR
@@ -164,6 +191,7 @@ class ServiceBaseline(Detector):
         self.min_volume = min_volume
         self.gap = gap_hours * HOUR
         self.idle = idle_days * 86400.0
+        self.stable = stable_hours * HOUR
         self._svcs: dict[str, _Svc] = {}
 
     # --- baseline --------------------------------------------------------------------------
@@ -232,6 +260,10 @@ class ServiceBaseline(Detector):
         if be != s.b_epoch:
             s.b_epoch = be
             s.b_subj = set()
+            if len(s.peak) == 200:
+                pk = memoryview(s.peak).cast("f")
+                if pk[49] < 1e6:
+                    pk[49] += 1
         subj: str = e.subject_id  # type: ignore[assignment]  # a request has a subject_id (decode requires it)
         bs = s.b_subj
         if subj not in bs and len(bs) < 100_000:
@@ -268,8 +300,18 @@ class ServiceBaseline(Detector):
             if night and gap >= self.gap:
                 s.woke = ts
             off = night and ts - s.woke < 8 * HOUR
+        # A new internal host of a service whose hosts have been one small set for a whole
+        # day (no address added since): a host joined; malware on a neighbour of the
+        # service's own hosts uses its credential from there (SK Telecom, 2025).
+        new_host = (new_addr and not new_net and ts - _added(s) >= self.stable
+                    and _active(s) >= self.learn / BUCKET
+                    and ts - s.first >= self.stable and _internal(ip)
+                    and sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0)
+                    <= _STABLE_SET)
         rank = 0
-        if new_net and (off or vol):
+        if new_host:
+            rank = 2 if off or vol else 1
+        elif new_net and (off or vol):
             rank = 2
         elif new_addr and (off or vol):
             rank = max(1, vol)
@@ -298,12 +340,18 @@ class ServiceBaseline(Detector):
         s.sent = max(s.sent, r)
         s.sent_ts = ts
         return [self._finding(e, s, sev, n, thr, usual, off, night, gap, new_addr, new_net,
-                              new_res, lh)]
+                              new_res, lh, new_host)]
 
     @staticmethod
     def _remember(s: _Svc, a: int, n: int, r: int) -> None:
         for v, cap in ((a, _ADDRS), (n, _NETS), (r, _RES)):
             if not _has(s.known, v):
+                if v == a:
+                    if len(s.peak) < 200:
+                        s.peak += bytes(200 - len(s.peak))
+                    pk = memoryview(s.peak).cast("f")
+                    pk[48] = s.last / HOUR
+                    pk[49] = 0.0
                 known = memoryview(s.known).cast("Q").tolist()
                 tag = v >> 32
                 if sum(1 for x in known if x >> 32 == tag) >= cap:  # forget the oldest
@@ -313,11 +361,15 @@ class ServiceBaseline(Detector):
 
     def _finding(self, e: Event, s: _Svc, sev: str, n: int, thr: tuple[float, float],
                  usual: float | None, off: bool, night: bool, gap: float,
-                 new_addr: bool, new_net: bool, new_res: bool, lh: int) -> Finding:
+                 new_addr: bool, new_net: bool, new_res: bool, lh: int,
+                 new_host: bool = False) -> Finding:
         act = e.actor_id
         what = []
         if new_net:
             what.append(f"from {e.src_ip}, a network it never used")
+        elif new_host:
+            what.append(f"from {e.src_ip}, a new host beside the ones it has used since "
+                        f"{iso(_added(s))}")
         elif new_addr:
             what.append(f"from {e.src_ip}, an address it never used")
         if off:
@@ -342,6 +394,9 @@ class ServiceBaseline(Detector):
             ev("new_network", new_net, f"{n_net} networks (/16, /48) used before",
                str(e.src_ip)),
             ev("new_address", new_addr, f"{n_addr} addresses used before", ""),
+            ev("new_host_in_stable_set", new_host, f"internal, no address added for >= "
+               f"{self.stable / HOUR:g} h, <= {_STABLE_SET} hosts",
+               f"no address added since {iso(_added(s))}"),
             ev("new_resource", new_res, f"{n_res} resources read before", str(e.resource)),
             ev("silence_before_h", round(gap / HOUR, 1), f"night after >= {self.gap / HOUR:g} h "
                "silence when this hour is not known yet", f"night: {night}"),
