@@ -5,23 +5,33 @@ tens of thousands in one. Distinct-account counts (``bulk_lookup``) see one requ
 ``records`` field of the request says how many rows left. So every response with ``records``
 above 1, or with ``action`` ``export`` or ``search``, is scored *at that event* against the
 usual rows per response of three entities: the principal (``actor_id``), the signing or API key
-(``key_id``) and the source address. Each keeps a robust baseline in log space (EWMA of
-``ln(records)`` and of its absolute deviation: rows per response are heavy-tailed, a nightly
-batch's exports spread over two orders of magnitude), learnt only from responses it did not
-flag:
+(``key_id``) and the source address; a key and an address are shared by principals and actions
+(an office's agents' 1-4-row searches and its analysts' monthly exports), so theirs are kept
+per action. Each keeps a robust baseline in log space (EWMA of ``ln(records)`` and of its
+absolute deviation: rows per response are heavy-tailed, a nightly batch's exports spread over
+two orders of magnitude), learnt only from responses it did not flag, and two slow references
+(from its fourth day with responses): the level of its earlier days' ``ln(records)`` and of its
+``high``, each moving at most ``ln 2 / ref_days_to_double`` (30) a day either way. A baseline
+that learns every export follows exports that grow 25% a day (the Lotte Card pattern: tens of
+rows to ~16,000 in four weeks); the references cannot: to stay under them an exporter must
+grow no faster than doubling a month, so reaching 100 times its usual takes about seven months.
 
 - ``usual`` = exp(mean), ``high`` = exp(mean + ``k`` x deviation) (about the 99.9th
-  percentile of a log-normal spread);
+  percentile of a log-normal spread), each the lower of the fast baseline and its reference;
 - warning when the rows exceed ``warn_x`` x ``high`` (and ``min_rows``); critical when they
   also exceed ``crit_x`` x ``usual`` (a first export of more than 100 times the usual rows
   pages critical at that export);
+- the principal's typical response (the EWMA with this response) ``warn_x`` times its
+  reference level, and four standard errors over it, warns (critical at ``crit_x``): all of its
+  responses moved up, not one in its tail;
 - an entity with fewer than ``min_history`` responses has no baseline yet: a response over
   ``cold_warn`` rows warns (never critical: a new job's first exports teach it).
 
 The principal is judged first, then the key, then the source; one finding per response, on the
 most specific entity over its threshold, with the other two baselines in the evidence. State:
-under 0.4 KiB per entity (a few floats and counters; bench); only principals, keys and sources that export
-or search are tracked.
+under 0.4 KiB per entity (a few floats and counters; bench); only principals, keys and sources
+(per action) that export or search are tracked. Entities of a checkpoint from before the
+per-action keys are not read again (relearnt; forgotten after ``idle_days``).
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng, out = Engine(EngineConfig(detectors=("record_volume",))), []
@@ -135,7 +145,9 @@ class RecordVolume(Detector):
         "key and whether a change (new report, backfill, migration) was planned; how many "
         "customers the rows cover. False positives: a one-off reconciliation or migration "
         "export, a report whose filter was widened on purpose, a new job's first exports "
-        "(warning only until it has a history). Respond: stop the job or suspend the "
+        "(warning only until it has a history), exports that grew faster than doubling a "
+        "month for a reason (a large new customer: the evidence shows the reference and the "
+        "recent level; the reference catches up at most x2 a month). Respond: stop the job or suspend the "
         "credential, find where the file went, preserve the request and the export, count the "
         "customers in it for notification.")
 

@@ -24,17 +24,27 @@ Each request is judged at once (integer compares; the customer is added to the c
   busiest bucket under 5% of its busy hours'), or at local night (22:00-06:00) in an hour not seen yet
   after at least ``gap_hours`` of silence (a daytime service woken at night: its requests
   stay off hours for the rest of that night, up to 8 hours);
-- *new network / new address*: a /16 (/48) or an address the service never used.
+- *new network / new address*: a /16 (/48) or an address the service never used;
+- *new host beside a stable set*: an internal (private) address it never used, in a known
+  network, of a service whose hosts are a small set (at most 8) to which no address was added
+  for ``stable_hours`` (24) and 36 active 10-minute buckets (six hours of activity). Malware on
+  a neighbour of the service's own hosts (the SK Telecom pattern: the /24 is familiar, the
+  hours, resources and volume can be the usual) uses its credential from a host the attacker
+  could reach, not one of the service's: to stay quiet it must take over one of those very
+  hosts. A pool whose addresses keep changing (autoscaling) is never stable, a cloud's public
+  addresses are not judged this way.
 
 Severity: a new network at night or at volume is critical (the SK Telecom pattern); a new
+host beside a stable set warns at its first request (critical at night or at volume); a new
 address in a known network at night or at volume, and volume from known addresses, warn
 (critical at ``crit_x`` times the usual bucket); a new network alone (daytime, usual volume: a
 migration) is info. Nightly batches that run every night are seen at their hour on earlier
 nights, so they are their own baseline. Not judged: a service younger than ``learn_hours``.
 Customers and employees are other detectors' (``bulk_lookup``, ``record_volume``).
 
-State: under 1 KiB per service (a 48-bin float array, 48 day counts, up to 16 address, 8
-network and 16 resource CRCs; test) plus the current bucket's set of customer ids (transient:
+State: under 1 KiB per service (a 48-bin float array and two floats (when an address was
+last added, active buckets since), 48 day counts, up to 16 address, 8 network and 16 resource
+CRCs; test) plus the current bucket's set of customer ids (transient:
 dropped when the bucket ends).
 
 >>> from detectors.engine import Engine, EngineConfig
@@ -174,10 +184,12 @@ class ServiceBaseline(Detector):
         "service's schedule; the distinct customers per 10 minutes against the usual for this "
         "hour and day type; the resources read (new ones are listed). False positives: a "
         "migration to a new network, a backfill or re-run after an outage (volume at an odd "
-        "hour), a new nightly job on its first nights, a planned campaign. Respond: ask the "
-        "service's owner; if nobody changed it, rotate the service credential, isolate the "
-        "host it was used from (malware using a service credential is the SK Telecom "
-        "pattern), preserve its logs and count the customers read.")
+        "hour), a new nightly job on its first nights, a planned campaign; for a new host "
+        "beside a stable set, a deployment that added or replaced a host or a failover to a "
+        "standby host (the address is not learnt while it pages: allow-list it once the owner "
+        "confirms). Respond: ask the service's owner; if nobody changed it, rotate the service "
+        "credential, isolate the host it was used from (malware using a service credential is "
+        "the SK Telecom pattern), preserve its logs and count the customers read.")
 
     def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
