@@ -10,8 +10,8 @@ usual rows per response of three entities: the principal (``actor_id``), the sig
 per action. Each keeps a robust baseline in log space (EWMA of ``ln(records)`` and of its
 absolute deviation: rows per response are heavy-tailed, a nightly batch's exports spread over
 two orders of magnitude), learnt only from responses it did not flag, and two slow references
-(from its fourth day with responses): the level of its earlier days' ``ln(records)`` and of its
-``high``, each moving at most ``ln 2 / ref_days_to_double`` (30) a day either way. A baseline
+(from its fourth day with responses): its earlier days' mean ``ln(records)`` and its ``high``
+at their ends, each moving at most ``ln 2 / ref_days_to_double`` (30) a day either way. A baseline
 that learns every export follows exports that grow 25% a day (the Lotte Card pattern: tens of
 rows to ~16,000 in four weeks); the references cannot: to stay under them an exporter must
 grow no faster than doubling a month, so reaching 100 times its usual takes about seven months.
@@ -29,7 +29,7 @@ grow no faster than doubling a month, so reaching 100 times its usual takes abou
 
 The principal is judged first, then the key, then the source; one finding per response, on the
 most specific entity over its threshold, with the other two baselines in the evidence. State:
-under 0.4 KiB per entity (a few floats and counters; bench); only principals, keys and sources
+under 0.5 KiB per entity (a few floats and counters); only principals, keys and sources
 (per action) that export or search are tracked. Entities of a checkpoint from before the
 per-action keys are not read again (relearnt; forgotten after ``idle_days``).
 
@@ -66,7 +66,8 @@ _KINDS = ("actor", "key", "src_ip")
 
 class _Rows:
     """Rows per response of one entity: EWMA of ln(rows) and its mean absolute deviation, and
-    a slow reference: the level of its earlier days, which moves at most ``cap`` per day."""
+    two slow references (its earlier days' mean ln(rows) and its high at their ends) that
+    move at most ``cap`` per day."""
 
     __slots__ = ("n", "mu", "dev", "last", "sent", "sent_ts", "eids", "thr",
                  "ref", "href", "day", "dsum", "dn", "nd")

@@ -133,3 +133,22 @@ def test_a_shared_source_is_judged_per_action() -> None:
     exports = [export(T0 + 2000 * 60 + 900 * j, f"emp-b{j % 3}", rng.randint(500, 1700),
                       ip=office, key="k-sso", atype="employee") for j in range(6)]
     assert run(engine(), searches + exports) == []
+
+
+def test_state_per_entity_is_under_half_a_kibibyte() -> None:
+    import tracemalloc
+
+    eng = engine()
+    rng = random.Random(26)
+    events = [export(T0 + d * DAY + i * H + k, f"svc-{k}", rng.randint(10, 90),
+                     ip=f"10.1.{k % 250}.{k % 7 + 2}", key=f"k-{k}")
+              for k in range(300) for d in range(5) for i in range(4)]
+    events.sort(key=lambda e: e["ts"])
+    tracemalloc.start()
+    run(eng, events)
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, "*detectors/record_volume.py")])
+    tracemalloc.stop()
+    det = eng.detectors["record_volume"]
+    assert det.tracked() == {"actor": 300, "key": 300, "src_ip": 300}
+    assert sum(st.size for st in snap.statistics("filename")) / 900 < 512
