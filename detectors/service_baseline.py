@@ -27,7 +27,9 @@ Each request is judged at once (integer compares; the customer is added to the c
 - *new network / new address*: a /16 (/48) or an address the service never used;
 - *new host beside a stable set*: an internal (private) address it never used, in a known
   network, of a service whose hosts are a small set (at most 8) to which no address was added
-  for ``stable_hours`` (24) and 36 active 10-minute buckets (six hours of activity). Malware on
+  for ``stable_hours`` (24) and 36 active 10-minute buckets (six hours of activity), once it
+  has been used for ``persist_minutes`` (60; not learnt meanwhile: a pod of a one-off job or an
+  operator's shell used for minutes stays quiet). Malware on
   a neighbour of the service's own hosts (the SK Telecom pattern: the /24 is familiar, the
   hours, resources and volume can be the usual) uses its credential from a host the attacker
   could reach, not one of the service's: to stay quiet it must take over one of those very
@@ -35,7 +37,7 @@ Each request is judged at once (integer compares; the customer is added to the c
   addresses are not judged this way.
 
 Severity: a new network at night or at volume is critical (the SK Telecom pattern); a new
-host beside a stable set warns at its first request (critical at night or at volume); a new
+host beside a stable set warns after its first hour (critical at night or at volume); a new
 address in a known network at night or at volume, and volume from known addresses, warn
 (critical at ``crit_x`` times the usual bucket); a new network alone (daytime, usual volume: a
 migration) is info. Nightly batches that run every night are seen at their hour on earlier
@@ -44,8 +46,8 @@ Customers and employees are other detectors' (``bulk_lookup``, ``record_volume``
 
 State: under 1 KiB per service (a 48-bin float array and two floats (when an address was
 last added, active buckets since), 48 day counts, up to 16 address, 8 network and 16 resource
-CRCs; test) plus the current bucket's set of customer ids (transient:
-dropped when the bucket ends).
+CRCs; test); a new host's CRC and first time (kept while it is judged); the current bucket's
+set of customer ids (transient: dropped when the bucket ends).
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("service_baseline",)))
@@ -109,7 +111,7 @@ def _net_of(ip: str) -> int:
 class _Svc:
     __slots__ = ("first", "last", "h_epoch", "h_flag", "b_epoch", "b_subj", "b_peak",
                  "peak", "seen", "busy", "known", "sent", "sent_ts", "eids", "u", "wn",
-                 "lip", "woke")
+                 "lip", "woke", "pend")
 
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
@@ -135,6 +137,8 @@ class _Svc:
         self.wn = math.inf  # ... and its warning threshold (critical: ``crit_x`` or twice it)
         self.lip: tuple[str, ...] = ()  # the last 3 addresses that raised nothing: fast path
         self.woke = _NEG_INF  # a night request after gap_hours of silence: woken then
+        self.pend: tuple[int, float] | None = None  # a new host beside a stable set: its
+        # address CRC and first request (it pages once it has been used for ``persist``)
 
 
 def _added(s: _Svc) -> float:
@@ -194,7 +198,7 @@ class ServiceBaseline(Detector):
     def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
                  gap_hours: float = 4.0, idle_days: float = 45.0,
-                 stable_hours: float = 24.0) -> None:
+                 stable_hours: float = 24.0, persist_minutes: float = 60.0) -> None:
         self.tz = tz_offset_hours
         self._off = tz_offset_hours * HOUR
         self.learn = learn_hours * HOUR
@@ -204,6 +208,7 @@ class ServiceBaseline(Detector):
         self.gap = gap_hours * HOUR
         self.idle = idle_days * 86400.0
         self.stable = stable_hours * HOUR
+        self.persist = persist_minutes * 60.0
         self._svcs: dict[str, _Svc] = {}
 
     # --- baseline --------------------------------------------------------------------------
@@ -320,6 +325,16 @@ class ServiceBaseline(Detector):
                     and ts - s.first >= self.stable and _internal(ip)
                     and sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0)
                     <= _STABLE_SET)
+        held = 0.0  # how long this new host has been used
+        if new_host:
+            p = s.pend
+            if p is None or (p[0] != a_crc and ts - p[1] > 2 * self.persist):
+                p = s.pend = (a_crc, ts)
+            held = ts - p[1] if p[0] == a_crc else 0.0
+            new_host = held >= self.persist  # a host that stays, not a pod used for minutes
+            pending = not new_host
+        else:
+            pending = False
         rank = 0
         if new_host:
             rank = 2 if off or vol else 1
@@ -330,6 +345,8 @@ class ServiceBaseline(Detector):
         elif vol:
             rank = vol
         if rank == 0:
+            if pending:  # judged again at its next request: not learnt yet
+                return []
             if new_addr or new_net or new_res:
                 self._remember(s, a_crc, n_crc, r_crc)
             if ip not in s.lip:
@@ -352,7 +369,7 @@ class ServiceBaseline(Detector):
         s.sent = max(s.sent, r)
         s.sent_ts = ts
         return [self._finding(e, s, sev, n, thr, usual, off, night, gap, new_addr, new_net,
-                              new_res, lh, new_host)]
+                              new_res, lh, new_host, held)]
 
     @staticmethod
     def _remember(s: _Svc, a: int, n: int, r: int) -> None:
@@ -374,14 +391,14 @@ class ServiceBaseline(Detector):
     def _finding(self, e: Event, s: _Svc, sev: str, n: int, thr: tuple[float, float],
                  usual: float | None, off: bool, night: bool, gap: float,
                  new_addr: bool, new_net: bool, new_res: bool, lh: int,
-                 new_host: bool = False) -> Finding:
+                 new_host: bool = False, held: float = 0.0) -> Finding:
         act = e.actor_id
         what = []
         if new_net:
             what.append(f"from {e.src_ip}, a network it never used")
         elif new_host:
-            what.append(f"from {e.src_ip}, a new host beside the ones it has used since "
-                        f"{iso(_added(s))}")
+            what.append(f"from {e.src_ip}, a new host (used for {held / 60:.0f} min) beside "
+                        f"the ones it has used since {iso(_added(s))}")
         elif new_addr:
             what.append(f"from {e.src_ip}, an address it never used")
         if off:
@@ -406,8 +423,9 @@ class ServiceBaseline(Detector):
             ev("new_network", new_net, f"{n_net} networks (/16, /48) used before",
                str(e.src_ip)),
             ev("new_address", new_addr, f"{n_addr} addresses used before", ""),
-            ev("new_host_in_stable_set", new_host, f"internal, no address added for >= "
-               f"{self.stable / HOUR:g} h, <= {_STABLE_SET} hosts",
+            ev("new_host_in_stable_set", new_host, f"internal, used for >= "
+               f"{self.persist / 60:g} min, no address added for >= "
+               f"{self.stable / HOUR:g} h before, <= {_STABLE_SET} hosts",
                f"no address added since {iso(_added(s))}"),
             ev("new_resource", new_res, f"{n_res} resources read before", str(e.resource)),
             ev("silence_before_h", round(gap / HOUR, 1), f"night after >= {self.gap / HOUR:g} h "

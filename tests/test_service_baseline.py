@@ -157,7 +157,7 @@ def fleet(days: int, seed: int, hosts: tuple[str, ...], name: str = "svc-prov") 
 HOSTS = ("10.40.12.11", "10.40.12.12", "10.40.12.13")
 
 
-def test_a_new_internal_host_beside_a_stable_set_warns_at_its_first_request() -> None:
+def test_a_new_internal_host_beside_a_stable_set_warns_once_it_stays_an_hour() -> None:
     # Malware on a neighbour of the service's hosts (same /24), at its usual hours, resources
     # and about its usual volume: only the host is new, and the attacker did not choose it.
     rng = random.Random(11)
@@ -169,10 +169,18 @@ def test_a_new_internal_host_beside_a_stable_set_warns_at_its_first_request() ->
     first = pages(alerts)[0]
     assert first["severity"] == "warning"
     assert first["entity"] == {"kind": "actor", "id": "svc-prov"}
-    assert first["event_ids"][0] == attack[0]["event_id"]  # at the new host's first request
+    exposed = sum(1 for e in attack if e["ts"] <= first_ts(first))
+    assert first_ts(first) >= attack[0]["ts"] + H and exposed < 100, exposed
     feats = {x["feature"]: x["observed"] for x in first["evidence"]}
     assert feats["new_host_in_stable_set"] is True and feats["new_network"] is False
-    assert "a new host beside the ones it has used" in first["summary"]
+    assert "a new host (used for 6" in first["summary"]
+
+
+def test_a_new_host_used_for_minutes_stays_quiet() -> None:
+    # A pod of a one-off job or an operator's shell: half an hour, then gone.
+    pod = [svc(T0 + 3 * DAY + 10 * H + 60 * j, "svc-prov", f"c-{j}", "10.40.12.90",
+               "subscriber") for j in range(30)]
+    assert pages(run(engine(), fleet(4, 16, HOSTS) + pod)) == []
 
 
 def test_the_same_service_on_its_own_hosts_stays_quiet() -> None:
