@@ -24,18 +24,30 @@ Each request is judged at once (integer compares; the customer is added to the c
   busiest bucket under 5% of its busy hours'), or at local night (22:00-06:00) in an hour not seen yet
   after at least ``gap_hours`` of silence (a daytime service woken at night: its requests
   stay off hours for the rest of that night, up to 8 hours);
-- *new network / new address*: a /16 (/48) or an address the service never used.
+- *new network / new address*: a /16 (/48) or an address the service never used;
+- *new host beside a stable set*: an internal (private) address it never used, in a known
+  network, of a service whose hosts are a small set (at most 8) to which no address was added
+  for ``stable_hours`` (24) and 36 active 10-minute buckets (six hours of activity), once it
+  has been used for ``persist_minutes`` (60; not learnt meanwhile: a pod of a one-off job or an
+  operator's shell used for minutes stays quiet). Malware on
+  a neighbour of the service's own hosts (the SK Telecom pattern: the /24 is familiar, the
+  hours, resources and volume can be the usual) uses its credential from a host the attacker
+  could reach, not one of the service's: to stay quiet it must take over one of those very
+  hosts. A pool whose addresses keep changing (autoscaling) is never stable, a cloud's public
+  addresses are not judged this way.
 
 Severity: a new network at night or at volume is critical (the SK Telecom pattern); a new
+host beside a stable set warns after its first hour (critical at night or at volume); a new
 address in a known network at night or at volume, and volume from known addresses, warn
 (critical at ``crit_x`` times the usual bucket); a new network alone (daytime, usual volume: a
 migration) is info. Nightly batches that run every night are seen at their hour on earlier
 nights, so they are their own baseline. Not judged: a service younger than ``learn_hours``.
 Customers and employees are other detectors' (``bulk_lookup``, ``record_volume``).
 
-State: under 1 KiB per service (a 48-bin float array, 48 day counts, up to 16 address, 8
-network and 16 resource CRCs; test) plus the current bucket's set of customer ids (transient:
-dropped when the bucket ends).
+State: under 1 KiB per service (a 48-bin float array and two floats (when an address was
+last added, active buckets since), 48 day counts, up to 16 address, 8 network and 16 resource
+CRCs; test); a new host's CRC and first time (kept while it is judged); the current bucket's
+set of customer ids (transient: dropped when the bucket ends).
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("service_baseline",)))
@@ -74,6 +86,15 @@ _NETS = 8
 _RES = 16
 _REFRESH = 1800.0
 _NEG_INF = -math.inf  # one shared object (every service starts with it, twice)
+_STABLE_SET = 8  # at most this many hosts: a set, not a pool that churns (the cap is 16)
+
+
+def _internal(ip: str) -> bool:
+    """Whether ``ip`` is a private (internal) address: a managed host of the company's own."""
+    try:
+        return ipaddress.ip_address(ip).is_private
+    except ValueError:
+        return False
 
 
 def _net_of(ip: str) -> int:
@@ -90,7 +111,7 @@ def _net_of(ip: str) -> int:
 class _Svc:
     __slots__ = ("first", "last", "h_epoch", "h_flag", "b_epoch", "b_subj", "b_peak",
                  "peak", "seen", "busy", "known", "sent", "sent_ts", "eids", "u", "wn",
-                 "lip", "woke")
+                 "lip", "woke", "pend")
 
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
@@ -100,7 +121,11 @@ class _Svc:
         self.b_subj: set[str] = set()
         self.b_peak = 0  # busiest bucket's distinct customers in the current hour
         # bytearrays (the snapshot format's own type) read through memoryview casts:
-        self.peak = bytearray(4 * 48)  # float32 EWMA busiest 10-min bucket, distinct customers
+        # float32 EWMA busiest 10-min bucket, distinct customers, per bin; a 49th and 50th
+        # float32: the hour (since the epoch) the last address was added, and the active
+        # 10-minute buckets since then
+        self.peak = bytearray(4 * 50)
+        memoryview(self.peak).cast("f")[48] = ts / HOUR
         self.seen = bytearray(48)  # days each (day type, hour) bin was learnt (capped at 255)
         self.busy = 0.0  # EWMA of the busiest bucket in its active hours
         # uint64 CRC32s of the addresses, networks and resources used, tagged in bits 32-33
@@ -112,6 +137,21 @@ class _Svc:
         self.wn = math.inf  # ... and its warning threshold (critical: ``crit_x`` or twice it)
         self.lip: tuple[str, ...] = ()  # the last 3 addresses that raised nothing: fast path
         self.woke = _NEG_INF  # a night request after gap_hours of silence: woken then
+        self.pend: tuple[int, float] | None = None  # a new host beside a stable set: its
+        # address CRC and first request (it pages once it has been used for ``persist``)
+
+
+def _added(s: _Svc) -> float:
+    """When the last address was added to ``s.known`` (the service's start in a checkpoint
+    written before this was kept)."""
+    if len(s.peak) < 200:
+        return s.first
+    return float(memoryview(s.peak).cast("f")[48]) * HOUR
+
+
+def _active(s: _Svc) -> float:
+    """Active 10-minute buckets since the last address was added (0 in an older checkpoint)."""
+    return float(memoryview(s.peak).cast("f")[49]) if len(s.peak) == 200 else 0.0
 
 
 def _has(buf: bytearray, v: int) -> bool:
@@ -148,14 +188,17 @@ class ServiceBaseline(Detector):
         "service's schedule; the distinct customers per 10 minutes against the usual for this "
         "hour and day type; the resources read (new ones are listed). False positives: a "
         "migration to a new network, a backfill or re-run after an outage (volume at an odd "
-        "hour), a new nightly job on its first nights, a planned campaign. Respond: ask the "
-        "service's owner; if nobody changed it, rotate the service credential, isolate the "
-        "host it was used from (malware using a service credential is the SK Telecom "
-        "pattern), preserve its logs and count the customers read.")
+        "hour), a new nightly job on its first nights, a planned campaign; for a new host "
+        "beside a stable set, a deployment that added or replaced a host or a failover to a "
+        "standby host (the address is not learnt while it pages: allow-list it once the owner "
+        "confirms). Respond: ask the service's owner; if nobody changed it, rotate the service "
+        "credential, isolate the host it was used from (malware using a service credential is "
+        "the SK Telecom pattern), preserve its logs and count the customers read.")
 
     def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
-                 gap_hours: float = 4.0, idle_days: float = 45.0) -> None:
+                 gap_hours: float = 4.0, idle_days: float = 45.0,
+                 stable_hours: float = 24.0, persist_minutes: float = 60.0) -> None:
         self.tz = tz_offset_hours
         self._off = tz_offset_hours * HOUR
         self.learn = learn_hours * HOUR
@@ -164,6 +207,8 @@ class ServiceBaseline(Detector):
         self.min_volume = min_volume
         self.gap = gap_hours * HOUR
         self.idle = idle_days * 86400.0
+        self.stable = stable_hours * HOUR
+        self.persist = persist_minutes * 60.0
         self._svcs: dict[str, _Svc] = {}
 
     # --- baseline --------------------------------------------------------------------------
@@ -232,6 +277,10 @@ class ServiceBaseline(Detector):
         if be != s.b_epoch:
             s.b_epoch = be
             s.b_subj = set()
+            if len(s.peak) == 200:
+                pk = memoryview(s.peak).cast("f")
+                if pk[49] < 1e6:
+                    pk[49] += 1
         subj: str = e.subject_id  # type: ignore[assignment]  # a request has a subject_id (decode requires it)
         bs = s.b_subj
         if subj not in bs and len(bs) < 100_000:
@@ -268,14 +317,36 @@ class ServiceBaseline(Detector):
             if night and gap >= self.gap:
                 s.woke = ts
             off = night and ts - s.woke < 8 * HOUR
+        # A new internal host of a service whose hosts have been one small set for a whole
+        # day (no address added since): a host joined; malware on a neighbour of the
+        # service's own hosts uses its credential from there (SK Telecom, 2025).
+        new_host = (new_addr and not new_net and ts - _added(s) >= self.stable
+                    and _active(s) >= self.learn / BUCKET
+                    and ts - s.first >= self.stable and _internal(ip)
+                    and sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0)
+                    <= _STABLE_SET)
+        held = 0.0  # how long this new host has been used
+        if new_host:
+            p = s.pend
+            if p is None or (p[0] != a_crc and ts - p[1] > 2 * self.persist):
+                p = s.pend = (a_crc, ts)
+            held = ts - p[1] if p[0] == a_crc else 0.0
+            new_host = held >= self.persist  # a host that stays, not a pod used for minutes
+            pending = not new_host
+        else:
+            pending = False
         rank = 0
-        if new_net and (off or vol):
+        if new_host:
+            rank = 2 if off or vol else 1
+        elif new_net and (off or vol):
             rank = 2
         elif new_addr and (off or vol):
             rank = max(1, vol)
         elif vol:
             rank = vol
         if rank == 0:
+            if pending:  # judged again at its next request: not learnt yet
+                return []
             if new_addr or new_net or new_res:
                 self._remember(s, a_crc, n_crc, r_crc)
             if ip not in s.lip:
@@ -298,12 +369,18 @@ class ServiceBaseline(Detector):
         s.sent = max(s.sent, r)
         s.sent_ts = ts
         return [self._finding(e, s, sev, n, thr, usual, off, night, gap, new_addr, new_net,
-                              new_res, lh)]
+                              new_res, lh, new_host, held)]
 
     @staticmethod
     def _remember(s: _Svc, a: int, n: int, r: int) -> None:
         for v, cap in ((a, _ADDRS), (n, _NETS), (r, _RES)):
             if not _has(s.known, v):
+                if v == a:
+                    if len(s.peak) < 200:
+                        s.peak += bytes(200 - len(s.peak))
+                    pk = memoryview(s.peak).cast("f")
+                    pk[48] = s.last / HOUR
+                    pk[49] = 0.0
                 known = memoryview(s.known).cast("Q").tolist()
                 tag = v >> 32
                 if sum(1 for x in known if x >> 32 == tag) >= cap:  # forget the oldest
@@ -313,11 +390,15 @@ class ServiceBaseline(Detector):
 
     def _finding(self, e: Event, s: _Svc, sev: str, n: int, thr: tuple[float, float],
                  usual: float | None, off: bool, night: bool, gap: float,
-                 new_addr: bool, new_net: bool, new_res: bool, lh: int) -> Finding:
+                 new_addr: bool, new_net: bool, new_res: bool, lh: int,
+                 new_host: bool = False, held: float = 0.0) -> Finding:
         act = e.actor_id
         what = []
         if new_net:
             what.append(f"from {e.src_ip}, a network it never used")
+        elif new_host:
+            what.append(f"from {e.src_ip}, a new host (used for {held / 60:.0f} min) beside "
+                        f"the ones it has used since {iso(_added(s))}")
         elif new_addr:
             what.append(f"from {e.src_ip}, an address it never used")
         if off:
@@ -342,6 +423,10 @@ class ServiceBaseline(Detector):
             ev("new_network", new_net, f"{n_net} networks (/16, /48) used before",
                str(e.src_ip)),
             ev("new_address", new_addr, f"{n_addr} addresses used before", ""),
+            ev("new_host_in_stable_set", new_host, f"internal, used for >= "
+               f"{self.persist / 60:g} min, no address added for >= "
+               f"{self.stable / HOUR:g} h before, <= {_STABLE_SET} hosts",
+               f"no address added since {iso(_added(s))}"),
             ev("new_resource", new_res, f"{n_res} resources read before", str(e.resource)),
             ev("silence_before_h", round(gap / HOUR, 1), f"night after >= {self.gap / HOUR:g} h "
                "silence when this hour is not known yet", f"night: {night}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -73,3 +74,81 @@ def test_a_flagged_export_does_not_teach_the_baseline() -> None:
     for i in range(5):  # the attacker repeats: each one still pages
         out = run(eng, [export(T0 + 10 * H + 4 * H * i, "svc-x", 30_000)])
         assert [a["severity"] for a in out] == ["critical"], i
+
+
+DAY = 86400.0
+
+
+def portal(days: int, seed: int, growth: float = 1.0, start: int = 0) -> list[dict[str, Any]]:
+    """A self-service portal's exports: ~30 a day in office hours, heavy-tailed sizes around
+    ~45 rows (a corporate customer's lines), the level multiplied by ``growth`` a day."""
+    rng = random.Random(seed)
+    out = []
+    for d in range(start, start + days):
+        for _ in range(30):
+            rows = max(2, round(rng.lognormvariate(math.log(45 * growth ** d), 0.7)))
+            out.append(export(T0 + d * DAY + rng.uniform(0, 9 * H), "svc-portal", rows,
+                              ip="10.30.2.8", key="k-portal"))
+    return sorted(out, key=lambda e: e["ts"])
+
+
+def test_exports_that_creep_a_quarter_a_day_page_against_the_slow_reference() -> None:
+    # The Lotte Card pattern: from its own host and key, beside the portal's own exports,
+    # exports that grow 25% a day; a baseline that learns every export follows them.
+    creep = [export(T0 + d * DAY + 5 * H + 3 * H * i, "svc-portal", round(60 * 1.25 ** (d - 5)),
+                    ip="10.30.2.8", key="k-portal")
+             for d in range(5, 31) for i in range(3)]
+    alerts = run(engine(), sorted(portal(31, 21) + creep, key=lambda e: e["ts"]))
+    assert alerts and {a["entity"]["id"] for a in alerts} == {"svc-portal"}
+    by_id = {e["event_id"]: e for e in creep}
+    first = by_id[alerts[0]["event_ids"][-1]]["records"]
+    crit = [a for a in alerts if a["severity"] == "critical"]
+    assert crit, [a["severity"] for a in alerts]
+    first_crit = by_id[crit[0]["event_ids"][-1]]["records"]
+    # pages at 100-200 times the portal's usual ~45 rows (its own exports reach ~10x that),
+    # before the creep ends at ~350 times
+    assert first < 200 * 45 and first_crit < 300 * 45, (first, first_crit)
+
+
+def test_a_portal_steady_or_growing_slowly_for_six_weeks_stays_quiet() -> None:
+    assert run(engine(), portal(42, 22)) == []
+    assert run(engine(), portal(42, 23, growth=1.015)) == []  # x1.9 in six weeks
+
+
+def test_a_nightly_batch_export_every_night_stays_quiet() -> None:
+    rng = random.Random(24)
+    nightly = [export(T0 + d * DAY + 16 * H + rng.uniform(0, 600), "svc-billing",
+                      max(1, round(rng.lognormvariate(math.log(200), 0.5))),
+                      ip="10.20.9.4", key="k-billing") for d in range(40)]
+    assert run(engine(), nightly) == []
+
+
+def test_a_shared_source_is_judged_per_action() -> None:
+    # An office egress: agents' searches of 1-4 rows all day, then analysts' first monthly
+    # exports of a corporate customer's lines. The address's searches are not its exports.
+    rng = random.Random(25)
+    office = "210.138.20.12"
+    searches = [export(T0 + 60 * i, f"emp-a{i % 12}", rng.randint(1, 4), ip=office,
+                       key="k-sso", atype="employee", action="search") for i in range(2000)]
+    exports = [export(T0 + 2000 * 60 + 900 * j, f"emp-b{j % 3}", rng.randint(500, 1700),
+                      ip=office, key="k-sso", atype="employee") for j in range(6)]
+    assert run(engine(), searches + exports) == []
+
+
+def test_state_per_entity_is_under_half_a_kibibyte() -> None:
+    import tracemalloc
+
+    eng = engine()
+    rng = random.Random(26)
+    events = [export(T0 + d * DAY + i * H + k, f"svc-{k}", rng.randint(10, 90),
+                     ip=f"10.1.{k % 250}.{k % 7 + 2}", key=f"k-{k}")
+              for k in range(300) for d in range(5) for i in range(4)]
+    events.sort(key=lambda e: e["ts"])
+    tracemalloc.start()
+    run(eng, events)
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, "*detectors/record_volume.py")])
+    tracemalloc.stop()
+    det = eng.detectors["record_volume"]
+    assert det.tracked() == {"actor": 300, "key": 300, "src_ip": 300}
+    assert sum(st.size for st in snap.statistics("filename")) / 900 < 512

@@ -143,3 +143,68 @@ def test_state_per_service_is_under_a_kibibyte() -> None:
     used = sum(st.size for st in snap.statistics("filename"))
     assert det.tracked() == {"actor": 200}
     assert used / 200 < 1024
+
+
+def fleet(days: int, seed: int, hosts: tuple[str, ...], name: str = "svc-prov") -> list:
+    """A provisioning service on a small fixed set of internal hosts, 08:00-20:00 on every
+    day, ~120 customers an hour spread over its hosts."""
+    rng = random.Random(seed)
+    return [svc(T0 + d * DAY + h * H + rng.uniform(0, H), name, f"c-{rng.randrange(10**6)}",
+                rng.choice(hosts), "subscriber")
+            for d in range(days) for h in range(8, 20) for _ in range(120)]
+
+
+HOSTS = ("10.40.12.11", "10.40.12.12", "10.40.12.13")
+
+
+def test_a_new_internal_host_beside_a_stable_set_warns_once_it_stays_an_hour() -> None:
+    # Malware on a neighbour of the service's hosts (same /24), at its usual hours, resources
+    # and about its usual volume: only the host is new, and the attacker did not choose it.
+    rng = random.Random(11)
+    base = fleet(4, 11, HOSTS)  # its fourth day goes on as usual beside the attack
+    attack = [svc(T0 + 3 * DAY + 10 * H + rng.uniform(0, 6 * H), "svc-prov", f"x-{j}",
+                  "10.40.12.37", "subscriber") for j in range(400)]
+    attack.sort(key=lambda e: e["ts"])
+    alerts = run(engine(), base + attack)
+    first = pages(alerts)[0]
+    assert first["severity"] == "warning"
+    assert first["entity"] == {"kind": "actor", "id": "svc-prov"}
+    exposed = sum(1 for e in attack if e["ts"] <= first_ts(first))
+    assert first_ts(first) >= attack[0]["ts"] + H and exposed < 100, exposed
+    feats = {x["feature"]: x["observed"] for x in first["evidence"]}
+    assert feats["new_host_in_stable_set"] is True and feats["new_network"] is False
+    assert "a new host (used for 6" in first["summary"]
+
+
+def test_a_new_host_used_for_minutes_stays_quiet() -> None:
+    # A pod of a one-off job or an operator's shell: half an hour, then gone.
+    pod = [svc(T0 + 3 * DAY + 10 * H + 60 * j, "svc-prov", f"c-{j}", "10.40.12.90",
+               "subscriber") for j in range(30)]
+    assert pages(run(engine(), fleet(4, 16, HOSTS) + pod)) == []
+
+
+def test_the_same_service_on_its_own_hosts_stays_quiet() -> None:
+    assert pages(run(engine(), fleet(5, 13, HOSTS))) == []
+
+
+def test_a_pool_that_adds_hosts_every_few_hours_stays_quiet() -> None:
+    # An autoscaled pool (pods come and go): its set of addresses is never stable for a day,
+    # so a new one is ordinary for it.
+    rng = random.Random(14)
+    events = []
+    for d in range(4):
+        for h in range(8, 20):
+            pod = f"10.50.3.{(d * 12 + h) // 3 % 250 + 2}"  # a new pod every three hours
+            events += [svc(T0 + d * DAY + h * H + rng.uniform(0, H), "svc-pool",
+                           f"c-{rng.randrange(10**6)}", pod) for _ in range(120)]
+    assert pages(run(engine(), events)) == []
+
+
+def test_a_new_public_address_in_a_known_network_is_not_a_new_host() -> None:
+    # A partner calling from a cloud whose addresses change: only internal hosts are a set.
+    rng = random.Random(15)
+    cloud = ("52.68.3.10", "52.68.3.11")
+    base = fleet(3, 15, cloud, "ptn-mvno")
+    moved = [svc(T0 + 3 * DAY + 11 * H + 30 * j, "ptn-mvno", f"c-{rng.randrange(10**6)}",
+                 "52.68.9.200", "subscriber") for j in range(100)]
+    assert pages(run(engine(), base + moved)) == []
