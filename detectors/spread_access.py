@@ -16,7 +16,10 @@ unverifiable tokens also per /24 (/48) *subnet*, each against its own baseline:
   key's lifetime (``key_issued``'s ``max_token_lifetime_s``, else ``lifetime``). During the first
   half of the lifetime they are only measured (their peak hour per entity); in the second half
   an entity may show at most ``peak x 2r`` of them in an hour (``r``: the share of the lifetime
-  still to run), after it none. Tokens without a session id are compared with the entity's own
+  still to run), after it none, and in the sliding day at most that rate summed over the day
+  (``peak x 2 x`` the integral of ``r`` over the last day since watching began: the day still
+  holds the busy early hours, so a key whose tokens live 12 h does not page at 11 h on the
+  day's count; h-lag). Tokens without a session id are compared with the entity's own
   learned hourly mean, as the other populations are.
 - **other_customer**: a customer credential reading another customer's data (actor != subject:
   the IDOR ring).

@@ -17,6 +17,19 @@ of that actor issued is either older than our watch (``token_issued_at`` tells) 
   two topics differs) reach the same verdicts and alert ids. A login for the session that
   arrives before then clears its pending reads. Checks that need no login (token lifetime,
   unannounced keys, revoked sessions) stay immediate.
+- A login pipeline minutes behind (issue 14 item 6, h-lag): part of the logins (a shard, a
+  producer catching up) may reach us minutes after on-time logins dated later, so "logins
+  60 s past it were seen" no longer means the issuing login had its chance. Two rules, both on
+  the login stream's own event time (the same in ``replay`` and the worker's merge): (1) the
+  wait learns: a login that comes ``d`` seconds after the stream passed its ts makes the wait
+  ``1.5 d`` (never under ``login_lateness``, at most ``login_late_max``, 15 min), remembered
+  for one to two ``late_memory`` (1 h) of login time; (2) a read the login stream jumped over
+  (no login dated between the read and its deadline was seen: that stretch of logins may
+  still come) is not judged on that jump: it waits for such a login, or ``login_quiet``
+  more. A forged token is still judged within the learned wait (plus ``login_quiet`` where
+  the stream has a gap), bounded; the attacker cannot stretch it (logins are dated by the
+  IdP, not by the client). Not covered: the very first reads when a pipeline starts lagging
+  while the other keeps logins flowing near them (no late login has been seen yet).
 - Tokens that say they were issued before watching began cannot be checked against a login:
   they are adopted (remembered as known), never paged on. "Before" allows the clocks' ``skew``
   (120 s) in the token's favour: a token issued a minute before or after the first event watched
@@ -131,7 +144,7 @@ class UnissuedSession(Detector):
         "to be valid; the source network (hosting abroad is a strong sign); how many distinct "
         "accounts the key and source read. False positives: login events lost upstream (check "
         "the IdP's own log for the session id), a new login path not yet feeding auth-logins, "
-        "clock skew larger than login_lateness (60 s) or a login pipeline more than login_quiet (5 min) behind with no other login arriving. Respond: revoke the signing key and rotate, "
+        "clock skew larger than login_lateness (60 s), a login pipeline that starts lagging while another keeps logins flowing (the first reads, before any late login taught the wait: the evidence names the wait), or one more than login_late_max (15 min) behind. Respond: revoke the signing key and rotate, "
         "block the sources, invalidate sessions issued under the key, preserve the request log."
     )
 
