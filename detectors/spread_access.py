@@ -16,7 +16,10 @@ unverifiable tokens also per /24 (/48) *subnet*, each against its own baseline:
   key's lifetime (``key_issued``'s ``max_token_lifetime_s``, else ``lifetime``). During the first
   half of the lifetime they are only measured (their peak hour per entity); in the second half
   an entity may show at most ``peak x 2r`` of them in an hour (``r``: the share of the lifetime
-  still to run), after it none. Tokens without a session id are compared with the entity's own
+  still to run), after it none, and in the sliding day at most that rate summed over the day
+  (``peak x 2 x`` the integral of ``r`` over the last day since watching began: the day still
+  holds the busy early hours, so a key whose tokens live 12 h does not page at 11 h on the
+  day's count; h-lag). Tokens without a session id are compared with the entity's own
   learned hourly mean, as the other populations are.
 - **other_customer**: a customer credential reading another customer's data (actor != subject:
   the IDOR ring).
@@ -326,7 +329,7 @@ class SpreadAccess(Detector):
         if ts - a.last > self.idle and a.last:
             a.level = 0  # a quiet day ends the episode
         if h > a.hour:  # a late event (an earlier hour) counts in the current one
-            self._close_hour(a, h, pop, r.start)
+            self._close_hour(a, h, pop, r.start, r.life)
         if d > a.day:
             a.prev_d = a.cur_d.get_estimate() if d == a.day + 1 else 0.0
             a.cur_d = _hll()
@@ -358,11 +361,11 @@ class SpreadAccess(Detector):
         a.level = level
         return self._finding(pop, dim, ident, a, level, n_h, n_d, (wh, ch, wd, cd), r)
 
-    def _close_hour(self, a: _Agg, h: int, pop: str, start: float) -> None:
+    def _close_hour(self, a: _Agg, h: int, pop: str, start: float, life: float) -> None:
         closed = a.cur_h.get_estimate()
         a.prev_h = closed if h == a.hour + 1 else 0.0
-        if pop == "adopted":
-            if _remaining(self.lifetime, a.hour * HOUR, start) >= 0.5:
+        if pop == "adopted":  # the peak of the first half of its tokens' own lifetime
+            if _remaining(life, a.hour * HOUR, start) >= 0.5:
                 a.peak = max(a.peak, closed)
         elif not a.flagged_hour:
             gaps = max(0, min(h - a.hour - 1, 48))  # hours with no event at all count as 0
@@ -381,7 +384,10 @@ class SpreadAccess(Detector):
             if r >= 0.5:
                 return math.inf, math.inf, math.inf, math.inf  # cannot be checked yet
             allow = a.peak * 2 * r  # a shrinking population: at most this many an hour
-            return (fw_h + allow, fc_h + 2 * allow, fw_d + 24 * allow, fc_d + 48 * allow)
+            # ... and in the last day at most that rate summed over the day's share of the
+            # lifetime (the day still holds the hours when the population was larger)
+            day = a.peak * 2 * _remaining_hours(read.life, read.ts, read.start)
+            return (fw_h + allow, fc_h + 2 * allow, fw_d + day, fc_d + 2 * day)
         m = a.mean if a.hours >= self.min_hours else 0.0
         md = 24 * m
         return (max(fw_h, 3 * m + 4 * math.sqrt(m)), max(fc_h, 6 * m + 6 * math.sqrt(m)),
@@ -491,6 +497,18 @@ def _remaining(life: float, ts: float, start: float) -> float:
     began at ``start``)."""
     r = 1.0 - (ts - start) / life
     return r if r > 0.0 else 0.0  # max(0.0, r) (base.py, "Speed")
+
+
+def _remaining_hours(life: float, ts: float, start: float) -> float:
+    """The share of the lifetime still to run (:func:`_remaining`) summed over the day up to
+    ``ts`` since watching began, in hours: a population that shrinks as its tokens expire
+    reads at most ``peak x 2r`` customers an hour, so at most ``peak x 2`` times this in a
+    day."""
+    a = ts - DAY if ts - DAY > start else start
+    b = ts if ts < start + life else start + life
+    if b <= a:
+        return 0.0
+    return (b - a) / HOUR * (_remaining(life, a, start) + _remaining(life, b, start)) / 2
 
 
 def _last(a: _Agg) -> float:

@@ -17,6 +17,19 @@ of that actor issued is either older than our watch (``token_issued_at`` tells) 
   two topics differs) reach the same verdicts and alert ids. A login for the session that
   arrives before then clears its pending reads. Checks that need no login (token lifetime,
   unannounced keys, revoked sessions) stay immediate.
+- A login pipeline minutes behind (issue 14 item 6, h-lag): part of the logins (a shard, a
+  producer catching up) may reach us minutes after on-time logins dated later, so "logins
+  60 s past it were seen" no longer means the issuing login had its chance. Two rules, both on
+  the login stream's own event time (the same in ``replay`` and the worker's merge): (1) the
+  wait learns: a login that comes ``d`` seconds after the stream passed its ts makes the wait
+  ``1.5 d`` (never under ``login_lateness``, at most ``login_late_max``, 15 min), remembered
+  for one to two ``late_memory`` (1 h) of login time; (2) a read the login stream jumped over
+  (no login dated between the read and its deadline was seen: that stretch of logins may
+  still come) is not judged on that jump: it waits for such a login, or ``login_quiet``
+  more. A forged token is still judged within the learned wait (plus ``login_quiet`` where
+  the stream has a gap), bounded; the attacker cannot stretch it (logins are dated by the
+  IdP, not by the client). Not covered: the very first reads when a pipeline starts lagging
+  while the other keeps logins flowing near them (no late login has been seen yet).
 - Tokens that say they were issued before watching began cannot be checked against a login:
   they are adopted (remembered as known), never paged on. "Before" allows the clocks' ``skew``
   (120 s) in the token's favour: a token issued a minute before or after the first event watched
@@ -89,6 +102,7 @@ if TYPE_CHECKING:
 
 
 _LEARN_MAX = 10_000  # most keys learned from use during the key store's grace
+_BUCKET = 10.0  # seconds of login time per bucket of ``_seen`` (h-lag)
 _ACTOR = itemgetter(1)  # (first_ts, actor digest) -> actor digest
 
 
@@ -130,24 +144,42 @@ class UnissuedSession(Detector):
         "to be valid; the source network (hosting abroad is a strong sign); how many distinct "
         "accounts the key and source read. False positives: login events lost upstream (check "
         "the IdP's own log for the session id), a new login path not yet feeding auth-logins, "
-        "clock skew larger than login_lateness (60 s) or a login pipeline more than login_quiet (5 min) behind with no other login arriving. Respond: revoke the signing key and rotate, "
+        "clock skew larger than login_lateness (60 s), a login pipeline that starts lagging while another keeps logins flowing (the first reads, before any late login taught the wait: the evidence names the wait), or one more than login_late_max (15 min) behind. Respond: revoke the signing key and rotate, "
         "block the sources, invalidate sessions issued under the key, preserve the request log."
     )
 
-    # class defaults: a checkpoint taken before issue 14 item 5 resumes with them
+    # class defaults: a checkpoint taken before issue 14 item 5 (or h-lag) resumes with them
     login_lateness = 60.0
     login_quiet = 300.0
     _login_max = float("-inf")
+    login_late_max = 900.0
+    late_memory = 3600.0
+    _late_cur = 0.0  # the largest lateness of a login seen in the current period
+    _late_prev = 0.0  # ... in the previous one
+    _late_since = float("-inf")  # login time the current period began at
 
     def __init__(self, login_lateness: float = 60.0, login_quiet: float = 300.0,
                  session_ttl: float = 43200.0, skew: float = 120.0,
                  critical_accounts: int = 3, window: float = 600.0, hop_window: float = 1800.0,
                  critical_hops: int = 2, max_token_lifetime: float = 172800.0,
-                 lifetimes: dict[str, float] | None = None, key_grace: float = 3600.0) -> None:
+                 lifetimes: dict[str, float] | None = None, key_grace: float = 3600.0,
+                 login_late_max: float = 900.0, late_memory: float = 3600.0) -> None:
         self.login_lateness = login_lateness  # issue 14 item 5: wait for the login stream
         self.login_quiet = login_quiet  # ... or this much more of engine time without it
         self._login_max = float("-inf")  # newest login ts seen
         self._due: list[tuple[float, int]] = []  # heap of (deadline, key) of pending reads
+        # h-lag (issue 14 item 6, a login pipeline minutes behind): the wait learns how late
+        # logins come (up to ``login_late_max``), remembered for ``late_memory`` of login
+        # time; a read is judged on the login stream only where it holds a login dated
+        # between the read and its deadline (``_seen``: 10 s buckets of login time), else
+        # it waits in ``_held`` for ``login_quiet`` more
+        self.login_late_max = login_late_max
+        self.late_memory = late_memory
+        self._late_cur = 0.0
+        self._late_prev = 0.0
+        self._late_since = float("-inf")
+        self._seen: set[int] = set()
+        self._held: list[tuple[float, int]] = []  # heap of (deadline, key): no login near it
         self.session_ttl = session_ttl
         self.skew = skew
         self.critical_accounts = critical_accounts
@@ -187,13 +219,79 @@ class UnissuedSession(Detector):
         if e.outcome == "success":
             k = ctx.hash_id(e.account_id, e.session_id)  # type: ignore[arg-type]  # decode requires both of a successful login
             self._remember(k, e.ts)
-            self._pending.pop(k, None)  # a late login inside login_lateness clears it
-        if e.ts > self._login_max:
-            self._login_max = e.ts
+            self._pending.pop(k, None)  # a late login inside the wait clears it
+        ts = e.ts
+        self._see(ts)
+        if ts > self._login_max:
+            self._login_max = ts
             due = getattr(self, "_due", None)
-            if due and due[0][0] <= e.ts:
-                return self._judge_due(e.ts, ctx)
+            held = self._held_heap()
+            if (due and due[0][0] <= ts) or (held and held[0][0] <= ts - self.login_quiet):
+                return self._judge_due(ts, -math.inf, ctx)
+        elif ts < self._login_max:  # a login behind the stream: how late logins come
+            self._learn_late(self._login_max - ts)
+            if self._held_heap():
+                return self._recheck_held(ctx)  # it may be the login near a held read
         return []
+
+    # --- the login stream's lateness (h-lag) ------------------------------------------------
+    def _learn_late(self, late: float) -> None:
+        """Remember a login that came ``late`` seconds of login time after the stream had
+        passed it, for between one and two ``late_memory`` periods."""
+        now = self._login_max
+        age = now - self._late_since
+        if age >= self.late_memory:
+            self._late_prev = self._late_cur if age < 2 * self.late_memory else 0.0
+            self._late_cur = 0.0
+            self._late_since = now
+        if late > self._late_cur:
+            self._late_cur = late
+
+    def wait(self) -> float:
+        """How far the login stream must pass a read before it is judged: ``login_lateness``,
+        or half as much again as the latest login remembered came late (a pipeline behind),
+        at most ``login_late_max``."""
+        age = self._login_max - self._late_since
+        if age < self.late_memory:
+            late = self._late_cur if self._late_cur > self._late_prev else self._late_prev
+        elif age < 2 * self.late_memory:
+            late = self._late_cur
+        else:
+            return self.login_lateness
+        w = 1.5 * late
+        if w > self.login_late_max:
+            w = self.login_late_max
+        return w if w > self.login_lateness else self.login_lateness
+
+    def _see(self, ts: float) -> None:
+        """Note a login dated ``ts`` (its 10 s bucket), forgetting buckets far behind."""
+        try:
+            seen = self._seen
+        except AttributeError:  # a checkpoint from before h-lag
+            seen = self._seen = set()
+        b = int(ts // _BUCKET) if math.isfinite(ts) else 0
+        seen.add(b)
+        horizon = (self.login_late_max + self.login_quiet + 2 * self.login_lateness) / _BUCKET
+        if len(seen) > 2 * horizon + 16:
+            floor = self._login_max // _BUCKET - horizon
+            self._seen = {x for x in seen if x >= floor}
+
+    def _covered(self, start: float, end: float) -> bool:
+        """Whether a login dated in [start, end) was seen (buckets wholly inside it)."""
+        seen = getattr(self, "_seen", None)
+        if not seen:
+            return False
+        lo, hi = math.ceil(start / _BUCKET), int(end // _BUCKET)
+        if hi - lo > len(seen):
+            return any(lo <= b < hi for b in seen)
+        return any(b in seen for b in range(lo, hi))
+
+    def _held_heap(self) -> list[tuple[float, int]]:
+        try:
+            return self._held
+        except AttributeError:  # a checkpoint from before h-lag
+            self._held = []
+            return self._held
 
     def on_identity(self, e: Event, ctx: Context) -> list[Finding]:
         if e.change == "key_issued" and e.key_id:
@@ -259,17 +357,17 @@ class UnissuedSession(Detector):
         net = e.net
         entity = ("key", e.key_id) if e.key_id else ("src_ip", e.src_ip)
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
-        deadline = e.ts + self.login_lateness
+        deadline = e.ts + self.wait()
         self._pending[k] = _Pending(deadline, e.actor_id, sid, entity,  # type: ignore[arg-type]  # actor_id: as above; a src_ip when no key_id (decode requires it)
                                     e.src_ip, where, tia, e.ts, [e.event_id])  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
         heapq.heappush(self._heap(), (deadline, k))
         if self._login_max >= deadline:  # the login stream is already past it
-            return self._judge_due(self._login_max, ctx)
+            return self._judge_due(self._login_max, -math.inf, ctx)
         ctx.wake_at(deadline + self.login_quiet, self.id)
         return []
 
     def on_time(self, now: float, ctx: Context) -> list[Finding]:
-        return self._judge_due(max(self._login_max, now - self.login_quiet), ctx)
+        return self._judge_due(self._login_max, now - self.login_quiet, ctx)
 
     def undecided(self) -> dict[tuple[str, str], float]:
         """Each key or source with a read still waiting for the login stream, at its
@@ -277,7 +375,7 @@ class UnissuedSession(Detector):
         with several partitions, a partition whose logins are quiet judges such a read up to
         ``login_quiet`` later than ``replay`` would (h-par6)."""
         out: dict[tuple[str, str], float] = {}
-        late = self.login_lateness
+        late = self.wait()
         for p in self._pending.values():
             at = p.first_ts + late
             if at < out.get(p.entity, math.inf):
@@ -289,7 +387,7 @@ class UnissuedSession(Detector):
         ``login_lateness``, whenever this partition's own login stream (or its timer) got
         there."""
         if f.detector == self.id and f.evidence and f.evidence[0].get("feature") == "issuing_login":
-            return f.ts + self.login_lateness
+            return f.ts + self.wait()
         return None
 
     def _heap(self) -> list[tuple[float, int]]:
@@ -304,23 +402,74 @@ class UnissuedSession(Detector):
             self._due = []
             return self._due
 
-    def _judge_due(self, upto: float, ctx: Context) -> list[Finding]:
-        """Judge the pending reads whose deadline is at most ``upto``, in (deadline, key)
-        order. Heap entries of reads a login cleared (or the cap shed) are dropped here."""
+    def _judge_due(self, login_upto: float, clock_upto: float, ctx: Context) -> list[Finding]:
+        """Judge the pending reads whose deadline (first read + :meth:`wait`) the login
+        stream has passed (``login_upto``) where it holds a login near them, or that the
+        engine clock less ``login_quiet`` (``clock_upto``) or the login stream less it has
+        passed, in (deadline, key) order. A read the login stream passed without a login
+        dated between it and its deadline (the stream jumped over it: logins of that stretch
+        may still come) waits in ``_held``. Heap entries of reads a login cleared (or the
+        cap shed) are dropped here."""
         due = self._heap()
         if not due and self._pending:  # a checkpoint from before the heap: rebuild it
             due.extend((p.deadline, k) for k, p in self._pending.items())
             heapq.heapify(due)
+        held = self._held_heap()
+        wait = self.wait()
+        quiet = self.login_quiet
+        upto = login_upto if login_upto > clock_upto else clock_upto
         out = []
         while due and due[0][0] <= upto:
             deadline, k = heapq.heappop(due)
             p = self._pending.get(k)
             if p is None or p.deadline != deadline:
                 continue
-            del self._pending[k]
-            self._remember(k, p.first_ts)  # judged once; later uses join the same episode
-            out.append(self._finding(p, ctx))
+            if self._later(p, k, wait, ctx):
+                continue
+            if (clock_upto >= deadline or login_upto >= deadline + quiet
+                    or self._covered(p.first_ts, deadline)):
+                out.append(self._verdict(k, p, ctx))
+            else:
+                heapq.heappush(held, (deadline, k))  # released by the clocks, or a login
+        bound = clock_upto if clock_upto > login_upto - quiet else login_upto - quiet
+        while held and held[0][0] <= bound:
+            deadline, k = heapq.heappop(held)
+            p = self._pending.get(k)
+            if p is None or p.deadline != deadline or self._later(p, k, wait, ctx):
+                continue
+            out.append(self._verdict(k, p, ctx))
         return out
+
+    def _recheck_held(self, ctx: Context) -> list[Finding]:
+        """After a login behind the stream: a held read its login stretch now holds a login
+        of is judged (in (deadline, key) order); one whose wait grew goes back to wait."""
+        held = self._held_heap()
+        wait = self.wait()
+        keep: list[tuple[float, int]] = []
+        ready: list[tuple[float, int]] = []
+        for deadline, k in held:
+            p = self._pending.get(k)
+            if p is None or p.deadline != deadline or self._later(p, k, wait, ctx):
+                continue
+            (ready if self._covered(p.first_ts, deadline) else keep).append((deadline, k))
+        heapq.heapify(keep)
+        self._held = keep
+        return [self._verdict(k, self._pending[k], ctx) for _, k in sorted(ready)]
+
+    def _later(self, p: _Pending, k: int, wait: float, ctx: Context) -> bool:
+        """The wait grew since ``p`` was queued: queue it at its new deadline (True)."""
+        dl = p.first_ts + wait
+        if dl <= p.deadline:
+            return False
+        p.deadline = dl
+        heapq.heappush(self._heap(), (dl, k))
+        ctx.wake_at(dl + self.login_quiet, self.id)
+        return True
+
+    def _verdict(self, k: int, p: _Pending, ctx: Context) -> Finding:
+        del self._pending[k]
+        self._remember(k, p.first_ts)  # judged once; later uses join the same episode
+        return self._finding(p, ctx)
 
     # --- findings ------------------------------------------------------------------------
     def _judge(self, e: Event, key: str, why: str, life: float, ctx: Context) -> list[Finding]:
@@ -356,13 +505,16 @@ class UnissuedSession(Detector):
         watched = iso(ctx.start) if ctx.start is not None else "?"
         if p.why != "unissued":
             return self._invalid_finding(p, w, accounts, critical, names, actor, watched, ctx)
+        wait = round(p.deadline - p.first_ts)
         summary = (f"A session that no login issued ({accounts} {acc}, {w.requests} {req}) "
                    f"read customer data {via} ({p.where}).")
         evidence = [
             ev("issuing_login", "none", f"a successful login of {actor} naming this session",
                f"{names('session', p.session)} presented for {actor}; logins watched since "
-               f"{watched}; judged once logins {self.login_lateness:g}s past it were seen "
-               f"(or {self.login_quiet:g}s more without any)"),
+               f"{watched}; judged once logins {wait:g}s past it were seen "
+               f"(or {self.login_quiet:g}s more without any)"
+               + ("; the wait follows how late logins came lately"
+                  if wait > self.login_lateness else "")),
             ev("token_issued_at", iso(p.tia) if p.tia is not None else None,
                f"after watching began ({watched}): a login should exist"),
             ev("accounts_with_unissued_sessions", accounts,
@@ -464,6 +616,9 @@ class UnissuedSession(Detector):
         if due is not None and len(due) > 2 * cap > 0:  # entries of cleared reads: rebuild
             due[:] = [(p.deadline, k) for k, p in self._pending.items()]
             heapq.heapify(due)
+            held = getattr(self, "_held", None)
+            if held:  # every pending read is in ``due`` now
+                held.clear()
         n += evict(self._unannounced, cap, float)  # an evicted one may be judged again
         return n + evict(self._entities, cap, _seen_last)
 

@@ -377,8 +377,10 @@ def test_a_waiting_read_holds_only_the_episode_it_can_open():
     step(1, _login(T6 + 20, lb))
     step(0, _read(T6 + 300, a, "s-forged-a", T6 + 250, "k-legacy"))  # waits until T6+660
     step(1, _read(T6 + 320, b2, "s-forged-c", T6 + 260, "k-other"))
+    step(1, _login(T6 + 350, lb))  # partition 1's logins go on near its reads (h-lag: a
     step(1, _read(T6 + 500, b, None, None, "k-departed"))  # the departed key: critical
     step(1, _read(T6 + 505, b, "s-forged-b", T6 + 450, "k-legacy"))
+    step(1, _login(T6 + 540, lb))  # read the login stream jumped over would wait longer)
     step(1, _login(T6 + 570, lb))  # partition 1's logins pass its reads: judged
     step(0, _read(T6 + 520, a, None, None, "k-main"))  # partition 0's time, no login
     paged = {(x["detector"], x["entity"]["id"]): n for n, x in out}

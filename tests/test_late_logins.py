@@ -111,5 +111,55 @@ def test_pending_reads_survive_a_checkpoint_and_a_late_login_still_clears_them()
     blob = snapshot(eng, {"data-access": 3}, keys=keys, context="t/0")
     back, _ = restore(blob, default_geo(), eng.ctx.directory, keys=keys, context="t/0")
     out = back.process_obj(login("l1", T + 6999, "c-1", "s-1"))[0]  # late, inside 60 s
+    out += back.process_obj(login("o0", T + 7030, "o-0", "os-0"))[0]  # the stream goes on
     out += back.process_obj(login("o1", T + 7100, "o-1", "os-1"))[0]  # logins pass both reads
     assert [a["event_ids"] for a in out] == [["a2"]]
+
+
+def _lagging_pipeline(forged: bool) -> list[dict[str, Any]]:
+    """A login stream with a login every 10 s; the logins dated +7000 to +7200 reach us 200 s
+    late, in the file after on-time logins dated up to 200 s after them (issue 14 item 6: a
+    login pipeline minutes behind, then catching up). Each session is read 5 s after its
+    login, as it happens. ``forged``: one more read of a session no login issued."""
+    start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}
+    timed: list[tuple[float, dict[str, Any]]] = []
+    for i in range(200):
+        t = T + 6000 + 10 * i
+        lag = 200.0 if T + 7000 <= t < T + 7200 else 0.0
+        timed.append((t + lag, login(f"l{i}", t, f"c-{i}", f"s-{i}")))
+        timed.append((t + 5, access(f"a{i}", t + 5, f"c-{i}", f"s-{i}")))
+    if forged:
+        timed.append((T + 7301, access("f1", T + 7301, "c-x", "s-forged")))
+    return [start, *(e for _, e in sorted(timed, key=lambda p: p[0]))]
+
+
+def test_a_login_pipeline_minutes_behind_for_some_logins_pages_nothing() -> None:
+    """The stream jumps over the lagging logins (the reads there have no login dated near
+    them yet: they wait), and the logins that come 200 s late teach the wait."""
+    evs = _lagging_pipeline(forged=False)
+    assert replay(evs, detectors=("unissued_session",)) == []
+    eng = Engine(EngineConfig(detectors=("unissued_session",)))
+    for e in evs:
+        eng.process_obj(e)
+    # the login dated +7000 came when the stream had reached +7190: half as much again
+    assert eng.detectors["unissued_session"].wait() == 1.5 * 190  # type: ignore[attr-defined]
+
+
+def test_a_forged_token_still_pages_while_the_login_pipeline_lags() -> None:
+    """The wait is bounded (the learned lateness, at most login_late_max): a session no login
+    issued is judged once the login stream has passed it by that wait."""
+    out = replay(_lagging_pipeline(forged=True), detectors=("unissued_session",))
+    assert [(a["detector"], a["event_ids"]) for a in out] == [("unissued_session", ["f1"])]
+    wait = next(x for x in out[0]["evidence"] if x["feature"] == "issuing_login")["detail"]
+    assert "the wait follows how late logins came lately" in wait
+
+
+def test_without_late_logins_a_forged_token_is_judged_after_login_lateness() -> None:
+    """In a steady login stream (in order) the wait stays login_lateness (60 s): the read is
+    judged at the first login dated 60 s after it, as before."""
+    start = {"event_id": "k", "ts": T, "change": "key_issued", "key_id": "kid-x"}
+    evs: list[dict[str, Any]] = [start, access("f1", T + 7000, "c-x", "s-forged")]
+    evs += [login(f"o{i}", T + 6990 + 10 * i, f"o-{i}", f"os-{i}") for i in range(1, 8)]
+    alerts, steps = _run(evs)
+    assert [a["event_ids"] for a in alerts] == [["f1"]]
+    assert steps[-1] == ["unissued_session"] and not any(steps[:-1])  # the login at +7060

@@ -247,3 +247,38 @@ def test_with_home_countries_fixed_hosting_abroad_is_counted() -> None:
     assert any("hosting_abroad" in str(a["evidence"]) for a in got)
     at_home = engine(home_countries=("US", "DE"))  # the same fleet, its networks at home
     assert pages(run(at_home, fleet)) == []
+
+
+def _adopted_flow(per_hour: Any, hours: int, life_h: int) -> list[dict]:
+    """Watching begins at T0 with a key whose tokens live ``life_h`` hours (``key_issued``'s
+    ``max_token_lifetime_s``); in hour h, ``per_hour(h)`` new customers read through tokens
+    issued before the watch (adopted), each from its own home line."""
+    rng = random.Random(11)
+    evs: list[dict] = [{"event_id": "k", "ts": T0, "change": "key_issued", "key_id": KEY,
+                        "max_token_lifetime_s": life_h * HOUR}]
+    for h in range(hours):
+        n = per_hour(h)
+        for j in range(n):
+            i = 1 + h * 1000 + j
+            evs.append(read(i, T0 + h * HOUR + 30 + j * (HOUR - 60) // max(n, 1),
+                            home_ip(rng), tia=T0 - 600))
+    return evs
+
+
+def test_adopted_tokens_that_thin_out_within_their_key_lifetime_stay_quiet() -> None:
+    """Tokens issued before the watch keep appearing until the key's lifetime (12 h here) has
+    passed since it began, fewer every hour as they expire. Late in the lifetime the last day
+    still holds the busy early hours: the day's allowance is the hourly one summed over the
+    day, not 24 times the current hour's (which paged red team B's normal traffic at ~11.4 h:
+    2 customers in the hour, 137 in the day)."""
+    flow = _adopted_flow(lambda h: round(40 * (1 - h / 12)), 12, 12)
+    assert pages(run(engine(), flow)) == []
+
+
+def test_adopted_tokens_that_do_not_thin_out_page_late_in_the_key_lifetime() -> None:
+    """The same key, but forty new adopted customers every hour all along: a population fixed
+    at the start cannot keep that rate once most of its tokens have expired."""
+    loud = pages(run(engine(), _adopted_flow(lambda h: 40, 12, 12)))
+    assert loud and all(any(x["feature"] == "population" and x["observed"] == "adopted"
+                            for x in a["evidence"]) for a in loud)
+    assert any(a["entity"] == {"kind": "key", "id": KEY} for a in loud)
