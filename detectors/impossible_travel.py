@@ -137,6 +137,31 @@ class _Where:
     session: str | None
     flagged: int = 0
     origin: str = ""  # where the account was before a flagged jump (the owner's side)
+    carrier: bool = False  # ``ip`` is a home-country carrier address (mobile-only or a pool)
+    ua: str | None = None  # the user agent of that last use (the device at the owner's end)
+
+    def __setstate__(self, state: Any) -> None:
+        """Pickles of records written before ``carrier`` and ``ua`` restore with their defaults."""
+        self.carrier, self.ua = False, None
+        for k, v in (state[1] if isinstance(state, tuple) else state).items():
+            setattr(self, k, v)
+
+
+@dataclass(slots=True)
+class _Pool:
+    """Distinct customers seen at one home-country IPv4 address: is it a carrier's NAT pool?"""
+
+    seen: dict[int, float]  # account digest -> last time; fewer than ``shared_accounts`` entries
+    last: float  # the address's last use
+    until: float = 0.0  # a learnt pool until then (0: not learnt)
+
+
+def _pool_last(p: _Pool) -> float:
+    return p.last
+
+
+def _pool_learnt(p: _Pool) -> bool:
+    return p.until > 0.0
 
 
 
@@ -179,7 +204,8 @@ class ImpossibleTravel(Detector):
                  location_classes: tuple[str, ...] = ("isp",),
                  principal_types: tuple[str, ...] = ("customer", "employee"),
                  memo_ttl: float = 3600.0, memo_max: int = 200_000,
-                 home_country: str | None = None) -> None:
+                 home_country: str | None = None, shared_accounts: int = 6,
+                 shared_window: float = 86400.0, shared_hold: float = 7 * 86400.0) -> None:
         self.max_kmh = max_kmh
         self.min_km = min_km
         self.ttl = ttl
@@ -199,11 +225,20 @@ class ImpossibleTravel(Detector):
         self.home_country = home_country
         self._countries: dict[str, int] = {}  # country where accounts were first seen -> count
         self._home: str | None = None  # the most common of them
+        self.shared_accounts = shared_accounts
+        self.shared_window = shared_window
+        self.shared_hold = shared_hold
+        # home-country IPv4 address -> the customers seen there (carrier NAT learning)
+        self._pools: dict[str, _Pool] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("home_country", None)  # checkpoints written before home-routed roaming
         state.setdefault("_countries", {})
         state.setdefault("_home", None)
+        state.setdefault("shared_accounts", 6)  # checkpoints written before carrier NAT learning
+        state.setdefault("shared_window", 86400.0)
+        state.setdefault("shared_hold", 7 * 86400.0)
+        state.setdefault("_pools", {})
         self.__dict__.update(state)
         self._due, self._due_until, self._due_cut = None, -math.inf, -math.inf  # a whole pass
 
@@ -241,19 +276,27 @@ class ImpossibleTravel(Detector):
         h = self._memo.get(pid)
         if h is None:
             h = self._memo[pid] = ctx.hash_one(pid)
+        home = self.home_country or self._home
+        carrier = False
+        if net.country == home:
+            if mobile_carrier(net):
+                carrier = True
+            elif net.version == 4:
+                carrier = self._learn(e.src_ip, h, e.ts, e.principal_type == "customer")  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
         w = self._last.get(h)
         if w is None:
             self._learn_country(net.country)
             self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
-                                   e.session_id)
+                                   e.session_id, carrier=carrier, ua=e.user_agent)
             if e.ts < self._due_cut:  # (late) may go idle before the next whole pass
                 heappush(self._due, (e.ts, h))  # type: ignore[arg-type]  # a cut is set with the queue
             return []
-        if w.country != net.country and net.country == self.home() and mobile_carrier(net):
+        if carrier and w.country != net.country:
             return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
         if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
             if e.ts >= w.ts:
                 w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
+                w.carrier, w.ua = carrier, e.user_agent
             return []
         if w.flagged and net.country == w.origin:
             out = []  # back on the owner's side of a jump already reported
@@ -261,8 +304,48 @@ class ImpossibleTravel(Detector):
             out = self._judge(w, e, pid, ctx)
         self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                                e.session_id, w.flagged + (1 if out else 0),
-                               w.country if out else w.origin)
+                               w.country if out else w.origin, carrier, e.user_agent)
         return out
+
+    def _learn(self, ip: str, h: int, ts: float, counts: bool) -> bool:
+        """Whether ``ip`` (an IPv4 address of the home country) is a carrier's NAT pool: used by
+        at least ``shared_accounts`` distinct customers within ``shared_window``; learnt from
+        this use too when ``counts`` (a customer). A learnt pool stays one ``shared_hold`` after
+        its last use. At most ``shared_accounts - 1`` digests per address."""
+        pools = self._pools
+        p = pools.get(ip)
+        if p is None:
+            if counts:
+                pools[ip] = _Pool({h: ts}, ts)
+            return False
+        if ts > p.last:
+            p.last = ts
+        if p.until and p.until < ts:  # a pool no one used for ``shared_hold``: learnt again
+            p.until, p.seen = 0.0, {}
+        if p.until:
+            if ts + self.shared_hold > p.until:
+                p.until = ts + self.shared_hold
+            return True
+        if not counts:
+            return False
+        seen = p.seen
+        if seen.get(h, -math.inf) < ts:
+            seen[h] = ts
+        if len(seen) < self.shared_accounts:
+            return False
+        cut = ts - self.shared_window
+        for k in [k for k, t in seen.items() if t < cut]:
+            del seen[k]
+        if len(seen) < self.shared_accounts:
+            return False
+        p.seen = {}
+        p.until = ts + self.shared_hold
+        return True
+
+    def shared(self, ip: str, now: float) -> bool:
+        """Whether ``ip`` is a learnt carrier NAT pool (many customers' address) at ``now``."""
+        p = self._pools.get(ip)
+        return p is not None and p.until >= now
 
     def _judge(self, w: _Where, e: Event, pid: str, ctx: Context) -> list[Finding]:
         net = e.net
@@ -281,7 +364,15 @@ class ImpossibleTravel(Detector):
         # hotel line, a household PC). No one typed a credential at the far end, so it is
         # reported at info; interactive logins and one session used at both ends still page.
         renewal = e.kind == "login" and e.method == "refresh" and not same_session
-        severity = "critical" if same_session else "info" if renewal else "warning"
+        # A home-country carrier address (a mobile-only carrier's, or a NAT pool many customers
+        # share) says which carrier the person has, not where they are: a roaming phone's data
+        # is home-routed. When the next use abroad is the same device (user agent) in another
+        # session, the owner may already be there (the phone on a hotel line): info. Another
+        # device abroad, or one session at both ends, still pages.
+        roaming = (not same_session and e.user_agent is not None and e.user_agent == w.ua
+                   and (w.carrier or (w.country == (self.home_country or self._home)
+                                      and self.shared(w.ip, e.ts))))
+        severity = "critical" if same_session else "info" if renewal or roaming else "warning"
         mins = (e.ts - w.ts) / 60
         gap = f"{mins:.0f} min" if mins >= 1 else f"{e.ts - w.ts:.0f} s"
         summary = (f"Account {pid} was used from {net.country} ({net.org or '?'}) {gap} after "
@@ -310,6 +401,12 @@ class ImpossibleTravel(Detector):
             evidence.append(ev("login_method", "refresh", "an interactive login (password, "
                                "MFA, SSO) pages", "the device's own refresh token renewed "
                                "its session: info only"))
+        if roaming:
+            evidence.append(ev("home_carrier", f"{w.country} {w.org}", "a fixed-line or foreign "
+                               "network at the far end of a page",
+                               "a home-country carrier address (mobile-only, or shared by many "
+                               "customers: a NAT pool) and the same device abroad: home-routed "
+                               "roaming data, info only"))
         score = min(1.0, 0.6 + 0.4 * (1 - self.max_kmh / kmh)) if kmh > 0 else 0.6
         if same_session:
             score = max(score, 0.95)
@@ -343,6 +440,10 @@ class ImpossibleTravel(Detector):
                     due.append((w.ts, h))
             for h in dead:
                 del last[h]
+            pools, idle = self._pools, now - self.shared_window
+            for ip in [ip for ip, p in pools.items()
+                       if (p.until < now if p.until else p.last < idle)]:
+                del pools[ip]  # a pool unused for ``shared_hold``, an address idle a window
             heapify(due)
             self._due = due
             return
@@ -363,10 +464,11 @@ class ImpossibleTravel(Detector):
     def shed(self, cap: int) -> int:
         if len(self._memo) > self.memo_max:
             self._memo.clear()  # a cache of hashes: refilled as ids come again
-        return evict(self._last, cap, _where_ts, _where_flagged)
+        return (evict(self._last, cap, _where_ts, _where_flagged)
+                + evict(self._pools, cap, _pool_last, _pool_learnt))
 
     def tracked(self) -> dict[str, int]:
-        return {"account": len(self._last)}
+        return {"account": len(self._last), "address": len(self._pools)}
 
 
 def _r(x: float) -> str:
