@@ -4,32 +4,52 @@ For each account the last *location* it was used from (successful logins and req
 a country, read only from networks that say where a person is. Privacy relays, commercial VPN
 exits, hosting and cloud networks and private addresses move with the service, not the person:
 they are not locations and never start or end a journey. Moving inside one country (mobile
-carrier hops, home to office) is no travel at all. Neither is an address of a mobile-only carrier
-of the home country (``geo.mobile_carrier``; the home country is ``home_country``, else the most
-common country where accounts are first seen): roaming phones get their mobile data
-home-routed, so a traveller abroad keeps showing up on a home-country carrier address between
-uses of the local hotel or café network. Such an address says which carrier the person has, not
-where they are: while the account's last location is abroad such an address ends no journey
-(the last location stays the place abroad). It still counts as home when the account was last
-at home, so an owner on their phone at home and a login abroad minutes later still page.
-Foreign mobile carriers stay locations. When the account next shows up in another
-country, the distance between the two countries' centroids (haversine, ``data/
-country_centroids.tsv``), shortened by half of each country's radius so that a short hop across
-a border between two large countries is not a 2,000 km "journey", is divided by the time
-between the two events. Above ``max_kmh`` (default 1,000 km/h, faster than an airliner) over at
-least ``min_km`` it pages on the account: a warning; critical when the same session is used at
-both ends (a stolen token, not a second login by a second device). When the far end is a
-refresh-token renewal (``method`` refresh: a non-interactive sign-in, the app on a device the
-account enrolled at an earlier login renewing its session, as a travelling phone on a hotel line
-or a household PC does) it is reported at info: nobody typed a credential there (red-team normal
-traffic: 3 of the 6 travel pages left were such renewals).
+carrier hops, home to office) is no travel at all.
+
+Home-country carrier addresses say which carrier a person has, not where they are: a roaming
+phone's mobile data is home-routed, so a traveller abroad keeps showing up on an address of their
+home carrier between uses of the hotel or café network. Two kinds are known (the home country is
+``home_country``, else the most common country where accounts are first seen): an address of a
+mobile-only carrier (``geo.mobile_carrier``, ``data/mobile_carriers.tsv``), and a carrier's NAT
+pool learnt from the traffic: an IPv4 address of the home country that at least
+``shared_accounts`` (6) distinct customers used within ``shared_window`` (a day), more than a
+household shares at home (a family plan's lines included). Employees are not counted, so an
+office's egress is no pool; a pool stays learnt ``shared_hold`` (a week) after its last use; under
+``shared_accounts`` account digests are kept per address, and idle addresses go after a window.
+Carriers whose one AS serves broadband and mobile (KDDI, SoftBank, Korea Telecom) cannot be told
+by AS: their pools are found this way, a broadband line used by one household stays a place.
+While the account's last location is abroad such an address ends no journey (the last location
+stays the place abroad). When the account was last at home on one and its next use abroad is
+too fast, with the same device (user agent) in another session, the owner may already be there
+on their own phone: reported at info (evidence ``home_carrier``). Another device abroad minutes
+after the owner's phone at home (a stolen password) still warns, and one session at both ends is
+critical: the attacker cannot make the owner's address a pool, and must know the owner's exact
+app and OS version to pass as their device (a user agent is no secret, so the session stays the
+strong signal). Foreign mobile carriers stay locations. (Red team B's normal traffic, a
+Japanese mobile operator: 6 of its 9 travel pages were such roaming phones, on DOCOMO, Rakuten
+Mobile and learnt KDDI and SoftBank pools.)
+
+When the account next shows up in another country, the distance between the two countries'
+centroids (haversine, ``data/country_centroids.tsv``), shortened by half of each country's
+radius so that a short hop across a border between two large countries is not a 2,000 km
+"journey", is divided by the time between the two events. Above ``max_kmh`` (default 1,000
+km/h, faster than an airliner) over at least ``min_km`` it pages on the account: a warning;
+critical when the same session is used at both ends (a stolen token, not a second login by a
+second device). When the far end is a refresh-token renewal (``method`` refresh: a
+non-interactive sign-in, the app on a device the account enrolled at an earlier login renewing
+its session, as a travelling phone on a hotel line or a household PC does) it is reported at
+info: nobody typed a credential there (red-team normal traffic: 3 of the 6 travel pages left
+were such renewals).
 
 Victims: the page is about the account (its entity, in the clear: the one to lock). Its two
 addresses and its session are named by digest (``address#...``, ``session#...``): either end may
 be the owner at home, and a session id is a bearer credential. Countries and networks stay.
 
-This is an exact check with no warm-up; state is one small record per account seen in the last
-``ttl`` (a day: no journey between centroids takes longer at 1,000 km/h).
+This is an exact check with no warm-up (a carrier pool is known once its customers have been
+seen); state is one small record per account seen in the last ``ttl`` (a day: no journey between
+centroids takes longer at 1,000 km/h) and one per home-country IPv4 address customers used in
+the last ``shared_window`` (fewer than ``shared_accounts`` digests: at most ~0.7 KiB), both
+capped.
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
@@ -192,9 +212,11 @@ class ImpossibleTravel(Detector):
         "Check: both ends in the evidence (networks, devices, user agents), whether the second "
         "place logged in with a password or reused the first place's session, what the account "
         "read from the far place. False positives: a residential proxy or a mobile roaming "
-        "address geolocated to the wrong country (home-country carriers whose AS serves "
-        "broadband too cannot be told from broadband: add mobile-only ASes to "
-        "data/mobile_carriers.tsv), a VPN or relay the network list does not "
+        "address geolocated to the wrong country (a roaming phone's home-routed data on a "
+        "home-country carrier address the detector does not know as one: add mobile-only ASes "
+        "to data/mobile_carriers.tsv; NAT pools of carriers whose AS serves broadband too are "
+        "learnt once 6 customers a day use an address; a phone and a hotel line with the same "
+        "device but another session are info), a VPN or relay the network list does not "
         "know yet (add its AS to data/network_classes.tsv), two people sharing one account. "
         "Respond: end the account's sessions, force a password reset with MFA, check the "
         "changes made from the far place (addresses, payment methods)."
