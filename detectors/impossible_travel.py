@@ -490,7 +490,7 @@ class ImpossibleTravel(Detector):
                 + evict(self._pools, cap, _pool_last, _pool_learnt))
 
     def tracked(self) -> dict[str, int]:
-        return {"account": len(self._last), "address": len(self._pools)}
+        return {"account": len(self._last), "src_ip": len(self._pools)}
 
 
 def _r(x: float) -> str:

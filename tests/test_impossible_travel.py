@@ -144,13 +144,13 @@ def test_state_is_hashed_and_expires() -> None:
     det = f.eng.detectors["impossible_travel"]
     assert isinstance(det, ImpossibleTravel)
     f.login(0, "c-secret", KR)
-    assert det.tracked() == {"account": 1, "address": 1}  # the home address's customers
+    assert det.tracked() == {"account": 1, "src_ip": 1}  # the home address's customers
     assert all(isinstance(k, int) for k in det._last)
     assert all(isinstance(k, int) for p in det._pools.values() for k in p.seen)
     det.expire(T0 + 60)
-    assert det._memo == {} and det.tracked() == {"account": 1, "address": 1}
+    assert det._memo == {} and det.tracked() == {"account": 1, "src_ip": 1}
     det.expire(T0 + 7200)
-    assert det.tracked() == {"account": 0, "address": 0}
+    assert det.tracked() == {"account": 0, "src_ip": 0}
     assert det.warmup() == 1.0  # an exact check
 
 
@@ -293,7 +293,7 @@ def test_an_address_many_customers_share_is_learnt_as_a_carrier_pool() -> None:
     _pool(f, n=20, typ="employee")  # an office's egress: employees are not counted
     assert not det.shared(KT_POOL, T0 + 600)
     f.access(600, "crowd-customer-5", KT_POOL, "sc5")
-    assert det.shared(KT_POOL, T0 + 600) and det.tracked()["address"] == 1
+    assert det.shared(KT_POOL, T0 + 600) and det.tracked()["src_ip"] == 1
     assert not det.shared(KR, T0 + 600)
     # spread over more than the window, the same six customers are no pool
     g = Feed(home_country="KR", shared_window=3600)
@@ -303,7 +303,7 @@ def test_an_address_many_customers_share_is_learnt_as_a_carrier_pool() -> None:
     assert isinstance(det2, ImpossibleTravel) and not det2.shared(KT_POOL, T0 + 3 * 3600)
     # a learnt pool stays one ``shared_hold`` after its last use, then goes
     det.expire(T0 + 8 * 86400)
-    assert not det.shared(KT_POOL, T0 + 8 * 86400) and det.tracked()["address"] == 0
+    assert not det.shared(KT_POOL, T0 + 8 * 86400) and det.tracked()["src_ip"] == 0
     # state per address stays small: fewer digests than ``shared_accounts``
     assert det.shared_accounts == 6
 
