@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cap import evict
 from .base import Detector, Finding, ev, iso
-from .geo import mobile_carrier
+from .geo import mobile_carrier, mobile_network
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -157,12 +157,12 @@ class _Where:
     session: str | None
     flagged: int = 0
     origin: str = ""  # where the account was before a flagged jump (the owner's side)
-    carrier: bool = False  # ``ip`` is a home-country carrier address (mobile-only or a pool)
+    asn: int | None = None  # the AS number of ``ip`` when known (a mobile-only carrier's?)
     ua: str | None = None  # the user agent of that last use (the device at the owner's end)
 
     def __setstate__(self, state: Any) -> None:
-        """Pickles of records written before ``carrier`` and ``ua`` restore with their defaults."""
-        self.carrier, self.ua = False, None
+        """Pickles of records written before ``asn`` and ``ua`` restore with their defaults."""
+        self.asn, self.ua = None, None
         for k, v in (state[1] if isinstance(state, tuple) else state).items():
             setattr(self, k, v)
 
@@ -299,26 +299,23 @@ class ImpossibleTravel(Detector):
         if h is None:
             h = self._memo[pid] = ctx.hash_one(pid)
         home = self.home_country or self._home
-        carrier = False
-        if net.country == home:
-            if mobile_carrier(net):
-                carrier = True
-            elif net.version == 4:
-                carrier = self._learn(e.src_ip, h, e.ts, e.principal_type == "customer")  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
+        if net.country == home and net.version == 4 and e.principal_type == "customer":
+            self._learn(e.src_ip, h, e.ts)  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
         w = self._last.get(h)
         if w is None:
             self._learn_country(net.country)
             self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
-                                   e.session_id, carrier=carrier, ua=e.user_agent)
+                                   e.session_id, asn=net.asn, ua=e.user_agent)
             if e.ts < self._due_cut:  # (late) may go idle before the next whole pass
                 heappush(self._due, (e.ts, h))  # type: ignore[arg-type]  # a cut is set with the queue
             return []
-        if carrier and w.country != net.country:
+        if (w.country != net.country and net.country == home
+                and (mobile_carrier(net) or self.shared(e.src_ip, e.ts))):  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
             return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
         if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
             if e.ts >= w.ts:
                 w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
-                w.carrier, w.ua = carrier, e.user_agent
+                w.asn, w.ua = net.asn, e.user_agent
             return []
         if w.flagged and net.country == w.origin:
             out = []  # back on the owner's side of a jump already reported
@@ -326,19 +323,18 @@ class ImpossibleTravel(Detector):
             out = self._judge(w, e, pid, ctx)
         self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                                e.session_id, w.flagged + (1 if out else 0),
-                               w.country if out else w.origin, carrier, e.user_agent)
+                               w.country if out else w.origin, net.asn, e.user_agent)
         return out
 
-    def _learn(self, ip: str, h: int, ts: float, counts: bool) -> bool:
-        """Whether ``ip`` (an IPv4 address of the home country) is a carrier's NAT pool: used by
-        at least ``shared_accounts`` distinct customers within ``shared_window``; learnt from
-        this use too when ``counts`` (a customer). A learnt pool stays one ``shared_hold`` after
-        its last use. At most ``shared_accounts - 1`` digests per address."""
+    def _learn(self, ip: str, h: int, ts: float) -> bool:
+        """Counts a customer's use of ``ip`` (an IPv4 address of the home country); whether it is
+        a carrier's NAT pool: used by at least ``shared_accounts`` distinct customers within
+        ``shared_window``. A learnt pool stays one ``shared_hold`` after its last use. At most
+        ``shared_accounts - 1`` digests per address."""
         pools = self._pools
         p = pools.get(ip)
         if p is None:
-            if counts:
-                pools[ip] = _Pool({h: ts}, ts)
+            pools[ip] = _Pool({h: ts}, ts)
             return False
         if ts > p.last:
             p.last = ts
@@ -348,8 +344,6 @@ class ImpossibleTravel(Detector):
             if ts + self.shared_hold > p.until:
                 p.until = ts + self.shared_hold
             return True
-        if not counts:
-            return False
         seen = p.seen
         if seen.get(h, -math.inf) < ts:
             seen[h] = ts
@@ -392,8 +386,8 @@ class ImpossibleTravel(Detector):
         # session, the owner may already be there (the phone on a hotel line): info. Another
         # device abroad, or one session at both ends, still pages.
         roaming = (not same_session and e.user_agent is not None and e.user_agent == w.ua
-                   and (w.carrier or (w.country == (self.home_country or self._home)
-                                      and self.shared(w.ip, e.ts))))
+                   and w.country == (self.home_country or self._home)
+                   and (mobile_network(w.asn, w.org) or self.shared(w.ip, e.ts)))
         severity = "critical" if same_session else "info" if renewal or roaming else "warning"
         mins = (e.ts - w.ts) / 60
         gap = f"{mins:.0f} min" if mins >= 1 else f"{e.ts - w.ts:.0f} s"

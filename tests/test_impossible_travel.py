@@ -355,4 +355,4 @@ def test_a_checkpoint_from_before_pools_restores() -> None:
     old = _Where.__new__(_Where)
     old.__setstate__((None, {"country": "KR", "org": "", "ts": T0, "ip": KR, "event_id": "e",
                              "session": None, "flagged": 0, "origin": ""}))
-    assert old.carrier is False and old.ua is None
+    assert old.asn is None and old.ua is None
