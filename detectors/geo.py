@@ -123,6 +123,11 @@ def _mobile(asn: int | None, org: str) -> bool:
     return any(p in up for p in pats)
 
 
+def mobile_network(asn: int | None, org: str) -> bool:
+    """:func:`mobile_carrier` for an ``isp`` network known by its AS number and name only."""
+    return _mobile(asn, org)
+
+
 def mobile_carrier(net: NetInfo) -> bool:
     """True for an address of a mobile-only carrier (``data/mobile_carriers.tsv``): by AS number
     when known, else by AS name.

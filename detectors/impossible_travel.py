@@ -4,32 +4,52 @@ For each account the last *location* it was used from (successful logins and req
 a country, read only from networks that say where a person is. Privacy relays, commercial VPN
 exits, hosting and cloud networks and private addresses move with the service, not the person:
 they are not locations and never start or end a journey. Moving inside one country (mobile
-carrier hops, home to office) is no travel at all. Neither is an address of a mobile-only carrier
-of the home country (``geo.mobile_carrier``; the home country is ``home_country``, else the most
-common country where accounts are first seen): roaming phones get their mobile data
-home-routed, so a traveller abroad keeps showing up on a home-country carrier address between
-uses of the local hotel or café network. Such an address says which carrier the person has, not
-where they are: while the account's last location is abroad such an address ends no journey
-(the last location stays the place abroad). It still counts as home when the account was last
-at home, so an owner on their phone at home and a login abroad minutes later still page.
-Foreign mobile carriers stay locations. When the account next shows up in another
-country, the distance between the two countries' centroids (haversine, ``data/
-country_centroids.tsv``), shortened by half of each country's radius so that a short hop across
-a border between two large countries is not a 2,000 km "journey", is divided by the time
-between the two events. Above ``max_kmh`` (default 1,000 km/h, faster than an airliner) over at
-least ``min_km`` it pages on the account: a warning; critical when the same session is used at
-both ends (a stolen token, not a second login by a second device). When the far end is a
-refresh-token renewal (``method`` refresh: a non-interactive sign-in, the app on a device the
-account enrolled at an earlier login renewing its session, as a travelling phone on a hotel line
-or a household PC does) it is reported at info: nobody typed a credential there (red-team normal
-traffic: 3 of the 6 travel pages left were such renewals).
+carrier hops, home to office) is no travel at all.
+
+Home-country carrier addresses say which carrier a person has, not where they are: a roaming
+phone's mobile data is home-routed, so a traveller abroad keeps showing up on an address of their
+home carrier between uses of the hotel or café network. Two kinds are known (the home country is
+``home_country``, else the most common country where accounts are first seen): an address of a
+mobile-only carrier (``geo.mobile_carrier``, ``data/mobile_carriers.tsv``), and a carrier's NAT
+pool learnt from the traffic: an IPv4 address of the home country that at least
+``shared_accounts`` (6) distinct customers used within ``shared_window`` (a day), more than a
+household shares at home (a family plan's lines included). Employees are not counted, so an
+office's egress is no pool; a pool stays learnt ``shared_hold`` (a week) after its last use; under
+``shared_accounts`` account digests are kept per address, and idle addresses go after a window.
+Carriers whose one AS serves broadband and mobile (KDDI, SoftBank, Korea Telecom) cannot be told
+by AS: their pools are found this way, a broadband line used by one household stays a place.
+While the account's last location is abroad such an address ends no journey (the last location
+stays the place abroad). When the account was last at home on one and its next use abroad is
+too fast, with the same device (user agent) in another session, the owner may already be there
+on their own phone: reported at info (evidence ``home_carrier``). Another device abroad minutes
+after the owner's phone at home (a stolen password) still warns, and one session at both ends is
+critical: the attacker cannot make the owner's address a pool, and must know the owner's exact
+app and OS version to pass as their device (a user agent is no secret, so the session stays the
+strong signal). Foreign mobile carriers stay locations. (Red team B's normal traffic, a
+Japanese mobile operator: 6 of its 9 travel pages were such roaming phones, on DOCOMO, Rakuten
+Mobile and learnt KDDI and SoftBank pools.)
+
+When the account next shows up in another country, the distance between the two countries'
+centroids (haversine, ``data/country_centroids.tsv``), shortened by half of each country's
+radius so that a short hop across a border between two large countries is not a 2,000 km
+"journey", is divided by the time between the two events. Above ``max_kmh`` (default 1,000
+km/h, faster than an airliner) over at least ``min_km`` it pages on the account: a warning;
+critical when the same session is used at both ends (a stolen token, not a second login by a
+second device). When the far end is a refresh-token renewal (``method`` refresh: a
+non-interactive sign-in, the app on a device the account enrolled at an earlier login renewing
+its session, as a travelling phone on a hotel line or a household PC does) it is reported at
+info: nobody typed a credential there (red-team normal traffic: 3 of the 6 travel pages left
+were such renewals).
 
 Victims: the page is about the account (its entity, in the clear: the one to lock). Its two
 addresses and its session are named by digest (``address#...``, ``session#...``): either end may
 be the owner at home, and a session id is a bearer credential. Countries and networks stay.
 
-This is an exact check with no warm-up; state is one small record per account seen in the last
-``ttl`` (a day: no journey between centroids takes longer at 1,000 km/h).
+This is an exact check with no warm-up (a carrier pool is known once its customers have been
+seen); state is one small record per account seen in the last ``ttl`` (a day: no journey between
+centroids takes longer at 1,000 km/h) and one per home-country IPv4 address customers used in
+the last ``shared_window`` (fewer than ``shared_accounts`` digests: at most ~0.7 KiB), both
+capped.
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> T0 = 1_750_723_200  # 2025-06-24T00:00:00Z
@@ -55,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cap import evict
 from .base import Detector, Finding, ev, iso
-from .geo import mobile_carrier
+from .geo import mobile_carrier, mobile_network
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -137,6 +157,31 @@ class _Where:
     session: str | None
     flagged: int = 0
     origin: str = ""  # where the account was before a flagged jump (the owner's side)
+    asn: int | None = None  # the AS number of ``ip`` when known (a mobile-only carrier's?)
+    ua: str | None = None  # the user agent of that last use (the device at the owner's end)
+
+    def __setstate__(self, state: Any) -> None:
+        """Pickles of records written before ``asn`` and ``ua`` restore with their defaults."""
+        self.asn, self.ua = None, None
+        for k, v in (state[1] if isinstance(state, tuple) else state).items():
+            setattr(self, k, v)
+
+
+@dataclass(slots=True)
+class _Pool:
+    """Distinct customers seen at one home-country IPv4 address: is it a carrier's NAT pool?"""
+
+    seen: dict[int, float]  # account digest -> last time; fewer than ``shared_accounts`` entries
+    last: float  # the address's last use
+    until: float = 0.0  # a learnt pool until then (0: not learnt)
+
+
+def _pool_last(p: _Pool) -> float:
+    return p.last
+
+
+def _pool_learnt(p: _Pool) -> bool:
+    return p.until > 0.0
 
 
 
@@ -167,9 +212,11 @@ class ImpossibleTravel(Detector):
         "Check: both ends in the evidence (networks, devices, user agents), whether the second "
         "place logged in with a password or reused the first place's session, what the account "
         "read from the far place. False positives: a residential proxy or a mobile roaming "
-        "address geolocated to the wrong country (home-country carriers whose AS serves "
-        "broadband too cannot be told from broadband: add mobile-only ASes to "
-        "data/mobile_carriers.tsv), a VPN or relay the network list does not "
+        "address geolocated to the wrong country (a roaming phone's home-routed data on a "
+        "home-country carrier address the detector does not know as one: add mobile-only ASes "
+        "to data/mobile_carriers.tsv; NAT pools of carriers whose AS serves broadband too are "
+        "learnt once 6 customers a day use an address; a phone and a hotel line with the same "
+        "device but another session are info), a VPN or relay the network list does not "
         "know yet (add its AS to data/network_classes.tsv), two people sharing one account. "
         "Respond: end the account's sessions, force a password reset with MFA, check the "
         "changes made from the far place (addresses, payment methods)."
@@ -179,7 +226,8 @@ class ImpossibleTravel(Detector):
                  location_classes: tuple[str, ...] = ("isp",),
                  principal_types: tuple[str, ...] = ("customer", "employee"),
                  memo_ttl: float = 3600.0, memo_max: int = 200_000,
-                 home_country: str | None = None) -> None:
+                 home_country: str | None = None, shared_accounts: int = 6,
+                 shared_window: float = 86400.0, shared_hold: float = 7 * 86400.0) -> None:
         self.max_kmh = max_kmh
         self.min_km = min_km
         self.ttl = ttl
@@ -199,11 +247,20 @@ class ImpossibleTravel(Detector):
         self.home_country = home_country
         self._countries: dict[str, int] = {}  # country where accounts were first seen -> count
         self._home: str | None = None  # the most common of them
+        self.shared_accounts = shared_accounts
+        self.shared_window = shared_window
+        self.shared_hold = shared_hold
+        # home-country IPv4 address -> the customers seen there (carrier NAT learning)
+        self._pools: dict[str, _Pool] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("home_country", None)  # checkpoints written before home-routed roaming
         state.setdefault("_countries", {})
         state.setdefault("_home", None)
+        state.setdefault("shared_accounts", 6)  # checkpoints written before carrier NAT learning
+        state.setdefault("shared_window", 86400.0)
+        state.setdefault("shared_hold", 7 * 86400.0)
+        state.setdefault("_pools", {})
         self.__dict__.update(state)
         self._due, self._due_until, self._due_cut = None, -math.inf, -math.inf  # a whole pass
 
@@ -241,19 +298,24 @@ class ImpossibleTravel(Detector):
         h = self._memo.get(pid)
         if h is None:
             h = self._memo[pid] = ctx.hash_one(pid)
+        home = self.home_country or self._home
+        if net.country == home and net.version == 4 and e.principal_type == "customer":
+            self._learn(e.src_ip, h, e.ts)  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
         w = self._last.get(h)
         if w is None:
             self._learn_country(net.country)
             self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
-                                   e.session_id)
+                                   e.session_id, asn=net.asn, ua=e.user_agent)
             if e.ts < self._due_cut:  # (late) may go idle before the next whole pass
                 heappush(self._due, (e.ts, h))  # type: ignore[arg-type]  # a cut is set with the queue
             return []
-        if w.country != net.country and net.country == self.home() and mobile_carrier(net):
+        if (w.country != net.country and net.country == home
+                and (mobile_carrier(net) or self.shared(e.src_ip, e.ts))):  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
             return []  # abroad, on home-routed mobile data: the carrier's country, not theirs
         if w.country == net.country or e.ts < w.ts:  # same country, or late and out of order
             if e.ts >= w.ts:
                 w.ts, w.ip, w.event_id, w.session = e.ts, e.src_ip, e.event_id, e.session_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
+                w.asn, w.ua = net.asn, e.user_agent
             return []
         if w.flagged and net.country == w.origin:
             out = []  # back on the owner's side of a jump already reported
@@ -261,8 +323,45 @@ class ImpossibleTravel(Detector):
             out = self._judge(w, e, pid, ctx)
         self._last[h] = _Where(net.country, net.org, e.ts, e.src_ip, e.event_id,  # type: ignore[arg-type]  # logins and requests have a src_ip (decode requires it)
                                e.session_id, w.flagged + (1 if out else 0),
-                               w.country if out else w.origin)
+                               w.country if out else w.origin, net.asn, e.user_agent)
         return out
+
+    def _learn(self, ip: str, h: int, ts: float) -> bool:
+        """Counts a customer's use of ``ip`` (an IPv4 address of the home country); whether it is
+        a carrier's NAT pool: used by at least ``shared_accounts`` distinct customers within
+        ``shared_window``. A learnt pool stays one ``shared_hold`` after its last use. At most
+        ``shared_accounts - 1`` digests per address."""
+        pools = self._pools
+        p = pools.get(ip)
+        if p is None:
+            pools[ip] = _Pool({h: ts}, ts)
+            return False
+        if ts > p.last:
+            p.last = ts
+        if p.until and p.until < ts:  # a pool no one used for ``shared_hold``: learnt again
+            p.until, p.seen = 0.0, {}
+        if p.until:
+            if ts + self.shared_hold > p.until:
+                p.until = ts + self.shared_hold
+            return True
+        seen = p.seen
+        if seen.get(h, -math.inf) < ts:
+            seen[h] = ts
+        if len(seen) < self.shared_accounts:
+            return False
+        cut = ts - self.shared_window
+        for k in [k for k, t in seen.items() if t < cut]:
+            del seen[k]
+        if len(seen) < self.shared_accounts:
+            return False
+        p.seen = {}
+        p.until = ts + self.shared_hold
+        return True
+
+    def shared(self, ip: str, now: float) -> bool:
+        """Whether ``ip`` is a learnt carrier NAT pool (many customers' address) at ``now``."""
+        p = self._pools.get(ip)
+        return p is not None and p.until >= now
 
     def _judge(self, w: _Where, e: Event, pid: str, ctx: Context) -> list[Finding]:
         net = e.net
@@ -281,7 +380,15 @@ class ImpossibleTravel(Detector):
         # hotel line, a household PC). No one typed a credential at the far end, so it is
         # reported at info; interactive logins and one session used at both ends still page.
         renewal = e.kind == "login" and e.method == "refresh" and not same_session
-        severity = "critical" if same_session else "info" if renewal else "warning"
+        # A home-country carrier address (a mobile-only carrier's, or a NAT pool many customers
+        # share) says which carrier the person has, not where they are: a roaming phone's data
+        # is home-routed. When the next use abroad is the same device (user agent) in another
+        # session, the owner may already be there (the phone on a hotel line): info. Another
+        # device abroad, or one session at both ends, still pages.
+        roaming = (not same_session and e.user_agent is not None and e.user_agent == w.ua
+                   and w.country == (self.home_country or self._home)
+                   and (mobile_network(w.asn, w.org) or self.shared(w.ip, e.ts)))
+        severity = "critical" if same_session else "info" if renewal or roaming else "warning"
         mins = (e.ts - w.ts) / 60
         gap = f"{mins:.0f} min" if mins >= 1 else f"{e.ts - w.ts:.0f} s"
         summary = (f"Account {pid} was used from {net.country} ({net.org or '?'}) {gap} after "
@@ -310,6 +417,12 @@ class ImpossibleTravel(Detector):
             evidence.append(ev("login_method", "refresh", "an interactive login (password, "
                                "MFA, SSO) pages", "the device's own refresh token renewed "
                                "its session: info only"))
+        if roaming:
+            evidence.append(ev("home_carrier", f"{w.country} {w.org}", "a fixed-line or foreign "
+                               "network at the far end of a page",
+                               "a home-country carrier address (mobile-only, or shared by many "
+                               "customers: a NAT pool) and the same device abroad: home-routed "
+                               "roaming data, info only"))
         score = min(1.0, 0.6 + 0.4 * (1 - self.max_kmh / kmh)) if kmh > 0 else 0.6
         if same_session:
             score = max(score, 0.95)
@@ -343,6 +456,10 @@ class ImpossibleTravel(Detector):
                     due.append((w.ts, h))
             for h in dead:
                 del last[h]
+            pools, idle = self._pools, now - self.shared_window
+            for ip in [ip for ip, p in pools.items()
+                       if (p.until < now if p.until else p.last < idle)]:
+                del pools[ip]  # a pool unused for ``shared_hold``, an address idle a window
             heapify(due)
             self._due = due
             return
@@ -363,10 +480,11 @@ class ImpossibleTravel(Detector):
     def shed(self, cap: int) -> int:
         if len(self._memo) > self.memo_max:
             self._memo.clear()  # a cache of hashes: refilled as ids come again
-        return evict(self._last, cap, _where_ts, _where_flagged)
+        return (evict(self._last, cap, _where_ts, _where_flagged)
+                + evict(self._pools, cap, _pool_last, _pool_learnt))
 
     def tracked(self) -> dict[str, int]:
-        return {"account": len(self._last)}
+        return {"account": len(self._last), "src_ip": len(self._pools)}
 
 
 def _r(x: float) -> str:

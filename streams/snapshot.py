@@ -192,6 +192,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.brute_force:BruteForce", "detectors.brute_force:_Pair",
     "detectors.credential_stuffing:CredentialStuffing",
     "detectors.impossible_travel:ImpossibleTravel", "detectors.impossible_travel:_Where",
+    "detectors.impossible_travel:_Pool",
     "detectors.overseas_server:OverseasServer", "detectors.overseas_server:_Profile",
     "detectors.overseas_server:_Peer", "detectors.overseas_server:_Source",
     "detectors.password_spray:PasswordSpray",

@@ -27,21 +27,27 @@ class Feed:
         self.alerts: list[dict] = []
 
     def login(self, t: float, acct: str, ip: str, sid: str | None = None,
-              typ: str = "customer", outcome: str = "success") -> list[dict]:
+              typ: str = "customer", outcome: str = "success",
+              ua: str | None = None) -> list[dict]:
         self.n += 1
         e = {"event_id": f"l{self.n}", "ts": T0 + t, "account_id": acct, "account_type": typ,
              "outcome": outcome, "src_ip": ip}
+        if ua is not None:
+            e["user_agent"] = ua
         if outcome == "success":
             e["session_id"] = sid or f"s{self.n}"
         out = self.eng.process_obj(e)[0]
         self.alerts += out
         return out
 
-    def access(self, t: float, actor: str, ip: str, sid: str, typ: str = "customer") -> list[dict]:
+    def access(self, t: float, actor: str, ip: str, sid: str, typ: str = "customer",
+               ua: str | None = None) -> list[dict]:
         self.n += 1
-        out = self.eng.process_obj({"event_id": f"a{self.n}", "ts": T0 + t, "actor_id": actor,
-                                    "actor_type": typ, "subject_id": actor, "resource": "address",
-                                    "src_ip": ip, "session_id": sid})[0]
+        e = {"event_id": f"a{self.n}", "ts": T0 + t, "actor_id": actor, "actor_type": typ,
+             "subject_id": actor, "resource": "address", "src_ip": ip, "session_id": sid}
+        if ua is not None:
+            e["user_agent"] = ua
+        out = self.eng.process_obj(e)[0]
         self.alerts += out
         return out
 
@@ -134,16 +140,17 @@ def test_return_to_owner_side_is_not_a_second_page() -> None:
 
 
 def test_state_is_hashed_and_expires() -> None:
-    f = Feed(ttl=3600)
+    f = Feed(ttl=3600, home_country="KR", shared_window=3600)
     det = f.eng.detectors["impossible_travel"]
     assert isinstance(det, ImpossibleTravel)
     f.login(0, "c-secret", KR)
-    assert det.tracked() == {"account": 1}
+    assert det.tracked() == {"account": 1, "src_ip": 1}  # the home address's customers
     assert all(isinstance(k, int) for k in det._last)
+    assert all(isinstance(k, int) for p in det._pools.values() for k in p.seen)
     det.expire(T0 + 60)
-    assert det._memo == {} and det.tracked() == {"account": 1}
+    assert det._memo == {} and det.tracked() == {"account": 1, "src_ip": 1}
     det.expire(T0 + 7200)
-    assert det.tracked() == {"account": 0}
+    assert det.tracked() == {"account": 0, "src_ip": 0}
     assert det.warmup() == 1.0  # an exact check
 
 
@@ -263,3 +270,89 @@ def test_sweeps_between_whole_passes_expire_exactly_what_a_whole_pass_would() ->
     assert wrong == [] and not f.eng.internal_errors
     assert swept["whole"] >= 3 and swept["queue"] >= 3 * swept["whole"]
     assert swept["queue_removed"] > 50  # the queue did expire accounts, not only the passes
+
+
+# Issue 14 item 6: carrier NAT pools learnt from the traffic, and home-routed roaming phones.
+KT_POOL = "121.134.9.9"  # Korea Telecom: one AS for broadband and mobile (not in the list)
+PHONE = "KestrelApp/8.4.1 (iPhone; iOS 17.7)"
+LAPTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def _pool(f: Feed, t: float = 0.0, n: int = 6, ip: str = KT_POOL, typ: str = "customer") -> None:
+    """``n`` distinct accounts use ``ip`` one minute apart from ``t`` on."""
+    for i in range(n):
+        f.access(t + 60 * i, f"crowd-{typ}-{i}", ip, f"sc{i}", typ=typ)
+
+
+def test_an_address_many_customers_share_is_learnt_as_a_carrier_pool() -> None:
+    f = Feed(home_country="KR")
+    det = f.eng.detectors["impossible_travel"]
+    assert isinstance(det, ImpossibleTravel)
+    _pool(f, n=5)
+    assert not det.shared(KT_POOL, T0 + 600)  # five: a household (a family plan) at home
+    _pool(f, n=20, typ="employee")  # an office's egress: employees are not counted
+    assert not det.shared(KT_POOL, T0 + 600)
+    f.access(600, "crowd-customer-5", KT_POOL, "sc5")
+    assert det.shared(KT_POOL, T0 + 600) and det.tracked()["src_ip"] == 1
+    assert not det.shared(KR, T0 + 600)
+    # spread over more than the window, the same six customers are no pool
+    g = Feed(home_country="KR", shared_window=3600)
+    for i in range(6):
+        g.access(i * 1800, f"c-{i}", KT_POOL, f"s{i}")
+    det2 = g.eng.detectors["impossible_travel"]
+    assert isinstance(det2, ImpossibleTravel) and not det2.shared(KT_POOL, T0 + 3 * 3600)
+    # a learnt pool stays one ``shared_hold`` after its last use, then goes
+    det.expire(T0 + 8 * 86400)
+    assert not det.shared(KT_POOL, T0 + 8 * 86400) and det.tracked()["src_ip"] == 0
+    # state per address stays small: fewer digests than ``shared_accounts``
+    assert det.shared_accounts == 6
+
+
+def test_roaming_traveller_on_a_learnt_pool_then_hotel_abroad_is_info() -> None:
+    """The phone abroad on home-routed data shows up on its carrier's pool address, then on the
+    hotel's line in Germany with the same app, in another session: info, not a page. Back on
+    the pool address it ends no journey (the location stays Germany)."""
+    f = Feed(home_country="KR")
+    _pool(f)
+    f.access(600, "traveller", KT_POOL, "s-mobile", ua=PHONE)
+    out = f.login(20 * 60, "traveller", DE, sid="s-hotel", ua=PHONE)
+    assert [a["severity"] for a in out] == ["info"]
+    assert any(x["feature"] == "home_carrier" for x in out[0]["evidence"])
+    for k in range(1, 5):
+        f.access(20 * 60 + k * 300, "traveller", KT_POOL if k % 2 else DE,
+                 "s-mobile" if k % 2 else "s-hotel", ua=PHONE)
+    assert [a["severity"] for a in f.alerts] == ["info"]
+    # the first use in the watch on a mobile-only carrier (already roaming), then the hotel
+    g = Feed(home_country="KR")
+    g.access(0, "t2", KR_MOBILE, "s-m", ua=PHONE)
+    assert [a["severity"] for a in g.login(30 * 60, "t2", DE, sid="s-h", ua=PHONE)] == ["info"]
+
+
+def test_owner_on_a_pool_address_and_a_stolen_password_abroad_still_pages() -> None:
+    """The attacker case next to the roaming traveller: the owner on their phone at home (a
+    pool address), a password login abroad minutes later from another device: a warning; the
+    owner's session used abroad is critical whatever the device. A home address only a
+    household uses is a place: the same device abroad 20 min later still warns."""
+    f = Feed(home_country="KR")
+    _pool(f)
+    f.access(600, "owner", KT_POOL, "s-owner", ua=PHONE)
+    out = f.login(15 * 60, "owner", RU, sid="s-thief", ua=LAPTOP)
+    assert [a["severity"] for a in out] == ["warning"]
+    f.access(600, "owner2", KT_POOL, "s-owner2", ua=PHONE)
+    assert [a["severity"] for a in f.access(15 * 60, "owner2", RU, "s-owner2", ua=PHONE)] == [
+        "critical"]
+    f.access(0, "home-1", KR, "s-h1", ua=PHONE)
+    assert [a["severity"] for a in f.login(20 * 60, "home-1", RU, ua=PHONE)] == ["warning"]
+
+
+def test_a_checkpoint_from_before_pools_restores() -> None:
+    import pickle
+
+    from detectors.impossible_travel import _Where
+    w = _Where("KR", "Korea Telecom", T0, KR, "e1", "s1", ua=PHONE)
+    again = pickle.loads(pickle.dumps(w))
+    assert again == w
+    old = _Where.__new__(_Where)
+    old.__setstate__((None, {"country": "KR", "org": "", "ts": T0, "ip": KR, "event_id": "e",
+                             "session": None, "flagged": 0, "origin": ""}))
+    assert old.asn is None and old.ua is None
