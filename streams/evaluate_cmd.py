@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import sys
 from collections import Counter, defaultdict
@@ -73,14 +74,11 @@ def run(args: argparse.Namespace) -> int:
 def _redteam(name: str, seeds: int, out: list[str]) -> None:
     """A red team's harness (generate, ``accesswatch replay``, score); its table is printed and
     kept for ``--markdown``."""
+    harness = importlib.import_module(f"simulation.{name}_eval")
     if name == "redteam":
-        from simulation import redteam_eval as harness
-
         argv = ["--seeds", str(seeds)]
         title = "Red team A (docs/redteam.md)"
     else:
-        from simulation import redteam_b_eval as harness  # type: ignore[no-redef]
-
         argv = ["--seeds", ",".join(str(s) for s in range(1, seeds + 1))]
         title = "Red team B (docs/redteam_b.md)"
     buf = io.StringIO()
