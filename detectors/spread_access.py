@@ -338,8 +338,10 @@ class SpreadAccess(Detector):
         a.cur_d.update(r.subject)
         if ts > a.last:  # (max(a.last, ts) without the builtin's call: base.py, "Speed")
             a.last = ts
-        if len(a.event_ids) < 5:
-            a.event_ids.append(r.event_id)
+        ids = a.event_ids  # the latest five reads counted: an alert shows the reads that
+        ids.append(r.event_id)  # raised it, not the aggregate's first reads days before
+        if len(ids) > 5:
+            del ids[0]
         if a.level >= 2:
             return None
         wh, ch, wd, cd = self._thresholds(a, pop, r)

@@ -175,8 +175,10 @@ def test_warmup_follows_the_share_of_logins_with_history() -> None:
 
 
 def test_checkpoint_round_trip_gives_the_same_alerts() -> None:
-    import pickle
+    from streams.checkpoint import restore, snapshot
+    from streams.snapshot import StateKeys
 
+    keys = StateKeys(["test-ato-key-0123456789abcdef"])
     lines = (Path(__file__).parent / "scenarios" / "account_takeover" /
              "stuffing_then_payment_read.jsonl").read_bytes().splitlines()[1:]
     ids = ("account_takeover", "credential_stuffing", "password_spray", "revoked_credential")
@@ -185,10 +187,9 @@ def test_checkpoint_round_trip_gives_the_same_alerts() -> None:
         eng = Engine(EngineConfig(detectors=ids))
         out = []
         for i, line in enumerate(lines):
-            if i == cut:  # as streams.app checkpoints: without the GeoIP data
-                geo, eng.ctx.geo = eng.ctx.geo, None
-                eng = pickle.loads(pickle.dumps(eng))
-                eng.ctx.geo = geo
+            if i == cut:  # as streams.app checkpoints and restores (streams.checkpoint)
+                blob = snapshot(eng, {}, keys=keys, context="t/0")
+                eng, _ = restore(blob, eng.ctx.geo, eng.ctx.directory, keys=keys, context="t/0")
             out += eng.process_line(line)[0]
         out += eng.flush()
         return [(a["alert_id"], a["severity"], a["summary"]) for a in out]

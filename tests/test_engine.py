@@ -128,22 +128,28 @@ def test_repeats_in_an_episode_are_reported_as_touched_not_as_alerts() -> None:
     assert eng.drain_touched() == set()
 
 
-def test_engine_with_every_detector_pickles_and_resumes() -> None:
-    import pickle
+def _restored(eng: Engine) -> Engine:
+    """``eng`` through the worker's checkpoint format and back (streams.checkpoint)."""
+    from streams.checkpoint import restore, snapshot
+    from streams.snapshot import StateKeys
 
+    keys = StateKeys(["test-engine-key-0123456789"])
+    blob = snapshot(eng, {}, keys=keys, context="t/0")
+    return restore(blob, eng.ctx.geo, eng.ctx.directory, keys=keys, context="t/0")[0]
+
+
+def test_engine_with_every_detector_checkpoints_and_resumes() -> None:
     eng = Engine()
     eng.process_obj({"event_id": "s0", "ts": T + 1000, "change": "key_issued", "key_id": "k"})
     eng.process_obj({"event_id": "l", "ts": T + 1001, "account_id": "c-1", "outcome": "failure",
                      "src_ip": "52.95.110.1"})
     eng.process_obj(access("a1", T + 2000, "c-1", "s-1"))
-    clone = pickle.loads(pickle.dumps(eng))
+    clone = _restored(eng)
     assert clone.ctx.geo.lookup("52.95.110.1").net_class == "hosting"
     assert [a["alert_id"] for a in clone.flush()] == [a["alert_id"] for a in eng.flush()]
 
 
-def test_a_pickled_engine_mid_attack_continues_exactly_like_the_original() -> None:
-    import pickle
-
+def test_a_restored_engine_mid_attack_continues_exactly_like_the_original() -> None:
     import simulation as sim
     res = sim.simulate(sim.SimConfig(seed=5, customers=300, employees=12, hours=6,
                                      attacks=("coupang", "insider")))
@@ -151,7 +157,7 @@ def test_a_pickled_engine_mid_attack_continues_exactly_like_the_original() -> No
     eng = Engine()
     for e in res.events[:half]:
         eng.process_obj(e)
-    clone = pickle.loads(pickle.dumps(eng))
+    clone = _restored(eng)
     out_a: list[str] = []
     out_b: list[str] = []
     for e in res.events[half:]:

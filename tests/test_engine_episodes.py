@@ -5,7 +5,6 @@ reach the worker before the access events that precede them)."""
 
 from __future__ import annotations
 
-import pickle
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -133,14 +132,19 @@ def test_closed_episodes_are_bounded_by_time_and_count() -> None:
     assert not eng._closed and eng._n_closed == 0  # noqa: SLF001
 
 
-def test_an_engine_with_closed_episodes_pickles_and_continues_identically() -> None:
+def test_an_engine_with_closed_episodes_restores_and_continues_identically() -> None:
+    from streams.checkpoint import restore, snapshot
+    from streams.snapshot import StateKeys
+
+    keys = StateKeys(["test-episodes-key-0123456789"])
     events = scenario("bulk_lookup/coupang_servers_abroad")
     cut = len(events) * 3 // 4  # after the attack's first alerts
     eng = Engine()
     for e in [*events[:cut], ahead_login(events)]:
         eng.process_obj(e)
     assert eng._closed  # noqa: SLF001 - the jump closed the open episodes
-    copy = pickle.loads(pickle.dumps(eng))
+    blob = snapshot(eng, {}, keys=keys, context="t/0")  # the worker's checkpoint format
+    copy, _ = restore(blob, eng.ctx.geo, eng.ctx.directory, keys=keys, context="t/0")
     rest = replay(events[cut:], copy)
     assert rest == replay(events[cut:], eng)
     assert copy._closed == eng._closed  # noqa: SLF001

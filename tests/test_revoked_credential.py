@@ -152,17 +152,17 @@ def test_expire_drops_idle_records() -> None:
 
 
 def test_restored_checkpoint_sees_a_newer_directory() -> None:
-    import pickle
+    from streams.checkpoint import restore, snapshot
+    from streams.snapshot import StateKeys
 
+    keys = StateKeys(["test-revoked-key-0123456789"])
     eng = engine()
     feed(eng, [issued(0, "k", "emp-1"), access(1, 10, key="k")])
     newer = eng.ctx.directory
-    geo, eng.ctx.geo = eng.ctx.geo, None
-    eng = pickle.loads(pickle.dumps(eng))
-    eng.ctx.geo = geo
+    blob = snapshot(eng, {}, keys=keys, context="t/0")  # the worker's own checkpoint format
+    eng, _ = restore(blob, eng.ctx.geo, newer, keys=keys, context="t/0")
     # as streams.app does: the worker's shared directory learned of a termination meanwhile
-    newer.apply(_term())
-    eng.ctx.directory = newer
+    newer.apply(_term())  # (restore attached the worker's directory: ``newer``)
     alerts = feed(eng, [access(2, 30, key="k")])
     assert [a["entity"] for a in alerts] == [{"kind": "key", "id": "k"}]
 

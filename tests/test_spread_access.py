@@ -282,3 +282,31 @@ def test_adopted_tokens_that_do_not_thin_out_page_late_in_the_key_lifetime() -> 
     assert loud and all(any(x["feature"] == "population" and x["observed"] == "adopted"
                             for x in a["evidence"]) for a in loud)
     assert any(a["entity"] == {"kind": "key", "id": KEY} for a in loud)
+
+
+def test_an_alert_shows_the_latest_reads_not_the_aggregates_first() -> None:
+    """A day-long count names the reads that raised it: the alert's event ids are the latest
+    reads counted (ending with the one that crossed), not those that opened the aggregate."""
+    rng = random.Random(7)
+    events = []
+    for i in range(40):
+        ip, t = home_ip(rng), T0 + i * 1200
+        for j in range(3):
+            events.append(read(i, t + 60 * j, ip, subject=f"c-{500_000 + 3 * i + j:07d}"))
+    alerts = pages(run(engine(), events))
+    on_key = [a for a in alerts if a["entity"] == {"kind": "key", "id": KEY}]
+    assert on_key
+    first = on_key[0]
+    by_id = {e["event_id"]: e for e in events}
+    assert len(first["event_ids"]) == 5
+    times = [by_id[i]["ts"] for i in first["event_ids"]]
+    assert times == sorted(times)
+    assert events[0]["event_id"] not in first["event_ids"]
+    crossing = max(e["ts"] for e in events if e["ts"] <= first_ts(first))
+    assert times[-1] == crossing
+
+
+def first_ts(alert: dict) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(alert["ts"].replace("Z", "+00:00")).timestamp()

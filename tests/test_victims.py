@@ -11,7 +11,6 @@ every other victim id must be absent from it.
 
 from __future__ import annotations
 
-import pickle
 import re
 import zlib
 from types import SimpleNamespace
@@ -24,7 +23,7 @@ from detectors.engine import Context, Engine, EngineConfig
 from detectors.geo import default_geo
 from simulation import ATTACKS, EXPECTED_DETECTORS, SimConfig, simulate
 from streams.alertmanager import AlertmanagerSender, alert_annotations, alert_labels
-from streams.checkpoint import checkpoint_records, snapshot
+from streams.checkpoint import checkpoint_records, restore, snapshot
 from streams.config import settings_from_args
 from streams.settings import Settings, SettingsError, victim_salt_from_env
 from streams.snapshot import StateKeys
@@ -220,7 +219,7 @@ def test_the_victim_salt_never_reaches_a_checkpoint() -> None:
     label = eng.ctx.victim("customer", "c-1")
     blob = snapshot(eng, {}, keys=KEYS, context="t/0")
     assert SALT.encode() not in zlib.decompress(blob[8:-32])  # the sealed payload
-    clone = pickle.loads(pickle.dumps(eng))
+    clone, _ = restore(blob, eng.ctx.geo, eng.ctx.directory, keys=KEYS, context="t/0")
     assert not clone.ctx.reveal_victims  # until configured: nothing revealed
     assert clone.ctx.victim("customer", "c-1") != label
     clone.ctx.configure_victims(EngineConfig(victim_salt=SALT, reveal_victims=True))
