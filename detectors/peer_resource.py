@@ -1,0 +1,526 @@
+"""peer_resource — an employee who, day after day, reads a kind of customer data their peers seldom read.
+
+The slow insider of issue 14 item 4: a support agent or back-office employee who looks up a few
+particular customers' most sensitive data (location, call records, payment details of a
+celebrity, an ex-partner, people they were paid to track), a few a day, inside their normal
+volume, from their own machine and session, for weeks. No count of requests or customers moves
+(``bulk_lookup``'s staff thresholds follow the person's own steady volume); the contract has no
+"sensitive" flag. What moves is the *mix*: the resource classes (``resource``) a peer group
+seldom reads, read by one member far more than by the others over weeks, or the same customers'
+rarely-read data read again on day after day.
+
+The peer group. The contract carries no role or team, so the group is what the events say, as
+in ``bulk_lookup``: the principal type (employees only) and the network class the employee works
+from (office egress, VPN on private addresses, ...). Each group learns, over about
+``window_days`` (reads decayed by 1 - 1/``window_days`` a local day), the share of its reads
+that each class makes; a class under ``rare_share`` (1 in 20) of the group's reads is *rare* for
+the group: a class that the whole group reads as part of the job is never rare, and none of this
+detector's state is kept for it.
+
+Per employee (< 1 KiB): a decayed count of its reads, a decayed count of its distinct
+customer-days of each rare class, and a table of the last ``table_max`` customers whose rare
+data it read: each a 32-bit salted victim digest, the class, and a bitmap of the local days (of
+the last ``window_days``) it was read on. At each local midnight every member of staff with
+``own_days`` active days or more (and not flagged within the window) teaches its group two
+XX: its share of reads of that class (distinct
+customer-days / reads) and its *repeat days* of that class (over its customers of that class,
+the days each was read on beyond the first).
+
+Verdicts, at a rare read that adds a customer-day:
+
+- *coverage*: the employee's share of the class reaches ``share_x`` (2) x the peers' 99th
+  percentile of shares and ``share_x`` x the group's pooled share, over at least
+  ``min_customer_days`` (20) customer-days: a member reading a seldom-read class at twice the
+  rate of the most curious 1% of their peers, relative to their own volume (so a heavy but
+  steady agent, whose reads of every class grow together, is not out of line);
+- *re-reads*: the repeat days of the class reach ``min_repeat_days`` (8) and ``repeat_x`` (2)
+  x the peers' 99th percentile: a ticket is a day's work (a customer who calls back adds a
+  repeat day or two); the same customers' location re-read on eight days is tracking.
+
+Either warns (never critical: the reads are within the person's job rights; a human decides),
+once per employee and class within ``window_days``. Quiet by construction: new hires (fewer
+than ``own_days`` active local days: no own history), groups with fewer than ``min_peers``
+members of ``own_days`` days (a tiny team has no peers to compare with) or whose quantiles have
+fewer than ``min_peer_days`` member-days, classes every peer reads often (not rare), and one-off
+reads (one customer-day is neither a share nor a repeat).
+
+Partitions. Keyed by actor (``bulk_lookup``'s staff peers have the same limit): with several
+partitions each engine sees only its own employees, so a group is the members hashed to that
+partition. With few partitions a group is a sample of the team and its percentiles are as
+good; with many, groups shrink under ``min_peers`` and the detector stays quiet rather than
+compare an employee with two or three others.
+
+Victims: the customers read are named by salted digest (``customer#...``): the one read at the
+verdict (revealed where configured) and the table's digests of the class; counted otherwise.
+
+>>> from detectors.engine import Engine, EngineConfig
+>>> eng = Engine(EngineConfig(detectors=("peer_resource",)))
+>>> t0, day, out, n = 1750726800, 86400, [], 0     # 2025-06-24 01:00 UTC = 10:00 in Seoul
+>>> def read(who, subj, res, ts):
+...     global n; n += 1
+...     return eng.process_obj({"event_id": f"r{n}", "ts": ts, "actor_id": who,
+...         "actor_type": "employee", "subject_id": subj, "resource": res,
+...         "src_ip": "10.20.1.5"})[0]
+>>> for d in range(16):                            # twelve agents, 40 reads a day each
+...     for k in range(40):
+...         for a in range(12):
+...             res = "location" if k == a and (a + d) % 4 == 0 else "profile"
+...             out += read(f"agent-{a}", f"c-{d}-{a}-{k}", res, t0 + d * day + k * 600 + a)
+...     out += read("agent-0", "c-star", "location", t0 + d * day + 30000)  # the same star
+>>> [(a["entity"]["id"], a["severity"]) for a in out]
+[('agent-0', 'warning')]
+>>> print(out[0]["summary"])  # doctest: +ELLIPSIS
+Employee agent-0 read location data (a class its peers seldom read) of the same customers again on 8 more days: ...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._cap import evict
+from .base import Detector, Finding, ev, iso
+
+if TYPE_CHECKING:
+    from .engine import Context
+    from .events import Event
+
+DAY = 86400.0
+#: resource classes one engine tells apart (the contract's resource is free text; a producer
+#: that sends a new class per event must not grow the per-employee arrays): the rest untracked
+MAX_CLASSES = 32
+#: bytes of one table entry: victim digest, class, day bitmap (three little-endian uint32)
+_ENTRY = 12
+
+
+@dataclass(slots=True)
+class _Staff:
+    group: str = ""
+    first: float = 0.0
+    last: float = 0.0
+    day: int = -1  # the local day of its last read
+    days: int = 0  # active local days seen
+    reads: float = 0.0  # decayed reads (every class)
+    cdays: bytearray = field(default_factory=bytearray)  # float32 per class: customer-days
+    table: bytearray = field(default_factory=bytearray)  # _ENTRY bytes per customer
+    sent: int = 0  # bitmask of classes warned about within the window
+    sent_day: int = -1
+
+
+@dataclass(slots=True)
+class _Group:
+    reads: float = 0.0  # decayed reads of the group
+    by_class: list[float] = field(default_factory=list)  # decayed reads per class
+    members: int = 0  # members with ``own_days`` days at the last local midnight
+    judged: int = 0  # members whose values the last local midnight compared
+    closes: int = 0  # local midnights with ``min_peers`` members compared
+    # per rare class, the largest members' values at the last local midnight, largest first,
+    # with the member they are of (so a member is compared with the others, not itself)
+    top_rep: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    top_share: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    n_share: int = 0  # members with ``min_reads`` reads in the share lists
+
+
+def _last(s: _Staff) -> float:
+    return s.last
+
+
+def _flagged(s: _Staff) -> bool:
+    return s.sent != 0
+
+
+class PeerResource(Detector):
+    id = "peer_resource"
+    title = "Employee reads a class of customer data their peers seldom read"
+    description = (
+        "An employee's reads of a resource class their peer group seldom reads are, over weeks, "
+        "far above their peers' relative to their own volume, or return to the same customers "
+        "on day after day (slow-and-low insider: stalking, selling lookups)."
+    )
+    severity = "warning"
+    attack = ("T1078", "T1213")  # Valid Accounts; Data from Information Repositories
+    status = "experimental"
+    entity_kinds = ("actor",)
+    wants = frozenset({"access"})
+    principal_types = ("employee",)
+    triage = (
+        "Check: the customers named by digest (reveal them where configured) against the "
+        "employee's tickets or cases on those days; whether the employee moved to a team that "
+        "reads this class as its job (their peer group is their network class, not their team: "
+        "a specialist among generalists looks like this); whether the same customers were read "
+        "by anyone else. False positives: a long-running case (fraud, a legal request) that needs "
+        "one customer's records every day; a new duty. "
+        "Respond: ask the employee's manager for the case behind the reads; if there is none, "
+        "suspend access to the class and review every read of the named customers."
+    )
+
+    def __init__(self, tz_offset_hours: float = 9.0, window_days: int = 30,
+                 rare_share: float = 0.05, own_days: int = 5, min_peers: int = 8,
+                 min_peer_closes: int = 3, min_group_reads: float = 2000.0,
+                 min_reads: float = 200.0,
+                 share_x: float = 2.0, min_customer_days: int = 20,
+                 repeat_x: float = 2.0, min_repeat_days: int = 8, table_max: int = 40,
+                 idle_days: float = 45.0) -> None:
+        self.off = tz_offset_hours * 3600.0
+        self.window = max(1, min(30, int(window_days)))  # days in a 32-bit bitmap
+        self.keep = 1.0 - 1.0 / self.window  # a local day's decay of reads
+        self.full = (1 << self.window) - 1
+        self.rare_share = rare_share
+        self.own_days = own_days
+        self.min_peers = min_peers
+        self.min_peer_closes = min_peer_closes
+        self.min_reads = min_reads
+        self.min_group_reads = min_group_reads
+        self.share_x = share_x
+        self.min_customer_days = min_customer_days
+        self.repeat_x = repeat_x
+        self.min_repeat_days = min_repeat_days
+        self.table_max = table_max
+        self.idle = idle_days * DAY
+        self._staff: dict[str, _Staff] = {}
+        self._groups: dict[str, _Group] = {}
+        self._classes: dict[str, int] = {}  # resource class -> index (< MAX_CLASSES)
+        self._names: list[str] = []
+        self._closed = -1  # local days up to this one are learnt by the groups
+        self._next = -math.inf  # the start of the local day after the last one seen
+
+    # --- hooks ---------------------------------------------------------------------------
+    def on_access(self, e: Event, ctx: Context) -> list[Finding]:
+        if e.actor_type != "employee":
+            return []
+        ts = e.ts
+        if ts >= self._next:
+            self._close_days(ts)
+        pid: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id
+        st = self._staff.get(pid)
+        net = e.net
+        group = f"employee/{net.net_class if net is not None else 'isp'}"
+        if st is None:
+            st = self._staff[pid] = _Staff(group=group, first=ts)
+        day = int((ts + self.off) // DAY)
+        if day != st.day:
+            if day < st.day:
+                return []  # a late read of a day already moved past
+            self._advance(st, day)
+            st.group = group  # the network of the day's first read
+        if ts > st.last:
+            st.last = ts
+        st.reads += 1.0
+        g = self._groups.get(st.group)
+        if g is None:
+            g = self._groups[st.group] = _Group()
+        c = self._class(e.resource)  # type: ignore[arg-type]  # a request has a resource
+        if c < 0:
+            return []
+        byc = g.by_class
+        if c >= len(byc):
+            byc.extend([0.0] * (c + 1 - len(byc)))
+        byc[c] += 1.0
+        g.reads += 1.0
+        if g.reads < self.min_group_reads or byc[c] >= self.rare_share * g.reads:
+            return []  # the group's mix is not known yet, or the class is not rare
+        return self._rare(st, g, c, pid, e, ctx)
+
+    # --- the rare read -------------------------------------------------------------------
+    def _class(self, res: str) -> int:
+        c = self._classes.get(res)
+        if c is None:
+            if len(self._names) >= MAX_CLASSES:
+                return -1
+            c = self._classes[res] = len(self._names)
+            self._names.append(res)
+        return c
+
+    def _rare(self, st: _Staff, g: _Group, c: int, pid: str, e: Event, ctx: Context
+              ) -> list[Finding]:
+        label = ctx.victim("customer", e.subject_id)  # type: ignore[arg-type]  # a request has one
+        dig = int(label[-8:], 16)
+        tab = memoryview(st.table).cast("I")
+        n = len(tab) // 3
+        found = -1
+        for i in range(n):
+            if tab[3 * i] == dig and tab[3 * i + 1] == c:
+                found = i
+                break
+        if found >= 0:
+            m = tab[3 * found + 2]
+            if not m & 1:
+                tab[3 * found + 2] = m | 1
+            tab.release()
+            if m & 1:
+                return []  # read today already: one customer-day
+        else:
+            tab.release()
+            if n >= self.table_max:
+                self._drop_one(st)
+            st.table += (dig | (c << 32) | (1 << 64)).to_bytes(_ENTRY, "little")
+        cd = st.cdays
+        if len(cd) < 4 * (c + 1):
+            cd.extend(bytes(4 * (c + 1) - len(cd)))
+        cdv = memoryview(cd).cast("f")
+        cdv[c] += 1.0
+        cdv.release()
+        return self._judge(st, g, c, pid, e, ctx, label)
+
+    def _drop_one(self, st: _Staff) -> None:
+        """Make room: the entry read on the fewest days, the oldest of those (a customer read
+        again on another day is what the table is for)."""
+        tab = memoryview(st.table).cast("I")
+        best, key = 0, (99, 0)
+        for i in range(len(tab) // 3):
+            m = tab[3 * i + 2]
+            k = (m.bit_count(), -m.bit_length())
+            if k < key:
+                best, key = i, k
+        tab.release()
+        del st.table[best * _ENTRY:(best + 1) * _ENTRY]
+
+    def _advance(self, st: _Staff, day: int) -> None:
+        """A new local day for the employee: the bitmaps shift, the counts decay."""
+        if st.day >= 0:
+            gap = day - st.day
+            keep = self.keep ** gap
+            st.reads *= keep
+            cdv = memoryview(st.cdays).cast("f")
+            for i in range(len(cdv)):
+                cdv[i] *= keep
+            cdv.release()
+            out = bytearray()
+            tab = memoryview(st.table).cast("I")
+            for i in range(len(tab) // 3):
+                m = (tab[3 * i + 2] << gap) & self.full
+                if m:
+                    out += (tab[3 * i] | (tab[3 * i + 1] << 32) | (m << 64)).to_bytes(
+                        _ENTRY, "little")
+            tab.release()
+            st.table = out
+        if st.sent and day - st.sent_day >= self.window:
+            st.sent = 0
+        st.day = day
+        st.days += 1
+
+    def _repeats(self, st: _Staff, c: int) -> tuple[int, int]:
+        """(repeat days, customers read on two days or more) of class ``c``."""
+        rep = cust = 0
+        tab = memoryview(st.table).cast("I")
+        for i in range(len(tab) // 3):
+            if tab[3 * i + 1] == c:
+                k = tab[3 * i + 2].bit_count()
+                if k > 1:
+                    rep += k - 1
+                    cust += 1
+        tab.release()
+        return rep, cust
+
+    def _share(self, st: _Staff, c: int) -> float:
+        cd = st.cdays
+        if len(cd) < 4 * (c + 1) or st.reads <= 0:
+            return 0.0
+        v = memoryview(cd).cast("f")
+        x = float(v[c])
+        v.release()
+        return x
+
+    # --- verdicts ------------------------------------------------------------------------
+    def _judge(self, st: _Staff, g: _Group, c: int, pid: str, e: Event, ctx: Context,
+               label: str) -> list[Finding]:
+        if st.sent >> c & 1 or st.days < self.own_days or g.judged < self.min_peers or \
+                g.closes < self.min_peer_closes or c not in g.top_rep:
+            return []  # warned already, a new hire, a tiny team or peers not learnt yet
+        rep, cust = self._repeats(st, c)
+        rq = _others(g.top_rep[c], g.judged, pid)
+        rep_lim = max(float(self.min_repeat_days), self.repeat_x * rq)
+        cdays = self._share(st, c)
+        share = cdays / st.reads if st.reads > 0 else 0.0
+        sq = _others(g.top_share[c], g.n_share, pid) if g.n_share >= self.min_peers else math.inf
+        pooled = g.by_class[c] / g.reads
+        share_lim = self.share_x * (sq if sq > pooled else pooled)
+        by_rep = rep >= rep_lim
+        by_share = cdays >= self.min_customer_days and st.reads >= self.min_reads and \
+            share >= share_lim
+        if not (by_rep or by_share):
+            return []
+        st.sent |= 1 << c
+        st.sent_day = st.day
+        return [self._finding(st, g, c, pid, e, ctx, label, rep, cust, rq, rep_lim, cdays,
+                              share, sq, pooled, share_lim, by_rep)]
+
+    def _finding(self, st: _Staff, g: _Group, c: int, pid: str, e: Event, ctx: Context,
+                 label: str, rep: int, cust: int, rq: float, rep_lim: float, cdays: float,
+                 share: float, sq: float, pooled: float, share_lim: float, by_rep: bool
+                 ) -> Finding:
+        names = ctx.victims()
+        names("customer", e.subject_id)  # type: ignore[arg-type]  # a request has a subject
+        res = self._names[c]
+        tab = memoryview(st.table).cast("I")
+        others: list[str] = []
+        days_hit = 0
+        for i in range(len(tab) // 3):
+            if tab[3 * i + 1] == c:
+                m = tab[3 * i + 2]
+                days_hit |= m
+                d = f"customer#{tab[3 * i]:08x}"
+                if d != label and m.bit_count() > (1 if by_rep else 0) and len(others) < 10:
+                    others.append(d)
+        tab.release()
+        span = days_hit.bit_count()
+        first_day = iso((st.day - (days_hit.bit_length() - 1)) * DAY - self.off)[:10] \
+            if days_hit else iso(e.ts)[:10]
+        peers = f"{g.members} peers ({st.group})"
+        if by_rep:
+            summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of the "
+                       f"same customers again on {rep} more days: {cust} customer(s) read on "
+                       f"two days or more since {first_day}, against a peers' 99th percentile "
+                       f"of {rq:.0f} repeat days ({peers}).")
+        else:
+            summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of "
+                       f"{cdays:.0f} customer-days over about {self.window} days, "
+                       f"{100 * share:.1f}% of its reads against a peers' 99th percentile of "
+                       f"{100 * sq:.1f}% ({peers}).")
+        evidence = [
+            ev("resource_class", res, f"rare: {100 * pooled:.2f}% of the group's reads "
+               f"(< {100 * self.rare_share:g}%)", f"peer group {st.group}, {g.members} members "
+               f"with {self.own_days}+ days"),
+            ev("repeat_days", rep, f"warning at {rep_lim:.0f} (peers p99 {rq:.1f} x "
+               f"{self.repeat_x:g}, at least {self.min_repeat_days})",
+               f"{cust} customer(s) read on 2+ local days of the last {self.window}"),
+            ev("class_share", round(share, 4), f"warning at {share_lim:.4f} (peers p99 "
+               f"{sq:.4f}, pooled {pooled:.4f}, x {self.share_x:g}) with "
+               f"{self.min_customer_days}+ customer-days",
+               f"{cdays:.0f} customer-days of {st.reads:.0f} reads (decayed over "
+               f"{self.window} days)"),
+            ev("days", span, f"local days with {res} reads in the table",
+               f"since {first_day}; employee active on {st.days} days since "
+               f"{iso(st.first)[:10]}"),
+            ev("victims", f"{names('customer', e.subject_id)} and {len(others)} more"  # type: ignore[arg-type]  # as above
+               + (f": {', '.join(others)}" if others else ""), "salted digests",
+               "customers of this class in the table" + (" read on 2+ days" if by_rep else "")),
+        ]
+        lim = rep_lim if by_rep else share_lim
+        val = rep if by_rep else share
+        score = min(1.0, 0.5 + 0.1 * (val / lim if lim > 0 else 1.0))
+        return Finding(self.id, "actor", pid, "warning", score, summary, evidence,
+                       [e.event_id], e.ts, names.extra())
+
+    # --- peers ---------------------------------------------------------------------------
+    def _close_days(self, ts: float) -> None:
+        """At a local midnight (the first read past it): the values of every member with
+        ``own_days`` days that is not flagged within the window (its repeat days and its share
+        of each of its group's rare classes) are compared, and each group keeps the largest
+        ones (``_TOP``, with their member) for the day; the groups' reads decay one day."""
+        de = int((ts + self.off) // DAY)
+        self._next = (de + 1) * DAY - self.off
+        if de - 1 <= self._closed:
+            return
+        first = self._closed < 0
+        self._closed = de - 1
+        if first:
+            return
+        groups = self._groups
+        rare: dict[str, list[int]] = {}
+        for name, g in groups.items():
+            g.members = g.judged = g.n_share = 0
+            g.top_rep, g.top_share = {}, {}
+            if g.reads >= self.min_group_reads:
+                rare[name] = [c for c, n in enumerate(g.by_class)
+                              if n < self.rare_share * g.reads]
+        for pid, st in self._staff.items():
+            g = groups.get(st.group)
+            if g is None or st.days < self.own_days:
+                continue
+            g.members += 1
+            classes = rare.get(st.group)
+            if st.sent or not classes:
+                continue  # flagged within the window: not a peer's normal
+            g.judged += 1
+            reps: dict[int, int] = {}
+            tab = memoryview(st.table).cast("I")
+            for i in range(len(tab) // 3):
+                k = tab[3 * i + 2].bit_count()
+                if k > 1:
+                    cc = tab[3 * i + 1]
+                    reps[cc] = reps.get(cc, 0) + k - 1
+            tab.release()
+            heavy = st.reads >= self.min_reads
+            if heavy:
+                g.n_share += 1
+            for c in classes:
+                _keep_top(g.top_rep, c, float(reps.get(c, 0)), pid)
+                if heavy:
+                    _keep_top(g.top_share, c, self._share(st, c) / st.reads, pid)
+        for g in groups.values():
+            if g.judged >= self.min_peers:
+                g.closes += 1
+            g.reads *= self.keep
+            g.by_class = [x * self.keep for x in g.by_class]
+
+    # --- housekeeping --------------------------------------------------------------------
+    def expire(self, now: float) -> None:
+        idle = self.idle
+        for pid in [p for p, st in self._staff.items() if now - st.last > idle]:
+            del self._staff[pid]
+
+    def shed(self, cap: int) -> int:
+        return evict(self._staff, cap, _last, _flagged)
+
+    def describe(self, kind: str, ident: str) -> list[dict[str, Any]]:
+        """The employee's rare classes against its peers, for the entity page."""
+        st = self._staff.get(ident) if kind == "actor" else None
+        if st is None:
+            return []
+        g = self._groups.get(st.group)
+        out: list[dict[str, Any]] = []
+        for c, res in enumerate(self._names):
+            if g is None or c not in g.top_rep:
+                continue
+            rep, cust = self._repeats(st, c)
+            out.append({"detector": self.id, "feature": "rare_class", "resource": res,
+                        "repeat_days": rep, "customers_repeated": cust,
+                        "customer_days": round(self._share(st, c), 1),
+                        "reads": round(st.reads, 1), "peer_group": st.group,
+                        "peers_p99_repeat_days": _others(g.top_rep[c], g.judged, ident),
+                        "peers": g.judged})
+        return out
+
+    def tracked(self) -> dict[str, int]:
+        return {"actor": len(self._staff)}
+
+    def warmup(self) -> float:
+        best = max((g.closes for g in self._groups.values()), default=0)
+        return min(1.0, best / self.min_peer_closes)
+
+
+#: the largest members' values a group keeps per class: the 99th percentile of the others is
+#: exact for groups of up to ~3,000 members (and the 32nd largest beyond)
+_TOP = 32
+
+
+def _keep_top(tops: dict[int, list[tuple[float, str]]], c: int, v: float, pid: str) -> None:
+    lst = tops.get(c)
+    if lst is None:
+        lst = tops[c] = []
+    if len(lst) >= _TOP and v <= lst[-1][0]:
+        return
+    lst.append((v, pid))
+    lst.sort(key=_first, reverse=True)
+    if len(lst) > _TOP:
+        lst.pop()
+
+
+def _first(t: tuple[float, str]) -> float:
+    return t[0]
+
+
+def _others(top: list[tuple[float, str]], n: int, pid: str) -> float:
+    """The 99th percentile of the values of ``n`` members (``top``: the largest, largest
+    first) leaving out member ``pid``'s own: the employee is compared with the others."""
+    others = [v for v, who in top if who != pid]
+    m = n - 1 if len(others) < len(top) else n  # members left
+    j = m - math.ceil(0.99 * m)  # 0: the largest of the others
+    if not others:
+        return 0.0
+    return others[j] if j < len(others) else others[-1]
+
+
+DETECTOR = PeerResource
