@@ -159,7 +159,8 @@ class PeerResource(Detector):
                  rare_share: float = 0.05, own_days: int = 5, min_peers: int = 8,
                  min_peer_closes: int = 3, min_group_reads: float = 2000.0,
                  min_reads: float = 200.0,
-                 share_x: float = 2.0, min_customer_days: int = 20,
+                 share_x: float = 2.0, min_customer_days: int = 20, share_p: float = 1e-6,
+                 share_floor: float = 0.001, min_share_peers: int = 3, job_share: float = 0.5,
                  repeat_x: float = 2.0, min_repeat_days: int = 8, table_max: int = 40,
                  idle_days: float = 45.0) -> None:
         self.off = tz_offset_hours * 3600.0
@@ -174,12 +175,19 @@ class PeerResource(Detector):
         self.min_group_reads = min_group_reads
         self.share_x = share_x
         self.min_customer_days = min_customer_days
+        self.share_p = share_p
+        self.share_floor = share_floor
+        self.min_share_peers = min_share_peers
+        self.job_share = job_share
         self.repeat_x = repeat_x
         self.min_repeat_days = min_repeat_days
         self.table_max = table_max
         self.idle = idle_days * DAY
         self._staff: dict[str, _Staff] = {}
         self._groups: dict[str, _Group] = {}
+        # every member of staff of every group: the shares' reference when a group has too
+        # few members with ``min_reads`` reads (wider, so its percentile is higher)
+        self._all = _Group()
         self._classes: dict[str, int] = {}  # resource class -> index (< MAX_CLASSES)
         self._names: list[str] = []
         self._closed = -1  # local days up to this one are learnt by the groups
@@ -328,28 +336,35 @@ class PeerResource(Detector):
         if st.sent >> c & 1 or st.days < self.own_days or g.judged < self.min_peers or \
                 g.closes < self.min_peer_closes or c not in g.top_rep:
             return []  # warned already, a new hire, a tiny team or peers not learnt yet
+        cdays = self._share(st, c)
+        reads = st.reads
+        if cdays >= self.job_share * reads:
+            return []  # the class is this person's job (a specialist among generalists)
         rep, cust = self._repeats(st, c)
         rq = _others(g.top_rep[c], g.judged, pid)
         rep_lim = max(float(self.min_repeat_days), self.repeat_x * rq)
-        cdays = self._share(st, c)
-        share = cdays / st.reads if st.reads > 0 else 0.0
-        sq = _others(g.top_share[c], g.n_share, pid) if g.n_share >= self.min_peers else math.inf
-        pooled = g.by_class[c] / g.reads
-        share_lim = self.share_x * (sq if sq > pooled else pooled)
+        share = cdays / reads if reads > 0 else 0.0
+        sg = g if g.n_share > self.min_share_peers else self._all
+        peers_ok = sg.n_share > self.min_share_peers and c in sg.top_share
+        sq = _others(sg.top_share[c], sg.n_share, pid) if peers_ok else math.inf
+        ref = sq if sq > self.share_floor else self.share_floor
+        share_lim = self.share_x * ref
         by_rep = rep >= rep_lim
-        by_share = cdays >= self.min_customer_days and st.reads >= self.min_reads and \
-            share >= share_lim
+        by_share = cdays >= self.min_customer_days and reads >= self.min_reads and \
+            share >= share_lim and _poisson_tail(int(cdays), ref * reads) < self.share_p
         if not (by_rep or by_share):
             return []
         st.sent |= 1 << c
         st.sent_day = st.day
+        pooled = g.by_class[c] / g.reads
+        wide = f"{sg.n_share} staff of every group" if sg is self._all else ""
         return [self._finding(st, g, c, pid, e, ctx, label, rep, cust, rq, rep_lim, cdays,
-                              share, sq, pooled, share_lim, by_rep)]
+                              share, sq, pooled, share_lim, by_rep, wide)]
 
     def _finding(self, st: _Staff, g: _Group, c: int, pid: str, e: Event, ctx: Context,
                  label: str, rep: int, cust: int, rq: float, rep_lim: float, cdays: float,
-                 share: float, sq: float, pooled: float, share_lim: float, by_rep: bool
-                 ) -> Finding:
+                 share: float, sq: float, pooled: float, share_lim: float, by_rep: bool,
+                 wide: str) -> Finding:
         names = ctx.victims()
         names("customer", e.subject_id)  # type: ignore[arg-type]  # a request has a subject
         res = self._names[c]
@@ -377,7 +392,7 @@ class PeerResource(Detector):
             summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of "
                        f"{cdays:.0f} customer-days over about {self.window} days, "
                        f"{100 * share:.1f}% of its reads against a peers' 99th percentile of "
-                       f"{100 * sq:.1f}% ({peers}).")
+                       f"{100 * sq:.1f}% ({wide or peers}).")
         evidence = [
             ev("resource_class", res, f"rare: {100 * pooled:.2f}% of the group's reads "
                f"(< {100 * self.rare_share:g}%)", f"peer group {st.group}, {g.members} members "
@@ -385,9 +400,12 @@ class PeerResource(Detector):
             ev("repeat_days", rep, f"warning at {rep_lim:.0f} (peers p99 {rq:.1f} x "
                f"{self.repeat_x:g}, at least {self.min_repeat_days})",
                f"{cust} customer(s) read on 2+ local days of the last {self.window}"),
-            ev("class_share", round(share, 4), f"warning at {share_lim:.4f} (peers p99 "
-               f"{sq:.4f}, pooled {pooled:.4f}, x {self.share_x:g}) with "
-               f"{self.min_customer_days}+ customer-days",
+            ev("class_share", round(share, 4),
+               (f"warning at {share_lim:.4f} (peers p99 {sq:.4f}, at least "
+                f"{self.share_floor:g}, x {self.share_x:g}) with "
+                f"{self.min_customer_days}+ customer-days and a Poisson tail under "
+                f"{self.share_p:g} at the peers' rate" if math.isfinite(sq) else
+                f"fewer than {self.min_share_peers} peers with {self.min_reads:g}+ reads"),
                f"{cdays:.0f} customer-days of {st.reads:.0f} reads (decayed over "
                f"{self.window} days)"),
             ev("days", span, f"local days with {res} reads in the table",
@@ -425,6 +443,9 @@ class PeerResource(Detector):
             if g.reads >= self.min_group_reads:
                 rare[name] = [c for c, n in enumerate(g.by_class)
                               if n < self.rare_share * g.reads]
+        wide = self._all
+        wide.n_share, wide.top_share = 0, {}
+        every = sorted({c for cs in rare.values() for c in cs})
         for pid, st in self._staff.items():
             g = groups.get(st.group)
             if g is None or st.days < self.own_days:
@@ -442,13 +463,16 @@ class PeerResource(Detector):
                     cc = tab[3 * i + 1]
                     reps[cc] = reps.get(cc, 0) + k - 1
             tab.release()
-            heavy = st.reads >= self.min_reads
-            if heavy:
-                g.n_share += 1
             for c in classes:
                 _keep_top(g.top_rep, c, float(reps.get(c, 0)), pid)
-                if heavy:
-                    _keep_top(g.top_share, c, self._share(st, c) / st.reads, pid)
+            if st.reads < self.min_reads:
+                continue
+            g.n_share += 1
+            wide.n_share += 1
+            for c in classes:
+                _keep_top(g.top_share, c, self._share(st, c) / st.reads, pid)
+            for c in every:
+                _keep_top(wide.top_share, c, self._share(st, c) / st.reads, pid)
         for g in groups.values():
             if g.judged >= self.min_peers:
                 g.closes += 1
@@ -510,6 +534,23 @@ def _keep_top(tops: dict[int, list[tuple[float, str]]], c: int, v: float, pid: s
 
 def _first(t: tuple[float, str]) -> float:
     return t[0]
+
+
+def _poisson_tail(k: int, lam: float) -> float:
+    """P(X >= k) for X ~ Poisson(``lam``), summed from k up (exact for the small tails asked)."""
+    if k <= 0:
+        return 1.0
+    if lam <= 0:
+        return 0.0
+    term = math.exp(k * math.log(lam) - lam - math.lgamma(k + 1))
+    total, i = 0.0, k
+    while term > 1e-300 and i < k + 10_000:
+        total += term
+        i += 1
+        term *= lam / i
+        if term < total * 1e-12:
+            break
+    return total if total < 1.0 else 1.0
 
 
 def _others(top: list[tuple[float, str]], n: int, pid: str) -> float:
