@@ -159,8 +159,8 @@ class PeerResource(Detector):
                  rare_share: float = 0.05, own_days: int = 5, min_peers: int = 8,
                  min_peer_closes: int = 3, min_group_reads: float = 2000.0,
                  min_reads: float = 200.0,
-                 share_x: float = 2.0, min_customer_days: int = 20, share_p: float = 1e-6,
-                 share_floor: float = 0.001, min_share_peers: int = 3, job_share: float = 0.5,
+                 share_x: float = 2.0, min_customer_days: int = 20, share_p: float = 1e-4,
+                 share_floor: float = 0.001, min_share_peers: int = 3, job_share: float = 0.1,
                  repeat_x: float = 2.0, min_repeat_days: int = 8, table_max: int = 40,
                  idle_days: float = 45.0) -> None:
         self.off = tz_offset_hours * 3600.0
