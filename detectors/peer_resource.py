@@ -17,38 +17,56 @@ that each class makes; a class under ``rare_share`` (1 in 20) of the group's rea
 the group: a class that the whole group reads as part of the job is never rare, and none of this
 detector's state is kept for it.
 
-Per employee (< 1 KiB): a decayed count of its reads, a decayed count of its distinct
-customer-days of each rare class, and a table of the last ``table_max`` customers whose rare
-data it read: each a 32-bit salted victim digest, the class, and a bitmap of the local days (of
-the last ``window_days``) it was read on. At each local midnight every member of staff with
-``own_days`` active days or more (and not flagged within the window) teaches its group two
-XX: its share of reads of that class (distinct
-customer-days / reads) and its *repeat days* of that class (over its customers of that class,
-the days each was read on beyond the first).
+Per employee (< 1 KiB: ~0.8 KiB with a full table): a decayed count of its reads, a decayed
+count of its distinct customer-days of each rare class (float32s in a ``bytearray``), and a
+table of the last ``table_max`` (40) customers whose rare data it read, packed in a
+``bytearray``: each a 32-bit salted victim digest, the class, and a bitmap of the local days (of
+the last ``window_days``) it was read on; when it is full, the customer read on the fewest days,
+the oldest of those, makes room. At each local midnight (``tz_offset_hours``, +9 Korea by
+default) every member with ``own_days`` (5) active days or more and not flagged within the
+window is compared with its group: per rare class, its *repeat days* (over its customers of that
+class, the days each was read on beyond the first) and, for members with ``min_reads`` (200)
+decayed reads, its *share* (customer-days of the class / reads). Each group keeps, per class,
+its largest ``_TOP`` (32) values of the day with the member they are of, so the peers' 99th
+percentile is taken over the *others*: an employee never raises their own reference (in a group
+of under 100 it is the largest other member's value). Exact values, not a sketch: a sketch of
+member-days would learn the insider's own rising share as the peers' high. State per group:
+a few floats per class and ``_TOP`` pairs per rare class.
 
-Verdicts, at a rare read that adds a customer-day:
+Verdicts, at a rare read that adds a customer-day (a customer's class read again the same day
+adds nothing):
 
 - *coverage*: the employee's share of the class reaches ``share_x`` (2) x the peers' 99th
-  percentile of shares and ``share_x`` x the group's pooled share, over at least
-  ``min_customer_days`` (20) customer-days: a member reading a seldom-read class at twice the
-  rate of the most curious 1% of their peers, relative to their own volume (so a heavy but
-  steady agent, whose reads of every class grow together, is not out of line);
+  percentile of shares (at least ``share_floor``, one read in 1,000), over at least
+  ``min_customer_days`` (20) customer-days, and the Poisson probability of that many
+  customer-days at the peers' rate is under ``share_p`` (1e-4): a member reading a seldom-read
+  class at twice the rate of the most curious of their peers, relative to their own volume
+  (a heavy but steady agent, whose reads of every class grow together, is not out of line),
+  and by more than chance on a small count. When the group has ``min_share_peers`` (3) or
+  fewer other members with ``min_reads`` reads, the shares of the staff of every group are
+  the reference (wider and more varied, so its high is higher);
 - *re-reads*: the repeat days of the class reach ``min_repeat_days`` (8) and ``repeat_x`` (2)
   x the peers' 99th percentile: a ticket is a day's work (a customer who calls back adds a
-  repeat day or two); the same customers' location re-read on eight days is tracking.
+  repeat day or two); the same customers' location read again on eight more days is tracking.
 
-Either warns (never critical: the reads are within the person's job rights; a human decides),
-once per employee and class within ``window_days``. Quiet by construction: new hires (fewer
-than ``own_days`` active local days: no own history), groups with fewer than ``min_peers``
-members of ``own_days`` days (a tiny team has no peers to compare with) or whose quantiles have
-fewer than ``min_peer_days`` member-days, classes every peer reads often (not rare), and one-off
-reads (one customer-day is neither a share nor a repeat).
+Either warns (never critical: the reads are within the person's access rights; a human
+decides), once per employee and class within ``window_days``. Quiet by construction: new hires
+(fewer than ``own_days`` active local days: no own history), a group with fewer than
+``min_peers`` (8) members of ``own_days`` days compared, or compared on fewer than
+``min_peer_closes`` (3) local midnights (a tiny team has no peers; the first days of the watch
+none known), classes every peer reads often (not rare), a class that is ``job_share`` (a tenth)
+or more of the employee's own reads (their job: a specialist working from the generalists'
+network, such as a billing clerk whose every read is an invoice; the attack hides a few reads
+inside a normal day's work, 1-5% of it), and one-off reads (a day's burst is neither eight
+repeat days nor, over 30 days, twice the peers' share).
 
 Partitions. Keyed by actor (``bulk_lookup``'s staff peers have the same limit): with several
 partitions each engine sees only its own employees, so a group is the members hashed to that
 partition. With few partitions a group is a sample of the team and its percentiles are as
-good; with many, groups shrink under ``min_peers`` and the detector stays quiet rather than
-compare an employee with two or three others.
+good (a smaller sample: the largest other member is a lower reference, but the Poisson tail
+still asks for a count no chance explains); with many, groups shrink under ``min_peers`` and
+the detector stays quiet rather than compare an employee with two or three others. The
+verdict is the engine's own: nothing is relayed between partitions.
 
 Victims: the customers read are named by salted digest (``customer#...``): the one read at the
 verdict (revealed where configured) and the table's digests of the class; counted otherwise.
@@ -203,7 +221,7 @@ class PeerResource(Detector):
         pid: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id
         st = self._staff.get(pid)
         net = e.net
-        group = f"employee/{net.net_class if net is not None else 'isp'}"
+        group = net.net_class if net is not None else "isp"  # the group: employee/<class>
         if st is None:
             st = self._staff[pid] = _Staff(group=group, first=ts)
         day = int((ts + self.off) // DAY)
@@ -382,7 +400,7 @@ class PeerResource(Detector):
         span = days_hit.bit_count()
         first_day = iso((st.day - (days_hit.bit_length() - 1)) * DAY - self.off)[:10] \
             if days_hit else iso(e.ts)[:10]
-        peers = f"{g.members} peers ({st.group})"
+        peers = f"{g.members} peers (employee/{st.group})"
         if by_rep:
             summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of the "
                        f"same customers again on {rep} more days: {cust} customer(s) read on "
@@ -395,7 +413,7 @@ class PeerResource(Detector):
                        f"{100 * sq:.1f}% ({wide or peers}).")
         evidence = [
             ev("resource_class", res, f"rare: {100 * pooled:.2f}% of the group's reads "
-               f"(< {100 * self.rare_share:g}%)", f"peer group {st.group}, {g.members} members "
+               f"(< {100 * self.rare_share:g}%)", f"peer group employee/{st.group}, {g.members} members "
                f"with {self.own_days}+ days"),
             ev("repeat_days", rep, f"warning at {rep_lim:.0f} (peers p99 {rq:.1f} x "
                f"{self.repeat_x:g}, at least {self.min_repeat_days})",
@@ -447,9 +465,10 @@ class PeerResource(Detector):
         wide.n_share, wide.top_share = 0, {}
         every = sorted({c for cs in rare.values() for c in cs})
         for pid, st in self._staff.items():
-            g = groups.get(st.group)
-            if g is None or st.days < self.own_days:
+            mg = groups.get(st.group)
+            if mg is None or st.days < self.own_days:
                 continue
+            g = mg
             g.members += 1
             classes = rare.get(st.group)
             if st.sent or not classes:
@@ -502,7 +521,7 @@ class PeerResource(Detector):
             out.append({"detector": self.id, "feature": "rare_class", "resource": res,
                         "repeat_days": rep, "customers_repeated": cust,
                         "customer_days": round(self._share(st, c), 1),
-                        "reads": round(st.reads, 1), "peer_group": st.group,
+                        "reads": round(st.reads, 1), "peer_group": f"employee/{st.group}",
                         "peers_p99_repeat_days": _others(g.top_rep[c], g.judged, ident),
                         "peers": g.judged})
         return out
