@@ -25,7 +25,7 @@ the last ``window_days``) it was read on; when it is full, the customer read on 
 the oldest of those, makes room. At each local midnight (``tz_offset_hours``, +9 Korea by
 default) every member with ``own_days`` (5) active days or more and not flagged within the
 window is compared with its group: per rare class, its *repeat days* (over its customers of that
-class, the days each was read on beyond the first) and, for members with ``min_reads`` (200)
+class, the days each was read on beyond its second) and, for members with ``min_reads`` (200)
 decayed reads, its *share* (customer-days of the class / reads). Each group keeps, per class,
 its largest ``_TOP`` (32) values of the day with the member they are of, so the peers' 99th
 percentile is taken over the *others*: an employee never raises their own reference (in a group
@@ -45,9 +45,12 @@ adds nothing):
   and by more than chance on a small count. When the group has ``min_share_peers`` (3) or
   fewer other members with ``min_reads`` reads, the shares of the staff of every group are
   the reference (wider and more varied, so its high is higher);
-- *re-reads*: the repeat days of the class reach ``min_repeat_days`` (8) and ``repeat_x`` (2)
-  x the peers' 99th percentile: a ticket is a day's work (a customer who calls back adds a
-  repeat day or two); the same customers' location read again on eight more days is tracking.
+- *re-reads*: the repeat days of the class reach ``min_repeat_days`` (6) and ``repeat_x`` (2)
+  x the peers' 99th percentile: a ticket is a day's work, and a customer who calls back about
+  it is read on a second day (no repeat day) or rarely a third (one: over 30 days of red team
+  B's traffic no agent read any customer's rare class on more than three days); the same
+  customers' location read on day after day (one person on eight days, three on four days
+  each) is tracking.
 
 Either warns (never critical: the reads are within the person's access rights; a human
 decides), once per employee and class within ``window_days``. Quiet by construction: new hires
@@ -88,7 +91,7 @@ verdict (revealed where configured) and the table's digests of the class; counte
 >>> [(a["entity"]["id"], a["severity"]) for a in out]
 [('agent-0', 'warning')]
 >>> print(out[0]["summary"])  # doctest: +ELLIPSIS
-Employee agent-0 read location data (a class its peers seldom read) of the same customers again on 8 more days: ...
+Employee agent-0 read location data (a class its peers seldom read) of the same customers on day after day: 1 customer(s) read on three days or more since ...
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ class PeerResource(Detector):
                  min_reads: float = 200.0,
                  share_x: float = 2.0, min_customer_days: int = 20, share_p: float = 1e-4,
                  share_floor: float = 0.001, min_share_peers: int = 3, job_share: float = 0.1,
-                 repeat_x: float = 2.0, min_repeat_days: int = 8, table_max: int = 40,
+                 repeat_x: float = 2.0, min_repeat_days: int = 6, table_max: int = 40,
                  idle_days: float = 45.0) -> None:
         self.off = tz_offset_hours * 3600.0
         self.window = max(1, min(30, int(window_days)))  # days in a 32-bit bitmap
@@ -327,14 +330,15 @@ class PeerResource(Detector):
         st.days += 1
 
     def _repeats(self, st: _Staff, c: int) -> tuple[int, int]:
-        """(repeat days, customers read on two days or more) of class ``c``."""
+        """(repeat days: the days beyond each customer's second, customers read on three
+        days or more) of class ``c``."""
         rep = cust = 0
         tab = memoryview(st.table).cast("I")
         for i in range(len(tab) // 3):
             if tab[3 * i + 1] == c:
                 k = tab[3 * i + 2].bit_count()
-                if k > 1:
-                    rep += k - 1
+                if k > 2:
+                    rep += k - 2
                     cust += 1
         tab.release()
         return rep, cust
@@ -394,7 +398,7 @@ class PeerResource(Detector):
                 m = tab[3 * i + 2]
                 days_hit |= m
                 d = f"customer#{tab[3 * i]:08x}"
-                if d != label and m.bit_count() > (1 if by_rep else 0) and len(others) < 10:
+                if d != label and m.bit_count() > (2 if by_rep else 0) and len(others) < 10:
                     others.append(d)
         tab.release()
         span = days_hit.bit_count()
@@ -403,9 +407,9 @@ class PeerResource(Detector):
         peers = f"{g.members} peers (employee/{st.group})"
         if by_rep:
             summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of the "
-                       f"same customers again on {rep} more days: {cust} customer(s) read on "
-                       f"two days or more since {first_day}, against a peers' 99th percentile "
-                       f"of {rq:.0f} repeat days ({peers}).")
+                       f"same customers on day after day: {cust} customer(s) read on three "
+                       f"days or more since {first_day}, {rep} days beyond each one's second, "
+                       f"against a peers' 99th percentile of {rq:.0f} ({peers}).")
         else:
             summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of "
                        f"{cdays:.0f} customer-days over about {self.window} days, "
@@ -417,7 +421,8 @@ class PeerResource(Detector):
                f"with {self.own_days}+ days"),
             ev("repeat_days", rep, f"warning at {rep_lim:.0f} (peers p99 {rq:.1f} x "
                f"{self.repeat_x:g}, at least {self.min_repeat_days})",
-               f"{cust} customer(s) read on 2+ local days of the last {self.window}"),
+               f"days beyond each customer's second; {cust} customer(s) read on 3+ local "
+               f"days of the last {self.window}"),
             ev("class_share", round(share, 4),
                (f"warning at {share_lim:.4f} (peers p99 {sq:.4f}, at least "
                 f"{self.share_floor:g}, x {self.share_x:g}) with "
@@ -431,7 +436,7 @@ class PeerResource(Detector):
                f"{iso(st.first)[:10]}"),
             ev("victims", f"{names('customer', e.subject_id)} and {len(others)} more"  # type: ignore[arg-type]  # as above
                + (f": {', '.join(others)}" if others else ""), "salted digests",
-               "customers of this class in the table" + (" read on 2+ days" if by_rep else "")),
+               "customers of this class in the table" + (" read on 3+ days" if by_rep else "")),
         ]
         lim = rep_lim if by_rep else share_lim
         val = rep if by_rep else share
@@ -478,9 +483,9 @@ class PeerResource(Detector):
             tab = memoryview(st.table).cast("I")
             for i in range(len(tab) // 3):
                 k = tab[3 * i + 2].bit_count()
-                if k > 1:
+                if k > 2:
                     cc = tab[3 * i + 1]
-                    reps[cc] = reps.get(cc, 0) + k - 1
+                    reps[cc] = reps.get(cc, 0) + k - 2
             tab.release()
             for c in classes:
                 _keep_top(g.top_rep, c, float(reps.get(c, 0)), pid)
