@@ -402,8 +402,9 @@ class PeerResource(Detector):
                     others.append(d)
         tab.release()
         span = days_hit.bit_count()
-        first_day = iso((st.day - (days_hit.bit_length() - 1)) * DAY - self.off)[:10] \
-            if days_hit else iso(e.ts)[:10]
+        # local dates (``st.day`` counts local days): the day index times a day, as UTC
+        first_day = iso((st.day - (days_hit.bit_length() - 1)) * DAY)[:10] \
+            if days_hit else iso(e.ts + self.off)[:10]
         peers = f"{g.members} peers (employee/{st.group})"
         if by_rep:
             summary = (f"Employee {pid} read {res} data (a class its peers seldom read) of the "
@@ -433,7 +434,7 @@ class PeerResource(Detector):
                f"{self.window} days)"),
             ev("days", span, f"local days with {res} reads in the table",
                f"since {first_day}; employee active on {st.days} days since "
-               f"{iso(st.first)[:10]}"),
+               f"{iso(st.first + self.off)[:10]} (local dates)"),
             ev("victims", f"{names('customer', e.subject_id)} and {len(others)} more"  # type: ignore[arg-type]  # as above
                + (f": {', '.join(others)}" if others else ""), "salted digests",
                "customers of this class in the table" + (" read on 3+ days" if by_rep else "")),
