@@ -202,6 +202,9 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.spread_access:SpreadAccess", "detectors.spread_access:_Agg",
     "detectors.unusual_hour:UnusualHour", "detectors.unusual_hour:_Principal",
     "detectors.unusual_hour:_Peer",
+    # issue 14 item 4 (slow insider: the resource classes peers seldom read)
+    "detectors.peer_resource:PeerResource", "detectors.peer_resource:_Staff",
+    "detectors.peer_resource:_Group",
     # issue 14 items 3-4 (services and record volume)
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
     "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
