@@ -49,6 +49,7 @@ per-action keys are not read again (relearnt; forgotten after ``idle_days``).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import TYPE_CHECKING
@@ -126,8 +127,8 @@ class _Rows:
 class _Day:
     """Rows per day of one principal and action: today's total, and a slow reference of its
     earlier days' ln(total) and of their mean absolute deviation (the day-to-day spread the
-    reference has seen). ``up``: closed days in a row each above the previous and over the
-    reference by two deviations; ``hold``: bit ``i`` set when the day ``i`` days before
+    reference has seen). ``up``: closed days in a row over the reference by two deviations,
+    none a deviation below the day before; ``hold``: bit ``i`` set when the day ``i`` days before
     ``day`` was over the reference by two deviations or paged (its rows did not move the
     references)."""
 
@@ -167,7 +168,9 @@ class _Day:
             x = math.log(self.tot)
             sd = self.sd(s)
             over = self.nd >= 3 and x > self.ref + 2.0 * sd
-            self.up = self.up + 1 if over and x > self.prev and not month_end else 0
+            # a run: days over the reference that hold or raise the level (none more than a
+            # deviation below the day before; a month-end run is not one)
+            self.up = self.up + 1 if over and x > self.prev - sd and not month_end else 0
             self.prev = x
             held = self.sent > 0 or over
             if self.nd < 3:  # the first days: the mean and spread of what is seen
@@ -206,11 +209,13 @@ class _Day:
         return bool(self.hold >> i & 1) and bin(self.hold).count("1") < 20
 
 
+@functools.lru_cache(maxsize=64)
 def _month_end(day: int) -> bool:
-    """The last three days of a month or its first (UTC; the window covers the time zones
-    of the last business day): month-end and quarter-end runs (a spike that returns)."""
+    """The last three days of a month or its first two (UTC days; the window covers the time
+    zones and a last or first business day moved by a weekend): month-end and quarter-end
+    runs, closing reports and reconciliations (a spike that returns every month)."""
     t = time.gmtime(day * 86400.0)
-    return t.tm_mday == 1 or time.gmtime((day + 3) * 86400.0).tm_mon != t.tm_mon
+    return t.tm_mday <= 2 or time.gmtime((day + 3) * 86400.0).tm_mon != t.tm_mon
 
 
 def _last(r: _Rows | _Day) -> float:
@@ -300,8 +305,8 @@ class RecordVolume(Detector):
         """Add ``rows`` to the principal's day for this action and judge the day so far:
         (rank, rule, warning threshold in rows). ``day``: the total over the reference by
         ``day_sd`` of its day-to-day deviations and by ``day_x`` (critical at ``crit_x``);
-        ``trend``: ``trend_days`` closed days in a row each above the previous and two
-        deviations over the reference, and today too. Judged after ``min_days`` days that
+        ``trend``: ``trend_days`` closed days in a row two deviations over the reference (none
+        a deviation below the day before), and today too. Judged after ``min_days`` days that
         taught the reference, and from ``min_rows`` rows over the usual day."""
         day = int(ts // 86400.0)
         if day != dy.day:
@@ -408,7 +413,7 @@ class RecordVolume(Detector):
             summary = (f"{who} got {dy.tot:.0f} rows in {e.action or 'read'}s today, "
                        f"{dy.tot / math.exp(dy.ref):.1f} times its usual day of "
                        f"{math.exp(dy.ref):.0f} rows (day-to-day spread x{math.exp(sd):.2f}"
-                       + (f"; {dy.up} days in a row each above the one before" if
+                       + (f"; {dy.up} days in a row over it" if
                           dv[1] == "trend" else "") + f"; warning at {dv[2]:.0f}).")
         elif kind == "actor" and lvl[0] == rank:
             summary = (f"{who} got {rows} rows in one {e.action or 'read'} of {e.resource}: its "
@@ -422,7 +427,7 @@ class RecordVolume(Detector):
                                math.inf else f"judged from {self.min_rows} rows over the usual",
                                f"usual day {math.exp(dy.ref):.0f} rows ({e.action or 'read'}), "
                                f"day-to-day sd x{math.exp(dy.sd(sdr)):.2f}, {dy.up} closed days "
-                               f"in a row rising over it"))
+                               f"in a row over it"))
         if judged[0][0] == "actor" and judged[0][2].nd >= 3:
             ra = judged[0][2]
             evidence.append(ev("typical_rows_vs_reference", round(math.exp(lvl[1]), 1)
