@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 import time
 from datetime import datetime
-import random
 from typing import Any
 
 from detectors.engine import Engine, EngineConfig
