@@ -1,4 +1,4 @@
-"""record_volume — one export or search returns far more rows than its principal, key or source ever does.
+"""record_volume — one export or search, or a principal's day of them, returns far more rows than usual.
 
 The Lotte Card pattern (2025): a principal that normally exports tens of rows per call exports
 tens of thousands in one. Distinct-account counts (``bulk_lookup``) see one request; the
@@ -27,10 +27,44 @@ grow no faster than doubling a month, so reaching 100 times its usual takes abou
 - an entity with fewer than ``min_history`` responses has no baseline yet: a response over
   ``cold_warn`` rows warns (never critical: a new job's first exports teach it).
 
+Rows per day (issue 14 item 3, the boiling frog): a creep of tens of percent a day that starts
+inside the usual range is a single-response outlier only after weeks, but a day's total of
+many responses is far steadier than one response. So each principal and action also keeps its
+day's total rows and a slow reference of its earlier days' ln(total) (mean and mean absolute
+deviation; free over its first three days with responses, then moving at most ``ln 2 / 30`` a
+day, the deviation by at most the same factor, each day's deviation clipped at three sd: a
+creep can move neither). The day-to-day standard deviation ``sd`` is the larger of what the days showed and
+what a day of ``lam`` responses (its usual count) must show: a compound Poisson total of
+responses whose ln(rows) spread by ``s`` (the slow spread of its responses) has
+``CV^2 = (1 + e^(s^2) - 1) / lam``; one or two exports a day make a day as wide as one export.
+Judged from its ``min_days``-th (5) day that taught the reference and from ``min_rows`` rows
+over the usual day, at every response (the day so far):
+
+- ``day``: today's total over the usual day by ``day_sd`` (4) sd and by ``day_x`` (x2) warns
+  (4 sd: one day in ~30,000 of a steady principal; x2: a busy day, a campaign, a Monday
+  reach +50% without a leak); ``crit_x`` (100) times the usual day is critical;
+- ``trend``: ``trend_days`` (3) closed days in a row two sd over the usual day (none a sd
+  below the day before), and today over it too, warns: about 0.023^4 a day for a steady
+  principal, while a creep of 10-25% a day gets there in a few days, long before x2;
+- a day over the usual day by two sd, or one that paged, does not teach the references (the
+  day's and the responses' ``ref``/``high``: they stay at the level learnt before the drift,
+  unless most of the last 32 days were held: a new level, then x2 a month again); while the
+  principal's day pages (or yesterday was held), a response of ``crit_x`` times
+  its usual is critical even when its tail is wide (the first export of more than 100 times
+  the usual, learnt before the drift, pages critical);
+- confounders: a day three sd under the usual (a weekend, a holiday) teaches nothing; the last three and first two days of a month (month-end and quarter-end
+  runs that return every month) neither teach nor count in a run, and warn only at
+  ``warn_x`` (10) times the usual day; a nightly batch's day is its steady batch; business
+  growth of a few percent a month is what the reference follows.
+
+A key or a source (shared by principals) is judged per response only: its day is the sum of
+its principals' days, where one principal's creep is a smaller share.
+
 The principal is judged first, then the key, then the source; one finding per response, on the
-most specific entity over its threshold, with the other two baselines in the evidence. State:
-under 0.5 KiB per entity (a few floats and counters); only principals, keys and sources
-(per action) that export or search are tracked. Entities of a checkpoint from before the
+most specific entity over its threshold, with the other two baselines in the evidence (and the
+day's total against the usual day, ``rows_today_vs_usual_day``). State: under 0.5 KiB per
+entity (a few floats and counters); only principals (and their day per action), keys and
+sources (per action) that export or search are tracked. Entities of a checkpoint from before the
 per-action keys are not read again (relearnt; forgotten after ``idle_days``).
 
 >>> from detectors.engine import Engine, EngineConfig
@@ -230,7 +264,8 @@ class RecordVolume(Detector):
     id = "record_volume"
     title = "Rows per export or search far above the usual"
     description = ("One export or search returns far more rows than the principal, key or "
-                   "source usually gets per response.")
+                   "source usually gets per response, or a principal's day of them far more "
+                   "than its usual day (or days in a row over it: a creep).")
     severity = "critical"
     attack = ("T1530", "T1213", "T1567")  # Data from Cloud Storage; Info Repos; Exfiltration
     status = "experimental"
@@ -244,7 +279,12 @@ class RecordVolume(Detector):
         "export, a report whose filter was widened on purpose, a new job's first exports "
         "(warning only until it has a history), exports that grew faster than doubling a "
         "month for a reason (a large new customer: the evidence shows the reference and the "
-        "recent level; the reference catches up at most x2 a month). Respond: stop the job or suspend the "
+        "recent level; the reference catches up at most x2 a month). A day or trend page "
+        "(\"usual day\" in the summary): no single export is large; compare the day's "
+        "exports with the same weekday's, look for new exports beside the usual ones (a new "
+        "caller, host, hour or query) and whether the days keep rising; a planned step in "
+        "volume pages daily until most of a month has passed (then the reference moves "
+        "again). Respond: stop the job or suspend the "
         "credential, find where the file went, preserve the request and the export, count the "
         "customers in it for notification.")
 
