@@ -277,3 +277,17 @@ def test_days_that_paged_or_ran_high_do_not_teach_the_reference() -> None:
     assert run(eng, high[1:])
     run(eng, daily(1, 42, start=16, n=1))  # closes the last of them
     assert (d.ref, r.ref, r.href) == before
+
+
+def test_the_day_reference_survives_a_checkpoint() -> None:
+    from streams.snapshot import decode, encode
+
+    eng = engine()
+    run(eng, daily(12, 40))
+    det = eng.detectors["record_volume"]
+    det2 = decode(encode(det))
+    a, b = (d._ents[("day", "svc-portal", "export")] for d in (det, det2))
+    assert type(b).__name__ == "_Day"
+    assert [getattr(b, k) for k in b.__slots__] == [getattr(a, k) for k in a.__slots__]
+    ev = daily(1, 43, start=12, n=90)  # the day rule pages on the restored detector too
+    assert [x["severity"] for x in run(eng, ev)][:1] == ["warning"]
