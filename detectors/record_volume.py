@@ -49,7 +49,7 @@ over the usual day, at every response (the day so far):
 - a day over the usual day by two sd, or one that paged, does not teach the references (the
   day's and the responses' ``ref``/``high``: they stay at the level learnt before the drift,
   unless most of the last 32 days were held: a new level, then x2 a month again); while the
-  principal's day pages (or yesterday was held), a response of ``crit_x`` times
+  principal's day pages (or its last two days were two sd over), a response of ``crit_x`` times
   its usual is critical even when its tail is wide (the first export of more than 100 times
   the usual, learnt before the drift, pages critical);
 - confounders: a day three sd under the usual (a weekend, a holiday) teaches nothing; the last three and first two days of a month (month-end and quarter-end
@@ -412,10 +412,11 @@ class RecordVolume(Detector):
                     self._oldest = ts  # (``expire``: a lower bound of every entry's time)
             if ts > r.last:  # max(r.last, ts) (base.py, "Speed")
                 r.last = ts
-            # a principal whose day is already over its reference: critical at ``crit_x``
-            # times its usual even when its tail is wide (the usual is the held reference)
+            # a principal whose day pages, or whose last two days were two sd over its usual
+            # day: critical at ``crit_x`` times its usual even when its tail is wide (the
+            # usual is the held reference; one day made by one huge response is not a drift)
             rank, warn, crit = self._verdict(r, rows, kind == "actor" and dy is not None
-                                             and (dv[0] > 0 or dy.held(dy.day - 1)))
+                                             and (dv[0] > 0 or dy.up >= 2))
             if kind == "actor":
                 lvl = self._level(r, x, rows)
                 rank = max(rank, lvl[0], dv[0])

@@ -292,3 +292,21 @@ def test_the_day_reference_survives_a_checkpoint() -> None:
     assert [getattr(b, k) for k in b.__slots__] == [getattr(a, k) for k in a.__slots__]
     ev = daily(1, 43, start=12, n=90)  # the day rule pages on the restored detector too
     assert [x["severity"] for x in run(eng, ev)][:1] == ["warning"]
+
+
+def test_one_huge_search_is_not_a_drift_of_a_wide_tailed_searcher() -> None:
+    # an analyst's searches spread over three orders of magnitude: one search of 250,000
+    # rows pages (on its own), and the next day's search of 2,500 (over 100x its usual ~20,
+    # inside its tail) stays quiet: one day made by one response is not a drift
+    events = daily(30, 44, actor="emp-an1", n=12, mu=20.0, sigma=1.6, action="search",
+                   ip="210.138.20.11", key="k-sso", atype="employee")
+    eng = engine()
+    assert run(eng, events) == []
+    big = export(T0 + 30 * DAY + 2 * H, "emp-an1", 250_000, ip="210.138.20.11", key="k-sso",
+                 atype="employee", action="search")
+    assert [a["severity"] for a in run(eng, [big])] == ["critical"]
+    after = daily(1, 45, actor="emp-an1", n=6, mu=20.0, sigma=0.3, start=31, action="search",
+                  ip="210.138.20.11", key="k-sso", atype="employee")
+    wide = export(T0 + 31 * DAY + 8 * H, "emp-an1", 2_500, ip="210.138.20.11", key="k-sso",
+                  atype="employee", action="search")
+    assert run(eng, after + [wide]) == []
