@@ -33,8 +33,8 @@ many responses is far steadier than one response. So each principal and action a
 day's total rows and a slow reference of its earlier days' ln(total) (mean and mean absolute
 deviation; free over its first three days with responses, then moving at most ``ln 2 / 30`` a
 day, the deviation by at most the same factor, each day's deviation clipped at three sd: a
-creep can move neither). The day-to-day standard deviation ``sd`` is the larger of what the days showed and
-what a day of ``lam`` responses (its usual count) must show: a compound Poisson total of
+creep can move neither). The day-to-day standard deviation ``sd`` is the larger of what the
+days showed and what a day of ``lam`` responses (its usual count) must show: a compound Poisson total of
 responses whose ln(rows) spread by ``s`` (the slow spread of its responses) has
 ``CV^2 = (1 + e^(s^2) - 1) / lam``; one or two exports a day make a day as wide as one export.
 Judged from its ``min_days``-th (5) day that taught the reference and from ``min_rows`` rows
@@ -52,8 +52,9 @@ over the usual day, at every response (the day so far):
   principal's day pages (or its last two days were two sd over), a response of ``crit_x`` times
   its usual is critical even when its tail is wide (the first export of more than 100 times
   the usual, learnt before the drift, pages critical);
-- confounders: a day three sd under the usual (a weekend, a holiday) teaches nothing; the last three and first two days of a month (month-end and quarter-end
-  runs that return every month) neither teach nor count in a run, and warn only at
+- confounders: a day three sd under the usual (a weekend, a holiday) teaches nothing; the
+  last three and first two days of a month (month-end and quarter-end runs that return every
+  month) neither teach nor count in a run, and warn only at
   ``warn_x`` (10) times the usual day; a nightly batch's day is its steady batch; business
   growth of a few percent a month is what the reference follows.
 
