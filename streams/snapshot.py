@@ -208,6 +208,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     # issue 14 items 3-4 (services and record volume)
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
     "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
+    "detectors.record_volume:_Day",
     "detectors._sketch:DistinctCounter",
     # issue 14 (red team B): one session used by turns from home and from a server
     "detectors.session_shared:SessionShared", "detectors.session_shared:_Session",

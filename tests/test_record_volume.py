@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from datetime import datetime
 from typing import Any
 
 from detectors.engine import Engine, EngineConfig
@@ -150,5 +152,161 @@ def test_state_per_entity_is_under_half_a_kibibyte() -> None:
         [tracemalloc.Filter(True, "*detectors/record_volume.py")])
     tracemalloc.stop()
     det = eng.detectors["record_volume"]
-    assert det.tracked() == {"actor": 300, "key": 300, "src_ip": 300}
-    assert sum(st.size for st in snap.statistics("filename")) / 900 < 512
+    assert det.tracked() == {"actor": 300, "key": 300, "src_ip": 300, "day": 300}
+    assert sum(st.size for st in snap.statistics("filename")) / 1200 < 512
+
+
+# --------------------------------------------------------------- rows per day (issue 14 item 3)
+
+def daily(days: int, seed: int, actor: str = "svc-portal", n: int = 30, mu: float = 45.0,
+          sigma: float = 0.7, start: int = 0, action: str = "export", hours: float = 9.0,
+          per_day: Any = None, ip: str = "10.30.2.8", key: str = "k-portal",
+          atype: str = "service") -> list[dict[str, Any]]:
+    """``n`` responses a day (``per_day(d)`` if given) in office hours, ln(rows) normal around
+    ln(``mu``) with ``sigma``."""
+    rng = random.Random(seed)
+    out = []
+    for d in range(start, start + days):
+        for _ in range(per_day(d) if per_day else n):
+            rows = max(1, round(rng.lognormvariate(math.log(mu), sigma)))
+            out.append(export(T0 + d * DAY + rng.uniform(0, hours * H), actor, rows, ip=ip,
+                              key=key, atype=atype, action=action))
+    return sorted(out, key=lambda e: e["ts"])
+
+
+def test_a_day_of_three_times_the_usual_rows_warns_though_no_export_is_large() -> None:
+    # 30 exports a day for 12 days, then a day of 90 exports of the same sizes: no single
+    # export is outside the usual range; the day's total is 3x a total steady to ~15%
+    events = daily(12, 31) + daily(1, 32, start=12, n=90)
+    alerts = run(engine(), events)
+    assert [a["severity"] for a in alerts[:1]] == ["warning"], alerts
+    assert {a["entity"]["id"] for a in alerts} == {"svc-portal"}
+    ev = {x["feature"]: x for x in alerts[0]["evidence"]}
+    assert 2.0 <= ev["rows_today_vs_usual_day"]["observed"] < 3.2
+    assert "usual day" in alerts[0]["summary"]
+
+
+def test_days_rising_over_the_reference_warn_by_the_trend_before_the_day_rule() -> None:
+    # from day 10 the count of exports grows 8% a day: each day over the one before and two
+    # deviations (~1.6x) over the reference from day ~15, twice the usual day only at ~21
+    events = daily(26, 33, per_day=lambda d: 30 if d < 10 else round(30 * 1.08 ** (d - 9)))
+    alerts = run(engine(), events)
+    assert alerts and "days in a row" in alerts[0]["summary"], alerts[:1]
+    day = (datetime.fromisoformat(alerts[0]["ts"]).timestamp() - T0) // DAY
+    assert 16 <= day <= 19, day
+
+
+def test_the_creep_pages_critical_at_the_first_export_over_100x_the_usual_held() -> None:
+    # 25% a day from inside the usual range (the portal's ~45 rows): the references stop
+    # learning once its days are over the usual day, so the usual at the critical is the
+    # one learnt before the drift; critical at 60 x 1.25^20 = 5,204 rows, the first over
+    # 100 x 45 (the one before, 4,163, is ~90x)
+    creep = [export(T0 + d * DAY + 5 * H + 3 * H * i, "svc-portal",
+                    round(60 * 1.25 ** (d - 5)), ip="10.30.2.8", key="k-portal")
+             for d in range(5, 31) for i in range(3)]
+    alerts = run(engine(), sorted(portal(31, 21) + creep, key=lambda e: e["ts"]))
+    by_id = {e["event_id"]: e for e in creep}
+    crit = [a for a in alerts if a["severity"] == "critical"]
+    assert by_id[crit[0]["event_ids"][-1]]["records"] == 5204, crit[0]["summary"]
+    first = alerts[0]
+    assert first["severity"] == "warning" and "usual day" in first["summary"]
+    assert datetime.fromisoformat(first["ts"]).timestamp() < T0 + 20 * DAY  # creep day < 15
+
+
+def test_a_month_end_run_that_returns_every_month_stays_quiet() -> None:
+    # a reporting service: 20 exports a day, and on the last day of each month (and of the
+    # quarter) a closing run of 100 more exports: five times its usual day, every month
+    base = 1767225600.0  # 2026-01-01 00:00 UTC
+    rng = random.Random(34)
+    events = []
+    for d in range(120):
+        t = time.gmtime(base + d * DAY)
+        last = time.gmtime(base + (d + 1) * DAY).tm_mon != t.tm_mon
+        for _ in range(120 if last else 20):
+            events.append(export(base + d * DAY + rng.uniform(0, 9 * H), "svc-report",
+                                 max(1, round(rng.lognormvariate(math.log(40), 0.6))),
+                                 ip="10.40.1.2", key="k-report"))
+    events.sort(key=lambda e: e["ts"])
+    assert run(engine(), events) == []
+
+
+def test_a_nightly_batch_across_midnight_stays_quiet() -> None:
+    # 40 exports from 23:30 to 00:30 UTC every night: each UTC day holds a varying part of
+    # two batches
+    rng = random.Random(35)
+    events = [export(T0 - 10 * H + d * DAY + rng.uniform(-1800, 1800), "svc-batch",
+                     max(1, round(rng.lognormvariate(math.log(300), 0.4))), ip="10.24.9.31",
+                     key="k-batch") for d in range(45) for _ in range(40)]
+    events.sort(key=lambda e: e["ts"])
+    assert run(engine(), events) == []
+
+
+def test_business_growth_and_weekends_stay_quiet() -> None:
+    # 4% a month more exports on weekdays, a tenth (or half) of them on weekends, for 90 days
+    for weekend in (0.1, 0.5):
+        def per_day(d: int, w: float = weekend) -> int:
+            wd = time.gmtime(T0 + d * DAY).tm_wday
+            return round(30 * 1.04 ** (d / 30) * (w if wd >= 5 else 1.0))
+        assert run(engine(), daily(90, 36, per_day=per_day)) == [], weekend
+
+
+def test_a_new_principal_ramping_up_over_its_first_week_stays_quiet() -> None:
+    # a new job rolled out over five days (10%, 25%, 50%, 75%, then all of its traffic)
+    share = [0.1, 0.25, 0.5, 0.75]
+    assert run(engine(), daily(30, 37, actor="svc-new", per_day=lambda d: round(
+        40 * (share[d] if d < 4 else 1.0)))) == []
+
+
+def test_searches_whose_result_counts_vary_a_lot_stay_quiet() -> None:
+    # an analyst's ~12 searches a day whose results range from 1 to thousands of rows, and
+    # an employee's one or two exports a day (a day total as wide as one export)
+    s = daily(60, 38, actor="emp-an1", n=12, mu=20.0, sigma=1.6, action="search",
+              ip="210.138.20.11", key="k-sso", atype="employee")
+    x = daily(60, 39, actor="emp-b1", per_day=lambda d: 1 + d % 2, mu=110.0, sigma=0.8,
+              ip="210.138.20.11", key="k-sso", atype="employee")
+    assert run(engine(), sorted(s + x, key=lambda e: e["ts"])) == []
+
+
+def test_days_that_paged_or_ran_high_do_not_teach_the_reference() -> None:
+    eng = engine()
+    high = daily(4, 41, start=12, n=75)  # four days of 2.5x
+    run(eng, daily(12, 40) + high[:1])  # (its first response closes day 11)
+    det = eng.detectors["record_volume"]
+    d = det._ents[("day", "svc-portal", "export")]
+    r = det._ents[("actor", "svc-portal", "")]
+    before = (d.ref, r.ref, r.href)
+    assert run(eng, high[1:])
+    run(eng, daily(1, 42, start=16, n=1))  # closes the last of them
+    assert (d.ref, r.ref, r.href) == before
+
+
+def test_the_day_reference_survives_a_checkpoint() -> None:
+    from streams.snapshot import decode, encode
+
+    eng = engine()
+    run(eng, daily(12, 40))
+    det = eng.detectors["record_volume"]
+    det2 = decode(encode(det))
+    a, b = (d._ents[("day", "svc-portal", "export")] for d in (det, det2))
+    assert type(b).__name__ == "_Day"
+    assert [getattr(b, k) for k in b.__slots__] == [getattr(a, k) for k in a.__slots__]
+    ev = daily(1, 43, start=12, n=90)  # the day rule pages on the restored detector too
+    assert [x["severity"] for x in run(eng, ev)][:1] == ["warning"]
+
+
+def test_one_huge_search_is_not_a_drift_of_a_wide_tailed_searcher() -> None:
+    # an analyst's searches spread over three orders of magnitude: one search of 250,000
+    # rows pages (on its own), and the next day's search of 2,500 (over 100x its usual ~20,
+    # inside its tail) stays quiet: one day made by one response is not a drift
+    events = daily(30, 44, actor="emp-an1", n=12, mu=20.0, sigma=1.6, action="search",
+                   ip="210.138.20.11", key="k-sso", atype="employee")
+    eng = engine()
+    assert run(eng, events) == []
+    big = export(T0 + 30 * DAY + 2 * H, "emp-an1", 250_000, ip="210.138.20.11", key="k-sso",
+                 atype="employee", action="search")
+    assert [a["severity"] for a in run(eng, [big])] == ["critical"]
+    after = daily(1, 45, actor="emp-an1", n=6, mu=20.0, sigma=0.3, start=31, action="search",
+                  ip="210.138.20.11", key="k-sso", atype="employee")
+    wide = export(T0 + 31 * DAY + 8 * H, "emp-an1", 2_500, ip="210.138.20.11", key="k-sso",
+                  atype="employee", action="search")
+    assert run(eng, after + [wide]) == []
