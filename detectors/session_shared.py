@@ -12,13 +12,16 @@ to go **back and forth**. Two kinds of place:
 second change of side, home -> server -> home or server -> home -> server, within ``window``
 seconds (default 30 min) of the first.
 
-**Two fixed lines** (an infostealer's buyer on a residential line or a residential proxy in
-the owner's own country, while the owner works on). A fixed line is an ``isp`` network that is
-not a mobile-only carrier's (``data/mobile_carriers.tsv``: a phone's mobile data is what it
-falls back to when its Wi-Fi drops, not a place); two lines are two ASes (the IPv4 and IPv6
-addresses of one line, and a carrier pool's rotating addresses, are one AS). The session's
-first line is A, any other B; the changes A -> B and B -> A within ``window`` are counted (one
-move is 1; a move and back, a lunch at a café or a VPN that dropped once, is 2):
+**Two fixed lines** (an infostealer's buyer on a residential line or a residential proxy in the
+owner's own country, while the owner works on). A fixed line is an ``isp`` network that is not
+a mobile-only carrier's (``data/mobile_carriers.tsv``: a phone's mobile data is what it falls
+back to when its Wi-Fi drops, not a place); two lines are two ASes (the IPv4 and IPv6 addresses
+of one line, and a carrier pool's rotating addresses, are one AS). For staff, two subnets (/24,
+/48) of one AS are two lines as well (the thief's line is often at the owner's ISP; a phone's
+carrier pool is left out by its user agent, below), an IPv4 and an IPv6 subnet of one AS pair
+up as one (dual stack). The session's first line is A, any other B; the changes A -> B and B ->
+A within ``window`` are counted (one move is 1; a move and back, a lunch at a café or a VPN
+that dropped once, is 2):
 
 - ``warn_turns`` (3) changes, A -> B -> A -> B: both places resumed after the other, faster
   than a person carries a laptop between them. **Staff** (employees: a staff session comes
@@ -29,9 +32,10 @@ move is 1; a move and back, a lunch at a café or a VPN that dropped once, is 2)
 - ``persist_turns`` (6) changes (each place came back three times): it persists. Staff:
   critical. Customers with one desktop user agent at both lines: warning (an infostealer
   runs on a desktop and its buyer may copy the browser's user agent).
-- Not evidence: one phone (a phone's, tablet's or unknown user agent at both lines) between
-  Wi-Fi and a carrier whose AS serves broadband too (Korea Telecom, KDDI, SoftBank cannot be
-  told from a home line by AS), for customers and staff alike; for staff, two lines that are
+- Not evidence: one phone (a phone's or tablet's user agent, for customers also none, at both
+  lines) between Wi-Fi and a carrier whose AS serves broadband too (Korea Telecom, KDDI,
+  SoftBank cannot be told from a home line by AS), for customers and staff alike (staff without
+  a user agent warn: staff tools run on desktops); for staff, two lines that are
   both the company's egress (learnt: a subnet ``office_principals`` (3) distinct employees use
   within ``office_window`` (a day), more than a household, stays learnt ``office_hold`` (a
   week) after its last use): an office with two uplinks, the office and its VPN's exit.
@@ -42,10 +46,10 @@ impossible_travel does not see this: hosting networks are not places a person is
 lines in one country are no journey; and the owner and the thief each present a session that
 a real login issued, so unissued_session has nothing to say either.
 
-State per session (salted digest of the session id, never the id): which side it was last
-used from, when it last switched, the last address and event on each side, its first fixed
-line (AS, last address and event, a 32-bit checksum of the user agent) and, once a second
-line is seen, the turns between the two (~0.5 KiB); idle sessions go after ``ttl``. Per
+State per session (salted digest of the session id, never the id): which side it was last used
+from, when it last switched, the last address and event on each side, its first fixed line (AS,
+staff's subnets, last address and event, a 32-bit checksum of the user agent) and, once a
+second line is seen, the turns between the two (~0.5 KiB); idle sessions go after ``ttl``. Per
 subnet employees use, fewer than ``office_principals`` employee digests (idle subnets go after
 ``office_window``). Victims: the account is named (the one whose sessions to end); addresses
 and the session by digest. Cost: ~1-2 µs per request on many-entity traffic
@@ -103,6 +107,10 @@ class _Two:
     b_net: str
     ua_a: int  # crc32 of A's user agent; 0 none seen; -1 several
     ua_b: int
+    a_sub: str = ""  # staff: A's subnet, IPv4 and IPv6 ("" not seen yet)
+    a_sub6: str = ""
+    b_sub: str = ""  # staff: B's
+    b_sub6: str = ""
     b_nets: int = 1  # distinct other lines (a rotating proxy's exits), capped at 9
     b_reads: int = 0  # requests from the other lines since ``first``
     b_others: int = 0  # of them, reads of another customer's data (actor != subject)
@@ -127,6 +135,8 @@ class _Session:
     line_event: str = ""
     line_net: str = ""
     line_ua: int = 0  # its user agent (crc32; -1 several)
+    line_sub: str = ""  # staff: its subnet, IPv4 and IPv6 ("" not seen yet)
+    line_sub6: str = ""
     two: _Two | None = None  # ... and, once a second line is seen, the turns between them
 
 
@@ -167,8 +177,21 @@ def _merge(have: int, ua: int) -> int:
     return ua if have == 0 else _MIXED
 
 
-def handheld(ua: str | None) -> bool:
-    """Whether a user agent is a phone's or tablet's (or unknown: no UA says nothing).
+def _same(org: int | str, sub: str, sub6: str, line: int | str, net: Any, staff: bool) -> bool:
+    """Whether ``net`` (of AS ``line``) is the fixed line of AS ``org`` and, for staff, subnets
+    ``sub`` / ``sub6``: one AS for a customer; for staff one AS and the same subnet of the
+    address's IP version when that one is known (the IPv4 and IPv6 subnets of one line pair up
+    the first time each is seen)."""
+    if line != org:
+        return False
+    if not staff:
+        return True
+    have = sub if net.version == 4 else sub6
+    return not have or have == net.subnet
+
+
+def handheld(ua: str | None) -> bool | None:
+    """Whether a user agent is a phone's or tablet's; None without one.
 
     >>> handheld("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148")
     True
@@ -176,7 +199,7 @@ def handheld(ua: str | None) -> bool:
     False
     """
     if not ua:
-        return True
+        return None
     low = ua.lower()
     return any(w in low for w in _HANDHELD)
 
@@ -308,7 +331,7 @@ class SessionShared(Detector):
         A fixed line is an ``isp`` network that is not a mobile-only carrier's (a phone's
         mobile data is no place: it is what a phone falls back to when its Wi-Fi drops, so it
         takes no part); two lines are two ASes (the IPv4 and IPv6 addresses of one line, and
-        a carrier pool's rotating addresses, are one AS)."""
+        a carrier pool's rotating addresses, are one AS), for staff two subnets (``_same``)."""
         if mobile_carrier(net):
             return None
         # the AS's name, else its number: the name is the address's own (GeoIP), the number
@@ -317,29 +340,51 @@ class SessionShared(Detector):
         if line is None:
             return None
         ua = _ua(e)
+        v4 = net.version == 4
         t = s.two
         if t is None:
-            if s.line is None or line == s.line:
+            if s.line is None or _same(s.line, s.line_sub, s.line_sub6, line, net, employee):
                 if s.line is None:
                     s.line, s.line_net = line, f"{net.country} {net.org}"
+                if employee:
+                    if v4:
+                        s.line_sub = net.subnet
+                    else:
+                        s.line_sub6 = net.subnet
                 s.line_ip, s.line_event = e.src_ip, e.event_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
                 s.line_ua = _merge(s.line_ua, ua)
                 return None
-            s.two = _Two(s.line, line, True, e.ts, 1, s.line_ip, s.line_event, s.line_net,
-                         e.src_ip, e.event_id, f"{net.country} {net.org}", s.line_ua, ua,  # type: ignore[arg-type]  # as above
-                         b_reads=1, b_others=int(e.subject_id not in (None, pid)))
+            t = s.two = _Two(s.line, line, True, e.ts, 1, s.line_ip, s.line_event, s.line_net,
+                             e.src_ip, e.event_id, f"{net.country} {net.org}", s.line_ua, ua,  # type: ignore[arg-type]  # as above
+                             s.line_sub, s.line_sub6, b_reads=1,
+                             b_others=int(e.subject_id not in (None, pid)))
+            if employee:
+                if v4:
+                    t.b_sub = net.subnet
+                else:
+                    t.b_sub6 = net.subnet
             return None
-        if line == t.a:
+        if _same(t.a, t.a_sub, t.a_sub6, line, net, employee):
+            if employee:
+                if v4:
+                    t.a_sub = net.subnet
+                else:
+                    t.a_sub6 = net.subnet
             t.a_ip, t.a_event = e.src_ip, e.event_id  # type: ignore[assignment]  # as above
             t.ua_a = _merge(t.ua_a, ua)
             if not t.at_b:
                 return None
             t.at_b = False
         else:
-            if line != t.b:
-                t.b, t.b_net = line, f"{net.country} {net.org}"
+            if not _same(t.b, t.b_sub, t.b_sub6, line, net, employee):
+                t.b, t.b_net, t.b_sub, t.b_sub6 = line, f"{net.country} {net.org}", "", ""
                 if t.b_nets < 9:
                     t.b_nets += 1
+            if employee:
+                if v4:
+                    t.b_sub = net.subnet
+                else:
+                    t.b_sub6 = net.subnet
             t.b_ip, t.b_event = e.src_ip, e.event_id  # type: ignore[assignment]  # as above
             t.ua_b = _merge(t.ua_b, ua)
             t.b_reads += 1
@@ -409,7 +454,8 @@ class SessionShared(Detector):
             ev("line_a", f"{t.a_net} {names('address', t.a_ip)}",
                "the session's first fixed line (usually the owner)", f"event {t.a_event}"),
             ev("line_b", f"{t.b_net} {names('address', t.b_ip)}",
-               "another ISP's fixed line (not a mobile carrier's, not the same AS)",
+               "another ISP's fixed line (not a mobile carrier's, not the same AS; for staff "
+               "another subnet of the same AS)",
                f"event {t.b_event}; {t.b_nets} other line(s) in all"),
             ev("line_changes", t.turns, f"{self.warn_turns} within {self.window / 60:g} min "
                f"warn, {self.persist_turns} persist (one move is 1, a move and back 2)",

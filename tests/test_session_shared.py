@@ -269,3 +269,20 @@ def test_state_stays_small_and_round_trips_through_the_checkpoint_codec() -> Non
     again = decode(encode(det))
     assert again._sessions == det._sessions and again._egress == det._egress
     assert len(encode(s)) < 1024
+
+
+def test_staff_same_isp_another_subnet_is_another_line_but_not_for_customers() -> None:
+    # the owner on a Korea Telecom line, the thief on another Korea Telecom line
+    kt2 = "121.134.3.3"
+    alerts = run(engine(), interleave(staff, [(HOMELINE, DESKTOP), (kt2, DESKTOP)], 4))
+    assert [a["severity"] for a in alerts] == ["warning"]
+    c = lambda n, t, ip, ua: cust(n, t, ip, ua)  # noqa: E731
+    assert run(engine(), interleave(c, [(HOMELINE, PHONE), (kt2, DESKTOP)], 12)) == []
+    # staff on one line over IPv4 and IPv6 by turns: one place
+    v6 = "2001:e60::1"
+    assert run(engine(), interleave(staff, [(HOMELINE, DESKTOP), (v6, DESKTOP)], 12)) == []
+
+
+def test_staff_without_a_user_agent_still_warn() -> None:
+    alerts = run(engine(), interleave(staff, [(OFFICE, None), (HOMELINE, None)], 4))
+    assert [a["severity"] for a in alerts] == ["warning"]
