@@ -13,15 +13,15 @@ second change of side, home -> server -> home or server -> home -> server, withi
 seconds (default 30 min) of the first.
 
 **Two fixed lines** (an infostealer's buyer on a residential line or a residential proxy in the
-owner's own country, while the owner works on). A fixed line is an ``isp`` network that is not
-a mobile-only carrier's (``data/mobile_carriers.tsv``: a phone's mobile data is what it falls
-back to when its Wi-Fi drops, not a place); two lines are two ASes (the IPv4 and IPv6 addresses
-of one line, and a carrier pool's rotating addresses, are one AS). For staff, two subnets (/24,
-/48) of one AS are two lines as well (the thief's line is often at the owner's ISP; a phone's
-carrier pool is left out by its user agent, below), an IPv4 and an IPv6 subnet of one AS pair
-up as one (dual stack). The session's first line is A, any other B; the changes A -> B and B ->
-A within ``window`` are counted (one move is 1; a move and back, a lunch at a café or a VPN
-that dropped once, is 2):
+owner's own country, while the owner works on). A line is an ``isp`` network; two lines are two
+ASes (the IPv4 and IPv6 addresses of one line, and a carrier pool's rotating addresses, are one
+AS). For staff, two subnets (/24, /48) of one AS are two lines as well (the thief's line is
+often at the owner's ISP; a phone's carrier pool is left out by its user agent, below), an IPv4
+and an IPv6 subnet of one AS pair up as one (dual stack). A mobile-only carrier's line
+(``data/mobile_carriers.tsv``: a phone's mobile data, what it falls back to when its Wi-Fi
+drops, or a laptop on the phone's hotspot) counts only with two devices (below). The session's
+first line is A, any other B; the changes A -> B and B -> A within ``window`` are counted (one
+move is 1; a move and back, a lunch at a café or a VPN that dropped once, is 2):
 
 - ``warn_turns`` (3) changes, A -> B -> A -> B: both places resumed after the other, faster
   than a person carries a laptop between them. **Staff** (employees: a staff session comes
@@ -101,16 +101,16 @@ class _Two:
     turns: int  # changes of line since ``first`` (1: one move)
     a_ip: str
     a_event: str
-    a_net: str
     b_ip: str
     b_event: str
-    b_net: str
     ua_a: int  # crc32 of A's user agent; 0 none seen; -1 several
     ua_b: int
     a_sub: str = ""  # staff: A's subnet, IPv4 and IPv6 ("" not seen yet)
     a_sub6: str = ""
     b_sub: str = ""  # staff: B's
     b_sub6: str = ""
+    a_mobile: bool = False  # A, B: a mobile-only carrier's (a phone's mobile data)
+    b_mobile: bool = False
     b_nets: int = 1  # distinct other lines (a rotating proxy's exits), capped at 9
     b_reads: int = 0  # requests from the other lines since ``first``
     b_others: int = 0  # of them, reads of another customer's data (actor != subject)
@@ -129,14 +129,12 @@ class _Session:
     server_event: str = ""
     server_net: str = ""
     flagged: bool = False
-    # fixed lines (the same-country residential exit): the session's newest fixed line ...
+    # lines (the same-country residential exit): the session's first line (A) ...
     line: int | str | None = None
-    line_ip: str = ""
-    line_event: str = ""
-    line_net: str = ""
     line_ua: int = 0  # its user agent (crc32; -1 several)
     line_sub: str = ""  # staff: its subnet, IPv4 and IPv6 ("" not seen yet)
     line_sub6: str = ""
+    line_mobile: bool = False  # a mobile-only carrier's
     two: _Two | None = None  # ... and, once a second line is seen, the turns between them
 
 
@@ -328,12 +326,11 @@ class SessionShared(Detector):
                ctx: Context) -> Finding | None:
         """One more request of the session from an ``isp`` network: a change of fixed line?
 
-        A fixed line is an ``isp`` network that is not a mobile-only carrier's (a phone's
-        mobile data is no place: it is what a phone falls back to when its Wi-Fi drops, so it
-        takes no part); two lines are two ASes (the IPv4 and IPv6 addresses of one line, and
-        a carrier pool's rotating addresses, are one AS), for staff two subnets (``_same``)."""
-        if mobile_carrier(net):
-            return None
+        Two lines are two ASes (the IPv4 and IPv6 addresses of one line, and a carrier pool's
+        rotating addresses, are one AS), for staff two subnets of a fixed line's AS
+        (``_same``); a mobile-only carrier's line is marked (it counts with two devices only)."""
+        mobile = mobile_carrier(net)
+        sub = employee and not mobile  # a carrier pool's subnets rotate: one line by its AS
         # the AS's name, else its number: the name is the address's own (GeoIP), the number
         # may come with one event and not the next
         line: int | str | None = net.org or net.asn
@@ -343,29 +340,30 @@ class SessionShared(Detector):
         v4 = net.version == 4
         t = s.two
         if t is None:
-            if s.line is None or _same(s.line, s.line_sub, s.line_sub6, line, net, employee):
+            if s.line is None or _same(s.line, s.line_sub, s.line_sub6, line, net, sub):
                 if s.line is None:
-                    s.line, s.line_net = line, f"{net.country} {net.org}"
-                if employee:
+                    s.line, s.line_mobile = line, mobile
+                if sub:
                     if v4:
                         s.line_sub = net.subnet
                     else:
                         s.line_sub6 = net.subnet
-                s.line_ip, s.line_event = e.src_ip, e.event_id  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
                 s.line_ua = _merge(s.line_ua, ua)
                 return None
-            t = s.two = _Two(s.line, line, True, e.ts, 1, s.line_ip, s.line_event, s.line_net,
-                             e.src_ip, e.event_id, f"{net.country} {net.org}", s.line_ua, ua,  # type: ignore[arg-type]  # as above
-                             s.line_sub, s.line_sub6, b_reads=1,
-                             b_others=int(e.subject_id not in (None, pid)))
-            if employee:
+            # A's newest request is the session's newest on the home side (``_seen`` notes this
+            # one after): its address and event are those of line A
+            t = s.two = _Two(s.line, line, True, e.ts, 1, s.home_ip, s.home_event,
+                             e.src_ip, e.event_id, s.line_ua, ua,  # type: ignore[arg-type]  # as above
+                             s.line_sub, s.line_sub6, a_mobile=s.line_mobile, b_mobile=mobile,
+                             b_reads=1, b_others=int(e.subject_id not in (None, pid)))
+            if sub:
                 if v4:
                     t.b_sub = net.subnet
                 else:
                     t.b_sub6 = net.subnet
             return None
-        if _same(t.a, t.a_sub, t.a_sub6, line, net, employee):
-            if employee:
+        if _same(t.a, t.a_sub, t.a_sub6, line, net, sub):
+            if sub:
                 if v4:
                     t.a_sub = net.subnet
                 else:
@@ -376,11 +374,12 @@ class SessionShared(Detector):
                 return None
             t.at_b = False
         else:
-            if not _same(t.b, t.b_sub, t.b_sub6, line, net, employee):
-                t.b, t.b_net, t.b_sub, t.b_sub6 = line, f"{net.country} {net.org}", "", ""
+            if not _same(t.b, t.b_sub, t.b_sub6, line, net, sub):
+                t.b, t.b_sub, t.b_sub6 = line, "", ""
+                t.b_mobile = mobile
                 if t.b_nets < 9:
                     t.b_nets += 1
-            if employee:
+            if sub:
                 if v4:
                     t.b_sub = net.subnet
                 else:
@@ -409,6 +408,8 @@ class SessionShared(Detector):
         two_devices = t.ua_a > 0 and t.ua_b > 0 and t.ua_a != t.ua_b
         one_device = t.ua_a > 0 and t.ua_a == t.ua_b
         phone = handheld(e.user_agent)
+        if (t.a_mobile or t.b_mobile) and not two_devices:
+            return None  # a phone's Wi-Fi and mobile data by turns, or a laptop on its hotspot
         if employee:
             if self.office(t.a_ip, e.ts, ctx) and self.office(t.b_ip, e.ts, ctx):
                 return None  # two egresses of the company (two uplinks, the office and its VPN)
@@ -434,10 +435,12 @@ class SessionShared(Detector):
                      ctx: Context) -> Finding:
         names = ctx.victims()
         mins = (e.ts - t.first) / 60
+        a, b = ctx.geo.lookup(t.a_ip), ctx.geo.lookup(t.b_ip)  # names, not kept per session
+        a_net, b_net = f"{a.country} {a.org}", f"{b.country} {b.org}"
         who = "staff" if employee else "customer"
         summary = (f"Account {pid}'s session ({names('session', e.session_id)}) was used by "  # type: ignore[arg-type]  # _seen returns early without a session
-                   f"turns from two fixed lines, {t.a_net.strip() or '?'} and "
-                   f"{t.b_net.strip() or '?'}: {t.turns} changes within {mins:.0f} min"
+                   f"turns from two fixed lines, {a_net.strip() or '?'} and "
+                   f"{b_net.strip() or '?'}: {t.turns} changes within {mins:.0f} min"
                    + (", from two devices" if two_devices else "")
                    + f": two parties hold one {who} session.")
         if two_devices:
@@ -451,11 +454,11 @@ class SessionShared(Detector):
                       "between Wi-Fi and mobile data keeps its user agent; a stolen cookie's "
                       "user can copy it)")
         evidence = [
-            ev("line_a", f"{t.a_net} {names('address', t.a_ip)}",
+            ev("line_a", f"{a_net} {names('address', t.a_ip)}",
                "the session's first fixed line (usually the owner)", f"event {t.a_event}"),
-            ev("line_b", f"{t.b_net} {names('address', t.b_ip)}",
-               "another ISP's fixed line (not a mobile carrier's, not the same AS; for staff "
-               "another subnet of the same AS)",
+            ev("line_b", f"{b_net} {names('address', t.b_ip)}",
+               "another ISP's line (not the same AS; for staff another subnet of the same "
+               "AS; a mobile carrier's with two devices only)",
                f"event {t.b_event}; {t.b_nets} other line(s) in all"),
             ev("line_changes", t.turns, f"{self.warn_turns} within {self.window / 60:g} min "
                f"warn, {self.persist_turns} persist (one move is 1, a move and back 2)",

@@ -286,3 +286,42 @@ def test_staff_same_isp_another_subnet_is_another_line_but_not_for_customers() -
 def test_staff_without_a_user_agent_still_warn() -> None:
     alerts = run(engine(), interleave(staff, [(OFFICE, None), (HOMELINE, None)], 4))
     assert [a["severity"] for a in alerts] == ["warning"]
+
+
+def test_a_mobile_carrier_line_counts_with_two_devices_only() -> None:
+    # the thief on a mobile proxy (or their phone), the owner's laptop at the office
+    alerts = run(engine(), interleave(staff, [(OFFICE, DESKTOP), (MOBILE, PHONE)], 4))
+    assert [a["severity"] for a in alerts] == ["critical"]
+    c = lambda n, t, ip, ua: cust(n, t, ip, ua)  # noqa: E731
+    alerts = run(engine(), interleave(c, [(HOMELINE, DESKTOP), (MOBILE, LINUX)], 4))
+    assert [a["severity"] for a in alerts] == ["warning"]
+    # one laptop between the office's Wi-Fi and its phone's hotspot: one device, quiet
+    assert run(engine(), interleave(staff, [(OFFICE, DESKTOP), (MOBILE, DESKTOP)], 12)) == []
+    # a carrier pool's addresses in several subnets: one line
+    pool = ["223.33.1.1", "223.33.9.1", "223.33.77.1"]
+    assert run(engine(), [staff(i, T0 + 60 * i, pool[i % 3]) for i in range(20)]) == []
+
+
+def test_memory_per_tracked_session_is_small() -> None:
+    import tracemalloc
+
+    eng = engine()
+    events = []
+    for i in range(300):  # 300 staff sessions, each at two lines (a move and back: no page)
+        sid, actor = f"s-{i:04d}-0123456789abcdef", f"e-{i}"
+        for k in range(3):
+            ip = OFFICE if k % 2 == 0 else f"183.98.{i % 200}.{k + 2}"
+            ua = DESKTOP if k % 2 == 0 else LINUX
+            events.append(staff(10 * i + k, T0 + i + 60 * k, ip, ua, sid=sid, actor=actor))
+    events.sort(key=lambda e: e["ts"])
+    tracemalloc.start()
+    run(eng, events)
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, "*detectors/session_shared.py")])
+    tracemalloc.stop()
+    used = sum(st.size for st in snap.statistics("filename"))
+    det = eng.detectors["session_shared"]
+    assert all(s.two is not None for s in det._sessions.values())
+    assert len(det._sessions) == 300
+    # bytes of detector state per session with two lines (the subnets' state counted in too)
+    assert used / len(det._sessions) < 1024
