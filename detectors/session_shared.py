@@ -85,6 +85,8 @@ _HOME, _SERVER = 0, 1
 _SIDES = {"isp": _HOME, "hosting": _SERVER}
 #: two user agents seen at one line: no device evidence
 _MIXED = -1
+#: user agents whose checksum ``SessionShared._ua`` remembers before it starts again
+_UA_MEMO_MAX = 4096
 #: words of a phone's or tablet's user agent (Android, iOS, iPadOS browsers and apps)
 _HANDHELD = ("mobile", "android", "iphone", "ipad", "ipod")
 
@@ -161,11 +163,6 @@ def _egress_last(g: _Egress) -> float:
 
 def _egress_learnt(g: _Egress) -> bool:
     return g.until > 0.0
-
-
-def _ua(e: Event) -> int:
-    ua = e.user_agent
-    return crc32(ua.encode("utf-8", "surrogatepass")) or 1 if ua else 0
 
 
 def _merge(have: int, ua: int) -> int:
@@ -247,6 +244,7 @@ class SessionShared(Detector):
         self.office_hold = office_hold
         self._sessions: dict[int, _Session] = {}
         self._memo: dict[str, int] = {}  # raw session id -> its digest; transient
+        self._ua_memo: dict[str, int] = {}  # user agent -> its crc32; transient
         self._next_sweep = 0.0
         # subnet -> the employees seen there (office and corporate VPN egress learning)
         self._egress: dict[str, _Egress] = {}
@@ -255,6 +253,7 @@ class SessionShared(Detector):
         """Checkpoints keep digests only: the raw-id memo is left out."""
         state = self.__dict__.copy()
         state["_memo"] = {}
+        state["_ua_memo"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -263,6 +262,7 @@ class SessionShared(Detector):
                      ("office_window", 86400.0), ("office_hold", 7 * 86400.0)):
             state.setdefault(k, v)
         state.setdefault("_egress", {})
+        state.setdefault("_ua_memo", {})
         self.__dict__.update(state)
 
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
@@ -329,16 +329,21 @@ class SessionShared(Detector):
         Two lines are two ASes (the IPv4 and IPv6 addresses of one line, and a carrier pool's
         rotating addresses, are one AS), for staff two subnets of a fixed line's AS
         (``_same``); a mobile-only carrier's line is marked (it counts with two devices only)."""
-        mobile = mobile_carrier(net)
-        sub = employee and not mobile  # a carrier pool's subnets rotate: one line by its AS
         # the AS's name, else its number: the name is the address's own (GeoIP), the number
         # may come with one event and not the next
         line: int | str | None = net.org or net.asn
         if line is None:
             return None
-        ua = _ua(e)
-        v4 = net.version == 4
         t = s.two
+        if t is None and line == s.line and (  # the usual case: one more request at line A
+                not employee or net.subnet == (s.line_sub if net.version == 4 else s.line_sub6)):
+            if s.line_ua != _MIXED:
+                s.line_ua = _merge(s.line_ua, self._ua(e.user_agent))
+            return None
+        mobile = mobile_carrier(net)
+        sub = employee and not mobile  # a carrier pool's subnets rotate: one line by its AS
+        ua = self._ua(e.user_agent)
+        v4 = net.version == 4
         if t is None:
             if s.line is None or _same(s.line, s.line_sub, s.line_sub6, line, net, sub):
                 if s.line is None:
@@ -397,6 +402,19 @@ class SessionShared(Detector):
             return None
         t.turns += 1
         return self._judge(s, t, e, pid, employee, ctx)
+
+    def _ua(self, ua: str | None) -> int:
+        """A user agent's crc32 (1 for a crc of 0), 0 for none; remembered (a few hundred
+        distinct strings, emptied at ``_UA_MEMO_MAX``: transient, never in a checkpoint)."""
+        if not ua:
+            return 0
+        memo = self._ua_memo
+        h = memo.get(ua)
+        if h is None:
+            if len(memo) >= _UA_MEMO_MAX:
+                memo.clear()
+            h = memo[ua] = crc32(ua.encode("utf-8", "surrogatepass")) or 1
+        return h
 
     def _judge(self, s: _Session, t: _Two, e: Event, pid: str, employee: bool,
                ctx: Context) -> Finding | None:
