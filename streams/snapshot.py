@@ -212,6 +212,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors._sketch:DistinctCounter",
     # issue 14 (red team B): one session used by turns from home and from a server
     "detectors.session_shared:SessionShared", "detectors.session_shared:_Session",
+    "detectors.session_shared:_Two", "detectors.session_shared:_Egress",
     # issue 18 item 4 (the entity page)
     "detectors.explain:EntityLog", "detectors.explain:_Rec",
     # issue 18 items 2-3 (allow-lists, suppressions and feedback)
