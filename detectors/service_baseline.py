@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from struct import pack_into, unpack_from
 from typing import TYPE_CHECKING
 from zlib import crc32
 
@@ -87,6 +88,14 @@ _RES = 16
 _REFRESH = 1800.0
 _NEG_INF = -math.inf  # one shared object (every service starts with it, twice)
 _STABLE_SET = 8  # at most this many hosts: a set, not a pool that churns (the cap is 16)
+_SEEN, _RATE, _CCT, _LEN = 200, 248, 344, 348  # ``peak``'s byte layout after its 50 floats
+_CCS = 4  # countries kept per service
+_PLACES = 2  # a service on at most this many countries has "a place"; more: a multi-country one
+_KEYS = 4  # key ids counted per service
+_RARE_KEY = 0.05  # a key id under this share of the service's requests is one it rarely uses
+_SURGE = 1.3  # "tens of percent" over the season, sustained, from the new host: critical
+_W_MIN = 1800.0  # a window is judged against the season from 30 minutes on (3 buckets) ...
+_W_EARLY = 1200.0  # ... and a new host's large additive share from 20 minutes on
 
 
 def _internal(ip: str) -> bool:
@@ -108,10 +117,40 @@ def _net_of(ip: str) -> int:
     return crc32(str(n).encode())
 
 
+def _margin(exp: float) -> float:
+    """How far above the season's ``exp`` customers a window must be to count as added: a
+    Poisson 3 sigma, plus 15% (an hour's customers vary by about that between days, and the
+    seasonal mean is learnt over a few), plus 3 (a handful of customers is never a signal)."""
+    return 3.0 * math.sqrt(exp) + 0.15 * exp + 3.0
+
+
+class _Win:
+    """The window since a new place (a host beside a stable set, a country beside an
+    established set) was first used: the service's customers from every place and from the
+    new one (each 10-minute bucket's distinct customers, summed), and the customers its
+    seasonal hourly baseline expects over the same span."""
+
+    __slots__ = ("place", "first", "last", "tot", "new", "exp", "acc", "rate")
+
+    def __init__(self, place: int | str, ts: float, rate: float) -> None:
+        self.place = place  # the host's address CRC, or the country code
+        self.first = self.last = ts
+        self.tot = 0  # customers since ``first``, every place
+        self.new = 0  # ... from the new place
+        self.exp = 0.0  # customers the season expects from ``first`` up to ``acc`` ...
+        self.acc = ts
+        self.rate = rate  # ... and an hour from ``acc`` on (-1: an hour never learnt)
+
+    def expected(self, ts: float) -> float | None:
+        if self.rate < 0:
+            return None
+        return self.exp + self.rate * max(0.0, ts - self.acc) / HOUR
+
+
 class _Svc:
     __slots__ = ("first", "last", "h_epoch", "h_flag", "b_epoch", "b_subj", "b_peak",
                  "peak", "seen", "busy", "known", "sent", "sent_ts", "eids", "u", "wn",
-                 "lip", "woke", "pend")
+                 "lip", "woke", "pend", "h_cnt", "lkey", "lkn", "pcc")
 
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
@@ -126,7 +165,12 @@ class _Svc:
         # 10-minute buckets since then
         self.peak = bytearray(4 * 50)
         memoryview(self.peak).cast("f")[48] = ts / HOUR
-        self.seen = bytearray(48)  # days each (day type, hour) bin was learnt (capped at 255)
+        # then (bytes 200-347) the days each (day type, hour) bin was learnt (uint8, capped at
+        # 255), a float16 EWMA per bin of the customers an hour (the sum of each 10-minute
+        # bucket's distinct customers) and a float32: the hour a country was last added
+        self.peak += bytes(_LEN - 200)
+        memoryview(self.peak)[_CCT:_LEN].cast("f")[0] = ts / HOUR
+        self.seen: bytearray | None = None  # (the learnt days, in a checkpoint before _LEN)
         self.busy = 0.0  # EWMA of the busiest bucket in its active hours
         # uint64 CRC32s of the addresses, networks and resources used, tagged in bits 32-33
         self.known = bytearray()
@@ -137,8 +181,12 @@ class _Svc:
         self.wn = math.inf  # ... and its warning threshold (critical: ``crit_x`` or twice it)
         self.lip: tuple[str, ...] = ()  # the last 3 addresses that raised nothing: fast path
         self.woke = _NEG_INF  # a night request after gap_hours of silence: woken then
-        self.pend: tuple[int, float] | None = None  # a new host beside a stable set: its
-        # address CRC and first request (it pages once it has been used for ``persist``)
+        self.pend: _Win | None = None  # a new host beside a stable set: its address CRC and
+        # window (it pages once it has been used for ``persist``, sooner when it adds volume)
+        self.h_cnt = 0  # customers (bucket-distinct) in the current hour
+        self.lkey: str | None = None  # the key of the last requests and their uses not yet
+        self.lkn = 0  # added to ``keys`` (one compare a request)
+        self.pcc: _Win | None = None  # a new country beside an established set (its window)
 
 
 def _added(s: _Svc) -> float:
@@ -151,7 +199,56 @@ def _added(s: _Svc) -> float:
 
 def _active(s: _Svc) -> float:
     """Active 10-minute buckets since the last address was added (0 in an older checkpoint)."""
-    return float(memoryview(s.peak).cast("f")[49]) if len(s.peak) == 200 else 0.0
+    return float(memoryview(s.peak).cast("f")[49]) if len(s.peak) >= 200 else 0.0
+
+
+def _cc_added(s: _Svc) -> float:
+    """When the last country was added to ``s.known`` (the service's start, at first)."""
+    return float(memoryview(s.peak)[_CCT:_LEN].cast("f")[0]) * HOUR
+
+
+def _key_flush(s: _Svc) -> None:
+    """Add the current run of the last key's uses to its count in ``s.known`` (tag 4: CRC32 |
+    (4 | uses << 3) << 32; at most ``_KEYS`` keys: a new one replaces the least used)."""
+    if s.lkey is None or not s.lkn:
+        return
+    crc = crc32(s.lkey.encode())
+    ks = memoryview(s.known).cast("Q")
+    least, lc = -1, 1 << 62
+    n = 0
+    for i, x in enumerate(ks):
+        if (x >> 32) & 7 == 4:
+            c = x >> 35
+            if x & 0xFFFFFFFF == crc:
+                ks[i] = crc | (4 | min(c + s.lkn, 1 << 28) << 3) << 32
+                s.lkn = 0
+                return
+            n += 1
+            if c < lc:
+                least, lc = i, c
+    v = (crc | (4 | min(s.lkn, 1 << 28) << 3) << 32).to_bytes(8, "little")
+    ks.release()
+    if n >= _KEYS:
+        s.known[8 * least: 8 * least + 8] = v
+    else:
+        s.known += v
+    s.lkn = 0
+
+
+def _key_share(s: _Svc, key: str | None) -> float | None:
+    """The share of the service's requests (as counted) made with ``key`` (None: fewer than
+    100 counted, too few to call a key rare)."""
+    _key_flush(s)
+    if key is None:
+        return None
+    crc = crc32(key.encode())
+    tot = mine = 0
+    for x in memoryview(s.known).cast("Q"):
+        if (x >> 32) & 7 == 4:
+            tot += x >> 35
+            if x & 0xFFFFFFFF == crc:
+                mine = x >> 35
+    return mine / tot if tot >= 100 else None
 
 
 def _has(buf: bytearray, v: int) -> bool:
@@ -181,6 +278,7 @@ class ServiceBaseline(Detector):
     status = "experimental"
     entity_kinds = ("actor",)
     wants = frozenset({"access"})
+    _v2 = False  # the services' windows, hourly customers, countries and keys are kept
     principal_types = ("service",)  # the engine routes only services' requests here (speed)
     triage = (
         "Check: which host the requests came from (evidence: new network / new address) and "
@@ -198,7 +296,8 @@ class ServiceBaseline(Detector):
     def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
                  gap_hours: float = 4.0, idle_days: float = 45.0,
-                 stable_hours: float = 24.0, persist_minutes: float = 60.0) -> None:
+                 stable_hours: float = 24.0, persist_minutes: float = 60.0,
+                 place_days: float = 2.0) -> None:
         self.tz = tz_offset_hours
         self._off = tz_offset_hours * HOUR
         self.learn = learn_hours * HOUR
@@ -209,6 +308,7 @@ class ServiceBaseline(Detector):
         self.idle = idle_days * 86400.0
         self.stable = stable_hours * HOUR
         self.persist = persist_minutes * 60.0
+        self.place_days = place_days
         self._svcs: dict[str, _Svc] = {}
 
     # --- baseline --------------------------------------------------------------------------
@@ -221,12 +321,20 @@ class ServiceBaseline(Detector):
     def _close_hours(self, s: _Svc, he: int) -> None:
         """Learn the hours from ``s.h_epoch`` up to (not including) ``he``."""
         if s.h_epoch >= 0:
-            self._learn(s, s.h_epoch, s.b_peak, s.h_flag)
+            self._learn(s, s.h_epoch, s.b_peak, s.h_flag, s.h_cnt)
             for h in range(s.h_epoch + 1, min(he, s.h_epoch + 1 + 7 * 24)):
-                self._learn(s, h, 0, False)
+                self._learn(s, h, 0, False, 0)
         s.h_epoch = he
         s.b_peak = 0
+        s.h_cnt = 0
         s.h_flag = False
+        rate = self._rate_now(s)
+        t = he * HOUR - self._off  # the hour's start (UTC seconds)
+        for w in (s.pend, s.pcc):  # a window's expectation: the hours it spans, each its own
+            if w is not None and w.rate >= 0:
+                w.exp += w.rate * max(0.0, t - w.acc) / HOUR
+                w.acc = max(w.acc, t)
+                w.rate = rate
         usual = self._usual(s, self._bin(he))
         if usual is None:
             s.u, s.wn = -1.0, math.inf
@@ -235,23 +343,25 @@ class ServiceBaseline(Detector):
             s.wn = max(self.volume_x * usual, usual + 6.0 * math.sqrt(usual) + 8.0,
                        float(self.min_volume))
 
-    def _learn(self, s: _Svc, h: int, peak: int, flagged: bool) -> None:
+    def _learn(self, s: _Svc, h: int, peak: int, flagged: bool, cnt: int) -> None:
         if flagged:
             return
         b = self._bin(h)
-        n = s.seen[b]
+        n = s.peak[_SEEN + b]
         a = 1.0 / (n + 1) if n < 3 else 0.3
         pk = memoryview(s.peak).cast("f")
         pk[b] += a * (peak - pk[b])
+        r = unpack_from("<e", s.peak, _RATE + 2 * b)[0]  # float16: 3 significant digits
+        pack_into("<e", s.peak, _RATE + 2 * b, min(60000.0, r + a * (cnt - r)))
         if n < 255:
-            s.seen[b] = n + 1
+            s.peak[_SEEN + b] = n + 1
         if peak:
             s.busy += (0.5 if s.busy == 0.0 else 0.1) * (peak - s.busy)
 
     def _usual(self, s: _Svc, b: int) -> float | None:
         """Usual busiest bucket at bin ``b`` (this day type, else the other; the largest of the
         hour and its two neighbours); None when this hour of day was never learnt."""
-        seen = s.seen
+        seen = memoryview(s.peak)[_SEEN:_RATE]
         for c in (b, (b + 24) % 48):
             if seen[c]:
                 pk = memoryview(s.peak).cast("f")
@@ -261,9 +371,29 @@ class ServiceBaseline(Detector):
         return None
 
     # --- event path ------------------------------------------------------------------------
+    def _upgrade(self) -> None:
+        """Services restored from a checkpoint written before the windows, hourly customers,
+        countries and keys were kept: the learnt days move into ``peak``, the rest starts
+        empty (learnt from now on)."""
+        for s in self._svcs.values():
+            if s.seen is not None:
+                pk = s.peak
+                if len(pk) < 200:
+                    pk += bytes(200 - len(pk))
+                    memoryview(pk).cast("f")[48] = s.first / HOUR
+                pk += bytes(s.seen[:48]) + bytes(_LEN - 248)
+                memoryview(pk)[_CCT:_LEN].cast("f")[0] = s.last / HOUR
+                s.seen = None
+                s.h_cnt, s.lkey, s.lkn, s.pcc = 0, None, 0, None
+                p: object = s.pend
+                s.pend = (_Win(p[0], p[1], -1.0) if isinstance(p, tuple) else None)
+        self._v2 = True
+
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         if e.actor_type != "service":
             return []
+        if not self._v2:
+            self._upgrade()
         ts = e.ts
         local = ts + self._off
         act: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id (decode requires it)
@@ -277,16 +407,29 @@ class ServiceBaseline(Detector):
         if be != s.b_epoch:
             s.b_epoch = be
             s.b_subj = set()
-            if len(s.peak) == 200:
+            if len(s.peak) >= 200:
                 pk = memoryview(s.peak).cast("f")
                 if pk[49] < 1e6:
                     pk[49] += 1
         subj: str = e.subject_id  # type: ignore[assignment]  # a request has a subject_id (decode requires it)
         bs = s.b_subj
+        added = 0
         if subj not in bs and len(bs) < 100_000:
             bs.add(subj)
+            added = 1
+            s.h_cnt += 1
             if len(bs) > s.b_peak:
                 s.b_peak = len(bs)
+            if s.pend is not None:
+                s.pend.tot += 1
+            if s.pcc is not None:
+                s.pcc.tot += 1
+        if e.key_id == s.lkey:  # the key's uses, counted in runs (one compare a request)
+            s.lkn += 1
+        else:
+            _key_flush(s)
+            s.lkey = e.key_id
+            s.lkn = 1
         gap = ts - s.last
         if ts > s.last:  # max(s.last, ts) (base.py, "Speed")
             s.last = ts
@@ -297,14 +440,20 @@ class ServiceBaseline(Detector):
         a_crc = crc32(ip.encode())
         n_crc = _net_of(ip) | 1 << 32
         r_crc = (crc32(e.resource.encode()) if e.resource else 0) | 2 << 32
+        net = e.net
+        cc = (net.country if net is not None and net.net_class != "private"
+              and len(net.country) == 2 and net.country != "??" else "")
+        c_crc = (crc32(cc.encode()) | 3 << 32) if cc else 0
         known = s.known
-        if ts - s.first < self.learn:  # learning: every address, network and resource
-            if not (_has(known, a_crc) and _has(known, n_crc) and _has(known, r_crc)):
-                self._remember(s, a_crc, n_crc, r_crc)
+        if ts - s.first < self.learn:  # learning: every address, network, resource, country
+            if not (_has(known, a_crc) and _has(known, n_crc) and _has(known, r_crc)
+                    and (not c_crc or _has(known, c_crc))):
+                self._remember(s, a_crc, n_crc, r_crc, c_crc)
             return []
         new_addr = not _has(known, a_crc)
         new_net = not _has(known, n_crc)
         new_res = not _has(known, r_crc)
+        new_cc = bool(c_crc) and not _has(known, c_crc)
         usual = s.u if s.u >= 0 else None
         crit = max(self.crit_x * s.u, 2.0 * s.wn)
         vol = 2 if n >= crit else 1 if n >= s.wn else 0
@@ -320,38 +469,95 @@ class ServiceBaseline(Detector):
         # A new internal host of a service whose hosts have been one small set for a whole
         # day (no address added since): a host joined; malware on a neighbour of the
         # service's own hosts uses its credential from there (SK Telecom, 2025).
+        n_addr = sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0)
         new_host = (new_addr and not new_net and ts - _added(s) >= self.stable
                     and _active(s) >= self.learn / BUCKET
-                    and ts - s.first >= self.stable and _internal(ip)
-                    and sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0)
-                    <= _STABLE_SET)
+                    and ts - s.first >= self.stable and _internal(ip) and n_addr <= _STABLE_SET)
         held = 0.0  # how long this new host has been used
+        pending = False
+        win: _Win | None = None
+        host_rank = 0
+        replaced = False
         if new_host:
             p = s.pend
-            if p is None or (p[0] != a_crc and ts - p[1] > 2 * self.persist):
-                p = s.pend = (a_crc, ts)
-            held = ts - p[1] if p[0] == a_crc else 0.0
-            new_host = held >= self.persist  # a host that stays, not a pod used for minutes
-            pending = not new_host
-        else:
-            pending = False
-        rank = 0
+            if p is None or (p.place != a_crc and ts - p.last > 2 * self.persist):
+                p = s.pend = _Win(a_crc, ts, self._rate_now(s))
+                p.tot = added
+            if p.place != a_crc:  # another new host is being judged: this one waits
+                pending = True
+            else:
+                p.new += added
+                p.last = ts
+                held = ts - p.first
+                win = p
+                add, replaced, _ = self._window(p, ts)
+                big = p.tot > 0 and p.new >= p.tot / (n_addr + 1)  # over a host's fair share
+                if add and held >= _W_MIN and p.tot >= _SURGE * (p.expected(ts) or 0.0):
+                    host_rank = 2  # tens of percent over the season, sustained: the new host's
+                elif add and big and held >= _W_EARLY:
+                    host_rank = 1  # a large share that adds to the service's reads: sooner
+                elif held >= self.persist and not replaced:
+                    host_rank = 2 if off or vol else 1  # a host that stays, not a pod for minutes
+                elif held < self.persist:
+                    pending = True
+                # else: it took the others' share (a deployment, autoscaling): learnt below
+            new_host = host_rank > 0
+        # A country the service never used, beside the one or two it has used for days: a
+        # leaked partner key called from the same cloud in another region (the AS stays
+        # familiar). Critical with corroboration the attacker does not control: a key it
+        # rarely uses, reads at volume, or reads that add to its usual places' instead of
+        # replacing them (a region failover moves the volume; it is learnt once it has).
+        cc_rank = 0
+        key_share: float | None = None
+        cc_state = ""
+        if new_cc:
+            n_cc = sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 3)
+            settled = (n_cc >= 1 and ts - s.first >= self.place_days * 86400.0
+                       and ts - _cc_added(s) >= self.stable)
+            w = s.pcc
+            if w is None or (w.place != cc and ts - w.last > HOUR):
+                w = s.pcc = _Win(cc, ts, self._rate_now(s))
+                w.tot = added
+            add = moved = False
+            if w.place == cc:  # (a second new country meanwhile: judged without a window)
+                w.new += added
+                w.last = ts
+                win = w
+                add, moved, _ = self._window(w, ts)
+            key_share = _key_share(s, e.key_id)
+            rare_key = key_share is not None and key_share < _RARE_KEY
+            corroborated = rare_key or vol > 0 or (add and ts - w.first >= _W_MIN)
+            if not settled:
+                cc_state = "young"  # no established set of places yet: learnt
+            elif moved and ts - w.first >= self.persist and not corroborated:
+                cc_state = "moved"  # a failover: the usual places went quiet; learnt
+            elif n_cc <= _PLACES:
+                cc_rank = 2 if corroborated else 1
+                cc_state = "new"
+            else:  # a multi-country service: one more country, judged on corroboration
+                cc_rank = 1 if corroborated else 0
+                cc_state = "multi"
+        rank = max(host_rank, cc_rank)
         if new_host:
-            rank = 2 if off or vol else 1
+            pass
         elif new_net and (off or vol):
             rank = 2
         elif new_addr and (off or vol):
-            rank = max(1, vol)
+            rank = max(rank, 1, vol)
         elif vol:
-            rank = vol
+            rank = max(rank, vol)
         if rank == 0:
             if pending:  # judged again at its next request: not learnt yet
                 return []
-            if new_addr or new_net or new_res:
-                self._remember(s, a_crc, n_crc, r_crc)
+            if new_addr or new_net or new_res or new_cc:
+                self._remember(s, a_crc, n_crc, r_crc, c_crc)
+                if new_cc and s.pcc is not None and s.pcc.place == cc:
+                    s.pcc = None
+            if s.pend is not None and s.pend.place == a_crc:
+                s.pend = None
             if ip not in s.lip:
                 s.lip = (ip,) + s.lip[:2]
-            if not new_net:
+            if not new_net and not (new_cc and cc_state in ("moved", "multi")):
                 return []
             sev = "info"  # a new network in daytime at its usual volume: a migration
         else:
@@ -369,12 +575,42 @@ class ServiceBaseline(Detector):
         s.sent = max(s.sent, r)
         s.sent_ts = ts
         return [self._finding(e, s, sev, n, thr, usual, off, night, gap, new_addr, new_net,
-                              new_res, lh, new_host, held)]
+                              new_res, lh, new_host, held, cc if new_cc else "", cc_state,
+                              win, key_share)]
+
+    def _rate_now(self, s: _Svc) -> float:
+        """The usual customers an hour at the current hour (-1: this hour never learnt)."""
+        b = self._bin(s.h_epoch)
+        for c in (b, (b + 24) % 48):
+            if s.peak[_SEEN + c]:
+                return float(unpack_from("<e", s.peak, _RATE + 2 * c)[0])
+        return -1.0
 
     @staticmethod
-    def _remember(s: _Svc, a: int, n: int, r: int) -> None:
-        for v, cap in ((a, _ADDRS), (n, _NETS), (r, _RES)):
-            if not _has(s.known, v):
+    def _window(w: _Win, ts: float) -> tuple[bool, bool, float]:
+        """Whether the new place's reads add to the service's usual volume (the excess over
+        the season is significant and mostly the new place's), whether they replaced the
+        known places' (these ceded at least half of the new place's reads), and the margin.
+
+        The margin is a Poisson 3 sigma plus 15% (the day-to-day error of a seasonal mean
+        learnt over a few days: an hour's customers vary by about that between days); with no
+        learnt hour, a replacement is the known places going quiet."""
+        exp = w.expected(ts)
+        known = w.tot - w.new
+        if exp is None:
+            return False, w.new > 0 and known <= 0.1 * w.new, 0.0
+        margin = _margin(exp)
+        excess = w.tot - exp
+        add = excess >= margin and w.new >= 0.5 * excess
+        replaced = w.new > 0 and known + 0.5 * w.new <= exp
+        return add, replaced, margin
+
+    @staticmethod
+    def _remember(s: _Svc, a: int, n: int, r: int, c: int = 0) -> None:
+        for v, cap in ((a, _ADDRS), (n, _NETS), (r, _RES), (c, _CCS)):
+            if v and not _has(s.known, v):
+                if v == c:
+                    memoryview(s.peak)[_CCT:_LEN].cast("f")[0] = s.last / HOUR
                 if v == a:
                     if len(s.peak) < 200:
                         s.peak += bytes(200 - len(s.peak))
@@ -391,7 +627,9 @@ class ServiceBaseline(Detector):
     def _finding(self, e: Event, s: _Svc, sev: str, n: int, thr: tuple[float, float],
                  usual: float | None, off: bool, night: bool, gap: float,
                  new_addr: bool, new_net: bool, new_res: bool, lh: int,
-                 new_host: bool = False, held: float = 0.0) -> Finding:
+                 new_host: bool = False, held: float = 0.0, cc: str = "",
+                 cc_state: str = "", win: _Win | None = None,
+                 key_share: float | None = None) -> Finding:
         act = e.actor_id
         what = []
         if new_net:
@@ -401,6 +639,13 @@ class ServiceBaseline(Detector):
                         f"the ones it has used since {iso(_added(s))}")
         elif new_addr:
             what.append(f"from {e.src_ip}, an address it never used")
+        if cc:
+            what.append(f"from {cc}, a country it never used" + (
+                " (a failover: its usual places went quiet)" if cc_state == "moved" else ""))
+        exp = win.expected(e.ts) if win is not None else None
+        if win is not None and exp is not None and win.tot > exp:
+            what.append(f"{win.tot} customers in {(e.ts - win.first) / 60:.0f} min against "
+                        f"{exp:.0f} usual, {win.new} of them from the new place")
         if off:
             what.append(f"at {lh:02d}:00 local, an hour it is usually idle at")
         if thr[0] and n >= thr[0]:
@@ -408,7 +653,9 @@ class ServiceBaseline(Detector):
         known = memoryview(s.known).cast("Q").tolist()
         n_addr = sum(1 for x in known if x >> 32 == 0)
         n_net = sum(1 for x in known if x >> 32 == 1)
-        n_res = len(known) - n_addr - n_net
+        n_cc = sum(1 for x in known if x >> 32 == 3)
+        n_res = sum(1 for x in known if x >> 32 == 2)
+        margin = _margin(exp) if exp is not None else None
         summary = (f"Service {act} was used " + ", ".join(what or ["from a new network"])
                    + (f": its busiest 10 minutes at {lh:02d}:00 usually read {usual:.0f} "
                       f"customers, from {n_addr} known addresses." if usual is not None else
@@ -427,6 +674,18 @@ class ServiceBaseline(Detector):
                f"{self.persist / 60:g} min, no address added for >= "
                f"{self.stable / HOUR:g} h before, <= {_STABLE_SET} hosts",
                f"no address added since {iso(_added(s))}"),
+            ev("new_country", cc or False,
+               f"{n_cc} countries used before, none added for >= {self.stable / HOUR:g} h, "
+               f"service seen >= {self.place_days:g} days; <= {_PLACES}: a place, more: "
+               "multi-country", cc_state),
+            ev("window_customers", [win.tot, win.new] if win is not None else None,
+               f"usual {exp:.0f} (+{margin:.0f} margin; critical for a new host at "
+               f">= {_SURGE:g}x)" if exp is not None and margin is not None else
+               "no learnt hour: not judged against the season",
+               "customers since the new place was first used (every place, the new one)"),
+            ev("key_share", round(key_share, 3) if key_share is not None else None,
+               f"rarely used below {_RARE_KEY:g}", "this key id's share of the service's "
+               "requests"),
             ev("new_resource", new_res, f"{n_res} resources read before", str(e.resource)),
             ev("silence_before_h", round(gap / HOUR, 1), f"night after >= {self.gap / HOUR:g} h "
                "silence when this hour is not known yet", f"night: {night}"),

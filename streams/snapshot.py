@@ -204,6 +204,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.unusual_hour:_Peer",
     # issue 14 items 3-4 (services and record volume)
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
+    "detectors.service_baseline:_Win",
     "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
     "detectors._sketch:DistinctCounter",
     # issue 14 (red team B): one session used by turns from home and from a server
