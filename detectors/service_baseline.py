@@ -2,16 +2,21 @@
 
 Services are the principals whose credentials malware on an internal server uses (SK Telecom,
 2025: a service credential at night from an internal host the service never used), and whose
-volume an attacker multiplies from the service's own host. Per service (``actor_type`` =
-``service``) the detector keeps, in local time (``tz_offset_hours``, default +9 KST, as
+volume an attacker multiplies from the service's own host; partners call with service keys
+from their own cloud, and a key leaked from a partner's CI is called from the same cloud
+elsewhere. Per service (``actor_type`` = ``service``) the detector keeps, in local time (``tz_offset_hours``, default +9 KST, as
 ``unusual_hour``):
 
 - a *seasonal* baseline: per hour of day and day type (weekday / weekend, 48 bins) an EWMA of
   the busiest 10-minute bucket's distinct customers in that hour (its rate at the scale an
   attack is seen at), learnt at the end of each hour (hours without a request are learnt as
-  zeros; hours it flagged are not learnt); the resources it reads;
-- the addresses and networks (/16 for IPv4, /48 for IPv6) it has used: every one in its first
-  ``learn_hours``, later only the ones whose requests raised nothing.
+  zeros; hours it flagged are not learnt); per bin too, an EWMA of its customers in the whole
+  hour (each 10-minute bucket's distinct customers, summed): what a window of hours is
+  expected to read (hand-written EWMAs packed in one bytearray, not River's ``EWMean``: 96 of
+  those objects a service would be ~10 KiB against a 1 KiB budget); the resources it reads;
+- the addresses and networks (/16 for IPv4, /48 for IPv6) it has used, and the countries of
+  its public addresses: every one in its first ``learn_hours``, later only the ones whose
+  requests raised nothing; the key ids it calls with, with their uses.
 
 Each request is judged at once (integer compares; the customer is added to the current
 10-minute bucket's transient set, dropped at the bucket's end):
@@ -34,20 +39,49 @@ Each request is judged at once (integer compares; the customer is added to the c
   hours, resources and volume can be the usual) uses its credential from a host the attacker
   could reach, not one of the service's: to stay quiet it must take over one of those very
   hosts. A pool whose addresses keep changing (autoscaling) is never stable, a cloud's public
-  addresses are not judged this way.
+  addresses are not judged this way. From the new host's first request a *window* counts the
+  service's customers (every host, and the new one) against what its hourly season expects
+  over the same span: malware reusing the key in the service's busy hours adds its reads to
+  the service's own (its hosts keep their volume), a deployment's new host takes a share of
+  the same reads (the others cede it). So, from 30 minutes on: *critical* when the service
+  reads ``1.3`` times its usual (tens of percent: what an attacker reading "many more
+  customers" adds) and the excess is past a margin (3 Poisson sigma + 10% + 3: a normal hour
+  of either red-team generator's services stays within 2-4.5 sigma) and mostly the new
+  host's; a *warning* when the new host reads more than a host's fair share (1 / (hosts + 1))
+  and the excess is past a looser margin (2.5 sigma); after ``persist_minutes`` a warning as
+  before, unless the known hosts ceded at least half of the new host's reads (by more than 2
+  sigma): then it is learnt, quietly (a deployment or autoscaling);
+- *new country beside an established set*: a country the service never used, when it has
+  used at most two countries (a place) for ``place_days`` (2) and added none for
+  ``stable_hours``: a leaked partner or service key called from the partner's own cloud in
+  another region (the AS stays familiar, the volume, customers and resources can be the
+  usual). A warning at the first request; *critical* with corroboration the attacker does
+  not choose: a key id the service rarely uses (under 5% of its requests: a CI or repository
+  key), reads at volume (the volume rule), or reads on top of the usual places' (from 30
+  minutes: the window's excess past the margin; from ``persist_minutes``: the known places
+  ceded under half of the new country's reads, which are past 2.5 sigma). A region failover
+  moves the volume (the known places fall short of the season by at least half the new
+  country's reads): after ``persist_minutes`` the country is learnt (an info says so). A
+  multi-country service (three or four countries) gets an info for one more, a warning when
+  corroborated; a service not established yet learns it.
 
 Severity: a new network at night or at volume is critical (the SK Telecom pattern); a new
-host beside a stable set warns after its first hour (critical at night or at volume); a new
-address in a known network at night or at volume, and volume from known addresses, warn
-(critical at ``crit_x`` times the usual bucket); a new network alone (daytime, usual volume: a
-migration) is info. Nightly batches that run every night are seen at their hour on earlier
-nights, so they are their own baseline. Not judged: a service younger than ``learn_hours``.
-Customers and employees are other detectors' (``bulk_lookup``, ``record_volume``).
+host beside a stable set is critical when it adds tens of percent to the service's season,
+warns sooner when its additive share is large, warns after its first hour otherwise
+(critical at night or at volume), and is learnt when it took the others' share; a new
+country beside an established set warns, critical with corroboration; a new address in a
+known network at night or at volume, and volume from known addresses, warn (critical at
+``crit_x`` times the usual bucket); a new network alone (daytime, usual volume: a migration)
+is info. Nightly batches that run every night are seen at their hour on earlier nights, so
+they are their own baseline. Not judged: a service younger than ``learn_hours``. Customers
+and employees are other detectors' (``bulk_lookup``, ``record_volume``).
 
-State: under 1 KiB per service (a 48-bin float array and two floats (when an address was
-last added, active buckets since), 48 day counts, up to 16 address, 8 network and 16 resource
-CRCs; test); a new host's CRC and first time (kept while it is judged); the current bucket's
-set of customer ids (transient: dropped when the bucket ends).
+State: under 1 KiB per service (one bytearray: a 48-bin float32 array and two floats (when
+an address was last added, active buckets since), 48 day counts, a 48-bin float16 array of
+hourly customers and when a country was last added; up to 16 address, 8 network, 16 resource
+and 4 country CRCs and 4 key CRCs with their uses; test); a new host's or country's window
+(kept while it is judged); the current bucket's set of customer ids (transient: dropped when
+the bucket ends).
 
 >>> from detectors.engine import Engine, EngineConfig
 >>> eng = Engine(EngineConfig(detectors=("service_baseline",)))
@@ -275,7 +309,8 @@ class ServiceBaseline(Detector):
     id = "service_baseline"
     title = "Service credential off its baseline"
     description = ("A service credential reads customers far above its usual volume for the hour "
-                   "of day, or is used from a network it never used at night or at volume.")
+                   "of day, is used from a network it never used at night or at volume, from "
+                   "a new host adding to its seasonal volume, or from a country it never used.")
     severity = "critical"
     attack = ("T1078.004", "T1119", "T1530")  # Valid Accounts: cloud; Automated Collection
     status = "experimental"
@@ -287,14 +322,18 @@ class ServiceBaseline(Detector):
         "Check: which host the requests came from (evidence: new network / new address) and "
         "whether a deployment or migration moved the service there; the hour against the "
         "service's schedule; the distinct customers per 10 minutes against the usual for this "
-        "hour and day type; the resources read (new ones are listed). False positives: a "
-        "migration to a new network, a backfill or re-run after an outage (volume at an odd "
-        "hour), a new nightly job on its first nights, a planned campaign; for a new host "
-        "beside a stable set, a deployment that added or replaced a host or a failover to a "
-        "standby host (the address is not learnt while it pages: allow-list it once the owner "
-        "confirms). Respond: ask the service's owner; if nobody changed it, rotate the service "
-        "credential, isolate the host it was used from (malware using a service credential is "
-        "the SK Telecom pattern), preserve its logs and count the customers read.")
+        "hour and day type; the resources read (new ones are listed); for a new host or "
+        "country, window_customers (the service's customers since it was first used, and the "
+        "new place's) against the usual, and key_share (a key it rarely uses). False "
+        "positives: a migration to a new network, a backfill or re-run after an outage "
+        "(volume at an odd hour), a new nightly job on its first nights, a planned campaign; "
+        "for a new host beside a stable set, a deployment that added a host beside the others "
+        "or a failover to a standby host; for a new country, a partner opening a new region "
+        "for new traffic (the address or country is not learnt while it pages: allow-list it "
+        "once the owner confirms). Respond: ask the service's or partner's owner; if nobody "
+        "changed it, rotate the credential (for a partner, its key id), isolate the host it was "
+        "used from (malware using a service credential is the SK Telecom pattern), preserve "
+        "its logs and count the customers read (window_customers' new place).")
 
     def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
