@@ -511,10 +511,12 @@ class ServiceBaseline(Detector):
         # A new internal host of a service whose hosts have been one small set for a whole
         # day (no address added since): a host joined; malware on a neighbour of the
         # service's own hosts uses its credential from there (SK Telecom, 2025).
-        n_addr = sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0)
+        n_addr = 0  # known addresses (counted when they matter)
         new_host = (new_addr and not new_net and ts - _added(s) >= self.stable
                     and _active(s) >= self.learn / BUCKET
-                    and ts - s.first >= self.stable and _internal(ip) and n_addr <= _STABLE_SET)
+                    and ts - s.first >= self.stable and _internal(ip)
+                    and (n_addr := sum(1 for x in memoryview(known).cast("Q") if x >> 32 == 0))
+                    <= _STABLE_SET)
         held = 0.0  # how long this new host has been used
         pending = False
         win: _Win | None = None
@@ -557,7 +559,7 @@ class ServiceBaseline(Detector):
             settled = (n_cc >= 1 and ts - s.first >= self.place_days * 86400.0
                        and ts - _cc_added(s) >= self.stable)
             w = s.pcc
-            if w is None or (w.place != cc and ts - w.last > HOUR):
+            if w is None or ts - w.last > 2 * HOUR:  # (a country unused for two hours: anew)
                 w = s.pcc = _Win(cc, ts, self._rate_now(s))
                 w.tot = added
             add = moved = kept = False
