@@ -387,3 +387,19 @@ def test_a_checkpoint_from_before_the_windows_is_upgraded() -> None:
     assert pages(run(eng, fleet(4, 30, HOSTS)[2 * 12 * 120:])) == []
     assert s.seen is None and len(s.peak) == 348
     assert sum(s.peak[200:248]) > sum(seen)  # the learnt days moved over, and go on
+
+
+def test_a_multi_country_partner_warns_only_with_corroboration() -> None:
+    # The partner on three regions from the start: a fourth country with a key it never
+    # used is corroborated, but one more country is ordinary for it: a warning, not critical.
+    several = AWS_JP[:1] + AWS_SG[:1] + ("3.101.4.4",)
+    attack = []
+    for j in range(60):
+        e = svc(T0 + 3 * DAY + 9 * H + 60 * j, "ptn-mvno", f"v-{j}", "18.184.1.1",
+                "subscriber")
+        e["key_id"] = "pk-ci"
+        attack.append(e)
+    alerts = pages(run(engine(), partner(4, 31, several) + attack))
+    assert [a["severity"] for a in alerts] == ["warning"]
+    feats = {x["feature"]: x["observed"] for x in alerts[0]["evidence"]}
+    assert feats["new_country"] == "DE" and feats["key_share"] < 0.05
