@@ -583,7 +583,7 @@ class ServiceBaseline(Detector):
                 cc_rank = 1 if corroborated else 0
                 cc_state = "multi"
         rank = max(host_rank, cc_rank)
-        if new_host:
+        if new_host:  # judged above (off hours and volume included)
             pass
         elif new_net and (off or vol):
             rank = 2
