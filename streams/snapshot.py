@@ -207,6 +207,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     "detectors.peer_resource:_Group",
     # issue 14 items 3-4 (services and record volume)
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
+    "detectors.service_baseline:_Win",
     "detectors.record_volume:RecordVolume", "detectors.record_volume:_Rows",
     "detectors.record_volume:_Day",
     "detectors._sketch:DistinctCounter",

@@ -157,23 +157,67 @@ def fleet(days: int, seed: int, hosts: tuple[str, ...], name: str = "svc-prov") 
 HOSTS = ("10.40.12.11", "10.40.12.12", "10.40.12.13")
 
 
-def test_a_new_internal_host_beside_a_stable_set_warns_once_it_stays_an_hour() -> None:
-    # Malware on a neighbour of the service's hosts (same /24), at its usual hours, resources
-    # and about its usual volume: only the host is new, and the attacker did not choose it.
-    rng = random.Random(11)
-    base = fleet(4, 11, HOSTS)  # its fourth day goes on as usual beside the attack
-    attack = [svc(T0 + 3 * DAY + 10 * H + rng.uniform(0, 6 * H), "svc-prov", f"x-{j}",
-                  "10.40.12.37", "subscriber") for j in range(400)]
-    attack.sort(key=lambda e: e["ts"])
-    alerts = run(engine(), base + attack)
-    first = pages(alerts)[0]
-    assert first["severity"] == "warning"
-    assert first["entity"] == {"kind": "actor", "id": "svc-prov"}
-    exposed = sum(1 for e in attack if e["ts"] <= first_ts(first))
-    assert first_ts(first) >= attack[0]["ts"] + H and exposed < 100, exposed
-    feats = {x["feature"]: x["observed"] for x in first["evidence"]}
+def attack_from(host: str, per_hour: int, seed: int, hours: float = 6.0,
+                start: float = T0 + 3 * DAY + 10 * H) -> list[dict[str, Any]]:
+    """Malware on ``host`` reusing svc-prov's key in its busy hours, on its usual resource,
+    reading ``per_hour`` customers an hour on top of the service's own."""
+    rng = random.Random(seed)
+    out = [svc(start + rng.uniform(0, hours * H), "svc-prov", f"x-{j}", host, "subscriber")
+           for j in range(int(per_hour * hours))]
+    return sorted(out, key=lambda e: e["ts"])
+
+
+def test_a_new_host_adding_tens_of_percent_in_busy_hours_pages_critical() -> None:
+    # Malware on a neighbour of the service's hosts (same /24), at its usual hours and
+    # resources, reading 40% more customers than the service reads in those hours: the
+    # service's own hourly baseline says the volume is added, and the new host adds it.
+    attack = attack_from("10.40.12.37", 48, seed=11)
+    alerts = run(engine(), fleet(4, 11, HOSTS) + attack)
+    crit = [a for a in alerts if a["severity"] == "critical"]
+    assert crit and crit[0]["entity"] == {"kind": "actor", "id": "svc-prov"}
+    exposed = sum(1 for e in attack if e["ts"] <= first_ts(crit[0]))
+    assert first_ts(crit[0]) <= attack[0]["ts"] + H and exposed < 60, exposed
+    feats = {x["feature"]: x["observed"] for x in crit[0]["evidence"]}
     assert feats["new_host_in_stable_set"] is True and feats["new_network"] is False
-    assert "a new host (used for 6" in first["summary"]
+    tot, new = feats["window_customers"]
+    assert new > 0 and tot > 1.3 * (tot - new)  # the new host's reads on top of the usual
+    assert "against" in crit[0]["summary"] and "from the new place" in crit[0]["summary"]
+
+
+def test_a_new_host_with_a_large_additive_share_warns_before_its_first_hour() -> None:
+    # The same at +60%: over a third of the service's reads
+    # at once (over a host's fair share of four), on top of the usual: a warning in
+    # minutes, not after an hour.
+    attack = attack_from("10.40.12.37", 72, seed=12)
+    alerts = pages(run(engine(), fleet(4, 12, HOSTS) + attack))
+    assert alerts and alerts[0]["severity"] == "warning"
+    assert first_ts(alerts[0]) < attack[0]["ts"] + H
+
+
+def test_a_new_host_at_low_volume_warns_once_it_stays_an_hour() -> None:
+    # A few customers an hour (5%): the volume says nothing, but the host stays, and the
+    # service's own hosts did not cede it any share: a warning after its first hour.
+    attack = attack_from("10.40.12.37", 6, seed=13)
+    alerts = pages(run(engine(), fleet(4, 13, HOSTS) + attack))
+    assert [a["severity"] for a in alerts][:1] == ["warning"]
+    assert first_ts(alerts[0]) >= attack[0]["ts"] + H
+    assert "a new host (used for 6" in alerts[0]["summary"]
+    assert all(a["severity"] == "warning" for a in alerts)
+
+
+def test_a_deployment_that_adds_a_host_taking_a_share_stays_quiet() -> None:
+    # Autoscaling or a deployment: from 10:00 on day 4 a fourth host takes its share of the
+    # same requests (the total stays the usual): the others cede it, so it is learnt.
+    rng = random.Random(17)
+    events = fleet(3, 17, HOSTS)
+    for d in (3, 4):
+        for h in range(8, 20):
+            hosts = HOSTS + ("10.40.12.14",) if d > 3 or h >= 10 else HOSTS
+            events += [svc(T0 + d * DAY + h * H + rng.uniform(0, H), "svc-prov",
+                           f"c-{rng.randrange(10**6)}", rng.choice(hosts), "subscriber")
+                       for _ in range(120)]
+    alerts = run(engine(), events)
+    assert pages(alerts) == []
 
 
 def test_a_new_host_used_for_minutes_stays_quiet() -> None:
@@ -208,3 +252,154 @@ def test_a_new_public_address_in_a_known_network_is_not_a_new_host() -> None:
     moved = [svc(T0 + 3 * DAY + 11 * H + 30 * j, "ptn-mvno", f"c-{rng.randrange(10**6)}",
                  "52.68.9.200", "subscriber") for j in range(100)]
     assert pages(run(engine(), base + moved)) == []
+
+
+AWS_JP = ("13.112.40.5", "13.112.40.6", "52.68.3.10")  # AMAZON-02, JP (bundled GeoIP)
+AWS_SG = ("13.229.10.2", "13.229.10.3", "13.229.11.40")  # AMAZON-02, SG: the same AS
+
+
+def partner(days: float, seed: int, places: tuple[str, ...] = AWS_JP, start: float = 0.0,
+            keys: tuple[str, ...] = ("pk-1", "pk-2"), name: str = "ptn-mvno") -> list:
+    """A partner (an MVNO) calling from its cloud region on its subscribers' day curve,
+    ~20 an hour at night to ~80 in the evening, with two key ids."""
+    rng = random.Random(seed)
+    out = []
+    for hh in range(int(start * 24), int(days * 24)):
+        h = hh % 24
+        rate = 20 + 60 * max(0.0, math.sin(math.pi * (h - 6) / 17)) if 6 <= h <= 23 else 20
+        for _ in range(int(rate)):
+            e = svc(T0 + hh * H + rng.uniform(0, H), name, f"c-{rng.randrange(10**6)}",
+                    rng.choice(places), "subscriber")
+            e["key_id"] = rng.choice(keys)
+            out.append(e)
+    return out
+
+
+def leak(per_hour: int, seed: int, key: str = "pk-2", hours: float = 24.0,
+         start: float = T0 + 3 * DAY + 9 * H) -> list[dict[str, Any]]:
+    """The partner's leaked key called from the same cloud in another country, at a modest
+    volume on top of the partner's own, for any customer, on the usual resource."""
+    rng = random.Random(seed)
+    out = []
+    for j in range(int(per_hour * hours)):
+        e = svc(start + rng.uniform(0, hours * H), "ptn-mvno", f"v-{j}", rng.choice(AWS_SG),
+                "subscriber")
+        e["key_id"] = key
+        out.append(e)
+    return sorted(out, key=lambda e: e["ts"])
+
+
+def test_a_partner_key_from_a_new_country_warns_then_pages_critical_when_it_adds() -> None:
+    # Same AS (AMAZON-02), another country, ~30% more customers than the partner reads,
+    # with its usual key and resource: a warning at the first request (a country it never
+    # used beside the one it used for days), critical once the reads are seen to add to the
+    # usual place's rather than replace them.
+    attack = leak(15, seed=21)
+    alerts = pages(run(engine(), partner(4, 21) + attack))
+    assert alerts[0]["severity"] == "warning"
+    assert alerts[0]["event_ids"][-1] == attack[0]["event_id"]
+    feats = {x["feature"]: x["observed"] for x in alerts[0]["evidence"]}
+    assert feats["new_country"] == "SG"
+    crit = [a for a in alerts if a["severity"] == "critical"]
+    assert crit, alerts
+    exposed = sum(1 for e in attack if e["ts"] <= first_ts(crit[0]))
+    assert exposed < 60, exposed
+
+
+def test_a_rarely_used_key_from_a_new_country_pages_critical_at_once() -> None:
+    # A key id the partner (almost) never uses, from a country it never used: critical at
+    # the first request (a CI key leaked from a repository).
+    attack = leak(15, seed=22, key="pk-ci")
+    alerts = pages(run(engine(), partner(4, 22) + attack))
+    assert alerts[0]["severity"] == "critical"
+    assert alerts[0]["event_ids"][-1] == attack[0]["event_id"]
+    feats = {x["feature"]: x["observed"] for x in alerts[0]["evidence"]}
+    assert feats["key_share"] is not None and feats["key_share"] < 0.05
+
+
+def test_a_region_failover_warns_at_most_and_is_learnt() -> None:
+    # The partner's region fails over: from 09:00 on day 4 every request comes from SG and
+    # none from JP. A warning at most; once the usual place is seen to have gone quiet the
+    # country is learnt (an info says so), and nothing pages after.
+    events = partner(3.375, 23) + partner(5, 24, AWS_SG, start=3.375)
+    eng = engine()
+    alerts = run(eng, events)
+    assert [a["severity"] for a in pages(alerts)] in ([], ["warning"])
+    state = eng.detectors["service_baseline"]._svcs["ptn-mvno"]  # type: ignore[attr-defined]
+    assert _has(state.known, crc32(b"SG") | 3 << 32)  # learnt: one of its places now
+    assert state.pcc is None
+
+
+def test_a_partner_that_always_used_several_countries_stays_quiet_on_one_more() -> None:
+    # A partner on three regions from the start; a fourth one taking a share of the same
+    # volume is one more of its places, not an attack.
+    several = AWS_JP[:1] + AWS_SG[:1] + ("3.101.4.4",)
+    events = partner(3.375, 25, several) + partner(5, 26, several[1:] + ("18.184.1.1",),
+                                                    start=3.375)
+    assert pages(run(engine(), events)) == []
+
+
+def test_a_young_partner_in_a_second_country_stays_quiet() -> None:
+    # A partner seen for a day only has no established set of places yet.
+    events = partner(1, 27) + partner(3, 28, AWS_JP + AWS_SG, start=1)
+    assert pages(run(engine(), events)) == []
+
+
+def test_windows_round_trip_through_the_checkpoint_format() -> None:
+    # A partner's new-country window and key counts survive a checkpoint (the codec, no
+    # pickle), and the restored detector goes on to the same verdicts.
+    from streams.snapshot import decode, encode
+
+    events = sorted(partner(4, 29) + leak(15, seed=29), key=lambda e: e["ts"])
+    cut = next(i for i, e in enumerate(events) if e["ts"] > T0 + 3 * DAY + 9.2 * H)
+    a, b = engine(), engine()
+    for e in events[:cut]:
+        a.process_obj(e)
+        b.process_obj(e)
+    det = b.detectors["service_baseline"]
+    restored = decode(encode(det))
+    assert restored._svcs["ptn-mvno"].pcc is not None  # type: ignore[attr-defined]
+    b.detectors["service_baseline"] = restored
+    for k, hooks in b._access_route.items():  # route the engine's hooks to the restored one
+        b._access_route[k] = [getattr(restored, h.__name__) if h.__self__ is det else h
+                              for h in hooks]
+    sev_a = [x["severity"] for e in events[cut:] for x in a.process_obj(e)[0]]
+    sev_b = [x["severity"] for e in events[cut:] for x in b.process_obj(e)[0]]
+    sev_a += [x["severity"] for x in a.flush()]
+    sev_b += [x["severity"] for x in b.flush()]
+    assert sev_a == sev_b and "critical" in sev_a
+
+
+def test_a_checkpoint_from_before_the_windows_is_upgraded() -> None:
+    # A service restored from a checkpoint without the hourly customers, countries and keys
+    # (its learnt days in their own bytearray) goes on, learning those from then on.
+    eng = engine()
+    run(eng, fleet(2, 30, HOSTS))
+    det = eng.detectors["service_baseline"]
+    s = det._svcs["svc-prov"]  # type: ignore[attr-defined]
+    seen = bytes(s.peak[200:248])
+    s.seen = bytearray(seen)
+    s.peak = s.peak[:200]
+    for a in ("h_cnt", "lkey", "lkn", "pcc"):
+        delattr(s, a)
+    s.pend = (123, T0)
+    det._v2 = False  # type: ignore[attr-defined]
+    assert pages(run(eng, fleet(4, 30, HOSTS)[2 * 12 * 120:])) == []
+    assert s.seen is None and len(s.peak) == 348
+    assert sum(s.peak[200:248]) > sum(seen)  # the learnt days moved over, and go on
+
+
+def test_a_multi_country_partner_warns_only_with_corroboration() -> None:
+    # The partner on three regions from the start: a fourth country with a key it never
+    # used is corroborated, but one more country is ordinary for it: a warning, not critical.
+    several = AWS_JP[:1] + AWS_SG[:1] + ("3.101.4.4",)
+    attack = []
+    for j in range(60):
+        e = svc(T0 + 3 * DAY + 9 * H + 60 * j, "ptn-mvno", f"v-{j}", "18.184.1.1",
+                "subscriber")
+        e["key_id"] = "pk-ci"
+        attack.append(e)
+    alerts = pages(run(engine(), partner(4, 31, several) + attack))
+    assert [a["severity"] for a in alerts] == ["warning"]
+    feats = {x["feature"]: x["observed"] for x in alerts[0]["evidence"]}
+    assert feats["new_country"] == "DE" and feats["key_share"] < 0.05
