@@ -202,13 +202,15 @@ SCENARIOS: dict[str, Scenario] = {
 # ---------------------------------------------------------------- the world
 
 class World:
-    def __init__(self, scenario: str, seed: int, days: int | None = None, scale: float | None = None):
+    def __init__(self, scenario: str, seed: int, days: int | None = None, scale: float | None = None,
+                 cc_scale: float | None = None):
         self.scenario = scenario
         self.seed = seed
         self.sc = SCENARIOS[scenario]
-        if days is not None or scale is not None:  # smaller worlds, for the tests
+        if days is not None or scale is not None or cc_scale is not None:  # smaller worlds, for tests
             self.sc = dataclasses.replace(self.sc, days=days or self.sc.days,
-                                          scale=scale if scale is not None else self.sc.scale)
+                                          scale=scale if scale is not None else self.sc.scale,
+                                          cc_scale=cc_scale if cc_scale is not None else self.sc.cc_scale)
         self.days = self.sc.days
         self.start = START
         self.end = START + self.days * DAY
@@ -326,6 +328,14 @@ class Customers:
                 s = w.start + r.uniform(-5, w.days) * DAY
                 self.trip[i] = (s, s + r.uniform(3, 10) * DAY, r.choices(TRAVEL, weights=TRAVEL_W)[0])
         self.hotel: dict[int, str] = {i: addr(r, dst) for i, (_, _, dst) in self.trip.items()}
+        # joint accounts and family cards: a partner may look at the other's card and transactions
+        self.partner: dict[int, int] = {}
+        for i in range(self.n):
+            if i not in self.partner and r.random() < 0.02:
+                j = r.randrange(self.n)
+                if j != i and j not in self.partner:
+                    self.partner[i] = j
+                    self.partner[j] = i
 
     def pick(self, r: random.Random) -> int:
         return r.choices(range(self.n), cum_weights=self.cum)[0]
@@ -368,6 +378,12 @@ class Customers:
             res = r.choices(CUST_RES, weights=CUST_RES_W)[0]
             action = "update" if res == "payment" and r.random() < 0.5 else "read"
             w.access(t, c, "customer", c, res, ip, action, session=sid, iat=login_t, key=key, ua=ua)
+        j = self.partner.get(i)
+        if j is not None and r.random() < 0.2:
+            for _ in range(r.randint(1, 3)):
+                t += r.expovariate(1 / 20.0) + 1
+                w.access(t, c, "customer", self.ids[j], r.choice(["card", "transactions", "account_summary"]),
+                         ip, session=sid, iat=login_t, key=key, ua=ua)
         if extra:
             extra(t, sid, login_t, ip, ua, key)
         return sid, login_t, ip
@@ -523,7 +539,7 @@ class StaffModel:
         ip = self.ip_for(s, d, r)
         sid = "sso-" + hexid(r, 16)
         w.login(a, s.id, "employee", "success", ip, sid, "sso", STAFF_UA)
-        self.days_of[s.id][d] = (sid, a, b, ip)
+        self.days_of[s.id][d] = (sid, a, b, ip, sid, a)
         ramp = min(1.0, 0.4 + 0.2 * (d - s.first_day)) if s.first_day else 1.0
         frac = (b - a) / (8.2 * HOUR)
         if s.shift == "night":
@@ -540,6 +556,7 @@ class StaffModel:
             if t > relog and sid2 is None:
                 sid2 = "sso-" + hexid(r, 16)
                 w.login(relog, s.id, "employee", "success", ip, sid2, "sso", STAFF_UA)
+                self.days_of[s.id][d] = (sid, a, b, ip, sid2, relog)
             cur, iat = (sid2, relog) if sid2 and t > relog else (sid, a)
             subj = self.cust.ids[self.cust.pick(r)] if r.random() < 0.7 else self.cust.ids[r.randrange(self.cust.n)]
             self.case(s, subj, t, ip, cur, iat, r)
@@ -651,7 +668,7 @@ class Services:
             for subj in subjects:
                 t += r.uniform(0.5, 6.0)
                 self.call("svc-statements", t, subj, "statements", ip, r)
-        # CRM: a delta export every night at 04:00; the full export on the first workday of a month
+        # CRM: a delta export every night at 04:00; the full export at month-end closing
         r = w.rng("svc_crm")
         ip = self.addrs["svc-crm-export"][0]
         for d in range(w.days):
@@ -660,7 +677,7 @@ class Services:
                 self.call("svc-crm-export", t, self.cust.ids[r.randrange(self.cust.n)], "profile", ip, r,
                           "export", r.randint(20, 220))
                 t += r.uniform(20, 90)
-            if self.first_workday_of_month(d):
+            if self.last_workday_of_month(d):
                 total = self.cust.n
                 t += 600
                 while total > 0:
@@ -692,10 +709,14 @@ class Services:
         self.hourly("partner-bureau", 150 / 24 * max(0.3, s), [0] * 8 + [1] * 10 + [0] * 6, ["profile", "address"],
                     r, workdays_only=True, hours=(8, 18))
 
-    def first_workday_of_month(self, d: int) -> bool:
+    def last_workday_of_month(self, d: int) -> bool:
+        """Month-end closing: the last Monday-Friday of the calendar month."""
+        if not self.w.workday(d):
+            return False
         t = self.w.start + d * DAY + 12 * HOUR
-        mday = _time.gmtime(t).tm_mday
-        return self.w.workday(d) and (mday == 1 or (mday <= 3 and d % 7 == 0))
+        month = _time.gmtime(t).tm_mon
+        nxt = d + (3 if d % 7 == 4 else 1)
+        return _time.gmtime(self.w.start + nxt * DAY + 12 * HOUR).tm_mon != month
 
 
 def poisson(r: random.Random, lam: float) -> int:
@@ -763,7 +784,8 @@ class Truth:
 class Attacker:
     def __init__(self, w: World, cust: Customers, truth: Truth):
         self.w, self.cust, self.truth = w, cust, truth
-        self.r = w.rng("attack|" + w.scenario)
+        # clock_poison is forged_fresh_resi's very attack (same draws), plus one event
+        self.r = w.rng("attack|" + ("forged_fresh_resi" if w.scenario == "clock_poison" else w.scenario))
         self.used: set[str] = set()
 
     def access(self, t, actor, atype, subj, res, ip, action="read", records=None, **kw):
@@ -817,7 +839,7 @@ class Attacker:
                 t += r.uniform(2, 20)
 
     def clock_poison(self):
-        w, r = self.w, self.r
+        w, r = self.w, self.w.rng("poison")
         t = w.start + DAY + 8.9 * HOUR
         c = self.cust.ids[r.randrange(self.cust.n)]
         ip = addr(r, "de_telekom")
@@ -950,13 +972,15 @@ class Attacker:
             day = staff.days_of[s.id].get(d)
             if not day:
                 continue
-            sid, a, b, ip = day
-            tr.add(tr.sessions, sid)
+            sid1, a, b, ip, sid2, relog = day
             n = int(r.gauss(40, 5))
             for t in sorted(r.uniform(a + 900, b - 900) for _ in range(n)):
+                # the session of that time of day (the afternoon one once it exists)
+                sid, iat = (sid2, relog) if sid2 != sid1 and t > relog + 60 else (sid1, a)
+                tr.add(tr.sessions, sid)
                 c = self.cust.ids[self.victim()]
                 for res in r.sample(["profile", "income", "credit_report", "limits", "address"], r.randint(2, 4)):
-                    self.access(t, s.id, "employee", c, res, ip, session=sid, iat=a, key=SSO_KEY, ua=STAFF_UA)
+                    self.access(t, s.id, "employee", c, res, ip, session=sid, iat=iat, key=SSO_KEY, ua=STAFF_UA)
                     t += r.uniform(10, 80)
 
     # ---- IDOR ring: mule accounts read other customers through their own sessions
@@ -1051,11 +1075,12 @@ class Attacker:
 
 # ---------------------------------------------------------------- generate / write
 
-def generate(scenario: str, seed: int, days: int | None = None, scale: float | None = None) -> Generated:
-    """The scenario's events and truth for a seed (days / scale: a smaller world, for tests)."""
+def generate(scenario: str, seed: int, days: int | None = None, scale: float | None = None,
+             cc_scale: float | None = None) -> Generated:
+    """The scenario's events and truth for a seed (days, scale, cc_scale: a smaller world, for tests)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
-    w = World(scenario, seed, days, scale)
+    w = World(scenario, seed, days, scale, cc_scale)
     lag_days(w)
     key_store(w)
     cust = Customers(w)
@@ -1082,7 +1107,7 @@ def generate(scenario: str, seed: int, days: int | None = None, scale: float | N
     lines = []
     mal_ids = []
     first_mal = None
-    for n, (arr, _, ev, mal) in enumerate(w.items):
+    for n, (_arr, _, ev, mal) in enumerate(w.items):
         eid = f"nk{seed:02d}-{n:08d}"
         out = {"event_id": eid}
         out.update(ev)
