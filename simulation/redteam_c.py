@@ -419,14 +419,44 @@ class Customers:
                 t += r2.expovariate(1 / 30.0) + 1
         # account locks by the fraud team, with the session revoked
         r3 = w.rng("locks")
+        self.suspended: dict[str, list[tuple[float, float]]] = {}
         for d in range(w.days):
             for _ in range(r3.randint(0, 3)):
                 t = w.start + d * DAY + r3.uniform(8, 20) * HOUR
                 c = self.ids[self.pick(r3)]
                 w.identity(t, "principal_suspended", principal_id=c)
                 w.identity(t + 2, "session_revoked", session_id="s-" + hexid(r3, 20))
+                until = float("inf")
                 if r3.random() < 0.6:
-                    w.identity(t + r3.uniform(1, 20) * HOUR, "principal_reinstated", principal_id=c)
+                    until = t + r3.uniform(1, 20) * HOUR
+                    w.identity(until, "principal_reinstated", principal_id=c)
+                self.suspended.setdefault(c, []).append((t, until))
+
+    def enforce_locks(self):
+        """A locked customer cannot log in (the IdP answers failure) nor read until reinstated.
+
+        Added after the first scoring run: the first version let locked customers go on
+        logging in successfully, which no bank's IdP does (docs/redteam_c.md).
+        """
+        w = self.w
+        dropped: set[str] = set()
+        keep = []
+
+        def locked(c: str, t: float) -> bool:
+            return any(a <= t < b for a, b in self.suspended.get(c, ()))
+
+        for item in w.items:
+            ev, mal = item[2], item[3]
+            if not mal and ev.get("account_type") == "customer" and ev["account_id"] in self.suspended:
+                if ev["outcome"] == "success" and locked(ev["account_id"], _ts(ev["ts"])):
+                    dropped.add(ev.pop("session_id"))
+                    ev["outcome"] = "failure"
+            elif not mal and ev.get("actor_type") == "customer" and (
+                    ev.get("session_id") in dropped
+                    or (ev["actor_id"] in self.suspended and locked(ev["actor_id"], _ts(ev["ts"])))):
+                continue
+            keep.append(item)
+        w.items = keep
 
 
 # ---------------------------------------------------------------- staff
@@ -1089,6 +1119,7 @@ def generate(scenario: str, seed: int, days: int | None = None, scale: float | N
     staff.run()
     svc = Services(w, cust)
     svc.run()
+    cust.enforce_locks()
     truth = None
     sc = w.sc
     if sc.expected:
