@@ -10,7 +10,9 @@ change to ``ctx.directory`` before detectors see it):
   termination or suspension.
 
 No warm-up: the checks are exact, so the first use pages critical (a failed login of a departed
-principal is a warning: the door held, but someone has the name and is trying). The entity is the
+employee, partner or service is a warning: the door held, but someone has the name and is
+trying; of a suspended or closed customer account an info: locked customers retry, often for
+days, without knowing why the door does not open). The entity is the
 key for key checks (every forged request carries it: one page for the key, the episode holds the
 rest) and the principal for principal checks. While a key or principal stays in use the detector
 sends a quiet refresh (suppressed by the engine, same severity) every ``refresh`` seconds with
@@ -210,7 +212,15 @@ class RevokedCredential(Detector):
         net = e.net
         where = f"{net.country}, {net.org or net.net_class}" if net else "?"
         failed_login = e.kind == "login" and e.outcome == "failure"
-        severity = "warning" if failed_login else "critical"
+        # a customer the business locked (fraud, debt, a closed account) keeps trying: the door
+        # held and they do not know why (info); staff, partners and services do not retry a
+        # dead account by accident (warning: someone has the name and is trying)
+        if not failed_login:
+            severity = "critical"
+        elif kind == "actor" and e.account_type == "customer":
+            severity = "info"
+        else:
+            severity = "warning"
         names = ctx.victims()  # customers named by digest; the key, principal, owner in clear
         if e.kind == "login":
             did = "tried to log in (it failed)" if failed_login else "logged in"
@@ -242,7 +252,7 @@ class RevokedCredential(Detector):
         if e.token_issued_at is not None:
             evidence.append(ev("token_issued_at", iso(e.token_issued_at),
                                "before the revocation or departure", "JWT iat of the token"))
-        score = 1.0 if severity == "critical" else 0.7
+        score = {"critical": 1.0, "warning": 0.7}.get(severity, 0.3)
         return Finding(self.id, kind, ident, severity, score, summary, evidence,
                        list(u.event_ids), e.ts, names.extra())
 

@@ -40,9 +40,10 @@ def access(i: int, ts: float, key: str | None = None, actor: str | None = None,
     return d
 
 
-def login(i: int, ts: float, acct: str, outcome: str = "success") -> dict[str, Any]:
+def login(i: int, ts: float, acct: str, outcome: str = "success",
+          account_type: str = "employee") -> dict[str, Any]:
     d = {"event_id": f"l{i}", "ts": ts, "account_id": acct, "outcome": outcome,
-         "src_ip": "121.131.0.7", "account_type": "employee"}
+         "src_ip": "121.131.0.7", "account_type": account_type}
     if outcome == "success":
         d["session_id"] = f"s{i}"
     return d
@@ -113,6 +114,19 @@ def test_departed_principal_failed_then_successful_login_escalates() -> None:
     assert {a["entity"]["id"] for a in alerts} == {"emp-9"}
     assert "tried to log in" in alerts[0]["summary"]
     assert "just logged in" in alerts[1]["summary"]
+
+
+def test_a_locked_customer_retrying_is_info_until_the_lock_fails() -> None:
+    """A customer the business suspended keeps trying to log in (the door held): info, not a
+    page; a login that succeeds despite the lock is critical. An employee's failed login
+    after departure still warns (the test above)."""
+    eng = engine()
+    evs = [change(0, "principal_suspended", principal_id="c-77"),
+           *[login(i, 60 + 3600 * i, "c-77", "failure", "customer") for i in range(1, 6)],
+           login(9, 60 + 3600 * 9, "c-77", "success", "customer")]
+    alerts = feed(eng, evs)
+    assert [a["severity"] for a in alerts if a["severity"] != "info"] == ["critical"]
+    assert alerts[0]["severity"] == "info" and "tried to log in" in alerts[0]["summary"]
 
 
 def test_reinstated_principal_is_quiet() -> None:
