@@ -6,11 +6,12 @@ missed, on one or every set of labelled traffic (``--set``):
 - ``redteam``: red team A (:mod:`simulation.redteam_eval`; docs/redteam.md), scored as a black box
   through ``accesswatch replay``;
 - ``redteam_b``: red team B (:mod:`simulation.redteam_b_eval`; docs/redteam_b.md), likewise;
-- ``all``: the three, one after the other (the red-team sets take minutes each per seed).
+- ``redteam_c``: red team C (:mod:`simulation.redteam_c_eval`; docs/redteam_c.md), likewise;
+- ``all``: the four, one after the other (the red-team sets take minutes each per seed).
 
 The red-team generators were written without reading the detectors; their harnesses are
-also runnable as ``python bench/redteam_eval.py`` / ``python bench/redteam_b_eval.py`` with more
-options (``--keep``, ``--json``, ``--from-json``)."""
+also runnable as ``python bench/redteam_eval.py`` / ``python bench/redteam_b_eval.py`` /
+``python bench/redteam_c_eval.py`` with more options (``--keep``, ``--json``, ``--from-json``)."""
 
 from __future__ import annotations
 
@@ -41,10 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown here")
     p.add_argument("--set", dest="sets", choices=SETS, default="simulate",
                    help="which labelled traffic: the project's simulator (default), red team A, "
-                        "red team B, or all three")
+                        "B or C, or all four")
 
 
-SETS = ("simulate", "redteam", "redteam_b", "all")
+SETS = ("simulate", "redteam", "redteam_b", "redteam_c", "all")
+_TITLES = {"redteam_b": "Red team B (docs/redteam_b.md)", "redteam_c": "Red team C (docs/redteam_c.md)"}
 
 
 def _fmt_s(v: float | None) -> str:
@@ -54,7 +56,7 @@ def _fmt_s(v: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    sets = ("simulate", "redteam", "redteam_b") if args.sets == "all" else (args.sets,)
+    sets = SETS[:-1] if args.sets == "all" else (args.sets,)
     if args.attack and sets != ("simulate",):
         raise InputError("--attack names the simulator's attack kinds: use it with --set simulate")
     if args.seeds < 1:
@@ -80,7 +82,7 @@ def _redteam(name: str, seeds: int, out: list[str]) -> None:
         title = "Red team A (docs/redteam.md)"
     else:
         argv = ["--seeds", ",".join(str(s) for s in range(1, seeds + 1))]
-        title = "Red team B (docs/redteam_b.md)"
+        title = _TITLES[name]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         harness.main(argv)

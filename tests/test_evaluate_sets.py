@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simulation import redteam_b_eval, redteam_eval
+from simulation import redteam_b_eval, redteam_c_eval, redteam_eval
 from streams.cli import main
 
 
@@ -30,10 +30,12 @@ def test_both_red_teams_run_with_the_seeds_asked_and_land_in_the_markdown(
 
     monkeypatch.setattr(redteam_eval, "main", harness("A"))
     monkeypatch.setattr(redteam_b_eval, "main", harness("B"))
+    monkeypatch.setattr(redteam_c_eval, "main", harness("C"))
     md = tmp_path / "eval.md"
-    for s in ("redteam", "redteam_b"):
+    for s in ("redteam", "redteam_b", "redteam_c"):
         assert main(["evaluate", "--set", s, "--seeds", "2", "--markdown", str(md)]) == 0
-    assert calls == [("A", ["--seeds", "2"]), ("B", ["--seeds", "1,2"])]
-    text = md.read_text()  # the last run's tables: red team B's
-    assert text.startswith("Red team B (docs/redteam_b.md), seeds 1..2:") and "| scenario | B |" in text
-    assert "| scenario | A |" in capsys.readouterr().out
+    assert calls == [("A", ["--seeds", "2"]), ("B", ["--seeds", "1,2"]), ("C", ["--seeds", "1,2"])]
+    text = md.read_text()  # the last run's tables: red team C's
+    assert text.startswith("Red team C (docs/redteam_c.md), seeds 1..2:") and "| scenario | C |" in text
+    printed = capsys.readouterr().out
+    assert "| scenario | A |" in printed and "| scenario | B |" in printed
