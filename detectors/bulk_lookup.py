@@ -35,13 +35,16 @@ score goes into the alert score and, when warm and high, raises a warning.
 
 Staff (employees): the day horizon is the *local* day (``staff_tz_hours``, +9 by default: the
 day of their shifts, not a UTC day that cuts a shift in two) and no sliding previous day. Its
-threshold follows the person's own steady volume once ``staff_own_days`` unflagged days are
-known, lower or higher than the prior: mean + 4 spreads (spread: the mean absolute deviation,
+threshold follows the person's own steady volume once ``staff_own_days`` days are known
+(days no rule flagged, and days that only warned at the level of the day before: a heavy but
+steady agent just over the group's threshold warns once or twice, then their own days count;
+a rising or critical day is never learnt), lower or higher than the prior: mean + 4 spreads (spread: the mean absolute deviation,
 at least a quarter of the mean and 3), at least ``staff_day_min`` — someone who reads ~10 a day
 warns at ~25 (a slow insider at 50 a day warns on the first day of it), a heavy agent at a
 steady ~280 a day only past ~560. With fewer days, the prior for staff without history (400 /
 800) is replaced by 1.5x the peer group's 99th percentile of days (at least 100) once 20
-peer-days are known; the person's own days from two on raise it, or pull it toward their own
+peer-days are known; the person's own days raise it (one day to at most 1.5x that day), or
+from two on pull it toward their own
 threshold (weight (days - 1) / (``staff_own_days`` - 1), geometric: a member reading ~12 a day
 in a team whose agents read ~300 warns at ~50 on their fifth day, not at ~450 until the sixth
 and then at ~25). The peer group: the
@@ -597,7 +600,8 @@ class _Entity:
         self.h_lo: int | None = None
         self.h_hi: int | None = None
         self.h_num = 0
-        self.h_flag = self.d_flag = False
+        self.h_flag = False
+        self.d_flag = 0  # the day's highest flagged rank (0 none; a checkpoint may hold a bool)
         self.cov: DistinctCounter | None = None  # closed days within the coverage horizon
         self.cov_start = p.first
         self.own_h = _NO_HISTORY  # replaced by its own _Ewma at the first hour learnt
@@ -1134,7 +1138,13 @@ class BulkLookup(Detector):
         if de != ent.d_epoch:
             if ent.d_epoch >= 0:
                 n = (ent.d.estimate() if ent.d is not None else 0.0) + ent.d_cnt
-                if not ent.d_flag:
+                # A member of staff's day that only warned (``d_flag`` 1), at the level of
+                # the day before (within x1.25 either way), is learnt all the same: a heavy
+                # but steady agent just over the group's threshold would otherwise warn every
+                # day and never get an own history (a flagged day teaches nothing); a rising
+                # day or a critical one is never learnt.
+                if not ent.d_flag or (staff and ent.d_flag == 1 and ent.d_prev > 0.0 and
+                                      0.8 * ent.d_prev <= n <= 1.25 * ent.d_prev):
                     if ent.own_d.n == 0:
                         ent.own_d = _Ewma()
                     ent.own_d.learn(n)
@@ -1147,7 +1157,7 @@ class BulkLookup(Detector):
             ent.d_epoch = de
             ent.d = None
             ent.d_cnt = 0
-            ent.d_flag = False
+            ent.d_flag = 0
         if ent.cov is not None and ts - ent.cov_start > self.coverage:
             ent.cov = None
             ent.cov_start = ts
@@ -1211,8 +1221,10 @@ class BulkLookup(Detector):
         lower or higher than the prior: mean + 4 spreads (spread: the deviation, at least a
         quarter of the mean and 3), at least ``staff_day_min``. Fewer days: the prior; peers'
         99th percentile of completed days (x1.5, at least 100) replaces it once 20 peer-days are
-        known, so it lowers it for a quiet team and raises it for a busy one. Own history of two
-        days or more raises it (own days above it), or pulls it toward the own threshold (own
+        known, so it lowers it for a quiet team and raises it for a busy one. Own history raises it
+        (own days above it: one day to at most 1.5x that day, two or more to mean + 4 spreads;
+        a steady day that only warned is learnt too: see the day's roll), or, from two days,
+        pulls it toward the own threshold (own
         days under it: a weight of (days - 1) / (``staff_own_days`` - 1), geometric), so the
         threshold does not fall from the group's to the person's in one step on the fifth day,
         and a light member of a busy group is not covered by the group's heaviest days for four
@@ -1229,11 +1241,12 @@ class BulkLookup(Detector):
             if v is not None:
                 w = max(100.0, 1.5 * v)
                 basis = f"{peer} peers p99 {v:.0f}/day (completed days)" if explain else ""
-        if o.n >= 2:
-            hi = o.high(4.0)
+        if o.n >= 1:
+            # own days above the threshold raise it; one day alone at most to 1.5x that day
+            hi = o.high(4.0) if o.n >= 2 else 1.5 * o.mean
             if hi > w:
                 w, basis = hi, f"own {o.mean:.0f}/day (n={o.n} days)" if explain else ""
-            else:
+            elif o.n >= 2:
                 # Own days under the group's: each day known moves the threshold from the
                 # group's toward the own one (geometrically), which it reaches at
                 # ``staff_own_days``. One day alone does not (a first day is often a short one).
@@ -1416,7 +1429,10 @@ class BulkLookup(Detector):
         if not reasons:
             return []
         ent.h_flag = True
-        ent.d_flag = True
+        if rank > ent.d_flag:  # the day's highest rank (1 for an info or warning)
+            ent.d_flag = rank
+        elif not ent.d_flag:
+            ent.d_flag = 1
         if not sev:
             return []
         r = SEVERITIES.index(sev)

@@ -655,3 +655,37 @@ def test_a_window_view_holds_what_the_dataclass_would_build() -> None:
             assert [getattr(c, n) for n in DistinctCounter.__slots__] == \
                 [getattr(ref, n) for n in DistinctCounter.__slots__], kind
     assert got.n_distinct == 1 and got.records == 3 and got.id_min == got.id_max == 77
+
+
+def test_a_heavy_agent_just_over_the_groups_threshold_warns_then_own_days_count() -> None:
+    """A call-centre agent steady at ~1.1x the group's day threshold (the group reads 40-70 a
+    day) warns on the first days of the watch, and then their steady warned days become their
+    own history: the warnings stop (before, a flagged day taught nothing, so they warned every
+    day). An agent whose days keep rising by half a day is never learnt and keeps warning."""
+    def team(days: int) -> list[dict[str, Any]]:
+        out = []
+        for d in range(days):
+            for k in range(25):
+                out += _staff(f"e-team-{k}", 40 + (k * 7 + d * 3) % 31, T0 + d * 86400,
+                              8 * 3600, seed=500 * d + k)
+        return out
+
+    days = 9  # both join on day 2, once the group's days are known (threshold ~1.5 x 70)
+    steady = [e for e in _shifts("e-heavy", [round(115 * (1 + 0.04 * ((d % 3) - 1)))
+                                             for d in range(days)], seed=61)
+              if e["ts"] >= T0 + 2 * 86400]
+    rising = [e for e in _shifts("e-rise", [int(120 * 1.5 ** (d - 2)) for d in range(days)],
+                                 seed=62) if e["ts"] >= T0 + 2 * 86400]
+    alerts = run(engine(), team(days) + steady + rising)
+    warned_days = {(a["entity"]["id"], int((iso_ts(a["ts"]) - T0) // 86400)) for a in alerts
+                   if a["severity"] in ("warning", "critical")}
+    heavy = sorted(d for who, d in warned_days if who == "e-heavy")
+    rise = sorted(d for who, d in warned_days if who == "e-rise")
+    assert heavy and heavy[0] == 2 and heavy[-1] <= 3, heavy  # its first two days only
+    assert rise[0] == 2 and len(rise) >= days - 3, rise  # a rising agent keeps warning
+
+
+def iso_ts(s: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
