@@ -37,6 +37,7 @@ from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, finding_message, is_observation, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
 from .explain import EntityLog
+from .geo import UNKNOWN as UNKNOWN_COUNTRY
 from .geo import Geo, NetInfo, default_geo
 from .incidents import Incidents, incident_link
 
@@ -127,6 +128,12 @@ class EngineConfig:
     #: (``drain_findings``) to meet every other partition's findings of the same entity in
     #: one episode builder (``detectors.episodes``), where episodes and alert ids are made
     relay_kinds: tuple[str, ...] = ()
+    # ---- the deployment's local time (detectors.context.LocalTime) ------------------------
+    #: the zone whose hours the detectors that know working hours read (unusual_hour,
+    #: service_baseline, peer_resource, bulk_lookup; a detector's own fixed offset wins): an
+    #: IANA name ("Europe/Berlin") or "auto", the home country's zone, decided from the first
+    #: successful customer logins (UTC+9 until then)
+    timezone: str = "auto"
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -164,6 +171,7 @@ class Engine:
         self.config = cfg = config or EngineConfig()
         self.ctx = Context(geo or default_geo(), cfg.salt)
         self.ctx.configure_victims(cfg)
+        self.ctx.configure_local(cfg.timezone)
         if detectors is not None:
             self.detectors: dict[str, Detector] = {d.id: d for d in detectors}
         else:
@@ -317,6 +325,8 @@ class Engine:
                      else geo.enrich(e.src_ip, e.country, e.asn))  # type: ignore[arg-type]  # decode requires src_ip
             hooks = (self._access_route[e.actor_type] if kind == _ACCESS
                      else self._login_route[e.account_type])
+            if ctx.local.pending and kind == _LOGIN:  # "auto": the first customer logins
+                self._note_home(e)
         else:
             ctx.directory.apply(e)
             hooks = self._identity
@@ -340,6 +350,18 @@ class Engine:
         if not findings:
             return [], failed
         return self._alerts(findings), failed
+
+    def _note_home(self, e: E.Event) -> None:
+        """Count a successful customer login's country towards the home country (``auto``
+        local time, ``detectors.context.LocalTime``); log the zone once decided."""
+        net = e.net
+        if (e.account_type != "customer" or e.outcome != "success" or net is None
+                or net.country == UNKNOWN_COUNTRY):
+            return
+        zone = self.ctx.local.note_login(net.country)
+        if zone is not None:
+            log.info("local time: home country %s from the first customer logins: %s",
+                     self.ctx.local.home, zone or "no zone in the tz database, UTC+9 kept")
 
     def advance(self, now: float) -> list[dict[str, Any]]:
         """Let event time pass without an event (a watermark from the runtime): timers due
