@@ -319,6 +319,16 @@ class LocalTime:
         self._reset_cache()
         return self.zone or ""
 
+    def adopt(self, zone: str) -> None:
+        """Take the zone another engine decided (a combiner sees window views, no logins: the
+        input engines' ``auto`` zone comes with their views, ``Engine.observe_partial``). An
+        unknown name is ignored (UTC+9 stays)."""
+        if country_zone_valid(zone):
+            self.pending = False
+            self.tally = {}
+            self.zone = zone
+            self._reset_cache()
+
     def describe(self) -> str:
         """"Europe/Berlin" / "UTC+9 (auto, undecided)" for logs and the entity page."""
         if self.zone:
@@ -356,6 +366,11 @@ def _zone_table() -> dict[str, str]:
             if len(cols) >= 3:
                 table.setdefault(cols[0], cols[2])
     return table
+
+
+def country_zone_valid(zone: str) -> bool:
+    """Whether ``zone`` names a zone of the tz database (the names ``zone.tab`` lists)."""
+    return zone in _zone_table().values()
 
 
 def country_zone(country: str) -> str | None:

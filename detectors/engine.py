@@ -902,7 +902,8 @@ class Engine:
 
     def drain_partials(self) -> list[dict[str, Any]]:
         """Window views handed out (``EngineConfig.remote_kinds``) since the last call, oldest
-        first, JSON-safe: ``{"detector", "origin", "seq", "partial"}``. Send each keyed by its
+        first, JSON-safe: ``{"detector", "origin", "seq", "partial"}`` (and ``zone``, the local
+        time's zone this engine decided under ``timezone = "auto"``). Send each keyed by its
         partial's kind and entity; the receiving engine scores it with ``observe_partial``.
         ``origin`` + ``seq`` (checkpointed with this engine) let the receiver drop the views a
         restored engine sends again."""
@@ -916,10 +917,14 @@ class Engine:
             if origin is None:  # one per engine life: a fresh engine is a new sender
                 origin = self._partial_origin = os.urandom(6).hex()
             seq = self.__dict__.get("_partial_seq", 0)
+            local = self.ctx.local
+            zone = local.zone if local.setting == "auto" and local.zone else None
             for p in box:
                 seq += 1
-                out.append({"detector": d.id, "origin": origin, "seq": seq,
-                            "partial": p.to_dict()})
+                msg = {"detector": d.id, "origin": origin, "seq": seq, "partial": p.to_dict()}
+                if zone:
+                    msg["zone"] = zone
+                out.append(msg)
             self._partial_seq = seq
         return out
 
@@ -939,6 +944,9 @@ class Engine:
             raise ValueError(f"no detector here scores views of {msg['detector']!r}")
         ts = float(msg["partial"]["last"])
         ctx = self.ctx
+        zone = msg.get("zone")
+        if zone and ctx.local.pending:  # "auto" here, no logins here: the input engines' zone
+            ctx.local.adopt(str(zone))
         if ctx.start is None:
             ctx.start = ts
             self._next_expire = ts + self.config.expire_every

@@ -172,3 +172,27 @@ def test_zone_table_and_the_cost_of_an_offset() -> None:
     n = 200_000
     per_call = min(timeit.repeat(lambda: local.offset(ts + 10.0), number=n, repeat=3)) / n
     assert per_call < 0.5e-6, per_call
+
+
+def test_a_combiner_takes_the_zone_the_input_engines_decided() -> None:
+    """A combiner scores window views and sees no login: an "auto" one adopts the zone the
+    input engines' views carry, so staff days scored there are Berlin days too."""
+    sender = Engine(EngineConfig(detectors=("bulk_lookup",), remote_kinds=("actor",)))
+    bank = Bank()
+    bank.eng = sender
+    t = berlin(2026, 1, 5, 7)
+    bank.customers_log_in(t)
+    for i in range(30):
+        bank.send({"ts": t + 600 + i, "actor_id": "agent-1", "actor_type": "employee",
+                   "subject_id": f"c-{i}", "resource": "address", "src_ip": DE_IPS[0]})
+    sender.advance(t + 7200)
+    views = sender.drain_partials()
+    assert views and all(v["zone"] == "Europe/Berlin" for v in views)
+    combiner = Engine(EngineConfig(detectors=("bulk_lookup",)))
+    for v in views:
+        combiner.observe_partial(v)
+    assert combiner.ctx.local.zone == "Europe/Berlin" and not combiner.ctx.local.pending
+    fixed = Engine(EngineConfig(detectors=("bulk_lookup",), timezone="Asia/Tokyo"))
+    for v in views:
+        fixed.observe_partial(v)
+    assert fixed.ctx.local.zone == "Asia/Tokyo"  # a named zone is the deployment's choice
