@@ -196,3 +196,22 @@ def test_a_combiner_takes_the_zone_the_input_engines_decided() -> None:
     for v in views:
         fixed.observe_partial(v)
     assert fixed.ctx.local.zone == "Asia/Tokyo"  # a named zone is the deployment's choice
+
+
+def test_a_zone_name_is_checked_with_the_settings() -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from streams.cli import build
+    from streams.config import settings_from_args
+    from streams.settings import Settings, SettingsError
+
+    base = Settings.from_env({})
+    assert base.timezone == "auto"
+    assert Settings.from_env({"ACCESSWATCH_TIMEZONE": "Europe/Berlin"}).timezone == "Europe/Berlin"
+    args = build().parse_args(["worker", "--timezone", "America/Chicago"])
+    assert settings_from_args(args, {}).timezone == "America/Chicago"
+    replace(base, timezone="Europe/Berlin")._validate_operations()
+    with pytest.raises(SettingsError, match="not an IANA zone"):
+        replace(base, timezone="Mars/Olympus")._validate_operations()
