@@ -33,7 +33,8 @@ sequence (numeric suffixes dense in their range). A River ``HalfSpaceTrees`` per
 never per event — and learns only from views no rule flagged (QuantileFilter's protection); its
 score goes into the alert score and, when warm and high, raises a warning.
 
-Staff (employees): the day horizon is the *local* day (``staff_tz_hours``, +9 by default: the
+Staff (employees): the day horizon is the *local* day (the engine's local time,
+``EngineConfig.timezone``, +9 h until "auto" decides; ``staff_tz_hours`` fixes an offset: the
 day of their shifts, not a UTC day that cuts a shift in two) and no sliding previous day. Its
 threshold follows the person's own steady volume once ``staff_own_days`` days are known
 (days no rule flagged, and days that only warned at the level of the day before: a heavy but
@@ -131,6 +132,7 @@ from river import anomaly, stats
 from ._cap import evict
 from ._sketch import DistinctCounter
 from .base import SEVERITIES, Detector, Finding, ev, iso
+from .context import legacy_offset
 from .river_compat import hst_learn_walked, hst_score
 
 if TYPE_CHECKING:
@@ -863,7 +865,7 @@ class BulkLookup(Detector):
                  idle: float = 2 * DAY, home_countries: tuple[str, ...] | None = None,
                  home_share: float = 0.05, enum_min: int = 30, enum_density: float = 0.9,
                  hst_warn: float = 0.98, hst_min_learned: int = 200, seed: int = 42,
-                 staff_tz_hours: float = 9.0, staff_own_days: int = 5,
+                 staff_tz_hours: float | None = None, staff_own_days: int = 5,
                  staff_day_min: int = 25, staff_idle_days: float = 10.0,
                  access_quiet: float = 60.0, key_timeline: int = 4096,
                  staff_peer_days: int = 2048) -> None:
@@ -883,7 +885,10 @@ class BulkLookup(Detector):
         self.hst_warn = hst_warn
         self.hst_min_learned = hst_min_learned
         # issue 14 item 4: staff days are local days judged on their own steady volume
-        self.staff_off = staff_tz_hours * HOUR
+        #: a fixed offset (seconds) when ``staff_tz_hours`` is given, else None: the
+        #: deployment's local time (``ctx.local``); ``staff_off``: the offset at the last view
+        self.staff_fixed = None if staff_tz_hours is None else staff_tz_hours * HOUR
+        self.staff_off = 9 * HOUR if self.staff_fixed is None else self.staff_fixed
         self.staff_own_days = staff_own_days
         self.staff_day_min = staff_day_min
         self.staff_idle = staff_idle_days * DAY
@@ -1011,6 +1016,8 @@ class BulkLookup(Detector):
         self.__dict__.update(state)
         self.__dict__.setdefault("outbox", [])  # a checkpoint from before the combiner
         self.__dict__.setdefault("_handed", {})
+        if "staff_fixed" not in state:  # a checkpoint from before the deployment's local time
+            self.staff_fixed = legacy_offset(state.get("staff_off", 9 * HOUR))
         for k, v in (("staff_off", 9 * HOUR), ("staff_own_days", 5), ("staff_day_min", 25),
                      ("staff_idle", 10 * DAY), ("_peers_d", {}), ("_peer_d_n", {}),
                      ("access_quiet", 60.0), ("key_timeline", 4096), ("staff_peer_days", 2048),
@@ -1048,6 +1055,8 @@ class BulkLookup(Detector):
 
     def observe(self, p: Partial, ctx: Context) -> list[Finding]:
         """Fold one (merged) window view into its entity and score it."""
+        fixed = self.staff_fixed
+        self.staff_off = fixed if fixed is not None else ctx.local.offset(p.window)
         if p.window >= self._staff_next:  # a new local day: staff's previous days are complete
             self._close_staff_days(p.window)
         key = (p.kind, p.entity)

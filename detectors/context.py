@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from functools import lru_cache
+import math
+from datetime import datetime
+from functools import cache, lru_cache
 from typing import Any, Protocol, cast
 
 from . import events as E
@@ -88,6 +90,8 @@ class Context:
         self.victims_max = VICTIMS_MAX
         self._hash_memo: dict[str | tuple[str, ...], int] = {}  # ``hash_id``'s memo (transient)
         self.relayed = Context.relayed  # an instance attribute: read per event (base.py, "Speed")
+        #: the deployment's local time (``EngineConfig.timezone``): ``local.offset(ts)``
+        self.local = LocalTime()
 
     def wake_at(self, ts: float, detector_id: str) -> None:
         """Ask for ``on_time`` once event time reaches ``ts``."""
@@ -102,6 +106,12 @@ class Context:
         self._victim_key = _victim_key(cfg.victim_salt or cfg.salt)
         self.reveal_victims = cfg.reveal_victims
         self.victims_max = cfg.victims_max
+
+    def configure_local(self, setting: str) -> None:
+        """Take the deployment's ``timezone`` setting (``EngineConfig.timezone``). A restored
+        context keeps its local time (the zone "auto" decided) unless the setting changed."""
+        if self.local.setting != setting:
+            self.local = LocalTime(setting)
 
     def victim(self, kind: str, ident: str) -> str:
         """The label an alert names a victim by: ``kind#`` and 8 hex digits of a keyed
@@ -132,6 +142,8 @@ class Context:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("access_now", self.now)  # a checkpoint from before the clock
+        if "local" not in self.__dict__:  # a checkpoint from before the local time: "auto",
+            self.local = LocalTime()  # decided again from the next customer logins
         # until the runtime configures it: digests under the state salt, nothing revealed
         self._victim_key = _victim_key(self._salt.decode())
         self.reveal_victims = False
@@ -227,3 +239,152 @@ class Victims:
             return {}
         named = list(self._named.items())[: max(0, ctx.victims_max)]
         return {"victims": [{"kind": k, "id": i, "digest": d} for d, (k, i) in named]}
+
+
+# ---- the deployment's local time (``EngineConfig.timezone``) ------------------------------
+
+#: the offset used until the deployment's zone is known (``timezone = "auto"`` before enough
+#: customer logins): +9 h, Korea and Japan, the deployments this tool was first built for
+DEFAULT_OFFSET = 9 * 3600.0
+#: successful customer logins (of known country) that decide the home country under "auto":
+#: a bank's customers log in mostly from its own country (travellers, VPNs and expatriates are
+#: a minority), so a plurality of 50 names it with room to spare; the first minutes of
+#: traffic bring them, so the detectors learn almost nothing under the provisional +9 h
+AUTO_LOGINS = 50
+
+
+class LocalTime:
+    """The deployment's local time: the UTC offset (seconds) at an event's time, with DST.
+
+    ``setting`` is an IANA zone name ("Europe/Berlin"), or "auto": the zone of the home
+    country, the most common GeoIP country of the first :data:`AUTO_LOGINS` successful
+    customer logins (``note_login``), mapped to the first zone the tz database lists for it
+    (``zone.tab``: DE -> Europe/Berlin, US -> America/New_York, KR -> Asia/Seoul). Until it is
+    decided (or when the country has no zone), :data:`DEFAULT_OFFSET`: a Korean or Japanese
+    deployment keeps the hours it always had. The decided ``zone`` is checkpointed, so a
+    restored worker keeps it; the tally too, while undecided.
+
+    Partitions: each input engine decides from its own first logins. Customers are spread over
+    partitions by account, so each sees a sample of the same customers and names the same home
+    country. A bank whose customers are split between countries of similar size (or a
+    partition per region) can see partitions decide different zones: set ``timezone``
+    explicitly there (the decision is logged per engine).
+
+    ``offset(ts)`` is cached per UTC hour (two comparisons when the hour is the cached one):
+    zones whose DST changes at half past an UTC hour (Newfoundland, Lord Howe) are off by
+    their DST step for 30 minutes a year.
+    """
+
+    def __init__(self, setting: str = "auto") -> None:
+        self.setting = setting
+        self.zone: str | None = None if setting == "auto" else setting
+        self.tally: dict[str, int] = {}
+        self.home: str | None = None  # the home country "auto" decided
+        self.pending = self.zone is None  # still counting logins (read per login: engine)
+        self._reset_cache()
+
+    def _reset_cache(self) -> None:
+        self._zi: Any = None
+        if self.zone is not None:
+            from zoneinfo import ZoneInfo
+            self._zi = ZoneInfo(self.zone)  # raises on an unknown name: a config error
+        self._lo = self._hi = 0.0  # the hour [lo, hi) whose offset is cached
+        if self._zi is None:
+            self._lo, self._hi = -math.inf, math.inf
+        self._off = DEFAULT_OFFSET
+
+    def offset(self, ts: float) -> float:
+        """The local time's offset from UTC at ``ts`` (seconds east of UTC)."""
+        if self._lo <= ts < self._hi:
+            return self._off
+        lo = (ts // 3600.0) * 3600.0
+        d = datetime.fromtimestamp(lo, tz=self._zi)
+        off = d.utcoffset()
+        self._off = off.total_seconds() if off is not None else 0.0
+        self._lo, self._hi = lo, lo + 3600.0
+        return self._off
+
+    def note_login(self, country: str) -> str | None:
+        """Count one successful customer login's GeoIP country; at the :data:`AUTO_LOGINS`-th
+        decide the zone. Returns the zone name ("" when the country has none) when decided."""
+        t = self.tally
+        t[country] = t.get(country, 0) + 1
+        if sum(t.values()) < AUTO_LOGINS:
+            return None
+        home = max(sorted(t), key=t.__getitem__)  # ties: alphabetical, the same on a replay
+        self.pending = False
+        self.tally = {}
+        self.home = home
+        self.zone = country_zone(home)
+        self._reset_cache()
+        return self.zone or ""
+
+    def adopt(self, zone: str) -> None:
+        """Take the zone another engine decided (a combiner sees window views, no logins: the
+        input engines' ``auto`` zone comes with their views, ``Engine.observe_partial``). An
+        unknown name is ignored (UTC+9 stays)."""
+        if country_zone_valid(zone):
+            self.pending = False
+            self.tally = {}
+            self.zone = zone
+            self._reset_cache()
+
+    def describe(self) -> str:
+        """"Europe/Berlin" / "UTC+9 (auto, undecided)" for logs and the entity page."""
+        if self.zone:
+            return self.zone
+        return "UTC+9 (auto, " + ("undecided)" if self.pending else "home country has no zone)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_cache()
+
+
+@cache
+def _zone_table() -> dict[str, str]:
+    """country (ISO alpha-2) -> its first zone in ``zone.tab`` (the ``tzdata`` wheel's, else the
+    system's)."""
+    text = ""
+    try:
+        from importlib.resources import files
+        text = (files("tzdata") / "zoneinfo" / "zone.tab").read_text()
+    except (ImportError, OSError):
+        for p in ("/usr/share/zoneinfo/zone.tab", "/usr/lib/zoneinfo/zone.tab"):
+            try:
+                with open(p, encoding="utf-8") as f:
+                    text = f.read()
+                break
+            except OSError:
+                continue
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            cols = line.split("\t")
+            if len(cols) >= 3:
+                table.setdefault(cols[0], cols[2])
+    return table
+
+
+def country_zone_valid(zone: str) -> bool:
+    """Whether ``zone`` names a zone of the tz database (the names ``zone.tab`` lists)."""
+    return zone in _zone_table().values()
+
+
+def country_zone(country: str) -> str | None:
+    """The first tz database zone of ``country`` (None when it has none: "??", "EU").
+
+    >>> country_zone("DE"), country_zone("KR"), country_zone("US"), country_zone("??")
+    ('Europe/Berlin', 'Asia/Seoul', 'America/New_York', None)
+    """
+    return _zone_table().get(country)
+
+
+def legacy_offset(off: float | None) -> float | None:
+    """A detector's fixed offset (seconds) restored from a checkpoint written before the
+    deployment's local time: +9 h was the default then, taken to mean "the deployment's time"
+    (None: the context's local time, +9 h until "auto" decides); any other value was chosen and
+    stays."""
+    return None if off is None or off == DEFAULT_OFFSET else float(off)

@@ -37,6 +37,7 @@ from ._cap import BYTES_PER_ENTITY, DEFAULT_BYTES, evict, table_cap
 from .base import SEVERITY_RANK, Detector, Finding, finding_message, is_observation, iso
 from .context import VICTIMS_MAX, Context, Directory, Victims  # noqa: F401 - importable from here too
 from .explain import EntityLog
+from .geo import UNKNOWN as UNKNOWN_COUNTRY
 from .geo import Geo, NetInfo, default_geo
 from .incidents import Incidents, incident_link
 
@@ -127,6 +128,12 @@ class EngineConfig:
     #: (``drain_findings``) to meet every other partition's findings of the same entity in
     #: one episode builder (``detectors.episodes``), where episodes and alert ids are made
     relay_kinds: tuple[str, ...] = ()
+    # ---- the deployment's local time (detectors.context.LocalTime) ------------------------
+    #: the zone whose hours the detectors that know working hours read (unusual_hour,
+    #: service_baseline, peer_resource, bulk_lookup; a detector's own fixed offset wins): an
+    #: IANA name ("Europe/Berlin") or "auto", the home country's zone, decided from the first
+    #: successful customer logins (UTC+9 until then)
+    timezone: str = "auto"
 
 
 def discover() -> dict[str, type[Detector]]:
@@ -164,6 +171,7 @@ class Engine:
         self.config = cfg = config or EngineConfig()
         self.ctx = Context(geo or default_geo(), cfg.salt)
         self.ctx.configure_victims(cfg)
+        self.ctx.configure_local(cfg.timezone)
         if detectors is not None:
             self.detectors: dict[str, Detector] = {d.id: d for d in detectors}
         else:
@@ -317,6 +325,8 @@ class Engine:
                      else geo.enrich(e.src_ip, e.country, e.asn))  # type: ignore[arg-type]  # decode requires src_ip
             hooks = (self._access_route[e.actor_type] if kind == _ACCESS
                      else self._login_route[e.account_type])
+            if ctx.local.pending and kind == _LOGIN:  # "auto": the first customer logins
+                self._note_home(e)
         else:
             ctx.directory.apply(e)
             hooks = self._identity
@@ -340,6 +350,18 @@ class Engine:
         if not findings:
             return [], failed
         return self._alerts(findings), failed
+
+    def _note_home(self, e: E.Event) -> None:
+        """Count a successful customer login's country towards the home country (``auto``
+        local time, ``detectors.context.LocalTime``); log the zone once decided."""
+        net = e.net
+        if (e.account_type != "customer" or e.outcome != "success" or net is None
+                or net.country == UNKNOWN_COUNTRY):
+            return
+        zone = self.ctx.local.note_login(net.country)
+        if zone is not None:
+            log.info("local time: home country %s from the first customer logins: %s",
+                     self.ctx.local.home, zone or "no zone in the tz database, UTC+9 kept")
 
     def advance(self, now: float) -> list[dict[str, Any]]:
         """Let event time pass without an event (a watermark from the runtime): timers due
@@ -880,7 +902,8 @@ class Engine:
 
     def drain_partials(self) -> list[dict[str, Any]]:
         """Window views handed out (``EngineConfig.remote_kinds``) since the last call, oldest
-        first, JSON-safe: ``{"detector", "origin", "seq", "partial"}``. Send each keyed by its
+        first, JSON-safe: ``{"detector", "origin", "seq", "partial"}`` (and ``zone``, the local
+        time's zone this engine decided under ``timezone = "auto"``). Send each keyed by its
         partial's kind and entity; the receiving engine scores it with ``observe_partial``.
         ``origin`` + ``seq`` (checkpointed with this engine) let the receiver drop the views a
         restored engine sends again."""
@@ -894,10 +917,14 @@ class Engine:
             if origin is None:  # one per engine life: a fresh engine is a new sender
                 origin = self._partial_origin = os.urandom(6).hex()
             seq = self.__dict__.get("_partial_seq", 0)
+            local = self.ctx.local
+            zone = local.zone if local.setting == "auto" and local.zone else None
             for p in box:
                 seq += 1
-                out.append({"detector": d.id, "origin": origin, "seq": seq,
-                            "partial": p.to_dict()})
+                msg = {"detector": d.id, "origin": origin, "seq": seq, "partial": p.to_dict()}
+                if zone:
+                    msg["zone"] = zone
+                out.append(msg)
             self._partial_seq = seq
         return out
 
@@ -917,6 +944,9 @@ class Engine:
             raise ValueError(f"no detector here scores views of {msg['detector']!r}")
         ts = float(msg["partial"]["last"])
         ctx = self.ctx
+        zone = msg.get("zone")
+        if zone and ctx.local.pending:  # "auto" here, no logins here: the input engines' zone
+            ctx.local.adopt(str(zone))
         if ctx.start is None:
             ctx.start = ts
             self._next_expire = ts + self.config.expire_every

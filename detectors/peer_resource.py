@@ -22,8 +22,8 @@ count of its distinct customer-days of each rare class (float32s in a ``bytearra
 table of the last ``table_max`` (40) customers whose rare data it read, packed in a
 ``bytearray``: each a 32-bit salted victim digest, the class, and a bitmap of the local days (of
 the last ``window_days``) it was read on; when it is full, the customer read on the fewest days,
-the oldest of those, makes room. At each local midnight (``tz_offset_hours``, +9 Korea by
-default) every member with ``own_days`` (5) active days or more and not flagged within the
+the oldest of those, makes room. At each local midnight (the engine's local time,
+``EngineConfig.timezone``, +9 h until "auto" decides; ``tz_offset_hours`` fixes an offset) every member with ``own_days`` (5) active days or more and not flagged within the
 window is compared with its group: per rare class, its *repeat days* (over its customers of that
 class, the days each was read on beyond its second) and, for members with ``min_reads`` (200)
 decayed reads, its *share* (customer-days of the class / reads). Each group keeps, per class,
@@ -102,6 +102,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cap import evict
 from .base import Detector, Finding, ev, iso
+from .context import DEFAULT_OFFSET, legacy_offset
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -176,7 +177,7 @@ class PeerResource(Detector):
         "suspend access to the class and review every read of the named customers."
     )
 
-    def __init__(self, tz_offset_hours: float = 9.0, window_days: int = 30,
+    def __init__(self, tz_offset_hours: float | None = None, window_days: int = 30,
                  rare_share: float = 0.05, own_days: int = 5, min_peers: int = 8,
                  min_peer_closes: int = 3, min_group_reads: float = 2000.0,
                  min_reads: float = 200.0,
@@ -184,7 +185,10 @@ class PeerResource(Detector):
                  share_floor: float = 0.001, min_share_peers: int = 3, job_share: float = 0.1,
                  repeat_x: float = 2.0, min_repeat_days: int = 6, table_max: int = 40,
                  idle_days: float = 45.0) -> None:
-        self.off = tz_offset_hours * 3600.0
+        #: a fixed offset (seconds) when ``tz_offset_hours`` is given, else None: the
+        #: deployment's local time (``ctx.local``); ``off``: the offset at the last read
+        self.fixed_off = None if tz_offset_hours is None else tz_offset_hours * 3600.0
+        self.off = DEFAULT_OFFSET if self.fixed_off is None else self.fixed_off
         self.window = max(1, min(30, int(window_days)))  # days in a 32-bit bitmap
         self.keep = 1.0 - 1.0 / self.window  # a local day's decay of reads
         self.full = (1 << self.window) - 1
@@ -219,6 +223,8 @@ class PeerResource(Detector):
         if e.actor_type != "employee":
             return []
         ts = e.ts
+        off = self.fixed_off
+        self.off = off if off is not None else ctx.local.offset(ts)
         if ts >= self._next:
             self._close_days(ts)
         pid: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id
@@ -531,6 +537,11 @@ class PeerResource(Detector):
                         "peers_p99_repeat_days": _others(g.top_rep[c], g.judged, ident),
                         "peers": g.judged})
         return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "fixed_off" not in state:  # a checkpoint from before the deployment's local time
+            self.fixed_off = legacy_offset(state.get("off"))
 
     def tracked(self) -> dict[str, int]:
         return {"actor": len(self._staff)}

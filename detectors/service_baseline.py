@@ -4,8 +4,8 @@ Services are the principals whose credentials malware on an internal server uses
 2025: a service credential at night from an internal host the service never used), and whose
 volume an attacker multiplies from the service's own host; partners call with service keys
 from their own cloud, and a key leaked from a partner's CI is called from the same cloud
-elsewhere. Per service (``actor_type`` = ``service``) the detector keeps, in local time (``tz_offset_hours``, default +9 KST, as
-``unusual_hour``):
+elsewhere. Per service (``actor_type`` = ``service``) the detector keeps, in local time (the engine's local time, ``EngineConfig.timezone``, +9 h until "auto" decides;
+``tz_offset_hours`` fixes an offset; as ``unusual_hour``):
 
 - a *seasonal* baseline: per hour of day and day type (weekday / weekend, 48 bins) an EWMA of
   the busiest 10-minute bucket's distinct customers in that hour (its rate at the scale an
@@ -104,11 +104,12 @@ from __future__ import annotations
 import ipaddress
 import math
 from struct import pack_into, unpack_from
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zlib import crc32
 
 from ._cap import evict
 from .base import SEVERITIES, Detector, Finding, ev, iso
+from .context import DEFAULT_OFFSET, legacy_offset
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -335,13 +336,15 @@ class ServiceBaseline(Detector):
         "used from (malware using a service credential is the SK Telecom pattern), preserve "
         "its logs and count the customers read (window_customers' new place).")
 
-    def __init__(self, tz_offset_hours: float = 9.0, learn_hours: float = 6.0,
+    def __init__(self, tz_offset_hours: float | None = None, learn_hours: float = 6.0,
                  volume_x: float = 3.0, crit_x: float = 10.0, min_volume: int = 20,
                  gap_hours: float = 4.0, idle_days: float = 45.0,
                  stable_hours: float = 24.0, persist_minutes: float = 60.0,
                  place_days: float = 2.0) -> None:
-        self.tz = tz_offset_hours
-        self._off = tz_offset_hours * HOUR
+        #: a fixed offset (seconds) when ``tz_offset_hours`` is given, else None: the
+        #: deployment's local time (``ctx.local``)
+        self.fixed_off = None if tz_offset_hours is None else tz_offset_hours * HOUR
+        self._off = DEFAULT_OFFSET if self.fixed_off is None else self.fixed_off  # at the last event
         self.learn = learn_hours * HOUR
         self.volume_x = volume_x
         self.crit_x = crit_x
@@ -437,7 +440,11 @@ class ServiceBaseline(Detector):
         if not self._v2:
             self._upgrade()
         ts = e.ts
-        local = ts + self._off
+        off = self.fixed_off
+        if off is None:
+            off = ctx.local.offset(ts)
+        self._off = off
+        local = ts + off
         act: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id (decode requires it)
         s = self._svcs.get(act)
         if s is None:
@@ -721,7 +728,7 @@ class ServiceBaseline(Detector):
                "busiest 10-minute bucket usual for this hour and day type"),
             ev("usual_busiest_10min_this_hour", round(usual, 1) if usual is not None else None,
                f"idle below {0.05 * s.busy:.1f} (5% of its busy hours' {s.busy:.0f})",
-               f"hour {lh:02d}:00 local (UTC{self.tz:+g})"),
+               f"hour {lh:02d}:00 local (UTC{self._off / HOUR:+g})"),
             ev("new_network", new_net, f"{n_net} networks (/16, /48) used before",
                str(e.src_ip)),
             ev("new_address", new_addr, f"{n_addr} addresses used before", ""),
@@ -762,6 +769,12 @@ class ServiceBaseline(Detector):
 
     def shed(self, cap: int) -> int:
         return evict(self._svcs, cap, _last, _reported)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "fixed_off" not in state:  # a checkpoint from before the deployment's local time
+            self.fixed_off = legacy_offset(state.get("_off"))
+            self.__dict__.pop("tz", None)
 
     def tracked(self) -> dict[str, int]:
         return {"actor": len(self._svcs)} if self._svcs else {}

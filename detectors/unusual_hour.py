@@ -17,9 +17,12 @@ one hour-slot reach ``info_events`` (``warn_events``) at an hour whose probabili
 River ``GaussianScorer`` per peer group (deterministic, no random state), fitted on the
 log-volumes of ordinary hour-slots; flagged hour-slots teach neither the histograms nor it.
 
-Hours are local to the deployment: ``tz_offset_hours`` (default +9, Korea Standard Time, for
-the Korean deployment this project was built for; set 0 for UTC). Events carry UTC times
-and the contract has no per-event zone, so one offset is the honest choice.
+Hours are local to the deployment: the engine's local time (``EngineConfig.timezone``: an IANA
+zone with its DST, or "auto", the home country's zone from the first customer logins, +9 h
+until then; ``detectors.context.LocalTime``). ``tz_offset_hours``, when given, fixes the
+offset instead (0 for UTC). Events carry UTC times and the contract has no per-event zone,
+so one zone is the honest choice. A DST change moves the hour-slots by an hour: the local
+hour repeated in autumn is skipped (its requests count as an earlier slot's, already judged).
 
 Victims: none are named. The page is about the employee or service (its entity, in the clear)
 and counts its requests; the customers it read are in the events behind ``event_ids``.
@@ -58,6 +61,7 @@ from river import anomaly
 
 from ._cap import evict
 from .base import Detector, Finding, ev, iso
+from .context import legacy_offset
 
 if TYPE_CHECKING:
     from .engine import Context
@@ -122,12 +126,13 @@ class UnusualHour(Detector):
         "review the accessed records."
     )
 
-    def __init__(self, tz_offset_hours: float = 9.0, rare_p: float = 0.01,
+    def __init__(self, tz_offset_hours: float | None = None, rare_p: float = 0.01,
                  info_events: int = 20, warn_events: int = 50, prior_weight: float = 8.0,
                  ttl: float = 45 * 86400.0, grace: int = 50,
                  principal_types: tuple[str, ...] = ("employee", "service")) -> None:
-        self.tz = tz_offset_hours
-        self._off = tz_offset_hours * 3600.0
+        #: a fixed offset (seconds) when ``tz_offset_hours`` is given, else None: the
+        #: deployment's local time (``ctx.local``)
+        self.fixed_off = None if tz_offset_hours is None else tz_offset_hours * 3600.0
         self.rare_p = rare_p
         self.info_events = info_events
         self.warn_events = warn_events
@@ -152,18 +157,21 @@ class UnusualHour(Detector):
     def on_login(self, e: Event, ctx: Context) -> list[Finding]:
         if e.account_type not in self.principal_types:
             return []
-        return self._active(e, e.account_id, e.account_type)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
+        return self._active(e, e.account_id, e.account_type, ctx)  # type: ignore[arg-type]  # a login has an account_id (decode requires it)
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         if e.actor_type not in self.principal_types:
             return []
-        return self._active(e, e.actor_id, e.actor_type)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
+        return self._active(e, e.actor_id, e.actor_type, ctx)  # type: ignore[arg-type]  # a request has an actor_id (decode requires it)
 
-    def _active(self, e: Event, pid: str, ptype: str) -> list[Finding]:
+    def _active(self, e: Event, pid: str, ptype: str, ctx: Context) -> list[Finding]:
         st = self._state.get(pid)
         if st is None:
             st = self._state[pid] = _Principal(first=e.ts)
-        slot = int((e.ts + self._off) // 3600)
+        off = self.fixed_off
+        if off is None:
+            off = ctx.local.offset(e.ts)
+        slot = int((e.ts + off) // 3600)
         if slot != st.slot:
             if slot < st.slot:
                 return []  # late event from an earlier hour: already judged
@@ -179,9 +187,9 @@ class UnusualHour(Detector):
             st.event_ids.append(e.event_id)
         n = st.count
         if n == self.warn_events:
-            return self._finding(st, pid, ptype, 1, e.ts)
+            return self._finding(st, pid, ptype, 1, e.ts, off)
         if n == self.info_events and st.sent < 0:
-            return self._finding(st, pid, ptype, 0, e.ts)
+            return self._finding(st, pid, ptype, 0, e.ts, off)
         return []
 
     # --- model ---------------------------------------------------------------------------
@@ -215,14 +223,15 @@ class UnusualHour(Detector):
         peer.learned += 1
 
     # --- findings ------------------------------------------------------------------------
-    def _finding(self, st: _Principal, pid: str, ptype: str, rank: int, ts: float) -> list[Finding]:
+    def _finding(self, st: _Principal, pid: str, ptype: str, rank: int, ts: float,
+                 off: float) -> list[Finding]:
         st.sent = rank
         hour = st.slot % 24
         peer = self._peer(ptype)
         vol = peer.scorer.score_one(None, math.log1p(st.count))
         usual = _usual_hours(st.hist)
         own_n = st.hist[hour]
-        tz = f"UTC{self.tz:+g}" if self.tz else "UTC"
+        tz = f"UTC{off / 3600.0:+g}" if off else "UTC"
         learned = sum(st.hist)
         since = iso(st.first)[:10]
         summary = (f"{ptype.capitalize()} {pid} made {st.count} requests at "
@@ -263,6 +272,12 @@ class UnusualHour(Detector):
                  "events_this_hour": st.count, "rare_below": self.rare_p,
                  "own_hours": [h for h in range(24) if st.hist[h]],
                  "own_slots": st.slots, "peer_weight_slots": self.prior_weight}]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "fixed_off" not in state:  # a checkpoint from before the deployment's local time
+            self.fixed_off = legacy_offset(self.__dict__.pop("_off", None))
+            self.__dict__.pop("tz", None)
 
     def tracked(self) -> dict[str, int]:
         return {"actor": len(self._state)}

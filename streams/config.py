@@ -162,6 +162,9 @@ class Victims(_Section):
 class Detectors(_Section):
     enabled: list[str] | None = None
     max_entities: int | None = Field(None, ge=0)
+    #: the deployment's local time: an IANA zone ("Europe/Berlin") or "auto" (the home
+    #: country's, from the first customer logins: ``detectors.context.LocalTime``)
+    timezone: str | None = None
     #: ``[detectors.params.<detector id>]``: keyword arguments of that detector's class
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: ``[detectors.token_lifetimes]``: key id -> seconds a token it signs stays valid
@@ -278,6 +281,7 @@ _DIRECT: dict[tuple[str, str], str] = {
         "oauth_token_file")},
     ("victims", "reveal"): "reveal_victims",
     ("detectors", "enabled"): "detectors", ("detectors", "max_entities"): "max_entities",
+    ("detectors", "timezone"): "timezone",
     ("detectors", "trusted_networks"): "trusted_networks",
     ("detectors", "allowlist"): "allowlist",
     ("detectors", "feedback_suppress"): "feedback_suppress",

@@ -123,7 +123,8 @@ def from_events(paths: list[str], kind: str, ident: str,
         s = command_settings(args)
         engine = Engine(EngineConfig(detectors=s.detectors or None, params=s.engine_params(),
                                      max_entities=s.max_entities,
-                                     max_state_bytes=s.max_state_bytes))
+                                     max_state_bytes=s.max_state_bytes,
+                                     timezone=s.timezone))
     except (ValueError, TypeError, KeyError) as exc:
         raise InputError(str(exc)) from None
     files = open_inputs(paths)

@@ -292,6 +292,7 @@ def _run(args: argparse.Namespace, settings: Settings | None = None) -> int:
                            victim_salt=s.victim_salt,
                            # issue 16: the file's engine settings, as the worker's
                            max_entities=s.max_entities, max_state_bytes=s.max_state_bytes,
+                           timezone=s.timezone,
                            params=s.engine_params(),
                            allowlist=s.allow_list(),  # issue 18: the allow-list in force
                            feedback_suppress=s.feedback_suppress,

@@ -404,6 +404,7 @@ class PartitionEngines:
                          self.table.name)
             st = PartitionState(self._fresh_engine())
         st.engine.ctx.configure_victims(self.config)  # today's key and choice, not the checkpoint's
+        st.engine.ctx.configure_local(self.config.timezone)  # the decided zone, unless changed
         st.engine.config = replace(st.engine.config, max_entities=self.config.max_entities,
                                    max_state_bytes=self.config.max_state_bytes,  # today's caps
                                    relay_kinds=self.config.relay_kinds,  # today's partitions
@@ -923,6 +924,7 @@ class Runtime(PartitionEngines):
                               ts_max_year=settings.ts_max_year,
                               max_future_skew=settings.max_future_skew or None,
                               max_entities=settings.max_entities,
+                              timezone=settings.timezone,
                               max_state_bytes=settings.max_state_bytes,
                               params=settings.engine_params(),  # issue 16: config file
                               allowlist=settings.allow_list(),  # issue 18

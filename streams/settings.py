@@ -188,6 +188,11 @@ class Settings:
     #: each detector, per input partition's engine (``EngineConfig.max_entities``); over it
     #: the least recently seen and unflagged are evicted. 0 = no cap.
     max_entities: int = 200_000
+    #: (``ACCESSWATCH_TIMEZONE``, ``--timezone``) the deployment's local time, in which the
+    #: detectors that know working hours read an event's hour (``EngineConfig.timezone``): an
+    #: IANA zone ("Europe/Berlin") or "auto" (the home country's zone, from the first
+    #: successful customer logins; UTC+9 until then)
+    timezone: str = "auto"
     # ---- issue 15, adapters slice (ingest agents) ----
     #: (``ACCESSWATCH_INGEST``) comma-separated ``FORMAT:TOPIC`` pairs (flag ``--ingest``,
     #: repeatable): an ingest agent per pair reads raw source records from TOPIC, adapts them
@@ -297,6 +302,14 @@ class Settings:
         from detectors.engine import Engine, EngineConfig
         from detectors.geo import Geo
 
+        if self.timezone != "auto":
+            from zoneinfo import ZoneInfo
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+                raise SettingsError(f"timezone {self.timezone!r}: not an IANA zone "
+                                    "(e.g. Europe/Berlin) nor auto") from None
         try:  # (a Geo without data: checking the detectors loads no GeoIP database)
             Engine(EngineConfig(detectors=self.detectors or None, params=self.engine_params()),
                    geo=Geo(None))
@@ -530,6 +543,7 @@ class Settings:
             "alertmanager_cert_file": ("ACCESSWATCH_ALERTMANAGER_CERT_FILE", str),
             "alertmanager_key_file": ("ACCESSWATCH_ALERTMANAGER_KEY_FILE", str),
             "max_entities": ("ACCESSWATCH_MAX_ENTITIES", int),
+            "timezone": ("ACCESSWATCH_TIMEZONE", str),
             "max_state_bytes": ("ACCESSWATCH_MAX_STATE_BYTES", size),  # issue 12, state slice
             "ts_min_year": ("ACCESSWATCH_TS_MIN_YEAR", int),
             "ts_max_year": ("ACCESSWATCH_TS_MAX_YEAR", int),
@@ -787,6 +801,10 @@ def add_worker_arguments(p: argparse.ArgumentParser, *, broker_required: bool = 
     p.add_argument("--max-entities", dest="max_entities", type=int, metavar="N",
                    help="at most N entities per detector table and partition; least recently "
                    "seen evicted first ($ACCESSWATCH_MAX_ENTITIES, default 200000; 0 = no cap)")
+    p.add_argument("--timezone", dest="timezone", metavar="ZONE",
+                   help="the deployment's local time: an IANA zone such as Europe/Berlin, or "
+                   "auto: the home country's, from the first customer logins "
+                   "($ACCESSWATCH_TIMEZONE, default auto)")
     # ---- issue 12 leftover (h-failover): the watermark waits for events in transit ----
     p.add_argument("--watermark-delay", dest="watermark_delay", type=float, metavar="SECONDS",
                    help="move a quiet partition's event time on the wall clock only after "

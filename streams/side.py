@@ -152,6 +152,7 @@ class SideEngines(PartitionEngines):
                               victim_salt=rt.config.victim_salt,
                               max_entities=rt.config.max_entities,
                               max_state_bytes=rt.config.max_state_bytes,
+                              timezone=rt.config.timezone,  # "auto": no logins here, +9 h
                               params={d: params[d] for d in detectors if d in params})
         if episodes:
             # the episode builders (issue 17.5) make the alerts: they take the input engines'

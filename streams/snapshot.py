@@ -179,6 +179,7 @@ ALLOWED_NAMES: tuple[str, ...] = (
     # re-exports them, and their names here stay, so checkpoints written before still restore)
     "detectors.engine:Engine", "detectors.engine:EngineConfig", "detectors.engine:Context",
     "detectors.engine:Directory", "detectors.engine:Episode",
+    "detectors.context:LocalTime",  # the deployment's local time (EngineConfig.timezone)
     "detectors.incidents:Incidents",
     "detectors.base:Finding", "detectors.geo:NetInfo", "detectors.events:Event",
     # the detectors and their state

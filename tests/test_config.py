@@ -42,7 +42,8 @@ def test_the_example_file_passes_config_check() -> None:
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "partitions = 12" in out and "log_format = 'json'" in out
-    assert "detector_params = {'unusual_hour': {'tz_offset_hours': 9.0}}" in out
+    assert "detector_params = {'unusual_hour': {'rare_p': 0.01}}" in out
+    assert "timezone = 'auto'" in out
     assert "token_lifetimes = {'kid-sso-2024': 43200.0}" in out
     assert KEY not in out and "state_keys = [1 key(s) ********]" in out
 
@@ -97,7 +98,7 @@ def test_detector_params_reach_the_engines(tmp_path: Path) -> None:
     assert rt.config.params == {"unusual_hour": {"tz_offset_hours": 1.0}}
     engine = rt._fresh_engine()
     [det] = [d for d in engine.detectors.values() if type(d).__name__ == "UnusualHour"]
-    assert det.tz == 1.0
+    assert det.fixed_off == 3600.0  # a fixed offset: the local time of the context is not read
 
 
 
