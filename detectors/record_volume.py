@@ -25,7 +25,20 @@ grow no faster than doubling a month, so reaching 100 times its usual takes abou
   reference level, and four standard errors over it, warns (critical at ``crit_x``): all of its
   responses moved up, not one in its tail;
 - an entity with fewer than ``min_history`` responses has no baseline yet: a response over
-  ``cold_warn`` rows warns (never critical: a new job's first exports teach it).
+  ``cold_warn`` rows warns (a new job's first exports teach it);
+- a rare exporter (issue 14 item 3: a partner that exports tens of rows once a week, so the
+  watch has seen one to four of its exports) is not without history: an export of ``crit_x``
+  (100) times the *largest* response its principal, key or source returned before, and of at
+  least ``cold_crit`` rows, is critical at that export. Exports only, and only once the
+  principal itself has exported before (its first export ever warns as above: a shared key's
+  or address's earlier exports were someone else's jobs); a search's result count is set by
+  its query, so a few searches carry no scale. ``cold_crit`` (2,000) keeps 100x of a tiny
+  export from paging (1 row, then 150): it is about a thousand customers at one or two rows
+  each, the size at which a leak must be reported to the regulator (Korea's PIPA: 1,000 data
+  subjects), while the Lotte Card class is tens of thousands per call. The largest seen
+  counts every response that did not page critical (a warned month-end run was seen); a
+  response that paged critical joins it only after a week without another (a repeat in the
+  episode stays critical; a month-end run that returns a month later was seen before).
 
 Rows per day (issue 14 item 3, the boiling frog): a creep of tens of percent a day that starts
 inside the usual range is a single-response outlier only after weeks, but a day's total of
@@ -325,7 +338,7 @@ class RecordVolume(Detector):
                  min_rows: int = 500, min_history: int = 5, cold_warn: int = 10_000,
                  idle_days: float = 45.0, ref_days_to_double: float = 30.0,
                  day_sd: float = 4.0, day_x: float = 2.0, trend_days: int = 3,
-                 min_days: int = 5, cold_crit: int = 5_000) -> None:
+                 min_days: int = 5, cold_crit: int = 2_000) -> None:
         self.k = k
         self.warn_x = warn_x
         self.crit_x = crit_x

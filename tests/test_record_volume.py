@@ -359,12 +359,15 @@ def test_a_few_exports_then_100x_their_largest_is_critical_for_the_key_and_sourc
     assert "critical >= 6000" in ev["rows_per_response_src_ip"]["baseline"]
 
 
-def test_a_rare_exporter_of_one_row_then_150_rows_or_4000_stays_quiet() -> None:
-    # 100x of a tiny export is not a bulk export: the critical needs 5,000 rows too
-    for rows in (150, 4_000):
+def test_a_rare_exporter_of_one_row_then_150_rows_or_1900_stays_quiet() -> None:
+    # 100x of a tiny export is not a bulk export: the critical needs 2,000 rows too
+    for rows in (150, 1_900):
         eng = engine()
         assert run(eng, [partner(0, 1), partner(1, 1)]) == []
         assert run(eng, [partner(2, rows)]) == [], rows
+    eng = engine()
+    run(eng, [partner(0, 1), partner(1, 1)])
+    assert [a["severity"] for a in run(eng, [partner(2, 2_100)])] == ["critical"]
 
 
 def test_a_principals_first_export_ever_warns_only_even_on_a_key_with_exports() -> None:
