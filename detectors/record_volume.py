@@ -171,6 +171,12 @@ class _Rows:
         return max(top, self.ctop) if ts - self.cts > _EPISODE else top
 
     def learn(self, x: float, ts: float, cap: float, k: float, dy: _Day | None = None) -> None:
+        try:  # (``seen`` for a response that did not page, inline: this is the hot path)
+            if x > self.top:
+                self.top = x
+        except AttributeError:  # a checkpoint from before ``top``
+            if x > self._top():
+                self.top = x
         if self.n == 0:
             self.mu, self.dev = x, 0.5
         else:
@@ -488,7 +494,6 @@ class RecordVolume(Detector):
                 top = rank
         if top == 0:
             for j in judged:
-                j[2].seen(x, ts, False)
                 j[2].learn(x, ts, self.cap, self.k, dy if j[0] == "actor" else None)
             return []
         if dy is not None and judged and judged[0][0] == "actor" and judged[0][3] > 0:
