@@ -31,8 +31,10 @@ grow no faster than doubling a month, so reaching 100 times its usual takes abou
   (100) times the *largest* response its principal, key or source returned before, and of at
   least ``cold_crit`` rows, is critical at that export. Exports only, and only once the
   principal itself has exported before (its first export ever warns as above: a shared key's
-  or address's earlier exports were someone else's jobs); a search's result count is set by
-  its query, so a few searches carry no scale. ``cold_crit`` (2,000) keeps 100x of a tiny
+  or address's earlier exports were someone else's jobs); a key or source is judged so only
+  when the rows are also 100 times the most its principal returned (a rotated key's or a
+  moved host's first small export is not the scale of a principal used to thousands); a
+  search's result count is set by its query, so a few searches carry no scale. ``cold_crit`` (2,000) keeps 100x of a tiny
   export from paging (1 row, then 150): it is about a thousand customers at one or two rows
   each, the size at which a leak must be reported to the regulator (Korea's PIPA: 1,000 data
   subjects), while the Lotte Card class is tens of thousands per call. The largest seen
@@ -447,12 +449,12 @@ class RecordVolume(Detector):
         # reference of its own, and a shared key's or address's few earlier exports were
         # someone else's jobs, so then none is). Not a search: one principal's result counts
         # are set by each query (one-row lookups and broad filters), a few carry no scale
-        cold = act == "export"
+        cold = cold_shared = act == "export"
         if e.actor_id is not None:  # the principal's rows per day for this action
             dk = ("day", e.actor_id, act)
             d0 = ents.get(dk)
             if not isinstance(d0, _Day):
-                cold = False  # its first response of this action
+                cold = cold_shared = False  # its first response of this action
                 d0 = ents[dk] = _Day(ts)
                 if ts < getattr(self, "_oldest", -math.inf):
                     self._oldest = ts
@@ -464,6 +466,10 @@ class RecordVolume(Detector):
                 # creep widens the fast one)
                 sdr = 1.25 * max(min(ra.dev, (ra.href - ra.ref) / self.k)
                                  if ra.nd >= 3 else ra.dev, 0.25)
+                # a key or source with few exports (rotated, moved) is not cold for a
+                # principal that returned a hundredth of this before: "far above everything"
+                # is also the principal's (whose own baseline judges the export)
+                cold_shared = cold and x >= self._lc + ra.largest(ts)
             dv = self._day(dy, rows, ts, sdr)
         for kind, ident in zip(_KINDS, ids, strict=True):
             if ident is None:
@@ -485,7 +491,7 @@ class RecordVolume(Detector):
             # usual is the held reference; one day made by one huge response is not a drift)
             rank, warn, crit = self._verdict(r, rows, kind == "actor" and dy is not None
                                              and (dv[0] > 0 or dy.up >= 2), ts,
-                                             cold)
+                                             cold if kind == "actor" else cold_shared)
             if kind == "actor":
                 lvl = self._level(r, x, rows)
                 rank = max(rank, lvl[0], dv[0])

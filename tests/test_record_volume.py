@@ -436,3 +436,17 @@ def test_largest_seen_survives_a_checkpoint_and_an_older_one_without_it() -> Non
     assert math.exp(r.largest(T0 + 2 * WEEK)) > 50  # its high stands for the largest seen
     det._ents = det2._ents  # the running engine reads the restored (older) entities
     assert [a["severity"] for a in run(eng, [partner(2, 40_000)])] == ["critical"]
+
+
+def test_a_rotated_key_with_one_small_export_is_not_cold_for_a_principal_used_to_the_size() -> None:
+    # an analyst's exports spread 20 to 5,000 rows; its key is rotated, the new key's first
+    # export is 20 rows and its second 3,000: the principal returned that much before
+    events = daily(20, 47, actor="emp-rep", n=4, mu=300.0, sigma=1.3, ip="10.30.9.9",
+                   key="k-old", atype="employee")
+    eng = engine()
+    run(eng, events)
+    rot = [export(T0 + 20 * DAY + 2 * H, "emp-rep", 20, ip="10.30.9.9", key="k-new",
+                  atype="employee"),
+           export(T0 + 20 * DAY + 3 * H, "emp-rep", 3_000, ip="10.30.9.9", key="k-new",
+                  atype="employee")]
+    assert [a for a in run(eng, rot) if a["severity"] == "critical"] == []
