@@ -25,7 +25,22 @@ grow no faster than doubling a month, so reaching 100 times its usual takes abou
   reference level, and four standard errors over it, warns (critical at ``crit_x``): all of its
   responses moved up, not one in its tail;
 - an entity with fewer than ``min_history`` responses has no baseline yet: a response over
-  ``cold_warn`` rows warns (never critical: a new job's first exports teach it).
+  ``cold_warn`` rows warns (a new job's first exports teach it);
+- a rare exporter (issue 14 item 3: a partner that exports tens of rows once a week, so the
+  watch has seen one to four of its exports) is not without history: an export of ``crit_x``
+  (100) times the *largest* response its principal, key or source returned before, and of at
+  least ``cold_crit`` rows, is critical at that export. Exports only, and only once the
+  principal itself has exported before (its first export ever warns as above: a shared key's
+  or address's earlier exports were someone else's jobs); a key or source is judged so only
+  when the rows are also 100 times the most its principal returned (a rotated key's or a
+  moved host's first small export is not the scale of a principal used to thousands); a
+  search's result count is set by its query, so a few searches carry no scale. ``cold_crit`` (2,000) keeps 100x of a tiny
+  export from paging (1 row, then 150): it is about a thousand customers at one or two rows
+  each, the size at which a leak must be reported to the regulator (Korea's PIPA: 1,000 data
+  subjects), while the Lotte Card class is tens of thousands per call. The largest seen
+  counts every response that did not page critical (a warned month-end run was seen); a
+  response that paged critical joins it only after a week without another (a repeat in the
+  episode stays critical; a month-end run that returns a month later was seen before).
 
 Rows per day (issue 14 item 3, the boiling frog): a creep of tens of percent a day that starts
 inside the usual range is a single-response outlier only after weeks, but a day's total of
@@ -97,6 +112,7 @@ if TYPE_CHECKING:
     from .events import Event
 
 HOUR = 3600.0
+_EPISODE = 7 * 86400.0  # a critical export's size is "seen" after a week without another
 _REFRESH = 1800.0
 _KINDS = ("actor", "key", "src_ip")
 
@@ -107,7 +123,7 @@ class _Rows:
     move at most ``cap`` per day."""
 
     __slots__ = ("n", "mu", "dev", "last", "sent", "sent_ts", "eids", "thr",
-                 "ref", "href", "day", "dsum", "dn", "nd")
+                 "ref", "href", "day", "dsum", "dn", "nd", "top", "ctop", "cts")
 
     def __init__(self, ts: float) -> None:
         self.n = 0
@@ -124,8 +140,45 @@ class _Rows:
         self.dsum = 0.0
         self.dn = 0
         self.nd = 0  # days that moved the reference
+        self.top = -math.inf  # the largest ln(rows) of a response that did not page critical
+        self.ctop = -math.inf  # ... and of those that did (they join ``top`` after a week)
+        self.cts = -math.inf  # when the last response that paged critical came
+
+    def _top(self) -> float:
+        """``top``; on an entity from a checkpoint from before it, its high (mu + 3.75 dev)
+        as the largest seen, and no critical yet."""
+        top: float | None = getattr(self, "top", None)
+        if top is None:
+            top = self.top = self.mu + 3.75 * max(self.dev, 0.25) if self.n else -math.inf
+            self.ctop = self.cts = -math.inf
+        return top
+
+    def seen(self, x: float, ts: float, crit: bool) -> None:
+        """Remember ``x`` (ln rows) as returned by this entity: a response that paged critical
+        joins ``top`` only once a week has passed without another (the episode is over: a
+        repeat of the same size in the episode still pages; a month-end run that returns a
+        month later was seen before)."""
+        top = self._top()
+        if self.ctop > top and ts - self.cts > _EPISODE:
+            top = self.top = self.ctop
+        if crit:
+            self.ctop = max(self.ctop, x)
+            self.cts = ts
+        elif x > top:
+            self.top = x
+
+    def largest(self, ts: float) -> float:
+        """The largest ln(rows) this entity returned before, as ``seen`` keeps it."""
+        top = self._top()
+        return max(top, self.ctop) if ts - self.cts > _EPISODE else top
 
     def learn(self, x: float, ts: float, cap: float, k: float, dy: _Day | None = None) -> None:
+        try:  # (``seen`` for a response that did not page, inline: this is the hot path)
+            if x > self.top:
+                self.top = x
+        except AttributeError:  # a checkpoint from before ``top``
+            if x > self._top():
+                self.top = x
         if self.n == 0:
             self.mu, self.dev = x, 0.5
         else:
@@ -293,7 +346,7 @@ class RecordVolume(Detector):
                  min_rows: int = 500, min_history: int = 5, cold_warn: int = 10_000,
                  idle_days: float = 45.0, ref_days_to_double: float = 30.0,
                  day_sd: float = 4.0, day_x: float = 2.0, trend_days: int = 3,
-                 min_days: int = 5) -> None:
+                 min_days: int = 5, cold_crit: int = 2_000) -> None:
         self.k = k
         self.warn_x = warn_x
         self.crit_x = crit_x
@@ -308,12 +361,20 @@ class RecordVolume(Detector):
         self._ldx = math.log(day_x)
         self.trend_days = trend_days
         self.min_days = min_days
+        self.cold_crit = cold_crit
         self._ents: dict[tuple[str, str, str], _Rows | _Day] = {}
 
-    def _verdict(self, r: _Rows, rows: int, drift: bool = False) -> tuple[int, float, float]:
-        """(rank, warning threshold, critical threshold) of ``rows`` against ``r``."""
+    def _verdict(self, r: _Rows, rows: int, drift: bool = False, ts: float = 0.0,
+                 cold: bool = False) -> tuple[int, float, float]:
+        """(rank, warning threshold, critical threshold) of ``rows`` against ``r``; ``cold``:
+        an export whose entity has returned at least one earlier export (the principal: of
+        this action), judged by ``largest`` while it has too few to have a baseline."""
         if r.n < self.min_history:
-            return (1 if rows >= self.cold_warn else 0), float(self.cold_warn), math.inf
+            crit = math.inf
+            if cold and r.n:
+                crit = max(float(self.cold_crit), self.crit_x * math.exp(r.largest(ts)))
+            warn = min(float(self.cold_warn), crit)
+            return (2 if rows >= crit else 1 if rows >= warn else 0), warn, crit
         thr = r.thr
         if thr is None:  # computed once per learnt response, not per response judged
             lvl = r.mu
@@ -382,10 +443,18 @@ class RecordVolume(Detector):
         dy: _Day | None = None
         dv = (0, "", math.inf)
         sdr = 1.0
+        # an export of an entity with too few responses for a baseline is judged against the
+        # largest it returned before (needs one earlier export; the principal's day per
+        # action says whether it has exported before: a principal's first export has no
+        # reference of its own, and a shared key's or address's few earlier exports were
+        # someone else's jobs, so then none is). Not a search: one principal's result counts
+        # are set by each query (one-row lookups and broad filters), a few carry no scale
+        cold = cold_shared = act == "export"
         if e.actor_id is not None:  # the principal's rows per day for this action
             dk = ("day", e.actor_id, act)
             d0 = ents.get(dk)
             if not isinstance(d0, _Day):
+                cold = cold_shared = False  # its first response of this action
                 d0 = ents[dk] = _Day(ts)
                 if ts < getattr(self, "_oldest", -math.inf):
                     self._oldest = ts
@@ -397,6 +466,10 @@ class RecordVolume(Detector):
                 # creep widens the fast one)
                 sdr = 1.25 * max(min(ra.dev, (ra.href - ra.ref) / self.k)
                                  if ra.nd >= 3 else ra.dev, 0.25)
+                # a key or source with few exports (rotated, moved) is not cold for a
+                # principal that returned a hundredth of this before: "far above everything"
+                # is also the principal's (whose own baseline judges the export)
+                cold_shared = cold and x >= self._lc + ra.largest(ts)
             dv = self._day(dy, rows, ts, sdr)
         for kind, ident in zip(_KINDS, ids, strict=True):
             if ident is None:
@@ -417,7 +490,8 @@ class RecordVolume(Detector):
             # day: critical at ``crit_x`` times its usual even when its tail is wide (the
             # usual is the held reference; one day made by one huge response is not a drift)
             rank, warn, crit = self._verdict(r, rows, kind == "actor" and dy is not None
-                                             and (dv[0] > 0 or dy.up >= 2))
+                                             and (dv[0] > 0 or dy.up >= 2), ts,
+                                             cold if kind == "actor" else cold_shared)
             if kind == "actor":
                 lvl = self._level(r, x, rows)
                 rank = max(rank, lvl[0], dv[0])
@@ -431,6 +505,9 @@ class RecordVolume(Detector):
         if dy is not None and judged and judged[0][0] == "actor" and judged[0][3] > 0:
             dy.sent = 1  # a day that paged does not teach the references
         kind, ident, r, rank, warn, crit = next(j for j in judged if j[3] == top)
+        big = math.exp(r.largest(ts)) if r.n else 0.0  # the most it returned before this
+        for j in judged:
+            j[2].seen(x, ts, top == 2)
         if r.eids is None:
             r.eids = []
         if len(r.eids) < 5:
@@ -450,7 +527,12 @@ class RecordVolume(Detector):
                  else "none yet")
         summary = (f"{who} got {rows} rows in one {e.action or 'read'} of {e.resource}: usual "
                    f"is {usual} rows per response (n={r.n}; warning >= {warn:.0f}).")
-        if kind == "actor" and dy is not None and dv[0] == rank:
+        if r.n < self.min_history and crit < math.inf:
+            summary = (f"{who} got {rows} rows in one {e.action or 'read'} of {e.resource}: "
+                       f"{rows / max(big, 1.0):.0f} times the most it returned before "
+                       f"({big:.0f} rows; n={r.n}, too few for a baseline; critical >= "
+                       f"{crit:.0f}).")
+        elif kind == "actor" and dy is not None and dv[0] == rank:
             sd = dy.sd(sdr)
             summary = (f"{who} got {dy.tot:.0f} rows in {e.action or 'read'}s today, "
                        f"{dy.tot / math.exp(dy.ref):.1f} times its usual day of "
@@ -483,7 +565,8 @@ class RecordVolume(Detector):
         for k2, i2, r2, _rank2, w2, c2 in judged:
             evidence.append(ev(f"rows_per_response_{k2}", rows,
                                f"warning >= {w2:.0f}, critical >= {c2:.0f}" if r2.n >=
-                               self.min_history else f"no history: warning >= {w2:.0f}",
+                               self.min_history or c2 < math.inf
+                               else f"no history: warning >= {w2:.0f}",
                                f"{i2}: usual {math.exp(r2.mu):.0f}, n={r2.n}" if r2.n else
                                f"{i2}: first response"))
         ratio = rows / max(math.exp(r.mu), 1.0) if r.n else rows / self.cold_warn

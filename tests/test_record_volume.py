@@ -8,6 +8,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from detectors.engine import Engine, EngineConfig
 
 T0 = 1772413200.0  # 2026-03-02 10:00 KST
@@ -310,3 +312,141 @@ def test_one_huge_search_is_not_a_drift_of_a_wide_tailed_searcher() -> None:
     wide = export(T0 + 31 * DAY + 8 * H, "emp-an1", 2_500, ip="210.138.20.11", key="k-sso",
                   atype="employee", action="search")
     assert run(eng, after + [wide]) == []
+
+
+# ------------------------------------- a rare exporter's first huge export (issue 14 item 3)
+
+WEEK = 7 * DAY
+
+
+def partner(i: int, rows: int, hour: float = 0.0) -> dict[str, Any]:
+    """The collections partner's export ``i`` weeks in, from its usual address and key."""
+    return export(T0 + i * WEEK + hour * H, "partner-ink", rows, ip="88.64.232.215",
+                  key="ak-ink-01", atype="service")
+
+
+def test_a_rare_exporter_pages_critical_at_its_first_export_of_over_100x_what_it_returned() -> None:
+    # one weekly export of tens of rows seen (too few for a baseline), then exports of
+    # tens of thousands from the same address and key: critical at the first, and each
+    # repeat in the episode stays critical (a critical export does not raise "the most seen")
+    eng = engine()
+    reads = [dict(export(T0 + 600 * i, "partner-ink", 1, ip="88.64.232.215", key="ak-ink-01",
+                         action="read"), records=None) for i in range(6)]
+    assert run(eng, reads + [partner(0, 71)]) == []
+    big = partner(1, 26_994, hour=5)
+    out = run(eng, [big])
+    assert [a["severity"] for a in out] == ["critical"]
+    assert out[0]["entity"] == {"kind": "actor", "id": "partner-ink"}
+    assert out[0]["event_ids"] == [big["event_id"]]
+    assert "380 times the most it returned before (71 rows" in out[0]["summary"]
+    for j in range(1, 4):  # hours apart in the episode
+        out = run(eng, [partner(1, 20_000 + j, hour=5 + 4 * j)])
+        assert [a["severity"] for a in out] == ["critical"], j
+
+
+def test_a_few_exports_then_100x_their_largest_is_critical_for_the_key_and_source_too() -> None:
+    # three exports seen (10-60 rows): the largest is the reference; 100x it is critical,
+    # 99x it (and under the 10,000 of a cold warning) stays quiet
+    eng = engine()
+    assert run(eng, [partner(0, 10), partner(1, 60), partner(2, 25)]) == []
+    assert run(eng, [partner(3, 5_900)]) == []  # 98x the largest: quiet
+    eng = engine()
+    run(eng, [partner(0, 10), partner(1, 60), partner(2, 25)])
+    out = run(eng, [partner(3, 6_100)])
+    assert [a["severity"] for a in out] == ["critical"]
+    ev = {x["feature"]: x for x in out[0]["evidence"]}
+    assert "critical >= 6000" in ev["rows_per_response_key"]["baseline"]
+    assert "critical >= 6000" in ev["rows_per_response_src_ip"]["baseline"]
+
+
+def test_a_rare_exporter_of_one_row_then_150_rows_or_1900_stays_quiet() -> None:
+    # 100x of a tiny export is not a bulk export: the critical needs 2,000 rows too
+    for rows in (150, 1_900):
+        eng = engine()
+        assert run(eng, [partner(0, 1), partner(1, 1)]) == []
+        assert run(eng, [partner(2, rows)]) == [], rows
+    eng = engine()
+    run(eng, [partner(0, 1), partner(1, 1)])
+    assert [a["severity"] for a in run(eng, [partner(2, 2_100)])] == ["critical"]
+
+
+def test_a_principals_first_export_ever_warns_only_even_on_a_key_with_exports() -> None:
+    # the key and the address have one small export of another principal; this principal's
+    # first export ever has no reference of its own: a warning, as with no history at all
+    eng = engine()
+    assert run(eng, [partner(0, 30)]) == []
+    first = export(T0 + WEEK, "partner-new", 30_000, ip="88.64.232.215", key="ak-ink-01")
+    assert [a["severity"] for a in run(eng, [first])] == ["warning"]
+
+
+def test_a_month_end_export_seen_before_at_that_size_is_not_critical_again() -> None:
+    # weekly tens and a month-end run of 15,000: the first month-end run the watch sees is
+    # 100x everything before it (critical); a month later the same size was seen before
+    # (at most the cold warning at 10,000 rows)
+    eng = engine()
+    march_end = T0 + 28 * DAY  # 2026-03-30, 01:00 UTC
+    assert run(eng, [partner(0, 40), partner(1, 35)]) == []
+    assert [a["severity"] for a in run(eng, [export(march_end, "partner-ink", 15_000,
+                                                    ip="88.64.232.215", key="ak-ink-01")])] \
+        == ["critical"]
+    run(eng, [partner(5, 38)])
+    april_end = export(T0 + 58 * DAY, "partner-ink", 15_200, ip="88.64.232.215",
+                       key="ak-ink-01")
+    assert [a["severity"] for a in run(eng, [april_end])] in ([], ["warning"])
+    # seen first (a warning with no history), then small exports: the next run is no page
+    eng = engine()
+    assert [a["severity"] for a in run(eng, [export(march_end, "partner-q", 12_000,
+                                                    ip="10.40.1.2", key="k-q")])] == ["warning"]
+    run(eng, [export(march_end + WEEK + i * DAY, "partner-q", 40, ip="10.40.1.2", key="k-q")
+              for i in range(2)])
+    again = export(march_end + 30 * DAY, "partner-q", 12_500, ip="10.40.1.2", key="k-q")
+    assert [a["severity"] for a in run(eng, [again])] in ([], ["warning"])
+
+
+def test_a_few_searches_of_widely_varying_result_counts_are_not_critical() -> None:
+    # a search's result count is its query's: 2 rows, then a broad filter of 9,000
+    eng = engine()
+    s = [export(T0 + i * DAY, "emp-an9", rows, ip="210.1.2.3", key="k-sso", atype="employee",
+                action="search") for i, rows in enumerate((2, 5, 9_000, 30_000))]
+    assert [a["severity"] for a in run(eng, s)] in ([], ["warning"])
+
+
+def test_a_new_nightly_batch_over_its_first_nights_stays_quiet() -> None:
+    # one export a night, sizes spread over two orders of magnitude (sigma 1): its first
+    # four nights (too few for a baseline) raise nothing, over many seeds
+    for seed in range(40):
+        rng = random.Random(seed)
+        ev = [export(T0 + d * DAY + 14 * H, "svc-nightly", max(1, round(
+            rng.lognormvariate(math.log(400), 1.0))), ip="10.24.9.31", key="k-nightly")
+            for d in range(10)]
+        assert [a for a in run(engine(), ev) if a["severity"] == "critical"] == [], seed
+
+
+def test_largest_seen_survives_a_checkpoint_and_an_older_one_without_it() -> None:
+    from streams.snapshot import decode, encode
+
+    eng = engine()
+    run(eng, [partner(0, 40), partner(1, 50)])
+    det = eng.detectors["record_volume"]
+    det2 = decode(encode(det))
+    r = det2._ents[("actor", "partner-ink", "")]
+    assert math.exp(r.largest(T0 + 2 * WEEK)) == pytest.approx(50)
+    for k in ("top", "ctop", "cts"):  # an entity of a checkpoint from before them
+        delattr(r, k)
+    assert math.exp(r.largest(T0 + 2 * WEEK)) > 50  # its high stands for the largest seen
+    det._ents = det2._ents  # the running engine reads the restored (older) entities
+    assert [a["severity"] for a in run(eng, [partner(2, 40_000)])] == ["critical"]
+
+
+def test_a_rotated_key_with_one_small_export_is_not_cold_for_a_principal_used_to_the_size() -> None:
+    # an analyst's exports spread 20 to 5,000 rows; its key is rotated, the new key's first
+    # export is 20 rows and its second 3,000: the principal returned that much before
+    events = daily(20, 47, actor="emp-rep", n=4, mu=300.0, sigma=1.3, ip="10.30.9.9",
+                   key="k-old", atype="employee")
+    eng = engine()
+    run(eng, events)
+    rot = [export(T0 + 20 * DAY + 2 * H, "emp-rep", 20, ip="10.30.9.9", key="k-new",
+                  atype="employee"),
+           export(T0 + 20 * DAY + 3 * H, "emp-rep", 3_000, ip="10.30.9.9", key="k-new",
+                  atype="employee")]
+    assert [a for a in run(eng, rot) if a["severity"] == "critical"] == []
