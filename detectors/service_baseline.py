@@ -24,12 +24,15 @@ Each request is judged at once (integer compares; the customer is added to the c
 - *volume*: the bucket's distinct customers over ``volume_x`` times the busiest bucket usual
   for this hour and day type (and over a Poisson margin). Judged only where this hour of day
   has been seen on an earlier day (either day type), so a first day, a nightly batch's first
-  night, or a new service teach the baseline and are not judged by a guess;
+  night, or a new service teach the baseline and are not judged by a guess; in an hour not
+  seen yet, requests from a new address or network are judged against the busiest usual
+  bucket of any hour (the highest reference the service has);
 - *off hours*: a request in an hour of day the service is known to be idle at (seen, usual
   busiest bucket under 5% of its busy hours'), or at local night (22:00-06:00) in an hour not seen yet
   after at least ``gap_hours`` of silence (a daytime service woken at night: its requests
   stay off hours for the rest of that night, up to 8 hours);
-- *new network / new address*: a /16 (/48) or an address the service never used;
+- *new network / new address*: a /16 (/48) or an address the service never used (a new
+  network at local night in an hour not seen yet warns: no daytime migration);
 - *new host beside a stable set*: an internal (private) address it never used, in a known
   network, of a service whose hosts are a small set (at most 8) to which no address was added
   for ``stable_hours`` (24) and 36 active 10-minute buckets (six hours of activity), once it
@@ -506,6 +509,14 @@ class ServiceBaseline(Detector):
         usual = s.u if s.u >= 0 else None
         crit = max(self.crit_x * s.u, 2.0 * s.wn)
         vol = 2 if n >= crit else 1 if n >= s.wn else 0
+        if usual is None and (new_addr or new_net) and s.busy > 0.0:
+            # An hour of the day not seen yet (the first days of the watch, or a deployment's
+            # local time that moved its hours): volume from a new address or network is judged
+            # against the service's busiest usual bucket of any hour, the highest reference
+            # it has. Its own addresses at a new hour (a batch's first night) are not.
+            wn = max(self.volume_x * s.busy, s.busy + 6.0 * math.sqrt(s.busy) + 8.0,
+                     float(self.min_volume))
+            vol = 2 if n >= 2.0 * wn else 1 if n >= wn else 0
         thr = (s.wn, crit) if usual is not None else (0.0, 0.0)
         lh = int(local // HOUR) % 24
         night = lh >= 22 or lh < 6
@@ -594,6 +605,8 @@ class ServiceBaseline(Detector):
             pass
         elif new_net and (off or vol):
             rank = 2
+        elif new_net and usual is None and night:
+            rank = max(rank, 1)  # a night hour not seen yet: no daytime migration (below)
         elif new_addr and (off or vol):
             rank = max(rank, 1, vol)
         elif vol:

@@ -403,3 +403,28 @@ def test_a_multi_country_partner_warns_only_with_corroboration() -> None:
     assert [a["severity"] for a in alerts] == ["warning"]
     feats = {x["feature"]: x["observed"] for x in alerts[0]["evidence"]}
     assert feats["new_country"] == "DE" and feats["key_share"] < 0.05
+
+
+def test_a_new_network_at_a_night_hour_not_seen_yet_warns_and_pages_at_volume() -> None:
+    """The first days of a watch (or hours the deployment's local time moved) leave night hours
+    with no earlier day. A network the service never used, at such an hour, is no daytime
+    migration: a warning at once, critical once its reads pass the service's busiest usual
+    bucket of any hour (the highest reference it has). Before, it was learnt as a migration
+    (info) and its reads had no hour to be judged against."""
+    base = [e for e in api(2, seed=3)  # the watch begins at 06:00 on day 0: 01:00 unseen
+            if T0 + 6 * H <= e["ts"] < T0 + DAY + 1 * H]
+    attack = [svc(T0 + DAY + 1 * H + 5.0 * j, "svc-api", f"x-{j}", "10.77.14.23")
+              for j in range(240)]  # 01:00 on day 1: 12 customers a minute
+    alerts = pages(run(engine(), base + attack))
+    assert [a["severity"] for a in alerts][:1] == ["warning"]
+    assert any(a["severity"] == "critical" for a in alerts)
+    assert {a["entity"]["id"] for a in alerts} == {"svc-api"}
+
+
+def test_its_own_hosts_at_a_night_hour_not_seen_yet_stay_quiet() -> None:
+    """The same volume from the service's own hosts at that hour (a nightly batch's first
+    night) raises nothing: the unseen hour's fallback judges new addresses only."""
+    base = [e for e in api(2, seed=3) if T0 + 6 * H <= e["ts"] < T0 + DAY + 1 * H]
+    batch = [svc(T0 + DAY + 1 * H + 5.0 * j, "svc-api", f"x-{j}", "10.10.1.11")
+             for j in range(240)]
+    assert pages(run(engine(), base + batch)) == []
