@@ -185,6 +185,20 @@ def _same(org: int | str, sub: str, sub6: str, line: int | str, net: Any, staff:
     return not have or have == net.subnet
 
 
+def _note_subnet(t: _Two, at_a: bool, net: Any) -> None:
+    """Staff: the subnet of line A's (``at_a``) or B's newest request, by its IP version."""
+    v4 = net.version == 4
+    if at_a:
+        if v4:
+            t.a_sub = net.subnet
+        else:
+            t.a_sub6 = net.subnet
+    elif v4:
+        t.b_sub = net.subnet
+    else:
+        t.b_sub6 = net.subnet
+
+
 def handheld(ua: str | None) -> bool | None:
     """Whether a user agent is a phone's or tablet's; None without one.
 
@@ -362,17 +376,11 @@ class SessionShared(Detector):
                              s.line_sub, s.line_sub6, a_mobile=s.line_mobile, b_mobile=mobile,
                              b_reads=1, b_others=int(e.subject_id not in (None, pid)))
             if sub:
-                if v4:
-                    t.b_sub = net.subnet
-                else:
-                    t.b_sub6 = net.subnet
+                _note_subnet(t, False, net)
             return None
         if _same(t.a, t.a_sub, t.a_sub6, line, net, sub):
             if sub:
-                if v4:
-                    t.a_sub = net.subnet
-                else:
-                    t.a_sub6 = net.subnet
+                _note_subnet(t, True, net)
             t.a_ip, t.a_event = e.src_ip, e.event_id  # type: ignore[assignment]  # as above
             t.ua_a = _merge(t.ua_a, ua)
             if not t.at_b:
@@ -385,10 +393,7 @@ class SessionShared(Detector):
                 if t.b_nets < 9:
                     t.b_nets += 1
             if sub:
-                if v4:
-                    t.b_sub = net.subnet
-                else:
-                    t.b_sub6 = net.subnet
+                _note_subnet(t, False, net)
             t.b_ip, t.b_event = e.src_ip, e.event_id  # type: ignore[assignment]  # as above
             t.ua_b = _merge(t.ua_b, ua)
             t.b_reads += 1
