@@ -45,6 +45,7 @@ from tests.helpers import (
     replay_run,
     sim_lines,
     wait_committed,
+    wait_group_ready,
 )
 
 ENGINE_CHECKPOINT = re.compile(r"checkpoint \d+ bytes at offsets \{[^}]*'data-access'")
@@ -621,6 +622,51 @@ def test_views_held_for_a_combiner_are_scored_in_place_when_restored_with_one_pa
     got = {a["alert_id"] for a in first.sent + second.sent}
     assert any(a["detector"] == "bulk_lookup" for a in second.sent)
     assert got == expected, (sorted(expected - got), sorted(got - expected))
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(300)
+def test_a_rebalance_after_the_last_event_leaves_the_engines_restored(fresh_tansu: Any,
+                                                                       tmp_path: Any) -> None:
+    """A rebalance that comes after the last event (a worker joins, then leaves) leaves the
+    partition's engine restored in whichever worker holds it, before any new event: the
+    engine counts over the group equal the replay's at each settled point. Seen in CI: the
+    last life of the SIGKILL loop took every event, a rebalance followed (a killed life's
+    membership expiring), and its engine counts read 0 for the rest of the run because the
+    engine was restored only at the partition's next event, which never came."""
+    lines = sim_lines(SIM)
+    counts = replay_run(lines)[1]
+    names = TopicNames()
+    create_topics(fresh_tansu.bootstrap, partitions=1)
+    group = "accesswatch-late-rebalance"
+    reader = AlertReader(fresh_tansu.bootstrap, names.alerts).start()
+    workers: list[WorkerProcess] = []
+
+    def worker(name: str) -> WorkerProcess:
+        (tmp_path / name).mkdir()
+        w = WorkerProcess(fresh_tansu.url, app_id=group, checkpoint_interval=1.0,
+                          data_dir=str(tmp_path / name), log_path=str(tmp_path / f"{name}.log"))
+        workers.append(w)
+        return w.start()
+
+    try:
+        first = worker("a")
+        first.wait_ready()
+        sent = produce_by_topic(fresh_tansu.bootstrap, lines)
+        inputs = {t: n for t, n in sent.items() if t in (names.logins, names.access)}
+        wait_committed(fresh_tansu.bootstrap, group, inputs, [first], reader)
+        assert_engine_counts([first], counts)
+        second = worker("b")  # the group rebalances; no event follows
+        second.wait_ready()
+        wait_group_ready([first, second])
+        assert_engine_counts([first, second], counts)
+        second.stop()  # and again: the partition is the first worker's
+        wait_group_ready([first])
+        assert_engine_counts([first], counts)
+    finally:
+        reader.stop()
+        for w in workers:
+            w.stop()
 
 
 LOOP_SIM = SimConfig(seed=23, customers=2500, hours=3, attacks=("coupang",),
