@@ -499,28 +499,6 @@ class PartitionEngines:
                  "the table lacked it)", partition, self.table.name)
         return new
 
-    def restore_assigned(self) -> None:
-        """The engine of every input partition this worker holds, restored once a rebalance
-        has settled (its table recovery done, the identity directory loaded), not at the
-        partition's next event. Each rebalance drops the engines (``on_partitions_revoked``)
-        and a partition that gets no event after it had none: its counts
-        (``accesswatch_engine_events``) read 0 and its first event paid for the restore.
-        Seen in CI: the SIGKILL loop's last life took every event, a killed life's
-        membership expired, the group rebalanced, and the engine counts read 0 for good."""
-        app = self.app
-        recovery = getattr(getattr(app, "tables", None), "recovery", None)
-        if (getattr(app, "rebalancing", True) or recovery is None
-                or getattr(recovery, "in_recovery", True) or not recovery.completed.is_set()
-                or not self.identity_ready.is_set()):
-            return
-        try:
-            held = {tp.partition for tp in app.consumer.assignment()
-                    if tp.topic in self.input_topics}
-        except Exception:  # no consumer yet, or stopping
-            return
-        for p in sorted(held - set(self.parts)):
-            self.state(p)
-
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.parts.pop(p, None)
@@ -1579,6 +1557,28 @@ class Runtime(PartitionEngines):
         await self.dlq_topic.send(key=msg.key, value=value, headers=headers)
 
     # ---- time ---------------------------------------------------------------------------
+    def restore_assigned(self) -> None:
+        """The engine of every input partition this worker holds, restored once a rebalance
+        has settled (its table recovery done, the identity directory loaded), not at the
+        partition's next event. Each rebalance drops the engines (``on_partitions_revoked``)
+        and a partition that gets no event after it had none: its counts
+        (``accesswatch_engine_events``) read 0 and its first event paid for the restore.
+        Seen in CI: the SIGKILL loop's last life took every event, a killed life's
+        membership expired, the group rebalanced, and the engine counts read 0 for good."""
+        app = self.app
+        recovery = getattr(getattr(app, "tables", None), "recovery", None)
+        if (getattr(app, "rebalancing", True) or recovery is None
+                or getattr(recovery, "in_recovery", True) or not recovery.completed.is_set()
+                or not self.identity_ready.is_set()):
+            return
+        try:
+            held = {tp.partition for tp in app.consumer.assignment()
+                    if tp.topic in self.input_topics}
+        except Exception:  # no consumer yet, or stopping
+            return
+        for p in sorted(held - set(self.parts)):
+            self.state(p)
+
     async def watermark(self) -> None:
         """Advance every engine's event time; fire idle partitions' timers if configured."""
         await self.watch_delivery()
