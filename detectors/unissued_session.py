@@ -51,7 +51,9 @@ of that actor issued is either older than our watch (``token_issued_at`` tells) 
 - Unannounced keys: once the key store is known (its first ``key_issued`` seen) and
   ``key_grace`` seconds have passed since then (keys in use meanwhile are learned, for a store
   fed late or incompletely at first), a request through a key id the store never announced is
-  judged at its first use, whatever the session. One finding per account and key.
+  judged at its first use, whatever the session. One finding per account and key; critical
+  at ``critical_accounts`` accounts under that key, or under all unannounced key ids together
+  (a made-up id costs the forger nothing, so spreading the accounts over many buys nothing).
 - A session used after a ``session_revoked`` change pages at once.
 - One session used from several countries at once: a known session seen on home or mobile
   networks (not VPNs, relays or clouds, whose exits move) of a different country within
@@ -157,6 +159,7 @@ class UnissuedSession(Detector):
     _late_cur = 0.0  # the largest lateness of a login seen in the current period
     _late_prev = 0.0  # ... in the previous one
     _late_since = float("-inf")  # login time the current period began at
+    _unann_all: _EntityWindow | None = None  # before session 20
 
     def __init__(self, login_lateness: float = 60.0, login_quiet: float = 300.0,
                  session_ttl: float = 43200.0, skew: float = 120.0,
@@ -200,6 +203,8 @@ class UnissuedSession(Detector):
         self._announced: dict[str, float] = {}  # key -> first seen (announced or learned)
         self._store_since: float | None = None  # first key_issued seen: the store is known
         self._unannounced: dict[int, float] = {}  # hash(actor, key) judged -> ts
+        #: accounts read through any unannounced key id, recent first (made on first use)
+        self._unann_all: _EntityWindow | None = None
 
     # --- state ---------------------------------------------------------------------------
     def _remember(self, k: int, ts: float) -> None:
@@ -504,7 +509,12 @@ class UnissuedSession(Detector):
         req = "request" if w.requests == 1 else "requests"
         watched = iso(ctx.start) if ctx.start is not None else "?"
         if p.why != "unissued":
-            return self._invalid_finding(p, w, accounts, critical, names, actor, watched, ctx)
+            every = 0
+            if p.why == "unannounced_key":  # every made-up key id together (see below)
+                every = self._every_unannounced(p, ctx)
+                critical = critical or every >= self.critical_accounts
+            return self._invalid_finding(p, w, accounts, critical, names, actor, watched, ctx,
+                                         every)
         wait = round(p.deadline - p.first_ts)
         summary = (f"A session that no login issued ({accounts} {acc}, {w.requests} {req}) "
                    f"read customer data {via} ({p.where}).")
@@ -525,8 +535,25 @@ class UnissuedSession(Detector):
         return Finding(self.id, kind, ident, "critical" if critical else "warning", score,
                        summary, evidence, p.event_ids, p.first_ts, names.extra())
 
+    def _every_unannounced(self, p: _Pending, ctx: Context) -> int:
+        """Accounts read through any key id the key store never announced, within ``window``.
+        Key ids are the forger's to choose and cost nothing to multiply: counted per key, a
+        forger who spreads the accounts over a new made-up id every two accounts never
+        reaches ``critical_accounts`` under one (red team C's forged_unannounced_nosession:
+        eight ids, critical only after 30-112 accounts). Every unannounced id is already
+        invalid, so together they are one population."""
+        every = self._unann_all
+        if every is None:
+            every = self._unann_all = _EntityWindow()
+        every.seen.append((p.first_ts, ctx.hash_id(p.actor)))
+        every.requests += p.requests
+        while every.seen and every.seen[0][0] < p.first_ts - self.window:
+            every.seen.popleft()
+        return len(set(map(_ACTOR, every.seen)))
+
     def _invalid_finding(self, p: _Pending, w: _EntityWindow, accounts: int, critical: bool,
-                         names: Any, actor: str, watched: str, ctx: Context) -> Finding:
+                         names: Any, actor: str, watched: str, ctx: Context,
+                         every: int = 0) -> Finding:
         key = p.entity[1]
         acc = "account" if accounts == 1 else "accounts"
         if p.why == "expired":
@@ -551,6 +578,10 @@ class UnissuedSession(Detector):
         evidence.append(ev("accounts_with_invalid_tokens", accounts,
                            f"< {self.critical_accounts} in {self.window / 60:g} min for critical",
                            f"under key {key}; watching since {watched}"))
+        if p.why == "unannounced_key":
+            evidence.append(ev("accounts_under_unannounced_keys", every,
+                               f"< {self.critical_accounts} in {self.window / 60:g} min for "
+                               "critical", "under any key id the key store never announced"))
         score = 1.0 - 0.5 ** (accounts + 1)
         return Finding(self.id, "key", key, "critical" if critical else "warning", score,
                        summary, evidence, p.event_ids, p.first_ts, names.extra())
@@ -620,6 +651,10 @@ class UnissuedSession(Detector):
             if held:  # every pending read is in ``due`` now
                 held.clear()
         n += evict(self._unannounced, cap, float)  # an evicted one may be judged again
+        every = self._unann_all
+        while every is not None and len(every.seen) > cap > 0:
+            every.seen.popleft()
+            n += 1
         return n + evict(self._entities, cap, _seen_last)
 
     def tracked(self) -> dict[str, int]:

@@ -95,3 +95,30 @@ def test_a_token_issued_within_the_skew_before_the_watch_began_is_adopted() -> N
     eng = engine()
     paged = run(eng, [login, req(3, T0 + 3 * 3600, "kid-a", T0 + 600, "s-3")])
     assert [a["severity"] for a in paged] == ["warning"]
+
+
+def test_accounts_read_through_several_made_up_key_ids_count_together() -> None:
+    """A forger who signs with a new made-up key id every two accounts stays under the
+    per-key count for critical (3 accounts) under each id; every id the key store never
+    announced is invalid, so the accounts under all of them count together: the third
+    account pages critical, whichever id it came through. Accounts under the one key id of
+    a store's own (announced) keys are not in that count."""
+    eng = engine(key_grace=3600.0)
+    forged = [req(i, T0 + 7200 + 10 * i, f"kid-fake-{i // 2}", T0 + 7190, None)
+              for i in range(6)]
+    alerts = run(eng, [key_issued("kid-a", T0), req(90, T0 + 7100, "kid-a", T0 + 7000, None),
+                       *forged])
+    got = [(a["entity"]["id"], a["severity"]) for a in alerts]
+    # the second account under kid-fake-0 adds to its open warning (one alert per entity
+    # and severity), the third account is the first under kid-fake-1
+    assert got[:2] == [("kid-fake-0", "warning"), ("kid-fake-1", "critical")]
+    every = next(x for x in alerts[1]["evidence"]
+                 if x["feature"] == "accounts_under_unannounced_keys")
+    assert every["observed"] == 3
+    per_key = next(x for x in alerts[1]["evidence"]
+                   if x["feature"] == "accounts_with_invalid_tokens")
+    assert per_key["observed"] == 1
+    # one made-up id alone, one account: a warning as before
+    alone = run(engine(key_grace=3600.0),
+                [key_issued("kid-a", T0), req(1, T0 + 7200, "kid-never", T0 + 7190, None)])
+    assert [a["severity"] for a in alone] == ["warning"]
