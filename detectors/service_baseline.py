@@ -26,7 +26,15 @@ Each request is judged at once (integer compares; the customer is added to the c
   has been seen on an earlier day (either day type), so a first day, a nightly batch's first
   night, or a new service teach the baseline and are not judged by a guess; in an hour not
   seen yet, requests from a new address or network are judged against the busiest usual
-  bucket of any hour (the highest reference the service has);
+  bucket of any hour (the highest reference the service has). The same rule on the whole hour
+  (session 20): the hour's customers so far (each bucket's distinct ones, summed) over
+  ``volume_x`` times the usual whole hour (its EWMA; the largest of the hour and its
+  neighbours; judged where that hour was learnt on two days or more and reads at least
+  ``min_volume``) and over the same Poisson
+  margin, critical at twice that: a service read at a
+  sustained multiple of its usual rate (malware reading through its key at five times its
+  pace) crosses it within the hour although no single bucket passes the bucket's margin,
+  which at a few customers per 10 minutes is wide (6 sigma + 8 is 5-7 times the usual);
 - *off hours*: a request in an hour of day the service is known to be idle at (seen, usual
   busiest bucket under 5% of its busy hours'), or at local night (22:00-06:00) in an hour not seen yet
   after at least ``gap_hours`` of silence (a daytime service woken at night: its requests
@@ -191,7 +199,7 @@ class _Win:
 class _Svc:
     __slots__ = ("first", "last", "h_epoch", "h_flag", "b_epoch", "b_subj", "b_peak",
                  "peak", "seen", "busy", "known", "sent", "sent_ts", "eids", "u", "wn",
-                 "lip", "woke", "pend", "h_cnt", "lkey", "lkn", "pcc")
+                 "lip", "woke", "pend", "h_cnt", "lkey", "lkn", "pcc", "hw")
 
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
@@ -228,6 +236,7 @@ class _Svc:
         self.lkey: str | None = None  # the key of the last requests and their uses not yet
         self.lkn = 0  # added to ``keys`` (one compare a request)
         self.pcc: _Win | None = None  # a new country beside an established set (its window)
+        self.hw: float = math.inf  # this hour's warning threshold on ``h_cnt`` (the hour rule)
 
 
 def _added(s: _Svc) -> float:
@@ -321,6 +330,8 @@ class ServiceBaseline(Detector):
     entity_kinds = ("actor",)
     wants = frozenset({"access"})
     _v2 = False  # the services' windows, hourly customers, countries and keys are kept
+    _v3 = False  # the hour rule's threshold is kept (session 20)
+    _hour_since = _NEG_INF  # the hour rule judges hours from then (an upgrade's relearning)
     principal_types = ("service",)  # the engine routes only services' requests here (speed)
     triage = (
         "Check: which host the requests came from (evidence: new network / new address) and "
@@ -385,11 +396,17 @@ class ServiceBaseline(Detector):
                 w.rate = rate
         usual = self._usual(s, self._bin(he))
         if usual is None:
-            s.u, s.wn = -1.0, math.inf
+            s.u, s.wn, s.hw = -1.0, math.inf, math.inf
         else:
             s.u = usual
             s.wn = max(self.volume_x * usual, usual + 6.0 * math.sqrt(usual) + 8.0,
                        float(self.min_volume))
+            # the hour rule, for an hour that usually reads at least ``min_volume`` customers
+            # (a pace to multiply; idle and sporadic hours are the off-hours rule's): an
+            # integer count (a float per service would take the state past its budget)
+            hour = self._usual_hour(s, self._bin(he))
+            s.hw = (math.ceil(max(self.volume_x * hour, hour + 6.0 * math.sqrt(hour) + 8.0))
+                    if hour >= self.min_volume and t >= self._hour_since else math.inf)
 
     def _learn(self, s: _Svc, h: int, peak: int, flagged: bool, cnt: int) -> None:
         if flagged:
@@ -418,6 +435,19 @@ class ServiceBaseline(Detector):
                            if seen[base + (c + d) % 24])
         return None
 
+    @staticmethod
+    def _usual_hour(s: _Svc, b: int) -> float:
+        """Usual customers in the whole hour at bin ``b`` (as :meth:`_usual`: this day type,
+        else the other; the largest of the hour and its learnt neighbours); 0 unless that
+        hour was learnt on two days at least (one day's hour is no pace to multiply)."""
+        seen = memoryview(s.peak)[_SEEN:_RATE]
+        for c in (b, (b + 24) % 48):
+            if seen[c] >= 2:
+                base = c - c % 24
+                return max(float(unpack_from("<e", s.peak, _RATE + 2 * (base + (c + d) % 24))[0])
+                           for d in (-1, 0, 1) if seen[base + (c + d) % 24])
+        return 0.0
+
     # --- event path ------------------------------------------------------------------------
     def _upgrade(self) -> None:
         """Services restored from a checkpoint written before the windows, hourly customers,
@@ -433,15 +463,28 @@ class ServiceBaseline(Detector):
                 memoryview(pk)[_CCT:_LEN].cast("f")[0] = s.last / HOUR
                 s.seen = None
                 s.h_cnt, s.lkey, s.lkn, s.pcc = 0, None, 0, None
+                # the hourly customers start at zero beside days already learnt: the hour
+                # rule waits until three days of them are (an EWMA at 0.3 a day: 66%)
+                self._hour_since = max(self._hour_since, s.last + 3 * 86400.0)
                 p: object = s.pend
                 s.pend = (_Win(p[0], p[1], -1.0) if isinstance(p, tuple) else None)
         self._v2 = True
+
+    def _upgrade_hour(self) -> None:
+        """Services restored from a checkpoint written before the hour rule: no threshold
+        until their next hour starts."""
+        for s in self._svcs.values():
+            if getattr(s, "hw", None) is None:
+                s.hw = math.inf
+        self._v3 = True
 
     def on_access(self, e: Event, ctx: Context) -> list[Finding]:
         if e.actor_type != "service":
             return []
         if not self._v2:
             self._upgrade()
+        if not self._v3:
+            self._upgrade_hour()
         ts = e.ts
         off = self.fixed_off
         if off is None:
@@ -487,7 +530,7 @@ class ServiceBaseline(Detector):
             s.last = ts
         ip: str = e.src_ip  # type: ignore[assignment]  # logins and requests have a src_ip (decode requires it)
         n = len(bs)
-        if n < s.wn and ip in s.lip:  # a known address below the volume threshold
+        if n < s.wn and s.h_cnt < s.hw and ip in s.lip:  # known address, usual volume
             return []
         a_crc = crc32(ip.encode())
         n_crc = _net_of(ip) | 1 << 32
@@ -509,6 +552,8 @@ class ServiceBaseline(Detector):
         usual = s.u if s.u >= 0 else None
         crit = max(self.crit_x * s.u, 2.0 * s.wn)
         vol = 2 if n >= crit else 1 if n >= s.wn else 0
+        if s.h_cnt >= s.hw:  # the hour rule: a sustained multiple, under each bucket's margin
+            vol = max(vol, 2 if s.h_cnt >= 2.0 * s.hw else 1)
         if usual is None and (new_addr or new_net) and s.busy > 0.0:
             # An hour of the day not seen yet (the first days of the watch, or a deployment's
             # local time that moved its hours): volume from a new address or network is judged
@@ -725,6 +770,8 @@ class ServiceBaseline(Detector):
             what.append(f"at {lh:02d}:00 local, an hour it is usually idle at")
         if thr[0] and n >= thr[0]:
             what.append(f"reading {n} distinct customers in 10 minutes")
+        if s.h_cnt >= s.hw:
+            what.append(f"reading {s.h_cnt} customers since {lh:02d}:00")
         known = memoryview(s.known).cast("Q").tolist()
         n_addr = sum(1 for x in known if x >> 32 == 0)
         n_net = sum(1 for x in known if x >> 32 == 1)
@@ -739,6 +786,10 @@ class ServiceBaseline(Detector):
             ev("distinct_customers_10min", n,
                f"warning >= {thr[0]:.0f}, critical >= {thr[1]:.0f}" if thr[0] else "not judged",
                "busiest 10-minute bucket usual for this hour and day type"),
+            ev("customers_this_hour", s.h_cnt,
+               f"warning >= {s.hw:.0f}, critical >= {2.0 * s.hw:.0f}" if s.hw < math.inf
+               else "not judged", "each 10-minute bucket's distinct customers since "
+               f"{lh:02d}:00, against the usual whole hour at this hour and day type"),
             ev("usual_busiest_10min_this_hour", round(usual, 1) if usual is not None else None,
                f"idle below {0.05 * s.busy:.1f} (5% of its busy hours' {s.busy:.0f})",
                f"hour {lh:02d}:00 local (UTC{self._off / HOUR:+g})"),

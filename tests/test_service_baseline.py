@@ -428,3 +428,61 @@ def test_its_own_hosts_at_a_night_hour_not_seen_yet_stay_quiet() -> None:
     batch = [svc(T0 + DAY + 1 * H + 5.0 * j, "svc-api", f"x-{j}", "10.10.1.11")
              for j in range(240)]
     assert pages(run(engine(), base + batch)) == []
+
+
+def small(days: int, seed: int, per_hour: float = 24.0, jitter: float = 0.3) -> list:
+    """A small internal service on one host, 08:00-20:00 local, ``per_hour`` customers an
+    hour (each day's rate drawn within +-``jitter``): a few customers per 10 minutes."""
+    rng = random.Random(seed)
+    out = []
+    for d in range(days):
+        day_rate = per_hour * rng.uniform(1 - jitter, 1 + jitter)
+        for h in range(8, 20):
+            for _ in range(int(day_rate)):
+                out.append(svc(T0 + d * DAY + h * H + rng.uniform(0, H), "svc-crm",
+                               f"c-{rng.randrange(10**6)}", "10.20.3.4", "phone"))
+    return out
+
+
+def test_a_small_service_read_at_five_times_its_pace_warns_within_the_hour() -> None:
+    """At ~4 customers per 10 minutes, no bucket of a 5x hour passes the bucket's margin
+    (6 sigma + 8: about 24); the hour's customers pass 3x its usual whole hour within it."""
+    base = small(5, seed=3)
+    assert pages(run(engine(), list(base))) == []  # five days of itself, +-30%: quiet
+    rng = random.Random(11)
+    start = T0 + 5 * DAY + 10 * H
+    attack = [svc(start + rng.uniform(0, H), "svc-crm", f"x-{j}", "10.20.3.4", "phone")
+              for j in range(96)]  # four times its pace on top of its own (5x in all)
+    own = [svc(start + rng.uniform(0, H), "svc-crm", f"c-{rng.randrange(10**6)}",
+               "10.20.3.4", "phone") for _ in range(24)]
+    alerts = pages(run(engine(), base + attack + own))
+    assert alerts, "a service read at five times its pace went unpaged"
+    first = alerts[0]
+    assert first_ts(first) < start + H
+    assert "customers since 10:00" in first["summary"]
+    hour = next(x for x in first["evidence"] if x["feature"] == "customers_this_hour")
+    assert hour["observed"] >= int(hour["baseline"].split()[2].rstrip(","))
+    assert hour["observed"] >= 3 * 0.7 * 24  # at least 3x its usual hour (24 +-30%)
+    ten = next(x for x in first["evidence"] if x["feature"] == "distinct_customers_10min")
+    assert ten["observed"] < 24  # no bucket passed the bucket's own threshold
+
+
+def test_a_small_service_with_days_half_again_as_busy_stays_quiet() -> None:
+    """Days up to 1.5x the usual (a campaign, a Monday) are under 3x the usual hour."""
+    base = small(5, seed=4)
+    rng = random.Random(12)
+    busy = [svc(T0 + 5 * DAY + h * H + rng.uniform(0, H), "svc-crm",
+                f"c-{rng.randrange(10**6)}", "10.20.3.4", "phone")
+            for h in range(8, 20) for _ in range(36)]
+    assert pages(run(engine(), base + busy)) == []
+
+
+def test_a_checkpoint_from_before_the_hour_rule_is_upgraded() -> None:
+    eng = engine()
+    run(eng, small(3, seed=5))
+    det = eng.detectors["service_baseline"]
+    s = det._svcs["svc-crm"]  # type: ignore[attr-defined]
+    delattr(s, "hw")
+    det._v3 = False  # type: ignore[attr-defined]
+    assert pages(run(eng, small(5, seed=5)[3 * 12 * 20:])) == []
+    assert s.hw < math.inf  # set again at the next hour
