@@ -29,8 +29,7 @@ Each request is judged at once (integer compares; the customer is added to the c
   bucket of any hour (the highest reference the service has). The same rule on the whole hour
   (session 20): the hour's customers so far (each bucket's distinct ones, summed) over
   ``volume_x`` times the usual whole hour (its EWMA; the largest of the hour and its
-  neighbours; judged where that hour was learnt on two days or more and reads at least
-  ``min_volume``) and over the same Poisson
+  neighbours; judged where that hour reads at least ``min_volume``) and over the same Poisson
   margin, critical at twice that: a service read at a
   sustained multiple of its usual rate (malware reading through its key at five times its
   pace) crosses it within the hour although no single bucket passes the bucket's margin,
@@ -438,11 +437,11 @@ class ServiceBaseline(Detector):
     @staticmethod
     def _usual_hour(s: _Svc, b: int) -> float:
         """Usual customers in the whole hour at bin ``b`` (as :meth:`_usual`: this day type,
-        else the other; the largest of the hour and its learnt neighbours); 0 unless that
-        hour was learnt on two days at least (one day's hour is no pace to multiply)."""
+        else the other; the largest of the hour and its learnt neighbours); 0 when this
+        hour of day was never learnt."""
         seen = memoryview(s.peak)[_SEEN:_RATE]
         for c in (b, (b + 24) % 48):
-            if seen[c] >= 2:
+            if seen[c]:
                 base = c - c % 24
                 return max(float(unpack_from("<e", s.peak, _RATE + 2 * (base + (c + d) % 24))[0])
                            for d in (-1, 0, 1) if seen[base + (c + d) % 24])

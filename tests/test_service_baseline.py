@@ -93,10 +93,15 @@ def test_night_from_a_network_it_never_used_pages_critical_at_the_first_request(
     assert crit["event_ids"][0] == night[0]["event_id"]  # at the first request
     feats = {x["feature"]: x["observed"] for x in crit["evidence"]}
     assert feats["new_network"] is True and feats["new_resource"] is True
-    # The same requests from its own host at its usual hours raise nothing.
+    # The same requests from its own host at its usual hours are no critical: at most the
+    # volume warning of the hour rule (150 customers in an hour, 3.75 times its usual 40).
     same = [dict(e, ts=e["ts"] + 10 * H, src_ip="10.20.5.7", event_id=e["event_id"] + "b")
             for e in night]
-    assert pages(run(engine(), day + same)) == []
+    got = pages(run(engine(), day + same))
+    assert [a["severity"] for a in got] == ["warning"]
+    assert "customers since 11:00" in got[0]["summary"]
+    # and at its usual pace nothing at all
+    assert pages(run(engine(), day + same[::4])) == []
 
 
 def test_a_new_network_in_daytime_at_usual_volume_is_info_only() -> None:
