@@ -378,6 +378,9 @@ class ServiceBaseline(Detector):
 
     def _close_hours(self, s: _Svc, he: int) -> None:
         """Learn the hours from ``s.h_epoch`` up to (not including) ``he``."""
+        before = self._bin(he - 1)  # the hour before, as it was before this learning
+        pre = (unpack_from("<e", s.peak, _RATE + 2 * before)[0]
+               if len(s.peak) >= _LEN and s.peak[_SEEN + before] else None)
         if s.h_epoch >= 0:
             self._learn(s, s.h_epoch, s.b_peak, s.h_flag, s.h_cnt)
             for h in range(s.h_epoch + 1, min(he, s.h_epoch + 1 + 7 * 24)):
@@ -403,7 +406,7 @@ class ServiceBaseline(Detector):
             # the hour rule, for an hour that usually reads at least ``min_volume`` customers
             # (a pace to multiply; idle and sporadic hours are the off-hours rule's): an
             # integer count (a float per service would take the state past its budget)
-            hour = self._usual_hour(s, self._bin(he))
+            hour = self._usual_hour(s, self._bin(he), before, pre)
             s.hw = (math.ceil(max(self.volume_x * hour, hour + 6.0 * math.sqrt(hour) + 8.0))
                     if hour >= self.min_volume and t >= self._hour_since else math.inf)
 
@@ -435,16 +438,26 @@ class ServiceBaseline(Detector):
         return None
 
     @staticmethod
-    def _usual_hour(s: _Svc, b: int) -> float:
+    def _usual_hour(s: _Svc, b: int, before: int, pre: float | None) -> float:
         """Usual customers in the whole hour at bin ``b`` (as :meth:`_usual`: this day type,
         else the other; the largest of the hour and its learnt neighbours); 0 when this
-        hour of day was never learnt."""
+        hour of day was never learnt. The hour just ended (bin ``before``) counts as it was
+        before it was learnt (``pre``; None: unlearnt then): an attack's first hour, under
+        the threshold and learnt, otherwise raised the next hour's reference, that hour the
+        next one's, and the attack was never judged against the service's own day."""
         seen = memoryview(s.peak)[_SEEN:_RATE]
         for c in (b, (b + 24) % 48):
             if seen[c]:
                 base = c - c % 24
-                return max(float(unpack_from("<e", s.peak, _RATE + 2 * (base + (c + d) % 24))[0])
-                           for d in (-1, 0, 1) if seen[base + (c + d) % 24])
+                vals = []
+                for d in (-1, 0, 1):
+                    i = base + (c + d) % 24
+                    if i == before:
+                        if pre is not None:
+                            vals.append(float(pre))
+                    elif seen[i]:
+                        vals.append(float(unpack_from("<e", s.peak, _RATE + 2 * i)[0]))
+                return max(vals, default=0.0)
         return 0.0
 
     # --- event path ------------------------------------------------------------------------

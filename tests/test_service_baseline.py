@@ -491,3 +491,20 @@ def test_a_checkpoint_from_before_the_hour_rule_is_upgraded() -> None:
     det._v3 = False  # type: ignore[attr-defined]
     assert pages(run(eng, small(5, seed=5)[3 * 12 * 20:])) == []
     assert s.hw < math.inf  # set again at the next hour
+
+
+def test_an_attack_that_starts_late_in_an_hour_is_judged_against_the_days_before() -> None:
+    """An attack from 10:35 leaves hour 10 under its threshold, and hour 10 is learnt; hour
+    11's reference takes its neighbour hour 10 as it was before today (not raised by the
+    attack's first 25 minutes), so hour 11 at five times its pace warns."""
+    base = small(1, seed=8, jitter=0.05)
+    rng = random.Random(13)
+    start = T0 + DAY + 10 * H + 35 * 60
+    attack = [svc(start + rng.uniform(0, 3 * H - 35 * 60), "svc-crm", f"x-{j}", "10.20.3.4",
+                  "phone") for j in range(int(96 * (3 - 35 / 60)))]
+    own = [svc(T0 + DAY + h * H + rng.uniform(0, H), "svc-crm", f"c-{rng.randrange(10**6)}",
+               "10.20.3.4", "phone") for h in range(8, 20) for _ in range(24)]
+    alerts = pages(run(engine(), base + attack + own))
+    assert alerts, "the attack went unpaged"
+    assert first_ts(alerts[0]) < T0 + DAY + 12 * H
+    assert "customers since 1" in alerts[0]["summary"]
