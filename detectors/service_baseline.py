@@ -379,8 +379,9 @@ class ServiceBaseline(Detector):
     def _close_hours(self, s: _Svc, he: int) -> None:
         """Learn the hours from ``s.h_epoch`` up to (not including) ``he``."""
         before = self._bin(he - 1)  # the hour before, as it was before this learning
-        pre = (unpack_from("<e", s.peak, _RATE + 2 * before)[0]
-               if len(s.peak) >= _LEN and s.peak[_SEEN + before] else None)
+        known = len(s.peak) >= _LEN and s.peak[_SEEN + before]
+        pre = unpack_from("<e", s.peak, _RATE + 2 * before)[0] if known else None
+        pre_peak = memoryview(s.peak).cast("f")[before] if known else None
         if s.h_epoch >= 0:
             self._learn(s, s.h_epoch, s.b_peak, s.h_flag, s.h_cnt)
             for h in range(s.h_epoch + 1, min(he, s.h_epoch + 1 + 7 * 24)):
@@ -396,7 +397,7 @@ class ServiceBaseline(Detector):
                 w.exp += w.rate * max(0.0, t - w.acc) / HOUR
                 w.acc = max(w.acc, t)
                 w.rate = rate
-        usual = self._usual(s, self._bin(he))
+        usual = self._usual(s, self._bin(he), before, pre_peak)
         if usual is None:
             s.u, s.wn, s.hw = -1.0, math.inf, math.inf
         else:
@@ -425,16 +426,26 @@ class ServiceBaseline(Detector):
         if peak:
             s.busy += (0.5 if s.busy == 0.0 else 0.1) * (peak - s.busy)
 
-    def _usual(self, s: _Svc, b: int) -> float | None:
+    def _usual(self, s: _Svc, b: int, before: int = -1,
+               pre: float | None = None) -> float | None:
         """Usual busiest bucket at bin ``b`` (this day type, else the other; the largest of the
-        hour and its two neighbours); None when this hour of day was never learnt."""
+        hour and its two neighbours); None when this hour of day was never learnt. The hour
+        just ended (bin ``before``) counts as it was before it was learnt (``pre``), as in
+        :meth:`_usual_hour`."""
         seen = memoryview(s.peak)[_SEEN:_RATE]
         for c in (b, (b + 24) % 48):
             if seen[c]:
                 pk = memoryview(s.peak).cast("f")
                 base = c - c % 24  # a job that starts a few minutes early or late: neighbours
-                return max(pk[base + (c + d) % 24] for d in (-1, 0, 1)
-                           if seen[base + (c + d) % 24])
+                vals = []
+                for d in (-1, 0, 1):
+                    i = base + (c + d) % 24
+                    if i == before:
+                        if pre is not None:
+                            vals.append(float(pre))
+                    elif seen[i]:
+                        vals.append(float(pk[i]))
+                return max(vals, default=0.0)
         return None
 
     @staticmethod
