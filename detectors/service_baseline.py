@@ -30,7 +30,9 @@ Each request is judged at once (integer compares; the customer is added to the c
   (session 20): the hour's customers so far (each bucket's distinct ones, summed) over
   ``volume_x`` times the usual whole hour (its EWMA; the largest of the hour and its
   neighbours; judged where that hour reads at least ``min_volume``) and over the same Poisson
-  margin, critical at twice that: a service read at a
+  margin, critical at twice that, while the current 10 minutes read more than the usual
+  busiest 10 minutes (a pace; a nightly batch that runs longer at its usual pace is not one;
+  hours read while "auto" has not decided the local time are not learnt): a service read at a
   sustained multiple of its usual rate (malware reading through its key at five times its
   pace) crosses it within the hour although no single bucket passes the bucket's margin,
   which at a few customers per 10 minutes is wide (6 sigma + 8 is 5-7 times the usual);
@@ -132,6 +134,7 @@ _NETS = 8
 _RES = 16
 _REFRESH = 1800.0
 _NEG_INF = -math.inf  # one shared object (every service starts with it, twice)
+_PARTIAL = 2  # ``_Svc.h_flag`` of an hour seen in part: learnt but for its total
 _STABLE_SET = 8  # at most this many hosts: a set, not a pool that churns (the cap is 16)
 _SEEN, _RATE, _CCT, _LEN = 200, 248, 344, 348  # ``peak``'s byte layout after its 50 floats
 _CCS = 4  # countries kept per service
@@ -203,7 +206,7 @@ class _Svc:
     def __init__(self, ts: float) -> None:
         self.first = self.last = ts
         self.h_epoch = -1
-        self.h_flag = False
+        self.h_flag: bool | int = False  # True: flagged; _PARTIAL: seen in part
         self.b_epoch = -1
         self.b_subj: set[str] = set()
         self.b_peak = 0  # busiest bucket's distinct customers in the current hour
@@ -236,6 +239,17 @@ class _Svc:
         self.lkn = 0  # added to ``keys`` (one compare a request)
         self.pcc: _Win | None = None  # a new country beside an established set (its window)
         self.hw: float = math.inf  # this hour's warning threshold on ``h_cnt`` (the hour rule)
+
+
+def _raw_rate(s: _Svc, b: int) -> float:
+    """Bin ``b``'s EWMA of customers an hour as stored (NaN: seen only in part so far)."""
+    return float(unpack_from("<e", s.peak, _RATE + 2 * b)[0])
+
+
+def _rate(s: _Svc, b: int) -> float:
+    """Bin ``b``'s EWMA of customers an hour; 0 where only a partial hour was seen."""
+    r = _raw_rate(s, b)
+    return 0.0 if r != r else r
 
 
 def _added(s: _Svc) -> float:
@@ -331,6 +345,7 @@ class ServiceBaseline(Detector):
     _v2 = False  # the services' windows, hourly customers, countries and keys are kept
     _v3 = False  # the hour rule's threshold is kept (session 20)
     _hour_since = _NEG_INF  # the hour rule judges hours from then (an upgrade's relearning)
+    _shift = _NEG_INF  # when the local time's offset last changed (not learnt across it)
     principal_types = ("service",)  # the engine routes only services' requests here (speed)
     triage = (
         "Check: which host the requests came from (evidence: new network / new address) and "
@@ -380,10 +395,12 @@ class ServiceBaseline(Detector):
         """Learn the hours from ``s.h_epoch`` up to (not including) ``he``."""
         before = self._bin(he - 1)  # the hour before, as it was before this learning
         known = len(s.peak) >= _LEN and s.peak[_SEEN + before]
-        pre = unpack_from("<e", s.peak, _RATE + 2 * before)[0] if known else None
+        pre = _rate(s, before) if known else None
         pre_peak = memoryview(s.peak).cast("f")[before] if known else None
         if s.h_epoch >= 0:
-            self._learn(s, s.h_epoch, s.b_peak, s.h_flag, s.h_cnt)
+            flag = s.h_flag  # True: flagged (not learnt); _PARTIAL: its total is not learnt
+            self._learn(s, s.h_epoch, s.b_peak, flag is True,
+                        -1 if flag == _PARTIAL else s.h_cnt)
             for h in range(s.h_epoch + 1, min(he, s.h_epoch + 1 + 7 * 24)):
                 self._learn(s, h, 0, False, 0)
         s.h_epoch = he
@@ -420,7 +437,13 @@ class ServiceBaseline(Detector):
         pk = memoryview(s.peak).cast("f")
         pk[b] += a * (peak - pk[b])
         r = unpack_from("<e", s.peak, _RATE + 2 * b)[0]  # float16: 3 significant digits
-        pack_into("<e", s.peak, _RATE + 2 * b, min(60000.0, r + a * (cnt - r)))
+        if cnt < 0:  # a partial hour: no total; the hour's first total is learnt as it comes
+            if n == 0:
+                pack_into("<e", s.peak, _RATE + 2 * b, math.nan)
+        elif r != r:  # (NaN: seen so far only in part)
+            pack_into("<e", s.peak, _RATE + 2 * b, min(60000.0, float(cnt)))
+        else:
+            pack_into("<e", s.peak, _RATE + 2 * b, min(60000.0, r + a * (cnt - r)))
         if n < 255:
             s.peak[_SEEN + b] = n + 1
         if peak:
@@ -465,9 +488,9 @@ class ServiceBaseline(Detector):
                     i = base + (c + d) % 24
                     if i == before:
                         if pre is not None:
-                            vals.append(float(pre))
+                            vals.append(pre)
                     elif seen[i]:
-                        vals.append(float(unpack_from("<e", s.peak, _RATE + 2 * i)[0]))
+                        vals.append(_rate(s, i))
                 return max(vals, default=0.0)
         return 0.0
 
@@ -510,8 +533,15 @@ class ServiceBaseline(Detector):
             self._upgrade_hour()
         ts = e.ts
         off = self.fixed_off
+        guess = False
         if off is None:
             off = ctx.local.offset(ts)
+            # "auto" still counting the first customer logins: the hour of day is a guess
+            # (UTC+9) for the watch's first minutes; learnt, a German night was a Korean
+            # morning's season (red team C's normal traffic: Monday 08:00 paged against it)
+            guess = ctx.local.pending and ctx.start is not None and ts - ctx.start < self.learn
+        if off != self._off:
+            self._shift = ts  # the local time moved (decided, DST): the open hours are partial
         self._off = off
         local = ts + off
         act: str = e.actor_id  # type: ignore[assignment]  # a request has an actor_id (decode requires it)
@@ -521,6 +551,14 @@ class ServiceBaseline(Detector):
         he = int(local // HOUR)
         if he != s.h_epoch:
             self._close_hours(s, he)
+            start = he * HOUR - off  # the hour's start (UTC): before the watch's start or
+            if start < self._shift or (ctx.start is not None and start < ctx.start):
+                s.h_flag = _PARTIAL  # the last move of the local time, a part of it is
+                # unseen: its customers are no hour's total (learnt, a full hour the next
+                # day looked like three times the usual: red team C's nightly batch); its
+                # busiest bucket and its being seen are learnt
+        if guess:
+            s.h_flag = True  # an hour read in a guessed local time is not learnt
         be = int(local // BUCKET)
         if be != s.b_epoch:
             s.b_epoch = be
@@ -575,7 +613,8 @@ class ServiceBaseline(Detector):
         usual = s.u if s.u >= 0 else None
         crit = max(self.crit_x * s.u, 2.0 * s.wn)
         vol = 2 if n >= crit else 1 if n >= s.wn else 0
-        if s.h_cnt >= s.hw:  # the hour rule: a sustained multiple, under each bucket's margin
+        if s.h_cnt >= s.hw and n > s.u:  # the hour rule: a sustained multiple (at a pace
+            # over the usual busiest 10 minutes now), under each bucket's own margin
             vol = max(vol, 2 if s.h_cnt >= 2.0 * s.hw else 1)
         if usual is None and (new_addr or new_net) and s.busy > 0.0:
             # An hour of the day not seen yet (the first days of the watch, or a deployment's
@@ -716,7 +755,8 @@ class ServiceBaseline(Detector):
         b = self._bin(s.h_epoch)
         for c in (b, (b + 24) % 48):
             if s.peak[_SEEN + c]:
-                return float(unpack_from("<e", s.peak, _RATE + 2 * c)[0])
+                r = _raw_rate(s, c)
+                return -1.0 if r != r else r  # (seen only in part: unknown)
         return -1.0
 
     @staticmethod
@@ -793,7 +833,7 @@ class ServiceBaseline(Detector):
             what.append(f"at {lh:02d}:00 local, an hour it is usually idle at")
         if thr[0] and n >= thr[0]:
             what.append(f"reading {n} distinct customers in 10 minutes")
-        if s.h_cnt >= s.hw:
+        if s.h_cnt >= s.hw and n > s.u:
             what.append(f"reading {s.h_cnt} customers since {lh:02d}:00")
         known = memoryview(s.known).cast("Q").tolist()
         n_addr = sum(1 for x in known if x >> 32 == 0)

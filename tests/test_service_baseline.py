@@ -16,7 +16,9 @@ DAY = 86400.0
 
 
 def engine(**params: Any) -> Engine:
-    return Engine(EngineConfig(detectors=("service_baseline",),
+    """The detector on Seoul's local time (the hours these tests are written in; with "auto"
+    and no customer logins the first hours' hour of day is a guess and is not learnt)."""
+    return Engine(EngineConfig(detectors=("service_baseline",), timezone="Asia/Seoul",
                                params={"service_baseline": params}))
 
 
@@ -508,3 +510,27 @@ def test_an_attack_that_starts_late_in_an_hour_is_judged_against_the_days_before
     assert alerts, "the attack went unpaged"
     assert first_ts(alerts[0]) < T0 + DAY + 12 * H
     assert "customers since 1" in alerts[0]["summary"]
+
+
+def test_hours_read_while_the_local_time_is_a_guess_are_not_learnt() -> None:
+    """With timezone "auto", until the home country is decided (the first customer logins)
+    the hour of day is UTC+9's guess; the service's hours then are not learnt, so its
+    season starts in the deployment's own hours."""
+    eng = Engine(EngineConfig(detectors=("service_baseline",)))  # "auto", no logins
+    run(eng, small(1, seed=9))
+    s = eng.detectors["service_baseline"]._svcs["svc-crm"]  # type: ignore[attr-defined]
+    seen = list(s.peak[200:248])
+    # the first learn_hours (6) of the watch are a guess: 08:00-13:00 not learnt, the rest is
+    # (19:00, the last hour, is still open)
+    assert seen[8:14] == [0] * 6 and seen[14:19] == [1] * 5
+    fixed = engine()
+    run(fixed, small(1, seed=9))
+    f = fixed.detectors["service_baseline"]._svcs["svc-crm"]  # type: ignore[attr-defined]
+    assert list(f.peak[208:219]) == [1] * 11
+    # the watch's first hour, seen from its first event on, is learnt but for its total
+    from struct import unpack_from
+    rates = [unpack_from("<e", f.peak, 248 + 2 * h)[0] for h in range(8, 11)]
+    assert math.isnan(rates[0]) and rates[1] > 10 and rates[2] > 10
+    # its first whole hour the next day is learnt as it comes (not half of it from 0)
+    run(fixed, [e for e in small(2, seed=9) if e["ts"] >= T0 + DAY])
+    assert 0.7 * 24 <= unpack_from("<e", f.peak, 248 + 2 * 8)[0] <= 1.3 * 24
