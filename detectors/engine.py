@@ -130,9 +130,9 @@ class EngineConfig:
     relay_kinds: tuple[str, ...] = ()
     # ---- the deployment's local time (detectors.context.LocalTime) ------------------------
     #: the zone whose hours the detectors that know working hours read (unusual_hour,
-    #: service_baseline, peer_resource, bulk_lookup; a detector's own fixed offset wins): an
-    #: IANA name ("Europe/Berlin") or "auto", the home country's zone, decided from the first
-    #: successful customer logins (UTC+9 until then)
+    #: service_baseline, peer_resource, team_volume, bulk_lookup; a detector's own fixed offset
+    #: wins): an IANA name ("Europe/Berlin") or "auto", the home country's zone, decided from the
+    #: first successful customer logins (UTC+9 until then)
     timezone: str = "auto"
 
 

@@ -206,6 +206,8 @@ ALLOWED_NAMES: tuple[str, ...] = (
     # issue 14 item 4 (slow insider: the resource classes peers seldom read)
     "detectors.peer_resource:PeerResource", "detectors.peer_resource:_Staff",
     "detectors.peer_resource:_Group",
+    # issue 14 item 4 (slow insider: the distinct customers a day against the team's)
+    "detectors.team_volume:TeamVolume", "detectors.team_volume:_Member",
     # issue 14 items 3-4 (services and record volume)
     "detectors.service_baseline:ServiceBaseline", "detectors.service_baseline:_Svc",
     "detectors.service_baseline:_Win",
