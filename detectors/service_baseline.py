@@ -31,11 +31,16 @@ Each request is judged at once (integer compares; the customer is added to the c
   ``volume_x`` times the usual whole hour (its EWMA; the largest of the hour and its
   neighbours; judged where that hour reads at least ``min_volume``) and over the same Poisson
   margin, critical at twice that, while the current 10 minutes read more than the usual
-  busiest 10 minutes (a pace; a nightly batch that runs longer at its usual pace is not one;
-  hours read while "auto" has not decided the local time are not learnt): a service read at a
+  busiest 10 minutes (a pace; a nightly batch that runs longer at its usual pace is not one):
+  a service read at a
   sustained multiple of its usual rate (malware reading through its key at five times its
   pace) crosses it within the hour although no single bucket passes the bucket's margin,
-  which at a few customers per 10 minutes is wide (6 sigma + 8 is 5-7 times the usual);
+  which at a few customers per 10 minutes is wide (6 sigma + 8 is 5-7 times the usual). Both
+  rules take the hour just ended as it was before it was learnt (an attack's first, partial
+  hour does not raise the next hour's reference); an hour seen only in part (the watch's
+  first, or one across a change of the local time's offset: "auto" deciding, DST) is learnt
+  but for its total, and the hours read while "auto" has not decided the local time (at most
+  ``learn_hours`` from the watch's start) are not learnt at all;
 - *off hours*: a request in an hour of day the service is known to be idle at (seen, usual
   busiest bucket under 5% of its busy hours'), or at local night (22:00-06:00) in an hour not seen yet
   after at least ``gap_hours`` of silence (a daytime service woken at night: its requests
