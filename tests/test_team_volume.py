@@ -6,13 +6,15 @@ survives a checkpoint. Seeded traffic, no sleeps."""
 
 from __future__ import annotations
 
-import pickle
 import random
 from collections.abc import Iterator
 from typing import Any
 
 from detectors.engine import Engine, EngineConfig
+from detectors.geo import default_geo
 from detectors.team_volume import TeamVolume, _count
+from streams.checkpoint import restore, snapshot
+from streams.snapshot import StateKeys, encode
 
 T0 = 1750726800.0  # 2025-06-24 01:00 UTC = 10:00 in Seoul
 DAY = 86400.0
@@ -117,7 +119,10 @@ def test_state_survives_a_checkpoint_and_older_state_restores() -> None:
     out: list[dict[str, Any]] = []
     for i, (_ts, e) in enumerate(events[:cut]):
         out += eng.process_obj({"event_id": f"e{i}", **e, "ts": _ts})[0]
-    eng2 = pickle.loads(pickle.dumps(eng))
+    # through the worker's checkpoint format (the codec and its MAC, never pickle)
+    keys, context = StateKeys(["test-state-key-0123456789"]), "accesswatch/x/0"
+    eng2, _ = restore(snapshot(eng, {"t": cut}, keys=keys, context=context), default_geo(),
+                      eng.ctx.directory, keys=keys, context=context)
     for i, (_ts, e) in enumerate(events[cut:], cut):
         out += eng2.process_obj({"event_id": f"e{i}", **e, "ts": _ts})[0]
     assert who(out) == [("insider", "warning")]
@@ -135,7 +140,7 @@ def test_per_member_state_is_small() -> None:
     det = eng.detectors["team_volume"]
     assert isinstance(det, TeamVolume)
     m = det._members["credit-0"]
-    assert len(pickle.dumps(m)) < 512
+    assert len(encode(m)) < 512  # in the checkpoint's own format
     assert abs(_count(40) - 41.6) < 0.1  # linear counting: 40 bits set of 512
 
 
