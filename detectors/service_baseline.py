@@ -120,6 +120,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Callable
 from struct import pack_into, unpack_from
 from typing import TYPE_CHECKING, Any
 from zlib import crc32
@@ -244,6 +245,33 @@ class _Svc:
         self.lkn = 0  # added to ``keys`` (one compare a request)
         self.pcc: _Win | None = None  # a new country beside an established set (its window)
         self.hw: float = math.inf  # this hour's warning threshold on ``h_cnt`` (the hour rule)
+
+
+def _around(s: _Svc, b: int, before: int, pre: float | None,
+            value: Callable[[_Svc, int], float]) -> float | None:
+    """The largest ``value`` of bin ``b`` and its two neighbours (a job that starts a few
+    minutes early or late), in this day type, else the other; None when neither type learnt
+    this hour. Bin ``before`` counts as ``pre`` (its value before this hour's learning; None:
+    not learnt then)."""
+    seen = memoryview(s.peak)[_SEEN:_RATE]
+    for c in (b, (b + 24) % 48):
+        if seen[c]:
+            base = c - c % 24
+            vals = []
+            for d in (-1, 0, 1):
+                i = base + (c + d) % 24
+                if i == before:
+                    if pre is not None:
+                        vals.append(pre)
+                elif seen[i]:
+                    vals.append(value(s, i))
+            return max(vals, default=0.0)
+    return None
+
+
+def _peak(s: _Svc, b: int) -> float:
+    """Bin ``b``'s EWMA of the hour's busiest 10-minute bucket."""
+    return float(unpack_from("f", s.peak, 4 * b)[0])  # native, as the casts write it
 
 
 def _raw_rate(s: _Svc, b: int) -> float:
@@ -401,7 +429,7 @@ class ServiceBaseline(Detector):
         before = self._bin(he - 1)  # the hour before, as it was before this learning
         known = len(s.peak) >= _LEN and s.peak[_SEEN + before]
         pre = _rate(s, before) if known else None
-        pre_peak = memoryview(s.peak).cast("f")[before] if known else None
+        pre_peak = _peak(s, before) if known else None
         if s.h_epoch >= 0:
             flag = s.h_flag  # True: flagged (not learnt); _PARTIAL: its total is not learnt
             self._learn(s, s.h_epoch, s.b_peak, flag is True,
@@ -460,21 +488,7 @@ class ServiceBaseline(Detector):
         hour and its two neighbours); None when this hour of day was never learnt. The hour
         just ended (bin ``before``) counts as it was before it was learnt (``pre``), as in
         :meth:`_usual_hour`."""
-        seen = memoryview(s.peak)[_SEEN:_RATE]
-        for c in (b, (b + 24) % 48):
-            if seen[c]:
-                pk = memoryview(s.peak).cast("f")
-                base = c - c % 24  # a job that starts a few minutes early or late: neighbours
-                vals = []
-                for d in (-1, 0, 1):
-                    i = base + (c + d) % 24
-                    if i == before:
-                        if pre is not None:
-                            vals.append(float(pre))
-                    elif seen[i]:
-                        vals.append(float(pk[i]))
-                return max(vals, default=0.0)
-        return None
+        return _around(s, b, before, pre, _peak)
 
     @staticmethod
     def _usual_hour(s: _Svc, b: int, before: int, pre: float | None) -> float:
@@ -484,20 +498,8 @@ class ServiceBaseline(Detector):
         before it was learnt (``pre``; None: unlearnt then): an attack's first hour, under
         the threshold and learnt, otherwise raised the next hour's reference, that hour the
         next one's, and the attack was never judged against the service's own day."""
-        seen = memoryview(s.peak)[_SEEN:_RATE]
-        for c in (b, (b + 24) % 48):
-            if seen[c]:
-                base = c - c % 24
-                vals = []
-                for d in (-1, 0, 1):
-                    i = base + (c + d) % 24
-                    if i == before:
-                        if pre is not None:
-                            vals.append(pre)
-                    elif seen[i]:
-                        vals.append(_rate(s, i))
-                return max(vals, default=0.0)
-        return 0.0
+        v = _around(s, b, before, pre, _rate)
+        return 0.0 if v is None else v
 
     # --- event path ------------------------------------------------------------------------
     def _upgrade(self) -> None:

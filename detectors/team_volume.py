@@ -217,7 +217,7 @@ class TeamVolume(Detector):
             v = memoryview(mix).cast("f")
             v[c] += 1.0
             v.release()
-        h = ctx.hash_id(e.subject_id) & _MASK  # type: ignore[arg-type]  # a request has one
+        h = ctx.hash_one(e.subject_id) & _MASK  # type: ignore[arg-type]  # a request has one
         i, bit = h >> 3, 1 << (h & 7)
         seen = m.seen
         if seen[i] & bit:

@@ -131,6 +131,15 @@ class _EntityWindow:
     seen: deque[tuple[float, int]] = field(default_factory=deque)
     requests: int = 0
 
+    def add(self, ts: float, actor: int, requests: int, window: float) -> int:
+        """One more actor (digest) at ``ts``; the distinct actors within ``window`` of it."""
+        seen = self.seen
+        seen.append((ts, actor))
+        self.requests += requests
+        while seen and seen[0][0] < ts - window:
+            seen.popleft()
+        return len(set(map(_ACTOR, seen)))
+
 
 class UnissuedSession(Detector):
     id = "unissued_session"
@@ -495,11 +504,7 @@ class UnissuedSession(Detector):
         w = self._entities.get(p.entity)
         if w is None:
             w = self._entities[p.entity] = _EntityWindow()
-        w.seen.append((p.first_ts, ctx.hash_id(p.actor)))
-        w.requests += p.requests
-        while w.seen and w.seen[0][0] < p.first_ts - self.window:
-            w.seen.popleft()
-        accounts = len(set(map(_ACTOR, w.seen)))
+        accounts = w.add(p.first_ts, ctx.hash_id(p.actor), p.requests, self.window)
         critical = accounts >= self.critical_accounts
         kind, ident = p.entity
         names = ctx.victims()
@@ -545,11 +550,7 @@ class UnissuedSession(Detector):
         every = self._unann_all
         if every is None:
             every = self._unann_all = _EntityWindow()
-        every.seen.append((p.first_ts, ctx.hash_id(p.actor)))
-        every.requests += p.requests
-        while every.seen and every.seen[0][0] < p.first_ts - self.window:
-            every.seen.popleft()
-        return len(set(map(_ACTOR, every.seen)))
+        return every.add(p.first_ts, ctx.hash_id(p.actor), p.requests, self.window)
 
     def _invalid_finding(self, p: _Pending, w: _EntityWindow, accounts: int, critical: bool,
                          names: Any, actor: str, watched: str, ctx: Context,
